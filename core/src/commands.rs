@@ -1,0 +1,784 @@
+//! The command layer: one handler per interface of the source, with its JSON
+//! shapes, plus the functions the source describes without an interface,
+//! named in the same style.
+
+use crate::clock::format_ms;
+use crate::engine::fingerprint;
+use crate::error::{Error, ErrorCode, Result};
+use crate::identity::PatientInfo;
+use crate::model::*;
+use crate::pool::{forbidden, state_error, Pool, Reserve, Slot, SlotState, Txn};
+use chrono::{NaiveDate, NaiveTime};
+use serde_json::{json, Map, Value};
+
+pub const COMMANDS: &[&str] = &[
+    "sync-schedule",
+    "sync-catalog",
+    "real-time-schedule",
+    "device-schedule",
+    "device-info",
+    "project-info",
+    "real-time-slots",
+    "appointment-slots",
+    "pre-book-slot",
+    "book-slot",
+    "submit-booking-request",
+    "cancel-slot",
+    "notify-cancel-booking",
+    "payment-status",
+    "sync-payment-status",
+    "stop-service",
+    "change-booking",
+    "waitlist-join",
+    "waitlist-leave",
+    "reconcile-slots",
+    "slot-statistics",
+    "recommend-slots",
+    "bed-reserve",
+    "bed-confirm",
+    "bed-cancel",
+    "booking-info",
+    "slot-info",
+    "expire-holds",
+    "next-events",
+    "advance-clock",
+    "engine-info",
+];
+
+pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
+    let obj = req.as_object().ok_or_else(|| Error::invalid("(request)", "must be a JSON object"))?;
+    let r = Req { m: obj };
+    match command {
+        "sync-schedule" => crate::schedule::sync_schedule(pool, &r),
+        "sync-catalog" => crate::schedule::sync_catalog(pool, &r),
+        "real-time-schedule" => crate::schedule::real_time_schedule(pool, &r),
+        "device-schedule" => crate::schedule::device_schedule(pool, &r),
+        "device-info" => crate::schedule::device_info(pool, &r),
+        "project-info" => crate::schedule::project_info(pool, &r),
+        "real-time-slots" => real_time_slots(pool, &r),
+        "appointment-slots" => crate::schedule::appointment_slots(pool, &r),
+        "pre-book-slot" => reserve_cmd(pool, &r, "pre-book-slot", true, req),
+        "book-slot" => book_slot(pool, &r, req),
+        "submit-booking-request" => reserve_cmd(pool, &r, "submit-booking-request", false, req),
+        "cancel-slot" => cancel(pool, &r, "cancel-slot", req),
+        "notify-cancel-booking" => cancel(pool, &r, "notify-cancel-booking", req),
+        "payment-status" => payment(pool, &r, "payment-status", req),
+        "sync-payment-status" => payment(pool, &r, "sync-payment-status", req),
+        "stop-service" => crate::schedule::stop_service(pool, &r, req),
+        "change-booking" => change_booking(pool, &r, req),
+        "waitlist-join" => waitlist_join(pool, &r, req),
+        "waitlist-leave" => waitlist_leave(pool, &r, req),
+        "reconcile-slots" => crate::schedule::reconcile(pool, &r, req),
+        "slot-statistics" => crate::stats::statistics(pool, &r),
+        "recommend-slots" => crate::stats::recommend(pool, &r),
+        "bed-reserve" => bed_reserve(pool, &r, req),
+        "bed-confirm" => bed_step(pool, &r, "bed-confirm", req),
+        "bed-cancel" => bed_step(pool, &r, "bed-cancel", req),
+        "booking-info" => booking_info(pool, &r),
+        "slot-info" => slot_info(pool, &r),
+        "expire-holds" => Ok(json!({"expired": pool.expire_all()?})),
+        "next-events" => next_events(pool, &r),
+        "advance-clock" => advance_clock(pool, &r),
+        "engine-info" => engine_info(pool),
+        _ => Err(Error::with(
+            ErrorCode::UnknownCommand,
+            format!("unknown command `{}`", truncate(command, 64)),
+            format!("未知的接口命令 `{}`", truncate(command, 64)),
+        )),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+// ---------------------------------------------------------------- request helpers
+
+/// Field access with the errors every command shares.
+pub struct Req<'a> {
+    pub m: &'a Map<String, Value>,
+}
+
+impl<'a> Req<'a> {
+    pub fn get(&self, k: &str) -> Option<&'a Value> {
+        self.m.get(k).filter(|v| !v.is_null())
+    }
+    pub fn str(&self, k: &str) -> Result<&'a str> {
+        self.opt_str(k)?.ok_or_else(|| Error::missing(k))
+    }
+    pub fn opt_str(&self, k: &str) -> Result<Option<&'a str>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) if s.len() > 256 => Err(Error::invalid(k, "longer than 256 characters")),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(Error::invalid(k, "must be a string")),
+        }
+    }
+    /// Ids arrive as strings or numbers (`admission_id` is an int in the source).
+    pub fn id(&self, k: &str) -> Result<String> {
+        self.opt_id(k)?.ok_or_else(|| Error::missing(k))
+    }
+    pub fn opt_id(&self, k: &str) -> Result<Option<String>> {
+        match self.get(k) {
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            _ => Ok(self.opt_str(k)?.map(str::to_string)),
+        }
+    }
+    pub fn date(&self, k: &str) -> Result<NaiveDate> {
+        self.opt_date(k)?.ok_or_else(|| Error::missing(k))
+    }
+    pub fn opt_date(&self, k: &str) -> Result<Option<NaiveDate>> {
+        match self.opt_str(k)? {
+            None => Ok(None),
+            Some(s) => parse_date(s).map(Some).ok_or_else(|| Error::invalid(k, "expected a date YYYY-MM-DD")),
+        }
+    }
+    pub fn opt_u64(&self, k: &str) -> Result<Option<u64>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| Error::invalid(k, "must be a non-negative integer")),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| Error::invalid(k, "must be a non-negative integer")),
+            Some(_) => Err(Error::invalid(k, "must be a non-negative integer")),
+        }
+    }
+    pub fn opt_u32(&self, k: &str) -> Result<Option<u32>> {
+        match self.opt_u64(k)? {
+            Some(n) if n > 100_000 => Err(Error::invalid(k, "must be at most 100000")),
+            o => Ok(o.map(|n| n as u32)),
+        }
+    }
+    pub fn opt_bool(&self, k: &str) -> Result<Option<bool>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(Error::invalid(k, "must be true or false")),
+        }
+    }
+    pub fn array(&self, k: &str) -> Result<&'a Vec<Value>> {
+        match self.get(k) {
+            None => Err(Error::missing(k)),
+            Some(Value::Array(a)) => Ok(a),
+            Some(_) => Err(Error::invalid(k, "must be an array")),
+        }
+    }
+    pub fn opt_array(&self, k: &str) -> Result<Option<&'a Vec<Value>>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(_) => self.array(k).map(Some),
+        }
+    }
+    pub fn request_id(&self) -> Result<Option<&'a str>> {
+        self.opt_str("request_id")
+    }
+    pub fn priority(&self) -> Result<Priority> {
+        self.opt_str("priority")?.map(Priority::parse).transpose().map(|p| p.unwrap_or(Priority::Normal))
+    }
+    pub fn booking_id(&self) -> Result<u64> {
+        let s = self.id("booking_id")?;
+        parse_booking_id(&s).ok_or_else(|| Error::invalid("booking_id", "expected a booking id like B000001"))
+    }
+    pub fn sub(&self, v: &'a Value, what: &str) -> Result<Req<'a>> {
+        v.as_object().map(|m| Req { m }).ok_or_else(|| Error::invalid(what, "each entry must be an object"))
+    }
+}
+
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
+}
+
+pub fn parse_time(s: &str) -> Option<NaiveTime> {
+    NaiveTime::parse_from_str(s.trim(), "%H:%M").or_else(|_| NaiveTime::parse_from_str(s.trim(), "%H:%M:%S")).ok()
+}
+
+/// "09:00-10:00" (also "09:00~10:00", "09:00—10:00").
+pub fn parse_time_slot(s: &str) -> Option<(NaiveTime, NaiveTime)> {
+    let s = s.trim();
+    let (a, b) = s.split_once('-').or_else(|| s.split_once('~')).or_else(|| s.split_once('—')).or_else(|| s.split_once('至'))?;
+    Some((parse_time(a)?, parse_time(b)?))
+}
+
+fn fp_of(command: &str, req: &Value) -> u64 {
+    // serde_json's Map is ordered by key, so equal requests print equally.
+    fingerprint(&[command.as_bytes(), req.to_string().as_bytes()])
+}
+
+// ---------------------------------------------------------------- slot resolution
+
+/// Finds the slot a request names: `slot_id`, or the source's
+/// (project_id, date, time_slot, device_id), or (doctor_id, date, time_slot|period).
+pub fn resolve_slot(pool: &Pool, r: &Req, for_booking: bool) -> Result<std::sync::Arc<Slot>> {
+    if let Some(id) = r.opt_str("slot_id")? {
+        let slot = pool.slot_by_id(id)?;
+        check_project(r, &slot)?;
+        return Ok(slot);
+    }
+    let date = r.date("date")?;
+    let device = r.opt_str("device_id")?;
+    let doctor = r.opt_str("doctor_id")?;
+    let department = r.opt_str("department_id")?;
+    let project = r.opt_str("project_id")?;
+    let hospital = r.opt_str("hospital_id")?;
+    let window = match r.opt_str("time_slot")? {
+        Some(ts) => Some(parse_time_slot(ts).ok_or_else(|| Error::invalid("time_slot", "expected HH:MM-HH:MM"))?),
+        None => None,
+    };
+    let period = r.opt_str("period")?;
+    let time = match r.opt_str("time")? {
+        Some(t) => Some(parse_time(t).ok_or_else(|| Error::invalid("time", "expected HH:MM"))?),
+        None => None,
+    };
+    if window.is_none() && period.is_none() && time.is_none() {
+        return Err(Error::missing("time_slot"));
+    }
+    if device.is_none() && doctor.is_none() && department.is_none() && project.is_none() {
+        return Err(Error::missing("device_id"));
+    }
+    let table = pool.table.load();
+    let now = pool.clock.now_ms();
+    let mut matches: Vec<&std::sync::Arc<Slot>> = table
+        .by_date
+        .get(&date)
+        .map(|v| v.iter().map(|i| &table.slots[*i as usize]).collect())
+        .unwrap_or_default();
+    matches.retain(|s| {
+        let i = &s.info;
+        i.kind != SlotKind::Bed
+            && device.is_none_or(|d| i.device_id.as_deref() == Some(d))
+            && doctor.is_none_or(|d| i.doctor_id.as_deref() == Some(d))
+            && department.is_none_or(|d| i.department_id.as_deref() == Some(d) || i.device_id.is_some())
+            && hospital.is_none_or(|h| i.hospital_id == h)
+            && window.is_none_or(|(a, b)| i.start_time == a && i.end_time == b)
+            && period.is_none_or(|p| i.period.as_deref() == Some(p))
+            && time.is_none_or(|t| i.start_time == t)
+            // With a device named, a project only has to agree (checked below).
+            && (device.is_some() || project.is_none_or(|p| i.project_id.as_deref() == Some(p)))
+    });
+    let first = match matches.len() {
+        0 => {
+            return Err(Error::with(
+                ErrorCode::SlotNotFound,
+                format!("no slot on {date} matches the request"),
+                format!("{date} 没有符合条件的号源"),
+            ))
+        }
+        1 => matches[0].clone(),
+        _ if !for_booking => matches[0].clone(),
+        // Several devices offer the window: take the one with most places (then by id).
+        _ => matches
+            .iter()
+            .max_by(|a, b| {
+                let ra = a.availability(&a.state.lock(), now, &pool.cfg).remaining;
+                let rb = b.availability(&b.state.lock(), now, &pool.cfg).remaining;
+                ra.cmp(&rb).then(b.info.slot_id.cmp(&a.info.slot_id))
+            })
+            .map(|s| (*s).clone())
+            .ok_or_else(|| Error::new(ErrorCode::AmbiguousSlot))?,
+    };
+    check_project(r, &first)?;
+    Ok(first)
+}
+
+fn check_project(r: &Req, slot: &Slot) -> Result<()> {
+    if let (Some(p), Some(sp)) = (r.opt_str("project_id")?, slot.info.project_id.as_deref()) {
+        if p != sp {
+            return Err(Error::with(
+                ErrorCode::ProjectMismatch,
+                format!("slot {} belongs to project {sp}, not {p}", slot.info.slot_id),
+                format!("号源 {} 属于项目 {sp}，而非 {p}", slot.info.slot_id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- views
+
+pub fn slot_view(pool: &Pool, slot: &Slot, st: &SlotState) -> Value {
+    let a = slot.availability(st, pool.clock.now_ms(), &pool.cfg);
+    let i = &slot.info;
+    let mut v = json!({
+        "slot_id": i.slot_id,
+        "kind": i.kind.as_str(),
+        "hospital_id": i.hospital_id,
+        "date": i.date.to_string(),
+        "time_slot": i.time_slot(),
+        "start_time": i.start_time.format("%H:%M").to_string(),
+        "end_time": i.end_time.format("%H:%M").to_string(),
+        "capacity": a.capacity,
+        "booked": a.booked,
+        "held": a.held,
+        "remaining": a.remaining,
+        "reserved_quota": a.reserved_quota,
+        "tight": a.tight,
+        "status": if a.closed { "closed" } else if a.remaining == 0 { "full" } else { "available" },
+        "waiting": a.waiting,
+    });
+    let m = v.as_object_mut().expect("object literal");
+    for (k, val) in [
+        ("department_id", &i.department_id),
+        ("doctor_id", &i.doctor_id),
+        ("project_id", &i.project_id),
+        ("device_id", &i.device_id),
+        ("period", &i.period),
+        ("bed_number", &i.bed_number),
+        ("bed_type", &i.bed_type),
+    ] {
+        if let Some(x) = val {
+            m.insert(k.into(), x.clone().into());
+        }
+    }
+    if let Some(r) = &st.closed_reason {
+        m.insert("closed_reason".into(), r.clone().into());
+    }
+    if slot.opens_ms > i64::MIN {
+        m.insert("opens_at".into(), format_ms(slot.opens_ms, &pool.cfg.tz).into());
+    }
+    v
+}
+
+/// The booking as every command shows it: the source's fields first.
+pub fn booking_view(pool: &Pool, b: &Booking, slot: &Slot) -> Value {
+    let i = &slot.info;
+    let mut m = Map::new();
+    m.insert("booking_id".into(), format_booking_id(b.id).into());
+    m.insert("patient_id".into(), b.patient_id.clone().into());
+    if let Some(p) = &i.project_id {
+        m.insert("project_id".into(), p.clone().into());
+    }
+    m.insert("date".into(), i.date.to_string().into());
+    m.insert("time_slot".into(), i.time_slot().into());
+    for (k, val) in [("device_id", &i.device_id), ("department_id", &i.department_id), ("doctor_id", &i.doctor_id), ("bed_number", &i.bed_number), ("bed_type", &i.bed_type)] {
+        if let Some(x) = val {
+            m.insert(k.into(), x.clone().into());
+        }
+    }
+    if let Some(c) = &b.clinic_id {
+        m.insert("clinic_id".into(), c.clone().into());
+    }
+    m.insert("hospital_id".into(), i.hospital_id.clone().into());
+    m.insert("slot_id".into(), i.slot_id.clone().into());
+    m.insert("kind".into(), i.kind.as_str().into());
+    let status = match (i.kind, b.status) {
+        (SlotKind::Bed, BookingStatus::Booked) => "reserved",
+        (_, s) => s.as_str(),
+    };
+    m.insert("status".into(), status.into());
+    m.insert("payment_status".into(), b.payment.as_str().into());
+    m.insert("priority".into(), b.priority.as_str().into());
+    if let Some(e) = b.hold_expires_ms {
+        m.insert("hold_expires_at".into(), format_ms(e, &pool.cfg.tz).into());
+    }
+    if let Some(r) = &b.cancel_reason {
+        m.insert("cancel_reason".into(), r.clone().into());
+    }
+    if let Some(d) = b.expected_date {
+        m.insert("expected_date".into(), d.to_string().into());
+    }
+    if let Some(r) = &b.reason {
+        m.insert("reason".into(), r.clone().into());
+    }
+    if let Some(w) = b.waitlist_id {
+        m.insert("waitlist_id".into(), format_waitlist_id(w).into());
+    }
+    if !b.moves.is_empty() {
+        let moves: Vec<Value> = b
+            .moves
+            .iter()
+            .map(|mv| json!({"from_slot": mv.from_slot, "to_slot": mv.to_slot, "at": format_ms(mv.at_ms, &pool.cfg.tz), "reason": mv.reason}))
+            .collect();
+        m.insert("changes".into(), moves.into());
+    }
+    if let Some(info) = pool.patient_info.shard(&b.patient_id).get(&b.patient_id) {
+        m.insert("patient".into(), info.masked());
+    }
+    m.insert("created_at".into(), format_ms(b.created_ms, &pool.cfg.tz).into());
+    Value::Object(m)
+}
+
+pub fn event_view(pool: &Pool, e: &Event) -> Value {
+    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+    if let Some(m) = v.as_object_mut() {
+        m.remove("at_ms");
+        m.insert("at".into(), format_ms(e.at_ms, &pool.cfg.tz).into());
+    }
+    v
+}
+
+// ---------------------------------------------------------------- queries
+
+fn real_time_slots(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let date = r.date("date")?;
+    let ts = r.opt_str("time_slot")?;
+    let project = r.opt_str("project_id")?;
+    if project.is_none() && r.opt_str("doctor_id")?.is_none() && r.opt_str("device_id")?.is_none() && r.opt_str("slot_id")?.is_none() {
+        return Err(Error::missing("project_id"));
+    }
+    let window = match ts {
+        Some(t) => Some(parse_time_slot(t).ok_or_else(|| Error::invalid("time_slot", "expected HH:MM-HH:MM"))?),
+        None => None,
+    };
+    let table = pool.table.load();
+    let mut total = 0u32;
+    let mut capacity = 0u32;
+    let mut tight = false;
+    let mut slots = Vec::new();
+    for idx in table.by_date.get(&date).into_iter().flatten() {
+        let s = &table.slots[*idx as usize];
+        let i = &s.info;
+        let ok = project.is_none_or(|p| i.project_id.as_deref() == Some(p))
+            && r.opt_str("device_id")?.is_none_or(|d| i.device_id.as_deref() == Some(d))
+            && r.opt_str("doctor_id")?.is_none_or(|d| i.doctor_id.as_deref() == Some(d))
+            && r.opt_str("slot_id")?.is_none_or(|d| i.slot_id == d)
+            && window.is_none_or(|(a, b)| i.start_time == a && i.end_time == b);
+        if !ok {
+            continue;
+        }
+        let st = s.state.lock();
+        let a = s.availability(&st, pool.clock.now_ms(), &pool.cfg);
+        if !a.closed {
+            total += a.remaining;
+            capacity += a.capacity;
+            tight |= a.tight;
+        }
+        slots.push(slot_view(pool, s, &st));
+    }
+    let mut out = json!({
+        "date": date.to_string(),
+        "available_slots": total,
+        "capacity": capacity,
+        "tight": tight && total > 0,
+        "slots": slots,
+    });
+    if let Some(p) = project {
+        out["project_id"] = p.into();
+    }
+    if let Some(t) = ts {
+        out["time_slot"] = t.into();
+    }
+    if tight && total > 0 {
+        out["notice"] = "号源紧张，请尽快确认".into();
+    }
+    Ok(out)
+}
+
+fn booking_info(pool: &Pool, r: &Req) -> Result<Value> {
+    let b = pool.booking(r.booking_id()?)?;
+    let actor = pool.actor(r.opt_str("clinic_id")?);
+    if !actor.may_touch(&b) {
+        return Err(forbidden());
+    }
+    let slot = pool.slot_by_id(&b.slot_id)?;
+    Ok(booking_view(pool, &b, &slot))
+}
+
+fn slot_info(pool: &Pool, r: &Req) -> Result<Value> {
+    let slot = resolve_slot(pool, r, false)?;
+    let st = slot.state.lock();
+    let mut v = slot_view(pool, &slot, &st);
+    let waitlist: Vec<Value> = st
+        .waitlist
+        .iter()
+        .map(|w| json!({"waitlist_id": format_waitlist_id(w.id), "patient_id": w.patient_id, "priority": w.priority.as_str(), "raised": w.raised, "joined_at": format_ms(w.joined_ms, &pool.cfg.tz)}))
+        .collect();
+    v["waitlist"] = waitlist.into();
+    Ok(v)
+}
+
+// ---------------------------------------------------------------- transactions
+
+fn patient_of(r: &Req) -> Result<Option<PatientInfo>> {
+    match r.get("patient") {
+        None => Ok(None),
+        Some(v @ Value::Object(_)) => {
+            let info: PatientInfo = serde_json::from_value(v.clone()).map_err(|_| Error::invalid("patient", "expected {name, id_number, phone, sex} strings"))?;
+            info.validated().map(Some)
+        }
+        Some(_) => Err(Error::invalid("patient", "must be an object")),
+    }
+}
+
+fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Value) -> Result<Value> {
+    let patient_id = r.id("patient_id")?;
+    let clinic = r.opt_str("clinic_id")?;
+    if pool.cfg.role == crate::config::Role::Community && clinic.is_some_and(|c| Some(c) != pool.cfg.institution_id.as_deref()) {
+        return Err(forbidden());
+    }
+    let clinic = clinic.map(str::to_string).or_else(|| (pool.cfg.role == crate::config::Role::Community).then(|| pool.cfg.institution_id.clone()).flatten());
+    let priority = r.priority()?;
+    let patient = patient_of(r)?;
+    let slot = resolve_slot(pool, r, true)?;
+    if slot.info.kind == SlotKind::Bed {
+        return Err(Error::invalid("slot_id", "beds are reserved with bed-reserve"));
+    }
+    let reserve = Reserve { slot: slot.idx, patient_id, clinic_id: clinic, priority, hold, patient, expected_date: None, reason: None };
+    pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| booking_view(pool, b, s))
+}
+
+fn book_slot(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
+    if r.get("booking_id").is_none() {
+        return reserve_cmd(pool, r, "book-slot", false, req);
+    }
+    // Confirming a hold made with pre-book-slot.
+    let id = r.booking_id()?;
+    let actor = pool.actor(r.opt_str("clinic_id")?);
+    pool.with_booking(id, &actor, r.request_id()?, "book-slot", fp_of("book-slot", req), &mut |pool, slot, st, b, txn, now| {
+        if b.status != BookingStatus::PreBooked {
+            return Err(state_error(b));
+        }
+        pool.confirm_locked(slot, st, b, now, txn, "book-slot")?;
+        Ok(booking_view(pool, b, slot))
+    })
+}
+
+fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Value> {
+    let id = r.booking_id()?;
+    let reason = r.opt_str("reason")?.unwrap_or(if command == "notify-cancel-booking" { "cancelled by the booking institution" } else { "cancelled" }).to_string();
+    let actor = pool.actor(r.opt_str("clinic_id")?);
+    pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
+        if slot.info.kind == SlotKind::Bed {
+            return Err(Error::invalid("booking_id", "bed reservations are cancelled with bed-cancel and a reason"));
+        }
+        pool.cancel_locked(slot, st, b, &reason, now, txn)?;
+        if command == "notify-cancel-booking" {
+            pool.emit(txn, "cancel_notified", Some(b), None, json!({"to": slot.info.hospital_id}));
+        }
+        Ok(json!({"booking_id": format_booking_id(b.id), "status": "cancelled", "payment_status": b.payment.as_str()}))
+    })
+}
+
+fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Value> {
+    let id = r.booking_id()?;
+    let status = PaymentStatus::parse(r.str("payment_status")?)?;
+    let actor = pool.actor(r.opt_str("clinic_id")?);
+    pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
+        let before = b.payment;
+        match status {
+            PaymentStatus::Paid => {
+                match b.status {
+                    BookingStatus::Cancelled | BookingStatus::Expired => return Err(state_error(b)),
+                    _ => {}
+                }
+                if b.payment == PaymentStatus::Refunded {
+                    return Err(state_error(b));
+                }
+                // P5: payment turns a hold into a booking.
+                pool.confirm_locked(slot, st, b, now, txn, command)?;
+                b.payment = PaymentStatus::Paid;
+            }
+            PaymentStatus::Unpaid => {
+                if b.payment != PaymentStatus::Unpaid {
+                    return Err(Error::with(ErrorCode::InvalidState, "a paid or refunded booking cannot become unpaid", "已缴费或已退费的预约不能改为未缴费"));
+                }
+            }
+            PaymentStatus::Refunded => {
+                if b.status.is_active() {
+                    return Err(Error::new(ErrorCode::RefundNotAllowed));
+                }
+                match b.payment {
+                    PaymentStatus::Paid => b.payment = PaymentStatus::Refunded,
+                    PaymentStatus::Refunded => {}
+                    PaymentStatus::Unpaid => return Err(Error::with(ErrorCode::InvalidState, "nothing was paid, so nothing can be refunded", "未缴费，无法退费")),
+                }
+            }
+        }
+        if before != b.payment {
+            pool.emit(txn, "payment_changed", Some(b), None, json!({"payment_status": b.payment.as_str(), "via": command}));
+        }
+        Ok(json!({"booking_id": format_booking_id(b.id), "payment_status": b.payment.as_str(), "status": b.status.as_str()}))
+    })
+}
+
+fn change_booking(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
+    let id = r.booking_id()?;
+    let target = resolve_slot(pool, r, true)?;
+    let actor = pool.actor(r.opt_str("clinic_id")?);
+    let reason = r.opt_str("reason")?.unwrap_or("changed at the patient's request");
+    pool.change(id, target.idx, &actor, reason, r.request_id()?, fp_of("change-booking", req), &|b, s| booking_view(pool, b, s))
+}
+
+fn waitlist_join(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
+    let patient = r.id("patient_id")?;
+    let slot = resolve_slot(pool, r, false)?;
+    let clinic = r.opt_str("clinic_id")?.map(str::to_string).or_else(|| (pool.cfg.role == crate::config::Role::Community).then(|| pool.cfg.institution_id.clone()).flatten());
+    pool.join_waitlist(slot.idx, &patient, clinic, r.priority()?, r.request_id()?, fp_of("waitlist-join", req))
+}
+
+fn waitlist_leave(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
+    let wid = r.id("waitlist_id")?;
+    let wid = parse_waitlist_id(&wid).ok_or_else(|| Error::invalid("waitlist_id", "expected an id like W000001"))?;
+    let actor = pool.actor(r.opt_str("clinic_id")?);
+    pool.leave_waitlist(wid, &actor, r.request_id()?, fp_of("waitlist-leave", req))
+}
+
+// ---------------------------------------------------------------- beds
+
+fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
+    let patient_id = r.id("patient_id")?;
+    let slot = match r.opt_str("slot_id")? {
+        Some(id) => pool.slot_by_id(id)?,
+        None => find_free_bed(pool, r)?,
+    };
+    if slot.info.kind != SlotKind::Bed {
+        return Err(Error::invalid("slot_id", "not a bed"));
+    }
+    let expected = r.opt_date("expected_date")?;
+    let reserve = Reserve {
+        slot: slot.idx,
+        patient_id,
+        clinic_id: r.opt_str("clinic_id")?.map(str::to_string),
+        priority: r.priority()?,
+        hold: false,
+        patient: patient_of(r)?,
+        expected_date: expected,
+        reason: r.opt_str("reason")?.map(str::to_string),
+    };
+    pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| booking_view(pool, b, s))
+}
+
+/// A bed by number, or the first free bed matching ward, type and doctor.
+fn find_free_bed(pool: &Pool, r: &Req) -> Result<std::sync::Arc<Slot>> {
+    let hospital = r.opt_str("hospital_id")?;
+    let dept = r.opt_str("department_id")?;
+    let number = r.opt_str("bed_number")?;
+    let btype = r.opt_str("bed_type")?;
+    let doctor = r.opt_str("doctor_id")?;
+    if dept.is_none() && number.is_none() {
+        return Err(Error::missing("department_id"));
+    }
+    let table = pool.table.load();
+    let now = pool.clock.now_ms();
+    let mut candidates: Vec<&std::sync::Arc<Slot>> = table
+        .slots
+        .iter()
+        .filter(|s| {
+            let i = &s.info;
+            i.kind == SlotKind::Bed
+                && hospital.is_none_or(|h| i.hospital_id == h)
+                && dept.is_none_or(|d| i.department_id.as_deref() == Some(d))
+                && number.is_none_or(|n| i.bed_number.as_deref() == Some(n))
+                && btype.is_none_or(|t| i.bed_type.as_deref() == Some(t))
+                && doctor.is_none_or(|d| i.doctor_id.as_deref() == Some(d))
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Err(Error::with(ErrorCode::SlotNotFound, "no bed matches the request", "没有符合条件的床位"));
+    }
+    candidates.sort_by(|a, b| a.info.slot_id.cmp(&b.info.slot_id));
+    let free = candidates.iter().find(|s| {
+        let st = s.state.lock();
+        let a = s.availability(&st, now, &pool.cfg);
+        !a.closed && a.remaining > 0
+    });
+    Ok(free.map(|s| (*s).clone()).unwrap_or_else(|| candidates[0].clone()))
+}
+
+fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Value> {
+    let id = parse_booking_id(&r.id("reservation_id").or_else(|_| r.id("booking_id"))?)
+        .ok_or_else(|| Error::invalid("reservation_id", "expected a reservation id like B000001"))?;
+    let reason = r.opt_str("reason")?.map(str::to_string);
+    if command == "bed-cancel" && reason.is_none() {
+        return Err(Error::missing("reason"));
+    }
+    let actor = pool.actor(r.opt_str("clinic_id")?);
+    pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
+        if slot.info.kind != SlotKind::Bed {
+            return Err(Error::invalid("reservation_id", "not a bed reservation"));
+        }
+        if command == "bed-confirm" {
+            if b.status != BookingStatus::Booked {
+                return Err(state_error(b));
+            }
+            b.status = BookingStatus::Occupied;
+            pool.emit(txn, "bed_occupied", Some(b), None, json!({"bed_number": slot.info.bed_number}));
+        } else {
+            pool.cancel_locked(slot, st, b, reason.as_deref().unwrap_or(""), now, txn)?;
+        }
+        let _: &mut Txn = txn;
+        Ok(booking_view(pool, b, slot))
+    })
+}
+
+// ---------------------------------------------------------------- events and engine
+
+fn next_events(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let limit = r.opt_u64("limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
+    let ack = r.opt_u64("ack")?;
+    let (events, pending) = pool.next_events(ack, limit)?;
+    let last = events.last().map(|e| e.seq);
+    Ok(json!({
+        "events": events.iter().map(|e| event_view(pool, e)).collect::<Vec<_>>(),
+        "last_seq": last,
+        "pending": pending,
+    }))
+}
+
+fn advance_clock(pool: &Pool, r: &Req) -> Result<Value> {
+    if !pool.clock.is_manual() {
+        return Err(Error::with(ErrorCode::InvalidState, "advance-clock needs {\"clock\":\"manual\"} in the config", "advance-clock 需要配置 {\"clock\":\"manual\"}"));
+    }
+    let secs = r.opt_u64("seconds")?.ok_or_else(|| Error::missing("seconds"))?;
+    pool.clock.advance(secs as i64 * 1000);
+    Ok(json!({"now": format_ms(pool.clock.now_ms(), &pool.cfg.tz)}))
+}
+
+fn engine_info(pool: &Pool) -> Result<Value> {
+    let table = pool.table.load();
+    Ok(json!({
+        "version": crate::VERSION,
+        "now": format_ms(pool.clock.now_ms(), &pool.cfg.tz),
+        "durable": pool.store.is_some(),
+        "role": format!("{:?}", pool.cfg.role).to_lowercase(),
+        "slots": table.slots.len(),
+        "commands": COMMANDS,
+    }))
+}
+
+/// capacity = booked + held + remaining for every slot; counts agree with bookings.
+pub fn check_invariants(pool: &Pool) -> Result<()> {
+    let table = pool.table.load();
+    for slot in table.slots.iter() {
+        let st = slot.state.lock();
+        let (mut booked, mut held, mut quota) = (0u32, 0u32, 0u32);
+        for id in &st.active {
+            let b = pool.booking(*id)?;
+            if !b.status.is_active() || b.slot_id != slot.info.slot_id {
+                return Err(Error::internal(format!("slot {} lists inactive booking {}", slot.info.slot_id, format_booking_id(*id))));
+            }
+            if b.status == BookingStatus::PreBooked {
+                held += 1;
+            } else {
+                booked += 1;
+            }
+            quota += b.used_quota as u32;
+        }
+        if booked != st.booked || held + st.set_aside != st.held || quota != st.quota_used {
+            return Err(Error::internal(format!("slot {} counts disagree with its bookings", slot.info.slot_id)));
+        }
+        if st.booked + st.held > st.capacity {
+            return Err(Error::internal(format!("slot {} is overbooked", slot.info.slot_id)));
+        }
+        if st.capacity != st.booked + st.held + st.remaining() {
+            return Err(Error::internal(format!("slot {}: capacity != booked + held + remaining", slot.info.slot_id)));
+        }
+    }
+    // Collect first: a booking shard must never be held while a slot is locked.
+    let mut active = Vec::new();
+    pool.bookings.for_each(|id, b| {
+        if b.status.is_active() {
+            active.push((*id, b.slot_id.clone()));
+        }
+    });
+    for (id, slot_id) in active {
+        let s = pool.slot_by_id(&slot_id)?;
+        let listed = s.state.lock().active.contains(&id);
+        // A booking may have moved or ended since the collection: re-check it.
+        let b = pool.booking(id)?;
+        if !listed && b.status.is_active() && b.slot_id == slot_id {
+            return Err(Error::internal(format!("active booking {} missing from its slot", format_booking_id(id))));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! The engine handle: opened from a JSON config, shared by every thread, with
+//! the command layer (`call`) and the typed hot path (`hold`, `confirm`,
+//! `release`, `availability`).
+
+use crate::catalog::{Device, Hospital, Project};
+use crate::clock::Millis;
+use crate::config::Config;
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::*;
+use crate::pool::{Availability, IdemRecord, Pool, Reserve, SlotTable};
+use crate::store::{DurableStore, Snapshot, Table};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A slot resolved once, for the typed hot path (an index, not a string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SlotHandle(pub u32);
+
+/// A hold on one place: confirm it (or pay) before `expires_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    pub booking_id: u64,
+    pub expires_ms: Millis,
+}
+
+/// The options of a typed hold.
+#[derive(Debug, Clone, Default)]
+pub struct HoldOptions<'a> {
+    pub request_id: Option<&'a str>,
+    pub clinic_id: Option<&'a str>,
+    pub priority: Option<Priority>,
+}
+
+/// The engine. `Send + Sync`: share one per process (clone is cheap) and call
+/// it from any number of threads.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) pool: Arc<Pool>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("durable", &self.pool.store.is_some()).finish()
+    }
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// FNV-1a: a fingerprint that must stay the same across restarts and builds
+/// (it is stored with each request id), which std's and foldhash's seeds are not.
+pub(crate) fn fingerprint(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.iter().chain(std::iter::once(&0xffu8)) {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+impl Engine {
+    /// Opens an engine. `{}`: in memory, acting as the platform. `{"data_dir": …}`:
+    /// the durable store in that directory, recovered as it was.
+    pub fn open(config_json: &str) -> Result<Engine> {
+        let cfg = Config::parse(config_json)?;
+        let pool = match cfg.data_dir.clone() {
+            None => Pool::new(cfg, None),
+            Some(dir) => {
+                let (store, snapshot) = DurableStore::open(&dir, cfg.durable_sync_full, cfg.group_commit_max)?;
+                let pool = Pool::new(cfg, Some(store));
+                recover(&pool, snapshot)?;
+                pool
+            }
+        };
+        let engine = Engine { pool: Arc::new(pool) };
+        if engine.pool.store.is_some() {
+            engine.after_recovery()?;
+        }
+        Ok(engine)
+    }
+
+    /// Flushes and closes the store. Later calls fail with `ENGINE_CLOSED`.
+    /// Safe to call more than once, from any thread.
+    pub fn close(&self) {
+        if !self.pool.closed.swap(true, Ordering::AcqRel) {
+            if let Some(s) = &self.pool.store {
+                s.close();
+            }
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.pool.closed.load(Ordering::Acquire)
+    }
+
+    pub fn version() -> &'static str {
+        VERSION
+    }
+
+    /// The engine's current time (UTC ms).
+    pub fn now_ms(&self) -> Millis {
+        self.pool.clock.now_ms()
+    }
+
+    /// The command layer: the source's interface names and JSON shapes. Always
+    /// returns an envelope, `{"status":"success","data":…}` or an error envelope.
+    pub fn call(&self, command: &str, request_json: &str) -> String {
+        let v = match self.call_value(command, request_json) {
+            Ok(data) => json!({"status": "success", "data": data}),
+            Err(e) => e.to_envelope(),
+        };
+        v.to_string()
+    }
+
+    /// Like `call`, returning the `data` or the error.
+    pub fn call_value(&self, command: &str, request_json: &str) -> Result<Value> {
+        self.pool.check_open()?;
+        if request_json.len() > self.pool.cfg.max_request_bytes {
+            return Err(Error::with(
+                ErrorCode::RequestTooLarge,
+                format!("request has {} bytes; the limit is {}", request_json.len(), self.pool.cfg.max_request_bytes),
+                format!("请求 {} 字节，超过上限 {}", request_json.len(), self.pool.cfg.max_request_bytes),
+            ));
+        }
+        let req: Value = if request_json.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(request_json).map_err(|e| {
+                // serde_json's message names line and column, never the content.
+                Error::with(ErrorCode::InvalidJson, format!("request is not valid JSON: {e}"), format!("请求不是合法的JSON：{e}"))
+            })?
+        };
+        crate::commands::dispatch(&self.pool, command, &req)
+    }
+
+    /// The commands `call` understands.
+    pub fn commands() -> &'static [&'static str] {
+        crate::commands::COMMANDS
+    }
+
+    // ------------------------------------------------------------ typed hot path
+
+    pub fn slot_handle(&self, slot_id: &str) -> Result<SlotHandle> {
+        self.pool.check_open()?;
+        Ok(SlotHandle(self.pool.slot_by_id(slot_id)?.idx))
+    }
+
+    /// Holds one place for a patient (预占) until the hold's time-to-live passes.
+    pub fn hold(&self, slot: SlotHandle, patient_id: &str, opts: &HoldOptions<'_>) -> Result<Hold> {
+        self.pool.check_open()?;
+        if patient_id.is_empty() {
+            return Err(Error::missing("patient_id"));
+        }
+        let priority = opts.priority.unwrap_or(Priority::Normal);
+        let fp = fingerprint(&[b"hold", &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()]);
+        let r = Reserve {
+            slot: slot.0,
+            patient_id: patient_id.to_string(),
+            clinic_id: opts.clinic_id.map(str::to_string),
+            priority,
+            hold: true,
+            patient: None,
+            expected_date: None,
+            reason: None,
+        };
+        let v = self.pool.reserve(r, opts.request_id, "hold", fp, &|b: &Booking, _| json!([b.id, b.hold_expires_ms]))?;
+        Ok(Hold { booking_id: v[0].as_u64().unwrap_or(0), expires_ms: v[1].as_i64().unwrap_or(0) })
+    }
+
+    /// Confirms a hold (the booking is then kept until cancelled).
+    pub fn confirm(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
+        self.pool.check_open()?;
+        let actor = self.pool.actor(None);
+        let fp = fingerprint(&[b"confirm", &booking_id.to_le_bytes()]);
+        self.pool.with_booking(booking_id, &actor, request_id, "confirm", fp, &mut |pool, slot, st, b, txn, now| {
+            pool.confirm_locked(slot, st, b, now, txn, "confirm")?;
+            Ok(Value::Null)
+        })?;
+        Ok(())
+    }
+
+    /// Releases a hold or cancels a booking; the place returns to the pool
+    /// (or to the first waiter).
+    pub fn release(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
+        self.pool.check_open()?;
+        let actor = self.pool.actor(None);
+        let fp = fingerprint(&[b"release", &booking_id.to_le_bytes()]);
+        self.pool.with_booking(booking_id, &actor, request_id, "release", fp, &mut |pool, slot, st, b, txn, now| {
+            pool.cancel_locked(slot, st, b, "released", now, txn)?;
+            Ok(Value::Null)
+        })?;
+        Ok(())
+    }
+
+    /// Places of one slot now. Never changes state.
+    pub fn availability(&self, slot: SlotHandle) -> Result<Availability> {
+        self.pool.check_open()?;
+        let s = self.pool.slot(slot.0)?;
+        let st = s.state.lock();
+        Ok(s.availability(&st, self.pool.clock.now_ms(), &self.pool.cfg))
+    }
+
+    /// The booking as the command layer shows it.
+    pub fn booking(&self, booking_id: u64) -> Result<Value> {
+        self.call_value("booking-info", &json!({"booking_id": format_booking_id(booking_id)}).to_string())
+    }
+
+    /// Moves a manual clock forward (`{"clock":"manual"}`); tests and replays.
+    pub fn advance_clock(&self, ms: Millis) -> Result<()> {
+        if !self.pool.clock.is_manual() {
+            return Err(Error::with(ErrorCode::InvalidState, "only a manual clock can be moved", "只有手动时钟可以调整"));
+        }
+        self.pool.clock.advance(ms);
+        Ok(())
+    }
+
+    /// Checks the pool's invariants; tests call it after storms and crashes.
+    pub fn check_invariants(&self) -> Result<()> {
+        crate::commands::check_invariants(&self.pool)
+    }
+
+    fn after_recovery(&self) -> Result<()> {
+        // Holds that expired while the engine was down, then places freed while
+        // patients waited: finish what a crash may have interrupted.
+        self.pool.expire_all()?;
+        let table = self.pool.table.load();
+        for slot in table.slots.iter() {
+            let pending = {
+                let mut st = slot.state.lock();
+                let waiting = st.waitlist.iter().any(|w| w.status == WaitStatus::Waiting);
+                let free = st.remaining();
+                if waiting && free > 0 && !st.closed {
+                    st.set_aside += free;
+                    st.held += free;
+                    true
+                } else {
+                    false
+                }
+            };
+            if pending {
+                self.pool.promote_waiters(slot.idx)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn corrupt(table: &str, key: &str, e: impl std::fmt::Display) -> Error {
+    Error::with(
+        ErrorCode::StoreCorrupt,
+        format!("unreadable row {key} in table {table}: {e}"),
+        format!("表 {table} 中的记录 {key} 无法读取：{e}"),
+    )
+}
+
+fn parse_row<T: serde::de::DeserializeOwned>(table: &str, key: &str, body: &str) -> Result<T> {
+    serde_json::from_str(body).map_err(|e| corrupt(table, key, e))
+}
+
+/// Rebuilds the in-memory pool from the store's rows.
+fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
+    {
+        let mut cat = pool.catalog.data.write();
+        for (k, body) in snap.of(Table::Catalog) {
+            match k.split_once(':') {
+                Some(("hospital", id)) => {
+                    cat.hospitals.insert(id.to_string(), parse_row::<Hospital>("catalog", k, body)?);
+                }
+                Some(("project", id)) => {
+                    cat.projects.insert(id.to_string(), parse_row::<Project>("catalog", k, body)?);
+                }
+                Some(("device", id)) => {
+                    cat.devices.insert(id.to_string(), parse_row::<Device>("catalog", k, body)?);
+                }
+                _ => return Err(corrupt("catalog", k, "unknown key")),
+            }
+        }
+    }
+    let mut table = SlotTable::default();
+    let mut records: Vec<SlotRecord> = snap.of(Table::Slots).map(|(k, b)| parse_row("slots", k, b)).collect::<Result<_>>()?;
+    records.sort_by(|a, b| a.info.slot_id.cmp(&b.info.slot_id));
+    for rec in records {
+        let idx = table.slots.len() as u32;
+        table.by_id.insert(rec.info.slot_id.clone(), idx);
+        table.by_date.entry(rec.info.date).or_default().push(idx);
+        table.slots.push(Arc::new(pool.new_slot(idx, rec)));
+    }
+    let mut max_booking = 0;
+    let mut bookings: Vec<Booking> = snap.of(Table::Bookings).map(|(k, b)| parse_row("bookings", k, b)).collect::<Result<_>>()?;
+    bookings.sort_by_key(|b| b.id);
+    for b in bookings {
+        max_booking = max_booking.max(b.id);
+        if b.status.is_active() {
+            let idx = *table.by_id.get(&b.slot_id).ok_or_else(|| corrupt("bookings", &format_booking_id(b.id), "booking names an unknown slot"))?;
+            let slot = &table.slots[idx as usize];
+            let mut st = slot.state.lock();
+            if b.status == BookingStatus::PreBooked {
+                st.held += 1;
+                st.holds.push((b.hold_expires_ms.unwrap_or(0), b.id));
+            } else {
+                st.booked += 1;
+            }
+            if b.used_quota {
+                st.quota_used += 1;
+            }
+            st.active.push(b.id);
+            pool.restore_span(&b, slot);
+        }
+        pool.bookings.shard(&b.id).insert(b.id, b);
+    }
+    pool.next_booking.store(max_booking + 1, Ordering::Relaxed);
+    let mut max_wait = 0;
+    let mut waits: Vec<WaitEntry> = snap.of(Table::Waitlist).map(|(k, b)| parse_row("waitlist", k, b)).collect::<Result<_>>()?;
+    waits.sort_by_key(|w| w.id);
+    for w in waits {
+        max_wait = max_wait.max(w.id);
+        if w.status == WaitStatus::Waiting {
+            if let Some(idx) = table.by_id.get(&w.slot_id) {
+                pool.waitlist_slot.shard(&w.id).insert(w.id, *idx);
+                table.slots[*idx as usize].state.lock().waitlist.push(w);
+            }
+        }
+    }
+    pool.next_wait.store(max_wait + 1, Ordering::Relaxed);
+    for (k, body) in snap.of(Table::Idempotency) {
+        pool.restore_answer(k.to_string(), parse_row::<IdemRecord>("idempotency", k, body)?);
+    }
+    for (k, body) in snap.of(Table::Patients) {
+        let rec: PatientRecord = parse_row("patients", k, body)?;
+        pool.patient_info.shard(&rec.patient_id).insert(rec.patient_id.clone(), rec.info);
+    }
+    {
+        let mut ob = pool.outbox.lock();
+        let mut events: Vec<Event> = snap.of(Table::Events).map(|(k, b)| parse_row("events", k, b)).collect::<Result<_>>()?;
+        events.sort_by_key(|e| e.seq);
+        let acked: u64 = snap.of(Table::Meta).find(|(k, _)| *k == "events_acked_through").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        ob.next_seq = events.last().map(|e| e.seq).unwrap_or(0).max(acked) + 1;
+        ob.events = events.into();
+    }
+    for slot in table.slots.iter() {
+        slot.publish_now();
+    }
+    pool.table.store(Arc::new(table));
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! One error type for the whole library.
+//!
+//! Every error has a stable string code (`SLOT_FULL`), a stable numeric code
+//! grouped by family (never renumbered: C, Java and Python map them 1:1), and a
+//! message in English and in Chinese. Messages name fields, slots and bookings
+//! but never personal data: no names, ID numbers, phones or patient ids.
+
+use std::fmt;
+
+/// Error families: the thousands digit of the numeric code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorFamily {
+    /// 1xxx: the request itself is malformed.
+    Input,
+    /// 2xxx: something named in the request does not exist.
+    NotFound,
+    /// 3xxx: the pool refuses: full, closed, not released, overlapping.
+    Conflict,
+    /// 4xxx: the object is in a state that does not allow the step.
+    State,
+    /// 5xxx: the caller may not act on this object.
+    Permission,
+    /// 6xxx: request-id (idempotency) problems.
+    Idempotency,
+    /// 7xxx: the durable store failed or is unavailable.
+    Storage,
+    /// 8xxx: argument problems only a binding can see (NULL, bad UTF-8, buffer size).
+    Binding,
+    /// 9xxx: a bug: a caught panic or a broken invariant.
+    Internal,
+}
+
+impl ErrorFamily {
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorFamily::Input => "input",
+            ErrorFamily::NotFound => "not_found",
+            ErrorFamily::Conflict => "conflict",
+            ErrorFamily::State => "state",
+            ErrorFamily::Permission => "permission",
+            ErrorFamily::Idempotency => "idempotency",
+            ErrorFamily::Storage => "storage",
+            ErrorFamily::Binding => "binding",
+            ErrorFamily::Internal => "internal",
+        }
+    }
+    pub fn from_numeric(code: i32) -> Option<ErrorFamily> {
+        Some(match code / 1000 {
+            1 => ErrorFamily::Input,
+            2 => ErrorFamily::NotFound,
+            3 => ErrorFamily::Conflict,
+            4 => ErrorFamily::State,
+            5 => ErrorFamily::Permission,
+            6 => ErrorFamily::Idempotency,
+            7 => ErrorFamily::Storage,
+            8 => ErrorFamily::Binding,
+            9 => ErrorFamily::Internal,
+            _ => return None,
+        })
+    }
+}
+
+macro_rules! error_codes {
+    ($( $variant:ident = $num:literal, $family:ident, $code:literal, $en:literal, $zh:literal; )*) => {
+        /// The stable error codes. The numeric value is part of the ABI.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(i32)]
+        pub enum ErrorCode { $( $variant = $num, )* }
+
+        impl ErrorCode {
+            /// Every code, in numeric order (bindings check they map each one).
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+            pub fn as_str(self) -> &'static str { match self { $( ErrorCode::$variant => $code, )* } }
+            pub fn numeric(self) -> i32 { self as i32 }
+            pub fn family(self) -> ErrorFamily { match self { $( ErrorCode::$variant => ErrorFamily::$family, )* } }
+            /// Generic English text, used when no detail is given.
+            pub fn default_message(self) -> &'static str { match self { $( ErrorCode::$variant => $en, )* } }
+            /// Generic Chinese text, used when no detail is given.
+            pub fn default_message_zh(self) -> &'static str { match self { $( ErrorCode::$variant => $zh, )* } }
+            pub fn from_str_code(s: &str) -> Option<ErrorCode> { match s { $( $code => Some(ErrorCode::$variant), )* _ => None } }
+            pub fn from_numeric(n: i32) -> Option<ErrorCode> { match n { $( $num => Some(ErrorCode::$variant), )* _ => None } }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson = 1001, Input, "INVALID_JSON", "request is not valid JSON", "请求不是合法的JSON";
+    MissingField = 1002, Input, "MISSING_FIELD", "a required field is missing", "缺少必填字段";
+    InvalidField = 1003, Input, "INVALID_FIELD", "a field has the wrong type or value", "字段类型或取值错误";
+    RequestTooLarge = 1004, Input, "REQUEST_TOO_LARGE", "request exceeds the size limit", "请求超过大小上限";
+    UnknownCommand = 1005, Input, "UNKNOWN_COMMAND", "unknown command", "未知的接口命令";
+    InvalidConfig = 1006, Input, "INVALID_CONFIG", "invalid engine configuration", "引擎配置无效";
+    InvalidIdNumber = 1007, Input, "INVALID_ID_NUMBER", "resident ID number is invalid", "居民身份证号码无效";
+    InvalidPhone = 1008, Input, "INVALID_PHONE", "phone number is invalid", "电话号码无效";
+    SlotNotFound = 2001, NotFound, "SLOT_NOT_FOUND", "no such slot", "号源不存在";
+    BookingNotFound = 2002, NotFound, "BOOKING_NOT_FOUND", "no such booking", "预约不存在";
+    DeviceNotFound = 2003, NotFound, "DEVICE_NOT_FOUND", "no such device", "设备不存在";
+    ProjectNotFound = 2004, NotFound, "PROJECT_NOT_FOUND", "no such project", "项目不存在";
+    WaitlistEntryNotFound = 2005, NotFound, "WAITLIST_ENTRY_NOT_FOUND", "no such waitlist entry", "候补记录不存在";
+    HospitalNotFound = 2006, NotFound, "HOSPITAL_NOT_FOUND", "no such hospital", "医院不存在";
+    SlotFull = 3001, Conflict, "SLOT_FULL", "the slot has no remaining places", "号源已满";
+    SlotClosed = 3002, Conflict, "SLOT_CLOSED", "the slot is closed (service stopped)", "号源已停诊关闭";
+    SlotNotReleased = 3003, Conflict, "SLOT_NOT_RELEASED", "the slot is not yet open for booking", "号源尚未开放预约";
+    SlotInPast = 3004, Conflict, "SLOT_IN_PAST", "the slot has already started", "号源时间已过";
+    PatientOverlap = 3005, Conflict, "PATIENT_OVERLAP", "the patient already has a booking that overlaps this time", "患者在该时段已有预约";
+    DuplicateBooking = 3006, Conflict, "DUPLICATE_BOOKING", "the patient already holds this slot", "患者已预约该号源";
+    AmbiguousSlot = 3007, Conflict, "AMBIGUOUS_SLOT", "several slots match; name the device or slot", "匹配到多个号源，请指定设备或号源";
+    AlreadyWaitlisted = 3008, Conflict, "ALREADY_WAITLISTED", "the patient is already on this waitlist", "患者已在候补队列中";
+    ProjectMismatch = 3009, Conflict, "PROJECT_MISMATCH", "the slot belongs to another project", "号源不属于该项目";
+    SlotHasPlaces = 3010, Conflict, "SLOT_HAS_PLACES", "the slot still has places; book it instead of waiting", "号源仍有余量，请直接预约";
+    InvalidState = 4001, State, "INVALID_STATE", "the booking is not in a state that allows this step", "当前状态不允许该操作";
+    HoldExpired = 4002, State, "HOLD_EXPIRED", "the hold expired before it was confirmed", "预占已超时失效";
+    RefundNotAllowed = 4003, State, "REFUND_NOT_ALLOWED", "a refund needs the booking cancelled first", "需先取消预约才能退费";
+    AlreadyCancelled = 4004, State, "ALREADY_CANCELLED", "the booking is already cancelled", "预约已取消";
+    Forbidden = 5001, Permission, "FORBIDDEN", "this institution may not act on that object", "本机构无权操作该对象";
+    IdempotencyConflict = 6001, Idempotency, "IDEMPOTENCY_CONFLICT", "request id was already used for a different request", "请求ID已用于其他请求";
+    RequestInProgress = 6002, Idempotency, "REQUEST_IN_PROGRESS", "a request with this id is still being processed", "相同请求ID的请求正在处理中";
+    StorageError = 7001, Storage, "STORAGE_ERROR", "the durable store failed", "持久化存储失败";
+    StoreLocked = 7002, Storage, "STORE_LOCKED", "the data directory is in use by another process", "数据目录正被其他进程使用";
+    StoreCorrupt = 7003, Storage, "STORE_CORRUPT", "the data directory holds unreadable data", "数据目录中的数据无法读取";
+    EngineClosed = 7004, Storage, "ENGINE_CLOSED", "the engine is closed", "引擎已关闭";
+    NullArgument = 8001, Binding, "NULL_ARGUMENT", "a required pointer argument is NULL", "必需的指针参数为空";
+    InvalidUtf8 = 8002, Binding, "INVALID_UTF8", "an argument is not valid UTF-8", "参数不是合法的UTF-8";
+    BufferTooSmall = 8003, Binding, "BUFFER_TOO_SMALL", "the output buffer is too small", "输出缓冲区太小";
+    Internal = 9001, Internal, "INTERNAL", "internal error", "内部错误";
+    Panic = 9002, Internal, "PANIC", "internal error: a panic was caught", "内部错误：捕获到异常崩溃";
+}
+
+/// An error with its code and a detail text in both languages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error {
+    code: ErrorCode,
+    message: String,
+    message_zh: String,
+}
+
+impl Error {
+    /// An error with the code's generic messages.
+    pub fn new(code: ErrorCode) -> Error {
+        Error { code, message: code.default_message().to_string(), message_zh: code.default_message_zh().to_string() }
+    }
+    /// An error with detail. The detail must carry no personal data.
+    pub fn with(code: ErrorCode, en: impl Into<String>, zh: impl Into<String>) -> Error {
+        Error { code, message: en.into(), message_zh: zh.into() }
+    }
+    pub fn missing(field: &str) -> Error {
+        Error::with(ErrorCode::MissingField, format!("missing field `{field}`"), format!("缺少必填字段 `{field}`"))
+    }
+    pub fn invalid(field: &str, why: &str) -> Error {
+        Error::with(ErrorCode::InvalidField, format!("field `{field}`: {why}"), format!("字段 `{field}` 无效：{why}"))
+    }
+    pub fn not_found(code: ErrorCode, what: &str, id: &str) -> Error {
+        Error::with(code, format!("{} `{}`", code.default_message(), id), format!("{}：`{}`（{what}）", code.default_message_zh(), id))
+    }
+    pub fn storage(detail: impl fmt::Display) -> Error {
+        Error::with(ErrorCode::StorageError, format!("durable store failed: {detail}"), format!("持久化存储失败：{detail}"))
+    }
+    pub fn internal(detail: impl fmt::Display) -> Error {
+        Error::with(ErrorCode::Internal, format!("internal error: {detail}"), format!("内部错误：{detail}"))
+    }
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+    pub fn code_str(&self) -> &'static str {
+        self.code.as_str()
+    }
+    pub fn numeric_code(&self) -> i32 {
+        self.code.numeric()
+    }
+    pub fn family(&self) -> ErrorFamily {
+        self.code.family()
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    pub fn message_zh(&self) -> &str {
+        &self.message_zh
+    }
+    /// The error envelope: `{"status":"error","code","numeric_code","message","message_zh"}`.
+    pub fn to_envelope(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": "error",
+            "code": self.code.as_str(),
+            "numeric_code": self.code.numeric(),
+            "message": self.message,
+            "message_zh": self.message_zh,
+        })
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({}): {}", self.code.as_str(), self.code.numeric(), self.message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        // SQLite errors carry SQL and values only of our own tables; values are JSON
+        // bodies, which rusqlite does not echo into its messages.
+        Error::storage(e)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_in_their_family() {
+        let mut nums = HashSet::new();
+        let mut strs = HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(nums.insert(c.numeric()), "duplicate number {}", c.numeric());
+            assert!(strs.insert(c.as_str()), "duplicate code {}", c.as_str());
+            assert_eq!(ErrorFamily::from_numeric(c.numeric()), Some(c.family()));
+            assert_eq!(ErrorCode::from_numeric(c.numeric()), Some(*c));
+            assert_eq!(ErrorCode::from_str_code(c.as_str()), Some(*c));
+            assert!(!c.default_message_zh().is_empty());
+        }
+    }
+
+    #[test]
+    fn numbers_never_change() {
+        // These numbers are compiled into C, Java and Python callers.
+        assert_eq!(ErrorCode::InvalidJson.numeric(), 1001);
+        assert_eq!(ErrorCode::SlotFull.numeric(), 3001);
+        assert_eq!(ErrorCode::HoldExpired.numeric(), 4002);
+        assert_eq!(ErrorCode::StoreLocked.numeric(), 7002);
+        assert_eq!(ErrorCode::Panic.numeric(), 9002);
+    }
+}

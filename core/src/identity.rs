@@ -1,0 +1,179 @@
+//! Patient identity: resident ID numbers (GB 11643-1999), phone numbers, and
+//! the masking used wherever they are shown.
+
+use crate::error::{Error, ErrorCode, Result};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const CHECK: [u8; 11] = *b"10X98765432";
+
+/// Validates an 18-character resident ID number: digits, a real birth date and
+/// the ISO 7064 MOD 11-2 check character. A lower-case `x` is accepted.
+pub fn validate_id_number(id: &str) -> Result<String> {
+    let invalid = |why: &str, zh: &str| {
+        Error::with(ErrorCode::InvalidIdNumber, format!("resident ID number is invalid: {why}"), format!("居民身份证号码无效：{zh}"))
+    };
+    let up = id.trim().to_ascii_uppercase();
+    let b = up.as_bytes();
+    if b.len() != 18 {
+        return Err(invalid("must have 18 characters", "长度须为18位"));
+    }
+    if !b[..17].iter().all(u8::is_ascii_digit) {
+        return Err(invalid("first 17 characters must be digits", "前17位须为数字"));
+    }
+    let sum: u32 = b[..17].iter().zip(WEIGHTS).map(|(d, w)| (d - b'0') as u32 * w).sum();
+    if CHECK[(sum % 11) as usize] != b[17] {
+        return Err(invalid("check digit does not match", "校验码不符"));
+    }
+    let birth = std::str::from_utf8(&b[6..14]).unwrap_or("");
+    if NaiveDate::parse_from_str(birth, "%Y%m%d").is_err() {
+        return Err(invalid("birth date is not a real date", "出生日期无效"));
+    }
+    Ok(up)
+}
+
+/// Validates a mainland mobile (11 digits starting 13–19, optional +86) or a
+/// landline with area code (`0512-57001234`).
+pub fn validate_phone(phone: &str) -> Result<String> {
+    let p: String = phone.trim().chars().filter(|c| *c != ' ').collect();
+    let p = p.strip_prefix("+86").or_else(|| p.strip_prefix("86-")).unwrap_or(&p).to_string();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    let mobile = p.len() == 11 && digits(&p) && p.starts_with('1') && (b'3'..=b'9').contains(&p.as_bytes()[1]);
+    let landline = match p.split_once('-') {
+        Some((area, num)) => area.starts_with('0') && (3..=4).contains(&area.len()) && digits(area) && (7..=8).contains(&num.len()) && digits(num),
+        None => p.starts_with('0') && (10..=12).contains(&p.len()) && digits(&p),
+    };
+    if mobile || landline {
+        Ok(p)
+    } else {
+        Err(Error::new(ErrorCode::InvalidPhone))
+    }
+}
+
+/// `110105********002X`: region code and last four kept.
+pub fn mask_id_number(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() < 10 {
+        return "*".repeat(chars.len());
+    }
+    let n = chars.len();
+    chars[..6].iter().collect::<String>() + &"*".repeat(n - 10) + &chars[n - 4..].iter().collect::<String>()
+}
+
+/// `138****5678`; landlines keep the area code and last four.
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    let n = chars.len();
+    if n <= 4 {
+        return "*".repeat(n);
+    }
+    let keep_front = if let Some(pos) = phone.find('-') { pos + 1 } else { 3.min(n - 4) };
+    chars[..keep_front].iter().collect::<String>() + &"*".repeat(n - keep_front - 4) + &chars[n - 4..].iter().collect::<String>()
+}
+
+/// `张*`, `欧阳**`: the family name (one character, two for the common
+/// compound surnames) is kept.
+pub fn mask_name(name: &str) -> String {
+    const COMPOUND: [&str; 10] = ["欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "令狐", "慕容", "尉迟", "公孙"];
+    let chars: Vec<char> = name.trim().chars().collect();
+    if chars.is_empty() {
+        return String::new();
+    }
+    let keep = if chars.len() > 2 && COMPOUND.iter().any(|c| name.trim().starts_with(c)) { 2 } else { 1 };
+    if chars.len() == 1 {
+        return "*".into();
+    }
+    chars[..keep].iter().collect::<String>() + &"*".repeat(chars.len() - keep)
+}
+
+/// Personal details the host may send with a booking. Stored as given; shown
+/// masked only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PatientInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sex: Option<String>,
+}
+
+impl PatientInfo {
+    /// Validates and normalises the ID number and phone.
+    pub fn validated(mut self) -> Result<PatientInfo> {
+        if let Some(id) = &self.id_number {
+            self.id_number = Some(validate_id_number(id)?);
+        }
+        if let Some(p) = &self.phone {
+            self.phone = Some(validate_phone(p)?);
+        }
+        Ok(self)
+    }
+
+    /// The form shown in responses, events and logs.
+    pub fn masked(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        if let Some(n) = &self.name {
+            m.insert("name".into(), mask_name(n).into());
+        }
+        if let Some(i) = &self.id_number {
+            m.insert("id_number".into(), mask_id_number(i).into());
+        }
+        if let Some(p) = &self.phone {
+            m.insert("phone".into(), mask_phone(p).into());
+        }
+        if let Some(s) = &self.sex {
+            m.insert("sex".into(), s.clone().into());
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_example_id_passes() {
+        assert_eq!(validate_id_number("11010519491231002x").unwrap(), "11010519491231002X");
+        assert!(validate_id_number("110105194912310021").is_err());
+        assert!(validate_id_number("11010519491331002X").is_err()); // check digit wrong anyway
+        assert!(validate_id_number("1101051949123100").is_err());
+    }
+
+    #[test]
+    fn check_digit_catches_every_single_digit_change() {
+        let good = b"11010519491231002X";
+        for i in 0..17 {
+            for d in b'0'..=b'9' {
+                if d == good[i] {
+                    continue;
+                }
+                let mut v = good.to_vec();
+                v[i] = d;
+                assert!(validate_id_number(std::str::from_utf8(&v).unwrap()).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(validate_phone("+86 138 0013 8000").unwrap(), "13800138000");
+        assert!(validate_phone("0512-57001234").is_ok());
+        assert!(validate_phone("12800138000").is_err());
+        assert!(validate_phone("138001380").is_err());
+        assert_eq!(mask_phone("13800138000"), "138****8000");
+        assert_eq!(mask_phone("0512-57001234"), "0512-****1234");
+    }
+
+    #[test]
+    fn masks() {
+        assert_eq!(mask_id_number("11010519491231002X"), "110105********002X");
+        assert_eq!(mask_name("张三"), "张*");
+        assert_eq!(mask_name("欧阳娜娜"), "欧阳**");
+        assert_eq!(mask_name("王小明"), "王**");
+    }
+}

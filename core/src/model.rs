@@ -1,0 +1,333 @@
+//! The objects of the slot pool: slots, bookings, waitlist entries, events.
+
+use crate::clock::Millis;
+use crate::error::{Error, Result};
+use crate::identity::PatientInfo;
+use chrono::{NaiveDate, NaiveTime};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotKind {
+    /// Outpatient registration (挂号): department, doctor, date, period.
+    Registration,
+    /// Exam (检查): project, device, date, time window.
+    Exam,
+    /// Inpatient bed (床位): ward, attending doctor, bed type and number.
+    Bed,
+}
+
+impl SlotKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotKind::Registration => "registration",
+            SlotKind::Exam => "exam",
+            SlotKind::Bed => "bed",
+        }
+    }
+    pub fn parse(s: &str) -> Result<SlotKind> {
+        match s {
+            "registration" => Ok(SlotKind::Registration),
+            "exam" => Ok(SlotKind::Exam),
+            "bed" => Ok(SlotKind::Bed),
+            _ => Err(Error::invalid("kind", "expected registration, exam or bed")),
+        }
+    }
+}
+
+/// What a slot is; fixed once the slot exists (capacity lives in its state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotInfo {
+    pub slot_id: String,
+    pub kind: SlotKind,
+    pub hospital_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doctor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    pub date: NaiveDate,
+    pub start_time: NaiveTime,
+    pub end_time: NaiveTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bed_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bed_type: Option<String>,
+}
+
+impl SlotInfo {
+    /// "09:00-10:00", the source's `time_slot`.
+    pub fn time_slot(&self) -> String {
+        format!("{}-{}", self.start_time.format("%H:%M"), self.end_time.format("%H:%M"))
+    }
+
+    /// Deterministic id: the same schedule entry always names the same slot.
+    pub fn make_id(kind: SlotKind, hospital: &str, resource: &str, date: NaiveDate, start: NaiveTime, end: NaiveTime) -> String {
+        match kind {
+            SlotKind::Bed => format!("BD-{hospital}-{resource}"),
+            _ => format!(
+                "{}-{hospital}-{resource}-{}-{}{}",
+                if kind == SlotKind::Exam { "EX" } else { "RG" },
+                date.format("%Y%m%d"),
+                start.format("%H%M"),
+                end.format("%H%M")
+            ),
+        }
+    }
+}
+
+/// The persisted, mutable part of a slot that is not derived from bookings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlotRecord {
+    #[serde(flatten)]
+    pub info: SlotInfo,
+    pub capacity: u32,
+    #[serde(default)]
+    pub reserved_quota: u32,
+    #[serde(default)]
+    pub closed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BookingStatus {
+    /// A hold (预占) waiting for payment or confirmation; it expires.
+    #[serde(rename = "pre-booked")]
+    PreBooked,
+    /// Confirmed (预约成功). For beds: reserved.
+    #[serde(rename = "booked")]
+    Booked,
+    /// Bed only: the patient was admitted (reserved → occupied).
+    #[serde(rename = "occupied")]
+    Occupied,
+    #[serde(rename = "cancelled")]
+    Cancelled,
+    #[serde(rename = "expired")]
+    Expired,
+}
+
+impl BookingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingStatus::PreBooked => "pre-booked",
+            BookingStatus::Booked => "booked",
+            BookingStatus::Occupied => "occupied",
+            BookingStatus::Cancelled => "cancelled",
+            BookingStatus::Expired => "expired",
+        }
+    }
+    /// Holds a place in its slot.
+    pub fn is_active(self) -> bool {
+        matches!(self, BookingStatus::PreBooked | BookingStatus::Booked | BookingStatus::Occupied)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Unpaid,
+    Paid,
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn parse(s: &str) -> Result<PaymentStatus> {
+        match s {
+            "paid" => Ok(PaymentStatus::Paid),
+            "unpaid" => Ok(PaymentStatus::Unpaid),
+            "refunded" => Ok(PaymentStatus::Refunded),
+            _ => Err(Error::invalid("payment_status", "expected paid, unpaid or refunded")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Unpaid => "unpaid",
+            PaymentStatus::Paid => "paid",
+            PaymentStatus::Refunded => "refunded",
+        }
+    }
+}
+
+/// Priority classes (分级推送). Urgent classes rank first and may use the
+/// quota a slot reserves for referrals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Normal,
+    Referral,
+    SpecialNeeds,
+    Critical,
+    Surgery,
+}
+
+impl Priority {
+    pub fn parse(s: &str) -> Result<Priority> {
+        Ok(match s {
+            "normal" => Priority::Normal,
+            "referral" => Priority::Referral,
+            "special_needs" => Priority::SpecialNeeds,
+            "critical" => Priority::Critical,
+            "surgery" | "urgent" => Priority::Surgery,
+            _ => return Err(Error::invalid("priority", "expected normal, referral, special_needs, critical or surgery")),
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Normal => "normal",
+            Priority::Referral => "referral",
+            Priority::SpecialNeeds => "special_needs",
+            Priority::Critical => "critical",
+            Priority::Surgery => "surgery",
+        }
+    }
+    /// May take places from the reserved quota.
+    pub fn uses_quota(self) -> bool {
+        self != Priority::Normal
+    }
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlotMove {
+    pub from_slot: String,
+    pub to_slot: String,
+    pub at_ms: Millis,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Booking {
+    pub id: u64,
+    pub slot_id: String,
+    pub patient_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinic_id: Option<String>,
+    pub priority: Priority,
+    pub status: BookingStatus,
+    pub payment: PaymentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_expires_ms: Option<Millis>,
+    #[serde(default)]
+    pub used_quota: bool,
+    pub created_ms: Millis,
+    pub updated_ms: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<SlotMove>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// From the waitlist entry that produced this hold, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waitlist_id: Option<u64>,
+}
+
+pub fn format_booking_id(id: u64) -> String {
+    format!("B{id:06}")
+}
+
+/// Accepts `B000001`, `B001` and `B1` alike, so the source's examples replay.
+pub fn parse_booking_id(s: &str) -> Option<u64> {
+    let digits = s.strip_prefix('B').or_else(|| s.strip_prefix('b'))?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
+pub fn format_waitlist_id(id: u64) -> String {
+    format!("W{id:06}")
+}
+
+pub fn parse_waitlist_id(s: &str) -> Option<u64> {
+    let digits = s.strip_prefix('W').or_else(|| s.strip_prefix('w'))?;
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitStatus {
+    Waiting,
+    Promoted,
+    Left,
+    /// The slot closed (stop-service) while the patient waited.
+    Closed,
+    /// Passed over at promotion: the patient had an overlapping booking.
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitEntry {
+    pub id: u64,
+    pub slot_id: String,
+    pub patient_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinic_id: Option<String>,
+    pub priority: Priority,
+    /// Raised automatically after waiting long on a full slot.
+    #[serde(default)]
+    pub raised: bool,
+    pub joined_ms: Millis,
+    pub status: WaitStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<u64>,
+}
+
+impl WaitEntry {
+    pub fn effective_rank(&self) -> u8 {
+        self.priority.rank() + self.raised as u8
+    }
+}
+
+/// An entry of the outbox (I3): the host drains these and sends SMS or pushes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it happened (UTC ms); rendered in the engine's zone as `at`.
+    pub at_ms: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinic_id: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
+}
+
+/// Patient details kept for display (masked) and for the host's own lookups.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PatientRecord {
+    pub patient_id: String,
+    #[serde(flatten)]
+    pub info: PatientInfo,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booking_ids_roundtrip_and_accept_short_forms() {
+        assert_eq!(format_booking_id(1), "B000001");
+        assert_eq!(parse_booking_id("B001"), Some(1));
+        assert_eq!(parse_booking_id("B000001"), Some(1));
+        assert_eq!(parse_booking_id("B0"), None);
+        assert_eq!(parse_booking_id("X1"), None);
+        assert_eq!(parse_booking_id("B1a"), None);
+    }
+}

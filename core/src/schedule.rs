@@ -1,0 +1,676 @@
+//! Schedules from the hospital (P2): the daily full sync and deltas, the
+//! catalogue of projects and devices, stop-service (停诊) and reconciliation.
+
+use crate::catalog::{Device, Hospital, Project};
+use crate::commands::{booking_view, parse_time, resolve_slot, slot_view, Req};
+use crate::config::StopServiceAction;
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::*;
+use crate::pool::{Actor, Pool, Slot, SlotTable, Txn};
+use crate::store::{Table, Write};
+use chrono::{NaiveDate, NaiveTime};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// One slot the hospital publishes.
+struct Published {
+    info: SlotInfo,
+    capacity: u32,
+    reserved_quota: Option<u32>,
+    closed: bool,
+}
+
+fn parse_entry(pool: &Pool, hospital: &str, e: &Req, out: &mut Vec<Published>, devices: &mut BTreeMap<String, Option<String>>) -> Result<()> {
+    let kind = match e.opt_str("kind")? {
+        Some(k) => SlotKind::parse(k)?,
+        None if e.get("beds").is_some() => SlotKind::Bed,
+        None if e.get("device_id").is_some() => SlotKind::Exam,
+        None if e.get("doctor_id").is_some() || e.get("department_id").is_some() => SlotKind::Registration,
+        None => return Err(Error::missing("schedule_data[].device_id")),
+    };
+    let entry_capacity = e.opt_u32("capacity")?;
+    let entry_quota = e.opt_u32("reserved_quota")?;
+    let department = e.opt_str("department_id")?.map(str::to_string);
+    let doctor = e.opt_str("doctor_id")?.map(str::to_string);
+    if kind == SlotKind::Bed {
+        let department = department.ok_or_else(|| Error::missing("schedule_data[].department_id"))?;
+        let date = e.opt_date("date")?.unwrap_or_else(|| chrono::DateTime::from_timestamp_millis(pool.clock.now_ms()).unwrap_or_default().with_timezone(&pool.cfg.tz).date_naive());
+        for bed in e.array("beds")? {
+            let b = e.sub(bed, "beds[]")?;
+            let number = b.id("bed_number")?;
+            let info = SlotInfo {
+                slot_id: SlotInfo::make_id(SlotKind::Bed, hospital, &format!("{department}-{number}"), date, NaiveTime::MIN, NaiveTime::MIN),
+                kind,
+                hospital_id: hospital.to_string(),
+                department_id: Some(department.clone()),
+                doctor_id: b.opt_str("doctor_id")?.map(str::to_string).or_else(|| doctor.clone()),
+                project_id: None,
+                device_id: None,
+                date,
+                start_time: NaiveTime::MIN,
+                end_time: NaiveTime::MIN,
+                period: None,
+                bed_number: Some(number),
+                bed_type: b.opt_str("bed_type")?.map(str::to_string),
+            };
+            out.push(Published { info, capacity: 1, reserved_quota: b.opt_u32("reserved_quota")?.or(entry_quota), closed: is_closed(&b)? });
+        }
+        return Ok(());
+    }
+    let date = e.date("date")?;
+    let device = e.opt_str("device_id")?.map(str::to_string);
+    let entry_project = e.opt_str("project_id")?.map(str::to_string);
+    if kind == SlotKind::Exam {
+        let d = device.clone().ok_or_else(|| Error::missing("schedule_data[].device_id"))?;
+        let known = pool.catalog.device_project(&d);
+        devices.entry(d).or_insert_with(|| entry_project.clone().or(known));
+    } else if doctor.is_none() && department.is_none() {
+        return Err(Error::missing("schedule_data[].doctor_id"));
+    }
+    let windows = e.opt_array("available_slots")?.or(e.opt_array("periods")?).ok_or_else(|| Error::missing("schedule_data[].available_slots"))?;
+    for w in windows {
+        let w = e.sub(w, "available_slots[]")?;
+        let start = parse_time(w.str("start_time")?).ok_or_else(|| Error::invalid("start_time", "expected HH:MM"))?;
+        let end = parse_time(w.str("end_time")?).ok_or_else(|| Error::invalid("end_time", "expected HH:MM"))?;
+        if end <= start {
+            return Err(Error::invalid("end_time", "must be after start_time"));
+        }
+        let project = w.opt_str("project_id")?.map(str::to_string).or_else(|| entry_project.clone()).or_else(|| device.as_ref().and_then(|d| devices.get(d).cloned().flatten()));
+        let resource = match kind {
+            SlotKind::Exam => device.clone().unwrap_or_default(),
+            _ => doctor.clone().or_else(|| department.clone()).unwrap_or_default(),
+        };
+        let info = SlotInfo {
+            slot_id: SlotInfo::make_id(kind, hospital, &resource, date, start, end),
+            kind,
+            hospital_id: hospital.to_string(),
+            department_id: department.clone(),
+            doctor_id: doctor.clone(),
+            project_id: project,
+            device_id: device.clone(),
+            date,
+            start_time: start,
+            end_time: end,
+            period: w.opt_str("period")?.map(str::to_string).or_else(|| Some(if start.format("%H").to_string() < "12".to_string() { "上午" } else { "下午" }.to_string())).filter(|_| kind == SlotKind::Registration),
+            bed_number: None,
+            bed_type: None,
+        };
+        let capacity = w.opt_u32("capacity")?.or(entry_capacity).unwrap_or(1);
+        out.push(Published { info, capacity, reserved_quota: w.opt_u32("reserved_quota")?.or(entry_quota), closed: is_closed(&w)? });
+    }
+    Ok(())
+}
+
+fn is_closed(r: &Req) -> Result<bool> {
+    Ok(matches!(r.opt_str("status")?, Some("closed" | "stopped")))
+}
+
+/// `sync-schedule`: the hospital pushes its schedule. `mode: "delta"` (default)
+/// upserts what is listed; `mode: "full"` also withdraws this hospital's slots
+/// on the listed dates that the push leaves out, cancelling their bookings.
+pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let hospital = r.id("hospital_id")?;
+    let full = match r.opt_str("mode")? {
+        None | Some("delta") => false,
+        Some("full") => true,
+        Some(_) => return Err(Error::invalid("mode", "expected full or delta")),
+    };
+    let data = r.array("schedule_data")?;
+    // Parse everything before changing anything.
+    let mut published = Vec::new();
+    let mut devices = BTreeMap::new();
+    for e in data {
+        parse_entry(pool, &hospital, &r.sub(e, "schedule_data[]")?, &mut published, &mut devices)?;
+    }
+    let mut seen = BTreeSet::new();
+    for p in &published {
+        if !seen.insert(p.info.slot_id.clone()) {
+            return Err(Error::invalid("schedule_data", &format!("slot {} is listed twice", p.info.slot_id)));
+        }
+    }
+    let mut txn = Txn::default();
+    register_hospital(pool, &hospital, None, &mut txn);
+    {
+        let mut cat = pool.catalog.data.write();
+        for (d, project) in &devices {
+            let dev = cat.devices.entry(d.clone()).or_insert_with(|| Device {
+                device_id: d.clone(),
+                device_name: String::new(),
+                project_id: project.clone(),
+                status: "available".into(),
+                hospital_id: Some(hospital.clone()),
+                extra: Default::default(),
+            });
+            if dev.project_id.is_none() {
+                dev.project_id = project.clone();
+            }
+            if pool.store.is_some() {
+                txn.writes.push(Write::put(Table::Catalog, format!("device:{d}"), &*dev));
+            }
+        }
+    }
+    let (mut created, mut updated, mut warnings, mut to_close) = (0, 0, Vec::new(), Vec::new());
+    let ticket = {
+        let _w = pool.table_write.lock();
+        let old = pool.table.load_full();
+        let mut fresh: Vec<Published> = Vec::new();
+        for p in published {
+            match old.by_id.get(&p.info.slot_id) {
+                None => fresh.push(p),
+                Some(idx) => {
+                    let slot = &old.slots[*idx as usize];
+                    let mut st = slot.state.lock();
+                    let taken = st.booked + st.held;
+                    if p.capacity < taken {
+                        warnings.push(json!({"slot_id": slot.info.slot_id, "warning": "capacity below places already taken; kept at the taken count", "requested": p.capacity, "taken": taken}));
+                    }
+                    st.capacity = p.capacity.max(taken);
+                    if let Some(q) = p.reserved_quota {
+                        st.reserved_quota = q;
+                    }
+                    if p.closed && !st.closed {
+                        to_close.push(slot.idx);
+                    } else if !p.closed && st.closed {
+                        st.closed = false;
+                        st.closed_reason = None;
+                    }
+                    pool.put_slot(&mut txn, slot, &st);
+                    slot.publish(&st);
+                    if st.remaining() > 0 && st.waitlist.iter().any(|w| w.status == WaitStatus::Waiting) {
+                        let free = st.remaining();
+                        st.set_aside += free;
+                        st.held += free;
+                        slot.publish(&st);
+                        txn.promote.push(slot.idx);
+                    }
+                    updated += 1;
+                }
+            }
+        }
+        if full {
+            let dates: BTreeSet<NaiveDate> = seen.iter().filter_map(|id| old.by_id.get(id).map(|i| old.slots[*i as usize].info.date)).chain(fresh.iter().map(|p| p.info.date)).collect();
+            for d in dates {
+                for idx in old.by_date.get(&d).into_iter().flatten() {
+                    let s = &old.slots[*idx as usize];
+                    if s.info.hospital_id == hospital && s.info.kind != SlotKind::Bed && !seen.contains(&s.info.slot_id) && !s.state.lock().closed {
+                        to_close.push(s.idx);
+                    }
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            let mut table = SlotTable { slots: old.slots.clone(), by_id: old.by_id.clone(), by_date: old.by_date.clone() };
+            for p in fresh {
+                let idx = table.slots.len() as u32;
+                let rec = SlotRecord { info: p.info, capacity: p.capacity, reserved_quota: p.reserved_quota.unwrap_or(0), closed: p.closed, closed_reason: None };
+                if pool.store.is_some() {
+                    txn.writes.push(Write::put(Table::Slots, rec.info.slot_id.clone(), &rec));
+                }
+                table.by_id.insert(rec.info.slot_id.clone(), idx);
+                table.by_date.entry(rec.info.date).or_default().push(idx);
+                table.slots.push(Arc::new(pool.new_slot(idx, rec)));
+                created += 1;
+            }
+            // Rows go to the store before the slots become visible, so no booking
+            // row can reach disk ahead of its slot.
+            let ticket = pool.enqueue(&mut txn);
+            pool.table.store(Arc::new(table));
+            ticket
+        } else {
+            pool.enqueue(&mut txn)
+        }
+    };
+    pool.settle(ticket, std::mem::take(&mut txn.promote))?;
+    let mut cancelled = Vec::new();
+    let reason = if full { "withdrawn by the hospital's full schedule sync" } else { "closed by the hospital's schedule" };
+    for idx in to_close {
+        let (c, _, _) = close_slot(pool, idx, reason, StopServiceAction::Cancel)?;
+        cancelled.extend(c);
+    }
+    Ok(json!({
+        "hospital_id": hospital,
+        "schedule_data": data,
+        "mode": if full { "full" } else { "delta" },
+        "created": created,
+        "updated": updated,
+        "cancelled_bookings": cancelled,
+        "warnings": warnings,
+    }))
+}
+
+fn register_hospital(pool: &Pool, id: &str, name: Option<&str>, txn: &mut Txn) {
+    let mut cat = pool.catalog.data.write();
+    let known = cat.hospitals.contains_key(id);
+    let h = cat.hospitals.entry(id.to_string()).or_insert_with(|| Hospital { hospital_id: id.to_string(), name: String::new(), extra: Default::default() });
+    if let Some(n) = name {
+        h.name = n.to_string();
+    }
+    if (!known || name.is_some()) && pool.store.is_some() {
+        txn.writes.push(Write::put(Table::Catalog, format!("hospital:{id}"), &*h));
+    }
+}
+
+/// `sync-catalog`: the hospital publishes its projects and devices (project-info, device-info).
+pub fn sync_catalog(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let hospital = r.id("hospital_id")?;
+    let mut projects = Vec::new();
+    for p in r.opt_array("projects")?.into_iter().flatten() {
+        let mut proj: Project = serde_json::from_value(p.clone()).map_err(|e| Error::invalid("projects[]", &e.to_string()))?;
+        proj.hospital_id.get_or_insert(hospital.clone());
+        projects.push(proj);
+    }
+    let mut devices = Vec::new();
+    for d in r.opt_array("devices")?.into_iter().flatten() {
+        let mut dev: Device = serde_json::from_value(d.clone()).map_err(|e| Error::invalid("devices[]", &e.to_string()))?;
+        dev.hospital_id.get_or_insert(hospital.clone());
+        devices.push(dev);
+    }
+    let mut txn = Txn::default();
+    register_hospital(pool, &hospital, r.opt_str("name")?, &mut txn);
+    {
+        let mut cat = pool.catalog.data.write();
+        for p in &projects {
+            if pool.store.is_some() {
+                txn.writes.push(Write::put(Table::Catalog, format!("project:{}", p.project_id), p));
+            }
+            cat.projects.insert(p.project_id.clone(), p.clone());
+        }
+        for d in &devices {
+            if pool.store.is_some() {
+                txn.writes.push(Write::put(Table::Catalog, format!("device:{}", d.device_id), d));
+            }
+            cat.devices.insert(d.device_id.clone(), d.clone());
+        }
+    }
+    let ticket = pool.enqueue(&mut txn);
+    pool.settle(ticket, Vec::new())?;
+    Ok(json!({"hospital_id": hospital, "projects": projects.len(), "devices": devices.len()}))
+}
+
+pub fn project_info(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let pid = r.opt_str("project_id")?;
+    let did = r.opt_str("department_id")?;
+    let q = r.opt_str("keyword")?;
+    let cat = pool.catalog.data.read();
+    let list: Vec<Value> = cat
+        .projects
+        .values()
+        .filter(|p| pid.is_none_or(|x| p.project_id == x) && did.is_none_or(|x| p.department_id.as_deref() == Some(x)))
+        .filter(|p| q.is_none_or(|k| p.project_name.contains(k) || p.extra.get("pinyin_initials").and_then(Value::as_str).is_some_and(|py| py.contains(&k.to_lowercase()))))
+        .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+        .collect();
+    Ok(Value::Array(list))
+}
+
+pub fn device_info(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let did = r.opt_str("device_id")?;
+    let pid = r.opt_str("project_id")?;
+    let cat = pool.catalog.data.read();
+    let list: Vec<Value> = cat
+        .devices
+        .values()
+        .filter(|d| did.is_none_or(|x| d.device_id == x) && pid.is_none_or(|x| d.project_id.as_deref() == Some(x)))
+        .map(|d| serde_json::to_value(d).unwrap_or(Value::Null))
+        .collect();
+    Ok(Value::Array(list))
+}
+
+/// Slots grouped per device (or doctor) and date, in the source's
+/// `{device_id, date, available_slots: [{start_time, end_time}]}` shape.
+fn grouped_schedule(pool: &Pool, keep: &dyn Fn(&Slot) -> bool, only_open: bool) -> Value {
+    let table = pool.table.load();
+    let now = pool.clock.now_ms();
+    let mut groups: BTreeMap<(NaiveDate, String, String), Vec<Value>> = BTreeMap::new();
+    let mut order: Vec<&Arc<Slot>> = table.slots.iter().filter(|s| s.info.kind != SlotKind::Bed && keep(s)).collect();
+    order.sort_by(|a, b| (a.info.date, a.info.start_time, &a.info.slot_id).cmp(&(b.info.date, b.info.start_time, &b.info.slot_id)));
+    for s in order {
+        let st = s.state.lock();
+        let a = s.availability(&st, now, &pool.cfg);
+        if only_open && (a.closed || a.remaining == 0) {
+            continue;
+        }
+        let (key_name, key) = match (&s.info.device_id, &s.info.doctor_id) {
+            (Some(d), _) => ("device_id", d.clone()),
+            (None, Some(d)) => ("doctor_id", d.clone()),
+            _ => ("department_id", s.info.department_id.clone().unwrap_or_default()),
+        };
+        groups.entry((s.info.date, key_name.to_string(), key)).or_default().push(json!({
+            "start_time": s.info.start_time.format("%H:%M").to_string(),
+            "end_time": s.info.end_time.format("%H:%M").to_string(),
+            "slot_id": s.info.slot_id,
+            "remaining": a.remaining,
+            "capacity": a.capacity,
+            "tight": a.tight,
+            "status": if a.closed { "closed" } else if a.remaining == 0 { "full" } else { "available" },
+        }));
+    }
+    Value::Array(groups.into_iter().map(|((date, key_name, key), slots)| json!({key_name: key, "date": date.to_string(), "available_slots": slots})).collect())
+}
+
+/// `real-time-schedule`: the hospital's schedule for a date, open windows only.
+pub fn real_time_schedule(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let hospital = r.id("hospital_id")?;
+    let date = r.date("date")?;
+    Ok(grouped_schedule(pool, &|s| s.info.hospital_id == hospital && s.info.date == date, true))
+}
+
+/// `device-schedule`: a device's working windows (all, with their status).
+pub fn device_schedule(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let device = r.opt_str("device_id")?;
+    let date = r.opt_date("date")?;
+    Ok(grouped_schedule(pool, &|s| s.info.device_id.is_some() && device.is_none_or(|d| s.info.device_id.as_deref() == Some(d)) && date.is_none_or(|d| s.info.date == d), false))
+}
+
+/// `appointment-slots` (GET /api/appointment-slots): registration slots of a doctor.
+pub fn appointment_slots(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let hospital = r.opt_str("hospital_id")?;
+    let doctor = r.opt_str("doctor_id")?;
+    let date = r.opt_date("date")?;
+    if doctor.is_none() && hospital.is_none() {
+        return Err(Error::missing("doctor_id"));
+    }
+    let table = pool.table.load();
+    let now = pool.clock.now_ms();
+    let mut out = Vec::new();
+    let mut slots: Vec<&Arc<Slot>> = table
+        .slots
+        .iter()
+        .filter(|s| {
+            s.info.kind == SlotKind::Registration
+                && hospital.is_none_or(|h| s.info.hospital_id == h)
+                && doctor.is_none_or(|d| s.info.doctor_id.as_deref() == Some(d))
+                && date.is_none_or(|d| s.info.date == d)
+        })
+        .collect();
+    slots.sort_by(|a, b| (a.info.date, a.info.start_time, &a.info.slot_id).cmp(&(b.info.date, b.info.start_time, &b.info.slot_id)));
+    for s in slots {
+        let st = s.state.lock();
+        let a = s.availability(&st, now, &pool.cfg);
+        out.push(json!({
+            "slot_id": s.info.slot_id,
+            "doctor_id": s.info.doctor_id,
+            "hospital_id": s.info.hospital_id,
+            "department_id": s.info.department_id,
+            "date": s.info.date.to_string(),
+            "time": s.info.start_time.format("%H:%M").to_string(),
+            "period": s.info.period,
+            "remaining": a.remaining,
+            "status": if a.closed { "closed" } else if a.remaining == 0 { "full" } else { "available" },
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+// ---------------------------------------------------------------- stop-service
+
+/// Closes one slot and cancels or moves its bookings, one event each.
+/// Returns (cancelled, moved, waitlist entries closed).
+fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) -> Result<(Vec<String>, Vec<Value>, usize)> {
+    let slot = pool.slot(idx)?;
+    let (ids, closed_waiters) = {
+        let mut txn = Txn::default();
+        let mut st = slot.state.lock();
+        st.closed = true;
+        st.closed_reason = Some(reason.to_string());
+        let waiters: Vec<WaitEntry> = std::mem::take(&mut st.waitlist);
+        st.held -= st.set_aside;
+        st.set_aside = 0;
+        for mut w in waiters.iter().cloned() {
+            w.status = WaitStatus::Closed;
+            pool.waitlist_slot.shard(&w.id).remove(&w.id);
+            if pool.store.is_some() {
+                txn.writes.push(Write::put(Table::Waitlist, format!("{:020}", w.id), &w));
+            }
+            pool.emit(&mut txn, "waitlist_closed", None, Some(&slot.info.slot_id), json!({"waitlist_id": format_waitlist_id(w.id), "patient_id": w.patient_id, "reason": reason}));
+        }
+        pool.put_slot(&mut txn, &slot, &st);
+        slot.publish(&st);
+        pool.emit(&mut txn, "slot_closed", None, Some(&slot.info.slot_id), json!({"reason": reason, "date": slot.info.date.to_string(), "time_slot": slot.info.time_slot()}));
+        let ids = st.active.clone();
+        let ticket = pool.enqueue(&mut txn);
+        drop(st);
+        pool.settle(ticket, Vec::new())?;
+        (ids, waiters.len())
+    };
+    let platform = Actor { institution: None, community: false };
+    let (mut cancelled, mut moved) = (Vec::new(), Vec::new());
+    for id in ids {
+        let b = pool.booking(id)?;
+        if !b.status.is_active() || b.status == BookingStatus::Occupied {
+            continue;
+        }
+        if action == StopServiceAction::Move {
+            if let Some(target) = find_alternative(pool, &slot, b.priority) {
+                let result = pool.move_booking(id, target, None, reason, &None, &|b, s| booking_view(pool, b, s), "booking_moved");
+                if let Ok(answer) = pool.finish_txn(None, result) {
+                    moved.push(json!({"booking_id": format_booking_id(id), "to_slot": answer["slot_id"], "date": answer["date"], "time_slot": answer["time_slot"]}));
+                    continue;
+                }
+            }
+        }
+        let done = pool.with_booking(id, &platform, None, "stop-service", 0, &mut |pool, slot, st, b, txn, now| {
+            pool.cancel_locked(slot, st, b, reason, now, txn)?;
+            Ok(Value::Null)
+        });
+        match done {
+            Ok(_) => cancelled.push(format_booking_id(id)),
+            // Cancelled or expired meanwhile: nothing left to do for it.
+            Err(e) if matches!(e.code(), ErrorCode::AlreadyCancelled | ErrorCode::HoldExpired) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((cancelled, moved, closed_waiters))
+}
+
+/// The nearest open slot for the same device (or project) or doctor, on the
+/// same day or up to seven days later, with a place for this priority.
+fn find_alternative(pool: &Pool, from: &Slot, p: Priority) -> Option<u32> {
+    let table = pool.table.load();
+    let now = pool.clock.now_ms();
+    let i = &from.info;
+    let mut best: Option<(i64, &str, u32)> = None;
+    for d in 0..=7 {
+        let date = i.date + chrono::Duration::days(d);
+        for idx in table.by_date.get(&date).into_iter().flatten() {
+            let s = &table.slots[*idx as usize];
+            let o = &s.info;
+            let same = o.kind == i.kind
+                && o.hospital_id == i.hospital_id
+                && match i.kind {
+                    SlotKind::Exam => o.device_id == i.device_id || (i.project_id.is_some() && o.project_id == i.project_id),
+                    _ => o.doctor_id == i.doctor_id && o.department_id == i.department_id,
+                };
+            if !same || s.idx == from.idx || s.start_ms <= now || now < s.opens_ms {
+                continue;
+            }
+            let st = s.state.lock();
+            if st.closed || st.free_for(p) == 0 {
+                continue;
+            }
+            let dist = (s.start_ms - from.start_ms).abs();
+            if best.is_none_or(|(bd, bid, _)| (dist, o.slot_id.as_str()) < (bd, bid)) {
+                best = Some((dist, o.slot_id.as_str(), s.idx));
+            }
+        }
+    }
+    best.map(|b| b.2)
+}
+
+/// `stop-service` (停诊): closes the matching slots of a day; their bookings
+/// are cancelled or moved (`action`), each with an event for the patient.
+pub fn stop_service(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
+    pool.check_open()?;
+    let date = r.date("stop_date")?;
+    let device = r.opt_str("device_id")?;
+    let project = r.opt_str("project_id")?;
+    let doctor = r.opt_str("doctor_id")?;
+    let department = r.opt_str("department_id")?;
+    let hospital = r.opt_str("hospital_id")?;
+    if device.is_none() && project.is_none() && doctor.is_none() && department.is_none() {
+        return Err(Error::missing("device_id"));
+    }
+    let window = match r.opt_str("time_slot")? {
+        Some(t) => Some(crate::commands::parse_time_slot(t).ok_or_else(|| Error::invalid("time_slot", "expected HH:MM-HH:MM"))?),
+        None => None,
+    };
+    let action = match r.opt_str("action")? {
+        None => pool.cfg.stop_service_action,
+        Some("cancel") => StopServiceAction::Cancel,
+        Some("move") => StopServiceAction::Move,
+        Some(_) => return Err(Error::invalid("action", "expected cancel or move")),
+    };
+    let reason = r.opt_str("reason")?.unwrap_or("service stopped by the hospital (停诊)").to_string();
+    let targets: Vec<u32> = {
+        let table = pool.table.load();
+        table
+            .by_date
+            .get(&date)
+            .into_iter()
+            .flatten()
+            .map(|i| &table.slots[*i as usize])
+            .filter(|s| {
+                let i = &s.info;
+                device.is_none_or(|d| i.device_id.as_deref() == Some(d))
+                    // With a device named, a project only has to agree where the slot has one.
+                    && project.is_none_or(|p| match (&i.project_id, device) {
+                        (Some(sp), _) => sp == p,
+                        (None, Some(_)) => true,
+                        (None, None) => false,
+                    })
+                    && doctor.is_none_or(|d| i.doctor_id.as_deref() == Some(d))
+                    && department.is_none_or(|d| i.department_id.as_deref() == Some(d))
+                    && hospital.is_none_or(|h| i.hospital_id == h)
+                    && window.is_none_or(|(a, b)| i.start_time == a && i.end_time == b)
+                    && !s.state.lock().closed
+            })
+            .map(|s| s.idx)
+            .collect()
+    };
+    let (mut cancelled, mut moved, mut waiters) = (Vec::new(), Vec::new(), 0);
+    for idx in &targets {
+        let (c, m, w) = close_slot(pool, *idx, &reason, action)?;
+        cancelled.extend(c);
+        moved.extend(m);
+        waiters += w;
+    }
+    let mut out = json!({
+        "stop_date": date.to_string(),
+        "closed_slots": targets.len(),
+        "cancelled": cancelled,
+        "moved": moved,
+        "waitlist_closed": waiters,
+        "action": if action == StopServiceAction::Move { "move" } else { "cancel" },
+    });
+    for (k, v) in [("device_id", device), ("project_id", project), ("doctor_id", doctor), ("department_id", department)] {
+        if let Some(v) = v {
+            out[k] = v.into();
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- reconciliation
+
+/// `reconcile-slots`: compares the hospital's counts with the pool's and
+/// reports the drift; `apply: true` takes the hospital's capacities.
+pub fn reconcile(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
+    pool.check_open()?;
+    let hospital = r.id("hospital_id")?;
+    let apply = r.opt_bool("apply")?.unwrap_or(false);
+    let date = r.opt_date("date")?;
+    let counts = r.array("counts")?;
+    let now = pool.clock.now_ms();
+    let (mut drift, mut unknown, mut listed) = (Vec::new(), Vec::new(), BTreeSet::new());
+    let mut matched = 0;
+    let mut txn = Txn::default();
+    for c in counts {
+        let c = r.sub(c, "counts[]")?;
+        // A count entry inherits the request's date when it names none.
+        let owned;
+        let lookup = match (c.get("date"), date) {
+            (None, Some(d)) => {
+                let mut m = c.m.clone();
+                m.insert("date".into(), d.to_string().into());
+                owned = m;
+                Req { m: &owned }
+            }
+            _ => Req { m: c.m },
+        };
+        let slot = match resolve_slot(pool, &lookup, false) {
+            Ok(s) if s.info.hospital_id == hospital => s,
+            Ok(_) | Err(_) => {
+                unknown.push(Value::Object(c.m.clone()));
+                continue;
+            }
+        };
+        listed.insert(slot.idx);
+        let h_cap = c.opt_u32("capacity")?;
+        let h_used = c.opt_u32("used")?;
+        let h_rem = c.opt_u32("remaining")?;
+        let mut st = slot.state.lock();
+        let a = slot.availability(&st, now, &pool.cfg);
+        let used = a.booked + a.held;
+        let mut diffs = serde_json::Map::new();
+        if let Some(x) = h_cap.filter(|x| *x != a.capacity) {
+            diffs.insert("capacity".into(), json!({"hospital": x, "platform": a.capacity}));
+        }
+        if let Some(x) = h_used.filter(|x| *x != used) {
+            diffs.insert("used".into(), json!({"hospital": x, "platform": used}));
+        }
+        if let Some(x) = h_rem.filter(|x| *x != a.remaining) {
+            diffs.insert("remaining".into(), json!({"hospital": x, "platform": a.remaining}));
+        }
+        if diffs.is_empty() {
+            matched += 1;
+            continue;
+        }
+        let mut entry = json!({"slot_id": slot.info.slot_id, "date": slot.info.date.to_string(), "time_slot": slot.info.time_slot(), "diff": diffs});
+        if apply {
+            if let Some(cap) = h_cap {
+                let taken = st.booked + st.held;
+                st.capacity = cap.max(taken);
+                entry["applied_capacity"] = st.capacity.into();
+                pool.put_slot(&mut txn, &slot, &st);
+                slot.publish(&st);
+            }
+        }
+        drift.push(entry);
+    }
+    let missing: Vec<Value> = match date {
+        None => Vec::new(),
+        Some(d) => {
+            let table = pool.table.load();
+            table
+                .by_date
+                .get(&d)
+                .into_iter()
+                .flatten()
+                .filter(|i| !listed.contains(*i))
+                .map(|i| &table.slots[*i as usize])
+                .filter(|s| s.info.hospital_id == hospital && s.info.kind != SlotKind::Bed)
+                .map(|s| slot_view(pool, s, &s.state.lock()))
+                .collect()
+        }
+    };
+    let summary = json!({"hospital_id": hospital, "checked": counts.len(), "matched": matched, "drift": drift.len(), "unknown": unknown.len(), "missing": missing.len()});
+    pool.emit(&mut txn, "reconciliation", None, None, summary.clone());
+    let ticket = pool.enqueue(&mut txn);
+    pool.settle(ticket, Vec::new())?;
+    Ok(json!({
+        "hospital_id": hospital,
+        "checked": counts.len(),
+        "matched": matched,
+        "drift": drift,
+        "unknown_to_platform": unknown,
+        "missing_from_hospital": missing,
+        "applied": apply,
+    }))
+}

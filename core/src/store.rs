@@ -1,0 +1,284 @@
+//! The durable embedded store: SQLite (bundled) in WAL mode, written by one
+//! group-commit thread.
+//!
+//! Callers change the in-memory state under their own locks, hand the rows
+//! they touched to the committer while still holding those locks (so rows of
+//! one slot reach disk in the order they changed), then wait, without locks,
+//! until the batch holding their rows has committed. One fsync covers every
+//! caller in the batch. If a commit fails the store is poisoned: every waiter
+//! and every later call gets `STORAGE_ERROR`, and reopening the directory
+//! recovers the last committed state.
+
+use crate::error::{Error, ErrorCode, Result};
+use parking_lot::{Condvar, Mutex};
+use rusqlite::{params, Connection, OpenFlags};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// The tables; each row is a JSON body under a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Slots,
+    Bookings,
+    Waitlist,
+    Idempotency,
+    Events,
+    Patients,
+    Catalog,
+    Meta,
+}
+
+impl Table {
+    const ALL: [Table; 8] =
+        [Table::Slots, Table::Bookings, Table::Waitlist, Table::Idempotency, Table::Events, Table::Patients, Table::Catalog, Table::Meta];
+    fn name(self) -> &'static str {
+        match self {
+            Table::Slots => "slots",
+            Table::Bookings => "bookings",
+            Table::Waitlist => "waitlist",
+            Table::Idempotency => "idempotency",
+            Table::Events => "events",
+            Table::Patients => "patients",
+            Table::Catalog => "catalog",
+            Table::Meta => "meta",
+        }
+    }
+}
+
+/// One row to upsert (`body: Some`) or delete (`body: None`).
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub table: Table,
+    pub key: String,
+    pub body: Option<String>,
+}
+
+impl Write {
+    pub fn put(table: Table, key: impl Into<String>, body: &impl serde::Serialize) -> Write {
+        // Serialising our own plain structs cannot fail.
+        Write { table, key: key.into(), body: Some(serde_json::to_string(body).unwrap_or_default()) }
+    }
+    pub fn delete(table: Table, key: impl Into<String>) -> Write {
+        Write { table, key: key.into(), body: None }
+    }
+}
+
+/// Every row, read back on open.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub rows: Vec<(Table, String, String)>,
+}
+
+impl Snapshot {
+    pub fn of(&self, table: Table) -> impl Iterator<Item = (&str, &str)> {
+        self.rows.iter().filter(move |r| r.0 == table).map(|r| (r.1.as_str(), r.2.as_str()))
+    }
+}
+
+struct Queue {
+    writes: Vec<Write>,
+    last_ticket: u64,
+    shutdown: bool,
+}
+
+struct Done {
+    committed: u64,
+    failed: Option<Error>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    queue_cv: Condvar,
+    done: Mutex<Done>,
+    done_cv: Condvar,
+}
+
+/// A ticket for rows handed to the committer; `wait` blocks until they are on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Ticket(u64);
+
+pub struct DurableStore {
+    shared: Arc<Shared>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    path: PathBuf,
+    // Held for the store's lifetime: the kernel drops it if the process dies.
+    _lock: File,
+}
+
+impl DurableStore {
+    /// Opens (creating if needed) the store in `dir` and reads every row.
+    pub fn open(dir: &Path, sync_full: bool, batch_max: usize) -> Result<(DurableStore, Snapshot)> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("cannot create data directory: {e}")))?;
+        let lock = lock_dir(dir)?;
+        let path = dir.join("yilian.sqlite3");
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", if sync_full { "FULL" } else { "NORMAL" })?;
+        for t in Table::ALL {
+            conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {} (k TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;", t.name()))?;
+        }
+        let snapshot = read_all(&conn)?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, shutdown: false }),
+            queue_cv: Condvar::new(),
+            done: Mutex::new(Done { committed: 0, failed: None }),
+            done_cv: Condvar::new(),
+        });
+        let s2 = shared.clone();
+        let committer = std::thread::Builder::new()
+            .name("yilian-commit".into())
+            .spawn(move || commit_loop(conn, s2, batch_max))
+            .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
+        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, _lock: lock }, snapshot))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Hands rows to the committer. Call while holding the locks that ordered the change.
+    pub fn enqueue(&self, writes: Vec<Write>) -> Ticket {
+        let mut q = self.shared.queue.lock();
+        q.writes.extend(writes);
+        q.last_ticket += 1;
+        let t = Ticket(q.last_ticket);
+        drop(q);
+        self.shared.queue_cv.notify_one();
+        t
+    }
+
+    /// Blocks until the ticket's rows are committed (fsynced with `synchronous=FULL`).
+    pub fn wait(&self, ticket: Ticket) -> Result<()> {
+        let mut d = self.shared.done.lock();
+        loop {
+            if d.committed >= ticket.0 {
+                return Ok(());
+            }
+            if let Some(e) = &d.failed {
+                return Err(e.clone());
+            }
+            self.shared.done_cv.wait(&mut d);
+        }
+    }
+
+    /// `Err` once a commit has failed: the engine then refuses every call.
+    pub fn health(&self) -> Result<()> {
+        match &self.shared.done.lock().failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes what is queued and stops the committer.
+    pub fn close(&self) {
+        self.shared.queue.lock().shutdown = true;
+        self.shared.queue_cv.notify_all();
+        if let Some(h) = self.committer.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for DurableStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize) {
+    loop {
+        let (writes, ticket, shutdown) = {
+            let mut q = shared.queue.lock();
+            while q.writes.is_empty() && !q.shutdown {
+                shared.queue_cv.wait(&mut q);
+            }
+            let _ = batch_max; // batches take everything queued; the bound is the callers' count
+            (std::mem::take(&mut q.writes), q.last_ticket, q.shutdown)
+        };
+        if !writes.is_empty() {
+            let result = apply(&mut conn, &writes);
+            let mut d = shared.done.lock();
+            match result {
+                Ok(()) => d.committed = ticket,
+                Err(e) => d.failed = Some(e),
+            }
+            let failed = d.failed.is_some();
+            drop(d);
+            shared.done_cv.notify_all();
+            if failed {
+                return;
+            }
+        } else {
+            shared.done.lock().committed = ticket;
+            shared.done_cv.notify_all();
+        }
+        if shutdown && shared.queue.lock().writes.is_empty() {
+            return;
+        }
+    }
+}
+
+fn apply(conn: &mut Connection, writes: &[Write]) -> Result<()> {
+    let tx = conn.transaction()?;
+    for w in writes {
+        let t = w.table.name();
+        match &w.body {
+            Some(body) => {
+                let mut st = tx.prepare_cached(&format!("INSERT OR REPLACE INTO {t}(k, body) VALUES (?1, ?2)"))?;
+                st.execute(params![w.key, body])?;
+            }
+            None => {
+                let mut st = tx.prepare_cached(&format!("DELETE FROM {t} WHERE k = ?1"))?;
+                st.execute(params![w.key])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn read_all(conn: &Connection) -> Result<Snapshot> {
+    let mut snap = Snapshot::default();
+    for t in Table::ALL {
+        let mut st = conn.prepare(&format!("SELECT k, body FROM {}", t.name()))?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for r in rows {
+            let (k, b) = r?;
+            snap.rows.push((t, k, b));
+        }
+    }
+    Ok(snap)
+}
+
+/// One process per data directory: a second opener gets `STORE_LOCKED`.
+#[cfg(unix)]
+fn lock_dir(dir: &Path) -> Result<File> {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("yilian.lock"))
+        .map_err(|e| Error::storage(format!("cannot create lock file: {e}")))?;
+    // SAFETY: a valid, open file descriptor.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(Error::with(
+            ErrorCode::StoreLocked,
+            format!("data directory {} is in use by another engine or process", dir.display()),
+            format!("数据目录 {} 正被其他引擎或进程使用", dir.display()),
+        ));
+    }
+    Ok(f)
+}
+
+#[cfg(not(unix))]
+fn lock_dir(dir: &Path) -> Result<File> {
+    // Windows: an exclusive share mode gives the same one-opener rule.
+    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("yilian.lock")).map_err(|e| {
+        Error::with(ErrorCode::StoreLocked, format!("data directory is in use: {e}"), format!("数据目录正被使用：{e}"))
+    })
+}

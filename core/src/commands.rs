@@ -343,7 +343,7 @@ pub fn booking_view(pool: &Pool, b: &Booking, slot: &Slot) -> Value {
     let mut m = Map::new();
     m.insert("booking_id".into(), format_booking_id(b.id).into());
     m.insert("patient_id".into(), b.patient_id.clone().into());
-    if let Some(p) = &i.project_id {
+    if let Some(p) = i.project_id.as_ref().or(b.project_id.as_ref()) {
         m.insert("project_id".into(), p.clone().into());
     }
     m.insert("date".into(), i.date.to_string().into());
@@ -512,7 +512,8 @@ fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Va
     if slot.info.kind == SlotKind::Bed {
         return Err(Error::invalid("slot_id", "beds are reserved with bed-reserve"));
     }
-    let reserve = Reserve { slot: slot.idx, patient_id, clinic_id: clinic, priority, hold, patient, expected_date: None, reason: None };
+    let project_id = r.opt_str("project_id")?.map(str::to_string);
+    let reserve = Reserve { slot: slot.idx, patient_id, clinic_id: clinic, priority, hold, patient, expected_date: None, reason: None, project_id };
     pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| booking_view(pool, b, s))
 }
 
@@ -633,6 +634,7 @@ fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
         patient: patient_of(r)?,
         expected_date: expected,
         reason: r.opt_str("reason")?.map(str::to_string),
+        project_id: None,
     };
     pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| booking_view(pool, b, s))
 }

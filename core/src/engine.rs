@@ -164,6 +164,7 @@ impl Engine {
             patient: None,
             expected_date: None,
             reason: None,
+            project_id: None,
         };
         let v = self.pool.reserve(r, opts.request_id, "hold", fp, &|b: &Booking, _| json!([b.id, b.hold_expires_ms]))?;
         Ok(Hold { booking_id: v[0].as_u64().unwrap_or(0), expires_ms: v[1].as_i64().unwrap_or(0) })

@@ -227,6 +227,9 @@ pub struct Booking {
     pub expected_date: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The project the request named, when the slot's schedule named none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
     /// From the waitlist entry that produced this hold, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waitlist_id: Option<u64>,

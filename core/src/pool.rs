@@ -332,6 +332,7 @@ pub(crate) struct Reserve {
     pub patient: Option<PatientInfo>,
     pub expected_date: Option<NaiveDate>,
     pub reason: Option<String>,
+    pub project_id: Option<String>,
 }
 
 impl Pool {
@@ -701,6 +702,7 @@ impl Pool {
             moves: Vec::new(),
             expected_date: r.expected_date,
             reason: r.reason,
+            project_id: r.project_id.filter(|_| slot.info.project_id.is_none()),
             waitlist_id: None,
         };
         if r.hold {
@@ -1113,6 +1115,7 @@ impl Pool {
                     moves: Vec::new(),
                     expected_date: None,
                     reason: None,
+                    project_id: None,
                     waitlist_id: Some(wid),
                 };
                 mine.push(Span { booking: id, ..span });

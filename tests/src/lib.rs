@@ -1,1 +1,85 @@
+//! Shared helpers of the cross-crate tests: the vector loader and matcher
+//! (the C, Java and Python runners implement the same rules; see
+//! `tests/vectors/README.md`).
 
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+pub fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")
+}
+
+/// Every vector file, sorted by name.
+pub fn vector_files() -> Vec<(String, Value)> {
+    let mut files: Vec<_> = std::fs::read_dir(vectors_dir())
+        .expect("tests/vectors exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("readable vector file");
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p.file_name().unwrap().to_string_lossy().into_owned(), v)
+        })
+        .collect()
+}
+
+/// `Ok` if `actual` contains `expected` by the rules of the README.
+pub fn contains(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, ev) in e {
+                let av = a.get(k).ok_or_else(|| format!("{path}.{k}: missing"))?;
+                contains(ev, av, &format!("{path}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            if e.len() != a.len() {
+                return Err(format!("{path}: expected {} elements, got {}", e.len(), a.len()));
+            }
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                contains(ev, av, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (Value::Number(e), Value::Number(a)) if e.as_f64() == a.as_f64() => Ok(()),
+        (e, a) if e == a => Ok(()),
+        (e, a) => Err(format!("{path}: expected {e}, got {a}")),
+    }
+}
+
+/// Runs one case through `call`, which takes (command, request text) and
+/// returns the envelope text. Returns the number of steps run.
+pub fn run_case(file_config: Option<&Value>, case: &Value, open_and_call: &mut dyn FnMut(&str) -> Box<dyn FnMut(&str, &str) -> String>) -> Result<usize, String> {
+    let config = case.get("config").or(file_config).cloned().unwrap_or_else(|| serde_json::json!({}));
+    let mut call = open_and_call(&config.to_string());
+    let steps = case.get("steps").and_then(Value::as_array).ok_or("case has no steps")?;
+    for (i, step) in steps.iter().enumerate() {
+        let command = step["command"].as_str().ok_or("step has no command")?;
+        let request = match step.get("request_text") {
+            Some(t) => t.as_str().ok_or("request_text must be a string")?.to_string(),
+            None => step.get("request").cloned().unwrap_or_else(|| serde_json::json!({})).to_string(),
+        };
+        let out = call(command, &request);
+        let env: Value = serde_json::from_str(&out).map_err(|e| format!("step {i} ({command}): envelope is not JSON: {e}"))?;
+        if let Some(err) = step.get("expect_error") {
+            if env["status"] != "error" {
+                return Err(format!("step {i} ({command}): expected error {err}, got {out}"));
+            }
+            contains(err, &env, "").map_err(|e| format!("step {i} ({command}): {e}; envelope {out}"))?;
+        } else {
+            if env["status"] != "success" {
+                return Err(format!("step {i} ({command}): expected success, got {out}"));
+            }
+            if let Some(exp) = step.get("expect") {
+                contains(exp, &env["data"], "data").map_err(|e| format!("step {i} ({command}): {e}; envelope {out}"))?;
+            }
+        }
+    }
+    Ok(steps.len())
+}

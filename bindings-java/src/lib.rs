@@ -1,0 +1,1 @@
+//! JNI bindings of yilian (skeleton; being written).

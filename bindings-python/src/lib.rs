@@ -1,0 +1,1 @@
+//! Python bindings of yilian (skeleton; being written).

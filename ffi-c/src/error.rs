@@ -1,0 +1,220 @@
+//! Return codes (the core's numeric codes, 1:1) and the per-thread last error.
+
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::os::raw::c_int;
+use yilian_core::Error;
+
+// The numbers are written out because cbindgen copies only literals into the
+// header; `codes_match_core` below fails if one drifts from yilian-core.
+
+/// Success.
+pub const YL_OK: c_int = 0;
+/// 1xxx input: the request is not valid JSON.
+pub const YL_E_INVALID_JSON: c_int = 1001;
+/// 1xxx input: a required field is missing.
+pub const YL_E_MISSING_FIELD: c_int = 1002;
+/// 1xxx input: a field has the wrong type or value.
+pub const YL_E_INVALID_FIELD: c_int = 1003;
+/// 1xxx input: the request exceeds `max_request_bytes` (default 1 MiB).
+pub const YL_E_REQUEST_TOO_LARGE: c_int = 1004;
+/// 1xxx input: unknown command name.
+pub const YL_E_UNKNOWN_COMMAND: c_int = 1005;
+/// 1xxx input: the engine configuration is invalid.
+pub const YL_E_INVALID_CONFIG: c_int = 1006;
+/// 1xxx input: a resident ID number fails its check digit.
+pub const YL_E_INVALID_ID_NUMBER: c_int = 1007;
+/// 1xxx input: a phone number is invalid.
+pub const YL_E_INVALID_PHONE: c_int = 1008;
+/// 2xxx not found: no such slot (also a bad `yl_slot` handle).
+pub const YL_E_SLOT_NOT_FOUND: c_int = 2001;
+/// 2xxx not found: no such booking.
+pub const YL_E_BOOKING_NOT_FOUND: c_int = 2002;
+/// 2xxx not found: no such device.
+pub const YL_E_DEVICE_NOT_FOUND: c_int = 2003;
+/// 2xxx not found: no such project.
+pub const YL_E_PROJECT_NOT_FOUND: c_int = 2004;
+/// 2xxx not found: no such waitlist entry.
+pub const YL_E_WAITLIST_ENTRY_NOT_FOUND: c_int = 2005;
+/// 2xxx not found: no such hospital.
+pub const YL_E_HOSPITAL_NOT_FOUND: c_int = 2006;
+/// 3xxx conflict: the slot has no remaining places.
+pub const YL_E_SLOT_FULL: c_int = 3001;
+/// 3xxx conflict: the slot is closed (service stopped).
+pub const YL_E_SLOT_CLOSED: c_int = 3002;
+/// 3xxx conflict: the slot is not yet open for booking.
+pub const YL_E_SLOT_NOT_RELEASED: c_int = 3003;
+/// 3xxx conflict: the slot has already started.
+pub const YL_E_SLOT_IN_PAST: c_int = 3004;
+/// 3xxx conflict: the patient has an overlapping booking.
+pub const YL_E_PATIENT_OVERLAP: c_int = 3005;
+/// 3xxx conflict: the patient already holds this slot.
+pub const YL_E_DUPLICATE_BOOKING: c_int = 3006;
+/// 3xxx conflict: several slots match; name the device or slot.
+pub const YL_E_AMBIGUOUS_SLOT: c_int = 3007;
+/// 3xxx conflict: the patient is already on this waitlist.
+pub const YL_E_ALREADY_WAITLISTED: c_int = 3008;
+/// 3xxx conflict: the slot belongs to another project.
+pub const YL_E_PROJECT_MISMATCH: c_int = 3009;
+/// 3xxx conflict: the slot still has places; book instead of waiting.
+pub const YL_E_SLOT_HAS_PLACES: c_int = 3010;
+/// 4xxx state: the booking's state does not allow this step.
+pub const YL_E_INVALID_STATE: c_int = 4001;
+/// 4xxx state: the hold expired before it was confirmed.
+pub const YL_E_HOLD_EXPIRED: c_int = 4002;
+/// 4xxx state: a refund needs the booking cancelled first.
+pub const YL_E_REFUND_NOT_ALLOWED: c_int = 4003;
+/// 4xxx state: the booking is already cancelled.
+pub const YL_E_ALREADY_CANCELLED: c_int = 4004;
+/// 5xxx permission: this institution may not act on that object.
+pub const YL_E_FORBIDDEN: c_int = 5001;
+/// 6xxx idempotency: the request id was used for a different request.
+pub const YL_E_IDEMPOTENCY_CONFLICT: c_int = 6001;
+/// 6xxx idempotency: a request with this id is still running.
+pub const YL_E_REQUEST_IN_PROGRESS: c_int = 6002;
+/// 7xxx storage: the durable store failed.
+pub const YL_E_STORAGE_ERROR: c_int = 7001;
+/// 7xxx storage: the data directory is in use by another process.
+pub const YL_E_STORE_LOCKED: c_int = 7002;
+/// 7xxx storage: the data directory holds unreadable data.
+pub const YL_E_STORE_CORRUPT: c_int = 7003;
+/// 7xxx storage: the engine is closed.
+pub const YL_E_ENGINE_CLOSED: c_int = 7004;
+/// 8xxx binding: a required pointer argument is NULL.
+pub const YL_E_NULL_ARGUMENT: c_int = 8001;
+/// 8xxx binding: a string argument is not valid UTF-8.
+pub const YL_E_INVALID_UTF8: c_int = 8002;
+/// 8xxx binding: the caller's buffer is too small; `*needed` says how big it must be.
+pub const YL_E_BUFFER_TOO_SMALL: c_int = 8003;
+/// 9xxx internal: a bug or a broken invariant.
+pub const YL_E_INTERNAL: c_int = 9001;
+/// 9xxx internal: a panic was caught at the C boundary.
+pub const YL_E_PANIC: c_int = 9002;
+
+/// Every code with its name, for `yl_code_name`.
+pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
+    (YL_OK, c"OK"),
+    (YL_E_INVALID_JSON, c"INVALID_JSON"),
+    (YL_E_MISSING_FIELD, c"MISSING_FIELD"),
+    (YL_E_INVALID_FIELD, c"INVALID_FIELD"),
+    (YL_E_REQUEST_TOO_LARGE, c"REQUEST_TOO_LARGE"),
+    (YL_E_UNKNOWN_COMMAND, c"UNKNOWN_COMMAND"),
+    (YL_E_INVALID_CONFIG, c"INVALID_CONFIG"),
+    (YL_E_INVALID_ID_NUMBER, c"INVALID_ID_NUMBER"),
+    (YL_E_INVALID_PHONE, c"INVALID_PHONE"),
+    (YL_E_SLOT_NOT_FOUND, c"SLOT_NOT_FOUND"),
+    (YL_E_BOOKING_NOT_FOUND, c"BOOKING_NOT_FOUND"),
+    (YL_E_DEVICE_NOT_FOUND, c"DEVICE_NOT_FOUND"),
+    (YL_E_PROJECT_NOT_FOUND, c"PROJECT_NOT_FOUND"),
+    (YL_E_WAITLIST_ENTRY_NOT_FOUND, c"WAITLIST_ENTRY_NOT_FOUND"),
+    (YL_E_HOSPITAL_NOT_FOUND, c"HOSPITAL_NOT_FOUND"),
+    (YL_E_SLOT_FULL, c"SLOT_FULL"),
+    (YL_E_SLOT_CLOSED, c"SLOT_CLOSED"),
+    (YL_E_SLOT_NOT_RELEASED, c"SLOT_NOT_RELEASED"),
+    (YL_E_SLOT_IN_PAST, c"SLOT_IN_PAST"),
+    (YL_E_PATIENT_OVERLAP, c"PATIENT_OVERLAP"),
+    (YL_E_DUPLICATE_BOOKING, c"DUPLICATE_BOOKING"),
+    (YL_E_AMBIGUOUS_SLOT, c"AMBIGUOUS_SLOT"),
+    (YL_E_ALREADY_WAITLISTED, c"ALREADY_WAITLISTED"),
+    (YL_E_PROJECT_MISMATCH, c"PROJECT_MISMATCH"),
+    (YL_E_SLOT_HAS_PLACES, c"SLOT_HAS_PLACES"),
+    (YL_E_INVALID_STATE, c"INVALID_STATE"),
+    (YL_E_HOLD_EXPIRED, c"HOLD_EXPIRED"),
+    (YL_E_REFUND_NOT_ALLOWED, c"REFUND_NOT_ALLOWED"),
+    (YL_E_ALREADY_CANCELLED, c"ALREADY_CANCELLED"),
+    (YL_E_FORBIDDEN, c"FORBIDDEN"),
+    (YL_E_IDEMPOTENCY_CONFLICT, c"IDEMPOTENCY_CONFLICT"),
+    (YL_E_REQUEST_IN_PROGRESS, c"REQUEST_IN_PROGRESS"),
+    (YL_E_STORAGE_ERROR, c"STORAGE_ERROR"),
+    (YL_E_STORE_LOCKED, c"STORE_LOCKED"),
+    (YL_E_STORE_CORRUPT, c"STORE_CORRUPT"),
+    (YL_E_ENGINE_CLOSED, c"ENGINE_CLOSED"),
+    (YL_E_NULL_ARGUMENT, c"NULL_ARGUMENT"),
+    (YL_E_INVALID_UTF8, c"INVALID_UTF8"),
+    (YL_E_BUFFER_TOO_SMALL, c"BUFFER_TOO_SMALL"),
+    (YL_E_INTERNAL, c"INTERNAL"),
+    (YL_E_PANIC, c"PANIC"),
+];
+
+pub(crate) fn code_name(code: c_int) -> &'static CStr {
+    CODE_NAMES
+        .iter()
+        .find(|(n, _)| *n == code)
+        .map(|(_, s)| *s)
+        .unwrap_or(c"UNKNOWN")
+}
+
+/// The last result of this thread: code and both messages (empty on success).
+pub(crate) struct Last {
+    pub code: c_int,
+    pub message: String,
+    pub message_zh: String,
+}
+
+thread_local! {
+    static LAST: RefCell<Last> = const { RefCell::new(Last { code: YL_OK, message: String::new(), message_zh: String::new() }) };
+}
+
+/// Records success. `try_with`: a call from a thread-local destructor after
+/// ours is gone still works, it just records nothing.
+pub(crate) fn set_ok() {
+    let _ = LAST.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            if l.code != YL_OK {
+                l.code = YL_OK;
+                l.message.clear();
+                l.message_zh.clear();
+            }
+        }
+    });
+}
+
+/// Records an error and returns its code.
+pub(crate) fn set_error(e: &Error) -> c_int {
+    let code = e.numeric_code();
+    let _ = LAST.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            l.code = code;
+            l.message.clear();
+            l.message.push_str(e.message());
+            l.message_zh.clear();
+            l.message_zh.push_str(e.message_zh());
+        }
+    });
+    code
+}
+
+/// Records the outcome of a call and returns its code.
+pub(crate) fn finish(r: Result<(), Error>) -> c_int {
+    match r {
+        Ok(()) => {
+            set_ok();
+            YL_OK
+        }
+        Err(e) => set_error(&e),
+    }
+}
+
+pub(crate) fn with_last<R>(f: impl FnOnce(&Last) -> R) -> Option<R> {
+    LAST.try_with(|l| l.try_borrow().ok().map(|l| f(&l)))
+        .ok()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yilian_core::ErrorCode;
+
+    #[test]
+    fn codes_match_core() {
+        // Same set, same numbers, same names as yilian-core's ErrorCode, plus YL_OK.
+        assert_eq!(CODE_NAMES.len(), ErrorCode::ALL.len() + 1);
+        assert_eq!(CODE_NAMES[0], (0, c"OK"));
+        for c in ErrorCode::ALL {
+            let name = code_name(c.numeric());
+            assert_eq!(name.to_str().ok(), Some(c.as_str()), "code {}", c.numeric());
+        }
+        assert_eq!(code_name(42), c"UNKNOWN");
+    }
+}

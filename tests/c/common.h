@@ -1,0 +1,64 @@
+/* Shared helpers of the C tests: counted checks and the closing line. */
+#ifndef YL_TEST_COMMON_H
+#define YL_TEST_COMMON_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "yilian.h"
+
+static atomic_int g_pass, g_fail;
+
+static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "FAIL %s:%d: %s", file, line, expr);
+    if (fmt && *fmt) {
+        fputs(": ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+    }
+    fputc('\n', stderr);
+}
+
+/* CHECK(cond, "printf format", args...): counts a pass or reports a failure. */
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        if (cond) {                                                          \
+            atomic_fetch_add(&g_pass, 1);                                    \
+        } else {                                                             \
+            atomic_fetch_add(&g_fail, 1);                                    \
+            check_failed(__FILE__, __LINE__, #cond, "" __VA_ARGS__);         \
+        }                                                                    \
+    } while (0)
+
+/* The return code must be `want`, and the thread's last error must agree. */
+#define CHECK_RC(rc, want)                                                   \
+    do {                                                                     \
+        int rc_ = (rc), want_ = (want), last_ = yl_last_error_code();       \
+        CHECK(rc_ == want_, "got %d (%s), want %d (%s)", rc_, yl_code_name(rc_), want_, \
+              yl_code_name(want_));                                          \
+        CHECK(last_ == rc_, "last error %d, return code %d", last_, rc_);    \
+    } while (0)
+
+/* Prints the runner's closing line; exit status 1 on any failure or on no check at all. */
+static int finish_suite(const char *suite) {
+    int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);
+    printf("%s: %d passed, %d failed\n", suite, pass, fail);
+    fflush(stdout);
+    return (fail == 0 && pass > 0) ? 0 : 1;
+}
+
+/* An environment integer (storm and bench sizes), with a default. */
+static long env_long(const char *name, long dflt) {
+    const char *v = getenv(name);
+    if (!v || !*v) return dflt;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    return (end && *end == '\0' && n > 0) ? n : dflt;
+}
+
+#endif

@@ -1,1 +1,408 @@
-//! JNI bindings of yilian (skeleton; being written).
+//! JNI bindings of yilian (医联): the native half of the `org.yilian` Java package.
+//!
+//! A thin layer, after libsignal's JNI bridge: every exported function converts
+//! its arguments, calls `yilian-core`, converts the result, and runs inside one
+//! boundary (`boundary`, or `fast_boundary` on the typed hot path) that catches
+//! panics and turns every failure into a Java exception: core errors into
+//! `org.yilian.YilianException` subclasses, a panic into
+//! `org.yilian.YilianInternalError`, null arguments into `NullPointerException`.
+//! No function keeps a JNI reference past its return or calls into Java from
+//! any thread but the caller's.
+//!
+//! Handles cross as `long`: a `Box<Engine>` pointer. The Java `Engine` holds
+//! a read lock around every call and frees the handle under the write lock, so
+//! `engineClose` never runs while another thread is inside a call.
+
+mod boundary;
+mod raw;
+
+use boundary::{boundary, fast_boundary, Failure};
+use jni::objects::{JClass, JIntArray, JLongArray, JObjectArray, JString};
+use jni::sys::{jint, jlong};
+use jni::{Env, EnvUnowned};
+use raw::RawEnv;
+use yilian_core::{Engine, Error, ErrorCode, HoldOptions, Priority, SlotHandle};
+
+/// The library's own version; the jar refuses a library whose version differs.
+const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Borrows the engine behind a handle. The Java side holds its read lock for
+/// the whole native call, so the box cannot be freed while this borrow lives.
+fn engine<'a>(handle: jlong) -> Result<&'a Engine, Failure> {
+    if handle == 0 {
+        return Err(Failure::Closed);
+    }
+    // SAFETY: a non-zero handle is a pointer made by `Box::into_raw` in
+    // `engineOpen` and freed only by `engineClose`, which the Java side calls
+    // once, under its write lock, after swapping the handle to 0.
+    Ok(unsafe { &*(handle as *const Engine) })
+}
+
+fn slot_handle(index: jint) -> Result<SlotHandle, Failure> {
+    u32::try_from(index)
+        .map(SlotHandle)
+        .map_err(|_| Failure::Core(Error::invalid("slot", "a slot handle is never negative")))
+}
+
+fn booking_id(id: jlong) -> Result<u64, Failure> {
+    u64::try_from(id).map_err(|_| Failure::Core(Error::invalid("booking_id", "a booking id is never negative")))
+}
+
+/// The raw env of a jni-rs `Env`, for the shared string conversion.
+fn raw(env: &Env<'_>) -> RawEnv {
+    // SAFETY: an `Env` only exists inside the native call whose env it wraps.
+    unsafe { RawEnv::new(env.get_raw()) }
+}
+
+// ------------------------------------------------------------------ library
+
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_libraryVersion<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+) -> JString<'local> {
+    boundary(&mut env, |env| Ok(JString::from_str(env, LIB_VERSION)?))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_coreVersion<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+) -> JString<'local> {
+    boundary(&mut env, |env| Ok(JString::from_str(env, yilian_core::VERSION)?))
+}
+
+/// Every error code as `numeric:CODE:family`, for the Java test that checks
+/// each family maps to an exception class.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_errorCodes<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+) -> JObjectArray<'local, JString<'local>> {
+    boundary(&mut env, |env| {
+        let rows: Vec<String> = ErrorCode::ALL
+            .iter()
+            .map(|c| format!("{}:{}:{}", c.numeric(), c.as_str(), c.family().name()))
+            .collect();
+        string_array(env, &rows)
+    })
+}
+
+/// The command names `call` understands.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_commands<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+) -> JObjectArray<'local, JString<'local>> {
+    boundary(&mut env, |env| string_array(env, Engine::commands()))
+}
+
+/// A `String[]`. Each element's local reference lives in its own local frame,
+/// so the loop never grows the caller's frame (JNI guarantees only 16 slots;
+/// `-Xcheck:jni` warns past 32).
+fn string_array<'local, S: AsRef<str>>(env: &mut Env<'local>, rows: &[S]) -> Result<JObjectArray<'local, JString<'local>>, Failure> {
+    let array = JObjectArray::<JString>::new(env, rows.len(), JString::null())?;
+    for (i, row) in rows.iter().enumerate() {
+        env.with_local_frame(1, |env| -> Result<(), Failure> {
+            let s = JString::from_str(env, row.as_ref())?;
+            array.set_element(env, i, &s)?;
+            Ok(())
+        })?;
+    }
+    Ok(array)
+}
+
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_formatBookingId<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    id: jlong,
+) -> JString<'local> {
+    boundary(&mut env, |env| {
+        let id = booking_id(id)?;
+        Ok(JString::from_str(env, yilian_core::format_booking_id(id))?)
+    })
+}
+
+/// `B000001` → 1; a text that is no booking id → `INVALID_FIELD`.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_parseBookingId<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    text: JString<'local>,
+) -> jlong {
+    boundary(&mut env, |env| {
+        let text = raw(env).required(&text, "bookingId")?;
+        let id = yilian_core::parse_booking_id(&text)
+            .ok_or_else(|| Failure::Core(Error::invalid("booking_id", "expected B followed by digits")))?;
+        i64::try_from(id).map_err(|_| Failure::Core(Error::invalid("booking_id", "too large")))
+    })
+}
+
+// ------------------------------------------------------------------ engine
+
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_engineOpen<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    config: JString<'local>,
+) -> jlong {
+    boundary(&mut env, |env| {
+        let config = raw(env).required(&config, "configJson")?;
+        let engine = Engine::open(&config)?;
+        Ok(Box::into_raw(Box::new(engine)) as jlong)
+    })
+}
+
+/// Closes the engine (flushing a durable store) and frees the handle. The Java
+/// side calls it exactly once per handle, under its write lock.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_engineClose<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+) {
+    boundary(&mut env, |_env| {
+        if handle != 0 {
+            // SAFETY: see `engine`; this is the one place the box is taken back.
+            let engine = unsafe { Box::from_raw(handle as *mut Engine) };
+            engine.close();
+        }
+        Ok(())
+    })
+}
+
+/// The command layer: returns the `data` of a success envelope as JSON text and
+/// throws for an error envelope.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_engineCall<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    command: JString<'local>,
+    request: JString<'local>,
+) -> JString<'local> {
+    boundary(&mut env, |env| {
+        let engine = engine(handle)?;
+        let command = raw(env).required(&command, "command")?;
+        let request = raw(env).required(&request, "requestJson")?;
+        let data = engine.call_value(&command, &request)?;
+        Ok(JString::from_str(env, data.to_string())?)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_slotHandle<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    slot_id: JString<'local>,
+) -> jint {
+    fast_boundary(&mut env, |env| {
+        let engine = engine(handle)?;
+        let slot_id = env.required(&slot_id, "slotId")?;
+        let slot = engine.slot_handle(&slot_id)?;
+        i32::try_from(slot.0).map_err(|_| Failure::Core(Error::internal("slot index exceeds a Java int")))
+    })
+}
+
+/// Holds a place; returns the booking id and writes the hold's expiry (UTC ms)
+/// to `out[0]`, which spares building a result object in native code.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_org_yilian_NativeMethods_hold<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    slot: jint,
+    patient_id: JString<'local>,
+    request_id: JString<'local>,
+    clinic_id: JString<'local>,
+    priority: JString<'local>,
+    out: JLongArray<'local>,
+) -> jlong {
+    fast_boundary(&mut env, |env| {
+        let engine = engine(handle)?;
+        let slot = slot_handle(slot)?;
+        let patient_id = env.required(&patient_id, "patientId")?;
+        let request_id = env.string(&request_id, "requestId")?;
+        let clinic_id = env.string(&clinic_id, "clinicId")?;
+        let priority = match env.string(&priority, "priority")? {
+            Some(p) => Some(Priority::parse(&p)?),
+            None => None,
+        };
+        if out.is_null() {
+            return Err(Failure::Null("out"));
+        }
+        let opts = HoldOptions {
+            request_id: request_id.as_deref(),
+            clinic_id: clinic_id.as_deref(),
+            priority,
+        };
+        let hold = engine.hold(slot, &patient_id, &opts)?;
+        env.set_longs(&out, "out", &[hold.expires_ms])?;
+        i64::try_from(hold.booking_id).map_err(|_| Failure::Core(Error::internal("booking id exceeds a Java long")))
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_confirm<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    id: jlong,
+    request_id: JString<'local>,
+) {
+    fast_boundary(&mut env, |env| {
+        let engine = engine(handle)?;
+        let id = booking_id(id)?;
+        let request_id = env.string(&request_id, "requestId")?;
+        engine.confirm(id, request_id.as_deref())?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_release<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    id: jlong,
+    request_id: JString<'local>,
+) {
+    fast_boundary(&mut env, |env| {
+        let engine = engine(handle)?;
+        let id = booking_id(id)?;
+        let request_id = env.string(&request_id, "requestId")?;
+        engine.release(id, request_id.as_deref())?;
+        Ok(())
+    })
+}
+
+/// Writes `capacity, booked, held, remaining, reserved_quota, waiting, tight,
+/// closed` (booleans as 0/1) to `out[0..8]`.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_availability<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    slot: jint,
+    out: JIntArray<'local>,
+) {
+    fast_boundary(&mut env, |env| {
+        let engine = engine(handle)?;
+        let slot = slot_handle(slot)?;
+        if out.is_null() {
+            return Err(Failure::Null("out"));
+        }
+        let a = engine.availability(slot)?;
+        let as_int = |n: u32| n.min(i32::MAX as u32) as i32;
+        let row = [
+            as_int(a.capacity),
+            as_int(a.booked),
+            as_int(a.held),
+            as_int(a.remaining),
+            as_int(a.reserved_quota),
+            as_int(a.waiting),
+            i32::from(a.tight),
+            i32::from(a.closed),
+        ];
+        env.set_ints(&out, "out", &row)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_checkInvariants<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+) {
+    boundary(&mut env, |_env| {
+        engine(handle)?.check_invariants()?;
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ test and benchmark hooks
+
+/// Panics inside the boundary (package-private on the Java side): proves a
+/// panic reaches Java as `YilianInternalError` and the JVM lives on.
+/// `mode` 0: a `&str` payload, 1: a formatted `String`, 2: a non-string
+/// payload, 3 and up: the same three inside the hot path's `fast_boundary`.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_panicForTest<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    mode: jint,
+) -> jint {
+    fn panic_now(mode: jint) -> Result<jint, Failure> {
+        match mode % 3 {
+            0 => panic!("yilian test panic"),
+            1 => panic!("yilian test panic {}", mode),
+            _ => std::panic::panic_any(mode),
+        }
+    }
+    if mode >= 3 {
+        fast_boundary(&mut env, |_env| panic_now(mode))
+    } else {
+        boundary(&mut env, |_env| panic_now(mode))
+    }
+}
+
+/// Runs `n` hold+release pairs inside Rust with no JNI crossing and returns the
+/// elapsed nanoseconds: the benchmark subtracts it from the JNI loop's time to
+/// report what the binding itself costs per call. Mirrors the Java loop: for
+/// `i` in `from..from+n`, slot `i % slots`, patient `T<thread>-PAT<i % patients>`,
+/// a fresh request id per hold.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_benchCoreHoldRelease<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    slots: jint,
+    from: jint,
+    n: jint,
+    patients: jint,
+    thread: jint,
+) -> jlong {
+    boundary(&mut env, |_env| {
+        let engine = engine(handle)?;
+        let slots = slots.max(1) as u32;
+        let patients: Vec<String> = (0..patients.max(1)).map(|i| format!("T{thread}-PAT{i}")).collect();
+        let from = from.max(0) as usize;
+        let start = std::time::Instant::now();
+        for i in from..from + n.max(0) as usize {
+            let request_id = format!("core-{thread}-{i}");
+            let opts = HoldOptions {
+                request_id: Some(&request_id),
+                ..HoldOptions::default()
+            };
+            let hold = engine.hold(SlotHandle(i as u32 % slots), &patients[i % patients.len()], &opts)?;
+            engine.release(hold.booking_id, None)?;
+        }
+        Ok(start.elapsed().as_nanos().min(i64::MAX as u128) as i64)
+    })
+}
+
+/// `n` availability reads inside Rust: the benchmark's measure of a cheap call
+/// with and without the JNI crossing. Returns elapsed nanoseconds.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_benchCoreAvailability<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    slots: jint,
+    n: jint,
+) -> jlong {
+    boundary(&mut env, |_env| {
+        let engine = engine(handle)?;
+        let slots = slots.max(1) as u32;
+        let mut sum = 0u64;
+        let start = std::time::Instant::now();
+        for i in 0..n.max(0) as u32 {
+            sum += u64::from(engine.availability(SlotHandle(i % slots))?.remaining);
+        }
+        std::hint::black_box(sum);
+        Ok(start.elapsed().as_nanos().min(i64::MAX as u128) as i64)
+    })
+}

@@ -1,0 +1,54 @@
+package org.yilian;
+
+/**
+ * The native entry points of libyilian_jni (bindings-java/src/lib.rs). Package
+ * private: the public API is {@link Engine}. Handles are {@code Box<Engine>}
+ * pointers; every method throws the typed exception on failure. Load the
+ * library with {@link NativeLoader#ensureLoaded()} before the first call.
+ */
+final class NativeMethods {
+    private NativeMethods() {}
+
+    static native String libraryVersion();
+
+    static native String coreVersion();
+
+    /** Every error code as {@code numeric:CODE:family}. */
+    static native String[] errorCodes();
+
+    static native String[] commands();
+
+    static native String formatBookingId(long bookingId);
+
+    static native long parseBookingId(String bookingId);
+
+    static native long engineOpen(String configJson);
+
+    /** Frees the handle: call once, when no other call can be using it. */
+    static native void engineClose(long handle);
+
+    static native String engineCall(long handle, String command, String requestJson);
+
+    static native int slotHandle(long handle, String slotId);
+
+    /** Returns the booking id; writes the hold's expiry (UTC ms) to {@code out[0]}. */
+    static native long hold(long handle, int slot, String patientId, String requestId, String clinicId, String priority, long[] out);
+
+    static native void confirm(long handle, long bookingId, String requestId);
+
+    static native void release(long handle, long bookingId, String requestId);
+
+    /** Writes capacity, booked, held, remaining, reserved quota, waiting, tight, closed to {@code out[0..8]}. */
+    static native void availability(long handle, int slot, int[] out);
+
+    static native void checkInvariants(long handle);
+
+    /** Test hook: panics inside the native boundary (mode % 3 == 0: &str, 1: String, 2: non-string payload; mode >= 3: in the hot path's boundary). */
+    static native int panicForTest(int mode);
+
+    /** Benchmark hook: pairs {@code from..from+n} of the Java loop's hold+release, inside Rust with no JNI crossing; returns elapsed ns. */
+    static native long benchCoreHoldRelease(long handle, int slots, int from, int n, int patients, int thread);
+
+    /** Benchmark hook: {@code n} availability reads inside Rust, no JNI crossing; returns elapsed ns. */
+    static native long benchCoreAvailability(long handle, int slots, int n);
+}

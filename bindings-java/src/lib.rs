@@ -21,6 +21,7 @@ use jni::objects::{JClass, JIntArray, JLongArray, JObjectArray, JString};
 use jni::sys::{jint, jlong};
 use jni::{Env, EnvUnowned};
 use raw::RawEnv;
+use std::time::Instant;
 use yilian_core::{Engine, Error, ErrorCode, HoldOptions, Priority, SlotHandle};
 
 /// The library's own version; the jar refuses a library whose version differs.
@@ -245,39 +246,30 @@ pub extern "system" fn Java_org_yilian_NativeMethods_hold<'local>(
     })
 }
 
-#[no_mangle]
-pub extern "system" fn Java_org_yilian_NativeMethods_confirm<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-    handle: jlong,
-    id: jlong,
-    request_id: JString<'local>,
-) {
-    fast_boundary(&mut env, |env| {
-        let engine = engine(handle)?;
-        let id = booking_id(id)?;
-        let request_id = env.string(&request_id, "requestId")?;
-        engine.confirm(id, request_id.as_deref())?;
-        Ok(())
-    })
+/// `confirm` and `release`: `(handle, id, requestId)`, the same call on one booking.
+macro_rules! booking_op {
+    ($name:ident, $op:path) => {
+        #[no_mangle]
+        pub extern "system" fn $name<'local>(
+            mut env: EnvUnowned<'local>,
+            _class: JClass<'local>,
+            handle: jlong,
+            id: jlong,
+            request_id: JString<'local>,
+        ) {
+            fast_boundary(&mut env, |env| {
+                let engine = engine(handle)?;
+                let id = booking_id(id)?;
+                let request_id = env.string(&request_id, "requestId")?;
+                $op(engine, id, request_id.as_deref())?;
+                Ok(())
+            })
+        }
+    };
 }
 
-#[no_mangle]
-pub extern "system" fn Java_org_yilian_NativeMethods_release<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-    handle: jlong,
-    id: jlong,
-    request_id: JString<'local>,
-) {
-    fast_boundary(&mut env, |env| {
-        let engine = engine(handle)?;
-        let id = booking_id(id)?;
-        let request_id = env.string(&request_id, "requestId")?;
-        engine.release(id, request_id.as_deref())?;
-        Ok(())
-    })
-}
+booking_op!(Java_org_yilian_NativeMethods_confirm, Engine::confirm);
+booking_op!(Java_org_yilian_NativeMethods_release, Engine::release);
 
 /// Writes `capacity, booked, held, remaining, reserved_quota, waiting, tight,
 /// closed` (booleans as 0/1) to `out[0..8]`.
@@ -366,21 +358,20 @@ pub extern "system" fn Java_org_yilian_NativeMethods_benchCoreHoldRelease<'local
     thread: jint,
 ) -> jlong {
     boundary(&mut env, |_env| {
-        let engine = engine(handle)?;
-        let slots = slots.max(1) as u32;
         let patients: Vec<String> = (0..patients.max(1)).map(|i| format!("T{thread}-PAT{i}")).collect();
         let from = from.max(0) as usize;
-        let start = std::time::Instant::now();
-        for i in from..from + n.max(0) as usize {
-            let request_id = format!("core-{thread}-{i}");
-            let opts = HoldOptions {
-                request_id: Some(&request_id),
-                ..HoldOptions::default()
-            };
-            let hold = engine.hold(SlotHandle(i as u32 % slots), &patients[i % patients.len()], &opts)?;
-            engine.release(hold.booking_id, None)?;
-        }
-        Ok(start.elapsed().as_nanos().min(i64::MAX as u128) as i64)
+        timed_core(handle, slots, |engine, slots| {
+            for i in from..from + n.max(0) as usize {
+                let request_id = format!("core-{thread}-{i}");
+                let opts = HoldOptions {
+                    request_id: Some(&request_id),
+                    ..HoldOptions::default()
+                };
+                let hold = engine.hold(SlotHandle(i as u32 % slots), &patients[i % patients.len()], &opts)?;
+                engine.release(hold.booking_id, None)?;
+            }
+            Ok(())
+        })
     })
 }
 
@@ -395,14 +386,23 @@ pub extern "system" fn Java_org_yilian_NativeMethods_benchCoreAvailability<'loca
     n: jint,
 ) -> jlong {
     boundary(&mut env, |_env| {
-        let engine = engine(handle)?;
-        let slots = slots.max(1) as u32;
-        let mut sum = 0u64;
-        let start = std::time::Instant::now();
-        for i in 0..n.max(0) as u32 {
-            sum += u64::from(engine.availability(SlotHandle(i % slots))?.remaining);
-        }
-        std::hint::black_box(sum);
-        Ok(start.elapsed().as_nanos().min(i64::MAX as u128) as i64)
+        timed_core(handle, slots, |engine, slots| {
+            let mut sum = 0u64;
+            for i in 0..n.max(0) as u32 {
+                sum += u64::from(engine.availability(SlotHandle(i % slots))?.remaining);
+            }
+            std::hint::black_box(sum);
+            Ok(())
+        })
     })
+}
+
+/// The benchmark hooks' frame: times `body(engine, slots)` (`slots` at least 1)
+/// and returns the nanoseconds, saturated to a Java long.
+fn timed_core(handle: jlong, slots: jint, body: impl FnOnce(&Engine, u32) -> Result<(), Error>) -> Result<jlong, Failure> {
+    let engine = engine(handle)?;
+    let slots = slots.max(1) as u32;
+    let start = Instant::now();
+    body(engine, slots)?;
+    Ok(start.elapsed().as_nanos().min(i64::MAX as u128) as i64)
 }

@@ -81,22 +81,24 @@ impl RawEnv {
     }
 
     pub fn set_longs(self, array: &JLongArray<'_>, name: &'static str, values: &[jlong]) -> Result<(), Failure> {
-        if array.is_null() {
-            return Err(Failure::Null(name));
-        }
-        let n = jsize::try_from(values.len()).map_err(|_| Failure::Core(Error::internal("array too long")))?;
+        let n = region_len(array.is_null(), name, values.len())?;
         jni!(self, v1_1.SetLongArrayRegion(array.as_raw(), 0, n, values.as_ptr()));
         self.check()
     }
 
     pub fn set_ints(self, array: &JIntArray<'_>, name: &'static str, values: &[jint]) -> Result<(), Failure> {
-        if array.is_null() {
-            return Err(Failure::Null(name));
-        }
-        let n = jsize::try_from(values.len()).map_err(|_| Failure::Core(Error::internal("array too long")))?;
+        let n = region_len(array.is_null(), name, values.len())?;
         jni!(self, v1_1.SetIntArrayRegion(array.as_raw(), 0, n, values.as_ptr()));
         self.check()
     }
+}
+
+/// The checks before writing `len` values into an array: not null, and `len` fits a `jsize`.
+fn region_len(is_null: bool, name: &'static str, len: usize) -> Result<jsize, Failure> {
+    if is_null {
+        return Err(Failure::Null(name));
+    }
+    jsize::try_from(len).map_err(|_| Failure::Core(Error::internal("array too long")))
 }
 
 /// A Java string as UTF-8: on the stack when short (ids on the hot path), so

@@ -44,6 +44,18 @@ impl Engine {
         };
         result.map_err(|e| to_py_err(py, &e))
     }
+
+    /// confirm() and release(): `op` on one booking, with an optional request id.
+    fn on_booking(
+        &self,
+        py: Python<'_>,
+        booking_id: u64,
+        request_id: Option<Bound<'_, PyString>>,
+        op: fn(&yilian_core::Engine, u64, Option<&str>) -> Result<(), Error>,
+    ) -> PyResult<()> {
+        let request_id = opt_utf8(request_id, "request_id")?;
+        self.with_core(py, |e| op(e, booking_id, request_id.as_deref()))
+    }
 }
 
 /// A slot resolved once by Engine.slot(), for the typed hot path.
@@ -205,8 +217,7 @@ impl Engine {
         booking_id: u64,
         request_id: Option<Bound<'_, PyString>>,
     ) -> PyResult<()> {
-        let request_id = opt_utf8(request_id, "request_id")?;
-        self.with_core(py, |e| e.confirm(booking_id, request_id.as_deref()))
+        self.on_booking(py, booking_id, request_id, yilian_core::Engine::confirm)
     }
 
     /// Releases a hold or cancels a booking; the place returns to the pool (or
@@ -218,8 +229,7 @@ impl Engine {
         booking_id: u64,
         request_id: Option<Bound<'_, PyString>>,
     ) -> PyResult<()> {
-        let request_id = opt_utf8(request_id, "request_id")?;
-        self.with_core(py, |e| e.release(booking_id, request_id.as_deref()))
+        self.on_booking(py, booking_id, request_id, yilian_core::Engine::release)
     }
 
     /// The places of `slot` now. Never changes state.

@@ -9,11 +9,19 @@
 
 #include "yilian.h"
 
-/* Runs one command and prints its envelope; returns the code. */
+/* Runs one command and prints its envelope; returns the code. `*response`
+ * receives the envelope, to be released with yl_string_free. */
+static int call_kept(yl_engine *e, const char *command, const char *request, char **response) {
+    *response = NULL;
+    int rc = yl_call(e, command, request, response);
+    printf("> %s %s\n< [%d %s] %s\n\n", command, request, rc, yl_code_name(rc), *response ? *response : "(none)");
+    return rc;
+}
+
+/* As call_kept, then frees the envelope. */
 static int call(yl_engine *e, const char *command, const char *request) {
-    char *response = NULL;
-    int rc = yl_call(e, command, request, &response);
-    printf("> %s %s\n< [%d %s] %s\n\n", command, request, rc, yl_code_name(rc), response ? response : "(none)");
+    char *response;
+    int rc = call_kept(e, command, request, &response);
     yl_string_free(response);
     return rc;
 }
@@ -21,9 +29,8 @@ static int call(yl_engine *e, const char *command, const char *request) {
 /* Copies the value of "booking_id" out of an envelope (good enough for a demo;
  * real code would use a JSON parser). */
 static int booking_id_of(yl_engine *e, const char *command, const char *request, char *id, size_t cap) {
-    char *response = NULL;
-    int rc = yl_call(e, command, request, &response);
-    printf("> %s %s\n< [%d %s] %s\n\n", command, request, rc, yl_code_name(rc), response ? response : "(none)");
+    char *response;
+    int rc = call_kept(e, command, request, &response);
     const char *p = response ? strstr(response, "\"booking_id\":\"") : NULL;
     id[0] = '\0';
     if (rc == YL_OK && p) {
@@ -36,6 +43,17 @@ static int booking_id_of(yl_engine *e, const char *command, const char *request,
     }
     yl_string_free(response);
     return rc == YL_OK && id[0] ? YL_OK : (rc ? rc : YL_E_INTERNAL);
+}
+
+/* Pre-books or books (`command`) a patient into a period of DEV001 on
+ * 2024-10-30 for clinic C001; copies the booking id as booking_id_of does. */
+static int book(yl_engine *e, const char *command, const char *patient, const char *time_slot, char *id, size_t cap) {
+    char request[256];
+    snprintf(request, sizeof request,
+             "{\"patient_id\":\"%s\",\"project_id\":\"P001\",\"date\":\"2024-10-30\","
+             "\"time_slot\":\"%s\",\"device_id\":\"DEV001\",\"clinic_id\":\"C001\"}",
+             patient, time_slot);
+    return booking_id_of(e, command, request, id, cap);
 }
 
 static yl_engine *open_engine(const char *dir) {
@@ -75,18 +93,12 @@ int main(int argc, char **argv) {
 
     /* A community clinic pre-books (预约, held 15 minutes) and the patient pays. */
     char first[32], second[32], request[256];
-    failures += booking_id_of(e, "pre-book-slot",
-                              "{\"patient_id\":\"PAT001\",\"project_id\":\"P001\",\"date\":\"2024-10-30\","
-                              "\"time_slot\":\"09:00-10:00\",\"device_id\":\"DEV001\",\"clinic_id\":\"C001\"}",
-                              first, sizeof first) != YL_OK;
+    failures += book(e, "pre-book-slot", "PAT001", "09:00-10:00", first, sizeof first) != YL_OK;
     snprintf(request, sizeof request, "{\"booking_id\":\"%s\",\"payment_status\":\"paid\"}", first);
     failures += call(e, "payment-status", request) != YL_OK;
 
     /* Another patient books the afternoon directly. */
-    failures += booking_id_of(e, "book-slot",
-                              "{\"patient_id\":\"PAT002\",\"project_id\":\"P001\",\"date\":\"2024-10-30\","
-                              "\"time_slot\":\"14:00-15:00\",\"device_id\":\"DEV001\",\"clinic_id\":\"C001\"}",
-                              second, sizeof second) != YL_OK;
+    failures += book(e, "book-slot", "PAT002", "14:00-15:00", second, sizeof second) != YL_OK;
 
     /* The first patient cancels; the place returns to the pool. */
     snprintf(request, sizeof request, "{\"booking_id\":\"%s\"}", first);

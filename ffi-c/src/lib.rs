@@ -23,7 +23,7 @@ use boundary::{ffi_boundary, ffi_code};
 use error::with_last;
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
-use strings::{arg_str, copy_out, null_arg, opt_str};
+use strings::{arg_str, copy_out, opt_str, out_arg};
 use yilian_core::{Engine, Error, ErrorCode, HoldOptions, Priority, SlotHandle};
 
 pub use error::*;
@@ -96,13 +96,11 @@ pub unsafe extern "C" fn yl_engine_open(
     out: *mut *mut yl_engine,
 ) -> c_int {
     ffi_code!((|| {
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
-        *out = std::ptr::null_mut();
+        let out = out_arg(out, "out")?;
+        out.write(std::ptr::null_mut());
         let config = arg_str(config_json, "config_json")?;
         let engine = Engine::open(config)?;
-        *out = Box::into_raw(Box::new(yl_engine::new(engine)));
+        out.write(Box::into_raw(Box::new(yl_engine::new(engine))));
         Ok(())
     })())
 }
@@ -269,6 +267,12 @@ pub extern "C" fn yl_code_name(code: c_int) -> *const c_char {
 
 // ------------------------------------------------------------------ typed hot path
 
+/// The typed calls' boundary: `f` on the engine behind `e` (NULL is
+/// `YL_E_NULL_ARGUMENT`), as a C code; sets the last error.
+unsafe fn engine_code(e: *const yl_engine, f: impl FnOnce(&Engine) -> Result<(), Error>) -> c_int {
+    ffi_code!(handle::engine_ref(e).and_then(|h| f(&h.engine)))
+}
+
 /// Resolves a slot id (`EX-H001-DEV001-20241030-09001000`, as the command
 /// layer shows it) to a `yl_slot` for the typed calls. `*out` is written on
 /// success only. Returns `YL_OK`, `YL_E_SLOT_NOT_FOUND`, `YL_E_NULL_ARGUMENT`
@@ -279,15 +283,12 @@ pub unsafe extern "C" fn yl_slot_handle(
     slot_id: *const c_char,
     out: *mut yl_slot,
 ) -> c_int {
-    ffi_code!((|| {
-        let h = handle::engine_ref(e)?;
+    engine_code(e, |engine| {
         let id = arg_str(slot_id, "slot_id")?;
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
-        *out = h.engine.slot_handle(id)?.0;
+        let out = out_arg(out, "out")?;
+        out.write(engine.slot_handle(id)?.0);
         Ok(())
-    })())
+    })
 }
 
 /// Holds one place of `slot` for `patient_id` (预占) until `out->expires_ms`;
@@ -311,24 +312,21 @@ pub unsafe extern "C" fn yl_hold(
     request_id: *const c_char,
     out: *mut yl_hold_info,
 ) -> c_int {
-    ffi_code!((|| {
-        let h = handle::engine_ref(e)?;
+    engine_code(e, |engine| {
         let patient_id = arg_str(patient_id, "patient_id")?;
         let opts = HoldOptions {
             request_id: opt_str(request_id, "request_id")?,
             clinic_id: opt_str(clinic_id, "clinic_id")?,
             priority: Some(priority_of(priority)?),
         };
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
-        let hold = h.engine.hold(SlotHandle(slot), patient_id, &opts)?;
-        *out = yl_hold_info {
+        let out = out_arg(out, "out")?;
+        let hold = engine.hold(SlotHandle(slot), patient_id, &opts)?;
+        out.write(yl_hold_info {
             booking_id: hold.booking_id,
             expires_ms: hold.expires_ms,
-        };
+        });
         Ok(())
-    })())
+    })
 }
 
 fn priority_of(p: c_int) -> Result<Priority, Error> {
@@ -357,11 +355,7 @@ pub unsafe extern "C" fn yl_confirm(
     booking_id: u64,
     request_id: *const c_char,
 ) -> c_int {
-    ffi_code!((|| {
-        let h = handle::engine_ref(e)?;
-        h.engine
-            .confirm(booking_id, opt_str(request_id, "request_id")?)
-    })())
+    on_booking(e, booking_id, request_id, Engine::confirm)
 }
 
 /// Releases a hold or cancels a booking; the place returns to the pool (or
@@ -374,11 +368,19 @@ pub unsafe extern "C" fn yl_release(
     booking_id: u64,
     request_id: *const c_char,
 ) -> c_int {
-    ffi_code!((|| {
-        let h = handle::engine_ref(e)?;
-        h.engine
-            .release(booking_id, opt_str(request_id, "request_id")?)
-    })())
+    on_booking(e, booking_id, request_id, Engine::release)
+}
+
+/// `yl_confirm` and `yl_release`: `op` on one booking, with an optional request id.
+unsafe fn on_booking(
+    e: *const yl_engine,
+    booking_id: u64,
+    request_id: *const c_char,
+    op: fn(&Engine, u64, Option<&str>) -> Result<(), Error>,
+) -> c_int {
+    engine_code(e, |engine| {
+        op(engine, booking_id, opt_str(request_id, "request_id")?)
+    })
 }
 
 /// Fills `*out` with the places of `slot` now (changes nothing). Written on
@@ -390,13 +392,10 @@ pub unsafe extern "C" fn yl_availability(
     slot: yl_slot,
     out: *mut yl_slot_availability,
 ) -> c_int {
-    ffi_code!((|| {
-        let h = handle::engine_ref(e)?;
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
-        let a = h.engine.availability(SlotHandle(slot))?;
-        *out = yl_slot_availability {
+    engine_code(e, |engine| {
+        let out = out_arg(out, "out")?;
+        let a = engine.availability(SlotHandle(slot))?;
+        out.write(yl_slot_availability {
             capacity: a.capacity,
             booked: a.booked,
             held: a.held,
@@ -405,9 +404,9 @@ pub unsafe extern "C" fn yl_availability(
             waiting: a.waiting,
             tight: a.tight,
             closed: a.closed,
-        };
+        });
         Ok(())
-    })())
+    })
 }
 
 /// FOR TESTS ONLY: panics inside the boundary, to prove that a panic becomes

@@ -2,6 +2,7 @@
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
+use std::ptr::NonNull;
 use yilian_core::{Error, ErrorCode};
 
 pub(crate) fn null_arg(name: &str) -> Error {
@@ -10,6 +11,11 @@ pub(crate) fn null_arg(name: &str) -> Error {
         format!("argument `{name}` is NULL"),
         format!("参数 `{name}` 为空指针"),
     )
+}
+
+/// A required out-pointer, checked for NULL; write through it with `write`.
+pub(crate) fn out_arg<T>(p: *mut T, name: &str) -> Result<NonNull<T>, Error> {
+    NonNull::new(p).ok_or_else(|| null_arg(name))
 }
 
 /// A required, NUL-terminated UTF-8 argument, borrowed for the call.

@@ -144,12 +144,7 @@ public final class Engine implements AutoCloseable {
 
     /** Confirms a hold, idempotently under {@code requestId} (may be null). */
     public void confirm(long bookingId, String requestId) {
-        long stamp = handle.enter();
-        try {
-            NativeMethods.confirm(handle.ptr(), bookingId, requestId);
-        } finally {
-            handle.lock.unlockRead(stamp);
-        }
+        onBooking(NativeMethods::confirm, bookingId, requestId);
     }
 
     /** Releases a hold or cancels a booking; the place returns to the pool (or the first waiter). */
@@ -159,12 +154,7 @@ public final class Engine implements AutoCloseable {
 
     /** Releases a hold or cancels a booking, idempotently under {@code requestId} (may be null). */
     public void release(long bookingId, String requestId) {
-        long stamp = handle.enter();
-        try {
-            NativeMethods.release(handle.ptr(), bookingId, requestId);
-        } finally {
-            handle.lock.unlockRead(stamp);
-        }
+        onBooking(NativeMethods::release, bookingId, requestId);
     }
 
     /** The places of one slot now; never changes state. */
@@ -214,6 +204,21 @@ public final class Engine implements AutoCloseable {
     /** Package-private for the benchmark: the handle is only valid under {@code lock}'s read lock. */
     Handle handle() {
         return handle;
+    }
+
+    /** {@code NativeMethods.confirm} or {@code release}. */
+    private interface BookingCall {
+        void call(long ptr, long bookingId, String requestId);
+    }
+
+    /** Runs a call on one booking under the read lock; a method reference captures nothing, so this allocates nothing. */
+    private void onBooking(BookingCall call, long bookingId, String requestId) {
+        long stamp = handle.enter();
+        try {
+            call.call(handle.ptr(), bookingId, requestId);
+        } finally {
+            handle.lock.unlockRead(stamp);
+        }
     }
 
     private int own(SlotHandle slot) {

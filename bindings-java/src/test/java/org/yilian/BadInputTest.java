@@ -6,26 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
 /** Every kind of bad input gets a typed exception with its code, and changes nothing. */
-class BadInputTest {
-    Engine engine;
-    SlotHandle slot;
-
-    @BeforeEach
-    void open() {
-        engine = TestSupport.openManual();
-        engine.call("sync-schedule", TestSupport.schedule(1, 2));
-        slot = engine.slot(TestSupport.SLOT_0900);
-    }
-
-    @AfterEach
-    void close() {
-        engine.close();
+class BadInputTest extends EngineFixture {
+    BadInputTest() {
+        super(1);
     }
 
     static <T extends YilianException> T expect(Class<T> type, String code, Executable call) {

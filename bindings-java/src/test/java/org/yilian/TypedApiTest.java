@@ -6,28 +6,15 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /** The typed hot path and its value classes, and how they meet the command layer. */
-class TypedApiTest {
+class TypedApiTest extends EngineFixture {
     /** 2024-10-29T09:15:00+08:00: clock_start plus the default 900 s hold time-to-live. */
     static final long EXPIRES_0915 = 1730164500000L;
 
-    Engine engine;
-    SlotHandle slot;
-
-    @BeforeEach
-    void open() {
-        engine = TestSupport.openManual();
-        engine.call("sync-schedule", TestSupport.schedule(2, 2));
-        slot = engine.slot(TestSupport.SLOT_0900);
-    }
-
-    @AfterEach
-    void close() {
-        engine.close();
+    TypedApiTest() {
+        super(2);
     }
 
     @Test

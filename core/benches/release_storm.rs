@@ -1,1 +1,342 @@
-fn main(){}
+//! Release-day storm (issue 2, benchmark 1): 2 threads on 10,500 slots with
+//! skewed demand (most callers want the same few expert slots), a
+//! hold/confirm/cancel mix, in memory, through the typed API — against the
+//! natural first implementation with the same semantics: holds with patient
+//! and expiry, idempotency by request id, one event per change, in std
+//! `HashMap`s with `String` keys behind one `Mutex`.
+//!
+//! Prints attempts/s for both and their ratio (median of interleaved rounds),
+//! then runs the same two workloads under criterion.
+
+use criterion::{black_box, Criterion};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+use yilian_core::{Engine, HoldOptions, SlotHandle};
+
+const DAYS: usize = 7;
+const DOCTORS: usize = 50;
+const WINDOWS: usize = 30;
+const CAPACITY: u32 = 2;
+fn threads() -> usize {
+    std::env::var("STORM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
+}
+
+fn slot_keys() -> Vec<(String, String, String, String)> {
+    // (date, doctor, start, end)
+    let mut v = Vec::new();
+    for d in 0..DAYS {
+        for doc in 0..DOCTORS {
+            for w in 0..WINDOWS {
+                let (s, e) = (8 * 60 + w * 15, 8 * 60 + w * 15 + 15);
+                v.push((format!("2024-11-{:02}", d + 1), format!("DR{doc:03}"), format!("{:02}:{:02}", s / 60, s % 60), format!("{:02}:{:02}", e / 60, e % 60)));
+            }
+        }
+    }
+    v
+}
+
+/// Zipf(1.1) over slots: a handful of expert slots take most of the demand.
+fn zipf_picks(n_slots: usize, count: usize, seed: u64) -> Vec<u32> {
+    let weights: Vec<f64> = (1..=n_slots).map(|k| 1.0 / (k as f64).powf(1.1)).collect();
+    let total: f64 = weights.iter().sum();
+    let mut cdf = Vec::with_capacity(n_slots);
+    let mut acc = 0.0;
+    for w in &weights {
+        acc += w / total;
+        cdf.push(acc);
+    }
+    let mut x = seed | 1;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            cdf.partition_point(|c| *c < u).min(n_slots - 1) as u32
+        })
+        .collect()
+}
+
+/// One thread's script: (op 0..10, slot pick) and its request ids.
+struct Script {
+    ops: Vec<(u8, u32)>,
+    ids: Vec<String>,
+}
+
+fn scripts(n_slots: usize, per_thread: usize, round: u64) -> Vec<Script> {
+    (0..threads())
+        .map(|t| {
+            let picks = zipf_picks(n_slots, per_thread, 0x9E37_79B9 ^ (t as u64 * 7919 + round * 104_729));
+            let ops = picks.into_iter().enumerate().map(|(i, p)| ((i * 7 % 10) as u8, p)).collect();
+            let ids = (0..per_thread).map(|i| format!("r{round}-{t}-{i}")).collect();
+            Script { ops, ids }
+        })
+        .collect()
+}
+
+trait Pool: Send + Sync {
+    fn hold(&self, slot: u32, patient: &str, request_id: &str) -> Option<u64>;
+    fn confirm(&self, id: u64);
+    fn release(&self, id: u64);
+    fn drain(&self);
+}
+
+// ---------------------------------------------------------------- yilian
+
+struct Yilian {
+    e: Engine,
+    handles: Vec<SlotHandle>,
+}
+
+impl Yilian {
+    fn new(keys: &[(String, String, String, String)]) -> Yilian {
+        let e = Engine::open(r#"{"clock_start":"2024-10-31T09:00:00+08:00"}"#).unwrap();
+        let mut by_day: HashMap<(String, String), Vec<serde_json::Value>> = HashMap::new();
+        for (d, doc, s, en) in keys {
+            by_day.entry((d.clone(), doc.clone())).or_default().push(json!({"start_time": s, "end_time": en, "capacity": CAPACITY}));
+        }
+        let data: Vec<_> = by_day.into_iter().map(|((d, doc), w)| json!({"doctor_id": doc, "department_id": "D001", "date": d, "available_slots": w})).collect();
+        e.call_value("sync-schedule", &json!({"hospital_id": "H001", "schedule_data": data}).to_string()).unwrap();
+        let handles = keys
+            .iter()
+            .map(|(d, doc, s, en)| e.slot_handle(&format!("RG-H001-{doc}-{}-{}{}", d.replace('-', ""), s.replace(':', ""), en.replace(':', ""))).unwrap())
+            .collect();
+        Yilian { e, handles }
+    }
+}
+
+impl Pool for Yilian {
+    fn hold(&self, slot: u32, patient: &str, request_id: &str) -> Option<u64> {
+        self.e.hold(self.handles[slot as usize], patient, &HoldOptions { request_id: Some(request_id), ..Default::default() }).ok().map(|h| h.booking_id)
+    }
+    fn confirm(&self, id: u64) {
+        self.e.confirm(id, None).unwrap();
+    }
+    fn release(&self, id: u64) {
+        self.e.release(id, None).unwrap();
+    }
+    fn drain(&self) {
+        self.e.call_value("next-events", r#"{"ack": 18446744073709551615, "limit": 1}"#).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- the natural first implementation
+
+struct NaiveSlot {
+    capacity: u32,
+    booked: u32,
+    held: u32,
+}
+struct NaiveHold {
+    slot: String,
+    patient: String,
+    expires: Instant,
+    confirmed: bool,
+}
+struct NaiveEvent {
+    _kind: &'static str,
+    _booking: String,
+    _slot: String,
+    _patient: String,
+    _at: Instant,
+}
+#[derive(Default)]
+struct NaiveState {
+    slots: HashMap<String, NaiveSlot>,
+    bookings: HashMap<String, NaiveHold>,
+    requests: HashMap<String, String>,
+    events: Vec<NaiveEvent>,
+    next: u64,
+}
+struct Naive {
+    keys: Vec<String>,
+    st: Mutex<NaiveState>,
+}
+
+impl Naive {
+    fn new(keys: &[(String, String, String, String)]) -> Naive {
+        let keys: Vec<String> = keys.iter().map(|(d, doc, s, e)| format!("{doc}|{d}|{s}-{e}")).collect();
+        let mut st = NaiveState::default();
+        for k in &keys {
+            st.slots.insert(k.clone(), NaiveSlot { capacity: CAPACITY, booked: 0, held: 0 });
+        }
+        Naive { keys, st: Mutex::new(st) }
+    }
+}
+
+impl Pool for Naive {
+    fn hold(&self, slot: u32, patient: &str, request_id: &str) -> Option<u64> {
+        let key = &self.keys[slot as usize];
+        let mut st = self.st.lock().unwrap();
+        if let Some(b) = st.requests.get(request_id) {
+            return b.parse().ok();
+        }
+        let now = Instant::now();
+        // Expire this slot's overdue holds first (the TTL is long here, so none are).
+        let s = st.slots.get_mut(key)?;
+        if s.capacity - s.booked - s.held == 0 {
+            return None;
+        }
+        s.held += 1;
+        st.next += 1;
+        let id = st.next.to_string();
+        st.bookings.insert(id.clone(), NaiveHold { slot: key.clone(), patient: patient.to_string(), expires: now + Duration::from_secs(900), confirmed: false });
+        st.requests.insert(request_id.to_string(), id.clone());
+        st.events.push(NaiveEvent { _kind: "held", _booking: id.clone(), _slot: key.clone(), _patient: patient.to_string(), _at: now });
+        id.parse().ok()
+    }
+    fn confirm(&self, id: u64) {
+        let mut st = self.st.lock().unwrap();
+        let st = &mut *st;
+        let k = id.to_string();
+        let b = st.bookings.get_mut(&k).unwrap();
+        if b.confirmed || b.expires < Instant::now() {
+            return;
+        }
+        b.confirmed = true;
+        let s = st.slots.get_mut(&b.slot).unwrap();
+        s.held -= 1;
+        s.booked += 1;
+        st.events.push(NaiveEvent { _kind: "confirmed", _booking: k.clone(), _slot: b.slot.clone(), _patient: b.patient.clone(), _at: Instant::now() });
+    }
+    fn release(&self, id: u64) {
+        let mut st = self.st.lock().unwrap();
+        let st = &mut *st;
+        let k = id.to_string();
+        let b = st.bookings.remove(&k).unwrap();
+        let s = st.slots.get_mut(&b.slot).unwrap();
+        if b.confirmed {
+            s.booked -= 1;
+        } else {
+            s.held -= 1;
+        }
+        st.events.push(NaiveEvent { _kind: "cancelled", _booking: k, _slot: b.slot, _patient: b.patient, _at: Instant::now() });
+    }
+    fn drain(&self) {
+        self.st.lock().unwrap().events.clear();
+    }
+}
+
+// ---------------------------------------------------------------- the storm
+
+/// Runs every thread's script against `pool`; returns (elapsed, attempts).
+fn storm(pool: &Arc<dyn Pool>, scripts: &Arc<Vec<Script>>) -> (Duration, usize) {
+    let barrier = Arc::new(Barrier::new(threads() + 1));
+    let threads: Vec<_> = (0..threads())
+        .map(|t| {
+            let (pool, scripts, barrier) = (pool.clone(), scripts.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let s = &scripts[t];
+                let mut held: Vec<u64> = Vec::new();
+                let mut confirmed: Vec<u64> = Vec::new();
+                barrier.wait();
+                for (i, (op, slot)) in s.ops.iter().enumerate() {
+                    match op {
+                        // 20% confirm one of our holds, 10% cancel one of our bookings.
+                        7 | 8 if !held.is_empty() => {
+                            let id = held.swap_remove(i % held.len());
+                            pool.confirm(id);
+                            confirmed.push(id);
+                        }
+                        9 if !confirmed.is_empty() => pool.release(confirmed.swap_remove(i % confirmed.len())),
+                        // 70% (and whenever there is nothing to confirm or cancel): try to hold.
+                        _ => {
+                            let rid = &s.ids[i];
+                            if let Some(id) = pool.hold(*slot, rid, rid) {
+                                held.push(id);
+                            }
+                        }
+                    }
+                    if i % 4096 == 4095 {
+                        pool.drain();
+                    }
+                }
+                black_box(held.len() + confirmed.len());
+                barrier.wait();
+            })
+        })
+        .collect();
+    barrier.wait();
+    let t0 = Instant::now();
+    barrier.wait();
+    let elapsed = t0.elapsed();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (elapsed, scripts.iter().map(|s| s.ops.len()).sum())
+}
+
+fn main() {
+    let keys = slot_keys();
+    let per_thread: usize = std::env::var("STORM_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(400_000);
+    let rounds: u64 = std::env::var("STORM_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    if std::env::var("STORM_PROFILE").is_ok() {
+        // Only the yilian side, for a profiler.
+        let sc = Arc::new(scripts(keys.len(), per_thread, 0));
+        let y = Arc::new(Yilian::new(&keys));
+        let pool: Arc<dyn Pool> = y.clone();
+        let (d, n) = storm(&pool, &sc);
+        println!("yilian {:.2} M attempts/s", n as f64 / d.as_secs_f64() / 1e6);
+        let stats = y.e.call_value("slot-statistics", "{}").unwrap();
+        println!("holds: {} attempts, {} successes, {} refused full", stats["booking_attempts"], stats["booking_successes"], stats["refused_full"]);
+        return;
+    }
+    let mut ratios = Vec::new();
+    let mut best = (0.0f64, 0.0f64);
+    for round in 0..rounds {
+        let sc = Arc::new(scripts(keys.len(), per_thread, round));
+        // A fresh pool for each run, in alternating order (A B, B A, …).
+        let run = |which: bool| {
+            let pool: Arc<dyn Pool> = if which { Arc::new(Yilian::new(&keys)) } else { Arc::new(Naive::new(&keys)) };
+            let (d, n) = storm(&pool, &sc);
+            n as f64 / d.as_secs_f64()
+        };
+        let (y, n) = if round % 2 == 0 { let y = run(true); (y, run(false)) } else { let n = run(false); (run(true), n) };
+        ratios.push(y / n);
+        best = (best.0.max(y), best.1.max(n));
+        println!("round {round}: yilian {:.2} M attempts/s, naive {:.2} M attempts/s, ratio {:.1}x", y / 1e6, n / 1e6, y / n);
+    }
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "release_storm: median ratio {:.1}x (best yilian {:.2} M/s, best naive {:.2} M/s; {} threads, {} slots, {per_thread} attempts per thread per round)",
+        ratios[ratios.len() / 2],
+        best.0 / 1e6,
+        best.1 / 1e6,
+        threads(),
+        keys.len()
+    );
+    overbooking_check(&keys, per_thread);
+
+    let mut c = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+    let sc = Arc::new(scripts(keys.len(), 50_000, 99));
+    let mut g = c.benchmark_group("release_storm");
+    for (name, yilian) in [("yilian_typed", true), ("naive_mutex_hashmap", false)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let pool: Arc<dyn Pool> = if yilian { Arc::new(Yilian::new(&keys)) } else { Arc::new(Naive::new(&keys)) };
+                    total += storm(&pool, &sc).0;
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+    c.final_summary();
+}
+
+/// Zero overbooking: after a storm, every slot's counts are within capacity.
+fn overbooking_check(keys: &[(String, String, String, String)], per_thread: usize) {
+    let y = Arc::new(Yilian::new(keys));
+    let pool: Arc<dyn Pool> = y.clone();
+    storm(&pool, &Arc::new(scripts(keys.len(), per_thread, 7)));
+    y.e.check_invariants().unwrap();
+    let over = y.handles.iter().filter(|h| {
+        let a = y.e.availability(**h).unwrap();
+        a.booked + a.held > a.capacity
+    });
+    println!("release_storm: overbooked slots after the storm: {}", over.count());
+}

@@ -7,7 +7,7 @@ use crate::engine::fingerprint;
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::*;
-use crate::pool::{forbidden, state_error, Pool, Reserve, Slot, SlotState, Txn};
+use crate::pool::{forbidden, state_error, Answer, Pool, Reserve, Slot, SlotState, Txn};
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{json, Map, Value};
 
@@ -183,12 +183,32 @@ impl<'a> Req<'a> {
     }
 }
 
+/// Two or four ASCII digits as a number.
+fn digits(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |n, c| c.is_ascii_digit().then(|| n * 10 + (c - b'0') as u32))
+}
+
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
+    let s = s.trim();
+    // The usual `YYYY-MM-DD` without chrono's format parser; anything else goes to it.
+    let b = s.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        if let (Some(y), Some(m), Some(d)) = (digits(&b[..4]), digits(&b[5..7]), digits(&b[8..])) {
+            return NaiveDate::from_ymd_opt(y as i32, m, d);
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
 pub fn parse_time(s: &str) -> Option<NaiveTime> {
-    NaiveTime::parse_from_str(s.trim(), "%H:%M").or_else(|_| NaiveTime::parse_from_str(s.trim(), "%H:%M:%S")).ok()
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() == 5 && b[2] == b':' {
+        if let (Some(h), Some(m)) = (digits(&b[..2]), digits(&b[3..])) {
+            return NaiveTime::from_hms_opt(h, m, 0);
+        }
+    }
+    NaiveTime::parse_from_str(s, "%H:%M").or_else(|_| NaiveTime::parse_from_str(s, "%H:%M:%S")).ok()
 }
 
 /// "09:00-10:00" (also "09:00~10:00", "09:00—10:00").
@@ -200,7 +220,27 @@ pub fn parse_time_slot(s: &str) -> Option<(NaiveTime, NaiveTime)> {
 
 fn fp_of(command: &str, req: &Value) -> u64 {
     // serde_json's Map is ordered by key, so equal requests print equally.
-    fingerprint(&[command.as_bytes(), req.to_string().as_bytes()])
+    // The printed request is hashed as it is written (the same bytes as
+    // `fingerprint(&[command, req.to_string()])`, without the string).
+    struct Fnv(u64);
+    impl std::io::Write for Fnv {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            for b in buf {
+                self.0 ^= *b as u64;
+                self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Fnv(fingerprint(&[command.as_bytes()]));
+    if serde_json::to_writer(&mut h, req).is_err() {
+        return fingerprint(&[command.as_bytes(), req.to_string().as_bytes()]);
+    }
+    std::io::Write::write_all(&mut h, &[0xff]).ok();
+    h.0
 }
 
 // ---------------------------------------------------------------- slot resolution
@@ -301,8 +341,8 @@ pub fn slot_view(pool: &Pool, slot: &Slot, st: &SlotState) -> Value {
         "slot_id": i.slot_id,
         "kind": i.kind.as_str(),
         "hospital_id": i.hospital_id,
-        "date": i.date.to_string(),
-        "time_slot": i.time_slot(),
+        "date": &*slot.date_str,
+        "time_slot": &*slot.time_slot,
         "start_time": i.start_time.format("%H:%M").to_string(),
         "end_time": i.end_time.format("%H:%M").to_string(),
         "capacity": a.capacity,
@@ -342,19 +382,19 @@ pub fn booking_view(pool: &Pool, b: &Booking, slot: &Slot) -> Value {
     let i = &slot.info;
     let mut m = Map::new();
     m.insert("booking_id".into(), format_booking_id(b.id).into());
-    m.insert("patient_id".into(), b.patient_id.clone().into());
+    m.insert("patient_id".into(), (*b.patient_id).into());
     if let Some(p) = i.project_id.as_ref().or(b.project_id.as_ref()) {
         m.insert("project_id".into(), p.clone().into());
     }
-    m.insert("date".into(), i.date.to_string().into());
-    m.insert("time_slot".into(), i.time_slot().into());
+    m.insert("date".into(), (*slot.date_str).into());
+    m.insert("time_slot".into(), (*slot.time_slot).into());
     for (k, val) in [("device_id", &i.device_id), ("department_id", &i.department_id), ("doctor_id", &i.doctor_id), ("bed_number", &i.bed_number), ("bed_type", &i.bed_type)] {
         if let Some(x) = val {
             m.insert(k.into(), x.clone().into());
         }
     }
     if let Some(c) = &b.clinic_id {
-        m.insert("clinic_id".into(), c.clone().into());
+        m.insert("clinic_id".into(), (**c).into());
     }
     m.insert("hospital_id".into(), i.hospital_id.clone().into());
     m.insert("slot_id".into(), i.slot_id.clone().into());
@@ -370,7 +410,7 @@ pub fn booking_view(pool: &Pool, b: &Booking, slot: &Slot) -> Value {
         m.insert("hold_expires_at".into(), format_ms(e, &pool.cfg.tz).into());
     }
     if let Some(r) = &b.cancel_reason {
-        m.insert("cancel_reason".into(), r.clone().into());
+        m.insert("cancel_reason".into(), r.to_string().into());
     }
     if let Some(d) = b.expected_date {
         m.insert("expected_date".into(), d.to_string().into());
@@ -389,18 +429,43 @@ pub fn booking_view(pool: &Pool, b: &Booking, slot: &Slot) -> Value {
             .collect();
         m.insert("changes".into(), moves.into());
     }
-    if let Some(info) = pool.patient_info.shard(&b.patient_id).get(&b.patient_id) {
+    if let Some(info) = pool.patient_info.shard(&*b.patient_id).get(&*b.patient_id) {
         m.insert("patient".into(), info.masked());
     }
     m.insert("created_at".into(), format_ms(b.created_ms, &pool.cfg.tz).into());
     Value::Object(m)
 }
 
+/// An event as the host reads it: ids rendered, time in the engine's zone, and
+/// a booking event's slot details (kept out of the outbox to keep it small).
 pub fn event_view(pool: &Pool, e: &Event) -> Value {
-    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+    let mut v = if e.note.is_some() || e.slot_idx.is_some() {
+        let mut e = e.clone();
+        pool.materialize_event(&mut e);
+        serde_json::to_value(&e)
+    } else {
+        serde_json::to_value(e)
+    }
+    .unwrap_or(Value::Null);
     if let Some(m) = v.as_object_mut() {
         m.remove("at_ms");
         m.insert("at".into(), format_ms(e.at_ms, &pool.cfg.tz).into());
+        if let Some(b) = e.booking_id {
+            m.insert("booking_id".into(), format_booking_id(b).into());
+            let slot = match e.slot_idx {
+                Some(idx) => pool.slot(idx).ok(),
+                None => e.slot_id.as_deref().and_then(|s| pool.slot_by_id(s).ok()),
+            };
+            if let Some(slot) = slot {
+                let data = m.entry("data").or_insert_with(|| json!({}));
+                if let Some(d) = data.as_object_mut() {
+                    d.entry("kind").or_insert(slot.info.kind.as_str().into());
+                    d.entry("date").or_insert((*slot.date_str).into());
+                    d.entry("time_slot").or_insert((*slot.time_slot).into());
+                    d.entry("hospital_id").or_insert(slot.info.hospital_id.clone().into());
+                }
+            }
+        }
     }
     v
 }
@@ -469,7 +534,7 @@ fn booking_info(pool: &Pool, r: &Req) -> Result<Value> {
     if !actor.may_touch(&b) {
         return Err(forbidden());
     }
-    let slot = pool.slot_by_id(&b.slot_id)?;
+    let slot = pool.slot(b.slot_idx)?;
     Ok(booking_view(pool, &b, &slot))
 }
 
@@ -513,8 +578,8 @@ fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Va
         return Err(Error::invalid("slot_id", "beds are reserved with bed-reserve"));
     }
     let project_id = r.opt_str("project_id")?.map(str::to_string);
-    let reserve = Reserve { slot: slot.idx, patient_id, clinic_id: clinic, priority, hold, patient, expected_date: None, reason: None, project_id };
-    pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| booking_view(pool, b, s))
+    let reserve = Reserve { slot: slot.idx, patient_id: patient_id.into(), clinic_id: clinic.map(std::sync::Arc::from), priority, hold, patient, expected_date: None, reason: None, project_id };
+    pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| Answer::Json(booking_view(pool, b, s))).map(Answer::into_value)
 }
 
 fn book_slot(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
@@ -529,24 +594,29 @@ fn book_slot(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
             return Err(state_error(b));
         }
         pool.confirm_locked(slot, st, b, now, txn, "book-slot")?;
-        Ok(booking_view(pool, b, slot))
+        Ok(Answer::Json(booking_view(pool, b, slot)))
     })
+    .map(Answer::into_value)
 }
 
 fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Value> {
     let id = r.booking_id()?;
-    let reason = r.opt_str("reason")?.unwrap_or(if command == "notify-cancel-booking" { "cancelled by the booking institution" } else { "cancelled" }).to_string();
+    let reason: std::borrow::Cow<'static, str> = match r.opt_str("reason")? {
+        Some(s) => s.to_string().into(),
+        None => (if command == "notify-cancel-booking" { "cancelled by the booking institution" } else { "cancelled" }).into(),
+    };
     let actor = pool.actor(r.opt_str("clinic_id")?);
     pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
         if slot.info.kind == SlotKind::Bed {
             return Err(Error::invalid("booking_id", "bed reservations are cancelled with bed-cancel and a reason"));
         }
-        pool.cancel_locked(slot, st, b, &reason, now, txn)?;
+        pool.cancel_locked(slot, st, b, reason.clone(), now, txn)?;
         if command == "notify-cancel-booking" {
             pool.emit(txn, "cancel_notified", Some(b), None, json!({"to": slot.info.hospital_id}));
         }
-        Ok(json!({"booking_id": format_booking_id(b.id), "status": "cancelled", "payment_status": b.payment.as_str()}))
+        Ok(Answer::Json(json!({"booking_id": format_booking_id(b.id), "status": "cancelled", "payment_status": b.payment.as_str()})))
     })
+    .map(Answer::into_value)
 }
 
 fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Value> {
@@ -587,8 +657,9 @@ fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<V
         if before != b.payment {
             pool.emit(txn, "payment_changed", Some(b), None, json!({"payment_status": b.payment.as_str(), "via": command}));
         }
-        Ok(json!({"booking_id": format_booking_id(b.id), "payment_status": b.payment.as_str(), "status": b.status.as_str()}))
+        Ok(Answer::Json(json!({"booking_id": format_booking_id(b.id), "payment_status": b.payment.as_str(), "status": b.status.as_str()})))
     })
+    .map(Answer::into_value)
 }
 
 fn change_booking(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
@@ -596,21 +667,21 @@ fn change_booking(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let target = resolve_slot(pool, r, true)?;
     let actor = pool.actor(r.opt_str("clinic_id")?);
     let reason = r.opt_str("reason")?.unwrap_or("changed at the patient's request");
-    pool.change(id, target.idx, &actor, reason, r.request_id()?, fp_of("change-booking", req), &|b, s| booking_view(pool, b, s))
+    pool.change(id, target.idx, &actor, reason, r.request_id()?, fp_of("change-booking", req), &|b, s| booking_view(pool, b, s)).map(Answer::into_value)
 }
 
 fn waitlist_join(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let patient = r.id("patient_id")?;
     let slot = resolve_slot(pool, r, false)?;
     let clinic = r.opt_str("clinic_id")?.map(str::to_string).or_else(|| (pool.cfg.role == crate::config::Role::Community).then(|| pool.cfg.institution_id.clone()).flatten());
-    pool.join_waitlist(slot.idx, &patient, clinic, r.priority()?, r.request_id()?, fp_of("waitlist-join", req))
+    pool.join_waitlist(slot.idx, &patient, clinic, r.priority()?, r.request_id()?, fp_of("waitlist-join", req)).map(Answer::into_value)
 }
 
 fn waitlist_leave(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let wid = r.id("waitlist_id")?;
     let wid = parse_waitlist_id(&wid).ok_or_else(|| Error::invalid("waitlist_id", "expected an id like W000001"))?;
     let actor = pool.actor(r.opt_str("clinic_id")?);
-    pool.leave_waitlist(wid, &actor, r.request_id()?, fp_of("waitlist-leave", req))
+    pool.leave_waitlist(wid, &actor, r.request_id()?, fp_of("waitlist-leave", req)).map(Answer::into_value)
 }
 
 // ---------------------------------------------------------------- beds
@@ -627,8 +698,8 @@ fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let expected = r.opt_date("expected_date")?;
     let reserve = Reserve {
         slot: slot.idx,
-        patient_id,
-        clinic_id: r.opt_str("clinic_id")?.map(str::to_string),
+        patient_id: patient_id.into(),
+        clinic_id: r.opt_str("clinic_id")?.map(std::sync::Arc::from),
         priority: r.priority()?,
         hold: false,
         patient: patient_of(r)?,
@@ -636,7 +707,7 @@ fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
         reason: r.opt_str("reason")?.map(str::to_string),
         project_id: None,
     };
-    pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| booking_view(pool, b, s))
+    pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| Answer::Json(booking_view(pool, b, s))).map(Answer::into_value)
 }
 
 /// A bed by number, or the first free bed matching ward, type and doctor.
@@ -695,11 +766,12 @@ fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<
             b.status = BookingStatus::Occupied;
             pool.emit(txn, "bed_occupied", Some(b), None, json!({"bed_number": slot.info.bed_number}));
         } else {
-            pool.cancel_locked(slot, st, b, reason.as_deref().unwrap_or(""), now, txn)?;
+            pool.cancel_locked(slot, st, b, reason.clone().unwrap_or_default().into(), now, txn)?;
         }
         let _: &mut Txn = txn;
-        Ok(booking_view(pool, b, slot))
+        Ok(Answer::Json(booking_view(pool, b, slot)))
     })
+    .map(Answer::into_value)
 }
 
 // ---------------------------------------------------------------- events and engine
@@ -744,9 +816,9 @@ pub fn check_invariants(pool: &Pool) -> Result<()> {
     for slot in table.slots.iter() {
         let st = slot.state.lock();
         let (mut booked, mut held, mut quota) = (0u32, 0u32, 0u32);
-        for id in &st.active {
+        for id in st.active.iter() {
             let b = pool.booking(*id)?;
-            if !b.status.is_active() || b.slot_id != slot.info.slot_id {
+            if !b.status.is_active() || b.slot_idx != slot.idx {
                 return Err(Error::internal(format!("slot {} lists inactive booking {}", slot.info.slot_id, format_booking_id(*id))));
             }
             if b.status == BookingStatus::PreBooked {
@@ -770,17 +842,40 @@ pub fn check_invariants(pool: &Pool) -> Result<()> {
     let mut active = Vec::new();
     pool.bookings.for_each(|id, b| {
         if b.status.is_active() {
-            active.push((*id, b.slot_id.clone()));
+            active.push((*id, b.slot_idx));
         }
     });
-    for (id, slot_id) in active {
-        let s = pool.slot_by_id(&slot_id)?;
+    for (id, slot_idx) in active {
+        let s = pool.slot(slot_idx)?;
         let listed = s.state.lock().active.contains(&id);
         // A booking may have moved or ended since the collection: re-check it.
         let b = pool.booking(id)?;
-        if !listed && b.status.is_active() && b.slot_id == slot_id {
+        if !listed && b.status.is_active() && b.slot_idx == slot_idx {
             return Err(Error::internal(format!("active booking {} missing from its slot", format_booking_id(id))));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_date_and_time_parsing_agrees_with_chrono() {
+        for d in ["2024-10-30", "2024-02-29", "2023-02-29", "2024-13-01", "2024-1-05", " 2024-10-30 ", "abcd-10-30", "2024-10-3x"] {
+            assert_eq!(parse_date(d), NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok(), "{d}");
+        }
+        for t in ["09:00", "23:59", "24:00", "9:00", "09:60", "09:00:30", "0a:00"] {
+            let chrono = NaiveTime::parse_from_str(t.trim(), "%H:%M").or_else(|_| NaiveTime::parse_from_str(t.trim(), "%H:%M:%S")).ok();
+            assert_eq!(parse_time(t), chrono, "{t}");
+        }
+    }
+
+    #[test]
+    fn streamed_fingerprint_equals_the_stored_one() {
+        // Fingerprints are stored with request ids: the streamed form must not change them.
+        let req = json!({"patient_id": "PAT001", "slot_id": "EX-1", "note": "号源 \"x\"", "n": 3});
+        assert_eq!(fp_of("pre-book-slot", &req), fingerprint(&[b"pre-book-slot", req.to_string().as_bytes()]));
+    }
 }

@@ -7,7 +7,7 @@ use crate::clock::Millis;
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::*;
-use crate::pool::{Availability, IdemRecord, Pool, Reserve, SlotTable};
+use crate::pool::{Answer, Availability, IdemRecord, Pool, Reserve, SlotTable};
 use crate::store::{DurableStore, Snapshot, Table};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -108,7 +108,13 @@ impl Engine {
     /// returns an envelope, `{"status":"success","data":…}` or an error envelope.
     pub fn call(&self, command: &str, request_json: &str) -> String {
         let v = match self.call_value(command, request_json) {
-            Ok(data) => json!({"status": "success", "data": data}),
+            Ok(data) => {
+                // Built by hand: `json!` would copy `data` through serde.
+                let mut m = serde_json::Map::new();
+                m.insert("status".into(), "success".into());
+                m.insert("data".into(), data);
+                Value::Object(m)
+            }
             Err(e) => e.to_envelope(),
         };
         v.to_string()
@@ -154,11 +160,15 @@ impl Engine {
             return Err(Error::missing("patient_id"));
         }
         let priority = opts.priority.unwrap_or(Priority::Normal);
-        let fp = fingerprint(&[b"hold", &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()]);
+        if let Some(e) = self.pool.refuse_fast(slot.0, priority, opts.request_id) {
+            return Err(e);
+        }
+        // The fingerprint only matters with a request id (it is stored with it).
+        let fp = if opts.request_id.is_some() { fingerprint(&[b"hold", &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()]) } else { 0 };
         let r = Reserve {
             slot: slot.0,
-            patient_id: patient_id.to_string(),
-            clinic_id: opts.clinic_id.map(str::to_string),
+            patient_id: Arc::from(patient_id),
+            clinic_id: opts.clinic_id.map(Arc::from),
             priority,
             hold: true,
             patient: None,
@@ -166,18 +176,51 @@ impl Engine {
             reason: None,
             project_id: None,
         };
-        let v = self.pool.reserve(r, opts.request_id, "hold", fp, &|b: &Booking, _| json!([b.id, b.hold_expires_ms]))?;
-        Ok(Hold { booking_id: v[0].as_u64().unwrap_or(0), expires_ms: v[1].as_i64().unwrap_or(0) })
+        match self.pool.reserve(r, opts.request_id, "hold", fp, &|b: &Booking, _| Answer::Hold(b.id, b.hold_expires_ms.unwrap_or(0)))? {
+            Answer::Hold(booking_id, expires_ms) => Ok(Hold { booking_id, expires_ms }),
+            a => {
+                let v = a.into_value();
+                Ok(Hold { booking_id: v[0].as_u64().unwrap_or(0), expires_ms: v[1].as_i64().unwrap_or(0) })
+            }
+        }
+    }
+
+    /// Books one place at once (no hold): the booking stays until cancelled.
+    pub fn book(&self, slot: SlotHandle, patient_id: &str, opts: &HoldOptions<'_>) -> Result<u64> {
+        self.pool.check_open()?;
+        if patient_id.is_empty() {
+            return Err(Error::missing("patient_id"));
+        }
+        let priority = opts.priority.unwrap_or(Priority::Normal);
+        if let Some(e) = self.pool.refuse_fast(slot.0, priority, opts.request_id) {
+            return Err(e);
+        }
+        let fp = if opts.request_id.is_some() { fingerprint(&[b"book", &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()]) } else { 0 };
+        let r = Reserve {
+            slot: slot.0,
+            patient_id: Arc::from(patient_id),
+            clinic_id: opts.clinic_id.map(Arc::from),
+            priority,
+            hold: false,
+            patient: None,
+            expected_date: None,
+            reason: None,
+            project_id: None,
+        };
+        match self.pool.reserve(r, opts.request_id, "book", fp, &|b: &Booking, _| Answer::Id(b.id))? {
+            Answer::Id(id) => Ok(id),
+            a => Ok(a.into_value().as_u64().unwrap_or(0)),
+        }
     }
 
     /// Confirms a hold (the booking is then kept until cancelled).
     pub fn confirm(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
         self.pool.check_open()?;
         let actor = self.pool.actor(None);
-        let fp = fingerprint(&[b"confirm", &booking_id.to_le_bytes()]);
+        let fp = if request_id.is_some() { fingerprint(&[b"confirm", &booking_id.to_le_bytes()]) } else { 0 };
         self.pool.with_booking(booking_id, &actor, request_id, "confirm", fp, &mut |pool, slot, st, b, txn, now| {
             pool.confirm_locked(slot, st, b, now, txn, "confirm")?;
-            Ok(Value::Null)
+            Ok(Answer::Null)
         })?;
         Ok(())
     }
@@ -187,10 +230,10 @@ impl Engine {
     pub fn release(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
         self.pool.check_open()?;
         let actor = self.pool.actor(None);
-        let fp = fingerprint(&[b"release", &booking_id.to_le_bytes()]);
+        let fp = if request_id.is_some() { fingerprint(&[b"release", &booking_id.to_le_bytes()]) } else { 0 };
         self.pool.with_booking(booking_id, &actor, request_id, "release", fp, &mut |pool, slot, st, b, txn, now| {
-            pool.cancel_locked(slot, st, b, "released", now, txn)?;
-            Ok(Value::Null)
+            pool.cancel_locked(slot, st, b, "released".into(), now, txn)?;
+            Ok(Answer::Null)
         })?;
         Ok(())
     }
@@ -293,23 +336,27 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
     bookings.sort_by_key(|b| b.id);
     for b in bookings {
         max_booking = max_booking.max(b.id);
+        let mut b = b;
+        if let Some(idx) = b.slot_id.as_deref().and_then(|s| table.by_id.get(s)) {
+            b.slot_idx = *idx;
+        }
         if b.status.is_active() {
-            let idx = *table.by_id.get(&b.slot_id).ok_or_else(|| corrupt("bookings", &format_booking_id(b.id), "booking names an unknown slot"))?;
+            let idx = *b.slot_id.as_deref().and_then(|s| table.by_id.get(s)).ok_or_else(|| corrupt("bookings", &format_booking_id(b.id), "booking names an unknown slot"))?;
             let slot = &table.slots[idx as usize];
             let mut st = slot.state.lock();
             if b.status == BookingStatus::PreBooked {
                 st.held += 1;
-                st.holds.push((b.hold_expires_ms.unwrap_or(0), b.id));
+                st.holds.insert((b.hold_expires_ms.unwrap_or(0), b.id));
             } else {
                 st.booked += 1;
             }
             if b.used_quota {
                 st.quota_used += 1;
             }
-            st.active.push(b.id);
+            st.active.insert(b.id);
             pool.restore_span(&b, slot);
         }
-        pool.bookings.shard(&b.id).insert(b.id, b);
+        pool.bookings.insert(b.id, b);
     }
     pool.next_booking.store(max_booking + 1, Ordering::Relaxed);
     let mut max_wait = 0;
@@ -333,16 +380,15 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
         pool.patient_info.shard(&rec.patient_id).insert(rec.patient_id.clone(), rec.info);
     }
     {
-        let mut ob = pool.outbox.lock();
         let mut events: Vec<Event> = snap.of(Table::Events).map(|(k, b)| parse_row("events", k, b)).collect::<Result<_>>()?;
         events.sort_by_key(|e| e.seq);
         let acked: u64 = snap.of(Table::Meta).find(|(k, _)| *k == "events_acked_through").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-        ob.next_seq = events.last().map(|e| e.seq).unwrap_or(0).max(acked) + 1;
-        ob.events = events.into();
+        let next_seq = events.last().map(|e| e.seq).unwrap_or(0).max(acked) + 1;
+        pool.outbox.reset(next_seq, events.into());
     }
     for slot in table.slots.iter() {
         slot.publish_now();
     }
-    pool.table.store(Arc::new(table));
+    pool.store_table(table);
     Ok(())
 }

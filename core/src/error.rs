@@ -5,6 +5,7 @@
 //! message in English and in Chinese. Messages name fields, slots and bookings
 //! but never personal data: no names, ID numbers, phones or patient ids.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Error families: the thousands digit of the numeric code.
@@ -130,17 +131,19 @@ error_codes! {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Error {
     code: ErrorCode,
-    message: String,
-    message_zh: String,
+    // Static texts for the common refusals: a busy release day refuses far
+    // more often than it books, and a refusal should not allocate.
+    message: Cow<'static, str>,
+    message_zh: Cow<'static, str>,
 }
 
 impl Error {
     /// An error with the code's generic messages.
     pub fn new(code: ErrorCode) -> Error {
-        Error { code, message: code.default_message().to_string(), message_zh: code.default_message_zh().to_string() }
+        Error { code, message: Cow::Borrowed(code.default_message()), message_zh: Cow::Borrowed(code.default_message_zh()) }
     }
     /// An error with detail. The detail must carry no personal data.
-    pub fn with(code: ErrorCode, en: impl Into<String>, zh: impl Into<String>) -> Error {
+    pub fn with(code: ErrorCode, en: impl Into<Cow<'static, str>>, zh: impl Into<Cow<'static, str>>) -> Error {
         Error { code, message: en.into(), message_zh: zh.into() }
     }
     pub fn missing(field: &str) -> Error {
@@ -182,8 +185,8 @@ impl Error {
             "status": "error",
             "code": self.code.as_str(),
             "numeric_code": self.code.numeric(),
-            "message": self.message,
-            "message_zh": self.message_zh,
+            "message": &*self.message,
+            "message_zh": &*self.message_zh,
         })
     }
 }

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::identity::PatientInfo;
 use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -206,10 +207,13 @@ pub struct SlotMove {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Booking {
     pub id: u64,
-    pub slot_id: String,
-    pub patient_id: String,
+    /// The slot's id, kept only where the booking is written out (durable mode):
+    /// in memory the slot is `slot_idx`, and no shared count is touched per booking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clinic_id: Option<String>,
+    pub slot_id: Option<Arc<str>>,
+    pub patient_id: Arc<str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinic_id: Option<Arc<str>>,
     pub priority: Priority,
     pub status: BookingStatus,
     pub payment: PaymentStatus,
@@ -220,7 +224,7 @@ pub struct Booking {
     pub created_ms: Millis,
     pub updated_ms: Millis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancel_reason: Option<String>,
+    pub cancel_reason: Option<std::borrow::Cow<'static, str>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moves: Vec<SlotMove>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,6 +237,9 @@ pub struct Booking {
     /// From the waitlist entry that produced this hold, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waitlist_id: Option<u64>,
+    /// The slot's index in the engine's table (not stored: rebuilt on open).
+    #[serde(skip)]
+    pub slot_idx: u32,
 }
 
 pub fn format_booking_id(id: u64) -> String {
@@ -297,19 +304,44 @@ impl WaitEntry {
 pub struct Event {
     pub seq: u64,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: std::borrow::Cow<'static, str>,
     /// When it happened (UTC ms); rendered in the engine's zone as `at`.
     pub at_ms: Millis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub booking_id: Option<String>,
+    pub booking_id: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slot_id: Option<String>,
+    pub slot_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub patient_id: Option<String>,
+    pub patient_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clinic_id: Option<String>,
+    pub clinic_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub data: serde_json::Value,
+    /// One field of `data` kept unbuilt on the hot path; `materialize` moves it
+    /// into `data` (before the event is stored or shown).
+    #[serde(skip)]
+    pub note: Option<EventNote>,
+    /// The slot by index while `slot_id` is not filled in yet (hot path: no
+    /// shared reference count to touch); `materialize` names it.
+    #[serde(skip)]
+    pub slot_idx: Option<u32>,
+}
+
+/// A key and a text value of an event's data.
+pub type EventNote = (&'static str, std::borrow::Cow<'static, str>);
+
+impl Event {
+    /// Moves the note into `data`. (The slot is named by the pool's `materialize_event`.)
+    pub fn materialize(&mut self) {
+        if let Some((k, v)) = self.note.take() {
+            if !self.data.is_object() {
+                self.data = serde_json::Value::Object(Default::default());
+            }
+            if let Some(m) = self.data.as_object_mut() {
+                m.insert(k.to_string(), serde_json::Value::String(v.into_owned()));
+            }
+        }
+    }
 }
 
 /// Patient details kept for display (masked) and for the host's own lookups.

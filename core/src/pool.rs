@@ -1,11 +1,18 @@
 //! The slot pool (号源池): slots, holds, bookings, waitlists and the outbox,
 //! with the transactions of P5–P8.
 //!
-//! Concurrency: every slot has its own mutex; the pool-wide maps are sharded.
+//! Concurrency: every slot has its own mutex, every booking its own cell
+//! lock; the pool-wide maps are sharded and the outbox is striped by thread.
 //! Locks are always taken in this order, never the reverse:
-//! idempotency shard → patient shard → slot(s) by index → booking shard → outbox.
-//! A packed atomic per slot lets the common case of a busy release day — a
-//! caller meeting a full or closed slot — answer without taking any lock.
+//! idempotency shard → patient shard → slot(s) by index → booking → outbox stripe.
+//! (Idempotency shards and booking cells are also taken alone, as leaves.)
+//! A packed hint word per slot, in a compact table apart from the slots, lets
+//! the common case of a busy release day — a caller meeting a full or closed
+//! slot — answer without taking any lock, allocating or hashing a map.
+//!
+//! The typed hot path builds no JSON: answers are typed (`Answer`) and turned
+//! into JSON only for the command layer or a durable idempotency row; event
+//! data and slot names are filled in when an event is stored or read.
 
 use crate::clock::{Clock, Millis};
 use crate::config::{Config, Role};
@@ -18,14 +25,16 @@ use chrono::{Duration, NaiveDate, TimeZone};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::{json, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 const SHARDS: usize = 64;
+/// 2^21 bits (256 KiB).
+const IDEM_FILTER_WORDS: usize = 1 << 15;
 
 /// A map split into independently locked shards.
 pub(crate) struct Sharded<K, V> {
@@ -41,16 +50,199 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         let h = self.hasher.hash_one(key);
         self.shards[(h as usize) % SHARDS].lock()
     }
-    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
-        for s in self.shards.iter() {
-            for (k, v) in s.lock().iter() {
-                f(k, v);
+}
+
+// ---------------------------------------------------------------- bookings
+
+const BSEG_BITS: u32 = 10;
+const BSEG: usize = 1 << BSEG_BITS;
+const BTOP: usize = 1 << 18;
+
+type BookingCell = Mutex<Option<Booking>>;
+
+/// Bookings by id. Ids are handed out in sequence, so the table is an array
+/// of segments allocated on first use: a lookup is an index (no hashing, no
+/// probing, no rehash as it grows) and each booking has its own lock.
+pub(crate) struct BookingTable {
+    segs: Box<[std::sync::atomic::AtomicPtr<BookingCell>]>,
+}
+
+impl BookingTable {
+    pub fn new() -> Self {
+        BookingTable { segs: (0..BTOP).map(|_| std::sync::atomic::AtomicPtr::new(std::ptr::null_mut())).collect() }
+    }
+
+    #[inline]
+    fn cell(&self, id: u64) -> Option<&BookingCell> {
+        let seg = (id >> BSEG_BITS) as usize;
+        let p = self.segs.get(seg)?.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: a published segment points at BSEG cells and lives as long as the table.
+        Some(unsafe { &*p.add(id as usize & (BSEG - 1)) })
+    }
+
+    fn cell_or_create(&self, id: u64) -> &BookingCell {
+        let seg = (id >> BSEG_BITS) as usize;
+        assert!(seg < BTOP, "booking id {id} beyond the booking table");
+        let slot = &self.segs[seg];
+        let mut p = slot.load(Ordering::Acquire);
+        if p.is_null() {
+            let fresh: Box<[BookingCell]> = (0..BSEG).map(|_| Mutex::new(None)).collect();
+            let fresh = Box::into_raw(fresh) as *mut BookingCell;
+            match slot.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => p = fresh,
+                Err(existing) => {
+                    // SAFETY: `fresh` was never published; rebuild the box to free it.
+                    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, BSEG)) });
+                    p = existing;
+                }
+            }
+        }
+        // SAFETY: as in `cell`.
+        unsafe { &*p.add(id as usize & (BSEG - 1)) }
+    }
+
+    /// The booking's lock (its content is `None` if there is no such booking).
+    #[inline]
+    pub fn lock(&self, id: u64) -> Option<MutexGuard<'_, Option<Booking>>> {
+        self.cell(id).map(|c| c.lock())
+    }
+
+    pub fn insert(&self, id: u64, b: Booking) {
+        *self.cell_or_create(id).lock() = Some(b);
+    }
+
+    pub fn with<R>(&self, id: u64, f: impl FnOnce(&Booking) -> R) -> Option<R> {
+        let g = self.lock(id)?;
+        g.as_ref().map(f)
+    }
+
+    pub fn for_each(&self, mut f: impl FnMut(&u64, &Booking)) {
+        for (si, seg) in self.segs.iter().enumerate() {
+            let p = seg.load(Ordering::Acquire);
+            if p.is_null() {
+                continue;
+            }
+            for i in 0..BSEG {
+                // SAFETY: as in `cell`.
+                let cell = unsafe { &*p.add(i) };
+                if let Some(b) = cell.lock().as_ref() {
+                    f(&(((si << BSEG_BITS) + i) as u64), b);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BookingTable {
+    fn drop(&mut self) {
+        for seg in self.segs.iter() {
+            let p = seg.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: each published segment came from a Box<[BookingCell]> of BSEG cells.
+                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, BSEG)) });
             }
         }
     }
 }
 
 // ---------------------------------------------------------------- slots
+
+const INLINE: usize = 4;
+
+/// An ordered set kept inline while small (most slots hold a few places), so
+/// the slot's lock and its holds share the slot's memory; a B-tree beyond that.
+#[derive(Debug, Clone)]
+pub(crate) enum SmallSet<T: Ord + Copy + Default> {
+    Inline { len: u8, items: [T; INLINE] },
+    Tree(BTreeSet<T>),
+}
+
+impl<T: Ord + Copy + Default> Default for SmallSet<T> {
+    fn default() -> Self {
+        SmallSet::Inline { len: 0, items: [T::default(); INLINE] }
+    }
+}
+
+impl<T: Ord + Copy + Default> SmallSet<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            SmallSet::Inline { len, .. } => *len as usize,
+            SmallSet::Tree(t) => t.len(),
+        }
+    }
+    pub fn first(&self) -> Option<&T> {
+        match self {
+            SmallSet::Inline { len, items } => items[..*len as usize].first(),
+            SmallSet::Tree(t) => t.first(),
+        }
+    }
+    pub fn contains(&self, x: &T) -> bool {
+        match self {
+            SmallSet::Inline { len, items } => items[..*len as usize].contains(x),
+            SmallSet::Tree(t) => t.contains(x),
+        }
+    }
+    pub fn insert(&mut self, x: T) -> bool {
+        match self {
+            SmallSet::Inline { len, items } => {
+                let n = *len as usize;
+                let pos = match items[..n].binary_search(&x) {
+                    Ok(_) => return false,
+                    Err(p) => p,
+                };
+                if n < INLINE {
+                    items.copy_within(pos..n, pos + 1);
+                    items[pos] = x;
+                    *len += 1;
+                } else {
+                    let mut t: BTreeSet<T> = items.iter().copied().collect();
+                    t.insert(x);
+                    *self = SmallSet::Tree(t);
+                }
+                true
+            }
+            SmallSet::Tree(t) => t.insert(x),
+        }
+    }
+    pub fn remove(&mut self, x: &T) -> bool {
+        match self {
+            SmallSet::Inline { len, items } => {
+                let n = *len as usize;
+                match items[..n].binary_search(x) {
+                    Ok(p) => {
+                        items.copy_within(p + 1..n, p);
+                        *len -= 1;
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            SmallSet::Tree(t) => t.remove(x),
+        }
+    }
+    /// How many members are `<= x`.
+    pub fn count_le(&self, x: &T) -> usize {
+        match self {
+            SmallSet::Inline { len, items } => items[..*len as usize].iter().filter(|i| *i <= x).count(),
+            SmallSet::Tree(t) => t.range(..=*x).count(),
+        }
+    }
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &T> + '_> {
+        match self {
+            SmallSet::Inline { len, items } => Box::new(items[..*len as usize].iter()),
+            SmallSet::Tree(t) => Box::new(t.iter()),
+        }
+    }
+    pub fn to_vec(&self) -> Vec<T> {
+        self.iter().copied().collect()
+    }
+}
 
 /// The mutable part of a slot, under its mutex.
 #[derive(Debug, Clone)]
@@ -65,10 +257,10 @@ pub(crate) struct SlotState {
     pub quota_used: u32,
     /// Places freed while patients waited, kept for the waitlist (counted in `held`).
     pub set_aside: u32,
-    /// Active holds: (expiry, booking id).
-    pub holds: Vec<(Millis, u64)>,
-    /// Every active booking on the slot (holds included).
-    pub active: Vec<u64>,
+    /// Active holds by (expiry, booking id): the earliest is first.
+    pub holds: SmallSet<(Millis, u64)>,
+    /// Every active booking on the slot (holds included), in booking order.
+    pub active: SmallSet<u64>,
     /// Waiting entries only, in arrival order.
     pub waitlist: Vec<WaitEntry>,
 }
@@ -101,30 +293,116 @@ impl SlotState {
 
 pub(crate) struct Slot {
     pub idx: u32,
+    /// `info.slot_id`, shared with the slot's bookings and events.
+    pub id: Arc<str>,
+    /// `info.date` and `info.time_slot()` as shown, formatted once.
+    pub date_str: Box<str>,
+    pub time_slot: Box<str>,
     pub info: SlotInfo,
     pub start_ms: Millis,
     pub end_ms: Millis,
     /// When the release window opens this slot to community booking.
     pub opens_ms: Millis,
-    /// Packed hint for lock-free rejection: bit 63 closed, bits 32..63 places
-    /// free for normal patients, bits 0..32 places free for any class.
-    hint: AtomicU64,
-    /// Earliest hold expiry (`i64::MAX` when none): a "full" hint is only
-    /// trusted while no hold may have expired.
-    earliest_expiry: AtomicI64,
+    /// The slot's hint word, in the pool's compact hint table (away from the
+    /// slot's mutex, so refusals do not contend with holders of the lock).
+    hint_seg: Arc<[AtomicU64]>,
+    hint_pos: u32,
     pub state: Mutex<SlotState>,
 }
 
-const CLOSED_BIT: u64 = 1 << 63;
+// The hint word: valid, closed, full for normal patients, full for every
+// class, and the earliest hold expiry (a "full" hint is only trusted while no
+// hold may have expired). One word, so readers see all of it at once.
+const HINT_VALID: u64 = 1 << 63;
+const HINT_CLOSED: u64 = 1;
+const HINT_FULL_NORMAL: u64 = 2;
+const HINT_FULL_ANY: u64 = 4;
+const HINT_EXPIRY_MAX: u64 = (1 << 60) - 1;
+
+#[inline]
+fn hint_expiry(w: u64) -> Millis {
+    let e = (w >> 3) & HINT_EXPIRY_MAX;
+    if e == HINT_EXPIRY_MAX {
+        i64::MAX
+    } else {
+        e as Millis
+    }
+}
+
+/// The lock-free refusal from a hint word: `Some` only when the answer cannot be anything else.
+#[inline]
+fn refusal_of(w: u64, p: Priority, coarse_now: impl FnOnce() -> Millis) -> Option<ErrorCode> {
+    if w & HINT_VALID == 0 {
+        return None;
+    }
+    if w & HINT_CLOSED != 0 {
+        return Some(ErrorCode::SlotClosed);
+    }
+    let full = w & if p.uses_quota() { HINT_FULL_ANY } else { HINT_FULL_NORMAL } != 0;
+    // A hold expiring soon may free a place: only trust "full" well before that.
+    if full && coarse_now() + 50 < hint_expiry(w) {
+        return Some(ErrorCode::SlotFull);
+    }
+    None
+}
+
+const HSEG_BITS: u32 = 12;
+const HSEG: usize = 1 << HSEG_BITS;
+const HTOP: usize = 1 << 10;
+
+/// Every slot's hint word, by slot index, in segments of 4096 words. Within a
+/// segment neighbouring slots sit on different cache lines (the hottest slots
+/// are often neighbours), yet the whole table of a large pool stays small.
+pub(crate) struct HintTable {
+    segs: Box<[std::sync::OnceLock<Arc<[AtomicU64]>>]>,
+}
+
+impl HintTable {
+    fn new() -> Self {
+        HintTable { segs: (0..HTOP).map(|_| std::sync::OnceLock::new()).collect() }
+    }
+    #[inline]
+    fn pos(idx: u32) -> usize {
+        let off = idx as usize & (HSEG - 1);
+        (off % (HSEG / 8)) * 8 + off / (HSEG / 8)
+    }
+    fn seg_for(&self, idx: u32) -> (Arc<[AtomicU64]>, u32) {
+        let seg = (idx >> HSEG_BITS) as usize;
+        assert!(seg < HTOP, "slot index {idx} beyond the hint table");
+        let s = self.segs[seg].get_or_init(|| (0..HSEG).map(|_| AtomicU64::new(0)).collect::<Vec<_>>().into());
+        (s.clone(), Self::pos(idx) as u32)
+    }
+    #[inline]
+    fn word(&self, idx: u32) -> u64 {
+        match self.segs.get((idx >> HSEG_BITS) as usize).and_then(|s| s.get()) {
+            Some(s) => s[Self::pos(idx)].load(Ordering::Acquire),
+            None => 0,
+        }
+    }
+}
 
 impl Slot {
+    #[inline]
+    fn hint(&self) -> &AtomicU64 {
+        &self.hint_seg[self.hint_pos as usize]
+    }
+
+    fn earliest_expiry(&self) -> Millis {
+        hint_expiry(self.hint().load(Ordering::Acquire))
+    }
+
     pub fn publish(&self, st: &SlotState) {
-        let free_all = st.remaining() as u64;
-        let free_normal = st.free_for(Priority::Normal) as u64;
-        let h = (if st.closed { CLOSED_BIT } else { 0 }) | (free_normal.min(0x7fff_ffff) << 32) | free_all.min(0xffff_ffff);
-        self.hint.store(h, Ordering::Release);
-        let e = st.holds.iter().map(|h| h.0).min().unwrap_or(i64::MAX);
-        self.earliest_expiry.store(e, Ordering::Release);
+        let e = st.holds.first().map_or(i64::MAX, |h| h.0);
+        let e = if e == i64::MAX { HINT_EXPIRY_MAX } else { (e.max(0) as u64).min(HINT_EXPIRY_MAX - 1) };
+        let w = HINT_VALID
+            | (e << 3)
+            | if st.closed { HINT_CLOSED } else { 0 }
+            | if st.free_for(Priority::Normal) == 0 { HINT_FULL_NORMAL } else { 0 }
+            | if st.remaining() == 0 { HINT_FULL_ANY } else { 0 };
+        // An unchanged hint is not written: a write would take the line away from readers.
+        if self.hint().load(Ordering::Relaxed) != w {
+            self.hint().store(w, Ordering::Release);
+        }
     }
 
     /// Re-publishes the hint from the current state (after recovery).
@@ -135,22 +413,13 @@ impl Slot {
 
     /// The lock-free refusal: `Some` only when the answer cannot be anything else.
     #[inline]
-    fn fast_refusal(&self, p: Priority, coarse_now: Millis) -> Option<ErrorCode> {
-        let h = self.hint.load(Ordering::Acquire);
-        if h & CLOSED_BIT != 0 {
-            return Some(ErrorCode::SlotClosed);
-        }
-        let free = if p.uses_quota() { h & 0xffff_ffff } else { (h >> 32) & 0x7fff_ffff };
-        // A hold expiring soon may free a place: only trust "full" well before that.
-        if free == 0 && coarse_now + 50 < self.earliest_expiry.load(Ordering::Acquire) {
-            return Some(ErrorCode::SlotFull);
-        }
-        None
+    fn fast_refusal(&self, p: Priority, coarse_now: impl FnOnce() -> Millis) -> Option<ErrorCode> {
+        refusal_of(self.hint().load(Ordering::Acquire), p, coarse_now)
     }
 
     pub fn availability(&self, st: &SlotState, now: Millis, cfg: &Config) -> Availability {
         // Queries never change state: holds past their expiry are simply not counted.
-        let expired = st.holds.iter().filter(|h| h.0 <= now).count() as u32;
+        let expired = st.holds.count_le(&(now, u64::MAX)) as u32;
         let held = st.held - expired;
         let remaining = st.capacity.saturating_sub(st.booked + held);
         Availability {
@@ -196,7 +465,7 @@ pub(crate) struct SlotTable {
 // ---------------------------------------------------------------- patients, idempotency, outbox
 
 #[derive(Debug, Clone, Copy)]
-struct Span {
+pub(crate) struct Span {
     booking: u64,
     slot: u32,
     start_ms: Millis,
@@ -214,37 +483,151 @@ impl Span {
     }
 }
 
+/// A patient's active spans: most patients have one, kept without a heap allocation.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Spans {
+    #[default]
+    Empty,
+    One(Span),
+    Many(Vec<Span>),
+}
+
+impl Spans {
+    pub fn push(&mut self, s: Span) {
+        match self {
+            Spans::Empty => *self = Spans::One(s),
+            Spans::One(a) => *self = Spans::Many(vec![*a, s]),
+            Spans::Many(v) => v.push(s),
+        }
+    }
+    pub fn retain(&mut self, mut f: impl FnMut(&Span) -> bool) {
+        match self {
+            Spans::Empty => {}
+            Spans::One(a) => {
+                if !f(a) {
+                    *self = Spans::Empty;
+                }
+            }
+            Spans::Many(v) => {
+                v.retain(|s| f(s));
+                if v.is_empty() {
+                    *self = Spans::Empty;
+                }
+            }
+        }
+    }
+    pub fn as_slice(&self) -> &[Span] {
+        match self {
+            Spans::Empty => &[],
+            Spans::One(a) => std::slice::from_ref(a),
+            Spans::Many(v) => v,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct IdemRecord {
-    pub command: String,
+    pub command: std::borrow::Cow<'static, str>,
     pub fingerprint: u64,
     pub answer: Value,
     pub at_ms: Millis,
 }
 
+/// A transaction's answer, typed on the hot path: JSON is built only when the
+/// command layer shows it or the durable store keeps it for retries.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Answer {
+    /// A typed hold: `[booking_id, expires_ms]` in JSON.
+    Hold(u64, Millis),
+    /// A booking id: the number in JSON.
+    Id(u64),
+    Null,
+    Json(Value),
+}
+
+impl Answer {
+    pub fn to_value(&self) -> Value {
+        match self {
+            Answer::Hold(id, exp) => json!([id, exp]),
+            Answer::Id(id) => json!(id),
+            Answer::Null => Value::Null,
+            Answer::Json(v) => v.clone(),
+        }
+    }
+    pub fn into_value(self) -> Value {
+        match self {
+            Answer::Json(v) => v,
+            a => a.to_value(),
+        }
+    }
+}
+
 enum IdemState {
     Pending,
-    Done(IdemRecord),
+    Done { command: std::borrow::Cow<'static, str>, fingerprint: u64, answer: Answer },
 }
 
 /// A claim on a request id, held while its transaction runs.
-pub(crate) struct IdemClaim {
-    pub request_id: String,
+pub(crate) struct IdemClaim<'a> {
+    pub request_id: &'a str,
     pub command: &'static str,
     pub fingerprint: u64,
 }
 
-pub(crate) enum Claimed {
+pub(crate) enum Claimed<'a> {
     /// Go ahead; finish with the claim.
-    Fresh(Option<IdemClaim>),
+    Fresh(Option<IdemClaim<'a>>),
     /// The request ran before: here is its first answer.
-    Replay(Value),
+    Replay(Answer),
 }
 
-#[derive(Default)]
+/// This thread's stripe number (threads take consecutive numbers).
+#[inline]
+fn thread_stripe() -> usize {
+    thread_local!(static STRIPE: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) as usize
+    });
+    STRIPE.with(|s| *s)
+}
+
+const OUTBOX_STRIPES: usize = 8;
+
+/// The outbox, striped by thread so that writers do not share a lock. A
+/// sequence number is taken under the stripe's lock, so each stripe is in
+/// sequence order and a reader holding every stripe sees every numbered event.
 pub(crate) struct Outbox {
-    pub next_seq: u64,
-    pub events: VecDeque<Event>,
+    next_seq: CachePadded<AtomicU64>,
+    stripes: Box<[CachePadded<Mutex<VecDeque<Event>>>]>,
+}
+
+impl Outbox {
+    pub fn new(next_seq: u64, events: VecDeque<Event>) -> Outbox {
+        let mut stripes: Vec<CachePadded<Mutex<VecDeque<Event>>>> = (0..OUTBOX_STRIPES).map(|_| CachePadded::new(Mutex::new(VecDeque::new()))).collect();
+        stripes[0] = CachePadded::new(Mutex::new(events));
+        Outbox { next_seq: CachePadded::new(AtomicU64::new(next_seq)), stripes: stripes.into() }
+    }
+
+    /// Replaces the content (recovery).
+    pub fn reset(&self, next_seq: u64, events: VecDeque<Event>) {
+        let mut all: Vec<_> = self.stripes.iter().map(|s| s.lock()).collect();
+        for s in all.iter_mut() {
+            s.clear();
+        }
+        *all[0] = events;
+        self.next_seq.store(next_seq, Ordering::Release);
+    }
+
+    /// Numbers the event and appends it; `row` sees it numbered, under the lock.
+    fn push(&self, mut ev: Event, row: impl FnOnce(&Event)) {
+        let mut q = self.stripes[thread_stripe() % OUTBOX_STRIPES].lock();
+        ev.seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
+        row(&ev);
+        q.push_back(ev);
+    }
 }
 
 /// Counters for P9's success rate, striped so that threads do not share a line.
@@ -258,11 +641,7 @@ impl Striped {
     }
     #[inline]
     fn add(&self, n: u64) {
-        thread_local!(static STRIPE: usize = {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            NEXT.fetch_add(1, Ordering::Relaxed) as usize
-        });
-        let i = STRIPE.with(|s| *s) % self.cells.len();
+        let i = thread_stripe() % self.cells.len();
         self.cells[i].fetch_add(n, Ordering::Relaxed);
     }
     pub fn get(&self) -> u64 {
@@ -274,6 +653,17 @@ pub(crate) struct Metrics {
     pub attempts: Striped,
     pub successes: Striped,
     pub refused_full: Striped,
+    /// Attempts refused as full on the lock-free path (counted in both totals).
+    pub attempts_refused_full: Striped,
+}
+
+impl Metrics {
+    pub fn total_attempts(&self) -> u64 {
+        self.attempts.get() + self.attempts_refused_full.get()
+    }
+    pub fn total_refused_full(&self) -> u64 {
+        self.refused_full.get() + self.attempts_refused_full.get()
+    }
 }
 
 // ---------------------------------------------------------------- the pool
@@ -283,6 +673,9 @@ pub(crate) struct Metrics {
 pub(crate) struct Txn {
     pub writes: Vec<Write>,
     pub promote: Vec<u32>,
+    /// Bookings that stopped holding a place: their patient spans are dropped
+    /// once the slot locks are released (lock order: patient before slot).
+    pub ended: Vec<(Arc<str>, u64)>,
 }
 
 pub(crate) struct Pool {
@@ -291,19 +684,28 @@ pub(crate) struct Pool {
     pub table: ArcSwap<SlotTable>,
     /// Serialises changes to the slot table (sync), not bookings.
     pub table_write: Mutex<()>,
-    pub bookings: Sharded<u64, Booking>,
+    pub bookings: BookingTable,
     /// Each booking's slot index, for cheap lookups without the booking shard.
-    patients: Sharded<String, Vec<Span>>,
+    patients: Sharded<Arc<str>, Spans>,
     pub patient_info: Sharded<String, PatientInfo>,
     idem: Sharded<String, IdemState>,
+    /// A blocked Bloom filter (two bits in one word) over every request id ever claimed: a clear bit
+    /// proves the id has no answer, so a refusal needs no idempotency lookup.
+    idem_filter: Box<[AtomicU64]>,
+    filter_hasher: foldhash::fast::RandomState,
     pub waitlist_slot: Sharded<u64, u32>,
-    pub outbox: Mutex<Outbox>,
+    pub outbox: Outbox,
+    hints: HintTable,
+    /// Slots visible in `table` (a hint beyond this is not trusted).
+    visible_slots: AtomicU32,
     pub next_booking: AtomicU64,
     pub next_wait: AtomicU64,
     pub store: Option<DurableStore>,
     pub metrics: Metrics,
     pub catalog: crate::catalog::Catalog,
     pub closed: AtomicBool,
+    /// Slots whose expired holds freed places for waiters (see `sweep`).
+    pending_promotions: Mutex<Vec<u32>>,
 }
 
 /// Who is asking: the request's institution, or the engine's own.
@@ -316,7 +718,7 @@ pub(crate) struct Actor {
 
 impl Actor {
     pub fn may_touch(&self, b: &Booking) -> bool {
-        !self.community || (self.institution.is_some() && self.institution == b.clinic_id)
+        !self.community || (self.institution.is_some() && self.institution.as_deref() == b.clinic_id.as_deref())
     }
 }
 
@@ -324,8 +726,8 @@ impl Actor {
 #[derive(Debug, Clone)]
 pub(crate) struct Reserve {
     pub slot: u32,
-    pub patient_id: String,
-    pub clinic_id: Option<String>,
+    pub patient_id: Arc<str>,
+    pub clinic_id: Option<Arc<str>>,
     pub priority: Priority,
     /// `true`: a hold (pre-booked) with a time-to-live; `false`: booked at once.
     pub hold: bool,
@@ -343,19 +745,31 @@ impl Pool {
             clock,
             table: ArcSwap::from_pointee(SlotTable::default()),
             table_write: Mutex::new(()),
-            bookings: Sharded::new(),
+            bookings: BookingTable::new(),
             patients: Sharded::new(),
             patient_info: Sharded::new(),
             idem: Sharded::new(),
+            idem_filter: (0..IDEM_FILTER_WORDS).map(|_| AtomicU64::new(0)).collect(),
+            filter_hasher: Default::default(),
             waitlist_slot: Sharded::new(),
-            outbox: Mutex::new(Outbox { next_seq: 1, events: VecDeque::new() }),
+            outbox: Outbox::new(1, VecDeque::new()),
+            hints: HintTable::new(),
+            visible_slots: AtomicU32::new(0),
             next_booking: AtomicU64::new(1),
             next_wait: AtomicU64::new(1),
             store,
-            metrics: Metrics { attempts: Striped::new(), successes: Striped::new(), refused_full: Striped::new() },
+            metrics: Metrics { attempts: Striped::new(), successes: Striped::new(), refused_full: Striped::new(), attempts_refused_full: Striped::new() },
             catalog: crate::catalog::Catalog::default(),
             closed: AtomicBool::new(false),
+            pending_promotions: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Publishes a new slot table.
+    pub fn store_table(&self, table: SlotTable) {
+        let n = table.slots.len() as u32;
+        self.table.store(Arc::new(table));
+        self.visible_slots.store(n, Ordering::Release);
     }
 
     pub fn slot(&self, idx: u32) -> Result<Arc<Slot>> {
@@ -397,18 +811,22 @@ impl Pool {
             held: 0,
             quota_used: 0,
             set_aside: 0,
-            holds: Vec::new(),
-            active: Vec::new(),
+            holds: SmallSet::new(),
+            active: SmallSet::new(),
             waitlist: Vec::new(),
         };
+        let (hint_seg, hint_pos) = self.hints.seg_for(idx);
         let slot = Slot {
             idx,
+            id: Arc::from(info.slot_id.as_str()),
+            date_str: info.date.to_string().into(),
+            time_slot: info.time_slot().into(),
             info,
             start_ms,
             end_ms,
             opens_ms,
-            hint: AtomicU64::new(0),
-            earliest_expiry: AtomicI64::new(i64::MAX),
+            hint_seg,
+            hint_pos,
             state: Mutex::new(st),
         };
         slot.publish(&slot.state.lock());
@@ -428,15 +846,15 @@ impl Pool {
     }
 
     /// Claims a request id for the duration of one transaction.
-    pub fn claim(&self, request_id: Option<&str>, command: &'static str, fingerprint: u64) -> Result<Claimed> {
+    pub fn claim<'a>(&self, request_id: Option<&'a str>, command: &'static str, fingerprint: u64) -> Result<Claimed<'a>> {
         let Some(rid) = request_id else { return Ok(Claimed::Fresh(None)) };
         if rid.is_empty() || rid.len() > 128 {
             return Err(Error::invalid("request_id", "must be 1 to 128 characters"));
         }
         let mut shard = self.idem.shard(rid);
         match shard.get(rid) {
-            Some(IdemState::Done(r)) if r.command == command && r.fingerprint == fingerprint => return Ok(Claimed::Replay(r.answer.clone())),
-            Some(IdemState::Done(_)) => {
+            Some(IdemState::Done { command: c, fingerprint: f, answer }) if c == command && *f == fingerprint => return Ok(Claimed::Replay(answer.clone())),
+            Some(IdemState::Done { .. }) => {
                 return Err(Error::with(
                     ErrorCode::IdempotencyConflict,
                     format!("request id `{rid}` was already used for a different request"),
@@ -446,40 +864,82 @@ impl Pool {
             Some(IdemState::Pending) => return Err(Error::new(ErrorCode::RequestInProgress)),
             None => {}
         }
+        self.mark_request(rid);
         shard.insert(rid.to_string(), IdemState::Pending);
-        Ok(Claimed::Fresh(Some(IdemClaim { request_id: rid.to_string(), command, fingerprint })))
+        Ok(Claimed::Fresh(Some(IdemClaim { request_id: rid, command, fingerprint })))
+    }
+
+    #[inline]
+    fn filter_bit(&self, rid: &str) -> (usize, u64) {
+        // Two bits in one word: half the false positives of one bit, still one read.
+        let h = self.filter_hasher.hash_one(rid);
+        ((h >> 12) as usize & (IDEM_FILTER_WORDS - 1), (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63)))
+    }
+
+    fn mark_request(&self, rid: &str) {
+        let (w, bit) = self.filter_bit(rid);
+        if self.idem_filter[w].load(Ordering::Relaxed) & bit != bit {
+            self.idem_filter[w].fetch_or(bit, Ordering::AcqRel);
+        }
     }
 
     /// `true` if a request id has a recorded answer (lets the fast path refuse safely).
+    /// The filter answers most ids without touching the idempotency map.
     #[inline]
     fn has_answer(&self, request_id: Option<&str>) -> bool {
         match request_id {
-            Some(rid) => self.idem.shard(rid).contains_key(rid),
+            Some(rid) => {
+                let (w, bit) = self.filter_bit(rid);
+                self.idem_filter[w].load(Ordering::Acquire) & bit == bit && self.idem.shard(rid).contains_key(rid)
+            }
             None => false,
         }
     }
 
+    /// The lock-free refusal of the typed API, before any allocation or
+    /// fingerprint: `Some` when the slot is closed or full for this class and
+    /// the request id has no answer to replay.
+    #[inline]
+    pub fn refuse_fast(&self, slot: u32, p: Priority, request_id: Option<&str>) -> Option<Error> {
+        // The hint table only: no slot, no table snapshot, no clock unless full.
+        if slot >= self.visible_slots.load(Ordering::Acquire) {
+            return None;
+        }
+        let code = refusal_of(self.hints.word(slot), p, || self.clock.coarse_now_ms())?;
+        if self.has_answer(request_id) {
+            return None;
+        }
+        // One counter for an attempt refused as full (it counts as both).
+        if code == ErrorCode::SlotFull {
+            self.metrics.attempts_refused_full.add(1);
+        } else {
+            self.metrics.attempts.add(1);
+        }
+        Some(Error::new(code))
+    }
+
     /// Adds the idempotency row to the transaction, inside its locks.
-    pub fn record_answer(&self, claim: &Option<IdemClaim>, answer: &Value, txn: &mut Txn) {
+    pub fn record_answer(&self, claim: &Option<IdemClaim<'_>>, answer: &Answer, txn: &mut Txn) {
         if let Some(c) = claim {
             if self.store.is_some() {
-                let rec = IdemRecord { command: c.command.to_string(), fingerprint: c.fingerprint, answer: answer.clone(), at_ms: self.clock.now_ms() };
-                txn.writes.push(Write::put(Table::Idempotency, c.request_id.clone(), &rec));
+                let rec = IdemRecord { command: std::borrow::Cow::Borrowed(c.command), fingerprint: c.fingerprint, answer: answer.to_value(), at_ms: self.clock.now_ms() };
+                txn.writes.push(Write::put(Table::Idempotency, c.request_id, &rec));
             }
         }
     }
 
     /// Ends a claim: success keeps the answer for retries; failure forgets the id.
-    pub fn finish_claim(&self, claim: Option<IdemClaim>, answer: Option<&Value>) {
+    pub fn finish_claim(&self, claim: Option<IdemClaim<'_>>, answer: Option<&Answer>) {
         if let Some(c) = claim {
-            let mut shard = self.idem.shard(&c.request_id);
+            let mut shard = self.idem.shard(c.request_id);
             match answer {
                 Some(a) => {
-                    let rec = IdemRecord { command: c.command.to_string(), fingerprint: c.fingerprint, answer: a.clone(), at_ms: self.clock.now_ms() };
-                    shard.insert(c.request_id, IdemState::Done(rec));
+                    if let Some(slot) = shard.get_mut(c.request_id) {
+                        *slot = IdemState::Done { command: std::borrow::Cow::Borrowed(c.command), fingerprint: c.fingerprint, answer: a.clone() };
+                    }
                 }
                 None => {
-                    shard.remove(&c.request_id);
+                    shard.remove(c.request_id);
                 }
             }
         }
@@ -488,11 +948,27 @@ impl Pool {
     /// Re-registers an active booking with its patient (recovery).
     pub fn restore_span(&self, b: &Booking, slot: &Slot) {
         let span = Span { booking: b.id, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.info.kind == SlotKind::Bed };
-        self.patients.shard(&b.patient_id).entry(b.patient_id.clone()).or_default().push(span);
+        self.patients.shard(&*b.patient_id).entry(b.patient_id.clone()).or_default().push(span);
+    }
+
+    /// Drops the spans of ended bookings, and patients left with none. Call
+    /// with no slot locked.
+    pub fn forget_spans(&self, ended: &mut Vec<(Arc<str>, u64)>) {
+        for (p, id) in ended.drain(..) {
+            let mut shard = self.patients.shard(&*p);
+            // By the Arc itself: equal pointers compare without reading the text.
+            if let Some(v) = shard.get_mut(&p) {
+                v.retain(|s| s.booking != id);
+                if v.is_empty() {
+                    shard.remove(&p);
+                }
+            }
+        }
     }
 
     pub fn restore_answer(&self, rid: String, rec: IdemRecord) {
-        self.idem.shard(&rid).insert(rid, IdemState::Done(rec));
+        self.mark_request(&rid);
+        self.idem.shard(&rid).insert(rid, IdemState::Done { command: rec.command, fingerprint: rec.fingerprint, answer: Answer::Json(rec.answer) });
     }
 
     /// Hands the transaction's rows to the store, inside the caller's locks.
@@ -511,28 +987,78 @@ impl Pool {
         for idx in promote {
             self.promote_waiters(idx)?;
         }
+        self.run_pending_promotions()
+    }
+
+    /// Promotions owed by hold expiries (see `sweep`); every call ends with this,
+    /// refused ones included.
+    pub fn run_pending_promotions(&self) -> Result<()> {
+        if self.pending_promotions.lock().is_empty() {
+            return Ok(());
+        }
+        let due = std::mem::take(&mut *self.pending_promotions.lock());
+        for idx in due {
+            self.promote_waiters(idx)?;
+        }
         Ok(())
     }
 
     /// Appends an event to the outbox (and its row to the transaction).
-    pub fn emit(&self, txn: &mut Txn, kind: &str, booking: Option<&Booking>, slot_id: Option<&str>, data: Value) {
-        let mut ob = self.outbox.lock();
-        let seq = ob.next_seq;
-        ob.next_seq += 1;
+    pub fn emit(&self, txn: &mut Txn, kind: &'static str, booking: Option<&Booking>, slot_id: Option<&str>, data: Value) {
+        let at_ms = self.clock.now_ms();
         let ev = Event {
-            seq,
-            kind: kind.to_string(),
-            at_ms: self.clock.now_ms(),
-            booking_id: booking.map(|b| format_booking_id(b.id)),
-            slot_id: slot_id.map(str::to_string).or_else(|| booking.map(|b| b.slot_id.clone())),
+            seq: 0,
+            kind: std::borrow::Cow::Borrowed(kind),
+            at_ms,
+            booking_id: booking.map(|b| b.id),
+            slot_id: slot_id.map(Arc::from),
             patient_id: booking.map(|b| b.patient_id.clone()),
             clinic_id: booking.and_then(|b| b.clinic_id.clone()),
             data,
+            note: None,
+            slot_idx: if slot_id.is_none() { booking.map(|b| b.slot_idx) } else { None },
         };
-        if self.store.is_some() {
-            txn.writes.push(Write::put(Table::Events, format!("{seq:020}"), &ev));
+        self.push_event(txn, ev);
+    }
+
+    /// A booking's event with at most one small note as its data (no JSON built
+    /// until the event is stored or read).
+    pub fn booking_event(&self, kind: &'static str, at_ms: Millis, b: &Booking, note: Option<EventNote>) -> Event {
+        Event {
+            seq: 0,
+            kind: std::borrow::Cow::Borrowed(kind),
+            at_ms,
+            booking_id: Some(b.id),
+            slot_id: None,
+            patient_id: Some(b.patient_id.clone()),
+            clinic_id: b.clinic_id.clone(),
+            data: Value::Null,
+            note,
+            slot_idx: Some(b.slot_idx),
         }
-        ob.events.push_back(ev);
+    }
+
+    /// Builds what the hot path left unbuilt: the note into `data`, the slot's id.
+    pub fn materialize_event(&self, ev: &mut Event) {
+        ev.materialize();
+        if let Some(idx) = ev.slot_idx.take() {
+            if ev.slot_id.is_none() {
+                ev.slot_id = self.table.load().slots.get(idx as usize).map(|s| s.id.clone());
+            }
+        }
+    }
+
+    /// Numbers an event and appends it to the outbox (and its row to the transaction).
+    pub fn push_event(&self, txn: &mut Txn, mut ev: Event) {
+        if self.store.is_some() {
+            self.materialize_event(&mut ev);
+        }
+        let durable = self.store.is_some();
+        self.outbox.push(ev, |ev| {
+            if durable {
+                txn.writes.push(Write::put(Table::Events, format!("{:020}", ev.seq), ev));
+            }
+        });
     }
 
     fn put_booking(&self, txn: &mut Txn, b: &Booking) {
@@ -554,30 +1080,54 @@ impl Pool {
     }
 
     pub fn booking(&self, id: u64) -> Result<Booking> {
-        self.bookings.shard(&id).get(&id).cloned().ok_or_else(|| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id)))
+        self.bookings.with(id, Booking::clone).ok_or_else(|| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id)))
     }
 
     // ------------------------------------------------------------ expiry and release
 
     /// Expires the slot's overdue holds. Call with the slot locked.
+    ///
+    /// The expiry is its own change: its rows go to the store at once (still
+    /// under the slot lock, so in order) and its promotions are queued for the
+    /// end of the call, so they stick even when the request that triggered the
+    /// sweep is then refused. Nobody waits on them: no caller was told of them.
     fn sweep(&self, slot: &Slot, st: &mut SlotState, now: Millis, txn: &mut Txn) {
-        if !st.holds.iter().any(|h| h.0 <= now) {
+        if st.holds.first().is_none_or(|h| h.0 > now) {
             return;
         }
-        let (expired, kept): (Vec<_>, Vec<_>) = st.holds.iter().partition(|h| h.0 <= now);
-        st.holds = kept;
-        for (_, id) in expired {
-            let b = {
-                let mut shard = self.bookings.shard(&id);
-                let Some(b) = shard.get_mut(&id) else { continue };
-                b.status = BookingStatus::Expired;
-                b.updated_ms = now;
-                b.clone()
-            };
-            st.active.retain(|x| *x != id);
+        let mut own = Txn::default();
+        self.expire_due(slot, st, now, &mut own);
+        let _ = self.enqueue(&mut own);
+        if !own.promote.is_empty() {
+            let mut pending = self.pending_promotions.lock();
+            for idx in own.promote {
+                if !pending.contains(&idx) {
+                    pending.push(idx);
+                }
+            }
+        }
+        // Patient spans of the expired holds are dropped with the caller's own.
+        txn.ended.append(&mut own.ended);
+    }
+
+    fn expire_due(&self, slot: &Slot, st: &mut SlotState, now: Millis, txn: &mut Txn) {
+        let mut expired = Vec::new();
+        while let Some(h) = st.holds.first().copied().filter(|h| h.0 <= now) {
+            st.holds.remove(&h);
+            expired.push(h.1);
+        }
+        for id in expired {
+            let Some(mut shard) = self.bookings.lock(id) else { continue };
+            let Some(b) = shard.as_mut() else { continue };
+            b.status = BookingStatus::Expired;
+            b.updated_ms = now;
+            st.active.remove(&id);
             self.give_back(slot, st, b.used_quota, true, txn);
-            self.put_booking(txn, &b);
-            self.emit(txn, "hold_expired", Some(&b), None, json!({"reason": "unpaid hold passed its time-to-live"}));
+            self.put_booking(txn, b);
+            txn.ended.push((b.patient_id.clone(), id));
+            let ev = self.booking_event("hold_expired", now, b, Some(("reason", "unpaid hold passed its time-to-live".into())));
+            drop(shard);
+            self.push_event(txn, ev);
         }
         slot.publish(st);
     }
@@ -607,17 +1157,21 @@ impl Pool {
         let mut count = 0;
         let table = self.table.load();
         for slot in table.slots.iter() {
-            if slot.earliest_expiry.load(Ordering::Acquire) > now {
+            if slot.earliest_expiry() > now {
                 continue;
             }
             let mut txn = Txn::default();
             let ticket = {
                 let mut st = slot.state.lock();
                 let before = st.holds.len();
-                self.sweep(slot, &mut st, now, &mut txn);
+                if st.holds.first().is_some_and(|h| h.0 <= now) {
+                    // Here the expiry is the caller's change: wait for it like any other.
+                    self.expire_due(slot, &mut st, now, &mut txn);
+                }
                 count += before - st.holds.len();
                 self.enqueue(&mut txn)
             };
+            self.forget_spans(&mut txn.ended);
             self.settle(ticket, txn.promote)?;
         }
         Ok(count)
@@ -632,24 +1186,27 @@ impl Pool {
         request_id: Option<&str>,
         command: &'static str,
         fingerprint: u64,
-        respond: &dyn Fn(&Booking, &Slot) -> Value,
-    ) -> Result<Value> {
+        respond: &dyn Fn(&Booking, &Slot) -> Answer,
+    ) -> Result<Answer> {
         self.metrics.attempts.add(1);
-        let slot = self.slot(r.slot)?;
+        // Borrow from the table instead of cloning the Arc: a refcount bump on a
+        // hot slot would bounce its cache line between every caller.
+        let table = self.table.load();
+        let slot: &Slot = table.slots.get(r.slot as usize).ok_or_else(|| Error::new(ErrorCode::SlotNotFound))?;
         // Lock-free refusal first; a request id with an answer must get that answer instead.
-        if let Some(code) = slot.fast_refusal(r.priority, self.clock.coarse_now_ms()) {
+        if let Some(code) = slot.fast_refusal(r.priority, || self.clock.coarse_now_ms()) {
             if !self.has_answer(request_id) {
                 if code == ErrorCode::SlotFull {
                     self.metrics.refused_full.add(1);
                 }
-                return Err(slot_error(code, &slot));
+                return Err(slot_error(code, slot));
             }
         }
         let claim = match self.claim(request_id, command, fingerprint)? {
             Claimed::Replay(v) => return Ok(v),
             Claimed::Fresh(c) => c,
         };
-        let result = self.reserve_claimed(&slot, r, &claim, respond);
+        let result = self.reserve_claimed(slot, r, &claim, respond);
         match result {
             Ok((answer, ticket, promote)) => {
                 let settled = self.settle(ticket, promote);
@@ -663,6 +1220,7 @@ impl Pool {
                     self.metrics.refused_full.add(1);
                 }
                 self.finish_claim(claim, None);
+                let _ = self.run_pending_promotions();
                 Err(e)
             }
         }
@@ -672,24 +1230,27 @@ impl Pool {
         &self,
         slot: &Slot,
         r: Reserve,
-        claim: &Option<IdemClaim>,
-        respond: &dyn Fn(&Booking, &Slot) -> Value,
-    ) -> Result<(Value, Option<Ticket>, Vec<u32>)> {
+        claim: &Option<IdemClaim<'_>>,
+        respond: &dyn Fn(&Booking, &Slot) -> Answer,
+    ) -> Result<(Answer, Option<Ticket>, Vec<u32>)> {
         let mut txn = Txn::default();
         let span = Span { booking: 0, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.info.kind == SlotKind::Bed };
-        let mut spans = self.patients.shard(&r.patient_id);
+        let patient_id: Arc<str> = r.patient_id.clone();
+        let mut spans = self.patients.shard(&*patient_id);
         let now = self.clock.now_ms();
-        let mine = spans.entry(r.patient_id.clone()).or_default();
-        self.check_patient(mine, &span, now, None)?;
         let mut st = slot.state.lock();
         self.sweep(slot, &mut st, now, &mut txn);
+        // The slot's refusals come first, as on the lock-free path; then the patient's.
         check_bookable(slot, &st, now, r.priority)?;
+        if let Some(mine) = spans.get_mut(&*patient_id) {
+            self.check_patient(mine, &span, now, None)?;
+        }
         let id = self.next_booking.fetch_add(1, Ordering::Relaxed);
         let used_quota = r.priority.uses_quota() && st.free_for(Priority::Normal) == 0;
         let b = Booking {
             id,
-            slot_id: slot.info.slot_id.clone(),
-            patient_id: r.patient_id.clone(),
+            slot_id: self.store.is_some().then(|| slot.id.clone()),
+            patient_id: patient_id.clone(),
             clinic_id: r.clinic_id,
             priority: r.priority,
             status: if r.hold { BookingStatus::PreBooked } else { BookingStatus::Booked },
@@ -704,48 +1265,51 @@ impl Pool {
             reason: r.reason,
             project_id: r.project_id.filter(|_| slot.info.project_id.is_none()),
             waitlist_id: None,
+            slot_idx: slot.idx,
         };
         if r.hold {
             st.held += 1;
-            st.holds.push((now + self.cfg.hold_ttl_ms, id));
+            st.holds.insert((now + self.cfg.hold_ttl_ms, id));
         } else {
             st.booked += 1;
         }
         if used_quota {
             st.quota_used += 1;
         }
-        st.active.push(id);
+        st.active.insert(id);
         slot.publish(&st);
-        mine.push(Span { booking: id, ..span });
+        spans.entry(patient_id.clone()).or_default().push(Span { booking: id, ..span });
         if let Some(info) = r.patient {
             if self.store.is_some() {
-                txn.writes.push(Write::put(Table::Patients, r.patient_id.clone(), &PatientRecord { patient_id: r.patient_id.clone(), info: info.clone() }));
+                txn.writes.push(Write::put(Table::Patients, r.patient_id.to_string(), &PatientRecord { patient_id: r.patient_id.to_string(), info: info.clone() }));
             }
-            self.patient_info.shard(&r.patient_id).insert(r.patient_id.clone(), info);
+            self.patient_info.shard(&*r.patient_id).insert(r.patient_id.to_string(), info);
         }
         self.put_booking(&mut txn, &b);
         let answer = respond(&b, slot);
-        self.bookings.shard(&id).insert(id, b.clone());
+        // The slot's date and window are added when the event is read (event_view).
         let kind = if r.hold { "booking_held" } else { "booking_made" };
-        self.emit(&mut txn, kind, Some(&b), None, json!({"status": b.status.as_str(), "kind": slot.info.kind.as_str(), "date": slot.info.date.to_string(), "time_slot": slot.info.time_slot()}));
+        let ev = self.booking_event(kind, now, &b, None);
+        self.bookings.insert(id, b);
+        self.push_event(&mut txn, ev);
         self.record_answer(claim, &answer, &mut txn);
         let ticket = self.enqueue(&mut txn);
         drop(st);
         drop(spans);
+        self.forget_spans(&mut txn.ended);
         Ok((answer, ticket, txn.promote))
     }
 
     /// P6: one booking per slot per patient, and no overlapping times.
-    fn check_patient(&self, spans: &mut Vec<Span>, new: &Span, now: Millis, ignore: Option<u64>) -> Result<()> {
+    fn check_patient(&self, spans: &mut Spans, new: &Span, now: Millis, ignore: Option<u64>) -> Result<()> {
         // Drop spans whose booking ended (cancelled, expired): cleaned lazily here.
         spans.retain(|s| {
-            let shard = self.bookings.shard(&s.booking);
-            match shard.get(&s.booking) {
+            match self.bookings.lock(s.booking).as_deref().and_then(Option::as_ref) {
                 Some(b) => b.status.is_active() && !(b.status == BookingStatus::PreBooked && b.hold_expires_ms.is_some_and(|e| e <= now)),
                 None => false,
             }
         });
-        for s in spans.iter() {
+        for s in spans.as_slice() {
             if Some(s.booking) == ignore {
                 continue;
             }
@@ -778,43 +1342,51 @@ impl Pool {
         request_id: Option<&str>,
         command: &'static str,
         fingerprint: u64,
-        f: &mut dyn FnMut(&Pool, &Slot, &mut SlotState, &mut Booking, &mut Txn, Millis) -> Result<Value>,
-    ) -> Result<Value> {
+        f: &mut dyn FnMut(&Pool, &Slot, &mut SlotState, &mut Booking, &mut Txn, Millis) -> Result<Answer>,
+    ) -> Result<Answer> {
         let claim = match self.claim(request_id, command, fingerprint)? {
             Claimed::Replay(v) => return Ok(v),
             Claimed::Fresh(c) => c,
         };
         let result = (|| {
             loop {
-                let slot_id = self.booking(id)?.slot_id;
-                let slot = self.slot_by_id(&slot_id)?;
+                let idx = self.bookings.with(id, |b| b.slot_idx).ok_or_else(|| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id)))?;
+                let table = self.table.load();
+                let slot: &Slot = table.slots.get(idx as usize).ok_or_else(|| Error::new(ErrorCode::SlotNotFound))?;
                 let mut txn = Txn::default();
                 let mut st = slot.state.lock();
                 let now = self.clock.now_ms();
-                self.sweep(&slot, &mut st, now, &mut txn);
-                let mut b = self.booking(id)?;
-                if b.slot_id != slot_id {
+                self.sweep(slot, &mut st, now, &mut txn);
+                // Changed in place: `f` checks before it changes anything, so an
+                // error leaves the booking as it was.
+                let mut shard = self.bookings.lock(id).ok_or_else(|| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id)))?;
+                let b = shard.as_mut().ok_or_else(|| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id)))?;
+                if b.slot_idx != idx {
                     // Moved by a concurrent change: lock the new slot instead.
                     continue;
                 }
-                if !actor.may_touch(&b) {
+                if !actor.may_touch(b) {
                     return Err(forbidden());
                 }
-                let answer = f(self, &slot, &mut st, &mut b, &mut txn, now)?;
+                let answer = f(self, slot, &mut st, b, &mut txn, now)?;
                 b.updated_ms = now;
-                self.put_booking(&mut txn, &b);
-                self.bookings.shard(&id).insert(id, b);
+                self.put_booking(&mut txn, b);
+                if !b.status.is_active() {
+                    txn.ended.push((b.patient_id.clone(), id));
+                }
+                drop(shard);
                 slot.publish(&st);
                 self.record_answer(&claim, &answer, &mut txn);
                 let ticket = self.enqueue(&mut txn);
                 drop(st);
+                self.forget_spans(&mut txn.ended);
                 return Ok((answer, ticket, txn.promote));
             }
         })();
         self.finish_txn(claim, result)
     }
 
-    pub fn finish_txn(&self, claim: Option<IdemClaim>, result: Result<(Value, Option<Ticket>, Vec<u32>)>) -> Result<Value> {
+    pub fn finish_txn(&self, claim: Option<IdemClaim<'_>>, result: Result<(Answer, Option<Ticket>, Vec<u32>)>) -> Result<Answer> {
         match result {
             Ok((answer, ticket, promote)) => {
                 let settled = self.settle(ticket, promote);
@@ -823,13 +1395,14 @@ impl Pool {
             }
             Err(e) => {
                 self.finish_claim(claim, None);
+                let _ = self.run_pending_promotions();
                 Err(e)
             }
         }
     }
 
     /// Cancels an active booking and returns its place. Slot locked by the caller.
-    pub fn cancel_locked(&self, slot: &Slot, st: &mut SlotState, b: &mut Booking, reason: &str, now: Millis, txn: &mut Txn) -> Result<()> {
+    pub fn cancel_locked(&self, slot: &Slot, st: &mut SlotState, b: &mut Booking, reason: std::borrow::Cow<'static, str>, now: Millis, txn: &mut Txn) -> Result<()> {
         match b.status {
             BookingStatus::Cancelled => return Err(Error::new(ErrorCode::AlreadyCancelled)),
             BookingStatus::Expired => return Err(Error::new(ErrorCode::HoldExpired)),
@@ -843,34 +1416,36 @@ impl Pool {
             BookingStatus::PreBooked | BookingStatus::Booked => {}
         }
         let was_hold = b.status == BookingStatus::PreBooked;
-        st.active.retain(|x| *x != b.id);
+        st.active.remove(&b.id);
         if was_hold {
-            st.holds.retain(|h| h.1 != b.id);
+            st.holds.remove(&(b.hold_expires_ms.unwrap_or(0), b.id));
         }
         b.status = BookingStatus::Cancelled;
-        b.cancel_reason = Some(reason.to_string());
+        b.cancel_reason = Some(reason.clone());
         b.hold_expires_ms = None;
         b.updated_ms = now;
         self.give_back(slot, st, b.used_quota, was_hold, txn);
         slot.publish(st);
-        self.emit(txn, "booking_cancelled", Some(b), None, json!({"reason": reason}));
+        let ev = self.booking_event("booking_cancelled", now, b, Some(("reason", reason)));
+        self.push_event(txn, ev);
         Ok(())
     }
 
     /// Turns a hold into a booking (confirmation or payment).
-    pub fn confirm_locked(&self, slot: &Slot, st: &mut SlotState, b: &mut Booking, now: Millis, txn: &mut Txn, via: &str) -> Result<bool> {
+    pub fn confirm_locked(&self, slot: &Slot, st: &mut SlotState, b: &mut Booking, now: Millis, txn: &mut Txn, via: &'static str) -> Result<bool> {
         match b.status {
             BookingStatus::PreBooked => {
                 if b.hold_expires_ms.is_some_and(|e| e <= now) {
                     return Err(Error::new(ErrorCode::HoldExpired));
                 }
-                st.holds.retain(|h| h.1 != b.id);
+                st.holds.remove(&(b.hold_expires_ms.unwrap_or(0), b.id));
                 st.held -= 1;
                 st.booked += 1;
                 b.status = BookingStatus::Booked;
                 b.hold_expires_ms = None;
                 slot.publish(st);
-                self.emit(txn, "booking_confirmed", Some(b), None, json!({"via": via}));
+                let ev = self.booking_event("booking_confirmed", now, b, Some(("via", via.into())));
+                self.push_event(txn, ev);
                 Ok(true)
             }
             BookingStatus::Booked | BookingStatus::Occupied => Ok(false),
@@ -883,7 +1458,7 @@ impl Pool {
 
     /// Moves a booking to another slot atomically: the old place is kept if the
     /// new one cannot be had.
-    pub fn change(&self, id: u64, target: u32, actor: &Actor, reason: &str, request_id: Option<&str>, fingerprint: u64, respond: &dyn Fn(&Booking, &Slot) -> Value) -> Result<Value> {
+    pub fn change(&self, id: u64, target: u32, actor: &Actor, reason: &str, request_id: Option<&str>, fingerprint: u64, respond: &dyn Fn(&Booking, &Slot) -> Value) -> Result<Answer> {
         let claim = match self.claim(request_id, "change-booking", fingerprint)? {
             Claimed::Replay(v) => return Ok(v),
             Claimed::Fresh(c) => c,
@@ -898,19 +1473,19 @@ impl Pool {
         target: u32,
         actor: Option<&Actor>,
         reason: &str,
-        claim: &Option<IdemClaim>,
+        claim: &Option<IdemClaim<'_>>,
         respond: &dyn Fn(&Booking, &Slot) -> Value,
-        event: &str,
-    ) -> Result<(Value, Option<Ticket>, Vec<u32>)> {
+        event: &'static str,
+    ) -> Result<(Answer, Option<Ticket>, Vec<u32>)> {
         let to = self.slot(target)?;
         loop {
             let current = self.booking(id)?;
-            let from = self.slot_by_id(&current.slot_id)?;
+            let from = self.slot(current.slot_idx)?;
             if from.idx == to.idx {
                 return Err(Error::with(ErrorCode::InvalidField, "the booking is already on that slot", "预约已在该号源上"));
             }
             let mut txn = Txn::default();
-            let mut spans = self.patients.shard(&current.patient_id);
+            let mut spans = self.patients.shard(&*current.patient_id);
             let now = self.clock.now_ms();
             let (mut sf, mut stt);
             if from.idx < to.idx {
@@ -923,7 +1498,7 @@ impl Pool {
             self.sweep(&from, &mut sf, now, &mut txn);
             self.sweep(&to, &mut stt, now, &mut txn);
             let mut b = self.booking(id)?;
-            if b.slot_id != from.info.slot_id {
+            if b.slot_idx != from.idx {
                 continue;
             }
             if let Some(a) = actor {
@@ -939,36 +1514,39 @@ impl Pool {
             }
             let new_span = Span { booking: 0, slot: to.idx, start_ms: to.start_ms, end_ms: to.end_ms, bed: to.info.kind == SlotKind::Bed };
             let mine = spans.entry(b.patient_id.clone()).or_default();
-            self.check_patient(mine, &new_span, now, Some(id))?;
             check_bookable(&to, &stt, now, b.priority)?;
+            self.check_patient(mine, &new_span, now, Some(id))?;
             // Take the new place first, then give the old one back.
             let was_hold = b.status == BookingStatus::PreBooked;
             let new_quota = b.priority.uses_quota() && stt.free_for(Priority::Normal) == 0;
             if was_hold {
                 stt.held += 1;
                 let exp = b.hold_expires_ms.unwrap_or(now + self.cfg.hold_ttl_ms);
-                stt.holds.push((exp, id));
-                sf.holds.retain(|h| h.1 != id);
+                stt.holds.insert((exp, id));
+                sf.holds.remove(&(exp, id));
             } else {
                 stt.booked += 1;
             }
             if new_quota {
                 stt.quota_used += 1;
             }
-            stt.active.push(id);
-            sf.active.retain(|x| *x != id);
+            stt.active.insert(id);
+            sf.active.remove(&id);
             self.give_back(&from, &mut sf, b.used_quota, was_hold, &mut txn);
             b.used_quota = new_quota;
             b.moves.push(SlotMove { from_slot: from.info.slot_id.clone(), to_slot: to.info.slot_id.clone(), at_ms: now, reason: reason.to_string() });
-            b.slot_id = to.info.slot_id.clone();
+            if b.slot_id.is_some() {
+                b.slot_id = Some(to.id.clone());
+            }
+            b.slot_idx = to.idx;
             b.updated_ms = now;
             from.publish(&sf);
             to.publish(&stt);
             mine.retain(|s| s.booking != id);
             mine.push(Span { booking: id, ..new_span });
             self.put_booking(&mut txn, &b);
-            let answer = respond(&b, &to);
-            self.bookings.shard(&id).insert(id, b.clone());
+            let answer = Answer::Json(respond(&b, &to));
+            self.bookings.insert(id, b.clone());
             self.emit(&mut txn, event, Some(&b), None, json!({"from_slot": from.info.slot_id, "to_slot": to.info.slot_id, "reason": reason}));
             self.record_answer(claim, &answer, &mut txn);
             let ticket = self.enqueue(&mut txn);
@@ -978,7 +1556,7 @@ impl Pool {
 
     // ------------------------------------------------------------ waitlist (P7)
 
-    pub fn join_waitlist(&self, slot_idx: u32, patient_id: &str, clinic_id: Option<String>, priority: Priority, request_id: Option<&str>, fingerprint: u64) -> Result<Value> {
+    pub fn join_waitlist(&self, slot_idx: u32, patient_id: &str, clinic_id: Option<String>, priority: Priority, request_id: Option<&str>, fingerprint: u64) -> Result<Answer> {
         let claim = match self.claim(request_id, "waitlist-join", fingerprint)? {
             Claimed::Replay(v) => return Ok(v),
             Claimed::Fresh(c) => c,
@@ -1008,7 +1586,7 @@ impl Pool {
             slot.publish(&st);
             self.waitlist_slot.shard(&id).insert(id, slot.idx);
             self.put_wait(&mut txn, &w);
-            let answer = json!({"waitlist_id": format_waitlist_id(id), "slot_id": slot.info.slot_id, "patient_id": patient_id, "priority": priority.as_str(), "position": position, "status": "waiting"});
+            let answer = Answer::Json(json!({"waitlist_id": format_waitlist_id(id), "slot_id": slot.info.slot_id, "patient_id": patient_id, "priority": priority.as_str(), "position": position, "status": "waiting"}));
             self.emit(&mut txn, "waitlist_joined", None, Some(&slot.info.slot_id), json!({"waitlist_id": format_waitlist_id(id), "patient_id": patient_id, "position": position}));
             self.record_answer(&claim, &answer, &mut txn);
             let ticket = self.enqueue(&mut txn);
@@ -1017,7 +1595,7 @@ impl Pool {
         self.finish_txn(claim, result)
     }
 
-    pub fn leave_waitlist(&self, wid: u64, actor: &Actor, request_id: Option<&str>, fingerprint: u64) -> Result<Value> {
+    pub fn leave_waitlist(&self, wid: u64, actor: &Actor, request_id: Option<&str>, fingerprint: u64) -> Result<Answer> {
         let claim = match self.claim(request_id, "waitlist-leave", fingerprint)? {
             Claimed::Replay(v) => return Ok(v),
             Claimed::Fresh(c) => c,
@@ -1039,7 +1617,7 @@ impl Pool {
             slot.publish(&st);
             self.waitlist_slot.shard(&wid).remove(&wid);
             self.put_wait(&mut txn, &w);
-            let answer = json!({"waitlist_id": format_waitlist_id(wid), "status": "left"});
+            let answer = Answer::Json(json!({"waitlist_id": format_waitlist_id(wid), "status": "left"}));
             self.emit(&mut txn, "waitlist_left", None, Some(&slot.info.slot_id), json!({"waitlist_id": format_waitlist_id(wid), "patient_id": w.patient_id}));
             self.record_answer(&claim, &answer, &mut txn);
             let ticket = self.enqueue(&mut txn);
@@ -1070,7 +1648,7 @@ impl Pool {
             };
             let (wid, patient) = candidate;
             let mut txn = Txn::default();
-            let mut spans = self.patients.shard(&patient);
+            let mut spans = self.patients.shard(patient.as_str());
             let mut st = slot.state.lock();
             let now = self.clock.now_ms();
             self.sweep(&slot, &mut st, now, &mut txn);
@@ -1084,7 +1662,7 @@ impl Pool {
             let pos = st.waitlist.iter().position(|w| w.id == wid).unwrap_or(0);
             let mut w = st.waitlist.remove(pos);
             let span = Span { booking: 0, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.info.kind == SlotKind::Bed };
-            let mine = spans.entry(patient.clone()).or_default();
+            let mine = spans.entry(Arc::from(patient.as_str())).or_default();
             self.waitlist_slot.shard(&wid).remove(&wid);
             if self.check_patient(mine, &span, now, None).is_err() || now >= slot.start_ms {
                 w.status = WaitStatus::Skipped;
@@ -1093,17 +1671,17 @@ impl Pool {
             } else {
                 let id = self.next_booking.fetch_add(1, Ordering::Relaxed);
                 st.set_aside -= 1; // the set-aside place becomes this hold (still counted in `held`)
-                st.holds.push((now + self.cfg.hold_ttl_ms, id));
+                st.holds.insert((now + self.cfg.hold_ttl_ms, id));
                 let used_quota = w.priority.uses_quota() && st.free_for(Priority::Normal) == 0 && st.unused_quota() > 0;
                 if used_quota {
                     st.quota_used += 1;
                 }
-                st.active.push(id);
+                st.active.insert(id);
                 let b = Booking {
                     id,
-                    slot_id: slot.info.slot_id.clone(),
-                    patient_id: patient.clone(),
-                    clinic_id: w.clinic_id.clone(),
+                    slot_id: self.store.is_some().then(|| slot.id.clone()),
+                    patient_id: Arc::from(patient.as_str()),
+                    clinic_id: w.clinic_id.as_deref().map(Arc::from),
                     priority: w.priority,
                     status: BookingStatus::PreBooked,
                     payment: PaymentStatus::Unpaid,
@@ -1117,13 +1695,14 @@ impl Pool {
                     reason: None,
                     project_id: None,
                     waitlist_id: Some(wid),
+                    slot_idx: slot.idx,
                 };
                 mine.push(Span { booking: id, ..span });
                 w.status = WaitStatus::Promoted;
                 w.booking_id = Some(id);
                 self.put_wait(&mut txn, &w);
                 self.put_booking(&mut txn, &b);
-                self.bookings.shard(&id).insert(id, b.clone());
+                self.bookings.insert(id, b.clone());
                 self.emit(&mut txn, "waitlist_promoted", Some(&b), None, json!({"waitlist_id": format_waitlist_id(wid), "hold_expires_at": crate::clock::format_ms(now + self.cfg.hold_ttl_ms, &self.cfg.tz)}));
             }
             slot.publish(&st);
@@ -1157,21 +1736,42 @@ impl Pool {
         let out;
         let pending;
         {
-            let mut ob = self.outbox.lock();
+            let mut stripes: Vec<_> = self.outbox.stripes.iter().map(|s| s.lock()).collect();
+            let next_seq = self.outbox.next_seq.load(Ordering::Acquire);
             if let Some(ack) = ack {
-                while ob.events.front().is_some_and(|e| e.seq <= ack) {
-                    let e = ob.events.pop_front().expect("front checked");
-                    if self.store.is_some() {
-                        txn.writes.push(Write::delete(Table::Events, format!("{:020}", e.seq)));
+                let mut dropped = Vec::new();
+                for q in stripes.iter_mut() {
+                    while q.front().is_some_and(|e| e.seq <= ack) {
+                        dropped.push(q.pop_front().expect("front checked").seq);
                     }
                 }
                 if self.store.is_some() {
+                    dropped.sort_unstable();
+                    for seq in dropped {
+                        txn.writes.push(Write::delete(Table::Events, format!("{seq:020}")));
+                    }
                     // Keeps sequence numbers rising after every event was drained.
-                    txn.writes.push(Write { table: Table::Meta, key: "events_acked_through".into(), body: Some(ack.min(ob.next_seq - 1).to_string()) });
+                    txn.writes.push(Write { table: Table::Meta, key: "events_acked_through".into(), body: Some(ack.min(next_seq - 1).to_string()) });
                 }
             }
-            out = ob.events.iter().take(limit).cloned().collect::<Vec<_>>();
-            pending = ob.events.len() as u64;
+            // Merge the stripes (each in sequence order) up to `limit`.
+            let mut pos = vec![0usize; stripes.len()];
+            let mut merged = Vec::new();
+            while merged.len() < limit {
+                let mut best: Option<(usize, u64)> = None;
+                for (i, q) in stripes.iter().enumerate() {
+                    if let Some(e) = q.get(pos[i]) {
+                        if best.is_none_or(|(_, s)| e.seq < s) {
+                            best = Some((i, e.seq));
+                        }
+                    }
+                }
+                let Some((i, _)) = best else { break };
+                merged.push(stripes[i][pos[i]].clone());
+                pos[i] += 1;
+            }
+            out = merged;
+            pending = stripes.iter().map(|q| q.len() as u64).sum();
             ticket = self.enqueue(&mut txn);
         }
         self.settle(ticket, Vec::new())?;
@@ -1211,8 +1811,12 @@ fn release_unclaimed_set_aside(st: &mut SlotState) {
 
 /// The checks every new place goes through. Slot locked by the caller.
 pub(crate) fn check_bookable(slot: &Slot, st: &SlotState, now: Millis, p: Priority) -> Result<()> {
+    // Same order as the lock-free refusal: closed, then full.
     if st.closed {
         return Err(slot_error(ErrorCode::SlotClosed, slot));
+    }
+    if st.free_for(p) == 0 {
+        return Err(slot_error(ErrorCode::SlotFull, slot));
     }
     if slot.info.kind != SlotKind::Bed && now >= slot.start_ms {
         return Err(slot_error(ErrorCode::SlotInPast, slot));
@@ -1220,15 +1824,13 @@ pub(crate) fn check_bookable(slot: &Slot, st: &SlotState, now: Millis, p: Priori
     if now < slot.opens_ms {
         return Err(slot_error(ErrorCode::SlotNotReleased, slot));
     }
-    if st.free_for(p) == 0 {
-        return Err(slot_error(ErrorCode::SlotFull, slot));
-    }
     Ok(())
 }
 
-pub(crate) fn slot_error(code: ErrorCode, slot: &Slot) -> Error {
-    let id = &slot.info.slot_id;
-    Error::with(code, format!("{}: slot {id}", code.default_message()), format!("{}：号源 {id}", code.default_message_zh()))
+/// A slot's refusal. The text is the code's own (no allocation): the caller
+/// knows which slot it asked for.
+pub(crate) fn slot_error(code: ErrorCode, _slot: &Slot) -> Error {
+    Error::new(code)
 }
 
 pub(crate) fn forbidden() -> Error {

@@ -216,7 +216,7 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
             // Rows go to the store before the slots become visible, so no booking
             // row can reach disk ahead of its slot.
             let ticket = pool.enqueue(&mut txn);
-            pool.table.store(Arc::new(table));
+            pool.store_table(table);
             ticket
         } else {
             pool.enqueue(&mut txn)
@@ -434,7 +434,7 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
         pool.put_slot(&mut txn, &slot, &st);
         slot.publish(&st);
         pool.emit(&mut txn, "slot_closed", None, Some(&slot.info.slot_id), json!({"reason": reason, "date": slot.info.date.to_string(), "time_slot": slot.info.time_slot()}));
-        let ids = st.active.clone();
+        let ids = st.active.to_vec();
         let ticket = pool.enqueue(&mut txn);
         drop(st);
         pool.settle(ticket, Vec::new())?;
@@ -450,15 +450,15 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
         if action == StopServiceAction::Move {
             if let Some(target) = find_alternative(pool, &slot, b.priority) {
                 let result = pool.move_booking(id, target, None, reason, &None, &|b, s| booking_view(pool, b, s), "booking_moved");
-                if let Ok(answer) = pool.finish_txn(None, result) {
+                if let Ok(answer) = pool.finish_txn(None, result).map(crate::pool::Answer::into_value) {
                     moved.push(json!({"booking_id": format_booking_id(id), "to_slot": answer["slot_id"], "date": answer["date"], "time_slot": answer["time_slot"]}));
                     continue;
                 }
             }
         }
         let done = pool.with_booking(id, &platform, None, "stop-service", 0, &mut |pool, slot, st, b, txn, now| {
-            pool.cancel_locked(slot, st, b, reason, now, txn)?;
-            Ok(Value::Null)
+            pool.cancel_locked(slot, st, b, reason.to_string().into(), now, txn)?;
+            Ok(crate::pool::Answer::Null)
         });
         match done {
             Ok(_) => cancelled.push(format_booking_id(id)),

@@ -72,7 +72,7 @@ pub fn statistics(pool: &Pool, r: &Req) -> Result<Value> {
         }
         let st = s.state.lock();
         let a = s.availability(&st, now, &pool.cfg);
-        let occupied = st.active.iter().filter(|id| pool.bookings.shard(*id).get(*id).is_some_and(|b| b.status == BookingStatus::Occupied)).count() as u32;
+        let occupied = st.active.iter().filter(|id| pool.bookings.with(**id, |b| b.status == BookingStatus::Occupied).unwrap_or(false)).count() as u32;
         drop(st);
         let dept = i.department_id.clone().or_else(|| i.project_id.as_ref().and_then(|p| cat.projects.get(p)).and_then(|p| p.department_id.clone())).unwrap_or_default();
         rows.entry((i.hospital_id.clone(), dept.clone(), i.kind.as_str(), i.date)).or_default().add(&a);
@@ -87,7 +87,7 @@ pub fn statistics(pool: &Pool, r: &Req) -> Result<Value> {
         }
         total.add(&a);
     }
-    let attempts = pool.metrics.attempts.get();
+    let attempts = pool.metrics.total_attempts();
     let successes = pool.metrics.successes.get();
     Ok(json!({
         "rows": rows.into_iter().map(|((h, d, k, date), t)| {
@@ -104,7 +104,7 @@ pub fn statistics(pool: &Pool, r: &Req) -> Result<Value> {
         "booking_attempts": attempts,
         "booking_successes": successes,
         "booking_success_rate": round3(if attempts > 0 { successes as f64 / attempts as f64 } else { 0.0 }),
-        "refused_full": pool.metrics.refused_full.get(),
+        "refused_full": pool.metrics.total_refused_full(),
     }))
 }
 

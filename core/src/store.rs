@@ -86,6 +86,8 @@ struct Queue {
 struct Done {
     committed: u64,
     failed: Option<Error>,
+    /// The committer has exited (close): nothing queued later will reach disk.
+    stopped: bool,
 }
 
 struct Shared {
@@ -104,8 +106,8 @@ pub struct DurableStore {
     shared: Arc<Shared>,
     committer: Mutex<Option<JoinHandle<()>>>,
     path: PathBuf,
-    // Held for the store's lifetime: the kernel drops it if the process dies.
-    _lock: File,
+    /// Held until close; the kernel also drops it if the process dies.
+    lock: Mutex<Option<File>>,
 }
 
 impl DurableStore {
@@ -124,7 +126,7 @@ impl DurableStore {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, shutdown: false }),
             queue_cv: Condvar::new(),
-            done: Mutex::new(Done { committed: 0, failed: None }),
+            done: Mutex::new(Done { committed: 0, failed: None, stopped: false }),
             done_cv: Condvar::new(),
         });
         let s2 = shared.clone();
@@ -132,7 +134,7 @@ impl DurableStore {
             .name("yilian-commit".into())
             .spawn(move || commit_loop(conn, s2, batch_max))
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
-        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, _lock: lock }, snapshot))
+        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)) }, snapshot))
     }
 
     pub fn path(&self) -> &Path {
@@ -160,6 +162,10 @@ impl DurableStore {
             if let Some(e) = &d.failed {
                 return Err(e.clone());
             }
+            if d.stopped {
+                // Queued after close() flushed: the change is not durable, so it is refused.
+                return Err(Error::new(ErrorCode::EngineClosed));
+            }
             self.shared.done_cv.wait(&mut d);
         }
     }
@@ -172,13 +178,19 @@ impl DurableStore {
         }
     }
 
-    /// Flushes what is queued and stops the committer.
+    /// Flushes what is queued, stops the committer, closes the database and
+    /// releases the directory, so the same process may open it again at once.
     pub fn close(&self) {
         self.shared.queue.lock().shutdown = true;
         self.shared.queue_cv.notify_all();
         if let Some(h) = self.committer.lock().take() {
             let _ = h.join();
         }
+        let mut d = self.shared.done.lock();
+        d.stopped = true;
+        drop(d);
+        self.shared.done_cv.notify_all();
+        self.lock.lock().take();
     }
 }
 

@@ -1,0 +1,86 @@
+//! `--demo`: the demo network (one county hospital, two community centres)
+//! with a week of schedules starting on the engine's today, loaded the way
+//! `examples/rust/release_day.rs` loads it (exam windows per available
+//! device, morning/afternoon registration periods per doctor, beds per ward),
+//! but dated from the engine's clock so the curl lines of the README work on
+//! any day.
+
+use serde_json::{json, Value};
+use yilian_core::Engine;
+
+pub const NETWORK: &str = include_str!("../../data/demo-network.json");
+
+/// Publishes the catalogue and schedules for today .. today+7 (engine time
+/// zone). Idempotent enough to run on every start: `sync-schedule` upserts and
+/// `mode: full` only withdraws slots of the listed dates that the push omits.
+pub fn load(e: &Engine) -> Result<Value, yilian_core::Error> {
+    let net: Value = serde_json::from_str(NETWORK).expect("demo network is JSON");
+    let h = &net["hospital"];
+    let hid = h["hospital_id"].as_str().unwrap_or("H001");
+    e.call_value("sync-catalog", &json!({"hospital_id": hid, "name": h["name"], "projects": h["projects"], "devices": h["devices"]}).to_string())?;
+    let info = e.call_value("engine-info", "{}")?;
+    // "now" is RFC 3339 in the engine's zone: its first 10 characters are today.
+    let today = info["now"].as_str().and_then(|s| s.get(..10)).and_then(parse_date).ok_or_else(|| yilian_core::Error::internal("engine-info has no date"))?;
+    let mut schedule = Vec::new();
+    for offset in 0..=7 {
+        let date = add_days(today, offset);
+        for dev in h["devices"].as_array().into_iter().flatten().filter(|d| d["status"] == "available") {
+            let windows: Vec<Value> = (8..17).filter(|hr| *hr != 12).map(|hr| json!({"start_time": format!("{hr:02}:00"), "end_time": format!("{:02}:00", hr + 1)})).collect();
+            let cap = if dev["device_id"] == "DEV001" { 2 } else { 4 };
+            schedule.push(json!({"device_id": dev["device_id"], "project_id": dev["project_id"], "date": date, "capacity": cap, "available_slots": windows}));
+        }
+        for doc in h["doctors"].as_array().into_iter().flatten() {
+            schedule.push(json!({"doctor_id": doc["doctor_id"], "department_id": doc["department_id"], "date": date, "capacity": 3, "reserved_quota": 1,
+                "available_slots": [{"start_time": "08:00", "end_time": "11:30", "period": "上午"}, {"start_time": "13:30", "end_time": "17:00", "period": "下午"}]}));
+        }
+    }
+    for ward in h["departments"].as_array().into_iter().flatten().filter(|d| d["ward"] == true) {
+        let beds: Vec<Value> = (1..=ward["beds"].as_u64().unwrap_or(0)).map(|n| json!({"bed_number": format!("{n:02}"), "bed_type": ward["bed_types"][0]})).collect();
+        schedule.push(json!({"kind": "bed", "department_id": ward["department_id"], "date": add_days(today, 0), "beds": beds}));
+    }
+    let synced = e.call_value("sync-schedule", &json!({"hospital_id": hid, "mode": "full", "schedule_data": schedule}).to_string())?;
+    Ok(json!({"hospital_id": hid, "from": add_days(today, 0), "to": add_days(today, 7), "sync": synced}))
+}
+
+/// (year, month, day) from "YYYY-MM-DD"; the sandbox does not need chrono for one date.
+fn parse_date(s: &str) -> Option<(i64, u32, u32)> {
+    let mut it = s.split('-');
+    let y = it.next()?.parse().ok()?;
+    let m = it.next()?.parse().ok()?;
+    let d = it.next()?.parse().ok()?;
+    (1..=12).contains(&m).then_some((y, m, d))
+}
+
+/// Civil date arithmetic via days since the epoch (Howard Hinnant's algorithm).
+fn add_days((y, m, d): (i64, u32, u32), n: i64) -> String {
+    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 as i64 + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468 + n;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_roll_over_months_and_leap_years() {
+        assert_eq!(add_days((2024, 10, 29), 0), "2024-10-29");
+        assert_eq!(add_days((2024, 10, 29), 7), "2024-11-05");
+        assert_eq!(add_days((2024, 2, 27), 2), "2024-02-29");
+        assert_eq!(add_days((2023, 2, 27), 2), "2023-03-01");
+        assert_eq!(add_days((2024, 12, 30), 3), "2025-01-02");
+    }
+}

@@ -1,0 +1,624 @@
+//! yilian sandbox platform server (联调沙箱): every engine command over HTTP at
+//! the source's paths, with the engine's envelopes and fitting status codes,
+//! report upload, Prometheus metrics and Server-Sent Events.
+//!
+//! The binary (`main.rs`) parses flags and calls [`serve`]; tests call
+//! [`serve`] on a loopback listener of their own.
+
+pub mod demo;
+pub mod metrics;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, Mutex};
+use tokio_util::sync::CancellationToken;
+use yilian_core::{Engine, Error, ErrorCode, ErrorFamily};
+
+pub use metrics::Metrics;
+
+/// JSON bodies above this are refused with 413 before they reach the engine
+/// (the engine's own `max_request_bytes` has the same default).
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+/// Reports are PDFs and images: larger than any JSON request.
+pub const DEFAULT_UPLOAD_LIMIT: usize = 16 * 1024 * 1024;
+/// After a body passes its limit the rest is read and dropped, up to this
+/// much and this long, so the client finishes sending and reads the 413
+/// envelope instead of a connection reset.
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// Commands that never change state: GET (query string) or POST (JSON body).
+/// Every other command changes state and takes POST only, so a prefetching
+/// proxy or a crawler following a link can never book or cancel.
+const QUERY_COMMANDS: &[&str] = &[
+    "real-time-schedule",
+    "device-schedule",
+    "device-info",
+    "project-info",
+    "real-time-slots",
+    "appointment-slots",
+    "slot-statistics",
+    "recommend-slots",
+    "booking-info",
+    "slot-info",
+    "engine-info",
+    // The referral chapter's GET interface, once the engine has it.
+    "admission-details",
+];
+
+pub struct Options {
+    /// Where reports are stored (`<dir>/<booking_id>/<n>-<name>`).
+    pub reports_dir: PathBuf,
+    pub upload_limit: usize,
+    /// How often the outbox is polled for SSE subscribers.
+    pub event_poll: Duration,
+}
+
+pub struct AppState {
+    pub engine: Engine,
+    pub metrics: Metrics,
+    opts: Options,
+    events: broadcast::Sender<Arc<Value>>,
+    /// Seqs of the outbox window already broadcast; see [`poll_events`].
+    seen: Mutex<Option<BTreeSet<u64>>>,
+    shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, opts: Options) -> Arc<AppState> {
+        let (events, _) = broadcast::channel(4096);
+        Arc::new(AppState { engine, metrics: Metrics::new(), opts, events, seen: Mutex::new(None), shutdown: CancellationToken::new() })
+    }
+    /// Cancelled when the server starts shutting down: ends SSE streams and the poller.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+// ------------------------------------------------------------------ envelopes
+
+/// The HTTP status that fits an engine error.
+pub fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::EngineClosed => StatusCode::SERVICE_UNAVAILABLE,
+        _ => match code.family() {
+            ErrorFamily::Input | ErrorFamily::Binding => StatusCode::BAD_REQUEST,
+            ErrorFamily::NotFound => StatusCode::NOT_FOUND,
+            ErrorFamily::Conflict | ErrorFamily::Idempotency => StatusCode::CONFLICT,
+            ErrorFamily::State => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorFamily::Permission => StatusCode::FORBIDDEN,
+            ErrorFamily::Storage | ErrorFamily::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+    }
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], v.to_string()).into_response()
+}
+
+fn success(data: Value) -> Response {
+    json_response(StatusCode::OK, &json!({"status": "success", "data": data}))
+}
+
+/// An error envelope; `status` overrides the family's status where HTTP has a
+/// more precise one (415, 405, 501, 404 for an unknown path).
+fn failure(err: &Error, status: Option<StatusCode>) -> Response {
+    json_response(status.unwrap_or_else(|| status_for(err.code())), &err.to_envelope())
+}
+
+/// Result of one interface call, recorded in the metrics by [`answer`].
+type Outcome = Result<Value, (Error, Option<StatusCode>)>;
+
+fn answer(st: &AppState, interface: &str, started: Instant, out: Outcome) -> Response {
+    st.metrics.record(interface, started.elapsed(), out.as_ref().err().map(|(e, _)| e.code()));
+    match out {
+        Ok(v) => success(v),
+        Err((e, s)) => failure(&e, s),
+    }
+}
+
+fn unknown_path(path: &str) -> Error {
+    let p: String = path.chars().take(80).collect();
+    Error::with(ErrorCode::UnknownCommand, format!("no interface at `{p}`"), format!("没有该接口：`{p}`"))
+}
+
+/// Runs an engine call off the async workers: a transaction may wait for the
+/// group commit's fsync.
+async fn engine_call(st: &Arc<AppState>, command: &str, body: String) -> Result<Value, Error> {
+    let engine = st.engine.clone();
+    let cmd = command.to_string();
+    match tokio::task::spawn_blocking(move || engine.call_value(&cmd, &body)).await {
+        Ok(r) => r,
+        Err(e) => Err(Error::internal(format!("engine call did not finish: {}", if e.is_panic() { "panic" } else { "cancelled" }))),
+    }
+}
+
+// ------------------------------------------------------------------ request decoding
+
+/// GET: every query parameter becomes a string field. A repeated key is refused
+/// rather than silently picking one of its values.
+fn query_object(raw: Option<&str>) -> Result<String, Error> {
+    let mut m = Map::new();
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = decode_component(k).ok_or_else(|| Error::invalid("(query)", "not valid percent-encoded UTF-8"))?;
+        let v = decode_component(v).ok_or_else(|| Error::invalid("(query)", "not valid percent-encoded UTF-8"))?;
+        if m.insert(k.clone(), Value::String(v)).is_some() {
+            return Err(Error::invalid(&k.chars().take(64).collect::<String>(), "given more than once"));
+        }
+    }
+    Ok(Value::Object(m).to_string())
+}
+
+fn decode_component(s: &str) -> Option<String> {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus).decode_utf8().ok().map(|c| c.into_owned())
+}
+
+fn is_json(headers: &HeaderMap) -> Option<bool> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    Some(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")))
+}
+
+/// The body, cut at `limit`: past it the stream drains what the client still
+/// sends (bounded by LINGER_*), sets `exceeded` and ends in an error.
+fn limit_body(body: Body, limit: usize, exceeded: Arc<AtomicBool>) -> Body {
+    let state = (body.into_data_stream(), 0usize, exceeded, false);
+    let stream = futures_util::stream::unfold(state, move |(mut inner, mut seen, flag, done)| async move {
+        if done {
+            return None;
+        }
+        match inner.next().await {
+            None => None,
+            Some(Err(e)) => Some((Err(std::io::Error::other(e)), (inner, seen, flag, true))),
+            Some(Ok(chunk)) => {
+                seen += chunk.len();
+                if seen <= limit {
+                    return Some((Ok(chunk), (inner, seen, flag, false)));
+                }
+                flag.store(true, Relaxed);
+                let deadline = tokio::time::Instant::now() + LINGER_TIME;
+                let mut drained = seen;
+                while drained < LINGER_BYTES {
+                    match tokio::time::timeout_at(deadline, inner.next()).await {
+                        Ok(Some(Ok(c))) => drained += c.len(),
+                        _ => break,
+                    }
+                }
+                Some((Err(std::io::Error::other("body exceeds the limit")), (inner, seen, flag, true)))
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+fn too_large(limit: usize) -> (Error, Option<StatusCode>) {
+    let e = Error::with(ErrorCode::RequestTooLarge, format!("request body exceeds the limit of {limit} bytes"), format!("请求体超过上限 {limit} 字节"));
+    (e, None)
+}
+
+/// A declared length no linger would cover is refused before reading.
+fn declared_too_large(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > LINGER_BYTES as u64)
+}
+
+/// POST: a JSON body with `Content-Type: application/json`. An empty body
+/// (e.g. `curl -X POST`) is the empty request `{}` whatever its type.
+async fn json_body(headers: &HeaderMap, body: Body) -> Result<String, (Error, Option<StatusCode>)> {
+    if declared_too_large(headers) {
+        return Err(too_large(JSON_BODY_LIMIT));
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    let bytes = match axum::body::to_bytes(limit_body(body, JSON_BODY_LIMIT, flag.clone()), usize::MAX).await {
+        Ok(b) => b,
+        Err(_) if flag.load(Relaxed) => return Err(too_large(JSON_BODY_LIMIT)),
+        Err(_) => return Err((Error::invalid("(body)", "could not be read"), None)),
+    };
+    if bytes.is_empty() {
+        return Ok("{}".into());
+    }
+    if is_json(headers) != Some(true) {
+        let e = Error::with(ErrorCode::InvalidField, "Content-Type must be application/json", "Content-Type 必须为 application/json");
+        return Err((e, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)));
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|_| (Error::with(ErrorCode::InvalidJson, "request body is not UTF-8", "请求体不是UTF-8编码"), None))
+}
+
+async fn only_get() -> Response {
+    method_not_allowed("GET")
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let e = Error::with(ErrorCode::InvalidField, format!("method not allowed here; use {allow}"), format!("该接口不支持此请求方法，请使用 {allow}"));
+    let mut r = failure(&e, Some(StatusCode::METHOD_NOT_ALLOWED));
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// One engine command over HTTP.
+async fn dispatch(st: Arc<AppState>, command: &str, method: Method, headers: HeaderMap, query: Option<String>, body: Body) -> Response {
+    let started = Instant::now();
+    let read_only = QUERY_COMMANDS.contains(&command);
+    let request = match method {
+        Method::GET | Method::HEAD if read_only => query_object(query.as_deref()).map_err(|e| (e, None)),
+        Method::POST => json_body(&headers, body).await,
+        _ => {
+            st.metrics.record(command, started.elapsed(), Some(ErrorCode::InvalidField));
+            return method_not_allowed(if read_only { "GET, POST" } else { "POST" });
+        }
+    };
+    let out = match request {
+        Ok(req) => engine_call(&st, command, req).await.map_err(|e| (e, None)),
+        Err(e) => Err(e),
+    };
+    answer(&st, command, started, out)
+}
+
+async fn v1_command(State(st): State<Arc<AppState>>, UrlPath(command): UrlPath<String>, method: Method, headers: HeaderMap, RawQuery(q): RawQuery, body: Body) -> Response {
+    if !Engine::commands().contains(&command.as_str()) {
+        st.metrics.record("unknown", Duration::ZERO, Some(ErrorCode::UnknownCommand));
+        return failure(&unknown_path(&format!("/api/v1/{command}")), Some(StatusCode::NOT_FOUND));
+    }
+    dispatch(st, &command, method, headers, q, body).await
+}
+
+/// `/api/<name>` interfaces of the referral chapter: served by the engine
+/// command of that name once the engine has one, 501 until then.
+async fn api_route(st: Arc<AppState>, name: &'static str, method: Method, headers: HeaderMap, q: Option<String>, body: Body) -> Response {
+    if Engine::commands().contains(&name) {
+        return dispatch(st, name, method, headers, q, body).await;
+    }
+    let e = Error::with(
+        ErrorCode::UnknownCommand,
+        format!("`{name}` is not implemented by this engine yet (referral interfaces)"),
+        format!("本引擎尚未实现接口 `{name}`（转诊接口）"),
+    );
+    st.metrics.record(name, Duration::ZERO, Some(ErrorCode::UnknownCommand));
+    failure(&e, Some(StatusCode::NOT_IMPLEMENTED))
+}
+
+async fn fallback(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    st.metrics.record("unknown", Duration::ZERO, Some(ErrorCode::UnknownCommand));
+    failure(&unknown_path(req.uri().path()), Some(StatusCode::NOT_FOUND))
+}
+
+async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    if st.engine.is_closed() || st.shutdown.is_cancelled() {
+        return failure(&Error::new(ErrorCode::EngineClosed), None);
+    }
+    success(json!({"status": "ok", "version": Engine::version()}))
+}
+
+async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.metrics.render()).into_response()
+}
+
+// ------------------------------------------------------------------ reports
+
+/// Stored names keep `-`, `.`, `_` readable in the URL; anything else
+/// (CJK letters of a Chinese file name) is percent-encoded.
+const URL_NAME: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
+
+/// Keeps letters (any script), digits, `.`, `-`, `_`; everything else becomes
+/// `_`. No separators, no leading dot, bounded length: the name can never
+/// leave the booking's directory.
+pub fn sanitise_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut s: String = base.chars().map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
+    while s.starts_with('.') {
+        s.remove(0);
+    }
+    if s.chars().count() > 100 {
+        // Keep the extension, which decides the served content type.
+        let ext: String = s.rsplit_once('.').map(|(_, e)| e.chars().take(10).collect()).unwrap_or_default();
+        s = s.chars().take(80).collect::<String>() + if ext.is_empty() { "" } else { "." } + &ext;
+    }
+    if s.is_empty() || s.chars().all(|c| c == '_' || c == '.') {
+        "report".into()
+    } else {
+        s
+    }
+}
+
+fn content_type_of(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).as_deref() {
+        Some("pdf") => "application/pdf",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("txt") => "text/plain; charset=utf-8",
+        Some("json") => "application/json",
+        Some("xml") => "application/xml",
+        _ => "application/octet-stream",
+    }
+}
+
+fn multipart_error(exceeded: &AtomicBool, limit: usize) -> impl Fn(axum::extract::multipart::MultipartError) -> (Error, Option<StatusCode>) + '_ {
+    move |_| if exceeded.load(Relaxed) { too_large(limit) } else { (Error::invalid("(multipart)", "malformed multipart/form-data body"), None) }
+}
+
+async fn upload_report(State(st): State<Arc<AppState>>, headers: HeaderMap, req: Request) -> Response {
+    let started = Instant::now();
+    let out = upload_inner(&st, &headers, req).await;
+    answer(&st, "upload-report", started, out)
+}
+
+async fn upload_inner(st: &Arc<AppState>, headers: &HeaderMap, req: Request) -> Outcome {
+    use axum::extract::FromRequest;
+    if req.method() != Method::POST {
+        return Err((Error::with(ErrorCode::InvalidField, "upload-report takes POST multipart/form-data", "上传报告须使用 POST multipart/form-data"), Some(StatusCode::METHOD_NOT_ALLOWED)));
+    }
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
+        let e = Error::with(ErrorCode::InvalidField, "Content-Type must be multipart/form-data", "Content-Type 必须为 multipart/form-data");
+        return Err((e, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)));
+    }
+    let limit = st.opts.upload_limit;
+    if declared_too_large(headers) {
+        return Err(too_large(limit));
+    }
+    let exceeded = Arc::new(AtomicBool::new(false));
+    let (parts, body) = req.into_parts();
+    let req = Request::from_parts(parts, limit_body(body, limit, exceeded.clone()));
+    let merr = multipart_error(&exceeded, limit);
+    let mut mp = Multipart::from_request(req, &()).await.map_err(|_| (Error::invalid("(multipart)", "missing or bad boundary"), Some(StatusCode::BAD_REQUEST)))?;
+    let incoming = st.opts.reports_dir.join(".incoming");
+    tokio::fs::create_dir_all(&incoming).await.map_err(|e| (Error::storage(format!("reports directory: {e}")), None))?;
+    let mut booking_id: Option<String> = None;
+    // The file is streamed to a temporary file (removed on drop unless kept),
+    // so a large report is never held in memory and a failed upload leaves nothing.
+    let mut file: Option<(tempfile::TempPath, String, u64)> = None;
+    while let Some(mut field) = mp.next_field().await.map_err(&merr)? {
+        match field.name() {
+            Some("booking_id") => booking_id = Some(field.text().await.map_err(&merr)?.trim().to_string()),
+            Some("file") => {
+                let name = sanitise_name(field.file_name().unwrap_or("report"));
+                let tmp = tempfile::NamedTempFile::new_in(&incoming).map_err(|e| (Error::storage(format!("temporary file: {e}")), None))?;
+                let (std_file, path) = tmp.into_parts();
+                let mut out = tokio::fs::File::from_std(std_file);
+                let mut len = 0u64;
+                while let Some(chunk) = field.chunk().await.map_err(&merr)? {
+                    len += chunk.len() as u64;
+                    tokio::io::AsyncWriteExt::write_all(&mut out, &chunk).await.map_err(|e| (Error::storage(format!("writing report: {e}")), None))?;
+                }
+                // The report is acknowledged only once it is on disk.
+                out.sync_all().await.map_err(|e| (Error::storage(format!("syncing report: {e}")), None))?;
+                file = Some((path, name, len));
+            }
+            _ => {} // other fields (e.g. a description) are ignored
+        }
+    }
+    let booking_id = booking_id.filter(|b| !b.is_empty()).ok_or_else(|| (Error::missing("booking_id"), None))?;
+    let (tmp, name, len) = file.ok_or_else(|| (Error::missing("file"), None))?;
+    if len == 0 {
+        return Err((Error::invalid("file", "is empty"), None));
+    }
+    // The booking must exist; its canonical id (B000001 for "B001") names the directory.
+    let booking = engine_call(st, "booking-info", json!({"booking_id": booking_id}).to_string()).await.map_err(|e| (e, None))?;
+    let canonical = booking["booking_id"].as_str().filter(|s| s.chars().all(|c| c.is_ascii_alphanumeric())).ok_or_else(|| (Error::internal("booking-info has no booking_id"), None))?.to_string();
+    let dir = st.opts.reports_dir.join(&canonical);
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| (Error::storage(format!("reports directory: {e}")), None))?;
+    // Revisions keep history (B3): each upload gets the next free number;
+    // persist_noclobber makes two concurrent uploads take different numbers.
+    let stored = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        let mut tmp = tmp;
+        let mut n = std::fs::read_dir(&dir)?.count() + 1;
+        loop {
+            let fname = format!("{n}-{name}");
+            match tmp.persist_noclobber(dir.join(&fname)) {
+                Ok(()) => {
+                    std::fs::File::open(&dir)?.sync_all()?; // the rename itself is durable
+                    return Ok(fname);
+                }
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    tmp = e.path;
+                    n += 1;
+                }
+                Err(e) => return Err(e.error),
+            }
+        }
+    })
+    .await
+    .map_err(|_| (Error::internal("storing the report did not finish"), None))?
+    .map_err(|e| (Error::storage(format!("storing report: {e}")), None))?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']'))).unwrap_or("localhost");
+    let url = format!("http://{host}/reports/{canonical}/{}", percent_encoding::utf8_percent_encode(&stored, URL_NAME));
+    Ok(json!({"booking_id": canonical, "report_url": url, "file_name": stored, "size": len}))
+}
+
+async fn serve_report(State(st): State<Arc<AppState>>, UrlPath((booking, file)): UrlPath<(String, String)>) -> Response {
+    let started = Instant::now();
+    let ok_booking = !booking.is_empty() && booking.chars().all(|c| c.is_ascii_alphanumeric());
+    // Only names sanitise_name could have produced (plus the number prefix).
+    let ok_file = !file.starts_with('.') && file == sanitise_name(&file) && !file.contains("..");
+    let path: Option<PathBuf> = (ok_booking && ok_file).then(|| st.opts.reports_dir.join(&booking).join(&file));
+    let bytes = match path {
+        Some(p) => tokio::fs::read(&p).await.ok(),
+        None => None,
+    };
+    match bytes {
+        Some(b) => {
+            st.metrics.record("reports", started.elapsed(), None);
+            ([(header::CONTENT_TYPE, content_type_of(&file)), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")], b).into_response()
+        }
+        None => {
+            st.metrics.record("reports", started.elapsed(), Some(ErrorCode::BookingNotFound));
+            let e = Error::with(ErrorCode::BookingNotFound, "no such report", "报告不存在");
+            failure(&e, Some(StatusCode::NOT_FOUND))
+        }
+    }
+}
+
+// ------------------------------------------------------------------ events (SSE)
+
+/// One poll of the outbox, without acknowledging: HTTP clients still drain
+/// and ack with `/api/v1/next-events`. `seen` holds the seqs of the pending
+/// window already handled, so an event is pushed once even if a lower seq
+/// shows up after a higher one. `broadcast: false` only marks the current
+/// window as seen (a first subscriber gets events from its connection on).
+async fn poll_events(st: &Arc<AppState>, seen: &mut Option<BTreeSet<u64>>, broadcast: bool) -> Result<(), Error> {
+    // 10,000 is the engine's largest page: events past the first 10,000
+    // unacknowledged ones become visible only once clients ack.
+    let page = engine_call(st, "next-events", r#"{"limit":10000}"#.into()).await?;
+    let events = page["events"].as_array().cloned().unwrap_or_default();
+    let prev = seen.take().unwrap_or_default();
+    let mut now = BTreeSet::new();
+    for ev in events {
+        let Some(seq) = ev["seq"].as_u64() else { continue };
+        now.insert(seq);
+        if broadcast && !prev.contains(&seq) {
+            // No receiver is not an error: the next subscriber starts later.
+            let _ = st.events.send(Arc::new(ev));
+            st.metrics.events_broadcast.fetch_add(1, Relaxed);
+        }
+    }
+    *seen = Some(now);
+    Ok(())
+}
+
+/// Background task: polls while someone listens; stops at shutdown.
+pub async fn event_poller(st: Arc<AppState>) {
+    let token = st.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(st.opts.event_poll) => {}
+        }
+        if st.events.receiver_count() == 0 {
+            continue;
+        }
+        let mut seen = st.seen.lock().await;
+        // A closed engine ends the loop through the shutdown token; other
+        // errors are retried on the next tick.
+        let _ = poll_events(&st, &mut seen, true).await;
+    }
+}
+
+fn sse_event(ev: &Value) -> SseEvent {
+    SseEvent::default().event(ev["type"].as_str().unwrap_or("event")).id(ev["seq"].as_u64().map(|s| s.to_string()).unwrap_or_default()).data(ev.to_string())
+}
+
+/// `GET /api/v1/events/stream`: every outbox event from the connection on, as
+/// `event: <type>`, `id: <seq>`, `data: <event JSON>`. A client reconnecting
+/// with `Last-Event-ID: N` first gets the still-unacknowledged events after N.
+async fn events_stream(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let last_id: Option<u64> = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    let (rx, replay) = {
+        let mut seen = st.seen.lock().await;
+        if st.events.receiver_count() == 0 {
+            // Nobody was listening, so the seen window is stale: take the
+            // current one before subscribing, under the poller's lock.
+            if let Err(e) = poll_events(&st, &mut seen, false).await {
+                return failure(&e, None);
+            }
+        }
+        let rx = st.events.subscribe();
+        // Taken after subscribing: an event may come both ways; the live
+        // stream skips those already replayed.
+        let replay: Vec<Value> = match last_id {
+            None => Vec::new(),
+            Some(n) => match engine_call(&st, "next-events", r#"{"limit":10000}"#.into()).await {
+                Ok(page) => page["events"].as_array().into_iter().flatten().filter(|e| e["seq"].as_u64().is_some_and(|s| s > n)).cloned().collect(),
+                Err(e) => return failure(&e, None),
+            },
+        };
+        (rx, replay)
+    };
+    st.metrics.record("events-stream", Duration::ZERO, None);
+    let replayed: BTreeSet<u64> = replay.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    let guard = ClientGauge::new(st.clone());
+    let token = st.shutdown.clone();
+    let live = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |item| {
+        let _ = &guard; // counted while the stream lives
+        let out = match item {
+            Ok(ev) if ev["seq"].as_u64().is_some_and(|s| replayed.contains(&s)) => None,
+            Ok(ev) => Some(sse_event(&ev)),
+            // A slow client missed events: say so; next-events has them all.
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => Some(SseEvent::default().event("lagged").data(json!({"missed": n}).to_string())),
+        };
+        std::future::ready(out)
+    });
+    let stream = futures_util::stream::iter(replay.into_iter().map(|ev| sse_event(&ev)))
+        .chain(live)
+        .map(Ok::<_, std::convert::Infallible>)
+        .take_until(async move { token.cancelled().await });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
+}
+
+struct ClientGauge(Arc<AppState>);
+impl ClientGauge {
+    fn new(st: Arc<AppState>) -> ClientGauge {
+        st.metrics.sse_clients.fetch_add(1, Relaxed);
+        ClientGauge(st)
+    }
+}
+impl Drop for ClientGauge {
+    fn drop(&mut self) {
+        self.0.metrics.sse_clients.fetch_sub(1, Relaxed);
+    }
+}
+
+// ------------------------------------------------------------------ router and server
+
+pub fn router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz).fallback(only_get))
+        .route("/metrics", get(metrics_text).fallback(only_get))
+        .route("/api/v1/events/stream", get(events_stream).fallback(only_get))
+        .route("/api/v1/upload-report", any(upload_report).layer(DefaultBodyLimit::disable()))
+        .route("/api/v1/{command}", any(v1_command))
+        .route(
+            "/api/appointment-slots",
+            any(|State(st): State<Arc<AppState>>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Body| api_route(st, "appointment-slots", m, h, q, b)),
+        )
+        .route(
+            "/api/acceptance-info",
+            any(|State(st): State<Arc<AppState>>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Body| api_route(st, "acceptance-info", m, h, q, b)),
+        )
+        .route(
+            "/api/admission-details",
+            any(|State(st): State<Arc<AppState>>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Body| api_route(st, "admission-details", m, h, q, b)),
+        )
+        .route("/reports/{booking}/{file}", get(serve_report).fallback(only_get))
+        .fallback(fallback)
+        .with_state(st)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+/// requests finish, ends SSE streams, and closes the engine (acknowledged
+/// changes are already durable: `close` only flushes and releases the lock).
+pub async fn serve(listener: tokio::net::TcpListener, st: Arc<AppState>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let poller = tokio::spawn(event_poller(st.clone()));
+    let token = st.shutdown.clone();
+    let app = router(st.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // SSE streams never end on their own: end them so the drain finishes.
+            token.cancel();
+        })
+        .await?;
+    st.shutdown.cancel();
+    let _ = poller.await;
+    let engine = st.engine.clone();
+    let _ = tokio::task::spawn_blocking(move || engine.close()).await;
+    Ok(())
+}
+
+/// Where reports go: `<data_dir>/reports`.
+pub fn reports_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("reports")
+}

@@ -1,0 +1,117 @@
+//! The `yilian-sandbox` binary itself: flags, --demo, SIGTERM with an open
+//! SSE stream, and a restart on the same data directory that finds the
+//! acknowledged bookings and reports still there.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Proc {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill(); // only if a test failed before its own stop
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str]) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "first line names the address: {line:?}");
+    Proc { child, base }
+}
+
+fn sigterm_and_wait(p: &mut Proc) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) }, 0);
+    let t = Instant::now();
+    loop {
+        if let Some(st) = p.child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "the server stops within 20 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn post(c: &reqwest::Client, base: &str, cmd: &str, body: Value) -> (u16, Value) {
+    let r = c.post(format!("{base}/api/v1/{cmd}")).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_sigterm_and_restart_keep_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("config.json");
+    std::fs::write(&cfg, r#"{"clock_start":"2024-10-29T09:00:00+08:00"}"#).unwrap();
+    let args = ["--data-dir", data.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--demo"];
+    let c = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+
+    let mut p = start(&args);
+    let h: Value = c.get(format!("{}/healthz", p.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(h["data"]["status"], "ok");
+    // The demo network: a week from the engine's today (2024-10-29 here).
+    let q: Value = c.get(format!("{}/api/v1/real-time-slots?project_id=P001&date=2024-10-30&time_slot=09:00-10:00", p.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(q["data"]["available_slots"], 2, "{q}");
+    let docs: Value = c.get(format!("{}/api/appointment-slots?hospital_id=H001&doctor_id=DR003&date=2024-11-05", p.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(docs["data"].as_array().map(Vec::len), Some(2), "{docs}");
+    let (st, b) = post(&c, &p.base, "book-slot", json!({"patient_id": "PAT001", "project_id": "P001", "date": "2024-10-30", "time_slot": "09:00-10:00", "device_id": "DEV001", "clinic_id": "C001"})).await;
+    assert_eq!(st, 200, "{b}");
+    let form = reqwest::multipart::Form::new().text("booking_id", "B000001").part("file", reqwest::multipart::Part::bytes(vec![0xffu8, 0xd8, 0xff, 0xe0, 1, 2, 3]).file_name("胸片.jpg"));
+    let up: Value = c.post(format!("{}/api/v1/upload-report", p.base)).multipart(form).send().await.unwrap().json().await.unwrap();
+    let url = up["data"]["report_url"].as_str().expect("report_url").to_string();
+
+    // An open SSE stream must not keep the server from stopping.
+    let sse = c.get(format!("{}/api/v1/events/stream", p.base)).send().await.unwrap();
+    assert_eq!(sse.status().as_u16(), 200);
+    let st = tokio::task::spawn_blocking(move || {
+        let st = sigterm_and_wait(&mut p);
+        (st, p)
+    })
+    .await
+    .unwrap();
+    assert!(st.0.success(), "clean exit on SIGTERM: {:?}", st.0);
+    drop(sse);
+
+    // Restart on the same store (the lock was released): nothing lost.
+    let p = start(&args);
+    let (st, info) = post(&c, &p.base, "booking-info", json!({"booking_id": "B001"})).await;
+    assert_eq!((st, info["data"]["status"].as_str()), (200, Some("booked")), "{info}");
+    let url = url.replace(&url[..url.find("/reports/").unwrap()], &p.base);
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), vec![0xffu8, 0xd8, 0xff, 0xe0, 1, 2, 3]);
+    // --demo on restart re-publishes the schedule without touching bookings.
+    let q: Value = c.get(format!("{}/api/v1/real-time-slots?project_id=P001&date=2024-10-30&time_slot=09:00-10:00", p.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(q["data"]["available_slots"], 1, "{q}");
+}
+
+#[test]
+fn bad_flags_and_busy_store_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.json");
+    std::fs::write(&cfg, r#"{"no_such_key": 1}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox")).args(["--memory", "--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_CONFIG"), "{}", String::from_utf8_lossy(&out.stderr));
+    // A second server on a store in use is refused (STORE_LOCKED), the first keeps serving.
+    let data = dir.path().join("d");
+    let _first = start(&["--data-dir", data.to_str().unwrap()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox")).args(["--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STORE_LOCKED"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,115 @@
+//! S3: an acknowledged change survives close and reopen; one process per directory.
+
+mod common;
+use common::*;
+use serde_json::json;
+use yilian_core::{Engine, ErrorCode};
+
+fn cfg(dir: &std::path::Path) -> String {
+    json!({"data_dir": dir, "clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual"}).to_string()
+}
+
+#[test]
+fn reopen_restores_slots_holds_bookings_waitlists_answers_and_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let slots;
+    {
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        slots = sync_slots(&e, 1, 2, 1);
+        ok(&e, "sync-catalog", json!({"hospital_id": "H001", "projects": [{"project_id": "P001", "project_name": "CT扫描"}], "devices": [{"device_id": "DEV001", "device_name": "CT扫描仪A", "project_id": "P001"}]}));
+        ok(&e, "pre-book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001", "clinic_id": "C001", "request_id": "r-1", "patient": {"name": "张三", "id_number": "11010519491231002X", "phone": "13800138000"}}));
+        ok(&e, "book-slot", json!({"slot_id": slots[1], "patient_id": "PAT002"}));
+        ok(&e, "waitlist-join", json!({"slot_id": slots[1], "patient_id": "PAT003", "priority": "critical"}));
+        ok(&e, "next-events", json!({"ack": 1}));
+        e.close();
+        assert_eq!(e.call_value("slot-info", &json!({"slot_id": slots[0]}).to_string()).unwrap_err().code(), ErrorCode::EngineClosed);
+    }
+    let e = Engine::open(&cfg(dir.path())).unwrap();
+    e.check_invariants().unwrap();
+    // Slots and the catalogue.
+    assert_eq!(slot_counts(&e, &slots[0]), (1, 0, 1, 0));
+    assert_eq!(ok(&e, "device-info", json!({}))[0]["device_name"], "CT扫描仪A");
+    // The hold kept its expiry and its masked patient.
+    let b1 = ok(&e, "booking-info", json!({"booking_id": "B000001"}));
+    assert_eq!(b1["status"], "pre-booked");
+    assert_eq!(b1["hold_expires_at"], "2024-10-29T09:15:00+08:00");
+    assert_eq!(b1["patient"]["id_number"], "110105********002X");
+    // A retry after restart gets the first answer and books nothing.
+    let again = ok(&e, "pre-book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001", "clinic_id": "C001", "request_id": "r-1", "patient": {"name": "张三", "id_number": "11010519491231002X", "phone": "13800138000"}}));
+    assert_eq!(again["booking_id"], "B000001");
+    // Undrained events are still there, numbering continues.
+    let ev = ok(&e, "next-events", json!({}));
+    assert_eq!(ev["events"][0]["seq"], 2);
+    // The waitlist survived: cancelling promotes the waiter.
+    ok(&e, "cancel-slot", json!({"booking_id": "B000002"}));
+    let b3 = ok(&e, "booking-info", json!({"booking_id": "B000003"}));
+    assert_eq!((b3["patient_id"].as_str(), b3["status"].as_str()), (Some("PAT003"), Some("pre-booked")));
+    // The hold expires by the clock, across the restart.
+    e.advance_clock(16 * 60 * 1000).unwrap();
+    ok(&e, "expire-holds", json!({}));
+    assert_eq!(ok(&e, "booking-info", json!({"booking_id": "B000001"}))["status"], "expired");
+    e.check_invariants().unwrap();
+}
+
+#[test]
+fn second_opener_gets_store_locked_and_nothing_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(&cfg(dir.path())).unwrap();
+    let slots = sync_slots(&e, 1, 1, 2);
+    let err = Engine::open(&cfg(dir.path())).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StoreLocked);
+    ok(&e, "book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001"}));
+    drop(e);
+    let e = Engine::open(&cfg(dir.path())).unwrap();
+    assert_eq!(slot_counts(&e, &slots[0]).1, 1);
+}
+
+#[test]
+fn hold_expired_while_closed_is_expired_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = |d: &std::path::Path, start: &str| json!({"data_dir": d, "clock_start": start}).to_string();
+    let slot;
+    {
+        let e = Engine::open(&real(dir.path(), "2024-10-29T09:00:00+08:00")).unwrap();
+        slot = sync_slots(&e, 1, 1, 1)[0].clone();
+        ok(&e, "pre-book-slot", json!({"slot_id": slot, "patient_id": "PAT001"}));
+    }
+    let e = Engine::open(&real(dir.path(), "2024-10-29T10:00:00+08:00")).unwrap();
+    assert_eq!(ok(&e, "booking-info", json!({"booking_id": "B000001"}))["status"], "expired");
+    assert_eq!(slot_counts(&e, &slot), (1, 0, 0, 1));
+    let ev = ok(&e, "next-events", json!({}));
+    assert!(ev["events"].as_array().unwrap().iter().any(|x| x["type"] == "hold_expired"));
+}
+
+#[test]
+fn close_releases_the_directory_and_late_calls_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(&cfg(dir.path())).unwrap();
+    let slots = sync_slots(&e, 1, 1, 500);
+    // Callers racing with close() either finish durably or get ENGINE_CLOSED; none hangs.
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (e, slot) = (e.clone(), slots[0].clone());
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0..200 {
+                    match e.call_value("book-slot", &json!({"slot_id": slot, "patient_id": format!("C{t}-{i}")}).to_string()) {
+                        Ok(v) => acked.push(v["booking_id"].as_str().unwrap().to_string()),
+                        Err(err) => assert_eq!(err.code(), ErrorCode::EngineClosed, "{err:?}"),
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    e.close();
+    let acked: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    // The first engine object still exists, yet the directory opens again.
+    let again = Engine::open(&cfg(dir.path())).unwrap();
+    for id in &acked {
+        assert_eq!(ok(&again, "booking-info", json!({"booking_id": id}))["status"], "booked");
+    }
+    again.check_invariants().unwrap();
+    drop(e);
+}

@@ -45,6 +45,22 @@ pub const COMMANDS: &[&str] = &[
     "engine-info",
 ];
 
+/// The commands that never change state (P4): safe to retry, cache or serve
+/// over GET. Every other command is a change.
+pub const QUERIES: &[&str] = &[
+    "real-time-schedule",
+    "device-schedule",
+    "device-info",
+    "project-info",
+    "real-time-slots",
+    "appointment-slots",
+    "slot-statistics",
+    "recommend-slots",
+    "booking-info",
+    "slot-info",
+    "engine-info",
+];
+
 pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
     let obj = req.as_object().ok_or_else(|| Error::invalid("(request)", "must be a JSON object"))?;
     let r = Req { m: obj };

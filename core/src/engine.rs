@@ -146,6 +146,11 @@ impl Engine {
         crate::commands::COMMANDS
     }
 
+    /// `true` for the commands that never change state (queries, P4).
+    pub fn is_query(command: &str) -> bool {
+        crate::commands::QUERIES.contains(&command)
+    }
+
     // ------------------------------------------------------------ typed hot path
 
     pub fn slot_handle(&self, slot_id: &str) -> Result<SlotHandle> {
@@ -155,28 +160,7 @@ impl Engine {
 
     /// Holds one place for a patient (预占) until the hold's time-to-live passes.
     pub fn hold(&self, slot: SlotHandle, patient_id: &str, opts: &HoldOptions<'_>) -> Result<Hold> {
-        self.pool.check_open()?;
-        if patient_id.is_empty() {
-            return Err(Error::missing("patient_id"));
-        }
-        let priority = opts.priority.unwrap_or(Priority::Normal);
-        if let Some(e) = self.pool.refuse_fast(slot.0, priority, opts.request_id) {
-            return Err(e);
-        }
-        // The fingerprint only matters with a request id (it is stored with it).
-        let fp = if opts.request_id.is_some() { fingerprint(&[b"hold", &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()]) } else { 0 };
-        let r = Reserve {
-            slot: slot.0,
-            patient_id: Arc::from(patient_id),
-            clinic_id: opts.clinic_id.map(Arc::from),
-            priority,
-            hold: true,
-            patient: None,
-            expected_date: None,
-            reason: None,
-            project_id: None,
-        };
-        match self.pool.reserve(r, opts.request_id, "hold", fp, &|b: &Booking, _| Answer::Hold(b.id, b.hold_expires_ms.unwrap_or(0)))? {
+        match self.reserve_typed(slot, patient_id, opts, true)? {
             Answer::Hold(booking_id, expires_ms) => Ok(Hold { booking_id, expires_ms }),
             a => {
                 let v = a.into_value();
@@ -187,6 +171,14 @@ impl Engine {
 
     /// Books one place at once (no hold): the booking stays until cancelled.
     pub fn book(&self, slot: SlotHandle, patient_id: &str, opts: &HoldOptions<'_>) -> Result<u64> {
+        match self.reserve_typed(slot, patient_id, opts, false)? {
+            Answer::Id(id) => Ok(id),
+            a => Ok(a.into_value().as_u64().unwrap_or(0)),
+        }
+    }
+
+    /// The typed hold and book: a lock-free refusal first, then the pool.
+    fn reserve_typed(&self, slot: SlotHandle, patient_id: &str, opts: &HoldOptions<'_>, hold: bool) -> Result<Answer> {
         self.pool.check_open()?;
         if patient_id.is_empty() {
             return Err(Error::missing("patient_id"));
@@ -195,22 +187,22 @@ impl Engine {
         if let Some(e) = self.pool.refuse_fast(slot.0, priority, opts.request_id) {
             return Err(e);
         }
-        let fp = if opts.request_id.is_some() { fingerprint(&[b"book", &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()]) } else { 0 };
+        let command = if hold { "hold" } else { "book" };
+        // The fingerprint only matters with a request id (it is stored with it).
+        let fp = if opts.request_id.is_some() { fingerprint(&[command.as_bytes(), &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()]) } else { 0 };
         let r = Reserve {
             slot: slot.0,
             patient_id: Arc::from(patient_id),
             clinic_id: opts.clinic_id.map(Arc::from),
             priority,
-            hold: false,
+            hold,
             patient: None,
             expected_date: None,
             reason: None,
             project_id: None,
         };
-        match self.pool.reserve(r, opts.request_id, "book", fp, &|b: &Booking, _| Answer::Id(b.id))? {
-            Answer::Id(id) => Ok(id),
-            a => Ok(a.into_value().as_u64().unwrap_or(0)),
-        }
+        let respond = |b: &Booking, _: &_| if hold { Answer::Hold(b.id, b.hold_expires_ms.unwrap_or(0)) } else { Answer::Id(b.id) };
+        self.pool.reserve(r, opts.request_id, command, fp, &respond)
     }
 
     /// Confirms a hold (the booking is then kept until cancelled).
@@ -358,7 +350,7 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
         }
         pool.bookings.insert(b.id, b);
     }
-    pool.next_booking.store(max_booking + 1, Ordering::Relaxed);
+    pool.outbox.counters.next_booking.store(max_booking + 1, Ordering::Relaxed);
     let mut max_wait = 0;
     let mut waits: Vec<WaitEntry> = snap.of(Table::Waitlist).map(|(k, b)| parse_row("waitlist", k, b)).collect::<Result<_>>()?;
     waits.sort_by_key(|w| w.id);

@@ -600,7 +600,7 @@ const OUTBOX_STRIPES: usize = 8;
 /// sequence number is taken under the stripe's lock, so each stripe is in
 /// sequence order and a reader holding every stripe sees every numbered event.
 pub(crate) struct Outbox {
-    next_seq: CachePadded<AtomicU64>,
+    pub counters: CachePadded<Counters>,
     stripes: Box<[CachePadded<Mutex<VecDeque<Event>>>]>,
 }
 
@@ -608,7 +608,7 @@ impl Outbox {
     pub fn new(next_seq: u64, events: VecDeque<Event>) -> Outbox {
         let mut stripes: Vec<CachePadded<Mutex<VecDeque<Event>>>> = (0..OUTBOX_STRIPES).map(|_| CachePadded::new(Mutex::new(VecDeque::new()))).collect();
         stripes[0] = CachePadded::new(Mutex::new(events));
-        Outbox { next_seq: CachePadded::new(AtomicU64::new(next_seq)), stripes: stripes.into() }
+        Outbox { counters: CachePadded::new(Counters { next_seq: AtomicU64::new(next_seq), next_booking: AtomicU64::new(1) }), stripes: stripes.into() }
     }
 
     /// Replaces the content (recovery).
@@ -618,16 +618,25 @@ impl Outbox {
             s.clear();
         }
         *all[0] = events;
-        self.next_seq.store(next_seq, Ordering::Release);
+        self.counters.next_seq.store(next_seq, Ordering::Release);
     }
 
     /// Numbers the event and appends it; `row` sees it numbered, under the lock.
     fn push(&self, mut ev: Event, row: impl FnOnce(&Event)) {
         let mut q = self.stripes[thread_stripe() % OUTBOX_STRIPES].lock();
-        ev.seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
+        ev.seq = self.counters.next_seq.fetch_add(1, Ordering::AcqRel);
         row(&ev);
         q.push_back(ev);
     }
+}
+
+/// The two pool-wide sequences every new booking takes from, in one cache
+/// line: a hold takes a booking id and then an event number, so the line moves
+/// between cores once per hold instead of twice (and no other pool field
+/// shares it).
+pub(crate) struct Counters {
+    pub next_seq: AtomicU64,
+    pub next_booking: AtomicU64,
 }
 
 /// Counters for P9's success rate, striped so that threads do not share a line.
@@ -675,7 +684,35 @@ pub(crate) struct Txn {
     pub promote: Vec<u32>,
     /// Bookings that stopped holding a place: their patient spans are dropped
     /// once the slot locks are released (lock order: patient before slot).
-    pub ended: Vec<(Arc<str>, u64)>,
+    pub ended: Ended,
+}
+
+/// Bookings that ended in one transaction: almost always one, kept without a
+/// heap allocation.
+#[derive(Default)]
+pub(crate) struct Ended {
+    first: Option<(Arc<str>, u64)>,
+    more: Vec<(Arc<str>, u64)>,
+}
+
+impl Ended {
+    #[inline]
+    pub fn push(&mut self, e: (Arc<str>, u64)) {
+        if self.first.is_none() {
+            self.first = Some(e);
+        } else {
+            self.more.push(e);
+        }
+    }
+    pub fn append(&mut self, other: &mut Ended) {
+        if let Some(e) = other.first.take() {
+            self.push(e);
+        }
+        self.more.append(&mut other.more);
+    }
+    fn drain(&mut self) -> impl Iterator<Item = (Arc<str>, u64)> + '_ {
+        self.first.take().into_iter().chain(self.more.drain(..))
+    }
 }
 
 pub(crate) struct Pool {
@@ -698,7 +735,6 @@ pub(crate) struct Pool {
     hints: HintTable,
     /// Slots visible in `table` (a hint beyond this is not trusted).
     visible_slots: AtomicU32,
-    pub next_booking: AtomicU64,
     pub next_wait: AtomicU64,
     pub store: Option<DurableStore>,
     pub metrics: Metrics,
@@ -706,6 +742,9 @@ pub(crate) struct Pool {
     pub closed: AtomicBool,
     /// Slots whose expired holds freed places for waiters (see `sweep`).
     pending_promotions: Mutex<Vec<u32>>,
+    /// `true` while `pending_promotions` may be non-empty: lets every call skip
+    /// the pool-wide lock (whose line would bounce between cores) when none are owed.
+    has_pending_promotions: CachePadded<AtomicBool>,
 }
 
 /// Who is asking: the request's institution, or the engine's own.
@@ -755,13 +794,13 @@ impl Pool {
             outbox: Outbox::new(1, VecDeque::new()),
             hints: HintTable::new(),
             visible_slots: AtomicU32::new(0),
-            next_booking: AtomicU64::new(1),
             next_wait: AtomicU64::new(1),
             store,
             metrics: Metrics { attempts: Striped::new(), successes: Striped::new(), refused_full: Striped::new(), attempts_refused_full: Striped::new() },
             catalog: crate::catalog::Catalog::default(),
             closed: AtomicBool::new(false),
             pending_promotions: Mutex::new(Vec::new()),
+            has_pending_promotions: CachePadded::new(AtomicBool::new(false)),
         }
     }
 
@@ -852,21 +891,23 @@ impl Pool {
             return Err(Error::invalid("request_id", "must be 1 to 128 characters"));
         }
         let mut shard = self.idem.shard(rid);
-        match shard.get(rid) {
-            Some(IdemState::Done { command: c, fingerprint: f, answer }) if c == command && *f == fingerprint => return Ok(Claimed::Replay(answer.clone())),
-            Some(IdemState::Done { .. }) => {
-                return Err(Error::with(
+        // One probe: a fresh id (the common case) needs its owned key anyway.
+        match shard.entry(rid.to_string()) {
+            std::collections::hash_map::Entry::Occupied(o) => match o.get() {
+                IdemState::Done { command: c, fingerprint: f, answer } if c == command && *f == fingerprint => Ok(Claimed::Replay(answer.clone())),
+                IdemState::Done { .. } => Err(Error::with(
                     ErrorCode::IdempotencyConflict,
                     format!("request id `{rid}` was already used for a different request"),
                     format!("请求ID `{rid}` 已用于其他请求"),
-                ))
+                )),
+                IdemState::Pending => Err(Error::new(ErrorCode::RequestInProgress)),
+            },
+            std::collections::hash_map::Entry::Vacant(v) => {
+                self.mark_request(rid);
+                v.insert(IdemState::Pending);
+                Ok(Claimed::Fresh(Some(IdemClaim { request_id: rid, command, fingerprint })))
             }
-            Some(IdemState::Pending) => return Err(Error::new(ErrorCode::RequestInProgress)),
-            None => {}
         }
-        self.mark_request(rid);
-        shard.insert(rid.to_string(), IdemState::Pending);
-        Ok(Claimed::Fresh(Some(IdemClaim { request_id: rid, command, fingerprint })))
     }
 
     #[inline]
@@ -953,8 +994,8 @@ impl Pool {
 
     /// Drops the spans of ended bookings, and patients left with none. Call
     /// with no slot locked.
-    pub fn forget_spans(&self, ended: &mut Vec<(Arc<str>, u64)>) {
-        for (p, id) in ended.drain(..) {
+    pub fn forget_spans(&self, ended: &mut Ended) {
+        for (p, id) in ended.drain() {
             let mut shard = self.patients.shard(&*p);
             // By the Arc itself: equal pointers compare without reading the text.
             if let Some(v) = shard.get_mut(&p) {
@@ -993,10 +1034,16 @@ impl Pool {
     /// Promotions owed by hold expiries (see `sweep`); every call ends with this,
     /// refused ones included.
     pub fn run_pending_promotions(&self) -> Result<()> {
-        if self.pending_promotions.lock().is_empty() {
+        // Set (under the lock) after every push, so a thread that queued
+        // promotions sees its own flag; others' are run by their own callers.
+        if !self.has_pending_promotions.load(Ordering::Acquire) {
             return Ok(());
         }
-        let due = std::mem::take(&mut *self.pending_promotions.lock());
+        let due = {
+            let mut pending = self.pending_promotions.lock();
+            self.has_pending_promotions.store(false, Ordering::Release);
+            std::mem::take(&mut *pending)
+        };
         for idx in due {
             self.promote_waiters(idx)?;
         }
@@ -1105,6 +1152,7 @@ impl Pool {
                     pending.push(idx);
                 }
             }
+            self.has_pending_promotions.store(true, Ordering::Release);
         }
         // Patient spans of the expired holds are dropped with the caller's own.
         txn.ended.append(&mut own.ended);
@@ -1242,10 +1290,11 @@ impl Pool {
         self.sweep(slot, &mut st, now, &mut txn);
         // The slot's refusals come first, as on the lock-free path; then the patient's.
         check_bookable(slot, &st, now, r.priority)?;
-        if let Some(mine) = spans.get_mut(&*patient_id) {
-            self.check_patient(mine, &span, now, None)?;
-        }
-        let id = self.next_booking.fetch_add(1, Ordering::Relaxed);
+        // One probe of the patient map. A new entry is empty, and an empty one
+        // passes the check, so a refusal never leaves an empty entry behind.
+        let mine = spans.entry(patient_id.clone()).or_default();
+        self.check_patient(mine, &span, now, None)?;
+        let id = self.outbox.counters.next_booking.fetch_add(1, Ordering::Relaxed);
         let used_quota = r.priority.uses_quota() && st.free_for(Priority::Normal) == 0;
         let b = Booking {
             id,
@@ -1278,7 +1327,7 @@ impl Pool {
         }
         st.active.insert(id);
         slot.publish(&st);
-        spans.entry(patient_id.clone()).or_default().push(Span { booking: id, ..span });
+        mine.push(Span { booking: id, ..span });
         if let Some(info) = r.patient {
             if self.store.is_some() {
                 txn.writes.push(Write::put(Table::Patients, r.patient_id.to_string(), &PatientRecord { patient_id: r.patient_id.to_string(), info: info.clone() }));
@@ -1669,7 +1718,7 @@ impl Pool {
                 self.put_wait(&mut txn, &w);
                 self.emit(&mut txn, "waitlist_skipped", None, Some(&slot.info.slot_id), json!({"waitlist_id": format_waitlist_id(wid), "patient_id": patient, "reason": "overlapping booking or slot already started"}));
             } else {
-                let id = self.next_booking.fetch_add(1, Ordering::Relaxed);
+                let id = self.outbox.counters.next_booking.fetch_add(1, Ordering::Relaxed);
                 st.set_aside -= 1; // the set-aside place becomes this hold (still counted in `held`)
                 st.holds.insert((now + self.cfg.hold_ttl_ms, id));
                 let used_quota = w.priority.uses_quota() && st.free_for(Priority::Normal) == 0 && st.unused_quota() > 0;
@@ -1737,7 +1786,7 @@ impl Pool {
         let pending;
         {
             let mut stripes: Vec<_> = self.outbox.stripes.iter().map(|s| s.lock()).collect();
-            let next_seq = self.outbox.next_seq.load(Ordering::Acquire);
+            let next_seq = self.outbox.counters.next_seq.load(Ordering::Acquire);
             if let Some(ack) = ack {
                 let mut dropped = Vec::new();
                 for q in stripes.iter_mut() {

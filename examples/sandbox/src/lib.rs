@@ -39,24 +39,8 @@ pub const DEFAULT_UPLOAD_LIMIT: usize = 16 * 1024 * 1024;
 const LINGER_BYTES: usize = 64 * 1024 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(5);
 
-/// Commands that never change state: GET (query string) or POST (JSON body).
-/// Every other command changes state and takes POST only, so a prefetching
-/// proxy or a crawler following a link can never book or cancel.
-const QUERY_COMMANDS: &[&str] = &[
-    "real-time-schedule",
-    "device-schedule",
-    "device-info",
-    "project-info",
-    "real-time-slots",
-    "appointment-slots",
-    "slot-statistics",
-    "recommend-slots",
-    "booking-info",
-    "slot-info",
-    "engine-info",
-    // The referral chapter's GET interface, once the engine has it.
-    "admission-details",
-];
+/// The referral chapter's GET interface, served as a query once the engine has it.
+const FUTURE_QUERIES: &[&str] = &["admission-details"];
 
 pub struct Options {
     /// Where reports are stored (`<dir>/<booking_id>/<n>-<name>`).
@@ -252,7 +236,9 @@ fn method_not_allowed(allow: &'static str) -> Response {
 /// One engine command over HTTP.
 async fn dispatch(st: Arc<AppState>, command: &str, method: Method, headers: HeaderMap, query: Option<String>, body: Body) -> Response {
     let started = Instant::now();
-    let read_only = QUERY_COMMANDS.contains(&command);
+    // Queries take GET (query string) or POST; changes take POST only, so a
+    // prefetching proxy or a crawler following a link can never book or cancel.
+    let read_only = Engine::is_query(command) || FUTURE_QUERIES.contains(&command);
     let request = match method {
         Method::GET | Method::HEAD if read_only => query_object(query.as_deref()).map_err(|e| (e, None)),
         Method::POST => json_body(&headers, body).await,

@@ -55,10 +55,7 @@ fn install_hook() {
     panic::set_hook(Box::new(move |info| {
         let inside = IN_BOUNDARY.try_with(Cell::get).unwrap_or(false);
         if inside {
-            let location = info
-                .location()
-                .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                .unwrap_or_default();
+            let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
             let text = format!("{}{location}", payload_text(info.payload()));
             let _ = LAST_PANIC.try_with(|p| *p.borrow_mut() = Some(text));
         } else {
@@ -145,9 +142,7 @@ impl<T: Default> ErrorPolicy<T, Failure> for ThrowTyped {
         _captures: &mut (),
         payload: Box<dyn Any + Send + 'static>,
     ) -> jni::errors::Result<T> {
-        let text = LAST_PANIC
-            .with(|p| p.borrow_mut().take())
-            .unwrap_or_else(|| payload_text(&*payload));
+        let text = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| payload_text(&*payload));
         // Dropping a payload can itself panic; leak it rather than unwind here.
         if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
             std::mem::forget(again);
@@ -169,10 +164,7 @@ fn throw(env: &mut Env<'_>, err: Failure) {
     }
     let first = match &err {
         Failure::Core(e) => throw_yilian(env, e),
-        Failure::Null(arg) => env.throw_new(
-            jni_str!("java/lang/NullPointerException"),
-            JNIString::new(format!("{arg} must not be null")),
-        ),
+        Failure::Null(arg) => env.throw_new(jni_str!("java/lang/NullPointerException"), JNIString::new(format!("{arg} must not be null"))),
         Failure::Closed => env.throw_new(jni_str!("java/lang/IllegalStateException"), jni_str!("the yilian engine is closed")),
         Failure::Jni(e) => throw_yilian(env, &Error::internal(format!("JNI call failed: {e}"))),
     };
@@ -198,12 +190,7 @@ fn throw_yilian(env: &mut Env<'_>, e: &Error) -> jni::errors::Result<()> {
             &class,
             jni_str!("fromNative"),
             jni_sig!("(Ljava/lang/String;ILjava/lang/String;Ljava/lang/String;)Lorg/yilian/YilianException;"),
-            &[
-                JValue::Object(&code),
-                JValue::Int(e.numeric_code()),
-                JValue::Object(&message),
-                JValue::Object(&message_zh),
-            ],
+            &[JValue::Object(&code), JValue::Int(e.numeric_code()), JValue::Object(&message), JValue::Object(&message_zh)],
         )?
         .l()?;
     let throwable = env.cast_local::<JThrowable>(obj)?;

@@ -40,9 +40,7 @@ fn engine<'a>(handle: jlong) -> Result<&'a Engine, Failure> {
 }
 
 fn slot_handle(index: jint) -> Result<SlotHandle, Failure> {
-    u32::try_from(index)
-        .map(SlotHandle)
-        .map_err(|_| Failure::Core(Error::invalid("slot", "a slot handle is never negative")))
+    u32::try_from(index).map(SlotHandle).map_err(|_| Failure::Core(Error::invalid("slot", "a slot handle is never negative")))
 }
 
 fn booking_id(id: jlong) -> Result<u64, Failure> {
@@ -58,18 +56,12 @@ fn raw(env: &Env<'_>) -> RawEnv {
 // ------------------------------------------------------------------ library
 
 #[no_mangle]
-pub extern "system" fn Java_org_yilian_NativeMethods_libraryVersion<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-) -> JString<'local> {
+pub extern "system" fn Java_org_yilian_NativeMethods_libraryVersion<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>) -> JString<'local> {
     boundary(&mut env, |env| Ok(JString::from_str(env, LIB_VERSION)?))
 }
 
 #[no_mangle]
-pub extern "system" fn Java_org_yilian_NativeMethods_coreVersion<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-) -> JString<'local> {
+pub extern "system" fn Java_org_yilian_NativeMethods_coreVersion<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>) -> JString<'local> {
     boundary(&mut env, |env| Ok(JString::from_str(env, yilian_core::VERSION)?))
 }
 
@@ -81,10 +73,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_errorCodes<'local>(
     _class: JClass<'local>,
 ) -> JObjectArray<'local, JString<'local>> {
     boundary(&mut env, |env| {
-        let rows: Vec<String> = ErrorCode::ALL
-            .iter()
-            .map(|c| format!("{}:{}:{}", c.numeric(), c.as_str(), c.family().name()))
-            .collect();
+        let rows: Vec<String> = ErrorCode::ALL.iter().map(|c| format!("{}:{}:{}", c.numeric(), c.as_str(), c.family().name())).collect();
         string_array(env, &rows)
     })
 }
@@ -134,8 +123,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_parseBookingId<'local>(
 ) -> jlong {
     boundary(&mut env, |env| {
         let text = raw(env).required(&text, "bookingId")?;
-        let id = yilian_core::parse_booking_id(&text)
-            .ok_or_else(|| Failure::Core(Error::invalid("booking_id", "expected B followed by digits")))?;
+        let id = yilian_core::parse_booking_id(&text).ok_or_else(|| Failure::Core(Error::invalid("booking_id", "expected B followed by digits")))?;
         i64::try_from(id).map_err(|_| Failure::Core(Error::invalid("booking_id", "too large")))
     })
 }
@@ -143,11 +131,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_parseBookingId<'local>(
 // ------------------------------------------------------------------ engine
 
 #[no_mangle]
-pub extern "system" fn Java_org_yilian_NativeMethods_engineOpen<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-    config: JString<'local>,
-) -> jlong {
+pub extern "system" fn Java_org_yilian_NativeMethods_engineOpen<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>, config: JString<'local>) -> jlong {
     boundary(&mut env, |env| {
         let config = raw(env).required(&config, "configJson")?;
         let engine = Engine::open(&config)?;
@@ -158,11 +142,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_engineOpen<'local>(
 /// Closes the engine (flushing a durable store) and frees the handle. The Java
 /// side calls it exactly once per handle, under its write lock.
 #[no_mangle]
-pub extern "system" fn Java_org_yilian_NativeMethods_engineClose<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-    handle: jlong,
-) {
+pub extern "system" fn Java_org_yilian_NativeMethods_engineClose<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>, handle: jlong) {
     boundary(&mut env, |_env| {
         if handle != 0 {
             // SAFETY: see `engine`; this is the one place the box is taken back.
@@ -235,11 +215,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_hold<'local>(
         if out.is_null() {
             return Err(Failure::Null("out"));
         }
-        let opts = HoldOptions {
-            request_id: request_id.as_deref(),
-            clinic_id: clinic_id.as_deref(),
-            priority,
-        };
+        let opts = HoldOptions { request_id: request_id.as_deref(), clinic_id: clinic_id.as_deref(), priority };
         let hold = engine.hold(slot, &patient_id, &opts)?;
         env.set_longs(&out, "out", &[hold.expires_ms])?;
         i64::try_from(hold.booking_id).map_err(|_| Failure::Core(Error::internal("booking id exceeds a Java long")))
@@ -250,13 +226,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_hold<'local>(
 macro_rules! booking_op {
     ($name:ident, $op:path) => {
         #[no_mangle]
-        pub extern "system" fn $name<'local>(
-            mut env: EnvUnowned<'local>,
-            _class: JClass<'local>,
-            handle: jlong,
-            id: jlong,
-            request_id: JString<'local>,
-        ) {
+        pub extern "system" fn $name<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>, handle: jlong, id: jlong, request_id: JString<'local>) {
             fast_boundary(&mut env, |env| {
                 let engine = engine(handle)?;
                 let id = booking_id(id)?;
@@ -304,11 +274,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_availability<'local>(
 }
 
 #[no_mangle]
-pub extern "system" fn Java_org_yilian_NativeMethods_checkInvariants<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-    handle: jlong,
-) {
+pub extern "system" fn Java_org_yilian_NativeMethods_checkInvariants<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>, handle: jlong) {
     boundary(&mut env, |_env| {
         engine(handle)?.check_invariants()?;
         Ok(())
@@ -322,11 +288,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_checkInvariants<'local>(
 /// `mode` 0: a `&str` payload, 1: a formatted `String`, 2: a non-string
 /// payload, 3 and up: the same three inside the hot path's `fast_boundary`.
 #[no_mangle]
-pub extern "system" fn Java_org_yilian_NativeMethods_panicForTest<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-    mode: jint,
-) -> jint {
+pub extern "system" fn Java_org_yilian_NativeMethods_panicForTest<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>, mode: jint) -> jint {
     fn panic_now(mode: jint) -> Result<jint, Failure> {
         match mode % 3 {
             0 => panic!("yilian test panic"),
@@ -363,10 +325,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_benchCoreHoldRelease<'local
         timed_core(handle, slots, |engine, slots| {
             for i in from..from + n.max(0) as usize {
                 let request_id = format!("core-{thread}-{i}");
-                let opts = HoldOptions {
-                    request_id: Some(&request_id),
-                    ..HoldOptions::default()
-                };
+                let opts = HoldOptions { request_id: Some(&request_id), ..HoldOptions::default() };
                 let hold = engine.hold(SlotHandle(i as u32 % slots), &patients[i % patients.len()], &opts)?;
                 engine.release(hold.booking_id, None)?;
             }

@@ -6,9 +6,7 @@
 use crate::errors::binding_err;
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
-use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
-};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -71,30 +69,18 @@ pub fn json_text(obj: Option<&Bound<'_, PyAny>>, what: &str, code: ErrorCode) ->
         let b: PyBackedBytes = obj.extract()?;
         return match std::str::from_utf8(&b) {
             Ok(s) => Ok(Text::Owned(s.to_string())),
-            Err(e) => Err(binding_err(
-                py,
-                ErrorCode::InvalidUtf8,
-                format!("`{what}` bytes are not valid UTF-8: {e}"),
-                format!("`{what}` 字节不是合法的UTF-8：{e}"),
-            )),
+            Err(e) => {
+                Err(binding_err(py, ErrorCode::InvalidUtf8, format!("`{what}` bytes are not valid UTF-8: {e}"), format!("`{what}` 字节不是合法的UTF-8：{e}")))
+            }
         };
     }
     if obj.is_instance_of::<PyDict>() {
         let failure = RefCell::new(None);
-        let out = serde_json::to_string(&PyJson {
-            obj,
-            depth: 0,
-            failure: &failure,
-        });
+        let out = serde_json::to_string(&PyJson { obj, depth: 0, failure: &failure });
         return match (out, failure.into_inner()) {
             (Ok(s), None) => Ok(Text::Owned(s)),
             (_, Some(e)) => Err(crate::errors::to_py_err(py, &e)),
-            (Err(e), None) => Err(binding_err(
-                py,
-                code,
-                format!("`{what}`: {e}"),
-                format!("`{what}`：{e}"),
-            )),
+            (Err(e), None) => Err(binding_err(py, code, format!("`{what}`: {e}"), format!("`{what}`：{e}"))),
         };
     }
     let ty = type_name(obj);
@@ -124,24 +110,14 @@ struct PyJson<'a, 'py> {
 impl<'a, 'py> PyJson<'a, 'py> {
     fn fail<E: serde::ser::Error>(&self, code: ErrorCode, en: String, zh: String) -> E {
         let e = E::custom(&en);
-        self.failure
-            .borrow_mut()
-            .get_or_insert(Error::with(code, en, zh));
+        self.failure.borrow_mut().get_or_insert(Error::with(code, en, zh));
         e
     }
     fn not_json<E: serde::ser::Error>(&self, why: &str, zh: &str) -> E {
-        self.fail(
-            ErrorCode::InvalidJson,
-            format!("request cannot be written as JSON: {why}"),
-            format!("请求无法转换为JSON：{zh}"),
-        )
+        self.fail(ErrorCode::InvalidJson, format!("request cannot be written as JSON: {why}"), format!("请求无法转换为JSON：{zh}"))
     }
     fn child<'b>(&'b self, obj: &'b Bound<'py, PyAny>) -> PyJson<'b, 'py> {
-        PyJson {
-            obj,
-            depth: self.depth + 1,
-            failure: self.failure,
-        }
+        PyJson { obj, depth: self.depth + 1, failure: self.failure }
     }
 }
 
@@ -149,10 +125,7 @@ impl Serialize for PyJson<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let o = self.obj;
         if self.depth > MAX_DEPTH {
-            return Err(self.not_json(
-                &format!("nested deeper than {MAX_DEPTH} levels"),
-                &format!("嵌套超过 {MAX_DEPTH} 层"),
-            ));
+            return Err(self.not_json(&format!("nested deeper than {MAX_DEPTH} levels"), &format!("嵌套超过 {MAX_DEPTH} 层")));
         }
         if o.is_none() {
             return s.serialize_unit();
@@ -193,10 +166,7 @@ impl Serialize for PyJson<'_, '_> {
             for (k, v) in d.iter() {
                 let Ok(k) = k.cast::<PyString>() else {
                     let ty = type_name(&k);
-                    return Err(self.not_json(
-                        &format!("a dict key of type {ty} (keys must be str)"),
-                        &format!("字典键类型为 {ty}（键必须是 str）"),
-                    ));
+                    return Err(self.not_json(&format!("a dict key of type {ty} (keys must be str)"), &format!("字典键类型为 {ty}（键必须是 str）")));
                 };
                 let key = match k.to_cow() {
                     Ok(t) => t,
@@ -227,10 +197,7 @@ impl Serialize for PyJson<'_, '_> {
             return q.end();
         }
         let ty = type_name(o);
-        Err(self.not_json(
-            &format!("a value of type {ty}"),
-            &format!("类型为 {ty} 的值"),
-        ))
+        Err(self.not_json(&format!("a value of type {ty}"), &format!("类型为 {ty} 的值")))
     }
 }
 
@@ -251,10 +218,7 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
         }
         Value::String(s) => PyString::new(py, s).into_any(),
         Value::Array(a) => {
-            let items = a
-                .iter()
-                .map(|x| to_py(py, x))
-                .collect::<PyResult<Vec<_>>>()?;
+            let items = a.iter().map(|x| to_py(py, x)).collect::<PyResult<Vec<_>>>()?;
             PyList::new(py, items)?.into_any()
         }
         Value::Object(m) => {

@@ -89,9 +89,7 @@ impl Engine {
     fn new(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let text = json_text(config, "config", ErrorCode::InvalidConfig)?;
         let inner = boundary(py, || yilian_core::Engine::open(&text))?;
-        Ok(Engine {
-            inner: ArcSwapOption::from_pointee(inner),
-        })
+        Ok(Engine { inner: ArcSwapOption::from_pointee(inner) })
     }
 
     /// Closes the engine: waits for calls in progress on other threads, flushes
@@ -143,22 +141,14 @@ impl Engine {
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "<yilian.Engine {}>",
-            if self.closed() { "closed" } else { "open" }
-        )
+        format!("<yilian.Engine {}>", if self.closed() { "closed" } else { "open" })
     }
 
     /// Calls a command of the source's interfaces (e.g. "pre-book-slot") with a
     /// dict or JSON text request (None means {}), and returns the answer's
     /// `data` as Python objects. Raises a YilianError subclass on failure.
     #[pyo3(signature = (command, request=None))]
-    fn call(
-        &self,
-        py: Python<'_>,
-        command: Bound<'_, PyString>,
-        request: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
+    fn call(&self, py: Python<'_>, command: Bound<'_, PyString>, request: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let command = utf8(command, "command")?;
         let text = json_text(request, "request", ErrorCode::InvalidField)?;
         let data = self.with_core(py, |e| e.call_value(&command, &text))?;
@@ -170,10 +160,7 @@ impl Engine {
     fn slot(&self, py: Python<'_>, slot_id: Bound<'_, PyString>) -> PyResult<SlotHandle> {
         let slot_id = utf8(slot_id, "slot_id")?;
         let handle = self.with_core(py, |e| e.slot_handle(&slot_id))?;
-        Ok(SlotHandle {
-            index: handle.0,
-            slot_id: slot_id.to_string(),
-        })
+        Ok(SlotHandle { index: handle.0, slot_id: slot_id.to_string() })
     }
 
     /// Holds one place of `slot` for a patient until the hold time-to-live
@@ -196,39 +183,22 @@ impl Engine {
         let priority = opt_utf8(priority, "priority")?;
         let hold = self.with_core(py, |engine| {
             let priority = priority.as_deref().map(Priority::parse).transpose()?;
-            let opts = HoldOptions {
-                request_id: request_id.as_deref(),
-                clinic_id: clinic_id.as_deref(),
-                priority,
-            };
+            let opts = HoldOptions { request_id: request_id.as_deref(), clinic_id: clinic_id.as_deref(), priority };
             engine.hold(yilian_core::SlotHandle(index), &patient_id, &opts)
         })?;
-        Ok(Hold {
-            booking_id: hold.booking_id,
-            expires_ms: hold.expires_ms,
-        })
+        Ok(Hold { booking_id: hold.booking_id, expires_ms: hold.expires_ms })
     }
 
     /// Confirms a hold; the booking is then kept until cancelled.
     #[pyo3(signature = (booking_id, request_id=None))]
-    fn confirm(
-        &self,
-        py: Python<'_>,
-        booking_id: u64,
-        request_id: Option<Bound<'_, PyString>>,
-    ) -> PyResult<()> {
+    fn confirm(&self, py: Python<'_>, booking_id: u64, request_id: Option<Bound<'_, PyString>>) -> PyResult<()> {
         self.on_booking(py, booking_id, request_id, yilian_core::Engine::confirm)
     }
 
     /// Releases a hold or cancels a booking; the place returns to the pool (or
     /// to the first waiter).
     #[pyo3(signature = (booking_id, request_id=None))]
-    fn release(
-        &self,
-        py: Python<'_>,
-        booking_id: u64,
-        request_id: Option<Bound<'_, PyString>>,
-    ) -> PyResult<()> {
+    fn release(&self, py: Python<'_>, booking_id: u64, request_id: Option<Bound<'_, PyString>>) -> PyResult<()> {
         self.on_booking(py, booking_id, request_id, yilian_core::Engine::release)
     }
 
@@ -266,11 +236,7 @@ impl SlotHandle {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!(
-            "SlotHandle({}, index={})",
-            py_repr(py, &self.slot_id)?,
-            self.index
-        ))
+        Ok(format!("SlotHandle({}, index={})", py_repr(py, &self.slot_id)?, self.index))
     }
 }
 
@@ -295,12 +261,7 @@ impl Hold {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!(
-            "Hold(booking_id={}, booking_ref={}, expires_ms={})",
-            self.booking_id,
-            py_repr(py, &self.booking_ref())?,
-            self.expires_ms
-        ))
+        Ok(format!("Hold(booking_id={}, booking_ref={}, expires_ms={})", self.booking_id, py_repr(py, &self.booking_ref())?, self.expires_ms))
     }
 }
 

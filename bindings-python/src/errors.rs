@@ -17,50 +17,20 @@ create_exception!(
     PyException,
     "Base class of every yilian error. `.code` (str, e.g. 'SLOT_FULL'), `.numeric_code` (int, stable), `.message` (English) and `.message_zh` (Chinese); str(err) is 'CODE: message'."
 );
-create_exception!(yilian, InputError, YilianError, "1xxx: the request itself is malformed (bad JSON, missing or wrong-typed field, unknown command, too large).");
+create_exception!(
+    yilian,
+    InputError,
+    YilianError,
+    "1xxx: the request itself is malformed (bad JSON, missing or wrong-typed field, unknown command, too large)."
+);
 create_exception!(yilian, NotFoundError, YilianError, "2xxx: something named in the request does not exist (slot, booking, device, project, hospital).");
-create_exception!(
-    yilian,
-    ConflictError,
-    YilianError,
-    "3xxx: the pool refuses the request (full, closed, not released, overlapping, duplicate)."
-);
-create_exception!(
-    yilian,
-    StateError,
-    YilianError,
-    "4xxx: the booking is in a state that does not allow the step (e.g. HOLD_EXPIRED)."
-);
-create_exception!(
-    yilian,
-    ForbiddenError,
-    YilianError,
-    "5xxx: this institution may not act on that object."
-);
-create_exception!(
-    yilian,
-    IdempotencyError,
-    YilianError,
-    "6xxx: a request id was reused for a different request, or is still in progress."
-);
-create_exception!(
-    yilian,
-    StorageError,
-    YilianError,
-    "7xxx: the durable store failed, is locked by another engine, or the engine is closed."
-);
-create_exception!(
-    yilian,
-    BindingError,
-    YilianError,
-    "8xxx: an argument only the binding can see is wrong (e.g. a str that is not valid UTF-8)."
-);
-create_exception!(
-    yilian,
-    InternalError,
-    YilianError,
-    "9xxx: a bug in yilian: a caught Rust panic (PANIC) or a broken invariant (INTERNAL)."
-);
+create_exception!(yilian, ConflictError, YilianError, "3xxx: the pool refuses the request (full, closed, not released, overlapping, duplicate).");
+create_exception!(yilian, StateError, YilianError, "4xxx: the booking is in a state that does not allow the step (e.g. HOLD_EXPIRED).");
+create_exception!(yilian, ForbiddenError, YilianError, "5xxx: this institution may not act on that object.");
+create_exception!(yilian, IdempotencyError, YilianError, "6xxx: a request id was reused for a different request, or is still in progress.");
+create_exception!(yilian, StorageError, YilianError, "7xxx: the durable store failed, is locked by another engine, or the engine is closed.");
+create_exception!(yilian, BindingError, YilianError, "8xxx: an argument only the binding can see is wrong (e.g. a str that is not valid UTF-8).");
+create_exception!(yilian, InternalError, YilianError, "9xxx: a bug in yilian: a caught Rust panic (PANIC) or a broken invariant (INTERNAL).");
 
 /// The Python class of a family. Exhaustive: a new family fails to compile here.
 fn class_of(py: Python<'_>, family: ErrorFamily) -> Bound<'_, pyo3::types::PyType> {
@@ -100,19 +70,12 @@ pub fn binding_err(py: Python<'_>, code: ErrorCode, en: String, zh: String) -> P
 }
 
 fn panic_error(payload: Box<dyn Any + Send>) -> Error {
-    let what = match (
-        payload.downcast_ref::<&str>(),
-        payload.downcast_ref::<String>(),
-    ) {
+    let what = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
         (Some(s), _) => s.to_string(),
         (None, Some(s)) => s.clone(),
         (None, None) => "non-text panic payload".to_string(),
     };
-    Error::with(
-        ErrorCode::Panic,
-        format!("internal error: a panic was caught: {what}"),
-        format!("内部错误：捕获到异常崩溃：{what}"),
-    )
+    Error::with(ErrorCode::Panic, format!("internal error: a panic was caught: {what}"), format!("内部错误：捕获到异常崩溃：{what}"))
 }
 
 /// Runs one core call with the GIL released (other Python threads run

@@ -16,10 +16,7 @@ use yilian_core::{Error, ErrorCode};
 /// idempotency, storage, binding, internal.
 #[pyfunction]
 fn error_codes() -> Vec<(&'static str, i32, &'static str)> {
-    ErrorCode::ALL
-        .iter()
-        .map(|c| (c.as_str(), c.numeric(), c.family().name()))
-        .collect()
+    ErrorCode::ALL.iter().map(|c| (c.as_str(), c.numeric(), c.family().name())).collect()
 }
 
 /// The command names Engine.call() understands.
@@ -32,9 +29,7 @@ fn commands() -> Vec<&'static str> {
 /// panic arrives as yilian.InternalError (code PANIC).
 #[pyfunction]
 fn _test_panic(py: Python<'_>) -> PyResult<()> {
-    errors::boundary(py, || -> Result<(), Error> {
-        panic!("deliberate panic from yilian._native._test_panic")
-    })
+    errors::boundary(py, || -> Result<(), Error> { panic!("deliberate panic from yilian._native._test_panic") })
 }
 
 /// Test hook: raises the exception the binding maps `numeric_code` to.

@@ -55,8 +55,18 @@ fn main() {
 
     let mut c = Criterion::default().configure_from_args().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
     let mut g = c.benchmark_group("command_layer");
-    g.bench_function("call_pre_book_then_cancel", |b| b.iter(|| { i += 1; json_pair(&e, i) }));
-    g.bench_function("typed_hold_then_release", |b| b.iter(|| { i += 1; typed_pair(&e, slot, i) }));
+    g.bench_function("call_pre_book_then_cancel", |b| {
+        b.iter(|| {
+            i += 1;
+            json_pair(&e, i)
+        })
+    });
+    g.bench_function("typed_hold_then_release", |b| {
+        b.iter(|| {
+            i += 1;
+            typed_pair(&e, slot, i)
+        })
+    });
     g.finish();
     c.final_summary();
 }

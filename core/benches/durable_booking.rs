@@ -53,9 +53,18 @@ fn drive(per_caller: usize, book: Arc<dyn Fn(usize, usize) + Send + Sync>) -> Ou
 
 fn yilian(dir: &std::path::Path) -> (Engine, Vec<SlotHandle>) {
     let e = Engine::open(&json!({"data_dir": dir, "clock_start": "2024-10-29T09:00:00+08:00"}).to_string()).unwrap();
-    let windows: Vec<_> = (0..SLOTS).map(|w| json!({"start_time": format!("{:02}:{:02}", 8 + w / 60, w % 60), "end_time": format!("{:02}:{:02}", 8 + (w + 1) / 60, (w + 1) % 60)})).collect();
-    e.call_value("sync-schedule", &json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-30", "capacity": CAPACITY, "available_slots": windows}]}).to_string()).unwrap();
-    let handles = (0..SLOTS).map(|w| e.slot_handle(&format!("EX-H001-DEV001-20241030-{:02}{:02}{:02}{:02}", 8 + w / 60, w % 60, 8 + (w + 1) / 60, (w + 1) % 60)).unwrap()).collect();
+    let windows: Vec<_> = (0..SLOTS)
+        .map(|w| json!({"start_time": format!("{:02}:{:02}", 8 + w / 60, w % 60), "end_time": format!("{:02}:{:02}", 8 + (w + 1) / 60, (w + 1) % 60)}))
+        .collect();
+    e.call_value(
+        "sync-schedule",
+        &json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-30", "capacity": CAPACITY, "available_slots": windows}]})
+            .to_string(),
+    )
+    .unwrap();
+    let handles = (0..SLOTS)
+        .map(|w| e.slot_handle(&format!("EX-H001-DEV001-20241030-{:02}{:02}{:02}{:02}", 8 + w / 60, w % 60, 8 + (w + 1) / 60, (w + 1) % 60)).unwrap())
+        .collect();
     (e, handles)
 }
 
@@ -63,11 +72,14 @@ fn run_yilian(per_caller: usize, round: usize) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let (e, handles) = yilian(dir.path());
     let e2 = e.clone();
-    let out = drive(per_caller, Arc::new(move |t, i| {
-        let patient = format!("P{round}-{t}-{i}");
-        let rid = format!("R{round}-{t}-{i}");
-        e2.book(handles[(t * 31 + i) % SLOTS], &patient, &HoldOptions { request_id: Some(&rid), ..Default::default() }).unwrap();
-    }));
+    let out = drive(
+        per_caller,
+        Arc::new(move |t, i| {
+            let patient = format!("P{round}-{t}-{i}");
+            let rid = format!("R{round}-{t}-{i}");
+            e2.book(handles[(t * 31 + i) % SLOTS], &patient, &HoldOptions { request_id: Some(&rid), ..Default::default() }).unwrap();
+        }),
+    );
     e.check_invariants().unwrap();
     out
 }
@@ -87,17 +99,24 @@ fn run_baseline(per_caller: usize, round: usize) -> Outcome {
         conn.execute("INSERT INTO slots VALUES (?1, ?2, 0)", params![s as i64, CAPACITY]).unwrap();
     }
     let conn = Arc::new(Mutex::new(conn));
-    drive(per_caller, Arc::new(move |t, i| {
-        let mut c = conn.lock().unwrap();
-        let tx = c.transaction().unwrap();
-        let slot = ((t * 31 + i) % SLOTS) as i64;
-        let n = tx.execute("UPDATE slots SET booked = booked + 1 WHERE id = ?1 AND booked < capacity", params![slot]).unwrap();
-        assert_eq!(n, 1);
-        tx.execute("INSERT INTO bookings(slot, patient, request_id, status) VALUES (?1, ?2, ?3, 'booked')", params![slot, format!("P{round}-{t}-{i}"), format!("R{round}-{t}-{i}")]).unwrap();
-        let id = tx.last_insert_rowid();
-        tx.execute("INSERT INTO events(kind, booking) VALUES ('booking_made', ?1)", params![id]).unwrap();
-        tx.commit().unwrap();
-    }))
+    drive(
+        per_caller,
+        Arc::new(move |t, i| {
+            let mut c = conn.lock().unwrap();
+            let tx = c.transaction().unwrap();
+            let slot = ((t * 31 + i) % SLOTS) as i64;
+            let n = tx.execute("UPDATE slots SET booked = booked + 1 WHERE id = ?1 AND booked < capacity", params![slot]).unwrap();
+            assert_eq!(n, 1);
+            tx.execute(
+                "INSERT INTO bookings(slot, patient, request_id, status) VALUES (?1, ?2, ?3, 'booked')",
+                params![slot, format!("P{round}-{t}-{i}"), format!("R{round}-{t}-{i}")],
+            )
+            .unwrap();
+            let id = tx.last_insert_rowid();
+            tx.execute("INSERT INTO events(kind, booking) VALUES ('booking_made', ?1)", params![id]).unwrap();
+            tx.commit().unwrap();
+        }),
+    )
 }
 
 fn main() {
@@ -115,7 +134,13 @@ fn main() {
         ratios.push(y.per_sec / b.per_sec);
         println!(
             "round {round}: yilian {:.0} bookings/s (p50 {:.0} us, p99 {:.0} us), baseline {:.0} bookings/s (p50 {:.0} us, p99 {:.0} us), ratio {:.1}x",
-            y.per_sec, y.p50_us, y.p99_us, b.per_sec, b.p50_us, b.p99_us, y.per_sec / b.per_sec
+            y.per_sec,
+            y.p50_us,
+            y.p99_us,
+            b.per_sec,
+            b.p50_us,
+            b.p99_us,
+            y.per_sec / b.per_sec
         );
     }
     ratios.sort_by(|a, b| a.total_cmp(b));

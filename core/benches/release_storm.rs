@@ -30,7 +30,12 @@ fn slot_keys() -> Vec<(String, String, String, String)> {
         for doc in 0..DOCTORS {
             for w in 0..WINDOWS {
                 let (s, e) = (8 * 60 + w * 15, 8 * 60 + w * 15 + 15);
-                v.push((format!("2024-11-{:02}", d + 1), format!("DR{doc:03}"), format!("{:02}:{:02}", s / 60, s % 60), format!("{:02}:{:02}", e / 60, e % 60)));
+                v.push((
+                    format!("2024-11-{:02}", d + 1),
+                    format!("DR{doc:03}"),
+                    format!("{:02}:{:02}", s / 60, s % 60),
+                    format!("{:02}:{:02}", e / 60, e % 60),
+                ));
             }
         }
     }
@@ -97,7 +102,8 @@ impl Yilian {
         for (d, doc, s, en) in keys {
             by_day.entry((d.clone(), doc.clone())).or_default().push(json!({"start_time": s, "end_time": en, "capacity": CAPACITY}));
         }
-        let data: Vec<_> = by_day.into_iter().map(|((d, doc), w)| json!({"doctor_id": doc, "department_id": "D001", "date": d, "available_slots": w})).collect();
+        let data: Vec<_> =
+            by_day.into_iter().map(|((d, doc), w)| json!({"doctor_id": doc, "department_id": "D001", "date": d, "available_slots": w})).collect();
         e.call_value("sync-schedule", &json!({"hospital_id": "H001", "schedule_data": data}).to_string()).unwrap();
         let handles = keys
             .iter()
@@ -182,7 +188,8 @@ impl Pool for Naive {
         s.held += 1;
         st.next += 1;
         let id = st.next.to_string();
-        st.bookings.insert(id.clone(), NaiveHold { slot: key.clone(), patient: patient.to_string(), expires: now + Duration::from_secs(900), confirmed: false });
+        st.bookings
+            .insert(id.clone(), NaiveHold { slot: key.clone(), patient: patient.to_string(), expires: now + Duration::from_secs(900), confirmed: false });
         st.requests.insert(request_id.to_string(), id.clone());
         st.events.push(NaiveEvent { _kind: "held", _booking: id.clone(), _slot: key.clone(), _patient: patient.to_string(), _at: now });
         id.parse().ok()
@@ -293,7 +300,13 @@ fn main() {
             let (d, n) = storm(&pool, &sc);
             n as f64 / d.as_secs_f64()
         };
-        let (y, n) = if round % 2 == 0 { let y = run(true); (y, run(false)) } else { let n = run(false); (run(true), n) };
+        let (y, n) = if round % 2 == 0 {
+            let y = run(true);
+            (y, run(false))
+        } else {
+            let n = run(false);
+            (run(true), n)
+        };
         ratios.push(y / n);
         best = (best.0.max(y), best.1.max(n));
         println!("round {round}: yilian {:.2} M attempts/s, naive {:.2} M attempts/s, ratio {:.1}x", y / 1e6, n / 1e6, y / n);

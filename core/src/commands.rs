@@ -11,7 +11,16 @@ use crate::pool::{forbidden, state_error, Answer, Pool, Reserve, Slot, SlotState
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{json, Map, Value};
 
-pub const COMMANDS: &[&str] = &[
+/// Every command `call` understands: the slot pool's, then each domain module's.
+pub static COMMANDS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| [POOL_COMMANDS, crate::lab::COMMANDS, crate::referral::COMMANDS].concat());
+
+/// The commands that never change state (P4): safe to retry, cache or serve
+/// over GET. Every other command is a change.
+pub static QUERIES: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| [POOL_QUERIES, crate::lab::QUERIES, crate::referral::QUERIES].concat());
+
+const POOL_COMMANDS: &[&str] = &[
     "sync-schedule",
     "sync-catalog",
     "real-time-schedule",
@@ -45,9 +54,7 @@ pub const COMMANDS: &[&str] = &[
     "engine-info",
 ];
 
-/// The commands that never change state (P4): safe to retry, cache or serve
-/// over GET. Every other command is a change.
-pub const QUERIES: &[&str] = &[
+const POOL_QUERIES: &[&str] = &[
     "real-time-schedule",
     "device-schedule",
     "device-info",
@@ -96,12 +103,20 @@ pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
         "next-events" => next_events(pool, &r),
         "advance-clock" => advance_clock(pool, &r),
         "engine-info" => engine_info(pool),
-        _ => Err(Error::with(
-            ErrorCode::UnknownCommand,
-            format!("unknown command `{}`", truncate(command, 64)),
-            format!("未知的接口命令 `{}`", truncate(command, 64)),
-        )),
+        _ => {
+            if let Some(answer) = crate::lab::dispatch(pool, command, &r, req) {
+                return answer;
+            }
+            if let Some(answer) = crate::referral::dispatch(pool, command, &r, req) {
+                return answer;
+            }
+            unknown_command(command)
+        }
     }
+}
+
+fn unknown_command(command: &str) -> Result<Value> {
+    Err(Error::with(ErrorCode::UnknownCommand, format!("unknown command `{}`", truncate(command, 64)), format!("未知的接口命令 `{}`", truncate(command, 64))))
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -292,11 +307,7 @@ pub fn resolve_slot(pool: &Pool, r: &Req, for_booking: bool) -> Result<std::sync
     }
     let table = pool.table.load();
     let now = pool.clock.now_ms();
-    let mut matches: Vec<&std::sync::Arc<Slot>> = table
-        .by_date
-        .get(&date)
-        .map(|v| v.iter().map(|i| &table.slots[*i as usize]).collect())
-        .unwrap_or_default();
+    let mut matches: Vec<&std::sync::Arc<Slot>> = table.by_date.get(&date).map(|v| v.iter().map(|i| &table.slots[*i as usize]).collect()).unwrap_or_default();
     matches.retain(|s| {
         let i = &s.info;
         i.kind != SlotKind::Bed
@@ -311,13 +322,7 @@ pub fn resolve_slot(pool: &Pool, r: &Req, for_booking: bool) -> Result<std::sync
             && (device.is_some() || project.is_none_or(|p| i.project_id.as_deref() == Some(p)))
     });
     let first = match matches.len() {
-        0 => {
-            return Err(Error::with(
-                ErrorCode::SlotNotFound,
-                format!("no slot on {date} matches the request"),
-                format!("{date} 没有符合条件的号源"),
-            ))
-        }
+        0 => return Err(Error::with(ErrorCode::SlotNotFound, format!("no slot on {date} matches the request"), format!("{date} 没有符合条件的号源"))),
         1 => matches[0].clone(),
         _ if !for_booking => matches[0].clone(),
         // Several devices offer the window: take the one with most places (then by id).
@@ -404,7 +409,13 @@ pub fn booking_view(pool: &Pool, b: &Booking, slot: &Slot) -> Value {
     }
     m.insert("date".into(), (*slot.date_str).into());
     m.insert("time_slot".into(), (*slot.time_slot).into());
-    for (k, val) in [("device_id", &i.device_id), ("department_id", &i.department_id), ("doctor_id", &i.doctor_id), ("bed_number", &i.bed_number), ("bed_type", &i.bed_type)] {
+    for (k, val) in [
+        ("device_id", &i.device_id),
+        ("department_id", &i.department_id),
+        ("doctor_id", &i.doctor_id),
+        ("bed_number", &i.bed_number),
+        ("bed_type", &i.bed_type),
+    ] {
         if let Some(x) = val {
             m.insert(k.into(), x.clone().into());
         }
@@ -573,7 +584,8 @@ fn patient_of(r: &Req) -> Result<Option<PatientInfo>> {
     match r.get("patient") {
         None => Ok(None),
         Some(v @ Value::Object(_)) => {
-            let info: PatientInfo = serde_json::from_value(v.clone()).map_err(|_| Error::invalid("patient", "expected {name, id_number, phone, sex} strings"))?;
+            let info: PatientInfo =
+                serde_json::from_value(v.clone()).map_err(|_| Error::invalid("patient", "expected {name, id_number, phone, sex} strings"))?;
             info.validated().map(Some)
         }
         Some(_) => Err(Error::invalid("patient", "must be an object")),
@@ -594,7 +606,17 @@ fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Va
         return Err(Error::invalid("slot_id", "beds are reserved with bed-reserve"));
     }
     let project_id = r.opt_str("project_id")?.map(str::to_string);
-    let reserve = Reserve { slot: slot.idx, patient_id: patient_id.into(), clinic_id: clinic.map(std::sync::Arc::from), priority, hold, patient, expected_date: None, reason: None, project_id };
+    let reserve = Reserve {
+        slot: slot.idx,
+        patient_id: patient_id.into(),
+        clinic_id: clinic.map(std::sync::Arc::from),
+        priority,
+        hold,
+        patient,
+        expected_date: None,
+        reason: None,
+        project_id,
+    };
     pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| Answer::Json(booking_view(pool, b, s))).map(Answer::into_value)
 }
 
@@ -666,7 +688,9 @@ fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<V
                 match b.payment {
                     PaymentStatus::Paid => b.payment = PaymentStatus::Refunded,
                     PaymentStatus::Refunded => {}
-                    PaymentStatus::Unpaid => return Err(Error::with(ErrorCode::InvalidState, "nothing was paid, so nothing can be refunded", "未缴费，无法退费")),
+                    PaymentStatus::Unpaid => {
+                        return Err(Error::with(ErrorCode::InvalidState, "nothing was paid, so nothing can be refunded", "未缴费，无法退费"))
+                    }
                 }
             }
         }
@@ -689,7 +713,10 @@ fn change_booking(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
 fn waitlist_join(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let patient = r.id("patient_id")?;
     let slot = resolve_slot(pool, r, false)?;
-    let clinic = r.opt_str("clinic_id")?.map(str::to_string).or_else(|| (pool.cfg.role == crate::config::Role::Community).then(|| pool.cfg.institution_id.clone()).flatten());
+    let clinic = r
+        .opt_str("clinic_id")?
+        .map(str::to_string)
+        .or_else(|| (pool.cfg.role == crate::config::Role::Community).then(|| pool.cfg.institution_id.clone()).flatten());
     pool.join_waitlist(slot.idx, &patient, clinic, r.priority()?, r.request_id()?, fp_of("waitlist-join", req)).map(Answer::into_value)
 }
 
@@ -807,7 +834,11 @@ fn next_events(pool: &Pool, r: &Req) -> Result<Value> {
 
 fn advance_clock(pool: &Pool, r: &Req) -> Result<Value> {
     if !pool.clock.is_manual() {
-        return Err(Error::with(ErrorCode::InvalidState, "advance-clock needs {\"clock\":\"manual\"} in the config", "advance-clock 需要配置 {\"clock\":\"manual\"}"));
+        return Err(Error::with(
+            ErrorCode::InvalidState,
+            "advance-clock needs {\"clock\":\"manual\"} in the config",
+            "advance-clock 需要配置 {\"clock\":\"manual\"}",
+        ));
     }
     let secs = r.opt_u64("seconds")?.ok_or_else(|| Error::missing("seconds"))?;
     pool.clock.advance(secs as i64 * 1000);
@@ -822,7 +853,7 @@ fn engine_info(pool: &Pool) -> Result<Value> {
         "durable": pool.store.is_some(),
         "role": format!("{:?}", pool.cfg.role).to_lowercase(),
         "slots": table.slots.len(),
-        "commands": COMMANDS,
+        "commands": &*COMMANDS,
     }))
 }
 

@@ -114,15 +114,13 @@ fn bad(key: &str, why: &str) -> Error {
 impl Config {
     pub fn parse(json: &str) -> Result<Config> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
-            Error::with(ErrorCode::InvalidConfig, format!("config is not valid JSON: {e}"), format!("配置不是合法的JSON：{e}"))
-        })?;
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::with(ErrorCode::InvalidConfig, format!("config is not valid JSON: {e}"), format!("配置不是合法的JSON：{e}")))?;
         if !value.is_object() {
             return Err(bad("(root)", "must be a JSON object"));
         }
-        let raw: RawConfig = serde_json::from_value(value.clone()).map_err(|e| {
-            Error::with(ErrorCode::InvalidConfig, format!("config: {e}"), format!("配置无效：{e}"))
-        })?;
+        let raw: RawConfig =
+            serde_json::from_value(value.clone()).map_err(|e| Error::with(ErrorCode::InvalidConfig, format!("config: {e}"), format!("配置无效：{e}")))?;
         let clock_start_ms = match &raw.clock_start {
             None => None,
             Some(s) => Some(parse_rfc3339(s).ok_or_else(|| bad("clock_start", "expected RFC 3339, e.g. 2024-10-29T09:00:00+08:00"))?),

@@ -143,7 +143,7 @@ impl Engine {
 
     /// The commands `call` understands.
     pub fn commands() -> &'static [&'static str] {
-        crate::commands::COMMANDS
+        &crate::commands::COMMANDS
     }
 
     /// `true` for the commands that never change state (queries, P4).
@@ -189,7 +189,11 @@ impl Engine {
         }
         let command = if hold { "hold" } else { "book" };
         // The fingerprint only matters with a request id (it is stored with it).
-        let fp = if opts.request_id.is_some() { fingerprint(&[command.as_bytes(), &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()]) } else { 0 };
+        let fp = if opts.request_id.is_some() {
+            fingerprint(&[command.as_bytes(), &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()])
+        } else {
+            0
+        };
         let r = Reserve {
             slot: slot.0,
             patient_id: Arc::from(patient_id),
@@ -201,7 +205,13 @@ impl Engine {
             reason: None,
             project_id: None,
         };
-        let respond = |b: &Booking, _: &_| if hold { Answer::Hold(b.id, b.hold_expires_ms.unwrap_or(0)) } else { Answer::Id(b.id) };
+        let respond = |b: &Booking, _: &_| {
+            if hold {
+                Answer::Hold(b.id, b.hold_expires_ms.unwrap_or(0))
+            } else {
+                Answer::Id(b.id)
+            }
+        };
         self.pool.reserve(r, opts.request_id, command, fp, &respond)
     }
 
@@ -284,11 +294,7 @@ impl Engine {
 }
 
 fn corrupt(table: &str, key: &str, e: impl std::fmt::Display) -> Error {
-    Error::with(
-        ErrorCode::StoreCorrupt,
-        format!("unreadable row {key} in table {table}: {e}"),
-        format!("表 {table} 中的记录 {key} 无法读取：{e}"),
-    )
+    Error::with(ErrorCode::StoreCorrupt, format!("unreadable row {key} in table {table}: {e}"), format!("表 {table} 中的记录 {key} 无法读取：{e}"))
 }
 
 fn parse_row<T: serde::de::DeserializeOwned>(table: &str, key: &str, body: &str) -> Result<T> {
@@ -333,7 +339,11 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
             b.slot_idx = *idx;
         }
         if b.status.is_active() {
-            let idx = *b.slot_id.as_deref().and_then(|s| table.by_id.get(s)).ok_or_else(|| corrupt("bookings", &format_booking_id(b.id), "booking names an unknown slot"))?;
+            let idx = *b
+                .slot_id
+                .as_deref()
+                .and_then(|s| table.by_id.get(s))
+                .ok_or_else(|| corrupt("bookings", &format_booking_id(b.id), "booking names an unknown slot"))?;
             let slot = &table.slots[idx as usize];
             let mut st = slot.state.lock();
             if b.status == BookingStatus::PreBooked {
@@ -382,5 +392,7 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
         slot.publish_now();
     }
     pool.store_table(table);
+    crate::lab::recover(pool, &snap)?;
+    crate::referral::recover(pool, &snap)?;
     Ok(())
 }

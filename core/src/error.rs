@@ -123,6 +123,9 @@ error_codes! {
     NullArgument = 8001, Binding, "NULL_ARGUMENT", "a required pointer argument is NULL", "必需的指针参数为空";
     InvalidUtf8 = 8002, Binding, "INVALID_UTF8", "an argument is not valid UTF-8", "参数不是合法的UTF-8";
     BufferTooSmall = 8003, Binding, "BUFFER_TOO_SMALL", "the output buffer is too small", "输出缓冲区太小";
+    // Commissioned lab testing (委托检验): 11xx input, 21xx not found, 31xx conflict, 41xx state, 51xx permission.
+    // Referral, exam applications, consultation: 12xx, 22xx, 32xx, 42xx, 52xx.
+    // The platform client: 13xx, 73xx.
     Internal = 9001, Internal, "INTERNAL", "internal error", "内部错误";
     Panic = 9002, Internal, "PANIC", "internal error: a panic was caught", "内部错误：捕获到异常崩溃";
 }

@@ -11,9 +11,8 @@ const CHECK: [u8; 11] = *b"10X98765432";
 /// Validates an 18-character resident ID number: digits, a real birth date and
 /// the ISO 7064 MOD 11-2 check character. A lower-case `x` is accepted.
 pub fn validate_id_number(id: &str) -> Result<String> {
-    let invalid = |why: &str, zh: &str| {
-        Error::with(ErrorCode::InvalidIdNumber, format!("resident ID number is invalid: {why}"), format!("居民身份证号码无效：{zh}"))
-    };
+    let invalid =
+        |why: &str, zh: &str| Error::with(ErrorCode::InvalidIdNumber, format!("resident ID number is invalid: {why}"), format!("居民身份证号码无效：{zh}"));
     let up = id.trim().to_ascii_uppercase();
     let b = up.as_bytes();
     if b.len() != 18 {

@@ -22,14 +22,18 @@ pub mod catalog;
 pub mod clock;
 mod commands;
 pub mod config;
+pub mod crypto;
 pub mod engine;
 pub mod error;
 pub mod identity;
+mod lab;
 pub mod model;
 mod pool;
+mod referral;
 mod schedule;
 mod stats;
 pub mod store;
+pub mod text;
 
 pub use engine::{Engine, Hold, HoldOptions, SlotHandle, VERSION};
 pub use error::{Error, ErrorCode, ErrorFamily, Result};

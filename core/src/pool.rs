@@ -739,6 +739,10 @@ pub(crate) struct Pool {
     pub store: Option<DurableStore>,
     pub metrics: Metrics,
     pub catalog: crate::catalog::Catalog,
+    /// Commissioned lab testing (委托检验).
+    pub lab: crate::lab::LabState,
+    /// Referrals, exam applications and remote consultations.
+    pub referral: crate::referral::ReferralState,
     pub closed: AtomicBool,
     /// Slots whose expired holds freed places for waiters (see `sweep`).
     pending_promotions: Mutex<Vec<u32>>,
@@ -798,6 +802,8 @@ impl Pool {
             store,
             metrics: Metrics { attempts: Striped::new(), successes: Striped::new(), refused_full: Striped::new(), attempts_refused_full: Striped::new() },
             catalog: crate::catalog::Catalog::default(),
+            lab: Default::default(),
+            referral: Default::default(),
             closed: AtomicBool::new(false),
             pending_promotions: Mutex::new(Vec::new()),
             has_pending_promotions: CachePadded::new(AtomicBool::new(false)),
@@ -886,7 +892,9 @@ impl Pool {
 
     /// Claims a request id for the duration of one transaction.
     pub fn claim<'a>(&self, request_id: Option<&'a str>, command: &'static str, fingerprint: u64) -> Result<Claimed<'a>> {
-        let Some(rid) = request_id else { return Ok(Claimed::Fresh(None)) };
+        let Some(rid) = request_id else {
+            return Ok(Claimed::Fresh(None));
+        };
         if rid.is_empty() || rid.len() > 128 {
             return Err(Error::invalid("request_id", "must be 1 to 128 characters"));
         }
@@ -963,7 +971,12 @@ impl Pool {
     pub fn record_answer(&self, claim: &Option<IdemClaim<'_>>, answer: &Answer, txn: &mut Txn) {
         if let Some(c) = claim {
             if self.store.is_some() {
-                let rec = IdemRecord { command: std::borrow::Cow::Borrowed(c.command), fingerprint: c.fingerprint, answer: answer.to_value(), at_ms: self.clock.now_ms() };
+                let rec = IdemRecord {
+                    command: std::borrow::Cow::Borrowed(c.command),
+                    fingerprint: c.fingerprint,
+                    answer: answer.to_value(),
+                    at_ms: self.clock.now_ms(),
+                };
                 txn.writes.push(Write::put(Table::Idempotency, c.request_id, &rec));
             }
         }
@@ -1165,7 +1178,9 @@ impl Pool {
             expired.push(h.1);
         }
         for id in expired {
-            let Some(mut shard) = self.bookings.lock(id) else { continue };
+            let Some(mut shard) = self.bookings.lock(id) else {
+                continue;
+            };
             let Some(b) = shard.as_mut() else { continue };
             b.status = BookingStatus::Expired;
             b.updated_ms = now;
@@ -1330,7 +1345,11 @@ impl Pool {
         mine.push(Span { booking: id, ..span });
         if let Some(info) = r.patient {
             if self.store.is_some() {
-                txn.writes.push(Write::put(Table::Patients, r.patient_id.to_string(), &PatientRecord { patient_id: r.patient_id.to_string(), info: info.clone() }));
+                txn.writes.push(Write::put(
+                    Table::Patients,
+                    r.patient_id.to_string(),
+                    &PatientRecord { patient_id: r.patient_id.to_string(), info: info.clone() },
+                ));
             }
             self.patient_info.shard(&*r.patient_id).insert(r.patient_id.to_string(), info);
         }
@@ -1352,11 +1371,9 @@ impl Pool {
     /// P6: one booking per slot per patient, and no overlapping times.
     fn check_patient(&self, spans: &mut Spans, new: &Span, now: Millis, ignore: Option<u64>) -> Result<()> {
         // Drop spans whose booking ended (cancelled, expired): cleaned lazily here.
-        spans.retain(|s| {
-            match self.bookings.lock(s.booking).as_deref().and_then(Option::as_ref) {
-                Some(b) => b.status.is_active() && !(b.status == BookingStatus::PreBooked && b.hold_expires_ms.is_some_and(|e| e <= now)),
-                None => false,
-            }
+        spans.retain(|s| match self.bookings.lock(s.booking).as_deref().and_then(Option::as_ref) {
+            Some(b) => b.status.is_active() && !(b.status == BookingStatus::PreBooked && b.hold_expires_ms.is_some_and(|e| e <= now)),
+            None => false,
         });
         for s in spans.as_slice() {
             if Some(s.booking) == ignore {
@@ -1451,7 +1468,15 @@ impl Pool {
     }
 
     /// Cancels an active booking and returns its place. Slot locked by the caller.
-    pub fn cancel_locked(&self, slot: &Slot, st: &mut SlotState, b: &mut Booking, reason: std::borrow::Cow<'static, str>, now: Millis, txn: &mut Txn) -> Result<()> {
+    pub fn cancel_locked(
+        &self,
+        slot: &Slot,
+        st: &mut SlotState,
+        b: &mut Booking,
+        reason: std::borrow::Cow<'static, str>,
+        now: Millis,
+        txn: &mut Txn,
+    ) -> Result<()> {
         match b.status {
             BookingStatus::Cancelled => return Err(Error::new(ErrorCode::AlreadyCancelled)),
             BookingStatus::Expired => return Err(Error::new(ErrorCode::HoldExpired)),
@@ -1507,7 +1532,16 @@ impl Pool {
 
     /// Moves a booking to another slot atomically: the old place is kept if the
     /// new one cannot be had.
-    pub fn change(&self, id: u64, target: u32, actor: &Actor, reason: &str, request_id: Option<&str>, fingerprint: u64, respond: &dyn Fn(&Booking, &Slot) -> Value) -> Result<Answer> {
+    pub fn change(
+        &self,
+        id: u64,
+        target: u32,
+        actor: &Actor,
+        reason: &str,
+        request_id: Option<&str>,
+        fingerprint: u64,
+        respond: &dyn Fn(&Booking, &Slot) -> Value,
+    ) -> Result<Answer> {
         let claim = match self.claim(request_id, "change-booking", fingerprint)? {
             Claimed::Replay(v) => return Ok(v),
             Claimed::Fresh(c) => c,
@@ -1605,7 +1639,15 @@ impl Pool {
 
     // ------------------------------------------------------------ waitlist (P7)
 
-    pub fn join_waitlist(&self, slot_idx: u32, patient_id: &str, clinic_id: Option<String>, priority: Priority, request_id: Option<&str>, fingerprint: u64) -> Result<Answer> {
+    pub fn join_waitlist(
+        &self,
+        slot_idx: u32,
+        patient_id: &str,
+        clinic_id: Option<String>,
+        priority: Priority,
+        request_id: Option<&str>,
+        fingerprint: u64,
+    ) -> Result<Answer> {
         let claim = match self.claim(request_id, "waitlist-join", fingerprint)? {
             Claimed::Replay(v) => return Ok(v),
             Claimed::Fresh(c) => c,
@@ -1629,14 +1671,32 @@ impl Pool {
                 return Err(Error::new(ErrorCode::AlreadyWaitlisted));
             }
             let id = self.next_wait.fetch_add(1, Ordering::Relaxed);
-            let w = WaitEntry { id, slot_id: slot.info.slot_id.clone(), patient_id: patient_id.to_string(), clinic_id, priority, raised: false, joined_ms: now, status: WaitStatus::Waiting, booking_id: None };
+            let w = WaitEntry {
+                id,
+                slot_id: slot.info.slot_id.clone(),
+                patient_id: patient_id.to_string(),
+                clinic_id,
+                priority,
+                raised: false,
+                joined_ms: now,
+                status: WaitStatus::Waiting,
+                booking_id: None,
+            };
             let position = queue_position(&st.waitlist, &w) + 1;
             st.waitlist.push(w.clone());
             slot.publish(&st);
             self.waitlist_slot.shard(&id).insert(id, slot.idx);
             self.put_wait(&mut txn, &w);
-            let answer = Answer::Json(json!({"waitlist_id": format_waitlist_id(id), "slot_id": slot.info.slot_id, "patient_id": patient_id, "priority": priority.as_str(), "position": position, "status": "waiting"}));
-            self.emit(&mut txn, "waitlist_joined", None, Some(&slot.info.slot_id), json!({"waitlist_id": format_waitlist_id(id), "patient_id": patient_id, "position": position}));
+            let answer = Answer::Json(
+                json!({"waitlist_id": format_waitlist_id(id), "slot_id": slot.info.slot_id, "patient_id": patient_id, "priority": priority.as_str(), "position": position, "status": "waiting"}),
+            );
+            self.emit(
+                &mut txn,
+                "waitlist_joined",
+                None,
+                Some(&slot.info.slot_id),
+                json!({"waitlist_id": format_waitlist_id(id), "patient_id": patient_id, "position": position}),
+            );
             self.record_answer(&claim, &answer, &mut txn);
             let ticket = self.enqueue(&mut txn);
             Ok((answer, ticket, txn.promote))
@@ -1716,7 +1776,13 @@ impl Pool {
             if self.check_patient(mine, &span, now, None).is_err() || now >= slot.start_ms {
                 w.status = WaitStatus::Skipped;
                 self.put_wait(&mut txn, &w);
-                self.emit(&mut txn, "waitlist_skipped", None, Some(&slot.info.slot_id), json!({"waitlist_id": format_waitlist_id(wid), "patient_id": patient, "reason": "overlapping booking or slot already started"}));
+                self.emit(
+                    &mut txn,
+                    "waitlist_skipped",
+                    None,
+                    Some(&slot.info.slot_id),
+                    json!({"waitlist_id": format_waitlist_id(wid), "patient_id": patient, "reason": "overlapping booking or slot already started"}),
+                );
             } else {
                 let id = self.outbox.counters.next_booking.fetch_add(1, Ordering::Relaxed);
                 st.set_aside -= 1; // the set-aside place becomes this hold (still counted in `held`)
@@ -1752,7 +1818,13 @@ impl Pool {
                 self.put_wait(&mut txn, &w);
                 self.put_booking(&mut txn, &b);
                 self.bookings.insert(id, b.clone());
-                self.emit(&mut txn, "waitlist_promoted", Some(&b), None, json!({"waitlist_id": format_waitlist_id(wid), "hold_expires_at": crate::clock::format_ms(now + self.cfg.hold_ttl_ms, &self.cfg.tz)}));
+                self.emit(
+                    &mut txn,
+                    "waitlist_promoted",
+                    Some(&b),
+                    None,
+                    json!({"waitlist_id": format_waitlist_id(wid), "hold_expires_at": crate::clock::format_ms(now + self.cfg.hold_ttl_ms, &self.cfg.tz)}),
+                );
             }
             slot.publish(&st);
             let ticket = self.enqueue(&mut txn);
@@ -1840,7 +1912,9 @@ impl Pool {
 }
 
 fn queue_position(list: &[WaitEntry], w: &WaitEntry) -> usize {
-    list.iter().filter(|o| o.status == WaitStatus::Waiting && (o.effective_rank() > w.effective_rank() || (o.effective_rank() == w.effective_rank() && o.id < w.id))).count()
+    list.iter()
+        .filter(|o| o.status == WaitStatus::Waiting && (o.effective_rank() > w.effective_rank() || (o.effective_rank() == w.effective_rank() && o.id < w.id)))
+        .count()
 }
 
 fn best_waiter(list: &[WaitEntry]) -> Option<usize> {

@@ -35,7 +35,9 @@ fn parse_entry(pool: &Pool, hospital: &str, e: &Req, out: &mut Vec<Published>, d
     let doctor = e.opt_str("doctor_id")?.map(str::to_string);
     if kind == SlotKind::Bed {
         let department = department.ok_or_else(|| Error::missing("schedule_data[].department_id"))?;
-        let date = e.opt_date("date")?.unwrap_or_else(|| chrono::DateTime::from_timestamp_millis(pool.clock.now_ms()).unwrap_or_default().with_timezone(&pool.cfg.tz).date_naive());
+        let date = e
+            .opt_date("date")?
+            .unwrap_or_else(|| chrono::DateTime::from_timestamp_millis(pool.clock.now_ms()).unwrap_or_default().with_timezone(&pool.cfg.tz).date_naive());
         for bed in e.array("beds")? {
             let b = e.sub(bed, "beds[]")?;
             let number = b.id("bed_number")?;
@@ -76,7 +78,11 @@ fn parse_entry(pool: &Pool, hospital: &str, e: &Req, out: &mut Vec<Published>, d
         if end <= start {
             return Err(Error::invalid("end_time", "must be after start_time"));
         }
-        let project = w.opt_str("project_id")?.map(str::to_string).or_else(|| entry_project.clone()).or_else(|| device.as_ref().and_then(|d| devices.get(d).cloned().flatten()));
+        let project = w
+            .opt_str("project_id")?
+            .map(str::to_string)
+            .or_else(|| entry_project.clone())
+            .or_else(|| device.as_ref().and_then(|d| devices.get(d).cloned().flatten()));
         let resource = match kind {
             SlotKind::Exam => device.clone().unwrap_or_default(),
             _ => doctor.clone().or_else(|| department.clone()).unwrap_or_default(),
@@ -92,7 +98,11 @@ fn parse_entry(pool: &Pool, hospital: &str, e: &Req, out: &mut Vec<Published>, d
             date,
             start_time: start,
             end_time: end,
-            period: w.opt_str("period")?.map(str::to_string).or_else(|| Some(if start.format("%H").to_string() < "12".to_string() { "上午" } else { "下午" }.to_string())).filter(|_| kind == SlotKind::Registration),
+            period: w
+                .opt_str("period")?
+                .map(str::to_string)
+                .or_else(|| Some(if start.format("%H").to_string() < "12".to_string() { "上午" } else { "下午" }.to_string()))
+                .filter(|_| kind == SlotKind::Registration),
             bed_number: None,
             bed_type: None,
         };
@@ -190,7 +200,8 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
             }
         }
         if full {
-            let dates: BTreeSet<NaiveDate> = seen.iter().filter_map(|id| old.by_id.get(id).map(|i| old.slots[*i as usize].info.date)).chain(fresh.iter().map(|p| p.info.date)).collect();
+            let dates: BTreeSet<NaiveDate> =
+                seen.iter().filter_map(|id| old.by_id.get(id).map(|i| old.slots[*i as usize].info.date)).chain(fresh.iter().map(|p| p.info.date)).collect();
             for d in dates {
                 for idx in old.by_date.get(&d).into_iter().flatten() {
                     let s = &old.slots[*idx as usize];
@@ -204,7 +215,8 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
             let mut table = SlotTable { slots: old.slots.clone(), by_id: old.by_id.clone(), by_date: old.by_date.clone() };
             for p in fresh {
                 let idx = table.slots.len() as u32;
-                let rec = SlotRecord { info: p.info, capacity: p.capacity, reserved_quota: p.reserved_quota.unwrap_or(0), closed: p.closed, closed_reason: None };
+                let rec =
+                    SlotRecord { info: p.info, capacity: p.capacity, reserved_quota: p.reserved_quota.unwrap_or(0), closed: p.closed, closed_reason: None };
                 if pool.store.is_some() {
                     txn.writes.push(Write::put(Table::Slots, rec.info.slot_id.clone(), &rec));
                 }
@@ -300,7 +312,11 @@ pub fn project_info(pool: &Pool, r: &Req) -> Result<Value> {
         .projects
         .values()
         .filter(|p| pid.is_none_or(|x| p.project_id == x) && did.is_none_or(|x| p.department_id.as_deref() == Some(x)))
-        .filter(|p| q.is_none_or(|k| p.project_name.contains(k) || p.extra.get("pinyin_initials").and_then(Value::as_str).is_some_and(|py| py.contains(&k.to_lowercase()))))
+        .filter(|p| {
+            q.is_none_or(|k| {
+                p.project_name.contains(k) || p.extra.get("pinyin_initials").and_then(Value::as_str).is_some_and(|py| py.contains(&k.to_lowercase()))
+            })
+        })
         .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
         .collect();
     Ok(Value::Array(list))
@@ -365,7 +381,11 @@ pub fn device_schedule(pool: &Pool, r: &Req) -> Result<Value> {
     pool.check_open()?;
     let device = r.opt_str("device_id")?;
     let date = r.opt_date("date")?;
-    Ok(grouped_schedule(pool, &|s| s.info.device_id.is_some() && device.is_none_or(|d| s.info.device_id.as_deref() == Some(d)) && date.is_none_or(|d| s.info.date == d), false))
+    Ok(grouped_schedule(
+        pool,
+        &|s| s.info.device_id.is_some() && device.is_none_or(|d| s.info.device_id.as_deref() == Some(d)) && date.is_none_or(|d| s.info.date == d),
+        false,
+    ))
 }
 
 /// `appointment-slots` (GET /api/appointment-slots): registration slots of a doctor.
@@ -429,11 +449,23 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
             if pool.store.is_some() {
                 txn.writes.push(Write::put(Table::Waitlist, format!("{:020}", w.id), &w));
             }
-            pool.emit(&mut txn, "waitlist_closed", None, Some(&slot.info.slot_id), json!({"waitlist_id": format_waitlist_id(w.id), "patient_id": w.patient_id, "reason": reason}));
+            pool.emit(
+                &mut txn,
+                "waitlist_closed",
+                None,
+                Some(&slot.info.slot_id),
+                json!({"waitlist_id": format_waitlist_id(w.id), "patient_id": w.patient_id, "reason": reason}),
+            );
         }
         pool.put_slot(&mut txn, &slot, &st);
         slot.publish(&st);
-        pool.emit(&mut txn, "slot_closed", None, Some(&slot.info.slot_id), json!({"reason": reason, "date": slot.info.date.to_string(), "time_slot": slot.info.time_slot()}));
+        pool.emit(
+            &mut txn,
+            "slot_closed",
+            None,
+            Some(&slot.info.slot_id),
+            json!({"reason": reason, "date": slot.info.date.to_string(), "time_slot": slot.info.time_slot()}),
+        );
         let ids = st.active.to_vec();
         let ticket = pool.enqueue(&mut txn);
         drop(st);
@@ -451,7 +483,9 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
             if let Some(target) = find_alternative(pool, &slot, b.priority) {
                 let result = pool.move_booking(id, target, None, reason, &None, &|b, s| booking_view(pool, b, s), "booking_moved");
                 if let Ok(answer) = pool.finish_txn(None, result).map(crate::pool::Answer::into_value) {
-                    moved.push(json!({"booking_id": format_booking_id(id), "to_slot": answer["slot_id"], "date": answer["date"], "time_slot": answer["time_slot"]}));
+                    moved.push(
+                        json!({"booking_id": format_booking_id(id), "to_slot": answer["slot_id"], "date": answer["date"], "time_slot": answer["time_slot"]}),
+                    );
                     continue;
                 }
             }
@@ -660,7 +694,8 @@ pub fn reconcile(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
                 .collect()
         }
     };
-    let summary = json!({"hospital_id": hospital, "checked": counts.len(), "matched": matched, "drift": drift.len(), "unknown": unknown.len(), "missing": missing.len()});
+    let summary =
+        json!({"hospital_id": hospital, "checked": counts.len(), "matched": matched, "drift": drift.len(), "unknown": unknown.len(), "missing": missing.len()});
     pool.emit(&mut txn, "reconciliation", None, None, summary.clone());
     let ticket = pool.enqueue(&mut txn);
     pool.settle(ticket, Vec::new())?;

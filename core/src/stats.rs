@@ -74,7 +74,11 @@ pub fn statistics(pool: &Pool, r: &Req) -> Result<Value> {
         let a = s.availability(&st, now, &pool.cfg);
         let occupied = st.active.iter().filter(|id| pool.bookings.with(**id, |b| b.status == BookingStatus::Occupied).unwrap_or(false)).count() as u32;
         drop(st);
-        let dept = i.department_id.clone().or_else(|| i.project_id.as_ref().and_then(|p| cat.projects.get(p)).and_then(|p| p.department_id.clone())).unwrap_or_default();
+        let dept = i
+            .department_id
+            .clone()
+            .or_else(|| i.project_id.as_ref().and_then(|p| cat.projects.get(p)).and_then(|p| p.department_id.clone()))
+            .unwrap_or_default();
         rows.entry((i.hospital_id.clone(), dept.clone(), i.kind.as_str(), i.date)).or_default().add(&a);
         if let Some(d) = &i.device_id {
             devices.entry(d.clone()).or_default().add(&a);
@@ -127,7 +131,8 @@ pub fn recommend(pool: &Pool, r: &Req) -> Result<Value> {
         None => Req { m: &EMPTY },
         Some(v) => r.sub(v, "preferences")?,
     };
-    let (weekend, evening, morning) = (prefs.opt_bool("weekend")?.unwrap_or(false), prefs.opt_bool("evening")?.unwrap_or(false), prefs.opt_bool("morning")?.unwrap_or(false));
+    let (weekend, evening, morning) =
+        (prefs.opt_bool("weekend")?.unwrap_or(false), prefs.opt_bool("evening")?.unwrap_or(false), prefs.opt_bool("morning")?.unwrap_or(false));
     let mut seen_h = BTreeSet::new();
     let mut seen_d = BTreeSet::new();
     for h in r.opt_array("history")?.into_iter().flatten() {

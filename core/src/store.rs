@@ -28,11 +28,28 @@ pub enum Table {
     Patients,
     Catalog,
     Meta,
+    /// Commissioned lab testing: catalogue, mappings, orders, specimens, reports.
+    Lab,
+    /// Referrals, exam applications and consultations.
+    Referral,
+    /// The platform client's last good answers (served stale while offline).
+    Cache,
 }
 
 impl Table {
-    const ALL: [Table; 8] =
-        [Table::Slots, Table::Bookings, Table::Waitlist, Table::Idempotency, Table::Events, Table::Patients, Table::Catalog, Table::Meta];
+    const ALL: [Table; 11] = [
+        Table::Slots,
+        Table::Bookings,
+        Table::Waitlist,
+        Table::Idempotency,
+        Table::Events,
+        Table::Patients,
+        Table::Catalog,
+        Table::Meta,
+        Table::Lab,
+        Table::Referral,
+        Table::Cache,
+    ];
     fn name(self) -> &'static str {
         match self {
             Table::Slots => "slots",
@@ -43,6 +60,9 @@ impl Table {
             Table::Patients => "patients",
             Table::Catalog => "catalog",
             Table::Meta => "meta",
+            Table::Lab => "lab",
+            Table::Referral => "referral",
+            Table::Cache => "cache",
         }
     }
 }
@@ -290,7 +310,10 @@ fn lock_dir(dir: &Path) -> Result<File> {
 #[cfg(not(unix))]
 fn lock_dir(dir: &Path) -> Result<File> {
     // Windows: an exclusive share mode gives the same one-opener rule.
-    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("yilian.lock")).map_err(|e| {
-        Error::with(ErrorCode::StoreLocked, format!("data directory is in use: {e}"), format!("数据目录正被使用：{e}"))
-    })
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("yilian.lock"))
+        .map_err(|e| Error::with(ErrorCode::StoreLocked, format!("data directory is in use: {e}"), format!("数据目录正被使用：{e}")))
 }

@@ -40,7 +40,8 @@ fn main() {
     for day in 1..=8 {
         let date = format!("2024-11-{:02}", day);
         for dev in h["devices"].as_array().unwrap().iter().filter(|d| d["status"] == "available") {
-            let windows: Vec<Value> = (8..17).filter(|hr| *hr != 12).map(|hr| json!({"start_time": format!("{hr:02}:00"), "end_time": format!("{:02}:00", hr + 1)})).collect();
+            let windows: Vec<Value> =
+                (8..17).filter(|hr| *hr != 12).map(|hr| json!({"start_time": format!("{hr:02}:00"), "end_time": format!("{:02}:00", hr + 1)})).collect();
             let cap = if dev["device_id"] == "DEV001" { 2 } else { 4 };
             schedule.push(json!({"device_id": dev["device_id"], "project_id": dev["project_id"], "date": date, "capacity": cap, "available_slots": windows}));
         }
@@ -50,7 +51,8 @@ fn main() {
         }
     }
     for ward in h["departments"].as_array().unwrap().iter().filter(|d| d["ward"] == true) {
-        let beds: Vec<Value> = (1..=ward["beds"].as_u64().unwrap()).map(|n| json!({"bed_number": format!("{n:02}"), "bed_type": ward["bed_types"][0]})).collect();
+        let beds: Vec<Value> =
+            (1..=ward["beds"].as_u64().unwrap()).map(|n| json!({"bed_number": format!("{n:02}"), "bed_type": ward["bed_types"][0]})).collect();
         schedule.push(json!({"kind": "bed", "department_id": ward["department_id"], "date": "2024-10-29", "beds": beds}));
     }
     let synced = must(&e, "sync-schedule", json!({"hospital_id": hid, "mode": "full", "schedule_data": schedule}));
@@ -58,7 +60,11 @@ fn main() {
 
     // 2. Before 08:00 the last day of the window is closed to booking.
     let ct = |date: &str, t: &str| json!({"project_id": "P001", "device_id": "DEV001", "date": date, "time_slot": t});
-    let early = call(&e, "pre-book-slot", { let mut r = ct("2024-11-05", "09:00-10:00"); r["patient_id"] = "PAT-EARLY".into(); r });
+    let early = call(&e, "pre-book-slot", {
+        let mut r = ct("2024-11-05", "09:00-10:00");
+        r["patient_id"] = "PAT-EARLY".into();
+        r
+    });
     println!("07:59  pre-book CT on 11-05: {}", early.map(|_| "booked?!".to_string()).unwrap_or_else(|err| err.code_str().to_string()));
     e.advance_clock(60_000).unwrap();
     println!("08:00  release: the pool opens 2024-10-30 .. 2024-11-05");
@@ -90,7 +96,8 @@ fn main() {
                             }
                         }
                         Err(err) if err.code() == ErrorCode::SlotFull => {
-                            let w = json!({"project_id": "P001", "device_id": "DEV001", "date": format!("2024-11-{day:02}"), "time_slot": slot, "patient_id": format!("PAT{t}{i:03}")});
+                            let w =
+                                json!({"project_id": "P001", "device_id": "DEV001", "date": format!("2024-11-{day:02}"), "time_slot": slot, "patient_id": format!("PAT{t}{i:03}")});
                             match call(&e, "waitlist-join", w) {
                                 Ok(_) => "full → waitlisted".to_string(),
                                 Err(err) => format!("full → {}", err.code_str()),
@@ -115,7 +122,11 @@ fn main() {
         println!("         {v:>4}  {k}");
     }
     let q = must(&e, "real-time-slots", json!({"project_id": "P001", "date": "2024-11-01", "time_slot": "14:00-15:00"}));
-    println!("08:01  CT 11-01 14:00-15:00: {} left{}", q["available_slots"], q.get("notice").and_then(Value::as_str).map(|n| format!(" — {n}")).unwrap_or_default());
+    println!(
+        "08:01  CT 11-01 14:00-15:00: {} left{}",
+        q["available_slots"],
+        q.get("notice").and_then(Value::as_str).map(|n| format!(" — {n}")).unwrap_or_default()
+    );
 
     // 4. Unpaid holds expire after 15 minutes; cancellations promote waiters.
     e.advance_clock(16 * 60_000).unwrap();
@@ -123,19 +134,42 @@ fn main() {
     println!("08:16  {} unpaid holds expired; their places went to waiters first", expired["expired"]);
 
     // 5. The CT stops for maintenance on 11-02: bookings move to the nearest free window.
-    let stop = must(&e, "stop-service", json!({"device_id": "DEV001", "project_id": "P001", "stop_date": "2024-11-02", "action": "move", "reason": "CT维护保养"}));
-    println!("09:00  停诊 CT on 11-02: {} slots closed, {} bookings moved, {} cancelled (no window left), {} waiters told",
-        stop["closed_slots"], stop["moved"].as_array().unwrap().len(), stop["cancelled"].as_array().unwrap().len(), stop["waitlist_closed"]);
+    let stop =
+        must(&e, "stop-service", json!({"device_id": "DEV001", "project_id": "P001", "stop_date": "2024-11-02", "action": "move", "reason": "CT维护保养"}));
+    println!(
+        "09:00  停诊 CT on 11-02: {} slots closed, {} bookings moved, {} cancelled (no window left), {} waiters told",
+        stop["closed_slots"],
+        stop["moved"].as_array().unwrap().len(),
+        stop["cancelled"].as_array().unwrap().len(),
+        stop["waitlist_closed"]
+    );
 
     // 6. A referral bed and the day's figures.
-    let bed = must(&e, "bed-reserve", json!({"hospital_id": hid, "department_id": "D001", "patient_id": "PAT-BED", "clinic_id": "C001", "expected_date": "2024-11-01", "reason": "冠心病再住院", "priority": "referral"}));
-    println!("09:10  bed reserved: ward D001 bed {} for {} ({})", bed["bed_number"].as_str().unwrap(), bed["patient_id"].as_str().unwrap(), bed["status"].as_str().unwrap());
+    let bed = must(
+        &e,
+        "bed-reserve",
+        json!({"hospital_id": hid, "department_id": "D001", "patient_id": "PAT-BED", "clinic_id": "C001", "expected_date": "2024-11-01", "reason": "冠心病再住院", "priority": "referral"}),
+    );
+    println!(
+        "09:10  bed reserved: ward D001 bed {} for {} ({})",
+        bed["bed_number"].as_str().unwrap(),
+        bed["patient_id"].as_str().unwrap(),
+        bed["status"].as_str().unwrap()
+    );
     let stats = must(&e, "slot-statistics", json!({"hospital_ids": [hid], "kind": "exam", "date_from": "2024-11-01", "date_to": "2024-11-05"}));
-    println!("09:10  exam pool 11-01..05: capacity {}, booked {}, held {}, remaining {}; booking success rate {}",
-        stats["total"]["capacity"], stats["total"]["booked"], stats["total"]["held"], stats["total"]["remaining"], stats["booking_success_rate"]);
+    println!(
+        "09:10  exam pool 11-01..05: capacity {}, booked {}, held {}, remaining {}; booking success rate {}",
+        stats["total"]["capacity"], stats["total"]["booked"], stats["total"]["held"], stats["total"]["remaining"], stats["booking_success_rate"]
+    );
     let rec = must(&e, "recommend-slots", json!({"patient_id": "PAT-NEW", "project_id": "P003", "preferences": {"weekend": true}, "limit": 3}));
     for r in rec["recommendations"].as_array().unwrap() {
-        println!("         recommended MRI {} {} (score {}: {})", r["date"].as_str().unwrap(), r["time_slot"].as_str().unwrap(), r["score"], r["reasons"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect::<Vec<_>>().join(", "));
+        println!(
+            "         recommended MRI {} {} (score {}: {})",
+            r["date"].as_str().unwrap(),
+            r["time_slot"].as_str().unwrap(),
+            r["score"],
+            r["reasons"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect::<Vec<_>>().join(", ")
+        );
     }
     let mut kinds: BTreeMap<String, u32> = BTreeMap::new();
     let mut ack = None;
@@ -159,7 +193,13 @@ fn main() {
     let e = Engine::open(&config.to_string()).expect("reopen");
     let after = must(&e, "slot-statistics", json!({}))["total"].clone();
     e.check_invariants().expect("invariants after reopen");
-    println!("reopen: booked {} / held {} before, {} / {} after — {}", before["booked"], before["held"], after["booked"], after["held"],
-        if before["booked"] == after["booked"] && before["held"] == after["held"] { "nothing lost" } else { "MISMATCH" });
+    println!(
+        "reopen: booked {} / held {} before, {} / {} after — {}",
+        before["booked"],
+        before["held"],
+        after["booked"],
+        after["held"],
+        if before["booked"] == after["booked"] && before["held"] == after["held"] { "nothing lost" } else { "MISMATCH" }
+    );
     assert_eq!(before["booked"], after["booked"]);
 }

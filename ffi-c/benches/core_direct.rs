@@ -11,40 +11,27 @@
 use std::hint::black_box;
 use std::ptr;
 use std::time::Instant;
-use yilian::{
-    yl_availability, yl_engine, yl_engine_open, yl_hold, yl_hold_info, yl_release,
-    yl_slot_availability, yl_slot_handle, YL_OK,
-};
+use yilian::{yl_availability, yl_engine, yl_engine_open, yl_hold, yl_hold_info, yl_release, yl_slot_availability, yl_slot_handle, YL_OK};
 use yilian_core::{Engine, HoldOptions, SlotHandle};
 
 /// Acknowledges every queued event.
 const DRAIN: &str = r#"{"ack":18446744073709551615,"limit":1}"#;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).filter(|n| *n > 0).unwrap_or(default)
 }
 
 fn pairs(engine: &Engine, slot: SlotHandle, n: u64) {
     let opts = HoldOptions::default();
     for _ in 0..n {
-        let h = engine
-            .hold(slot, black_box("PAT-BENCH"), &opts)
-            .unwrap_or_else(|e| panic!("hold: {e}"));
-        engine
-            .release(h.booking_id, None)
-            .unwrap_or_else(|e| panic!("release: {e}"));
+        let h = engine.hold(slot, black_box("PAT-BENCH"), &opts).unwrap_or_else(|e| panic!("hold: {e}"));
+        engine.release(h.booking_id, None).unwrap_or_else(|e| panic!("release: {e}"));
     }
 }
 
 fn reads(engine: &Engine, slot: SlotHandle, n: u64) {
     for _ in 0..n {
-        let a = engine
-            .availability(slot)
-            .unwrap_or_else(|e| panic!("availability: {e}"));
+        let a = engine.availability(slot).unwrap_or_else(|e| panic!("availability: {e}"));
         black_box(a.remaining);
     }
 }
@@ -53,38 +40,16 @@ const SYNC: &str = r#"{"hospital_id":"H001","schedule_data":[{"device_id":"DEV00
 const CONFIG: &std::ffi::CStr = c"{\"clock_start\":\"2024-10-29T09:00:00+08:00\"}";
 
 fn ffi_pairs(e: *const yl_engine, slot: u32, n: u64) {
-    let mut h = yl_hold_info {
-        booking_id: 0,
-        expires_ms: 0,
-    };
+    let mut h = yl_hold_info { booking_id: 0, expires_ms: 0 };
     for _ in 0..n {
-        let rc = unsafe {
-            yl_hold(
-                e,
-                slot,
-                black_box(c"PAT-BENCH").as_ptr(),
-                ptr::null(),
-                0,
-                ptr::null(),
-                &mut h,
-            )
-        };
+        let rc = unsafe { yl_hold(e, slot, black_box(c"PAT-BENCH").as_ptr(), ptr::null(), 0, ptr::null(), &mut h) };
         assert_eq!(rc, YL_OK);
         assert_eq!(unsafe { yl_release(e, h.booking_id, ptr::null()) }, YL_OK);
     }
 }
 
 fn ffi_reads(e: *const yl_engine, slot: u32, n: u64) {
-    let mut a = yl_slot_availability {
-        capacity: 0,
-        booked: 0,
-        held: 0,
-        remaining: 0,
-        reserved_quota: 0,
-        waiting: 0,
-        tight: false,
-        closed: false,
-    };
+    let mut a = yl_slot_availability { capacity: 0, booked: 0, held: 0, remaining: 0, reserved_quota: 0, waiting: 0, tight: false, closed: false };
     for _ in 0..n {
         assert_eq!(unsafe { yl_availability(e, slot, &mut a) }, YL_OK);
         black_box(a.remaining);
@@ -100,28 +65,19 @@ fn main() {
     let rounds = env("YL_BENCH_ROUNDS", 7) as usize;
     let iters = env("YL_BENCH_ITERS", 20_000);
     // The same setup twice: an Engine for direct calls, a yl_engine for the C functions.
-    let engine = Engine::open(r#"{"clock_start":"2024-10-29T09:00:00+08:00"}"#)
-        .unwrap_or_else(|e| panic!("open: {e}"));
+    let engine = Engine::open(r#"{"clock_start":"2024-10-29T09:00:00+08:00"}"#).unwrap_or_else(|e| panic!("open: {e}"));
     let out = engine.call("sync-schedule", SYNC);
     assert!(out.contains("success"), "{out}");
-    let slot = engine
-        .slot_handle("EX-H001-DEV001-20241030-09001000")
-        .unwrap_or_else(|e| panic!("slot: {e}"));
+    let slot = engine.slot_handle("EX-H001-DEV001-20241030-09001000").unwrap_or_else(|e| panic!("slot: {e}"));
     let mut e: *mut yl_engine = ptr::null_mut();
     assert_eq!(unsafe { yl_engine_open(CONFIG.as_ptr(), &mut e) }, YL_OK);
     let ffi_slot = {
         let mut s = 0u32;
         let sync = std::ffi::CString::new(SYNC).unwrap_or_default();
         let mut resp: *mut std::os::raw::c_char = ptr::null_mut();
-        assert_eq!(
-            unsafe { yilian::yl_call(e, c"sync-schedule".as_ptr(), sync.as_ptr(), &mut resp) },
-            YL_OK
-        );
+        assert_eq!(unsafe { yilian::yl_call(e, c"sync-schedule".as_ptr(), sync.as_ptr(), &mut resp) }, YL_OK);
         unsafe { yilian::yl_string_free(resp) };
-        assert_eq!(
-            unsafe { yl_slot_handle(e, c"EX-H001-DEV001-20241030-09001000".as_ptr(), &mut s) },
-            YL_OK
-        );
+        assert_eq!(unsafe { yl_slot_handle(e, c"EX-H001-DEV001-20241030-09001000".as_ptr(), &mut s) }, YL_OK);
         s
     };
 
@@ -161,25 +117,10 @@ fn main() {
     unsafe { yilian::yl_engine_close(e) };
     let ((cpm, cpmin), (fpm, fpmin)) = (median(&mut cp), median(&mut fp));
     let ((crm, crmin), (frm, frmin)) = (median(&mut cr), median(&mut fr));
-    println!(
-        "{:<38} {:>12} {:>10}",
-        "Rust, one process, interleaved", "median", "min"
-    );
-    println!(
-        "{:<38} {:>12.1} {:>10.1}",
-        "Engine::hold+release (pair, core)", cpm, cpmin
-    );
-    println!(
-        "{:<38} {:>12.1} {:>10.1}",
-        "yl_hold+yl_release (pair, C ABI)", fpm, fpmin
-    );
-    println!(
-        "{:<38} {:>12.1} {:>10.1}",
-        "Engine::availability (core)", crm, crmin
-    );
-    println!(
-        "{:<38} {:>12.1} {:>10.1}",
-        "yl_availability (C ABI)", frm, frmin
-    );
+    println!("{:<38} {:>12} {:>10}", "Rust, one process, interleaved", "median", "min");
+    println!("{:<38} {:>12.1} {:>10.1}", "Engine::hold+release (pair, core)", cpm, cpmin);
+    println!("{:<38} {:>12.1} {:>10.1}", "yl_hold+yl_release (pair, C ABI)", fpm, fpmin);
+    println!("{:<38} {:>12.1} {:>10.1}", "Engine::availability (core)", crm, crmin);
+    println!("{:<38} {:>12.1} {:>10.1}", "yl_availability (C ABI)", frm, frmin);
     println!("BENCH core_pair={cpm:.1} ffi_pair={fpm:.1} core_avail={crm:.1} ffi_avail={frm:.1}");
 }

@@ -33,18 +33,11 @@ macro_rules! ffi_code {
 pub(crate) use {ffi_boundary, ffi_code};
 
 pub(crate) fn panic_error(payload: Box<dyn Any + Send>) -> Error {
-    let detail = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned());
+    let detail = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned());
     // A payload whose Drop panics would unwind out of the boundary after all.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
     match detail {
-        Some(d) => Error::with(
-            ErrorCode::Panic,
-            format!("internal error: a panic was caught: {d}"),
-            format!("内部错误：捕获到异常崩溃：{d}"),
-        ),
+        Some(d) => Error::with(ErrorCode::Panic, format!("internal error: a panic was caught: {d}"), format!("内部错误：捕获到异常崩溃：{d}")),
         None => Error::new(ErrorCode::Panic),
     }
 }

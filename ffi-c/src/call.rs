@@ -13,36 +13,20 @@ use yilian_core::Error;
 fn run(h: &yl_engine, command: &str, request: &str) -> (String, Result<(), Error>) {
     // The same envelope as `Engine::call`, keeping the error for the return code.
     match h.engine.call_value(command, request) {
-        Ok(data) => (
-            json!({"status": "success", "data": data}).to_string(),
-            Ok(()),
-        ),
+        Ok(data) => (json!({"status": "success", "data": data}).to_string(), Ok(())),
         Err(e) => (e.to_envelope().to_string(), Err(e)),
     }
 }
 
 /// # Safety
 /// As `yl_call`.
-unsafe fn args<'a>(
-    e: *const yl_engine,
-    command: *const c_char,
-    request: *const c_char,
-) -> Result<(&'a yl_engine, &'a str, &'a str), Error> {
-    Ok((
-        engine_ref(e)?,
-        arg_str(command, "command")?,
-        arg_str(request, "request_json")?,
-    ))
+unsafe fn args<'a>(e: *const yl_engine, command: *const c_char, request: *const c_char) -> Result<(&'a yl_engine, &'a str, &'a str), Error> {
+    Ok((engine_ref(e)?, arg_str(command, "command")?, arg_str(request, "request_json")?))
 }
 
 /// # Safety
 /// As `yl_call`.
-pub(crate) unsafe fn call(
-    e: *const yl_engine,
-    command: *const c_char,
-    request: *const c_char,
-    response: *mut *mut c_char,
-) -> c_int {
+pub(crate) unsafe fn call(e: *const yl_engine, command: *const c_char, request: *const c_char, response: *mut *mut c_char) -> c_int {
     if response.is_null() {
         return set_error(&null_arg("response_json"));
     }
@@ -88,10 +72,7 @@ thread_local! {
 }
 
 fn take_pending() -> Option<Pending> {
-    PENDING
-        .try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.take()))
-        .ok()
-        .flatten()
+    PENDING.try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.take())).ok().flatten()
 }
 
 fn keep_pending(p: Pending) {
@@ -104,14 +85,7 @@ fn keep_pending(p: Pending) {
 
 /// # Safety
 /// As `yl_call_buf`.
-pub(crate) unsafe fn call_buf(
-    e: *const yl_engine,
-    command: *const c_char,
-    request: *const c_char,
-    out: *mut c_char,
-    cap: usize,
-    needed: *mut usize,
-) -> c_int {
+pub(crate) unsafe fn call_buf(e: *const yl_engine, command: *const c_char, request: *const c_char, out: *mut c_char, cap: usize, needed: *mut usize) -> c_int {
     // Whatever happens, a response kept by an earlier call is for this call or for none.
     let pending = take_pending();
     if out.is_null() && cap > 0 {
@@ -129,21 +103,13 @@ pub(crate) unsafe fn call_buf(
         }
     };
     let (envelope, outcome) = match pending {
-        Some(p) if p.serial == h.serial && p.command == c && p.request == r => {
-            (p.envelope, p.outcome)
-        }
+        Some(p) if p.serial == h.serial && p.command == c && p.request == r => (p.envelope, p.outcome),
         _ => run(h, c, r),
     };
     match copy_out(&envelope, out, cap, needed) {
         Ok(()) => finish(outcome),
         Err(too_small) => {
-            keep_pending(Pending {
-                serial: h.serial,
-                command: c.to_owned(),
-                request: r.to_owned(),
-                envelope,
-                outcome,
-            });
+            keep_pending(Pending { serial: h.serial, command: c.to_owned(), request: r.to_owned(), envelope, outcome });
             set_error(&too_small)
         }
     }

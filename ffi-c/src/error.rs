@@ -137,11 +137,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
 ];
 
 pub(crate) fn code_name(code: c_int) -> &'static CStr {
-    CODE_NAMES
-        .iter()
-        .find(|(n, _)| *n == code)
-        .map(|(_, s)| *s)
-        .unwrap_or(c"UNKNOWN")
+    CODE_NAMES.iter().find(|(n, _)| *n == code).map(|(_, s)| *s).unwrap_or(c"UNKNOWN")
 }
 
 /// The last result of this thread: code and both messages (empty on success).
@@ -196,9 +192,7 @@ pub(crate) fn finish(r: Result<(), Error>) -> c_int {
 }
 
 pub(crate) fn with_last<R>(f: impl FnOnce(&Last) -> R) -> Option<R> {
-    LAST.try_with(|l| l.try_borrow().ok().map(|l| f(&l)))
-        .ok()
-        .flatten()
+    LAST.try_with(|l| l.try_borrow().ok().map(|l| f(&l))).ok().flatten()
 }
 
 #[cfg(test)]

@@ -17,10 +17,7 @@ static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 impl yl_engine {
     pub(crate) fn new(engine: Engine) -> yl_engine {
-        yl_engine {
-            engine,
-            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
-        }
+        yl_engine { engine, serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed) }
     }
 }
 

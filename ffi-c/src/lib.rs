@@ -91,10 +91,7 @@ pub struct yl_slot_availability {
 /// `YL_E_INVALID_CONFIG` or a storage code (`YL_E_STORE_LOCKED`, ...).
 /// Thread-safe. Sets this thread's last error.
 #[no_mangle]
-pub unsafe extern "C" fn yl_engine_open(
-    config_json: *const c_char,
-    out: *mut *mut yl_engine,
-) -> c_int {
+pub unsafe extern "C" fn yl_engine_open(config_json: *const c_char, out: *mut *mut yl_engine) -> c_int {
     ffi_code!((|| {
         let out = out_arg(out, "out")?;
         out.write(std::ptr::null_mut());
@@ -152,12 +149,7 @@ pub extern "C" fn yl_version() -> *const c_char {
 /// Thread-safe: any number of threads may call one engine at once.
 /// Sets this thread's last error.
 #[no_mangle]
-pub unsafe extern "C" fn yl_call(
-    e: *const yl_engine,
-    command: *const c_char,
-    request_json: *const c_char,
-    response_json: *mut *mut c_char,
-) -> c_int {
+pub unsafe extern "C" fn yl_call(e: *const yl_engine, command: *const c_char, request_json: *const c_char, response_json: *mut *mut c_char) -> c_int {
     ffi_boundary!(on_panic: |err: Error| {
         call::call_panicked(response_json, &err);
         err.numeric_code()
@@ -224,33 +216,18 @@ pub extern "C" fn yl_last_error_code() -> c_int {
 /// retry with a bigger buffer reads the same message. Messages never carry
 /// personal data. Thread-local; buffers are the caller's.
 #[no_mangle]
-pub unsafe extern "C" fn yl_last_error_message(
-    buf: *mut c_char,
-    cap: usize,
-    needed: *mut usize,
-) -> c_int {
+pub unsafe extern "C" fn yl_last_error_message(buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int {
     ffi_boundary!(on_panic: |e: Error| e.numeric_code(), last_message(false, buf, cap, needed))
 }
 
 /// As `yl_last_error_message`, in Chinese (UTF-8).
 #[no_mangle]
-pub unsafe extern "C" fn yl_last_error_message_zh(
-    buf: *mut c_char,
-    cap: usize,
-    needed: *mut usize,
-) -> c_int {
+pub unsafe extern "C" fn yl_last_error_message_zh(buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int {
     ffi_boundary!(on_panic: |e: Error| e.numeric_code(), last_message(true, buf, cap, needed))
 }
 
 unsafe fn last_message(zh: bool, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int {
-    let msg = with_last(|l| {
-        if zh {
-            l.message_zh.clone()
-        } else {
-            l.message.clone()
-        }
-    })
-    .unwrap_or_default();
+    let msg = with_last(|l| if zh { l.message_zh.clone() } else { l.message.clone() }).unwrap_or_default();
     match copy_out(&msg, buf, cap, needed) {
         Ok(()) => YL_OK,
         Err(e) => e.numeric_code(),
@@ -278,11 +255,7 @@ unsafe fn engine_code(e: *const yl_engine, f: impl FnOnce(&Engine) -> Result<(),
 /// success only. Returns `YL_OK`, `YL_E_SLOT_NOT_FOUND`, `YL_E_NULL_ARGUMENT`
 /// or `YL_E_INVALID_UTF8`. Inputs borrowed. Thread-safe. Sets the last error.
 #[no_mangle]
-pub unsafe extern "C" fn yl_slot_handle(
-    e: *const yl_engine,
-    slot_id: *const c_char,
-    out: *mut yl_slot,
-) -> c_int {
+pub unsafe extern "C" fn yl_slot_handle(e: *const yl_engine, slot_id: *const c_char, out: *mut yl_slot) -> c_int {
     engine_code(e, |engine| {
         let id = arg_str(slot_id, "slot_id")?;
         let out = out_arg(out, "out")?;
@@ -314,17 +287,11 @@ pub unsafe extern "C" fn yl_hold(
 ) -> c_int {
     engine_code(e, |engine| {
         let patient_id = arg_str(patient_id, "patient_id")?;
-        let opts = HoldOptions {
-            request_id: opt_str(request_id, "request_id")?,
-            clinic_id: opt_str(clinic_id, "clinic_id")?,
-            priority: Some(priority_of(priority)?),
-        };
+        let opts =
+            HoldOptions { request_id: opt_str(request_id, "request_id")?, clinic_id: opt_str(clinic_id, "clinic_id")?, priority: Some(priority_of(priority)?) };
         let out = out_arg(out, "out")?;
         let hold = engine.hold(SlotHandle(slot), patient_id, &opts)?;
-        out.write(yl_hold_info {
-            booking_id: hold.booking_id,
-            expires_ms: hold.expires_ms,
-        });
+        out.write(yl_hold_info { booking_id: hold.booking_id, expires_ms: hold.expires_ms });
         Ok(())
     })
 }
@@ -350,11 +317,7 @@ fn priority_of(p: c_int) -> Result<Priority, Error> {
 /// NULL. Returns `YL_OK`, `YL_E_BOOKING_NOT_FOUND`, `YL_E_HOLD_EXPIRED`,
 /// `YL_E_INVALID_STATE`, ... Inputs borrowed. Thread-safe. Sets the last error.
 #[no_mangle]
-pub unsafe extern "C" fn yl_confirm(
-    e: *const yl_engine,
-    booking_id: u64,
-    request_id: *const c_char,
-) -> c_int {
+pub unsafe extern "C" fn yl_confirm(e: *const yl_engine, booking_id: u64, request_id: *const c_char) -> c_int {
     on_booking(e, booking_id, request_id, Engine::confirm)
 }
 
@@ -363,35 +326,20 @@ pub unsafe extern "C" fn yl_confirm(
 /// `YL_E_BOOKING_NOT_FOUND`, `YL_E_ALREADY_CANCELLED`, ... Inputs borrowed.
 /// Thread-safe. Sets the last error.
 #[no_mangle]
-pub unsafe extern "C" fn yl_release(
-    e: *const yl_engine,
-    booking_id: u64,
-    request_id: *const c_char,
-) -> c_int {
+pub unsafe extern "C" fn yl_release(e: *const yl_engine, booking_id: u64, request_id: *const c_char) -> c_int {
     on_booking(e, booking_id, request_id, Engine::release)
 }
 
 /// `yl_confirm` and `yl_release`: `op` on one booking, with an optional request id.
-unsafe fn on_booking(
-    e: *const yl_engine,
-    booking_id: u64,
-    request_id: *const c_char,
-    op: fn(&Engine, u64, Option<&str>) -> Result<(), Error>,
-) -> c_int {
-    engine_code(e, |engine| {
-        op(engine, booking_id, opt_str(request_id, "request_id")?)
-    })
+unsafe fn on_booking(e: *const yl_engine, booking_id: u64, request_id: *const c_char, op: fn(&Engine, u64, Option<&str>) -> Result<(), Error>) -> c_int {
+    engine_code(e, |engine| op(engine, booking_id, opt_str(request_id, "request_id")?))
 }
 
 /// Fills `*out` with the places of `slot` now (changes nothing). Written on
 /// success only. Returns `YL_OK`, `YL_E_SLOT_NOT_FOUND` (bad `slot`) or
 /// `YL_E_NULL_ARGUMENT`. Thread-safe. Sets the last error.
 #[no_mangle]
-pub unsafe extern "C" fn yl_availability(
-    e: *const yl_engine,
-    slot: yl_slot,
-    out: *mut yl_slot_availability,
-) -> c_int {
+pub unsafe extern "C" fn yl_availability(e: *const yl_engine, slot: yl_slot, out: *mut yl_slot_availability) -> c_int {
     engine_code(e, |engine| {
         let out = out_arg(out, "out")?;
         let a = engine.availability(SlotHandle(slot))?;

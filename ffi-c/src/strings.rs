@@ -6,11 +6,7 @@ use std::ptr::NonNull;
 use yilian_core::{Error, ErrorCode};
 
 pub(crate) fn null_arg(name: &str) -> Error {
-    Error::with(
-        ErrorCode::NullArgument,
-        format!("argument `{name}` is NULL"),
-        format!("参数 `{name}` 为空指针"),
-    )
+    Error::with(ErrorCode::NullArgument, format!("argument `{name}` is NULL"), format!("参数 `{name}` 为空指针"))
 }
 
 /// A required out-pointer, checked for NULL; write through it with `write`.
@@ -50,9 +46,7 @@ pub(crate) unsafe fn opt_str<'a>(p: *const c_char, name: &str) -> Result<Option<
 /// A library-owned copy of `s` for the caller, released by `yl_string_free`.
 pub(crate) fn into_c_string(s: String) -> Result<*mut c_char, Error> {
     // serde_json escapes U+0000, so an envelope never holds a NUL byte.
-    CString::new(s)
-        .map(CString::into_raw)
-        .map_err(|_| Error::internal("a response held a NUL byte"))
+    CString::new(s).map(CString::into_raw).map_err(|_| Error::internal("a response held a NUL byte"))
 }
 
 /// Bytes `s` needs in a C buffer, its NUL included.
@@ -67,12 +61,7 @@ pub(crate) fn needed_for(s: &str) -> usize {
 ///
 /// # Safety
 /// `out` is NULL or valid for `cap` bytes; `needed` is NULL or writable.
-pub(crate) unsafe fn copy_out(
-    s: &str,
-    out: *mut c_char,
-    cap: usize,
-    needed: *mut usize,
-) -> Result<(), Error> {
+pub(crate) unsafe fn copy_out(s: &str, out: *mut c_char, cap: usize, needed: *mut usize) -> Result<(), Error> {
     let need = needed_for(s);
     if !needed.is_null() {
         *needed = need;

@@ -10,20 +10,30 @@ fn main() {
     let n = 200_000;
     let ids: Vec<String> = (0..n).map(|i| format!("req-{i}")).collect();
     let t = Instant::now();
-    for i in 0..n { let _ = e.hold(full, &ids[i], &HoldOptions { request_id: Some(&ids[i]), ..Default::default() }); }
+    for i in 0..n {
+        let _ = e.hold(full, &ids[i], &HoldOptions { request_id: Some(&ids[i]), ..Default::default() });
+    }
     println!("refusal: {:.0} ns", t.elapsed().as_nanos() as f64 / n as f64);
     let n2 = 40_000;
     let t = Instant::now();
     let mut bs = Vec::new();
-    for i in 0..n2 { bs.push(e.hold(big, &ids[i], &HoldOptions { request_id: Some(&ids[i]), ..Default::default() }).unwrap().booking_id); }
+    for i in 0..n2 {
+        bs.push(e.hold(big, &ids[i], &HoldOptions { request_id: Some(&ids[i]), ..Default::default() }).unwrap().booking_id);
+    }
     println!("hold success: {:.0} ns", t.elapsed().as_nanos() as f64 / n2 as f64);
     let t = Instant::now();
-    for b in &bs { e.confirm(*b, None).unwrap(); }
+    for b in &bs {
+        e.confirm(*b, None).unwrap();
+    }
     println!("confirm: {:.0} ns", t.elapsed().as_nanos() as f64 / n2 as f64);
     let t = Instant::now();
-    for b in &bs { e.release(*b, None).unwrap(); }
+    for b in &bs {
+        e.release(*b, None).unwrap();
+    }
     println!("release: {:.0} ns", t.elapsed().as_nanos() as f64 / n2 as f64);
     let t = Instant::now();
-    for _ in 0..n2 { e.availability(big).unwrap(); }
+    for _ in 0..n2 {
+        e.availability(big).unwrap();
+    }
     println!("availability: {:.0} ns", t.elapsed().as_nanos() as f64 / n2 as f64);
 }

@@ -18,7 +18,9 @@ fn cfg(dir: &str) -> String {
 #[test]
 #[ignore = "run by killed_mid_load_loses_nothing as a child process"]
 fn crash_child() {
-    let Ok(dir) = std::env::var(DIR_VAR) else { return };
+    let Ok(dir) = std::env::var(DIR_VAR) else {
+        return;
+    };
     let e = Engine::open(&cfg(&dir)).unwrap();
     // 24 slots × 400 places: room for every booking the parent waits for.
     let slots = sync_slots(&e, 4, 6, 400);
@@ -30,7 +32,8 @@ fn crash_child() {
                 // Bounded, so a child the parent stops waiting for still ends.
                 for i in 0..20_000 {
                     let slot = &slots[(i * 7 + t) % slots.len()];
-                    let r = e.call_value("book-slot", &json!({"slot_id": slot, "patient_id": format!("K-{t}-{i}"), "request_id": format!("k-{t}-{i}")}).to_string());
+                    let r = e
+                        .call_value("book-slot", &json!({"slot_id": slot, "patient_id": format!("K-{t}-{i}"), "request_id": format!("k-{t}-{i}")}).to_string());
                     if let Ok(b) = r {
                         // Printed only after the call returned: the booking is acknowledged.
                         println!("ACK {} k-{t}-{i}", b["booking_id"].as_str().unwrap());
@@ -106,7 +109,9 @@ const OPEN_VAR: &str = "YILIAN_SECOND_OPEN_DIR";
 #[test]
 #[ignore = "run by second_process_is_refused as a child process"]
 fn second_open_child() {
-    let Ok(dir) = std::env::var(OPEN_VAR) else { return };
+    let Ok(dir) = std::env::var(OPEN_VAR) else {
+        return;
+    };
     match Engine::open(&cfg(&dir)) {
         Ok(_) => println!("OPENED"),
         Err(e) => println!("REFUSED {} {}", e.code_str(), e.message()),

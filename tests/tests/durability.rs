@@ -16,8 +16,16 @@ fn reopen_restores_slots_holds_bookings_waitlists_answers_and_events() {
     {
         let e = Engine::open(&cfg(dir.path())).unwrap();
         slots = sync_slots(&e, 1, 2, 1);
-        ok(&e, "sync-catalog", json!({"hospital_id": "H001", "projects": [{"project_id": "P001", "project_name": "CT扫描"}], "devices": [{"device_id": "DEV001", "device_name": "CT扫描仪A", "project_id": "P001"}]}));
-        ok(&e, "pre-book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001", "clinic_id": "C001", "request_id": "r-1", "patient": {"name": "张三", "id_number": "11010519491231002X", "phone": "13800138000"}}));
+        ok(
+            &e,
+            "sync-catalog",
+            json!({"hospital_id": "H001", "projects": [{"project_id": "P001", "project_name": "CT扫描"}], "devices": [{"device_id": "DEV001", "device_name": "CT扫描仪A", "project_id": "P001"}]}),
+        );
+        ok(
+            &e,
+            "pre-book-slot",
+            json!({"slot_id": slots[0], "patient_id": "PAT001", "clinic_id": "C001", "request_id": "r-1", "patient": {"name": "张三", "id_number": "11010519491231002X", "phone": "13800138000"}}),
+        );
         ok(&e, "book-slot", json!({"slot_id": slots[1], "patient_id": "PAT002"}));
         ok(&e, "waitlist-join", json!({"slot_id": slots[1], "patient_id": "PAT003", "priority": "critical"}));
         ok(&e, "next-events", json!({"ack": 1}));
@@ -35,7 +43,11 @@ fn reopen_restores_slots_holds_bookings_waitlists_answers_and_events() {
     assert_eq!(b1["hold_expires_at"], "2024-10-29T09:15:00+08:00");
     assert_eq!(b1["patient"]["id_number"], "110105********002X");
     // A retry after restart gets the first answer and books nothing.
-    let again = ok(&e, "pre-book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001", "clinic_id": "C001", "request_id": "r-1", "patient": {"name": "张三", "id_number": "11010519491231002X", "phone": "13800138000"}}));
+    let again = ok(
+        &e,
+        "pre-book-slot",
+        json!({"slot_id": slots[0], "patient_id": "PAT001", "clinic_id": "C001", "request_id": "r-1", "patient": {"name": "张三", "id_number": "11010519491231002X", "phone": "13800138000"}}),
+    );
     assert_eq!(again["booking_id"], "B000001");
     // Undrained events are still there, numbering continues.
     let ev = ok(&e, "next-events", json!({}));

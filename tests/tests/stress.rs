@@ -66,7 +66,10 @@ fn command_storm_with_waitlists_and_changes() {
                 for i in 0..400usize {
                     let slot = &slots[(i + t) % slots.len()];
                     let patient = format!("Q-{t}-{i}");
-                    let r = e.call_value("pre-book-slot", &json!({"slot_id": slot, "patient_id": patient, "clinic_id": "C001", "request_id": format!("r-{t}-{i}")}).to_string());
+                    let r = e.call_value(
+                        "pre-book-slot",
+                        &json!({"slot_id": slot, "patient_id": patient, "clinic_id": "C001", "request_id": format!("r-{t}-{i}")}).to_string(),
+                    );
                     match r {
                         Ok(b) => {
                             let id = b["booking_id"].as_str().unwrap().to_string();

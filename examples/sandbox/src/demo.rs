@@ -25,7 +25,8 @@ pub fn load(e: &Engine) -> Result<Value, yilian_core::Error> {
     for offset in 0..=7 {
         let date = add_days(today, offset);
         for dev in h["devices"].as_array().into_iter().flatten().filter(|d| d["status"] == "available") {
-            let windows: Vec<Value> = (8..17).filter(|hr| *hr != 12).map(|hr| json!({"start_time": format!("{hr:02}:00"), "end_time": format!("{:02}:00", hr + 1)})).collect();
+            let windows: Vec<Value> =
+                (8..17).filter(|hr| *hr != 12).map(|hr| json!({"start_time": format!("{hr:02}:00"), "end_time": format!("{:02}:00", hr + 1)})).collect();
             let cap = if dev["device_id"] == "DEV001" { 2 } else { 4 };
             schedule.push(json!({"device_id": dev["device_id"], "project_id": dev["project_id"], "date": date, "capacity": cap, "available_slots": windows}));
         }
@@ -35,7 +36,8 @@ pub fn load(e: &Engine) -> Result<Value, yilian_core::Error> {
         }
     }
     for ward in h["departments"].as_array().into_iter().flatten().filter(|d| d["ward"] == true) {
-        let beds: Vec<Value> = (1..=ward["beds"].as_u64().unwrap_or(0)).map(|n| json!({"bed_number": format!("{n:02}"), "bed_type": ward["bed_types"][0]})).collect();
+        let beds: Vec<Value> =
+            (1..=ward["beds"].as_u64().unwrap_or(0)).map(|n| json!({"bed_number": format!("{n:02}"), "bed_type": ward["bed_types"][0]})).collect();
         schedule.push(json!({"kind": "bed", "department_id": ward["department_id"], "date": add_days(today, 0), "beds": beds}));
     }
     let synced = e.call_value("sync-schedule", &json!({"hospital_id": hid, "mode": "full", "schedule_data": schedule}).to_string())?;

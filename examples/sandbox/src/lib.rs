@@ -254,7 +254,14 @@ async fn dispatch(st: Arc<AppState>, command: &str, method: Method, headers: Hea
     answer(&st, command, started, out)
 }
 
-async fn v1_command(State(st): State<Arc<AppState>>, UrlPath(command): UrlPath<String>, method: Method, headers: HeaderMap, RawQuery(q): RawQuery, body: Body) -> Response {
+async fn v1_command(
+    State(st): State<Arc<AppState>>,
+    UrlPath(command): UrlPath<String>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Response {
     if !Engine::commands().contains(&command.as_str()) {
         st.metrics.record("unknown", Duration::ZERO, Some(ErrorCode::UnknownCommand));
         return failure(&unknown_path(&format!("/api/v1/{command}")), Some(StatusCode::NOT_FOUND));
@@ -333,7 +340,13 @@ fn content_type_of(name: &str) -> &'static str {
 }
 
 fn multipart_error(exceeded: &AtomicBool, limit: usize) -> impl Fn(axum::extract::multipart::MultipartError) -> (Error, Option<StatusCode>) + '_ {
-    move |_| if exceeded.load(Relaxed) { too_large(limit) } else { (Error::invalid("(multipart)", "malformed multipart/form-data body"), None) }
+    move |_| {
+        if exceeded.load(Relaxed) {
+            too_large(limit)
+        } else {
+            (Error::invalid("(multipart)", "malformed multipart/form-data body"), None)
+        }
+    }
 }
 
 async fn upload_report(State(st): State<Arc<AppState>>, headers: HeaderMap, req: Request) -> Response {
@@ -345,7 +358,10 @@ async fn upload_report(State(st): State<Arc<AppState>>, headers: HeaderMap, req:
 async fn upload_inner(st: &Arc<AppState>, headers: &HeaderMap, req: Request) -> Outcome {
     use axum::extract::FromRequest;
     if req.method() != Method::POST {
-        return Err((Error::with(ErrorCode::InvalidField, "upload-report takes POST multipart/form-data", "上传报告须使用 POST multipart/form-data"), Some(StatusCode::METHOD_NOT_ALLOWED)));
+        return Err((
+            Error::with(ErrorCode::InvalidField, "upload-report takes POST multipart/form-data", "上传报告须使用 POST multipart/form-data"),
+            Some(StatusCode::METHOD_NOT_ALLOWED),
+        ));
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
@@ -360,7 +376,8 @@ async fn upload_inner(st: &Arc<AppState>, headers: &HeaderMap, req: Request) -> 
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(parts, limit_body(body, limit, exceeded.clone()));
     let merr = multipart_error(&exceeded, limit);
-    let mut mp = Multipart::from_request(req, &()).await.map_err(|_| (Error::invalid("(multipart)", "missing or bad boundary"), Some(StatusCode::BAD_REQUEST)))?;
+    let mut mp =
+        Multipart::from_request(req, &()).await.map_err(|_| (Error::invalid("(multipart)", "missing or bad boundary"), Some(StatusCode::BAD_REQUEST)))?;
     let incoming = st.opts.reports_dir.join(".incoming");
     tokio::fs::create_dir_all(&incoming).await.map_err(|e| (Error::storage(format!("reports directory: {e}")), None))?;
     let mut booking_id: Option<String> = None;
@@ -394,7 +411,11 @@ async fn upload_inner(st: &Arc<AppState>, headers: &HeaderMap, req: Request) -> 
     }
     // The booking must exist; its canonical id (B000001 for "B001") names the directory.
     let booking = engine_call(st, "booking-info", json!({"booking_id": booking_id}).to_string()).await.map_err(|e| (e, None))?;
-    let canonical = booking["booking_id"].as_str().filter(|s| s.chars().all(|c| c.is_ascii_alphanumeric())).ok_or_else(|| (Error::internal("booking-info has no booking_id"), None))?.to_string();
+    let canonical = booking["booking_id"]
+        .as_str()
+        .filter(|s| s.chars().all(|c| c.is_ascii_alphanumeric()))
+        .ok_or_else(|| (Error::internal("booking-info has no booking_id"), None))?
+        .to_string();
     let dir = st.opts.reports_dir.join(&canonical);
     tokio::fs::create_dir_all(&dir).await.map_err(|e| (Error::storage(format!("reports directory: {e}")), None))?;
     // Revisions keep history (B3): each upload gets the next free number;
@@ -420,7 +441,11 @@ async fn upload_inner(st: &Arc<AppState>, headers: &HeaderMap, req: Request) -> 
     .await
     .map_err(|_| (Error::internal("storing the report did not finish"), None))?
     .map_err(|e| (Error::storage(format!("storing report: {e}")), None))?;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']'))).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']')))
+        .unwrap_or("localhost");
     let url = format!("http://{host}/reports/{canonical}/{}", percent_encoding::utf8_percent_encode(&stored, URL_NAME));
     Ok(json!({"booking_id": canonical, "report_url": url, "file_name": stored, "size": len}))
 }
@@ -463,7 +488,9 @@ async fn poll_events(st: &Arc<AppState>, seen: &mut Option<BTreeSet<u64>>, broad
     let prev = seen.take().unwrap_or_default();
     let mut now = BTreeSet::new();
     for ev in events {
-        let Some(seq) = ev["seq"].as_u64() else { continue };
+        let Some(seq) = ev["seq"].as_u64() else {
+            continue;
+        };
         now.insert(seq);
         if broadcast && !prev.contains(&seq) {
             // No receiver is not an error: the next subscriber starts later.
@@ -533,7 +560,9 @@ async fn events_stream(State(st): State<Arc<AppState>>, headers: HeaderMap) -> R
             Ok(ev) if ev["seq"].as_u64().is_some_and(|s| replayed.contains(&s)) => None,
             Ok(ev) => Some(sse_event(&ev)),
             // A slow client missed events: say so; next-events has them all.
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => Some(SseEvent::default().event("lagged").data(json!({"missed": n}).to_string())),
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                Some(SseEvent::default().event("lagged").data(json!({"missed": n}).to_string()))
+            }
         };
         std::future::ready(out)
     });
@@ -586,7 +615,11 @@ pub fn router(st: Arc<AppState>) -> Router {
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
 /// requests finish, ends SSE streams, and closes the engine (acknowledged
 /// changes are already durable: `close` only flushes and releases the lock).
-pub async fn serve(listener: tokio::net::TcpListener, st: Arc<AppState>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    st: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let poller = tokio::spawn(event_poller(st.clone()));
     let token = st.shutdown.clone();
     let app = router(st.clone());

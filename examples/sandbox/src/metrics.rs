@@ -90,7 +90,9 @@ impl Metrics {
                 }
             }
         }
-        out.push_str("# HELP yilian_request_duration_seconds Latency per interface, as seen by the server.\n# TYPE yilian_request_duration_seconds histogram\n");
+        out.push_str(
+            "# HELP yilian_request_duration_seconds Latency per interface, as seen by the server.\n# TYPE yilian_request_duration_seconds histogram\n",
+        );
         for n in &self.names {
             let s = &self.by_name[n];
             let count = s.calls.load(Relaxed);

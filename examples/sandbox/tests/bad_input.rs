@@ -41,7 +41,14 @@ async fn bad_input_gets_envelopes_with_4xx() {
         assert_error(&(st, v), 415, "INVALID_FIELD");
     }
     // A charset parameter is fine.
-    let (st, _, _) = raw(&s, Method::POST, "/api/v1/real-time-slots", Some("application/json; charset=utf-8"), br#"{"device_id": "DEV001", "date": "2024-10-30", "time_slot": "09:00-10:00"}"#.to_vec()).await;
+    let (st, _, _) = raw(
+        &s,
+        Method::POST,
+        "/api/v1/real-time-slots",
+        Some("application/json; charset=utf-8"),
+        br#"{"device_id": "DEV001", "date": "2024-10-30", "time_slot": "09:00-10:00"}"#.to_vec(),
+    )
+    .await;
     assert_eq!(st, 200);
 
     // Oversized body: refused by the server's limit before the engine sees it.
@@ -61,7 +68,11 @@ async fn bad_input_gets_envelopes_with_4xx() {
     assert_error(&(st, v), 404, "UNKNOWN_COMMAND");
 
     // Missing and invalid parameters.
-    assert_error(&s.post("pre-book-slot", r#"{"project_id": "P001", "date": "2024-10-30", "time_slot": "09:00-10:00", "device_id": "DEV001"}"#).await, 400, "MISSING_FIELD");
+    assert_error(
+        &s.post("pre-book-slot", r#"{"project_id": "P001", "date": "2024-10-30", "time_slot": "09:00-10:00", "device_id": "DEV001"}"#).await,
+        400,
+        "MISSING_FIELD",
+    );
     assert_error(&s.get("real-time-slots", &[("project_id", "P001")]).await, 400, "MISSING_FIELD");
     assert_error(&s.get("real-time-slots", &[("project_id", "P001"), ("date", "30/10/2024"), ("time_slot", "09:00-10:00")]).await, 400, "INVALID_FIELD");
     let (st, v, _) = raw(&s, Method::GET, "/api/v1/slot-info?slot_id=a&slot_id=b", None, vec![]).await;
@@ -87,7 +98,11 @@ async fn bad_input_gets_envelopes_with_4xx() {
     // The referral interfaces this engine does not have yet: 501, not a fake success.
     for p in ["/api/acceptance-info", "/api/admission-details?admission_id=123"] {
         let m = if p.contains("acceptance") { Method::POST } else { Method::GET };
-        let body = if m == Method::POST { br#"{"referral_id": 1, "hospital_name": "x", "accept_doctor_id": "D1", "accept_time": "2024-10-30T10:00:00"}"#.to_vec() } else { vec![] };
+        let body = if m == Method::POST {
+            br#"{"referral_id": 1, "hospital_name": "x", "accept_doctor_id": "D1", "accept_time": "2024-10-30T10:00:00"}"#.to_vec()
+        } else {
+            vec![]
+        };
         let (st, v, _) = raw(&s, m, p, json, body).await;
         assert_error(&(st, v), 501, "UNKNOWN_COMMAND");
     }

@@ -65,13 +65,23 @@ async fn demo_sigterm_and_restart_keep_everything() {
     let h: Value = c.get(format!("{}/healthz", p.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(h["data"]["status"], "ok");
     // The demo network: a week from the engine's today (2024-10-29 here).
-    let q: Value = c.get(format!("{}/api/v1/real-time-slots?project_id=P001&date=2024-10-30&time_slot=09:00-10:00", p.base)).send().await.unwrap().json().await.unwrap();
+    let q: Value =
+        c.get(format!("{}/api/v1/real-time-slots?project_id=P001&date=2024-10-30&time_slot=09:00-10:00", p.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(q["data"]["available_slots"], 2, "{q}");
-    let docs: Value = c.get(format!("{}/api/appointment-slots?hospital_id=H001&doctor_id=DR003&date=2024-11-05", p.base)).send().await.unwrap().json().await.unwrap();
+    let docs: Value =
+        c.get(format!("{}/api/appointment-slots?hospital_id=H001&doctor_id=DR003&date=2024-11-05", p.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(docs["data"].as_array().map(Vec::len), Some(2), "{docs}");
-    let (st, b) = post(&c, &p.base, "book-slot", json!({"patient_id": "PAT001", "project_id": "P001", "date": "2024-10-30", "time_slot": "09:00-10:00", "device_id": "DEV001", "clinic_id": "C001"})).await;
+    let (st, b) = post(
+        &c,
+        &p.base,
+        "book-slot",
+        json!({"patient_id": "PAT001", "project_id": "P001", "date": "2024-10-30", "time_slot": "09:00-10:00", "device_id": "DEV001", "clinic_id": "C001"}),
+    )
+    .await;
     assert_eq!(st, 200, "{b}");
-    let form = reqwest::multipart::Form::new().text("booking_id", "B000001").part("file", reqwest::multipart::Part::bytes(vec![0xffu8, 0xd8, 0xff, 0xe0, 1, 2, 3]).file_name("胸片.jpg"));
+    let form = reqwest::multipart::Form::new()
+        .text("booking_id", "B000001")
+        .part("file", reqwest::multipart::Part::bytes(vec![0xffu8, 0xd8, 0xff, 0xe0, 1, 2, 3]).file_name("胸片.jpg"));
     let up: Value = c.post(format!("{}/api/v1/upload-report", p.base)).multipart(form).send().await.unwrap().json().await.unwrap();
     let url = up["data"]["report_url"].as_str().expect("report_url").to_string();
 
@@ -96,7 +106,8 @@ async fn demo_sigterm_and_restart_keep_everything() {
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     assert_eq!(r.bytes().await.unwrap().to_vec(), vec![0xffu8, 0xd8, 0xff, 0xe0, 1, 2, 3]);
     // --demo on restart re-publishes the schedule without touching bookings.
-    let q: Value = c.get(format!("{}/api/v1/real-time-slots?project_id=P001&date=2024-10-30&time_slot=09:00-10:00", p.base)).send().await.unwrap().json().await.unwrap();
+    let q: Value =
+        c.get(format!("{}/api/v1/real-time-slots?project_id=P001&date=2024-10-30&time_slot=09:00-10:00", p.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(q["data"]["available_slots"], 1, "{q}");
 }
 
@@ -105,7 +116,8 @@ fn bad_flags_and_busy_store_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.json");
     std::fs::write(&cfg, r#"{"no_such_key": 1}"#).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox")).args(["--memory", "--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_yilian-sandbox")).args(["--memory", "--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_CONFIG"), "{}", String::from_utf8_lossy(&out.stderr));
     // A second server on a store in use is refused (STORE_LOCKED), the first keeps serving.

@@ -27,13 +27,17 @@ async fn source_flow_verbatim_over_http() {
     assert_eq!(v["data"][0]["status"], "maintenance");
     let (_, v) = s.get("device-schedule", &[("device_id", "DEV001"), ("date", "2024-10-30")]).await;
     // The source's fields, plus the pool's counts.
-    let windows: Vec<Value> = v["data"][0]["available_slots"].as_array().unwrap().iter().map(|w| json!({"start_time": w["start_time"], "end_time": w["end_time"]})).collect();
+    let windows: Vec<Value> =
+        v["data"][0]["available_slots"].as_array().unwrap().iter().map(|w| json!({"start_time": w["start_time"], "end_time": w["end_time"]})).collect();
     assert_eq!(windows, vec![json!({"start_time": "09:00", "end_time": "10:00"}), json!({"start_time": "14:00", "end_time": "15:00"})]);
     let (_, v) = s.get("real-time-schedule", &[("hospital_id", "H001"), ("date", "2024-10-30")]).await;
     assert_eq!(v["data"][0]["device_id"], "DEV001");
     let (st, v) = s.get("real-time-slots", REAL_TIME_SLOTS).await;
     assert_eq!(st, 200);
-    assert_eq!((v["data"]["project_id"].as_str(), v["data"]["time_slot"].as_str(), v["data"]["available_slots"].as_u64()), (Some("P001"), Some("09:00-10:00"), Some(1)));
+    assert_eq!(
+        (v["data"]["project_id"].as_str(), v["data"]["time_slot"].as_str(), v["data"]["available_slots"].as_u64()),
+        (Some("P001"), Some("09:00-10:00"), Some(1))
+    );
 
     // 号源预占 from the community centre, then 缴费成功.
     let held = s.ok("pre-book-slot", PRE_BOOK).await;
@@ -131,7 +135,10 @@ async fn submit_sync_payment_and_cancel_verbatim() {
     let r = s.client.get(s.url("/api/appointment-slots?hospital_id=H001&doctor_id=DR001&date=2024-11-01")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!((v["data"][0]["doctor_id"].as_str(), v["data"][0]["time"].as_str(), v["data"][0]["status"].as_str()), (Some("DR001"), Some("09:00"), Some("available")));
+    assert_eq!(
+        (v["data"][0]["doctor_id"].as_str(), v["data"][0]["time"].as_str(), v["data"][0]["status"].as_str()),
+        (Some("DR001"), Some("09:00"), Some("available"))
+    );
     s.stop().await;
 }
 

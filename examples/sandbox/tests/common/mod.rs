@@ -94,7 +94,8 @@ pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
 
 // The source's example requests, verbatim.
 pub const SYNC_SCHEDULE: &str = r#"{"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "date": "2024-10-30", "available_slots": [{"start_time": "09:00", "end_time": "10:00"}, {"start_time": "14:00", "end_time": "15:00"}]}]}"#;
-pub const PRE_BOOK: &str = r#"{"patient_id": "PAT001", "project_id": "P001", "date": "2024-10-30", "time_slot": "09:00-10:00", "device_id": "DEV001", "clinic_id": "C001"}"#;
+pub const PRE_BOOK: &str =
+    r#"{"patient_id": "PAT001", "project_id": "P001", "date": "2024-10-30", "time_slot": "09:00-10:00", "device_id": "DEV001", "clinic_id": "C001"}"#;
 pub const SUBMIT_BOOKING: &str = PRE_BOOK; // 预约申请接口 has the same fields
 pub const BOOK_SLOT: &str = r#"{"project_id": "P001", "date": "2024-10-30", "time_slot": "09:00-10:00", "patient_id": "PAT001", "device_id": "DEV001"}"#;
 pub const PAY: &str = r#"{"booking_id": "B001", "payment_status": "paid"}"#;

@@ -1,0 +1,138 @@
+//! The national cryptographic algorithms the network's interfaces use:
+//! SM3 hashes, HMAC-SM3 request signatures (I2) and SM2 signatures on reports
+//! issued by a lab or an imaging department (L8, B3). Pure Rust (RustCrypto's
+//! `sm2`/`sm3`); keys and signatures travel as hex text.
+
+use crate::error::{Error, Result};
+use hmac::{KeyInit, Mac};
+use sm2::dsa::signature::{Signer, Verifier};
+use sm2::dsa::{Signature, SigningKey, VerifyingKey};
+use sm3::{Digest, Sm3};
+
+/// The distinguishing identifier GM/T 0009 fixes when parties agree on none.
+pub const DEFAULT_SM2_ID: &str = "1234567812345678";
+
+/// SM3 of `data`, as lowercase hex.
+pub fn sm3_hex(data: &[u8]) -> String {
+    hex::encode(Sm3::digest(data))
+}
+
+/// HMAC-SM3 of `data` under `key`, as lowercase hex.
+pub fn hmac_sm3_hex(key: &[u8], data: &[u8]) -> String {
+    hex::encode(hmac_sm3(key, data))
+}
+
+pub fn hmac_sm3(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
+    let mut mac = <hmac::Hmac<Sm3> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// Compares two MACs in constant time (a signature check must not leak how
+/// many leading bytes matched).
+pub fn hmac_sm3_verify(key: &[u8], data: &[u8], mac_hex: &str) -> bool {
+    let Ok(given) = hex::decode(mac_hex.trim()) else {
+        return false;
+    };
+    let mut mac = <hmac::Hmac<Sm3> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.verify_slice(&given).is_ok()
+}
+
+fn bad_key(what: &str) -> Error {
+    Error::invalid(what, "not a valid SM2 key in hex")
+}
+
+/// An SM2 key pair: `(secret_hex, public_hex)`, the public key as an
+/// uncompressed SEC1 point (`04‖x‖y`, 130 hex digits).
+pub fn sm2_generate() -> (String, String) {
+    let sk = loop {
+        // A uniformly random scalar; the rare value outside [1, n-1] is drawn again.
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the operating system's random source");
+        if let Ok(sk) = SigningKey::from_slice(DEFAULT_SM2_ID, &bytes) {
+            break sk;
+        }
+    };
+    let pk = sk.verifying_key().to_sec1_bytes();
+    (hex::encode(sk.to_bytes()), hex::encode(pk))
+}
+
+/// The public key of a secret key, both hex.
+pub fn sm2_public_key(secret_hex: &str) -> Result<String> {
+    let sk = signing_key(secret_hex, DEFAULT_SM2_ID)?;
+    Ok(hex::encode(sk.verifying_key().to_sec1_bytes()))
+}
+
+fn signing_key(secret_hex: &str, id: &str) -> Result<SigningKey> {
+    let bytes = hex::decode(secret_hex.trim()).map_err(|_| bad_key("secret_key"))?;
+    SigningKey::from_slice(id, &bytes).map_err(|_| bad_key("secret_key"))
+}
+
+/// Signs `msg` (SM2 with SM3 and the signer's id); the signature is `r‖s` in hex.
+pub fn sm2_sign(secret_hex: &str, id: Option<&str>, msg: &[u8]) -> Result<String> {
+    let sk = signing_key(secret_hex, id.unwrap_or(DEFAULT_SM2_ID))?;
+    let sig: Signature = sk.sign(msg);
+    Ok(hex::encode(sig.to_bytes()))
+}
+
+/// Verifies an SM2 signature (`r‖s` hex, 128 digits) over `msg` with a public
+/// key (SEC1 hex, compressed or not). `Ok(false)`: well-formed but wrong.
+pub fn sm2_verify(public_hex: &str, id: Option<&str>, msg: &[u8], signature_hex: &str) -> Result<bool> {
+    let pk = hex::decode(public_hex.trim()).map_err(|_| bad_key("public_key"))?;
+    let vk = VerifyingKey::from_sec1_bytes(id.unwrap_or(DEFAULT_SM2_ID), &pk).map_err(|_| bad_key("public_key"))?;
+    let sig = hex::decode(signature_hex.trim()).ok().and_then(|b| Signature::try_from(b.as_slice()).ok());
+    let Some(sig) = sig else {
+        return Err(Error::invalid("signature", "not an SM2 signature (r‖s, 128 hex digits)"));
+    };
+    Ok(vk.verify(msg, &sig).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sm3_matches_the_standard_examples() {
+        // GB/T 32905-2016, examples 1 and 2.
+        assert_eq!(sm3_hex(b"abc"), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
+        assert_eq!(sm3_hex(&b"abcd".repeat(16)), "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732");
+    }
+
+    #[test]
+    fn hmac_sm3_matches_openssl() {
+        // python3 -c "import hmac; print(hmac.new(b'key', b'The quick brown fox jumps over the lazy dog', 'sm3').hexdigest())"
+        let want = "bd4a34077888162b210645b8ebf74b9af357303789357a27c7fc457244ebd398";
+        assert_eq!(hmac_sm3_hex(b"key", b"The quick brown fox jumps over the lazy dog"), want);
+        assert!(hmac_sm3_verify(b"key", b"The quick brown fox jumps over the lazy dog", want));
+        assert!(!hmac_sm3_verify(b"key", b"The quick brown fox jumps over the lazy cat", want));
+        assert!(!hmac_sm3_verify(b"key", b"x", "not hex"));
+    }
+
+    // GM/T 0003.5-2012 (SM2 part 5), the signature example on the recommended curve.
+    const STD_PUBLIC: &str =
+        "0409F9DF311E5421A150DD7D161E4BC5C672179FAD1833FC076BB08FF356F35020CCEA490CE26775A52DC6EA718CC1AA600AED05FBF35E084A6632F6072DA9AD13";
+    const STD_SECRET: &str = "3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8";
+    const STD_SIGNATURE: &str =
+        "F5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3B1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA";
+
+    #[test]
+    fn sm2_verifies_the_standard_example() {
+        assert!(sm2_verify(STD_PUBLIC, None, b"message digest", STD_SIGNATURE).unwrap());
+        assert!(!sm2_verify(STD_PUBLIC, None, b"message digesT", STD_SIGNATURE).unwrap());
+        assert!(!sm2_verify(STD_PUBLIC, Some("ALICE123@YAHOO.COM"), b"message digest", STD_SIGNATURE).unwrap());
+        assert_eq!(sm2_public_key(STD_SECRET).unwrap(), STD_PUBLIC.to_lowercase());
+    }
+
+    #[test]
+    fn sm2_sign_then_verify_and_reject_garbage() {
+        let (sk, pk) = sm2_generate();
+        let sig = sm2_sign(&sk, None, b"report bytes").unwrap();
+        assert!(sm2_verify(&pk, None, b"report bytes", &sig).unwrap());
+        assert!(!sm2_verify(&pk, None, b"report bytez", &sig).unwrap());
+        assert!(sm2_verify(&pk, None, b"x", "zz").is_err());
+        assert!(sm2_verify("04abcd", None, b"x", &sig).is_err());
+        assert!(sm2_sign("nothex", None, b"x").is_err());
+    }
+}

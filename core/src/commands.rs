@@ -249,7 +249,7 @@ pub fn parse_time_slot(s: &str) -> Option<(NaiveTime, NaiveTime)> {
     Some((parse_time(a)?, parse_time(b)?))
 }
 
-fn fp_of(command: &str, req: &Value) -> u64 {
+pub(crate) fn fp_of(command: &str, req: &Value) -> u64 {
     // serde_json's Map is ordered by key, so equal requests print equally.
     // The printed request is hashed as it is written (the same bytes as
     // `fingerprint(&[command, req.to_string()])`, without the string).
@@ -580,7 +580,7 @@ fn slot_info(pool: &Pool, r: &Req) -> Result<Value> {
 
 // ---------------------------------------------------------------- transactions
 
-fn patient_of(r: &Req) -> Result<Option<PatientInfo>> {
+pub(crate) fn patient_of(r: &Req) -> Result<Option<PatientInfo>> {
     match r.get("patient") {
         None => Ok(None),
         Some(v @ Value::Object(_)) => {

@@ -93,12 +93,14 @@ error_codes! {
     InvalidConfig = 1006, Input, "INVALID_CONFIG", "invalid engine configuration", "引擎配置无效";
     InvalidIdNumber = 1007, Input, "INVALID_ID_NUMBER", "resident ID number is invalid", "居民身份证号码无效";
     InvalidPhone = 1008, Input, "INVALID_PHONE", "phone number is invalid", "电话号码无效";
+    // Commissioned lab testing (委托检验): 11xx input, 21xx not found, 31xx conflict, 41xx state, 51xx permission. (lab helper: add below)
     SlotNotFound = 2001, NotFound, "SLOT_NOT_FOUND", "no such slot", "号源不存在";
     BookingNotFound = 2002, NotFound, "BOOKING_NOT_FOUND", "no such booking", "预约不存在";
     DeviceNotFound = 2003, NotFound, "DEVICE_NOT_FOUND", "no such device", "设备不存在";
     ProjectNotFound = 2004, NotFound, "PROJECT_NOT_FOUND", "no such project", "项目不存在";
     WaitlistEntryNotFound = 2005, NotFound, "WAITLIST_ENTRY_NOT_FOUND", "no such waitlist entry", "候补记录不存在";
     HospitalNotFound = 2006, NotFound, "HOSPITAL_NOT_FOUND", "no such hospital", "医院不存在";
+    // Referral, exam applications, consultation: 12xx, 22xx, 32xx, 42xx, 52xx. (referral helper: add below)
     SlotFull = 3001, Conflict, "SLOT_FULL", "the slot has no remaining places", "号源已满";
     SlotClosed = 3002, Conflict, "SLOT_CLOSED", "the slot is closed (service stopped)", "号源已停诊关闭";
     SlotNotReleased = 3003, Conflict, "SLOT_NOT_RELEASED", "the slot is not yet open for booking", "号源尚未开放预约";
@@ -109,6 +111,7 @@ error_codes! {
     AlreadyWaitlisted = 3008, Conflict, "ALREADY_WAITLISTED", "the patient is already on this waitlist", "患者已在候补队列中";
     ProjectMismatch = 3009, Conflict, "PROJECT_MISMATCH", "the slot belongs to another project", "号源不属于该项目";
     SlotHasPlaces = 3010, Conflict, "SLOT_HAS_PLACES", "the slot still has places; book it instead of waiting", "号源仍有余量，请直接预约";
+    // The platform client and request signatures: 13xx input, 53xx permission, 73xx upstream unavailable. (client helper: add below)
     InvalidState = 4001, State, "INVALID_STATE", "the booking is not in a state that allows this step", "当前状态不允许该操作";
     HoldExpired = 4002, State, "HOLD_EXPIRED", "the hold expired before it was confirmed", "预占已超时失效";
     RefundNotAllowed = 4003, State, "REFUND_NOT_ALLOWED", "a refund needs the booking cancelled first", "需先取消预约才能退费";
@@ -123,9 +126,6 @@ error_codes! {
     NullArgument = 8001, Binding, "NULL_ARGUMENT", "a required pointer argument is NULL", "必需的指针参数为空";
     InvalidUtf8 = 8002, Binding, "INVALID_UTF8", "an argument is not valid UTF-8", "参数不是合法的UTF-8";
     BufferTooSmall = 8003, Binding, "BUFFER_TOO_SMALL", "the output buffer is too small", "输出缓冲区太小";
-    // Commissioned lab testing (委托检验): 11xx input, 21xx not found, 31xx conflict, 41xx state, 51xx permission.
-    // Referral, exam applications, consultation: 12xx, 22xx, 32xx, 42xx, 52xx.
-    // The platform client: 13xx, 73xx.
     Internal = 9001, Internal, "INTERNAL", "internal error", "内部错误";
     Panic = 9002, Internal, "PANIC", "internal error: a panic was caught", "内部错误：捕获到异常崩溃";
 }

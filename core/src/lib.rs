@@ -30,6 +30,7 @@ mod lab;
 pub mod model;
 mod pool;
 mod referral;
+pub mod render;
 mod schedule;
 mod stats;
 pub mod store;

@@ -823,7 +823,7 @@ fn next_events(pool: &Pool, r: &Req) -> Result<Value> {
     pool.check_open()?;
     let limit = r.opt_u64("limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
     let ack = r.opt_u64("ack")?;
-    let (events, pending) = pool.next_events(ack, limit)?;
+    let (events, pending) = pool.next_events(ack, r.opt_u64("after")?, limit)?;
     let last = events.last().map(|e| e.seq);
     Ok(json!({
         "events": events.iter().map(|e| event_view(pool, e)).collect::<Vec<_>>(),

@@ -1851,7 +1851,10 @@ impl Pool {
     // ------------------------------------------------------------ outbox (I3)
 
     /// Drops events up to `ack`, then returns up to `limit` of the rest.
-    pub fn next_events(&self, ack: Option<u64>, limit: usize) -> Result<(Vec<Event>, u64)> {
+    /// Acknowledges events up to `ack` (they leave the outbox), then returns up
+    /// to `limit` pending events with a sequence number above `after` (a reader
+    /// that does not own the outbox, e.g. a push stream, pages with `after`).
+    pub fn next_events(&self, ack: Option<u64>, after: Option<u64>, limit: usize) -> Result<(Vec<Event>, u64)> {
         let mut txn = Txn::default();
         let ticket;
         let out;
@@ -1876,7 +1879,10 @@ impl Pool {
                 }
             }
             // Merge the stripes (each in sequence order) up to `limit`.
-            let mut pos = vec![0usize; stripes.len()];
+            let mut pos: Vec<usize> = match after {
+                Some(after) => stripes.iter().map(|q| q.partition_point(|e| e.seq <= after)).collect(),
+                None => vec![0usize; stripes.len()],
+            };
             let mut merged = Vec::new();
             while merged.len() < limit {
                 let mut best: Option<(usize, u64)> = None;

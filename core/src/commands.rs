@@ -52,6 +52,7 @@ const POOL_COMMANDS: &[&str] = &[
     "next-events",
     "advance-clock",
     "engine-info",
+    "engine-metrics",
 ];
 
 const POOL_QUERIES: &[&str] = &[
@@ -66,6 +67,7 @@ const POOL_QUERIES: &[&str] = &[
     "booking-info",
     "slot-info",
     "engine-info",
+    "engine-metrics",
 ];
 
 pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
@@ -103,6 +105,7 @@ pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
         "next-events" => next_events(pool, &r),
         "advance-clock" => advance_clock(pool, &r),
         "engine-info" => engine_info(pool),
+        "engine-metrics" => crate::monitor::engine_metrics(&pool.monitor, r.opt_str("format")?),
         _ => {
             if let Some(answer) = crate::lab::dispatch(pool, command, &r, req) {
                 return answer;

@@ -122,6 +122,13 @@ impl Engine {
 
     /// Like `call`, returning the `data` or the error.
     pub fn call_value(&self, command: &str, request_json: &str) -> Result<Value> {
+        let started = std::time::Instant::now();
+        let out = self.call_unmonitored(command, request_json);
+        self.pool.monitor.record(command, started.elapsed(), out.as_ref().err().map(Error::code));
+        out
+    }
+
+    fn call_unmonitored(&self, command: &str, request_json: &str) -> Result<Value> {
         self.pool.check_open()?;
         if request_json.len() > self.pool.cfg.max_request_bytes {
             return Err(Error::with(

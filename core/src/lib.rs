@@ -28,6 +28,7 @@ pub mod error;
 pub mod identity;
 mod lab;
 pub mod model;
+mod monitor;
 mod pool;
 mod referral;
 pub mod render;

@@ -86,6 +86,9 @@ impl Engine {
     pub fn close(&self) {
         if !self.pool.closed.swap(true, Ordering::AcqRel) {
             if let Some(s) = &self.pool.store {
+                // The statistics counters, so they outlive the restart (P9);
+                // a failed store has nothing more to lose here.
+                let _ = s.wait(s.enqueue(vec![self.pool.metrics.row()]));
                 s.close();
             }
         }
@@ -391,6 +394,9 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
     {
         let mut events: Vec<Event> = snap.of(Table::Events).map(|(k, b)| parse_row("events", k, b)).collect::<Result<_>>()?;
         events.sort_by_key(|e| e.seq);
+        if let Some((_, body)) = snap.of(Table::Meta).find(|(k, _)| *k == crate::pool::METRICS_KEY) {
+            pool.metrics.restore(body);
+        }
         let acked: u64 = snap.of(Table::Meta).find(|(k, _)| *k == "events_acked_through").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let next_seq = events.last().map(|e| e.seq).unwrap_or(0).max(acked) + 1;
         pool.outbox.reset(next_seq, events.into());

@@ -125,3 +125,32 @@ fn close_releases_the_directory_and_late_calls_are_refused() {
     again.check_invariants().unwrap();
     drop(e);
 }
+
+#[test]
+fn statistics_counters_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let counts = |e: &Engine| {
+        let s = ok(e, "slot-statistics", json!({}));
+        (s["booking_attempts"].as_u64().unwrap(), s["booking_successes"].as_u64().unwrap(), s["refused_full"].as_u64().unwrap())
+    };
+    let before;
+    {
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        let slots = sync_slots(&e, 1, 1, 1);
+        ok(&e, "book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001"}));
+        assert!(e.call_value("book-slot", &json!({"slot_id": slots[0], "patient_id": "PAT002"}).to_string()).is_err());
+        let h = e.slot_handle(&slots[0]).unwrap();
+        assert!(e.hold(h, "PAT003", &Default::default()).is_err());
+        before = counts(&e);
+        assert_eq!(before, (3, 1, 2));
+        e.close();
+    }
+    let e = Engine::open(&cfg(dir.path())).unwrap();
+    assert_eq!(counts(&e), before);
+    // And they keep counting from there, across a second restart.
+    let slots = sync_slots(&e, 1, 1, 1);
+    assert!(e.call_value("book-slot", &json!({"slot_id": slots[0], "patient_id": "PAT004"}).to_string()).is_err());
+    e.close();
+    let e = Engine::open(&cfg(dir.path())).unwrap();
+    assert_eq!(counts(&e), (4, 1, 3));
+}

@@ -68,7 +68,8 @@ impl Engine {
         let pool = match cfg.data_dir.clone() {
             None => Pool::new(cfg, None),
             Some(dir) => {
-                let (store, snapshot) = DurableStore::open(&dir, cfg.durable_sync_full, cfg.group_commit_max)?;
+                let (store, snapshot) =
+                    DurableStore::open(&dir, cfg.durable_sync_full, cfg.group_commit_max, cfg.encryption_key.as_ref().map(crate::crypto::RowCipher::new))?;
                 let pool = Pool::new(cfg, Some(store));
                 recover(&pool, snapshot)?;
                 pool

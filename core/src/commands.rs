@@ -52,6 +52,7 @@ const POOL_COMMANDS: &[&str] = &[
     "next-events",
     "advance-clock",
     "engine-info",
+    "engine-metrics",
 ];
 
 const POOL_QUERIES: &[&str] = &[
@@ -66,6 +67,7 @@ const POOL_QUERIES: &[&str] = &[
     "booking-info",
     "slot-info",
     "engine-info",
+    "engine-metrics",
 ];
 
 pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
@@ -103,6 +105,7 @@ pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
         "next-events" => next_events(pool, &r),
         "advance-clock" => advance_clock(pool, &r),
         "engine-info" => engine_info(pool),
+        "engine-metrics" => crate::monitor::engine_metrics(&pool.monitor, r.opt_str("format")?),
         _ => {
             if let Some(answer) = crate::lab::dispatch(pool, command, &r, req) {
                 return answer;
@@ -823,7 +826,7 @@ fn next_events(pool: &Pool, r: &Req) -> Result<Value> {
     pool.check_open()?;
     let limit = r.opt_u64("limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
     let ack = r.opt_u64("ack")?;
-    let (events, pending) = pool.next_events(ack, limit)?;
+    let (events, pending) = pool.next_events(ack, r.opt_u64("after")?, limit)?;
     let last = events.last().map(|e| e.seq);
     Ok(json!({
         "events": events.iter().map(|e| event_view(pool, e)).collect::<Vec<_>>(),

@@ -68,7 +68,8 @@ impl Engine {
         let pool = match cfg.data_dir.clone() {
             None => Pool::new(cfg, None),
             Some(dir) => {
-                let (store, snapshot) = DurableStore::open(&dir, cfg.durable_sync_full, cfg.group_commit_max)?;
+                let (store, snapshot) =
+                    DurableStore::open(&dir, cfg.durable_sync_full, cfg.group_commit_max, cfg.encryption_key.as_ref().map(crate::crypto::RowCipher::new))?;
                 let pool = Pool::new(cfg, Some(store));
                 recover(&pool, snapshot)?;
                 pool
@@ -86,6 +87,9 @@ impl Engine {
     pub fn close(&self) {
         if !self.pool.closed.swap(true, Ordering::AcqRel) {
             if let Some(s) = &self.pool.store {
+                // The statistics counters, so they outlive the restart (P9);
+                // a failed store has nothing more to lose here.
+                let _ = s.wait(s.enqueue(vec![self.pool.metrics.row()]));
                 s.close();
             }
         }
@@ -122,6 +126,13 @@ impl Engine {
 
     /// Like `call`, returning the `data` or the error.
     pub fn call_value(&self, command: &str, request_json: &str) -> Result<Value> {
+        let started = std::time::Instant::now();
+        let out = self.call_unmonitored(command, request_json);
+        self.pool.monitor.record(command, started.elapsed(), out.as_ref().err().map(Error::code));
+        out
+    }
+
+    fn call_unmonitored(&self, command: &str, request_json: &str) -> Result<Value> {
         self.pool.check_open()?;
         if request_json.len() > self.pool.cfg.max_request_bytes {
             return Err(Error::with(
@@ -384,6 +395,9 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
     {
         let mut events: Vec<Event> = snap.of(Table::Events).map(|(k, b)| parse_row("events", k, b)).collect::<Result<_>>()?;
         events.sort_by_key(|e| e.seq);
+        if let Some((_, body)) = snap.of(Table::Meta).find(|(k, _)| *k == crate::pool::METRICS_KEY) {
+            pool.metrics.restore(body);
+        }
         let acked: u64 = snap.of(Table::Meta).find(|(k, _)| *k == "events_acked_through").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let next_seq = events.last().map(|e| e.seq).unwrap_or(0).max(acked) + 1;
         pool.outbox.reset(next_seq, events.into());

@@ -28,8 +28,10 @@ pub mod error;
 pub mod identity;
 mod lab;
 pub mod model;
+mod monitor;
 mod pool;
 mod referral;
+pub mod render;
 mod schedule;
 mod stats;
 pub mod store;
@@ -37,5 +39,6 @@ pub mod text;
 
 pub use engine::{Engine, Hold, HoldOptions, SlotHandle, VERSION};
 pub use error::{Error, ErrorCode, ErrorFamily, Result};
+pub use lab::{LabTranslator, TranslatedResult, TranslatorEntry};
 pub use model::{format_booking_id, parse_booking_id, Priority};
 pub use pool::Availability;

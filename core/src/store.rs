@@ -9,6 +9,7 @@
 //! and every later call gets `STORAGE_ERROR`, and reopening the directory
 //! recovers the last committed state.
 
+use crate::crypto::{RowCipher, SEALED_PREFIX};
 use crate::error::{Error, ErrorCode, Result};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{params, Connection, OpenFlags};
@@ -89,6 +90,8 @@ impl Write {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub rows: Vec<(Table, String, String)>,
+    /// Rows read in the clear although a cipher is configured (sealed on open).
+    plain: Vec<(Table, String, String)>,
 }
 
 impl Snapshot {
@@ -132,17 +135,23 @@ pub struct DurableStore {
 
 impl DurableStore {
     /// Opens (creating if needed) the store in `dir` and reads every row.
-    pub fn open(dir: &Path, sync_full: bool, batch_max: usize) -> Result<(DurableStore, Snapshot)> {
+    /// With a cipher, every row written is sealed with SM4-GCM and every
+    /// sealed row read is opened; plain rows (a store that was not encrypted
+    /// before) are read as they are and sealed when next written.
+    pub fn open(dir: &Path, sync_full: bool, batch_max: usize, cipher: Option<RowCipher>) -> Result<(DurableStore, Snapshot)> {
         std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("cannot create data directory: {e}")))?;
         let lock = lock_dir(dir)?;
         let path = dir.join("yilian.sqlite3");
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let mut conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", if sync_full { "FULL" } else { "NORMAL" })?;
         for t in Table::ALL {
             conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {} (k TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;", t.name()))?;
         }
-        let snapshot = read_all(&conn)?;
+        let snapshot = read_all(&conn, cipher.as_ref())?;
+        if let Some(c) = &cipher {
+            seal_plain_rows(&mut conn, &snapshot, c)?;
+        }
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, shutdown: false }),
             queue_cv: Condvar::new(),
@@ -152,7 +161,7 @@ impl DurableStore {
         let s2 = shared.clone();
         let committer = std::thread::Builder::new()
             .name("yilian-commit".into())
-            .spawn(move || commit_loop(conn, s2, batch_max))
+            .spawn(move || commit_loop(conn, s2, batch_max, cipher))
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
         Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)) }, snapshot))
     }
@@ -220,7 +229,7 @@ impl Drop for DurableStore {
     }
 }
 
-fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize) {
+fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>) {
     loop {
         let (writes, ticket, shutdown) = {
             let mut q = shared.queue.lock();
@@ -231,7 +240,7 @@ fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize) {
             (std::mem::take(&mut q.writes), q.last_ticket, q.shutdown)
         };
         if !writes.is_empty() {
-            let result = apply(&mut conn, &writes);
+            let result = apply(&mut conn, &writes, cipher.as_ref());
             let mut d = shared.done.lock();
             match result {
                 Ok(()) => d.committed = ticket,
@@ -253,18 +262,52 @@ fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize) {
     }
 }
 
-fn apply(conn: &mut Connection, writes: &[Write]) -> Result<()> {
+/// What a sealed row is bound to: its table and key.
+fn row_aad(table: Table, key: &str) -> Vec<u8> {
+    format!("{}/{key}", table.name()).into_bytes()
+}
+
+/// The key a row is stored under. A patient's row is keyed by the patient's
+/// id, which may be personal; sealed stores key it by a keyed hash instead
+/// (recovery reads the id from the sealed body).
+fn stored_key<'a>(table: Table, key: &'a str, cipher: Option<&RowCipher>) -> std::borrow::Cow<'a, str> {
+    match cipher {
+        Some(c) if table == Table::Patients => format!("h:{}", c.key_hash(key)).into(),
+        _ => key.into(),
+    }
+}
+
+/// Seals, in one transaction, the plain rows of a store that was not
+/// encrypted before its key was configured.
+fn seal_plain_rows(conn: &mut Connection, snap: &Snapshot, cipher: &RowCipher) -> Result<()> {
+    let tx = conn.transaction()?;
+    for (t, k, body) in &snap.plain {
+        let key = stored_key(*t, k, Some(cipher));
+        tx.execute(&format!("DELETE FROM {} WHERE k = ?1", t.name()), params![k])?;
+        tx.execute(&format!("INSERT OR REPLACE INTO {}(k, body) VALUES (?1, ?2)", t.name()), params![key, cipher.seal(&row_aad(*t, &key), body)])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>) -> Result<()> {
     let tx = conn.transaction()?;
     for w in writes {
         let t = w.table.name();
         match &w.body {
             Some(body) => {
                 let mut st = tx.prepare_cached(&format!("INSERT OR REPLACE INTO {t}(k, body) VALUES (?1, ?2)"))?;
-                st.execute(params![w.key, body])?;
+                match cipher {
+                    Some(c) => {
+                        let key = stored_key(w.table, &w.key, cipher);
+                        st.execute(params![key, c.seal(&row_aad(w.table, &key), body)])?
+                    }
+                    None => st.execute(params![w.key, body])?,
+                };
             }
             None => {
                 let mut st = tx.prepare_cached(&format!("DELETE FROM {t} WHERE k = ?1"))?;
-                st.execute(params![w.key])?;
+                st.execute(params![stored_key(w.table, &w.key, cipher)])?;
             }
         }
     }
@@ -272,13 +315,32 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<()> {
     Ok(())
 }
 
-fn read_all(conn: &Connection) -> Result<Snapshot> {
+fn read_all(conn: &Connection, cipher: Option<&RowCipher>) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
     for t in Table::ALL {
         let mut st = conn.prepare(&format!("SELECT k, body FROM {}", t.name()))?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for r in rows {
-            let (k, b) = r?;
+            let (k, mut b) = r?;
+            if b.starts_with(SEALED_PREFIX) {
+                let Some(c) = cipher else {
+                    return Err(Error::with(
+                        ErrorCode::InvalidConfig,
+                        "the data directory is encrypted: configure its encryption_key",
+                        "数据目录已加密：请配置 encryption_key",
+                    ));
+                };
+                // The key is not named: a row's key may be a patient's id.
+                b = c.open(&row_aad(t, &k), &b).ok_or_else(|| {
+                    Error::with(
+                        ErrorCode::InvalidConfig,
+                        format!("a row of table {} does not open with the configured encryption_key (wrong key, or the row was altered)", t.name()),
+                        format!("表 {} 中有记录无法用所配置的 encryption_key 解密（密钥错误或记录被篡改）", t.name()),
+                    )
+                })?;
+            } else if cipher.is_some() {
+                snap.plain.push((t, k.clone(), b.clone()));
+            }
             snap.rows.push((t, k, b));
         }
     }

@@ -116,7 +116,8 @@ impl Resource {
         let code = row.get_any(&["code", "panel_code"]).ok_or("missing code")?;
         let code = check_code("code", &code).map_err(|e| e.message().to_string())?;
         let name = row.get_any(&["name", "name_zh"]).ok_or("missing name")?;
-        let items: Vec<String> = row.get_any(&["items", "sub_items"]).ok_or("missing items")?.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        let items: Vec<String> =
+            row.get_any(&["items", "sub_items"]).ok_or("missing items")?.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         if items.is_empty() {
             return Err("a project needs at least one sub-item".into());
         }
@@ -273,7 +274,11 @@ pub(crate) fn std_item_delete(c: &Call) -> Result<Value> {
             return Err(Error::not_found(ErrorCode::LabStdItemNotFound, "标准检验小项", &code));
         }
         if let Some(why) = d.std_item_in_use(&code) {
-            return Err(Error::with(ErrorCode::LabInUse, format!("standard sub-item {code} is {why}"), format!("标准检验小项 {code} 仍有对照或关联（{why}），不能删除")));
+            return Err(Error::with(
+                ErrorCode::LabInUse,
+                format!("standard sub-item {code} is {why}"),
+                format!("标准检验小项 {code} 仍有对照或关联（{why}），不能删除"),
+            ));
         }
         d.std_items.remove(&code);
         ctx.delete(format!("std:{code}"));

@@ -167,7 +167,11 @@ pub(crate) fn publish(c: &Call) -> Result<Value> {
             check_side(d.order(sp.order_id)?, acting.as_deref(), Side::Lab)?;
             let rep = d.reports.get(barcode).and_then(|r| r.current()).ok_or_else(|| Error::not_found(ErrorCode::LabReportNotFound, "检验报告", barcode))?;
             let row = rep.results.iter().find(|r| r.lab_code == *code || r.std_code == *code || r.inst_code == *code).ok_or_else(|| {
-                Error::with(ErrorCode::LabItemNotOrdered, format!("the report of {barcode} has no result for {code}"), format!("样本 {barcode} 的报告中没有小项 {code} 的结果"))
+                Error::with(
+                    ErrorCode::LabItemNotOrdered,
+                    format!("the report of {barcode} has no result for {code}"),
+                    format!("样本 {barcode} 的报告中没有小项 {code} 的结果"),
+                )
             })?;
             let (minutes, _) = d.limit_for(&sp.institution_id, &row.std_code);
             made.push(Critical {

@@ -145,7 +145,13 @@ fn entry_from_row(inst: &str, kind: Kind, row: &Row) -> std::result::Result<Inst
 /// Checks rows as one batch against the state they would produce: every
 /// row valid, no code twice, each standard entry mapped at most once in the
 /// result. `Err` lists every rejected row (row number, code, reason).
-pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row], first_row: usize) -> std::result::Result<Vec<InstEntry>, Vec<(usize, String, String)>> {
+pub(crate) fn validate(
+    d: &LabData,
+    inst: &str,
+    kind: Kind,
+    rows: &[Row],
+    first_row: usize,
+) -> std::result::Result<Vec<InstEntry>, Vec<(usize, String, String)>> {
     let mut out = Vec::new();
     let mut rejected = Vec::new();
     let mut codes = HashSet::new();
@@ -236,7 +242,8 @@ pub(crate) fn upsert(c: &Call, kind: Kind) -> Result<Value> {
     if arr.is_empty() || arr.len() > 5000 {
         return Err(Error::invalid(kind.plural(), "must hold 1 to 5000 entries"));
     }
-    let rows: Vec<Row> = arr.iter().map(|v| Row::from_json(v).ok_or_else(|| Error::invalid(kind.plural(), "each entry must be an object"))).collect::<Result<_>>()?;
+    let rows: Vec<Row> =
+        arr.iter().map(|v| Row::from_json(v).ok_or_else(|| Error::invalid(kind.plural(), "each entry must be an object"))).collect::<Result<_>>()?;
     c.change(|d, ctx| {
         let entries = validate(d, &inst, kind, &rows, 1).map_err(|r| rejected_error(&r))?;
         let n = entries.len();
@@ -258,7 +265,12 @@ pub(crate) fn delete(c: &Call, kind: Kind) -> Result<Value> {
         let t = d.inst.get_mut(&inst).ok_or_else(|| not_found(kind, &code))?;
         let e = t.remove(kind, &code).ok_or_else(|| not_found(kind, &code))?;
         ctx.delete(format!("{}:{inst}/{code}", kind.key_prefix()));
-        ctx.event("lab_mapping_changed", Some(&inst), None, json!({"institution_id": inst, "kind": kind.plural(), "action": "delete", "code": code, "std_code": e.std_code}));
+        ctx.event(
+            "lab_mapping_changed",
+            Some(&inst),
+            None,
+            json!({"institution_id": inst, "kind": kind.plural(), "action": "delete", "code": code, "std_code": e.std_code}),
+        );
         Ok(json!({"institution_id": inst, "code": code, "deleted": true}))
     })
 }
@@ -311,7 +323,12 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
         e.std_code = Some(std.clone());
         ctx.put(format!("{}:{inst}/{code}", kind.key_prefix()), &e);
         t.set(kind, e);
-        ctx.event("lab_mapping_changed", Some(&inst), None, json!({"institution_id": inst, "kind": kind.plural(), "action": "map", "code": code, "std_code": std, "previous": old}));
+        ctx.event(
+            "lab_mapping_changed",
+            Some(&inst),
+            None,
+            json!({"institution_id": inst, "kind": kind.plural(), "action": "map", "code": code, "std_code": std, "previous": old}),
+        );
         Ok(json!({"institution_id": inst, "code": code, "std_code": std, "status": "mapped"}))
     })
 }
@@ -327,7 +344,12 @@ pub(crate) fn unmap(c: &Call, kind: Kind) -> Result<Value> {
         };
         ctx.put(format!("{}:{inst}/{code}", kind.key_prefix()), &e);
         t.set(kind, e);
-        ctx.event("lab_mapping_changed", Some(&inst), None, json!({"institution_id": inst, "kind": kind.plural(), "action": "unmap", "code": code, "previous": old}));
+        ctx.event(
+            "lab_mapping_changed",
+            Some(&inst),
+            None,
+            json!({"institution_id": inst, "kind": kind.plural(), "action": "unmap", "code": code, "previous": old}),
+        );
         Ok(json!({"institution_id": inst, "code": code, "status": "unmapped", "previous": old}))
     })
 }
@@ -354,7 +376,9 @@ pub(crate) fn query(c: &Call, kind: Kind) -> Result<Value> {
                     .filter(|e| st.as_deref().is_none_or(|q| e.specimen_type.as_deref() == Some(q)))
                     .filter(|e| std_code.as_deref().is_none_or(|q| e.std_code.as_deref() == Some(q)))
                     .filter(|e| {
-                        std_q.as_deref().is_none_or(|q| e.std_code.as_deref().and_then(|s| std_name(d, kind, s)).is_some_and(|n| SearchKey::new(&n, &[]).rank(q).is_some()))
+                        std_q
+                            .as_deref()
+                            .is_none_or(|q| e.std_code.as_deref().and_then(|s| std_name(d, kind, s)).is_some_and(|n| SearchKey::new(&n, &[]).rank(q).is_some()))
                     })
                     .filter(|e| mapped.is_none_or(|m| e.std_code.is_some() == m))
                     .map(|e| {

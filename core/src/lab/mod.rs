@@ -10,6 +10,7 @@
 
 mod catalog;
 mod critical;
+mod labels;
 mod mapping;
 mod order;
 mod reception;
@@ -139,13 +140,6 @@ pub(crate) struct LabData {
     pub next_shipment: u64,
     pub next_document: u64,
     pub next_critical: u64,
-}
-
-impl LabData {
-    fn next(counter: &mut u64) -> u64 {
-        *counter = (*counter).max(0) + 1;
-        *counter
-    }
 }
 
 /// Rebuilds the state from the store's rows on open.
@@ -404,9 +398,6 @@ impl Ctx<'_> {
             slot_idx: None,
         };
         self.pool.push_event(&mut self.txn, ev);
-    }
-    pub fn fmt(&self, ms: Millis) -> String {
-        format_ms(ms, &self.pool.cfg.tz)
     }
 }
 

@@ -158,7 +158,9 @@ impl LabData {
             "created_at": crate::clock::format_ms(o.created_ms, tz),
             "specimens": self.specimens_of(o).iter().map(|s| s.barcode.clone()).collect::<Vec<_>>(),
         });
-        for (k, val) in [("age", &o.age), ("diagnosis", &o.diagnosis), ("doctor_name", &o.doctor_name), ("department", &o.department), ("cancel_reason", &o.cancel_reason)] {
+        for (k, val) in
+            [("age", &o.age), ("diagnosis", &o.diagnosis), ("doctor_name", &o.doctor_name), ("department", &o.department), ("cancel_reason", &o.cancel_reason)]
+        {
             if let Some(x) = val {
                 v[k] = x.clone().into();
             }
@@ -290,6 +292,8 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
             items: out,
             status: OrderStatus::Submitted,
             created_ms: ctx.now,
+            cancelled_ms: None,
+            cancel_reason: None,
         };
         ctx.put(o.key(), &o);
         let view = d.order_view(&o, &c.pool.cfg.tz);
@@ -355,7 +359,12 @@ pub(crate) fn cancel(c: &Call) -> Result<Value> {
         o.cancelled_ms = Some(ctx.now);
         o.cancel_reason = reason;
         ctx.put(o.key(), &o);
-        ctx.event("lab_order_cancelled", Some(&o.institution_id), Some(&o.patient_id), json!({"order_id": o.order_id(), "lab_id": o.lab_id, "reason": o.cancel_reason}));
+        ctx.event(
+            "lab_order_cancelled",
+            Some(&o.institution_id),
+            Some(&o.patient_id),
+            json!({"order_id": o.order_id(), "lab_id": o.lab_id, "reason": o.cancel_reason}),
+        );
         let v = d.order_view(&o, &c.pool.cfg.tz);
         d.orders.insert(id, o);
         Ok(v)
@@ -418,4 +427,3 @@ pub(crate) fn query(c: &Call) -> Result<Value> {
         Ok(json!({"total": list.len(), "orders": list}))
     })
 }
-

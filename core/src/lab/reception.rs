@@ -61,7 +61,12 @@ pub(crate) fn receive(c: &Call) -> Result<Value> {
         sp.status = SpecimenStatus::Received;
         sp.received = Some(Reception { by, contact, at_ms: at });
         ctx.put(sp.key(), &sp);
-        ctx.event("specimen_received", Some(&sp.institution_id), Some(&sp.patient_id), json!({"barcode": sp.barcode, "order_id": format_id("LO", sp.order_id), "lab_id": sp.lab_id}));
+        ctx.event(
+            "specimen_received",
+            Some(&sp.institution_id),
+            Some(&sp.patient_id),
+            json!({"barcode": sp.barcode, "order_id": format_id("LO", sp.order_id), "lab_id": sp.lab_id}),
+        );
         let oid = sp.order_id;
         d.specimens.insert(barcode.clone(), sp);
         d.refresh_order(ctx, oid);
@@ -89,7 +94,14 @@ pub(crate) fn reject(c: &Call) -> Result<Value> {
         }
         let mut sp = sp.clone();
         sp.status = SpecimenStatus::Rejected;
-        sp.rejection = Some(Rejection { reason: reason.clone(), reject_type: reject_type.clone(), remark: remark.clone(), registrar: registrar.clone(), contact: contact.clone(), at_ms: at });
+        sp.rejection = Some(Rejection {
+            reason: reason.clone(),
+            reject_type: reject_type.clone(),
+            remark: remark.clone(),
+            registrar: registrar.clone(),
+            contact: contact.clone(),
+            at_ms: at,
+        });
         ctx.put(sp.key(), &sp);
         let data = json!({
             "barcode": sp.barcode,

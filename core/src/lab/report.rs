@@ -82,7 +82,9 @@ impl Report {
         let notifiable: Vec<Value> = cur
             .results
             .iter()
-            .filter_map(|r| r.notifiable_infection.as_ref().map(|d| json!({"inst_code": r.inst_code, "inst_name": r.inst_name, "disease": d, "value": r.value})))
+            .filter_map(|r| {
+                r.notifiable_infection.as_ref().map(|d| json!({"inst_code": r.inst_code, "inst_name": r.inst_name, "disease": d, "value": r.value}))
+            })
             .collect();
         let mut v = rev(cur);
         v["barcode"] = self.barcode.clone().into();

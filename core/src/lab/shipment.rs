@@ -96,7 +96,11 @@ pub(crate) fn create(c: &Call) -> Result<Value> {
                 SpecimenStatus::Printed => {}
                 SpecimenStatus::Rejected => return Err(Error::new(ErrorCode::LabSpecimenRejected)),
                 st => {
-                    return Err(Error::with(ErrorCode::LabSpecimenState, format!("specimen {b} is {}, not waiting to be shipped", st.as_str()), format!("样本 {b} 不是待送检状态")));
+                    return Err(Error::with(
+                        ErrorCode::LabSpecimenState,
+                        format!("specimen {b} is {}, not waiting to be shipped", st.as_str()),
+                        format!("样本 {b} 不是待送检状态"),
+                    ));
                 }
             }
             match &lab {
@@ -109,7 +113,15 @@ pub(crate) fn create(c: &Call) -> Result<Value> {
         }
         let lab = lab.unwrap_or_default();
         d.next_shipment += 1;
-        let sh = Shipment { id: d.next_shipment, institution_id: inst.clone(), lab_id: lab.clone(), barcodes: barcodes.clone(), created_ms: ctx.now, sender, contact };
+        let sh = Shipment {
+            id: d.next_shipment,
+            institution_id: inst.clone(),
+            lab_id: lab.clone(),
+            barcodes: barcodes.clone(),
+            created_ms: ctx.now,
+            sender,
+            contact,
+        };
         let mut orders = Vec::new();
         for b in &barcodes {
             if let Some(s) = d.specimens.get_mut(b) {

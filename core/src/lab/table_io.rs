@@ -266,7 +266,8 @@ pub(crate) fn export(c: &Call) -> Result<Value> {
         _ => return Err(Error::invalid("format", "expected csv, xlsx or fhir")),
     };
     if let Some(p) = path {
-        std::fs::write(p, &bytes).map_err(|e| Error::with(ErrorCode::StorageError, format!("cannot write the file: {}", e.kind()), format!("无法写入文件：{}", e.kind())))?;
+        std::fs::write(p, &bytes)
+            .map_err(|e| Error::with(ErrorCode::StorageError, format!("cannot write the file: {}", e.kind()), format!("无法写入文件：{}", e.kind())))?;
         return Ok(json!({"format": format, "path": p, "bytes": bytes.len(), "rows": rows.len()}));
     }
     Ok(match format.as_str() {

@@ -47,7 +47,7 @@ pub(crate) fn render_specimen(d: &LabData, sp: &Specimen, format: LabelFormat, s
         (None, None) => None,
     };
     let items: Vec<String> = sp.items.iter().map(|c| d.resources.get(c).map(|r| r.name.clone()).unwrap_or_else(|| c.clone())).collect();
-    let time = chrono::DateTime::from_timestamp_millis(sp.printed_ms).map(|t| t.with_timezone(tz).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+    let time = local_minute(sp.printed_ms, tz);
     let label = render::Label {
         barcode: &sp.barcode,
         patient: &patient,
@@ -91,7 +91,7 @@ pub(crate) fn manifest_document(d: &LabData, sh: &Shipment, tz: &chrono_tz::Tz) 
         ("送检单号".to_string(), sh.shipment_id()),
         ("送检机构".to_string(), sh.institution_id.clone()),
         ("检验机构".to_string(), sh.lab_id.clone()),
-        ("送检时间".to_string(), crate::clock::format_ms(sh.created_ms, tz)),
+        ("送检时间".to_string(), local_minute(sh.created_ms, tz)),
     ];
     if let Some(s) = &sh.sender {
         fields.push(("送检人".to_string(), s.clone()));
@@ -119,4 +119,9 @@ pub(crate) fn manifest(c: &Call, d: &LabData, sh: &Shipment) -> Result<Value> {
         _ => return Err(Error::invalid("format", "expected text or svg")),
     };
     Ok(json!({"shipment_id": format_id("SH", sh.id), "format": format, "content": content}))
+}
+
+/// A time as printed: `2024-10-29 09:00` in the engine's zone.
+fn local_minute(ms: crate::clock::Millis, tz: &chrono_tz::Tz) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(tz).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
 }

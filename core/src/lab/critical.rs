@@ -166,7 +166,9 @@ pub(crate) fn publish(c: &Call) -> Result<Value> {
             let sp = d.specimen(barcode)?;
             check_side(d.order(sp.order_id)?, acting.as_deref(), Side::Lab)?;
             let rep = d.reports.get(barcode).and_then(|r| r.current()).ok_or_else(|| Error::not_found(ErrorCode::LabReportNotFound, "检验报告", barcode))?;
-            let row = rep.results.iter().find(|r| r.lab_code == *code || r.std_code == *code || r.inst_code == *code).ok_or_else(|| {
+            // The lab's own code, a standard code, or the institution's code.
+            let std = super::report::resolve(d, &sp.lab_id, code);
+            let row = rep.results.iter().find(|r| r.lab_code == *code || Some(&r.std_code) == std.as_ref() || r.inst_code == *code).ok_or_else(|| {
                 Error::with(
                     ErrorCode::LabItemNotOrdered,
                     format!("the report of {barcode} has no result for {code}"),

@@ -173,7 +173,7 @@ pub(crate) fn flag_of(item: &super::catalog::StdItem, value: &str) -> (&'static 
 
 /// The standard sub-item a lab's result code stands for: the lab's own
 /// sub-item code (its mapping) first, then a standard code.
-fn resolve(d: &LabData, lab: &str, code: &str) -> Option<String> {
+pub(crate) fn resolve(d: &LabData, lab: &str, code: &str) -> Option<String> {
     d.inst.get(lab).and_then(|t| t.items.get(code)).and_then(|e| e.std_code.clone()).or_else(|| d.std_items.contains_key(code).then(|| code.to_string()))
 }
 

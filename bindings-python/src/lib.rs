@@ -7,6 +7,7 @@
 mod convert;
 mod engine;
 mod errors;
+mod lab;
 
 use pyo3::prelude::*;
 use yilian_core::{Error, ErrorCode};
@@ -49,6 +50,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::SlotHandle>()?;
     m.add_class::<engine::Hold>()?;
     m.add_class::<engine::Availability>()?;
+    m.add_class::<lab::LabTranslator>()?;
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(commands, m)?)?;

@@ -14,11 +14,17 @@ const N: usize = 50;
 
 fn engine() -> Engine {
     let e = Engine::open(r#"{"clock_start":"2024-10-29T09:00:00+08:00"}"#).unwrap();
-    let items: Vec<_> = (0..N).map(|i| json!({"code": format!("STD-B-{i:03}"), "name": format!("小项{i}"), "specimen_type": "血清", "unit": "mmol/L", "ref_low": 1, "ref_high": 9})).collect();
+    let items: Vec<_> = (0..N)
+        .map(|i| json!({"code": format!("STD-B-{i:03}"), "name": format!("小项{i}"), "specimen_type": "血清", "unit": "mmol/L", "ref_low": 1, "ref_high": 9}))
+        .collect();
     e.call_value("lab-std-item-upsert", &json!({"items": items}).to_string()).unwrap();
-    let inst: Vec<_> = (0..N).map(|i| json!({"code": format!("C001-{i:04}"), "name": format!("本院小项{i}"), "specimen_type": "血清", "std_code": format!("STD-B-{i:03}")})).collect();
+    let inst: Vec<_> = (0..N)
+        .map(|i| json!({"code": format!("C001-{i:04}"), "name": format!("本院小项{i}"), "specimen_type": "血清", "std_code": format!("STD-B-{i:03}")}))
+        .collect();
     e.call_value("lab-inst-item-upsert", &json!({"institution_id": "C001", "items": inst}).to_string()).unwrap();
-    let lab: Vec<_> = (0..N).map(|i| json!({"code": format!("L{i:03}"), "name": format!("检验小项{i}"), "specimen_type": "血清", "std_code": format!("STD-B-{i:03}")})).collect();
+    let lab: Vec<_> = (0..N)
+        .map(|i| json!({"code": format!("L{i:03}"), "name": format!("检验小项{i}"), "specimen_type": "血清", "std_code": format!("STD-B-{i:03}")}))
+        .collect();
     e.call_value("lab-inst-item-upsert", &json!({"institution_id": "H001", "items": lab}).to_string()).unwrap();
     e
 }
@@ -34,10 +40,12 @@ fn main() {
 
     // The hand-written baseline: a std HashMap from lab code to the
     // institution's (code, name), owned strings out.
-    let naive: HashMap<String, (String, String)> = tr.codes().filter(|(c, _)| c.starts_with('L')).map(|(c, e)| (c.to_string(), (e.inst_code.to_string(), e.inst_name.to_string()))).collect();
+    let naive: HashMap<String, (String, String)> =
+        tr.codes().filter(|(c, _)| c.starts_with('L')).map(|(c, e)| (c.to_string(), (e.inst_code.to_string(), e.inst_name.to_string()))).collect();
     let json_req = json!({"institution_id": "C001", "lab_id": "H001", "results": codes.iter().zip(&values).map(|(c, v)| (c.clone(), json!(v))).collect::<serde_json::Map<_, _>>()}).to_string();
 
-    let mut c = Criterion::default().configure_from_args().warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    let mut c =
+        Criterion::default().configure_from_args().warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
     c.bench_function("lab_translate/compiled_50", |b| {
         b.iter(|| {
             black_box(tr.translate(black_box(&report), &mut out));
@@ -69,11 +77,16 @@ fn main() {
         black_box(tr.translate(black_box(&report), &mut out));
     });
     let hashmap = time(&mut || {
-        let v: Vec<(String, String, String)> = report.iter().filter_map(|(code, value)| naive.get(*code).map(|(ic, name)| (ic.clone(), name.clone(), value.to_string()))).collect();
+        let v: Vec<(String, String, String)> =
+            report.iter().filter_map(|(code, value)| naive.get(*code).map(|(ic, name)| (ic.clone(), name.clone(), value.to_string()))).collect();
         black_box(v);
     });
     let command = time(&mut || {
         black_box(e.call("lab-translate", &json_req));
     });
-    println!("lab_translate: compiled {compiled:.0} ns/report ({N} sub-items); hashmap+owned {:.1}x slower; command layer {:.1}x slower", hashmap / compiled, command / compiled);
+    println!(
+        "lab_translate: compiled {compiled:.0} ns/report ({N} sub-items); hashmap+owned {:.1}x slower; command layer {:.1}x slower",
+        hashmap / compiled,
+        command / compiled
+    );
 }

@@ -7,6 +7,7 @@
 
 use crate::errors::to_py_err;
 use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use yilian_core::{Error, ErrorCode};
@@ -51,6 +52,43 @@ fn unmapped(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyErr {
     )
 }
 
+/// The dict case, the hot one, with the C API directly: one borrowed walk
+/// of the input, one lookup and one store per result, no wrapper objects.
+fn translate_dict<'py>(py: Python<'py>, codes: &Bound<'py, PyDict>, results: &Bound<'py, PyDict>, strict: bool) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    let mut pos: ffi::Py_ssize_t = 0;
+    let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: `results`, `codes` and `out` are live dicts held by this frame
+    // and the GIL is held throughout. A key that is not an exact str may run
+    // Python code in its __hash__ or __eq__ (which could mutate `results`),
+    // so its key and value are owned (`from_borrowed_ptr` takes a reference)
+    // until they are stored; `codes` is private, so its lent value stays valid.
+    unsafe {
+        while ffi::PyDict_Next(results.as_ptr(), &mut pos, &mut k, &mut v) != 0 {
+            // An exact str hashes and compares in C: nothing can run between
+            // the walk and the store, so the lent references stay valid.
+            // Anything else is held for the duration of its lookup.
+            let held = if ffi::PyUnicode_CheckExact(k) != 0 { None } else { Some((Bound::from_borrowed_ptr(py, k), Bound::from_borrowed_ptr(py, v))) };
+            let inst = ffi::PyDict_GetItemWithError(codes.as_ptr(), k);
+            if inst.is_null() {
+                if let Some(e) = PyErr::take(py) {
+                    return Err(e);
+                }
+                if strict {
+                    return Err(unmapped(py, &Bound::from_borrowed_ptr(py, k)));
+                }
+                continue;
+            }
+            if ffi::PyDict_SetItem(out.as_ptr(), inst, v) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+            drop(held);
+        }
+    }
+    Ok(out)
+}
+
 #[pymethods]
 impl LabTranslator {
     /// Translates results into ``{institution sub-item code: value}``.
@@ -72,9 +110,7 @@ impl LabTranslator {
             }
         };
         if let Ok(d) = results.cast::<PyDict>() {
-            for (k, v) in d.iter() {
-                put(&k, v)?;
-            }
+            return translate_dict(py, codes, d, strict);
         } else if let Ok(l) = results.cast::<PyList>() {
             for e in l.iter() {
                 if let Ok(t) = e.cast::<PyTuple>() {

@@ -17,7 +17,10 @@ use yilian_core::{Error, ErrorCode};
 /// idempotency, storage, binding, internal.
 #[pyfunction]
 fn error_codes() -> Vec<(&'static str, i32, &'static str)> {
-    ErrorCode::ALL.iter().map(|c| (c.as_str(), c.numeric(), c.family().name())).collect()
+    // The core's table groups codes by domain; callers get them by number.
+    let mut codes: Vec<_> = ErrorCode::ALL.iter().map(|c| (c.as_str(), c.numeric(), c.family().name())).collect();
+    codes.sort_by_key(|c| c.1);
+    codes
 }
 
 /// The command names Engine.call() understands.

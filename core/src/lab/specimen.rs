@@ -176,7 +176,7 @@ impl LabData {
 
     /// The next barcode of a rule; the sequence is shared by every rule with
     /// the same prefix and date part, so barcodes never repeat.
-    fn next_barcode(&mut self, ctx: &mut Ctx, rule: &BarcodeRule, day: chrono::NaiveDate) -> Result<String> {
+    fn next_barcode(&mut self, ctx: &mut Ctx, rule: &BarcodeRule, day: chrono::NaiveDate, taken: &[String]) -> Result<String> {
         let stem = rule.stem(day);
         let limit = 10u64.checked_pow(rule.seq_width).unwrap_or(u64::MAX);
         let mut n = self.barcode_seq.get(&stem).copied().unwrap_or(0);
@@ -186,7 +186,7 @@ impl LabData {
                 return Err(Error::new(ErrorCode::LabBarcodeExhausted));
             }
             let code = format!("{stem}{n:0width$}", width = rule.seq_width as usize);
-            if !self.specimens.contains_key(&code) {
+            if !self.specimens.contains_key(&code) && !taken.contains(&code) {
                 self.barcode_seq.insert(stem.clone(), n);
                 ctx.put(format!("seq:{stem}"), &n);
                 return Ok(code);
@@ -312,9 +312,13 @@ pub(crate) fn print(c: &Call) -> Result<Value> {
         }
         let rule = d.barcode_rules.get(&o.institution_id).cloned().unwrap_or_else(|| BarcodeRule::default_for(&o.institution_id));
         let day = c.local_date(ctx.now);
+        // Every barcode first: nothing is stored if the sequence runs out.
+        let mut codes = Vec::new();
+        for _ in &tubes {
+            codes.push(d.next_barcode(ctx, &rule, day, &codes)?);
+        }
         let mut made = Vec::new();
-        for ((st, cont, wg), cap, cname, items, subs) in tubes {
-            let barcode = d.next_barcode(ctx, &rule, day)?;
+        for (((st, cont, wg), cap, cname, items, subs), barcode) in tubes.into_iter().zip(codes) {
             let sp = Specimen {
                 barcode: barcode.clone(),
                 order_id: id,

@@ -114,6 +114,7 @@ type Sm4Gcm = aes_gcm::AesGcm<sm4::Sm4, aes_gcm::aead::consts::U12>;
 /// encrypted at rest (S1). Each row gets a fresh random nonce; the table and
 /// key are the associated data, so a row cannot be moved to another place
 /// unnoticed.
+#[derive(Clone)]
 pub struct RowCipher {
     aead: Sm4Gcm,
     hash_key: [u8; 32],

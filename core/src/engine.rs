@@ -199,6 +199,7 @@ impl Engine {
             return Err(e);
         }
         let command = if hold { "hold" } else { "book" };
+        let _audit = self.audit_scope(command, opts.clinic_id, opts.request_id);
         // The fingerprint only matters with a request id (it is stored with it).
         let fp = if opts.request_id.is_some() {
             fingerprint(&[command.as_bytes(), &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()])
@@ -230,6 +231,7 @@ impl Engine {
     pub fn confirm(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
         self.pool.check_open()?;
         let actor = self.pool.actor(None);
+        let _audit = self.audit_scope("confirm", None, request_id);
         let fp = if request_id.is_some() { fingerprint(&[b"confirm", &booking_id.to_le_bytes()]) } else { 0 };
         self.pool.with_booking(booking_id, &actor, request_id, "confirm", fp, &mut |pool, slot, st, b, txn, now| {
             pool.confirm_locked(slot, st, b, now, txn, "confirm")?;
@@ -243,12 +245,26 @@ impl Engine {
     pub fn release(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
         self.pool.check_open()?;
         let actor = self.pool.actor(None);
+        let _audit = self.audit_scope("release", None, request_id);
         let fp = if request_id.is_some() { fingerprint(&[b"release", &booking_id.to_le_bytes()]) } else { 0 };
         self.pool.with_booking(booking_id, &actor, request_id, "release", fp, &mut |pool, slot, st, b, txn, now| {
             pool.cancel_locked(slot, st, b, "released".into(), now, txn)?;
             Ok(Answer::Null)
         })?;
         Ok(())
+    }
+
+    /// The audit trail's caller for a typed call (durable engines only: an
+    /// in-memory engine keeps no trail).
+    fn audit_scope(&self, command: &str, institution: Option<&str>, request_id: Option<&str>) -> Option<crate::audit::Scope> {
+        self.pool.store.as_ref().map(|_| {
+            crate::audit::Scope::enter(crate::audit::Context {
+                command: command.to_string(),
+                institution: institution.map(str::to_string).or_else(|| self.pool.cfg.institution_id.clone()),
+                operator: None,
+                request_id: request_id.map(str::to_string),
+            })
+        })
     }
 
     /// Places of one slot now. Never changes state.
@@ -406,6 +422,7 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
         slot.publish_now();
     }
     pool.store_table(table);
+    pool.next_audit.store(snap.next_audit_seq, Ordering::Relaxed);
     crate::lab::recover(pool, &snap)?;
     crate::referral::recover(pool, &snap)?;
     Ok(())

@@ -18,6 +18,7 @@
 //! assert!(out.contains("pre-booked"));
 //! ```
 
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 mod commands;

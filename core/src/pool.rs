@@ -767,6 +767,8 @@ pub(crate) struct Pool {
     pub monitor: crate::monitor::Monitor,
     /// Durable transactions so far (paces the writes of the counters).
     durable_txns: AtomicU64,
+    /// The next audit entry's number.
+    pub next_audit: AtomicU64,
     pub closed: AtomicBool,
     /// Slots whose expired holds freed places for waiters (see `sweep`).
     pending_promotions: Mutex<Vec<u32>>,
@@ -830,6 +832,7 @@ impl Pool {
             referral: Default::default(),
             monitor: crate::monitor::Monitor::new(&crate::commands::COMMANDS),
             durable_txns: AtomicU64::new(0),
+            next_audit: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             pending_promotions: Mutex::new(Vec::new()),
             has_pending_promotions: CachePadded::new(AtomicBool::new(false)),
@@ -1055,6 +1058,11 @@ impl Pool {
     pub fn enqueue(&self, txn: &mut Txn) -> Option<Ticket> {
         match &self.store {
             Some(s) if !txn.writes.is_empty() => {
+                // Numbered here, inside the change's locks, so entries of one
+                // slot follow the order its changes took.
+                let seq = self.next_audit.fetch_add(1, Ordering::Relaxed);
+                let entry = crate::audit::row(seq, self.clock.now_ms(), &txn.writes);
+                txn.writes.push(entry);
                 if self.durable_txns.fetch_add(1, Ordering::Relaxed) % METRICS_EVERY == METRICS_EVERY - 1 {
                     txn.writes.push(self.metrics.row());
                 }

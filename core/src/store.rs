@@ -35,10 +35,12 @@ pub enum Table {
     Referral,
     /// The platform client's last good answers (served stale while offline).
     Cache,
+    /// Who changed what, when (S1). Append-only; not read on open.
+    Audit,
 }
 
 impl Table {
-    const ALL: [Table; 11] = [
+    const ALL: [Table; 12] = [
         Table::Slots,
         Table::Bookings,
         Table::Waitlist,
@@ -50,8 +52,9 @@ impl Table {
         Table::Lab,
         Table::Referral,
         Table::Cache,
+        Table::Audit,
     ];
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Table::Slots => "slots",
             Table::Bookings => "bookings",
@@ -64,6 +67,7 @@ impl Table {
             Table::Lab => "lab",
             Table::Referral => "referral",
             Table::Cache => "cache",
+            Table::Audit => "audit",
         }
     }
 }
@@ -92,6 +96,8 @@ pub struct Snapshot {
     pub rows: Vec<(Table, String, String)>,
     /// Rows read in the clear although a cipher is configured (sealed on open).
     plain: Vec<(Table, String, String)>,
+    /// The sequence number the next audit entry takes.
+    pub next_audit_seq: u64,
 }
 
 impl Snapshot {
@@ -131,6 +137,8 @@ pub struct DurableStore {
     path: PathBuf,
     /// Held until close; the kernel also drops it if the process dies.
     lock: Mutex<Option<File>>,
+    /// Opens sealed rows read back after open (the audit trail).
+    cipher: Option<RowCipher>,
 }
 
 impl DurableStore {
@@ -152,6 +160,7 @@ impl DurableStore {
         if let Some(c) = &cipher {
             seal_plain_rows(&mut conn, &snapshot, c)?;
         }
+        let cipher_for_commits = cipher.clone();
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, shutdown: false }),
             queue_cv: Condvar::new(),
@@ -161,13 +170,45 @@ impl DurableStore {
         let s2 = shared.clone();
         let committer = std::thread::Builder::new()
             .name("yilian-commit".into())
-            .spawn(move || commit_loop(conn, s2, batch_max, cipher))
+            .spawn(move || commit_loop(conn, s2, batch_max, cipher_for_commits))
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
-        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)) }, snapshot))
+        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)), cipher }, snapshot))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Audit entries after `filter.after_seq`, oldest first, read through a
+    /// separate read-only connection (WAL readers never block the committer).
+    pub fn read_audit(&self, filter: &crate::audit::Filter) -> Result<Vec<crate::audit::Entry>> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut st = conn.prepare("SELECT k, body FROM audit WHERE k > ?1 ORDER BY k LIMIT ?2")?;
+        let mut out = Vec::new();
+        let mut cursor = crate::audit::key(filter.after_seq);
+        // Pages of rows until `limit` entries match (filters apply to opened rows).
+        loop {
+            let rows: Vec<(String, String)> =
+                st.query_map(params![cursor, 512], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
+            for (k, body) in rows {
+                let body = match &self.cipher {
+                    Some(c) if body.starts_with(SEALED_PREFIX) => {
+                        c.open(&row_aad(Table::Audit, &k), &body).ok_or_else(|| Error::storage("an audit row does not open"))?
+                    }
+                    _ => body,
+                };
+                let e: crate::audit::Entry = serde_json::from_str(&body).map_err(|e| Error::storage(format!("unreadable audit row: {e}")))?;
+                if filter.matches(&e) {
+                    out.push(e);
+                    if out.len() >= filter.limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            cursor = last;
+        }
+        Ok(out)
     }
 
     /// Hands rows to the committer. Call while holding the locks that ordered the change.
@@ -317,7 +358,10 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>) ->
 
 fn read_all(conn: &Connection, cipher: Option<&RowCipher>) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
-    for t in Table::ALL {
+    // The audit trail only grows: it is read on demand (`read_audit`), never loaded.
+    let last: Option<String> = conn.query_row("SELECT max(k) FROM audit", [], |r| r.get(0))?;
+    snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) + 1;
+    for t in Table::ALL.into_iter().filter(|t| *t != Table::Audit) {
         let mut st = conn.prepare(&format!("SELECT k, body FROM {}", t.name()))?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for r in rows {

@@ -228,3 +228,53 @@ fn a_plain_store_keeps_working_once_a_key_is_configured() {
         assert_eq!(plain, 0, "{table} has rows in the clear");
     }
 }
+
+#[test]
+fn every_durable_change_is_audited_with_who_and_when() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyed =
+        json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual", "encryption_key": "0123456789abcdeffedcba9876543210"})
+            .to_string();
+    {
+        let e = Engine::open(&keyed).unwrap();
+        let slots = sync_slots(&e, 1, 2, 1);
+        ok(&e, "book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001", "clinic_id": "C001", "operator": "op-7", "request_id": "r-1"}));
+        // A refusal changes nothing, so it leaves no entry.
+        assert!(e.call_value("book-slot", &json!({"slot_id": slots[0], "patient_id": "PAT002", "clinic_id": "C002"}).to_string()).is_err());
+        e.advance_clock(60_000).unwrap();
+        let h = e.hold(e.slot_handle(&slots[1]).unwrap(), "PAT003", &yilian_core::HoldOptions { clinic_id: Some("C002"), ..Default::default() }).unwrap();
+        e.release(h.booking_id, Some("r-2")).unwrap();
+        e.close();
+    }
+    let e = Engine::open(&keyed).unwrap();
+    let log = ok(&e, "audit-log", json!({}));
+    let entries = log["entries"].as_array().unwrap();
+    let commands: Vec<&str> = entries.iter().map(|x| x["command"].as_str().unwrap()).collect();
+    assert_eq!(commands, ["sync-schedule", "book-slot", "hold", "release"]);
+    let book = &entries[1];
+    assert_eq!((book["institution"].as_str(), book["operator"].as_str(), book["request_id"].as_str()), (Some("C001"), Some("op-7"), Some("r-1")));
+    assert_eq!(book["at"], "2024-10-29T09:00:00+08:00");
+    assert!(book["changed"].as_array().unwrap().iter().any(|c| c == "bookings/00000000000000000001"));
+    assert_eq!(entries[2]["at"], "2024-10-29T09:01:00+08:00");
+    assert_eq!(entries[3]["request_id"], "r-2");
+    // Filters and paging; numbering continues after the restart.
+    assert_eq!(ok(&e, "audit-log", json!({"institution_id": "C002"}))["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(ok(&e, "audit-log", json!({"command": "book-slot"}))["entries"][0]["seq"], book["seq"]);
+    let page = ok(&e, "audit-log", json!({"after_seq": 2, "limit": 1}));
+    assert_eq!(page["entries"][0]["seq"], 3);
+    assert_eq!(ok(&e, "audit-log", json!({"since": "2024-10-29T09:00:30+08:00"}))["entries"].as_array().unwrap().len(), 2);
+    ok(&e, "cancel-slot", json!({"booking_id": "B000001", "clinic_id": "C001"}));
+    assert_eq!(ok(&e, "audit-log", json!({"after_seq": 4}))["entries"][0]["seq"], 5);
+    e.close();
+    // A community engine reads only its own institution's entries.
+    let community = json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00", "role": "community", "institution_id": "C002",
+        "encryption_key": "0123456789abcdeffedcba9876543210"})
+    .to_string();
+    let e = Engine::open(&community).unwrap();
+    let own = ok(&e, "audit-log", json!({"institution_id": "C001"}));
+    assert!(own["entries"].as_array().unwrap().iter().all(|x| x["institution"] == "C002"));
+    e.close();
+    // An in-memory engine keeps no trail, and says so.
+    let mem = Engine::open("{}").unwrap();
+    assert_eq!(mem.call_value("audit-log", "{}").unwrap_err().code(), ErrorCode::InvalidState);
+}

@@ -45,6 +45,11 @@ fn everything_is_restored_on_reopen() {
     let o2 = order(&e, json!(["C001-XCG"]));
     let p2 = ok(&e, "specimen-print", json!({"order_id": o2["order_id"]}));
     assert_eq!(p2["specimens"][0]["barcode"], "C12410290003");
+    // Every lab change is in the audit trail with its rows.
+    let audit = ok(&e, "audit-log", json!({"command": "specimen-print", "limit": 10}));
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    assert!(entries[0].to_string().contains("specimen:C12410290001"), "{}", entries[0]);
     // The overdue check still runs on the restored value.
     ok(&e, "advance-clock", json!({"seconds": 601}));
     assert_eq!(ok(&e, "lab-check-overdue", json!({}))["overdue"], 1);

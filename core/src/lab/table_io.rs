@@ -106,7 +106,26 @@ pub(crate) fn write_csv(header: &[&str], rows: &[Vec<String>]) -> Result<String>
 }
 
 /// Writes a table as an .xlsx workbook of one sheet.
+///
+/// On a thread of its own: rust_xlsxwriter assembles sheets with
+/// `std::thread::scope`, which gives the calling thread a std thread handle
+/// that lives until the thread ends; a C host's main thread would keep it
+/// to exit (valgrind counts it as possibly lost). A thread we spawn frees
+/// its own handle when it ends.
 pub(crate) fn write_xlsx(sheet: &str, header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>> {
+    let (sheet, header, rows) = (sheet.to_string(), header.iter().map(|h| h.to_string()).collect::<Vec<_>>(), rows.to_vec());
+    std::thread::Builder::new()
+        .name("yilian-xlsx".into())
+        .spawn(move || {
+            let header: Vec<&str> = header.iter().map(String::as_str).collect();
+            write_xlsx_here(&sheet, &header, &rows)
+        })
+        .map_err(Error::internal)?
+        .join()
+        .map_err(|_| Error::internal("the xlsx writer panicked"))?
+}
+
+fn write_xlsx_here(sheet: &str, header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>> {
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
     ws.set_name(sheet).map_err(Error::internal)?;

@@ -144,7 +144,17 @@ impl LabData {
     }
 
     pub fn order_view(&self, o: &Order, tz: &chrono_tz::Tz) -> Value {
-        let items: Vec<Value> = o.items.iter().map(|i| serde_json::to_value(i).unwrap_or(Value::Null)).collect();
+        let items: Vec<Value> = o
+            .items
+            .iter()
+            .map(|i| {
+                let mut v = serde_json::to_value(i).unwrap_or(Value::Null);
+                // Printed: on a tube that was not rejected (a rejected tube's items print again).
+                v["printed"] =
+                    i.barcode.as_ref().and_then(|b| self.specimens.get(b)).is_some_and(|s| s.status != super::specimen::SpecimenStatus::Rejected).into();
+                v
+            })
+            .collect();
         let mut v = json!({
             "order_id": o.order_id(),
             "institution_id": o.institution_id,
@@ -170,6 +180,26 @@ impl LabData {
         }
         v
     }
+}
+
+/// `lab-list`: the labs that offer projects in the network (those with a
+/// local code for at least one standard project), with what they offer.
+pub(crate) fn labs(c: &Call) -> Result<Value> {
+    c.read(|d| {
+        let mut labs: std::collections::BTreeMap<&str, (usize, usize)> = std::collections::BTreeMap::new();
+        for r in d.resources.values() {
+            for lab in r.local_codes.keys() {
+                labs.entry(lab).or_default().0 += 1;
+            }
+        }
+        for p in d.panels.values() {
+            if let Some(e) = labs.get_mut(p.lab_id.as_str()) {
+                e.1 += 1;
+            }
+        }
+        let list: Vec<Value> = labs.into_iter().map(|(l, (p, k))| json!({"lab_id": l, "projects": p, "panels": k})).collect();
+        Ok(json!({"total": list.len(), "labs": list}))
+    })
 }
 
 /// `lab-item-search`: the projects and panels a lab offers, by name or

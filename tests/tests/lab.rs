@@ -177,3 +177,24 @@ fn std_item_delete_is_guarded() {
     ok(&e, "lab-std-item-delete", json!({"code": "STD-X-1"}));
     assert_eq!(err(&e, "lab-std-item-delete", json!({"code": "STD-X-1"})).code(), ErrorCode::LabStdItemNotFound);
 }
+
+#[test]
+fn an_engine_acting_for_one_institution_acts_only_for_it() {
+    // The community centre's own engine holds the network's reference data
+    // (catalogue, mappings) but acts on cases only as C001 (S1).
+    let e = Engine::open(r#"{"clock_start":"2024-10-29T09:00:00+08:00","clock":"manual","institution_id":"C001","role":"community"}"#).unwrap();
+    setup(&e);
+    let o = ok(&e, "lab-order-submit", json!({"lab_id": "H001", "patient_id": "P1", "doctor_id": "D1", "items": ["C001-XCG"]}));
+    assert_eq!(o["institution_id"], "C001");
+    let oid = o["order_id"].as_str().unwrap();
+    assert_eq!(
+        err(&e, "lab-order-submit", json!({"institution_id": "C002", "lab_id": "H001", "patient_id": "P1", "doctor_id": "D1", "items": ["C001-XCG"]})).code(),
+        ErrorCode::LabForbidden
+    );
+    let b = ok(&e, "specimen-print", json!({"order_id": oid}))["specimens"][0]["barcode"].as_str().unwrap().to_string();
+    ok(&e, "shipment-create", json!({"barcodes": [b]}));
+    // Receiving is the lab's step: this engine is not the lab.
+    assert_eq!(err(&e, "specimen-receive", json!({"barcode": b, "receiver": "x"})).code(), ErrorCode::LabForbidden);
+    assert_eq!(err(&e, "specimen-receive", json!({"barcode": b, "receiver": "x", "lab_id": "H001"})).code(), ErrorCode::LabForbidden);
+    assert_eq!(ok(&e, "lab-order-query", json!({}))["total"], 1);
+}

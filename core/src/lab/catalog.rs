@@ -389,7 +389,7 @@ pub(crate) fn resource_query(c: &Call) -> Result<Value> {
 /// the order's projects into the lab's codes and back. Setting it also
 /// places the project in the network as offered by that lab.
 pub(crate) fn local_code_set(c: &Call) -> Result<Value> {
-    let lab = c.acting_required("lab_id")?;
+    let lab = c.owner("lab_id")?;
     let code = code_field(c.r, "resource_code")?;
     let local = match c.r.opt_str("local_code")? {
         Some(s) => Some(check_code("local_code", s)?),
@@ -419,7 +419,7 @@ pub(crate) fn local_code_set(c: &Call) -> Result<Value> {
 }
 
 pub(crate) fn panel_upsert(c: &Call) -> Result<Value> {
-    let lab = c.acting_required("lab_id")?;
+    let lab = c.owner("lab_id")?;
     let code = code_field(c.r, "code")?;
     let name = super::text(c.r, "name")?;
     let pinyin = opt_text(c.r, "pinyin")?;

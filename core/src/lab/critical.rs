@@ -253,7 +253,7 @@ pub(crate) fn ack(c: &Call) -> Result<Value> {
 
 /// `critical-value-limit-set {institution_id, item_code?, minutes, fallback_name?, fallback_contact?}`.
 pub(crate) fn limit_set(c: &Call) -> Result<Value> {
-    let inst = c.acting_required("institution_id")?;
+    let inst = c.owner("institution_id")?;
     let item = match c.r.opt_str("item_code")? {
         Some(s) => Some(super::check_code("item_code", s)?),
         None => None,

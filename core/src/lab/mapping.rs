@@ -231,7 +231,7 @@ pub(crate) fn apply(d: &mut LabData, ctx: &mut Ctx, inst: &str, kind: Kind, entr
 }
 
 fn institution(c: &Call) -> Result<String> {
-    c.acting_required("institution_id")
+    c.owner("institution_id")
 }
 
 /// `lab-inst-item-upsert` / `lab-inst-project-upsert`: entries with an

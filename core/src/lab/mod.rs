@@ -341,6 +341,18 @@ impl Call<'_> {
         }
     }
 
+    /// The institution a piece of reference data belongs to (catalogue,
+    /// mappings, rules, keys, limits): the request's `field`, else the
+    /// engine's own institution. Reference data is replicated to every
+    /// engine of the network, so naming another institution is allowed here;
+    /// the cases (orders, tubes, reports, critical values) use `acting`.
+    pub fn owner(&self, field: &str) -> Result<String> {
+        match self.r.get(field) {
+            Some(_) => code_field(self.r, field),
+            None => self.pool.cfg.institution_id.clone().ok_or_else(|| Error::missing(field)),
+        }
+    }
+
     /// Like `acting`, but the field is required when the engine has no institution.
     pub fn acting_required(&self, field: &str) -> Result<String> {
         self.acting(field)?.ok_or_else(|| Error::missing(field))

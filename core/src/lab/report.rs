@@ -402,3 +402,49 @@ pub(crate) fn info(c: &Call) -> Result<Value> {
         Ok(json!({"order_id": format_id("LO", order_id), "status": d.derive_status(o).as_str(), "reports": reports, "documents": docs}))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::catalog::StdItem;
+
+    fn item(low: Option<f64>, high: Option<f64>, cl: Option<f64>, ch: Option<f64>, text: Option<&str>) -> StdItem {
+        StdItem {
+            code: "S".into(),
+            name: "n".into(),
+            abbr: None,
+            specimen_type: "血清".into(),
+            specimen_note: None,
+            workgroup: None,
+            unit: None,
+            ref_low: low,
+            ref_high: high,
+            ref_text: text.map(str::to_string),
+            critical_low: cl,
+            critical_high: ch,
+            notifiable_infection: None,
+        }
+    }
+
+    #[test]
+    fn flags_follow_the_ranges_and_critical_limits() {
+        let k = item(Some(3.5), Some(5.3), Some(2.8), Some(6.2), None);
+        assert_eq!(flag_of(&k, "4.0"), ("N", false));
+        assert_eq!(flag_of(&k, "3.0"), ("L", false));
+        assert_eq!(flag_of(&k, "5.9"), ("H", false));
+        assert_eq!(flag_of(&k, " 2.1 "), ("LL", true));
+        assert_eq!(flag_of(&k, "7"), ("HH", true));
+        // A limit is not beyond itself.
+        assert_eq!(flag_of(&k, "6.2"), ("H", false));
+        assert_eq!(flag_of(&k, "3.5"), ("N", false));
+        let tc = item(None, Some(5.2), None, None, Some("<5.2"));
+        assert_eq!(flag_of(&tc, "6"), ("H", false));
+        assert_eq!(tc.ref_range(), "<5.2");
+        let hbs = item(None, None, None, None, Some("阴性"));
+        assert_eq!(flag_of(&hbs, "阴性"), ("N", false));
+        assert_eq!(flag_of(&hbs, "NEGATIVE"), ("N", false));
+        assert_eq!(flag_of(&hbs, "阳性"), ("A", false));
+        assert_eq!(flag_of(&hbs, "+"), ("A", false));
+        assert_eq!(item(Some(1.0), Some(2.0), None, None, None).ref_range(), "1-2");
+    }
+}

@@ -429,3 +429,22 @@ pub(crate) fn query(c: &Call) -> Result<Value> {
         Ok(json!({"total": list.len(), "specimens": list}))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn barcode_stems_follow_the_rule() {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 10, 29).unwrap();
+        let mut r = BarcodeRule::default_for("C001");
+        assert_eq!(r.stem(day), "241029");
+        r.prefix = "C1".into();
+        r.date = DatePart::YyyyMmDd;
+        assert_eq!(r.stem(day), "C120241029");
+        r.date = DatePart::YyMm;
+        assert_eq!(r.stem(day), "C12410");
+        r.date = DatePart::None;
+        assert_eq!(r.stem(day), "C1");
+    }
+}

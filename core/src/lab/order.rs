@@ -120,7 +120,7 @@ impl LabData {
         }
         use super::specimen::SpecimenStatus as S;
         let live: Vec<_> = specimens.iter().filter(|s| s.status != S::Rejected).collect();
-        let reported = live.iter().filter(|s| self.reports.get(&s.barcode).is_some()).count();
+        let reported = live.iter().filter(|s| self.reports.contains_key(&s.barcode)).count();
         let final_all = !live.is_empty()
             && live.iter().all(|s| self.reports.get(&s.barcode).is_some_and(|r| r.is_final()))
             && o.items.iter().all(|i| i.barcode.as_ref().is_some_and(|b| live.iter().any(|s| &s.barcode == b)));
@@ -446,7 +446,7 @@ pub(crate) fn query(c: &Call) -> Result<Value> {
                 || status.is_some_and(|x| st != x)
                 || from.is_some_and(|f| day < f)
                 || to.is_some_and(|t| day > t)
-                || name.as_deref().is_some_and(|q| !o.patient.name.as_deref().is_some_and(|n| SearchKey::new(n, &[]).rank(q).is_some()))
+                || name.as_deref().is_some_and(|q| o.patient.name.as_deref().is_none_or(|n| SearchKey::new(n, &[]).rank(q).is_none()))
             {
                 continue;
             }

@@ -207,6 +207,7 @@ pub(crate) fn publish(c: &Call) -> Result<Value> {
             let v = cv.view(&tz);
             ctx.event("critical_value_published", Some(&cv.institution_id), Some(&cv.patient_id), v.clone());
             out.push(v);
+            d.pending_criticals.insert((cv.deadline_ms, cv.id));
             d.criticals.insert(cv.id, cv);
         }
         Ok(json!({"published": out.len(), "critical_values": out}))
@@ -246,6 +247,7 @@ pub(crate) fn ack(c: &Call) -> Result<Value> {
         ctx.put(cv.key(), &cv);
         let v = cv.view(&c.pool.cfg.tz);
         ctx.event("critical_value_acknowledged", Some(&cv.institution_id), Some(&cv.patient_id), v.clone());
+        d.pending_criticals.remove(&(cv.deadline_ms, id));
         d.criticals.insert(id, cv);
         Ok(v)
     })
@@ -304,9 +306,10 @@ pub(crate) fn query(c: &Call) -> Result<Value> {
 /// an event naming the fallback receiver. Returns their ids.
 fn mark_overdue(d: &mut LabData, ctx: &mut Ctx) -> Vec<String> {
     let now = ctx.now;
-    let due: Vec<u64> = d.criticals.values().filter(|cv| cv.ack.is_none() && !cv.overdue && cv.deadline_ms <= now).map(|cv| cv.id).collect();
+    let due: Vec<(Millis, u64)> = d.pending_criticals.iter().take_while(|(deadline, _)| *deadline <= now).copied().collect();
     let mut ids = Vec::new();
-    for id in due {
+    for (deadline, id) in due {
+        d.pending_criticals.remove(&(deadline, id));
         let Some(cv) = d.criticals.get(&id) else { continue };
         let (_, fallback) = d.limit_for(&cv.institution_id, &cv.std_code);
         let mut cv = cv.clone();
@@ -326,7 +329,7 @@ pub(crate) fn check_overdue(pool: &Pool) -> Result<Vec<String>> {
     let (ids, ticket) = {
         let mut d = pool.lab.data.lock();
         let now = pool.clock.now_ms();
-        if !d.criticals.values().any(|cv| cv.ack.is_none() && !cv.overdue && cv.deadline_ms <= now) {
+        if d.pending_criticals.first().is_none_or(|(deadline, _)| *deadline > now) {
             return Ok(Vec::new());
         }
         let mut ctx = Ctx { pool, txn: Txn::default(), now };

@@ -137,6 +137,11 @@ pub(crate) struct LabData {
     pub reports: BTreeMap<String, report::Report>,
     pub documents: BTreeMap<u64, report::Document>,
     pub criticals: BTreeMap<u64, critical::Critical>,
+    /// Index: the tubes of each order, in print order.
+    pub order_specimens: HashMap<u64, Vec<String>>,
+    /// Index: (deadline, id) of each critical value neither acknowledged nor
+    /// overdue yet, so the check on every change looks at one entry.
+    pub pending_criticals: std::collections::BTreeSet<(Millis, u64)>,
     pub limits: HashMap<String, critical::Limit>,
     pub next_order: u64,
     pub next_shipment: u64,
@@ -190,6 +195,7 @@ pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
             }
             "specimen" => {
                 let v: specimen::Specimen = serde_json::from_str(body).map_err(bad)?;
+                d.order_specimens.entry(v.order_id).or_default().push(v.barcode.clone());
                 d.specimens.insert(v.barcode.clone(), v);
             }
             "shipment" => {
@@ -209,6 +215,9 @@ pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
             "critical" => {
                 let v: critical::Critical = serde_json::from_str(body).map_err(bad)?;
                 d.next_critical = d.next_critical.max(v.id);
+                if v.ack.is_none() && !v.overdue {
+                    d.pending_criticals.insert((v.deadline_ms, v.id));
+                }
                 d.criticals.insert(v.id, v);
             }
             "limit" => {
@@ -219,6 +228,10 @@ pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
                 return Err(Error::with(ErrorCode::StoreCorrupt, format!("unknown row {key} in table lab"), format!("表 lab 中有未知记录 {key}")));
             }
         }
+    }
+    let LabData { order_specimens, specimens, .. } = &mut *d;
+    for list in order_specimens.values_mut() {
+        list.sort_by_key(|b| (specimens.get(b).map(|s| s.printed_ms).unwrap_or(0), b.clone()));
     }
     Ok(())
 }

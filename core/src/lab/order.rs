@@ -140,7 +140,7 @@ impl LabData {
     }
 
     pub fn specimens_of(&self, o: &Order) -> Vec<&super::specimen::Specimen> {
-        self.specimens.values().filter(|s| s.order_id == o.id).collect()
+        self.order_specimens.get(&o.id).map(|l| l.iter().filter_map(|b| self.specimens.get(b)).collect()).unwrap_or_default()
     }
 
     pub fn order_view(&self, o: &Order, tz: &chrono_tz::Tz) -> Value {

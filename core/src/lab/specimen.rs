@@ -341,6 +341,7 @@ pub(crate) fn print(c: &Call) -> Result<Value> {
             };
             ctx.put(sp.key(), &sp);
             made.push(barcode.clone());
+            d.order_specimens.entry(id).or_default().push(barcode.clone());
             d.specimens.insert(barcode, sp);
         }
         let mut o = o;

@@ -46,6 +46,13 @@ fn labels_match_the_golden_files() {
     // 血常规 in GBK.
     assert!(bytes.windows(6).any(|w| w == [0xD1, 0xAA, 0xB3, 0xA3, 0xB9, 0xE6]));
     golden("label.tspl", &bytes);
+    // The typed call gives the same bytes.
+    let typed = e.specimen_label(&barcode, yilian_core::render::LabelFormat::Tspl, &Default::default()).unwrap();
+    assert_eq!(typed, bytes);
+    assert_eq!(
+        e.specimen_label("NOPE", yilian_core::render::LabelFormat::Svg, &Default::default()).unwrap_err().code(),
+        yilian_core::ErrorCode::LabSpecimenNotFound
+    );
     let svg = ok(&e, "specimen-label", json!({"barcode": barcode, "format": "svg"}));
     golden("label.svg", svg["label"]["content"].as_str().unwrap().as_bytes());
     // A label never counts as a print; a reprint does and keeps the barcode.

@@ -125,3 +125,20 @@ pub(crate) fn manifest(c: &Call, d: &LabData, sh: &Shipment) -> Result<Value> {
 fn local_minute(ms: crate::clock::Millis, tz: &chrono_tz::Tz) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(tz).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
 }
+
+impl crate::Engine {
+    /// The label of a printed specimen as the printer takes it: ZPL or SVG
+    /// as UTF-8, TSPL as GBK bytes (what `specimen-label` returns as text or
+    /// base64). Never counts as a print. An engine configured with an
+    /// institution sees only its own tubes (the ordering institution's or
+    /// the lab's).
+    pub fn specimen_label(&self, barcode: &str, format: LabelFormat, size: &LabelSize) -> Result<Vec<u8>> {
+        self.pool.check_open()?;
+        let size = size.clone().validated()?;
+        let d = self.pool.lab.data.lock();
+        let sp = d.specimen(barcode)?;
+        let o = d.order(sp.order_id)?;
+        super::order::check_side(o, self.pool.cfg.institution_id.as_deref(), super::order::Side::Either)?;
+        render_specimen(&d, sp, format, &size, &self.pool.cfg.tz)
+    }
+}

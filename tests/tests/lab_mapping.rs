@@ -81,13 +81,20 @@ fn csv_xlsx_and_fhir_exports_round_trip() {
     assert_eq!(v["mapped"], 24);
     let csv2 = ok(&e, "lab-mapping-export", json!({"institution_id": "C002", "format": "csv"}));
     assert_eq!(csv2["content"], csv["content"]);
-    // Files by path.
+    // Files by path need a data directory: they live in <data_dir>/lab-files.
+    assert_eq!(err(&e, "lab-mapping-export", json!({"institution_id": "C001", "format": "xlsx", "path": "c001.xlsx"})).code(), ErrorCode::InvalidField);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c001.xlsx");
-    let w = ok(&e, "lab-mapping-export", json!({"institution_id": "C001", "format": "xlsx", "path": path}));
+    let d = Engine::open(&json!({"data_dir": dir.path()}).to_string()).unwrap();
+    ok(&d, "lab-std-item-import", json!({"content": data("lab-standard-items.csv")}));
+    ok(&d, "lab-mapping-import", json!({"institution_id": "C001", "content": data("community-items-C001.csv")}));
+    let w = ok(&d, "lab-mapping-export", json!({"institution_id": "C001", "format": "xlsx", "path": "out/c001.xlsx"}));
     assert!(w["bytes"].as_u64().unwrap() > 1000);
-    ok(&e, "lab-mapping-import", json!({"institution_id": "C003", "path": path}));
-    assert_eq!(ok(&e, "lab-inst-item-query", json!({"institution_id": "C003", "mapped": false}))["total"], 1);
+    assert!(dir.path().join("lab-files/out/c001.xlsx").is_file());
+    ok(&d, "lab-mapping-import", json!({"institution_id": "C003", "path": "out/c001.xlsx"}));
+    assert_eq!(ok(&d, "lab-inst-item-query", json!({"institution_id": "C003", "mapped": false}))["total"], 1);
+    for bad in ["../c001.xlsx", "/etc/passwd", "out/../../x.csv"] {
+        assert_eq!(err(&d, "lab-mapping-import", json!({"institution_id": "C003", "path": bad})).code(), ErrorCode::InvalidField, "{bad}");
+    }
     // FHIR R4 ConceptMap.
     let f = ok(&e, "lab-mapping-export", json!({"institution_id": "C001", "format": "fhir"}));
     let cm = &f["concept_map"];

@@ -1,7 +1,7 @@
 //! Mapping tables in and out (L3): CSV (crate `csv`), .xlsx (read with
 //! `calamine`, written with `rust_xlsxwriter`) and a FHIR R4 `ConceptMap`.
 //! File content travels in JSON as text (CSV) or base64 (xlsx); a host that
-//! prefers files names a `path` instead.
+//! prefers files names a `path` instead, relative to `<data_dir>/lab-files/`.
 
 use super::mapping::{self, Kind};
 use super::{Call, LabData};
@@ -153,7 +153,7 @@ pub(crate) fn read_table(c: &Call) -> Result<Vec<Row>> {
         let b = b.as_str().ok_or_else(|| Error::invalid("content_base64", "must be a string"))?;
         (base64::engine::general_purpose::STANDARD.decode(b.trim()).map_err(|_| Error::invalid("content_base64", "not valid base64"))?, "xlsx")
     } else if let Some(p) = c.r.opt_str("path")? {
-        let bytes = std::fs::read(p).map_err(|e| unreadable(e.kind()))?;
+        let bytes = std::fs::read(exchange_path(c, p)?).map_err(|e| unreadable(e.kind()))?;
         (bytes, if p.to_lowercase().ends_with(".xlsx") { "xlsx" } else { "csv" })
     } else {
         return Err(Error::missing("content"));
@@ -163,6 +163,20 @@ pub(crate) fn read_table(c: &Call) -> Result<Vec<Row>> {
         "xlsx" => parse_xlsx(&bytes),
         _ => Err(Error::invalid("format", "expected csv or xlsx")),
     }
+}
+
+/// A file named by `path`: relative, inside the engine's exchange folder
+/// `<data_dir>/lab-files/`. Commands reach the engine from remote callers
+/// too (the sandbox server), so they may not read or write anywhere else.
+fn exchange_path(c: &Call, p: &str) -> Result<std::path::PathBuf> {
+    use std::path::{Component, Path};
+    let dir =
+        c.pool.cfg.data_dir.as_ref().ok_or_else(|| Error::invalid("path", "file paths need an engine with a data_dir (files live in <data_dir>/lab-files)"))?;
+    let rel = Path::new(p);
+    if p.is_empty() || !rel.components().all(|x| matches!(x, Component::Normal(_))) {
+        return Err(Error::invalid("path", "must be a relative path inside <data_dir>/lab-files, without `..`"));
+    }
+    Ok(dir.join("lab-files").join(rel))
 }
 
 fn kind_of(c: &Call) -> Result<Kind> {
@@ -285,7 +299,12 @@ pub(crate) fn export(c: &Call) -> Result<Value> {
         _ => return Err(Error::invalid("format", "expected csv, xlsx or fhir")),
     };
     if let Some(p) = path {
-        std::fs::write(p, &bytes)
+        let full = exchange_path(c, p)?;
+        if let Some(dir) = full.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::with(ErrorCode::StorageError, format!("cannot create the folder: {}", e.kind()), format!("无法创建目录：{}", e.kind())))?;
+        }
+        std::fs::write(&full, &bytes)
             .map_err(|e| Error::with(ErrorCode::StorageError, format!("cannot write the file: {}", e.kind()), format!("无法写入文件：{}", e.kind())))?;
         return Ok(json!({"format": format, "path": p, "bytes": bytes.len(), "rows": rows.len()}));
     }

@@ -657,6 +657,26 @@ int yl_availability(const struct yl_engine *e, yl_slot slot, struct yl_slot_avai
  */
 int yl_test_panic(void);
 
+/**
+ * Writes the label of a printed specimen into `out[0..cap]` as the printer
+ * takes it: `format` "zpl" or "svg" (UTF-8 text) or "tspl" (GBK bytes), on
+ * 50 × 30 mm stock at 203 dpi. No NUL is appended. `*needed` (when `needed`
+ * is not NULL) receives the label's length in bytes; when `cap` is smaller,
+ * returns `YL_E_BUFFER_TOO_SMALL` and writes nothing (`out` may be NULL with
+ * `cap == 0`: a size query). Never counts as a print (`specimen-reprint`
+ * does). An engine configured with an institution sees only its own tubes.
+ *
+ * Returns `YL_OK`, `YL_E_LAB_SPECIMEN_NOT_FOUND`, `YL_E_INVALID_FIELD` (bad
+ * `format`), `YL_E_LAB_FORBIDDEN`, `YL_E_BUFFER_TOO_SMALL`, a binding code.
+ * Inputs borrowed. Thread-safe. Sets the last error.
+ */
+int yl_specimen_label(const struct yl_engine *e,
+                      const char *barcode,
+                      const char *format,
+                      uint8_t *out,
+                      size_t cap,
+                      size_t *needed);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -58,6 +58,8 @@ pub struct RawConfig {
     pub stop_service_action: StopServiceAction,
     pub group_commit_max: usize,
     pub durable_sync: String,
+    /// The platform client's endpoint and credentials (see `client::PlatformConfig`).
+    pub platform: Option<serde_json::Value>,
 }
 
 impl Default for RawConfig {
@@ -78,6 +80,7 @@ impl Default for RawConfig {
             stop_service_action: StopServiceAction::Cancel,
             group_commit_max: 1024,
             durable_sync: "full".into(),
+            platform: None,
         }
     }
 }
@@ -103,6 +106,8 @@ pub struct Config {
     pub group_commit_max: usize,
     /// SQLite `synchronous` level: FULL (fsync every commit) or NORMAL.
     pub durable_sync_full: bool,
+    /// The platform client's settings (docs/client.md).
+    pub platform: Option<crate::client::PlatformConfig>,
     /// The raw JSON, echoed by `engine-info`.
     pub raw: serde_json::Value,
 }
@@ -152,6 +157,7 @@ impl Config {
         if raw.role == Role::Community && raw.institution_id.is_none() {
             return Err(bad("institution_id", "a community engine must name its institution"));
         }
+        let platform = raw.platform.as_ref().map(crate::client::PlatformConfig::parse).transpose()?;
         Ok(Config {
             data_dir: raw.data_dir,
             clock_start_ms,
@@ -170,6 +176,7 @@ impl Config {
             stop_service_action: raw.stop_service_action,
             group_commit_max: raw.group_commit_max.max(1),
             durable_sync_full,
+            platform,
             raw: value,
         })
     }

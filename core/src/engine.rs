@@ -394,5 +394,6 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
     pool.store_table(table);
     crate::lab::recover(pool, &snap)?;
     crate::referral::recover(pool, &snap)?;
+    crate::client::recover(pool, &snap)?;
     Ok(())
 }

@@ -19,6 +19,8 @@
 //! ```
 
 pub mod catalog;
+/// The platform client (I2); its HTTP transport needs the cargo feature `client`.
+pub mod client;
 pub mod clock;
 mod commands;
 pub mod config;

@@ -743,6 +743,8 @@ pub(crate) struct Pool {
     pub lab: crate::lab::LabState,
     /// Referrals, exam applications and remote consultations.
     pub referral: crate::referral::ReferralState,
+    /// The platform client and its cache of the platform's answers.
+    pub client: crate::client::ClientState,
     pub closed: AtomicBool,
     /// Slots whose expired holds freed places for waiters (see `sweep`).
     pending_promotions: Mutex<Vec<u32>>,
@@ -804,6 +806,7 @@ impl Pool {
             catalog: crate::catalog::Catalog::default(),
             lab: Default::default(),
             referral: Default::default(),
+            client: Default::default(),
             closed: AtomicBool::new(false),
             pending_promotions: Mutex::new(Vec::new()),
             has_pending_promotions: CachePadded::new(AtomicBool::new(false)),

@@ -55,7 +55,7 @@ enum Failure {
 }
 
 /// The typed request of `pre-book-slot` and `book-slot` (the source's fields).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct SlotRequest {
     pub patient_id: String,
     pub project_id: String,

@@ -19,7 +19,7 @@ pub mod sign;
 #[cfg(feature = "client")]
 mod http;
 #[cfg(feature = "client")]
-pub use http::{PlatformClient, Reply};
+pub use http::{PlatformClient, Reply, SlotRequest};
 
 use crate::commands::Req;
 use crate::error::{Error, ErrorCode, Result};

@@ -156,10 +156,9 @@ impl PlatformClient {
         let mut n = 0;
         loop {
             match f() {
-                Err(Failure::Unreachable(e)) if n + 1 < attempts => {
+                Err(Failure::Unreachable(_)) if n + 1 < attempts => {
                     std::thread::sleep(Duration::from_millis(self.cfg.backoff(n)));
                     n += 1;
-                    let _ = e;
                 }
                 other => return other,
             }

@@ -206,13 +206,7 @@ impl PlatformClient {
 
     /// `call`, handing cache rows to `persist` (the engine writes them to its store).
     pub(crate) fn call_with(&self, interface: &str, request: &Value, persist: &dyn Fn(Vec<Write>)) -> Result<Reply> {
-        if !super::interfaces().contains(&interface) {
-            return Err(Error::with(
-                ErrorCode::UnknownInterface,
-                format!("`{}` is not an interface of the platform", interface.chars().take(64).collect::<String>()),
-                format!("`{}` 不是平台接口", interface.chars().take(64).collect::<String>()),
-            ));
-        }
+        check_interface(interface)?;
         let obj = request.as_object().ok_or_else(|| Error::invalid("request", "must be a JSON object"))?;
         let query = crate::commands::QUERIES.contains(&interface);
         let idempotent = is_idempotent(interface, request);
@@ -330,6 +324,14 @@ impl PlatformClient {
     }
 }
 
+fn check_interface(interface: &str) -> Result<()> {
+    if super::interfaces().contains(&interface) {
+        return Ok(());
+    }
+    let name: String = interface.chars().take(64).collect();
+    Err(Error::with(ErrorCode::UnknownInterface, format!("`{name}` is not an interface of the platform"), format!("`{name}` 不是平台接口")))
+}
+
 fn to_value(req: &impl Serialize) -> Value {
     serde_json::to_value(req).unwrap_or(Value::Null)
 }
@@ -417,6 +419,8 @@ pub(super) fn platform_call(pool: &Pool, r: &Req) -> Result<Value> {
     let interface = r.str("interface")?;
     let empty = Value::Object(Map::new());
     let request = r.get("request").unwrap_or(&empty);
+    // Refused before the HTTP client is even built.
+    check_interface(interface)?;
     if !request.is_object() {
         return Err(Error::invalid("request", "must be a JSON object"));
     }

@@ -61,6 +61,22 @@ impl ErrorFamily {
     }
 }
 
+/// Insertion sort by number, at compile time (for `ErrorCode::ALL`).
+const fn sorted_codes<const N: usize>(mut a: [ErrorCode; N]) -> [ErrorCode; N] {
+    let mut i = 1;
+    while i < N {
+        let mut j = i;
+        while j > 0 && (a[j - 1] as i32) > (a[j] as i32) {
+            let t = a[j - 1];
+            a[j - 1] = a[j];
+            a[j] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    a
+}
+
 macro_rules! error_codes {
     ($( $variant:ident = $num:literal, $family:ident, $code:literal, $en:literal, $zh:literal; )*) => {
         /// The stable error codes. The numeric value is part of the ABI.
@@ -70,7 +86,8 @@ macro_rules! error_codes {
 
         impl ErrorCode {
             /// Every code, in numeric order (bindings check they map each one).
-            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+            /// Sorted here: each module adds its codes at its own marked line.
+            pub const ALL: &'static [ErrorCode] = &sorted_codes([ $( ErrorCode::$variant, )* ]);
             pub fn as_str(self) -> &'static str { match self { $( ErrorCode::$variant => $code, )* } }
             pub fn numeric(self) -> i32 { self as i32 }
             pub fn family(self) -> ErrorFamily { match self { $( ErrorCode::$variant => ErrorFamily::$family, )* } }
@@ -247,6 +264,7 @@ mod tests {
             assert_eq!(ErrorCode::from_str_code(c.as_str()), Some(*c));
             assert!(!c.default_message_zh().is_empty());
         }
+        assert!(ErrorCode::ALL.windows(2).all(|w| w[0].numeric() < w[1].numeric()), "ALL is in numeric order");
     }
 
     #[test]

@@ -416,6 +416,66 @@
 #define YL_E_PANIC 9002
 
 /**
+ * 1xxx input: this build has no platform client (cargo feature `client`).
+ */
+#define YL_E_CLIENT_NOT_BUILT 1301
+
+/**
+ * 1xxx input: no platform is configured (config key `platform`).
+ */
+#define YL_E_PLATFORM_NOT_CONFIGURED 1302
+
+/**
+ * 1xxx input: the platform has no such interface.
+ */
+#define YL_E_UNKNOWN_INTERFACE 1303
+
+/**
+ * 1xxx input: the platform speaks no interface version this client speaks.
+ */
+#define YL_E_NO_COMMON_VERSION 1304
+
+/**
+ * 5xxx permission: the request carries no signature.
+ */
+#define YL_E_SIGNATURE_MISSING 5301
+
+/**
+ * 5xxx permission: the request signature does not verify.
+ */
+#define YL_E_SIGNATURE_INVALID 5302
+
+/**
+ * 5xxx permission: the request timestamp is outside the allowed window.
+ */
+#define YL_E_SIGNATURE_EXPIRED 5303
+
+/**
+ * 5xxx permission: the request nonce was already used (replay).
+ */
+#define YL_E_NONCE_REPLAYED 5304
+
+/**
+ * 5xxx permission: no key is configured for this app id.
+ */
+#define YL_E_UNKNOWN_APP_ID 5305
+
+/**
+ * 7xxx upstream: the platform is unreachable.
+ */
+#define YL_E_PLATFORM_UNAVAILABLE 7301
+
+/**
+ * 7xxx upstream: the platform did not answer in time.
+ */
+#define YL_E_PLATFORM_TIMEOUT 7302
+
+/**
+ * 7xxx upstream: the platform's answer is not a valid envelope.
+ */
+#define YL_E_PLATFORM_BAD_RESPONSE 7303
+
+/**
  * An open engine. Opaque to C; create with `yl_engine_open`, free with
  * `yl_engine_close`.
  */

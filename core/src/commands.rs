@@ -13,12 +13,12 @@ use serde_json::{json, Map, Value};
 
 /// Every command `call` understands: the slot pool's, then each domain module's.
 pub static COMMANDS: std::sync::LazyLock<Vec<&'static str>> =
-    std::sync::LazyLock::new(|| [POOL_COMMANDS, crate::lab::COMMANDS, crate::referral::COMMANDS].concat());
+    std::sync::LazyLock::new(|| [POOL_COMMANDS, crate::lab::COMMANDS, crate::referral::COMMANDS, crate::client::COMMANDS].concat());
 
 /// The commands that never change state (P4): safe to retry, cache or serve
 /// over GET. Every other command is a change.
 pub static QUERIES: std::sync::LazyLock<Vec<&'static str>> =
-    std::sync::LazyLock::new(|| [POOL_QUERIES, crate::lab::QUERIES, crate::referral::QUERIES].concat());
+    std::sync::LazyLock::new(|| [POOL_QUERIES, crate::lab::QUERIES, crate::referral::QUERIES, crate::client::QUERIES].concat());
 
 const POOL_COMMANDS: &[&str] = &[
     "sync-schedule",
@@ -115,6 +115,9 @@ pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
                 return answer;
             }
             if let Some(answer) = crate::referral::dispatch(pool, command, &r, req) {
+                return answer;
+            }
+            if let Some(answer) = crate::client::dispatch(pool, command, &r, req) {
                 return answer;
             }
             unknown_command(command)

@@ -59,6 +59,8 @@ pub struct RawConfig {
     pub group_commit_max: usize,
     pub durable_sync: String,
     pub encryption_key: Option<String>,
+    /// The platform client's endpoint and credentials (see `client::PlatformConfig`).
+    pub platform: Option<serde_json::Value>,
 }
 
 impl Default for RawConfig {
@@ -80,6 +82,7 @@ impl Default for RawConfig {
             group_commit_max: 1024,
             durable_sync: "full".into(),
             encryption_key: None,
+            platform: None,
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct Config {
     pub durable_sync_full: bool,
     /// Seals every row of the durable store with SM4-GCM (S1).
     pub encryption_key: Option<crate::crypto::Sm4Key>,
+    /// The platform client's settings (docs/client.md).
+    pub platform: Option<crate::client::PlatformConfig>,
     /// The raw JSON, echoed by `engine-info`.
     pub raw: serde_json::Value,
 }
@@ -160,6 +165,7 @@ impl Config {
         if raw.role == Role::Community && raw.institution_id.is_none() {
             return Err(bad("institution_id", "a community engine must name its institution"));
         }
+        let platform = raw.platform.as_ref().map(crate::client::PlatformConfig::parse).transpose()?;
         Ok(Config {
             data_dir: raw.data_dir,
             clock_start_ms,
@@ -179,6 +185,7 @@ impl Config {
             group_commit_max: raw.group_commit_max.max(1),
             durable_sync_full,
             encryption_key,
+            platform,
             raw: redact(value),
         })
     }
@@ -187,6 +194,9 @@ impl Config {
 /// The config as it may be shown: secrets replaced.
 fn redact(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(k) = v.get_mut("encryption_key") {
+        *k = "(set)".into();
+    }
+    if let Some(k) = v.get_mut("platform").and_then(|p| p.get_mut("secret")) {
         *k = "(set)".into();
     }
     v

@@ -425,5 +425,6 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
     pool.next_audit.store(snap.next_audit_seq, Ordering::Relaxed);
     crate::lab::recover(pool, &snap)?;
     crate::referral::recover(pool, &snap)?;
+    crate::client::recover(pool, &snap)?;
     Ok(())
 }

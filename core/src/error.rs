@@ -61,6 +61,22 @@ impl ErrorFamily {
     }
 }
 
+/// Insertion sort by number, at compile time (for `ErrorCode::ALL`).
+const fn sorted_codes<const N: usize>(mut a: [ErrorCode; N]) -> [ErrorCode; N] {
+    let mut i = 1;
+    while i < N {
+        let mut j = i;
+        while j > 0 && (a[j - 1] as i32) > (a[j] as i32) {
+            let t = a[j - 1];
+            a[j - 1] = a[j];
+            a[j] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    a
+}
+
 macro_rules! error_codes {
     ($( $variant:ident = $num:literal, $family:ident, $code:literal, $en:literal, $zh:literal; )*) => {
         /// The stable error codes. The numeric value is part of the ABI.
@@ -70,7 +86,8 @@ macro_rules! error_codes {
 
         impl ErrorCode {
             /// Every code, in numeric order (bindings check they map each one).
-            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+            /// Sorted here: each module adds its codes at its own marked line.
+            pub const ALL: &'static [ErrorCode] = &sorted_codes([ $( ErrorCode::$variant, )* ]);
             pub fn as_str(self) -> &'static str { match self { $( ErrorCode::$variant => $code, )* } }
             pub fn numeric(self) -> i32 { self as i32 }
             pub fn family(self) -> ErrorFamily { match self { $( ErrorCode::$variant => ErrorFamily::$family, )* } }
@@ -142,6 +159,18 @@ error_codes! {
     ProjectMismatch = 3009, Conflict, "PROJECT_MISMATCH", "the slot belongs to another project", "号源不属于该项目";
     SlotHasPlaces = 3010, Conflict, "SLOT_HAS_PLACES", "the slot still has places; book it instead of waiting", "号源仍有余量，请直接预约";
     // The platform client and request signatures: 13xx input, 53xx permission, 73xx upstream unavailable. (client helper: add below)
+    ClientNotBuilt = 1301, Input, "CLIENT_NOT_BUILT", "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（cargo 特性 `client`）";
+    PlatformNotConfigured = 1302, Input, "PLATFORM_NOT_CONFIGURED", "no platform is configured (config key `platform`)", "未配置平台（配置项 `platform`）";
+    UnknownInterface = 1303, Input, "UNKNOWN_INTERFACE", "the platform has no such interface", "平台没有该接口";
+    NoCommonVersion = 1304, Input, "NO_COMMON_VERSION", "the platform speaks no interface version this client speaks", "平台与客户端没有共同支持的接口版本";
+    SignatureMissing = 5301, Permission, "SIGNATURE_MISSING", "the request carries no signature", "请求缺少签名";
+    SignatureInvalid = 5302, Permission, "SIGNATURE_INVALID", "the request signature does not verify", "请求签名校验失败";
+    SignatureExpired = 5303, Permission, "SIGNATURE_EXPIRED", "the request timestamp is outside the allowed window", "请求时间戳超出允许范围";
+    NonceReplayed = 5304, Permission, "NONCE_REPLAYED", "the request nonce was already used", "请求随机数已被使用（重放）";
+    UnknownAppId = 5305, Permission, "UNKNOWN_APP_ID", "no key is configured for this app id", "未配置该应用ID的密钥";
+    PlatformUnavailable = 7301, Storage, "PLATFORM_UNAVAILABLE", "the platform is unreachable", "平台无法访问";
+    PlatformTimeout = 7302, Storage, "PLATFORM_TIMEOUT", "the platform did not answer in time", "平台响应超时";
+    PlatformBadResponse = 7303, Storage, "PLATFORM_BAD_RESPONSE", "the platform's answer is not a valid envelope", "平台返回的数据不是合法的应答";
     InvalidState = 4001, State, "INVALID_STATE", "the booking is not in a state that allows this step", "当前状态不允许该操作";
     HoldExpired = 4002, State, "HOLD_EXPIRED", "the hold expired before it was confirmed", "预占已超时失效";
     RefundNotAllowed = 4003, State, "REFUND_NOT_ALLOWED", "a refund needs the booking cancelled first", "需先取消预约才能退费";
@@ -265,6 +294,7 @@ mod tests {
             assert_eq!(ErrorCode::from_str_code(c.as_str()), Some(*c));
             assert!(!c.default_message_zh().is_empty());
         }
+        assert!(ErrorCode::ALL.windows(2).all(|w| w[0].numeric() < w[1].numeric()), "ALL is in numeric order");
     }
 
     #[test]

@@ -20,6 +20,8 @@
 
 pub mod audit;
 pub mod catalog;
+/// The platform client (I2); its HTTP transport needs the cargo feature `client`.
+pub mod client;
 pub mod clock;
 mod commands;
 pub mod config;

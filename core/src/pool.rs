@@ -769,6 +769,8 @@ pub(crate) struct Pool {
     durable_txns: AtomicU64,
     /// The next audit entry's number.
     pub next_audit: AtomicU64,
+    /// The platform client and its cache of the platform's answers.
+    pub client: crate::client::ClientState,
     pub closed: AtomicBool,
     /// Slots whose expired holds freed places for waiters (see `sweep`).
     pending_promotions: Mutex<Vec<u32>>,
@@ -833,6 +835,7 @@ impl Pool {
             monitor: crate::monitor::Monitor::new(&crate::commands::COMMANDS),
             durable_txns: AtomicU64::new(0),
             next_audit: AtomicU64::new(1),
+            client: Default::default(),
             closed: AtomicBool::new(false),
             pending_promotions: Mutex::new(Vec::new()),
             has_pending_promotions: CachePadded::new(AtomicBool::new(false)),

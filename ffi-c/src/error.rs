@@ -152,6 +152,32 @@ pub const YL_E_INTERNAL: c_int = 9001;
 /// 9xxx internal: a panic was caught at the C boundary.
 pub const YL_E_PANIC: c_int = 9002;
 
+// The platform client and request signatures (yilian-core `client`).
+/// 1xxx input: this build has no platform client (cargo feature `client`).
+pub const YL_E_CLIENT_NOT_BUILT: c_int = 1301;
+/// 1xxx input: no platform is configured (config key `platform`).
+pub const YL_E_PLATFORM_NOT_CONFIGURED: c_int = 1302;
+/// 1xxx input: the platform has no such interface.
+pub const YL_E_UNKNOWN_INTERFACE: c_int = 1303;
+/// 1xxx input: the platform speaks no interface version this client speaks.
+pub const YL_E_NO_COMMON_VERSION: c_int = 1304;
+/// 5xxx permission: the request carries no signature.
+pub const YL_E_SIGNATURE_MISSING: c_int = 5301;
+/// 5xxx permission: the request signature does not verify.
+pub const YL_E_SIGNATURE_INVALID: c_int = 5302;
+/// 5xxx permission: the request timestamp is outside the allowed window.
+pub const YL_E_SIGNATURE_EXPIRED: c_int = 5303;
+/// 5xxx permission: the request nonce was already used (replay).
+pub const YL_E_NONCE_REPLAYED: c_int = 5304;
+/// 5xxx permission: no key is configured for this app id.
+pub const YL_E_UNKNOWN_APP_ID: c_int = 5305;
+/// 7xxx upstream: the platform is unreachable.
+pub const YL_E_PLATFORM_UNAVAILABLE: c_int = 7301;
+/// 7xxx upstream: the platform did not answer in time.
+pub const YL_E_PLATFORM_TIMEOUT: c_int = 7302;
+/// 7xxx upstream: the platform's answer is not a valid envelope.
+pub const YL_E_PLATFORM_BAD_RESPONSE: c_int = 7303;
+
 /// Every code with its name, for `yl_code_name`.
 pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_OK, c"OK"),
@@ -225,6 +251,18 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_BUFFER_TOO_SMALL, c"BUFFER_TOO_SMALL"),
     (YL_E_INTERNAL, c"INTERNAL"),
     (YL_E_PANIC, c"PANIC"),
+    (YL_E_CLIENT_NOT_BUILT, c"CLIENT_NOT_BUILT"),
+    (YL_E_PLATFORM_NOT_CONFIGURED, c"PLATFORM_NOT_CONFIGURED"),
+    (YL_E_UNKNOWN_INTERFACE, c"UNKNOWN_INTERFACE"),
+    (YL_E_NO_COMMON_VERSION, c"NO_COMMON_VERSION"),
+    (YL_E_SIGNATURE_MISSING, c"SIGNATURE_MISSING"),
+    (YL_E_SIGNATURE_INVALID, c"SIGNATURE_INVALID"),
+    (YL_E_SIGNATURE_EXPIRED, c"SIGNATURE_EXPIRED"),
+    (YL_E_NONCE_REPLAYED, c"NONCE_REPLAYED"),
+    (YL_E_UNKNOWN_APP_ID, c"UNKNOWN_APP_ID"),
+    (YL_E_PLATFORM_UNAVAILABLE, c"PLATFORM_UNAVAILABLE"),
+    (YL_E_PLATFORM_TIMEOUT, c"PLATFORM_TIMEOUT"),
+    (YL_E_PLATFORM_BAD_RESPONSE, c"PLATFORM_BAD_RESPONSE"),
 ];
 
 pub(crate) fn code_name(code: c_int) -> &'static CStr {

@@ -7,6 +7,7 @@
 
 pub mod demo;
 pub mod metrics;
+pub mod signature;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, RawQuery, Request, State};
@@ -58,12 +59,18 @@ pub struct AppState {
     /// Seqs of the outbox window already broadcast; see [`poll_events`].
     seen: Mutex<Option<BTreeSet<u64>>>,
     shutdown: CancellationToken,
+    /// Set with `--keys`: every `/api` request must be signed (see [`signature`]).
+    verifier: Option<yilian_core::client::sign::Verifier>,
 }
 
 impl AppState {
     pub fn new(engine: Engine, opts: Options) -> Arc<AppState> {
+        AppState::with_verifier(engine, opts, None)
+    }
+    /// With `Some(verifier)`, every `/api` request must carry a valid signature.
+    pub fn with_verifier(engine: Engine, opts: Options, verifier: Option<yilian_core::client::sign::Verifier>) -> Arc<AppState> {
         let (events, _) = broadcast::channel(4096);
-        Arc::new(AppState { engine, metrics: Metrics::new(), opts, events, seen: Mutex::new(None), shutdown: CancellationToken::new() })
+        Arc::new(AppState { engine, metrics: Metrics::new(), opts, events, seen: Mutex::new(None), shutdown: CancellationToken::new(), verifier })
     }
     /// Cancelled when the server starts shutting down: ends SSE streams and the poller.
     pub fn shutdown_token(&self) -> CancellationToken {
@@ -294,6 +301,13 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
         return failure(&Error::new(ErrorCode::EngineClosed), None);
     }
     success(json!({"status": "ok", "version": Engine::version()}))
+}
+
+/// `GET /api/versions`: the interface versions this server speaks (the
+/// platform client picks the highest one it also speaks).
+async fn versions(State(st): State<Arc<AppState>>) -> Response {
+    st.metrics.record("versions", Duration::ZERO, None);
+    success(json!({"versions": signature::VERSIONS}))
 }
 
 async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
@@ -592,6 +606,7 @@ pub fn router(st: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz).fallback(only_get))
         .route("/metrics", get(metrics_text).fallback(only_get))
+        .route("/api/versions", get(versions).fallback(only_get))
         .route("/api/v1/events/stream", get(events_stream).fallback(only_get))
         .route("/api/v1/upload-report", any(upload_report).layer(DefaultBodyLimit::disable()))
         .route("/api/v1/{command}", any(v1_command))
@@ -609,6 +624,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         )
         .route("/reports/{booking}/{file}", get(serve_report).fallback(only_get))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(st.clone(), signature::check))
         .with_state(st)
 }
 

@@ -30,6 +30,13 @@ struct Args {
     /// Largest report upload in bytes.
     #[arg(long, default_value_t = DEFAULT_UPLOAD_LIMIT)]
     max_upload_bytes: usize,
+    /// JSON object of app id → secret: every /api request must then carry a
+    /// valid HMAC-SM3 signature (docs/client.md). Without it, unsigned requests are accepted.
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
+    /// How far (seconds) a signed request's timestamp may be from this server's wall clock.
+    #[arg(long, value_name = "SECS", default_value_t = yilian_core::client::sign::DEFAULT_WINDOW_SECS)]
+    signature_window: i64,
 }
 
 fn fail(msg: String) -> ! {
@@ -79,6 +86,10 @@ async fn main() {
         reports_dir(&d)
     };
     let config_json = Value::Object(config).to_string();
+    let verifier = args.keys.as_ref().map(|p| yilian_sandbox::signature::load_keys(p, args.signature_window).unwrap_or_else(|e| fail(e)));
+    if args.signature_window <= 0 {
+        fail("--signature-window must be positive".into());
+    }
     let engine = Engine::open(&config_json).unwrap_or_else(|e| fail(format!("cannot open the engine: {e}")));
     if args.demo {
         match demo::load(&engine) {
@@ -93,7 +104,11 @@ async fn main() {
     let addr = listener.local_addr().unwrap_or_else(|e| fail(format!("local address: {e}")));
     // Tests read this line to find a port chosen with --listen 127.0.0.1:0.
     println!("yilian-sandbox listening on http://{addr}");
-    let st = AppState::new(engine, Options { reports_dir: reports, upload_limit: args.max_upload_bytes, event_poll: Duration::from_millis(50) });
+    if verifier.is_some() {
+        eprintln!("yilian-sandbox: signatures required on /api (window ±{} s, wall clock)", args.signature_window);
+    }
+    let opts = Options { reports_dir: reports, upload_limit: args.max_upload_bytes, event_poll: Duration::from_millis(50) };
+    let st = AppState::with_verifier(engine, opts, verifier);
     if let Err(e) = serve(listener, st, shutdown_signal()).await {
         fail(format!("server: {e}"));
     }

@@ -15,7 +15,8 @@ use yilian_core::ErrorCode;
 const BUCKETS: [f64; 13] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
 /// Routes that are not engine commands but are counted like them.
-pub const EXTRA_INTERFACES: &[&str] = &["upload-report", "acceptance-info", "admission-details", "reports", "events-stream", "unknown"];
+pub const EXTRA_INTERFACES: &[&str] =
+    &["upload-report", "acceptance-info", "admission-details", "reports", "events-stream", "versions", "signature", "unknown"];
 
 struct Stats {
     calls: AtomicU64,

@@ -1,0 +1,469 @@
+//! The platform client (I2): calls the unified booking platform's interfaces
+//! over HTTP for a hospital or community engine, signed (HMAC-SM3), with a
+//! timeout per call, retries with exponential backoff for idempotent calls
+//! only, interface version negotiation, and a cache of the last good query
+//! answers served, marked stale, while the platform is unreachable.
+//!
+//! Always compiled: the configuration (`platform` in the engine config),
+//! request signing and verification ([`sign`], which the sandbox uses), the
+//! cache. Only with the cargo feature `client`: the HTTP transport
+//! ([`PlatformClient`], reqwest's blocking client over rustls). Without it
+//! `platform-call` and `platform-info` answer `CLIENT_NOT_BUILT`.
+//!
+//! The transport is blocking: never call it on a tokio runtime thread
+//! (reqwest's blocking client panics there); async hosts use
+//! `spawn_blocking`, as the sandbox does for every engine call.
+
+pub mod sign;
+
+#[cfg(feature = "client")]
+mod http;
+#[cfg(feature = "client")]
+pub use http::{PlatformClient, Reply, SlotRequest};
+
+use crate::commands::Req;
+use crate::error::{Error, ErrorCode, Result};
+use crate::pool::Pool;
+use crate::store::{Snapshot, Table};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The commands this module serves.
+pub const COMMANDS: &[&str] = &["platform-call", "platform-info"];
+/// Those of `COMMANDS` that never change state (platform-call may carry a change).
+pub const QUERIES: &[&str] = &["platform-info"];
+
+/// Interfaces the source serves at `/api/<name>` rather than `/api/<version>/<name>`.
+pub const UNVERSIONED: &[&str] = &["appointment-slots", "acceptance-info", "admission-details"];
+
+// ------------------------------------------------------------------ configuration
+
+/// The `platform` object of the engine config. Every key is documented in docs/client.md.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlatform {
+    base_url: String,
+    app_id: String,
+    secret: String,
+    #[serde(default = "d_timeout")]
+    timeout_ms: u64,
+    #[serde(default)]
+    connect_timeout_ms: Option<u64>,
+    #[serde(default = "d_retries")]
+    retries: u32,
+    #[serde(default = "d_backoff")]
+    backoff_ms: u64,
+    #[serde(default = "d_max_backoff")]
+    max_backoff_ms: u64,
+    #[serde(default = "d_versions")]
+    versions: Vec<String>,
+    #[serde(default = "d_true")]
+    cache: bool,
+    #[serde(default = "d_cache_max")]
+    cache_max_entries: usize,
+}
+
+fn d_timeout() -> u64 {
+    5000
+}
+fn d_retries() -> u32 {
+    2
+}
+fn d_backoff() -> u64 {
+    200
+}
+fn d_max_backoff() -> u64 {
+    5000
+}
+fn d_versions() -> Vec<String> {
+    vec!["v1".into()]
+}
+fn d_true() -> bool {
+    true
+}
+fn d_cache_max() -> usize {
+    10_000
+}
+
+/// The validated platform settings.
+#[derive(Clone)]
+pub struct PlatformConfig {
+    /// Scheme, host, port and optional path prefix, without a trailing `/`.
+    pub base_url: String,
+    pub app_id: String,
+    pub secret: String,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Further attempts after the first, for idempotent calls only.
+    pub retries: u32,
+    /// Delay before the first retry; it doubles each time up to `max_backoff_ms`.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// The interface versions this client speaks, e.g. `["v1"]`.
+    pub versions: Vec<u32>,
+    pub cache: bool,
+    pub cache_max_entries: usize,
+}
+
+impl std::fmt::Debug for PlatformConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("PlatformConfig").field("base_url", &self.base_url).field("app_id", &self.app_id).field("secret", &"***").finish_non_exhaustive()
+    }
+}
+
+fn bad(key: &str, why: &str) -> Error {
+    Error::with(ErrorCode::InvalidConfig, format!("config `platform.{key}`: {why}"), format!("配置项 `platform.{key}` 无效：{why}"))
+}
+
+/// `"v2"` → 2.
+pub fn parse_version(s: &str) -> Option<u32> {
+    let n = s.strip_prefix('v')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.len() > 4 {
+        return None;
+    }
+    n.parse().ok().filter(|n| *n > 0)
+}
+
+impl PlatformConfig {
+    pub fn parse(v: &Value) -> Result<PlatformConfig> {
+        if !v.is_object() {
+            return Err(bad("(object)", "must be a JSON object"));
+        }
+        let raw: RawPlatform = serde_json::from_value(v.clone()).map_err(|e| {
+            // serde names the key, never the values, so the secret cannot leak here.
+            Error::with(ErrorCode::InvalidConfig, format!("config `platform`: {e}"), format!("配置项 `platform` 无效：{e}"))
+        })?;
+        let base = raw.base_url.trim().trim_end_matches('/').to_string();
+        let lower = base.to_ascii_lowercase();
+        let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
+        match rest {
+            Some(r) if !r.is_empty() && !r.starts_with('/') && !base.contains(['?', '#', ' ']) => {}
+            _ => return Err(bad("base_url", "expected http(s)://host[:port][/prefix] without query or fragment")),
+        }
+        let app_ok =
+            !raw.app_id.is_empty() && raw.app_id.len() <= 64 && raw.app_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !app_ok {
+            return Err(bad("app_id", "1 to 64 characters of A-Z a-z 0-9 - _ ."));
+        }
+        if raw.secret.len() < 8 {
+            return Err(bad("secret", "must have at least 8 characters"));
+        }
+        if raw.timeout_ms == 0 || raw.timeout_ms > 600_000 {
+            return Err(bad("timeout_ms", "must be 1..=600000"));
+        }
+        let connect_timeout_ms = raw.connect_timeout_ms.unwrap_or(raw.timeout_ms.min(3000));
+        if connect_timeout_ms == 0 || connect_timeout_ms > 600_000 {
+            return Err(bad("connect_timeout_ms", "must be 1..=600000"));
+        }
+        if raw.retries > 10 {
+            return Err(bad("retries", "must be 0..=10"));
+        }
+        if raw.backoff_ms > 60_000 || raw.max_backoff_ms > 600_000 || raw.max_backoff_ms < raw.backoff_ms {
+            return Err(bad("backoff_ms", "backoff_ms must be 0..=60000 and max_backoff_ms between it and 600000"));
+        }
+        let mut versions = Vec::new();
+        for s in &raw.versions {
+            versions.push(parse_version(s).ok_or_else(|| bad("versions", "each version is \"v<N>\", e.g. \"v1\""))?);
+        }
+        versions.sort_unstable();
+        versions.dedup();
+        if versions.is_empty() {
+            return Err(bad("versions", "name at least one version"));
+        }
+        if raw.cache_max_entries == 0 || raw.cache_max_entries > 1_000_000 {
+            return Err(bad("cache_max_entries", "must be 1..=1000000"));
+        }
+        Ok(PlatformConfig {
+            base_url: base,
+            app_id: raw.app_id,
+            secret: raw.secret,
+            timeout_ms: raw.timeout_ms,
+            connect_timeout_ms,
+            retries: raw.retries,
+            backoff_ms: raw.backoff_ms,
+            max_backoff_ms: raw.max_backoff_ms,
+            versions,
+            cache: raw.cache,
+            cache_max_entries: raw.cache_max_entries,
+        })
+    }
+
+    /// The delay before retry number `n` (0 = the first retry): `backoff_ms · 2ⁿ`, capped.
+    pub fn backoff(&self, n: u32) -> u64 {
+        self.backoff_ms.saturating_mul(1u64 << n.min(30)).min(self.max_backoff_ms)
+    }
+}
+
+/// The highest version both sides speak; `NO_COMMON_VERSION` when none.
+pub fn negotiate(ours: &[u32], theirs: &[u32]) -> Result<u32> {
+    ours.iter().copied().filter(|v| theirs.contains(v)).max().ok_or_else(|| {
+        let o: Vec<String> = ours.iter().map(|v| format!("v{v}")).collect();
+        let t: Vec<String> = theirs.iter().map(|v| format!("v{v}")).collect();
+        Error::with(
+            ErrorCode::NoCommonVersion,
+            format!("the platform speaks [{}], this client [{}]: no common interface version", t.join(", "), o.join(", ")),
+            format!("平台支持 [{}]，客户端支持 [{}]：没有共同的接口版本", t.join(", "), o.join(", ")),
+        )
+    })
+}
+
+/// The interfaces the client may call: every engine command except this module's own.
+pub fn interfaces() -> Vec<&'static str> {
+    crate::commands::COMMANDS.iter().copied().filter(|c| !COMMANDS.contains(c)).collect()
+}
+
+/// `true` when a call may be retried: a query, or a change that carries a
+/// non-empty `request_id` (the platform replays the first answer for it).
+pub fn is_idempotent(interface: &str, request: &Value) -> bool {
+    crate::commands::QUERIES.contains(&interface) || request.get("request_id").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty())
+}
+
+// ------------------------------------------------------------------ cache
+
+/// One cached answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CacheEntry {
+    pub interface: String,
+    /// Wall-clock Unix milliseconds of the successful fetch.
+    pub fetched_at_ms: i64,
+    pub data: Value,
+}
+
+/// The last good answer of each query (interface + request), bounded in entries.
+#[derive(Default)]
+pub struct Cache {
+    map: Mutex<HashMap<String, CacheEntry>>,
+}
+
+impl Cache {
+    /// The key: interface, newline, the request as JSON with sorted keys
+    /// (serde_json's map is ordered, so equal requests give equal keys).
+    pub fn key(interface: &str, request: &Value) -> String {
+        format!("{interface}\n{request}")
+    }
+    pub fn get(&self, key: &str) -> Option<CacheEntry> {
+        self.map.lock().get(key).cloned()
+    }
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Stores an entry; returns the keys evicted (the oldest) to stay within `max`.
+    pub fn put(&self, key: String, entry: CacheEntry, max: usize) -> Vec<String> {
+        let mut m = self.map.lock();
+        m.insert(key.clone(), entry);
+        let mut evicted = Vec::new();
+        while m.len() > max.max(1) {
+            let oldest = m.iter().filter(|(k, _)| **k != key).min_by_key(|(_, e)| e.fetched_at_ms).map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => {
+                    m.remove(&k);
+                    evicted.push(k);
+                }
+                None => break,
+            }
+        }
+        evicted
+    }
+    fn restore(&self, key: String, entry: CacheEntry) {
+        self.map.lock().insert(key, entry);
+    }
+}
+
+// ------------------------------------------------------------------ engine state and commands
+
+/// The engine's client state: the cache (restored from `Table::Cache` on
+/// open) and, with the feature, the HTTP client built on first use.
+#[derive(Default)]
+pub struct ClientState {
+    cache: Arc<Cache>,
+    #[cfg(feature = "client")]
+    client: Mutex<Option<Arc<PlatformClient>>>,
+}
+
+/// Restores the cached answers from the store.
+pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
+    for (k, body) in snap.of(Table::Cache) {
+        // A cache row that no longer parses is only a lost cache entry, not a
+        // corrupt store: it is skipped (and replaced on the next fetch).
+        if let Ok(e) = serde_json::from_str::<CacheEntry>(body) {
+            pool.client.cache.restore(k.to_string(), e);
+        }
+    }
+    Ok(())
+}
+
+fn not_built() -> Error {
+    Error::with(
+        ErrorCode::ClientNotBuilt,
+        "this build of yilian has no platform client: build yilian-core with the cargo feature `client`",
+        "本版本未编译平台客户端：请以 cargo 特性 `client` 编译 yilian-core",
+    )
+}
+
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+fn not_configured() -> Error {
+    Error::with(
+        ErrorCode::PlatformNotConfigured,
+        "no platform is configured: add a `platform` object (base_url, app_id, secret) to the engine config",
+        "未配置平台：请在引擎配置中加入 `platform` 对象（base_url、app_id、secret）",
+    )
+}
+
+/// `None` when `command` is not one of this module's.
+pub(crate) fn dispatch(pool: &Pool, command: &str, r: &Req, req: &Value) -> Option<Result<Value>> {
+    if !COMMANDS.contains(&command) {
+        return None;
+    }
+    if !cfg!(feature = "client") {
+        let _ = (pool, r, req);
+        return Some(Err(not_built()));
+    }
+    #[cfg(feature = "client")]
+    {
+        Some(match command {
+            "platform-info" => http::platform_info(pool, r),
+            _ => http::platform_call(pool, r),
+        })
+    }
+    #[cfg(not(feature = "client"))]
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(extra: Value) -> Result<PlatformConfig> {
+        let mut v = json!({"base_url": "http://127.0.0.1:8080/", "app_id": "C001-HIS", "secret": "demo-secret-C001"});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        PlatformConfig::parse(&v)
+    }
+
+    #[test]
+    fn config_defaults_and_validation() {
+        let c = cfg(json!({})).unwrap();
+        assert_eq!(c.base_url, "http://127.0.0.1:8080");
+        assert_eq!((c.timeout_ms, c.connect_timeout_ms, c.retries, c.backoff_ms, c.versions.clone()), (5000, 3000, 2, 200, vec![1]));
+        assert!(!format!("{c:?}").contains("demo-secret"));
+        for bad in [
+            json!({"base_url": "ftp://x"}),
+            json!({"base_url": "http://"}),
+            json!({"base_url": "http://h/?q=1"}),
+            json!({"app_id": ""}),
+            json!({"app_id": "有中文"}),
+            json!({"secret": "short"}),
+            json!({"timeout_ms": 0}),
+            json!({"retries": 11}),
+            json!({"versions": []}),
+            json!({"versions": ["1"]}),
+            json!({"versions": ["v0"]}),
+            json!({"backoff_ms": 100, "max_backoff_ms": 10}),
+            json!({"unknown_key": 1}),
+            json!({"cache_max_entries": 0}),
+        ] {
+            let e = cfg(bad.clone()).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidConfig, "{bad}");
+            assert!(!e.message().contains("demo-secret"), "{e}");
+        }
+        assert_eq!(PlatformConfig::parse(&json!("x")).unwrap_err().code(), ErrorCode::InvalidConfig);
+        let e = PlatformConfig::parse(&json!({"base_url": "http://h"})).unwrap_err();
+        assert!(e.message().contains("app_id"), "{e}");
+    }
+
+    #[test]
+    fn engine_config_carries_the_platform() {
+        let c = crate::config::Config::parse(r#"{"platform":{"base_url":"https://p.example","app_id":"A","secret":"12345678"}}"#).unwrap();
+        assert_eq!(c.platform.unwrap().base_url, "https://p.example");
+        let e = crate::config::Config::parse(r#"{"platform":{"base_url":"https://p.example","app_id":"A"}}"#).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidConfig);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let c = cfg(json!({"backoff_ms": 100, "max_backoff_ms": 1000})).unwrap();
+        assert_eq!((0..6).map(|n| c.backoff(n)).collect::<Vec<_>>(), vec![100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(c.backoff(200), 1000);
+    }
+
+    #[test]
+    fn negotiation_picks_the_highest_common_version() {
+        assert_eq!(negotiate(&[1, 2, 3], &[1, 3, 4]).unwrap(), 3);
+        assert_eq!(negotiate(&[1], &[1]).unwrap(), 1);
+        let e = negotiate(&[2], &[1]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NoCommonVersion);
+        assert!(e.message().contains("[v1]") && e.message().contains("[v2]"), "{e}");
+        assert_eq!(parse_version("v12"), Some(12));
+        for bad in ["1", "v", "v0", "v1.1", "V1", "v-1"] {
+            assert_eq!(parse_version(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn idempotency_of_calls() {
+        assert!(is_idempotent("real-time-slots", &json!({})));
+        assert!(!is_idempotent("pre-book-slot", &json!({"patient_id": "P"})));
+        assert!(!is_idempotent("pre-book-slot", &json!({"request_id": " "})));
+        assert!(is_idempotent("pre-book-slot", &json!({"request_id": "r-1"})));
+        assert!(interfaces().contains(&"book-slot") && !interfaces().contains(&"platform-call"));
+    }
+
+    #[test]
+    fn cache_keys_are_canonical_and_eviction_drops_the_oldest() {
+        let a: Value = serde_json::from_str(r#"{"date":"2024-10-30","project_id":"P001"}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"project_id":"P001","date":"2024-10-30"}"#).unwrap();
+        assert_eq!(Cache::key("real-time-slots", &a), Cache::key("real-time-slots", &b));
+        let c = Cache::default();
+        let e = |t| CacheEntry { interface: "x".into(), fetched_at_ms: t, data: json!(t) };
+        assert!(c.put("k1".into(), e(1), 2).is_empty());
+        assert!(c.put("k2".into(), e(2), 2).is_empty());
+        assert_eq!(c.put("k3".into(), e(3), 2), vec!["k1".to_string()]);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.get("k3").unwrap().data, json!(3));
+    }
+}
+
+#[cfg(test)]
+mod command_tests {
+    use crate::Engine;
+
+    #[cfg(not(feature = "client"))]
+    #[test]
+    fn without_the_feature_the_commands_say_so() {
+        let e = Engine::open("{}").unwrap();
+        for cmd in ["platform-info", "platform-call"] {
+            assert!(e.call(cmd, "{}").contains("\"CLIENT_NOT_BUILT\""), "{cmd}");
+        }
+    }
+
+    #[cfg(feature = "client")]
+    #[test]
+    fn unconfigured_platform_is_reported_and_refused() {
+        let e = Engine::open("{}").unwrap();
+        let info = e.call_value("platform-info", "{}").unwrap();
+        assert_eq!((info["built"].as_bool(), info["configured"].as_bool()), (Some(true), Some(false)));
+        let err = e.call_value("platform-call", r#"{"interface":"real-time-slots","request":{}}"#).unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::PlatformNotConfigured);
+    }
+
+    #[cfg(feature = "client")]
+    #[test]
+    fn info_never_shows_the_secret() {
+        let e = Engine::open(r#"{"platform":{"base_url":"http://127.0.0.1:9","app_id":"A","secret":"very-secret-key"}}"#).unwrap();
+        let info = e.call("platform-info", "{}");
+        assert!(info.contains("\"configured\":true") && !info.contains("very-secret-key"), "{info}");
+        let err = e.call_value("platform-call", r#"{"interface":"real-time-slots","request":[]}"#).unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::InvalidField);
+        let err = e.call_value("platform-call", r#"{"request":{}}"#).unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::MissingField);
+    }
+}

@@ -1,0 +1,354 @@
+//! Request signatures (I2): HMAC-SM3 over a canonical request. The client
+//! signs with [`sign`]; a server (the sandbox) checks with [`Verifier`].
+//! Pure functions over bytes, no HTTP library: both ends share this code and
+//! `docs/client.md` states the same form for Java and C# vendors.
+//!
+//! The string to sign is six lines joined by `\n` (no trailing newline):
+//!
+//! ```text
+//! METHOD            upper case: GET, POST
+//! PATH              the URL path as sent, e.g. /api/v1/real-time-slots
+//! CANONICAL_QUERY   see canonical_query; empty when there is none
+//! TIMESTAMP         Unix time in whole seconds, decimal
+//! NONCE             16..=64 characters of [A-Za-z0-9_-], new for every request
+//! SM3(BODY)         lowercase hex of SM3 over the raw body bytes (of b"" when none)
+//! ```
+//!
+//! The signature is the lowercase hex of HMAC-SM3(secret as UTF-8 bytes,
+//! string to sign), sent with the app id, timestamp and nonce in the headers
+//! named below.
+
+use crate::crypto::{hmac_sm3_hex, hmac_sm3_verify, sm3_hex};
+use crate::error::{Error, ErrorCode, Result};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+
+pub const HEADER_APP_ID: &str = "X-YL-App-Id";
+pub const HEADER_TIMESTAMP: &str = "X-YL-Timestamp";
+pub const HEADER_NONCE: &str = "X-YL-Nonce";
+pub const HEADER_SIGNATURE: &str = "X-YL-Signature";
+
+/// The default tolerance between the signer's and the verifier's wall clocks.
+pub const DEFAULT_WINDOW_SECS: i64 = 300;
+
+/// RFC 3986 unreserved characters stay; every other byte becomes `%XX` (upper hex).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-decodes one query component, `+` meaning a space (form encoding).
+/// `None` when the result is not UTF-8.
+fn decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// The canonical query: split the raw query on `&` (empty pieces dropped),
+/// split each piece at its first `=` (none: empty value), percent-decode key
+/// and value (`+` is a space), re-encode both keeping only `A-Z a-z 0-9 - _ . ~`
+/// (every other UTF-8 byte as `%XX`, upper-case hex), sort the pairs by key,
+/// then value (byte order of the encoded text), join as `k=v` with `&`.
+pub fn canonical_query(raw: Option<&str>) -> Result<String> {
+    let mut pairs = Vec::new();
+    for piece in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
+        let k = decode(k).ok_or_else(|| Error::invalid("(query)", "not valid percent-encoded UTF-8"))?;
+        let v = decode(v).ok_or_else(|| Error::invalid("(query)", "not valid percent-encoded UTF-8"))?;
+        pairs.push((encode(&k), encode(&v)));
+    }
+    pairs.sort();
+    Ok(pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))
+}
+
+/// The query string the client sends for `pairs`: already canonical (sorted,
+/// encoded as `canonical_query` encodes), so what is signed is what is sent.
+pub fn encode_query(pairs: &[(String, String)]) -> String {
+    let mut enc: Vec<(String, String)> = pairs.iter().map(|(k, v)| (encode(k), encode(v))).collect();
+    enc.sort();
+    enc.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+}
+
+/// The six-line string to sign (see the module documentation).
+pub fn string_to_sign(method: &str, path: &str, raw_query: Option<&str>, timestamp: i64, nonce: &str, body: &[u8]) -> Result<String> {
+    Ok(format!("{}\n{}\n{}\n{}\n{}\n{}", method.to_ascii_uppercase(), path, canonical_query(raw_query)?, timestamp, nonce, sm3_hex(body)))
+}
+
+/// The signature headers' values for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub app_id: String,
+    pub timestamp: i64,
+    pub nonce: String,
+    pub signature: String,
+}
+
+impl Signed {
+    /// `(header name, value)` pairs to add to the request.
+    pub fn headers(&self) -> [(&'static str, String); 4] {
+        [
+            (HEADER_APP_ID, self.app_id.clone()),
+            (HEADER_TIMESTAMP, self.timestamp.to_string()),
+            (HEADER_NONCE, self.nonce.clone()),
+            (HEADER_SIGNATURE, self.signature.clone()),
+        ]
+    }
+}
+
+/// Signs one request.
+#[allow(clippy::too_many_arguments)]
+pub fn sign(app_id: &str, secret: &str, method: &str, path: &str, raw_query: Option<&str>, timestamp: i64, nonce: &str, body: &[u8]) -> Result<Signed> {
+    let sts = string_to_sign(method, path, raw_query, timestamp, nonce, body)?;
+    Ok(Signed { app_id: app_id.into(), timestamp, nonce: nonce.into(), signature: hmac_sm3_hex(secret.as_bytes(), sts.as_bytes()) })
+}
+
+/// A fresh nonce: 16 random bytes as 32 hex digits.
+pub fn new_nonce() -> String {
+    let mut b = [0u8; 16];
+    // The OS random source does not fail on the platforms we build for; a
+    // failure would leave zeros, which the server then refuses as a replay.
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
+/// Wall-clock Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn valid_nonce(n: &str) -> bool {
+    (16..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn refuse(code: ErrorCode, en: &str, zh: &str) -> Error {
+    Error::with(code, en.to_string(), zh.to_string())
+}
+
+/// Checks signatures on the server side: known app ids, a timestamp within
+/// `window_secs` of the verifier's wall clock, a valid HMAC, and a nonce not
+/// seen within the window (nonces are kept, per app id, until their
+/// timestamp leaves the window, so memory stays bounded by the request rate).
+pub struct Verifier {
+    keys: HashMap<String, String>,
+    window_secs: i64,
+    seen: Mutex<NonceLog>,
+}
+
+#[derive(Default)]
+struct NonceLog {
+    /// (app id, nonce) → the timestamp it was signed with.
+    map: HashMap<(String, String), i64>,
+    last_prune: i64,
+}
+
+impl Verifier {
+    /// `keys`: app id → secret. `window_secs`: how far a timestamp may be from now.
+    pub fn new(keys: HashMap<String, String>, window_secs: i64) -> Verifier {
+        Verifier { keys, window_secs: window_secs.max(1), seen: Mutex::new(NonceLog::default()) }
+    }
+
+    pub fn window_secs(&self) -> i64 {
+        self.window_secs
+    }
+
+    /// Parses a keys file: a JSON object of app id → secret (both strings, secret non-empty).
+    pub fn parse_keys(json: &str) -> Result<HashMap<String, String>> {
+        let v: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::with(ErrorCode::InvalidConfig, format!("keys: not JSON: {e}"), format!("密钥文件不是合法的JSON：{e}")))?;
+        let obj =
+            v.as_object().ok_or_else(|| refuse(ErrorCode::InvalidConfig, "keys: must be an object of app id → secret", "密钥文件须为 应用ID → 密钥 的对象"))?;
+        let mut keys = HashMap::new();
+        for (k, s) in obj {
+            match s.as_str() {
+                Some(s) if !s.is_empty() && !k.is_empty() => {
+                    keys.insert(k.clone(), s.to_string());
+                }
+                _ => return Err(refuse(ErrorCode::InvalidConfig, "keys: every secret must be a non-empty string", "密钥文件中每个密钥须为非空字符串")),
+            }
+        }
+        if keys.is_empty() {
+            return Err(refuse(ErrorCode::InvalidConfig, "keys: no app id is configured", "密钥文件中没有任何应用ID"));
+        }
+        Ok(keys)
+    }
+
+    /// Verifies one request; `header` looks a header up by name
+    /// (case-insensitively). `now` is the verifier's wall clock (Unix seconds).
+    /// Returns the app id. A nonce is recorded only once the signature verifies.
+    pub fn verify(&self, method: &str, path: &str, raw_query: Option<&str>, header: &dyn Fn(&str) -> Option<String>, body: &[u8], now: i64) -> Result<String> {
+        let (Some(app_id), Some(ts), Some(nonce), Some(sig)) =
+            (header(HEADER_APP_ID), header(HEADER_TIMESTAMP), header(HEADER_NONCE), header(HEADER_SIGNATURE))
+        else {
+            return Err(refuse(
+                ErrorCode::SignatureMissing,
+                "missing signature headers: X-YL-App-Id, X-YL-Timestamp, X-YL-Nonce and X-YL-Signature are required",
+                "缺少签名请求头：须提供 X-YL-App-Id、X-YL-Timestamp、X-YL-Nonce 和 X-YL-Signature",
+            ));
+        };
+        let Some(secret) = self.keys.get(app_id.trim()) else {
+            return Err(refuse(ErrorCode::UnknownAppId, "no key is configured for this app id", "未配置该应用ID的密钥"));
+        };
+        let Ok(ts) = ts.trim().parse::<i64>() else {
+            return Err(refuse(ErrorCode::SignatureInvalid, "X-YL-Timestamp must be Unix seconds", "X-YL-Timestamp 须为Unix时间（秒）"));
+        };
+        if !valid_nonce(nonce.trim()) {
+            return Err(refuse(
+                ErrorCode::SignatureInvalid,
+                "X-YL-Nonce must be 16 to 64 characters of A-Z a-z 0-9 - _",
+                "X-YL-Nonce 须为16至64位字母、数字、-或_",
+            ));
+        }
+        if (now - ts).abs() > self.window_secs {
+            return Err(Error::with(
+                ErrorCode::SignatureExpired,
+                format!("request timestamp is {} s from the server's clock; at most {} s are allowed", now - ts, self.window_secs),
+                format!("请求时间戳与服务器时间相差 {} 秒，最多允许 {} 秒", now - ts, self.window_secs),
+            ));
+        }
+        let sts = string_to_sign(method, path, raw_query, ts, nonce.trim(), body)?;
+        if !hmac_sm3_verify(secret.as_bytes(), sts.as_bytes(), &sig) {
+            return Err(refuse(ErrorCode::SignatureInvalid, "the request signature does not verify", "请求签名校验失败"));
+        }
+        let mut log = self.seen.lock();
+        if now - log.last_prune > self.window_secs / 4 + 1 {
+            let horizon = now - self.window_secs;
+            log.map.retain(|_, t| *t >= horizon);
+            log.last_prune = now;
+        }
+        let key = (app_id.trim().to_string(), nonce.trim().to_string());
+        if log.map.contains_key(&key) {
+            return Err(refuse(ErrorCode::NonceReplayed, "the request nonce was already used (replay)", "请求随机数已被使用（重放）"));
+        }
+        log.map.insert(key, ts);
+        Ok(app_id.trim().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worked example of docs/client.md: a Java or C# vendor reproduces these bytes.
+    #[test]
+    fn documented_worked_example() {
+        let body = br#"{"patient_id":"PAT001","project_id":"P001","date":"2024-10-30","time_slot":"09:00-10:00","device_id":"DEV001","clinic_id":"C001"}"#;
+        let sts = string_to_sign("POST", "/api/v1/pre-book-slot", None, 1730163600, "0123456789abcdef0123456789abcdef", body).unwrap();
+        let body_hash = sm3_hex(body);
+        assert_eq!(sts, format!("POST\n/api/v1/pre-book-slot\n\n1730163600\n0123456789abcdef0123456789abcdef\n{body_hash}"));
+        let s = sign("C001-HIS", "demo-secret-C001", "POST", "/api/v1/pre-book-slot", None, 1730163600, "0123456789abcdef0123456789abcdef", body).unwrap();
+        assert_eq!(body_hash, DOC_BODY_SM3);
+        assert_eq!(s.signature, DOC_SIGNATURE);
+        let q = string_to_sign(
+            "GET",
+            "/api/v1/real-time-slots",
+            Some("time_slot=09%3A00-10%3A00&project_id=P001&date=2024-10-30"),
+            1730163600,
+            "n-0000000000000001",
+            b"",
+        )
+        .unwrap();
+        assert_eq!(q.lines().nth(2), Some("date=2024-10-30&project_id=P001&time_slot=09%3A00-10%3A00"));
+        assert_eq!(q.lines().nth(5), Some(DOC_EMPTY_SM3));
+        assert_eq!(hmac_sm3_hex(b"demo-secret-C001", q.as_bytes()), DOC_GET_SIGNATURE);
+    }
+
+    // Printed in docs/client.md; computed independently with Python's hashlib/hmac
+    // over OpenSSL's SM3 (the snippet in docs/client.md), recomputed above.
+    const DOC_BODY_SM3: &str = "de46fc2b2b3f61fabff3510aa21063313c6aa8e8c61cf195fc66d2cfcfc7fb0a";
+    const DOC_SIGNATURE: &str = "6b30b2147c002c7c9459342123ba86d697c8234a876d06241fb12501ad82949e";
+    const DOC_EMPTY_SM3: &str = "1ab21d8355cfa17f8e61194831e81a8f22bec8c728fefb747ed035eb5082aa2b";
+    const DOC_GET_SIGNATURE: &str = "a86fbe1e96b40230a8d65a6fd350f253b5520a50acdb16113ad9444a7e21e308";
+
+    #[test]
+    fn canonical_query_sorts_decodes_and_reencodes() {
+        assert_eq!(canonical_query(None).unwrap(), "");
+        assert_eq!(canonical_query(Some("b=2&a=1&&a=0")).unwrap(), "a=0&a=1&b=2");
+        assert_eq!(canonical_query(Some("name=%E5%BC%A0+三&flag")).unwrap(), "flag=&name=%E5%BC%A0%20%E4%B8%89");
+        assert_eq!(canonical_query(Some("t=09:00-10:00")).unwrap(), canonical_query(Some("t=09%3a00-10%3A00")).unwrap());
+        assert!(canonical_query(Some("x=%FF")).is_err());
+        // What the client sends is already canonical.
+        let sent = encode_query(&[("time_slot".into(), "09:00-10:00".into()), ("date".into(), "2024-10-30".into())]);
+        assert_eq!(canonical_query(Some(&sent)).unwrap(), sent);
+    }
+
+    fn headers_of(s: &Signed) -> impl Fn(&str) -> Option<String> + '_ {
+        move |name: &str| s.headers().into_iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    #[test]
+    fn verifier_accepts_once_and_refuses_bad_stale_replayed_unknown() {
+        let v = Verifier::new(HashMap::from([("APP".to_string(), "s3cret-s3cret".to_string())]), 300);
+        let now = 1_800_000_000;
+        let s = sign("APP", "s3cret-s3cret", "POST", "/api/v1/book-slot", Some("a=1"), now - 10, &new_nonce(), b"{}").unwrap();
+        assert_eq!(v.verify("POST", "/api/v1/book-slot", Some("a=1"), &headers_of(&s), b"{}", now).unwrap(), "APP");
+        // The same request again: a replay.
+        assert_eq!(v.verify("POST", "/api/v1/book-slot", Some("a=1"), &headers_of(&s), b"{}", now).unwrap_err().code(), ErrorCode::NonceReplayed);
+        // Any change to what was signed breaks the signature.
+        let s2 = sign("APP", "s3cret-s3cret", "POST", "/api/v1/book-slot", None, now, &new_nonce(), b"{}").unwrap();
+        for (m, p, q, b) in [
+            ("GET", "/api/v1/book-slot", None, &b"{}"[..]),
+            ("POST", "/api/v1/cancel-slot", None, b"{}"),
+            ("POST", "/api/v1/book-slot", Some("a=1"), b"{}"),
+            ("POST", "/api/v1/book-slot", None, b"{ }"),
+        ] {
+            assert_eq!(v.verify(m, p, q, &headers_of(&s2), b, now).unwrap_err().code(), ErrorCode::SignatureInvalid, "{m} {p} {q:?}");
+        }
+        let wrong_key = sign("APP", "other", "POST", "/p", None, now, &new_nonce(), b"").unwrap();
+        assert_eq!(v.verify("POST", "/p", None, &headers_of(&wrong_key), b"", now).unwrap_err().code(), ErrorCode::SignatureInvalid);
+        let stale = sign("APP", "s3cret-s3cret", "POST", "/p", None, now - 301, &new_nonce(), b"").unwrap();
+        assert_eq!(v.verify("POST", "/p", None, &headers_of(&stale), b"", now).unwrap_err().code(), ErrorCode::SignatureExpired);
+        let future = sign("APP", "s3cret-s3cret", "POST", "/p", None, now + 301, &new_nonce(), b"").unwrap();
+        assert_eq!(v.verify("POST", "/p", None, &headers_of(&future), b"", now).unwrap_err().code(), ErrorCode::SignatureExpired);
+        let unknown = sign("NOPE", "s3cret-s3cret", "POST", "/p", None, now, &new_nonce(), b"").unwrap();
+        assert_eq!(v.verify("POST", "/p", None, &headers_of(&unknown), b"", now).unwrap_err().code(), ErrorCode::UnknownAppId);
+        assert_eq!(v.verify("POST", "/p", None, &|_| None, b"", now).unwrap_err().code(), ErrorCode::SignatureMissing);
+        let short_nonce = sign("APP", "s3cret-s3cret", "POST", "/p", None, now, "abc", b"").unwrap();
+        assert_eq!(v.verify("POST", "/p", None, &headers_of(&short_nonce), b"", now).unwrap_err().code(), ErrorCode::SignatureInvalid);
+    }
+
+    #[test]
+    fn a_refused_signature_does_not_burn_the_nonce() {
+        let v = Verifier::new(HashMap::from([("APP".to_string(), "k".to_string())]), 300);
+        let nonce = new_nonce();
+        let bad = Signed { signature: "00".repeat(32), ..sign("APP", "k", "GET", "/p", None, 100, &nonce, b"").unwrap() };
+        assert!(v.verify("GET", "/p", None, &headers_of(&bad), b"", 100).is_err());
+        let good = sign("APP", "k", "GET", "/p", None, 100, &nonce, b"").unwrap();
+        assert!(v.verify("GET", "/p", None, &headers_of(&good), b"", 100).is_ok());
+    }
+
+    #[test]
+    fn keys_file_is_validated() {
+        assert_eq!(Verifier::parse_keys(r#"{"A":"x","B":"y"}"#).unwrap().len(), 2);
+        for bad in ["[]", "{}", r#"{"A":""}"#, r#"{"A":1}"#, "{"] {
+            assert_eq!(Verifier::parse_keys(bad).unwrap_err().code(), ErrorCode::InvalidConfig, "{bad}");
+        }
+    }
+}

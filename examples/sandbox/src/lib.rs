@@ -57,7 +57,8 @@ pub struct AppState {
     opts: Options,
     events: broadcast::Sender<Arc<Value>>,
     /// Seqs of the outbox window already broadcast; see [`poll_events`].
-    seen: Mutex<Option<BTreeSet<u64>>>,
+    /// The last event seq pushed to subscribers (`None`: nobody listened yet).
+    cursor: Mutex<Option<u64>>,
     shutdown: CancellationToken,
     /// Set with `--keys`: every `/api` request must be signed (see [`signature`]).
     verifier: Option<yilian_core::client::sign::Verifier>,
@@ -70,7 +71,7 @@ impl AppState {
     /// With `Some(verifier)`, every `/api` request must carry a valid signature.
     pub fn with_verifier(engine: Engine, opts: Options, verifier: Option<yilian_core::client::sign::Verifier>) -> Arc<AppState> {
         let (events, _) = broadcast::channel(4096);
-        Arc::new(AppState { engine, metrics: Metrics::new(), opts, events, seen: Mutex::new(None), shutdown: CancellationToken::new(), verifier })
+        Arc::new(AppState { engine, metrics: Metrics::new(), opts, events, cursor: Mutex::new(None), shutdown: CancellationToken::new(), verifier })
     }
     /// Cancelled when the server starts shutting down: ends SSE streams and the poller.
     pub fn shutdown_token(&self) -> CancellationToken {
@@ -489,31 +490,33 @@ async fn serve_report(State(st): State<Arc<AppState>>, UrlPath((booking, file)):
 
 // ------------------------------------------------------------------ events (SSE)
 
-/// One poll of the outbox, without acknowledging: HTTP clients still drain
-/// and ack with `/api/v1/next-events`. `seen` holds the seqs of the pending
-/// window already handled, so an event is pushed once even if a lower seq
-/// shows up after a higher one. `broadcast: false` only marks the current
-/// window as seen (a first subscriber gets events from its connection on).
-async fn poll_events(st: &Arc<AppState>, seen: &mut Option<BTreeSet<u64>>, broadcast: bool) -> Result<(), Error> {
-    // 10,000 is the engine's largest page: events past the first 10,000
-    // unacknowledged ones become visible only once clients ack.
-    let page = engine_call(st, "next-events", r#"{"limit":10000}"#.into()).await?;
-    let events = page["events"].as_array().cloned().unwrap_or_default();
-    let prev = seen.take().unwrap_or_default();
-    let mut now = BTreeSet::new();
-    for ev in events {
-        let Some(seq) = ev["seq"].as_u64() else {
-            continue;
-        };
-        now.insert(seq);
-        if broadcast && !prev.contains(&seq) {
-            // No receiver is not an error: the next subscriber starts later.
-            let _ = st.events.send(Arc::new(ev));
-            st.metrics.events_broadcast.fetch_add(1, Relaxed);
+/// Pushes the events above `cursor` to the subscribers (`broadcast: false`
+/// only moves the cursor to the newest event: a first subscriber gets events
+/// from its connection on). The engine numbers and files each event under
+/// the locks `next-events` takes, so no lower number can appear after a
+/// higher one was seen, and a cursor never skips an event. Clients still
+/// acknowledge with `/api/v1/next-events`.
+async fn poll_events(st: &Arc<AppState>, cursor: &mut Option<u64>, broadcast: bool) -> Result<(), Error> {
+    loop {
+        let page = engine_call(st, "next-events", json!({"limit": 10_000, "after": cursor.unwrap_or(0)}).to_string()).await?;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        let full = events.len() == 10_000;
+        for ev in events {
+            let Some(seq) = ev["seq"].as_u64() else { continue };
+            *cursor = Some(seq);
+            if broadcast {
+                // No receiver is not an error: the next subscriber starts later.
+                let _ = st.events.send(Arc::new(ev));
+                st.metrics.events_broadcast.fetch_add(1, Relaxed);
+            }
+        }
+        if cursor.is_none() {
+            *cursor = Some(0);
+        }
+        if !full {
+            return Ok(());
         }
     }
-    *seen = Some(now);
-    Ok(())
 }
 
 /// Background task: polls while someone listens; stops at shutdown.
@@ -527,10 +530,10 @@ pub async fn event_poller(st: Arc<AppState>) {
         if st.events.receiver_count() == 0 {
             continue;
         }
-        let mut seen = st.seen.lock().await;
+        let mut cursor = st.cursor.lock().await;
         // A closed engine ends the loop through the shutdown token; other
         // errors are retried on the next tick.
-        let _ = poll_events(&st, &mut seen, true).await;
+        let _ = poll_events(&st, &mut cursor, true).await;
     }
 }
 
@@ -544,11 +547,11 @@ fn sse_event(ev: &Value) -> SseEvent {
 async fn events_stream(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let last_id: Option<u64> = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let (rx, replay) = {
-        let mut seen = st.seen.lock().await;
+        let mut cursor = st.cursor.lock().await;
         if st.events.receiver_count() == 0 {
-            // Nobody was listening, so the seen window is stale: take the
-            // current one before subscribing, under the poller's lock.
-            if let Err(e) = poll_events(&st, &mut seen, false).await {
+            // Nobody was listening, so the cursor is stale: move it to the
+            // newest event before subscribing, under the poller's lock.
+            if let Err(e) = poll_events(&st, &mut cursor, false).await {
                 return failure(&e, None);
             }
         }
@@ -557,8 +560,8 @@ async fn events_stream(State(st): State<Arc<AppState>>, headers: HeaderMap) -> R
         // stream skips those already replayed.
         let replay: Vec<Value> = match last_id {
             None => Vec::new(),
-            Some(n) => match engine_call(&st, "next-events", r#"{"limit":10000}"#.into()).await {
-                Ok(page) => page["events"].as_array().into_iter().flatten().filter(|e| e["seq"].as_u64().is_some_and(|s| s > n)).cloned().collect(),
+            Some(n) => match engine_call(&st, "next-events", json!({"limit": 10_000, "after": n}).to_string()).await {
+                Ok(page) => page["events"].as_array().cloned().unwrap_or_default(),
                 Err(e) => return failure(&e, None),
             },
         };

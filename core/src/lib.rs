@@ -30,6 +30,7 @@ mod lab;
 pub mod model;
 mod pool;
 mod referral;
+pub use referral::queue_after_current;
 mod schedule;
 mod stats;
 pub mod store;

@@ -92,7 +92,7 @@ impl ExamItem {
         Ok(())
     }
     fn go(&mut self, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis, live: Option<&Booking>) -> Result<()> {
-        let from = effective_status(&self.status, self.booking_id, live, &EXAM_ITEM);
+        let from = effective_status(&self.status, self.booking_id, live, &EXAM_ITEM, now);
         self.go_from(from, to, via, by, note, now)
     }
 }
@@ -463,7 +463,7 @@ fn pick_items(c: &Ctx, e: &ExamApp, to: &str) -> Result<Vec<u32>> {
         .iter()
         .filter(|i| {
             let b = booking_snapshot(c.pool, i.booking_id);
-            EXAM_ITEM.allows(&effective_status(&i.status, i.booking_id, b.as_ref(), &EXAM_ITEM), to, c.command)
+            EXAM_ITEM.allows(&effective_status(&i.status, i.booking_id, b.as_ref(), &EXAM_ITEM, c.pool.clock.now_ms()), to, c.command)
         })
         .map(|i| i.item_no)
         .collect();
@@ -489,7 +489,7 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
     let e = load(c, &who, id)?;
     let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(|| item_not_found(id, item_no))?.clone();
     let old = booking_snapshot(c.pool, it.booking_id);
-    let from = effective_status(&it.status, it.booking_id, old.as_ref(), &EXAM_ITEM);
+    let from = effective_status(&it.status, it.booking_id, old.as_ref(), &EXAM_ITEM, c.pool.clock.now_ms());
     EXAM_ITEM.check(&from, "arranged", c.command)?;
     let slot = crate::commands::resolve_slot(c.pool, c.r, true)?;
     if slot.info.kind != SlotKind::Exam || slot.info.hospital_id != e.hospital_id {
@@ -611,7 +611,7 @@ pub(super) fn refund(c: &Ctx) -> Result<Value> {
     let command = c.command;
     let by = who.institution.clone();
     item_steps(c, &who, id, &[item_no], &mut |pool, _g, e, it, live, txn, now| {
-        let from = effective_status(&it.status, it.booking_id, live.as_deref().map(|l| &*l.b), &EXAM_ITEM);
+        let from = effective_status(&it.status, it.booking_id, live.as_deref().map(|l| &*l.b), &EXAM_ITEM, now);
         if matches!(from.as_str(), "arranged" | "paid" | SLOT_RELEASED) {
             return Err(Error::new(ErrorCode::ExamRefundNeedsCancel));
         }

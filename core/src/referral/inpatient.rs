@@ -151,7 +151,7 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
     }
     // Derived without locks: an ended booking never becomes active again.
     let old = booking_snapshot(c.pool, rf.booking_id);
-    let from = effective_status(&rf.status, rf.booking_id, old.as_ref(), &super::machine::INPATIENT);
+    let from = effective_status(&rf.status, rf.booking_id, old.as_ref(), &super::machine::INPATIENT, c.pool.clock.now_ms());
     if from == "applied" {
         return Err(Error::new(ErrorCode::DepositNotPaid));
     }

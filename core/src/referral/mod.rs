@@ -235,7 +235,7 @@ pub(crate) struct Referral {
 impl Referral {
     /// Checks the transition against the kind's machine, then records it.
     pub fn go(&mut self, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis, live: Option<&Booking>) -> Result<()> {
-        let from = effective_status(&self.status, self.booking_id, live, self.kind.machine());
+        let from = effective_status(&self.status, self.booking_id, live, self.kind.machine(), now);
         self.go_from(from, to, via, by, note, now)
     }
 
@@ -251,11 +251,17 @@ impl Referral {
 
 /// The state a case shows: its recorded one, or `slot_released` when it
 /// should hold a place and its booking no longer does.
-pub(crate) fn effective_status(status: &str, booking: Option<u64>, live: Option<&Booking>, m: &machine::Machine) -> String {
-    if booking.is_some() && m.holds_slot.contains(&status) && !live.is_some_and(|b| b.status.is_active()) {
+pub(crate) fn effective_status(status: &str, booking: Option<u64>, live: Option<&Booking>, m: &machine::Machine, now: Millis) -> String {
+    if booking.is_some() && m.holds_slot.contains(&status) && !live.is_some_and(|b| holds_place(b, now)) {
         return machine::SLOT_RELEASED.to_string();
     }
     status.to_string()
+}
+
+/// The booking still holds its place: active, and not a hold past its
+/// time-to-live (expiry is applied lazily by the pool; a case shows it at once).
+pub(crate) fn holds_place(b: &Booking, now: Millis) -> bool {
+    b.status.is_active() && !(b.status == crate::model::BookingStatus::PreBooked && b.hold_expires_ms.is_some_and(|e| e <= now))
 }
 
 // ---------------------------------------------------------------- persistence
@@ -754,25 +760,27 @@ pub(crate) fn slot_fields(b: &Booking, slot: &Slot) -> Value {
 pub(crate) fn booking_part(pool: &Pool, booking: Option<u64>, live: Option<(&Booking, &Slot)>) -> Value {
     let Some(id) = booking else { return Value::Null };
     if let Some((b, s)) = live.filter(|(b, _)| b.id == id) {
-        return describe_booking(b, Some(s));
+        return describe_booking(b, Some(s), pool.clock.now_ms());
     }
     match pool.booking(id) {
         Ok(b) => {
             let s = pool.slot(b.slot_idx).ok();
-            describe_booking(&b, s.as_deref())
+            describe_booking(&b, s.as_deref(), pool.clock.now_ms())
         }
         Err(_) => json!({"booking_id": crate::model::format_booking_id(id), "booking_status": "unknown"}),
     }
 }
 
-fn describe_booking(b: &Booking, slot: Option<&Slot>) -> Value {
+fn describe_booking(b: &Booking, slot: Option<&Slot>, now: Millis) -> Value {
     match slot {
-        Some(s) if b.status.is_active() => slot_fields(b, s),
+        Some(s) if holds_place(b, now) => slot_fields(b, s),
         _ => {
-            let mut v = json!({"booking_id": crate::model::format_booking_id(b.id), "booking_status": b.status.as_str(), "payment_status": b.payment.as_str()});
-            let why = match (&b.cancel_reason, b.status) {
+            // A hold past its time-to-live is shown expired before the pool sweeps it.
+            let status = if b.status.is_active() { "expired" } else { b.status.as_str() };
+            let mut v = json!({"booking_id": crate::model::format_booking_id(b.id), "booking_status": status, "payment_status": b.payment.as_str()});
+            let why = match (&b.cancel_reason, status) {
                 (Some(r), _) => r.to_string(),
-                (None, crate::model::BookingStatus::Expired) => "unpaid hold passed its time-to-live".to_string(),
+                (None, "expired") => "unpaid hold passed its time-to-live".to_string(),
                 _ => String::new(),
             };
             if !why.is_empty() {

@@ -52,6 +52,8 @@ const POOL_COMMANDS: &[&str] = &[
     "next-events",
     "advance-clock",
     "engine-info",
+    "engine-metrics",
+    "audit-log",
 ];
 
 const POOL_QUERIES: &[&str] = &[
@@ -66,11 +68,14 @@ const POOL_QUERIES: &[&str] = &[
     "booking-info",
     "slot-info",
     "engine-info",
+    "engine-metrics",
+    "audit-log",
 ];
 
 pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
     let obj = req.as_object().ok_or_else(|| Error::invalid("(request)", "must be a JSON object"))?;
     let r = Req { m: obj };
+    let _audit = pool.store.as_ref().filter(|_| !QUERIES.contains(&command)).map(|_| crate::audit::Scope::enter(audit_context(pool, command, &r)));
     match command {
         "sync-schedule" => crate::schedule::sync_schedule(pool, &r),
         "sync-catalog" => crate::schedule::sync_catalog(pool, &r),
@@ -103,6 +108,8 @@ pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
         "next-events" => next_events(pool, &r),
         "advance-clock" => advance_clock(pool, &r),
         "engine-info" => engine_info(pool),
+        "engine-metrics" => crate::monitor::engine_metrics(&pool.monitor, r.opt_str("format")?),
+        "audit-log" => audit_log(pool, &r),
         _ => {
             if let Some(answer) = crate::lab::dispatch(pool, command, &r, req) {
                 return answer;
@@ -113,6 +120,41 @@ pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
             unknown_command(command)
         }
     }
+}
+
+/// Who asks, as the audit trail records it: the request's institution (else
+/// the engine's), its operator and its request id.
+fn audit_context(pool: &Pool, command: &str, r: &Req) -> crate::audit::Context {
+    let field = |keys: &[&str]| keys.iter().find_map(|k| r.opt_id(k).ok().flatten());
+    crate::audit::Context {
+        command: truncate(command, 64),
+        institution: field(&["institution_id", "clinic_id", "hospital_id"]).or_else(|| pool.cfg.institution_id.clone()),
+        operator: field(&["operator", "operator_id"]),
+        request_id: field(&["request_id"]),
+    }
+}
+
+fn audit_log(pool: &Pool, r: &Req) -> Result<Value> {
+    let store = pool.store.as_ref().ok_or_else(crate::audit::needs_store)?;
+    let time = |k: &str| -> Result<Option<i64>> {
+        r.opt_str(k)?.map(|s| crate::clock::parse_rfc3339(s).ok_or_else(|| Error::invalid(k, "expected RFC 3339, e.g. 2024-10-30T08:00:00+08:00"))).transpose()
+    };
+    // A community institution reads only its own entries (S1).
+    let actor = pool.actor(r.opt_str("institution_id")?);
+    let institution = if actor.community { actor.institution.clone() } else { r.opt_str("institution_id")?.map(str::to_string) };
+    let filter = crate::audit::Filter {
+        after_seq: r.opt_u64("after_seq")?.unwrap_or(0),
+        since_ms: time("since")?,
+        until_ms: time("until")?,
+        institution,
+        command: r.opt_str("command")?.map(str::to_string),
+        limit: r.opt_u64("limit")?.unwrap_or(100).clamp(1, 1000) as usize,
+    };
+    let entries = store.read_audit(&filter)?;
+    Ok(json!({
+        "entries": entries.iter().map(|e| crate::audit::view(e, &pool.cfg.tz)).collect::<Vec<_>>(),
+        "last_seq": entries.last().map(|e| e.seq),
+    }))
 }
 
 fn unknown_command(command: &str) -> Result<Value> {
@@ -823,7 +865,7 @@ fn next_events(pool: &Pool, r: &Req) -> Result<Value> {
     pool.check_open()?;
     let limit = r.opt_u64("limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
     let ack = r.opt_u64("ack")?;
-    let (events, pending) = pool.next_events(ack, limit)?;
+    let (events, pending) = pool.next_events(ack, r.opt_u64("after")?, limit)?;
     let last = events.last().map(|e| e.seq);
     Ok(json!({
         "events": events.iter().map(|e| event_view(pool, e)).collect::<Vec<_>>(),

@@ -58,6 +58,7 @@ pub struct RawConfig {
     pub stop_service_action: StopServiceAction,
     pub group_commit_max: usize,
     pub durable_sync: String,
+    pub encryption_key: Option<String>,
 }
 
 impl Default for RawConfig {
@@ -78,6 +79,7 @@ impl Default for RawConfig {
             stop_service_action: StopServiceAction::Cancel,
             group_commit_max: 1024,
             durable_sync: "full".into(),
+            encryption_key: None,
         }
     }
 }
@@ -103,6 +105,8 @@ pub struct Config {
     pub group_commit_max: usize,
     /// SQLite `synchronous` level: FULL (fsync every commit) or NORMAL.
     pub durable_sync_full: bool,
+    /// Seals every row of the durable store with SM4-GCM (S1).
+    pub encryption_key: Option<crate::crypto::Sm4Key>,
     /// The raw JSON, echoed by `engine-info`.
     pub raw: serde_json::Value,
 }
@@ -149,6 +153,10 @@ impl Config {
             "normal" => false,
             _ => return Err(bad("durable_sync", "expected \"full\" or \"normal\"")),
         };
+        let encryption_key = match &raw.encryption_key {
+            None => None,
+            Some(k) => Some(crate::crypto::Sm4Key::from_hex(k).ok_or_else(|| bad("encryption_key", "expected 32 hex digits (a 128-bit SM4 key)"))?),
+        };
         if raw.role == Role::Community && raw.institution_id.is_none() {
             return Err(bad("institution_id", "a community engine must name its institution"));
         }
@@ -170,9 +178,18 @@ impl Config {
             stop_service_action: raw.stop_service_action,
             group_commit_max: raw.group_commit_max.max(1),
             durable_sync_full,
-            raw: value,
+            encryption_key,
+            raw: redact(value),
         })
     }
+}
+
+/// The config as it may be shown: secrets replaced.
+fn redact(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(k) = v.get_mut("encryption_key") {
+        *k = "(set)".into();
+    }
+    v
 }
 
 #[cfg(test)]
@@ -190,7 +207,15 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys_and_bad_values() {
-        for bad in [r#"{"data_dri":"x"}"#, r#"{"clock_start":"yesterday"}"#, r#"{"time_zone":"Mars/Base"}"#, "[]", "{", r#"{"role":"community"}"#] {
+        for bad in [
+            r#"{"encryption_key":"abc"}"#,
+            r#"{"data_dri":"x"}"#,
+            r#"{"clock_start":"yesterday"}"#,
+            r#"{"time_zone":"Mars/Base"}"#,
+            "[]",
+            "{",
+            r#"{"role":"community"}"#,
+        ] {
             let e = Config::parse(bad).unwrap_err();
             assert_eq!(e.code(), ErrorCode::InvalidConfig, "{bad}");
         }

@@ -1,7 +1,8 @@
 //! The national cryptographic algorithms the network's interfaces use:
 //! SM3 hashes, HMAC-SM3 request signatures (I2) and SM2 signatures on reports
-//! issued by a lab or an imaging department (L8, B3). Pure Rust (RustCrypto's
-//! `sm2`/`sm3`); keys and signatures travel as hex text.
+//! issued by a lab or an imaging department (L8, B3), and SM4-GCM sealing of
+//! the durable store's rows (S1). Pure Rust (RustCrypto's `sm2`/`sm3`/`sm4`);
+//! keys and signatures travel as hex text.
 
 use crate::error::{Error, Result};
 use hmac::{KeyInit, Mac};
@@ -89,6 +90,81 @@ pub fn sm2_verify(public_hex: &str, id: Option<&str>, msg: &[u8], signature_hex:
     Ok(vk.verify(msg, &sig).is_ok())
 }
 
+/// A 128-bit SM4 key. Its `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sm4Key([u8; 16]);
+
+impl std::fmt::Debug for Sm4Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sm4Key(…)")
+    }
+}
+
+impl Sm4Key {
+    /// From 32 hex digits.
+    pub fn from_hex(s: &str) -> Option<Sm4Key> {
+        let bytes = hex::decode(s.trim()).ok()?;
+        Some(Sm4Key(bytes.try_into().ok()?))
+    }
+}
+
+type Sm4Gcm = aes_gcm::AesGcm<sm4::Sm4, aes_gcm::aead::consts::U12>;
+
+/// Seals rows of the durable store with SM4-GCM (RFC 8998): personal data is
+/// encrypted at rest (S1). Each row gets a fresh random nonce; the table and
+/// key are the associated data, so a row cannot be moved to another place
+/// unnoticed.
+#[derive(Clone)]
+pub struct RowCipher {
+    aead: Sm4Gcm,
+    hash_key: [u8; 32],
+}
+
+/// Marks a sealed row body (plain rows are JSON and never start with it).
+pub const SEALED_PREFIX: &str = "sm4gcm:";
+
+impl RowCipher {
+    pub fn new(key: &Sm4Key) -> RowCipher {
+        use aes_gcm::KeyInit;
+        // A separate key for hashing, so the hash reveals nothing about the cipher key.
+        let hash_key = hmac_sm3(&key.0, b"yilian row key hash");
+        RowCipher { aead: Sm4Gcm::new_from_slice(&key.0).expect("SM4 keys are 16 bytes"), hash_key }
+    }
+
+    pub fn seal(&self, aad: &[u8], plain: &str) -> String {
+        use aes_gcm::aead::{Aead, Payload};
+        use base64::Engine as _;
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).expect("the operating system's random source");
+        // Encryption with a valid key and nonce cannot fail.
+        let ct = self.aead.encrypt((&nonce).into(), Payload { msg: plain.as_bytes(), aad }).expect("SM4-GCM encryption");
+        let mut raw = Vec::with_capacity(12 + ct.len());
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&ct);
+        format!("{SEALED_PREFIX}{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(raw))
+    }
+
+    /// A keyed hash of `text` (HMAC-SM3 under a key derived from the SM4
+    /// key), hex: lets a store look rows up by a value it must not store.
+    pub fn key_hash(&self, text: &str) -> String {
+        hmac_sm3_hex(&self.hash_key, text.as_bytes())[..32].to_string()
+    }
+
+    /// The plain text of a sealed body; `None` if it was not sealed under
+    /// this key with this associated data (wrong key, or tampered).
+    pub fn open(&self, aad: &[u8], sealed: &str) -> Option<String> {
+        use aes_gcm::aead::{Aead, Payload};
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD_NO_PAD.decode(sealed.strip_prefix(SEALED_PREFIX)?).ok()?;
+        if raw.len() < 12 + 16 {
+            return None;
+        }
+        let (nonce, ct) = raw.split_at(12);
+        let plain = self.aead.decrypt(nonce.into(), Payload { msg: ct, aad }).ok()?;
+        String::from_utf8(plain).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +199,40 @@ mod tests {
         assert!(!sm2_verify(STD_PUBLIC, None, b"message digesT", STD_SIGNATURE).unwrap());
         assert!(!sm2_verify(STD_PUBLIC, Some("ALICE123@YAHOO.COM"), b"message digest", STD_SIGNATURE).unwrap());
         assert_eq!(sm2_public_key(STD_SECRET).unwrap(), STD_PUBLIC.to_lowercase());
+    }
+
+    #[test]
+    fn sm4_gcm_matches_rfc_8998() {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        // RFC 8998, appendix A.1.
+        let key = hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap();
+        let iv = hex::decode("00001234567800000000ABCD").unwrap();
+        let aad = hex::decode("FEEDFACEDEADBEEFFEEDFACEDEADBEEFABADDAD2").unwrap();
+        let pt =
+            hex::decode("AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBCCCCCCCCCCCCCCCCDDDDDDDDDDDDDDDDEEEEEEEEEEEEEEEEFFFFFFFFFFFFFFFFEEEEEEEEEEEEEEEEAAAAAAAAAAAAAAAA")
+                .unwrap();
+        let ct = Sm4Gcm::new_from_slice(&key).unwrap().encrypt(iv.as_slice().into(), Payload { msg: &pt, aad: &aad }).unwrap();
+        assert_eq!(
+            hex::encode_upper(ct),
+            "17F399F08C67D5EE19D0DC9969C4BB7D5FD46FD3756489069157B282BB200735D82710CA5C22F0CCFA7CBF93D496AC15A56834CBCF98C397B4024A2691233B8D83DE3541E4C2B58177E065A9BF7B62EC"
+        );
+    }
+
+    #[test]
+    fn sealed_rows_open_only_with_their_key_and_place() {
+        let c = RowCipher::new(&Sm4Key::from_hex("0123456789abcdeffedcba9876543210").unwrap());
+        let sealed = c.seal(b"patients/PAT001", r#"{"name":"张三"}"#);
+        assert!(sealed.starts_with(SEALED_PREFIX) && !sealed.contains("张三"));
+        assert_ne!(sealed, c.seal(b"patients/PAT001", r#"{"name":"张三"}"#), "a fresh nonce per row");
+        assert_eq!(c.open(b"patients/PAT001", &sealed).as_deref(), Some(r#"{"name":"张三"}"#));
+        assert_eq!(c.open(b"patients/PAT002", &sealed), None, "moved to another key");
+        let other = RowCipher::new(&Sm4Key::from_hex("00000000000000000000000000000000").unwrap());
+        assert_eq!(other.open(b"patients/PAT001", &sealed), None, "wrong key");
+        let mut tampered = sealed.clone();
+        tampered.replace_range(20..21, if &sealed[20..21] == "A" { "B" } else { "A" });
+        assert_eq!(c.open(b"patients/PAT001", &tampered), None);
+        assert!(Sm4Key::from_hex("abcd").is_none());
+        assert_eq!(format!("{:?}", Sm4Key::from_hex("0123456789abcdeffedcba9876543210").unwrap()), "Sm4Key(…)");
     }
 
     #[test]

@@ -68,7 +68,8 @@ impl Engine {
         let pool = match cfg.data_dir.clone() {
             None => Pool::new(cfg, None),
             Some(dir) => {
-                let (store, snapshot) = DurableStore::open(&dir, cfg.durable_sync_full, cfg.group_commit_max)?;
+                let (store, snapshot) =
+                    DurableStore::open(&dir, cfg.durable_sync_full, cfg.group_commit_max, cfg.encryption_key.as_ref().map(crate::crypto::RowCipher::new))?;
                 let pool = Pool::new(cfg, Some(store));
                 recover(&pool, snapshot)?;
                 pool
@@ -86,6 +87,9 @@ impl Engine {
     pub fn close(&self) {
         if !self.pool.closed.swap(true, Ordering::AcqRel) {
             if let Some(s) = &self.pool.store {
+                // The statistics counters, so they outlive the restart (P9);
+                // a failed store has nothing more to lose here.
+                let _ = s.wait(s.enqueue(vec![self.pool.metrics.row()]));
                 s.close();
             }
         }
@@ -122,6 +126,13 @@ impl Engine {
 
     /// Like `call`, returning the `data` or the error.
     pub fn call_value(&self, command: &str, request_json: &str) -> Result<Value> {
+        let started = std::time::Instant::now();
+        let out = self.call_unmonitored(command, request_json);
+        self.pool.monitor.record(command, started.elapsed(), out.as_ref().err().map(Error::code));
+        out
+    }
+
+    fn call_unmonitored(&self, command: &str, request_json: &str) -> Result<Value> {
         self.pool.check_open()?;
         if request_json.len() > self.pool.cfg.max_request_bytes {
             return Err(Error::with(
@@ -188,6 +199,7 @@ impl Engine {
             return Err(e);
         }
         let command = if hold { "hold" } else { "book" };
+        let _audit = self.audit_scope(command, opts.clinic_id, opts.request_id);
         // The fingerprint only matters with a request id (it is stored with it).
         let fp = if opts.request_id.is_some() {
             fingerprint(&[command.as_bytes(), &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()])
@@ -219,6 +231,7 @@ impl Engine {
     pub fn confirm(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
         self.pool.check_open()?;
         let actor = self.pool.actor(None);
+        let _audit = self.audit_scope("confirm", None, request_id);
         let fp = if request_id.is_some() { fingerprint(&[b"confirm", &booking_id.to_le_bytes()]) } else { 0 };
         self.pool.with_booking(booking_id, &actor, request_id, "confirm", fp, &mut |pool, slot, st, b, txn, now| {
             pool.confirm_locked(slot, st, b, now, txn, "confirm")?;
@@ -232,12 +245,26 @@ impl Engine {
     pub fn release(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
         self.pool.check_open()?;
         let actor = self.pool.actor(None);
+        let _audit = self.audit_scope("release", None, request_id);
         let fp = if request_id.is_some() { fingerprint(&[b"release", &booking_id.to_le_bytes()]) } else { 0 };
         self.pool.with_booking(booking_id, &actor, request_id, "release", fp, &mut |pool, slot, st, b, txn, now| {
             pool.cancel_locked(slot, st, b, "released".into(), now, txn)?;
             Ok(Answer::Null)
         })?;
         Ok(())
+    }
+
+    /// The audit trail's caller for a typed call (durable engines only: an
+    /// in-memory engine keeps no trail).
+    fn audit_scope(&self, command: &str, institution: Option<&str>, request_id: Option<&str>) -> Option<crate::audit::Scope> {
+        self.pool.store.as_ref().map(|_| {
+            crate::audit::Scope::enter(crate::audit::Context {
+                command: command.to_string(),
+                institution: institution.map(str::to_string).or_else(|| self.pool.cfg.institution_id.clone()),
+                operator: None,
+                request_id: request_id.map(str::to_string),
+            })
+        })
     }
 
     /// Places of one slot now. Never changes state.
@@ -384,6 +411,9 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
     {
         let mut events: Vec<Event> = snap.of(Table::Events).map(|(k, b)| parse_row("events", k, b)).collect::<Result<_>>()?;
         events.sort_by_key(|e| e.seq);
+        if let Some((_, body)) = snap.of(Table::Meta).find(|(k, _)| *k == crate::pool::METRICS_KEY) {
+            pool.metrics.restore(body);
+        }
         let acked: u64 = snap.of(Table::Meta).find(|(k, _)| *k == "events_acked_through").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let next_seq = events.last().map(|e| e.seq).unwrap_or(0).max(acked) + 1;
         pool.outbox.reset(next_seq, events.into());
@@ -392,6 +422,7 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
         slot.publish_now();
     }
     pool.store_table(table);
+    pool.next_audit.store(snap.next_audit_seq, Ordering::Relaxed);
     crate::lab::recover(pool, &snap)?;
     crate::referral::recover(pool, &snap)?;
     Ok(())

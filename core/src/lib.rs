@@ -18,6 +18,7 @@
 //! assert!(out.contains("pre-booked"));
 //! ```
 
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 mod commands;
@@ -28,9 +29,11 @@ pub mod error;
 pub mod identity;
 mod lab;
 pub mod model;
+mod monitor;
 mod pool;
 mod referral;
 pub use referral::queue_after_current;
+pub mod render;
 mod schedule;
 mod stats;
 pub mod store;

@@ -673,7 +673,27 @@ impl Metrics {
     pub fn total_refused_full(&self) -> u64 {
         self.refused_full.get() + self.attempts_refused_full.get()
     }
+    /// The counters as stored in the `meta` table (P9: they outlive restarts).
+    pub fn row(&self) -> Write {
+        let v = serde_json::json!({"attempts": self.total_attempts(), "successes": self.successes.get(), "refused_full": self.total_refused_full()});
+        Write { table: Table::Meta, key: METRICS_KEY.into(), body: Some(v.to_string()) }
+    }
+    /// Adds the counters of a stored row (recovery).
+    pub fn restore(&self, body: &str) {
+        let v: Value = serde_json::from_str(body).unwrap_or_default();
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        // Refusals are kept in the full-refusal cell, which counts in both totals.
+        self.attempts_refused_full.add(n("refused_full"));
+        self.attempts.add(n("attempts").saturating_sub(n("refused_full")));
+        self.successes.add(n("successes"));
+    }
 }
+
+/// The `meta` row holding the statistics counters.
+pub(crate) const METRICS_KEY: &str = "metrics_counters";
+/// Durable transactions between two writes of the counters: a crash loses
+/// at most the counts of this many transactions (and of the refusals between).
+const METRICS_EVERY: u64 = 1024;
 
 // ---------------------------------------------------------------- the pool
 
@@ -743,6 +763,12 @@ pub(crate) struct Pool {
     pub lab: crate::lab::LabState,
     /// Referrals, exam applications and remote consultations.
     pub referral: crate::referral::ReferralState,
+    /// Per-command counts, errors and latency of the command layer (I4).
+    pub monitor: crate::monitor::Monitor,
+    /// Durable transactions so far (paces the writes of the counters).
+    durable_txns: AtomicU64,
+    /// The next audit entry's number.
+    pub next_audit: AtomicU64,
     pub closed: AtomicBool,
     /// Slots whose expired holds freed places for waiters (see `sweep`).
     pending_promotions: Mutex<Vec<u32>>,
@@ -804,6 +830,9 @@ impl Pool {
             catalog: crate::catalog::Catalog::default(),
             lab: Default::default(),
             referral: Default::default(),
+            monitor: crate::monitor::Monitor::new(&crate::commands::COMMANDS),
+            durable_txns: AtomicU64::new(0),
+            next_audit: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             pending_promotions: Mutex::new(Vec::new()),
             has_pending_promotions: CachePadded::new(AtomicBool::new(false)),
@@ -1028,7 +1057,17 @@ impl Pool {
     /// Hands the transaction's rows to the store, inside the caller's locks.
     pub fn enqueue(&self, txn: &mut Txn) -> Option<Ticket> {
         match &self.store {
-            Some(s) if !txn.writes.is_empty() => Some(s.enqueue(std::mem::take(&mut txn.writes))),
+            Some(s) if !txn.writes.is_empty() => {
+                // Numbered here, inside the change's locks, so entries of one
+                // slot follow the order its changes took.
+                let seq = self.next_audit.fetch_add(1, Ordering::Relaxed);
+                let entry = crate::audit::row(seq, self.clock.now_ms(), &txn.writes);
+                txn.writes.push(entry);
+                if self.durable_txns.fetch_add(1, Ordering::Relaxed) % METRICS_EVERY == METRICS_EVERY - 1 {
+                    txn.writes.push(self.metrics.row());
+                }
+                Some(s.enqueue(std::mem::take(&mut txn.writes)))
+            }
             _ => None,
         }
     }
@@ -1851,7 +1890,10 @@ impl Pool {
     // ------------------------------------------------------------ outbox (I3)
 
     /// Drops events up to `ack`, then returns up to `limit` of the rest.
-    pub fn next_events(&self, ack: Option<u64>, limit: usize) -> Result<(Vec<Event>, u64)> {
+    /// Acknowledges events up to `ack` (they leave the outbox), then returns up
+    /// to `limit` pending events with a sequence number above `after` (a reader
+    /// that does not own the outbox, e.g. a push stream, pages with `after`).
+    pub fn next_events(&self, ack: Option<u64>, after: Option<u64>, limit: usize) -> Result<(Vec<Event>, u64)> {
         let mut txn = Txn::default();
         let ticket;
         let out;
@@ -1876,7 +1918,10 @@ impl Pool {
                 }
             }
             // Merge the stripes (each in sequence order) up to `limit`.
-            let mut pos = vec![0usize; stripes.len()];
+            let mut pos: Vec<usize> = match after {
+                Some(after) => stripes.iter().map(|q| q.partition_point(|e| e.seq <= after)).collect(),
+                None => vec![0usize; stripes.len()],
+            };
             let mut merged = Vec::new();
             while merged.len() < limit {
                 let mut best: Option<(usize, u64)> = None;

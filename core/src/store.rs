@@ -9,6 +9,7 @@
 //! and every later call gets `STORAGE_ERROR`, and reopening the directory
 //! recovers the last committed state.
 
+use crate::crypto::{RowCipher, SEALED_PREFIX};
 use crate::error::{Error, ErrorCode, Result};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{params, Connection, OpenFlags};
@@ -34,10 +35,12 @@ pub enum Table {
     Referral,
     /// The platform client's last good answers (served stale while offline).
     Cache,
+    /// Who changed what, when (S1). Append-only; not read on open.
+    Audit,
 }
 
 impl Table {
-    const ALL: [Table; 11] = [
+    const ALL: [Table; 12] = [
         Table::Slots,
         Table::Bookings,
         Table::Waitlist,
@@ -49,8 +52,9 @@ impl Table {
         Table::Lab,
         Table::Referral,
         Table::Cache,
+        Table::Audit,
     ];
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Table::Slots => "slots",
             Table::Bookings => "bookings",
@@ -63,6 +67,7 @@ impl Table {
             Table::Lab => "lab",
             Table::Referral => "referral",
             Table::Cache => "cache",
+            Table::Audit => "audit",
         }
     }
 }
@@ -89,6 +94,10 @@ impl Write {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub rows: Vec<(Table, String, String)>,
+    /// Rows read in the clear although a cipher is configured (sealed on open).
+    plain: Vec<(Table, String, String)>,
+    /// The sequence number the next audit entry takes.
+    pub next_audit_seq: u64,
 }
 
 impl Snapshot {
@@ -128,21 +137,30 @@ pub struct DurableStore {
     path: PathBuf,
     /// Held until close; the kernel also drops it if the process dies.
     lock: Mutex<Option<File>>,
+    /// Opens sealed rows read back after open (the audit trail).
+    cipher: Option<RowCipher>,
 }
 
 impl DurableStore {
     /// Opens (creating if needed) the store in `dir` and reads every row.
-    pub fn open(dir: &Path, sync_full: bool, batch_max: usize) -> Result<(DurableStore, Snapshot)> {
+    /// With a cipher, every row written is sealed with SM4-GCM and every
+    /// sealed row read is opened; plain rows (a store that was not encrypted
+    /// before) are read as they are and sealed when next written.
+    pub fn open(dir: &Path, sync_full: bool, batch_max: usize, cipher: Option<RowCipher>) -> Result<(DurableStore, Snapshot)> {
         std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("cannot create data directory: {e}")))?;
         let lock = lock_dir(dir)?;
         let path = dir.join("yilian.sqlite3");
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let mut conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", if sync_full { "FULL" } else { "NORMAL" })?;
         for t in Table::ALL {
             conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {} (k TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;", t.name()))?;
         }
-        let snapshot = read_all(&conn)?;
+        let snapshot = read_all(&conn, cipher.as_ref())?;
+        if let Some(c) = &cipher {
+            seal_plain_rows(&mut conn, &snapshot, c)?;
+        }
+        let cipher_for_commits = cipher.clone();
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, shutdown: false }),
             queue_cv: Condvar::new(),
@@ -152,13 +170,45 @@ impl DurableStore {
         let s2 = shared.clone();
         let committer = std::thread::Builder::new()
             .name("yilian-commit".into())
-            .spawn(move || commit_loop(conn, s2, batch_max))
+            .spawn(move || commit_loop(conn, s2, batch_max, cipher_for_commits))
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
-        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)) }, snapshot))
+        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)), cipher }, snapshot))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Audit entries after `filter.after_seq`, oldest first, read through a
+    /// separate read-only connection (WAL readers never block the committer).
+    pub fn read_audit(&self, filter: &crate::audit::Filter) -> Result<Vec<crate::audit::Entry>> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut st = conn.prepare("SELECT k, body FROM audit WHERE k > ?1 ORDER BY k LIMIT ?2")?;
+        let mut out = Vec::new();
+        let mut cursor = crate::audit::key(filter.after_seq);
+        // Pages of rows until `limit` entries match (filters apply to opened rows).
+        loop {
+            let rows: Vec<(String, String)> =
+                st.query_map(params![cursor, 512], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
+            for (k, body) in rows {
+                let body = match &self.cipher {
+                    Some(c) if body.starts_with(SEALED_PREFIX) => {
+                        c.open(&row_aad(Table::Audit, &k), &body).ok_or_else(|| Error::storage("an audit row does not open"))?
+                    }
+                    _ => body,
+                };
+                let e: crate::audit::Entry = serde_json::from_str(&body).map_err(|e| Error::storage(format!("unreadable audit row: {e}")))?;
+                if filter.matches(&e) {
+                    out.push(e);
+                    if out.len() >= filter.limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            cursor = last;
+        }
+        Ok(out)
     }
 
     /// Hands rows to the committer. Call while holding the locks that ordered the change.
@@ -220,7 +270,7 @@ impl Drop for DurableStore {
     }
 }
 
-fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize) {
+fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>) {
     loop {
         let (writes, ticket, shutdown) = {
             let mut q = shared.queue.lock();
@@ -231,7 +281,7 @@ fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize) {
             (std::mem::take(&mut q.writes), q.last_ticket, q.shutdown)
         };
         if !writes.is_empty() {
-            let result = apply(&mut conn, &writes);
+            let result = apply(&mut conn, &writes, cipher.as_ref());
             let mut d = shared.done.lock();
             match result {
                 Ok(()) => d.committed = ticket,
@@ -253,18 +303,52 @@ fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize) {
     }
 }
 
-fn apply(conn: &mut Connection, writes: &[Write]) -> Result<()> {
+/// What a sealed row is bound to: its table and key.
+fn row_aad(table: Table, key: &str) -> Vec<u8> {
+    format!("{}/{key}", table.name()).into_bytes()
+}
+
+/// The key a row is stored under. A patient's row is keyed by the patient's
+/// id, which may be personal; sealed stores key it by a keyed hash instead
+/// (recovery reads the id from the sealed body).
+fn stored_key<'a>(table: Table, key: &'a str, cipher: Option<&RowCipher>) -> std::borrow::Cow<'a, str> {
+    match cipher {
+        Some(c) if table == Table::Patients => format!("h:{}", c.key_hash(key)).into(),
+        _ => key.into(),
+    }
+}
+
+/// Seals, in one transaction, the plain rows of a store that was not
+/// encrypted before its key was configured.
+fn seal_plain_rows(conn: &mut Connection, snap: &Snapshot, cipher: &RowCipher) -> Result<()> {
+    let tx = conn.transaction()?;
+    for (t, k, body) in &snap.plain {
+        let key = stored_key(*t, k, Some(cipher));
+        tx.execute(&format!("DELETE FROM {} WHERE k = ?1", t.name()), params![k])?;
+        tx.execute(&format!("INSERT OR REPLACE INTO {}(k, body) VALUES (?1, ?2)", t.name()), params![key, cipher.seal(&row_aad(*t, &key), body)])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>) -> Result<()> {
     let tx = conn.transaction()?;
     for w in writes {
         let t = w.table.name();
         match &w.body {
             Some(body) => {
                 let mut st = tx.prepare_cached(&format!("INSERT OR REPLACE INTO {t}(k, body) VALUES (?1, ?2)"))?;
-                st.execute(params![w.key, body])?;
+                match cipher {
+                    Some(c) => {
+                        let key = stored_key(w.table, &w.key, cipher);
+                        st.execute(params![key, c.seal(&row_aad(w.table, &key), body)])?
+                    }
+                    None => st.execute(params![w.key, body])?,
+                };
             }
             None => {
                 let mut st = tx.prepare_cached(&format!("DELETE FROM {t} WHERE k = ?1"))?;
-                st.execute(params![w.key])?;
+                st.execute(params![stored_key(w.table, &w.key, cipher)])?;
             }
         }
     }
@@ -272,13 +356,35 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<()> {
     Ok(())
 }
 
-fn read_all(conn: &Connection) -> Result<Snapshot> {
+fn read_all(conn: &Connection, cipher: Option<&RowCipher>) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
-    for t in Table::ALL {
+    // The audit trail only grows: it is read on demand (`read_audit`), never loaded.
+    let last: Option<String> = conn.query_row("SELECT max(k) FROM audit", [], |r| r.get(0))?;
+    snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) + 1;
+    for t in Table::ALL.into_iter().filter(|t| *t != Table::Audit) {
         let mut st = conn.prepare(&format!("SELECT k, body FROM {}", t.name()))?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for r in rows {
-            let (k, b) = r?;
+            let (k, mut b) = r?;
+            if b.starts_with(SEALED_PREFIX) {
+                let Some(c) = cipher else {
+                    return Err(Error::with(
+                        ErrorCode::InvalidConfig,
+                        "the data directory is encrypted: configure its encryption_key",
+                        "数据目录已加密：请配置 encryption_key",
+                    ));
+                };
+                // The key is not named: a row's key may be a patient's id.
+                b = c.open(&row_aad(t, &k), &b).ok_or_else(|| {
+                    Error::with(
+                        ErrorCode::InvalidConfig,
+                        format!("a row of table {} does not open with the configured encryption_key (wrong key, or the row was altered)", t.name()),
+                        format!("表 {} 中有记录无法用所配置的 encryption_key 解密（密钥错误或记录被篡改）", t.name()),
+                    )
+                })?;
+            } else if cipher.is_some() {
+                snap.plain.push((t, k.clone(), b.clone()));
+            }
             snap.rows.push((t, k, b));
         }
     }

@@ -125,3 +125,156 @@ fn close_releases_the_directory_and_late_calls_are_refused() {
     again.check_invariants().unwrap();
     drop(e);
 }
+
+#[test]
+fn statistics_counters_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let counts = |e: &Engine| {
+        let s = ok(e, "slot-statistics", json!({}));
+        (s["booking_attempts"].as_u64().unwrap(), s["booking_successes"].as_u64().unwrap(), s["refused_full"].as_u64().unwrap())
+    };
+    let before;
+    {
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        let slots = sync_slots(&e, 1, 1, 1);
+        ok(&e, "book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001"}));
+        assert!(e.call_value("book-slot", &json!({"slot_id": slots[0], "patient_id": "PAT002"}).to_string()).is_err());
+        let h = e.slot_handle(&slots[0]).unwrap();
+        assert!(e.hold(h, "PAT003", &Default::default()).is_err());
+        before = counts(&e);
+        assert_eq!(before, (3, 1, 2));
+        e.close();
+    }
+    let e = Engine::open(&cfg(dir.path())).unwrap();
+    assert_eq!(counts(&e), before);
+    // And they keep counting from there, across a second restart.
+    let slots = sync_slots(&e, 1, 1, 1);
+    assert!(e.call_value("book-slot", &json!({"slot_id": slots[0], "patient_id": "PAT004"}).to_string()).is_err());
+    e.close();
+    let e = Engine::open(&cfg(dir.path())).unwrap();
+    assert_eq!(counts(&e), (4, 1, 3));
+}
+
+/// Every file of the data directory, concatenated (the database and its WAL).
+fn dir_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        all.extend(std::fs::read(entry.unwrap().path()).unwrap_or_default());
+    }
+    all
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn an_encryption_key_seals_every_row_at_rest() {
+    const KEY: &str = "0123456789abcdeffedcba9876543210";
+    let dir = tempfile::tempdir().unwrap();
+    let with_key =
+        |key: &str| json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual", "encryption_key": key}).to_string();
+    let patient = json!({"name": "张三丰", "id_number": "11010519491231002X", "phone": "13800138000"});
+    {
+        let e = Engine::open(&with_key(KEY)).unwrap();
+        let slots = sync_slots(&e, 1, 1, 1);
+        ok(&e, "book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001", "patient": patient}));
+        // The key is never shown back.
+        assert!(!ok(&e, "engine-info", json!({})).to_string().contains(KEY));
+        e.close();
+    }
+    let bytes = dir_bytes(dir.path());
+    for secret in ["张三丰", "11010519491231002X", "13800138000", "PAT001"] {
+        assert!(!contains(&bytes, secret), "{secret} is stored in the clear");
+    }
+    // The right key opens it; no key or a wrong key is a clear config error that names no data.
+    let e = Engine::open(&with_key(KEY)).unwrap();
+    assert_eq!(ok(&e, "booking-info", json!({"booking_id": "B000001"}))["patient"]["name"], "张**");
+    e.close();
+    let no_key = Engine::open(&cfg(dir.path())).unwrap_err();
+    assert_eq!(no_key.code(), ErrorCode::InvalidConfig);
+    let wrong = Engine::open(&with_key("00000000000000000000000000000000")).unwrap_err();
+    assert_eq!(wrong.code(), ErrorCode::InvalidConfig);
+    assert!(!wrong.message().contains("PAT001"));
+}
+
+#[test]
+fn a_plain_store_keeps_working_once_a_key_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        let slots = sync_slots(&e, 1, 2, 1);
+        ok(&e, "book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001", "patient": {"name": "李四", "phone": "13800138000"}}));
+        e.close();
+    }
+    assert!(contains(&dir_bytes(dir.path()), "13800138000"), "stored in the clear without a key");
+    let keyed =
+        json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual", "encryption_key": "0123456789abcdeffedcba9876543210"})
+            .to_string();
+    let e = Engine::open(&keyed).unwrap();
+    assert_eq!(ok(&e, "booking-info", json!({"booking_id": "B000001"}))["status"], "booked");
+    let slot = ok(&e, "booking-info", json!({"booking_id": "B000001"}))["slot_id"].as_str().unwrap().to_string();
+    ok(&e, "cancel-slot", json!({"booking_id": "B000001"}));
+    e.close();
+    let e = Engine::open(&keyed).unwrap();
+    assert_eq!(ok(&e, "booking-info", json!({"booking_id": "B000001"}))["status"], "cancelled");
+    assert_eq!(slot_counts(&e, &slot).3, 1, "the place is free again");
+    e.close();
+    // Opening with the key sealed what was stored in the clear (SQLite keeps
+    // old pages until they are reused, so the check is on the live rows).
+    let conn = rusqlite::Connection::open(dir.path().join("yilian.sqlite3")).unwrap();
+    for table in ["bookings", "patients", "events", "slots"] {
+        let plain: i64 = conn.query_row(&format!("SELECT count(*) FROM {table} WHERE body NOT LIKE 'sm4gcm:%'"), [], |r| r.get(0)).unwrap();
+        assert_eq!(plain, 0, "{table} has rows in the clear");
+    }
+}
+
+#[test]
+fn every_durable_change_is_audited_with_who_and_when() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyed =
+        json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual", "encryption_key": "0123456789abcdeffedcba9876543210"})
+            .to_string();
+    {
+        let e = Engine::open(&keyed).unwrap();
+        let slots = sync_slots(&e, 1, 2, 1);
+        ok(&e, "book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001", "clinic_id": "C001", "operator": "op-7", "request_id": "r-1"}));
+        // A refusal changes nothing, so it leaves no entry.
+        assert!(e.call_value("book-slot", &json!({"slot_id": slots[0], "patient_id": "PAT002", "clinic_id": "C002"}).to_string()).is_err());
+        e.advance_clock(60_000).unwrap();
+        let h = e.hold(e.slot_handle(&slots[1]).unwrap(), "PAT003", &yilian_core::HoldOptions { clinic_id: Some("C002"), ..Default::default() }).unwrap();
+        e.release(h.booking_id, Some("r-2")).unwrap();
+        e.close();
+    }
+    let e = Engine::open(&keyed).unwrap();
+    let log = ok(&e, "audit-log", json!({}));
+    let entries = log["entries"].as_array().unwrap();
+    let commands: Vec<&str> = entries.iter().map(|x| x["command"].as_str().unwrap()).collect();
+    assert_eq!(commands, ["sync-schedule", "book-slot", "hold", "release"]);
+    let book = &entries[1];
+    assert_eq!((book["institution"].as_str(), book["operator"].as_str(), book["request_id"].as_str()), (Some("C001"), Some("op-7"), Some("r-1")));
+    assert_eq!(book["at"], "2024-10-29T09:00:00+08:00");
+    assert!(book["changed"].as_array().unwrap().iter().any(|c| c == "bookings/00000000000000000001"));
+    assert_eq!(entries[2]["at"], "2024-10-29T09:01:00+08:00");
+    assert_eq!(entries[3]["request_id"], "r-2");
+    // Filters and paging; numbering continues after the restart.
+    assert_eq!(ok(&e, "audit-log", json!({"institution_id": "C002"}))["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(ok(&e, "audit-log", json!({"command": "book-slot"}))["entries"][0]["seq"], book["seq"]);
+    let page = ok(&e, "audit-log", json!({"after_seq": 2, "limit": 1}));
+    assert_eq!(page["entries"][0]["seq"], 3);
+    assert_eq!(ok(&e, "audit-log", json!({"since": "2024-10-29T09:00:30+08:00"}))["entries"].as_array().unwrap().len(), 2);
+    ok(&e, "cancel-slot", json!({"booking_id": "B000001", "clinic_id": "C001"}));
+    assert_eq!(ok(&e, "audit-log", json!({"after_seq": 4}))["entries"][0]["seq"], 5);
+    e.close();
+    // A community engine reads only its own institution's entries.
+    let community = json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00", "role": "community", "institution_id": "C002",
+        "encryption_key": "0123456789abcdeffedcba9876543210"})
+    .to_string();
+    let e = Engine::open(&community).unwrap();
+    let own = ok(&e, "audit-log", json!({"institution_id": "C001"}));
+    assert!(own["entries"].as_array().unwrap().iter().all(|x| x["institution"] == "C002"));
+    e.close();
+    // An in-memory engine keeps no trail, and says so.
+    let mem = Engine::open("{}").unwrap();
+    assert_eq!(mem.call_value("audit-log", "{}").unwrap_err().code(), ErrorCode::InvalidState);
+}

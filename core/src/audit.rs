@@ -1,0 +1,120 @@
+//! The audit trail (S1): every change that reaches the durable store is
+//! recorded with who asked (institution, operator), when (the engine's
+//! clock), through which command or typed call, under which request id, and
+//! which rows it changed — in the same commit as the change itself, so an
+//! acknowledged change always has its entry and a lost one never does.
+//!
+//! The caller's identity travels in a thread-local set by the command layer
+//! (and the typed calls) for the duration of one call; `Pool::enqueue`, the
+//! one door every durable change goes through, adds the entry. Entries stay
+//! in the store's `audit` table (sealed like every row when an encryption key
+//! is set) and are read back with the `audit-log` command.
+
+use crate::clock::{format_ms, Millis};
+use crate::error::{Error, ErrorCode, Result};
+use crate::store::{Table, Write};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+
+/// Who is calling, for the current thread's call.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Context {
+    pub command: String,
+    pub institution: Option<String>,
+    pub operator: Option<String>,
+    pub request_id: Option<String>,
+}
+
+thread_local! {
+    static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+/// Sets the caller's identity until the guard drops (then restores the
+/// outer one, if calls nest).
+pub(crate) struct Scope(Option<Context>);
+
+impl Scope {
+    pub fn enter(ctx: Context) -> Scope {
+        Scope(CONTEXT.with(|c| c.borrow_mut().replace(ctx)))
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let outer = self.0.take();
+        CONTEXT.with(|c| *c.borrow_mut() = outer);
+    }
+}
+
+/// One entry of the trail.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub seq: u64,
+    pub at_ms: Millis,
+    /// The command, or the typed call (`hold`, `confirm`, `release`), or
+    /// `(engine)` for changes the engine makes on its own (hold expiry found
+    /// on recovery, promotions).
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// `table/key` of every row the change wrote or deleted (patient rows
+    /// are named by table only: their key is the patient's id).
+    pub changed: Vec<String>,
+}
+
+/// The audit row for a transaction's writes, numbered `seq`.
+pub(crate) fn row(seq: u64, at_ms: Millis, writes: &[Write]) -> Write {
+    let ctx = CONTEXT.with(|c| c.borrow().clone()).unwrap_or_else(|| Context { command: "(engine)".into(), ..Default::default() });
+    let changed = writes
+        .iter()
+        .filter(|w| w.table != Table::Meta)
+        .map(|w| if w.table == Table::Patients { "patients".to_string() } else { format!("{}/{}", w.table.name(), w.key) })
+        .collect();
+    let entry = Entry { seq, at_ms, command: ctx.command, institution: ctx.institution, operator: ctx.operator, request_id: ctx.request_id, changed };
+    Write::put(Table::Audit, key(seq), &entry)
+}
+
+pub(crate) fn key(seq: u64) -> String {
+    format!("{seq:020}")
+}
+
+/// What `audit-log` asks for.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub after_seq: u64,
+    pub since_ms: Option<Millis>,
+    pub until_ms: Option<Millis>,
+    pub institution: Option<String>,
+    pub command: Option<String>,
+    pub limit: usize,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &Entry) -> bool {
+        self.since_ms.is_none_or(|t| e.at_ms >= t)
+            && self.until_ms.is_none_or(|t| e.at_ms < t)
+            && self.institution.as_deref().is_none_or(|i| e.institution.as_deref() == Some(i))
+            && self.command.as_deref().is_none_or(|c| e.command == c)
+    }
+}
+
+pub(crate) fn view(e: &Entry, tz: &chrono_tz::Tz) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("at_ms");
+        m.insert("at".into(), format_ms(e.at_ms, tz).into());
+    }
+    v
+}
+
+pub(crate) fn needs_store() -> Error {
+    Error::with(
+        ErrorCode::InvalidState,
+        "the audit trail is kept by the durable store: open the engine with a data_dir",
+        "审计记录保存在持久化存储中：请以 data_dir 打开引擎",
+    )
+}

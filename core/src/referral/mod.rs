@@ -362,6 +362,7 @@ pub(crate) fn dispatch(pool: &Pool, command: &str, r: &Req, req: &Value) -> Opti
         "outpatient-referral-cancel" => outpatient::cancel(&c),
         "acceptance-info" => outpatient::acceptance(&c),
         "treatment-results" => outpatient::results(&c),
+        "referral-slip" => outpatient::slip(&c),
         "referral-queue-position" => outpatient::queue_cmd(&c),
         "inpatient-referral-apply" => inpatient::apply(&c),
         "inpatient-deposit" => inpatient::deposit(&c),

@@ -321,3 +321,24 @@ pub(super) fn queue_cmd(c: &Ctx) -> Result<Value> {
     out.insert(at, patient);
     Ok(json!({"queue": out, "position": at + 1, "ahead": serving.map_or(at, |s| at.saturating_sub(s + 1))}))
 }
+
+// ---------------------------------------------------------------- the slip
+
+/// `referral-slip`: the printable referral slip (text or SVG).
+pub(super) fn slip(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    let id = super::int_id(c.r, "referral_id")?;
+    let format = c.r.opt_str("format")?.unwrap_or("text");
+    if !matches!(format, "text" | "svg") {
+        return Err(Error::invalid("format", "expected text or svg"));
+    }
+    let rf = {
+        let g = c.pool.referral.inner.lock();
+        g.referrals.get(&id).cloned().ok_or_else(|| Error::not_found(ErrorCode::ReferralNotFound, "转诊", &id.to_string()))?
+    };
+    who.check(&rf.clinic_id, &rf.hospital_id)?;
+    let v = referral_view(c.pool, &rf, None);
+    let doc = super::query::slip_document(c.pool, &rf, &v);
+    let body = if format == "svg" { crate::render::document_svg(&doc)? } else { crate::render::document_text(&doc) };
+    Ok(json!({"referral_id": id, "format": format, "content": body, "status": v["status"]}))
+}

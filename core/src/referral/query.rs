@@ -184,3 +184,61 @@ pub(super) fn list(c: &Ctx, who: &Who, force_kind: Option<Kind>) -> Result<Value
     let items: Vec<Value> = picked.iter().map(|rf| referral_view(c.pool, rf, None)).filter(|v| status.is_none_or(|s| v["status"] == s)).collect();
     Ok(page_of(items, page, size))
 }
+
+/// The printable referral slip (转诊单): masked patient, both institutions,
+/// the booked session, reason and diagnosis, the steps so far; the barcode
+/// carries the referral number for the hospital's scanner.
+pub(crate) fn slip_document(pool: &Pool, rf: &Referral, v: &Value) -> crate::render::Document {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let clinic_name = pool.referral.inner.lock().communities.get(&rf.clinic_id).map(|c| c.name.clone()).unwrap_or_else(|| rf.clinic_id.clone());
+    let hospital_name =
+        pool.catalog.data.read().hospitals.get(&rf.hospital_id).map(|h| h.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| rf.hospital_id.clone());
+    let patient = v.get("patient");
+    let p = |k: &str| patient.and_then(|x| x.get(k)).and_then(Value::as_str).unwrap_or("").to_string();
+    let title = match rf.kind {
+        Kind::Outpatient => "双向转诊单（门诊上转）",
+        Kind::Inpatient => "双向转诊单（住院上转）",
+        Kind::Down => "双向转诊单（下转）",
+    };
+    let (from, to) = if rf.kind == Kind::Down { (hospital_name.clone(), clinic_name.clone()) } else { (clinic_name.clone(), hospital_name.clone()) };
+    let mut fields = vec![
+        ("转诊单号".to_string(), rf.referral_id.to_string()),
+        ("患者姓名".to_string(), p("name")),
+        ("性别".to_string(), p("sex")),
+        ("身份证号".to_string(), p("id_number")),
+        ("转出机构".to_string(), from),
+        ("转入机构".to_string(), to),
+    ];
+    for (label, key) in
+        [("科室", "department_id"), ("医生", "doctor_id"), ("就诊日期", "date"), ("时段", "period"), ("时间", "time_slot"), ("床位号", "bed_number")]
+    {
+        let x = s(key);
+        if !x.is_empty() {
+            fields.push((label.to_string(), x));
+        }
+    }
+    if let Some(d) = rf.expected_date.as_ref().filter(|_| rf.kind != Kind::Outpatient) {
+        fields.push(("预计日期".to_string(), d.clone()));
+    }
+    fields.push(("转诊原因".to_string(), rf.reason.clone()));
+    if let Some(d) = rf.record.get("diagnosis").and_then(Value::as_str) {
+        fields.push(("初步诊断".to_string(), d.to_string()));
+    }
+    fields.push(("状态".to_string(), s("status")));
+    let tz = &pool.cfg.tz;
+    let rows = rf.history.iter().map(|h| vec![format_ms(h.at_ms, tz), h.to.clone(), h.via.clone()]).collect();
+    let mut footer = Vec::new();
+    if rf.kind == Kind::Outpatient {
+        footer.push("请携带本转诊单于预约时段前往上级医院就诊，无需再次挂号，可直接缴费看诊。".to_string());
+        footer.push("转诊病人就诊序号为当前患者后两位。".to_string());
+    }
+    footer.push(format!("打印时间：{}", format_ms(pool.clock.now_ms(), tz)));
+    crate::render::Document {
+        title: title.to_string(),
+        fields,
+        columns: vec!["时间".into(), "状态".into(), "操作".into()],
+        rows,
+        footer,
+        barcode: Some(format!("REF{:09}", rf.referral_id)),
+    }
+}

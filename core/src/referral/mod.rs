@@ -114,6 +114,8 @@ pub const QUERIES: &[&str] = &[
 #[derive(Default)]
 pub struct ReferralState {
     pub(crate) inner: Mutex<Inner>,
+    /// Numbers reservation intents (their keys also carry the time).
+    pub(crate) intents: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -275,6 +277,18 @@ enum Row {
     Consultation(consultation::Consultation),
     Key(exam::SigningKey),
     Community(down::Community),
+    Intent(Intent),
+}
+
+/// A place about to be reserved for a case, written durably before the
+/// reservation and deleted with the attach: a leftover intent on open means
+/// the process died in between, and the place it names is given back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Intent {
+    pub key: String,
+    pub patient_id: String,
+    pub slot_id: String,
+    pub at_ms: Millis,
 }
 
 fn put(pool: &Pool, txn: &mut Txn, key: String, row: &Row) {
@@ -309,6 +323,7 @@ pub(crate) fn put_community(pool: &Pool, txn: &mut Txn, c: &down::Community) {
 
 /// Rebuilds the state from the store's rows on open.
 pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
+    let mut intents = Vec::new();
     let mut g = pool.referral.inner.lock();
     for (key, body) in snap.of(Table::Referral) {
         let row: Row = serde_json::from_str(body)
@@ -339,9 +354,72 @@ pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
             Row::Community(c) => {
                 g.communities.insert(c.clinic_id.clone(), c);
             }
+            Row::Intent(i) => intents.push(i),
         }
     }
+    drop(g);
+    for i in intents {
+        release_orphans(pool, &i)?;
+    }
     Ok(())
+}
+
+/// Gives back the places a leftover intent reserved that no case owns
+/// (bookings of its patient on its slot, class referral, made at or after it).
+fn release_orphans(pool: &Pool, intent: &Intent) -> Result<()> {
+    let owned: std::collections::HashSet<u64> = {
+        let g = pool.referral.inner.lock();
+        g.referrals.values().filter_map(|r| r.booking_id).chain(g.exams.values().flat_map(|e| e.items.iter().filter_map(|i| i.booking_id))).collect()
+    };
+    let slot = pool.slot_by_id(&intent.slot_id).ok().map(|s| s.idx);
+    let mut orphans = Vec::new();
+    pool.bookings.for_each(|id, b| {
+        if Some(b.slot_idx) == slot
+            && b.status.is_active()
+            && b.priority == crate::model::Priority::Referral
+            && &*b.patient_id == intent.patient_id.as_str()
+            && b.created_ms >= intent.at_ms
+            && !owned.contains(id)
+        {
+            orphans.push(*id);
+        }
+    });
+    for id in orphans {
+        give_back(pool, id, "the case it was reserved for was not recorded (process ended in between); place returned")?;
+    }
+    let mut txn = Txn::default();
+    txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
+    let ticket = pool.enqueue(&mut txn);
+    pool.settle(ticket, Vec::new())
+}
+
+/// Cancels a booking no case owns.
+fn give_back(pool: &Pool, id: u64, reason: &'static str) -> Result<()> {
+    pool.with_booking(id, &platform_actor(), None, "referral-recovery", 0, &mut |pool, slot, st, b, txn, now| {
+        if b.status.is_active() {
+            if b.status == crate::model::BookingStatus::Occupied {
+                b.status = crate::model::BookingStatus::Booked;
+            }
+            pool.cancel_locked(slot, st, b, reason.into(), now, txn)?;
+        }
+        Ok(Answer::Json(Value::Null))
+    })
+    .map(|_| ())
+}
+
+/// Writes (durably) or deletes an intent; nothing without a store.
+fn write_intent(pool: &Pool, intent: &Intent, delete: bool) -> Result<()> {
+    if pool.store.is_none() {
+        return Ok(());
+    }
+    let mut txn = Txn::default();
+    if delete {
+        txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
+    } else {
+        put(pool, &mut txn, intent.key.clone(), &Row::Intent(intent.clone()));
+    }
+    let ticket = pool.enqueue(&mut txn);
+    pool.settle(ticket, Vec::new())
 }
 
 // ---------------------------------------------------------------- dispatch
@@ -701,28 +779,39 @@ pub(crate) fn reserve_and_attach(c: &Ctx, reserve: Reserve, attach: &mut StepFn<
         Claimed::Replay(a) => return Ok(a.into_value()),
         Claimed::Fresh(cl) => cl,
     };
+    let intent = Intent {
+        key: format!("intent:{:016}-{}", pool.clock.now_ms(), pool.referral.intents.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+        patient_id: reserve.patient_id.to_string(),
+        slot_id: pool.slot(reserve.slot).map(|s| s.info.slot_id.clone()).unwrap_or_default(),
+        at_ms: pool.clock.now_ms(),
+    };
+    if let Err(e) = write_intent(pool, &intent, false) {
+        return finish(pool, claim, Err(e));
+    }
     let booked = std::cell::Cell::new(0u64);
     let made = pool.reserve(reserve, None, c.command, 0, &|b, _| {
         booked.set(b.id);
         Answer::Json(Value::Null)
     });
     if let Err(e) = made {
+        let _ = write_intent(pool, &intent, true);
         return finish(pool, claim, Err(e));
     }
     let id = booked.get();
-    match run_step(pool, &claim, c.command, Some(id), attach) {
+    let mut with_intent = |pool: &Pool, g: &mut Inner, live: Option<Live<'_>>, txn: &mut Txn, now: Millis| -> Result<Value> {
+        let v = attach(pool, g, live, txn, now)?;
+        if pool.store.is_some() {
+            txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
+        }
+        Ok(v)
+    };
+    match run_step(pool, &claim, c.command, Some(id), &mut with_intent) {
         Ok(a) => finish(pool, claim, Ok(a)),
         Err(e) => {
             // Give the place back: nothing refers to it.
-            let _ = pool.with_booking(id, &platform_actor(), None, c.command, 0, &mut |pool, slot, st, b, txn, now| {
-                if b.status.is_active() {
-                    if b.status == crate::model::BookingStatus::Occupied {
-                        b.status = crate::model::BookingStatus::Booked;
-                    }
-                    pool.cancel_locked(slot, st, b, "the case it was made for failed; place returned".into(), now, txn)?;
-                }
-                Ok(Answer::Json(Value::Null))
-            });
+            if give_back(pool, id, "the case it was made for failed; place returned").is_ok() {
+                let _ = write_intent(pool, &intent, true);
+            }
             finish(pool, claim, Err(e))
         }
     }
@@ -811,4 +900,76 @@ pub(crate) fn page_of(items: Vec<Value>, page: usize, size: usize) -> Value {
     let total = items.len();
     let items: Vec<Value> = items.into_iter().skip((page - 1).saturating_mul(size)).take(size).collect();
     json!({"total": total, "page": page, "page_size": size, "items": items})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Engine;
+
+    fn cfg(dir: &std::path::Path) -> String {
+        json!({"data_dir": dir, "clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual"}).to_string()
+    }
+
+    const SLOT: &str = "RG-H001-DR001-20241030-08001130";
+
+    fn setup(e: &Engine) {
+        e.call_value(
+            "sync-schedule",
+            &json!({"hospital_id": "H001", "schedule_data": [{"doctor_id": "DR001", "department_id": "D001", "date": "2024-10-30", "capacity": 2,
+                "available_slots": [{"start_time": "08:00", "end_time": "11:30", "period": "上午"}]}]})
+            .to_string(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_place_reserved_for_a_case_never_recorded_is_given_back_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = Engine::open(&cfg(dir.path())).unwrap();
+            setup(&e);
+            // What `outpatient-referral-apply` does before a crash between its
+            // two commits: the intent, then the reservation; no case.
+            let pool = &e.pool;
+            let slot = pool.slot_by_id(SLOT).unwrap();
+            let intent = Intent { key: "intent:0000000000000001-0".into(), patient_id: "PAT001".into(), slot_id: SLOT.into(), at_ms: pool.clock.now_ms() };
+            write_intent(pool, &intent, false).unwrap();
+            let reserve = Reserve {
+                slot: slot.idx,
+                patient_id: "PAT001".into(),
+                clinic_id: Some("C001".into()),
+                priority: crate::model::Priority::Referral,
+                hold: false,
+                patient: None,
+                expected_date: None,
+                reason: Some("胸痛".into()),
+                project_id: None,
+            };
+            pool.reserve(reserve, None, "outpatient-referral-apply", 0, &|_, _| Answer::Json(Value::Null)).unwrap();
+            // A completed apply of another patient leaves no intent behind.
+            let done = e
+                .call_value(
+                    "outpatient-referral-apply",
+                    &json!({"institution_id": "C001", "patient_id": "PAT002", "slot_id": SLOT, "reason": "复诊"}).to_string(),
+                )
+                .unwrap();
+            assert_eq!(done["referral_id"], 1);
+            e.close();
+        }
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        e.check_invariants().unwrap();
+        let orphan = e.call_value("booking-info", r#"{"booking_id": "B000001"}"#).unwrap();
+        assert_eq!(orphan["status"], "cancelled", "{orphan}");
+        let kept = e.call_value("booking-info", r#"{"booking_id": "B000002"}"#).unwrap();
+        assert_eq!(kept["status"], "booked");
+        assert_eq!(e.call_value("referral-view", r#"{"referral_id": 1}"#).unwrap()["status"], "applied");
+        let slot = e.call_value("slot-info", &json!({"slot_id": SLOT}).to_string()).unwrap();
+        assert_eq!(slot["booked"], 1);
+        // The intent is gone: a second open changes nothing more.
+        e.close();
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        assert_eq!(e.call_value("slot-info", &json!({"slot_id": SLOT}).to_string()).unwrap()["booked"], 1);
+        assert!(e.pool.store.as_ref().is_some());
+    }
 }

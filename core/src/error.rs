@@ -69,8 +69,9 @@ macro_rules! error_codes {
         pub enum ErrorCode { $( $variant = $num, )* }
 
         impl ErrorCode {
-            /// Every code, in numeric order (bindings check they map each one).
-            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+            /// Every code, in numeric order (bindings check they map each one),
+            /// whatever the order of the table's lines.
+            pub const ALL: &'static [ErrorCode] = &sort_codes([ $( ErrorCode::$variant, )* ]);
             pub fn as_str(self) -> &'static str { match self { $( ErrorCode::$variant => $code, )* } }
             pub fn numeric(self) -> i32 { self as i32 }
             pub fn family(self) -> ErrorFamily { match self { $( ErrorCode::$variant => ErrorFamily::$family, )* } }
@@ -149,6 +150,23 @@ error_codes! {
     BufferTooSmall = 8003, Binding, "BUFFER_TOO_SMALL", "the output buffer is too small", "输出缓冲区太小";
     Internal = 9001, Internal, "INTERNAL", "internal error", "内部错误";
     Panic = 9002, Internal, "PANIC", "internal error: a panic was caught", "内部错误：捕获到异常崩溃";
+}
+
+/// Sorts codes by number at compile time (insertion sort: a few dozen codes),
+/// so each domain keeps its codes together in the table.
+const fn sort_codes<const N: usize>(mut a: [ErrorCode; N]) -> [ErrorCode; N] {
+    let mut i = 1;
+    while i < N {
+        let mut j = i;
+        while j > 0 && (a[j - 1] as i32) > (a[j] as i32) {
+            let t = a[j - 1];
+            a[j - 1] = a[j];
+            a[j] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    a
 }
 
 /// An error with its code and a detail text in both languages.
@@ -256,6 +274,7 @@ mod tests {
             assert_eq!(ErrorCode::from_str_code(c.as_str()), Some(*c));
             assert!(!c.default_message_zh().is_empty());
         }
+        assert!(ErrorCode::ALL.windows(2).all(|w| w[0].numeric() < w[1].numeric()), "ALL is in numeric order");
     }
 
     #[test]

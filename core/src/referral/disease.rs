@@ -115,16 +115,11 @@ pub(crate) fn decide(g: &Inner, disease_code: Option<&str>, readmission: bool, c
             });
         }
     }
-    let why = match (readmission, disease) {
-        (true, None) => "the disease is not in the referral catalogue",
-        (false, Some(_)) => "not a re-admission",
-        (false, None) => "not a re-admission and the disease is not in the referral catalogue",
-        (true, Some(_)) => unreachable_text(),
-    };
-    let why_zh = match (readmission, disease) {
-        (true, None) => "病种不在转诊病种目录内",
-        (false, Some(_)) => "非再次住院患者",
-        _ => "非再次住院且病种不在目录内",
+    // A re-admission with a catalogue disease returned above.
+    let (why, why_zh) = match (readmission, disease.is_some()) {
+        (true, _) => ("the disease is not in the referral catalogue", "病种不在转诊病种目录内"),
+        (false, true) => ("not a re-admission", "非再次住院患者"),
+        (false, false) => ("not a re-admission and the disease is not in the referral catalogue", "非再次住院且病种不在目录内"),
     };
     if let Some(cid) = consultation {
         match g.consultations.get(&cid) {
@@ -154,11 +149,6 @@ pub(crate) fn decide(g: &Inner, disease_code: Option<&str>, readmission: bool, c
         "reason": format!("{why}: a consultation is needed first"),
         "reason_zh": format!("{why_zh}，需先发起会诊"),
     })
-}
-
-fn unreachable_text() -> &'static str {
-    // (true, Some(_)) returned above; kept total without a panic.
-    "re-admission with a catalogue disease"
 }
 
 /// `referral-decision`: the rule's answer without applying.

@@ -106,6 +106,156 @@
 #define YL_E_INVALID_PHONE 1008
 
 /**
+ * 1xxx input: the file has invalid rows; nothing was imported.
+ */
+#define YL_E_LAB_IMPORT_REJECTED 1101
+
+/**
+ * 1xxx input: the file cannot be read in the stated format.
+ */
+#define YL_E_LAB_FILE_UNREADABLE 1102
+
+/**
+ * 1xxx input: the barcode rule is invalid.
+ */
+#define YL_E_LAB_BARCODE_RULE_INVALID 1103
+
+/**
+ * 2xxx not found: no such standard lab sub-item.
+ */
+#define YL_E_LAB_STD_ITEM_NOT_FOUND 2101
+
+/**
+ * 2xxx not found: no such standard lab project.
+ */
+#define YL_E_LAB_RESOURCE_NOT_FOUND 2102
+
+/**
+ * 2xxx not found: no such institution lab item.
+ */
+#define YL_E_LAB_INST_ITEM_NOT_FOUND 2103
+
+/**
+ * 2xxx not found: no such lab order.
+ */
+#define YL_E_LAB_ORDER_NOT_FOUND 2104
+
+/**
+ * 2xxx not found: no specimen has this barcode.
+ */
+#define YL_E_LAB_SPECIMEN_NOT_FOUND 2105
+
+/**
+ * 2xxx not found: no such shipment.
+ */
+#define YL_E_LAB_SHIPMENT_NOT_FOUND 2106
+
+/**
+ * 2xxx not found: no report for this specimen.
+ */
+#define YL_E_LAB_REPORT_NOT_FOUND 2107
+
+/**
+ * 2xxx not found: no such critical value.
+ */
+#define YL_E_LAB_CRITICAL_NOT_FOUND 2108
+
+/**
+ * 2xxx not found: no signing key is registered for this lab.
+ */
+#define YL_E_LAB_KEY_NOT_FOUND 2109
+
+/**
+ * 2xxx not found: no tube rule for this specimen type and workgroup.
+ */
+#define YL_E_LAB_TUBE_RULE_NOT_FOUND 2110
+
+/**
+ * 2xxx not found: no such lab panel.
+ */
+#define YL_E_LAB_PANEL_NOT_FOUND 2111
+
+/**
+ * 3xxx conflict: the item is not mapped to the standard catalogue.
+ */
+#define YL_E_LAB_ITEM_UNMAPPED 3101
+
+/**
+ * 3xxx conflict: the standard item is already mapped by another item of this institution.
+ */
+#define YL_E_LAB_ALREADY_MAPPED 3102
+
+/**
+ * 3xxx conflict: the item is still mapped or linked and cannot be deleted.
+ */
+#define YL_E_LAB_IN_USE 3103
+
+/**
+ * 3xxx conflict: the lab does not offer this project.
+ */
+#define YL_E_LAB_NOT_OFFERED 3104
+
+/**
+ * 3xxx conflict: a shipment holds specimens of one institution only.
+ */
+#define YL_E_LAB_MIXED_INSTITUTIONS 3105
+
+/**
+ * 3xxx conflict: the result names a sub-item this specimen was not ordered for.
+ */
+#define YL_E_LAB_ITEM_NOT_ORDERED 3106
+
+/**
+ * 3xxx conflict: the read-back value differs from the published critical value.
+ */
+#define YL_E_LAB_READBACK_MISMATCH 3107
+
+/**
+ * 3xxx conflict: the barcode sequence for this period is used up.
+ */
+#define YL_E_LAB_BARCODE_EXHAUSTED 3108
+
+/**
+ * 4xxx state: the lab order is cancelled.
+ */
+#define YL_E_LAB_ORDER_CANCELLED 4101
+
+/**
+ * 4xxx state: the lab has already received this order.
+ */
+#define YL_E_LAB_ORDER_RECEIVED 4102
+
+/**
+ * 4xxx state: the specimen is not in a state that allows this step.
+ */
+#define YL_E_LAB_SPECIMEN_STATE 4103
+
+/**
+ * 4xxx state: the specimen was rejected.
+ */
+#define YL_E_LAB_SPECIMEN_REJECTED 4104
+
+/**
+ * 4xxx state: every item of the order is already printed.
+ */
+#define YL_E_LAB_NOTHING_TO_PRINT 4105
+
+/**
+ * 4xxx state: the critical value is already acknowledged.
+ */
+#define YL_E_LAB_CRITICAL_ACKNOWLEDGED 4106
+
+/**
+ * 5xxx permission: this institution may not act on that lab order.
+ */
+#define YL_E_LAB_FORBIDDEN 5101
+
+/**
+ * 5xxx permission: the report signature does not verify.
+ */
+#define YL_E_LAB_SIGNATURE_INVALID 5102
+
+/**
  * 2xxx not found: no such slot (also a bad `yl_slot` handle).
  */
 #define YL_E_SLOT_NOT_FOUND 2001
@@ -611,6 +761,26 @@ int yl_availability(const struct yl_engine *e, yl_slot slot, struct yl_slot_avai
  * Rust's panic hook prints the panic to stderr.
  */
 int yl_test_panic(void);
+
+/**
+ * Writes the label of a printed specimen into `out[0..cap]` as the printer
+ * takes it: `format` "zpl" or "svg" (UTF-8 text) or "tspl" (GBK bytes), on
+ * 50 × 30 mm stock at 203 dpi. No NUL is appended. `*needed` (when `needed`
+ * is not NULL) receives the label's length in bytes; when `cap` is smaller,
+ * returns `YL_E_BUFFER_TOO_SMALL` and writes nothing (`out` may be NULL with
+ * `cap == 0`: a size query). Never counts as a print (`specimen-reprint`
+ * does). An engine configured with an institution sees only its own tubes.
+ *
+ * Returns `YL_OK`, `YL_E_LAB_SPECIMEN_NOT_FOUND`, `YL_E_INVALID_FIELD` (bad
+ * `format`), `YL_E_LAB_FORBIDDEN`, `YL_E_BUFFER_TOO_SMALL`, a binding code.
+ * Inputs borrowed. Thread-safe. Sets the last error.
+ */
+int yl_specimen_label(const struct yl_engine *e,
+                      const char *barcode,
+                      const char *format,
+                      uint8_t *out,
+                      size_t cap,
+                      size_t *needed);
 
 #ifdef __cplusplus
 }  // extern "C"

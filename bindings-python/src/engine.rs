@@ -208,6 +208,16 @@ impl Engine {
         let inner = self.with_core(py, |e| e.availability(yilian_core::SlotHandle(index)))?;
         Ok(Availability { inner })
     }
+    /// Compiles the translation of lab results into ``institution_id``'s
+    /// sub-items (委托检验报告): standard sub-item codes, and the lab's own
+    /// codes when ``lab_id`` is given. Compile again after the mapping changes.
+    #[pyo3(signature = (institution_id, lab_id=None))]
+    fn lab_translator(&self, py: Python<'_>, institution_id: Bound<'_, PyString>, lab_id: Option<Bound<'_, PyString>>) -> PyResult<crate::lab::LabTranslator> {
+        let inst = utf8(institution_id, "institution_id")?;
+        let lab = opt_utf8(lab_id, "lab_id")?;
+        let t = self.with_core(py, |e| e.lab_translator(&inst, lab.as_deref()))?;
+        crate::lab::LabTranslator::new(py, &t)
+    }
 
     /// Checks the pool's invariants (capacity = booked + held + remaining for
     /// every slot, counts agree with bookings); raises InternalError if broken.

@@ -7,6 +7,7 @@
 mod convert;
 mod engine;
 mod errors;
+mod lab;
 
 use pyo3::prelude::*;
 use yilian_core::{Error, ErrorCode};
@@ -16,7 +17,10 @@ use yilian_core::{Error, ErrorCode};
 /// idempotency, storage, binding, internal.
 #[pyfunction]
 fn error_codes() -> Vec<(&'static str, i32, &'static str)> {
-    ErrorCode::ALL.iter().map(|c| (c.as_str(), c.numeric(), c.family().name())).collect()
+    // The core's table groups codes by domain; callers get them by number.
+    let mut codes: Vec<_> = ErrorCode::ALL.iter().map(|c| (c.as_str(), c.numeric(), c.family().name())).collect();
+    codes.sort_by_key(|c| c.1);
+    codes
 }
 
 /// The command names Engine.call() understands.
@@ -49,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::SlotHandle>()?;
     m.add_class::<engine::Hold>()?;
     m.add_class::<engine::Availability>()?;
+    m.add_class::<lab::LabTranslator>()?;
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(commands, m)?)?;

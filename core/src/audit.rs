@@ -11,7 +11,7 @@
 //! is set) and are read back with the `audit-log` command.
 
 use crate::clock::{format_ms, Millis};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode};
 use crate::store::{Table, Write};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;

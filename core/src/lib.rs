@@ -41,5 +41,6 @@ pub mod text;
 
 pub use engine::{Engine, Hold, HoldOptions, SlotHandle, VERSION};
 pub use error::{Error, ErrorCode, ErrorFamily, Result};
+pub use lab::{LabTranslator, TranslatedResult, TranslatorEntry};
 pub use model::{format_booking_id, parse_booking_id, Priority};
 pub use pool::Availability;

@@ -26,6 +26,67 @@ pub const YL_E_INVALID_CONFIG: c_int = 1006;
 pub const YL_E_INVALID_ID_NUMBER: c_int = 1007;
 /// 1xxx input: a phone number is invalid.
 pub const YL_E_INVALID_PHONE: c_int = 1008;
+// Commissioned lab testing (委托检验): 11xx, 21xx, 31xx, 41xx, 51xx.
+/// 1xxx input: the file has invalid rows; nothing was imported.
+pub const YL_E_LAB_IMPORT_REJECTED: c_int = 1101;
+/// 1xxx input: the file cannot be read in the stated format.
+pub const YL_E_LAB_FILE_UNREADABLE: c_int = 1102;
+/// 1xxx input: the barcode rule is invalid.
+pub const YL_E_LAB_BARCODE_RULE_INVALID: c_int = 1103;
+/// 2xxx not found: no such standard lab sub-item.
+pub const YL_E_LAB_STD_ITEM_NOT_FOUND: c_int = 2101;
+/// 2xxx not found: no such standard lab project.
+pub const YL_E_LAB_RESOURCE_NOT_FOUND: c_int = 2102;
+/// 2xxx not found: no such institution lab item.
+pub const YL_E_LAB_INST_ITEM_NOT_FOUND: c_int = 2103;
+/// 2xxx not found: no such lab order.
+pub const YL_E_LAB_ORDER_NOT_FOUND: c_int = 2104;
+/// 2xxx not found: no specimen has this barcode.
+pub const YL_E_LAB_SPECIMEN_NOT_FOUND: c_int = 2105;
+/// 2xxx not found: no such shipment.
+pub const YL_E_LAB_SHIPMENT_NOT_FOUND: c_int = 2106;
+/// 2xxx not found: no report for this specimen.
+pub const YL_E_LAB_REPORT_NOT_FOUND: c_int = 2107;
+/// 2xxx not found: no such critical value.
+pub const YL_E_LAB_CRITICAL_NOT_FOUND: c_int = 2108;
+/// 2xxx not found: no signing key is registered for this lab.
+pub const YL_E_LAB_KEY_NOT_FOUND: c_int = 2109;
+/// 2xxx not found: no tube rule for this specimen type and workgroup.
+pub const YL_E_LAB_TUBE_RULE_NOT_FOUND: c_int = 2110;
+/// 2xxx not found: no such lab panel.
+pub const YL_E_LAB_PANEL_NOT_FOUND: c_int = 2111;
+/// 3xxx conflict: the item is not mapped to the standard catalogue.
+pub const YL_E_LAB_ITEM_UNMAPPED: c_int = 3101;
+/// 3xxx conflict: the standard item is already mapped by another item of this institution.
+pub const YL_E_LAB_ALREADY_MAPPED: c_int = 3102;
+/// 3xxx conflict: the item is still mapped or linked and cannot be deleted.
+pub const YL_E_LAB_IN_USE: c_int = 3103;
+/// 3xxx conflict: the lab does not offer this project.
+pub const YL_E_LAB_NOT_OFFERED: c_int = 3104;
+/// 3xxx conflict: a shipment holds specimens of one institution only.
+pub const YL_E_LAB_MIXED_INSTITUTIONS: c_int = 3105;
+/// 3xxx conflict: the result names a sub-item this specimen was not ordered for.
+pub const YL_E_LAB_ITEM_NOT_ORDERED: c_int = 3106;
+/// 3xxx conflict: the read-back value differs from the published critical value.
+pub const YL_E_LAB_READBACK_MISMATCH: c_int = 3107;
+/// 3xxx conflict: the barcode sequence for this period is used up.
+pub const YL_E_LAB_BARCODE_EXHAUSTED: c_int = 3108;
+/// 4xxx state: the lab order is cancelled.
+pub const YL_E_LAB_ORDER_CANCELLED: c_int = 4101;
+/// 4xxx state: the lab has already received this order.
+pub const YL_E_LAB_ORDER_RECEIVED: c_int = 4102;
+/// 4xxx state: the specimen is not in a state that allows this step.
+pub const YL_E_LAB_SPECIMEN_STATE: c_int = 4103;
+/// 4xxx state: the specimen was rejected.
+pub const YL_E_LAB_SPECIMEN_REJECTED: c_int = 4104;
+/// 4xxx state: every item of the order is already printed.
+pub const YL_E_LAB_NOTHING_TO_PRINT: c_int = 4105;
+/// 4xxx state: the critical value is already acknowledged.
+pub const YL_E_LAB_CRITICAL_ACKNOWLEDGED: c_int = 4106;
+/// 5xxx permission: this institution may not act on that lab order.
+pub const YL_E_LAB_FORBIDDEN: c_int = 5101;
+/// 5xxx permission: the report signature does not verify.
+pub const YL_E_LAB_SIGNATURE_INVALID: c_int = 5102;
 /// 2xxx not found: no such slot (also a bad `yl_slot` handle).
 pub const YL_E_SLOT_NOT_FOUND: c_int = 2001;
 /// 2xxx not found: no such booking.
@@ -144,6 +205,36 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_INVALID_CONFIG, c"INVALID_CONFIG"),
     (YL_E_INVALID_ID_NUMBER, c"INVALID_ID_NUMBER"),
     (YL_E_INVALID_PHONE, c"INVALID_PHONE"),
+    (YL_E_LAB_IMPORT_REJECTED, c"LAB_IMPORT_REJECTED"),
+    (YL_E_LAB_FILE_UNREADABLE, c"LAB_FILE_UNREADABLE"),
+    (YL_E_LAB_BARCODE_RULE_INVALID, c"LAB_BARCODE_RULE_INVALID"),
+    (YL_E_LAB_STD_ITEM_NOT_FOUND, c"LAB_STD_ITEM_NOT_FOUND"),
+    (YL_E_LAB_RESOURCE_NOT_FOUND, c"LAB_RESOURCE_NOT_FOUND"),
+    (YL_E_LAB_INST_ITEM_NOT_FOUND, c"LAB_INST_ITEM_NOT_FOUND"),
+    (YL_E_LAB_ORDER_NOT_FOUND, c"LAB_ORDER_NOT_FOUND"),
+    (YL_E_LAB_SPECIMEN_NOT_FOUND, c"LAB_SPECIMEN_NOT_FOUND"),
+    (YL_E_LAB_SHIPMENT_NOT_FOUND, c"LAB_SHIPMENT_NOT_FOUND"),
+    (YL_E_LAB_REPORT_NOT_FOUND, c"LAB_REPORT_NOT_FOUND"),
+    (YL_E_LAB_CRITICAL_NOT_FOUND, c"LAB_CRITICAL_NOT_FOUND"),
+    (YL_E_LAB_KEY_NOT_FOUND, c"LAB_KEY_NOT_FOUND"),
+    (YL_E_LAB_TUBE_RULE_NOT_FOUND, c"LAB_TUBE_RULE_NOT_FOUND"),
+    (YL_E_LAB_PANEL_NOT_FOUND, c"LAB_PANEL_NOT_FOUND"),
+    (YL_E_LAB_ITEM_UNMAPPED, c"LAB_ITEM_UNMAPPED"),
+    (YL_E_LAB_ALREADY_MAPPED, c"LAB_ALREADY_MAPPED"),
+    (YL_E_LAB_IN_USE, c"LAB_IN_USE"),
+    (YL_E_LAB_NOT_OFFERED, c"LAB_NOT_OFFERED"),
+    (YL_E_LAB_MIXED_INSTITUTIONS, c"LAB_MIXED_INSTITUTIONS"),
+    (YL_E_LAB_ITEM_NOT_ORDERED, c"LAB_ITEM_NOT_ORDERED"),
+    (YL_E_LAB_READBACK_MISMATCH, c"LAB_READBACK_MISMATCH"),
+    (YL_E_LAB_BARCODE_EXHAUSTED, c"LAB_BARCODE_EXHAUSTED"),
+    (YL_E_LAB_ORDER_CANCELLED, c"LAB_ORDER_CANCELLED"),
+    (YL_E_LAB_ORDER_RECEIVED, c"LAB_ORDER_RECEIVED"),
+    (YL_E_LAB_SPECIMEN_STATE, c"LAB_SPECIMEN_STATE"),
+    (YL_E_LAB_SPECIMEN_REJECTED, c"LAB_SPECIMEN_REJECTED"),
+    (YL_E_LAB_NOTHING_TO_PRINT, c"LAB_NOTHING_TO_PRINT"),
+    (YL_E_LAB_CRITICAL_ACKNOWLEDGED, c"LAB_CRITICAL_ACKNOWLEDGED"),
+    (YL_E_LAB_FORBIDDEN, c"LAB_FORBIDDEN"),
+    (YL_E_LAB_SIGNATURE_INVALID, c"LAB_SIGNATURE_INVALID"),
     (YL_E_SLOT_NOT_FOUND, c"SLOT_NOT_FOUND"),
     (YL_E_BOOKING_NOT_FOUND, c"BOOKING_NOT_FOUND"),
     (YL_E_DEVICE_NOT_FOUND, c"DEVICE_NOT_FOUND"),

@@ -17,6 +17,7 @@ mod boundary;
 mod call;
 pub mod error;
 mod handle;
+mod lab;
 mod strings;
 
 use boundary::{ffi_boundary, ffi_code};
@@ -28,6 +29,7 @@ use yilian_core::{Engine, Error, ErrorCode, HoldOptions, Priority, SlotHandle};
 
 pub use error::*;
 pub use handle::yl_engine;
+pub use lab::yl_specimen_label;
 
 /// A slot resolved once by `yl_slot_handle`, for the typed calls. Valid for
 /// the engine that returned it, for as long as that engine is open.

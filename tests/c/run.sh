@@ -47,7 +47,7 @@ step "header, symbols, soname, no unwrap/expect"
 "$root/ffi-c/gen-header.sh" --check
 expected="yl_availability yl_call yl_call_buf yl_code_name yl_confirm yl_engine_close yl_engine_open yl_hold
 yl_last_error_code yl_last_error_message yl_last_error_message_zh yl_release yl_slot_handle yl_string_free
-yl_test_panic yl_version"
+yl_specimen_label yl_test_panic yl_version"
 exported="$(nm -D --defined-only "$lib" | awk '$2 == "T" { print $3 }' | sort | tr '\n' ' ')"
 if [[ "$exported" != "$(echo $expected | tr ' ' '\n' | sort | tr '\n' ' ')" ]]; then
     echo "exported symbols differ from the header's functions: $exported" >&2
@@ -107,8 +107,8 @@ if readelf -d "$work/smoke_static" | grep -q libyilian; then echo "static build 
 read -r passed failed < <(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log" |
     awk '{ p += $2; f += $4 } END { print p + 0, f + 0 }')
 suites="$(grep -cE '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log")"
-if [[ "$suites" -ne 8 || "$failed" -ne 0 || "$passed" -eq 0 ]]; then
-    echo "expected 8 suite results with no failure, got $suites" >&2
+if [[ "$suites" -ne 10 || "$failed" -ne 0 || "$passed" -eq 0 ]]; then
+    echo "expected 10 suite results with no failure, got $suites" >&2
     exit 1
 fi
 echo

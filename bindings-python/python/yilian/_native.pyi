@@ -9,6 +9,7 @@ __all__ = [
     "SlotHandle",
     "Hold",
     "Availability",
+    "LabTranslator",
     "YilianError",
     "InputError",
     "NotFoundError",
@@ -85,8 +86,45 @@ class Engine:
         (or to the first waiter)."""
     def availability(self, slot: "SlotHandle") -> "Availability":
         """The places of ``slot`` now. Never changes state."""
+    def lab_translator(self, institution_id: str, lab_id: Optional[str] = None) -> "LabTranslator":
+        """Compiles the translation of lab results into ``institution_id``'s
+        sub-items (委托检验报告): standard sub-item codes, and the lab's own
+        codes when ``lab_id`` is given. Compile again after the mapping changes."""
     def check_invariants(self) -> None:
         """Checks the pool's invariants; raises InternalError if broken."""
+
+
+@final
+class LabTranslator:
+    """A compiled translation from the codes a lab reports in (standard
+    sub-item codes, and the lab's own sub-item codes when made with
+    ``lab_id``) to one institution's sub-item codes. Made by
+    ``Engine.lab_translator()``; a snapshot of the mapping at that moment."""
+
+    def translate(
+        self,
+        results: Union[Dict[str, Any], List[Tuple[str, Any]], List[Dict[str, Any]]],
+        *,
+        strict: bool = True,
+    ) -> Dict[str, Any]:
+        """Translates results into ``{institution sub-item code: value}``.
+
+        ``results`` is a dict ``{lab code: value}``, or a list of
+        ``(code, value)`` pairs or of ``{"item_code": ..., "value": ...}``
+        dicts. Values are passed through unchanged. A code the institution has
+        not mapped raises ConflictError (LAB_ITEM_UNMAPPED) unless
+        ``strict=False``, which leaves it out."""
+    def lookup(self, code: str) -> Optional[Tuple[str, str, str, str, str]]:
+        """``(institution code, institution name, standard code, unit, reference
+        range)`` of a lab code, or None when the institution has not mapped it."""
+    @property
+    def institution_id(self) -> str:
+        """The institution whose sub-items results are translated into."""
+    @property
+    def lab_id(self) -> Optional[str]:
+        """The lab whose own codes are understood, if any."""
+    def __len__(self) -> int:
+        """How many codes are understood."""
 
 @final
 class SlotHandle:

@@ -1,27 +1,491 @@
 //! Commissioned lab testing (委托检验): catalogue and mapping tables, orders,
 //! specimens and labels, shipments, reception, reports and critical values.
+//!
+//! All lab state sits behind one lock (`LabState::data`): lab traffic is a
+//! few calls a minute per institution, and one lock makes every multi-object
+//! check (one-to-one mappings, barcode sequences, order states) plainly
+//! atomic. Each change writes its rows to `Table::Lab` in the same durable
+//! transaction as its events; the hot read path (report translation) uses a
+//! compiled `LabTranslator` that holds no lock.
 
-use crate::commands::Req;
-use crate::error::Result;
-use crate::pool::Pool;
-use crate::store::Snapshot;
+mod catalog;
+mod critical;
+mod labels;
+mod mapping;
+mod order;
+mod reception;
+mod report;
+mod shipment;
+mod specimen;
+mod table_io;
+pub mod translate;
+
+use crate::clock::{format_ms, parse_rfc3339, Millis};
+use crate::commands::{fp_of, Req};
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::Event;
+use crate::pool::{Answer, Claimed, Pool, Txn};
+use crate::store::{Snapshot, Table, Write};
+use parking_lot::Mutex;
 use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub use translate::{LabTranslator, TranslatedResult, TranslatorEntry};
 
 /// The commands this module serves (see `dispatch`).
-pub const COMMANDS: &[&str] = &[];
+pub const COMMANDS: &[&str] = &[
+    "lab-std-item-upsert",
+    "lab-std-item-import",
+    "lab-std-item-delete",
+    "lab-std-item-query",
+    "lab-resource-upsert",
+    "lab-resource-import",
+    "lab-resource-delete",
+    "lab-resource-query",
+    "lab-local-code-set",
+    "lab-panel-upsert",
+    "lab-inst-item-upsert",
+    "lab-inst-item-delete",
+    "lab-inst-item-map",
+    "lab-inst-item-unmap",
+    "lab-inst-item-query",
+    "lab-inst-project-upsert",
+    "lab-inst-project-delete",
+    "lab-inst-project-map",
+    "lab-inst-project-unmap",
+    "lab-inst-project-query",
+    "lab-mapping-import",
+    "lab-mapping-export",
+    "lab-translate",
+    "lab-tube-rules-set",
+    "lab-tube-rules",
+    "lab-barcode-rule-set",
+    "lab-key-register",
+    "lab-list",
+    "lab-item-search",
+    "lab-order-submit",
+    "lab-order-cancel",
+    "lab-order-info",
+    "lab-order-query",
+    "specimen-print",
+    "specimen-reprint",
+    "specimen-label",
+    "specimen-query",
+    "specimen-lookup",
+    "specimen-receive",
+    "specimen-reject",
+    "shipment-create",
+    "shipment-info",
+    "shipment-query",
+    "shipment-manifest",
+    "report-submit",
+    "report-upload-document",
+    "report-info",
+    "critical-value-publish",
+    "critical-value-ack",
+    "critical-value-limit-set",
+    "critical-value-query",
+    "lab-check-overdue",
+];
+
 /// Those of `COMMANDS` that never change state.
-pub const QUERIES: &[&str] = &[];
+pub const QUERIES: &[&str] = &[
+    "lab-std-item-query",
+    "lab-resource-query",
+    "lab-inst-item-query",
+    "lab-inst-project-query",
+    "lab-mapping-export",
+    "lab-translate",
+    "lab-tube-rules",
+    "lab-list",
+    "lab-item-search",
+    "lab-order-info",
+    "lab-order-query",
+    "specimen-label",
+    "specimen-query",
+    "specimen-lookup",
+    "shipment-info",
+    "shipment-query",
+    "shipment-manifest",
+    "report-info",
+    "critical-value-query",
+];
 
 /// The module's in-memory state; every change is also written to its table.
 #[derive(Default)]
-pub struct LabState {}
+pub struct LabState {
+    pub(crate) data: Mutex<LabData>,
+}
+
+/// Everything the lab module knows, under one lock.
+#[derive(Default)]
+pub(crate) struct LabData {
+    pub std_items: BTreeMap<String, catalog::StdItem>,
+    pub resources: BTreeMap<String, catalog::Resource>,
+    pub panels: BTreeMap<String, catalog::Panel>,
+    pub tube_rules: Option<Vec<catalog::TubeRule>>,
+    /// Per institution: its own sub-items and projects with their mappings.
+    pub inst: BTreeMap<String, mapping::InstTables>,
+    pub barcode_rules: HashMap<String, specimen::BarcodeRule>,
+    /// Last sequence number used per barcode prefix and date part.
+    pub barcode_seq: HashMap<String, u64>,
+    pub keys: HashMap<String, String>,
+    pub orders: BTreeMap<u64, order::Order>,
+    pub specimens: BTreeMap<String, specimen::Specimen>,
+    pub shipments: BTreeMap<u64, shipment::Shipment>,
+    pub reports: BTreeMap<String, report::Report>,
+    pub documents: BTreeMap<u64, report::Document>,
+    pub criticals: BTreeMap<u64, critical::Critical>,
+    /// Index: the tubes of each order, in print order.
+    pub order_specimens: HashMap<u64, Vec<String>>,
+    /// Index: (deadline, id) of each critical value neither acknowledged nor
+    /// overdue yet, so the check on every change looks at one entry.
+    pub pending_criticals: std::collections::BTreeSet<(Millis, u64)>,
+    pub limits: HashMap<String, critical::Limit>,
+    pub next_order: u64,
+    pub next_shipment: u64,
+    pub next_document: u64,
+    pub next_critical: u64,
+}
 
 /// Rebuilds the state from the store's rows on open.
-pub(crate) fn recover(_pool: &Pool, _snap: &Snapshot) -> Result<()> {
+pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
+    let mut d = pool.lab.data.lock();
+    for (key, body) in snap.of(Table::Lab) {
+        let kind = key.split_once(':').map(|(k, _)| k).unwrap_or(key);
+        let bad = |e: serde_json::Error| {
+            Error::with(ErrorCode::StoreCorrupt, format!("unreadable row {key} in table lab: {e}"), format!("表 lab 中的记录 {key} 无法读取：{e}"))
+        };
+        match kind {
+            "std" => {
+                let v: catalog::StdItem = serde_json::from_str(body).map_err(bad)?;
+                d.std_items.insert(v.code.clone(), v);
+            }
+            "res" => {
+                let v: catalog::Resource = serde_json::from_str(body).map_err(bad)?;
+                d.resources.insert(v.code.clone(), v);
+            }
+            "panel" => {
+                let v: catalog::Panel = serde_json::from_str(body).map_err(bad)?;
+                d.panels.insert(v.key(), v);
+            }
+            "tubes" => d.tube_rules = Some(serde_json::from_str(body).map_err(bad)?),
+            "item" | "project" => {
+                let v: mapping::InstEntry = serde_json::from_str(body).map_err(bad)?;
+                let kind = if kind == "item" { mapping::Kind::Item } else { mapping::Kind::Project };
+                d.inst.entry(v.institution_id.clone()).or_default().restore(kind, v);
+            }
+            "rule" => {
+                let v: specimen::BarcodeRule = serde_json::from_str(body).map_err(bad)?;
+                d.barcode_rules.insert(v.institution_id.clone(), v);
+            }
+            "seq" => {
+                let n: u64 = serde_json::from_str(body).map_err(bad)?;
+                d.barcode_seq.insert(key["seq:".len()..].to_string(), n);
+            }
+            "key" => {
+                let v: String = serde_json::from_str(body).map_err(bad)?;
+                d.keys.insert(key["key:".len()..].to_string(), v);
+            }
+            "order" => {
+                let v: order::Order = serde_json::from_str(body).map_err(bad)?;
+                d.next_order = d.next_order.max(v.id);
+                d.orders.insert(v.id, v);
+            }
+            "specimen" => {
+                let v: specimen::Specimen = serde_json::from_str(body).map_err(bad)?;
+                d.order_specimens.entry(v.order_id).or_default().push(v.barcode.clone());
+                d.specimens.insert(v.barcode.clone(), v);
+            }
+            "shipment" => {
+                let v: shipment::Shipment = serde_json::from_str(body).map_err(bad)?;
+                d.next_shipment = d.next_shipment.max(v.id);
+                d.shipments.insert(v.id, v);
+            }
+            "report" => {
+                let v: report::Report = serde_json::from_str(body).map_err(bad)?;
+                d.reports.insert(v.barcode.clone(), v);
+            }
+            "doc" => {
+                let v: report::Document = serde_json::from_str(body).map_err(bad)?;
+                d.next_document = d.next_document.max(v.id);
+                d.documents.insert(v.id, v);
+            }
+            "critical" => {
+                let v: critical::Critical = serde_json::from_str(body).map_err(bad)?;
+                d.next_critical = d.next_critical.max(v.id);
+                if v.ack.is_none() && !v.overdue {
+                    d.pending_criticals.insert((v.deadline_ms, v.id));
+                }
+                d.criticals.insert(v.id, v);
+            }
+            "limit" => {
+                let v: critical::Limit = serde_json::from_str(body).map_err(bad)?;
+                d.limits.insert(v.key(), v);
+            }
+            _ => {
+                return Err(Error::with(ErrorCode::StoreCorrupt, format!("unknown row {key} in table lab"), format!("表 lab 中有未知记录 {key}")));
+            }
+        }
+    }
+    let LabData { order_specimens, specimens, .. } = &mut *d;
+    for list in order_specimens.values_mut() {
+        list.sort_by_key(|b| (specimens.get(b).map(|s| s.printed_ms).unwrap_or(0), b.clone()));
+    }
     Ok(())
 }
 
 /// `None` when `command` is not one of this module's.
-pub(crate) fn dispatch(_pool: &Pool, _command: &str, _r: &Req, _req: &Value) -> Option<Result<Value>> {
-    None
+pub(crate) fn dispatch(pool: &Pool, command: &str, r: &Req, req: &Value) -> Option<Result<Value>> {
+    let name: &'static str = COMMANDS.iter().find(|c| **c == command)?;
+    Some(run(pool, name, r, req))
+}
+
+fn run(pool: &Pool, command: &'static str, r: &Req, req: &Value) -> Result<Value> {
+    pool.check_open()?;
+    if !QUERIES.contains(&command) && command != "lab-check-overdue" {
+        // Overdue critical values are found on every change as well as by the
+        // host's periodic `lab-check-overdue` (the engine clock drives both).
+        critical::check_overdue(pool)?;
+    }
+    let c = Call { pool, command, r, req };
+    match command {
+        "lab-std-item-upsert" => catalog::std_item_upsert(&c),
+        "lab-std-item-import" => catalog::std_item_import(&c),
+        "lab-std-item-delete" => catalog::std_item_delete(&c),
+        "lab-std-item-query" => catalog::std_item_query(&c),
+        "lab-resource-upsert" => catalog::resource_upsert(&c),
+        "lab-resource-import" => catalog::resource_import(&c),
+        "lab-resource-delete" => catalog::resource_delete(&c),
+        "lab-resource-query" => catalog::resource_query(&c),
+        "lab-local-code-set" => catalog::local_code_set(&c),
+        "lab-panel-upsert" => catalog::panel_upsert(&c),
+        "lab-tube-rules-set" => catalog::tube_rules_set(&c),
+        "lab-tube-rules" => catalog::tube_rules(&c),
+        "lab-inst-item-upsert" => mapping::upsert(&c, mapping::Kind::Item),
+        "lab-inst-item-delete" => mapping::delete(&c, mapping::Kind::Item),
+        "lab-inst-item-map" => mapping::map(&c, mapping::Kind::Item),
+        "lab-inst-item-unmap" => mapping::unmap(&c, mapping::Kind::Item),
+        "lab-inst-item-query" => mapping::query(&c, mapping::Kind::Item),
+        "lab-inst-project-upsert" => mapping::upsert(&c, mapping::Kind::Project),
+        "lab-inst-project-delete" => mapping::delete(&c, mapping::Kind::Project),
+        "lab-inst-project-map" => mapping::map(&c, mapping::Kind::Project),
+        "lab-inst-project-unmap" => mapping::unmap(&c, mapping::Kind::Project),
+        "lab-inst-project-query" => mapping::query(&c, mapping::Kind::Project),
+        "lab-mapping-import" => table_io::import(&c),
+        "lab-mapping-export" => table_io::export(&c),
+        "lab-translate" => translate::translate_cmd(&c),
+        "lab-barcode-rule-set" => specimen::barcode_rule_set(&c),
+        "lab-key-register" => report::key_register(&c),
+        "lab-list" => order::labs(&c),
+        "lab-item-search" => order::search(&c),
+        "lab-order-submit" => order::submit(&c),
+        "lab-order-cancel" => order::cancel(&c),
+        "lab-order-info" => order::info(&c),
+        "lab-order-query" => order::query(&c),
+        "specimen-print" => specimen::print(&c),
+        "specimen-reprint" => specimen::reprint(&c),
+        "specimen-label" => specimen::label(&c),
+        "specimen-query" => specimen::query(&c),
+        "specimen-lookup" => reception::lookup(&c),
+        "specimen-receive" => reception::receive(&c),
+        "specimen-reject" => reception::reject(&c),
+        "shipment-create" => shipment::create(&c),
+        "shipment-info" => shipment::info(&c),
+        "shipment-query" => shipment::query(&c),
+        "shipment-manifest" => shipment::manifest(&c),
+        "report-submit" => report::submit(&c),
+        "report-upload-document" => report::upload_document(&c),
+        "report-info" => report::info(&c),
+        "critical-value-publish" => critical::publish(&c),
+        "critical-value-ack" => critical::ack(&c),
+        "critical-value-limit-set" => critical::limit_set(&c),
+        "critical-value-query" => critical::query(&c),
+        "lab-check-overdue" => critical::check_overdue_cmd(&c),
+        _ => Err(Error::new(ErrorCode::UnknownCommand)),
+    }
+}
+
+/// One command call: the pool, the command's name and its request.
+pub(crate) struct Call<'a> {
+    pub pool: &'a Pool,
+    pub command: &'static str,
+    pub r: &'a Req<'a>,
+    pub req: &'a Value,
+}
+
+impl Call<'_> {
+    /// Runs a change under the lab lock with request-id idempotency: `f`
+    /// checks everything before it changes anything, writes rows and events
+    /// through the context, and its answer is durable before it returns.
+    pub fn change(&self, f: impl FnOnce(&mut LabData, &mut Ctx) -> Result<Value>) -> Result<Value> {
+        let pool = self.pool;
+        let claim = match pool.claim(self.r.request_id()?, self.command, fp_of(self.command, self.req))? {
+            Claimed::Replay(a) => return Ok(a.into_value()),
+            Claimed::Fresh(c) => c,
+        };
+        let result = (|| {
+            let mut data = pool.lab.data.lock();
+            let mut ctx = Ctx { pool, txn: Txn::default(), now: pool.clock.now_ms() };
+            let v = f(&mut data, &mut ctx)?;
+            let answer = Answer::Json(v);
+            pool.record_answer(&claim, &answer, &mut ctx.txn);
+            let ticket = pool.enqueue(&mut ctx.txn);
+            drop(data);
+            Ok((answer, ticket, Vec::new()))
+        })();
+        pool.finish_txn(claim, result).map(Answer::into_value)
+    }
+
+    /// Runs a query under the lab lock.
+    pub fn read<T>(&self, f: impl FnOnce(&LabData) -> Result<T>) -> Result<T> {
+        f(&self.pool.lab.data.lock())
+    }
+
+    /// The institution acting: the engine's own when it is configured with one
+    /// (then a request naming another is refused), else the request's `field`.
+    pub fn acting(&self, field: &str) -> Result<Option<String>> {
+        let asked = self.r.opt_str(field)?;
+        match (&self.pool.cfg.institution_id, asked) {
+            (Some(own), Some(a)) if own != a => Err(forbidden()),
+            (Some(own), _) => Ok(Some(own.clone())),
+            (None, a) => Ok(a.map(str::to_string)),
+        }
+    }
+
+    /// The institution a piece of reference data belongs to (catalogue,
+    /// mappings, rules, keys, limits): the request's `field`, else the
+    /// engine's own institution. Reference data is replicated to every
+    /// engine of the network, so naming another institution is allowed here;
+    /// the cases (orders, tubes, reports, critical values) use `acting`.
+    pub fn owner(&self, field: &str) -> Result<String> {
+        match self.r.get(field) {
+            Some(_) => code_field(self.r, field),
+            None => self.pool.cfg.institution_id.clone().ok_or_else(|| Error::missing(field)),
+        }
+    }
+
+    /// Like `acting`, but the field is required when the engine has no institution.
+    pub fn acting_required(&self, field: &str) -> Result<String> {
+        self.acting(field)?.ok_or_else(|| Error::missing(field))
+    }
+
+    /// A time field (RFC 3339), or now.
+    pub fn time(&self, field: &str) -> Result<Millis> {
+        match self.r.opt_str(field)? {
+            None => Ok(self.pool.clock.now_ms()),
+            Some(s) => parse_rfc3339(s).ok_or_else(|| Error::invalid(field, "expected a time like 2024-10-29T09:00:00+08:00")),
+        }
+    }
+
+    pub fn fmt(&self, ms: Millis) -> String {
+        format_ms(ms, &self.pool.cfg.tz)
+    }
+
+    /// A local date (YYYY-MM-DD) for a time.
+    pub fn local_date(&self, ms: Millis) -> chrono::NaiveDate {
+        local_date(ms, &self.pool.cfg.tz)
+    }
+}
+
+pub(crate) fn local_date(ms: Millis, tz: &chrono_tz::Tz) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(tz).date_naive()).unwrap_or_default()
+}
+
+/// A change in progress: its durable writes and its events.
+pub(crate) struct Ctx<'a> {
+    pub pool: &'a Pool,
+    pub txn: Txn,
+    pub now: Millis,
+}
+
+impl Ctx<'_> {
+    pub fn put(&mut self, key: String, body: &impl serde::Serialize) {
+        if self.pool.store.is_some() {
+            self.txn.writes.push(Write::put(Table::Lab, key, body));
+        }
+    }
+    pub fn delete(&mut self, key: String) {
+        if self.pool.store.is_some() {
+            self.txn.writes.push(Write::delete(Table::Lab, key));
+        }
+    }
+    /// An event for the host; `clinic` is the institution it concerns.
+    pub fn event(&mut self, kind: &'static str, clinic: Option<&str>, patient: Option<&str>, data: Value) {
+        let ev = Event {
+            seq: 0,
+            kind: std::borrow::Cow::Borrowed(kind),
+            at_ms: self.now,
+            booking_id: None,
+            slot_id: None,
+            patient_id: patient.map(Arc::from),
+            clinic_id: clinic.map(Arc::from),
+            data,
+            note: None,
+            slot_idx: None,
+        };
+        self.pool.push_event(&mut self.txn, ev);
+    }
+}
+
+pub(crate) fn forbidden() -> Error {
+    Error::new(ErrorCode::LabForbidden)
+}
+
+/// A code or id as the catalogue keeps it: 1–64 characters, no control
+/// characters and no `/` (it separates parts of stored keys).
+pub(crate) fn check_code(field: &str, s: &str) -> Result<String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(Error::missing(field));
+    }
+    if t.chars().count() > 64 || t.chars().any(|c| c.is_control() || c == '/') {
+        return Err(Error::invalid(field, "must be 1 to 64 characters without `/` or control characters"));
+    }
+    Ok(t.to_string())
+}
+
+pub(crate) fn code_field(r: &Req, field: &str) -> Result<String> {
+    match r.get(field) {
+        Some(Value::Number(n)) => check_code(field, &n.to_string()),
+        _ => check_code(field, r.str(field)?),
+    }
+}
+
+pub(crate) fn opt_text(r: &Req, field: &str) -> Result<Option<String>> {
+    Ok(r.opt_str(field)?.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+}
+
+pub(crate) fn text(r: &Req, field: &str) -> Result<String> {
+    opt_text(r, field)?.ok_or_else(|| Error::missing(field))
+}
+
+/// A list of codes: a JSON array of strings.
+pub(crate) fn code_list(r: &Req, field: &str) -> Result<Vec<String>> {
+    let arr = r.array(field)?;
+    if arr.len() > 1000 {
+        return Err(Error::invalid(field, "at most 1000 entries"));
+    }
+    arr.iter()
+        .map(|v| match v {
+            Value::String(s) => check_code(field, s),
+            Value::Object(m) => match m.get("code") {
+                Some(Value::String(s)) => check_code(field, s),
+                _ => Err(Error::invalid(field, "each entry must be a code or {\"code\": …}")),
+            },
+            _ => Err(Error::invalid(field, "each entry must be a code")),
+        })
+        .collect()
+}
+
+pub(crate) fn format_id(prefix: &str, n: u64) -> String {
+    format!("{prefix}{n:06}")
+}
+
+pub(crate) fn parse_id(field: &str, prefix: &str, s: &str) -> Result<u64> {
+    s.strip_prefix(prefix)
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::invalid(field, &format!("expected an id like {prefix}000001")))
 }

@@ -336,6 +336,111 @@
 #define YL_E_SLOT_HAS_PLACES 3010
 
 /**
+ * 1xxx input (referral, exam, consultation): the exam item names a method or body part the project does not offer.
+ */
+#define YL_E_INVALID_EXAM_ITEM 1201
+
+/**
+ * 1xxx input (referral, exam, consultation): an unstructured report must carry the issuer's electronic signature.
+ */
+#define YL_E_EXAM_SIGNATURE_MISSING 1202
+
+/**
+ * 1xxx input (referral, exam, consultation): the public key is not a valid SM2 key.
+ */
+#define YL_E_INVALID_SIGNING_KEY 1203
+
+/**
+ * 2xxx not found (referral, exam, consultation): no such referral.
+ */
+#define YL_E_REFERRAL_NOT_FOUND 2201
+
+/**
+ * 2xxx not found (referral, exam, consultation): no such referral disease.
+ */
+#define YL_E_DISEASE_NOT_FOUND 2202
+
+/**
+ * 2xxx not found (referral, exam, consultation): no such exam application.
+ */
+#define YL_E_EXAM_APPLICATION_NOT_FOUND 2203
+
+/**
+ * 2xxx not found (referral, exam, consultation): no such item in the exam application.
+ */
+#define YL_E_EXAM_ITEM_NOT_FOUND 2204
+
+/**
+ * 2xxx not found (referral, exam, consultation): no such consultation.
+ */
+#define YL_E_CONSULTATION_NOT_FOUND 2205
+
+/**
+ * 2xxx not found (referral, exam, consultation): no such admission.
+ */
+#define YL_E_ADMISSION_NOT_FOUND 2206
+
+/**
+ * 2xxx not found (referral, exam, consultation): no signing key is registered for the issuer.
+ */
+#define YL_E_SIGNING_KEY_NOT_FOUND 2207
+
+/**
+ * 2xxx not found (referral, exam, consultation): no such institution in the service network.
+ */
+#define YL_E_INSTITUTION_NOT_FOUND 2208
+
+/**
+ * 3xxx conflict (referral, exam, consultation): a referral disease with this code exists.
+ */
+#define YL_E_DISEASE_EXISTS 3201
+
+/**
+ * 4xxx state (referral, exam, consultation): the referral's state does not allow this step.
+ */
+#define YL_E_REFERRAL_INVALID_TRANSITION 4201
+
+/**
+ * 4xxx state (referral, exam, consultation): the exam item's state does not allow this step.
+ */
+#define YL_E_EXAM_INVALID_TRANSITION 4202
+
+/**
+ * 4xxx state (referral, exam, consultation): the consultation's state does not allow this step.
+ */
+#define YL_E_CONSULTATION_INVALID_TRANSITION 4203
+
+/**
+ * 4xxx state (referral, exam, consultation): this referral needs an approved consultation first.
+ */
+#define YL_E_CONSULTATION_REQUIRED 4204
+
+/**
+ * 4xxx state (referral, exam, consultation): the inpatient deposit is not paid.
+ */
+#define YL_E_DEPOSIT_NOT_PAID 4205
+
+/**
+ * 4xxx state (referral, exam, consultation): a refund needs the doctor to cancel the exam first.
+ */
+#define YL_E_EXAM_REFUND_NEEDS_CANCEL 4206
+
+/**
+ * 4xxx state (referral, exam, consultation): the referral's booking has ended (cancelled, expired or service stopped).
+ */
+#define YL_E_REFERRAL_SLOT_RELEASED 4207
+
+/**
+ * 5xxx permission (referral, exam, consultation): this institution may not act on that case.
+ */
+#define YL_E_REFERRAL_FORBIDDEN 5201
+
+/**
+ * 5xxx permission (referral, exam, consultation): the report's electronic signature does not verify.
+ */
+#define YL_E_EXAM_SIGNATURE_INVALID 5202
+
+/**
  * 4xxx state: the booking's state does not allow this step.
  */
 #define YL_E_INVALID_STATE 4001

@@ -148,6 +148,27 @@ error_codes! {
     WaitlistEntryNotFound = 2005, NotFound, "WAITLIST_ENTRY_NOT_FOUND", "no such waitlist entry", "候补记录不存在";
     HospitalNotFound = 2006, NotFound, "HOSPITAL_NOT_FOUND", "no such hospital", "医院不存在";
     // Referral, exam applications, consultation: 12xx, 22xx, 32xx, 42xx, 52xx. (referral helper: add below)
+    InvalidExamItem = 1201, Input, "INVALID_EXAM_ITEM", "the exam item names a method or body part the project does not offer", "检查项目的方法或部位不在该项目可选范围内";
+    ExamSignatureMissing = 1202, Input, "EXAM_SIGNATURE_MISSING", "an unstructured report must carry the issuer's electronic signature", "非结构化报告必须附带出具机构的电子签章";
+    InvalidSigningKey = 1203, Input, "INVALID_SIGNING_KEY", "the public key is not a valid SM2 key", "公钥不是有效的SM2公钥";
+    ReferralNotFound = 2201, NotFound, "REFERRAL_NOT_FOUND", "no such referral", "转诊申请不存在";
+    DiseaseNotFound = 2202, NotFound, "DISEASE_NOT_FOUND", "no such referral disease", "转诊病种不存在";
+    ExamApplicationNotFound = 2203, NotFound, "EXAM_APPLICATION_NOT_FOUND", "no such exam application", "检查申请不存在";
+    ExamItemNotFound = 2204, NotFound, "EXAM_ITEM_NOT_FOUND", "no such item in the exam application", "检查申请中没有该项目";
+    ConsultationNotFound = 2205, NotFound, "CONSULTATION_NOT_FOUND", "no such consultation", "会诊申请不存在";
+    AdmissionNotFound = 2206, NotFound, "ADMISSION_NOT_FOUND", "no such admission", "住院记录不存在";
+    SigningKeyNotFound = 2207, NotFound, "SIGNING_KEY_NOT_FOUND", "no signing key is registered for the issuer", "出具机构未登记签章公钥";
+    InstitutionNotFound = 2208, NotFound, "INSTITUTION_NOT_FOUND", "no such institution in the service network", "服务网络中没有该机构";
+    DiseaseExists = 3201, Conflict, "DISEASE_EXISTS", "a referral disease with this code exists", "该编码的转诊病种已存在";
+    ReferralInvalidTransition = 4201, State, "REFERRAL_INVALID_TRANSITION", "the referral's state does not allow this step", "转诊申请当前状态不允许该操作";
+    ExamInvalidTransition = 4202, State, "EXAM_INVALID_TRANSITION", "the exam item's state does not allow this step", "检查项目当前状态不允许该操作";
+    ConsultationInvalidTransition = 4203, State, "CONSULTATION_INVALID_TRANSITION", "the consultation's state does not allow this step", "会诊申请当前状态不允许该操作";
+    ConsultationRequired = 4204, State, "CONSULTATION_REQUIRED", "this referral needs an approved consultation first", "该转诊需先完成会诊并经审核通过";
+    DepositNotPaid = 4205, State, "DEPOSIT_NOT_PAID", "the inpatient deposit is not paid", "住院预交款尚未缴纳";
+    ExamRefundNeedsCancel = 4206, State, "EXAM_REFUND_NEEDS_CANCEL", "a refund needs the doctor to cancel the exam first", "退费需先由医生取消检查预约";
+    ReferralSlotReleased = 4207, State, "REFERRAL_SLOT_RELEASED", "the referral's booking has ended (cancelled, expired or service stopped)", "转诊对应的号源已释放（取消、超时或停诊）";
+    ReferralForbidden = 5201, Permission, "REFERRAL_FORBIDDEN", "this institution may not act on that case", "本机构无权操作该申请";
+    ExamSignatureInvalid = 5202, Permission, "EXAM_SIGNATURE_INVALID", "the report's electronic signature does not verify", "报告电子签章验证失败";
     SlotFull = 3001, Conflict, "SLOT_FULL", "the slot has no remaining places", "号源已满";
     SlotClosed = 3002, Conflict, "SLOT_CLOSED", "the slot is closed (service stopped)", "号源已停诊关闭";
     SlotNotReleased = 3003, Conflict, "SLOT_NOT_RELEASED", "the slot is not yet open for booking", "号源尚未开放预约";

@@ -34,6 +34,7 @@ pub mod model;
 mod monitor;
 mod pool;
 mod referral;
+pub use referral::queue_after_current;
 pub mod render;
 mod schedule;
 mod stats;

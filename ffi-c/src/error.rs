@@ -119,6 +119,48 @@ pub const YL_E_ALREADY_WAITLISTED: c_int = 3008;
 pub const YL_E_PROJECT_MISMATCH: c_int = 3009;
 /// 3xxx conflict: the slot still has places; book instead of waiting.
 pub const YL_E_SLOT_HAS_PLACES: c_int = 3010;
+/// 1xxx input (referral, exam, consultation): the exam item names a method or body part the project does not offer.
+pub const YL_E_INVALID_EXAM_ITEM: c_int = 1201;
+/// 1xxx input (referral, exam, consultation): an unstructured report must carry the issuer's electronic signature.
+pub const YL_E_EXAM_SIGNATURE_MISSING: c_int = 1202;
+/// 1xxx input (referral, exam, consultation): the public key is not a valid SM2 key.
+pub const YL_E_INVALID_SIGNING_KEY: c_int = 1203;
+/// 2xxx not found (referral, exam, consultation): no such referral.
+pub const YL_E_REFERRAL_NOT_FOUND: c_int = 2201;
+/// 2xxx not found (referral, exam, consultation): no such referral disease.
+pub const YL_E_DISEASE_NOT_FOUND: c_int = 2202;
+/// 2xxx not found (referral, exam, consultation): no such exam application.
+pub const YL_E_EXAM_APPLICATION_NOT_FOUND: c_int = 2203;
+/// 2xxx not found (referral, exam, consultation): no such item in the exam application.
+pub const YL_E_EXAM_ITEM_NOT_FOUND: c_int = 2204;
+/// 2xxx not found (referral, exam, consultation): no such consultation.
+pub const YL_E_CONSULTATION_NOT_FOUND: c_int = 2205;
+/// 2xxx not found (referral, exam, consultation): no such admission.
+pub const YL_E_ADMISSION_NOT_FOUND: c_int = 2206;
+/// 2xxx not found (referral, exam, consultation): no signing key is registered for the issuer.
+pub const YL_E_SIGNING_KEY_NOT_FOUND: c_int = 2207;
+/// 2xxx not found (referral, exam, consultation): no such institution in the service network.
+pub const YL_E_INSTITUTION_NOT_FOUND: c_int = 2208;
+/// 3xxx conflict (referral, exam, consultation): a referral disease with this code exists.
+pub const YL_E_DISEASE_EXISTS: c_int = 3201;
+/// 4xxx state (referral, exam, consultation): the referral's state does not allow this step.
+pub const YL_E_REFERRAL_INVALID_TRANSITION: c_int = 4201;
+/// 4xxx state (referral, exam, consultation): the exam item's state does not allow this step.
+pub const YL_E_EXAM_INVALID_TRANSITION: c_int = 4202;
+/// 4xxx state (referral, exam, consultation): the consultation's state does not allow this step.
+pub const YL_E_CONSULTATION_INVALID_TRANSITION: c_int = 4203;
+/// 4xxx state (referral, exam, consultation): this referral needs an approved consultation first.
+pub const YL_E_CONSULTATION_REQUIRED: c_int = 4204;
+/// 4xxx state (referral, exam, consultation): the inpatient deposit is not paid.
+pub const YL_E_DEPOSIT_NOT_PAID: c_int = 4205;
+/// 4xxx state (referral, exam, consultation): a refund needs the doctor to cancel the exam first.
+pub const YL_E_EXAM_REFUND_NEEDS_CANCEL: c_int = 4206;
+/// 4xxx state (referral, exam, consultation): the referral's booking has ended (cancelled, expired or service stopped).
+pub const YL_E_REFERRAL_SLOT_RELEASED: c_int = 4207;
+/// 5xxx permission (referral, exam, consultation): this institution may not act on that case.
+pub const YL_E_REFERRAL_FORBIDDEN: c_int = 5201;
+/// 5xxx permission (referral, exam, consultation): the report's electronic signature does not verify.
+pub const YL_E_EXAM_SIGNATURE_INVALID: c_int = 5202;
 /// 4xxx state: the booking's state does not allow this step.
 pub const YL_E_INVALID_STATE: c_int = 4001;
 /// 4xxx state: the hold expired before it was confirmed.
@@ -235,6 +277,27 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_ALREADY_WAITLISTED, c"ALREADY_WAITLISTED"),
     (YL_E_PROJECT_MISMATCH, c"PROJECT_MISMATCH"),
     (YL_E_SLOT_HAS_PLACES, c"SLOT_HAS_PLACES"),
+    (YL_E_INVALID_EXAM_ITEM, c"INVALID_EXAM_ITEM"),
+    (YL_E_EXAM_SIGNATURE_MISSING, c"EXAM_SIGNATURE_MISSING"),
+    (YL_E_INVALID_SIGNING_KEY, c"INVALID_SIGNING_KEY"),
+    (YL_E_REFERRAL_NOT_FOUND, c"REFERRAL_NOT_FOUND"),
+    (YL_E_DISEASE_NOT_FOUND, c"DISEASE_NOT_FOUND"),
+    (YL_E_EXAM_APPLICATION_NOT_FOUND, c"EXAM_APPLICATION_NOT_FOUND"),
+    (YL_E_EXAM_ITEM_NOT_FOUND, c"EXAM_ITEM_NOT_FOUND"),
+    (YL_E_CONSULTATION_NOT_FOUND, c"CONSULTATION_NOT_FOUND"),
+    (YL_E_ADMISSION_NOT_FOUND, c"ADMISSION_NOT_FOUND"),
+    (YL_E_SIGNING_KEY_NOT_FOUND, c"SIGNING_KEY_NOT_FOUND"),
+    (YL_E_INSTITUTION_NOT_FOUND, c"INSTITUTION_NOT_FOUND"),
+    (YL_E_DISEASE_EXISTS, c"DISEASE_EXISTS"),
+    (YL_E_REFERRAL_INVALID_TRANSITION, c"REFERRAL_INVALID_TRANSITION"),
+    (YL_E_EXAM_INVALID_TRANSITION, c"EXAM_INVALID_TRANSITION"),
+    (YL_E_CONSULTATION_INVALID_TRANSITION, c"CONSULTATION_INVALID_TRANSITION"),
+    (YL_E_CONSULTATION_REQUIRED, c"CONSULTATION_REQUIRED"),
+    (YL_E_DEPOSIT_NOT_PAID, c"DEPOSIT_NOT_PAID"),
+    (YL_E_EXAM_REFUND_NEEDS_CANCEL, c"EXAM_REFUND_NEEDS_CANCEL"),
+    (YL_E_REFERRAL_SLOT_RELEASED, c"REFERRAL_SLOT_RELEASED"),
+    (YL_E_REFERRAL_FORBIDDEN, c"REFERRAL_FORBIDDEN"),
+    (YL_E_EXAM_SIGNATURE_INVALID, c"EXAM_SIGNATURE_INVALID"),
     (YL_E_INVALID_STATE, c"INVALID_STATE"),
     (YL_E_HOLD_EXPIRED, c"HOLD_EXPIRED"),
     (YL_E_REFUND_NOT_ALLOWED, c"REFUND_NOT_ALLOWED"),

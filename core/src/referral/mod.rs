@@ -1,27 +1,975 @@
 //! Two-way referral (双向转诊), exam applications with report return and remote
-//! consultation: each workflow one explicit state machine.
+//! consultation: each workflow one explicit state machine (see `machine`).
+//!
+//! Layout: `disease` (R1 catalogue and the direct-referral rule), `outpatient`
+//! (R2–R4), `inpatient` (R5), `down` (R6), `query` (R7), `exam` (B1–B4),
+//! `consultation` (R8). This file holds the shared state, persistence, the
+//! permission rule (S1) and the transaction helpers.
+//!
+//! A referral never carries a stale slot: it owns a booking id only, and its
+//! slot (date, period, doctor, bed) is read from that booking whenever the
+//! referral is shown. When the pool ends the booking (cancel-slot, hold
+//! expiry, stop-service, bed-cancel) the referral shows the derived state
+//! `slot_released` with the booking's reason; when the pool moves it
+//! (change-booking, stop-service with `move`) the referral shows the new slot.
+//!
+//! Lock order: slot lock → booking shard → this module's lock → outbox. The
+//! module's lock is never held while a slot or booking lock is taken.
 
-use crate::commands::Req;
-use crate::error::Result;
-use crate::pool::Pool;
-use crate::store::Snapshot;
-use serde_json::Value;
+mod consultation;
+mod disease;
+mod down;
+mod exam;
+mod inpatient;
+pub mod machine;
+mod outpatient;
+mod query;
+
+pub use outpatient::queue_after_current;
+
+use crate::clock::{format_ms, Millis};
+use crate::commands::{fp_of, Req};
+use crate::error::{Error, ErrorCode, Result};
+use crate::identity::PatientInfo;
+use crate::model::{Booking, Event};
+use crate::pool::{Actor, Answer, Claimed, IdemClaim, Pool, Reserve, Slot, SlotState, Txn};
+use crate::store::{Snapshot, Table, Write};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 /// The commands this module serves (see `dispatch`).
-pub const COMMANDS: &[&str] = &[];
+pub const COMMANDS: &[&str] = &[
+    "referral-disease-add",
+    "referral-disease-edit",
+    "referral-disease-delete",
+    "referral-disease-query",
+    "referral-decision",
+    "referral-sources",
+    "outpatient-referral-apply",
+    "outpatient-referral-cancel",
+    "acceptance-info",
+    "treatment-results",
+    "referral-slip",
+    "referral-queue-position",
+    "inpatient-referral-apply",
+    "inpatient-deposit",
+    "inpatient-bed-reserve",
+    "inpatient-bed-cancel",
+    "inpatient-admit",
+    "inpatient-discharge",
+    "inpatient-referral-cancel",
+    "admission-details",
+    "referral-network-sync",
+    "community-institutions",
+    "down-referral-apply",
+    "down-referral-cancel",
+    "down-referral-receive",
+    "down-referral-list",
+    "referral-view",
+    "referral-query",
+    "referral-state-machines",
+    "exam-institutions",
+    "exam-project-search",
+    "exam-apply",
+    "exam-arrange",
+    "exam-payment",
+    "exam-cancel",
+    "exam-refund",
+    "exam-signing-key",
+    "exam-report",
+    "exam-view",
+    "exam-query",
+    "consultation-apply",
+    "consultation-review",
+    "consultation-cancel",
+    "consultation-complete",
+    "consultation-view",
+    "consultation-query",
+];
+
 /// Those of `COMMANDS` that never change state.
-pub const QUERIES: &[&str] = &[];
+pub const QUERIES: &[&str] = &[
+    "referral-disease-query",
+    "referral-decision",
+    "referral-sources",
+    "referral-slip",
+    "referral-queue-position",
+    "admission-details",
+    "community-institutions",
+    "down-referral-list",
+    "referral-view",
+    "referral-query",
+    "referral-state-machines",
+    "exam-institutions",
+    "exam-project-search",
+    "exam-view",
+    "exam-query",
+    "consultation-view",
+    "consultation-query",
+];
 
 /// The module's in-memory state; every change is also written to its table.
 #[derive(Default)]
-pub struct ReferralState {}
+pub struct ReferralState {
+    pub(crate) inner: Mutex<Inner>,
+    /// Numbers reservation intents (their keys also carry the time).
+    pub(crate) intents: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+pub(crate) struct Inner {
+    pub diseases: BTreeMap<String, disease::Disease>,
+    pub referrals: BTreeMap<u64, Referral>,
+    pub exams: BTreeMap<u64, exam::ExamApp>,
+    pub consultations: BTreeMap<u64, consultation::Consultation>,
+    pub keys: BTreeMap<String, exam::SigningKey>,
+    pub communities: BTreeMap<String, down::Community>,
+    /// admission id → referral id.
+    pub admissions: BTreeMap<u64, u64>,
+    pub next_referral: u64,
+    pub next_exam: u64,
+    pub next_consultation: u64,
+    pub next_admission: u64,
+}
+
+impl Inner {
+    fn take_id(counter: &mut u64) -> u64 {
+        *counter = (*counter).max(1);
+        let id = *counter;
+        *counter += 1;
+        id
+    }
+}
+
+// ---------------------------------------------------------------- the referral record
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Kind {
+    Outpatient,
+    Inpatient,
+    Down,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Outpatient => "outpatient",
+            Kind::Inpatient => "inpatient",
+            Kind::Down => "down",
+        }
+    }
+    pub fn machine(self) -> &'static machine::Machine {
+        match self {
+            Kind::Outpatient => &machine::OUTPATIENT,
+            Kind::Inpatient => &machine::INPATIENT,
+            Kind::Down => &machine::DOWN,
+        }
+    }
+}
+
+/// One step of a workflow, kept for the record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Step {
+    pub at_ms: Millis,
+    pub from: String,
+    pub to: String,
+    pub via: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Up-referral (outpatient, inpatient) and down-referral: one record, one
+/// machine per kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Referral {
+    pub referral_id: u64,
+    pub kind: Kind,
+    pub status: String,
+    pub patient_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientInfo>,
+    /// The community institution (applicant of an up-referral, receiver of a down-referral).
+    pub clinic_id: String,
+    pub hospital_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doctor_id: Option<String>,
+    /// The doctor who applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applicant_doctor_id: Option<String>,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disease_code: Option<String>,
+    /// The application's record, fused from the host's EMR (R3).
+    #[serde(default)]
+    pub record: Value,
+    /// The booking this referral owns (registration or bed); its slot is read from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consultation_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposit: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    pub created_ms: Millis,
+    pub updated_ms: Millis,
+    #[serde(default)]
+    pub history: Vec<Step>,
+}
+
+impl Referral {
+    /// Checks the transition against the kind's machine, then records it.
+    pub fn go(&mut self, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis, live: Option<&Booking>) -> Result<()> {
+        let from = effective_status(&self.status, self.booking_id, live, self.kind.machine(), now);
+        self.go_from(from, to, via, by, note, now)
+    }
+
+    /// As `go`, from a state the caller derived (see `inpatient-bed-reserve`).
+    pub fn go_from(&mut self, from: String, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis) -> Result<()> {
+        self.kind.machine().check(&from, to, via)?;
+        self.history.push(Step { at_ms: now, from, to: to.to_string(), via: via.to_string(), by: by.map(str::to_string), note });
+        self.status = to.to_string();
+        self.updated_ms = now;
+        Ok(())
+    }
+}
+
+/// The state a case shows: its recorded one, or `slot_released` when it
+/// should hold a place and its booking no longer does.
+pub(crate) fn effective_status(status: &str, booking: Option<u64>, live: Option<&Booking>, m: &machine::Machine, now: Millis) -> String {
+    if booking.is_some() && m.holds_slot.contains(&status) && !live.is_some_and(|b| holds_place(b, now)) {
+        return machine::SLOT_RELEASED.to_string();
+    }
+    status.to_string()
+}
+
+/// The booking still holds its place: active, and not a hold past its
+/// time-to-live (expiry is applied lazily by the pool; a case shows it at once).
+pub(crate) fn holds_place(b: &Booking, now: Millis) -> bool {
+    b.status.is_active() && !(b.status == crate::model::BookingStatus::PreBooked && b.hold_expires_ms.is_some_and(|e| e <= now))
+}
+
+// ---------------------------------------------------------------- persistence
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "row", rename_all = "snake_case")]
+enum Row {
+    Disease(disease::Disease),
+    Referral(Referral),
+    Exam(exam::ExamApp),
+    Consultation(consultation::Consultation),
+    Key(exam::SigningKey),
+    Community(down::Community),
+    Intent(Intent),
+}
+
+/// A place about to be reserved for a case, written durably before the
+/// reservation and deleted with the attach: a leftover intent on open means
+/// the process died in between, and the place it names is given back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Intent {
+    pub key: String,
+    pub patient_id: String,
+    pub slot_id: String,
+    pub at_ms: Millis,
+}
+
+fn put(pool: &Pool, txn: &mut Txn, key: String, row: &Row) {
+    if pool.store.is_some() {
+        txn.writes.push(Write::put(Table::Referral, key, row));
+    }
+}
+
+pub(crate) fn put_referral(pool: &Pool, txn: &mut Txn, rf: &Referral) {
+    put(pool, txn, format!("referral:{:012}", rf.referral_id), &Row::Referral(rf.clone()));
+}
+pub(crate) fn put_disease(pool: &Pool, txn: &mut Txn, d: &disease::Disease) {
+    put(pool, txn, format!("disease:{}", d.code), &Row::Disease(d.clone()));
+}
+pub(crate) fn delete_disease(pool: &Pool, txn: &mut Txn, code: &str) {
+    if pool.store.is_some() {
+        txn.writes.push(Write::delete(Table::Referral, format!("disease:{code}")));
+    }
+}
+pub(crate) fn put_exam(pool: &Pool, txn: &mut Txn, e: &exam::ExamApp) {
+    put(pool, txn, format!("exam:{:012}", e.exam_id), &Row::Exam(e.clone()));
+}
+pub(crate) fn put_consultation(pool: &Pool, txn: &mut Txn, c: &consultation::Consultation) {
+    put(pool, txn, format!("consultation:{:012}", c.consultation_id), &Row::Consultation(c.clone()));
+}
+pub(crate) fn put_key(pool: &Pool, txn: &mut Txn, k: &exam::SigningKey) {
+    put(pool, txn, format!("key:{}", k.issuer_id), &Row::Key(k.clone()));
+}
+pub(crate) fn put_community(pool: &Pool, txn: &mut Txn, c: &down::Community) {
+    put(pool, txn, format!("community:{}", c.clinic_id), &Row::Community(c.clone()));
+}
 
 /// Rebuilds the state from the store's rows on open.
-pub(crate) fn recover(_pool: &Pool, _snap: &Snapshot) -> Result<()> {
+pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
+    let mut intents = Vec::new();
+    let mut g = pool.referral.inner.lock();
+    for (key, body) in snap.of(Table::Referral) {
+        let row: Row = serde_json::from_str(body)
+            .map_err(|e| Error::with(ErrorCode::StoreCorrupt, format!("referral row {key}: {e}"), format!("转诊数据行 {key} 无法读取：{e}")))?;
+        match row {
+            Row::Disease(d) => {
+                g.diseases.insert(d.code.clone(), d);
+            }
+            Row::Referral(r) => {
+                g.next_referral = g.next_referral.max(r.referral_id + 1);
+                if let Some(a) = r.admission.as_ref().and_then(|a| a["admission_id"].as_u64()) {
+                    g.next_admission = g.next_admission.max(a + 1);
+                    g.admissions.insert(a, r.referral_id);
+                }
+                g.referrals.insert(r.referral_id, r);
+            }
+            Row::Exam(e) => {
+                g.next_exam = g.next_exam.max(e.exam_id + 1);
+                g.exams.insert(e.exam_id, e);
+            }
+            Row::Consultation(c) => {
+                g.next_consultation = g.next_consultation.max(c.consultation_id + 1);
+                g.consultations.insert(c.consultation_id, c);
+            }
+            Row::Key(k) => {
+                g.keys.insert(k.issuer_id.clone(), k);
+            }
+            Row::Community(c) => {
+                g.communities.insert(c.clinic_id.clone(), c);
+            }
+            Row::Intent(i) => intents.push(i),
+        }
+    }
+    drop(g);
+    for i in intents {
+        release_orphans(pool, &i)?;
+    }
     Ok(())
 }
 
+/// Gives back the places a leftover intent reserved that no case owns
+/// (bookings of its patient on its slot, class referral, made at or after it).
+fn release_orphans(pool: &Pool, intent: &Intent) -> Result<()> {
+    let owned: std::collections::HashSet<u64> = {
+        let g = pool.referral.inner.lock();
+        g.referrals.values().filter_map(|r| r.booking_id).chain(g.exams.values().flat_map(|e| e.items.iter().filter_map(|i| i.booking_id))).collect()
+    };
+    let slot = pool.slot_by_id(&intent.slot_id).ok().map(|s| s.idx);
+    let mut orphans = Vec::new();
+    pool.bookings.for_each(|id, b| {
+        if Some(b.slot_idx) == slot
+            && b.status.is_active()
+            && b.priority == crate::model::Priority::Referral
+            && &*b.patient_id == intent.patient_id.as_str()
+            && b.created_ms >= intent.at_ms
+            && !owned.contains(id)
+        {
+            orphans.push(*id);
+        }
+    });
+    for id in orphans {
+        give_back(pool, id, "the case it was reserved for was not recorded (process ended in between); place returned")?;
+    }
+    let mut txn = Txn::default();
+    txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
+    let ticket = pool.enqueue(&mut txn);
+    pool.settle(ticket, Vec::new())
+}
+
+/// Cancels a booking no case owns.
+fn give_back(pool: &Pool, id: u64, reason: &'static str) -> Result<()> {
+    pool.with_booking(id, &platform_actor(), None, "referral-recovery", 0, &mut |pool, slot, st, b, txn, now| {
+        if b.status.is_active() {
+            if b.status == crate::model::BookingStatus::Occupied {
+                b.status = crate::model::BookingStatus::Booked;
+            }
+            pool.cancel_locked(slot, st, b, reason.into(), now, txn)?;
+        }
+        Ok(Answer::Json(Value::Null))
+    })
+    .map(|_| ())
+}
+
+/// Writes (durably) or deletes an intent; nothing without a store.
+fn write_intent(pool: &Pool, intent: &Intent, delete: bool) -> Result<()> {
+    if pool.store.is_none() {
+        return Ok(());
+    }
+    let mut txn = Txn::default();
+    if delete {
+        txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
+    } else {
+        put(pool, &mut txn, intent.key.clone(), &Row::Intent(intent.clone()));
+    }
+    let ticket = pool.enqueue(&mut txn);
+    pool.settle(ticket, Vec::new())
+}
+
+// ---------------------------------------------------------------- dispatch
+
 /// `None` when `command` is not one of this module's.
-pub(crate) fn dispatch(_pool: &Pool, _command: &str, _r: &Req, _req: &Value) -> Option<Result<Value>> {
-    None
+pub(crate) fn dispatch(pool: &Pool, command: &str, r: &Req, req: &Value) -> Option<Result<Value>> {
+    let cmd: &'static str = COMMANDS.iter().find(|c| **c == command)?;
+    let c = Ctx { pool, r, req, command: cmd };
+    if let Err(e) = pool.check_open() {
+        return Some(Err(e));
+    }
+    Some(match cmd {
+        "referral-disease-add" | "referral-disease-edit" | "referral-disease-delete" => disease::change(&c),
+        "referral-disease-query" => disease::query(&c),
+        "referral-decision" => disease::decision_cmd(&c),
+        "referral-sources" => outpatient::sources(&c),
+        "outpatient-referral-apply" => outpatient::apply(&c),
+        "outpatient-referral-cancel" => outpatient::cancel(&c),
+        "acceptance-info" => outpatient::acceptance(&c),
+        "treatment-results" => outpatient::results(&c),
+        "referral-slip" => outpatient::slip(&c),
+        "referral-queue-position" => outpatient::queue_cmd(&c),
+        "inpatient-referral-apply" => inpatient::apply(&c),
+        "inpatient-deposit" => inpatient::deposit(&c),
+        "inpatient-bed-reserve" => inpatient::bed_reserve(&c),
+        "inpatient-bed-cancel" => inpatient::bed_cancel(&c),
+        "inpatient-admit" => inpatient::admit(&c),
+        "inpatient-discharge" => inpatient::discharge(&c),
+        "inpatient-referral-cancel" => inpatient::cancel(&c),
+        "admission-details" => inpatient::admission_details(&c),
+        "referral-network-sync" => down::network_sync(&c),
+        "community-institutions" => down::communities(&c),
+        "down-referral-apply" => down::apply(&c),
+        "down-referral-cancel" => down::cancel(&c),
+        "down-referral-receive" => down::receive(&c),
+        "down-referral-list" => down::list(&c),
+        "referral-view" => query::view(&c),
+        "referral-query" => query::query(&c),
+        "referral-state-machines" => Ok(machine::describe()),
+        "exam-institutions" => exam::institutions(&c),
+        "exam-project-search" => exam::project_search(&c),
+        "exam-apply" => exam::apply(&c),
+        "exam-arrange" => exam::arrange(&c),
+        "exam-payment" => exam::payment(&c),
+        "exam-cancel" => exam::cancel(&c),
+        "exam-refund" => exam::refund(&c),
+        "exam-signing-key" => exam::signing_key(&c),
+        "exam-report" => exam::report(&c),
+        "exam-view" => exam::view(&c),
+        "exam-query" => exam::query(&c),
+        "consultation-apply" => consultation::apply(&c),
+        "consultation-review" => consultation::review(&c),
+        "consultation-cancel" => consultation::cancel(&c),
+        "consultation-complete" => consultation::complete(&c),
+        "consultation-view" => consultation::view(&c),
+        "consultation-query" => consultation::query(&c),
+        _ => return None,
+    })
+}
+
+/// One call: the pool, the request and the command's static name.
+pub(crate) struct Ctx<'a> {
+    pub pool: &'a Pool,
+    pub r: &'a Req<'a>,
+    pub req: &'a Value,
+    pub command: &'static str,
+}
+
+// ---------------------------------------------------------------- who is asking (S1)
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The platform operator: sees and acts on every case.
+    Platform,
+    Hospital,
+    Community,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Who {
+    pub side: Side,
+    pub institution: Option<String>,
+}
+
+impl Who {
+    /// Reads `institution_id` (the acting institution) against the engine's role.
+    pub fn of(c: &Ctx) -> Result<Who> {
+        let a = c.pool.actor(c.r.opt_str("institution_id")?);
+        let side = if a.community {
+            Side::Community
+        } else if a.institution.is_some() {
+            Side::Hospital
+        } else {
+            Side::Platform
+        };
+        Ok(Who { side, institution: a.institution })
+    }
+    /// S1: a community institution sees its own cases, a hospital the cases sent to it.
+    pub fn may_see(&self, clinic_id: &str, hospital_id: &str) -> bool {
+        match self.side {
+            Side::Platform => true,
+            Side::Community => self.institution.as_deref() == Some(clinic_id),
+            Side::Hospital => self.institution.as_deref() == Some(hospital_id),
+        }
+    }
+    pub fn check(&self, clinic_id: &str, hospital_id: &str) -> Result<()> {
+        if self.may_see(clinic_id, hospital_id) {
+            Ok(())
+        } else {
+            Err(forbidden("this institution may act only on its own cases", "本机构只能查看和操作本机构的申请"))
+        }
+    }
+    /// Only this side (or the platform) takes the step.
+    pub fn must_be(&self, side: Side, step: &str) -> Result<()> {
+        if self.side == side || self.side == Side::Platform {
+            Ok(())
+        } else {
+            let who = if side == Side::Hospital { "the hospital" } else { "the community institution" };
+            let zh = if side == Side::Hospital { "上级医院" } else { "基层机构" };
+            Err(forbidden_owned(format!("only {who} takes the step `{step}`"), format!("只有{zh}可以执行 `{step}`")))
+        }
+    }
+    /// The community institution a new case belongs to: the request's
+    /// `clinic_id`, which a community caller may only set to itself.
+    pub fn clinic_for_new(&self, c: &Ctx) -> Result<String> {
+        let asked = c.r.opt_str("clinic_id")?;
+        match self.side {
+            Side::Community => {
+                let own = self.institution.clone().ok_or_else(|| Error::missing("institution_id"))?;
+                if asked.is_some_and(|a| a != own) {
+                    return Err(forbidden("a community institution applies only for itself", "基层机构只能以本机构名义申请"));
+                }
+                Ok(own)
+            }
+            _ => asked.map(str::to_string).ok_or_else(|| Error::missing("clinic_id")),
+        }
+    }
+    /// The hospital of a new case, which a hospital caller may only set to itself.
+    pub fn hospital_for_new(&self, c: &Ctx) -> Result<String> {
+        let asked = c.r.opt_str("hospital_id")?;
+        match self.side {
+            Side::Hospital => {
+                let own = self.institution.clone().ok_or_else(|| Error::missing("institution_id"))?;
+                if asked.is_some_and(|a| a != own) {
+                    return Err(forbidden("a hospital refers only its own patients", "上级医院只能以本院名义申请"));
+                }
+                Ok(own)
+            }
+            _ => asked.map(str::to_string).ok_or_else(|| Error::missing("hospital_id")),
+        }
+    }
+}
+
+pub(crate) fn forbidden(en: &'static str, zh: &'static str) -> Error {
+    Error::with(ErrorCode::ReferralForbidden, en, zh)
+}
+fn forbidden_owned(en: String, zh: String) -> Error {
+    Error::with(ErrorCode::ReferralForbidden, en, zh)
+}
+
+/// The pool acts for the module: the module checks permissions itself.
+fn platform_actor() -> Actor {
+    Actor { institution: None, community: false }
+}
+
+// ---------------------------------------------------------------- ids and fields
+
+/// Referral, exam, consultation and admission ids are integers (the source's
+/// `referral_id (int)`, `admission_id (int)`); strings of digits are accepted.
+pub(crate) fn int_id(r: &Req, k: &str) -> Result<u64> {
+    let s = r.id(k)?;
+    s.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| Error::invalid(k, "expected a positive integer id"))
+}
+
+/// A free-text field with a length limit (the request helper caps at 256).
+pub(crate) fn text(r: &Req, k: &str, max: usize) -> Result<Option<String>> {
+    match r.get(k) {
+        None => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) if s.chars().count() > max => Err(Error::invalid(k, &format!("longer than {max} characters"))),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(_) => Err(Error::invalid(k, "must be a string")),
+    }
+}
+
+pub(crate) fn req_text(r: &Req, k: &str, max: usize) -> Result<String> {
+    text(r, k, max)?.ok_or_else(|| Error::missing(k))
+}
+
+/// An RFC 3339 time or a local "YYYY-MM-DD HH:MM[:SS]" / date; kept as given
+/// after checking it parses.
+pub(crate) fn time_field(c: &Ctx, k: &str) -> Result<Option<String>> {
+    let Some(s) = c.r.opt_str(k)? else { return Ok(None) };
+    let ok = crate::clock::parse_rfc3339(s).is_some()
+        || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok()
+        || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").is_ok()
+        || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").is_ok()
+        || crate::commands::parse_date(s).is_some();
+    if !ok {
+        return Err(Error::invalid(k, "expected a date-time like 2024-10-28T10:00:00+08:00"));
+    }
+    Ok(Some(s.to_string()))
+}
+
+pub(crate) fn now_str(pool: &Pool) -> String {
+    format_ms(pool.clock.now_ms(), &pool.cfg.tz)
+}
+
+/// R3: the application's record, fused from the EMR the host supplies: the
+/// request's own fields win, the EMR fills what is missing.
+pub(crate) fn fuse_record(c: &Ctx) -> Result<Value> {
+    let emr = match c.r.get("emr") {
+        None => serde_json::Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(Error::invalid("emr", "must be an object")),
+    };
+    if serde_json::to_string(&emr).map(|s| s.len()).unwrap_or(0) > 64 * 1024 {
+        return Err(Error::invalid("emr", "larger than 64 KiB"));
+    }
+    let mut rec = serde_json::Map::new();
+    const FIELDS: &[&str] =
+        &["chief_complaint", "present_illness", "history", "allergies", "diagnosis", "diagnosis_code", "examinations", "medications", "vital_signs"];
+    for k in FIELDS {
+        if let Some(v) = c.r.get(k) {
+            if !v.is_string() && !v.is_array() && !v.is_object() {
+                return Err(Error::invalid(k, "must be text, a list or an object"));
+            }
+            rec.insert((*k).into(), v.clone());
+        } else if let Some(v) = emr.get(*k).filter(|v| !v.is_null()) {
+            rec.insert((*k).into(), v.clone());
+        }
+    }
+    // Common EMR shapes: diagnoses as a list of {code, name}.
+    if !rec.contains_key("diagnosis") {
+        if let Some(d) = emr.get("diagnoses").and_then(Value::as_array).and_then(|a| a.first()) {
+            if let Some(n) = d.get("name").and_then(Value::as_str).or(d.as_str()) {
+                rec.insert("diagnosis".into(), n.into());
+            }
+            if let Some(code) = d.get("code").and_then(Value::as_str) {
+                rec.entry("diagnosis_code").or_insert(code.into());
+            }
+        }
+    }
+    if let Some(src) = emr.get("record_id").or(emr.get("emr_id")) {
+        rec.insert("emr_record_id".into(), src.clone());
+    }
+    rec.insert("fused_from_emr".into(), (!emr.is_empty()).into());
+    Ok(Value::Object(rec))
+}
+
+/// The patient details: the request's `patient`, else the EMR's (`name`, `sex`, `id_number`, `phone`).
+pub(crate) fn patient_details(c: &Ctx) -> Result<Option<PatientInfo>> {
+    if let Some(p) = crate::commands::patient_of(c.r)? {
+        return Ok(Some(p));
+    }
+    let Some(Value::Object(emr)) = c.r.get("emr") else { return Ok(None) };
+    let pick = |k: &str| emr.get(k).and_then(Value::as_str).map(str::to_string);
+    let info = PatientInfo { name: pick("name"), id_number: pick("id_number"), phone: pick("phone"), sex: pick("sex") };
+    if info == PatientInfo::default() {
+        return Ok(None);
+    }
+    info.validated().map(Some)
+}
+
+// ---------------------------------------------------------------- events
+
+/// A case's event: patient and community institution named so the host can route it.
+pub(crate) fn event(pool: &Pool, txn: &mut Txn, kind: &'static str, patient_id: &str, clinic_id: &str, booking: Option<u64>, data: Value) {
+    let ev = Event {
+        seq: 0,
+        kind: std::borrow::Cow::Borrowed(kind),
+        at_ms: pool.clock.now_ms(),
+        booking_id: booking,
+        slot_id: None,
+        patient_id: Some(patient_id.into()),
+        clinic_id: Some(clinic_id.into()),
+        data,
+        note: None,
+        slot_idx: None,
+    };
+    pool.push_event(txn, ev);
+}
+
+// ---------------------------------------------------------------- transactions
+
+/// What a step sees of the booking it owns, locked.
+pub(crate) struct Live<'a> {
+    pub slot: &'a Slot,
+    pub st: &'a mut SlotState,
+    pub b: &'a mut Booking,
+}
+
+pub(crate) type StepFn<'f> = dyn FnMut(&Pool, &mut Inner, Option<Live<'_>>, &mut Txn, Millis) -> Result<Value> + 'f;
+
+/// Runs a change under the request id's claim. With `booking`, the booking's
+/// slot is locked first and the step sees it live; the module's lock is
+/// taken last. The step checks before it changes anything.
+pub(crate) fn step(c: &Ctx, booking: Option<u64>, f: &mut StepFn<'_>) -> Result<Value> {
+    let pool = c.pool;
+    let claim = match pool.claim(c.r.request_id()?, c.command, fp_of(c.command, c.req))? {
+        Claimed::Replay(a) => return Ok(a.into_value()),
+        Claimed::Fresh(cl) => cl,
+    };
+    let r = run_step(pool, &claim, c.command, booking, f);
+    finish(pool, claim, r)
+}
+
+pub(crate) fn finish(pool: &Pool, claim: Option<IdemClaim<'_>>, r: Result<Answer>) -> Result<Value> {
+    match r {
+        Ok(a) => {
+            pool.finish_claim(claim, Some(&a));
+            Ok(a.into_value())
+        }
+        Err(e) => {
+            pool.finish_claim(claim, None);
+            Err(e)
+        }
+    }
+}
+
+/// One transaction: the rows and events of the step, the request id's answer,
+/// durable before it returns.
+pub(crate) fn run_step(pool: &Pool, claim: &Option<IdemClaim<'_>>, command: &'static str, booking: Option<u64>, f: &mut StepFn<'_>) -> Result<Answer> {
+    match booking {
+        None => {
+            let mut txn = Txn::default();
+            let ticket;
+            let answer;
+            {
+                let now = pool.clock.now_ms();
+                let mut g = pool.referral.inner.lock();
+                let v = f(pool, &mut g, None, &mut txn, now)?;
+                answer = Answer::Json(v);
+                pool.record_answer(claim, &answer, &mut txn);
+                ticket = pool.enqueue(&mut txn);
+            }
+            pool.settle(ticket, Vec::new())?;
+            Ok(answer)
+        }
+        Some(id) => pool.with_booking(id, &platform_actor(), None, command, 0, &mut |pool, slot, st, b, txn, now| {
+            let mut g = pool.referral.inner.lock();
+            let v = f(pool, &mut g, Some(Live { slot, st, b }), txn, now)?;
+            let answer = Answer::Json(v);
+            pool.record_answer(claim, &answer, txn);
+            Ok(answer)
+        }),
+    }
+}
+
+/// Books a place for a case and attaches it in a second transaction; if the
+/// attach fails the place is given back, so a failed case never holds a slot
+/// and a case never exists without its slot. The request id is claimed here
+/// and its answer written with the attach.
+pub(crate) fn reserve_and_attach(c: &Ctx, reserve: Reserve, attach: &mut StepFn<'_>) -> Result<Value> {
+    let pool = c.pool;
+    let claim = match pool.claim(c.r.request_id()?, c.command, fp_of(c.command, c.req))? {
+        Claimed::Replay(a) => return Ok(a.into_value()),
+        Claimed::Fresh(cl) => cl,
+    };
+    let intent = Intent {
+        key: format!("intent:{:016}-{}", pool.clock.now_ms(), pool.referral.intents.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+        patient_id: reserve.patient_id.to_string(),
+        slot_id: pool.slot(reserve.slot).map(|s| s.info.slot_id.clone()).unwrap_or_default(),
+        at_ms: pool.clock.now_ms(),
+    };
+    if let Err(e) = write_intent(pool, &intent, false) {
+        return finish(pool, claim, Err(e));
+    }
+    let booked = std::cell::Cell::new(0u64);
+    let made = pool.reserve(reserve, None, c.command, 0, &|b, _| {
+        booked.set(b.id);
+        Answer::Json(Value::Null)
+    });
+    if let Err(e) = made {
+        let _ = write_intent(pool, &intent, true);
+        return finish(pool, claim, Err(e));
+    }
+    let id = booked.get();
+    let mut with_intent = |pool: &Pool, g: &mut Inner, live: Option<Live<'_>>, txn: &mut Txn, now: Millis| -> Result<Value> {
+        let v = attach(pool, g, live, txn, now)?;
+        if pool.store.is_some() {
+            txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
+        }
+        Ok(v)
+    };
+    match run_step(pool, &claim, c.command, Some(id), &mut with_intent) {
+        Ok(a) => finish(pool, claim, Ok(a)),
+        Err(e) => {
+            // Give the place back: nothing refers to it.
+            if give_back(pool, id, "the case it was made for failed; place returned").is_ok() {
+                let _ = write_intent(pool, &intent, true);
+            }
+            finish(pool, claim, Err(e))
+        }
+    }
+}
+
+/// The slot of a live booking, as a case shows it.
+pub(crate) fn slot_fields(b: &Booking, slot: &Slot) -> Value {
+    let i = &slot.info;
+    let mut m = serde_json::Map::new();
+    m.insert("booking_id".into(), crate::model::format_booking_id(b.id).into());
+    m.insert("booking_status".into(), b.status.as_str().into());
+    m.insert("payment_status".into(), b.payment.as_str().into());
+    m.insert("slot_id".into(), i.slot_id.clone().into());
+    m.insert("hospital_id".into(), i.hospital_id.clone().into());
+    m.insert("date".into(), (*slot.date_str).into());
+    m.insert("time_slot".into(), (*slot.time_slot).into());
+    for (k, v) in [
+        ("department_id", &i.department_id),
+        ("doctor_id", &i.doctor_id),
+        ("period", &i.period),
+        ("device_id", &i.device_id),
+        ("project_id", &i.project_id),
+        ("bed_number", &i.bed_number),
+        ("bed_type", &i.bed_type),
+    ] {
+        if let Some(x) = v {
+            m.insert(k.into(), x.clone().into());
+        }
+    }
+    Value::Object(m)
+}
+
+/// The booking part of a case's view: the slot while the booking holds one,
+/// else what ended it. Reads the booking unless it is `live` (call without
+/// the module's lock).
+pub(crate) fn booking_part(pool: &Pool, booking: Option<u64>, live: Option<(&Booking, &Slot)>) -> Value {
+    let Some(id) = booking else { return Value::Null };
+    if let Some((b, s)) = live.filter(|(b, _)| b.id == id) {
+        return describe_booking(b, Some(s), pool.clock.now_ms());
+    }
+    match pool.booking(id) {
+        Ok(b) => {
+            let s = pool.slot(b.slot_idx).ok();
+            describe_booking(&b, s.as_deref(), pool.clock.now_ms())
+        }
+        Err(_) => json!({"booking_id": crate::model::format_booking_id(id), "booking_status": "unknown"}),
+    }
+}
+
+fn describe_booking(b: &Booking, slot: Option<&Slot>, now: Millis) -> Value {
+    match slot {
+        Some(s) if holds_place(b, now) => slot_fields(b, s),
+        _ => {
+            // A hold past its time-to-live is shown expired before the pool sweeps it.
+            let status = if b.status.is_active() { "expired" } else { b.status.as_str() };
+            let mut v = json!({"booking_id": crate::model::format_booking_id(b.id), "booking_status": status, "payment_status": b.payment.as_str()});
+            let why = match (&b.cancel_reason, status) {
+                (Some(r), _) => r.to_string(),
+                (None, "expired") => "unpaid hold passed its time-to-live".to_string(),
+                _ => String::new(),
+            };
+            if !why.is_empty() {
+                v["released_reason"] = why.into();
+            }
+            v
+        }
+    }
+}
+
+/// The booking's current status without holding any other lock.
+pub(crate) fn booking_snapshot(pool: &Pool, id: Option<u64>) -> Option<Booking> {
+    id.and_then(|i| pool.booking(i).ok())
+}
+
+/// Paging of list answers: `page` from 1, `page_size` 1..=200 (default 20).
+pub(crate) fn paging(r: &Req) -> Result<(usize, usize)> {
+    let page = r.opt_u64("page")?.unwrap_or(1).max(1) as usize;
+    let size = r.opt_u64("page_size")?.unwrap_or(20);
+    if size == 0 || size > 200 {
+        return Err(Error::invalid("page_size", "must be 1 to 200"));
+    }
+    Ok((page, size as usize))
+}
+
+pub(crate) fn page_of(items: Vec<Value>, page: usize, size: usize) -> Value {
+    let total = items.len();
+    let items: Vec<Value> = items.into_iter().skip((page - 1).saturating_mul(size)).take(size).collect();
+    json!({"total": total, "page": page, "page_size": size, "items": items})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Engine;
+
+    fn cfg(dir: &std::path::Path) -> String {
+        json!({"data_dir": dir, "clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual"}).to_string()
+    }
+
+    const SLOT: &str = "RG-H001-DR001-20241030-08001130";
+
+    fn setup(e: &Engine) {
+        e.call_value(
+            "sync-schedule",
+            &json!({"hospital_id": "H001", "schedule_data": [{"doctor_id": "DR001", "department_id": "D001", "date": "2024-10-30", "capacity": 2,
+                "available_slots": [{"start_time": "08:00", "end_time": "11:30", "period": "上午"}]}]})
+            .to_string(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_place_reserved_for_a_case_never_recorded_is_given_back_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = Engine::open(&cfg(dir.path())).unwrap();
+            setup(&e);
+            // What `outpatient-referral-apply` does before a crash between its
+            // two commits: the intent, then the reservation; no case.
+            let pool = &e.pool;
+            let slot = pool.slot_by_id(SLOT).unwrap();
+            let intent = Intent { key: "intent:0000000000000001-0".into(), patient_id: "PAT001".into(), slot_id: SLOT.into(), at_ms: pool.clock.now_ms() };
+            write_intent(pool, &intent, false).unwrap();
+            let reserve = Reserve {
+                slot: slot.idx,
+                patient_id: "PAT001".into(),
+                clinic_id: Some("C001".into()),
+                priority: crate::model::Priority::Referral,
+                hold: false,
+                patient: None,
+                expected_date: None,
+                reason: Some("胸痛".into()),
+                project_id: None,
+            };
+            pool.reserve(reserve, None, "outpatient-referral-apply", 0, &|_, _| Answer::Json(Value::Null)).unwrap();
+            // A completed apply of another patient leaves no intent behind.
+            let done = e
+                .call_value(
+                    "outpatient-referral-apply",
+                    &json!({"institution_id": "C001", "patient_id": "PAT002", "slot_id": SLOT, "reason": "复诊"}).to_string(),
+                )
+                .unwrap();
+            assert_eq!(done["referral_id"], 1);
+            e.close();
+        }
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        e.check_invariants().unwrap();
+        let orphan = e.call_value("booking-info", r#"{"booking_id": "B000001"}"#).unwrap();
+        assert_eq!(orphan["status"], "cancelled", "{orphan}");
+        let kept = e.call_value("booking-info", r#"{"booking_id": "B000002"}"#).unwrap();
+        assert_eq!(kept["status"], "booked");
+        assert_eq!(e.call_value("referral-view", r#"{"referral_id": 1}"#).unwrap()["status"], "applied");
+        let slot = e.call_value("slot-info", &json!({"slot_id": SLOT}).to_string()).unwrap();
+        assert_eq!(slot["booked"], 1);
+        // The intent is gone: a second open changes nothing more.
+        e.close();
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        assert_eq!(e.call_value("slot-info", &json!({"slot_id": SLOT}).to_string()).unwrap()["booked"], 1);
+        assert!(e.pool.store.as_ref().is_some());
+    }
 }

@@ -41,7 +41,17 @@ pub fn load(e: &Engine) -> Result<Value, yilian_core::Error> {
         schedule.push(json!({"kind": "bed", "department_id": ward["department_id"], "date": add_days(today, 0), "beds": beds}));
     }
     let synced = e.call_value("sync-schedule", &json!({"hospital_id": hid, "mode": "full", "schedule_data": schedule}).to_string())?;
-    Ok(json!({"hospital_id": hid, "from": add_days(today, 0), "to": add_days(today, 7), "sync": synced}))
+    // The referral disease catalogue and the community institutions (down-referral targets).
+    let mut diseases = 0;
+    for d in net["referral_diseases"].as_array().into_iter().flatten() {
+        match e.call_value("referral-disease-add", &d.to_string()) {
+            Ok(_) => diseases += 1,
+            Err(err) if err.code() == yilian_core::ErrorCode::DiseaseExists => {}
+            Err(err) => return Err(err),
+        }
+    }
+    e.call_value("referral-network-sync", &json!({"communities": net["community"]}).to_string())?;
+    Ok(json!({"hospital_id": hid, "from": add_days(today, 0), "to": add_days(today, 7), "sync": synced, "referral_diseases_added": diseases}))
 }
 
 /// (year, month, day) from "YYYY-MM-DD"; the sandbox does not need chrono for one date.

@@ -40,9 +40,6 @@ pub const DEFAULT_UPLOAD_LIMIT: usize = 16 * 1024 * 1024;
 const LINGER_BYTES: usize = 64 * 1024 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(5);
 
-/// The referral chapter's GET interface, served as a query once the engine has it.
-const FUTURE_QUERIES: &[&str] = &["admission-details"];
-
 pub struct Options {
     /// Where reports are stored (`<dir>/<booking_id>/<n>-<name>`).
     pub reports_dir: PathBuf,
@@ -246,7 +243,7 @@ async fn dispatch(st: Arc<AppState>, command: &str, method: Method, headers: Hea
     let started = Instant::now();
     // Queries take GET (query string) or POST; changes take POST only, so a
     // prefetching proxy or a crawler following a link can never book or cancel.
-    let read_only = Engine::is_query(command) || FUTURE_QUERIES.contains(&command);
+    let read_only = Engine::is_query(command);
     let request = match method {
         Method::GET | Method::HEAD if read_only => query_object(query.as_deref()).map_err(|e| (e, None)),
         Method::POST => json_body(&headers, body).await,

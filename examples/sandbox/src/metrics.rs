@@ -48,7 +48,9 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let names: Vec<&'static str> = yilian_core::Engine::commands().iter().copied().chain(EXTRA_INTERFACES.iter().copied()).collect();
+        let commands = yilian_core::Engine::commands();
+        // An extra interface the engine serves as a command is counted once.
+        let names: Vec<&'static str> = commands.iter().copied().chain(EXTRA_INTERFACES.iter().copied().filter(|x| !commands.contains(x))).collect();
         let by_name = names.iter().map(|n| (*n, Stats::new())).collect();
         Metrics { by_name, names, events_broadcast: AtomicU64::new(0), sse_clients: AtomicU64::new(0) }
     }

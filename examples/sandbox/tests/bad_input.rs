@@ -95,8 +95,8 @@ async fn bad_input_gets_envelopes_with_4xx() {
         assert_eq!(h["allow"], "GET");
     }
 
-    // The referral interfaces this engine does not have yet: 501, not a fake success.
-    for p in ["/api/acceptance-info", "/api/admission-details?admission_id=123"] {
+    // The referral interfaces answer unknown ids with the engine's not-found errors.
+    for (p, code) in [("/api/acceptance-info", "REFERRAL_NOT_FOUND"), ("/api/admission-details?admission_id=123", "ADMISSION_NOT_FOUND")] {
         let m = if p.contains("acceptance") { Method::POST } else { Method::GET };
         let body = if m == Method::POST {
             br#"{"referral_id": 1, "hospital_name": "x", "accept_doctor_id": "D1", "accept_time": "2024-10-30T10:00:00"}"#.to_vec()
@@ -104,7 +104,7 @@ async fn bad_input_gets_envelopes_with_4xx() {
             vec![]
         };
         let (st, v, _) = raw(&s, m, p, json, body).await;
-        assert_error(&(st, v), 501, "UNKNOWN_COMMAND");
+        assert_error(&(st, v), 404, code);
     }
 
     // Upload: not multipart, no booking, no file, unknown booking, too large.

@@ -1,0 +1,771 @@
+//! B1–B4: exam booking (检查预约) with report return. The community applies
+//! for several exams of one hospital (method and body part each); the
+//! hospital arranges time and room (a hold on an exam slot of the pool);
+//! payment at the kiosk turns the hold into a reserved slot; a refund needs
+//! the doctor's cancellation first; reports come back per item, with
+//! revisions, unstructured ones signed (SM2) by the issuer; critical results
+//! are pushed at once, routine ones as a notice.
+
+use super::machine::{EXAM_ITEM, SLOT_RELEASED};
+use super::{
+    booking_part, booking_snapshot, effective_status, fuse_record, page_of, paging, patient_details, put_exam, put_key, req_text, reserve_and_attach, run_step,
+    text, Ctx, Inner, Live, Side, Step, Who,
+};
+use crate::clock::{format_ms, Millis};
+use crate::commands::fp_of;
+use crate::error::{Error, ErrorCode, Result};
+use crate::identity::PatientInfo;
+use crate::model::{Booking, PaymentStatus, Priority, SlotKind};
+use crate::pool::{Claimed, Pool, Reserve, Slot, Txn};
+use crate::text::SearchKey;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SigningKey {
+    pub issuer_id: String,
+    pub public_key: String,
+    pub registered_ms: Millis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Report {
+    pub revision: u32,
+    pub format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conclusion: Option<String>,
+    /// Unstructured content (PDF, image) as sent, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sm3: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    pub signature_verified: bool,
+    pub critical: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical_note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_reason: Option<String>,
+    pub at_ms: Millis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ExamItem {
+    pub item_no: u32,
+    pub project_id: String,
+    pub project_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_part: Option<String>,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<u64>,
+    #[serde(default)]
+    pub paid: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    #[serde(default)]
+    pub reports: Vec<Report>,
+    #[serde(default)]
+    pub history: Vec<Step>,
+}
+
+impl ExamItem {
+    fn go_from(&mut self, from: String, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis) -> Result<()> {
+        EXAM_ITEM.check(&from, to, via)?;
+        self.history.push(Step { at_ms: now, from, to: to.into(), via: via.into(), by: by.map(str::to_string), note });
+        self.status = to.into();
+        Ok(())
+    }
+    fn go(&mut self, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis, live: Option<&Booking>) -> Result<()> {
+        let from = effective_status(&self.status, self.booking_id, live, &EXAM_ITEM, now);
+        self.go_from(from, to, via, by, note, now)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ExamApp {
+    pub exam_id: u64,
+    pub clinic_id: String,
+    pub hospital_id: String,
+    pub patient_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_doctor_id: Option<String>,
+    #[serde(default)]
+    pub record: Value,
+    pub items: Vec<ExamItem>,
+    pub created_ms: Millis,
+    pub updated_ms: Millis,
+}
+
+fn not_found(id: u64) -> Error {
+    Error::not_found(ErrorCode::ExamApplicationNotFound, "检查申请", &id.to_string())
+}
+
+fn item_not_found(exam: u64, item: u32) -> Error {
+    Error::with(ErrorCode::ExamItemNotFound, format!("exam application {exam} has no item {item}"), format!("检查申请 {exam} 没有第 {item} 项"))
+}
+
+// ---------------------------------------------------------------- B1: institutions and projects
+
+/// `exam-institutions`: the hospitals of the network that publish exam projects.
+pub(super) fn institutions(c: &Ctx) -> Result<Value> {
+    let cat = c.pool.catalog.data.read();
+    let items: Vec<Value> = cat
+        .hospitals
+        .values()
+        .filter_map(|h| {
+            let n = cat.projects.values().filter(|p| p.hospital_id.as_deref() == Some(h.hospital_id.as_str())).count();
+            (n > 0).then(|| json!({"hospital_id": h.hospital_id, "name": h.name, "projects": n}))
+        })
+        .collect();
+    Ok(json!({"items": items}))
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+}
+
+fn project_view(p: &crate::catalog::Project) -> Value {
+    json!({
+        "project_id": p.project_id, "project_name": p.project_name, "hospital_id": p.hospital_id,
+        "department_id": p.department_id, "department_name": p.department_name, "cost": p.cost,
+        "estimated_duration": p.estimated_duration,
+        "methods": str_list(p.extra.get("methods")), "body_parts": str_list(p.extra.get("body_parts")),
+    })
+}
+
+/// `exam-project-search`: fuzzy by name, full pinyin or initials (also the
+/// catalogue's `pinyin_initials`), best match first.
+pub(super) fn project_search(c: &Ctx) -> Result<Value> {
+    let hospital = c.r.opt_str("hospital_id")?;
+    let keyword = c.r.opt_str("keyword")?.unwrap_or("");
+    let limit = c.r.opt_u64("limit")?.unwrap_or(50).clamp(1, 500) as usize;
+    let cat = c.pool.catalog.data.read();
+    let mut hits: Vec<(u8, &crate::catalog::Project)> = cat
+        .projects
+        .values()
+        .filter(|p| hospital.is_none_or(|h| p.hospital_id.as_deref() == Some(h)))
+        .filter_map(|p| {
+            let extra = p.extra.get("pinyin_initials").and_then(Value::as_str).unwrap_or("");
+            SearchKey::new(&p.project_name, &[extra]).rank(keyword).map(|r| (r, p))
+        })
+        .collect();
+    hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.project_id.cmp(&b.1.project_id)));
+    let items: Vec<Value> = hits.into_iter().take(limit).map(|(_, p)| project_view(p)).collect();
+    Ok(json!({"items": items}))
+}
+
+// ---------------------------------------------------------------- apply
+
+/// `exam-apply`: one application, several exams of one hospital, each with
+/// method and body part from the project's lists.
+pub(super) fn apply(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    who.must_be(Side::Community, c.command)?;
+    let clinic = who.clinic_for_new(c)?;
+    let hospital = c.r.str("hospital_id")?.to_string();
+    if !c.pool.catalog.is_hospital(&hospital) {
+        return Err(Error::not_found(ErrorCode::HospitalNotFound, "医院", &hospital));
+    }
+    let patient_id = c.r.id("patient_id")?;
+    let doctor = text(c.r, "ordering_doctor_id", 64)?;
+    let record = fuse_record(c)?;
+    let patient = patient_details(c)?;
+    let list = c.r.array("items")?;
+    if list.is_empty() || list.len() > 20 {
+        return Err(Error::invalid("items", "one to 20 exams per application"));
+    }
+    let mut items = Vec::new();
+    {
+        let cat = c.pool.catalog.data.read();
+        for (n, v) in list.iter().enumerate() {
+            let e = c.r.sub(v, "items[]")?;
+            let pid = e.str("project_id")?;
+            let p = cat.projects.get(pid).ok_or_else(|| Error::not_found(ErrorCode::ProjectNotFound, "项目", pid))?;
+            if p.hospital_id.as_deref() != Some(hospital.as_str()) {
+                return Err(Error::with(
+                    ErrorCode::InvalidExamItem,
+                    format!("project {pid} is not offered by {hospital}"),
+                    format!("项目 {pid} 不属于 {hospital}"),
+                ));
+            }
+            let method = e.opt_str("method")?.map(str::to_string);
+            let part = e.opt_str("body_part")?.map(str::to_string);
+            for (field, given, offered) in [("method", &method, str_list(p.extra.get("methods"))), ("body_part", &part, str_list(p.extra.get("body_parts")))] {
+                match given {
+                    Some(g) if !offered.contains(g) => {
+                        return Err(Error::with(
+                            ErrorCode::InvalidExamItem,
+                            format!("project {pid} offers no {field} `{g}` (offered: {})", offered.join(", ")),
+                            format!("项目 {pid} 没有可选的{} `{g}`", if field == "method" { "检查方法" } else { "检查部位" }),
+                        ))
+                    }
+                    None if !offered.is_empty() => return Err(Error::missing(&format!("items[{n}].{field}"))),
+                    _ => {}
+                }
+            }
+            items.push(ExamItem {
+                item_no: n as u32 + 1,
+                project_id: pid.to_string(),
+                project_name: p.project_name.clone(),
+                method,
+                body_part: part,
+                status: "applied".into(),
+                booking_id: None,
+                paid: false,
+                cancel_reason: None,
+                reports: Vec::new(),
+                history: Vec::new(),
+            });
+        }
+    }
+    let command = c.command;
+    super::step(c, None, &mut |pool, g, _, txn, now| {
+        let id = Inner::take_id(&mut g.next_exam);
+        let mut items = items.clone();
+        for it in items.iter_mut() {
+            it.history.push(Step { at_ms: now, from: String::new(), to: "applied".into(), via: command.into(), by: Some(clinic.clone()), note: None });
+        }
+        let e = ExamApp {
+            exam_id: id,
+            clinic_id: clinic.clone(),
+            hospital_id: hospital.clone(),
+            patient_id: patient_id.clone(),
+            patient: patient.clone(),
+            ordering_doctor_id: doctor.clone(),
+            record: record.clone(),
+            items,
+            created_ms: now,
+            updated_ms: now,
+        };
+        put_exam(pool, txn, &e);
+        super::event(
+            pool,
+            txn,
+            "exam_applied",
+            &e.patient_id,
+            &e.clinic_id,
+            None,
+            json!({"exam_id": id, "hospital_id": hospital, "items": e.items.iter().map(|i| json!({"item_no": i.item_no, "project_id": i.project_id})).collect::<Vec<_>>()}),
+        );
+        let v = exam_view(pool, &e, None, false);
+        g.exams.insert(id, e);
+        Ok(v)
+    })
+}
+
+// ---------------------------------------------------------------- views
+
+/// The application as shown; `live` is the locked booking of one item.
+pub(crate) fn exam_view(pool: &Pool, e: &ExamApp, live: Option<(&Booking, &Slot)>, content: bool) -> Value {
+    let tz = &pool.cfg.tz;
+    let mut open = 0;
+    let items: Vec<Value> = e
+        .items
+        .iter()
+        .map(|it| {
+            let booking = booking_part(pool, it.booking_id, live);
+            let holds = booking.get("slot_id").is_some();
+            let status =
+                if it.booking_id.is_some() && EXAM_ITEM.holds_slot.contains(&it.status.as_str()) && !holds { SLOT_RELEASED } else { it.status.as_str() };
+            if !matches!(status, "reported" | "cancelled" | "refunded") {
+                open += 1;
+            }
+            let mut v = json!({
+                "item_no": it.item_no, "project_id": it.project_id, "project_name": it.project_name,
+                "method": it.method, "body_part": it.body_part, "status": status, "paid": it.paid,
+            });
+            if holds {
+                // Time and room of the arrangement.
+                for k in ["slot_id", "date", "time_slot", "device_id", "payment_status"] {
+                    if let Some(x) = booking.get(k) {
+                        v[k] = x.clone();
+                    }
+                }
+            } else if let Some(r) = booking.get("released_reason") {
+                v["released_reason"] = r.clone();
+            }
+            if it.booking_id.is_some() {
+                v["booking"] = booking;
+            }
+            if let Some(r) = &it.cancel_reason {
+                v["cancel_reason"] = r.clone().into();
+            }
+            v["reports"] = it
+                .reports
+                .iter()
+                .map(|r| {
+                    let mut x = json!({
+                        "revision": r.revision, "format": r.format, "findings": r.findings, "conclusion": r.conclusion,
+                        "signer_id": r.signer_id, "signature_verified": r.signature_verified, "critical": r.critical,
+                        "reporter": r.reporter, "reviewer": r.reviewer, "at": format_ms(r.at_ms, tz),
+                    });
+                    if let Some(u) = &r.report_url {
+                        x["report_url"] = u.clone().into();
+                    }
+                    if let Some(h) = &r.content_sm3 {
+                        x["content_sm3"] = h.clone().into();
+                    }
+                    if let Some(n) = &r.critical_note {
+                        x["critical_note"] = n.clone().into();
+                    }
+                    if let Some(n) = &r.revision_reason {
+                        x["revision_reason"] = n.clone().into();
+                    }
+                    if content {
+                        if let Some(b) = &r.content_base64 {
+                            x["content_base64"] = b.clone().into();
+                        }
+                    }
+                    x
+                })
+                .collect::<Vec<_>>()
+                .into();
+            v["history"] =
+                it.history.iter().map(|s| json!({"at": format_ms(s.at_ms, tz), "from": s.from, "to": s.to, "via": s.via})).collect::<Vec<_>>().into();
+            v
+        })
+        .collect();
+    let status = if items.iter().all(|i| matches!(i["status"].as_str(), Some("cancelled" | "refunded"))) {
+        "cancelled"
+    } else if open == 0 {
+        "reported"
+    } else {
+        "open"
+    };
+    let mut v = json!({
+        "exam_id": e.exam_id, "status": status, "clinic_id": e.clinic_id, "hospital_id": e.hospital_id,
+        "patient_id": e.patient_id, "ordering_doctor_id": e.ordering_doctor_id, "record": e.record,
+        "items": items, "created_at": format_ms(e.created_ms, tz), "updated_at": format_ms(e.updated_ms, tz),
+    });
+    if let Some(p) = &e.patient {
+        v["patient"] = p.masked();
+    }
+    v
+}
+
+fn load(c: &Ctx, who: &Who, id: u64) -> Result<ExamApp> {
+    let e = {
+        let g = c.pool.referral.inner.lock();
+        g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?
+    };
+    who.check(&e.clinic_id, &e.hospital_id)?;
+    Ok(e)
+}
+
+pub(super) fn view(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    let e = load(c, &who, super::int_id(c.r, "exam_id")?)?;
+    Ok(exam_view(c.pool, &e, None, c.r.opt_bool("with_content")?.unwrap_or(false)))
+}
+
+/// `exam-query`: by patient, institution, project and status; the caller's own (S1); paged.
+pub(super) fn query(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    let patient = c.r.opt_id("patient_id")?;
+    let clinic = c.r.opt_str("clinic_id")?;
+    let hospital = c.r.opt_str("hospital_id")?;
+    let project = c.r.opt_str("project_id")?;
+    let status = c.r.opt_str("status")?;
+    let (page, size) = paging(c.r)?;
+    let picked: Vec<ExamApp> = {
+        let g = c.pool.referral.inner.lock();
+        g.exams
+            .values()
+            .filter(|e| {
+                who.may_see(&e.clinic_id, &e.hospital_id)
+                    && patient.as_deref().is_none_or(|p| e.patient_id == p)
+                    && clinic.is_none_or(|x| e.clinic_id == x)
+                    && hospital.is_none_or(|x| e.hospital_id == x)
+                    && project.is_none_or(|x| e.items.iter().any(|i| i.project_id == x))
+            })
+            .cloned()
+            .collect()
+    };
+    let items = picked.iter().map(|e| exam_view(c.pool, e, None, false)).filter(|v| status.is_none_or(|s| v["status"] == s)).collect();
+    Ok(page_of(items, page, size))
+}
+
+// ---------------------------------------------------------------- steps on items
+
+type ItemFn<'f> = dyn FnMut(&Pool, &mut Inner, &ExamApp, &mut ExamItem, Option<&mut Live<'_>>, &mut Txn, Millis) -> Result<()> + 'f;
+
+/// Runs `f` on each named item (all matching when `item_no` is absent), each
+/// in its own transaction with its booking locked; the request id's answer
+/// goes with the last.
+fn item_steps(c: &Ctx, who: &Who, id: u64, items: &[u32], f: &mut ItemFn<'_>) -> Result<Value> {
+    let pool = c.pool;
+    let claim = match pool.claim(c.r.request_id()?, c.command, fp_of(c.command, c.req))? {
+        Claimed::Replay(a) => return Ok(a.into_value()),
+        Claimed::Fresh(cl) => cl,
+    };
+    let mut last = Ok(crate::pool::Answer::Json(Value::Null));
+    for (n, item_no) in items.iter().enumerate() {
+        let booking = {
+            let g = pool.referral.inner.lock();
+            let e = g.exams.get(&id).ok_or_else(|| not_found(id))?;
+            e.items.iter().find(|i| i.item_no == *item_no).ok_or_else(|| item_not_found(id, *item_no))?.booking_id
+        };
+        let no_claim = None;
+        let cl = if n + 1 == items.len() { &claim } else { &no_claim };
+        last = run_step(pool, cl, c.command, booking, &mut |pool, g, mut live, txn, now| {
+            let mut e = g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?;
+            who.check(&e.clinic_id, &e.hospital_id)?;
+            let pos = e.items.iter().position(|i| i.item_no == *item_no).ok_or_else(|| item_not_found(id, *item_no))?;
+            let mut it = e.items[pos].clone();
+            if it.booking_id != booking {
+                return Err(Error::with(ErrorCode::ExamInvalidTransition, "the item changed while the step ran; retry", "检查项目在操作期间已变更，请重试"));
+            }
+            f(pool, g, &e, &mut it, live.as_mut(), txn, now)?;
+            e.items[pos] = it;
+            e.updated_ms = now;
+            put_exam(pool, txn, &e);
+            let v = exam_view(pool, &e, live.as_ref().map(|l| (&*l.b, l.slot)), false);
+            g.exams.insert(id, e);
+            Ok(v)
+        });
+        if last.is_err() {
+            break;
+        }
+    }
+    super::finish(pool, claim, last)
+}
+
+/// The items a step applies to: `item_no`, else every item whose effective
+/// state allows the step.
+fn pick_items(c: &Ctx, e: &ExamApp, to: &str) -> Result<Vec<u32>> {
+    if c.r.get("item_no").is_some() {
+        let n = c.r.opt_u32("item_no")?.unwrap_or(0);
+        if !e.items.iter().any(|i| i.item_no == n) {
+            return Err(item_not_found(e.exam_id, n));
+        }
+        return Ok(vec![n]);
+    }
+    let picked: Vec<u32> = e
+        .items
+        .iter()
+        .filter(|i| {
+            let b = booking_snapshot(c.pool, i.booking_id);
+            EXAM_ITEM.allows(&effective_status(&i.status, i.booking_id, b.as_ref(), &EXAM_ITEM, c.pool.clock.now_ms()), to, c.command)
+        })
+        .map(|i| i.item_no)
+        .collect();
+    if picked.is_empty() {
+        return Err(Error::with(
+            ErrorCode::ExamInvalidTransition,
+            format!("no item of application {} allows `{}`", e.exam_id, c.command),
+            format!("检查申请 {} 中没有可执行 `{}` 的项目", e.exam_id, c.command),
+        ));
+    }
+    Ok(picked)
+}
+
+// ---------------------------------------------------------------- B2: arrangement, payment, cancel, refund
+
+/// `exam-arrange`: the hospital arranges time and room for one item: a hold
+/// on the exam slot (priority referral) until the patient pays.
+pub(super) fn arrange(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    who.must_be(Side::Hospital, c.command)?;
+    let id = super::int_id(c.r, "exam_id")?;
+    let item_no = c.r.opt_u32("item_no")?.ok_or_else(|| Error::missing("item_no"))?;
+    let e = load(c, &who, id)?;
+    let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(|| item_not_found(id, item_no))?.clone();
+    let old = booking_snapshot(c.pool, it.booking_id);
+    let from = effective_status(&it.status, it.booking_id, old.as_ref(), &EXAM_ITEM, c.pool.clock.now_ms());
+    EXAM_ITEM.check(&from, "arranged", c.command)?;
+    let slot = crate::commands::resolve_slot(c.pool, c.r, true)?;
+    if slot.info.kind != SlotKind::Exam || slot.info.hospital_id != e.hospital_id {
+        return Err(Error::invalid("slot_id", "not an exam slot of the application's hospital"));
+    }
+    let slot_project = slot.info.project_id.clone().or_else(|| slot.info.device_id.as_deref().and_then(|d| c.pool.catalog.device_project(d)));
+    if slot_project.as_deref().is_some_and(|p| p != it.project_id) {
+        return Err(Error::with(
+            ErrorCode::ProjectMismatch,
+            format!("slot {} is not for project {}", slot.info.slot_id, it.project_id),
+            format!("号源 {} 不属于项目 {}", slot.info.slot_id, it.project_id),
+        ));
+    }
+    let reserve = Reserve {
+        slot: slot.idx,
+        patient_id: Arc::from(e.patient_id.as_str()),
+        clinic_id: Some(Arc::from(e.clinic_id.as_str())),
+        priority: Priority::Referral,
+        hold: true,
+        patient: e.patient.clone(),
+        expected_date: None,
+        reason: Some(format!("exam {id} item {item_no}")),
+        project_id: Some(it.project_id.clone()),
+    };
+    let command = c.command;
+    let by = who.institution.clone();
+    let (seen_status, seen_booking) = (it.status.clone(), it.booking_id);
+    reserve_and_attach(c, reserve, &mut |pool, g, live, txn, now| {
+        let live = live.ok_or_else(|| Error::internal("the new booking is not locked"))?;
+        let mut e = g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?;
+        let pos = e.items.iter().position(|i| i.item_no == item_no).ok_or_else(|| item_not_found(id, item_no))?;
+        let it = &mut e.items[pos];
+        if it.status != seen_status || it.booking_id != seen_booking {
+            return Err(Error::with(ErrorCode::ExamInvalidTransition, "the item changed while it was arranged; retry", "安排期间检查项目已变更，请重试"));
+        }
+        it.go_from(from.clone(), "arranged", command, by.as_deref(), None, now)?;
+        it.booking_id = Some(live.b.id);
+        let i = &live.slot.info;
+        let data = json!({
+            "exam_id": id, "item_no": item_no, "project_id": it.project_id, "date": &*live.slot.date_str, "time_slot": &*live.slot.time_slot,
+            "device_id": i.device_id, "pay_before": live.b.hold_expires_ms.map(|x| format_ms(x, &pool.cfg.tz)),
+        });
+        e.updated_ms = now;
+        put_exam(pool, txn, &e);
+        super::event(pool, txn, "exam_arranged", &e.patient_id, &e.clinic_id, Some(live.b.id), data);
+        let v = exam_view(pool, &e, Some((&*live.b, live.slot)), false);
+        g.exams.insert(id, e);
+        Ok(v)
+    })
+}
+
+/// `exam-payment`: paid at the kiosk: the arranged hold becomes a reserved
+/// slot (one item, or every arranged item).
+pub(super) fn payment(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    let id = super::int_id(c.r, "exam_id")?;
+    if c.r.str("payment_status")? != "paid" {
+        return Err(Error::invalid("payment_status", "expected paid (refunds go through exam-refund)"));
+    }
+    let e = load(c, &who, id)?;
+    let items = pick_items(c, &e, "paid")?;
+    let command = c.command;
+    let by = who.institution.clone();
+    item_steps(c, &who, id, &items, &mut |pool, _g, e, it, live, txn, now| {
+        it.go("paid", command, by.as_deref(), None, now, live.as_deref().map(|l| &*l.b))?;
+        let l = live.ok_or_else(|| Error::internal("exam booking not locked"))?;
+        pool.confirm_locked(l.slot, l.st, l.b, now, txn, command)?;
+        l.b.payment = PaymentStatus::Paid;
+        it.paid = true;
+        super::event(
+            pool,
+            txn,
+            "exam_paid",
+            &e.patient_id,
+            &e.clinic_id,
+            Some(l.b.id),
+            json!({"exam_id": e.exam_id, "item_no": it.item_no, "date": &*l.slot.date_str, "time_slot": &*l.slot.time_slot, "device_id": l.slot.info.device_id}),
+        );
+        Ok(())
+    })
+}
+
+/// `exam-cancel`: the doctor cancels an item (or all open ones) before the
+/// exam; the slot goes back to the pool.
+pub(super) fn cancel(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    let id = super::int_id(c.r, "exam_id")?;
+    let reason = text(c.r, "reason", 500)?.unwrap_or_else(|| "cancelled by the doctor".into());
+    let e = load(c, &who, id)?;
+    let items = pick_items(c, &e, "cancelled")?;
+    let command = c.command;
+    let by = who.institution.clone();
+    item_steps(c, &who, id, &items, &mut |pool, _g, e, it, live, txn, now| {
+        it.go("cancelled", command, by.as_deref(), Some(reason.clone()), now, live.as_deref().map(|l| &*l.b))?;
+        if let Some(l) = live {
+            if l.b.status.is_active() {
+                pool.cancel_locked(l.slot, l.st, l.b, reason.clone().into(), now, txn)?;
+            }
+        }
+        it.cancel_reason = Some(reason.clone());
+        super::event(
+            pool,
+            txn,
+            "exam_cancelled",
+            &e.patient_id,
+            &e.clinic_id,
+            it.booking_id,
+            json!({"exam_id": e.exam_id, "item_no": it.item_no, "reason": reason, "refund_due": it.paid}),
+        );
+        Ok(())
+    })
+}
+
+/// `exam-refund`: after the doctor's cancellation, the paid fee is refunded.
+pub(super) fn refund(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    let id = super::int_id(c.r, "exam_id")?;
+    let item_no = c.r.opt_u32("item_no")?.ok_or_else(|| Error::missing("item_no"))?;
+    let command = c.command;
+    let by = who.institution.clone();
+    item_steps(c, &who, id, &[item_no], &mut |pool, _g, e, it, live, txn, now| {
+        let from = effective_status(&it.status, it.booking_id, live.as_deref().map(|l| &*l.b), &EXAM_ITEM, now);
+        if matches!(from.as_str(), "arranged" | "paid" | SLOT_RELEASED) {
+            return Err(Error::new(ErrorCode::ExamRefundNeedsCancel));
+        }
+        if !it.paid {
+            return Err(Error::with(ErrorCode::ExamInvalidTransition, "nothing was paid for this item", "该检查项目未缴费，无需退费"));
+        }
+        it.go_from(from, "refunded", command, by.as_deref(), None, now)?;
+        if let Some(l) = live {
+            if l.b.payment == PaymentStatus::Paid && !l.b.status.is_active() {
+                l.b.payment = PaymentStatus::Refunded;
+                pool.emit(txn, "payment_changed", Some(l.b), None, json!({"payment_status": "refunded", "via": command}));
+            }
+        }
+        super::event(pool, txn, "exam_refunded", &e.patient_id, &e.clinic_id, it.booking_id, json!({"exam_id": e.exam_id, "item_no": it.item_no}));
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------- B3/B4: reports
+
+/// `exam-signing-key`: registers the SM2 public key of an issuer (the
+/// hospital or one of its departments) for report signatures.
+pub(super) fn signing_key(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    who.must_be(Side::Hospital, c.command)?;
+    let issuer = req_text(c.r, "issuer_id", 64)?;
+    let key = c.r.str("public_key")?.trim().to_lowercase();
+    // A well-formed key verifies (false) a well-formed signature; a bad key errors.
+    match crate::crypto::sm2_verify(&key, None, b"", &"0".repeat(128)) {
+        Err(e) if e.message().contains("public_key") => return Err(Error::new(ErrorCode::InvalidSigningKey)),
+        _ => {}
+    }
+    if let (Side::Hospital, Some(own)) = (who.side, &who.institution) {
+        if issuer != *own && !issuer.starts_with(&format!("{own}-")) && !issuer.starts_with(&format!("{own}/")) {
+            return Err(super::forbidden(
+                "a hospital registers keys for itself or its departments (`H001`, `H001-D101`)",
+                "医院只能登记本院或本院科室的签章公钥",
+            ));
+        }
+    }
+    super::step(c, None, &mut |pool, g, _, txn, now| {
+        let k = SigningKey { issuer_id: issuer.clone(), public_key: key.clone(), registered_ms: now };
+        g.keys.insert(issuer.clone(), k.clone());
+        put_key(pool, txn, &k);
+        pool.emit(txn, "signing_key_registered", None, None, json!({"issuer_id": issuer}));
+        Ok(json!({"issuer_id": issuer, "public_key": key, "status": "registered"}))
+    })
+}
+
+/// `exam-report`: the report of one item, matched by application and item;
+/// a second upload is a revision (history kept). Unstructured reports must be
+/// signed: SM2 over the decoded content bytes with the issuer's registered
+/// key; structured ones may be, over the JSON text `{"conclusion":…,"findings":…}`.
+pub(super) fn report(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    who.must_be(Side::Hospital, c.command)?;
+    let id = super::int_id(c.r, "exam_id")?;
+    let item_no = c.r.opt_u32("item_no")?.ok_or_else(|| Error::missing("item_no"))?;
+    let format = c.r.opt_str("format")?.unwrap_or("structured").to_string();
+    if !matches!(format.as_str(), "structured" | "pdf" | "image") {
+        return Err(Error::invalid("format", "expected structured, pdf or image"));
+    }
+    let findings = text(c.r, "findings", 20_000)?;
+    let conclusion = text(c.r, "conclusion", 5_000)?;
+    let report_url = c.r.opt_str("report_url")?.map(str::to_string);
+    let content = match c.r.get("content_base64") {
+        None => None,
+        Some(Value::String(s)) => Some(base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|_| Error::invalid("content_base64", "not base64"))?),
+        Some(_) => return Err(Error::invalid("content_base64", "must be a string")),
+    };
+    let signature = c.r.opt_str("signature")?.map(str::to_string);
+    let signer = c.r.opt_str("signer_id")?.map(str::to_string);
+    let critical = c.r.opt_bool("critical")?.unwrap_or(false);
+    let critical_note = text(c.r, "critical_note", 1000)?;
+    let reporter = text(c.r, "reporter", 64)?;
+    let reviewer = text(c.r, "reviewer", 64)?;
+    let revision_reason = text(c.r, "revision_reason", 500)?;
+    let (msg, unstructured) = if format == "structured" {
+        if findings.is_none() && conclusion.is_none() {
+            return Err(Error::missing("conclusion"));
+        }
+        (json!({"conclusion": conclusion, "findings": findings}).to_string().into_bytes(), false)
+    } else {
+        (content.clone().ok_or_else(|| Error::missing("content_base64"))?, true)
+    };
+    if unstructured && signature.is_none() {
+        return Err(Error::new(ErrorCode::ExamSignatureMissing));
+    }
+    let e = load(c, &who, id)?;
+    let mut verified = false;
+    if let Some(sig) = &signature {
+        let issuer = signer.clone().unwrap_or_else(|| e.hospital_id.clone());
+        if issuer != e.hospital_id && !issuer.starts_with(&format!("{}-", e.hospital_id)) && !issuer.starts_with(&format!("{}/", e.hospital_id)) {
+            return Err(Error::with(
+                ErrorCode::ExamSignatureInvalid,
+                "the signer is not the application's hospital or one of its departments",
+                "签章机构不是申请的上级医院或其科室",
+            ));
+        }
+        let key = {
+            let g = c.pool.referral.inner.lock();
+            g.keys.get(&issuer).or_else(|| g.keys.get(&e.hospital_id)).map(|k| k.public_key.clone())
+        };
+        let key = key.ok_or_else(|| Error::not_found(ErrorCode::SigningKeyNotFound, "签章公钥", &issuer))?;
+        if !crate::crypto::sm2_verify(&key, None, &msg, sig)? {
+            return Err(Error::new(ErrorCode::ExamSignatureInvalid));
+        }
+        verified = true;
+    }
+    let content_sm3 = content.as_ref().map(|b| crate::crypto::sm3_hex(b));
+    let content_b64 = if unstructured { c.r.get("content_base64").and_then(Value::as_str).map(|s| s.trim().to_string()) } else { None };
+    let command = c.command;
+    let by = who.institution.clone();
+    item_steps(c, &who, id, &[item_no], &mut |pool, _g, e, it, live, txn, now| {
+        let revision = it.reports.len() as u32 + 1;
+        it.go("reported", command, by.as_deref(), None, now, live.as_deref().map(|l| &*l.b))?;
+        let rep = Report {
+            revision,
+            format: format.clone(),
+            findings: findings.clone(),
+            conclusion: conclusion.clone(),
+            content_base64: content_b64.clone(),
+            content_sm3: content_sm3.clone(),
+            report_url: report_url.clone(),
+            signer_id: signature.as_ref().map(|_| signer.clone().unwrap_or_else(|| e.hospital_id.clone())),
+            signature: signature.clone(),
+            signature_verified: verified,
+            critical,
+            critical_note: critical_note.clone(),
+            reporter: reporter.clone(),
+            reviewer: reviewer.clone(),
+            revision_reason: revision_reason.clone(),
+            at_ms: now,
+        };
+        it.reports.push(rep);
+        let base = json!({"exam_id": e.exam_id, "item_no": it.item_no, "project_id": it.project_id, "revision": revision, "conclusion": conclusion});
+        // B4: graded push. Critical: at once to the ordering doctor and to the patient.
+        if critical {
+            for audience in ["doctor", "patient"] {
+                let mut d = base.clone();
+                d["audience"] = audience.into();
+                d["urgency"] = "immediate".into();
+                d["ordering_doctor_id"] = e.ordering_doctor_id.clone().into();
+                d["critical_note"] = critical_note.clone().into();
+                super::event(pool, txn, "exam_critical_result", &e.patient_id, &e.clinic_id, it.booking_id, d);
+            }
+        } else {
+            let mut d = base.clone();
+            d["audience"] = "doctor".into();
+            d["urgency"] = "notice".into();
+            d["ordering_doctor_id"] = e.ordering_doctor_id.clone().into();
+            let kind = if revision > 1 { "exam_report_revised" } else { "exam_report_notice" };
+            super::event(pool, txn, kind, &e.patient_id, &e.clinic_id, it.booking_id, d);
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,244 @@
+//! R7: one referral shown (its slot read from the booking it owns) and the
+//! referral query by any combination of fields, paged; the step helper every
+//! referral transition goes through.
+
+use super::machine::SLOT_RELEASED;
+use super::{booking_part, page_of, paging, put_referral, step, Ctx, Inner, Kind, Live, Referral, Who};
+use crate::clock::{format_ms, Millis};
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::Booking;
+use crate::pool::{Pool, Slot, Txn};
+use serde_json::{json, Value};
+
+pub(crate) type RefFn<'f> = dyn FnMut(&Pool, &mut Inner, &mut Referral, Option<&mut Live<'_>>, &mut Txn, Millis) -> Result<()> + 'f;
+
+pub(crate) fn not_found(id: u64) -> Error {
+    Error::not_found(ErrorCode::ReferralNotFound, "转诊", &id.to_string())
+}
+
+fn concurrent() -> Error {
+    Error::with(ErrorCode::ReferralInvalidTransition, "the case changed while the step ran; retry", "申请在操作期间已被修改，请重试")
+}
+
+/// A step on one referral: permission (S1) and kind checked, its booking
+/// locked when it owns one, the change applied to a copy and stored only
+/// when the step succeeds.
+pub(crate) fn referral_step(c: &Ctx, who: &Who, id: u64, kind: Kind, f: &mut RefFn<'_>) -> Result<Value> {
+    let booking = {
+        let g = c.pool.referral.inner.lock();
+        let rf = g.referrals.get(&id).ok_or_else(|| not_found(id))?;
+        who.check(&rf.clinic_id, &rf.hospital_id)?;
+        if rf.kind != kind {
+            return Err(Error::invalid("referral_id", &format!("referral {id} is a {} referral", rf.kind.as_str())));
+        }
+        rf.booking_id
+    };
+    step(c, booking, &mut |pool, g, mut live, txn, now| {
+        let mut rf = g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?;
+        if rf.booking_id != booking {
+            return Err(concurrent());
+        }
+        f(pool, g, &mut rf, live.as_mut(), txn, now)?;
+        rf.updated_ms = now;
+        put_referral(pool, txn, &rf);
+        let v = referral_view(pool, &rf, live.as_ref().map(|l| (&*l.b, l.slot)));
+        g.referrals.insert(id, rf);
+        Ok(v)
+    })
+}
+
+/// The referral as every command shows it. Reads its booking unless `live`
+/// is it: call without the module's lock unless `live` is given or the
+/// referral owns no booking.
+pub(crate) fn referral_view(pool: &Pool, rf: &Referral, live: Option<(&Booking, &Slot)>) -> Value {
+    let booking = booking_part(pool, rf.booking_id, live);
+    let holds = booking.get("slot_id").is_some();
+    let released = rf.booking_id.is_some() && rf.kind.machine().holds_slot.contains(&rf.status.as_str()) && !holds;
+    let status = if released { SLOT_RELEASED } else { rf.status.as_str() };
+    let tz = &pool.cfg.tz;
+    let mut v = json!({
+        "referral_id": rf.referral_id,
+        "kind": rf.kind.as_str(),
+        "status": status,
+        "patient_id": rf.patient_id,
+        "clinic_id": rf.clinic_id,
+        "hospital_id": rf.hospital_id,
+        "reason": rf.reason,
+        "record": rf.record,
+        "created_at": format_ms(rf.created_ms, tz),
+        "updated_at": format_ms(rf.updated_ms, tz),
+        "history": rf.history.iter().map(|s| {
+            let mut h = json!({"at": format_ms(s.at_ms, tz), "from": s.from, "to": s.to, "via": s.via});
+            if let Some(b) = &s.by { h["by"] = b.clone().into(); }
+            if let Some(n) = &s.note { h["note"] = n.clone().into(); }
+            h
+        }).collect::<Vec<_>>(),
+    });
+    let m = v.as_object_mut().expect("object literal");
+    if let Some(p) = &rf.patient {
+        m.insert("patient".into(), p.masked());
+    }
+    for (k, val) in [
+        ("department_id", &rf.department_id),
+        ("doctor_id", &rf.doctor_id),
+        ("applicant_doctor_id", &rf.applicant_doctor_id),
+        ("disease_code", &rf.disease_code),
+        ("expected_date", &rf.expected_date),
+        ("cancel_reason", &rf.cancel_reason),
+    ] {
+        if let Some(x) = val {
+            m.insert(k.into(), x.clone().into());
+        }
+    }
+    for (k, val) in
+        [("decision", &rf.decision), ("deposit", &rf.deposit), ("acceptance", &rf.acceptance), ("outcome", &rf.outcome), ("admission", &rf.admission)]
+    {
+        if let Some(x) = val {
+            m.insert(k.into(), x.clone());
+        }
+    }
+    if let Some(cid) = rf.consultation_id {
+        m.insert("consultation_id".into(), cid.into());
+    }
+    if rf.booking_id.is_some() {
+        if holds {
+            for k in ["slot_id", "date", "time_slot", "period", "department_id", "doctor_id", "bed_number", "bed_type"] {
+                if let Some(x) = booking.get(k) {
+                    m.insert(k.into(), x.clone());
+                }
+            }
+        } else if released {
+            if let Some(r) = booking.get("released_reason") {
+                m.insert("released_reason".into(), r.clone());
+            }
+        }
+        m.insert("booking".into(), booking);
+    }
+    v
+}
+
+/// `referral-view`: one referral, if the caller may see it.
+pub(super) fn view(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    let id = super::int_id(c.r, "referral_id")?;
+    let rf = {
+        let g = c.pool.referral.inner.lock();
+        g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?
+    };
+    who.check(&rf.clinic_id, &rf.hospital_id)?;
+    Ok(referral_view(c.pool, &rf, None))
+}
+
+/// `referral-query`: by any combination of kind, status, patient, both
+/// institutions, department, doctor, disease, creation dates and a keyword in
+/// the reason; only the caller's own cases (S1); paged, oldest first.
+pub(super) fn query(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    list(c, &who, None)
+}
+
+pub(super) fn list(c: &Ctx, who: &Who, force_kind: Option<Kind>) -> Result<Value> {
+    let r = c.r;
+    let kind = match (force_kind, r.opt_str("kind")?) {
+        (Some(k), _) => Some(k),
+        (None, None) => None,
+        (None, Some("outpatient")) => Some(Kind::Outpatient),
+        (None, Some("inpatient")) => Some(Kind::Inpatient),
+        (None, Some("down")) => Some(Kind::Down),
+        (None, Some(_)) => return Err(Error::invalid("kind", "expected outpatient, inpatient or down")),
+    };
+    let status = r.opt_str("status")?;
+    let patient = r.opt_id("patient_id")?;
+    let clinic = r.opt_str("clinic_id")?;
+    let hospital = r.opt_str("hospital_id")?;
+    let dept = r.opt_str("department_id")?;
+    let doctor = r.opt_str("doctor_id")?;
+    let disease = r.opt_str("disease_code")?;
+    let keyword = r.opt_str("keyword")?;
+    let from = r.opt_date("from")?;
+    let to = r.opt_date("to")?;
+    let (page, size) = paging(r)?;
+    let tz = c.pool.cfg.tz;
+    let day = |ms: Millis| crate::commands::parse_date(&format_ms(ms, &tz)[..10]);
+    let picked: Vec<Referral> = {
+        let g = c.pool.referral.inner.lock();
+        g.referrals
+            .values()
+            .filter(|rf| {
+                who.may_see(&rf.clinic_id, &rf.hospital_id)
+                    && kind.is_none_or(|k| rf.kind == k)
+                    && patient.as_deref().is_none_or(|p| rf.patient_id == p)
+                    && clinic.is_none_or(|x| rf.clinic_id == x)
+                    && hospital.is_none_or(|x| rf.hospital_id == x)
+                    && dept.is_none_or(|x| rf.department_id.as_deref() == Some(x))
+                    && doctor.is_none_or(|x| rf.doctor_id.as_deref() == Some(x))
+                    && disease.is_none_or(|x| rf.disease_code.as_deref() == Some(x))
+                    && keyword.is_none_or(|k| rf.reason.contains(k))
+                    && from.is_none_or(|f| day(rf.created_ms).is_some_and(|d| d >= f))
+                    && to.is_none_or(|t| day(rf.created_ms).is_some_and(|d| d <= t))
+            })
+            .cloned()
+            .collect()
+    };
+    // Views read bookings: built after the module's lock is released.
+    let items: Vec<Value> = picked.iter().map(|rf| referral_view(c.pool, rf, None)).filter(|v| status.is_none_or(|s| v["status"] == s)).collect();
+    Ok(page_of(items, page, size))
+}
+
+/// The printable referral slip (转诊单): masked patient, both institutions,
+/// the booked session, reason and diagnosis, the steps so far; the barcode
+/// carries the referral number for the hospital's scanner.
+pub(crate) fn slip_document(pool: &Pool, rf: &Referral, v: &Value) -> crate::render::Document {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let clinic_name = pool.referral.inner.lock().communities.get(&rf.clinic_id).map(|c| c.name.clone()).unwrap_or_else(|| rf.clinic_id.clone());
+    let hospital_name =
+        pool.catalog.data.read().hospitals.get(&rf.hospital_id).map(|h| h.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| rf.hospital_id.clone());
+    let patient = v.get("patient");
+    let p = |k: &str| patient.and_then(|x| x.get(k)).and_then(Value::as_str).unwrap_or("").to_string();
+    let title = match rf.kind {
+        Kind::Outpatient => "双向转诊单（门诊上转）",
+        Kind::Inpatient => "双向转诊单（住院上转）",
+        Kind::Down => "双向转诊单（下转）",
+    };
+    let (from, to) = if rf.kind == Kind::Down { (hospital_name.clone(), clinic_name.clone()) } else { (clinic_name.clone(), hospital_name.clone()) };
+    let mut fields = vec![
+        ("转诊单号".to_string(), rf.referral_id.to_string()),
+        ("患者姓名".to_string(), p("name")),
+        ("性别".to_string(), p("sex")),
+        ("身份证号".to_string(), p("id_number")),
+        ("转出机构".to_string(), from),
+        ("转入机构".to_string(), to),
+    ];
+    for (label, key) in
+        [("科室", "department_id"), ("医生", "doctor_id"), ("就诊日期", "date"), ("时段", "period"), ("时间", "time_slot"), ("床位号", "bed_number")]
+    {
+        let x = s(key);
+        if !x.is_empty() {
+            fields.push((label.to_string(), x));
+        }
+    }
+    if let Some(d) = rf.expected_date.as_ref().filter(|_| rf.kind != Kind::Outpatient) {
+        fields.push(("预计日期".to_string(), d.clone()));
+    }
+    fields.push(("转诊原因".to_string(), rf.reason.clone()));
+    if let Some(d) = rf.record.get("diagnosis").and_then(Value::as_str) {
+        fields.push(("初步诊断".to_string(), d.to_string()));
+    }
+    fields.push(("状态".to_string(), s("status")));
+    let tz = &pool.cfg.tz;
+    let rows = rf.history.iter().map(|h| vec![format_ms(h.at_ms, tz), h.to.clone(), h.via.clone()]).collect();
+    let mut footer = Vec::new();
+    if rf.kind == Kind::Outpatient {
+        footer.push("请携带本转诊单于预约时段前往上级医院就诊，无需再次挂号，可直接缴费看诊。".to_string());
+        footer.push("转诊病人就诊序号为当前患者后两位。".to_string());
+    }
+    footer.push(format!("打印时间：{}", format_ms(pool.clock.now_ms(), tz)));
+    crate::render::Document {
+        title: title.to_string(),
+        fields,
+        columns: vec!["时间".into(), "状态".into(), "操作".into()],
+        rows,
+        footer,
+        barcode: Some(format!("REF{:09}", rf.referral_id)),
+    }
+}

@@ -1,0 +1,297 @@
+//! Referral, exam booking and consultation: what the vectors cannot say —
+//! events routed to the right side, the slip's masking, durability across
+//! reopen, and (property) that no sequence of pool and referral calls leaves
+//! a referral showing a slot it does not hold, or a referral booking that no
+//! referral owns.
+
+mod common;
+use common::ok;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use yilian_core::{Engine, ErrorCode};
+
+const RG_AM: &str = "RG-H001-DR001-20241030-08001130";
+const RG_PM: &str = "RG-H001-DR001-20241030-13301700";
+
+/// The catalogue and schedule the referral vectors start from (one source).
+fn setup(e: &Engine) {
+    let files = yilian_tests::vector_files();
+    let (_, f) = files.iter().find(|(n, _)| n.contains("30_referral_outpatient")).expect("referral vectors");
+    for st in f["cases"][0]["steps"].as_array().unwrap().iter().take(2) {
+        ok(e, st["command"].as_str().unwrap(), st["request"].clone());
+    }
+}
+
+fn manual() -> String {
+    json!({"clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual"}).to_string()
+}
+
+fn err(e: &Engine, cmd: &str, req: Value) -> ErrorCode {
+    e.call_value(cmd, &req.to_string()).expect_err(cmd).code()
+}
+
+fn apply(e: &Engine, patient: &str, slot: &str, hold: bool) -> Result<Value, yilian_core::Error> {
+    e.call_value(
+        "outpatient-referral-apply",
+        &json!({"institution_id": "C001", "patient_id": patient, "slot_id": slot, "reason": "胸痛待查", "hold": hold,
+            "patient": {"name": "张三", "id_number": "11010519491231002X", "phone": "13800138000"}})
+        .to_string(),
+    )
+}
+
+fn events(e: &Engine) -> Vec<Value> {
+    let v = ok(e, "next-events", json!({"limit": 10000}));
+    let last = v["last_seq"].clone();
+    ok(e, "next-events", json!({"ack": last, "limit": 1}));
+    v["events"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn every_step_of_an_outpatient_referral_is_an_event_for_the_community_side() {
+    let e = Engine::open(&manual()).unwrap();
+    setup(&e);
+    events(&e);
+    apply(&e, "PAT001", RG_AM, false).unwrap();
+    ok(&e, "acceptance-info", json!({"institution_id": "H001", "referral_id": 1, "hospital_name": "昆山市中西医结合医院", "accept_doctor_id": "DR001"}));
+    ok(&e, "treatment-results", json!({"institution_id": "H001", "referral_id": 1, "diagnosis": "稳定型心绞痛", "advice": "社区随访"}));
+    let evs = events(&e);
+    let kinds: Vec<&str> = evs.iter().map(|v| v["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["booking_made", "referral_applied", "referral_accepted", "referral_outcome"]);
+    for ev in &evs[1..] {
+        assert_eq!(ev["clinic_id"], "C001");
+        assert_eq!(ev["patient_id"], "PAT001");
+        assert_eq!(ev["data"]["referral_id"], 1);
+    }
+    assert_eq!(evs[3]["data"]["outcome"]["diagnosis"], "稳定型心绞痛");
+    // No personal data in events.
+    let text = serde_json::to_string(&evs).unwrap();
+    assert!(!text.contains("张三") && !text.contains("11010519491231002X") && !text.contains("13800138000"));
+}
+
+#[test]
+fn the_slip_prints_the_session_and_the_masked_patient_only() {
+    let e = Engine::open(&manual()).unwrap();
+    setup(&e);
+    apply(&e, "PAT001", RG_AM, false).unwrap();
+    let t = ok(&e, "referral-slip", json!({"institution_id": "C001", "referral_id": 1}));
+    let text = t["content"].as_str().unwrap();
+    assert!(text.contains("双向转诊单（门诊上转）"), "{text}");
+    assert!(text.contains("张*") && text.contains("110105********002X"), "{text}");
+    assert!(!text.contains("张三") && !text.contains("11010519491231002X"));
+    assert!(text.contains("2024-10-30") && text.contains("上午") && text.contains("08:00-11:30") && text.contains("DR001"));
+    assert!(text.contains("[REF000000001]") && text.contains("后两位"));
+    let svg = ok(&e, "referral-slip", json!({"referral_id": 1, "format": "svg"}));
+    let svg = svg["content"].as_str().unwrap();
+    assert!(svg.contains("<svg") && svg.contains("张*") && !svg.contains("张三"));
+    assert_eq!(err(&e, "referral-slip", json!({"institution_id": "C002", "referral_id": 1})), ErrorCode::ReferralForbidden);
+    assert_eq!(err(&e, "referral-slip", json!({"referral_id": 1, "format": "pdf"})), ErrorCode::InvalidField);
+}
+
+#[test]
+fn the_queue_rule_is_a_plain_function_too() {
+    assert_eq!(yilian_core::queue_after_current(5, Some(1)), 3);
+    assert_eq!(yilian_core::queue_after_current(2, Some(1)), 2);
+    assert_eq!(yilian_core::queue_after_current(0, None), 0);
+    assert_eq!(yilian_core::queue_after_current(3, None), 1);
+}
+
+#[test]
+fn a_retried_step_replays_and_a_failed_step_changes_nothing() {
+    let e = Engine::open(&manual()).unwrap();
+    setup(&e);
+    apply(&e, "PAT001", RG_AM, false).unwrap();
+    let req = json!({"institution_id": "H001", "referral_id": 1, "hospital_name": "院", "accept_doctor_id": "DR001", "request_id": "acc-1"});
+    let first = ok(&e, "acceptance-info", req.clone());
+    events(&e);
+    assert_eq!(ok(&e, "acceptance-info", req), first);
+    assert!(events(&e).is_empty(), "a replay emits nothing");
+    // A refused step leaves the referral and the pool as they were.
+    let before = ok(&e, "referral-view", json!({"referral_id": 1}));
+    assert_eq!(err(&e, "outpatient-referral-cancel", json!({"institution_id": "C001", "referral_id": 1})), ErrorCode::ReferralInvalidTransition);
+    assert_eq!(ok(&e, "referral-view", json!({"referral_id": 1})), before);
+    assert!(events(&e).is_empty());
+    e.check_invariants().unwrap();
+}
+
+#[test]
+fn reopen_restores_every_case_and_ids_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual"}).to_string();
+    let views;
+    {
+        let e = Engine::open(&cfg).unwrap();
+        setup(&e);
+        ok(&e, "referral-disease-add", json!({"code": "I25", "name": "慢性缺血性心脏病"}));
+        ok(&e, "referral-network-sync", json!({"communities": [{"clinic_id": "C001", "name": "花桥镇社区卫生服务中心"}]}));
+        apply(&e, "PAT001", RG_AM, false).unwrap();
+        ok(&e, "acceptance-info", json!({"institution_id": "H001", "referral_id": 1, "hospital_name": "院", "accept_doctor_id": "DR001"}));
+        ok(
+            &e,
+            "inpatient-referral-apply",
+            json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": "PAT002", "department_id": "D001", "expected_date": "2024-10-31",
+                "reason": "再住院", "disease_code": "I25", "readmission": true}),
+        );
+        ok(&e, "inpatient-deposit", json!({"referral_id": 2, "payment_status": "paid"}));
+        ok(&e, "inpatient-bed-reserve", json!({"institution_id": "H001", "referral_id": 2}));
+        ok(&e, "inpatient-admit", json!({"institution_id": "H001", "admission_id": 1}));
+        ok(&e, "down-referral-apply", json!({"institution_id": "H001", "patient_id": "PAT003", "clinic_id": "C001", "date": "2024-11-05", "reason": "康复"}));
+        ok(
+            &e,
+            "exam-apply",
+            json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": "PAT004", "items": [{"project_id": "P004", "method": "正位", "body_part": "胸部"}]}),
+        );
+        ok(&e, "exam-arrange", json!({"institution_id": "H001", "exam_id": 1, "item_no": 1, "slot_id": "EX-H001-DEV004-20241030-09001000"}));
+        ok(&e, "exam-payment", json!({"exam_id": 1, "payment_status": "paid"}));
+        ok(&e, "exam-report", json!({"institution_id": "H001", "exam_id": 1, "item_no": 1, "conclusion": "未见异常"}));
+        ok(&e, "consultation-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": "PAT005", "project": "会诊", "purpose": "用药"}));
+        ok(&e, "consultation-review", json!({"institution_id": "H001", "consultation_id": 1, "decision": "reject", "reason": "资料不全"}));
+        views = (
+            ok(&e, "referral-query", json!({})),
+            ok(&e, "exam-view", json!({"exam_id": 1})),
+            ok(&e, "consultation-view", json!({"consultation_id": 1})),
+            ok(&e, "admission-details", json!({"admission_id": 1})),
+            ok(&e, "referral-disease-query", json!({})),
+            ok(&e, "community-institutions", json!({})),
+        );
+        e.close();
+    }
+    let e = Engine::open(&cfg).unwrap();
+    e.check_invariants().unwrap();
+    assert_eq!(ok(&e, "referral-query", json!({})), views.0);
+    assert_eq!(ok(&e, "exam-view", json!({"exam_id": 1})), views.1);
+    assert_eq!(ok(&e, "consultation-view", json!({"consultation_id": 1})), views.2);
+    assert_eq!(ok(&e, "admission-details", json!({"admission_id": 1})), views.3);
+    assert_eq!(ok(&e, "referral-disease-query", json!({})), views.4);
+    assert_eq!(ok(&e, "community-institutions", json!({})), views.5);
+    // Ids continue after the recovered ones; steps go on from the recovered states.
+    assert_eq!(apply(&e, "PAT006", RG_PM, false).unwrap()["referral_id"], 4);
+    assert_eq!(
+        ok(&e, "consultation-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": "PAT005", "project": "会诊", "purpose": "用药"}))
+            ["consultation_id"],
+        2
+    );
+    ok(&e, "treatment-results", json!({"institution_id": "H001", "referral_id": 1, "diagnosis": "心绞痛"}));
+    assert_eq!(ok(&e, "inpatient-discharge", json!({"institution_id": "H001", "admission_id": 1}))["status"], "discharged");
+}
+
+// ---------------------------------------------------------------- property: no stale slot
+
+#[derive(Debug, Clone)]
+enum Op {
+    Apply { patient: u8, pm: bool, hold: bool },
+    CancelReferral(u8),
+    CancelSlot(u8),
+    Advance(u16),
+    Change { booking: u8, pm: bool },
+    StopService { pm: bool, mv: bool },
+    Accept(u8),
+    Inpatient { patient: u8 },
+    Deposit(u8),
+    BedReserve(u8),
+    BedCancelPool(u8),
+    BedCancelWard(u8),
+    Admit(u8),
+    CancelInpatient(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..6, any::<bool>(), any::<bool>()).prop_map(|(patient, pm, hold)| Op::Apply { patient, pm, hold }),
+        2 => (1u8..10).prop_map(Op::CancelReferral),
+        2 => (1u8..12).prop_map(Op::CancelSlot),
+        2 => (0u16..1200).prop_map(Op::Advance),
+        2 => (1u8..12, any::<bool>()).prop_map(|(booking, pm)| Op::Change { booking, pm }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(pm, mv)| Op::StopService { pm, mv }),
+        1 => (1u8..10).prop_map(Op::Accept),
+        2 => (6u8..9).prop_map(|patient| Op::Inpatient { patient }),
+        2 => (1u8..10).prop_map(Op::Deposit),
+        2 => (1u8..10).prop_map(Op::BedReserve),
+        1 => (1u8..12).prop_map(Op::BedCancelPool),
+        1 => (1u8..10).prop_map(Op::BedCancelWard),
+        1 => (1u8..10).prop_map(Op::Admit),
+        1 => (1u8..10).prop_map(Op::CancelInpatient),
+    ]
+}
+
+fn run(e: &Engine, op: &Op) {
+    let b = |n: u8| format!("B{n:06}");
+    let slot = |pm: bool| if pm { RG_PM } else { RG_AM };
+    let (cmd, req) = match op {
+        Op::Apply { patient, pm, hold } => {
+            let _ = apply(e, &format!("PAT{patient}"), slot(*pm), *hold);
+            return;
+        }
+        Op::CancelReferral(r) => ("outpatient-referral-cancel", json!({"institution_id": "C001", "referral_id": r})),
+        Op::CancelSlot(n) => ("cancel-slot", json!({"booking_id": b(*n)})),
+        Op::Advance(s) => ("advance-clock", json!({"seconds": s})),
+        Op::Change { booking, pm } => ("change-booking", json!({"booking_id": b(*booking), "slot_id": slot(*pm)})),
+        Op::StopService { pm, mv } => (
+            "stop-service",
+            json!({"hospital_id": "H001", "doctor_id": "DR001", "stop_date": "2024-10-30", "time_slot": if *pm { "13:30-17:00" } else { "08:00-11:30" }, "action": if *mv { "move" } else { "cancel" }}),
+        ),
+        Op::Accept(r) => ("acceptance-info", json!({"institution_id": "H001", "referral_id": r, "hospital_name": "院", "accept_doctor_id": "DR001"})),
+        Op::Inpatient { patient } => (
+            "inpatient-referral-apply",
+            json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": format!("PAT{patient}"), "department_id": "D001", "expected_date": "2024-10-31", "reason": "再住院", "disease_code": "I25", "readmission": true}),
+        ),
+        Op::Deposit(r) => ("inpatient-deposit", json!({"referral_id": r, "payment_status": "paid"})),
+        Op::BedReserve(r) => ("inpatient-bed-reserve", json!({"institution_id": "H001", "referral_id": r})),
+        Op::BedCancelPool(n) => ("bed-cancel", json!({"reservation_id": b(*n), "reason": "病区调整"})),
+        Op::BedCancelWard(r) => ("inpatient-bed-cancel", json!({"institution_id": "H001", "referral_id": r, "reason": "床位调整"})),
+        Op::Admit(r) => ("inpatient-admit", json!({"institution_id": "H001", "referral_id": r})),
+        Op::CancelInpatient(r) => ("inpatient-referral-cancel", json!({"institution_id": "C001", "referral_id": r, "reason": "撤回"})),
+    };
+    // Refusals are expected; what matters is the state they leave.
+    let out: Value = serde_json::from_str(&e.call(cmd, &req.to_string())).unwrap();
+    if out["status"] == "error" {
+        let family = out["numeric_code"].as_i64().unwrap() / 1000;
+        assert!((1..=6).contains(&family), "{cmd}: unexpected {out}");
+    }
+}
+
+/// Every slot a referral shows is held by its own active booking, for its
+/// patient; every active referral-class booking is owned by a referral.
+fn check(e: &Engine) {
+    e.check_invariants().unwrap();
+    let all = ok(e, "referral-query", json!({"page_size": 200}));
+    let mut owned = HashSet::new();
+    for rf in all["items"].as_array().unwrap() {
+        let Some(bid) = rf["booking"]["booking_id"].as_str() else { continue };
+        owned.insert(bid.to_string());
+        if let Some(slot) = rf.get("slot_id").and_then(Value::as_str) {
+            let bk = ok(e, "booking-info", json!({"booking_id": bid}));
+            assert!(matches!(bk["status"].as_str(), Some("booked" | "pre-booked" | "occupied" | "reserved")), "{rf}\n{bk}");
+            assert_eq!(bk["slot_id"], slot, "{rf}\n{bk}");
+            assert_eq!(bk["patient_id"], rf["patient_id"]);
+            let si = ok(e, "slot-info", json!({"slot_id": slot}));
+            assert!(si["booked"].as_u64().unwrap() + si["held"].as_u64().unwrap() >= 1);
+            if bk["status"] == "pre-booked" {
+                assert!(rf["status"] != "slot_released");
+            }
+        } else if ["applied", "accepted", "bed_reserved", "admitted"].contains(&rf["status"].as_str().unwrap()) {
+            panic!("a slot-holding referral shows no slot: {rf}");
+        }
+    }
+    // No orphan: referral-class bookings that still hold a place belong to a referral.
+    for n in 1..40u32 {
+        let Ok(bk) = e.call_value("booking-info", &json!({"booking_id": format!("B{n:06}")}).to_string()) else { break };
+        if bk["priority"] == "referral" && matches!(bk["status"].as_str(), Some("booked" | "pre-booked" | "occupied" | "reserved")) {
+            assert!(owned.contains(&format!("B{n:06}")), "orphan referral booking {bk}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #[test]
+    fn no_referral_points_at_a_slot_it_does_not_hold(ops in proptest::collection::vec(op(), 1..40)) {
+        let e = Engine::open(&manual()).unwrap();
+        setup(&e);
+        ok(&e, "referral-disease-add", json!({"code": "I25", "name": "慢性缺血性心脏病"}));
+        for o in &ops {
+            run(&e, o);
+            check(&e);
+        }
+    }
+}

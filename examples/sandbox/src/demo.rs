@@ -10,6 +10,12 @@ use yilian_core::Engine;
 
 pub const NETWORK: &str = include_str!("../../data/demo-network.json");
 
+/// The commissioned-lab reference data of the shared fixtures: the standard
+/// catalogue, its panels, and community centre C001's own item list.
+const LAB_STANDARD_ITEMS: &str = include_str!("../../../tests/data/lab/lab-standard-items.csv");
+const LAB_PANELS: &str = include_str!("../../../tests/data/lab/lab-panels.csv");
+const LAB_C001_ITEMS: &str = include_str!("../../../tests/data/lab/community-items-C001.csv");
+
 /// Publishes the catalogue and schedules for today .. today+7 (engine time
 /// zone). Idempotent enough to run on every start: `sync-schedule` upserts and
 /// `mode: full` only withdraws slots of the listed dates that the push omits.
@@ -51,7 +57,40 @@ pub fn load(e: &Engine) -> Result<Value, yilian_core::Error> {
         }
     }
     e.call_value("referral-network-sync", &json!({"communities": net["community"]}).to_string())?;
-    Ok(json!({"hospital_id": hid, "from": add_days(today, 0), "to": add_days(today, 7), "sync": synced, "referral_diseases_added": diseases}))
+    let lab = load_lab(e, hid)?;
+    Ok(json!({"hospital_id": hid, "from": add_days(today, 0), "to": add_days(today, 7), "sync": synced, "referral_diseases_added": diseases, "lab": lab}))
+}
+
+/// The hospital's lab offers the standard panels under its own codes and
+/// C001's items and projects are mapped, so a community centre can order
+/// commissioned tests at once (`lab-order-submit`). Imports upsert, so a
+/// restart on the same store loads the same state again.
+fn load_lab(e: &Engine, lab_id: &str) -> Result<Value, yilian_core::Error> {
+    let items = e.call_value("lab-std-item-import", &json!({"content": LAB_STANDARD_ITEMS}).to_string())?;
+    e.call_value("lab-resource-import", &json!({"content": LAB_PANELS}).to_string())?;
+    let panels = [
+        ("STD-P-CBC", "LIS-1001"),
+        ("STD-P-LFT", "LIS-2001"),
+        ("STD-P-RFT", "LIS-2002"),
+        ("STD-P-INF", "LIS-3001"),
+        ("STD-P-HBA1C", "LIS-1010"),
+        ("STD-P-COAG", "LIS-4001"),
+        ("STD-P-ELE", "LIS-2005"),
+    ];
+    for (std, local) in panels {
+        e.call_value("lab-local-code-set", &json!({"lab_id": lab_id, "resource_code": std, "local_code": local}).to_string())?;
+    }
+    let mapped = e.call_value("lab-mapping-import", &json!({"institution_id": "C001", "kind": "items", "content": LAB_C001_ITEMS}).to_string())?;
+    e.call_value(
+        "lab-inst-project-upsert",
+        &json!({"institution_id": "C001", "projects": [
+            {"code": "C001-XCG", "name": "血常规", "std_code": "STD-P-CBC"},
+            {"code": "C001-GGN", "name": "肝功能", "std_code": "STD-P-LFT"},
+            {"code": "C001-CRB", "name": "传染病四项", "std_code": "STD-P-INF"}
+        ]})
+        .to_string(),
+    )?;
+    Ok(json!({"lab_id": lab_id, "standard_items": items["imported"], "panels": panels.len(), "C001_items_mapped": mapped["mapped"]}))
 }
 
 /// (year, month, day) from "YYYY-MM-DD"; the sandbox does not need chrono for one date.
@@ -94,5 +133,34 @@ mod tests {
         assert_eq!(add_days((2024, 2, 27), 2), "2024-02-29");
         assert_eq!(add_days((2023, 2, 27), 2), "2023-03-01");
         assert_eq!(add_days((2024, 12, 30), 3), "2025-01-02");
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_loads_twice_on_one_store_and_a_centre_can_order_lab_tests() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = json!({"data_dir": dir.path()}).to_string();
+        for _ in 0..2 {
+            let e = Engine::open(&cfg).unwrap();
+            let out = load(&e).unwrap();
+            assert_eq!(out["lab"]["C001_items_mapped"], 24, "{out}");
+            e.close();
+        }
+        let e = Engine::open(&cfg).unwrap();
+        let search = e.call_value("lab-item-search", &json!({"institution_id": "C001", "lab_id": "H001", "query": "xcg"}).to_string()).unwrap();
+        assert!(search.to_string().contains("血常规"), "{search}");
+        let order = e
+            .call_value(
+                "lab-order-submit",
+                &json!({"institution_id": "C001", "lab_id": "H001", "patient_id": "P001", "patient": {"name": "张三", "sex": "男"},
+                        "doctor_id": "D01", "diagnosis": "体检", "items": [{"code": "C001-XCG"}]})
+                .to_string(),
+            )
+            .unwrap();
+        assert_eq!(order["status"], "submitted");
     }
 }

@@ -3,7 +3,7 @@
 //! side lists what it received and views patient, application and record.
 
 use super::query::{referral_step, referral_view};
-use super::{event, fuse_record, patient_details, put_community, put_referral, req_text, text, Ctx, Inner, Kind, Referral, Side, Step, Who};
+use super::{event, fuse_record, patient_details, put_community, put_referral, req_text, text, Ctx, Inner, Kind, Referral, Side, Who};
 use crate::error::{Error, ErrorCode, Result};
 use crate::text::SearchKey;
 use serde::{Deserialize, Serialize};
@@ -88,9 +88,6 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
         let mut rec = record.clone();
         rec["purpose"] = purpose.into();
         let rf = Referral {
-            referral_id: id,
-            kind: Kind::Down,
-            status: "applied".into(),
             patient_id: patient_id.clone(),
             patient: patient.clone(),
             clinic_id: clinic.clone(),
@@ -101,18 +98,8 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
             reason: reason.clone(),
             disease_code: disease.clone(),
             record: rec,
-            booking_id: None,
             expected_date: Some(date.to_string()),
-            decision: None,
-            consultation_id: None,
-            deposit: None,
-            acceptance: None,
-            outcome: None,
-            admission: None,
-            cancel_reason: None,
-            created_ms: now,
-            updated_ms: now,
-            history: vec![Step { at_ms: now, from: String::new(), to: "applied".into(), via: command.into(), by: Some(hospital.clone()), note: None }],
+            ..Referral::applied(id, Kind::Down, command, &hospital, now)
         };
         put_referral(pool, txn, &rf);
         event(

@@ -7,7 +7,7 @@
 use super::query::{not_found, referral_step, referral_view, RefFn};
 use super::{
     booking_snapshot, effective_status, event, fuse_record, patient_details, put_referral, req_text, reserve_and_attach, text, time_field, Ctx, Inner, Kind,
-    Referral, Side, Step, Who,
+    Referral, Side, Who,
 };
 use crate::clock::format_ms;
 use crate::error::{Error, ErrorCode, Result};
@@ -54,31 +54,20 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
         }
         let id = Inner::take_id(&mut g.next_referral);
         let rf = Referral {
-            referral_id: id,
-            kind: Kind::Inpatient,
-            status: "applied".into(),
             patient_id: patient_id.clone(),
             patient: patient.clone(),
             clinic_id: clinic.clone(),
             hospital_id: hospital.clone(),
             department_id: Some(department.clone()),
-            doctor_id: None,
             applicant_doctor_id: applicant.clone(),
             reason: reason.clone(),
             disease_code: disease.clone(),
             record: record.clone(),
-            booking_id: None,
             expected_date: Some(expected.to_string()),
             decision: Some(decision.clone()),
             consultation_id: consultation,
             deposit: Some(json!({"status": "unpaid"})),
-            acceptance: None,
-            outcome: None,
-            admission: None,
-            cancel_reason: None,
-            created_ms: now,
-            updated_ms: now,
-            history: vec![Step { at_ms: now, from: String::new(), to: "applied".into(), via: command.into(), by: Some(clinic.clone()), note: None }],
+            ..Referral::applied(id, Kind::Inpatient, command, &clinic, now)
         };
         put_referral(pool, txn, &rf);
         event(

@@ -235,6 +235,38 @@ pub(crate) struct Referral {
 }
 
 impl Referral {
+    /// A new case in its machine's first state, applied by `by` through `via`;
+    /// callers fill in who and what with struct-update syntax.
+    pub fn applied(referral_id: u64, kind: Kind, via: &str, by: &str, now: Millis) -> Referral {
+        Referral {
+            referral_id,
+            kind,
+            status: "applied".into(),
+            patient_id: String::new(),
+            patient: None,
+            clinic_id: String::new(),
+            hospital_id: String::new(),
+            department_id: None,
+            doctor_id: None,
+            applicant_doctor_id: None,
+            reason: String::new(),
+            disease_code: None,
+            record: Value::Null,
+            booking_id: None,
+            expected_date: None,
+            decision: None,
+            consultation_id: None,
+            deposit: None,
+            acceptance: None,
+            outcome: None,
+            admission: None,
+            cancel_reason: None,
+            created_ms: now,
+            updated_ms: now,
+            history: vec![Step { at_ms: now, from: String::new(), to: "applied".into(), via: via.into(), by: Some(by.to_string()), note: None }],
+        }
+    }
+
     /// Checks the transition against the kind's machine, then records it.
     pub fn go(&mut self, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis, live: Option<&Booking>) -> Result<()> {
         let from = effective_status(&self.status, self.booking_id, live, self.kind.machine(), now);

@@ -4,7 +4,7 @@
 //! outcome returned to the community side.
 
 use super::query::{referral_step, referral_view};
-use super::{event, fuse_record, patient_details, put_referral, req_text, reserve_and_attach, text, time_field, Ctx, Inner, Kind, Referral, Side, Step, Who};
+use super::{event, fuse_record, patient_details, put_referral, req_text, reserve_and_attach, text, time_field, Ctx, Inner, Kind, Referral, Side, Who};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{Priority, SlotKind};
 use crate::pool::Reserve;
@@ -159,9 +159,6 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
         let i = &live.slot.info;
         let id = Inner::take_id(&mut g.next_referral);
         let rf = Referral {
-            referral_id: id,
-            kind: Kind::Outpatient,
-            status: "applied".into(),
             patient_id: patient_id.clone(),
             patient: patient.clone(),
             clinic_id: clinic.clone(),
@@ -173,17 +170,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
             disease_code: disease_code.clone(),
             record: record.clone(),
             booking_id: Some(live.b.id),
-            expected_date: None,
-            decision: None,
-            consultation_id: None,
-            deposit: None,
-            acceptance: None,
-            outcome: None,
-            admission: None,
-            cancel_reason: None,
-            created_ms: now,
-            updated_ms: now,
-            history: vec![Step { at_ms: now, from: String::new(), to: "applied".into(), via: command.into(), by: Some(clinic.clone()), note: None }],
+            ..Referral::applied(id, Kind::Outpatient, command, &clinic, now)
         };
         put_referral(pool, txn, &rf);
         event(

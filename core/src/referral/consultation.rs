@@ -88,13 +88,7 @@ fn emit(pool: &Pool, txn: &mut crate::pool::Txn, kind: &'static str, cs: &Consul
 
 /// `consultation-apply`.
 pub(super) fn apply(c: &Ctx) -> Result<Value> {
-    let who = Who::of(c)?;
-    who.must_be(Side::Community, c.command)?;
-    let clinic = who.clinic_for_new(c)?;
-    let hospital = c.r.str("hospital_id")?.to_string();
-    if !c.pool.catalog.is_hospital(&hospital) {
-        return Err(Error::not_found(ErrorCode::HospitalNotFound, "医院", &hospital));
-    }
+    let (clinic, hospital) = super::community_application(c)?;
     let patient_id = c.r.id("patient_id")?;
     let project = req_text(c.r, "project", 100)?;
     let purpose = req_text(c.r, "purpose", 1000)?;

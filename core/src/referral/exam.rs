@@ -177,13 +177,7 @@ pub(super) fn project_search(c: &Ctx) -> Result<Value> {
 /// `exam-apply`: one application, several exams of one hospital, each with
 /// method and body part from the project's lists.
 pub(super) fn apply(c: &Ctx) -> Result<Value> {
-    let who = Who::of(c)?;
-    who.must_be(Side::Community, c.command)?;
-    let clinic = who.clinic_for_new(c)?;
-    let hospital = c.r.str("hospital_id")?.to_string();
-    if !c.pool.catalog.is_hospital(&hospital) {
-        return Err(Error::not_found(ErrorCode::HospitalNotFound, "医院", &hospital));
-    }
+    let (clinic, hospital) = super::community_application(c)?;
     let patient_id = c.r.id("patient_id")?;
     let doctor = text(c.r, "ordering_doctor_id", 64)?;
     let record = fuse_record(c)?;

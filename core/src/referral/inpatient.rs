@@ -19,13 +19,7 @@ use std::sync::Arc;
 /// `inpatient-referral-apply`: the community doctor applies; the rule decides
 /// whether the patient may go straight to a ward.
 pub(super) fn apply(c: &Ctx) -> Result<Value> {
-    let who = Who::of(c)?;
-    who.must_be(Side::Community, c.command)?;
-    let clinic = who.clinic_for_new(c)?;
-    let hospital = c.r.str("hospital_id")?.to_string();
-    if !c.pool.catalog.is_hospital(&hospital) {
-        return Err(Error::not_found(ErrorCode::HospitalNotFound, "医院", &hospital));
-    }
+    let (clinic, hospital) = super::community_application(c)?;
     let patient_id = c.r.id("patient_id")?;
     let department = req_text(c.r, "department_id", 64)?;
     let expected = c.r.date("expected_date")?;

@@ -536,6 +536,19 @@ pub(crate) struct Who {
     pub institution: Option<String>,
 }
 
+/// A community institution applying to a hospital (an inpatient referral, an
+/// exam, a consultation): the applicant's id and the hospital's, checked.
+pub(super) fn community_application(c: &Ctx) -> Result<(String, String)> {
+    let who = Who::of(c)?;
+    who.must_be(Side::Community, c.command)?;
+    let clinic = who.clinic_for_new(c)?;
+    let hospital = c.r.str("hospital_id")?.to_string();
+    if !c.pool.catalog.is_hospital(&hospital) {
+        return Err(Error::not_found(ErrorCode::HospitalNotFound, "医院", &hospital));
+    }
+    Ok((clinic, hospital))
+}
+
 impl Who {
     /// Reads `institution_id` (the acting institution) against the engine's role.
     pub fn of(c: &Ctx) -> Result<Who> {

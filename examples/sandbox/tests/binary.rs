@@ -1,11 +1,13 @@
 //! The `yilian-sandbox` binary itself: flags, --demo, SIGTERM with an open
-//! SSE stream, and a restart on the same data directory that finds the
-//! acknowledged bookings and reports still there.
+//! SSE stream, a restart on the same data directory that finds the
+//! acknowledged bookings and reports still there, and `--keys` (request
+//! signatures on /api only).
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use yilian_core::client::sign::{new_nonce, sign, unix_now};
 
 struct Proc {
     child: Child,
@@ -126,4 +128,51 @@ fn bad_flags_and_busy_store_fail_cleanly() {
     let out = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox")).args(["--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("STORE_LOCKED"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_flag_requires_signatures_on_api_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(&keys, r#"{"C001-HIS": "demo-secret-C001"}"#).unwrap();
+    let p = start(&["--memory", "--keys", keys.to_str().unwrap(), "--signature-window", "60"]);
+    let base = &p.base;
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{base}/api/versions")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "SIGNATURE_MISSING");
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status().as_u16(), 200);
+    // Signed, within the 60 s window: accepted.
+    let s = sign("C001-HIS", "demo-secret-C001", "GET", "/api/versions", None, unix_now(), &new_nonce(), b"").unwrap();
+    let mut rb = http.get(format!("{base}/api/versions"));
+    for (k, v) in s.headers() {
+        rb = rb.header(k, v);
+    }
+    let v: Value = rb.send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"]["versions"], serde_json::json!(["v1"]), "{v}");
+    // 90 s old: outside the window given on the command line.
+    let s = sign("C001-HIS", "demo-secret-C001", "GET", "/api/versions", None, unix_now() - 90, &new_nonce(), b"").unwrap();
+    let mut rb = http.get(format!("{base}/api/versions"));
+    for (k, v) in s.headers() {
+        rb = rb.header(k, v);
+    }
+    let r = rb.send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "SIGNATURE_EXPIRED");
+}
+
+#[test]
+fn a_bad_keys_file_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(&keys, r#"{"C001-HIS": ""}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox"))
+        .args(["--listen", "127.0.0.1:0", "--memory", "--keys", keys.to_str().unwrap()])
+        .output()
+        .expect("binary runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("non-empty"), "{err}");
+    assert!(out.stdout.is_empty(), "it never listened");
 }

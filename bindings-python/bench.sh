@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the release wheel, installs it into bindings-python/.venv-bench and
-# runs the reserve benchmark: yilian's typed hold/release against the same
-# logic in pure Python, interleaved in one process. Not part of the tests.
+# runs the benchmarks, each interleaved in one process against its pure-Python
+# baseline: the typed hold/release against a dict + Lock pool, and lab report
+# translation against a dict comprehension. Not part of the tests.
 #
 #   bash bindings-python/bench.sh [--rounds 7] [--ops 20000]
 set -euo pipefail
@@ -28,4 +29,8 @@ wheels=("$WHEELS"/yilian-*-abi3-*.whl)
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT
 cd "$SCRATCH"
-"$BENCH_VENV/bin/python" "$HERE/bench/bench_reserve.py" "$@"
+# Both benchmarks run; the script fails if either misses its floor.
+rc=0
+"$BENCH_VENV/bin/python" "$HERE/bench/bench_reserve.py" "$@" || rc=$?
+"$BENCH_VENV/bin/python" "$HERE/bench/bench_lab_translate.py" || rc=$?
+exit $rc

@@ -6,9 +6,11 @@
 //!
 //! The caller's identity travels in a thread-local set by the command layer
 //! (and the typed calls) for the duration of one call; `Pool::enqueue`, the
-//! one door every durable change goes through, adds the entry. Entries stay
-//! in the store's `audit` table (sealed like every row when an encryption key
-//! is set) and are read back with the `audit-log` command.
+//! one door every durable change goes through, adds the entry. The store's
+//! committer numbers entries in the order they reach the disk and writes one
+//! row per commit, so a reader paging with `after_seq` sees each entry once.
+//! Entries stay in the `audit` table (sealed like every row when an
+//! encryption key is set) and are read back with the `audit-log` command.
 
 use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode};
@@ -49,6 +51,9 @@ impl Drop for Scope {
 /// One entry of the trail.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
+    /// Numbered by the store as entries are committed: a reader paging with
+    /// `after_seq` never misses one committed later with a lower number.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub seq: u64,
     pub at_ms: Millis,
     /// The command, or the typed call (`hold`, `confirm`, `release`), or
@@ -66,16 +71,20 @@ pub struct Entry {
     pub changed: Vec<String>,
 }
 
-/// The audit row for a transaction's writes, numbered `seq`.
-pub(crate) fn row(seq: u64, at_ms: Millis, writes: &[Write]) -> Write {
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The audit row for a transaction's writes (the store numbers it).
+pub(crate) fn row(at_ms: Millis, writes: &[Write]) -> Write {
     let ctx = CONTEXT.with(|c| c.borrow().clone()).unwrap_or_else(|| Context { command: "(engine)".into(), ..Default::default() });
     let changed = writes
         .iter()
         .filter(|w| w.table != Table::Meta)
         .map(|w| if w.table == Table::Patients { "patients".to_string() } else { format!("{}/{}", w.table.name(), w.key) })
         .collect();
-    let entry = Entry { seq, at_ms, command: ctx.command, institution: ctx.institution, operator: ctx.operator, request_id: ctx.request_id, changed };
-    Write::put(Table::Audit, key(seq), &entry)
+    let entry = Entry { seq: 0, at_ms, command: ctx.command, institution: ctx.institution, operator: ctx.operator, request_id: ctx.request_id, changed };
+    Write::put(Table::Audit, String::new(), &entry)
 }
 
 pub(crate) fn key(seq: u64) -> String {

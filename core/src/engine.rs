@@ -422,7 +422,6 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
         slot.publish_now();
     }
     pool.store_table(table);
-    pool.next_audit.store(snap.next_audit_seq, Ordering::Relaxed);
     crate::lab::recover(pool, &snap)?;
     crate::referral::recover(pool, &snap)?;
     crate::client::recover(pool, &snap)?;

@@ -767,8 +767,6 @@ pub(crate) struct Pool {
     pub monitor: crate::monitor::Monitor,
     /// Durable transactions so far (paces the writes of the counters).
     durable_txns: AtomicU64,
-    /// The next audit entry's number.
-    pub next_audit: AtomicU64,
     /// The platform client and its cache of the platform's answers.
     pub client: crate::client::ClientState,
     pub closed: AtomicBool,
@@ -834,7 +832,6 @@ impl Pool {
             referral: Default::default(),
             monitor: crate::monitor::Monitor::new(&crate::commands::COMMANDS),
             durable_txns: AtomicU64::new(0),
-            next_audit: AtomicU64::new(1),
             client: Default::default(),
             closed: AtomicBool::new(false),
             pending_promotions: Mutex::new(Vec::new()),
@@ -1061,10 +1058,9 @@ impl Pool {
     pub fn enqueue(&self, txn: &mut Txn) -> Option<Ticket> {
         match &self.store {
             Some(s) if !txn.writes.is_empty() => {
-                // Numbered here, inside the change's locks, so entries of one
-                // slot follow the order its changes took.
-                let seq = self.next_audit.fetch_add(1, Ordering::Relaxed);
-                let entry = crate::audit::row(seq, self.clock.now_ms(), &txn.writes);
+                // Queued with the change (the committer numbers entries in
+                // the order they reach the disk).
+                let entry = crate::audit::row(self.clock.now_ms(), &txn.writes);
                 txn.writes.push(entry);
                 if self.durable_txns.fetch_add(1, Ordering::Relaxed) % METRICS_EVERY == METRICS_EVERY - 1 {
                     txn.writes.push(self.metrics.row());

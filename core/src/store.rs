@@ -161,6 +161,7 @@ impl DurableStore {
             seal_plain_rows(&mut conn, &snapshot, c)?;
         }
         let cipher_for_commits = cipher.clone();
+        let next_audit_seq = snapshot.next_audit_seq;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, shutdown: false }),
             queue_cv: Condvar::new(),
@@ -170,7 +171,7 @@ impl DurableStore {
         let s2 = shared.clone();
         let committer = std::thread::Builder::new()
             .name("yilian-commit".into())
-            .spawn(move || commit_loop(conn, s2, batch_max, cipher_for_commits))
+            .spawn(move || commit_loop(conn, s2, batch_max, cipher_for_commits, next_audit_seq))
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
         Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)), cipher }, snapshot))
     }
@@ -183,32 +184,43 @@ impl DurableStore {
     /// separate read-only connection (WAL readers never block the committer).
     pub fn read_audit(&self, filter: &crate::audit::Filter) -> Result<Vec<crate::audit::Entry>> {
         let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let mut st = conn.prepare("SELECT k, body FROM audit WHERE k > ?1 ORDER BY k LIMIT ?2")?;
         let mut out = Vec::new();
+        // A row holds the entries of one commit and is keyed by the highest:
+        // rows keyed above `after_seq` hold every entry after it.
         let mut cursor = crate::audit::key(filter.after_seq);
         // Pages of rows until `limit` entries match (filters apply to opened rows).
         loop {
-            let rows: Vec<(String, String)> =
-                st.query_map(params![cursor, 512], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            let rows: Vec<(String, String)> = conn
+                .prepare_cached("SELECT k, body FROM audit WHERE k > ?1 ORDER BY k LIMIT 512")?
+                .query_map(params![cursor], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
             let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
             for (k, body) in rows {
-                let body = match &self.cipher {
-                    Some(c) if body.starts_with(SEALED_PREFIX) => {
-                        c.open(&row_aad(Table::Audit, &k), &body).ok_or_else(|| Error::storage("an audit row does not open"))?
-                    }
-                    _ => body,
-                };
-                let e: crate::audit::Entry = serde_json::from_str(&body).map_err(|e| Error::storage(format!("unreadable audit row: {e}")))?;
-                if filter.matches(&e) {
-                    out.push(e);
-                    if out.len() >= filter.limit {
-                        return Ok(out);
+                let mut entries = self.audit_entries(&k, body)?;
+                entries.sort_by_key(|e| e.seq);
+                for e in entries {
+                    if e.seq > filter.after_seq && filter.matches(&e) {
+                        out.push(e);
+                        if out.len() >= filter.limit {
+                            return Ok(out);
+                        }
                     }
                 }
             }
             cursor = last;
         }
         Ok(out)
+    }
+
+    /// The entries of one audit row (one commit's, in order).
+    fn audit_entries(&self, key: &str, body: String) -> Result<Vec<crate::audit::Entry>> {
+        let body = match &self.cipher {
+            Some(c) if body.starts_with(SEALED_PREFIX) => {
+                c.open(&row_aad(Table::Audit, key), &body).ok_or_else(|| Error::storage("an audit row does not open"))?
+            }
+            _ => body,
+        };
+        serde_json::from_str(&body).map_err(|e| Error::storage(format!("unreadable audit row: {e}")))
     }
 
     /// Hands rows to the committer. Call while holding the locks that ordered the change.
@@ -270,7 +282,7 @@ impl Drop for DurableStore {
     }
 }
 
-fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>) {
+fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>, mut next_audit_seq: u64) {
     loop {
         let (writes, ticket, shutdown) = {
             let mut q = shared.queue.lock();
@@ -281,7 +293,11 @@ fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, ciph
             (std::mem::take(&mut q.writes), q.last_ticket, q.shutdown)
         };
         if !writes.is_empty() {
-            let result = apply(&mut conn, &writes, cipher.as_ref());
+            let numbered_from = next_audit_seq;
+            let result = apply(&mut conn, &writes, cipher.as_ref(), &mut next_audit_seq);
+            if result.is_err() {
+                next_audit_seq = numbered_from; // nothing of the batch was written
+            }
             let mut d = shared.done.lock();
             match result {
                 Ok(()) => d.committed = ticket,
@@ -331,9 +347,23 @@ fn seal_plain_rows(conn: &mut Connection, snap: &Snapshot, cipher: &RowCipher) -
     Ok(())
 }
 
-fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>) -> Result<()> {
+fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, next_audit_seq: &mut u64) -> Result<()> {
     let tx = conn.transaction()?;
+    // The audit entries of every change in this commit go into one row (one
+    // insert per commit instead of one per change). They are numbered here,
+    // in commit order, and the row is keyed by its last number, so a reader
+    // paging by number sees every entry once and in order.
+    let mut audit = String::new();
     for w in writes {
+        if w.table == Table::Audit {
+            if let Some(body) = w.body.as_deref().and_then(|b| b.strip_prefix('{')) {
+                audit.push(if audit.is_empty() { '[' } else { ',' });
+                audit.push_str(&format!("{{\"seq\":{},", *next_audit_seq));
+                audit.push_str(body);
+                *next_audit_seq += 1;
+            }
+            continue;
+        }
         let t = w.table.name();
         match &w.body {
             Some(body) => {
@@ -352,6 +382,15 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>) ->
             }
         }
     }
+    if !audit.is_empty() {
+        audit.push(']');
+        let key = crate::audit::key(*next_audit_seq - 1);
+        let mut st = tx.prepare_cached("INSERT OR REPLACE INTO audit(k, body) VALUES (?1, ?2)")?;
+        match cipher {
+            Some(c) => st.execute(params![key, c.seal(&row_aad(Table::Audit, &key), &audit)])?,
+            None => st.execute(params![key, audit])?,
+        };
+    }
     tx.commit()?;
     Ok(())
 }
@@ -359,6 +398,7 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>) ->
 fn read_all(conn: &Connection, cipher: Option<&RowCipher>) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
     // The audit trail only grows: it is read on demand (`read_audit`), never loaded.
+    // Rows are keyed by their highest entry number.
     let last: Option<String> = conn.query_row("SELECT max(k) FROM audit", [], |r| r.get(0))?;
     snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) + 1;
     for t in Table::ALL.into_iter().filter(|t| *t != Table::Audit) {

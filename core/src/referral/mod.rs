@@ -590,31 +590,24 @@ impl Who {
     /// The community institution a new case belongs to: the request's
     /// `clinic_id`, which a community caller may only set to itself.
     pub fn clinic_for_new(&self, c: &Ctx) -> Result<String> {
-        let asked = c.r.opt_str("clinic_id")?;
-        match self.side {
-            Side::Community => {
-                let own = self.institution.clone().ok_or_else(|| Error::missing("institution_id"))?;
-                if asked.is_some_and(|a| a != own) {
-                    return Err(forbidden("a community institution applies only for itself", "基层机构只能以本机构名义申请"));
-                }
-                Ok(own)
-            }
-            _ => asked.map(str::to_string).ok_or_else(|| Error::missing("clinic_id")),
-        }
+        self.party_for_new(c, Side::Community, "clinic_id", "a community institution applies only for itself", "基层机构只能以本机构名义申请")
     }
     /// The hospital of a new case, which a hospital caller may only set to itself.
     pub fn hospital_for_new(&self, c: &Ctx) -> Result<String> {
-        let asked = c.r.opt_str("hospital_id")?;
-        match self.side {
-            Side::Hospital => {
-                let own = self.institution.clone().ok_or_else(|| Error::missing("institution_id"))?;
-                if asked.is_some_and(|a| a != own) {
-                    return Err(forbidden("a hospital refers only its own patients", "上级医院只能以本院名义申请"));
-                }
-                Ok(own)
-            }
-            _ => asked.map(str::to_string).ok_or_else(|| Error::missing("hospital_id")),
+        self.party_for_new(c, Side::Hospital, "hospital_id", "a hospital refers only its own patients", "上级医院只能以本院名义申请")
+    }
+    /// The party of `field` in a new case: the caller itself when it is on
+    /// `side` (naming another is refused), else the request's field.
+    fn party_for_new(&self, c: &Ctx, side: Side, field: &str, en: &'static str, zh: &'static str) -> Result<String> {
+        let asked = c.r.opt_str(field)?;
+        if self.side != side {
+            return asked.map(str::to_string).ok_or_else(|| Error::missing(field));
         }
+        let own = self.institution.clone().ok_or_else(|| Error::missing("institution_id"))?;
+        if asked.is_some_and(|a| a != own) {
+            return Err(forbidden(en, zh));
+        }
+        Ok(own)
     }
 }
 

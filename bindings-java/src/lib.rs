@@ -11,18 +11,22 @@
 //!
 //! Handles cross as `long`: a `Box<Engine>` pointer. The Java `Engine` holds
 //! a read lock around every call and frees the handle under the write lock, so
-//! `engineClose` never runs while another thread is inside a call.
+//! `engineClose` never runs while another thread is inside a call. A
+//! `LabTranslator` handle is a `Box<yilian_core::LabTranslator>` pointer owned
+//! the same way by the Java `LabTranslator` (its own lock, freed once by
+//! `labTranslatorClose`); it borrows nothing from the engine.
 
 mod boundary;
 mod raw;
 
 use boundary::{boundary, fast_boundary, Failure};
-use jni::objects::{JClass, JIntArray, JLongArray, JObjectArray, JString};
-use jni::sys::{jint, jlong};
+use jni::objects::{JByteArray, JClass, JIntArray, JLongArray, JObjectArray, JString};
+use jni::sys::{jboolean, jint, jlong};
 use jni::{Env, EnvUnowned};
 use raw::RawEnv;
 use std::time::Instant;
-use yilian_core::{Engine, Error, ErrorCode, HoldOptions, Priority, SlotHandle};
+use yilian_core::render::{LabelFormat, LabelSize};
+use yilian_core::{Engine, Error, ErrorCode, HoldOptions, LabTranslator, Priority, SlotHandle};
 
 /// The library's own version; the jar refuses a library whose version differs.
 const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -278,6 +282,139 @@ pub extern "system" fn Java_org_yilian_NativeMethods_checkInvariants<'local>(mut
     boundary(&mut env, |_env| {
         engine(handle)?.check_invariants()?;
         Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ lab
+
+/// The printer's bytes of a specimen label at the default size: TSPL in GBK,
+/// ZPL and SVG in UTF-8.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_specimenLabel<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    barcode: JString<'local>,
+    format: JString<'local>,
+) -> JByteArray<'local> {
+    boundary(&mut env, |env| {
+        let engine = engine(handle)?;
+        let barcode = raw(env).required(&barcode, "barcode")?;
+        let format = LabelFormat::parse(&raw(env).required(&format, "format")?)?;
+        let bytes = engine.specimen_label(&barcode, format, &LabelSize::default())?;
+        Ok(env.byte_array_from_slice(&bytes)?)
+    })
+}
+
+/// Borrows the translator behind a handle; the Java `LabTranslator` holds its
+/// read lock for the whole native call, as `Engine` does for `engine`.
+fn translator<'a>(handle: jlong) -> Result<&'a LabTranslator, Failure> {
+    if handle == 0 {
+        return Err(Failure::Closed);
+    }
+    // SAFETY: a non-zero handle is a pointer made by `Box::into_raw` in
+    // `labTranslatorNew` and freed only by `labTranslatorClose`, which the Java
+    // side calls once, under its write lock, after swapping the handle to 0.
+    Ok(unsafe { &*(handle as *const LabTranslator) })
+}
+
+/// Compiles `Engine::lab_translator` and returns its handle (a snapshot: it
+/// does not borrow the engine and outlives its close).
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_labTranslatorNew<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    institution_id: JString<'local>,
+    lab_id: JString<'local>,
+) -> jlong {
+    boundary(&mut env, |env| {
+        let engine = engine(handle)?;
+        let institution_id = raw(env).required(&institution_id, "institutionId")?;
+        let lab_id = raw(env).string(&lab_id, "labId")?;
+        let t = engine.lab_translator(&institution_id, lab_id.as_deref())?;
+        Ok(Box::into_raw(Box::new(t)) as jlong)
+    })
+}
+
+/// Frees a translator handle. The Java side calls it exactly once per handle,
+/// under its write lock.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_labTranslatorClose<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>, handle: jlong) {
+    boundary(&mut env, |_env| {
+        if handle != 0 {
+            // SAFETY: see `translator`; this is the one place the box is taken back.
+            drop(unsafe { Box::from_raw(handle as *mut LabTranslator) });
+        }
+        Ok(())
+    })
+}
+
+/// How many codes the translator understands.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_labTranslatorSize<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>, handle: jlong) -> jint {
+    boundary(&mut env, |_env| Ok(translator(handle)?.codes().count().min(i32::MAX as usize) as i32))
+}
+
+/// The institution code of each lab code (`null` where unmapped). With
+/// `strict`, an unmapped code is `LAB_ITEM_UNMAPPED` instead, as in Python.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_labTranslate<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    codes: JObjectArray<'local, JString<'local>>,
+    strict: jboolean,
+) -> JObjectArray<'local, JString<'local>> {
+    boundary(&mut env, |env| {
+        let t = translator(handle)?;
+        if codes.is_null() {
+            return Err(Failure::Null("codes"));
+        }
+        let n = codes.len(env)?;
+        let out = JObjectArray::<JString>::new(env, n, JString::null())?;
+        for i in 0..n {
+            env.with_local_frame(2, |env| -> Result<(), Failure> {
+                let code = codes.get_element(env, i)?;
+                let code = raw(env).required(&code, "code")?;
+                match t.lookup(&code) {
+                    Some(e) => {
+                        let s = JString::from_str(env, &*e.inst_code)?;
+                        out.set_element(env, i, &s)?;
+                    }
+                    None if strict => {
+                        let shown: String = code.chars().take(64).collect();
+                        return Err(Failure::Core(Error::with(
+                            ErrorCode::LabItemUnmapped,
+                            format!("sub-item {shown} is not mapped by the institution"),
+                            format!("小项 {shown} 未与本机构检验小项对照"),
+                        )));
+                    }
+                    None => {}
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    })
+}
+
+/// `[institution code, institution name, standard code, unit, reference
+/// range]` of a lab code, or `null` when the institution has not mapped it.
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_labLookup<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    code: JString<'local>,
+) -> JObjectArray<'local, JString<'local>> {
+    boundary(&mut env, |env| {
+        let t = translator(handle)?;
+        let code = raw(env).required(&code, "code")?;
+        match t.lookup(&code) {
+            Some(e) => string_array(env, &[&*e.inst_code, &*e.inst_name, &*e.std_code, &*e.unit, &*e.ref_range]),
+            None => Ok(JObjectArray::<JString>::null()),
+        }
     })
 }
 

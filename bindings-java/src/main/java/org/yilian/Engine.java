@@ -170,6 +170,49 @@ public final class Engine implements AutoCloseable {
         return new Availability(out[0], out[1], out[2], out[3], out[4], out[5], out[6] != 0, out[7] != 0);
     }
 
+    /**
+     * The printer's bytes of one specimen tube's label at the default size
+     * (50 × 30 mm): {@code "tspl"} is GBK-encoded, {@code "zpl"} and
+     * {@code "svg"} are UTF-8. The patient's name is masked. Never counts as a
+     * print.
+     *
+     * @param barcode the specimen's barcode (from {@code specimen-print})
+     * @param format  {@code "zpl"}, {@code "tspl"} or {@code "svg"}
+     * @throws YilianNotFoundException {@code LAB_SPECIMEN_NOT_FOUND} for an unknown barcode
+     * @throws YilianInputException {@code INVALID_FIELD} for an unknown format
+     * @throws YilianPermissionException {@code LAB_FORBIDDEN} for another institution's tube
+     */
+    public byte[] specimenLabel(String barcode, String format) {
+        long stamp = handle.enter();
+        try {
+            return NativeMethods.specimenLabel(handle.ptr(), barcode, format);
+        } finally {
+            handle.lock.unlockRead(stamp);
+        }
+    }
+
+    /**
+     * Compiles the translation of lab results into {@code institutionId}'s
+     * sub-items (委托检验报告): standard sub-item codes, and the lab's own codes
+     * when {@code labId} is given. A snapshot of the mapping now: make another
+     * after the mapping changes. The translator owns native memory of its
+     * own: close it (try-with-resources); it stays usable after this engine
+     * is closed.
+     *
+     * @param labId the lab whose own codes are understood, or null for standard codes only
+     * @throws YilianNotFoundException {@code LAB_INST_ITEM_NOT_FOUND} when the institution has no sub-items
+     */
+    public LabTranslator labTranslator(String institutionId, String labId) {
+        long stamp = handle.enter();
+        long ptr;
+        try {
+            ptr = NativeMethods.labTranslatorNew(handle.ptr(), institutionId, labId);
+        } finally {
+            handle.lock.unlockRead(stamp);
+        }
+        return new LabTranslator(ptr, institutionId, labId);
+    }
+
     /** Checks the pool's invariants (tests call it after storms). @throws YilianInternalError if one is broken */
     public void checkInvariants() {
         long stamp = handle.enter();

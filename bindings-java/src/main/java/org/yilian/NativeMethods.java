@@ -43,6 +43,23 @@ final class NativeMethods {
 
     static native void checkInvariants(long handle);
 
+    /** The printer's bytes of a specimen label at the default size (TSPL in GBK, ZPL and SVG in UTF-8). */
+    static native byte[] specimenLabel(long handle, String barcode, String format);
+
+    /** Compiles a lab translator; returns its {@code Box<LabTranslator>} handle (independent of the engine's). */
+    static native long labTranslatorNew(long handle, String institutionId, String labId);
+
+    /** Frees a translator handle: call once, when no other call can be using it. */
+    static native void labTranslatorClose(long translator);
+
+    static native int labTranslatorSize(long translator);
+
+    /** The institution code of each lab code, null where unmapped; with {@code strict}, an unmapped code throws {@code LAB_ITEM_UNMAPPED}. */
+    static native String[] labTranslate(long translator, String[] codes, boolean strict);
+
+    /** Institution code, institution name, standard code, unit, reference range; null when unmapped. */
+    static native String[] labLookup(long translator, String code);
+
     /** Test hook: panics inside the native boundary (mode % 3 == 0: &str, 1: String, 2: non-string payload; mode >= 3: in the hot path's boundary). */
     static native int panicForTest(int mode);
 

@@ -1,0 +1,242 @@
+package org.yilian;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.StampedLock;
+
+/**
+ * A compiled translation from the codes a lab reports in (standard sub-item
+ * codes, and the lab's own sub-item codes when made with a lab id) to one
+ * institution's sub-item codes. Made by {@link Engine#labTranslator}; a
+ * snapshot of the mapping at that moment.
+ *
+ * <pre>{@code
+ * try (LabTranslator t = engine.labTranslator("C001", "H001")) {
+ *     Map<String, String> mine = t.translate(results, false); // {institution code: value}
+ * }
+ * }</pre>
+ *
+ * <p>Owns a native table: close it once done (try-with-resources). It holds no
+ * lock of the engine's and outlives the engine's close. Thread-safe, like
+ * {@link Engine}: calls hold a read lock on the handle and {@link #close()}
+ * frees it under the write lock, once; any call after {@code close()} throws
+ * {@link IllegalStateException}. A translator dropped without {@code close()}
+ * leaks its table (it holds no file or store lock).
+ */
+public final class LabTranslator implements AutoCloseable {
+    private final StampedLock lock = new StampedLock();
+    private final AtomicBoolean closing = new AtomicBoolean();
+    /** {@code Box<LabTranslator>} pointer; 0 once closed. Written under the write lock only. */
+    private long ptr;
+    private final String institutionId;
+    private final String labId;
+
+    LabTranslator(long ptr, String institutionId, String labId) {
+        this.ptr = ptr;
+        this.institutionId = institutionId;
+        this.labId = labId;
+    }
+
+    /**
+     * Translates results {@code {lab code: value}} into {@code {institution
+     * sub-item code: value}}, in the input's iteration order; values pass
+     * through unchanged. Strict: the same as {@code translate(results, true)}.
+     *
+     * @throws YilianConflictException {@code LAB_ITEM_UNMAPPED} for a code the institution has not mapped
+     */
+    public Map<String, String> translate(Map<String, String> results) {
+        return translate(results, true);
+    }
+
+    /**
+     * Translates results {@code {lab code: value}} into {@code {institution
+     * sub-item code: value}}, in the input's iteration order; values pass
+     * through unchanged (null included). Returns a new unmodifiable map.
+     *
+     * @param strict true: a code the institution has not mapped throws
+     *               {@link YilianConflictException} ({@code LAB_ITEM_UNMAPPED});
+     *               false: it is left out
+     * @throws NullPointerException if {@code results} or one of its codes is null
+     */
+    public Map<String, String> translate(Map<String, String> results, boolean strict) {
+        if (results == null) {
+            throw new NullPointerException("results must not be null");
+        }
+        List<String> values = new ArrayList<>(results.size());
+        String[] codes = new String[results.size()];
+        int n = 0;
+        for (Map.Entry<String, String> e : results.entrySet()) {
+            codes[n++] = e.getKey();
+            values.add(e.getValue());
+        }
+        String[] inst;
+        long stamp = enter();
+        try {
+            inst = NativeMethods.labTranslate(ptr(), codes, strict);
+        } finally {
+            lock.unlockRead(stamp);
+        }
+        Map<String, String> out = new LinkedHashMap<>();
+        for (int i = 0; i < n; i++) {
+            if (inst[i] != null) {
+                out.put(inst[i], values.get(i));
+            }
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    /**
+     * The institution's sub-item for one lab code, or null when the
+     * institution has not mapped it.
+     *
+     * @throws NullPointerException if {@code code} is null
+     */
+    public Entry lookup(String code) {
+        String[] row;
+        long stamp = enter();
+        try {
+            row = NativeMethods.labLookup(ptr(), code);
+        } finally {
+            lock.unlockRead(stamp);
+        }
+        return row == null ? null : new Entry(row[0], row[1], row[2], row[3], row[4]);
+    }
+
+    /** How many codes {@link #translate} understands (lab codes and standard codes). */
+    public int size() {
+        long stamp = enter();
+        try {
+            return NativeMethods.labTranslatorSize(ptr());
+        } finally {
+            lock.unlockRead(stamp);
+        }
+    }
+
+    /** The institution whose sub-items results are translated into. */
+    public String getInstitutionId() {
+        return institutionId;
+    }
+
+    /** The lab whose own codes are understood, or null for standard codes only. */
+    public String getLabId() {
+        return labId;
+    }
+
+    /** Whether {@link #close()} was called. */
+    public boolean isClosed() {
+        return closing.get();
+    }
+
+    /**
+     * Frees the native table. The first call does it (waiting for calls in
+     * flight on other threads); later calls, from any thread, wait until it
+     * is done and return.
+     */
+    @Override
+    public void close() {
+        boolean first = closing.compareAndSet(false, true);
+        long stamp = lock.writeLock();
+        try {
+            if (first) {
+                long p = ptr;
+                ptr = 0;
+                NativeMethods.labTranslatorClose(p);
+            }
+        } finally {
+            lock.unlockWrite(stamp);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "LabTranslator[institutionId=" + institutionId + ", labId=" + labId + ", " + (isClosed() ? "closed" : "open") + "]";
+    }
+
+    /** The read lock for one native call; refused once closing starts (readers would otherwise starve close()). */
+    private long enter() {
+        if (closing.get()) {
+            throw closed();
+        }
+        return lock.readLock();
+    }
+
+    /** The pointer; call between {@link #enter()} and {@code unlockRead}. */
+    private long ptr() {
+        long p = ptr;
+        if (p == 0) {
+            throw closed();
+        }
+        return p;
+    }
+
+    private static IllegalStateException closed() {
+        return new IllegalStateException("the lab translator is closed");
+    }
+
+    /** One institution sub-item a lab code translates to. Immutable. */
+    public static final class Entry {
+        private final String instCode;
+        private final String instName;
+        private final String stdCode;
+        private final String unit;
+        private final String refRange;
+
+        Entry(String instCode, String instName, String stdCode, String unit, String refRange) {
+            this.instCode = instCode;
+            this.instName = instName;
+            this.stdCode = stdCode;
+            this.unit = unit;
+            this.refRange = refRange;
+        }
+
+        /** The institution's own sub-item code. */
+        public String getInstCode() {
+            return instCode;
+        }
+
+        /** The institution's own sub-item name. */
+        public String getInstName() {
+            return instName;
+        }
+
+        /** The standard sub-item code. */
+        public String getStdCode() {
+            return stdCode;
+        }
+
+        /** The standard sub-item's unit; empty when it has none. */
+        public String getUnit() {
+            return unit;
+        }
+
+        /** The standard sub-item's reference range, e.g. {@code "1-9"}; empty when it has none. */
+        public String getRefRange() {
+            return refRange;
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            if (!(o instanceof Entry)) {
+                return false;
+            }
+            Entry e = (Entry) o;
+            return instCode.equals(e.instCode) && instName.equals(e.instName) && stdCode.equals(e.stdCode) && unit.equals(e.unit)
+                    && refRange.equals(e.refRange);
+        }
+
+        @Override
+        public int hashCode() {
+            return java.util.Objects.hash(instCode, instName, stdCode, unit, refRange);
+        }
+
+        @Override
+        public String toString() {
+            return "Entry[instCode=" + instCode + ", instName=" + instName + ", stdCode=" + stdCode + ", unit=" + unit + ", refRange=" + refRange
+                    + "]";
+        }
+    }
+}

@@ -382,14 +382,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_labTranslate<'local>(
                         let s = JString::from_str(env, &*e.inst_code)?;
                         out.set_element(env, i, &s)?;
                     }
-                    None if strict => {
-                        let shown: String = code.chars().take(64).collect();
-                        return Err(Failure::Core(Error::with(
-                            ErrorCode::LabItemUnmapped,
-                            format!("sub-item {shown} is not mapped by the institution"),
-                            format!("小项 {shown} 未与本机构检验小项对照"),
-                        )));
-                    }
+                    None if strict => return Err(Failure::Core(LabTranslator::unmapped(&code))),
                     None => {}
                 }
                 Ok(())

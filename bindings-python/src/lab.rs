@@ -10,7 +10,6 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
-use yilian_core::{Error, ErrorCode};
 
 /// A compiled translation from the codes a lab reports in (standard
 /// sub-item codes, and the lab's own sub-item codes when made with
@@ -45,11 +44,8 @@ impl LabTranslator {
 }
 
 fn unmapped(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyErr {
-    let shown: String = code.str().map(|s| s.to_string_lossy().chars().take(64).collect()).unwrap_or_default();
-    to_py_err(
-        py,
-        &Error::with(ErrorCode::LabItemUnmapped, format!("sub-item {shown} is not mapped by the institution"), format!("小项 {shown} 未与本机构检验小项对照")),
-    )
+    let shown: String = code.str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    to_py_err(py, &yilian_core::LabTranslator::unmapped(&shown))
 }
 
 /// The dict case, the hot one, with the C API directly: one borrowed walk

@@ -106,6 +106,15 @@ impl LabTranslator {
     }
 }
 
+impl LabTranslator {
+    /// The error of a strict translation that meets a code the institution
+    /// has not mapped (`LAB_ITEM_UNMAPPED`); the bindings raise it as is.
+    pub fn unmapped(code: &str) -> Error {
+        let shown: String = code.chars().take(64).collect();
+        Error::with(ErrorCode::LabItemUnmapped, format!("sub-item {shown} is not mapped by the institution"), format!("小项 {shown} 未与本机构检验小项对照"))
+    }
+}
+
 impl crate::Engine {
     /// Compiles the translation of lab results into `institution_id`'s
     /// sub-items; with `lab_id`, the lab's own sub-item codes are understood

@@ -402,7 +402,7 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
     }
     pool.next_wait.store(max_wait + 1, Ordering::Relaxed);
     for (k, body) in snap.of(Table::Idempotency) {
-        pool.restore_answer(k.to_string(), parse_row::<IdemRecord>("idempotency", k, body)?);
+        pool.restore_answer(k, parse_row::<IdemRecord>("idempotency", k, body)?);
     }
     for (k, body) in snap.of(Table::Patients) {
         let rec: PatientRecord = parse_row("patients", k, body)?;

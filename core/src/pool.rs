@@ -530,6 +530,11 @@ impl Spans {
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct IdemRecord {
+    /// The request id. Rows are keyed by a rising number, not by the id: ids
+    /// are random, and random keys would make every commit rewrite one B-tree
+    /// page per request. Stores written before this field keyed rows by the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     pub command: std::borrow::Cow<'static, str>,
     pub fingerprint: u64,
     pub answer: Value,
@@ -756,6 +761,8 @@ pub(crate) struct Pool {
     /// Slots visible in `table` (a hint beyond this is not trusted).
     visible_slots: AtomicU32,
     pub next_wait: AtomicU64,
+    /// The key of the next idempotency row (rows are appended in this order).
+    pub next_idem_row: AtomicU64,
     pub store: Option<DurableStore>,
     pub metrics: Metrics,
     pub catalog: crate::catalog::Catalog,
@@ -825,6 +832,7 @@ impl Pool {
             hints: HintTable::new(),
             visible_slots: AtomicU32::new(0),
             next_wait: AtomicU64::new(1),
+            next_idem_row: AtomicU64::new(1),
             store,
             metrics: Metrics { attempts: Striped::new(), successes: Striped::new(), refused_full: Striped::new(), attempts_refused_full: Striped::new() },
             catalog: crate::catalog::Catalog::default(),
@@ -1001,12 +1009,14 @@ impl Pool {
         if let Some(c) = claim {
             if self.store.is_some() {
                 let rec = IdemRecord {
+                    request_id: Some(c.request_id.to_string()),
                     command: std::borrow::Cow::Borrowed(c.command),
                     fingerprint: c.fingerprint,
                     answer: answer.to_value(),
                     at_ms: self.clock.now_ms(),
                 };
-                txn.writes.push(Write::put(Table::Idempotency, c.request_id, &rec));
+                let row = self.next_idem_row.fetch_add(1, Ordering::Relaxed);
+                txn.writes.push(Write::put(Table::Idempotency, format!("{row:020}"), &rec));
             }
         }
     }
@@ -1049,7 +1059,18 @@ impl Pool {
         }
     }
 
-    pub fn restore_answer(&self, rid: String, rec: IdemRecord) {
+    /// Re-registers a stored answer (recovery); `key` is the row's key.
+    pub fn restore_answer(&self, key: &str, mut rec: IdemRecord) {
+        let rid = match rec.request_id.take() {
+            Some(rid) => {
+                if let Ok(n) = key.parse::<u64>() {
+                    self.next_idem_row.fetch_max(n + 1, Ordering::Relaxed);
+                }
+                rid
+            }
+            // Written before rows were numbered: keyed by the request id.
+            None => key.to_string(),
+        };
         self.mark_request(&rid);
         self.idem.shard(&rid).insert(rid, IdemState::Done { command: rec.command, fingerprint: rec.fingerprint, answer: Answer::Json(rec.answer) });
     }

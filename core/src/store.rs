@@ -109,6 +109,8 @@ impl Snapshot {
 struct Queue {
     writes: Vec<Write>,
     last_ticket: u64,
+    /// The number of the batch now filling (the committer takes it whole).
+    batch: u64,
     shutdown: bool,
 }
 
@@ -123,13 +125,26 @@ struct Shared {
     queue: Mutex<Queue>,
     queue_cv: Condvar,
     done: Mutex<Done>,
-    done_cv: Condvar,
+    /// Waiters sleep on the condvar of their batch's parity: a commit wakes
+    /// the callers it made durable, not those already queued for the next one.
+    done_cv: [Condvar; 2],
+}
+
+impl Shared {
+    fn wake_all(&self) {
+        self.done_cv.iter().for_each(|cv| {
+            cv.notify_all();
+        });
+    }
 }
 
 /// A ticket for rows handed to the committer; `wait` blocks until they are on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
-pub struct Ticket(u64);
+pub struct Ticket {
+    seq: u64,
+    batch: u64,
+}
 
 pub struct DurableStore {
     shared: Arc<Shared>,
@@ -163,10 +178,10 @@ impl DurableStore {
         let cipher_for_commits = cipher.clone();
         let next_audit_seq = snapshot.next_audit_seq;
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, shutdown: false }),
+            queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, batch: 0, shutdown: false }),
             queue_cv: Condvar::new(),
             done: Mutex::new(Done { committed: 0, failed: None, stopped: false }),
-            done_cv: Condvar::new(),
+            done_cv: [Condvar::new(), Condvar::new()],
         });
         let s2 = shared.clone();
         let committer = std::thread::Builder::new()
@@ -228,7 +243,7 @@ impl DurableStore {
         let mut q = self.shared.queue.lock();
         q.writes.extend(writes);
         q.last_ticket += 1;
-        let t = Ticket(q.last_ticket);
+        let t = Ticket { seq: q.last_ticket, batch: q.batch };
         drop(q);
         self.shared.queue_cv.notify_one();
         t
@@ -238,7 +253,7 @@ impl DurableStore {
     pub fn wait(&self, ticket: Ticket) -> Result<()> {
         let mut d = self.shared.done.lock();
         loop {
-            if d.committed >= ticket.0 {
+            if d.committed >= ticket.seq {
                 return Ok(());
             }
             if let Some(e) = &d.failed {
@@ -248,7 +263,7 @@ impl DurableStore {
                 // Queued after close() flushed: the change is not durable, so it is refused.
                 return Err(Error::new(ErrorCode::EngineClosed));
             }
-            self.shared.done_cv.wait(&mut d);
+            self.shared.done_cv[(ticket.batch % 2) as usize].wait(&mut d);
         }
     }
 
@@ -271,7 +286,7 @@ impl DurableStore {
         let mut d = self.shared.done.lock();
         d.stopped = true;
         drop(d);
-        self.shared.done_cv.notify_all();
+        self.shared.wake_all();
         self.lock.lock().take();
     }
 }
@@ -284,13 +299,14 @@ impl Drop for DurableStore {
 
 fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>, mut next_audit_seq: u64) {
     loop {
-        let (writes, ticket, shutdown) = {
+        let (writes, ticket, batch, shutdown) = {
             let mut q = shared.queue.lock();
             while q.writes.is_empty() && !q.shutdown {
                 shared.queue_cv.wait(&mut q);
             }
             let _ = batch_max; // batches take everything queued; the bound is the callers' count
-            (std::mem::take(&mut q.writes), q.last_ticket, q.shutdown)
+            q.batch += 1;
+            (std::mem::take(&mut q.writes), q.last_ticket, q.batch - 1, q.shutdown)
         };
         if !writes.is_empty() {
             let numbered_from = next_audit_seq;
@@ -305,13 +321,14 @@ fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, ciph
             }
             let failed = d.failed.is_some();
             drop(d);
-            shared.done_cv.notify_all();
             if failed {
+                shared.wake_all();
                 return;
             }
+            shared.done_cv[(batch % 2) as usize].notify_all();
         } else {
             shared.done.lock().committed = ticket;
-            shared.done_cv.notify_all();
+            shared.wake_all();
         }
         if shutdown && shared.queue.lock().writes.is_empty() {
             return;

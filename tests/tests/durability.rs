@@ -315,3 +315,43 @@ fn audit_paging_sees_every_concurrent_change_once_in_order() {
     assert_eq!(seen.iter().filter(|c| *c == "book-slot").count(), 200);
     assert_eq!(seen.len(), 201, "the schedule sync and every booking, each once");
 }
+
+#[test]
+fn answers_are_numbered_rows_and_survive_restarts_old_rows_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let hold = |e: &Engine, slot: &str, patient: &str, rid: &str| {
+        ok(e, "pre-book-slot", json!({"slot_id": slot, "patient_id": patient, "clinic_id": "C001", "request_id": rid}))["booking_id"].clone()
+    };
+    let slots;
+    {
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        slots = sync_slots(&e, 1, 4, 1);
+        assert_eq!(hold(&e, &slots[0], "PAT001", "r-first"), "B000001");
+        e.close();
+    }
+    // A store written before rows were numbered keyed its answer by the request id.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("yilian.sqlite3")).unwrap();
+        let keys: Vec<String> = conn.prepare("SELECT k FROM idempotency").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(keys, vec![format!("{:020}", 1)], "rows are keyed by number, never by the request id");
+        conn.execute(
+            "INSERT INTO idempotency(k, body) VALUES ('r-legacy', ?1)",
+            [json!({"command": "pre-book-slot", "fingerprint": 7, "answer": {"booking_id": "B000099"}, "at_ms": 0}).to_string()],
+        )
+        .unwrap();
+    }
+    for round in 0..2 {
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        // Retries after each restart get their first answers and book nothing.
+        assert_eq!(hold(&e, &slots[0], "PAT001", "r-first"), "B000001");
+        let legacy = e.call_value("pre-book-slot", &json!({"slot_id": slots[1], "patient_id": "PAT009", "request_id": "r-legacy"}).to_string());
+        assert_eq!(legacy.unwrap_err().code(), ErrorCode::IdempotencyConflict, "the legacy row still claims its request id");
+        // A new answer after a restart takes the next number, not an old one.
+        let rid = format!("r-after-{round}");
+        assert_eq!(hold(&e, &slots[2 + round], "PAT002", &rid), json!(format!("B{:06}", 2 + round)));
+        e.close();
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("yilian.sqlite3")).unwrap();
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM idempotency WHERE k GLOB '0*'", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 3);
+}

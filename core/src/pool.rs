@@ -52,6 +52,72 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
     }
 }
 
+/// The maps every hold touches (request ids, patients), sharded like
+/// `Sharded` but probed with a hash the caller computes once: the same hash
+/// picks the shard, probes it and (for request ids) the Bloom filter.
+pub(crate) struct HashedShards<K, V> {
+    shards: Box<[CachePadded<Mutex<hashbrown::HashTable<(K, V)>>>]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// A locked shard of a `HashedShards`.
+pub(crate) struct HashedShard<'a, K, V> {
+    table: MutexGuard<'a, hashbrown::HashTable<(K, V)>>,
+    hasher: &'a foldhash::fast::RandomState,
+}
+
+impl<K: std::borrow::Borrow<str>, V> HashedShards<K, V> {
+    pub fn new() -> Self {
+        HashedShards { shards: (0..SHARDS).map(|_| CachePadded::new(Mutex::new(hashbrown::HashTable::new()))).collect(), hasher: Default::default() }
+    }
+    #[inline]
+    pub fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+    /// The shard of hash `h`. Bits 32.. pick it: the table itself uses the
+    /// low bits (bucket) and the top seven (control byte).
+    #[inline]
+    pub fn lock(&self, h: u64) -> HashedShard<'_, K, V> {
+        HashedShard { table: self.shards[(h >> 32) as usize % SHARDS].lock(), hasher: &self.hasher }
+    }
+}
+
+impl<K: std::borrow::Borrow<str>, V> HashedShard<'_, K, V> {
+    #[inline]
+    pub fn get(&self, h: u64, key: &str) -> Option<&V> {
+        self.table.find(h, |e| e.0.borrow() == key).map(|e| &e.1)
+    }
+    #[inline]
+    pub fn get_mut(&mut self, h: u64, key: &str) -> Option<&mut V> {
+        self.table.find_mut(h, |e| e.0.borrow() == key).map(|e| &mut e.1)
+    }
+    #[inline]
+    pub fn entry(&mut self, h: u64, key: &str) -> hashbrown::hash_table::Entry<'_, (K, V)> {
+        let hasher = self.hasher;
+        self.table.entry(h, |e| e.0.borrow() == key, |e| hasher.hash_one(e.0.borrow()))
+    }
+    /// The value under `key`, inserted as `V::default()` under `make_key()` if absent.
+    #[inline]
+    pub fn get_or_default(&mut self, h: u64, key: &str, make_key: impl FnOnce() -> K) -> &mut V
+    where
+        V: Default,
+    {
+        &mut self.entry(h, key).or_insert_with(|| (make_key(), V::default())).into_mut().1
+    }
+    /// Applies `f` to the value under `key`, and removes the entry if `f` says it is no longer needed.
+    #[inline]
+    pub fn update_or_remove(&mut self, h: u64, key: &str, f: impl FnOnce(&mut V) -> bool) {
+        if let Ok(mut o) = self.table.find_entry(h, |e| e.0.borrow() == key) {
+            if !f(&mut o.get_mut().1) {
+                o.remove();
+            }
+        }
+    }
+    pub fn remove(&mut self, h: u64, key: &str) -> Option<(K, V)> {
+        self.table.find_entry(h, |e| e.0.borrow() == key).ok().map(|o| o.remove().0)
+    }
+}
+
 // ---------------------------------------------------------------- bookings
 
 const BSEG_BITS: u32 = 10;
@@ -346,6 +412,29 @@ fn refusal_of(w: u64, p: Priority, coarse_now: impl FnOnce() -> Millis) -> Optio
     None
 }
 
+/// Every slot by index, for the hot path. Slots are only ever appended to the
+/// table (a sync publishes a copy with more), so a slot once published stays
+/// at its index: a lookup is two atomic loads, with no table snapshot taken.
+pub(crate) struct SlotDirectory {
+    segs: Box<[std::sync::OnceLock<Box<[std::sync::OnceLock<Arc<Slot>>]>>]>,
+}
+
+impl SlotDirectory {
+    fn new() -> Self {
+        SlotDirectory { segs: (0..HTOP).map(|_| std::sync::OnceLock::new()).collect() }
+    }
+    #[inline]
+    fn get(&self, idx: u32) -> Option<&Slot> {
+        self.segs.get((idx >> HSEG_BITS) as usize)?.get()?[idx as usize & (HSEG - 1)].get().map(|s| &**s)
+    }
+    fn publish(&self, slot: &Arc<Slot>) {
+        let seg = (slot.idx >> HSEG_BITS) as usize;
+        assert!(seg < HTOP, "slot index {} beyond the slot directory", slot.idx);
+        let cells = self.segs[seg].get_or_init(|| (0..HSEG).map(|_| std::sync::OnceLock::new()).collect());
+        let _ = cells[slot.idx as usize & (HSEG - 1)].set(slot.clone());
+    }
+}
+
 const HSEG_BITS: u32 = 12;
 const HSEG: usize = 1 << HSEG_BITS;
 const HTOP: usize = 1 << 10;
@@ -578,6 +667,8 @@ enum IdemState {
 /// A claim on a request id, held while its transaction runs.
 pub(crate) struct IdemClaim<'a> {
     pub request_id: &'a str,
+    /// The request id's hash in the idempotency map.
+    hash: u64,
     pub command: &'static str,
     pub fingerprint: u64,
 }
@@ -748,16 +839,16 @@ pub(crate) struct Pool {
     pub table_write: Mutex<()>,
     pub bookings: BookingTable,
     /// Each booking's slot index, for cheap lookups without the booking shard.
-    patients: Sharded<Arc<str>, Spans>,
+    patients: HashedShards<Arc<str>, Spans>,
     pub patient_info: Sharded<String, PatientInfo>,
-    idem: Sharded<String, IdemState>,
+    idem: HashedShards<Box<str>, IdemState>,
     /// A blocked Bloom filter (two bits in one word) over every request id ever claimed: a clear bit
     /// proves the id has no answer, so a refusal needs no idempotency lookup.
     idem_filter: Box<[AtomicU64]>,
-    filter_hasher: foldhash::fast::RandomState,
     pub waitlist_slot: Sharded<u64, u32>,
     pub outbox: Outbox,
     hints: HintTable,
+    directory: SlotDirectory,
     /// Slots visible in `table` (a hint beyond this is not trusted).
     visible_slots: AtomicU32,
     pub next_wait: AtomicU64,
@@ -822,14 +913,14 @@ impl Pool {
             table: ArcSwap::from_pointee(SlotTable::default()),
             table_write: Mutex::new(()),
             bookings: BookingTable::new(),
-            patients: Sharded::new(),
+            patients: HashedShards::new(),
             patient_info: Sharded::new(),
-            idem: Sharded::new(),
+            idem: HashedShards::new(),
             idem_filter: (0..IDEM_FILTER_WORDS).map(|_| AtomicU64::new(0)).collect(),
-            filter_hasher: Default::default(),
             waitlist_slot: Sharded::new(),
             outbox: Outbox::new(1, VecDeque::new()),
             hints: HintTable::new(),
+            directory: SlotDirectory::new(),
             visible_slots: AtomicU32::new(0),
             next_wait: AtomicU64::new(1),
             next_idem_row: AtomicU64::new(1),
@@ -850,6 +941,9 @@ impl Pool {
     /// Publishes a new slot table.
     pub fn store_table(&self, table: SlotTable) {
         let n = table.slots.len() as u32;
+        for slot in &table.slots[self.visible_slots.load(Ordering::Acquire) as usize..] {
+            self.directory.publish(slot);
+        }
         self.table.store(Arc::new(table));
         self.visible_slots.store(n, Ordering::Release);
     }
@@ -935,10 +1029,11 @@ impl Pool {
         if rid.is_empty() || rid.len() > 128 {
             return Err(Error::invalid("request_id", "must be 1 to 128 characters"));
         }
-        let mut shard = self.idem.shard(rid);
-        // One probe: a fresh id (the common case) needs its owned key anyway.
-        match shard.entry(rid.to_string()) {
-            std::collections::hash_map::Entry::Occupied(o) => match o.get() {
+        let h = self.idem.hash(rid);
+        let mut shard = self.idem.lock(h);
+        // One probe: a fresh id (the common case) is inserted where the probe ended.
+        match shard.entry(h, rid) {
+            hashbrown::hash_table::Entry::Occupied(o) => match &o.get().1 {
                 IdemState::Done { command: c, fingerprint: f, answer } if c == command && *f == fingerprint => Ok(Claimed::Replay(answer.clone())),
                 IdemState::Done { .. } => Err(Error::with(
                     ErrorCode::IdempotencyConflict,
@@ -947,23 +1042,23 @@ impl Pool {
                 )),
                 IdemState::Pending => Err(Error::new(ErrorCode::RequestInProgress)),
             },
-            std::collections::hash_map::Entry::Vacant(v) => {
-                self.mark_request(rid);
-                v.insert(IdemState::Pending);
-                Ok(Claimed::Fresh(Some(IdemClaim { request_id: rid, command, fingerprint })))
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                self.mark_request(h);
+                v.insert((rid.into(), IdemState::Pending));
+                Ok(Claimed::Fresh(Some(IdemClaim { request_id: rid, hash: h, command, fingerprint })))
             }
         }
     }
 
+    /// The request id's two bits in the filter, from its hash in the idempotency map.
     #[inline]
-    fn filter_bit(&self, rid: &str) -> (usize, u64) {
+    fn filter_bit(h: u64) -> (usize, u64) {
         // Two bits in one word: half the false positives of one bit, still one read.
-        let h = self.filter_hasher.hash_one(rid);
         ((h >> 12) as usize & (IDEM_FILTER_WORDS - 1), (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63)))
     }
 
-    fn mark_request(&self, rid: &str) {
-        let (w, bit) = self.filter_bit(rid);
+    fn mark_request(&self, h: u64) {
+        let (w, bit) = Self::filter_bit(h);
         if self.idem_filter[w].load(Ordering::Relaxed) & bit != bit {
             self.idem_filter[w].fetch_or(bit, Ordering::AcqRel);
         }
@@ -975,8 +1070,9 @@ impl Pool {
     fn has_answer(&self, request_id: Option<&str>) -> bool {
         match request_id {
             Some(rid) => {
-                let (w, bit) = self.filter_bit(rid);
-                self.idem_filter[w].load(Ordering::Acquire) & bit == bit && self.idem.shard(rid).contains_key(rid)
+                let h = self.idem.hash(rid);
+                let (w, bit) = Self::filter_bit(h);
+                self.idem_filter[w].load(Ordering::Acquire) & bit == bit && self.idem.lock(h).get(h, rid).is_some()
             }
             None => false,
         }
@@ -1024,15 +1120,15 @@ impl Pool {
     /// Ends a claim: success keeps the answer for retries; failure forgets the id.
     pub fn finish_claim(&self, claim: Option<IdemClaim<'_>>, answer: Option<&Answer>) {
         if let Some(c) = claim {
-            let mut shard = self.idem.shard(c.request_id);
+            let mut shard = self.idem.lock(c.hash);
             match answer {
                 Some(a) => {
-                    if let Some(slot) = shard.get_mut(c.request_id) {
+                    if let Some(slot) = shard.get_mut(c.hash, c.request_id) {
                         *slot = IdemState::Done { command: std::borrow::Cow::Borrowed(c.command), fingerprint: c.fingerprint, answer: a.clone() };
                     }
                 }
                 None => {
-                    shard.remove(c.request_id);
+                    shard.remove(c.hash, c.request_id);
                 }
             }
         }
@@ -1041,21 +1137,19 @@ impl Pool {
     /// Re-registers an active booking with its patient (recovery).
     pub fn restore_span(&self, b: &Booking, slot: &Slot) {
         let span = Span { booking: b.id, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.info.kind == SlotKind::Bed };
-        self.patients.shard(&*b.patient_id).entry(b.patient_id.clone()).or_default().push(span);
+        let h = self.patients.hash(&b.patient_id);
+        self.patients.lock(h).get_or_default(h, &b.patient_id, || b.patient_id.clone()).push(span);
     }
 
     /// Drops the spans of ended bookings, and patients left with none. Call
     /// with no slot locked.
     pub fn forget_spans(&self, ended: &mut Ended) {
         for (p, id) in ended.drain() {
-            let mut shard = self.patients.shard(&*p);
-            // By the Arc itself: equal pointers compare without reading the text.
-            if let Some(v) = shard.get_mut(&p) {
+            let h = self.patients.hash(&p);
+            self.patients.lock(h).update_or_remove(h, &p, |v| {
                 v.retain(|s| s.booking != id);
-                if v.is_empty() {
-                    shard.remove(&p);
-                }
-            }
+                !v.is_empty()
+            });
         }
     }
 
@@ -1071,8 +1165,15 @@ impl Pool {
             // Written before rows were numbered: keyed by the request id.
             None => key.to_string(),
         };
-        self.mark_request(&rid);
-        self.idem.shard(&rid).insert(rid, IdemState::Done { command: rec.command, fingerprint: rec.fingerprint, answer: Answer::Json(rec.answer) });
+        let h = self.idem.hash(&rid);
+        self.mark_request(h);
+        let state = IdemState::Done { command: rec.command, fingerprint: rec.fingerprint, answer: Answer::Json(rec.answer) };
+        match self.idem.lock(h).entry(h, &rid) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => o.get_mut().1 = state,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert((rid.into_boxed_str(), state));
+            }
+        }
     }
 
     /// Hands the transaction's rows to the store, inside the caller's locks.
@@ -1311,10 +1412,9 @@ impl Pool {
         respond: &dyn Fn(&Booking, &Slot) -> Answer,
     ) -> Result<Answer> {
         self.metrics.attempts.add(1);
-        // Borrow from the table instead of cloning the Arc: a refcount bump on a
-        // hot slot would bounce its cache line between every caller.
-        let table = self.table.load();
-        let slot: &Slot = table.slots.get(r.slot as usize).ok_or_else(|| Error::new(ErrorCode::SlotNotFound))?;
+        // Borrowed, not cloned: a refcount bump on a hot slot would bounce its
+        // cache line between every caller.
+        let slot: &Slot = self.directory.get(r.slot).ok_or_else(|| Error::new(ErrorCode::SlotNotFound))?;
         // Lock-free refusal first; a request id with an answer must get that answer instead.
         if let Some(code) = slot.fast_refusal(r.priority, || self.clock.coarse_now_ms()) {
             if !self.has_answer(request_id) {
@@ -1358,7 +1458,8 @@ impl Pool {
         let mut txn = Txn::default();
         let span = Span { booking: 0, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.info.kind == SlotKind::Bed };
         let patient_id: Arc<str> = r.patient_id.clone();
-        let mut spans = self.patients.shard(&*patient_id);
+        let ph = self.patients.hash(&patient_id);
+        let mut spans = self.patients.lock(ph);
         let now = self.clock.now_ms();
         let mut st = slot.state.lock();
         self.sweep(slot, &mut st, now, &mut txn);
@@ -1366,7 +1467,7 @@ impl Pool {
         check_bookable(slot, &st, now, r.priority)?;
         // One probe of the patient map. A new entry is empty, and an empty one
         // passes the check, so a refusal never leaves an empty entry behind.
-        let mine = spans.entry(patient_id.clone()).or_default();
+        let mine = spans.get_or_default(ph, &patient_id, || patient_id.clone());
         self.check_patient(mine, &span, now, None)?;
         let id = self.outbox.counters.next_booking.fetch_add(1, Ordering::Relaxed);
         let used_quota = r.priority.uses_quota() && st.free_for(Priority::Normal) == 0;
@@ -1476,8 +1577,7 @@ impl Pool {
         let result = (|| {
             loop {
                 let idx = self.bookings.with(id, |b| b.slot_idx).ok_or_else(|| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id)))?;
-                let table = self.table.load();
-                let slot: &Slot = table.slots.get(idx as usize).ok_or_else(|| Error::new(ErrorCode::SlotNotFound))?;
+                let slot: &Slot = self.directory.get(idx).ok_or_else(|| Error::new(ErrorCode::SlotNotFound))?;
                 let mut txn = Txn::default();
                 let mut st = slot.state.lock();
                 let now = self.clock.now_ms();
@@ -1627,7 +1727,8 @@ impl Pool {
                 return Err(Error::with(ErrorCode::InvalidField, "the booking is already on that slot", "预约已在该号源上"));
             }
             let mut txn = Txn::default();
-            let mut spans = self.patients.shard(&*current.patient_id);
+            let ph = self.patients.hash(&current.patient_id);
+            let mut spans = self.patients.lock(ph);
             let now = self.clock.now_ms();
             let (mut sf, mut stt);
             if from.idx < to.idx {
@@ -1655,7 +1756,7 @@ impl Pool {
                 return Err(Error::invalid("slot", "a booking moves only to a slot of the same kind"));
             }
             let new_span = Span { booking: 0, slot: to.idx, start_ms: to.start_ms, end_ms: to.end_ms, bed: to.info.kind == SlotKind::Bed };
-            let mine = spans.entry(b.patient_id.clone()).or_default();
+            let mine = spans.get_or_default(ph, &b.patient_id, || b.patient_id.clone());
             check_bookable(&to, &stt, now, b.priority)?;
             self.check_patient(mine, &new_span, now, Some(id))?;
             // Take the new place first, then give the old one back.
@@ -1816,7 +1917,8 @@ impl Pool {
             };
             let (wid, patient) = candidate;
             let mut txn = Txn::default();
-            let mut spans = self.patients.shard(patient.as_str());
+            let ph = self.patients.hash(&patient);
+            let mut spans = self.patients.lock(ph);
             let mut st = slot.state.lock();
             let now = self.clock.now_ms();
             self.sweep(&slot, &mut st, now, &mut txn);
@@ -1830,7 +1932,7 @@ impl Pool {
             let pos = st.waitlist.iter().position(|w| w.id == wid).unwrap_or(0);
             let mut w = st.waitlist.remove(pos);
             let span = Span { booking: 0, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.info.kind == SlotKind::Bed };
-            let mine = spans.entry(Arc::from(patient.as_str())).or_default();
+            let mine = spans.get_or_default(ph, &patient, || Arc::from(patient.as_str()));
             self.waitlist_slot.shard(&wid).remove(&wid);
             if self.check_patient(mine, &span, now, None).is_err() || now >= slot.start_ms {
                 w.status = WaitStatus::Skipped;

@@ -65,7 +65,10 @@ fn coarse_monotonic_ms() -> Option<Millis> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is a valid out-pointer; the clock id is a constant.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    (rc == 0).then(|| ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000)
+    // `time_t` and `c_long` are 32 bits on some targets (S2: 32-bit ARM), so the casts stay.
+    #[allow(clippy::unnecessary_cast)]
+    let ms = ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000;
+    (rc == 0).then_some(ms)
 }
 
 #[cfg(not(target_os = "linux"))]

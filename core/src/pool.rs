@@ -36,9 +36,11 @@ const SHARDS: usize = 64;
 /// 2^21 bits (256 KiB).
 const IDEM_FILTER_WORDS: usize = 1 << 15;
 
+type Shards<M> = Box<[CachePadded<Mutex<M>>]>;
+
 /// A map split into independently locked shards.
 pub(crate) struct Sharded<K, V> {
-    shards: Box<[CachePadded<Mutex<FastMap<K, V>>>]>,
+    shards: Shards<FastMap<K, V>>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -56,7 +58,7 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
 /// `Sharded` but probed with a hash the caller computes once: the same hash
 /// picks the shard, probes it and (for request ids) the Bloom filter.
 pub(crate) struct HashedShards<K, V> {
-    shards: Box<[CachePadded<Mutex<hashbrown::HashTable<(K, V)>>>]>,
+    shards: Shards<hashbrown::HashTable<(K, V)>>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -416,8 +418,10 @@ fn refusal_of(w: u64, p: Priority, coarse_now: impl FnOnce() -> Millis) -> Optio
 /// table (a sync publishes a copy with more), so a slot once published stays
 /// at its index: a lookup is two atomic loads, with no table snapshot taken.
 pub(crate) struct SlotDirectory {
-    segs: Box<[std::sync::OnceLock<Box<[std::sync::OnceLock<Arc<Slot>>]>>]>,
+    segs: Box<[std::sync::OnceLock<DirectorySegment>]>,
 }
+
+type DirectorySegment = Box<[std::sync::OnceLock<Arc<Slot>>]>;
 
 impl SlotDirectory {
     fn new() -> Self {
@@ -888,6 +892,9 @@ impl Actor {
         !self.community || (self.institution.is_some() && self.institution.as_deref() == b.clinic_id.as_deref())
     }
 }
+
+/// A change to one booking, run with its slot locked (see `Pool::with_booking`).
+pub(crate) type BookingStep<'a> = dyn FnMut(&Pool, &Slot, &mut SlotState, &mut Booking, &mut Txn, Millis) -> Result<Answer> + 'a;
 
 /// What a reservation asks for.
 #[derive(Debug, Clone)]
@@ -1568,7 +1575,7 @@ impl Pool {
         request_id: Option<&str>,
         command: &'static str,
         fingerprint: u64,
-        f: &mut dyn FnMut(&Pool, &Slot, &mut SlotState, &mut Booking, &mut Txn, Millis) -> Result<Answer>,
+        f: &mut BookingStep<'_>,
     ) -> Result<Answer> {
         let claim = match self.claim(request_id, command, fingerprint)? {
             Claimed::Replay(v) => return Ok(v),
@@ -1691,6 +1698,7 @@ impl Pool {
 
     /// Moves a booking to another slot atomically: the old place is kept if the
     /// new one cannot be had.
+    #[allow(clippy::too_many_arguments)] // the request's parts, each used once
     pub fn change(
         &self,
         id: u64,
@@ -1709,6 +1717,7 @@ impl Pool {
         self.finish_txn(claim, result)
     }
 
+    #[allow(clippy::too_many_arguments)] // the request's parts, each used once
     pub fn move_booking(
         &self,
         id: u64,

@@ -101,7 +101,7 @@ fn parse_entry(pool: &Pool, hospital: &str, e: &Req, out: &mut Vec<Published>, d
             period: w
                 .opt_str("period")?
                 .map(str::to_string)
-                .or_else(|| Some(if start.format("%H").to_string() < "12".to_string() { "上午" } else { "下午" }.to_string()))
+                .or_else(|| Some(if start.format("%H").to_string().as_str() < "12" { "上午" } else { "下午" }.to_string()))
                 .filter(|_| kind == SlotKind::Registration),
             bed_number: None,
             bed_type: None,

@@ -10,15 +10,15 @@ fn main() {
     let n = 200_000;
     let ids: Vec<String> = (0..n).map(|i| format!("req-{i}")).collect();
     let t = Instant::now();
-    for i in 0..n {
-        let _ = e.hold(full, &ids[i], &HoldOptions { request_id: Some(&ids[i]), ..Default::default() });
+    for id in &ids {
+        let _ = e.hold(full, id, &HoldOptions { request_id: Some(id), ..Default::default() });
     }
     println!("refusal: {:.0} ns", t.elapsed().as_nanos() as f64 / n as f64);
     let n2 = 40_000;
     let t = Instant::now();
     let mut bs = Vec::new();
-    for i in 0..n2 {
-        bs.push(e.hold(big, &ids[i], &HoldOptions { request_id: Some(&ids[i]), ..Default::default() }).unwrap().booking_id);
+    for id in &ids[..n2] {
+        bs.push(e.hold(big, id, &HoldOptions { request_id: Some(id), ..Default::default() }).unwrap().booking_id);
     }
     println!("hold success: {:.0} ns", t.elapsed().as_nanos() as f64 / n2 as f64);
     let t = Instant::now();

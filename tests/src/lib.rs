@@ -53,13 +53,12 @@ pub fn contains(expected: &Value, actual: &Value, path: &str) -> Result<(), Stri
     }
 }
 
+/// A language's `call`: (command, request text) → envelope text.
+pub type Caller = Box<dyn FnMut(&str, &str) -> String>;
+
 /// Runs one case through `call`, which takes (command, request text) and
 /// returns the envelope text. Returns the number of steps run.
-pub fn run_case(
-    file_config: Option<&Value>,
-    case: &Value,
-    open_and_call: &mut dyn FnMut(&str) -> Box<dyn FnMut(&str, &str) -> String>,
-) -> Result<usize, String> {
+pub fn run_case(file_config: Option<&Value>, case: &Value, open_and_call: &mut dyn FnMut(&str) -> Caller) -> Result<usize, String> {
     let config = case.get("config").or(file_config).cloned().unwrap_or_else(|| serde_json::json!({}));
     let mut call = open_and_call(&config.to_string());
     let steps = case.get("steps").and_then(Value::as_array).ok_or("case has no steps")?;

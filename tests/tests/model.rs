@@ -166,8 +166,8 @@ proptest! {
                 }
             }
             m.expire();
-            for s in 0..3 {
-                let a = e.availability(handles[s]).unwrap();
+            for (s, h) in handles.iter().enumerate() {
+                let a = e.availability(*h).unwrap();
                 prop_assert_eq!(a.booked + a.held, m.used(s), "slot {}", s);
                 prop_assert_eq!(a.capacity, a.booked + a.held + a.remaining);
             }

@@ -9,7 +9,7 @@ fn shared_vectors() {
     let (mut cases, mut steps, mut failures) = (0, 0, Vec::new());
     for (name, file) in &files {
         for case in file["cases"].as_array().expect("cases array") {
-            let mut open = |cfg: &str| -> Box<dyn FnMut(&str, &str) -> String> {
+            let mut open = |cfg: &str| -> yilian_tests::Caller {
                 let e = Engine::open(cfg).expect("vector config opens");
                 Box::new(move |c: &str, r: &str| e.call(c, r))
             };

@@ -1,7 +1,7 @@
 //! `yilian.Engine` and the objects of its typed hot path.
 
 use crate::convert::{json_text, opt_utf8, to_py, utf8};
-use crate::errors::{boundary, detached, to_py_err};
+use crate::errors::{boundary, detached_core, to_py_err};
 use arc_swap::ArcSwapOption;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -29,7 +29,10 @@ impl Engine {
     /// the GIL released. The arc-swap guard ends before any Python object is
     /// made (result or exception): an allocation can run a finalizer that
     /// calls close(), which waits for guards to end.
-    fn with_core<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    ///
+    /// # Safety
+    /// `f` must only call the core, never Python (see `detached_core`).
+    unsafe fn with_core<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         T: Send,
         F: FnOnce(&yilian_core::Engine) -> Result<T, Error> + Send,
@@ -37,10 +40,13 @@ impl Engine {
         let result = {
             let guard = self.inner.load();
             let engine = guard.as_deref();
-            detached(py, || match engine {
-                Some(e) => f(e),
-                None => Err(Error::new(ErrorCode::EngineClosed)),
-            })
+            // SAFETY: `f` only calls the core (this function's contract).
+            unsafe {
+                detached_core(py, || match engine {
+                    Some(e) => f(e),
+                    None => Err(Error::new(ErrorCode::EngineClosed)),
+                })
+            }
         };
         result.map_err(|e| to_py_err(py, &e))
     }
@@ -50,11 +56,12 @@ impl Engine {
         &self,
         py: Python<'_>,
         booking_id: u64,
-        request_id: Option<Bound<'_, PyString>>,
+        request_id: Option<&Bound<'_, PyString>>,
         op: fn(&yilian_core::Engine, u64, Option<&str>) -> Result<(), Error>,
     ) -> PyResult<()> {
         let request_id = opt_utf8(request_id, "request_id")?;
-        self.with_core(py, |e| op(e, booking_id, request_id.as_deref()))
+        // SAFETY: the closure only calls the core.
+        unsafe { self.with_core(py, |e| op(e, booking_id, request_id.as_deref())) }
     }
 }
 
@@ -148,18 +155,20 @@ impl Engine {
     /// dict or JSON text request (None means {}), and returns the answer's
     /// `data` as Python objects. Raises a YilianError subclass on failure.
     #[pyo3(signature = (command, request=None))]
-    fn call(&self, py: Python<'_>, command: Bound<'_, PyString>, request: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    fn call(&self, py: Python<'_>, command: &Bound<'_, PyString>, request: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let command = utf8(command, "command")?;
         let text = json_text(request, "request", ErrorCode::InvalidField)?;
-        let data = self.with_core(py, |e| e.call_value(&command, &text))?;
+        // SAFETY: the closure only calls the core.
+        let data = unsafe { self.with_core(py, |e| e.call_value(&command, &text)) }?;
         Ok(to_py(py, &data)?.unbind())
     }
 
     /// Resolves a slot id (e.g. "EX-H001-DEV001-20241030-09001000") once, for
     /// hold() and availability().
-    fn slot(&self, py: Python<'_>, slot_id: Bound<'_, PyString>) -> PyResult<SlotHandle> {
+    fn slot(&self, py: Python<'_>, slot_id: &Bound<'_, PyString>) -> PyResult<SlotHandle> {
         let slot_id = utf8(slot_id, "slot_id")?;
-        let handle = self.with_core(py, |e| e.slot_handle(&slot_id))?;
+        // SAFETY: the closure only calls the core.
+        let handle = unsafe { self.with_core(py, |e| e.slot_handle(&slot_id)) }?;
         Ok(SlotHandle { index: handle.0, slot_id: slot_id.to_string() })
     }
 
@@ -171,58 +180,69 @@ impl Engine {
         &self,
         py: Python<'_>,
         slot: &Bound<'_, SlotHandle>,
-        patient_id: Bound<'_, PyString>,
-        request_id: Option<Bound<'_, PyString>>,
-        clinic_id: Option<Bound<'_, PyString>>,
-        priority: Option<Bound<'_, PyString>>,
+        patient_id: &Bound<'_, PyString>,
+        request_id: Option<&Bound<'_, PyString>>,
+        clinic_id: Option<&Bound<'_, PyString>>,
+        priority: Option<&Bound<'_, PyString>>,
     ) -> PyResult<Hold> {
         let index = slot.get().index;
         let patient_id = utf8(patient_id, "patient_id")?;
         let request_id = opt_utf8(request_id, "request_id")?;
         let clinic_id = opt_utf8(clinic_id, "clinic_id")?;
         let priority = opt_utf8(priority, "priority")?;
-        let hold = self.with_core(py, |engine| {
-            let priority = priority.as_deref().map(Priority::parse).transpose()?;
-            let opts = HoldOptions { request_id: request_id.as_deref(), clinic_id: clinic_id.as_deref(), priority };
-            engine.hold(yilian_core::SlotHandle(index), &patient_id, &opts)
-        })?;
+        // SAFETY: the closure only calls the core.
+        let hold = unsafe {
+            self.with_core(py, |engine| {
+                let priority = priority.as_deref().map(Priority::parse).transpose()?;
+                let opts = HoldOptions { request_id: request_id.as_deref(), clinic_id: clinic_id.as_deref(), priority };
+                engine.hold(yilian_core::SlotHandle(index), &patient_id, &opts)
+            })
+        }?;
         Ok(Hold { booking_id: hold.booking_id, expires_ms: hold.expires_ms })
     }
 
     /// Confirms a hold; the booking is then kept until cancelled.
     #[pyo3(signature = (booking_id, request_id=None))]
-    fn confirm(&self, py: Python<'_>, booking_id: u64, request_id: Option<Bound<'_, PyString>>) -> PyResult<()> {
+    fn confirm(&self, py: Python<'_>, booking_id: u64, request_id: Option<&Bound<'_, PyString>>) -> PyResult<()> {
         self.on_booking(py, booking_id, request_id, yilian_core::Engine::confirm)
     }
 
     /// Releases a hold or cancels a booking; the place returns to the pool (or
     /// to the first waiter).
     #[pyo3(signature = (booking_id, request_id=None))]
-    fn release(&self, py: Python<'_>, booking_id: u64, request_id: Option<Bound<'_, PyString>>) -> PyResult<()> {
+    fn release(&self, py: Python<'_>, booking_id: u64, request_id: Option<&Bound<'_, PyString>>) -> PyResult<()> {
         self.on_booking(py, booking_id, request_id, yilian_core::Engine::release)
     }
 
     /// The places of `slot` now. Never changes state.
     fn availability(&self, py: Python<'_>, slot: &Bound<'_, SlotHandle>) -> PyResult<Availability> {
         let index = slot.get().index;
-        let inner = self.with_core(py, |e| e.availability(yilian_core::SlotHandle(index)))?;
+        // SAFETY: the closure only calls the core.
+        let inner = unsafe { self.with_core(py, |e| e.availability(yilian_core::SlotHandle(index))) }?;
         Ok(Availability { inner })
     }
     /// Compiles the translation of lab results into ``institution_id``'s
     /// sub-items (委托检验报告): standard sub-item codes, and the lab's own
     /// codes when ``lab_id`` is given. Compile again after the mapping changes.
     #[pyo3(signature = (institution_id, lab_id=None))]
-    fn lab_translator(&self, py: Python<'_>, institution_id: Bound<'_, PyString>, lab_id: Option<Bound<'_, PyString>>) -> PyResult<crate::lab::LabTranslator> {
+    fn lab_translator(
+        &self,
+        py: Python<'_>,
+        institution_id: &Bound<'_, PyString>,
+        lab_id: Option<&Bound<'_, PyString>>,
+    ) -> PyResult<crate::lab::LabTranslator> {
         let inst = utf8(institution_id, "institution_id")?;
         let lab = opt_utf8(lab_id, "lab_id")?;
-        let t = self.with_core(py, |e| e.lab_translator(&inst, lab.as_deref()))?;
+        // SAFETY: the closure only calls the core.
+        let t = unsafe { self.with_core(py, |e| e.lab_translator(&inst, lab.as_deref())) }?;
         crate::lab::LabTranslator::new(py, &t)
     }
 
     /// Checks the pool's invariants (capacity = booked + held + remaining for
     /// every slot, counts agree with bookings); raises InternalError if broken.
     fn check_invariants(&self, py: Python<'_>) -> PyResult<()> {
-        self.with_core(py, |e| e.check_invariants())
+        // SAFETY: the closure only calls the core.
+        unsafe { self.with_core(py, |e| e.check_invariants()) }
     }
 }
 

@@ -4,7 +4,7 @@ use crate::convert::{json_text, opt_utf8, to_py, utf8};
 use crate::errors::{boundary, detached_core, to_py_err};
 use arc_swap::ArcSwapOption;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyInt, PyString};
 use std::sync::Arc;
 use std::time::Duration;
 use yilian_core::{Error, ErrorCode, HoldOptions, Priority};
@@ -76,11 +76,24 @@ pub struct SlotHandle {
 /// A hold on one place (预占), returned by Engine.hold(): confirm or release it
 /// before `expires_ms`.
 #[pyclass(frozen, eq, module = "yilian", name = "Hold")]
-#[derive(PartialEq, Eq)]
 pub struct Hold {
+    // Kept as the Python int itself: on a frozen class PyO3 serves a `Py<T>`
+    // field as a struct member, which the interpreter reads without calling
+    // into the extension (`hold(...).booking_id` is on the typed hot path).
+    /// The booking's number, for confirm() and release().
+    #[pyo3(get, name = "booking_id")]
+    booking_id_int: Py<PyInt>,
     booking_id: u64,
     expires_ms: i64,
 }
+
+impl PartialEq for Hold {
+    fn eq(&self, other: &Hold) -> bool {
+        (self.booking_id, self.expires_ms) == (other.booking_id, other.expires_ms)
+    }
+}
+
+impl Eq for Hold {}
 
 /// The places of one slot at one moment, returned by Engine.availability().
 #[pyclass(frozen, eq, module = "yilian", name = "Availability")]
@@ -198,7 +211,8 @@ impl Engine {
                 engine.hold(yilian_core::SlotHandle(index), &patient_id, &opts)
             })
         }?;
-        Ok(Hold { booking_id: hold.booking_id, expires_ms: hold.expires_ms })
+        let booking_id_int = hold.booking_id.into_pyobject(py)?.unbind();
+        Ok(Hold { booking_id_int, booking_id: hold.booking_id, expires_ms: hold.expires_ms })
     }
 
     /// Confirms a hold; the booking is then kept until cancelled.
@@ -272,12 +286,6 @@ impl SlotHandle {
 
 #[pymethods]
 impl Hold {
-    /// The booking's number, for confirm() and release().
-    #[getter]
-    fn booking_id(&self) -> u64 {
-        self.booking_id
-    }
-
     /// The booking id as the command layer writes it ("B000001").
     #[getter]
     fn booking_ref(&self) -> String {

@@ -1,7 +1,7 @@
 //! `yilian.Engine` and the objects of its typed hot path.
 
 use crate::convert::{json_text, opt_utf8, to_py, utf8};
-use crate::errors::{boundary, detached_core, to_py_err};
+use crate::errors::{boundary, detached, to_py_err};
 use arc_swap::ArcSwapOption;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyString};
@@ -29,10 +29,7 @@ impl Engine {
     /// the GIL released. The arc-swap guard ends before any Python object is
     /// made (result or exception): an allocation can run a finalizer that
     /// calls close(), which waits for guards to end.
-    ///
-    /// # Safety
-    /// `f` must only call the core, never Python (see `detached_core`).
-    unsafe fn with_core<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    fn with_core<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         T: Send,
         F: FnOnce(&yilian_core::Engine) -> Result<T, Error> + Send,
@@ -40,13 +37,10 @@ impl Engine {
         let result = {
             let guard = self.inner.load();
             let engine = guard.as_deref();
-            // SAFETY: `f` only calls the core (this function's contract).
-            unsafe {
-                detached_core(py, || match engine {
-                    Some(e) => f(e),
-                    None => Err(Error::new(ErrorCode::EngineClosed)),
-                })
-            }
+            detached(py, || match engine {
+                Some(e) => f(e),
+                None => Err(Error::new(ErrorCode::EngineClosed)),
+            })
         };
         result.map_err(|e| to_py_err(py, &e))
     }
@@ -60,8 +54,7 @@ impl Engine {
         op: fn(&yilian_core::Engine, u64, Option<&str>) -> Result<(), Error>,
     ) -> PyResult<()> {
         let request_id = opt_utf8(request_id, "request_id")?;
-        // SAFETY: the closure only calls the core.
-        unsafe { self.with_core(py, |e| op(e, booking_id, request_id.as_deref())) }
+        self.with_core(py, |e| op(e, booking_id, request_id.as_deref()))
     }
 }
 
@@ -171,8 +164,7 @@ impl Engine {
     fn call(&self, py: Python<'_>, command: &Bound<'_, PyString>, request: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let command = utf8(command, "command")?;
         let text = json_text(request, "request", ErrorCode::InvalidField)?;
-        // SAFETY: the closure only calls the core.
-        let data = unsafe { self.with_core(py, |e| e.call_value(&command, &text)) }?;
+        let data = self.with_core(py, |e| e.call_value(&command, &text))?;
         Ok(to_py(py, &data)?.unbind())
     }
 
@@ -180,8 +172,7 @@ impl Engine {
     /// hold() and availability().
     fn slot(&self, py: Python<'_>, slot_id: &Bound<'_, PyString>) -> PyResult<SlotHandle> {
         let slot_id = utf8(slot_id, "slot_id")?;
-        // SAFETY: the closure only calls the core.
-        let handle = unsafe { self.with_core(py, |e| e.slot_handle(&slot_id)) }?;
+        let handle = self.with_core(py, |e| e.slot_handle(&slot_id))?;
         Ok(SlotHandle { index: handle.0, slot_id: slot_id.to_string() })
     }
 
@@ -203,14 +194,11 @@ impl Engine {
         let request_id = opt_utf8(request_id, "request_id")?;
         let clinic_id = opt_utf8(clinic_id, "clinic_id")?;
         let priority = opt_utf8(priority, "priority")?;
-        // SAFETY: the closure only calls the core.
-        let hold = unsafe {
-            self.with_core(py, |engine| {
-                let priority = priority.as_deref().map(Priority::parse).transpose()?;
-                let opts = HoldOptions { request_id: request_id.as_deref(), clinic_id: clinic_id.as_deref(), priority };
-                engine.hold(yilian_core::SlotHandle(index), &patient_id, &opts)
-            })
-        }?;
+        let hold = self.with_core(py, |engine| {
+            let priority = priority.as_deref().map(Priority::parse).transpose()?;
+            let opts = HoldOptions { request_id: request_id.as_deref(), clinic_id: clinic_id.as_deref(), priority };
+            engine.hold(yilian_core::SlotHandle(index), &patient_id, &opts)
+        })?;
         let booking_id_int = hold.booking_id.into_pyobject(py)?.unbind();
         Ok(Hold { booking_id_int, booking_id: hold.booking_id, expires_ms: hold.expires_ms })
     }
@@ -231,8 +219,7 @@ impl Engine {
     /// The places of `slot` now. Never changes state.
     fn availability(&self, py: Python<'_>, slot: &Bound<'_, SlotHandle>) -> PyResult<Availability> {
         let index = slot.get().index;
-        // SAFETY: the closure only calls the core.
-        let inner = unsafe { self.with_core(py, |e| e.availability(yilian_core::SlotHandle(index))) }?;
+        let inner = self.with_core(py, |e| e.availability(yilian_core::SlotHandle(index)))?;
         Ok(Availability { inner })
     }
     /// Compiles the translation of lab results into ``institution_id``'s
@@ -247,16 +234,14 @@ impl Engine {
     ) -> PyResult<crate::lab::LabTranslator> {
         let inst = utf8(institution_id, "institution_id")?;
         let lab = opt_utf8(lab_id, "lab_id")?;
-        // SAFETY: the closure only calls the core.
-        let t = unsafe { self.with_core(py, |e| e.lab_translator(&inst, lab.as_deref())) }?;
+        let t = self.with_core(py, |e| e.lab_translator(&inst, lab.as_deref()))?;
         crate::lab::LabTranslator::new(py, &t)
     }
 
     /// Checks the pool's invariants (capacity = booked + held + remaining for
     /// every slot, counts agree with bookings); raises InternalError if broken.
     fn check_invariants(&self, py: Python<'_>) -> PyResult<()> {
-        // SAFETY: the closure only calls the core.
-        unsafe { self.with_core(py, |e| e.check_invariants()) }
+        self.with_core(py, |e| e.check_invariants())
     }
 }
 

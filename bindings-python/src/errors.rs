@@ -90,41 +90,6 @@ where
     unwound(py.detach(|| catch_unwind(AssertUnwindSafe(f))))
 }
 
-/// `detached` for the engine's calls, which are the typed hot path: the GIL
-/// is released and taken back with `PyEval_SaveThread`/`PyEval_RestoreThread`
-/// directly. PyO3's `detach` also swaps its thread-local attach count and,
-/// once back, locks its pool of deferred decrefs (a pool it drains again on
-/// entry to every `#[pymethods]` function anyway): together about 10 ns of
-/// the ~180 ns an `availability()` call costs.
-///
-/// # Safety
-/// `f` must not use Python in any way, `Python::attach` included: PyO3 still
-/// counts this thread as attached while the GIL is released here, so an
-/// attach inside `f` would run Python code without the GIL. A closure that
-/// only calls yilian-core qualifies (the core does not depend on PyO3).
-pub unsafe fn detached_core<T, F>(_py: Python<'_>, f: F) -> Result<T, Error>
-where
-    T: Send,
-    F: FnOnce() -> Result<T, Error> + Send,
-{
-    /// Takes the GIL back even if `f` unwinds past `catch_unwind` (it cannot
-    /// today: every panic is caught; the guard keeps that true by construction).
-    struct Reattach(*mut pyo3::ffi::PyThreadState);
-    impl Drop for Reattach {
-        fn drop(&mut self) {
-            // SAFETY: `self.0` is this thread's state, saved below and not yet restored.
-            unsafe { pyo3::ffi::PyEval_RestoreThread(self.0) };
-        }
-    }
-    let outcome = {
-        // SAFETY: `_py` proves this thread holds the GIL, which
-        // PyEval_SaveThread requires; `Reattach` restores it on every path.
-        let _reattach = Reattach(unsafe { pyo3::ffi::PyEval_SaveThread() });
-        catch_unwind(AssertUnwindSafe(f))
-    };
-    unwound(outcome)
-}
-
 fn unwound<T>(outcome: std::thread::Result<Result<T, Error>>) -> Result<T, Error> {
     match outcome {
         Ok(result) => result,

@@ -4,6 +4,7 @@
 //! applies to dicts and text alike); answers go `serde_json::Value` → Python.
 
 use crate::errors::binding_err;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -11,7 +12,9 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 use std::cell::RefCell;
+use std::ffi::c_char;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use yilian_core::{Error, ErrorCode};
 
 /// Deeper nesting is refused rather than recursed into: a self-referencing
@@ -19,13 +22,30 @@ use yilian_core::{Error, ErrorCode};
 /// serde_json's own parser stops at the same depth.
 const MAX_DEPTH: usize = 128;
 
+/// A `str` argument's UTF-8 text: lent by the `str` object itself where the
+/// interpreter allows it, or copied out (see [`lend`]).
+pub enum Utf8<'a> {
+    Lent(&'a str),
+    Backed(PyBackedStr),
+}
+
+impl Deref for Utf8<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Utf8::Lent(s) => s,
+            Utf8::Backed(s) => s,
+        }
+    }
+}
+
 /// JSON text for the core: borrowed from a Python `str`, or built here.
-pub enum Text {
-    Borrowed(PyBackedStr),
+pub enum Text<'a> {
+    Borrowed(Utf8<'a>),
     Owned(String),
 }
 
-impl Deref for Text {
+impl Deref for Text<'_> {
     type Target = str;
     fn deref(&self) -> &str {
         match self {
@@ -35,13 +55,54 @@ impl Deref for Text {
     }
 }
 
+/// Whether the running interpreter has `PyUnicode_AsUTF8AndSize` in its
+/// stable ABI (3.10 on); set once by [`init`] when the module loads.
+static LEND_UTF8: AtomicBool = AtomicBool::new(false);
+
+extern "C" {
+    // Declared here because pyo3-ffi only declares it for abi3-py310 and up;
+    // the wheel targets abi3-py38 and calls it only on 3.10+ (see `lend`).
+    // CPython has exported it since 3.3, so the symbol resolves at load time
+    // on every interpreter the wheel installs on.
+    fn PyUnicode_AsUTF8AndSize(unicode: *mut ffi::PyObject, size: *mut ffi::Py_ssize_t) -> *const c_char;
+}
+
+/// Called from the module's init: picks the fast path of [`lend`].
+pub fn init(py: Python<'_>) {
+    LEND_UTF8.store(py.version_info() >= (3, 10), Ordering::Relaxed);
+}
+
+/// The UTF-8 text of a `str`. On CPython 3.10+ it is lent by the object:
+/// `PyUnicode_AsUTF8AndSize` returns the object's own UTF-8 buffer (its
+/// compact ASCII data, or a cached copy that lives as long as the object),
+/// so an argument costs no allocation. Before 3.10 that function is outside
+/// the stable ABI and `PyBackedStr` copies the text into a `bytes` object.
+/// Fails (with Python's `UnicodeEncodeError`) on a lone surrogate.
+pub fn lend<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Utf8<'a>> {
+    if LEND_UTF8.load(Ordering::Relaxed) {
+        let mut size: ffi::Py_ssize_t = 0;
+        // SAFETY: `s` is a live `str` (or subclass) and the thread is attached
+        // (`Bound` proves both). On success the buffer belongs to the object,
+        // is never changed or freed before the object is, and `s` keeps the
+        // object alive for 'a; `size` is its length in bytes, without the NUL.
+        let p = unsafe { PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size) };
+        if p.is_null() {
+            return Err(PyErr::fetch(s.py()));
+        }
+        // SAFETY: as above; CPython only returns valid UTF-8 (a lone surrogate
+        // fails instead).
+        let text = unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.cast::<u8>(), size as usize)) };
+        return Ok(Utf8::Lent(text));
+    }
+    PyBackedStr::try_from(s.clone()).map(Utf8::Backed)
+}
+
 /// A `str` argument as UTF-8; a lone surrogate (which Python allows and UTF-8
 /// cannot carry) is `BindingError` INVALID_UTF8, not a `UnicodeEncodeError`.
-pub fn utf8(s: Bound<'_, PyString>, what: &str) -> PyResult<PyBackedStr> {
-    let py = s.py();
-    PyBackedStr::try_from(s).map_err(|_| {
+pub fn utf8<'a>(s: &'a Bound<'_, PyString>, what: &str) -> PyResult<Utf8<'a>> {
+    lend(s).map_err(|_| {
         binding_err(
-            py,
+            s.py(),
             ErrorCode::InvalidUtf8,
             format!("`{what}` is not valid UTF-8 (it holds a lone surrogate)"),
             format!("`{what}` 不是合法的UTF-8（含有孤立代理字符）"),
@@ -50,20 +111,20 @@ pub fn utf8(s: Bound<'_, PyString>, what: &str) -> PyResult<PyBackedStr> {
 }
 
 /// Optional `str` arguments (`request_id=None` …).
-pub fn opt_utf8(s: Option<Bound<'_, PyString>>, what: &str) -> PyResult<Option<PyBackedStr>> {
+pub fn opt_utf8<'a>(s: Option<&'a Bound<'_, PyString>>, what: &str) -> PyResult<Option<Utf8<'a>>> {
     s.map(|s| utf8(s, what)).transpose()
 }
 
 /// A request or config argument: `None` (→ `{}`), JSON text (`str`, or UTF-8
 /// `bytes`), or a `dict` serialized here. Anything else is an `InputError`
 /// with `code` (INVALID_FIELD for requests, INVALID_CONFIG for configs).
-pub fn json_text(obj: Option<&Bound<'_, PyAny>>, what: &str, code: ErrorCode) -> PyResult<Text> {
+pub fn json_text<'a>(obj: Option<&'a Bound<'_, PyAny>>, what: &str, code: ErrorCode) -> PyResult<Text<'a>> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(Text::Owned(String::new()));
     };
     let py = obj.py();
     if let Ok(s) = obj.cast::<PyString>() {
-        return utf8(s.clone(), what).map(Text::Borrowed);
+        return utf8(s, what).map(Text::Borrowed);
     }
     if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
         let b: PyBackedBytes = obj.extract()?;
@@ -131,7 +192,7 @@ impl Serialize for PyJson<'_, '_> {
             return s.serialize_unit();
         }
         if let Ok(v) = o.cast::<PyString>() {
-            return match v.to_cow() {
+            return match lend(v) {
                 Ok(t) => s.serialize_str(&t),
                 Err(_) => Err(self.fail(
                     ErrorCode::InvalidUtf8,
@@ -168,7 +229,7 @@ impl Serialize for PyJson<'_, '_> {
                     let ty = type_name(&k);
                     return Err(self.not_json(&format!("a dict key of type {ty} (keys must be str)"), &format!("字典键类型为 {ty}（键必须是 str）")));
                 };
-                let key = match k.to_cow() {
+                let key = match lend(&k) {
                     Ok(t) => t,
                     Err(_) => {
                         return Err(self.fail(

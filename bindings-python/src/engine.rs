@@ -4,7 +4,7 @@ use crate::convert::{json_text, opt_utf8, to_py, utf8};
 use crate::errors::{boundary, detached, to_py_err};
 use arc_swap::ArcSwapOption;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyInt, PyString};
 use std::sync::Arc;
 use std::time::Duration;
 use yilian_core::{Error, ErrorCode, HoldOptions, Priority};
@@ -50,7 +50,7 @@ impl Engine {
         &self,
         py: Python<'_>,
         booking_id: u64,
-        request_id: Option<Bound<'_, PyString>>,
+        request_id: Option<&Bound<'_, PyString>>,
         op: fn(&yilian_core::Engine, u64, Option<&str>) -> Result<(), Error>,
     ) -> PyResult<()> {
         let request_id = opt_utf8(request_id, "request_id")?;
@@ -69,11 +69,24 @@ pub struct SlotHandle {
 /// A hold on one place (预占), returned by Engine.hold(): confirm or release it
 /// before `expires_ms`.
 #[pyclass(frozen, eq, module = "yilian", name = "Hold")]
-#[derive(PartialEq, Eq)]
 pub struct Hold {
+    // Kept as the Python int itself: on a frozen class PyO3 serves a `Py<T>`
+    // field as a struct member, which the interpreter reads without calling
+    // into the extension (`hold(...).booking_id` is on the typed hot path).
+    /// The booking's number, for confirm() and release().
+    #[pyo3(get, name = "booking_id")]
+    booking_id_int: Py<PyInt>,
     booking_id: u64,
     expires_ms: i64,
 }
+
+impl PartialEq for Hold {
+    fn eq(&self, other: &Hold) -> bool {
+        (self.booking_id, self.expires_ms) == (other.booking_id, other.expires_ms)
+    }
+}
+
+impl Eq for Hold {}
 
 /// The places of one slot at one moment, returned by Engine.availability().
 #[pyclass(frozen, eq, module = "yilian", name = "Availability")]
@@ -148,7 +161,7 @@ impl Engine {
     /// dict or JSON text request (None means {}), and returns the answer's
     /// `data` as Python objects. Raises a YilianError subclass on failure.
     #[pyo3(signature = (command, request=None))]
-    fn call(&self, py: Python<'_>, command: Bound<'_, PyString>, request: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    fn call(&self, py: Python<'_>, command: &Bound<'_, PyString>, request: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let command = utf8(command, "command")?;
         let text = json_text(request, "request", ErrorCode::InvalidField)?;
         let data = self.with_core(py, |e| e.call_value(&command, &text))?;
@@ -157,7 +170,7 @@ impl Engine {
 
     /// Resolves a slot id (e.g. "EX-H001-DEV001-20241030-09001000") once, for
     /// hold() and availability().
-    fn slot(&self, py: Python<'_>, slot_id: Bound<'_, PyString>) -> PyResult<SlotHandle> {
+    fn slot(&self, py: Python<'_>, slot_id: &Bound<'_, PyString>) -> PyResult<SlotHandle> {
         let slot_id = utf8(slot_id, "slot_id")?;
         let handle = self.with_core(py, |e| e.slot_handle(&slot_id))?;
         Ok(SlotHandle { index: handle.0, slot_id: slot_id.to_string() })
@@ -171,10 +184,10 @@ impl Engine {
         &self,
         py: Python<'_>,
         slot: &Bound<'_, SlotHandle>,
-        patient_id: Bound<'_, PyString>,
-        request_id: Option<Bound<'_, PyString>>,
-        clinic_id: Option<Bound<'_, PyString>>,
-        priority: Option<Bound<'_, PyString>>,
+        patient_id: &Bound<'_, PyString>,
+        request_id: Option<&Bound<'_, PyString>>,
+        clinic_id: Option<&Bound<'_, PyString>>,
+        priority: Option<&Bound<'_, PyString>>,
     ) -> PyResult<Hold> {
         let index = slot.get().index;
         let patient_id = utf8(patient_id, "patient_id")?;
@@ -186,19 +199,20 @@ impl Engine {
             let opts = HoldOptions { request_id: request_id.as_deref(), clinic_id: clinic_id.as_deref(), priority };
             engine.hold(yilian_core::SlotHandle(index), &patient_id, &opts)
         })?;
-        Ok(Hold { booking_id: hold.booking_id, expires_ms: hold.expires_ms })
+        let booking_id_int = hold.booking_id.into_pyobject(py)?.unbind();
+        Ok(Hold { booking_id_int, booking_id: hold.booking_id, expires_ms: hold.expires_ms })
     }
 
     /// Confirms a hold; the booking is then kept until cancelled.
     #[pyo3(signature = (booking_id, request_id=None))]
-    fn confirm(&self, py: Python<'_>, booking_id: u64, request_id: Option<Bound<'_, PyString>>) -> PyResult<()> {
+    fn confirm(&self, py: Python<'_>, booking_id: u64, request_id: Option<&Bound<'_, PyString>>) -> PyResult<()> {
         self.on_booking(py, booking_id, request_id, yilian_core::Engine::confirm)
     }
 
     /// Releases a hold or cancels a booking; the place returns to the pool (or
     /// to the first waiter).
     #[pyo3(signature = (booking_id, request_id=None))]
-    fn release(&self, py: Python<'_>, booking_id: u64, request_id: Option<Bound<'_, PyString>>) -> PyResult<()> {
+    fn release(&self, py: Python<'_>, booking_id: u64, request_id: Option<&Bound<'_, PyString>>) -> PyResult<()> {
         self.on_booking(py, booking_id, request_id, yilian_core::Engine::release)
     }
 
@@ -212,7 +226,12 @@ impl Engine {
     /// sub-items (委托检验报告): standard sub-item codes, and the lab's own
     /// codes when ``lab_id`` is given. Compile again after the mapping changes.
     #[pyo3(signature = (institution_id, lab_id=None))]
-    fn lab_translator(&self, py: Python<'_>, institution_id: Bound<'_, PyString>, lab_id: Option<Bound<'_, PyString>>) -> PyResult<crate::lab::LabTranslator> {
+    fn lab_translator(
+        &self,
+        py: Python<'_>,
+        institution_id: &Bound<'_, PyString>,
+        lab_id: Option<&Bound<'_, PyString>>,
+    ) -> PyResult<crate::lab::LabTranslator> {
         let inst = utf8(institution_id, "institution_id")?;
         let lab = opt_utf8(lab_id, "lab_id")?;
         let t = self.with_core(py, |e| e.lab_translator(&inst, lab.as_deref()))?;
@@ -252,12 +271,6 @@ impl SlotHandle {
 
 #[pymethods]
 impl Hold {
-    /// The booking's number, for confirm() and release().
-    #[getter]
-    fn booking_id(&self) -> u64 {
-        self.booking_id
-    }
-
     /// The booking id as the command layer writes it ("B000001").
     #[getter]
     fn booking_ref(&self) -> String {

@@ -87,7 +87,11 @@ where
     T: Send,
     F: FnOnce() -> Result<T, Error> + Send,
 {
-    match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
+    unwound(py.detach(|| catch_unwind(AssertUnwindSafe(f))))
+}
+
+fn unwound<T>(outcome: std::thread::Result<Result<T, Error>>) -> Result<T, Error> {
+    match outcome {
         Ok(result) => result,
         Err(payload) => Err(panic_error(payload)),
     }

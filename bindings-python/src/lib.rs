@@ -48,6 +48,7 @@ fn _raise_code(py: Python<'_>, numeric_code: i32) -> PyResult<()> {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    convert::init(m.py());
     m.add("__version__", yilian_core::VERSION)?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<engine::SlotHandle>()?;

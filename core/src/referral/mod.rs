@@ -619,7 +619,7 @@ fn forbidden_owned(en: String, zh: String) -> Error {
 }
 
 /// The pool acts for the module: the module checks permissions itself.
-fn platform_actor() -> Actor {
+pub(crate) fn platform_actor() -> Actor {
     Actor { institution: None, community: false }
 }
 

@@ -23,6 +23,15 @@ fn manual(dir: Option<&std::path::Path>) -> String {
 /// The catalogue of the referral vectors, three exam windows and one
 /// application of three CT items (exam 1).
 fn setup(e: &Engine) {
+    setup_with(e, 2);
+    let items: Vec<Value> = ["头颅", "胸部", "腹部"].iter().map(|p| json!({"project_id": "P001", "method": "平扫", "body_part": p})).collect();
+    let v =
+        ok(e, "exam-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": "PAT001", "ordering_doctor_id": "CDR01", "items": items}));
+    assert_eq!(v["exam_id"], 1);
+}
+
+/// The catalogue of the referral vectors and the three exam windows.
+fn setup_with(e: &Engine, capacity: u32) {
     let files = yilian_tests::vector_files();
     let (_, f) = files.iter().find(|(n, _)| n.contains("30_referral_outpatient")).expect("referral vectors");
     for st in f["cases"][0]["steps"].as_array().unwrap().iter().take(2) {
@@ -33,12 +42,8 @@ fn setup(e: &Engine) {
     ok(
         e,
         "sync-schedule",
-        json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-30", "capacity": 2, "available_slots": windows}]}),
+        json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-30", "capacity": capacity, "available_slots": windows}]}),
     );
-    let items: Vec<Value> = ["头颅", "胸部", "腹部"].iter().map(|p| json!({"project_id": "P001", "method": "平扫", "body_part": p})).collect();
-    let v =
-        ok(e, "exam-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": "PAT001", "ordering_doctor_id": "CDR01", "items": items}));
-    assert_eq!(v["exam_id"], 1);
 }
 
 fn arrange(e: &Engine, item: usize) {
@@ -247,5 +252,68 @@ fn a_stopped_slot_fails_the_whole_payment_and_the_outcome_survives_reopen() {
     assert_eq!(statuses(&e), ["cancelled", "cancelled", "cancelled"]);
     for s in SLOTS {
         assert_eq!(places(&e, s), (0, 0));
+    }
+}
+
+/// Payments and cancellations of two-item applications race with the pool
+/// moving the bookings between slots (change-booking): no call deadlocks,
+/// every application ends with both items in the same state, and every
+/// item shows the slot its own booking holds.
+#[test]
+fn multi_item_steps_race_with_bookings_moving_slot() {
+    const N: u64 = 24;
+    let e = Engine::open(&manual(None)).unwrap();
+    setup_with(&e, 60);
+    let mut first = Vec::new();
+    for n in 1..=N {
+        let items =
+            [json!({"project_id": "P001", "method": "平扫", "body_part": "头颅"}), json!({"project_id": "P001", "method": "平扫", "body_part": "胸部"})];
+        ok(&e, "exam-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": format!("PAT{n:03}"), "items": items}));
+        let v = ok(&e, "exam-arrange", json!({"institution_id": "H001", "exam_id": n, "item_no": 1, "slot_id": SLOTS[0]}));
+        first.push(v["items"][0]["booking"]["booking_id"].as_str().unwrap().to_string());
+        ok(&e, "exam-arrange", json!({"institution_id": "H001", "exam_id": n, "item_no": 2, "slot_id": SLOTS[1]}));
+    }
+    let moved = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        // Item 1 of every application goes back and forth between the first and third window.
+        s.spawn(|| {
+            for round in 0..4 {
+                for b in &first {
+                    let to = SLOTS[if round % 2 == 0 { 2 } else { 0 }];
+                    if e.call_value("change-booking", &json!({"booking_id": b, "slot_id": to}).to_string()).is_ok() {
+                        moved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        s.spawn(|| {
+            for n in 1..=N {
+                let _ = e.call_value("exam-payment", &json!({"exam_id": n, "item_nos": [1, 2], "payment_status": "paid"}).to_string());
+            }
+        });
+        s.spawn(|| {
+            for n in (1..=N).rev().step_by(3) {
+                let _ = e.call_value("exam-cancel", &json!({"institution_id": "C001", "exam_id": n, "item_nos": [2, 1], "reason": "改期"}).to_string());
+            }
+        });
+    });
+    assert!(moved.into_inner() > 0, "change-booking moved no exam booking");
+    e.check_invariants().unwrap();
+    for n in 1..=N {
+        let v = ok(&e, "exam-view", json!({"exam_id": n}));
+        let items = v["items"].as_array().unwrap();
+        assert_eq!(items[0]["status"], items[1]["status"], "all or nothing: {v}");
+        assert_eq!(items[0]["paid"], items[1]["paid"], "{v}");
+        for it in items {
+            let bk = ok(&e, "booking-info", json!({"booking_id": it["booking"]["booking_id"]}));
+            match it["status"].as_str().unwrap() {
+                "paid" | "arranged" => {
+                    assert_eq!(bk["status"], if it["status"] == "paid" { "booked" } else { "pre-booked" }, "{it}");
+                    assert_eq!(bk["slot_id"], it["slot_id"], "{it}");
+                }
+                "cancelled" => assert_eq!(bk["status"], "cancelled", "{it}"),
+                other => panic!("unexpected {other}: {it}"),
+            }
+        }
     }
 }

@@ -572,12 +572,23 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
     let command = c.command;
     let by = who.institution.clone();
     let (seen_status, seen_booking) = (it.status.clone(), it.booking_id);
+    // The other items' bookings, read now: the answer shows them, and no
+    // booking may be read while the module's lock is held (lock order).
+    let seen: Vec<(u32, Option<u64>)> = e.items.iter().map(|i| (i.item_no, i.booking_id)).collect();
+    let others: Vec<(Booking, Arc<Slot>)> = e
+        .items
+        .iter()
+        .filter(|i| i.item_no != item_no)
+        .filter_map(|i| booking_snapshot(c.pool, i.booking_id))
+        .filter_map(|b| c.pool.slot(b.slot_idx).ok().map(|s| (b, s)))
+        .collect();
     reserve_and_attach(c, reserve, &mut |pool, g, live, txn, now| {
         let live = live.ok_or_else(|| Error::internal("the new booking is not locked"))?;
         let mut e = g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?;
+        let others_changed = e.items.iter().map(|i| (i.item_no, i.booking_id)).zip(&seen).any(|(now, was)| now.0 != item_no && now != *was);
         let pos = e.items.iter().position(|i| i.item_no == item_no).ok_or_else(|| item_not_found(id, item_no))?;
         let it = &mut e.items[pos];
-        if it.status != seen_status || it.booking_id != seen_booking {
+        if it.status != seen_status || it.booking_id != seen_booking || others_changed {
             return Err(Error::with(ErrorCode::ExamInvalidTransition, "the item changed while it was arranged; retry", "安排期间检查项目已变更，请重试"));
         }
         it.go_from(from.clone(), "arranged", command, by.as_deref(), None, now)?;
@@ -590,7 +601,9 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
         e.updated_ms = now;
         put_exam(pool, txn, &e);
         super::event(pool, txn, "exam_arranged", &e.patient_id, &e.clinic_id, Some(live.b.id), data);
-        let v = exam_view(pool, &e, &[(&*live.b, live.slot)], false);
+        let mut shown: Vec<(&Booking, &Slot)> = others.iter().map(|(b, s)| (b, &**s)).collect();
+        shown.push((&*live.b, live.slot));
+        let v = exam_view(pool, &e, &shown, false);
         g.exams.insert(id, e);
         Ok(v)
     })

@@ -1618,6 +1618,77 @@ impl Pool {
         self.finish_txn(claim, result)
     }
 
+    /// As `with_booking`, for several bookings changed in one transaction (a
+    /// step on several items of one case): their slots are locked by index,
+    /// ascending, then the bookings by id, ascending; a booking that moved
+    /// slot meanwhile makes it start over. `f` sees them through `Locked`
+    /// and must check everything before it changes anything: an error leaves
+    /// every booking as it was. Bookings `f` took with `Locked::get_mut` are
+    /// written with the change. The caller records its request id's answer
+    /// in `f`.
+    pub fn with_bookings(&self, ids: &[u64], actor: &Actor, f: &mut dyn FnMut(&Pool, &mut Locked<'_>, &mut Txn, Millis) -> Result<Answer>) -> Result<Answer> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let not_found = |id: u64| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id));
+        let result = (|| loop {
+            let mut idxs = Vec::with_capacity(ids.len());
+            for &id in &ids {
+                idxs.push(self.bookings.with(id, |b| b.slot_idx).ok_or_else(|| not_found(id))?);
+            }
+            let mut order = idxs.clone();
+            order.sort_unstable();
+            order.dedup();
+            let mut txn = Txn::default();
+            let now = self.clock.now_ms();
+            let mut slots = Vec::with_capacity(order.len());
+            for &idx in &order {
+                let slot: &Slot = self.directory.get(idx).ok_or_else(|| Error::new(ErrorCode::SlotNotFound))?;
+                let mut st = slot.state.lock();
+                self.sweep(slot, &mut st, now, &mut txn);
+                slots.push((slot, st));
+            }
+            let mut bookings = Vec::with_capacity(ids.len());
+            let mut moved = false;
+            for (&id, &idx) in ids.iter().zip(&idxs) {
+                let shard = self.bookings.lock(id).ok_or_else(|| not_found(id))?;
+                let b = shard.as_ref().ok_or_else(|| not_found(id))?;
+                if b.slot_idx != idx {
+                    moved = true;
+                    break;
+                }
+                if !actor.may_touch(b) {
+                    return Err(forbidden());
+                }
+                let pos = order.binary_search(&idx).map_err(|_| Error::internal("slot of a locked booking not locked"))?;
+                bookings.push((pos, shard, false));
+            }
+            if moved {
+                // Moved by a concurrent change: lock the new slots instead.
+                continue;
+            }
+            let mut locked = Locked { slots, bookings };
+            let answer = f(self, &mut locked, &mut txn, now)?;
+            for (_, shard, touched) in locked.bookings.iter_mut() {
+                let Some(b) = shard.as_mut().filter(|_| *touched) else { continue };
+                b.updated_ms = now;
+                self.put_booking(&mut txn, b);
+                if !b.status.is_active() {
+                    txn.ended.push((b.patient_id.clone(), b.id));
+                }
+            }
+            drop(std::mem::take(&mut locked.bookings));
+            for (slot, st) in locked.slots.iter() {
+                slot.publish(st);
+            }
+            let ticket = self.enqueue(&mut txn);
+            drop(locked);
+            self.forget_spans(&mut txn.ended);
+            return Ok((answer, ticket, txn.promote));
+        })();
+        self.finish_txn(None, result)
+    }
+
     pub fn finish_txn(&self, claim: Option<IdemClaim<'_>>, result: Result<(Answer, Option<Ticket>, Vec<u32>)>) -> Result<Answer> {
         match result {
             Ok((answer, ticket, promote)) => {
@@ -2109,6 +2180,32 @@ fn release_unclaimed_set_aside(st: &mut SlotState) {
 }
 
 /// The checks every new place goes through. Slot locked by the caller.
+/// The bookings of `Pool::with_bookings`, locked with their slots.
+pub(crate) struct Locked<'a> {
+    slots: Vec<(&'a Slot, MutexGuard<'a, SlotState>)>,
+    /// (position of its slot in `slots`, the cell, taken for change).
+    bookings: Vec<(usize, MutexGuard<'a, Option<Booking>>, bool)>,
+}
+
+impl Locked<'_> {
+    /// A locked booking to read.
+    pub fn get(&self, id: u64) -> Option<(&Booking, &Slot)> {
+        let (pos, shard, _) = self.bookings.iter().find(|(_, s, _)| s.as_ref().is_some_and(|b| b.id == id))?;
+        Some((shard.as_ref()?, self.slots[*pos].0))
+    }
+    /// A locked booking to change, with its slot's state; written with the change.
+    pub fn get_mut(&mut self, id: u64) -> Option<(&Slot, &mut SlotState, &mut Booking)> {
+        let (pos, shard, touched) = self.bookings.iter_mut().find(|(_, s, _)| s.as_ref().is_some_and(|b| b.id == id))?;
+        *touched = true;
+        let (slot, st) = &mut self.slots[*pos];
+        Some((*slot, &mut **st, shard.as_mut()?))
+    }
+    /// Every locked booking with its slot.
+    pub fn all(&self) -> Vec<(&Booking, &Slot)> {
+        self.bookings.iter().filter_map(|(pos, s, _)| s.as_ref().map(|b| (b, self.slots[*pos].0))).collect()
+    }
+}
+
 pub(crate) fn check_bookable(slot: &Slot, st: &SlotState, now: Millis, p: Priority) -> Result<()> {
     // Same order as the lock-free refusal: closed, then full.
     if st.closed {

@@ -179,21 +179,61 @@ fn reopen_restores_every_case_and_ids_continue() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Apply { patient: u8, pm: bool, hold: bool },
+    Apply {
+        patient: u8,
+        pm: bool,
+        hold: bool,
+    },
     CancelReferral(u8),
     CancelSlot(u8),
     Advance(u16),
-    Change { booking: u8, pm: bool },
-    StopService { pm: bool, mv: bool },
+    Change {
+        booking: u8,
+        pm: bool,
+    },
+    StopService {
+        pm: bool,
+        mv: bool,
+    },
     Accept(u8),
-    Inpatient { patient: u8 },
+    Inpatient {
+        patient: u8,
+    },
     Deposit(u8),
     BedReserve(u8),
     BedCancelPool(u8),
     BedCancelWard(u8),
     Admit(u8),
     CancelInpatient(u8),
+    ExamApply {
+        patient: u8,
+        items: u8,
+    },
+    ExamArrange {
+        exam: u8,
+        item: u8,
+        slot: u8,
+    },
+    /// `items: None` is every item the step applies to; else `item_nos`.
+    ExamPay {
+        exam: u8,
+        items: Option<Vec<u8>>,
+    },
+    ExamCancel {
+        exam: u8,
+        items: Option<Vec<u8>>,
+    },
+    ExamRefund {
+        exam: u8,
+        item: u8,
+    },
+    StopExam {
+        late: bool,
+        mv: bool,
+    },
 }
+
+const EXAM_SLOTS: [&str; 3] = ["EX-H001-DEV001-20241030-09001000", "EX-H001-DEV001-20241030-10001100", "EX-H001-DEV004-20241030-09001000"];
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -211,6 +251,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u8..10).prop_map(Op::BedCancelWard),
         1 => (1u8..10).prop_map(Op::Admit),
         1 => (1u8..10).prop_map(Op::CancelInpatient),
+        2 => (9u8..12, 1u8..4).prop_map(|(patient, items)| Op::ExamApply { patient, items }),
+        4 => (1u8..4, 1u8..4, 0u8..3).prop_map(|(exam, item, slot)| Op::ExamArrange { exam, item, slot }),
+        3 => (1u8..4, proptest::option::of(proptest::collection::vec(1u8..4, 1..4))).prop_map(|(exam, items)| Op::ExamPay { exam, items }),
+        2 => (1u8..4, proptest::option::of(proptest::collection::vec(1u8..4, 1..4))).prop_map(|(exam, items)| Op::ExamCancel { exam, items }),
+        1 => (1u8..4, 1u8..4).prop_map(|(exam, item)| Op::ExamRefund { exam, item }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(late, mv)| Op::StopExam { late, mv }),
     ]
 }
 
@@ -241,12 +287,62 @@ fn run(e: &Engine, op: &Op) {
         Op::BedCancelWard(r) => ("inpatient-bed-cancel", json!({"institution_id": "H001", "referral_id": r, "reason": "床位调整"})),
         Op::Admit(r) => ("inpatient-admit", json!({"institution_id": "H001", "referral_id": r})),
         Op::CancelInpatient(r) => ("inpatient-referral-cancel", json!({"institution_id": "C001", "referral_id": r, "reason": "撤回"})),
+        Op::ExamApply { patient, items } => {
+            let all = [
+                json!({"project_id": "P001", "method": "平扫", "body_part": "胸部"}),
+                json!({"project_id": "P004", "method": "正位", "body_part": "胸部"}),
+                json!({"project_id": "P001", "method": "增强", "body_part": "头颅"}),
+            ];
+            ("exam-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": format!("PAT{patient}"), "items": all[..*items as usize]}))
+        }
+        Op::ExamArrange { exam, item, slot } => {
+            ("exam-arrange", json!({"institution_id": "H001", "exam_id": exam, "item_no": item, "slot_id": EXAM_SLOTS[*slot as usize]}))
+        }
+        Op::ExamPay { exam, items } | Op::ExamCancel { exam, items } => {
+            let mut req = json!({"institution_id": "C001", "exam_id": exam, "payment_status": "paid", "reason": "改期"});
+            if let Some(list) = items {
+                req["item_nos"] = json!(list);
+            }
+            let cmd = if matches!(op, Op::ExamPay { .. }) { "exam-payment" } else { "exam-cancel" };
+            return multi_item_step(e, cmd, *exam, items.as_deref(), req);
+        }
+        Op::ExamRefund { exam, item } => ("exam-refund", json!({"exam_id": exam, "item_no": item})),
+        Op::StopExam { late, mv } => (
+            "stop-service",
+            json!({"hospital_id": "H001", "device_id": "DEV001", "stop_date": "2024-10-30", "time_slot": if *late { "10:00-11:00" } else { "09:00-10:00" }, "action": if *mv { "move" } else { "cancel" }}),
+        ),
     };
     // Refusals are expected; what matters is the state they leave.
     let out: Value = serde_json::from_str(&e.call(cmd, &req.to_string())).unwrap();
     if out["status"] == "error" {
         let family = out["numeric_code"].as_i64().unwrap() / 1000;
         assert!((1..=6).contains(&family), "{cmd}: unexpected {out}");
+    }
+}
+
+/// A payment or cancellation of several exam items: all or nothing. Refused,
+/// the application is exactly as before; done, every named item (or every
+/// one the step applied to) took it.
+fn multi_item_step(e: &Engine, cmd: &str, exam: u8, items: Option<&[u8]>, req: Value) {
+    let before = e.call_value("exam-view", &json!({"exam_id": exam}).to_string()).ok();
+    let out: Value = serde_json::from_str(&e.call(cmd, &req.to_string())).unwrap();
+    let after = e.call_value("exam-view", &json!({"exam_id": exam}).to_string()).ok();
+    let to = if cmd == "exam-payment" { "paid" } else { "cancelled" };
+    if out["status"] == "error" {
+        let family = out["numeric_code"].as_i64().unwrap() / 1000;
+        assert!((1..=6).contains(&family), "{cmd}: unexpected {out}");
+        assert_eq!(before, after, "{cmd} refused ({out}) but changed the application");
+        return;
+    }
+    let (before, after) = (before.unwrap(), after.unwrap());
+    let status = |v: &Value, n: u64| v["items"][(n - 1) as usize]["status"].as_str().unwrap().to_string();
+    let named: Vec<u64> = match items {
+        Some(list) => list.iter().map(|n| *n as u64).collect(),
+        None => (1..=after["items"].as_array().unwrap().len() as u64).filter(|n| status(&before, *n) != status(&after, *n)).collect(),
+    };
+    assert!(!named.is_empty(), "{cmd} succeeded on no item");
+    for n in named {
+        assert_eq!(status(&after, n), to, "{cmd} item {n}: {after}");
     }
 }
 
@@ -273,7 +369,26 @@ fn check(e: &Engine) {
             panic!("a slot-holding referral shows no slot: {rf}");
         }
     }
-    // No orphan: referral-class bookings that still hold a place belong to a referral.
+    // Every exam item shows only a slot its own booking holds; an item that
+    // should hold a place and shows none is `slot_released`.
+    let exams = ok(e, "exam-query", json!({"page_size": 200}));
+    for ex in exams["items"].as_array().unwrap() {
+        for it in ex["items"].as_array().unwrap() {
+            let Some(bid) = it["booking"]["booking_id"].as_str() else { continue };
+            owned.insert(bid.to_string());
+            if let Some(slot) = it.get("slot_id").and_then(Value::as_str) {
+                let bk = ok(e, "booking-info", json!({"booking_id": bid}));
+                assert!(matches!(bk["status"].as_str(), Some("booked" | "pre-booked")), "{it}\n{bk}");
+                assert_eq!(bk["slot_id"], slot, "{it}\n{bk}");
+                assert_eq!(bk["patient_id"], ex["patient_id"]);
+                assert!(matches!(it["status"].as_str(), Some("arranged" | "paid")), "{it}");
+                assert_eq!(it["status"] == "paid", bk["status"] == "booked", "{it}\n{bk}");
+            } else {
+                assert!(!matches!(it["status"].as_str(), Some("arranged" | "paid")), "an exam item holding a place shows no slot: {it}");
+            }
+        }
+    }
+    // No orphan: referral-class bookings that still hold a place belong to a referral or an exam item.
     for n in 1..40u32 {
         let Ok(bk) = e.call_value("booking-info", &json!({"booking_id": format!("B{n:06}")}).to_string()) else { break };
         if bk["priority"] == "referral" && matches!(bk["status"].as_str(), Some("booked" | "pre-booked" | "occupied" | "reserved")) {
@@ -289,6 +404,37 @@ proptest! {
         let e = Engine::open(&manual()).unwrap();
         setup(&e);
         ok(&e, "referral-disease-add", json!({"code": "I25", "name": "慢性缺血性心脏病"}));
+        for o in &ops {
+            run(&e, o);
+            check(&e);
+        }
+    }
+}
+
+fn exam_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (9u8..12, 1u8..4).prop_map(|(patient, items)| Op::ExamApply { patient, items }),
+        5 => (1u8..3, 1u8..4, 0u8..3).prop_map(|(exam, item, slot)| Op::ExamArrange { exam, item, slot }),
+        4 => (1u8..3, proptest::option::of(proptest::collection::vec(1u8..4, 1..4))).prop_map(|(exam, items)| Op::ExamPay { exam, items }),
+        3 => (1u8..3, proptest::option::of(proptest::collection::vec(1u8..4, 1..4))).prop_map(|(exam, items)| Op::ExamCancel { exam, items }),
+        1 => (1u8..3, 1u8..4).prop_map(|(exam, item)| Op::ExamRefund { exam, item }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(late, mv)| Op::StopExam { late, mv }),
+        1 => (1u8..12).prop_map(Op::CancelSlot),
+        1 => (0u16..1200).prop_map(Op::Advance),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    /// Two applications of three items each, then random arrangements and
+    /// multi-item payments and cancellations among pool changes: every step
+    /// is all or nothing, and no item points at a booking it does not own.
+    #[test]
+    fn multi_item_exam_steps_are_all_or_nothing(ops in proptest::collection::vec(exam_op(), 1..30)) {
+        let e = Engine::open(&manual()).unwrap();
+        setup(&e);
+        run(&e, &Op::ExamApply { patient: 20, items: 3 });
+        run(&e, &Op::ExamApply { patient: 21, items: 3 });
         for o in &ops {
             run(&e, o);
             check(&e);

@@ -8,15 +8,15 @@
 
 use super::machine::{EXAM_ITEM, SLOT_RELEASED};
 use super::{
-    booking_part, booking_snapshot, effective_status, fuse_record, page_of, paging, patient_details, put_exam, put_key, req_text, reserve_and_attach, run_step,
-    text, Ctx, Inner, Live, Side, Step, Who,
+    booking_part, booking_snapshot, effective_status, fuse_record, page_of, paging, patient_details, platform_actor, put_exam, put_key, req_text,
+    reserve_and_attach, text, Ctx, Inner, Live, Side, Step, Who,
 };
 use crate::clock::{format_ms, Millis};
 use crate::commands::fp_of;
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
-use crate::model::{Booking, PaymentStatus, Priority, SlotKind};
-use crate::pool::{Claimed, Pool, Reserve, Slot, Txn};
+use crate::model::{Booking, BookingStatus, PaymentStatus, Priority, SlotKind};
+use crate::pool::{Answer, Claimed, Pool, Reserve, Slot, Txn};
 use crate::text::SearchKey;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -259,7 +259,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
             None,
             json!({"exam_id": id, "hospital_id": hospital, "items": e.items.iter().map(|i| json!({"item_no": i.item_no, "project_id": i.project_id})).collect::<Vec<_>>()}),
         );
-        let v = exam_view(pool, &e, None, false);
+        let v = exam_view(pool, &e, &[], false);
         g.exams.insert(id, e);
         Ok(v)
     })
@@ -267,15 +267,16 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
 
 // ---------------------------------------------------------------- views
 
-/// The application as shown; `live` is the locked booking of one item.
-pub(crate) fn exam_view(pool: &Pool, e: &ExamApp, live: Option<(&Booking, &Slot)>, content: bool) -> Value {
+/// The application as shown; `live` are the bookings the caller holds locked
+/// (the others are read, so call without the module's lock when one is missing).
+pub(crate) fn exam_view(pool: &Pool, e: &ExamApp, live: &[(&Booking, &Slot)], content: bool) -> Value {
     let tz = &pool.cfg.tz;
     let mut open = 0;
     let items: Vec<Value> = e
         .items
         .iter()
         .map(|it| {
-            let booking = booking_part(pool, it.booking_id, live);
+            let booking = booking_part(pool, it.booking_id, live.iter().copied().find(|(b, _)| Some(b.id) == it.booking_id));
             let holds = booking.get("slot_id").is_some();
             let status =
                 if it.booking_id.is_some() && EXAM_ITEM.holds_slot.contains(&it.status.as_str()) && !holds { SLOT_RELEASED } else { it.status.as_str() };
@@ -367,7 +368,7 @@ fn load(c: &Ctx, who: &Who, id: u64) -> Result<ExamApp> {
 pub(super) fn view(c: &Ctx) -> Result<Value> {
     let who = Who::of(c)?;
     let e = load(c, &who, super::int_id(c.r, "exam_id")?)?;
-    Ok(exam_view(c.pool, &e, None, c.r.opt_bool("with_content")?.unwrap_or(false)))
+    Ok(exam_view(c.pool, &e, &[], c.r.opt_bool("with_content")?.unwrap_or(false)))
 }
 
 /// `exam-query`: by patient, institution, project and status; the caller's own (S1); paged.
@@ -393,64 +394,124 @@ pub(super) fn query(c: &Ctx) -> Result<Value> {
             .cloned()
             .collect()
     };
-    let items = picked.iter().map(|e| exam_view(c.pool, e, None, false)).filter(|v| status.is_none_or(|s| v["status"] == s)).collect();
+    let items = picked.iter().map(|e| exam_view(c.pool, e, &[], false)).filter(|v| status.is_none_or(|s| v["status"] == s)).collect();
     Ok(page_of(items, page, size))
 }
 
 // ---------------------------------------------------------------- steps on items
 
-type ItemFn<'f> = dyn FnMut(&Pool, &mut Inner, &ExamApp, &mut ExamItem, Option<&mut Live<'_>>, &mut Txn, Millis) -> Result<()> + 'f;
+/// A step's check of one item, before anything changes: the item, its
+/// booking (locked) and the time.
+type ItemCheck<'f> = dyn FnMut(&ExamApp, &ExamItem, Option<&Booking>, Millis) -> Result<()> + 'f;
 
-/// Runs `f` on each named item (all matching when `item_no` is absent), each
-/// in its own transaction with its booking locked; the request id's answer
-/// goes with the last.
-fn item_steps(c: &Ctx, who: &Who, id: u64, items: &[u32], f: &mut ItemFn<'_>) -> Result<Value> {
+/// A step's change of one item, with its booking locked; it fails only where
+/// its check would have.
+type ItemFn<'f> = dyn FnMut(&Pool, &ExamApp, &mut ExamItem, Option<&mut Live<'_>>, &mut Txn, Millis) -> Result<()> + 'f;
+
+/// The error of one item of a step, naming the item.
+fn of_item(item_no: u32, e: Error) -> Error {
+    Error::with(e.code(), format!("item {item_no}: {}", e.message()), format!("第 {item_no} 项：{}", e.message_zh()))
+}
+
+/// Runs a step on the named items all or nothing: the bookings of every item
+/// of the application are locked (slots by index, then bookings, see
+/// `Pool::with_bookings`), `check` passes every named item first, then `f`
+/// changes each of them; one transaction carries the rows, the events of
+/// every item and the request id's answer. A refusal names the item and
+/// changes nothing.
+fn item_steps(c: &Ctx, who: &Who, id: u64, items: &[u32], check: &mut ItemCheck<'_>, f: &mut ItemFn<'_>) -> Result<Value> {
     let pool = c.pool;
     let claim = match pool.claim(c.r.request_id()?, c.command, fp_of(c.command, c.req))? {
         Claimed::Replay(a) => return Ok(a.into_value()),
         Claimed::Fresh(cl) => cl,
     };
-    let mut last = Ok(crate::pool::Answer::Json(Value::Null));
-    for (n, item_no) in items.iter().enumerate() {
-        let booking = {
+    let mut result = Err(Error::internal("exam step not run"));
+    // An item given another booking between the read and the locks (a new
+    // arrangement) makes it start over with the new bookings.
+    for _ in 0..8 {
+        let seen: Vec<(u32, Option<u64>)> = {
             let g = pool.referral.inner.lock();
-            let e = g.exams.get(&id).ok_or_else(|| not_found(id))?;
-            e.items.iter().find(|i| i.item_no == *item_no).ok_or_else(|| item_not_found(id, *item_no))?.booking_id
+            let e = g.exams.get(&id).ok_or_else(|| not_found(id));
+            match e {
+                Ok(e) => e.items.iter().map(|i| (i.item_no, i.booking_id)).collect(),
+                Err(err) => return super::finish(pool, claim, Err(err)),
+            }
         };
-        let no_claim = None;
-        let cl = if n + 1 == items.len() { &claim } else { &no_claim };
-        last = run_step(pool, cl, c.command, booking, &mut |pool, g, mut live, txn, now| {
+        let ids: Vec<u64> = seen.iter().filter_map(|(_, b)| *b).collect();
+        let mut stale = false;
+        result = pool.with_bookings(&ids, &platform_actor(), &mut |pool, locked, txn, now| {
+            let mut g = pool.referral.inner.lock();
             let mut e = g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?;
             who.check(&e.clinic_id, &e.hospital_id)?;
-            let pos = e.items.iter().position(|i| i.item_no == *item_no).ok_or_else(|| item_not_found(id, *item_no))?;
-            let mut it = e.items[pos].clone();
-            if it.booking_id != booking {
-                return Err(Error::with(ErrorCode::ExamInvalidTransition, "the item changed while the step ran; retry", "检查项目在操作期间已变更，请重试"));
+            if e.items.iter().map(|i| (i.item_no, i.booking_id)).ne(seen.iter().copied()) {
+                stale = true;
+                return Err(Error::with(
+                    ErrorCode::ExamInvalidTransition,
+                    "the application changed while the step ran; retry",
+                    "检查申请在操作期间已变更，请重试",
+                ));
             }
-            f(pool, g, &e, &mut it, live.as_mut(), txn, now)?;
-            e.items[pos] = it;
+            // Every named item first: one refusal and nothing changes.
+            let mut picked = Vec::with_capacity(items.len());
+            for &n in items {
+                let pos = e.items.iter().position(|i| i.item_no == n).ok_or_else(|| item_not_found(id, n))?;
+                let it = &e.items[pos];
+                let live = it.booking_id.and_then(|b| locked.get(b)).map(|(b, _)| b);
+                if it.booking_id.is_some() && live.is_none() {
+                    return Err(of_item(n, Error::internal("the item's booking is not locked")));
+                }
+                check(&e, it, live, now).map_err(|err| of_item(n, err))?;
+                picked.push(pos);
+            }
+            for pos in picked {
+                let mut it = e.items[pos].clone();
+                let mut live = it.booking_id.and_then(|b| locked.get_mut(b)).map(|(slot, st, b)| Live { slot, st, b });
+                f(pool, &e, &mut it, live.as_mut(), txn, now).map_err(|err| of_item(it.item_no, err))?;
+                e.items[pos] = it;
+            }
             e.updated_ms = now;
             put_exam(pool, txn, &e);
-            let v = exam_view(pool, &e, live.as_ref().map(|l| (&*l.b, l.slot)), false);
+            let v = exam_view(pool, &e, &locked.all(), false);
             g.exams.insert(id, e);
-            Ok(v)
+            let answer = Answer::Json(v);
+            pool.record_answer(&claim, &answer, txn);
+            Ok(answer)
         });
-        if last.is_err() {
+        if !stale {
             break;
         }
     }
-    super::finish(pool, claim, last)
+    super::finish(pool, claim, result)
 }
 
-/// The items a step applies to: `item_no`, else every item whose effective
-/// state allows the step.
+/// The items a step applies to: `item_no` (one), `item_nos` (a list, taken
+/// all or nothing), else every item whose effective state allows the step.
 fn pick_items(c: &Ctx, e: &ExamApp, to: &str) -> Result<Vec<u32>> {
-    if c.r.get("item_no").is_some() {
-        let n = c.r.opt_u32("item_no")?.unwrap_or(0);
-        if !e.items.iter().any(|i| i.item_no == n) {
-            return Err(item_not_found(e.exam_id, n));
+    let named = match (c.r.get("item_no"), c.r.get("item_nos")) {
+        (Some(_), Some(_)) => return Err(Error::invalid("item_nos", "give item_no or item_nos, not both")),
+        (Some(_), None) => Some(vec![c.r.opt_u32("item_no")?.unwrap_or(0)]),
+        (None, Some(_)) => {
+            let list = c.r.array("item_nos")?;
+            if list.is_empty() || list.len() > 20 {
+                return Err(Error::invalid("item_nos", "one to 20 item numbers"));
+            }
+            let mut out: Vec<u32> = Vec::with_capacity(list.len());
+            for v in list {
+                let n = v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| Error::invalid("item_nos", "expected a list of item numbers"))?;
+                if out.contains(&n) {
+                    return Err(Error::invalid("item_nos", "an item is named twice"));
+                }
+                out.push(n);
+            }
+            Some(out)
         }
-        return Ok(vec![n]);
+        (None, None) => None,
+    };
+    if let Some(list) = named {
+        if let Some(n) = list.iter().find(|n| !e.items.iter().any(|i| i.item_no == **n)) {
+            return Err(item_not_found(e.exam_id, *n));
+        }
+        return Ok(list);
     }
     let picked: Vec<u32> = e
         .items
@@ -511,12 +572,23 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
     let command = c.command;
     let by = who.institution.clone();
     let (seen_status, seen_booking) = (it.status.clone(), it.booking_id);
+    // The other items' bookings, read now: the answer shows them, and no
+    // booking may be read while the module's lock is held (lock order).
+    let seen: Vec<(u32, Option<u64>)> = e.items.iter().map(|i| (i.item_no, i.booking_id)).collect();
+    let others: Vec<(Booking, Arc<Slot>)> = e
+        .items
+        .iter()
+        .filter(|i| i.item_no != item_no)
+        .filter_map(|i| booking_snapshot(c.pool, i.booking_id))
+        .filter_map(|b| c.pool.slot(b.slot_idx).ok().map(|s| (b, s)))
+        .collect();
     reserve_and_attach(c, reserve, &mut |pool, g, live, txn, now| {
         let live = live.ok_or_else(|| Error::internal("the new booking is not locked"))?;
         let mut e = g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?;
+        let others_changed = e.items.iter().map(|i| (i.item_no, i.booking_id)).zip(&seen).any(|(now, was)| now.0 != item_no && now != *was);
         let pos = e.items.iter().position(|i| i.item_no == item_no).ok_or_else(|| item_not_found(id, item_no))?;
         let it = &mut e.items[pos];
-        if it.status != seen_status || it.booking_id != seen_booking {
+        if it.status != seen_status || it.booking_id != seen_booking || others_changed {
             return Err(Error::with(ErrorCode::ExamInvalidTransition, "the item changed while it was arranged; retry", "安排期间检查项目已变更，请重试"));
         }
         it.go_from(from.clone(), "arranged", command, by.as_deref(), None, now)?;
@@ -529,14 +601,17 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
         e.updated_ms = now;
         put_exam(pool, txn, &e);
         super::event(pool, txn, "exam_arranged", &e.patient_id, &e.clinic_id, Some(live.b.id), data);
-        let v = exam_view(pool, &e, Some((&*live.b, live.slot)), false);
+        let mut shown: Vec<(&Booking, &Slot)> = others.iter().map(|(b, s)| (b, &**s)).collect();
+        shown.push((&*live.b, live.slot));
+        let v = exam_view(pool, &e, &shown, false);
         g.exams.insert(id, e);
         Ok(v)
     })
 }
 
 /// `exam-payment`: paid at the kiosk: the arranged hold becomes a reserved
-/// slot (one item, or every arranged item).
+/// slot (`item_no`, the items of `item_nos`, or every arranged item), for
+/// every item or none.
 pub(super) fn payment(c: &Ctx) -> Result<Value> {
     let who = Who::of(c)?;
     let id = super::int_id(c.r, "exam_id")?;
@@ -547,7 +622,11 @@ pub(super) fn payment(c: &Ctx) -> Result<Value> {
     let items = pick_items(c, &e, "paid")?;
     let command = c.command;
     let by = who.institution.clone();
-    item_steps(c, &who, id, &items, &mut |pool, _g, e, it, live, txn, now| {
+    let check = &mut |_: &ExamApp, it: &ExamItem, b: Option<&Booking>, now: Millis| {
+        // An arranged item's hold still holds its place, so it can be confirmed.
+        EXAM_ITEM.check(&effective_status(&it.status, it.booking_id, b, &EXAM_ITEM, now), "paid", command)
+    };
+    item_steps(c, &who, id, &items, check, &mut |pool, e, it, live, txn, now| {
         it.go("paid", command, by.as_deref(), None, now, live.as_deref().map(|l| &*l.b))?;
         let l = live.ok_or_else(|| Error::internal("exam booking not locked"))?;
         pool.confirm_locked(l.slot, l.st, l.b, now, txn, command)?;
@@ -566,8 +645,8 @@ pub(super) fn payment(c: &Ctx) -> Result<Value> {
     })
 }
 
-/// `exam-cancel`: the doctor cancels an item (or all open ones) before the
-/// exam; the slot goes back to the pool.
+/// `exam-cancel`: the doctor cancels items (`item_no`, `item_nos`, or all
+/// open ones, every one or none) before the exam; the slots go back to the pool.
 pub(super) fn cancel(c: &Ctx) -> Result<Value> {
     let who = Who::of(c)?;
     let id = super::int_id(c.r, "exam_id")?;
@@ -576,7 +655,14 @@ pub(super) fn cancel(c: &Ctx) -> Result<Value> {
     let items = pick_items(c, &e, "cancelled")?;
     let command = c.command;
     let by = who.institution.clone();
-    item_steps(c, &who, id, &items, &mut |pool, _g, e, it, live, txn, now| {
+    let check = &mut |_: &ExamApp, it: &ExamItem, b: Option<&Booking>, now: Millis| {
+        EXAM_ITEM.check(&effective_status(&it.status, it.booking_id, b, &EXAM_ITEM, now), "cancelled", command)?;
+        if b.is_some_and(|b| b.status == BookingStatus::Occupied) {
+            return Err(Error::with(ErrorCode::InvalidState, "the exam is under way", "检查正在进行，不能取消"));
+        }
+        Ok(())
+    };
+    item_steps(c, &who, id, &items, check, &mut |pool, e, it, live, txn, now| {
         it.go("cancelled", command, by.as_deref(), Some(reason.clone()), now, live.as_deref().map(|l| &*l.b))?;
         if let Some(l) = live {
             if l.b.status.is_active() {
@@ -604,15 +690,18 @@ pub(super) fn refund(c: &Ctx) -> Result<Value> {
     let item_no = c.r.opt_u32("item_no")?.ok_or_else(|| Error::missing("item_no"))?;
     let command = c.command;
     let by = who.institution.clone();
-    item_steps(c, &who, id, &[item_no], &mut |pool, _g, e, it, live, txn, now| {
-        let from = effective_status(&it.status, it.booking_id, live.as_deref().map(|l| &*l.b), &EXAM_ITEM, now);
+    let check = &mut |_: &ExamApp, it: &ExamItem, b: Option<&Booking>, now: Millis| {
+        let from = effective_status(&it.status, it.booking_id, b, &EXAM_ITEM, now);
         if matches!(from.as_str(), "arranged" | "paid" | SLOT_RELEASED) {
             return Err(Error::new(ErrorCode::ExamRefundNeedsCancel));
         }
         if !it.paid {
             return Err(Error::with(ErrorCode::ExamInvalidTransition, "nothing was paid for this item", "该检查项目未缴费，无需退费"));
         }
-        it.go_from(from, "refunded", command, by.as_deref(), None, now)?;
+        EXAM_ITEM.check(&from, "refunded", command)
+    };
+    item_steps(c, &who, id, &[item_no], check, &mut |pool, e, it, live, txn, now| {
+        it.go("refunded", command, by.as_deref(), None, now, live.as_deref().map(|l| &*l.b))?;
         if let Some(l) = live {
             if l.b.payment == PaymentStatus::Paid && !l.b.status.is_active() {
                 l.b.payment = PaymentStatus::Refunded;
@@ -719,7 +808,10 @@ pub(super) fn report(c: &Ctx) -> Result<Value> {
     let content_b64 = if unstructured { c.r.get("content_base64").and_then(Value::as_str).map(|s| s.trim().to_string()) } else { None };
     let command = c.command;
     let by = who.institution.clone();
-    item_steps(c, &who, id, &[item_no], &mut |pool, _g, e, it, live, txn, now| {
+    let check = &mut |_: &ExamApp, it: &ExamItem, b: Option<&Booking>, now: Millis| {
+        EXAM_ITEM.check(&effective_status(&it.status, it.booking_id, b, &EXAM_ITEM, now), "reported", command)
+    };
+    item_steps(c, &who, id, &[item_no], check, &mut |pool, e, it, live, txn, now| {
         let revision = it.reports.len() as u32 + 1;
         it.go("reported", command, by.as_deref(), None, now, live.as_deref().map(|l| &*l.b))?;
         let rep = Report {

@@ -13,7 +13,7 @@
 //! `slot_released` with the booking's reason; when the pool moves it
 //! (change-booking, stop-service with `move`) the referral shows the new slot.
 //!
-//! Lock order: slot lock → booking shard → this module's lock → outbox. The
+//! Lock order: slot lock(s) by index → booking cell(s) by id → this module's lock → outbox. The
 //! module's lock is never held while a slot or booking lock is taken.
 
 mod consultation;
@@ -619,7 +619,7 @@ fn forbidden_owned(en: String, zh: String) -> Error {
 }
 
 /// The pool acts for the module: the module checks permissions itself.
-fn platform_actor() -> Actor {
+pub(crate) fn platform_actor() -> Actor {
     Actor { institution: None, community: false }
 }
 

@@ -2179,7 +2179,6 @@ fn release_unclaimed_set_aside(st: &mut SlotState) {
     }
 }
 
-/// The checks every new place goes through. Slot locked by the caller.
 /// The bookings of `Pool::with_bookings`, locked with their slots.
 pub(crate) struct Locked<'a> {
     slots: Vec<(&'a Slot, MutexGuard<'a, SlotState>)>,
@@ -2206,6 +2205,7 @@ impl Locked<'_> {
     }
 }
 
+/// The checks every new place goes through. Slot locked by the caller.
 pub(crate) fn check_bookable(slot: &Slot, st: &SlotState, now: Millis, p: Priority) -> Result<()> {
     // Same order as the lock-free refusal: closed, then full.
     if st.closed {

@@ -10,7 +10,8 @@
  *    NULL where a string is required gives YL_E_NULL_ARGUMENT, invalid UTF-8
  *    YL_E_INVALID_UTF8; never a crash. Output structs are written on success only.
  *  - What the library allocates, the library frees: yl_string_free for
- *    responses of yl_call, yl_engine_close for engines. yl_call_buf and the
+ *    responses of yl_call, yl_engine_close for engines, yl_lab_translator_free
+ *    for translators (and the entries they returned). yl_call_buf and the
  *    last-error accessors write into the caller's buffer instead.
  *  - A panic inside the library is caught at the boundary and returned as
  *    YL_E_PANIC; it never unwinds into the caller.
@@ -587,6 +588,13 @@
 typedef struct yl_engine yl_engine;
 
 /**
+ * A compiled translation of lab result codes into one institution's
+ * sub-items (`Engine::lab_translator`). Opaque to C; create with
+ * `yl_lab_translator_new`, free with `yl_lab_translator_free`.
+ */
+typedef struct yl_lab_translator yl_lab_translator;
+
+/**
  * A slot resolved once by `yl_slot_handle`, for the typed calls. Valid for
  * the engine that returned it, for as long as that engine is open.
  */
@@ -638,6 +646,35 @@ typedef struct yl_slot_availability {
      */
     bool closed;
 } yl_slot_availability;
+
+/**
+ * One institution sub-item a lab code translates to. Every field is a
+ * NUL-terminated UTF-8 string owned by the translator that returned it,
+ * valid until `yl_lab_translator_free`; never NULL (`unit` and `ref_range`
+ * may be empty). Do not free or modify them.
+ */
+typedef struct yl_lab_entry {
+    /**
+     * The ordering institution's own sub-item code.
+     */
+    const char *inst_code;
+    /**
+     * The ordering institution's own sub-item name.
+     */
+    const char *inst_name;
+    /**
+     * The standard sub-item code.
+     */
+    const char *std_code;
+    /**
+     * The standard sub-item's unit ("" when it has none).
+     */
+    const char *unit;
+    /**
+     * The standard sub-item's reference range, e.g. "4-10" ("" when it has none).
+     */
+    const char *ref_range;
+} yl_lab_entry;
 
 #ifdef __cplusplus
 extern "C" {
@@ -841,6 +878,63 @@ int yl_specimen_label(const struct yl_engine *e,
                       uint8_t *out,
                       size_t cap,
                       size_t *needed);
+
+/**
+ * Compiles the translation of lab results into `institution_id`'s
+ * sub-items (委托检验报告): standard sub-item codes are understood, and the
+ * lab's own sub-item codes too when `lab_id` is not NULL. A snapshot of the
+ * mapping now: make another after the mapping changes.
+ *
+ * Ownership: the inputs are borrowed for the call. On success `*out`
+ * receives a new translator owned by the caller, to be released with
+ * `yl_lab_translator_free`; on failure `*out` is set to NULL (when `out` is
+ * not NULL). The translator borrows nothing from the engine: it stays
+ * usable after `yl_engine_close`.
+ *
+ * Returns `YL_OK`, `YL_E_LAB_INST_ITEM_NOT_FOUND` (the institution has no
+ * sub-items), `YL_E_NULL_ARGUMENT`, `YL_E_INVALID_UTF8`,
+ * `YL_E_ENGINE_CLOSED`. Thread-safe. Sets the last error.
+ */
+int yl_lab_translator_new(const struct yl_engine *e,
+                          const char *institution_id,
+                          const char *lab_id,
+                          struct yl_lab_translator **out);
+
+/**
+ * Translates `n` lab result codes (`codes[0..n]`, standard or the lab's own
+ * sub-item codes) into the institution's sub-items: `out[i]` receives the
+ * entry of `codes[i]`, or NULL when the institution has not mapped it. The
+ * result values stay with the caller: `out[i]` belongs to the value of
+ * `codes[i]`, unchanged. `*unmapped` (when `unmapped` is not NULL) receives
+ * how many codes are unmapped.
+ *
+ * `strict`: an unmapped code is `YL_E_LAB_ITEM_UNMAPPED` (the message names
+ * it) instead of a NULL entry. `out` and `*unmapped` are written on success
+ * only. `codes` and `out` may be NULL only with `n == 0`.
+ *
+ * Ownership: `codes` is borrowed for the call. The entries are owned by the
+ * translator and valid until `yl_lab_translator_free`.
+ *
+ * Returns `YL_OK`, `YL_E_LAB_ITEM_UNMAPPED`, `YL_E_NULL_ARGUMENT` (NULL
+ * `t`, `codes`, `out` or `codes[i]`), `YL_E_INVALID_UTF8`. Takes no lock:
+ * any number of threads may translate with one translator at once.
+ * Sets the last error.
+ */
+int yl_lab_translator_translate(const struct yl_lab_translator *t,
+                                const char *const *codes,
+                                size_t n,
+                                bool strict,
+                                const struct yl_lab_entry **out,
+                                size_t *unmapped);
+
+/**
+ * Frees a translator and the entries it returned. `t == NULL` is a harmless
+ * no-op. Freeing the same translator twice, using it or its entries after
+ * the free, or freeing it while another thread is still inside a call on it
+ * is undefined behaviour (as with `yl_engine_close`). Thread-safe (any
+ * thread may free). Does not touch the last error.
+ */
+void yl_lab_translator_free(struct yl_lab_translator *t);
 
 #ifdef __cplusplus
 }  // extern "C"

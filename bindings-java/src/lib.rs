@@ -20,10 +20,11 @@ mod boundary;
 mod raw;
 
 use boundary::{boundary, fast_boundary, Failure};
-use jni::objects::{JByteArray, JClass, JIntArray, JLongArray, JObjectArray, JString};
+use jni::objects::{JByteArray, JClass, JIntArray, JLongArray, JObject, JObjectArray, JString};
 use jni::sys::{jboolean, jint, jlong};
 use jni::{Env, EnvUnowned};
 use raw::RawEnv;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 use yilian_core::render::{LabelFormat, LabelSize};
 use yilian_core::{Engine, Error, ErrorCode, HoldOptions, LabTranslator, Priority, SlotHandle};
@@ -307,7 +308,10 @@ pub extern "system" fn Java_org_yilian_NativeMethods_specimenLabel<'local>(
 }
 
 /// Borrows the translator behind a handle; the Java `LabTranslator` holds its
-/// read lock for the whole native call, as `Engine` does for `engine`.
+/// read lock for the whole native call, as `Engine` does for `engine`. The
+/// calls also take the Java translator itself (`_owner`, unused): as an
+/// argument it stays reachable until they return, so its cleaner cannot
+/// start closing the handle under them.
 fn translator<'a>(handle: jlong) -> Result<&'a LabTranslator, Failure> {
     if handle == 0 {
         return Err(Failure::Closed);
@@ -317,6 +321,10 @@ fn translator<'a>(handle: jlong) -> Result<&'a LabTranslator, Failure> {
     // side calls once, under its write lock, after swapping the handle to 0.
     Ok(unsafe { &*(handle as *const LabTranslator) })
 }
+
+/// Translator handles made and not yet freed, in this library (a diagnostic:
+/// the tests prove with it that Java's cleaner frees unclosed translators).
+static LIVE_LAB_TRANSLATORS: AtomicI64 = AtomicI64::new(0);
 
 /// Compiles `Engine::lab_translator` and returns its handle (a snapshot: it
 /// does not borrow the engine and outlives its close).
@@ -333,6 +341,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_labTranslatorNew<'local>(
         let institution_id = raw(env).required(&institution_id, "institutionId")?;
         let lab_id = raw(env).string(&lab_id, "labId")?;
         let t = engine.lab_translator(&institution_id, lab_id.as_deref())?;
+        LIVE_LAB_TRANSLATORS.fetch_add(1, Ordering::Relaxed);
         Ok(Box::into_raw(Box::new(t)) as jlong)
     })
 }
@@ -345,6 +354,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_labTranslatorClose<'local>(
         if handle != 0 {
             // SAFETY: see `translator`; this is the one place the box is taken back.
             drop(unsafe { Box::from_raw(handle as *mut LabTranslator) });
+            LIVE_LAB_TRANSLATORS.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(())
     })
@@ -352,7 +362,12 @@ pub extern "system" fn Java_org_yilian_NativeMethods_labTranslatorClose<'local>(
 
 /// How many codes the translator understands.
 #[no_mangle]
-pub extern "system" fn Java_org_yilian_NativeMethods_labTranslatorSize<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>, handle: jlong) -> jint {
+pub extern "system" fn Java_org_yilian_NativeMethods_labTranslatorSize<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    _owner: JObject<'local>,
+    handle: jlong,
+) -> jint {
     boundary(&mut env, |_env| Ok(translator(handle)?.codes().count().min(i32::MAX as usize) as i32))
 }
 
@@ -362,6 +377,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_labTranslatorSize<'local>(m
 pub extern "system" fn Java_org_yilian_NativeMethods_labTranslate<'local>(
     mut env: EnvUnowned<'local>,
     _class: JClass<'local>,
+    _owner: JObject<'local>,
     handle: jlong,
     codes: JObjectArray<'local, JString<'local>>,
     strict: jboolean,
@@ -398,6 +414,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_labTranslate<'local>(
 pub extern "system" fn Java_org_yilian_NativeMethods_labLookup<'local>(
     mut env: EnvUnowned<'local>,
     _class: JClass<'local>,
+    _owner: JObject<'local>,
     handle: jlong,
     code: JString<'local>,
 ) -> JObjectArray<'local, JString<'local>> {
@@ -431,6 +448,13 @@ pub extern "system" fn Java_org_yilian_NativeMethods_panicForTest<'local>(mut en
     } else {
         boundary(&mut env, |_env| panic_now(mode))
     }
+}
+
+/// Test hook: how many translator handles are live (made by
+/// `labTranslatorNew`, not yet freed by `labTranslatorClose`).
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_liveLabTranslators<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>) -> jlong {
+    boundary(&mut env, |_env| Ok(LIVE_LAB_TRANSLATORS.load(Ordering::Relaxed)))
 }
 
 /// Runs `n` hold+release pairs inside Rust with no JNI crossing and returns the

@@ -196,8 +196,9 @@ public final class Engine implements AutoCloseable {
      * sub-items (委托检验报告): standard sub-item codes, and the lab's own codes
      * when {@code labId} is given. A snapshot of the mapping now: make another
      * after the mapping changes. The translator owns native memory of its
-     * own: close it (try-with-resources); it stays usable after this engine
-     * is closed.
+     * own: close it (try-with-resources); one dropped unclosed is freed by a
+     * cleaner after the garbage collector finds it. It stays usable after
+     * this engine is closed.
      *
      * @param labId the lab whose own codes are understood, or null for standard codes only
      * @throws YilianNotFoundException {@code LAB_INST_ITEM_NOT_FOUND} when the institution has no sub-items

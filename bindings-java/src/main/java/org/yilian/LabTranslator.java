@@ -23,20 +23,27 @@ import java.util.concurrent.locks.StampedLock;
  * <p>Owns a native table: close it once done (try-with-resources). It holds no
  * lock of the engine's and outlives the engine's close. Thread-safe, like
  * {@link Engine}: calls hold a read lock on the handle and {@link #close()}
- * frees it under the write lock, once; any call after {@code close()} throws
- * {@link IllegalStateException}. A translator dropped without {@code close()}
- * leaks its table (it holds no file or store lock).
+ * frees it under the write lock, exactly once; {@code close()} may be called
+ * any number of times from any thread, and any other call after it throws
+ * {@link IllegalStateException}.
+ *
+ * <p>A translator that becomes unreachable without {@code close()} is not
+ * leaked: a cleaner (the Java 8 form of {@code java.lang.ref.Cleaner}, on the
+ * daemon thread {@code yilian-cleaner}) frees its table some time after the
+ * garbage collector finds it. That is a backstop, not a schedule: close
+ * translators you are done with, so their memory goes back at once.
  */
 public final class LabTranslator implements AutoCloseable {
-    private final StampedLock lock = new StampedLock();
-    private final AtomicBoolean closing = new AtomicBoolean();
-    /** {@code Box<LabTranslator>} pointer; 0 once closed. Written under the write lock only. */
-    private long ptr;
+    private final Handle handle;
+    /** Frees {@link #handle} once this translator is unreachable; {@code close()} does it first. */
+    private final NativeCleaner.Cleanable cleanable;
     private final String institutionId;
     private final String labId;
 
     LabTranslator(long ptr, String institutionId, String labId) {
-        this.ptr = ptr;
+        this.handle = new Handle(ptr);
+        // The action is the handle's own method: it holds the handle, never this translator.
+        this.cleanable = NativeCleaner.register(this, handle::closeOnce);
         this.institutionId = institutionId;
         this.labId = labId;
     }
@@ -74,11 +81,11 @@ public final class LabTranslator implements AutoCloseable {
             values.add(e.getValue());
         }
         String[] inst;
-        long stamp = enter();
+        long stamp = handle.enter();
         try {
-            inst = NativeMethods.labTranslate(ptr(), codes, strict);
+            inst = NativeMethods.labTranslate(this, handle.ptr(), codes, strict);
         } finally {
-            lock.unlockRead(stamp);
+            handle.lock.unlockRead(stamp);
         }
         Map<String, String> out = new LinkedHashMap<>();
         for (int i = 0; i < n; i++) {
@@ -97,22 +104,22 @@ public final class LabTranslator implements AutoCloseable {
      */
     public Entry lookup(String code) {
         String[] row;
-        long stamp = enter();
+        long stamp = handle.enter();
         try {
-            row = NativeMethods.labLookup(ptr(), code);
+            row = NativeMethods.labLookup(this, handle.ptr(), code);
         } finally {
-            lock.unlockRead(stamp);
+            handle.lock.unlockRead(stamp);
         }
         return row == null ? null : new Entry(row[0], row[1], row[2], row[3], row[4]);
     }
 
     /** How many codes {@link #translate} understands (lab codes and standard codes). */
     public int size() {
-        long stamp = enter();
+        long stamp = handle.enter();
         try {
-            return NativeMethods.labTranslatorSize(ptr());
+            return NativeMethods.labTranslatorSize(this, handle.ptr());
         } finally {
-            lock.unlockRead(stamp);
+            handle.lock.unlockRead(stamp);
         }
     }
 
@@ -128,27 +135,20 @@ public final class LabTranslator implements AutoCloseable {
 
     /** Whether {@link #close()} was called. */
     public boolean isClosed() {
-        return closing.get();
+        return handle.closing.get();
     }
 
     /**
-     * Frees the native table. The first call does it (waiting for calls in
-     * flight on other threads); later calls, from any thread, wait until it
-     * is done and return.
+     * Frees the native table, waiting for calls in flight on other threads.
+     * Idempotent and thread-safe: the table is freed exactly once, and every
+     * call, from any thread, returns only once it is freed.
      */
     @Override
     public void close() {
-        boolean first = closing.compareAndSet(false, true);
-        long stamp = lock.writeLock();
-        try {
-            if (first) {
-                long p = ptr;
-                ptr = 0;
-                NativeMethods.labTranslatorClose(p);
-            }
-        } finally {
-            lock.unlockWrite(stamp);
-        }
+        // Runs handle.closeOnce() now unless the cleaner already has; the
+        // second closeOnce() makes a racing caller wait until the table is freed.
+        cleanable.clean();
+        handle.closeOnce();
     }
 
     @Override
@@ -156,25 +156,70 @@ public final class LabTranslator implements AutoCloseable {
         return "LabTranslator[institutionId=" + institutionId + ", labId=" + labId + ", " + (isClosed() ? "closed" : "open") + "]";
     }
 
-    /** The read lock for one native call; refused once closing starts (readers would otherwise starve close()). */
-    private long enter() {
-        if (closing.get()) {
-            throw closed();
-        }
-        return lock.readLock();
-    }
+    /*
+     * Each native call takes this translator as its first argument, unused by
+     * the native side: the JVM keeps a native method's arguments reachable
+     * until it returns (Java 8 has no Reference.reachabilityFence). Otherwise
+     * the JIT could treat a translator as unreachable once it has read
+     * `handle`, e.g. in engine.labTranslator(...).translate(m), and the
+     * cleaner would close the handle before the call took its read lock.
+     */
 
-    /** The pointer; call between {@link #enter()} and {@code unlockRead}. */
-    private long ptr() {
-        long p = ptr;
-        if (p == 0) {
-            throw closed();
-        }
-        return p;
-    }
+    /**
+     * The native pointer and its guard; kept apart from LabTranslator so the
+     * cleaner can free it after the translator is collected (as
+     * {@code Engine.Handle} is for the engine's leak guard).
+     */
+    static final class Handle {
+        final StampedLock lock = new StampedLock();
+        final AtomicBoolean closing = new AtomicBoolean();
+        /** {@code Box<LabTranslator>} pointer; 0 once freed. Read and written under the write lock to free it. */
+        private long ptr;
 
-    private static IllegalStateException closed() {
-        return new IllegalStateException("the lab translator is closed");
+        Handle(long ptr) {
+            this.ptr = ptr;
+        }
+
+        /** The read lock for one native call; refused once closing starts (readers would otherwise starve close()). */
+        long enter() {
+            if (closing.get()) {
+                throw closed();
+            }
+            return lock.readLock();
+        }
+
+        /** The pointer; call between {@link #enter()} and {@code unlockRead}. */
+        long ptr() {
+            long p = ptr;
+            if (p == 0) {
+                throw closed();
+            }
+            return p;
+        }
+
+        /**
+         * Frees the pointer unless it is freed already. Whoever first holds the
+         * write lock (which waits for calls in flight) frees it and zeroes it;
+         * everyone else then sees 0. So close() and the cleaner free it
+         * exactly once, and no caller returns before it is freed.
+         */
+        void closeOnce() {
+            closing.set(true);
+            long stamp = lock.writeLock();
+            try {
+                long p = ptr;
+                if (p != 0) {
+                    ptr = 0;
+                    NativeMethods.labTranslatorClose(p);
+                }
+            } finally {
+                lock.unlockWrite(stamp);
+            }
+        }
+
+        private static IllegalStateException closed() {
+            return new IllegalStateException("the lab translator is closed");
+        }
     }
 
     /** One institution sub-item a lab code translates to. Immutable. */

@@ -49,16 +49,23 @@ final class NativeMethods {
     /** Compiles a lab translator; returns its {@code Box<LabTranslator>} handle (independent of the engine's). */
     static native long labTranslatorNew(long handle, String institutionId, String labId);
 
-    /** Frees a translator handle: call once, when no other call can be using it. */
+    /**
+     * Frees a translator handle: call once, when no other call can be using it.
+     * The calls on a translator take its Java {@code owner} only to keep it
+     * reachable (and so its cleaner idle) until they return.
+     */
     static native void labTranslatorClose(long translator);
 
-    static native int labTranslatorSize(long translator);
+    static native int labTranslatorSize(LabTranslator owner, long translator);
 
     /** The institution code of each lab code, null where unmapped; with {@code strict}, an unmapped code throws {@code LAB_ITEM_UNMAPPED}. */
-    static native String[] labTranslate(long translator, String[] codes, boolean strict);
+    static native String[] labTranslate(LabTranslator owner, long translator, String[] codes, boolean strict);
 
     /** Institution code, institution name, standard code, unit, reference range; null when unmapped. */
-    static native String[] labLookup(long translator, String code);
+    static native String[] labLookup(LabTranslator owner, long translator, String code);
+
+    /** Test hook: translator handles made by {@link #labTranslatorNew} and not yet freed by {@link #labTranslatorClose}. */
+    static native long liveLabTranslators();
 
     /** Test hook: panics inside the native boundary (mode % 3 == 0: &str, 1: String, 2: non-string payload; mode >= 3: in the hot path's boundary). */
     static native int panicForTest(int mode);

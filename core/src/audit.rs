@@ -75,20 +75,55 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// An entry as written: `Entry`'s fields, borrowed from the caller's context
+/// (the row is built inside the change's locks, so nothing is copied twice).
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    at_ms: Millis,
+    command: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    institution: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operator: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    changed: Vec<String>,
+}
+
 /// The audit row for a transaction's writes (the store numbers it).
 pub(crate) fn row(at_ms: Millis, writes: &[Write]) -> Write {
-    let ctx = CONTEXT.with(|c| c.borrow().clone()).unwrap_or_else(|| Context { command: "(engine)".into(), ..Default::default() });
     let changed = writes
         .iter()
         .filter(|w| w.table != Table::Meta)
-        .map(|w| if w.table == Table::Patients { "patients".to_string() } else { format!("{}/{}", w.table.name(), w.key) })
+        .map(|w| {
+            if w.table == Table::Patients {
+                return "patients".to_string();
+            }
+            let name = w.table.name();
+            let mut s = String::with_capacity(name.len() + 1 + w.key.len());
+            s.push_str(name);
+            s.push('/');
+            s.push_str(&w.key);
+            s
+        })
         .collect();
-    let entry = Entry { seq: 0, at_ms, command: ctx.command, institution: ctx.institution, operator: ctx.operator, request_id: ctx.request_id, changed };
-    Write::put(Table::Audit, String::new(), &entry)
+    CONTEXT.with(|c| {
+        let c = c.borrow();
+        let ctx = c.as_ref();
+        let entry = EntryOut {
+            at_ms,
+            command: ctx.map_or("(engine)", |c| c.command.as_str()),
+            institution: ctx.and_then(|c| c.institution.as_deref()),
+            operator: ctx.and_then(|c| c.operator.as_deref()),
+            request_id: ctx.and_then(|c| c.request_id.as_deref()),
+            changed,
+        };
+        Write::put(Table::Audit, String::new(), &entry)
+    })
 }
 
 pub(crate) fn key(seq: u64) -> String {
-    format!("{seq:020}")
+    crate::store::numbered_key(seq)
 }
 
 /// What `audit-log` asks for.

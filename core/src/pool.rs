@@ -1119,7 +1119,7 @@ impl Pool {
                     at_ms: self.clock.now_ms(),
                 };
                 let row = self.next_idem_row.fetch_add(1, Ordering::Relaxed);
-                txn.writes.push(Write::put(Table::Idempotency, format!("{row:020}"), &rec));
+                txn.writes.push(Write::put(Table::Idempotency, crate::store::numbered_key(row), &rec));
             }
         }
     }
@@ -1283,14 +1283,14 @@ impl Pool {
         let durable = self.store.is_some();
         self.outbox.push(ev, |ev| {
             if durable {
-                txn.writes.push(Write::put(Table::Events, format!("{:020}", ev.seq), ev));
+                txn.writes.push(Write::put(Table::Events, crate::store::numbered_key(ev.seq), ev));
             }
         });
     }
 
     fn put_booking(&self, txn: &mut Txn, b: &Booking) {
         if self.store.is_some() {
-            txn.writes.push(Write::put(Table::Bookings, format!("{:020}", b.id), b));
+            txn.writes.push(Write::put(Table::Bookings, crate::store::numbered_key(b.id), b));
         }
     }
 
@@ -1302,7 +1302,7 @@ impl Pool {
 
     fn put_wait(&self, txn: &mut Txn, w: &WaitEntry) {
         if self.store.is_some() {
-            txn.writes.push(Write::put(Table::Waitlist, format!("{:020}", w.id), w));
+            txn.writes.push(Write::put(Table::Waitlist, crate::store::numbered_key(w.id), w));
         }
     }
 
@@ -2113,7 +2113,7 @@ impl Pool {
                 if self.store.is_some() {
                     dropped.sort_unstable();
                     for seq in dropped {
-                        txn.writes.push(Write::delete(Table::Events, format!("{seq:020}")));
+                        txn.writes.push(Write::delete(Table::Events, crate::store::numbered_key(seq)));
                     }
                     // Keeps sequence numbers rising after every event was drained.
                     txn.writes.push(Write { table: Table::Meta, key: "events_acked_through".into(), body: Some(ack.min(next_seq - 1).to_string()) });

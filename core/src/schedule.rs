@@ -447,7 +447,7 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
             w.status = WaitStatus::Closed;
             pool.waitlist_slot.shard(&w.id).remove(&w.id);
             if pool.store.is_some() {
-                txn.writes.push(Write::put(Table::Waitlist, format!("{:020}", w.id), &w));
+                txn.writes.push(Write::put(Table::Waitlist, crate::store::numbered_key(w.id), &w));
             }
             pool.emit(
                 &mut txn,

@@ -8,6 +8,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.StampedLock;
 
@@ -279,6 +280,8 @@ public final class Engine implements AutoCloseable {
     static final class Handle {
         final StampedLock lock = new StampedLock();
         final AtomicBoolean closing = new AtomicBoolean();
+        /** Opened once the first closer has freed the engine (its store is then released). */
+        private final CountDownLatch closed = new CountDownLatch(1);
         /** {@code Box<Engine>} pointer; 0 once closed. Written under the write lock only. */
         private long ptr;
 
@@ -312,18 +315,39 @@ public final class Engine implements AutoCloseable {
         }
 
         void closeOnce() {
-            boolean first = closing.compareAndSet(false, true);
-            // Native calls hold the read lock: the write lock waits for them.
-            // A second closer also waits here, so it returns only once the store is released.
-            long stamp = lock.writeLock();
+            if (!closing.compareAndSet(false, true)) {
+                // Another thread is closing: return only once it is done, so the
+                // caller may reopen the same data directory at once.
+                awaitClosed();
+                return;
+            }
             try {
-                if (first) {
+                // Native calls hold the read lock: the write lock waits for them.
+                long stamp = lock.writeLock();
+                try {
                     long p = ptr;
                     ptr = 0;
                     NativeMethods.engineClose(p);
+                } finally {
+                    lock.unlockWrite(stamp);
                 }
             } finally {
-                lock.unlockWrite(stamp);
+                closed.countDown();
+            }
+        }
+
+        private void awaitClosed() {
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    closed.await();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
             }
         }
     }

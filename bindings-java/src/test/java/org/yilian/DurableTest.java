@@ -55,6 +55,44 @@ class DurableTest {
         Engine.open(config(dir)).close(); // released by close
     }
 
+    /**
+     * close() from several threads at once: every caller returns only once the
+     * engine is closed, so each may reopen the directory at once. (The race
+     * this guards, a losing closer overtaking the winner between its claim and
+     * its write lock, is rare; the test checks the promise, not the timing.)
+     */
+    @Test
+    @Timeout(120)
+    void everyConcurrentCloserReturnsAfterTheStoreIsReleased(@TempDir Path dir) throws Exception {
+        String cfg = config(dir);
+        for (int round = 0; round < 30; round++) {
+            Engine engine = Engine.open(cfg);
+            engine.call("sync-schedule", TestSupport.schedule(2, 1));
+            java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(3);
+            java.util.List<Throwable> failures = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+            Object reopen = new Object();
+            Thread[] closers = new Thread[3];
+            for (int t = 0; t < closers.length; t++) {
+                closers[t] = new Thread(() -> {
+                    try {
+                        start.await();
+                        engine.close();
+                        synchronized (reopen) {
+                            Engine.open(cfg).close();
+                        }
+                    } catch (Throwable e) {
+                        failures.add(e);
+                    }
+                });
+                closers[t].start();
+            }
+            for (Thread t : closers) {
+                t.join();
+            }
+            assertTrue(failures.isEmpty(), "round " + round + ": " + failures);
+        }
+    }
+
     /** An engine dropped without close() is closed by the leak guard once collected, releasing its store. */
     @Test
     @Timeout(60)

@@ -52,6 +52,14 @@ static int finish_suite(const char *suite) {
     return (fail == 0 && pass > 0) ? 0 : 1;
 }
 
+/* Runs a command that must succeed (a test's setup steps). */
+static inline void call_ok(yl_engine *e, const char *cmd, const char *req) {
+    char *out = NULL;
+    int rc = yl_call(e, cmd, req, &out);
+    CHECK(rc == YL_OK, "%s: %s", cmd, out ? out : "(null)");
+    yl_string_free(out);
+}
+
 /* An environment integer (storm and bench sizes), with a default. */
 static long env_long(const char *name, long dflt) {
     const char *v = getenv(name);

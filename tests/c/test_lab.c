@@ -5,13 +5,6 @@
 
 static const char *CFG = "{\"clock_start\":\"2024-10-29T09:00:00+08:00\",\"clock\":\"manual\"}";
 
-static void ok(yl_engine *e, const char *cmd, const char *req) {
-    char *out = NULL;
-    int rc = yl_call(e, cmd, req, &out);
-    CHECK(rc == YL_OK, "%s: %s", cmd, out ? out : "(null)");
-    yl_string_free(out);
-}
-
 static int contains(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m) {
     for (size_t i = 0; i + m <= n; i++)
         if (memcmp(hay + i, needle, m) == 0) return 1;
@@ -21,15 +14,15 @@ static int contains(const uint8_t *hay, size_t n, const uint8_t *needle, size_t 
 int main(void) {
     yl_engine *e = NULL;
     CHECK_RC(yl_engine_open(CFG, &e), YL_OK);
-    ok(e, "lab-std-item-upsert",
+    call_ok(e, "lab-std-item-upsert",
        "{\"items\":[{\"code\":\"STD-HEM-001\",\"name\":\"白细胞计数\",\"specimen_type\":\"全血\",\"workgroup\":\"临检\"}]}");
-    ok(e, "lab-resource-upsert", "{\"resources\":[{\"code\":\"STD-P-CBC\",\"name\":\"血常规\",\"items\":[\"STD-HEM-001\"]}]}");
-    ok(e, "lab-local-code-set", "{\"lab_id\":\"H001\",\"resource_code\":\"STD-P-CBC\",\"local_code\":\"LIS-1001\"}");
-    ok(e, "lab-inst-item-upsert",
+    call_ok(e, "lab-resource-upsert", "{\"resources\":[{\"code\":\"STD-P-CBC\",\"name\":\"血常规\",\"items\":[\"STD-HEM-001\"]}]}");
+    call_ok(e, "lab-local-code-set", "{\"lab_id\":\"H001\",\"resource_code\":\"STD-P-CBC\",\"local_code\":\"LIS-1001\"}");
+    call_ok(e, "lab-inst-item-upsert",
        "{\"institution_id\":\"C001\",\"items\":[{\"code\":\"C-1\",\"name\":\"白细胞\",\"specimen_type\":\"全血\",\"std_code\":\"STD-HEM-001\"}]}");
-    ok(e, "lab-order-submit",
+    call_ok(e, "lab-order-submit",
        "{\"institution_id\":\"C001\",\"lab_id\":\"H001\",\"patient_id\":\"P1\",\"patient\":{\"name\":\"张三\"},\"doctor_id\":\"D1\",\"items\":[\"STD-P-CBC\"]}");
-    ok(e, "specimen-print", "{\"order_id\":\"LO000001\"}");
+    call_ok(e, "specimen-print", "{\"order_id\":\"LO000001\"}");
     const char *barcode = "241029000001";
 
     size_t need = 0;

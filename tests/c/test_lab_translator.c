@@ -8,13 +8,6 @@
 
 static const char *CFG = "{\"clock_start\":\"2024-10-29T09:00:00+08:00\",\"clock\":\"manual\"}";
 
-static void ok(yl_engine *e, const char *cmd, const char *req) {
-    char *out = NULL;
-    int rc = yl_call(e, cmd, req, &out);
-    CHECK(rc == YL_OK, "%s: %s", cmd, out ? out : "(null)");
-    yl_string_free(out);
-}
-
 static int streq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
 
 static int last_message_contains(const char *needle) {
@@ -49,17 +42,17 @@ static void *translate_many(void *p) {
 int main(void) {
     yl_engine *e = NULL;
     CHECK_RC(yl_engine_open(CFG, &e), YL_OK);
-    ok(e, "lab-std-item-upsert",
+    call_ok(e, "lab-std-item-upsert",
        "{\"items\":[{\"code\":\"STD-HEM-001\",\"name\":\"白细胞计数\",\"specimen_type\":\"全血\",\"workgroup\":\"临检\","
        "\"unit\":\"10^9/L\",\"ref_low\":3.5,\"ref_high\":9.5},"
        "{\"code\":\"STD-HEM-002\",\"name\":\"红细胞计数\",\"specimen_type\":\"全血\",\"workgroup\":\"临检\"},"
        "{\"code\":\"STD-HEM-003\",\"name\":\"血红蛋白\",\"specimen_type\":\"全血\",\"workgroup\":\"临检\"}]}");
-    ok(e, "lab-inst-item-upsert",
+    call_ok(e, "lab-inst-item-upsert",
        "{\"institution_id\":\"C001\",\"items\":["
        "{\"code\":\"C-1\",\"name\":\"白细胞\",\"specimen_type\":\"全血\",\"std_code\":\"STD-HEM-001\"},"
        "{\"code\":\"C-2\",\"name\":\"红细胞\",\"specimen_type\":\"全血\",\"std_code\":\"STD-HEM-002\"}]}");
     /* The lab's own code WBC for the standard STD-HEM-001. */
-    ok(e, "lab-inst-item-upsert",
+    call_ok(e, "lab-inst-item-upsert",
        "{\"institution_id\":\"H001\",\"items\":[{\"code\":\"WBC\",\"name\":\"白细胞\",\"specimen_type\":\"全血\",\"std_code\":\"STD-HEM-001\"}]}");
 
     /* ---- happy path: the lab's codes and standard codes; NULL where unmapped */
@@ -130,7 +123,7 @@ int main(void) {
     CHECK(out[0] && streq(out[0]->inst_code, "C-1") && out[1] == NULL && unmapped == 1);
 
     /* ---- a snapshot: a later mapping is seen by a new translator only */
-    ok(e, "lab-inst-item-upsert",
+    call_ok(e, "lab-inst-item-upsert",
        "{\"institution_id\":\"C001\",\"items\":[{\"code\":\"C-3\",\"name\":\"血红蛋白\",\"specimen_type\":\"全血\",\"std_code\":\"STD-HEM-003\"}]}");
     const char *hgb[] = {"STD-HEM-003"};
     CHECK_RC(yl_lab_translator_translate(t2, hgb, 1, true, out, NULL), YL_E_LAB_ITEM_UNMAPPED);

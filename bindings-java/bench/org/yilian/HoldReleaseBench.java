@@ -82,7 +82,7 @@ public final class HoldReleaseBench {
         JavaPool pool = new JavaPool(SLOTS, 100_000);
         double[] total = new double[3];
         try (Engine jniEngine = openEngine(jniSlots); Engine coreEngine = openEngine(coreSlots)) {
-            Engine.Handle core = coreEngine.handle();
+            NativeHandle core = coreEngine.handle();
             for (int done = 0; done < ops; done += batch) {
                 final int from = done;
                 final int n = Math.min(batch, ops - done);
@@ -128,7 +128,7 @@ public final class HoldReleaseBench {
             if (sum < 0) {
                 throw new AssertionError(); // keeps the loop's result alive
             }
-            Engine.Handle h = engine.handle();
+            NativeHandle h = engine.handle();
             long stamp = h.enter();
             try {
                 return new double[] {jni, (double) NativeMethods.benchCoreAvailability(h.ptr(), SLOTS, n) / n};

@@ -8,9 +8,6 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.locks.StampedLock;
 
 /**
  * A yilian engine (医联): the shared slot pool and everything hanging off it.
@@ -40,11 +37,11 @@ import java.util.concurrent.locks.StampedLock;
  * never frees memory in use.
  */
 public final class Engine implements AutoCloseable {
-    private final Handle handle;
+    private final NativeHandle handle;
     private final LeakGuard leakGuard;
 
     private Engine(long ptr) {
-        this.handle = new Handle(ptr);
+        this.handle = new NativeHandle(ptr, NativeMethods::engineClose, "the yilian engine is closed");
         this.leakGuard = new LeakGuard(this, handle);
     }
 
@@ -247,7 +244,7 @@ public final class Engine implements AutoCloseable {
     }
 
     /** Package-private for the benchmark: the handle is only valid under {@code lock}'s read lock. */
-    Handle handle() {
+    NativeHandle handle() {
         return handle;
     }
 
@@ -276,82 +273,6 @@ public final class Engine implements AutoCloseable {
         return slot.index;
     }
 
-    /** The native pointer and its guard; kept apart from Engine so the leak guard can close it after Engine is collected. */
-    static final class Handle {
-        final StampedLock lock = new StampedLock();
-        final AtomicBoolean closing = new AtomicBoolean();
-        /** Opened once the first closer has freed the engine (its store is then released). */
-        private final CountDownLatch closed = new CountDownLatch(1);
-        /** {@code Box<Engine>} pointer; 0 once closed. Written under the write lock only. */
-        private long ptr;
-
-        Handle(long ptr) {
-            this.ptr = ptr;
-        }
-
-        /**
-         * Takes the read lock for one native call. Once closing starts, new
-         * calls fail here without touching the lock: StampedLock lets readers
-         * barge, so a steady stream of calls would otherwise starve close().
-         */
-        long enter() {
-            if (closing.get()) {
-                throw closed();
-            }
-            return lock.readLock();
-        }
-
-        /** The pointer; call between {@link #enter()} and {@code unlockRead}. */
-        long ptr() {
-            long p = ptr;
-            if (p == 0) {
-                throw closed();
-            }
-            return p;
-        }
-
-        private static IllegalStateException closed() {
-            return new IllegalStateException("the yilian engine is closed");
-        }
-
-        void closeOnce() {
-            if (!closing.compareAndSet(false, true)) {
-                // Another thread is closing: return only once it is done, so the
-                // caller may reopen the same data directory at once.
-                awaitClosed();
-                return;
-            }
-            try {
-                // Native calls hold the read lock: the write lock waits for them.
-                long stamp = lock.writeLock();
-                try {
-                    long p = ptr;
-                    ptr = 0;
-                    NativeMethods.engineClose(p);
-                } finally {
-                    lock.unlockWrite(stamp);
-                }
-            } finally {
-                closed.countDown();
-            }
-        }
-
-        private void awaitClosed() {
-            boolean interrupted = false;
-            while (true) {
-                try {
-                    closed.await();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                }
-            }
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
-        }
-    }
-
     /**
      * Backstop for engines dropped without {@code close()} (Java 8 has no
      * Cleaner): each {@link #open} closes the handles of collected engines, on
@@ -362,9 +283,9 @@ public final class Engine implements AutoCloseable {
         /** Keeps the guards themselves reachable until their engine is closed or collected. */
         private static final Set<LeakGuard> LIVE = ConcurrentHashMap.newKeySet();
 
-        private final Handle handle;
+        private final NativeHandle handle;
 
-        LeakGuard(Engine engine, Handle handle) {
+        LeakGuard(Engine engine, NativeHandle handle) {
             super(engine, QUEUE);
             this.handle = handle;
             LIVE.add(this);

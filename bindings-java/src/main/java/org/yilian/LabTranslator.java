@@ -5,8 +5,6 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.locks.StampedLock;
 
 /**
  * A compiled translation from the codes a lab reports in (standard sub-item
@@ -34,14 +32,14 @@ import java.util.concurrent.locks.StampedLock;
  * translators you are done with, so their memory goes back at once.
  */
 public final class LabTranslator implements AutoCloseable {
-    private final Handle handle;
+    private final NativeHandle handle;
     /** Frees {@link #handle} once this translator is unreachable; {@code close()} does it first. */
     private final NativeCleaner.Cleanable cleanable;
     private final String institutionId;
     private final String labId;
 
     LabTranslator(long ptr, String institutionId, String labId) {
-        this.handle = new Handle(ptr);
+        this.handle = new NativeHandle(ptr, NativeMethods::labTranslatorClose, "the lab translator is closed");
         // The action is the handle's own method: it holds the handle, never this translator.
         this.cleanable = NativeCleaner.register(this, handle::closeOnce);
         this.institutionId = institutionId;
@@ -164,63 +162,6 @@ public final class LabTranslator implements AutoCloseable {
      * `handle`, e.g. in engine.labTranslator(...).translate(m), and the
      * cleaner would close the handle before the call took its read lock.
      */
-
-    /**
-     * The native pointer and its guard; kept apart from LabTranslator so the
-     * cleaner can free it after the translator is collected (as
-     * {@code Engine.Handle} is for the engine's leak guard).
-     */
-    static final class Handle {
-        final StampedLock lock = new StampedLock();
-        final AtomicBoolean closing = new AtomicBoolean();
-        /** {@code Box<LabTranslator>} pointer; 0 once freed. Read and written under the write lock to free it. */
-        private long ptr;
-
-        Handle(long ptr) {
-            this.ptr = ptr;
-        }
-
-        /** The read lock for one native call; refused once closing starts (readers would otherwise starve close()). */
-        long enter() {
-            if (closing.get()) {
-                throw closed();
-            }
-            return lock.readLock();
-        }
-
-        /** The pointer; call between {@link #enter()} and {@code unlockRead}. */
-        long ptr() {
-            long p = ptr;
-            if (p == 0) {
-                throw closed();
-            }
-            return p;
-        }
-
-        /**
-         * Frees the pointer unless it is freed already. Whoever first holds the
-         * write lock (which waits for calls in flight) frees it and zeroes it;
-         * everyone else then sees 0. So close() and the cleaner free it
-         * exactly once, and no caller returns before it is freed.
-         */
-        void closeOnce() {
-            closing.set(true);
-            long stamp = lock.writeLock();
-            try {
-                long p = ptr;
-                if (p != 0) {
-                    ptr = 0;
-                    NativeMethods.labTranslatorClose(p);
-                }
-            } finally {
-                lock.unlockWrite(stamp);
-            }
-        }
-
-        private static IllegalStateException closed() {
-            return new IllegalStateException("the lab translator is closed");
-        }
-    }
 
     /** One institution sub-item a lab code translates to. Immutable. */
     public static final class Entry {

@@ -18,58 +18,55 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// The tables; each row is a JSON body under a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Slots,
-    Bookings,
-    Waitlist,
-    Idempotency,
-    Events,
-    Patients,
-    Catalog,
-    Meta,
-    /// Commissioned lab testing: catalogue, mappings, orders, specimens, reports.
-    Lab,
-    /// Referrals, exam applications and consultations.
-    Referral,
-    /// The platform client's last good answers (served stale while offline).
-    Cache,
-    /// Who changed what, when (S1). Append-only; not read on open.
-    Audit,
+/// Defines `Table` with each table's name and the committer's statements,
+/// written once as constants (a statement built per row with `format!` cost
+/// the committer as much as binding the row).
+macro_rules! tables {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// The tables; each row is a JSON body under a key.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Table {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Table {
+            const ALL: &'static [Table] = &[$(Table::$variant),*];
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Table::$variant => $name,)*
+                }
+            }
+            fn upsert_sql(self) -> &'static str {
+                match self {
+                    $(Table::$variant => concat!("INSERT OR REPLACE INTO ", $name, "(k, body) VALUES (?1, ?2)"),)*
+                }
+            }
+            fn delete_sql(self) -> &'static str {
+                match self {
+                    $(Table::$variant => concat!("DELETE FROM ", $name, " WHERE k = ?1"),)*
+                }
+            }
+        }
+    };
 }
 
-impl Table {
-    const ALL: [Table; 12] = [
-        Table::Slots,
-        Table::Bookings,
-        Table::Waitlist,
-        Table::Idempotency,
-        Table::Events,
-        Table::Patients,
-        Table::Catalog,
-        Table::Meta,
-        Table::Lab,
-        Table::Referral,
-        Table::Cache,
-        Table::Audit,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Slots => "slots",
-            Table::Bookings => "bookings",
-            Table::Waitlist => "waitlist",
-            Table::Idempotency => "idempotency",
-            Table::Events => "events",
-            Table::Patients => "patients",
-            Table::Catalog => "catalog",
-            Table::Meta => "meta",
-            Table::Lab => "lab",
-            Table::Referral => "referral",
-            Table::Cache => "cache",
-            Table::Audit => "audit",
-        }
-    }
+tables! {
+    Slots => "slots",
+    Bookings => "bookings",
+    Waitlist => "waitlist",
+    Idempotency => "idempotency",
+    Events => "events",
+    Patients => "patients",
+    Catalog => "catalog",
+    Meta => "meta",
+    /// Commissioned lab testing: catalogue, mappings, orders, specimens, reports.
+    Lab => "lab",
+    /// Referrals, exam applications and consultations.
+    Referral => "referral",
+    /// The platform client's last good answers (served stale while offline).
+    Cache => "cache",
+    /// Who changed what, when (S1). Append-only; not read on open.
+    Audit => "audit",
 }
 
 /// A numeric row key: the number in 20 zero-padded digits, so keys sort as
@@ -378,8 +375,8 @@ fn seal_plain_rows(conn: &mut Connection, snap: &Snapshot, cipher: &RowCipher) -
     let tx = conn.transaction()?;
     for (t, k, body) in &snap.plain {
         let key = stored_key(*t, k, Some(cipher));
-        tx.execute(&format!("DELETE FROM {} WHERE k = ?1", t.name()), params![k])?;
-        tx.execute(&format!("INSERT OR REPLACE INTO {}(k, body) VALUES (?1, ?2)", t.name()), params![key, cipher.seal(&row_aad(*t, &key), body)])?;
+        tx.execute(t.delete_sql(), params![k])?;
+        tx.execute(t.upsert_sql(), params![key, cipher.seal(&row_aad(*t, &key), body)])?;
     }
     tx.commit()?;
     Ok(())
@@ -402,10 +399,9 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, ne
             }
             continue;
         }
-        let t = w.table.name();
         match &w.body {
             Some(body) => {
-                let mut st = tx.prepare_cached(&format!("INSERT OR REPLACE INTO {t}(k, body) VALUES (?1, ?2)"))?;
+                let mut st = tx.prepare_cached(w.table.upsert_sql())?;
                 match cipher {
                     Some(c) => {
                         let key = stored_key(w.table, &w.key, cipher);
@@ -415,7 +411,7 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, ne
                 };
             }
             None => {
-                let mut st = tx.prepare_cached(&format!("DELETE FROM {t} WHERE k = ?1"))?;
+                let mut st = tx.prepare_cached(w.table.delete_sql())?;
                 st.execute(params![stored_key(w.table, &w.key, cipher)])?;
             }
         }
@@ -423,7 +419,7 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, ne
     if !audit.is_empty() {
         audit.push(']');
         let key = crate::audit::key(*next_audit_seq - 1);
-        let mut st = tx.prepare_cached("INSERT OR REPLACE INTO audit(k, body) VALUES (?1, ?2)")?;
+        let mut st = tx.prepare_cached(Table::Audit.upsert_sql())?;
         match cipher {
             Some(c) => st.execute(params![key, c.seal(&row_aad(Table::Audit, &key), &audit)])?,
             None => st.execute(params![key, audit])?,
@@ -449,7 +445,7 @@ fn read_all(conn: &Connection, cipher: Option<&RowCipher>) -> Result<Snapshot> {
     // Rows are keyed by their highest entry number.
     let last: Option<String> = conn.query_row("SELECT max(k) FROM audit", [], |r| r.get(0))?;
     snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) + 1;
-    for t in Table::ALL.into_iter().filter(|t| *t != Table::Audit) {
+    for t in Table::ALL.iter().copied().filter(|t| *t != Table::Audit) {
         let mut st = conn.prepare(&format!("SELECT k, body FROM {}", t.name()))?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for r in rows {

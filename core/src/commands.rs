@@ -471,12 +471,9 @@ pub fn booking_view(pool: &Pool, b: &Booking, slot: &Slot) -> Value {
     m.insert("hospital_id".into(), i.hospital_id.clone().into());
     m.insert("slot_id".into(), i.slot_id.clone().into());
     m.insert("kind".into(), i.kind.as_str().into());
-    // A hold past its time-to-live is shown as expired at once, as availability
-    // already stops counting it; the pool records the expiry when it next
-    // touches the slot.
-    let lapsed = b.status == BookingStatus::PreBooked && b.hold_expires_ms.is_some_and(|e| e <= pool.clock.now_ms());
+    // Shown expired at once, as availability already stops counting it.
     let status = match (i.kind, b.status) {
-        _ if lapsed => BookingStatus::Expired.as_str(),
+        _ if b.lapsed(pool.clock.now_ms()) => BookingStatus::Expired.as_str(),
         (SlotKind::Bed, BookingStatus::Booked) => "reserved",
         (_, s) => s.as_str(),
     };

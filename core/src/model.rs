@@ -242,6 +242,20 @@ pub struct Booking {
     pub slot_idx: u32,
 }
 
+impl Booking {
+    /// A hold past its time-to-live. The pool records the expiry lazily, when
+    /// it next touches the slot; everything that reads a booking treats a
+    /// lapsed hold as expired at once.
+    pub fn lapsed(&self, now: Millis) -> bool {
+        self.status == BookingStatus::PreBooked && self.hold_expires_ms.is_some_and(|e| e <= now)
+    }
+
+    /// Still holds its place: active, and not a lapsed hold.
+    pub fn holds_place(&self, now: Millis) -> bool {
+        self.status.is_active() && !self.lapsed(now)
+    }
+}
+
 pub fn format_booking_id(id: u64) -> String {
     format!("B{id:06}")
 }

@@ -1539,7 +1539,7 @@ impl Pool {
     fn check_patient(&self, spans: &mut Spans, new: &Span, now: Millis, ignore: Option<u64>) -> Result<()> {
         // Drop spans whose booking ended (cancelled, expired): cleaned lazily here.
         spans.retain(|s| match self.bookings.lock(s.booking).as_deref().and_then(Option::as_ref) {
-            Some(b) => b.status.is_active() && !(b.status == BookingStatus::PreBooked && b.hold_expires_ms.is_some_and(|e| e <= now)),
+            Some(b) => b.holds_place(now),
             None => false,
         });
         for s in spans.as_slice() {

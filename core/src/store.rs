@@ -429,16 +429,6 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, ne
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn numbered_keys_are_twenty_digits_like_format() {
-        for n in [0, 1, 9, 10, 12_345, 99_999_999_999, u64::MAX] {
-            assert_eq!(super::numbered_key(n), format!("{n:020}"));
-        }
-    }
-}
-
 fn read_all(conn: &Connection, cipher: Option<&RowCipher>) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
     // The audit trail only grows: it is read on demand (`read_audit`), never loaded.
@@ -506,4 +496,14 @@ fn lock_dir(dir: &Path) -> Result<File> {
         .write(true)
         .open(dir.join("yilian.lock"))
         .map_err(|e| Error::with(ErrorCode::StoreLocked, format!("data directory is in use: {e}"), format!("数据目录正被使用：{e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbered_keys_are_twenty_digits_like_format() {
+        for n in [0, 1, 9, 10, 12_345, 99_999_999_999, u64::MAX] {
+            assert_eq!(super::numbered_key(n), format!("{n:020}"));
+        }
+    }
 }

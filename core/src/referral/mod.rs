@@ -286,16 +286,10 @@ impl Referral {
 /// The state a case shows: its recorded one, or `slot_released` when it
 /// should hold a place and its booking no longer does.
 pub(crate) fn effective_status(status: &str, booking: Option<u64>, live: Option<&Booking>, m: &machine::Machine, now: Millis) -> String {
-    if booking.is_some() && m.holds_slot.contains(&status) && !live.is_some_and(|b| holds_place(b, now)) {
+    if booking.is_some() && m.holds_slot.contains(&status) && !live.is_some_and(|b| b.holds_place(now)) {
         return machine::SLOT_RELEASED.to_string();
     }
     status.to_string()
-}
-
-/// The booking still holds its place: active, and not a hold past its
-/// time-to-live (expiry is applied lazily by the pool; a case shows it at once).
-pub(crate) fn holds_place(b: &Booking, now: Millis) -> bool {
-    b.status.is_active() && !(b.status == crate::model::BookingStatus::PreBooked && b.hold_expires_ms.is_some_and(|e| e <= now))
 }
 
 // ---------------------------------------------------------------- persistence
@@ -901,7 +895,7 @@ pub(crate) fn booking_part(pool: &Pool, booking: Option<u64>, live: Option<(&Boo
 
 fn describe_booking(b: &Booking, slot: Option<&Slot>, now: Millis) -> Value {
     match slot {
-        Some(s) if holds_place(b, now) => slot_fields(b, s),
+        Some(s) if b.holds_place(now) => slot_fields(b, s),
         _ => {
             // A hold past its time-to-live is shown expired before the pool sweeps it.
             let status = if b.status.is_active() { "expired" } else { b.status.as_str() };

@@ -229,7 +229,7 @@ impl Serialize for PyJson<'_, '_> {
                     let ty = type_name(&k);
                     return Err(self.not_json(&format!("a dict key of type {ty} (keys must be str)"), &format!("字典键类型为 {ty}（键必须是 str）")));
                 };
-                let key = match lend(&k) {
+                let key = match lend(k) {
                     Ok(t) => t,
                     Err(_) => {
                         return Err(self.fail(

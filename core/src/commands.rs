@@ -663,6 +663,7 @@ fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Va
         expected_date: None,
         reason: None,
         project_id,
+        also: None,
     };
     pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| Answer::Json(booking_view(pool, b, s))).map(Answer::into_value)
 }
@@ -796,6 +797,7 @@ fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
         expected_date: expected,
         reason: r.opt_str("reason")?.map(str::to_string),
         project_id: None,
+        also: None,
     };
     pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| Answer::Json(booking_view(pool, b, s))).map(Answer::into_value)
 }

@@ -219,6 +219,7 @@ impl Engine {
             expected_date: None,
             reason: None,
             project_id: None,
+            also: None,
         };
         let respond = |b: &Booking, _: &_| {
             if hold {

@@ -909,6 +909,9 @@ pub(crate) struct Reserve {
     pub expected_date: Option<NaiveDate>,
     pub reason: Option<String>,
     pub project_id: Option<String>,
+    /// A row committed with the reservation, or not at all (a referral's
+    /// intent: a refused reservation leaves nothing in the store).
+    pub also: Option<Write>,
 }
 
 impl Pool {
@@ -1521,6 +1524,9 @@ impl Pool {
             self.patient_info.shard(&*r.patient_id).insert(r.patient_id.to_string(), info);
         }
         self.put_booking(&mut txn, &b);
+        if let Some(w) = r.also.filter(|_| self.store.is_some()) {
+            txn.writes.push(w);
+        }
         let answer = respond(&b, slot);
         // The slot's date and window are added when the event is read (event_view).
         let kind = if r.hold { "booking_held" } else { "booking_made" };

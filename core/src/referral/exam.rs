@@ -568,6 +568,7 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
         expected_date: None,
         reason: Some(format!("exam {id} item {item_no}")),
         project_id: Some(it.project_id.clone()),
+        also: None,
     };
     let command = c.command;
     let by = who.institution.clone();

@@ -150,6 +150,7 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
         expected_date: rf.expected_date.as_deref().and_then(crate::commands::parse_date),
         reason: Some(rf.reason.clone()),
         project_id: None,
+        also: None,
     };
     let command = c.command;
     let by = who.institution.clone();

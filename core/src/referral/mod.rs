@@ -433,17 +433,13 @@ fn give_back(pool: &Pool, id: u64, reason: &'static str) -> Result<()> {
     .map(|_| ())
 }
 
-/// Writes (durably) or deletes an intent; nothing without a store.
-fn write_intent(pool: &Pool, intent: &Intent, delete: bool) -> Result<()> {
+/// Deletes an intent durably; nothing without a store.
+fn delete_intent(pool: &Pool, intent: &Intent) -> Result<()> {
     if pool.store.is_none() {
         return Ok(());
     }
     let mut txn = Txn::default();
-    if delete {
-        txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
-    } else {
-        put(pool, &mut txn, intent.key.clone(), &Row::Intent(intent.clone()));
-    }
+    txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
     let ticket = pool.enqueue(&mut txn);
     pool.settle(ticket, Vec::new())
 }
@@ -803,9 +799,11 @@ pub(crate) fn run_step(pool: &Pool, claim: &Option<IdemClaim<'_>>, command: &'st
 
 /// Books a place for a case and attaches it in a second transaction; if the
 /// attach fails the place is given back, so a failed case never holds a slot
-/// and a case never exists without its slot. The request id is claimed here
-/// and its answer written with the attach.
-pub(crate) fn reserve_and_attach(c: &Ctx, reserve: Reserve, attach: &mut StepFn<'_>) -> Result<Value> {
+/// and a case never exists without its slot. The reservation commits an
+/// intent row with it, which the attach deletes: one left over on open names
+/// a place to give back. The request id is claimed here and its answer
+/// written with the attach.
+pub(crate) fn reserve_and_attach(c: &Ctx, mut reserve: Reserve, attach: &mut StepFn<'_>) -> Result<Value> {
     let pool = c.pool;
     let claim = match pool.claim(c.r.request_id()?, c.command, fp_of(c.command, c.req))? {
         Claimed::Replay(a) => return Ok(a.into_value()),
@@ -817,16 +815,13 @@ pub(crate) fn reserve_and_attach(c: &Ctx, reserve: Reserve, attach: &mut StepFn<
         slot_id: pool.slot(reserve.slot).map(|s| s.info.slot_id.clone()).unwrap_or_default(),
         at_ms: pool.clock.now_ms(),
     };
-    if let Err(e) = write_intent(pool, &intent, false) {
-        return finish(pool, claim, Err(e));
-    }
+    reserve.also = Some(Write::put(Table::Referral, intent.key.clone(), &Row::Intent(intent.clone())));
     let booked = std::cell::Cell::new(0u64);
     let made = pool.reserve(reserve, None, c.command, 0, &|b, _| {
         booked.set(b.id);
         Answer::Json(Value::Null)
     });
     if let Err(e) = made {
-        let _ = write_intent(pool, &intent, true);
         return finish(pool, claim, Err(e));
     }
     let id = booked.get();
@@ -842,7 +837,7 @@ pub(crate) fn reserve_and_attach(c: &Ctx, reserve: Reserve, attach: &mut StepFn<
         Err(e) => {
             // Give the place back: nothing refers to it.
             if give_back(pool, id, "the case it was made for failed; place returned").is_ok() {
-                let _ = write_intent(pool, &intent, true);
+                let _ = delete_intent(pool, &intent);
             }
             finish(pool, claim, Err(e))
         }
@@ -962,11 +957,10 @@ mod tests {
             let e = Engine::open(&cfg(dir.path())).unwrap();
             setup(&e);
             // What `outpatient-referral-apply` does before a crash between its
-            // two commits: the intent, then the reservation; no case.
+            // two commits: the reservation with its intent; no case.
             let pool = &e.pool;
             let slot = pool.slot_by_id(SLOT).unwrap();
             let intent = Intent { key: "intent:0000000000000001-0".into(), patient_id: "PAT001".into(), slot_id: SLOT.into(), at_ms: pool.clock.now_ms() };
-            write_intent(pool, &intent, false).unwrap();
             let reserve = Reserve {
                 slot: slot.idx,
                 patient_id: "PAT001".into(),
@@ -977,6 +971,7 @@ mod tests {
                 expected_date: None,
                 reason: Some("胸痛".into()),
                 project_id: None,
+                also: Some(Write::put(Table::Referral, intent.key.clone(), &Row::Intent(intent.clone()))),
             };
             pool.reserve(reserve, None, "outpatient-referral-apply", 0, &|_, _| Answer::Json(Value::Null)).unwrap();
             // A completed apply of another patient leaves no intent behind.

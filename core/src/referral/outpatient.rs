@@ -149,6 +149,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
         expected_date: None,
         reason: Some(reason.clone()),
         project_id: None,
+        also: None,
     };
     let command = c.command;
     reserve_and_attach(c, reserve, &mut |pool, g, live, txn, now| {

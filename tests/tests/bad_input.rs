@@ -269,7 +269,9 @@ fn every_command_refuses_broken_requests_cleanly_and_changes_nothing() {
         // The platform client's cases call a network peer; they have their own tests.
         .filter(|(_, config, _)| config.get("platform").is_none())
         .collect();
-    let results: Vec<(usize, usize, Vec<String>)> = std::thread::scope(|s| {
+    // Per worker: (broken requests tried, refused, failures).
+    type Tally = (usize, usize, Vec<String>);
+    let results: Vec<Tally> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..2)
             .map(|w| {
                 let cases = &cases;

@@ -81,16 +81,16 @@ fn mutations(req: &Value) -> Vec<Mutation> {
             r.as_object_mut().unwrap().remove(k);
         }
     };
-    field_mutations(req, req, "", &top, &mut out);
+    field_mutations(req, req, "/", &top, &mut out);
     // One level down: the first element of each list of objects, and each object.
     for (k, v) in req.as_object().into_iter().flatten() {
-        let (inner, at): (&Value, Box<dyn Fn(&mut Value) -> &mut Value>) = match v {
-            Value::Array(a) if a.first().is_some_and(Value::is_object) => (&a[0], Box::new(move |r: &mut Value| &mut r[k][0])),
-            Value::Object(_) => (v, Box::new(move |r: &mut Value| &mut r[k])),
+        let (inner, at) = match v {
+            Value::Array(a) if a.first().is_some_and(Value::is_object) => (&a[0], format!("/{k}/0")),
+            Value::Object(_) => (v, format!("/{k}")),
             _ => continue,
         };
         let put = |r: &mut Value, new: Option<Value>, f: &str| {
-            let o = at(r);
+            let o = r.pointer_mut(&at).expect("the nested object");
             match new {
                 Some(x) => o[f] = x,
                 None => {
@@ -98,7 +98,7 @@ fn mutations(req: &Value) -> Vec<Mutation> {
                 }
             }
         };
-        field_mutations(req, inner, &format!("{k}[0]."), &put, &mut out);
+        field_mutations(req, inner, &format!("{at}/"), &put, &mut out);
     }
     out
 }

@@ -1,6 +1,6 @@
 //! Bad input, command by command: every request of the shared vectors is sent
 //! again with one part broken (a field removed, null, of the wrong type, out
-//! of range, oversized; a nested field of the first list element likewise;
+//! of range, unknown, oversized; a nested field of the first list element likewise;
 //! the whole request malformed) just before the real step runs. Whatever
 //! the engine answers, it must not panic and must answer with a well-formed
 //! envelope; a refusal must carry a specific code of the input, not-found,
@@ -40,7 +40,12 @@ fn out_of_range(v: &Value) -> Vec<(&'static str, Value)> {
         Value::Number(_) => {
             vec![("negative", json!(-1)), ("fraction", json!(1.5)), ("huge", json!(1e300)), ("past u64", serde_json::from_str("18446744073709551616").unwrap())]
         }
-        Value::String(_) => vec![("empty", json!("")), ("oversized", json!("号".repeat(20_000))), ("control characters", json!("\u{0}\u{202e}\u{feff}"))],
+        Value::String(s) => vec![
+            ("empty", json!("")),
+            ("unknown", json!(format!("{s}9Z"))),
+            ("oversized", json!("号".repeat(20_000))),
+            ("control characters", json!("\u{0}\u{202e}\u{feff}")),
+        ],
         Value::Array(_) => vec![("empty list", json!([]))],
         _ => vec![],
     }

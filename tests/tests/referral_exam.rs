@@ -317,3 +317,89 @@ fn multi_item_steps_race_with_bookings_moving_slot() {
         }
     }
 }
+
+/// The pool cancels item 2's bookings (`cancel-slot`) and the hospital
+/// arranges the item again, while payments, cancellations and slot moves run
+/// on the same applications: no call deadlocks, every item that shows a slot
+/// holds it through its own booking for its patient, an item that should
+/// hold a place and shows none is `slot_released`, and no referral-class
+/// booking is left holding a place that no item owns.
+#[test]
+fn rearrangements_race_with_payments_cancellations_and_moves() {
+    const N: u64 = 60;
+    let e = Engine::open(&manual(None)).unwrap();
+    setup_with(&e, 200);
+    let mut first = Vec::new();
+    for n in 1..=N {
+        let items =
+            [json!({"project_id": "P001", "method": "平扫", "body_part": "头颅"}), json!({"project_id": "P001", "method": "平扫", "body_part": "胸部"})];
+        ok(&e, "exam-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": format!("PAT{n:03}"), "items": items}));
+        let v = ok(&e, "exam-arrange", json!({"institution_id": "H001", "exam_id": n, "item_no": 1, "slot_id": SLOTS[0]}));
+        first.push(v["items"][0]["booking"]["booking_id"].as_str().unwrap().to_string());
+        ok(&e, "exam-arrange", json!({"institution_id": "H001", "exam_id": n, "item_no": 2, "slot_id": SLOTS[1]}));
+    }
+    let rearranged = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for round in 0..6 {
+                for b in &first {
+                    let to = SLOTS[if round % 2 == 0 { 2 } else { 0 }];
+                    let _ = e.call_value("change-booking", &json!({"booking_id": b, "slot_id": to}).to_string());
+                }
+            }
+        });
+        // Item 2: its booking cancelled by the pool, then arranged again (on the other window).
+        s.spawn(|| {
+            for round in 0..6 {
+                for n in 1..=N {
+                    let Ok(v) = e.call_value("exam-view", &json!({"exam_id": n}).to_string()) else { continue };
+                    if let Some(b) = v["items"][1]["booking"]["booking_id"].as_str() {
+                        let _ = e.call_value("cancel-slot", &json!({"booking_id": b}).to_string());
+                    }
+                    let to = SLOTS[if round % 2 == 0 { 2 } else { 1 }];
+                    let req = json!({"institution_id": "H001", "exam_id": n, "item_no": 2, "slot_id": to});
+                    if e.call_value("exam-arrange", &req.to_string()).is_ok() {
+                        rearranged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        s.spawn(|| {
+            for n in 1..=N {
+                let _ = e.call_value("exam-payment", &json!({"exam_id": n, "payment_status": "paid"}).to_string());
+            }
+        });
+        s.spawn(|| {
+            for n in (1..=N).rev().step_by(4) {
+                let _ = e.call_value("exam-cancel", &json!({"institution_id": "C001", "exam_id": n, "reason": "改期"}).to_string());
+            }
+        });
+    });
+    assert!(rearranged.into_inner() > 0, "no item was arranged again");
+    e.check_invariants().unwrap();
+    let mut owned = std::collections::HashSet::new();
+    for n in 1..=N {
+        let v = ok(&e, "exam-view", json!({"exam_id": n}));
+        for it in v["items"].as_array().unwrap() {
+            let status = it["status"].as_str().unwrap();
+            match it.get("slot_id").and_then(Value::as_str) {
+                Some(slot) => {
+                    let b = it["booking"]["booking_id"].as_str().unwrap();
+                    owned.insert(b.to_string());
+                    let bk = ok(&e, "booking-info", json!({"booking_id": b}));
+                    assert_eq!(bk["slot_id"], slot, "{it}\n{bk}");
+                    assert_eq!(bk["patient_id"], v["patient_id"], "{it}\n{bk}");
+                    let want = if status == "paid" { "booked" } else { "pre-booked" };
+                    assert!(matches!(status, "arranged" | "paid") && bk["status"] == want, "{it}\n{bk}");
+                }
+                None => assert!(!matches!(status, "arranged" | "paid"), "an item holding a place shows no slot: {it}"),
+            }
+        }
+    }
+    for n in 1.. {
+        let Ok(bk) = e.call_value("booking-info", &json!({"booking_id": format!("B{n:06}")}).to_string()) else { break };
+        if matches!(bk["status"].as_str(), Some("booked" | "pre-booked")) {
+            assert!(owned.contains(bk["booking_id"].as_str().unwrap()), "a place no item owns: {bk}");
+        }
+    }
+}

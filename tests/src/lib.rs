@@ -86,3 +86,28 @@ pub fn run_case(file_config: Option<&Value>, case: &Value, open_and_call: &mut d
     }
     Ok(steps.len())
 }
+
+/// Runs every case of every vector file that `keep(config, case)` keeps,
+/// each through its own `open_and_call`. Returns (cases, steps) passed and
+/// the failures, each named by file and case.
+pub fn run_all(open_and_call: &mut dyn FnMut(&str) -> Caller, keep: &dyn Fn(&Value, &Value) -> bool) -> (usize, usize, Vec<String>) {
+    let files = vector_files();
+    assert!(!files.is_empty(), "no vectors found in {}", vectors_dir().display());
+    let (mut cases, mut steps, mut failures) = (0, 0, Vec::new());
+    for (name, file) in &files {
+        for case in file["cases"].as_array().expect("cases array") {
+            let config = case.get("config").or(file.get("config")).cloned().unwrap_or_else(|| serde_json::json!({}));
+            if !keep(&config, case) {
+                continue;
+            }
+            match run_case(file.get("config"), case, open_and_call) {
+                Ok(n) => {
+                    cases += 1;
+                    steps += n;
+                }
+                Err(e) => failures.push(format!("{name} / {}: {e}", case["name"])),
+            }
+        }
+    }
+    (cases, steps, failures)
+}

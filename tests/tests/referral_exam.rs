@@ -255,6 +255,22 @@ fn a_stopped_slot_fails_the_whole_payment_and_the_outcome_survives_reopen() {
     }
 }
 
+/// `n` applications of two items, item 1 arranged on the first window and
+/// item 2 on the second (windows of `capacity`); item 1's booking ids.
+fn two_item_applications(e: &Engine, n: u64, capacity: u32) -> Vec<String> {
+    setup_with(e, capacity);
+    let mut first = Vec::new();
+    for n in 1..=n {
+        let items =
+            [json!({"project_id": "P001", "method": "平扫", "body_part": "头颅"}), json!({"project_id": "P001", "method": "平扫", "body_part": "胸部"})];
+        ok(e, "exam-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": format!("PAT{n:03}"), "items": items}));
+        let v = ok(e, "exam-arrange", json!({"institution_id": "H001", "exam_id": n, "item_no": 1, "slot_id": SLOTS[0]}));
+        first.push(v["items"][0]["booking"]["booking_id"].as_str().unwrap().to_string());
+        ok(e, "exam-arrange", json!({"institution_id": "H001", "exam_id": n, "item_no": 2, "slot_id": SLOTS[1]}));
+    }
+    first
+}
+
 /// Payments and cancellations of two-item applications race with the pool
 /// moving the bookings between slots (change-booking): no call deadlocks,
 /// every application ends with both items in the same state, and every
@@ -263,16 +279,7 @@ fn a_stopped_slot_fails_the_whole_payment_and_the_outcome_survives_reopen() {
 fn multi_item_steps_race_with_bookings_moving_slot() {
     const N: u64 = 24;
     let e = Engine::open(&manual(None)).unwrap();
-    setup_with(&e, 60);
-    let mut first = Vec::new();
-    for n in 1..=N {
-        let items =
-            [json!({"project_id": "P001", "method": "平扫", "body_part": "头颅"}), json!({"project_id": "P001", "method": "平扫", "body_part": "胸部"})];
-        ok(&e, "exam-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": format!("PAT{n:03}"), "items": items}));
-        let v = ok(&e, "exam-arrange", json!({"institution_id": "H001", "exam_id": n, "item_no": 1, "slot_id": SLOTS[0]}));
-        first.push(v["items"][0]["booking"]["booking_id"].as_str().unwrap().to_string());
-        ok(&e, "exam-arrange", json!({"institution_id": "H001", "exam_id": n, "item_no": 2, "slot_id": SLOTS[1]}));
-    }
+    let first = two_item_applications(&e, N, 60);
     let moved = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         // Item 1 of every application goes back and forth between the first and third window.
@@ -328,16 +335,7 @@ fn multi_item_steps_race_with_bookings_moving_slot() {
 fn rearrangements_race_with_payments_cancellations_and_moves() {
     const N: u64 = 60;
     let e = Engine::open(&manual(None)).unwrap();
-    setup_with(&e, 200);
-    let mut first = Vec::new();
-    for n in 1..=N {
-        let items =
-            [json!({"project_id": "P001", "method": "平扫", "body_part": "头颅"}), json!({"project_id": "P001", "method": "平扫", "body_part": "胸部"})];
-        ok(&e, "exam-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": format!("PAT{n:03}"), "items": items}));
-        let v = ok(&e, "exam-arrange", json!({"institution_id": "H001", "exam_id": n, "item_no": 1, "slot_id": SLOTS[0]}));
-        first.push(v["items"][0]["booking"]["booking_id"].as_str().unwrap().to_string());
-        ok(&e, "exam-arrange", json!({"institution_id": "H001", "exam_id": n, "item_no": 2, "slot_id": SLOTS[1]}));
-    }
+    let first = two_item_applications(&e, N, 200);
     let rearranged = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         s.spawn(|| {

@@ -45,31 +45,18 @@ impl Reopening {
 
 #[test]
 fn every_vector_passes_with_the_engine_reopened_before_every_step() {
-    let files = yilian_tests::vector_files();
-    let (mut cases, mut steps, mut failures) = (0, 0, Vec::new());
-    for (name, file) in &files {
-        for case in file["cases"].as_array().expect("cases array") {
-            let config = case.get("config").or(file.get("config")).cloned().unwrap_or_else(|| json!({}));
-            // The platform client's cases talk to a network peer, not the store;
-            // `engine-metrics` counts calls since the engine opened, as process
-            // metrics do (Prometheus counters start at zero on restart).
-            let counts_calls = case["steps"].as_array().is_some_and(|s| s.iter().any(|s| s["command"] == "engine-metrics"));
-            if config.get("platform").is_some() || counts_calls {
-                continue;
-            }
-            let mut open = |cfg: &str| -> yilian_tests::Caller {
-                let mut r = Reopening::new(cfg);
-                Box::new(move |c: &str, q: &str| r.call(c, q))
-            };
-            match yilian_tests::run_case(file.get("config"), case, &mut open) {
-                Ok(n) => {
-                    cases += 1;
-                    steps += n;
-                }
-                Err(e) => failures.push(format!("{name} / {}: {e}", case["name"])),
-            }
-        }
-    }
+    let mut open = |cfg: &str| -> yilian_tests::Caller {
+        let mut r = Reopening::new(cfg);
+        Box::new(move |c: &str, q: &str| r.call(c, q))
+    };
+    // The platform client's cases talk to a network peer, not the store;
+    // `engine-metrics` counts calls since the engine opened, as process
+    // metrics do (Prometheus counters start at zero on restart).
+    let keep = |config: &Value, case: &Value| {
+        let counts_calls = case["steps"].as_array().is_some_and(|s| s.iter().any(|s| s["command"] == "engine-metrics"));
+        config.get("platform").is_none() && !counts_calls
+    };
+    let (cases, steps, failures) = yilian_tests::run_all(&mut open, &keep);
     println!("vectors reopened: {cases} cases, {steps} steps passed");
     assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
     assert!(cases > 50);

@@ -16,7 +16,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * (from {@code close()}) or, after the owner is phantom reachable, on the
  * daemon thread {@code yilian-cleaner}, started on the first registration.
  * The action must not refer to its owner, or the owner never becomes
- * unreachable.
+ * unreachable. The thread ends once no registration is left and none came
+ * for {@link #IDLE_MS}, so an application server that undeploys the jar can
+ * unload its classes (a thread that runs forever would keep them); the next
+ * registration starts a new one.
  */
 final class NativeCleaner {
     private static final ReferenceQueue<Object> QUEUE = new ReferenceQueue<>();
@@ -24,7 +27,10 @@ final class NativeCleaner {
     private static final Set<Cleanable> LIVE = ConcurrentHashMap.newKeySet();
     /** Test hook: actions run by the cleaner thread (owners collected without close()). */
     private static final AtomicLong CLEANED_UNCLOSED = new AtomicLong();
-    private static volatile boolean started;
+    /** How long the thread waits with nothing registered before it ends. */
+    static final long IDLE_MS = 1000;
+    /** Guarded by the class monitor: whether a cleaner thread is serving. */
+    private static boolean started;
 
     private NativeCleaner() {}
 
@@ -34,10 +40,10 @@ final class NativeCleaner {
             throw new NullPointerException("action must not be null");
         }
         Cleanable c = new Cleanable(owner, action);
+        // Added before the check: a thread ending now either sees it (and
+        // stays) or has cleared `started` (and a new one starts here).
         LIVE.add(c);
-        if (!started) {
-            start();
-        }
+        start();
         return c;
     }
 
@@ -49,6 +55,11 @@ final class NativeCleaner {
     /** Test hook: how many actions the cleaner thread has run. */
     static long cleanedUnclosed() {
         return CLEANED_UNCLOSED.get();
+    }
+
+    /** Test hook: whether the cleaner thread is serving. */
+    static synchronized boolean running() {
+        return started;
     }
 
     private static synchronized void start() {
@@ -63,11 +74,24 @@ final class NativeCleaner {
         started = true;
     }
 
+    /** Ends the thread if nothing is registered; under the monitor {@link #start()} takes. */
+    private static synchronized boolean idleExit() {
+        if (!LIVE.isEmpty()) {
+            return false;
+        }
+        started = false;
+        return true;
+    }
+
     private static void drain() {
         while (true) {
             try {
-                Reference<?> r = QUEUE.remove();
-                if (((Cleanable) r).run()) {
+                Reference<?> r = QUEUE.remove(IDLE_MS);
+                if (r == null) {
+                    if (idleExit()) {
+                        return;
+                    }
+                } else if (((Cleanable) r).run()) {
                     CLEANED_UNCLOSED.incrementAndGet();
                 }
             } catch (InterruptedException e) {

@@ -103,6 +103,38 @@ class LabTranslatorCleanerTest {
         assertEquals(n, NativeCleaner.cleanedUnclosed() - cleanedBefore);
     }
 
+    private static boolean cleanerThreadAlive() {
+        return Thread.getAllStackTraces().keySet().stream().anyMatch(t -> t.getName().equals("yilian-cleaner") && t.isAlive());
+    }
+
+    /** Waits up to 30 s (with GC rounds, so dropped translators are cleaned) for {@code done}. */
+    private static boolean await(java.util.function.BooleanSupplier done) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!done.getAsBoolean() && System.nanoTime() < deadline) {
+            System.gc();
+            Thread.sleep(50);
+        }
+        return done.getAsBoolean();
+    }
+
+    /**
+     * With nothing left to clean the thread ends (an undeployed jar's classes
+     * can then be unloaded), and the next translator starts it again: a
+     * translator dropped after that is still freed.
+     */
+    @Test
+    void theCleanerThreadEndsWhenIdleAndComesBack() throws InterruptedException {
+        long before = live();
+        makeAndDrop(3, 3);
+        assertTrue(await(() -> NativeCleaner.registered() == 0), "every translator was closed or collected");
+        assertTrue(await(() -> !NativeCleaner.running() && !cleanerThreadAlive()), "the idle cleaner thread ended");
+        assertEquals(before, live());
+        makeAndDrop(1, 0);
+        assertTrue(NativeCleaner.running());
+        assertTrue(cleanerThreadAlive());
+        assertTrue(await(() -> live() == before), "a translator dropped after the restart is freed");
+    }
+
     @Test
     void closeRacingWithCallsFreesOnceAndAfterThem() throws InterruptedException {
         long before = live();

@@ -1,0 +1,97 @@
+//! The booking table: one lock per booking, in segments that never move.
+
+use super::*;
+
+const BSEG_BITS: u32 = 10;
+const BSEG: usize = 1 << BSEG_BITS;
+const BTOP: usize = 1 << 18;
+
+type BookingCell = Mutex<Option<Booking>>;
+
+/// Bookings by id. Ids are handed out in sequence, so the table is an array
+/// of segments allocated on first use: a lookup is an index (no hashing, no
+/// probing, no rehash as it grows) and each booking has its own lock.
+pub(crate) struct BookingTable {
+    pub(super) segs: Box<[std::sync::atomic::AtomicPtr<BookingCell>]>,
+}
+
+impl BookingTable {
+    pub fn new() -> Self {
+        BookingTable { segs: (0..BTOP).map(|_| std::sync::atomic::AtomicPtr::new(std::ptr::null_mut())).collect() }
+    }
+
+    #[inline]
+    pub(super) fn cell(&self, id: u64) -> Option<&BookingCell> {
+        let seg = (id >> BSEG_BITS) as usize;
+        let p = self.segs.get(seg)?.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: a published segment points at BSEG cells and lives as long as the table.
+        Some(unsafe { &*p.add(id as usize & (BSEG - 1)) })
+    }
+
+    fn cell_or_create(&self, id: u64) -> &BookingCell {
+        let seg = (id >> BSEG_BITS) as usize;
+        assert!(seg < BTOP, "booking id {id} beyond the booking table");
+        let slot = &self.segs[seg];
+        let mut p = slot.load(Ordering::Acquire);
+        if p.is_null() {
+            let fresh: Box<[BookingCell]> = (0..BSEG).map(|_| Mutex::new(None)).collect();
+            let fresh = Box::into_raw(fresh) as *mut BookingCell;
+            match slot.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => p = fresh,
+                Err(existing) => {
+                    // SAFETY: `fresh` was never published; rebuild the box to free it.
+                    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, BSEG)) });
+                    p = existing;
+                }
+            }
+        }
+        // SAFETY: as in `cell`.
+        unsafe { &*p.add(id as usize & (BSEG - 1)) }
+    }
+
+    /// The booking's lock (its content is `None` if there is no such booking).
+    #[inline]
+    pub fn lock(&self, id: u64) -> Option<MutexGuard<'_, Option<Booking>>> {
+        self.cell(id).map(|c| c.lock())
+    }
+
+    pub fn insert(&self, id: u64, b: Booking) {
+        *self.cell_or_create(id).lock() = Some(b);
+    }
+
+    pub fn with<R>(&self, id: u64, f: impl FnOnce(&Booking) -> R) -> Option<R> {
+        let g = self.lock(id)?;
+        g.as_ref().map(f)
+    }
+
+    pub fn for_each(&self, mut f: impl FnMut(&u64, &Booking)) {
+        for (si, seg) in self.segs.iter().enumerate() {
+            let p = seg.load(Ordering::Acquire);
+            if p.is_null() {
+                continue;
+            }
+            for i in 0..BSEG {
+                // SAFETY: as in `cell`.
+                let cell = unsafe { &*p.add(i) };
+                if let Some(b) = cell.lock().as_ref() {
+                    f(&(((si << BSEG_BITS) + i) as u64), b);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BookingTable {
+    fn drop(&mut self) {
+        for seg in self.segs.iter() {
+            let p = seg.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: each published segment came from a Box<[BookingCell]> of BSEG cells.
+                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, BSEG)) });
+            }
+        }
+    }
+}

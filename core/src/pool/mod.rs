@@ -57,6 +57,9 @@ pub(crate) struct Txn {
     /// Bookings that stopped holding a place: their patient spans are dropped
     /// once the slot locks are released (lock order: patient before slot).
     pub ended: Ended,
+    /// `Some`: events wait here until the change is known to stand (steps on
+    /// several bookings, which roll back on error); `None`: published at once.
+    pub deferred: Option<Vec<Event>>,
 }
 
 /// Bookings that ended in one transaction: almost always one, kept without a
@@ -532,6 +535,10 @@ impl Pool {
 
     /// Numbers an event and appends it to the outbox (and its row to the transaction).
     pub fn push_event(&self, txn: &mut Txn, mut ev: Event) {
+        if let Some(later) = txn.deferred.as_mut() {
+            later.push(ev);
+            return;
+        }
         if self.store.is_some() {
             self.materialize_event(&mut ev);
         }
@@ -880,10 +887,11 @@ impl Pool {
     /// step on several items of one case): their slots are locked by index,
     /// ascending, then the bookings by id, ascending; a booking that moved
     /// slot meanwhile makes it start over. `f` sees them through `Locked`
-    /// and must check everything before it changes anything: an error leaves
-    /// every booking as it was. Bookings `f` took with `Locked::get_mut` are
-    /// written with the change. The caller records its request id's answer
-    /// in `f`.
+    /// and should check everything before it changes anything; if it fails
+    /// part-way all the same, every booking and slot is put back as it was
+    /// and none of its events is published. Bookings `f` took with
+    /// `Locked::get_mut` are written with the change. The caller records its
+    /// request id's answer in `f`.
     pub fn with_bookings(&self, ids: &[u64], actor: &Actor, f: &mut dyn FnMut(&Pool, &mut Locked<'_>, &mut Txn, Millis) -> Result<Answer>) -> Result<Answer> {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
@@ -926,7 +934,27 @@ impl Pool {
                 continue;
             }
             let mut locked = Locked { slots, bookings };
-            let answer = f(self, &mut locked, &mut txn, now)?;
+            // All or nothing: what `f` changed before an error is put back,
+            // and its events are published only once it has succeeded.
+            let slots_before: Vec<SlotState> = locked.slots.iter().map(|(_, st)| (**st).clone()).collect();
+            let bookings_before: Vec<Option<Booking>> = locked.bookings.iter().map(|(_, b, _)| (**b).clone()).collect();
+            txn.deferred = Some(Vec::new());
+            let answer = match f(self, &mut locked, &mut txn, now) {
+                Ok(a) => a,
+                Err(e) => {
+                    for ((slot, st), was) in locked.slots.iter_mut().zip(slots_before) {
+                        **st = was;
+                        slot.publish(st);
+                    }
+                    for ((_, b, _), was) in locked.bookings.iter_mut().zip(bookings_before) {
+                        **b = was;
+                    }
+                    return Err(e);
+                }
+            };
+            for ev in txn.deferred.take().unwrap_or_default() {
+                self.push_event(&mut txn, ev);
+            }
             for (_, shard, touched) in locked.bookings.iter_mut() {
                 let Some(b) = shard.as_mut().filter(|_| *touched) else { continue };
                 b.updated_ms = now;
@@ -1511,5 +1539,60 @@ pub(crate) fn local_ms(tz: &chrono_tz::Tz, date: NaiveDate, time: chrono::NaiveT
         chrono::LocalResult::Ambiguous(a, _) => a.timestamp_millis(),
         // A time skipped by a DST change: use the instant an hour later.
         chrono::LocalResult::None => tz.from_utc_datetime(&naive).timestamp_millis(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Engine;
+
+    /// A step on two bookings that fails after changing the first: the first
+    /// booking, both slots and the outbox are as before, and nothing reached
+    /// the store (a reopen shows the same).
+    #[test]
+    fn a_step_on_several_bookings_that_fails_part_way_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = serde_json::json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual"}).to_string();
+        let e = Engine::open(&cfg).unwrap();
+        let sync = serde_json::json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-30", "capacity": 2,
+            "available_slots": [{"start_time": "09:00", "end_time": "10:00"}, {"start_time": "10:00", "end_time": "11:00"}]}]});
+        e.call_value("sync-schedule", &sync.to_string()).unwrap();
+        let opts = crate::HoldOptions::default();
+        let a = e.hold(e.slot_handle("EX-H001-DEV001-20241030-09001000").unwrap(), "PAT001", &opts).unwrap().booking_id;
+        let b = e.hold(e.slot_handle("EX-H001-DEV001-20241030-10001100").unwrap(), "PAT002", &opts).unwrap().booking_id;
+        let seen = |e: &Engine| {
+            let slots: Vec<Value> = ["EX-H001-DEV001-20241030-09001000", "EX-H001-DEV001-20241030-10001100"]
+                .iter()
+                .map(|s| e.call_value("slot-info", &serde_json::json!({"slot_id": s}).to_string()).unwrap())
+                .collect();
+            (e.booking(a).unwrap(), e.booking(b).unwrap(), slots, e.call_value("next-events", r#"{"limit": 1000}"#).unwrap())
+        };
+        let before = seen(&e);
+        let pool = &e.pool;
+        let out = pool.with_bookings(&[a, b], &pool.actor(None), &mut |pool, locked, txn, now| {
+            let (slot, st, first) = locked.get_mut(a).unwrap();
+            pool.confirm_locked(slot, st, first, now, txn, "test")?;
+            let (slot, st, second) = locked.get_mut(b).unwrap();
+            pool.cancel_locked(slot, st, second, "test".into(), now, txn)?;
+            Err(Error::internal("a step failed after two changes"))
+        });
+        assert_eq!(out.unwrap_err().code(), ErrorCode::Internal);
+        assert_eq!(seen(&e), before, "the failed step left a change behind");
+        e.check_invariants().unwrap();
+        // The same step succeeding: both changes and their events.
+        pool.with_bookings(&[a, b], &pool.actor(None), &mut |pool, locked, txn, now| {
+            let (slot, st, first) = locked.get_mut(a).unwrap();
+            pool.confirm_locked(slot, st, first, now, txn, "test")?;
+            Ok(Answer::Null)
+        })
+        .unwrap();
+        assert_eq!(e.booking(a).unwrap()["status"], "booked");
+        let events = e.call_value("next-events", r#"{"limit": 1000}"#).unwrap();
+        assert_eq!(events["events"].as_array().unwrap().len(), before.3["events"].as_array().unwrap().len() + 1);
+        e.close();
+        let e = Engine::open(&cfg).unwrap();
+        assert_eq!(e.booking(a).unwrap()["status"], "booked");
+        assert_eq!(e.booking(b).unwrap(), before.1, "the rolled-back cancellation reached the store");
     }
 }

@@ -751,7 +751,7 @@ pub(crate) fn step(c: &Ctx, booking: Option<u64>, f: &mut StepFn<'_>) -> Result<
         Claimed::Replay(a) => return Ok(a.into_value()),
         Claimed::Fresh(cl) => cl,
     };
-    let r = run_step(pool, &claim, c.command, booking, f);
+    let r = run_step(pool, &claim, booking, f);
     finish(pool, claim, r)
 }
 
@@ -770,7 +770,7 @@ pub(crate) fn finish(pool: &Pool, claim: Option<IdemClaim<'_>>, r: Result<Answer
 
 /// One transaction: the rows and events of the step, the request id's answer,
 /// durable before it returns.
-pub(crate) fn run_step(pool: &Pool, claim: &Option<IdemClaim<'_>>, command: &'static str, booking: Option<u64>, f: &mut StepFn<'_>) -> Result<Answer> {
+pub(crate) fn run_step(pool: &Pool, claim: &Option<IdemClaim<'_>>, booking: Option<u64>, f: &mut StepFn<'_>) -> Result<Answer> {
     match booking {
         None => {
             let mut txn = Txn::default();
@@ -787,7 +787,10 @@ pub(crate) fn run_step(pool: &Pool, claim: &Option<IdemClaim<'_>>, command: &'st
             pool.settle(ticket, Vec::new())?;
             Ok(answer)
         }
-        Some(id) => pool.with_booking(id, &platform_actor(), None, command, 0, &mut |pool, slot, st, b, txn, now| {
+        // Through `with_bookings`, so a step that fails after changing the
+        // booking puts it back and publishes none of its events.
+        Some(id) => pool.with_bookings(&[id], &platform_actor(), &mut |pool, locked, txn, now| {
+            let (slot, st, b) = locked.get_mut(id).ok_or_else(|| Error::internal("the case's booking is not locked"))?;
             let mut g = pool.referral.inner.lock();
             let v = f(pool, &mut g, Some(Live { slot, st, b }), txn, now)?;
             let answer = Answer::Json(v);
@@ -832,7 +835,7 @@ pub(crate) fn reserve_and_attach(c: &Ctx, mut reserve: Reserve, attach: &mut Ste
         }
         Ok(v)
     };
-    match run_step(pool, &claim, c.command, Some(id), &mut with_intent) {
+    match run_step(pool, &claim, Some(id), &mut with_intent) {
         Ok(a) => finish(pool, claim, Ok(a)),
         Err(e) => {
             // Give the place back: nothing refers to it.

@@ -818,7 +818,7 @@ pub(crate) fn reserve_and_attach(c: &Ctx, mut reserve: Reserve, attach: &mut Ste
         slot_id: pool.slot(reserve.slot).map(|s| s.info.slot_id.clone()).unwrap_or_default(),
         at_ms: pool.clock.now_ms(),
     };
-    reserve.also = Some(Write::put(Table::Referral, intent.key.clone(), &Row::Intent(intent.clone())));
+    reserve.also = pool.store.is_some().then(|| Write::put(Table::Referral, intent.key.clone(), &Row::Intent(intent.clone())));
     let booked = std::cell::Cell::new(0u64);
     let made = pool.reserve(reserve, None, c.command, 0, &|b, _| {
         booked.set(b.id);

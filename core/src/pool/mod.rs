@@ -97,7 +97,7 @@ pub(crate) struct Pool {
     /// Serialises changes to the slot table (sync), not bookings.
     pub table_write: Mutex<()>,
     pub bookings: BookingTable,
-    /// Each booking's slot index, for cheap lookups without the booking shard.
+    /// Each patient's booked time spans (P6: no overlapping bookings).
     patients: HashedShards<Arc<str>, Spans>,
     pub patient_info: Sharded<String, PatientInfo>,
     idem: HashedShards<Box<str>, IdemState>,

@@ -19,6 +19,10 @@ const DAYS: usize = 7;
 const DOCTORS: usize = 50;
 const WINDOWS: usize = 30;
 const CAPACITY: u32 = 2;
+/// `STORM_CEILING=1`: the ceiling prototype runs in yilian's place (see `ceiling`).
+fn ceiling_run() -> bool {
+    std::env::var("STORM_CEILING").is_ok()
+}
 fn threads() -> usize {
     std::env::var("STORM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
 }
@@ -226,6 +230,346 @@ impl Pool for Naive {
     }
 }
 
+// ---------------------------------------------------------------- the ceiling
+
+/// `STORM_CEILING=1` runs this in yilian's place: the storm's semantics (holds
+/// with patient and expiry, the patient's overlap check, idempotency by request
+/// id, one numbered event per change, lazy expiry, a lock-free refusal) in the
+/// fastest layout we know, with none of the rest of yilian (priority classes,
+/// quota, closed slots, waitlists, answers kept for replay with their command
+/// and fingerprint, metrics, durability). Not a product: it measures how far
+/// any implementation of these semantics gets against the same naive baseline
+/// on this machine, and so whether a target is a matter of layout.
+mod ceiling {
+    use crossbeam_utils::CachePadded;
+    use parking_lot::Mutex;
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+    /// A short id stored inline: no allocation, one cache line with its entry.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    struct Key {
+        len: u8,
+        bytes: [u8; 31],
+    }
+
+    impl Key {
+        fn new(s: &str) -> Key {
+            let mut bytes = [0u8; 31];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Key { len: s.len() as u8, bytes }
+        }
+    }
+
+    const SHARDS: usize = 64;
+
+    /// (hash, key, value)
+    type Entries<V> = hashbrown::HashTable<(u64, Key, V)>;
+
+    /// A sharded map from inline keys, each entry with its hash.
+    struct Shards<V> {
+        shards: Box<[CachePadded<Mutex<Entries<V>>>]>,
+        hasher: foldhash::fast::FixedState,
+    }
+
+    impl<V> Shards<V> {
+        fn new() -> Self {
+            Shards { shards: (0..SHARDS).map(|_| CachePadded::new(Mutex::new(hashbrown::HashTable::new()))).collect(), hasher: Default::default() }
+        }
+        fn lock(&self, h: u64) -> parking_lot::MutexGuard<'_, Entries<V>> {
+            self.shards[h as usize % SHARDS].lock()
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct Span {
+        booking: u64,
+        slot: u32,
+        start: i64,
+        end: i64,
+    }
+
+    struct SlotState {
+        capacity: u32,
+        booked: u32,
+        held: u32,
+        /// (expiry, booking)
+        holds: Vec<(i64, u64)>,
+        active: Vec<u64>,
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Status {
+        Held,
+        Booked,
+        Expired,
+        Cancelled,
+    }
+
+    #[derive(Clone, Copy)]
+    struct Booking {
+        status: Status,
+        slot: u32,
+        expires: i64,
+        patient_hash: u64,
+        patient: Key,
+    }
+
+    /// (seq, kind, booking, slot, at), in stripes by thread.
+    type Event = (u64, u8, u64, u32, i64);
+
+    const SEG: usize = 1 << 12;
+    const HOLD_TTL_MS: i64 = 900_000;
+    const FULL: u64 = 1 << 63;
+    const EXPIRY_BITS: u64 = (1 << 62) - 1;
+    const FILTER_WORDS: usize = 1 << 15;
+
+    pub struct Ceiling {
+        slots: Box<[CachePadded<Mutex<SlotState>>]>,
+        /// Each slot's (start, end), for the overlap check.
+        times: Box<[(i64, i64)]>,
+        /// Full flag and earliest hold expiry per slot, read without a lock.
+        hints: Box<[AtomicU64]>,
+        /// Request id → booking id (0 while the request runs).
+        requests: Shards<u64>,
+        /// Bloom filter over claimed request ids: a refusal skips the map.
+        filter: Box<[AtomicU64]>,
+        patients: Shards<[Option<Span>; 2]>,
+        /// Bookings by id, in segments allocated on first use.
+        segments: Box<[AtomicPtr<Mutex<Option<Booking>>>]>,
+        next_booking: CachePadded<AtomicU64>,
+        next_event: CachePadded<AtomicU64>,
+        events: Box<[CachePadded<Mutex<Vec<Event>>>]>,
+    }
+
+    thread_local! {
+        static STRIPE: usize = {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            NEXT.fetch_add(1, Ordering::Relaxed) as usize
+        };
+        /// This thread's block of booking ids: the shared counter moves once per 64 holds.
+        static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    }
+
+    fn now_ms() -> i64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid out-pointer and a constant clock id.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+    }
+
+    fn filter_bit(h: u64) -> (usize, u64) {
+        ((h >> 12) as usize & (FILTER_WORDS - 1), (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63)))
+    }
+
+    impl Ceiling {
+        pub fn new(slots: usize, capacity: u32) -> Ceiling {
+            Ceiling {
+                slots: (0..slots)
+                    .map(|_| CachePadded::new(Mutex::new(SlotState { capacity, booked: 0, held: 0, holds: Vec::new(), active: Vec::new() })))
+                    .collect(),
+                times: (0..slots).map(|i| (i as i64 * 900_000, i as i64 * 900_000 + 900_000)).collect(),
+                hints: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+                requests: Shards::new(),
+                filter: (0..FILTER_WORDS).map(|_| AtomicU64::new(0)).collect(),
+                patients: Shards::new(),
+                segments: (0..1 << 16).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
+                next_booking: CachePadded::new(AtomicU64::new(1)),
+                next_event: CachePadded::new(AtomicU64::new(1)),
+                events: (0..8).map(|_| CachePadded::new(Mutex::new(Vec::new()))).collect(),
+            }
+        }
+
+        fn booking(&self, id: u64) -> &Mutex<Option<Booking>> {
+            let seg = &self.segments[id as usize / SEG];
+            let mut p = seg.load(Ordering::Acquire);
+            if p.is_null() {
+                let fresh = Box::into_raw((0..SEG).map(|_| Mutex::new(None::<Booking>)).collect::<Box<[_]>>()) as *mut Mutex<Option<Booking>>;
+                p = match seg.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => fresh,
+                    // The loser's segment is leaked: a bench, not a product.
+                    Err(theirs) => theirs,
+                };
+            }
+            // SAFETY: a published segment holds SEG cells and is never freed.
+            unsafe { &*p.add(id as usize % SEG) }
+        }
+
+        fn next_id(&self) -> u64 {
+            IDS.with(|c| {
+                let (mut next, mut end) = c.get();
+                if next == end {
+                    next = self.next_booking.fetch_add(64, Ordering::Relaxed);
+                    end = next + 64;
+                }
+                c.set((next + 1, end));
+                next
+            })
+        }
+
+        fn event(&self, kind: u8, booking: u64, slot: u32, at: i64) {
+            let mut q = self.events[STRIPE.with(|s| *s) % 8].lock();
+            let seq = self.next_event.fetch_add(1, Ordering::Relaxed);
+            q.push((seq, kind, booking, slot, at));
+        }
+
+        fn publish(&self, slot: u32, s: &SlotState) {
+            let full = if s.booked + s.held >= s.capacity { FULL } else { 0 };
+            let earliest = s.holds.iter().map(|h| h.0).min().unwrap_or(i64::MAX) as u64 & EXPIRY_BITS;
+            self.hints[slot as usize].store(full | earliest, Ordering::Release);
+        }
+
+        /// Expires the slot's lapsed holds (with the slot locked).
+        fn sweep(&self, slot: u32, s: &mut SlotState, now: i64) {
+            while let Some(i) = s.holds.iter().position(|h| h.0 <= now) {
+                let (_, id) = s.holds.swap_remove(i);
+                s.held -= 1;
+                s.active.retain(|a| *a != id);
+                if let Some(b) = self.booking(id).lock().as_mut() {
+                    b.status = Status::Expired;
+                }
+                self.event(3, id, slot, now);
+            }
+        }
+
+        pub fn hold(&self, slot: u32, patient: &str, request_id: &str) -> Option<u64> {
+            let hint = self.hints[slot as usize].load(Ordering::Acquire);
+            let rh = self.requests.hasher.hash_one(request_id);
+            let (word, bits) = filter_bit(rh);
+            if hint & FULL != 0 && self.filter[word].load(Ordering::Acquire) & bits != bits && (hint & EXPIRY_BITS) as i64 > now_ms() {
+                return None;
+            }
+            let rk = Key::new(request_id);
+            match self.requests.lock(rh).entry(rh, |e| e.1 == rk, |e| e.0) {
+                hashbrown::hash_table::Entry::Occupied(o) => return Some(o.get().2).filter(|id| *id != 0),
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert((rh, rk, 0));
+                    self.filter[word].fetch_or(bits, Ordering::AcqRel);
+                }
+            }
+            let ph = self.patients.hasher.hash_one(patient);
+            let pk = Key::new(patient);
+            let made = (|| {
+                let mut patients = self.patients.lock(ph);
+                let now = now_ms();
+                let mut s = self.slots[slot as usize].lock();
+                self.sweep(slot, &mut s, now);
+                if s.booked + s.held >= s.capacity {
+                    return None;
+                }
+                let (start, end) = self.times[slot as usize];
+                let mut mine = patients.entry(ph, |e| e.1 == pk, |e| e.0).or_insert((ph, pk, [None, None]));
+                let spans = &mut mine.get_mut().2;
+                if spans.iter().flatten().any(|sp| sp.slot == slot || (sp.start < end && start < sp.end)) {
+                    return None;
+                }
+                let id = self.next_id();
+                *spans.iter_mut().find(|x| x.is_none())? = Some(Span { booking: id, slot, start, end });
+                s.held += 1;
+                s.holds.push((now + HOLD_TTL_MS, id));
+                s.active.push(id);
+                self.publish(slot, &s);
+                *self.booking(id).lock() = Some(Booking { status: Status::Held, slot, expires: now + HOLD_TTL_MS, patient_hash: ph, patient: pk });
+                drop(s);
+                drop(patients);
+                self.event(1, id, slot, now);
+                Some(id)
+            })();
+            let mut requests = self.requests.lock(rh);
+            match made {
+                Some(id) => {
+                    if let Some(e) = requests.find_mut(rh, |e| e.1 == rk) {
+                        e.2 = id;
+                    }
+                }
+                None => {
+                    if let Ok(o) = requests.find_entry(rh, |e| e.1 == rk) {
+                        o.remove();
+                    }
+                }
+            }
+            made
+        }
+
+        /// Runs `f` on the booking with its slot locked; `f` returns the event kind, if it changed anything.
+        fn change(&self, id: u64, f: impl FnOnce(&mut SlotState, &mut Booking, i64) -> Option<u8>) -> Option<Booking> {
+            let slot = self.booking(id).lock().as_ref()?.slot;
+            let now = now_ms();
+            let mut s = self.slots[slot as usize].lock();
+            self.sweep(slot, &mut s, now);
+            let mut cell = self.booking(id).lock();
+            let b = cell.as_mut()?;
+            let kind = f(&mut s, b, now)?;
+            let done = *b;
+            drop(cell);
+            self.publish(slot, &s);
+            drop(s);
+            self.event(kind, id, slot, now);
+            Some(done)
+        }
+
+        pub fn confirm(&self, id: u64) {
+            self.change(id, |s, b, now| {
+                if b.status != Status::Held || b.expires <= now {
+                    return None;
+                }
+                b.status = Status::Booked;
+                s.holds.retain(|h| h.1 != id);
+                s.held -= 1;
+                s.booked += 1;
+                Some(2)
+            });
+        }
+
+        pub fn release(&self, id: u64) {
+            let done = self.change(id, |s, b, _| {
+                match b.status {
+                    Status::Held => {
+                        s.held -= 1;
+                        s.holds.retain(|h| h.1 != id);
+                    }
+                    Status::Booked => s.booked -= 1,
+                    _ => return None,
+                }
+                b.status = Status::Cancelled;
+                s.active.retain(|a| *a != id);
+                Some(4)
+            });
+            if let Some(b) = done {
+                let mut patients = self.patients.lock(b.patient_hash);
+                if let Ok(mut o) = patients.find_entry(b.patient_hash, |e| e.1 == b.patient) {
+                    let spans = &mut o.get_mut().2;
+                    spans.iter_mut().filter(|x| x.is_some_and(|sp| sp.booking == id)).for_each(|x| *x = None);
+                    if spans.iter().all(Option::is_none) {
+                        o.remove();
+                    }
+                }
+            }
+        }
+
+        pub fn drain(&self) {
+            for q in self.events.iter() {
+                q.lock().clear();
+            }
+        }
+    }
+}
+
+impl Pool for ceiling::Ceiling {
+    fn hold(&self, slot: u32, patient: &str, request_id: &str) -> Option<u64> {
+        ceiling::Ceiling::hold(self, slot, patient, request_id)
+    }
+    fn confirm(&self, id: u64) {
+        ceiling::Ceiling::confirm(self, id)
+    }
+    fn release(&self, id: u64) {
+        ceiling::Ceiling::release(self, id)
+    }
+    fn drain(&self) {
+        ceiling::Ceiling::drain(self)
+    }
+}
+
 // ---------------------------------------------------------------- the storm
 
 /// Runs every thread's script against `pool`; returns (elapsed, attempts).
@@ -280,8 +624,14 @@ fn main() {
     let per_thread: usize = std::env::var("STORM_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(400_000);
     let rounds: u64 = std::env::var("STORM_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     if std::env::var("STORM_PROFILE").is_ok() {
-        // Only the yilian side, for a profiler.
+        // Only one side (yilian, or the ceiling), for a profiler.
         let sc = Arc::new(scripts(keys.len(), per_thread, 0));
+        if ceiling_run() {
+            let pool: Arc<dyn Pool> = Arc::new(ceiling::Ceiling::new(keys.len(), CAPACITY));
+            let (d, n) = storm(&pool, &sc);
+            println!("ceiling {:.2} M attempts/s", n as f64 / d.as_secs_f64() / 1e6);
+            return;
+        }
         let y = Arc::new(Yilian::new(&keys));
         let pool: Arc<dyn Pool> = y.clone();
         let (d, n) = storm(&pool, &sc);
@@ -290,13 +640,18 @@ fn main() {
         println!("holds: {} attempts, {} successes, {} refused full", stats["booking_attempts"], stats["booking_successes"], stats["refused_full"]);
         return;
     }
+    let who = if ceiling_run() { "ceiling" } else { "yilian" };
     let mut ratios = Vec::new();
     let mut best = (0.0f64, 0.0f64);
     for round in 0..rounds {
         let sc = Arc::new(scripts(keys.len(), per_thread, round));
         // A fresh pool for each run, in alternating order (A B, B A, …).
         let run = |which: bool| {
-            let pool: Arc<dyn Pool> = if which { Arc::new(Yilian::new(&keys)) } else { Arc::new(Naive::new(&keys)) };
+            let pool: Arc<dyn Pool> = match (which, ceiling_run()) {
+                (true, false) => Arc::new(Yilian::new(&keys)),
+                (true, true) => Arc::new(ceiling::Ceiling::new(keys.len(), CAPACITY)),
+                (false, _) => Arc::new(Naive::new(&keys)),
+            };
             let (d, n) = storm(&pool, &sc);
             n as f64 / d.as_secs_f64()
         };
@@ -309,17 +664,20 @@ fn main() {
         };
         ratios.push(y / n);
         best = (best.0.max(y), best.1.max(n));
-        println!("round {round}: yilian {:.2} M attempts/s, naive {:.2} M attempts/s, ratio {:.1}x", y / 1e6, n / 1e6, y / n);
+        println!("round {round}: {who} {:.2} M attempts/s, naive {:.2} M attempts/s, ratio {:.1}x", y / 1e6, n / 1e6, y / n);
     }
     ratios.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "release_storm: median ratio {:.1}x (best yilian {:.2} M/s, best naive {:.2} M/s; {} threads, {} slots, {per_thread} attempts per thread per round)",
+        "release_storm: median ratio {:.1}x (best {who} {:.2} M/s, best naive {:.2} M/s; {} threads, {} slots, {per_thread} attempts per thread per round)",
         ratios[ratios.len() / 2],
         best.0 / 1e6,
         best.1 / 1e6,
         threads(),
         keys.len()
     );
+    if ceiling_run() {
+        return;
+    }
     overbooking_check(&keys, per_thread);
 
     let mut c = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));

@@ -552,6 +552,19 @@ mod ceiling {
                 q.lock().clear();
             }
         }
+
+        /// Slots whose counts break capacity = booked + held + remaining, or
+        /// disagree with their hold and booking lists: the prototype must not
+        /// buy its speed by getting them wrong.
+        pub fn broken_slots(&self) -> usize {
+            self.slots
+                .iter()
+                .filter(|s| {
+                    let s = s.lock();
+                    s.booked + s.held > s.capacity || s.held as usize != s.holds.len() || s.active.len() != (s.booked + s.held) as usize
+                })
+                .count()
+        }
     }
 }
 
@@ -676,6 +689,10 @@ fn main() {
         keys.len()
     );
     if ceiling_run() {
+        let c = Arc::new(ceiling::Ceiling::new(keys.len(), CAPACITY));
+        let pool: Arc<dyn Pool> = c.clone();
+        storm(&pool, &Arc::new(scripts(keys.len(), per_thread, 7)));
+        println!("release_storm: ceiling slots overbooked or miscounted after the storm: {}", c.broken_slots());
         return;
     }
     overbooking_check(&keys, per_thread);

@@ -237,9 +237,11 @@ impl Pool for Naive {
 /// id, one numbered event per change, lazy expiry, a lock-free refusal) in the
 /// fastest layout we know, with none of the rest of yilian (priority classes,
 /// quota, closed slots, waitlists, answers kept for replay with their command
-/// and fingerprint, metrics, durability). Not a product: it measures how far
-/// any implementation of these semantics gets against the same naive baseline
-/// on this machine, and so whether a target is a matter of layout.
+/// and fingerprint, metrics, durability). A hold keeps its request id's shard
+/// locked throughout and writes the entry once: with no store to wait for,
+/// nothing else needs a pending mark. Not a product: it measures how far any
+/// implementation of these semantics gets against the same naive baseline on
+/// this machine, and so whether a target is a matter of layout.
 mod ceiling {
     use crossbeam_utils::CachePadded;
     use parking_lot::Mutex;
@@ -440,55 +442,50 @@ mod ceiling {
                 return None;
             }
             let rk = Key::new(request_id);
-            match self.requests.lock(rh).entry(rh, |e| e.1 == rk, |e| e.0) {
-                hashbrown::hash_table::Entry::Occupied(o) => return Some(o.get().2).filter(|id| *id != 0),
-                hashbrown::hash_table::Entry::Vacant(v) => {
-                    v.insert((rh, rk, 0));
-                    self.filter[word].fetch_or(bits, Ordering::AcqRel);
-                }
-            }
+            let mut requests = self.requests.lock(rh);
+            let vacant = match requests.entry(rh, |e| e.1 == rk, |e| e.0) {
+                hashbrown::hash_table::Entry::Occupied(o) => return Some(o.get().2),
+                hashbrown::hash_table::Entry::Vacant(v) => v,
+            };
             let ph = self.patients.hasher.hash_one(patient);
             let pk = Key::new(patient);
-            let made = (|| {
-                let mut patients = self.patients.lock(ph);
-                let now = now_ms();
-                let mut s = self.slots[slot as usize].lock();
-                self.sweep(slot, &mut s, now);
-                if s.booked + s.held >= s.capacity {
-                    return None;
-                }
-                let (start, end) = self.times[slot as usize];
-                let mut mine = patients.entry(ph, |e| e.1 == pk, |e| e.0).or_insert((ph, pk, [None, None]));
-                let spans = &mut mine.get_mut().2;
-                if spans.iter().flatten().any(|sp| sp.slot == slot || (sp.start < end && start < sp.end)) {
-                    return None;
-                }
-                let id = self.next_id();
-                *spans.iter_mut().find(|x| x.is_none())? = Some(Span { booking: id, slot, start, end });
-                s.held += 1;
-                s.holds.push((now + HOLD_TTL_MS, id));
-                s.active.push(id);
-                self.publish(slot, &s);
-                *self.booking(id).lock() = Some(Booking { status: Status::Held, slot, expires: now + HOLD_TTL_MS, patient_hash: ph, patient: pk });
-                drop(s);
-                drop(patients);
-                self.event(1, id, slot, now);
-                Some(id)
-            })();
-            let mut requests = self.requests.lock(rh);
-            match made {
-                Some(id) => {
-                    if let Some(e) = requests.find_mut(rh, |e| e.1 == rk) {
-                        e.2 = id;
-                    }
-                }
-                None => {
-                    if let Ok(o) = requests.find_entry(rh, |e| e.1 == rk) {
-                        o.remove();
-                    }
-                }
+            let mut patients = self.patients.lock(ph);
+            let now = now_ms();
+            let mut s = self.slots[slot as usize].lock();
+            self.sweep(slot, &mut s, now);
+            if s.booked + s.held >= s.capacity {
+                return None;
             }
-            made
+            let (start, end) = self.times[slot as usize];
+            let id = match patients.entry(ph, |e| e.1 == pk, |e| e.0) {
+                hashbrown::hash_table::Entry::Occupied(mut o) => {
+                    let spans = &mut o.get_mut().2;
+                    if spans.iter().flatten().any(|sp| sp.slot == slot || (sp.start < end && start < sp.end)) {
+                        return None;
+                    }
+                    let free = spans.iter_mut().find(|x| x.is_none())?;
+                    let id = self.next_id();
+                    *free = Some(Span { booking: id, slot, start, end });
+                    id
+                }
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    let id = self.next_id();
+                    v.insert((ph, pk, [Some(Span { booking: id, slot, start, end }), None]));
+                    id
+                }
+            };
+            s.held += 1;
+            s.holds.push((now + HOLD_TTL_MS, id));
+            s.active.push(id);
+            self.publish(slot, &s);
+            *self.booking(id).lock() = Some(Booking { status: Status::Held, slot, expires: now + HOLD_TTL_MS, patient_hash: ph, patient: pk });
+            drop(s);
+            drop(patients);
+            vacant.insert((rh, rk, id));
+            self.filter[word].fetch_or(bits, Ordering::AcqRel);
+            drop(requests);
+            self.event(1, id, slot, now);
+            Some(id)
         }
 
         /// Runs `f` on the booking with its slot locked; `f` returns the event kind, if it changed anything.

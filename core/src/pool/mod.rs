@@ -262,6 +262,7 @@ impl Pool {
             id: Arc::from(info.slot_id.as_str()),
             date_str: info.date.to_string().into(),
             time_slot: info.time_slot().into(),
+            bed: info.kind == SlotKind::Bed,
             info,
             start_ms,
             end_ms,
@@ -401,7 +402,7 @@ impl Pool {
 
     /// Re-registers an active booking with its patient (recovery).
     pub fn restore_span(&self, b: &Booking, slot: &Slot) {
-        let span = Span { booking: b.id, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.info.kind == SlotKind::Bed };
+        let span = Span { booking: b.id, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.bed };
         let h = self.patients.hash(&b.patient_id);
         self.patients.lock(h).get_or_default(h, &b.patient_id, || b.patient_id.clone()).push(span);
     }
@@ -725,7 +726,7 @@ impl Pool {
         respond: &dyn Fn(&Booking, &Slot) -> Answer,
     ) -> Result<(Answer, Option<Ticket>, Vec<u32>)> {
         let mut txn = Txn::default();
-        let span = Span { booking: 0, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.info.kind == SlotKind::Bed };
+        let span = Span { booking: 0, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.bed };
         let patient_id: Arc<str> = r.patient_id.clone();
         let ph = self.patients.hash(&patient_id);
         let mut spans = self.patients.lock(ph);
@@ -1121,7 +1122,7 @@ impl Pool {
             if to.info.kind != from.info.kind {
                 return Err(Error::invalid("slot", "a booking moves only to a slot of the same kind"));
             }
-            let new_span = Span { booking: 0, slot: to.idx, start_ms: to.start_ms, end_ms: to.end_ms, bed: to.info.kind == SlotKind::Bed };
+            let new_span = Span { booking: 0, slot: to.idx, start_ms: to.start_ms, end_ms: to.end_ms, bed: to.bed };
             let mine = spans.get_or_default(ph, &b.patient_id, || b.patient_id.clone());
             check_bookable(&to, &stt, now, b.priority)?;
             self.check_patient(mine, &new_span, now, Some(id))?;
@@ -1297,7 +1298,7 @@ impl Pool {
             }
             let pos = st.waitlist.iter().position(|w| w.id == wid).unwrap_or(0);
             let mut w = st.waitlist.remove(pos);
-            let span = Span { booking: 0, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.info.kind == SlotKind::Bed };
+            let span = Span { booking: 0, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.bed };
             let mine = spans.get_or_default(ph, &patient, || Arc::from(patient.as_str()));
             self.waitlist_slot.shard(&wid).remove(&wid);
             if self.check_patient(mine, &span, now, None).is_err() || now >= slot.start_ms {
@@ -1500,7 +1501,7 @@ pub(crate) fn check_bookable(slot: &Slot, st: &SlotState, now: Millis, p: Priori
     if st.free_for(p) == 0 {
         return Err(slot_error(ErrorCode::SlotFull, slot));
     }
-    if slot.info.kind != SlotKind::Bed && now >= slot.start_ms {
+    if !slot.bed && now >= slot.start_ms {
         return Err(slot_error(ErrorCode::SlotInPast, slot));
     }
     if now < slot.opens_ms {

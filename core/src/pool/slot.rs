@@ -97,25 +97,27 @@ impl<T: Ord + Copy + Default> SmallSet<T> {
     }
 }
 
-/// The mutable part of a slot, under its mutex.
+/// The mutable part of a slot, under its mutex. Counters first, then the
+/// hold and booking sets, then what a hold never reads (see `Slot`).
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub(crate) struct SlotState {
     pub capacity: u32,
     pub reserved_quota: u32,
-    pub closed: bool,
-    pub closed_reason: Option<String>,
     pub booked: u32,
     /// Holds, plus places set aside for waitlist promotion.
     pub held: u32,
     pub quota_used: u32,
     /// Places freed while patients waited, kept for the waitlist (counted in `held`).
     pub set_aside: u32,
+    pub closed: bool,
     /// Active holds by (expiry, booking id): the earliest is first.
     pub holds: SmallSet<(Millis, u64)>,
     /// Every active booking on the slot (holds included), in booking order.
     pub active: SmallSet<u64>,
     /// Waiting entries only, in arrival order.
     pub waitlist: Vec<WaitEntry>,
+    pub closed_reason: Option<String>,
 }
 
 impl SlotState {
@@ -144,23 +146,29 @@ impl SlotState {
     }
 }
 
+/// Fields in declaration order: what every hold, confirm and release reads
+/// (the hint's place, the times, the lock and its counters) comes first, so
+/// it spans as few cache lines as it can; the descriptive fields follow.
+#[repr(C)]
 pub(crate) struct Slot {
+    /// The slot's hint word, in the pool's compact hint table (away from the
+    /// slot's mutex, so refusals do not contend with holders of the lock).
+    pub(super) hint_seg: Arc<[AtomicU64]>,
+    pub(super) hint_pos: u32,
     pub idx: u32,
+    pub start_ms: Millis,
+    pub end_ms: Millis,
+    /// When the release window opens this slot to community booking.
+    pub opens_ms: Millis,
+    /// `info.kind == SlotKind::Bed`, beside the other fields a hold reads.
+    pub bed: bool,
+    pub state: Mutex<SlotState>,
     /// `info.slot_id`, shared with the slot's bookings and events.
     pub id: Arc<str>,
     /// `info.date` and `info.time_slot()` as shown, formatted once.
     pub date_str: Box<str>,
     pub time_slot: Box<str>,
     pub info: SlotInfo,
-    pub start_ms: Millis,
-    pub end_ms: Millis,
-    /// When the release window opens this slot to community booking.
-    pub opens_ms: Millis,
-    /// The slot's hint word, in the pool's compact hint table (away from the
-    /// slot's mutex, so refusals do not contend with holders of the lock).
-    pub(super) hint_seg: Arc<[AtomicU64]>,
-    pub(super) hint_pos: u32,
-    pub state: Mutex<SlotState>,
 }
 
 // The hint word: valid, closed, full for normal patients, full for every

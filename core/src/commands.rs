@@ -933,6 +933,14 @@ pub fn check_invariants(pool: &Pool) -> Result<()> {
         if st.capacity != st.booked + st.held + st.remaining() {
             return Err(Error::internal(format!("slot {}: capacity != booked + held + remaining", slot.info.slot_id)));
         }
+        // A finished closing left no booking behind but occupied beds.
+        if st.closed && st.closing.is_none() {
+            for id in st.active.iter() {
+                if pool.booking(*id)?.status != BookingStatus::Occupied {
+                    return Err(Error::internal(format!("closed slot {} still holds booking {}", slot.info.slot_id, format_booking_id(*id))));
+                }
+            }
+        }
     }
     // Collect first: a booking shard must never be held while a slot is locked.
     let mut active = Vec::new();

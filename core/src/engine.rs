@@ -302,6 +302,9 @@ impl Engine {
         // Holds that expired while the engine was down, then places freed while
         // patients waited: finish what a crash may have interrupted.
         self.pool.expire_all()?;
+        // Closings (stop-service, the hospital's schedule) cut short: their
+        // remaining bookings are cancelled or moved, each patient told.
+        crate::schedule::finish_closings(&self.pool)?;
         let table = self.pool.table.load();
         for slot in table.slots.iter() {
             let pending = {

@@ -94,6 +94,12 @@ pub struct SlotRecord {
     pub closed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_reason: Option<String>,
+    /// Set while a closing (stop-service, or the hospital's schedule) still
+    /// has bookings to cancel or move: a crash or an error part-way leaves
+    /// it here, and the engine's next open (or a retried stop-service)
+    /// finishes the job with this action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closing: Option<crate::config::StopServiceAction>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

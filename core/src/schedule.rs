@@ -180,11 +180,12 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
                     if let Some(q) = p.reserved_quota {
                         st.reserved_quota = q;
                     }
-                    if p.closed && !st.closed {
+                    if p.closed && (!st.closed || st.closing.is_some()) {
                         to_close.push(slot.idx);
                     } else if !p.closed && st.closed {
                         st.closed = false;
                         st.closed_reason = None;
+                        st.closing = None;
                     }
                     pool.put_slot(&mut txn, slot, &st);
                     slot.publish(&st);
@@ -205,7 +206,10 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
             for d in dates {
                 for idx in old.by_date.get(&d).into_iter().flatten() {
                     let s = &old.slots[*idx as usize];
-                    if s.info.hospital_id == hospital && s.info.kind != SlotKind::Bed && !seen.contains(&s.info.slot_id) && !s.state.lock().closed {
+                    if s.info.hospital_id == hospital && s.info.kind != SlotKind::Bed && !seen.contains(&s.info.slot_id) && {
+                        let st = s.state.lock();
+                        !st.closed || st.closing.is_some()
+                    } {
                         to_close.push(s.idx);
                     }
                 }
@@ -215,8 +219,14 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
             let mut table = SlotTable { slots: old.slots.clone(), by_id: old.by_id.clone(), by_date: old.by_date.clone() };
             for p in fresh {
                 let idx = table.slots.len() as u32;
-                let rec =
-                    SlotRecord { info: p.info, capacity: p.capacity, reserved_quota: p.reserved_quota.unwrap_or(0), closed: p.closed, closed_reason: None };
+                let rec = SlotRecord {
+                    info: p.info,
+                    capacity: p.capacity,
+                    reserved_quota: p.reserved_quota.unwrap_or(0),
+                    closed: p.closed,
+                    closed_reason: None,
+                    closing: None,
+                };
                 if pool.store.is_some() {
                     txn.writes.push(Write::put(Table::Slots, rec.info.slot_id.clone(), &rec));
                 }
@@ -433,44 +443,55 @@ pub fn appointment_slots(pool: &Pool, r: &Req) -> Result<Value> {
 
 /// Closes one slot and cancels or moves its bookings, one event each.
 /// Returns (cancelled, moved, waitlist entries closed).
+///
+/// The closing is recorded with the slot (`closing`) in the transaction that
+/// closes it, and cleared only once no booking is left to deal with: a crash
+/// or an error part-way leaves it set, and the next open (`finish_closings`)
+/// or a retried stop-service finishes the job. Called on a slot already
+/// closed, it only finishes that job (no second `slot_closed` event).
 fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) -> Result<(Vec<String>, Vec<Value>, usize)> {
     let slot = pool.slot(idx)?;
     let (ids, closed_waiters) = {
         let mut txn = Txn::default();
         let mut st = slot.state.lock();
-        st.closed = true;
-        st.closed_reason = Some(reason.to_string());
-        let waiters: Vec<WaitEntry> = std::mem::take(&mut st.waitlist);
-        st.held -= st.set_aside;
-        st.set_aside = 0;
-        for mut w in waiters.iter().cloned() {
-            w.status = WaitStatus::Closed;
-            pool.waitlist_slot.shard(&w.id).remove(&w.id);
-            if pool.store.is_some() {
-                txn.writes.push(Write::put(Table::Waitlist, crate::store::numbered_key(w.id), &w));
+        let mut closed_waiters = 0;
+        if !st.closed {
+            st.closed = true;
+            st.closed_reason = Some(reason.to_string());
+            let waiters: Vec<WaitEntry> = std::mem::take(&mut st.waitlist);
+            st.held -= st.set_aside;
+            st.set_aside = 0;
+            for mut w in waiters.iter().cloned() {
+                w.status = WaitStatus::Closed;
+                pool.waitlist_slot.shard(&w.id).remove(&w.id);
+                if pool.store.is_some() {
+                    txn.writes.push(Write::put(Table::Waitlist, crate::store::numbered_key(w.id), &w));
+                }
+                pool.emit(
+                    &mut txn,
+                    "waitlist_closed",
+                    None,
+                    Some(&slot.info.slot_id),
+                    json!({"waitlist_id": format_waitlist_id(w.id), "patient_id": w.patient_id, "reason": reason}),
+                );
             }
+            closed_waiters = waiters.len();
             pool.emit(
                 &mut txn,
-                "waitlist_closed",
+                "slot_closed",
                 None,
                 Some(&slot.info.slot_id),
-                json!({"waitlist_id": format_waitlist_id(w.id), "patient_id": w.patient_id, "reason": reason}),
+                json!({"reason": reason, "date": slot.info.date.to_string(), "time_slot": slot.info.time_slot()}),
             );
         }
+        st.closing = Some(action);
         pool.put_slot(&mut txn, &slot, &st);
         slot.publish(&st);
-        pool.emit(
-            &mut txn,
-            "slot_closed",
-            None,
-            Some(&slot.info.slot_id),
-            json!({"reason": reason, "date": slot.info.date.to_string(), "time_slot": slot.info.time_slot()}),
-        );
         let ids = st.active.to_vec();
         let ticket = pool.enqueue(&mut txn);
         drop(st);
         pool.settle(ticket, Vec::new())?;
-        (ids, waiters.len())
+        (ids, closed_waiters)
     };
     let platform = Actor { institution: None, community: false };
     let (mut cancelled, mut moved) = (Vec::new(), Vec::new());
@@ -501,8 +522,48 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
             Err(e) => return Err(e),
         }
     }
+    end_closing(pool, &slot)?;
     Ok((cancelled, moved, closed_waiters))
 }
+
+/// Clears the slot's `closing` once it holds no booking left to cancel or
+/// move (a concurrent closer may still be at work on some: the last one
+/// clears it).
+fn end_closing(pool: &Pool, slot: &Slot) -> Result<()> {
+    let mut txn = Txn::default();
+    let mut st = slot.state.lock();
+    if st.closing.is_none() || st.active.iter().any(|id| pool.booking(*id).is_ok_and(|b| b.status != BookingStatus::Occupied)) {
+        return Ok(());
+    }
+    st.closing = None;
+    pool.put_slot(&mut txn, slot, &st);
+    let ticket = pool.enqueue(&mut txn);
+    drop(st);
+    pool.settle(ticket, Vec::new())
+}
+
+/// Finishes the closings a crash interrupted (on open): each slot whose
+/// `closing` is still set has its remaining bookings cancelled or moved as
+/// the closing asked, one event each.
+pub(crate) fn finish_closings(pool: &Pool) -> Result<usize> {
+    let pending: Vec<(u32, String, StopServiceAction)> = pool
+        .table
+        .load()
+        .slots
+        .iter()
+        .filter_map(|s| {
+            let st = s.state.lock();
+            st.closing.map(|a| (s.idx, st.closed_reason.clone().unwrap_or_else(|| STOP_REASON.to_string()), a))
+        })
+        .collect();
+    for (idx, reason, action) in &pending {
+        close_slot(pool, *idx, reason, *action)?;
+    }
+    Ok(pending.len())
+}
+
+/// The reason given to patients when a stop-service names none.
+const STOP_REASON: &str = "service stopped by the hospital (停诊)";
 
 /// The nearest open slot for the same device (or project) or doctor, on the
 /// same day or up to seven days later, with a place for this priority.
@@ -561,7 +622,7 @@ pub fn stop_service(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
         Some("move") => StopServiceAction::Move,
         Some(_) => return Err(Error::invalid("action", "expected cancel or move")),
     };
-    let reason = r.opt_str("reason")?.unwrap_or("service stopped by the hospital (停诊)").to_string();
+    let reason = r.opt_str("reason")?.unwrap_or(STOP_REASON).to_string();
     let targets: Vec<u32> = {
         let table = pool.table.load();
         table
@@ -583,7 +644,8 @@ pub fn stop_service(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
                     && department.is_none_or(|d| i.department_id.as_deref() == Some(d))
                     && hospital.is_none_or(|h| i.hospital_id == h)
                     && window.is_none_or(|(a, b)| i.start_time == a && i.end_time == b)
-                    && !s.state.lock().closed
+                    // Open, or closed by a closing that has not finished.
+                    && { let st = s.state.lock(); !st.closed || st.closing.is_some() }
             })
             .map(|s| s.idx)
             .collect()
@@ -708,4 +770,109 @@ pub fn reconcile(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
         "missing_from_hospital": missing,
         "applied": apply,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+
+    const SLOT: &str = "RG-H001-DR001-20241030-08001130";
+
+    fn call(e: &Engine, cmd: &str, req: Value) -> Value {
+        e.call_value(cmd, &req.to_string()).unwrap_or_else(|err| panic!("{cmd}: {err:?}"))
+    }
+
+    /// A slot of five places with `n` bookings.
+    fn booked(e: &Engine, n: usize) -> Vec<String> {
+        call(
+            e,
+            "sync-schedule",
+            json!({"hospital_id": "H001", "schedule_data": [{"doctor_id": "DR001", "department_id": "D001", "date": "2024-10-30", "capacity": 5,
+                "available_slots": [{"start_time": "08:00", "end_time": "11:30"}]}]}),
+        );
+        (0..n).map(|i| call(e, "book-slot", json!({"slot_id": SLOT, "patient_id": format!("PAT{i}")}))["booking_id"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// What a crash right after a closing's first commit leaves behind: the
+    /// slot closed, its closing recorded, its bookings not yet dealt with.
+    fn interrupt_closing(e: &Engine) {
+        let pool = &e.pool;
+        let slot = pool.slot_by_id(SLOT).unwrap();
+        let mut txn = Txn::default();
+        let mut st = slot.state.lock();
+        st.closed = true;
+        st.closed_reason = Some("设备故障".into());
+        st.closing = Some(StopServiceAction::Cancel);
+        pool.put_slot(&mut txn, &slot, &st);
+        slot.publish(&st);
+        let ticket = pool.enqueue(&mut txn);
+        drop(st);
+        pool.settle(ticket, Vec::new()).unwrap();
+    }
+
+    fn cancelled_events(e: &Engine) -> Vec<Value> {
+        let v = call(e, "next-events", json!({"limit": 100}));
+        v["events"].as_array().unwrap().iter().filter(|ev| ev["type"] == "booking_cancelled" || ev["type"] == "slot_closed").cloned().collect()
+    }
+
+    #[test]
+    fn a_retried_stop_service_finishes_an_interrupted_closing() {
+        let e = Engine::open(r#"{"clock_start":"2024-10-29T09:00:00+08:00"}"#).unwrap();
+        let ids = booked(&e, 3);
+        interrupt_closing(&e);
+        // Still closing: the invariants allow the bookings for now.
+        e.check_invariants().unwrap();
+        let before = cancelled_events(&e).len();
+        let v = call(
+            &e,
+            "stop-service",
+            json!({"hospital_id": "H001", "doctor_id": "DR001", "stop_date": "2024-10-30", "time_slot": "08:00-11:30", "action": "cancel"}),
+        );
+        assert_eq!(v["cancelled"], json!(ids));
+        assert_eq!(v["closed_slots"], 1);
+        let events = cancelled_events(&e);
+        // One event per booking, and no second `slot_closed`.
+        assert_eq!(events.len() - before, 3, "{events:?}");
+        assert!(events.iter().all(|ev| ev["type"] == "booking_cancelled"));
+        assert!(e.pool.slot_by_id(SLOT).unwrap().state.lock().closing.is_none());
+        e.check_invariants().unwrap();
+        // Done: a second retry finds nothing left to do.
+        let again = call(&e, "stop-service", json!({"hospital_id": "H001", "doctor_id": "DR001", "stop_date": "2024-10-30", "time_slot": "08:00-11:30"}));
+        assert_eq!(again["closed_slots"], 0);
+    }
+
+    #[test]
+    fn the_next_open_finishes_a_closing_a_crash_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00"}).to_string();
+        let ids = {
+            let e = Engine::open(&cfg).unwrap();
+            let ids = booked(&e, 3);
+            interrupt_closing(&e);
+            e.close();
+            ids
+        };
+        let e = Engine::open(&cfg).unwrap();
+        for id in &ids {
+            let b = call(&e, "booking-info", json!({"booking_id": id}));
+            assert_eq!(b["status"], "cancelled", "{b}");
+            assert_eq!(b["cancel_reason"], "设备故障", "{b}");
+        }
+        let si = call(&e, "slot-info", json!({"slot_id": SLOT}));
+        assert_eq!((si["booked"].as_u64(), si["held"].as_u64()), (Some(0), Some(0)), "{si}");
+        assert!(e.pool.slot_by_id(SLOT).unwrap().state.lock().closing.is_none());
+        assert_eq!(cancelled_events(&e).iter().filter(|ev| ev["type"] == "booking_cancelled").count(), 3);
+        e.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_closed_slot_that_still_holds_a_booking_breaks_the_invariants() {
+        let e = Engine::open(r#"{"clock_start":"2024-10-29T09:00:00+08:00"}"#).unwrap();
+        booked(&e, 1);
+        interrupt_closing(&e);
+        e.pool.slot_by_id(SLOT).unwrap().state.lock().closing = None;
+        let err = e.check_invariants().unwrap_err();
+        assert!(err.message().contains("still holds booking"), "{err:?}");
+    }
 }

@@ -248,6 +248,7 @@ impl Pool {
             reserved_quota: rec.reserved_quota,
             closed: rec.closed,
             closed_reason: rec.closed_reason,
+            closing: rec.closing,
             booked: 0,
             held: 0,
             quota_used: 0,

@@ -118,6 +118,8 @@ pub(crate) struct SlotState {
     /// Waiting entries only, in arrival order.
     pub waitlist: Vec<WaitEntry>,
     pub closed_reason: Option<String>,
+    /// A closing that still has bookings to cancel or move (see `SlotRecord::closing`).
+    pub closing: Option<crate::config::StopServiceAction>,
 }
 
 impl SlotState {
@@ -142,6 +144,7 @@ impl SlotState {
             reserved_quota: self.reserved_quota,
             closed: self.closed,
             closed_reason: self.closed_reason.clone(),
+            closing: self.closing,
         }
     }
 }

@@ -797,13 +797,17 @@ mod tests {
     /// What a crash right after a closing's first commit leaves behind: the
     /// slot closed, its closing recorded, its bookings not yet dealt with.
     fn interrupt_closing(e: &Engine) {
+        interrupt_closing_with(e, StopServiceAction::Cancel)
+    }
+
+    fn interrupt_closing_with(e: &Engine, action: StopServiceAction) {
         let pool = &e.pool;
         let slot = pool.slot_by_id(SLOT).unwrap();
         let mut txn = Txn::default();
         let mut st = slot.state.lock();
         st.closed = true;
         st.closed_reason = Some("设备故障".into());
-        st.closing = Some(StopServiceAction::Cancel);
+        st.closing = Some(action);
         pool.put_slot(&mut txn, &slot, &st);
         slot.publish(&st);
         let ticket = pool.enqueue(&mut txn);
@@ -863,6 +867,35 @@ mod tests {
         assert_eq!((si["booked"].as_u64(), si["held"].as_u64()), (Some(0), Some(0)), "{si}");
         assert!(e.pool.slot_by_id(SLOT).unwrap().state.lock().closing.is_none());
         assert_eq!(cancelled_events(&e).iter().filter(|ev| ev["type"] == "booking_cancelled").count(), 3);
+        e.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn an_interrupted_move_is_finished_as_a_move() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00"}).to_string();
+        let ids = {
+            let e = Engine::open(&cfg).unwrap();
+            let ids = booked(&e, 2);
+            // The same doctor's afternoon: where a stop-service moves them.
+            call(
+                &e,
+                "sync-schedule",
+                json!({"hospital_id": "H001", "schedule_data": [{"doctor_id": "DR001", "department_id": "D001", "date": "2024-10-30", "capacity": 5,
+                    "available_slots": [{"start_time": "13:30", "end_time": "17:00"}]}]}),
+            );
+            interrupt_closing_with(&e, StopServiceAction::Move);
+            e.close();
+            ids
+        };
+        let e = Engine::open(&cfg).unwrap();
+        for id in &ids {
+            let b = call(&e, "booking-info", json!({"booking_id": id}));
+            assert_eq!((b["status"].as_str(), b["slot_id"].as_str()), (Some("booked"), Some("RG-H001-DR001-20241030-13301700")), "{b}");
+        }
+        let moved = cancelled_events(&e);
+        assert!(moved.is_empty(), "moved, not cancelled: {moved:?}");
+        assert!(e.pool.slot_by_id(SLOT).unwrap().state.lock().closing.is_none());
         e.check_invariants().unwrap();
     }
 

@@ -815,6 +815,10 @@ mod tests {
         pool.settle(ticket, Vec::new()).unwrap();
     }
 
+    fn durable(dir: &std::path::Path) -> String {
+        json!({"data_dir": dir, "clock_start": "2024-10-29T09:00:00+08:00"}).to_string()
+    }
+
     fn cancelled_events(e: &Engine) -> Vec<Value> {
         let v = call(e, "next-events", json!({"limit": 100}));
         v["events"].as_array().unwrap().iter().filter(|ev| ev["type"] == "booking_cancelled" || ev["type"] == "slot_closed").cloned().collect()
@@ -849,7 +853,7 @@ mod tests {
     #[test]
     fn the_next_open_finishes_a_closing_a_crash_cut_short() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00"}).to_string();
+        let cfg = durable(dir.path());
         let ids = {
             let e = Engine::open(&cfg).unwrap();
             let ids = booked(&e, 3);
@@ -873,7 +877,7 @@ mod tests {
     #[test]
     fn an_interrupted_move_is_finished_as_a_move() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = json!({"data_dir": dir.path(), "clock_start": "2024-10-29T09:00:00+08:00"}).to_string();
+        let cfg = durable(dir.path());
         let ids = {
             let e = Engine::open(&cfg).unwrap();
             let ids = booked(&e, 2);

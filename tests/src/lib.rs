@@ -111,3 +111,50 @@ pub fn run_all(open_and_call: &mut dyn FnMut(&str) -> Caller, keep: &dyn Fn(&Val
     }
     (cases, steps, failures)
 }
+
+/// Crash tests (S3): a test runs one `#[ignore]`d test of its own binary as
+/// a child process on a data directory named by an environment variable,
+/// reads the steps the child acknowledges from its output, and kills it with
+/// SIGKILL mid-work; then it reopens the directory and checks what survived.
+pub mod crash {
+    use std::io::{BufRead, BufReader, Lines};
+    use std::process::{Child, ChildStdout, Command, Stdio};
+
+    /// A running child and what it prints.
+    pub struct Running {
+        child: Child,
+        out: Lines<BufReader<ChildStdout>>,
+    }
+
+    /// Starts `test` of the current test binary as a child with `var=dir`.
+    pub fn start(test: &str, var: &str, dir: &str) -> Running {
+        let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--ignored", "--exact", test, "--nocapture", "--test-threads=1"])
+            .env(var, dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the child starts");
+        let out = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Running { child, out }
+    }
+
+    impl Running {
+        /// The child's next line of output, `None` once it has ended. The
+        /// harness's `test <name> ... ` is taken off the line it precedes.
+        pub fn line(&mut self) -> Option<String> {
+            let line = self.out.next()?.expect("the child's output is text");
+            Some(match line.strip_prefix("test ").and_then(|l| l.split_once(" ... ")) {
+                Some((_, rest)) => rest.to_string(),
+                None => line,
+            })
+        }
+
+        /// SIGKILL: no destructor, flush or close runs in the child.
+        pub fn kill(mut self) {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
+}

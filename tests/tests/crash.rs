@@ -4,9 +4,9 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use yilian_core::Engine;
+use yilian_tests::crash;
 
 const DIR_VAR: &str = "YILIAN_CRASH_CHILD_DIR";
 
@@ -57,18 +57,10 @@ fn crash_child() {
 fn killed_mid_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap().to_string();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env(DIR_VAR, &d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crash::start("crash_child", DIR_VAR, &d);
     let mut acked = Vec::new();
     let mut cancelled = std::collections::HashSet::new();
-    let reader = BufReader::new(child.stdout.take().unwrap());
-    for line in reader.lines() {
-        let line = line.unwrap();
+    while let Some(line) = child.line() {
         if let Some(rest) = line.strip_prefix("ACK ") {
             let (id, rid) = rest.split_once(' ').unwrap();
             acked.push((id.to_string(), rid.to_string()));
@@ -79,9 +71,7 @@ fn killed_mid_load_loses_nothing() {
             break;
         }
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
+    child.kill();
     assert!(acked.len() >= 1500, "child acknowledged only {}", acked.len());
 
     let e = Engine::open(&cfg(&d)).unwrap();
@@ -184,26 +174,16 @@ fn stop_child() {
 fn killed_mid_stop_service_the_next_open_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap().to_string();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "stop_child", "--nocapture", "--test-threads=1"])
-        .env(STOP_VAR, &d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crash::start("stop_child", STOP_VAR, &d);
     let mut slot = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        // The harness prints the test's name on the line before its first output.
-        if let Some((_, s)) = line.split_once("BOOKED ") {
+    while let Some(line) = child.line() {
+        if let Some(s) = line.strip_prefix("BOOKED ") {
             slot = Some(s.to_string());
         } else if line == "CLOSED" {
             break;
         }
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
+    child.kill();
     let slot = slot.expect("the child booked no slot");
 
     let e = Engine::open(&cfg(&d)).unwrap();

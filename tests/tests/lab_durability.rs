@@ -192,21 +192,12 @@ fn lab_crash_child() {
 /// results on another's tube).
 #[test]
 fn killed_mid_journey_reissues_no_acknowledged_barcode() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     const BARCODES: usize = 400;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap().to_string();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "lab_crash_child", "--nocapture", "--test-threads=1"])
-        .env(CRASH_DIR, &d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = yilian_tests::crash::start("lab_crash_child", CRASH_DIR, &d);
     let (mut orders, mut barcodes, mut shipped, mut received, mut reported) = (Vec::new(), Vec::new(), HashSet::new(), HashSet::new(), Vec::new());
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
+    while let Some(line) = child.line() {
         let Some(rest) = line.strip_prefix("ACK ") else { continue };
         let (what, ids) = rest.split_once(' ').unwrap();
         let ids: Vec<String> = ids.split(' ').map(str::to_string).collect();
@@ -222,9 +213,7 @@ fn killed_mid_journey_reissues_no_acknowledged_barcode() {
             break;
         }
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
+    child.kill();
     assert!(barcodes.len() >= BARCODES, "the child acknowledged only {} barcodes", barcodes.len());
     assert!(!reported.is_empty(), "no report was acknowledged before the kill");
 

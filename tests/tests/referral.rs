@@ -595,21 +595,12 @@ fn referral_crash_child() {
 #[test]
 fn killed_mid_journey_loses_no_acknowledged_step() {
     use std::collections::HashMap;
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     const ACKS: usize = 400;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap().to_string();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "referral_crash_child", "--nocapture", "--test-threads=1"])
-        .env(CRASH_DIR, &d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = yilian_tests::crash::start("referral_crash_child", CRASH_DIR, &d);
     let mut acked: Vec<(String, Value, Value)> = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
+    while let Some(line) = child.line() {
         let mut parts = line.splitn(4, '\t');
         if parts.next() != Some("ACK") {
             continue;
@@ -620,9 +611,7 @@ fn killed_mid_journey_loses_no_acknowledged_step() {
             break;
         }
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
+    child.kill();
     assert!(acked.len() >= ACKS, "the child acknowledged only {} steps", acked.len());
 
     let e = Engine::open(&crash_cfg(&d)).unwrap();

@@ -249,6 +249,7 @@ mod ceiling {
     use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
     /// A short id stored inline: no allocation, one cache line with its entry.
+    /// (The storm's ids are about 12 bytes; a product would spill longer ones.)
     #[derive(Clone, Copy, PartialEq, Eq)]
     struct Key {
         len: u8,
@@ -257,6 +258,7 @@ mod ceiling {
 
     impl Key {
         fn new(s: &str) -> Key {
+            assert!(s.len() <= 31, "the ceiling keeps ids of up to 31 bytes inline");
             let mut bytes = [0u8; 31];
             bytes[..s.len()].copy_from_slice(s.as_bytes());
             Key { len: s.len() as u8, bytes }

@@ -355,3 +355,34 @@ fn answers_are_numbered_rows_and_survive_restarts_old_rows_included() {
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM idempotency WHERE k GLOB '0*'", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 3);
 }
+
+/// P7 across a crash: a cancellation reached the disk but the promotion it
+/// owed its slot's first waiter did not (the store is edited to that state:
+/// the booking's row says cancelled, the waiter's row still waiting). The
+/// next open hands the place to the waiter, with its event.
+#[test]
+fn a_place_freed_just_before_a_crash_goes_to_the_waiter_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let slot = {
+        let e = Engine::open(&cfg(dir.path())).unwrap();
+        let slot = sync_slots(&e, 1, 1, 1).remove(0);
+        assert_eq!(ok(&e, "book-slot", json!({"slot_id": slot, "patient_id": "PAT001"}))["booking_id"], "B000001");
+        assert_eq!(ok(&e, "waitlist-join", json!({"slot_id": slot, "patient_id": "PAT002"}))["waitlist_id"], "W000001");
+        e.close();
+        slot
+    };
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("yilian.sqlite3")).unwrap();
+        let n = conn.execute("UPDATE bookings SET body = json_set(body, '$.status', 'cancelled') WHERE k = printf('%020d', 1)", []).unwrap();
+        assert_eq!(n, 1);
+    }
+    let e = Engine::open(&cfg(dir.path())).unwrap();
+    e.check_invariants().unwrap();
+    let si = ok(&e, "slot-info", json!({"slot_id": slot}));
+    assert_eq!((si["held"].as_u64(), si["remaining"].as_u64(), si["waitlist"].as_array().map(Vec::len)), (Some(1), Some(0), Some(0)), "{si}");
+    let events = ok(&e, "next-events", json!({"limit": 100}));
+    let promoted: Vec<&serde_json::Value> = events["events"].as_array().unwrap().iter().filter(|ev| ev["type"] == "waitlist_promoted").collect();
+    assert_eq!(promoted.len(), 1, "{events}");
+    assert_eq!(promoted[0]["data"]["waitlist_id"], "W000001");
+    assert_eq!(promoted[0]["patient_id"], "PAT002");
+}

@@ -935,10 +935,8 @@ pub fn check_invariants(pool: &Pool) -> Result<()> {
         }
         // A finished closing left no booking behind but occupied beds.
         if st.closed && st.closing.is_none() {
-            for id in st.active.iter() {
-                if pool.booking(*id)?.status != BookingStatus::Occupied {
-                    return Err(Error::internal(format!("closed slot {} still holds booking {}", slot.info.slot_id, format_booking_id(*id))));
-                }
+            if let Some(id) = crate::schedule::booking_left_to_close(pool, &st) {
+                return Err(Error::internal(format!("closed slot {} still holds booking {}", slot.info.slot_id, format_booking_id(id))));
             }
         }
     }

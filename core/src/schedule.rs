@@ -532,7 +532,7 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
 fn end_closing(pool: &Pool, slot: &Slot) -> Result<()> {
     let mut txn = Txn::default();
     let mut st = slot.state.lock();
-    if st.closing.is_none() || st.active.iter().any(|id| pool.booking(*id).is_ok_and(|b| b.status != BookingStatus::Occupied)) {
+    if st.closing.is_none() || booking_left_to_close(pool, &st).is_some() {
         return Ok(());
     }
     st.closing = None;
@@ -542,10 +542,16 @@ fn end_closing(pool: &Pool, slot: &Slot) -> Result<()> {
     pool.settle(ticket, Vec::new())
 }
 
+/// The first booking a closing of this slot still has to cancel or move
+/// (an occupied bed stays: it is ended by discharge). Call with the slot locked.
+pub(crate) fn booking_left_to_close(pool: &Pool, st: &crate::pool::SlotState) -> Option<u64> {
+    st.active.iter().copied().find(|id| pool.booking(*id).is_ok_and(|b| b.status != BookingStatus::Occupied))
+}
+
 /// Finishes the closings a crash interrupted (on open): each slot whose
 /// `closing` is still set has its remaining bookings cancelled or moved as
 /// the closing asked, one event each.
-pub(crate) fn finish_closings(pool: &Pool) -> Result<usize> {
+pub(crate) fn finish_closings(pool: &Pool) -> Result<()> {
     let pending: Vec<(u32, String, StopServiceAction)> = pool
         .table
         .load()
@@ -556,10 +562,10 @@ pub(crate) fn finish_closings(pool: &Pool) -> Result<usize> {
             st.closing.map(|a| (s.idx, st.closed_reason.clone().unwrap_or_else(|| STOP_REASON.to_string()), a))
         })
         .collect();
-    for (idx, reason, action) in &pending {
-        close_slot(pool, *idx, reason, *action)?;
+    for (idx, reason, action) in pending {
+        close_slot(pool, idx, &reason, action)?;
     }
-    Ok(pending.len())
+    Ok(())
 }
 
 /// The reason given to patients when a stop-service names none.

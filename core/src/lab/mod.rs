@@ -13,6 +13,7 @@ mod critical;
 mod labels;
 mod mapping;
 mod order;
+mod qualitative;
 mod reception;
 mod report;
 mod shipment;

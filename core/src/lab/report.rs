@@ -5,6 +5,7 @@
 
 use super::order::{check_side, OrderStatus, Side};
 use super::specimen::SpecimenStatus;
+use super::qualitative::{assess, Reading};
 use super::translate::value_text;
 use super::{code_field, format_id, opt_text, parse_id, text, Call, LabData};
 use crate::clock::Millis;
@@ -25,12 +26,25 @@ pub(crate) struct ResultRow {
     pub unit: String,
     #[serde(default)]
     pub ref_range: String,
-    /// N normal, H high, L low, HH/LL beyond the critical limits, A abnormal (qualitative).
+    /// N normal, H high, L low, HH/LL beyond the critical limits, A abnormal
+    /// (qualitative), R needs review (the value could not be read against the
+    /// sub-item's reference). See `qualitative::assess`.
     pub flag: String,
     #[serde(default)]
     pub critical: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifiable_infection: Option<String>,
+    /// The qualitative reading (negative, equivocal, weak_positive, positive)
+    /// of a sub-item with a qualitative reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpretation: Option<String>,
+    /// A person must review this result (待复核): unreadable, equivocal, or
+    /// the lab's flag contradicting its value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_review: bool,
+    /// The notifiable infection a result under review may show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifiable_suspected: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -95,6 +109,7 @@ impl Report {
         v["abnormal"] = cur.results.iter().filter(|r| r.flag != "N").map(|r| r.inst_code.clone()).collect::<Vec<_>>().into();
         v["critical_candidates"] = cur.results.iter().filter(|r| r.critical).map(|r| r.inst_code.clone()).collect::<Vec<_>>().into();
         v["notifiable_infections"] = notifiable.into();
+        v["needs_review"] = cur.results.iter().filter(|r| r.needs_review).map(|r| r.inst_code.clone()).collect::<Vec<_>>().into();
         if history {
             v["history"] = self.revisions.iter().map(rev).collect::<Vec<_>>().into();
         }
@@ -141,33 +156,6 @@ impl Document {
             v["content_base64"] = self.content_base64.clone().into();
         }
         v
-    }
-}
-
-/// The flag of a value against a standard sub-item's ranges.
-pub(crate) fn flag_of(item: &super::catalog::StdItem, value: &str) -> (&'static str, bool) {
-    if let Ok(x) = value.trim().parse::<f64>() {
-        if item.critical_low.is_some_and(|l| x < l) {
-            return ("LL", true);
-        }
-        if item.critical_high.is_some_and(|h| x > h) {
-            return ("HH", true);
-        }
-        if item.ref_low.is_some_and(|l| x < l) {
-            return ("L", false);
-        }
-        if item.ref_high.is_some_and(|h| x > h) {
-            return ("H", false);
-        }
-        return ("N", false);
-    }
-    match item.ref_text.as_deref() {
-        Some(t) if t.contains("阴性") => {
-            let v = value.trim().to_lowercase();
-            let negative = ["阴性", "阴性(-)", "(-)", "-", "neg", "negative", "nr", "non-reactive"].contains(&v.as_str());
-            (if negative { "N" } else { "A" }, false)
-        }
-        _ => ("N", false),
     }
 }
 
@@ -249,9 +237,24 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                 )
             })?;
             let item = d.std_items.get(&std).ok_or_else(|| Error::not_found(ErrorCode::LabStdItemNotFound, "标准检验小项", &std))?;
-            let (auto, critical) = flag_of(item, &value);
-            let flag = flag.unwrap_or_else(|| auto.to_string());
-            let notifiable = item.notifiable_infection.clone().filter(|_| flag != "N");
+            let seen = assess(item, &value);
+            // The lab's own flag stands, but a flag that contradicts a value
+            // read with certainty (N on 阳性, A on 阴性) goes to review.
+            let contradicts = match (&flag, seen.reading) {
+                (Some(f), Some(r)) if r != Reading::Equivocal => (f == "N") != (seen.flag == "N"),
+                _ => false,
+            };
+            let review = if flag.is_some() && seen.reading.is_none() { false } else { seen.review || contradicts };
+            let flag = flag.unwrap_or_else(|| seen.flag.to_string());
+            // Notifiable only on what the value itself says is positive, or,
+            // for a value this library cannot read, on the lab's own abnormal flag.
+            let positive = match seen.reading {
+                Some(r) => r.is_positive(),
+                None => !review && flag != "N" && flag != "R",
+            };
+            let notifiable = item.notifiable_infection.clone().filter(|_| positive);
+            let suspected = item.notifiable_infection.clone().filter(|_| review && !positive);
+            let critical = seen.critical;
             rows.push(ResultRow {
                 std_code: std.clone(),
                 lab_code: code,
@@ -263,6 +266,9 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                 flag,
                 critical,
                 notifiable_infection: notifiable,
+                interpretation: seen.reading.map(|r| r.as_str().to_string()),
+                needs_review: review,
+                notifiable_suspected: suspected,
             });
         }
         // Completeness: every sub-item of the tube answered.
@@ -299,6 +305,15 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                 .collect();
             if !inf.is_empty() {
                 ctx.event("lab_notifiable_infection", Some(&sp.institution_id), Some(&sp.patient_id), json!({"barcode": barcode, "order_id": format_id("LO", order), "items": inf}));
+            }
+            let review: Vec<Value> = cur
+                .results
+                .iter()
+                .filter(|r| r.needs_review)
+                .map(|r| json!({"inst_code": r.inst_code, "inst_name": r.inst_name, "flag": r.flag, "notifiable_suspected": r.notifiable_suspected}))
+                .collect();
+            if !review.is_empty() {
+                ctx.event("lab_result_needs_review", Some(&sp.institution_id), Some(&sp.patient_id), json!({"barcode": barcode, "order_id": format_id("LO", order), "items": review}));
             }
         }
         let v = report.view(&c.pool.cfg.tz, false);
@@ -401,50 +416,4 @@ pub(crate) fn info(c: &Call) -> Result<Value> {
         }
         Ok(json!({"order_id": format_id("LO", order_id), "status": d.derive_status(o).as_str(), "reports": reports, "documents": docs}))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lab::catalog::StdItem;
-
-    fn item(low: Option<f64>, high: Option<f64>, cl: Option<f64>, ch: Option<f64>, text: Option<&str>) -> StdItem {
-        StdItem {
-            code: "S".into(),
-            name: "n".into(),
-            abbr: None,
-            specimen_type: "血清".into(),
-            specimen_note: None,
-            workgroup: None,
-            unit: None,
-            ref_low: low,
-            ref_high: high,
-            ref_text: text.map(str::to_string),
-            critical_low: cl,
-            critical_high: ch,
-            notifiable_infection: None,
-        }
-    }
-
-    #[test]
-    fn flags_follow_the_ranges_and_critical_limits() {
-        let k = item(Some(3.5), Some(5.3), Some(2.8), Some(6.2), None);
-        assert_eq!(flag_of(&k, "4.0"), ("N", false));
-        assert_eq!(flag_of(&k, "3.0"), ("L", false));
-        assert_eq!(flag_of(&k, "5.9"), ("H", false));
-        assert_eq!(flag_of(&k, " 2.1 "), ("LL", true));
-        assert_eq!(flag_of(&k, "7"), ("HH", true));
-        // A limit is not beyond itself.
-        assert_eq!(flag_of(&k, "6.2"), ("H", false));
-        assert_eq!(flag_of(&k, "3.5"), ("N", false));
-        let tc = item(None, Some(5.2), None, None, Some("<5.2"));
-        assert_eq!(flag_of(&tc, "6"), ("H", false));
-        assert_eq!(tc.ref_range(), "<5.2");
-        let hbs = item(None, None, None, None, Some("阴性"));
-        assert_eq!(flag_of(&hbs, "阴性"), ("N", false));
-        assert_eq!(flag_of(&hbs, "NEGATIVE"), ("N", false));
-        assert_eq!(flag_of(&hbs, "阳性"), ("A", false));
-        assert_eq!(flag_of(&hbs, "+"), ("A", false));
-        assert_eq!(item(Some(1.0), Some(2.0), None, None, None).ref_range(), "1-2");
-    }
 }

@@ -11,129 +11,66 @@ use crate::pool::{forbidden, state_error, Answer, Pool, Reserve, Slot, SlotState
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{json, Map, Value};
 
-/// Every command `call` understands: the slot pool's, then each domain module's.
-pub static COMMANDS: std::sync::LazyLock<Vec<&'static str>> =
-    std::sync::LazyLock::new(|| [POOL_COMMANDS, crate::lab::COMMANDS, crate::referral::COMMANDS, crate::client::COMMANDS].concat());
+use crate::principal::Principal;
+use crate::registry::{acting, roles, Command, Kind};
 
-/// The commands that never change state (P4): safe to retry, cache or serve
-/// over GET. Every other command is a change.
-pub static QUERIES: std::sync::LazyLock<Vec<&'static str>> =
-    std::sync::LazyLock::new(|| [POOL_QUERIES, crate::lab::QUERIES, crate::referral::QUERIES, crate::client::QUERIES].concat());
-
-const POOL_COMMANDS: &[&str] = &[
-    "sync-schedule",
-    "sync-catalog",
-    "real-time-schedule",
-    "device-schedule",
-    "device-info",
-    "project-info",
-    "real-time-slots",
-    "appointment-slots",
-    "pre-book-slot",
-    "book-slot",
-    "submit-booking-request",
-    "cancel-slot",
-    "notify-cancel-booking",
-    "payment-status",
-    "sync-payment-status",
-    "stop-service",
-    "change-booking",
-    "waitlist-join",
-    "waitlist-leave",
-    "reconcile-slots",
-    "slot-statistics",
-    "recommend-slots",
-    "bed-reserve",
-    "bed-confirm",
-    "bed-cancel",
-    "booking-info",
-    "slot-info",
-    "expire-holds",
-    "next-events",
-    "advance-clock",
-    "engine-info",
-    "engine-metrics",
-    "audit-log",
-];
-
-const POOL_QUERIES: &[&str] = &[
-    "real-time-schedule",
-    "device-schedule",
-    "device-info",
-    "project-info",
-    "real-time-slots",
-    "appointment-slots",
-    "slot-statistics",
-    "recommend-slots",
-    "booking-info",
-    "slot-info",
-    "engine-info",
-    "engine-metrics",
-    "audit-log",
-];
-
-pub fn dispatch(pool: &Pool, command: &str, req: &Value) -> Result<Value> {
-    let obj = req.as_object().ok_or_else(|| Error::invalid("(request)", "must be a JSON object"))?;
-    let r = Req { m: obj };
-    let _audit = pool.store.as_ref().filter(|_| !QUERIES.contains(&command)).map(|_| crate::audit::Scope::enter(audit_context(pool, command, &r)));
-    match command {
-        "sync-schedule" => crate::schedule::sync_schedule(pool, &r),
-        "sync-catalog" => crate::schedule::sync_catalog(pool, &r),
-        "real-time-schedule" => crate::schedule::real_time_schedule(pool, &r),
-        "device-schedule" => crate::schedule::device_schedule(pool, &r),
-        "device-info" => crate::schedule::device_info(pool, &r),
-        "project-info" => crate::schedule::project_info(pool, &r),
-        "real-time-slots" => real_time_slots(pool, &r),
-        "appointment-slots" => crate::schedule::appointment_slots(pool, &r),
-        "pre-book-slot" => reserve_cmd(pool, &r, "pre-book-slot", true, req),
-        "book-slot" => book_slot(pool, &r, req),
-        "submit-booking-request" => reserve_cmd(pool, &r, "submit-booking-request", false, req),
-        "cancel-slot" => cancel(pool, &r, "cancel-slot", req),
-        "notify-cancel-booking" => cancel(pool, &r, "notify-cancel-booking", req),
-        "payment-status" => payment(pool, &r, "payment-status", req),
-        "sync-payment-status" => payment(pool, &r, "sync-payment-status", req),
-        "stop-service" => crate::schedule::stop_service(pool, &r, req),
-        "change-booking" => change_booking(pool, &r, req),
-        "waitlist-join" => waitlist_join(pool, &r, req),
-        "waitlist-leave" => waitlist_leave(pool, &r, req),
-        "reconcile-slots" => crate::schedule::reconcile(pool, &r, req),
-        "slot-statistics" => crate::stats::statistics(pool, &r),
-        "recommend-slots" => crate::stats::recommend(pool, &r),
-        "bed-reserve" => bed_reserve(pool, &r, req),
-        "bed-confirm" => bed_step(pool, &r, "bed-confirm", req),
-        "bed-cancel" => bed_step(pool, &r, "bed-cancel", req),
-        "booking-info" => booking_info(pool, &r),
-        "slot-info" => slot_info(pool, &r),
-        "expire-holds" => Ok(json!({"expired": pool.expire_all()?})),
-        "next-events" => next_events(pool, &r),
-        "advance-clock" => advance_clock(pool, &r),
-        "engine-info" => engine_info(pool),
-        "engine-metrics" => crate::monitor::engine_metrics(&pool.monitor, r.opt_str("format")?),
-        "audit-log" => audit_log(pool, &r),
-        _ => {
-            if let Some(answer) = crate::lab::dispatch(pool, command, &r, req) {
-                return answer;
-            }
-            if let Some(answer) = crate::referral::dispatch(pool, command, &r, req) {
-                return answer;
-            }
-            if let Some(answer) = crate::client::dispatch(pool, command, &r, req) {
-                return answer;
-            }
-            unknown_command(command)
-        }
-    }
+macro_rules! pool_commands {
+    ($($name:literal, $kind:ident, $roles:ident, $acting:ident => $handler:expr;)*) => {
+        /// The slot pool's commands, each declared once (see `registry.rs`).
+        pub(crate) const COMMANDS: &[Command] = &[$(Command {
+            name: $name,
+            kind: Kind::$kind,
+            roles: roles::$roles,
+            acting: acting::$acting,
+            handler: $handler,
+        }),*];
+    };
 }
 
-/// Who asks, as the audit trail records it: the request's institution (else
-/// the engine's), its operator and its request id.
-fn audit_context(pool: &Pool, command: &str, r: &Req) -> crate::audit::Context {
-    let field = |keys: &[&str]| keys.iter().find_map(|k| r.opt_id(k).ok().flatten());
+pool_commands! {
+    "sync-schedule", Change, HOSPITAL, HOSPITAL => |p, r, _| crate::schedule::sync_schedule(p, r);
+    "sync-catalog", Change, HOSPITAL, HOSPITAL => |p, r, _| crate::schedule::sync_catalog(p, r);
+    "real-time-schedule", Query, NETWORK, NONE => |p, r, _| crate::schedule::real_time_schedule(p, r);
+    "device-schedule", Query, NETWORK, NONE => |p, r, _| crate::schedule::device_schedule(p, r);
+    "device-info", Query, NETWORK, NONE => |p, r, _| crate::schedule::device_info(p, r);
+    "project-info", Query, NETWORK, NONE => |p, r, _| crate::schedule::project_info(p, r);
+    "real-time-slots", Query, NETWORK, NONE => |p, r, _| real_time_slots(p, r);
+    "appointment-slots", Query, NETWORK, NONE => |p, r, _| crate::schedule::appointment_slots(p, r);
+    "pre-book-slot", Change, NETWORK, BOOKER => |p, r, v| reserve_cmd(p, r, "pre-book-slot", true, v);
+    "book-slot", Change, NETWORK, BOOKER => book_slot;
+    "submit-booking-request", Change, NETWORK, BOOKER => |p, r, v| reserve_cmd(p, r, "submit-booking-request", false, v);
+    "cancel-slot", Change, NETWORK, BOOKER => |p, r, v| cancel(p, r, "cancel-slot", v);
+    "notify-cancel-booking", Change, NETWORK, BOOKER => |p, r, v| cancel(p, r, "notify-cancel-booking", v);
+    "payment-status", Change, NETWORK, BOOKER => |p, r, v| payment(p, r, "payment-status", v);
+    "sync-payment-status", Change, NETWORK, BOOKER => |p, r, v| payment(p, r, "sync-payment-status", v);
+    "stop-service", Change, HOSPITAL, HOSPITAL => crate::schedule::stop_service;
+    "change-booking", Change, NETWORK, BOOKER => change_booking;
+    "waitlist-join", Change, NETWORK, BOOKER => waitlist_join;
+    "waitlist-leave", Change, NETWORK, BOOKER => waitlist_leave;
+    "reconcile-slots", Change, HOSPITAL, HOSPITAL => crate::schedule::reconcile;
+    "slot-statistics", Query, READERS, NONE => |p, r, _| crate::stats::statistics(p, r);
+    "recommend-slots", Query, NETWORK, NONE => |p, r, _| crate::stats::recommend(p, r);
+    "bed-reserve", Change, NETWORK, BOOKER => bed_reserve;
+    "bed-confirm", Change, NETWORK, BOOKER => |p, r, v| bed_step(p, r, "bed-confirm", v);
+    "bed-cancel", Change, NETWORK, BOOKER => |p, r, v| bed_step(p, r, "bed-cancel", v);
+    "booking-info", Query, NETWORK, BOOKER => |p, r, _| booking_info(p, r);
+    "slot-info", Query, NETWORK, NONE => |p, r, _| slot_info(p, r);
+    "expire-holds", Change, PARTIES, NONE => |p, _, _| Ok(json!({"expired": p.expire_all()?}));
+    "next-events", Change, PARTIES, NONE => |p, r, _| next_events(p, r);
+    "advance-clock", Change, PARTIES, NONE => |p, r, _| advance_clock(p, r);
+    "engine-info", Query, READERS, NONE => |p, r, _| engine_info(p, r);
+    "engine-metrics", Query, READERS, NONE => |p, r, _| crate::monitor::engine_metrics(&p.monitor, r.opt_str("format")?);
+    "audit-log", Query, READERS, NONE => |p, r, _| audit_log(p, r);
+}
+
+/// Who asks, as the audit trail records it: the bound principal's
+/// institution and operator (else the request's `operator`) and the request id.
+pub(crate) fn audit_context(command: &str, r: &Req) -> crate::audit::Context {
     crate::audit::Context {
         command: truncate(command, 64),
-        institution: field(&["institution_id", "clinic_id", "hospital_id"]).or_else(|| pool.cfg.institution_id.clone()),
-        operator: field(&["operator", "operator_id"]),
-        request_id: field(&["request_id"]),
+        institution: r.who.institution_id.clone(),
+        operator: r.who.operator.clone().or_else(|| ["operator", "operator_id"].iter().find_map(|k| r.opt_id(k).ok().flatten())),
+        request_id: r.opt_id("request_id").ok().flatten(),
     }
 }
 
@@ -142,9 +79,14 @@ fn audit_log(pool: &Pool, r: &Req) -> Result<Value> {
     let time = |k: &str| -> Result<Option<i64>> {
         r.opt_str(k)?.map(|s| crate::clock::parse_rfc3339(s).ok_or_else(|| Error::invalid(k, "expected RFC 3339, e.g. 2024-10-30T08:00:00+08:00"))).transpose()
     };
-    // A community institution reads only its own entries (S1).
-    let actor = pool.actor(r.opt_str("institution_id")?);
-    let institution = if actor.community { actor.institution.clone() } else { r.opt_str("institution_id")?.map(str::to_string) };
+    // An institution reads only its own entries (S1); the platform and the
+    // regulator read everyone's, or one institution's when they name it.
+    let institution = match r.who.role {
+        crate::principal::Role::Platform | crate::principal::Role::Regulator => {
+            r.who.institution_id.clone().or(r.opt_str("institution_id")?.map(str::to_string))
+        }
+        _ => Some(r.who.institution_id.clone().unwrap_or_default()),
+    };
     let filter = crate::audit::Filter {
         after_seq: r.opt_u64("after_seq")?.unwrap_or(0),
         since_ms: time("since")?,
@@ -160,10 +102,6 @@ fn audit_log(pool: &Pool, r: &Req) -> Result<Value> {
     }))
 }
 
-fn unknown_command(command: &str) -> Result<Value> {
-    Err(Error::with(ErrorCode::UnknownCommand, format!("unknown command `{}`", truncate(command, 64)), format!("未知的接口命令 `{}`", truncate(command, 64))))
-}
-
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
@@ -173,6 +111,8 @@ fn truncate(s: &str, n: usize) -> String {
 /// Field access with the errors every command shares.
 pub struct Req<'a> {
     pub m: &'a Map<String, Value>,
+    /// Who is acting: the principal bound by `registry::dispatch`.
+    pub who: &'a Principal,
 }
 
 impl<'a> Req<'a> {
@@ -254,8 +194,28 @@ impl<'a> Req<'a> {
         let s = self.id("booking_id")?;
         parse_booking_id(&s).ok_or_else(|| Error::invalid("booking_id", "expected a booking id like B000001"))
     }
+    /// The pool's view of the principal.
+    pub fn actor(&self) -> crate::pool::Actor {
+        crate::pool::Actor::of(self.who)
+    }
+    /// The hospital a hospital principal is (its slots are the only ones it
+    /// may change); `None` for the platform and every other role.
+    pub fn own_hospital(&self) -> Option<&str> {
+        match self.who.role {
+            crate::principal::Role::Hospital => self.who.institution_id.as_deref(),
+            _ => None,
+        }
+    }
+    /// The institution a new booking belongs to: the principal's own (a
+    /// community centre or a hospital booking for itself), else none.
+    pub fn booking_clinic(&self) -> Option<String> {
+        match self.who.role {
+            crate::principal::Role::Community | crate::principal::Role::Hospital => self.who.institution_id.clone(),
+            _ => None,
+        }
+    }
     pub fn sub(&self, v: &'a Value, what: &str) -> Result<Req<'a>> {
-        v.as_object().map(|m| Req { m }).ok_or_else(|| Error::invalid(what, "each entry must be an object"))
+        v.as_object().map(|m| Req { m, who: self.who }).ok_or_else(|| Error::invalid(what, "each entry must be an object"))
     }
 }
 
@@ -604,11 +564,10 @@ fn real_time_slots(pool: &Pool, r: &Req) -> Result<Value> {
 
 fn booking_info(pool: &Pool, r: &Req) -> Result<Value> {
     let b = pool.booking(r.booking_id()?)?;
-    let actor = pool.actor(r.opt_str("clinic_id")?);
-    if !actor.may_touch(&b) {
+    let slot = pool.slot(b.slot_idx)?;
+    if !r.actor().may_touch(&b, &slot) {
         return Err(forbidden());
     }
-    let slot = pool.slot(b.slot_idx)?;
     Ok(booking_view(pool, &b, &slot))
 }
 
@@ -641,11 +600,7 @@ pub(crate) fn patient_of(r: &Req) -> Result<Option<PatientInfo>> {
 
 fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Value) -> Result<Value> {
     let patient_id = r.id("patient_id")?;
-    let clinic = r.opt_str("clinic_id")?;
-    if pool.cfg.role == crate::config::Role::Community && clinic.is_some_and(|c| Some(c) != pool.cfg.institution_id.as_deref()) {
-        return Err(forbidden());
-    }
-    let clinic = clinic.map(str::to_string).or_else(|| (pool.cfg.role == crate::config::Role::Community).then(|| pool.cfg.institution_id.clone()).flatten());
+    let clinic = r.booking_clinic();
     let priority = r.priority()?;
     let patient = patient_of(r)?;
     let slot = resolve_slot(pool, r, true)?;
@@ -674,7 +629,7 @@ fn book_slot(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     }
     // Confirming a hold made with pre-book-slot.
     let id = r.booking_id()?;
-    let actor = pool.actor(r.opt_str("clinic_id")?);
+    let actor = r.actor();
     pool.with_booking(id, &actor, r.request_id()?, "book-slot", fp_of("book-slot", req), &mut |pool, slot, st, b, txn, now| {
         if b.status != BookingStatus::PreBooked {
             return Err(state_error(b));
@@ -691,7 +646,7 @@ fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Va
         Some(s) => s.to_string().into(),
         None => (if command == "notify-cancel-booking" { "cancelled by the booking institution" } else { "cancelled" }).into(),
     };
-    let actor = pool.actor(r.opt_str("clinic_id")?);
+    let actor = r.actor();
     pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
         if slot.info.kind == SlotKind::Bed {
             return Err(Error::invalid("booking_id", "bed reservations are cancelled with bed-cancel and a reason"));
@@ -708,7 +663,7 @@ fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Va
 fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Value> {
     let id = r.booking_id()?;
     let status = PaymentStatus::parse(r.str("payment_status")?)?;
-    let actor = pool.actor(r.opt_str("clinic_id")?);
+    let actor = r.actor();
     pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
         let before = b.payment;
         match status {
@@ -753,7 +708,7 @@ fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<V
 fn change_booking(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let id = r.booking_id()?;
     let target = resolve_slot(pool, r, true)?;
-    let actor = pool.actor(r.opt_str("clinic_id")?);
+    let actor = r.actor();
     let reason = r.opt_str("reason")?.unwrap_or("changed at the patient's request");
     pool.change(id, target.idx, &actor, reason, r.request_id()?, fp_of("change-booking", req), &|b, s| booking_view(pool, b, s)).map(Answer::into_value)
 }
@@ -761,17 +716,14 @@ fn change_booking(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
 fn waitlist_join(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let patient = r.id("patient_id")?;
     let slot = resolve_slot(pool, r, false)?;
-    let clinic = r
-        .opt_str("clinic_id")?
-        .map(str::to_string)
-        .or_else(|| (pool.cfg.role == crate::config::Role::Community).then(|| pool.cfg.institution_id.clone()).flatten());
+    let clinic = r.booking_clinic();
     pool.join_waitlist(slot.idx, &patient, clinic, r.priority()?, r.request_id()?, fp_of("waitlist-join", req)).map(Answer::into_value)
 }
 
 fn waitlist_leave(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let wid = r.id("waitlist_id")?;
     let wid = parse_waitlist_id(&wid).ok_or_else(|| Error::invalid("waitlist_id", "expected an id like W000001"))?;
-    let actor = pool.actor(r.opt_str("clinic_id")?);
+    let actor = r.actor();
     pool.leave_waitlist(wid, &actor, r.request_id()?, fp_of("waitlist-leave", req)).map(Answer::into_value)
 }
 
@@ -790,7 +742,7 @@ fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let reserve = Reserve {
         slot: slot.idx,
         patient_id: patient_id.into(),
-        clinic_id: r.opt_str("clinic_id")?.map(std::sync::Arc::from),
+        clinic_id: r.booking_clinic().map(std::sync::Arc::from),
         priority: r.priority()?,
         hold: false,
         patient: patient_of(r)?,
@@ -846,7 +798,7 @@ fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<
     if command == "bed-cancel" && reason.is_none() {
         return Err(Error::missing("reason"));
     }
-    let actor = pool.actor(r.opt_str("clinic_id")?);
+    let actor = r.actor();
     pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
         if slot.info.kind != SlotKind::Bed {
             return Err(Error::invalid("reservation_id", "not a bed reservation"));
@@ -894,15 +846,16 @@ fn advance_clock(pool: &Pool, r: &Req) -> Result<Value> {
     Ok(json!({"now": format_ms(pool.clock.now_ms(), &pool.cfg.tz)}))
 }
 
-fn engine_info(pool: &Pool) -> Result<Value> {
+fn engine_info(pool: &Pool, r: &Req) -> Result<Value> {
     let table = pool.table.load();
     Ok(json!({
         "version": crate::VERSION,
         "now": format_ms(pool.clock.now_ms(), &pool.cfg.tz),
         "durable": pool.store.is_some(),
-        "role": format!("{:?}", pool.cfg.role).to_lowercase(),
+        "role": pool.cfg.role.as_str(),
+        "principal": r.who.view(),
         "slots": table.slots.len(),
-        "commands": &*COMMANDS,
+        "commands": &*crate::registry::NAMES,
     }))
 }
 

@@ -7,16 +7,7 @@ use chrono::NaiveTime;
 use serde::Deserialize;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Hosts the unified booking platform (号源池): the default.
-    Platform,
-    /// A hospital (上级医院) publishing its slots.
-    Hospital,
-    /// A community institution (基层机构): acts only on its own bookings.
-    Community,
-}
+pub use crate::principal::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,6 +86,8 @@ pub struct Config {
     pub manual_clock: bool,
     pub institution_id: Option<String>,
     pub role: Role,
+    /// The principal of calls that state none: `role` and `institution_id`.
+    pub principal: crate::principal::Principal,
     pub tz: chrono_tz::Tz,
     pub release_enabled: bool,
     pub release_time: NaiveTime,
@@ -162,9 +155,9 @@ impl Config {
             None => None,
             Some(k) => Some(crate::crypto::Sm4Key::from_hex(k).ok_or_else(|| bad("encryption_key", "expected 32 hex digits (a 128-bit SM4 key)"))?),
         };
-        if raw.role == Role::Community && raw.institution_id.is_none() {
-            return Err(bad("institution_id", "a community engine must name its institution"));
-        }
+        // The engine's principal: who acts when the host states no other (`call_as`).
+        let principal = crate::principal::Principal::new(raw.role, raw.institution_id.as_deref(), None)
+            .map_err(|_| bad("institution_id", "a hospital, community or lab engine must name its institution"))?;
         let platform = raw.platform.as_ref().map(crate::client::PlatformConfig::parse).transpose()?;
         Ok(Config {
             data_dir: raw.data_dir,
@@ -172,6 +165,7 @@ impl Config {
             manual_clock,
             institution_id: raw.institution_id,
             role: raw.role,
+            principal,
             tz,
             release_enabled: raw.release.enabled,
             release_time,

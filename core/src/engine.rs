@@ -114,7 +114,14 @@ impl Engine {
     /// The command layer: the source's interface names and JSON shapes. Always
     /// returns an envelope, `{"status":"success","data":…}` or an error envelope.
     pub fn call(&self, command: &str, request_json: &str) -> String {
-        let v = match self.call_value(command, request_json) {
+        self.call_as(&self.pool.cfg.principal, command, request_json)
+    }
+
+    /// `call` for a principal the host states (S1): the request's acting
+    /// fields (`clinic_id`, `institution_id`, `lab_id`, `hospital_id` where it
+    /// means the caller) must name it, else `FORBIDDEN` and nothing changes.
+    pub fn call_as(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> String {
+        let v = match self.call_value_as(principal, command, request_json) {
             Ok(data) => {
                 // Built by hand: `json!` would copy `data` through serde.
                 let mut m = serde_json::Map::new();
@@ -129,13 +136,33 @@ impl Engine {
 
     /// Like `call`, returning the `data` or the error.
     pub fn call_value(&self, command: &str, request_json: &str) -> Result<Value> {
+        self.call_value_as(&self.pool.cfg.principal, command, request_json)
+    }
+
+    /// `call_as` for a principal given as JSON text (what the C, Java and
+    /// Python bindings pass): an invalid principal is an `INVALID_FIELD`
+    /// envelope, like any invalid argument.
+    pub fn call_as_json(&self, principal_json: &str, command: &str, request_json: &str) -> String {
+        match crate::principal::Principal::from_json(principal_json) {
+            Ok(p) => self.call_as(&p, command, request_json),
+            Err(e) => e.to_envelope().to_string(),
+        }
+    }
+
+    /// `call_value_as` for a principal given as JSON text.
+    pub fn call_value_as_json(&self, principal_json: &str, command: &str, request_json: &str) -> Result<Value> {
+        crate::principal::Principal::from_json(principal_json).and_then(|p| self.call_value_as(&p, command, request_json))
+    }
+
+    /// Like `call_as`, returning the `data` or the error.
+    pub fn call_value_as(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<Value> {
         let started = std::time::Instant::now();
-        let out = self.call_unmonitored(command, request_json);
+        let out = self.call_unmonitored(principal, command, request_json);
         self.pool.monitor.record(command, started.elapsed(), out.as_ref().err().map(Error::code));
         out
     }
 
-    fn call_unmonitored(&self, command: &str, request_json: &str) -> Result<Value> {
+    fn call_unmonitored(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<Value> {
         self.pool.check_open()?;
         if request_json.len() > self.pool.cfg.max_request_bytes {
             return Err(Error::with(
@@ -152,17 +179,22 @@ impl Engine {
                 Error::with(ErrorCode::InvalidJson, format!("request is not valid JSON: {e}"), format!("请求不是合法的JSON：{e}"))
             })?
         };
-        crate::commands::dispatch(&self.pool, command, &req)
+        crate::registry::dispatch(&self.pool, principal, command, &req)
+    }
+
+    /// The principal of calls that state none (the config's `role` and `institution_id`).
+    pub fn principal(&self) -> &crate::principal::Principal {
+        &self.pool.cfg.principal
     }
 
     /// The commands `call` understands.
     pub fn commands() -> &'static [&'static str] {
-        &crate::commands::COMMANDS
+        &crate::registry::NAMES
     }
 
     /// `true` for the commands that never change state (queries, P4).
     pub fn is_query(command: &str) -> bool {
-        crate::commands::QUERIES.contains(&command)
+        crate::registry::find(command).is_some_and(|c| c.kind == crate::registry::Kind::Query)
     }
 
     // ------------------------------------------------------------ typed hot path
@@ -202,7 +234,8 @@ impl Engine {
             return Err(e);
         }
         let command = if hold { "hold" } else { "book" };
-        let _audit = self.audit_scope(command, opts.clinic_id, opts.request_id);
+        let clinic = self.typed_clinic(opts.clinic_id)?;
+        let _audit = self.audit_scope(command, clinic.as_deref(), opts.request_id);
         // The fingerprint only matters with a request id (it is stored with it).
         let fp = if opts.request_id.is_some() {
             fingerprint(&[command.as_bytes(), &slot.0.to_le_bytes(), patient_id.as_bytes(), priority.as_str().as_bytes()])
@@ -212,7 +245,7 @@ impl Engine {
         let r = Reserve {
             slot: slot.0,
             patient_id: Arc::from(patient_id),
-            clinic_id: opts.clinic_id.map(Arc::from),
+            clinic_id: clinic,
             priority,
             hold,
             patient: None,
@@ -231,10 +264,24 @@ impl Engine {
         self.pool.reserve(r, opts.request_id, command, fp, &respond)
     }
 
+    /// The booking institution of a typed hold: the engine principal's own
+    /// (a `clinic_id` naming another is refused), or the option on a platform
+    /// engine (the same rule as `principal::bind`).
+    fn typed_clinic(&self, clinic: Option<&str>) -> Result<Option<Arc<str>>> {
+        let p = &self.pool.cfg.principal;
+        let bound = crate::principal::bind(p, &["clinic_id"], &clinic.map(|c| serde_json::Map::from_iter([("clinic_id".to_string(), Value::from(c))])).unwrap_or_default(), |i| {
+            self.pool.catalog.is_hospital(i)
+        })?;
+        Ok(match bound.role {
+            crate::principal::Role::Community | crate::principal::Role::Hospital => bound.institution_id.map(Arc::from),
+            _ => None,
+        })
+    }
+
     /// Confirms a hold (the booking is then kept until cancelled).
     pub fn confirm(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
         self.pool.check_open()?;
-        let actor = self.pool.actor(None);
+        let actor = crate::pool::Actor::of(&self.pool.cfg.principal);
         let _audit = self.audit_scope("confirm", None, request_id);
         let fp = if request_id.is_some() { fingerprint(&[b"confirm", &booking_id.to_le_bytes()]) } else { 0 };
         self.pool.with_booking(booking_id, &actor, request_id, "confirm", fp, &mut |pool, slot, st, b, txn, now| {
@@ -248,7 +295,7 @@ impl Engine {
     /// (or to the first waiter).
     pub fn release(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
         self.pool.check_open()?;
-        let actor = self.pool.actor(None);
+        let actor = crate::pool::Actor::of(&self.pool.cfg.principal);
         let _audit = self.audit_scope("release", None, request_id);
         let fp = if request_id.is_some() { fingerprint(&[b"release", &booking_id.to_le_bytes()]) } else { 0 };
         self.pool.with_booking(booking_id, &actor, request_id, "release", fp, &mut |pool, slot, st, b, txn, now| {

@@ -493,7 +493,7 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
         pool.settle(ticket, Vec::new())?;
         (ids, closed_waiters)
     };
-    let platform = Actor { institution: None, community: false };
+    let platform = Actor::platform();
     let (mut cancelled, mut moved) = (Vec::new(), Vec::new());
     for id in ids {
         let b = pool.booking(id)?;
@@ -656,6 +656,12 @@ pub fn stop_service(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
             .map(|s| s.idx)
             .collect()
     };
+    // A hospital stops only its own services (the platform any).
+    if let Some(own) = r.own_hospital() {
+        if targets.iter().any(|i| pool.slot(*i).is_ok_and(|s| s.info.hospital_id != own)) {
+            return Err(crate::pool::forbidden_hospital());
+        }
+    }
     let (mut cancelled, mut moved, mut waiters) = (Vec::new(), Vec::new(), 0);
     for idx in &targets {
         let (c, m, w) = close_slot(pool, *idx, &reason, action)?;
@@ -702,9 +708,9 @@ pub fn reconcile(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
                 let mut m = c.m.clone();
                 m.insert("date".into(), d.to_string().into());
                 owned = m;
-                Req { m: &owned }
+                Req { m: &owned, who: r.who }
             }
-            _ => Req { m: c.m },
+            _ => Req { m: c.m, who: r.who },
         };
         let slot = match resolve_slot(pool, &lookup, false) {
             Ok(s) if s.info.hospital_id == hospital => s,

@@ -53,8 +53,9 @@ pub fn contains(expected: &Value, actual: &Value, path: &str) -> Result<(), Stri
     }
 }
 
-/// A language's `call`: (command, request text) → envelope text.
-pub type Caller = Box<dyn FnMut(&str, &str) -> String>;
+/// A language's `call`: (principal JSON text or none, command, request text)
+/// → envelope text. With a principal the runner calls `call_as`.
+pub type Caller = Box<dyn FnMut(Option<&str>, &str, &str) -> String>;
 
 /// Runs one case through `call`, which takes (command, request text) and
 /// returns the envelope text. Returns the number of steps run.
@@ -68,7 +69,8 @@ pub fn run_case(file_config: Option<&Value>, case: &Value, open_and_call: &mut d
             Some(t) => t.as_str().ok_or("request_text must be a string")?.to_string(),
             None => step.get("request").cloned().unwrap_or_else(|| serde_json::json!({})).to_string(),
         };
-        let out = call(command, &request);
+        let principal = step.get("principal").map(Value::to_string);
+        let out = call(principal.as_deref(), command, &request);
         let env: Value = serde_json::from_str(&out).map_err(|e| format!("step {i} ({command}): envelope is not JSON: {e}"))?;
         if let Some(err) = step.get("expect_error") {
             if env["status"] != "error" {

@@ -164,38 +164,47 @@ impl Run {
     }
 
     /// A fresh store with the case's first `n` steps replayed.
-    fn reopen(&mut self, steps: &[(String, String)], n: usize) {
+    fn reopen(&mut self, steps: &[(String, String, Option<String>)], n: usize) {
         let config: Value = serde_json::from_str(&self.config).unwrap();
         let mut fresh = Run::open(&config);
-        for (cmd, text) in &steps[..n] {
-            fresh.e.call(cmd, text);
+        for (cmd, text, who) in &steps[..n] {
+            call(&fresh.e, who, cmd, text);
         }
         fresh.probe.changes(&fresh.e);
         *self = fresh;
     }
 }
 
+/// A step as the vector states it: as its principal, if it names one.
+fn call(e: &Engine, who: &Option<String>, cmd: &str, text: &str) -> String {
+    match who {
+        Some(p) => e.call_as_json(p, cmd, text),
+        None => e.call(cmd, text),
+    }
+}
+
 /// Runs one case with every step's mutations before it; returns (mutations, refusals) and any failures.
 fn run_case(name: &str, config: &Value, case: &Value, failures: &mut Vec<String>) -> (usize, usize) {
-    let steps: Vec<(String, String, Option<Value>)> = case["steps"]
+    let steps: Vec<(String, String, Option<Value>, Option<String>)> = case["steps"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| {
             let cmd = s["command"].as_str().unwrap().to_string();
+            let who = s.get("principal").map(Value::to_string);
             match s.get("request_text") {
-                Some(t) => (cmd, t.as_str().unwrap().to_string(), None),
+                Some(t) => (cmd, t.as_str().unwrap().to_string(), None, who),
                 None => {
                     let r = s.get("request").cloned().unwrap_or_else(|| json!({}));
-                    (cmd, r.to_string(), Some(r))
+                    (cmd, r.to_string(), Some(r), who)
                 }
             }
         })
         .collect();
-    let plain: Vec<(String, String)> = steps.iter().map(|(c, t, _)| (c.clone(), t.clone())).collect();
+    let plain: Vec<(String, String, Option<String>)> = steps.iter().map(|(c, t, _, w)| (c.clone(), t.clone(), w.clone())).collect();
     let mut run = Run::open(config);
     let (mut tried, mut refused) = (0, 0);
-    for (i, (cmd, text, req)) in steps.iter().enumerate() {
+    for (i, (cmd, text, req, who)) in steps.iter().enumerate() {
         if let Some(req) = req.as_ref().filter(|_| cmd != "platform-call" && cmd != "advance-clock") {
             let mut secrets = Vec::new();
             personal(req, "", &mut secrets);
@@ -207,7 +216,7 @@ fn run_case(name: &str, config: &Value, case: &Value, failures: &mut Vec<String>
                 run.probe.changes(&run.e);
                 let events = pending_events(&run.e);
                 let where_ = format!("{name} step {i} {cmd} ({})", m.what);
-                let out = match catch_unwind(AssertUnwindSafe(|| run.e.call(cmd, &m.text))) {
+                let out = match catch_unwind(AssertUnwindSafe(|| call(&run.e, who, cmd, &m.text))) {
                     Ok(out) => out,
                     Err(_) => {
                         failures.push(format!("{where_}: panicked"));
@@ -252,7 +261,7 @@ fn run_case(name: &str, config: &Value, case: &Value, failures: &mut Vec<String>
                 }
             }
         }
-        run.e.call(cmd, text);
+        call(&run.e, who, cmd, text);
     }
     drop(run.dir);
     (tried, refused)

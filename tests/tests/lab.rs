@@ -183,18 +183,87 @@ fn an_engine_acting_for_one_institution_acts_only_for_it() {
     // The community centre's own engine holds the network's reference data
     // (catalogue, mappings) but acts on cases only as C001 (S1).
     let e = Engine::open(r#"{"clock_start":"2024-10-29T09:00:00+08:00","clock":"manual","institution_id":"C001","role":"community"}"#).unwrap();
-    setup(&e);
+    // The network's reference data is kept by the platform: the centre's own
+    // principal may not change the standard catalogue.
+    assert_eq!(err(&e, "lab-std-item-import", json!({"content": data("lab-standard-items.csv")})).code(), ErrorCode::Forbidden);
+    setup_as_platform(&e);
     let o = ok(&e, "lab-order-submit", json!({"lab_id": "H001", "patient_id": "P1", "doctor_id": "D1", "items": ["C001-XCG"]}));
     assert_eq!(o["institution_id"], "C001");
     let oid = o["order_id"].as_str().unwrap();
     assert_eq!(
         err(&e, "lab-order-submit", json!({"institution_id": "C002", "lab_id": "H001", "patient_id": "P1", "doctor_id": "D1", "items": ["C001-XCG"]})).code(),
-        ErrorCode::LabForbidden
+        ErrorCode::Forbidden
     );
     let b = ok(&e, "specimen-print", json!({"order_id": oid}))["specimens"][0]["barcode"].as_str().unwrap().to_string();
     ok(&e, "shipment-create", json!({"barcodes": [b]}));
     // Receiving is the lab's step: this engine is not the lab.
-    assert_eq!(err(&e, "specimen-receive", json!({"barcode": b, "receiver": "x"})).code(), ErrorCode::LabForbidden);
-    assert_eq!(err(&e, "specimen-receive", json!({"barcode": b, "receiver": "x", "lab_id": "H001"})).code(), ErrorCode::LabForbidden);
+    assert_eq!(err(&e, "specimen-receive", json!({"barcode": b, "receiver": "x"})).code(), ErrorCode::Forbidden);
+    assert_eq!(err(&e, "specimen-receive", json!({"barcode": b, "receiver": "x", "lab_id": "H001"})).code(), ErrorCode::Forbidden);
     assert_eq!(ok(&e, "lab-order-query", json!({}))["total"], 1);
+}
+
+/// An HIV antibody result typed as Chinese input methods type it (full-width
+/// brackets) is negative: no abnormal flag, no notifiable infection, no
+/// event. A positive one raises them; one nobody can read goes to review.
+#[test]
+fn a_full_width_negative_hiv_result_is_never_reported_as_a_notifiable_infection() {
+    let e = Engine::open(CFG).unwrap();
+    setup(&e);
+    let o = order(&e, json!(["C001-CRB"]));
+    let oid = o["order_id"].as_str().unwrap().to_string();
+    let b = ok(&e, "specimen-print", json!({"order_id": oid}))["specimens"][0]["barcode"].as_str().unwrap().to_string();
+    ok(&e, "shipment-create", json!({"institution_id": "C001", "barcodes": [b]}));
+    ok(&e, "specimen-receive", json!({"barcode": b, "receiver": "王检验", "lab_id": "H001"}));
+    let submit = |hiv: &str, syphilis: &str| {
+        ok(
+            &e,
+            "report-submit",
+            json!({"barcode": b, "order_id": oid, "tester": "王检验", "reviewer": "陈主任", "results": [
+                {"item_code": "STD-IMM-001", "value": "阴性（－）"},
+                {"item_code": "STD-IMM-002", "value": "Neg"},
+                {"item_code": "STD-IMM-003", "value": hiv},
+                {"item_code": "STD-IMM-004", "value": syphilis}
+            ]}),
+        )
+    };
+    let kinds = |e: &Engine| -> Vec<String> {
+        let ev = ok(e, "next-events", json!({"limit": 10000}));
+        let out = ev["events"].as_array().unwrap().iter().map(|x| x["type"].as_str().unwrap().to_string()).collect();
+        if ev["last_seq"].is_u64() {
+            ok(e, "next-events", json!({"ack": ev["last_seq"]}));
+        }
+        out
+    };
+    kinds(&e);
+    let r = submit("阴性（-）", "无反应性");
+    assert_eq!(r["abnormal"], json!([]), "{r}");
+    assert_eq!(r["notifiable_infections"], json!([]));
+    assert_eq!(r["needs_review"], json!([]));
+    assert!(r["results"].as_array().unwrap().iter().all(|x| x["flag"] == "N" && x["interpretation"] == "negative"), "{r}");
+    let k = kinds(&e);
+    assert!(!k.contains(&"lab_notifiable_infection".to_string()) && !k.contains(&"lab_result_needs_review".to_string()), "{k:?}");
+
+    let r = submit("阳性（＋）", "阴性");
+    assert_eq!(r["notifiable_infections"][0]["disease"], "艾滋病");
+    assert_eq!(r["notifiable_infections"].as_array().unwrap().len(), 1);
+    assert!(kinds(&e).contains(&"lab_notifiable_infection".to_string()));
+
+    // Unreadable (NR) and contradictory (阴性(+)): reviewed by a person, never guessed.
+    let r = submit("NR", "阴性(+)");
+    assert_eq!(r["notifiable_infections"], json!([]));
+    assert_eq!(r["needs_review"], json!(["C001-0603", "C001-0604"]));
+    assert!(r["results"].as_array().unwrap().iter().filter(|x| x["needs_review"] == true).all(|x| x["flag"] == "R" && x["notifiable_suspected"].is_string()));
+    let k = kinds(&e);
+    assert!(k.contains(&"lab_result_needs_review".to_string()) && !k.contains(&"lab_notifiable_infection".to_string()), "{k:?}");
+
+    // The lab's own flag contradicting its value goes to review; the value decides the notification.
+    let r = ok(
+        &e,
+        "report-submit",
+        json!({"barcode": b, "order_id": oid, "tester": "王检验", "reviewer": "陈主任", "results": [
+            {"item_code": "STD-IMM-003", "value": "阴性", "abnormal_flag": "A"}
+        ]}),
+    );
+    assert_eq!(r["notifiable_infections"], json!([]));
+    assert_eq!(r["needs_review"], json!(["C001-0603"]));
 }

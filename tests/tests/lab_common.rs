@@ -24,8 +24,20 @@ pub fn err(e: &Engine, cmd: &str, req: Value) -> yilian_core::Error {
 /// The standard catalogue, H001 offering every project under its own codes,
 /// C001's sub-items (the reference file) and projects mapped.
 pub fn setup(e: &Engine) {
-    ok(e, "lab-std-item-import", json!({"content": data("lab-standard-items.csv")}));
-    ok(e, "lab-resource-import", json!({"content": data("lab-panels.csv")}));
+    setup_via(e, &|cmd, req| ok(e, cmd, req));
+}
+
+/// `setup` on any engine, done by the platform (which keeps the network's
+/// reference data and may set every institution's tables).
+pub fn setup_as_platform(e: &Engine) {
+    let p = yilian_core::Principal::platform();
+    setup_via(e, &|cmd, req| e.call_value_as(&p, cmd, &req.to_string()).unwrap_or_else(|err| panic!("{cmd} failed: {err:?}")));
+}
+
+fn setup_via(e: &Engine, ok: &dyn Fn(&str, Value) -> Value) {
+    let _ = e;
+    ok("lab-std-item-import", json!({"content": data("lab-standard-items.csv")}));
+    ok("lab-resource-import", json!({"content": data("lab-panels.csv")}));
     for (std, local) in [
         ("STD-P-CBC", "LIS-1001"),
         ("STD-P-LFT", "LIS-2001"),
@@ -35,13 +47,12 @@ pub fn setup(e: &Engine) {
         ("STD-P-COAG", "LIS-4001"),
         ("STD-P-ELE", "LIS-2005"),
     ] {
-        ok(e, "lab-local-code-set", json!({"lab_id": "H001", "resource_code": std, "local_code": local}));
+        ok("lab-local-code-set", json!({"lab_id": "H001", "resource_code": std, "local_code": local}));
     }
-    let v = ok(e, "lab-mapping-import", json!({"institution_id": "C001", "kind": "items", "content": data("community-items-C001.csv")}));
+    let v = ok("lab-mapping-import", json!({"institution_id": "C001", "kind": "items", "content": data("community-items-C001.csv")}));
     assert_eq!(v["imported"], 25);
     assert_eq!(v["mapped"], 24);
     ok(
-        e,
         "lab-inst-project-upsert",
         json!({"institution_id": "C001", "projects": [
             {"code": "C001-XCG", "name": "血常规", "std_code": "STD-P-CBC"},
@@ -51,13 +62,11 @@ pub fn setup(e: &Engine) {
         ]}),
     );
     ok(
-        e,
         "lab-inst-item-upsert",
         json!({"institution_id": "C001", "items": [{"code": "C001-0108", "name": "糖化血红蛋白", "specimen_type": "全血", "std_code": "STD-HEM-010"}]}),
     );
     // The lab's own sub-item codes for the blood count.
     ok(
-        e,
         "lab-inst-item-upsert",
         json!({"institution_id": "H001", "items": [
             {"code": "WBC", "name": "白细胞", "specimen_type": "全血", "std_code": "STD-HEM-001"},

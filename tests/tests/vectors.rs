@@ -6,7 +6,10 @@ use yilian_core::Engine;
 fn shared_vectors() {
     let mut open = |cfg: &str| -> yilian_tests::Caller {
         let e = Engine::open(cfg).expect("vector config opens");
-        Box::new(move |c: &str, r: &str| e.call(c, r))
+        Box::new(move |p: Option<&str>, c: &str, r: &str| match p {
+            Some(p) => e.call_as_json(p, c, r),
+            None => e.call(c, r),
+        })
     };
     let (cases, steps, failures) = yilian_tests::run_all(&mut open, &|_, _| true);
     println!("vectors: {} files, {cases} cases, {steps} steps passed", yilian_tests::vector_files().len());

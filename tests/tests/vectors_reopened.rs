@@ -25,7 +25,7 @@ impl Reopening {
         Reopening { config: cfg.to_string(), engine: None, advanced_s: 0, _dir: dir }
     }
 
-    fn call(&mut self, command: &str, request: &str) -> String {
+    fn call(&mut self, principal: Option<&str>, command: &str, request: &str) -> String {
         if let Some(e) = self.engine.take() {
             e.close();
         }
@@ -33,7 +33,10 @@ impl Reopening {
         if self.advanced_s > 0 {
             e.call_value("advance-clock", &json!({"seconds": self.advanced_s}).to_string()).expect("clock moves forward again");
         }
-        let out = e.call(command, request);
+        let out = match principal {
+            Some(p) => e.call_as_json(p, command, request),
+            None => e.call(command, request),
+        };
         if command == "advance-clock" && out.contains("\"success\"") {
             let seconds: Value = serde_json::from_str(request).unwrap_or(Value::Null);
             self.advanced_s += seconds["seconds"].as_u64().unwrap_or(0);
@@ -47,7 +50,7 @@ impl Reopening {
 fn every_vector_passes_with_the_engine_reopened_before_every_step() {
     let mut open = |cfg: &str| -> yilian_tests::Caller {
         let mut r = Reopening::new(cfg);
-        Box::new(move |c: &str, q: &str| r.call(c, q))
+        Box::new(move |p: Option<&str>, c: &str, q: &str| r.call(p, c, q))
     };
     // The platform client's cases talk to a network peer, not the store;
     // `engine-metrics` counts calls since the engine opened, as process

@@ -208,7 +208,7 @@ impl PlatformClient {
     pub(crate) fn call_with(&self, interface: &str, request: &Value, persist: &dyn Fn(Vec<Write>)) -> Result<Reply> {
         check_interface(interface)?;
         let obj = request.as_object().ok_or_else(|| Error::invalid("request", "must be a JSON object"))?;
-        let query = crate::commands::QUERIES.contains(&interface);
+        let query = crate::registry::QUERY_NAMES.contains(&interface);
         let idempotent = is_idempotent(interface, request);
         let key = Cache::key(interface, request);
         let outcome = self.fetch(interface, obj, query, idempotent);

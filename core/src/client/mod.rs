@@ -32,9 +32,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The commands this module serves.
-pub const COMMANDS: &[&str] = &["platform-call", "platform-info"];
-/// Those of `COMMANDS` that never change state (platform-call may carry a change).
-pub const QUERIES: &[&str] = &["platform-info"];
+/// The module's commands, each declared once (see `registry.rs`);
+/// `platform-call` may carry a change, so it is one.
+pub(crate) const COMMANDS: &[crate::registry::Command] = {
+    use crate::registry::{acting, roles, Command, Kind};
+    &[
+        Command { name: "platform-call", kind: Kind::Change, roles: roles::NETWORK, acting: acting::NONE, handler: |p, r, v| dispatch(p, "platform-call", r, v) },
+        Command { name: "platform-info", kind: Kind::Query, roles: roles::NETWORK, acting: acting::NONE, handler: |p, r, v| dispatch(p, "platform-info", r, v) },
+    ]
+};
 
 /// Interfaces the source serves at `/api/<name>` rather than `/api/<version>/<name>`.
 pub const UNVERSIONED: &[&str] = &["appointment-slots", "acceptance-info", "admission-details"];
@@ -213,13 +219,13 @@ pub fn negotiate(ours: &[u32], theirs: &[u32]) -> Result<u32> {
 
 /// The interfaces the client may call: every engine command except this module's own.
 pub fn interfaces() -> Vec<&'static str> {
-    crate::commands::COMMANDS.iter().copied().filter(|c| !COMMANDS.contains(c)).collect()
+    crate::registry::NAMES.iter().copied().filter(|c| !COMMANDS.iter().any(|m| m.name == *c)).collect()
 }
 
 /// `true` when a call may be retried: a query, or a change that carries a
 /// non-empty `request_id` (the platform replays the first answer for it).
 pub fn is_idempotent(interface: &str, request: &Value) -> bool {
-    crate::commands::QUERIES.contains(&interface) || request.get("request_id").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty())
+    crate::registry::QUERY_NAMES.contains(&interface) || request.get("request_id").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty())
 }
 
 // ------------------------------------------------------------------ cache
@@ -299,6 +305,7 @@ pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
     Ok(())
 }
 
+#[cfg(not(feature = "client"))]
 fn not_built() -> Error {
     Error::with(
         ErrorCode::ClientNotBuilt,
@@ -316,24 +323,20 @@ fn not_configured() -> Error {
     )
 }
 
-/// `None` when `command` is not one of this module's.
-pub(crate) fn dispatch(pool: &Pool, command: &str, r: &Req, req: &Value) -> Option<Result<Value>> {
-    if !COMMANDS.contains(&command) {
-        return None;
-    }
-    if !cfg!(feature = "client") {
-        let _ = (pool, r, req);
-        return Some(Err(not_built()));
-    }
+fn dispatch(pool: &Pool, command: &str, r: &Req, req: &Value) -> Result<Value> {
     #[cfg(feature = "client")]
     {
-        Some(match command {
+        let _ = req;
+        match command {
             "platform-info" => http::platform_info(pool, r),
             _ => http::platform_call(pool, r),
-        })
+        }
     }
     #[cfg(not(feature = "client"))]
-    None
+    {
+        let _ = (pool, command, r, req);
+        Err(not_built())
+    }
 }
 
 #[cfg(test)]

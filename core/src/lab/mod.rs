@@ -23,6 +23,7 @@ pub mod translate;
 
 use crate::clock::{format_ms, parse_rfc3339, Millis};
 use crate::commands::{fp_of, Req};
+use crate::registry::{acting, roles, Command, Kind};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::Event;
 use crate::pool::{Answer, Claimed, Pool, Txn};
@@ -34,84 +35,76 @@ use std::sync::Arc;
 
 pub use translate::{LabTranslator, TranslatedResult, TranslatorEntry};
 
-/// The commands this module serves (see `dispatch`).
-pub const COMMANDS: &[&str] = &[
-    "lab-std-item-upsert",
-    "lab-std-item-import",
-    "lab-std-item-delete",
-    "lab-std-item-query",
-    "lab-resource-upsert",
-    "lab-resource-import",
-    "lab-resource-delete",
-    "lab-resource-query",
-    "lab-local-code-set",
-    "lab-panel-upsert",
-    "lab-inst-item-upsert",
-    "lab-inst-item-delete",
-    "lab-inst-item-map",
-    "lab-inst-item-unmap",
-    "lab-inst-item-query",
-    "lab-inst-project-upsert",
-    "lab-inst-project-delete",
-    "lab-inst-project-map",
-    "lab-inst-project-unmap",
-    "lab-inst-project-query",
-    "lab-mapping-import",
-    "lab-mapping-export",
-    "lab-translate",
-    "lab-tube-rules-set",
-    "lab-tube-rules",
-    "lab-barcode-rule-set",
-    "lab-key-register",
-    "lab-list",
-    "lab-item-search",
-    "lab-order-submit",
-    "lab-order-cancel",
-    "lab-order-info",
-    "lab-order-query",
-    "specimen-print",
-    "specimen-reprint",
-    "specimen-label",
-    "specimen-query",
-    "specimen-lookup",
-    "specimen-receive",
-    "specimen-reject",
-    "shipment-create",
-    "shipment-info",
-    "shipment-query",
-    "shipment-manifest",
-    "report-submit",
-    "report-upload-document",
-    "report-info",
-    "critical-value-publish",
-    "critical-value-ack",
-    "critical-value-limit-set",
-    "critical-value-query",
-    "lab-check-overdue",
-];
+macro_rules! lab_commands {
+    ($($name:literal, $kind:ident, $roles:ident, $acting:ident => $handler:expr;)*) => {
+        /// The module's commands, each declared once (see `registry.rs`).
+        pub(crate) const COMMANDS: &[Command] = &[$(Command {
+            name: $name,
+            kind: Kind::$kind,
+            roles: roles::$roles,
+            acting: acting::$acting,
+            handler: |pool, r, req| {
+                let h: fn(&Call) -> Result<Value> = $handler;
+                run(pool, $name, Kind::$kind, r, req, h)
+            },
+        }),*];
+    };
+}
 
-/// Those of `COMMANDS` that never change state.
-pub const QUERIES: &[&str] = &[
-    "lab-std-item-query",
-    "lab-resource-query",
-    "lab-inst-item-query",
-    "lab-inst-project-query",
-    "lab-mapping-export",
-    "lab-translate",
-    "lab-tube-rules",
-    "lab-list",
-    "lab-item-search",
-    "lab-order-info",
-    "lab-order-query",
-    "specimen-label",
-    "specimen-query",
-    "specimen-lookup",
-    "shipment-info",
-    "shipment-query",
-    "shipment-manifest",
-    "report-info",
-    "critical-value-query",
-];
+lab_commands! {
+    "lab-std-item-upsert", Change, PLATFORM, NONE => catalog::std_item_upsert;
+    "lab-std-item-import", Change, PLATFORM, NONE => catalog::std_item_import;
+    "lab-std-item-delete", Change, PLATFORM, NONE => catalog::std_item_delete;
+    "lab-std-item-query", Query, EVERYONE, NONE => catalog::std_item_query;
+    "lab-resource-upsert", Change, PLATFORM, NONE => catalog::resource_upsert;
+    "lab-resource-import", Change, PLATFORM, NONE => catalog::resource_import;
+    "lab-resource-delete", Change, PLATFORM, NONE => catalog::resource_delete;
+    "lab-resource-query", Query, EVERYONE, NONE => catalog::resource_query;
+    "lab-local-code-set", Change, LAB_SIDE, LAB => catalog::local_code_set;
+    "lab-panel-upsert", Change, LAB_SIDE, LAB => catalog::panel_upsert;
+    "lab-inst-item-upsert", Change, PARTIES, INSTITUTION => |c| mapping::upsert(c, mapping::Kind::Item);
+    "lab-inst-item-delete", Change, PARTIES, INSTITUTION => |c| mapping::delete(c, mapping::Kind::Item);
+    "lab-inst-item-map", Change, PARTIES, INSTITUTION => |c| mapping::map(c, mapping::Kind::Item);
+    "lab-inst-item-unmap", Change, PARTIES, INSTITUTION => |c| mapping::unmap(c, mapping::Kind::Item);
+    "lab-inst-item-query", Query, PARTIES, INSTITUTION => |c| mapping::query(c, mapping::Kind::Item);
+    "lab-inst-project-upsert", Change, PARTIES, INSTITUTION => |c| mapping::upsert(c, mapping::Kind::Project);
+    "lab-inst-project-delete", Change, PARTIES, INSTITUTION => |c| mapping::delete(c, mapping::Kind::Project);
+    "lab-inst-project-map", Change, PARTIES, INSTITUTION => |c| mapping::map(c, mapping::Kind::Project);
+    "lab-inst-project-unmap", Change, PARTIES, INSTITUTION => |c| mapping::unmap(c, mapping::Kind::Project);
+    "lab-inst-project-query", Query, PARTIES, INSTITUTION => |c| mapping::query(c, mapping::Kind::Project);
+    "lab-mapping-import", Change, PARTIES, INSTITUTION => table_io::import;
+    "lab-mapping-export", Query, PARTIES, INSTITUTION => table_io::export;
+    "lab-translate", Query, PARTIES, INSTITUTION => translate::translate_cmd;
+    "lab-tube-rules-set", Change, PLATFORM, NONE => catalog::tube_rules_set;
+    "lab-tube-rules", Query, EVERYONE, NONE => catalog::tube_rules;
+    "lab-barcode-rule-set", Change, NETWORK, INSTITUTION => specimen::barcode_rule_set;
+    "lab-key-register", Change, LAB_SIDE, LAB => report::key_register;
+    "lab-list", Query, PARTIES, NONE => order::labs;
+    "lab-item-search", Query, PARTIES, INSTITUTION => order::search;
+    "lab-order-submit", Change, NETWORK, INSTITUTION => order::submit;
+    "lab-order-cancel", Change, NETWORK, INSTITUTION => order::cancel;
+    "lab-order-info", Query, PARTIES, INSTITUTION => order::info;
+    "lab-order-query", Query, PARTIES, INSTITUTION => order::query;
+    "specimen-print", Change, NETWORK, INSTITUTION => specimen::print;
+    "specimen-reprint", Change, NETWORK, INSTITUTION => specimen::reprint;
+    "specimen-label", Query, NETWORK, INSTITUTION => specimen::label;
+    "specimen-query", Query, NETWORK, INSTITUTION => specimen::query;
+    "specimen-lookup", Query, LAB_SIDE, LAB => reception::lookup;
+    "specimen-receive", Change, LAB_SIDE, LAB => reception::receive;
+    "specimen-reject", Change, LAB_SIDE, LAB => reception::reject;
+    "shipment-create", Change, NETWORK, INSTITUTION => shipment::create;
+    "shipment-info", Query, PARTIES, INSTITUTION => shipment::info;
+    "shipment-query", Query, NETWORK, INSTITUTION => shipment::query;
+    "shipment-manifest", Query, PARTIES, INSTITUTION => shipment::manifest;
+    "report-submit", Change, LAB_SIDE, LAB => report::submit;
+    "report-upload-document", Change, LAB_SIDE, LAB => report::upload_document;
+    "report-info", Query, PARTIES, INSTITUTION => report::info;
+    "critical-value-publish", Change, LAB_SIDE, LAB => critical::publish;
+    "critical-value-ack", Change, NETWORK, INSTITUTION => critical::ack;
+    "critical-value-limit-set", Change, NETWORK, INSTITUTION => critical::limit_set;
+    "critical-value-query", Query, PARTIES, INSTITUTION => critical::query;
+    "lab-check-overdue", Change, PARTIES, NONE => critical::check_overdue_cmd;
+}
 
 /// The module's in-memory state; every change is also written to its table.
 #[derive(Default)]
@@ -237,75 +230,14 @@ pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
     Ok(())
 }
 
-/// `None` when `command` is not one of this module's.
-pub(crate) fn dispatch(pool: &Pool, command: &str, r: &Req, req: &Value) -> Option<Result<Value>> {
-    let name: &'static str = COMMANDS.iter().find(|c| **c == command)?;
-    Some(run(pool, name, r, req))
-}
-
-fn run(pool: &Pool, command: &'static str, r: &Req, req: &Value) -> Result<Value> {
+fn run(pool: &Pool, command: &'static str, kind: Kind, r: &Req, req: &Value, handler: fn(&Call) -> Result<Value>) -> Result<Value> {
     pool.check_open()?;
-    if !QUERIES.contains(&command) && command != "lab-check-overdue" {
+    if kind == Kind::Change && command != "lab-check-overdue" {
         // Overdue critical values are found on every change as well as by the
         // host's periodic `lab-check-overdue` (the engine clock drives both).
         critical::check_overdue(pool)?;
     }
-    let c = Call { pool, command, r, req };
-    match command {
-        "lab-std-item-upsert" => catalog::std_item_upsert(&c),
-        "lab-std-item-import" => catalog::std_item_import(&c),
-        "lab-std-item-delete" => catalog::std_item_delete(&c),
-        "lab-std-item-query" => catalog::std_item_query(&c),
-        "lab-resource-upsert" => catalog::resource_upsert(&c),
-        "lab-resource-import" => catalog::resource_import(&c),
-        "lab-resource-delete" => catalog::resource_delete(&c),
-        "lab-resource-query" => catalog::resource_query(&c),
-        "lab-local-code-set" => catalog::local_code_set(&c),
-        "lab-panel-upsert" => catalog::panel_upsert(&c),
-        "lab-tube-rules-set" => catalog::tube_rules_set(&c),
-        "lab-tube-rules" => catalog::tube_rules(&c),
-        "lab-inst-item-upsert" => mapping::upsert(&c, mapping::Kind::Item),
-        "lab-inst-item-delete" => mapping::delete(&c, mapping::Kind::Item),
-        "lab-inst-item-map" => mapping::map(&c, mapping::Kind::Item),
-        "lab-inst-item-unmap" => mapping::unmap(&c, mapping::Kind::Item),
-        "lab-inst-item-query" => mapping::query(&c, mapping::Kind::Item),
-        "lab-inst-project-upsert" => mapping::upsert(&c, mapping::Kind::Project),
-        "lab-inst-project-delete" => mapping::delete(&c, mapping::Kind::Project),
-        "lab-inst-project-map" => mapping::map(&c, mapping::Kind::Project),
-        "lab-inst-project-unmap" => mapping::unmap(&c, mapping::Kind::Project),
-        "lab-inst-project-query" => mapping::query(&c, mapping::Kind::Project),
-        "lab-mapping-import" => table_io::import(&c),
-        "lab-mapping-export" => table_io::export(&c),
-        "lab-translate" => translate::translate_cmd(&c),
-        "lab-barcode-rule-set" => specimen::barcode_rule_set(&c),
-        "lab-key-register" => report::key_register(&c),
-        "lab-list" => order::labs(&c),
-        "lab-item-search" => order::search(&c),
-        "lab-order-submit" => order::submit(&c),
-        "lab-order-cancel" => order::cancel(&c),
-        "lab-order-info" => order::info(&c),
-        "lab-order-query" => order::query(&c),
-        "specimen-print" => specimen::print(&c),
-        "specimen-reprint" => specimen::reprint(&c),
-        "specimen-label" => specimen::label(&c),
-        "specimen-query" => specimen::query(&c),
-        "specimen-lookup" => reception::lookup(&c),
-        "specimen-receive" => reception::receive(&c),
-        "specimen-reject" => reception::reject(&c),
-        "shipment-create" => shipment::create(&c),
-        "shipment-info" => shipment::info(&c),
-        "shipment-query" => shipment::query(&c),
-        "shipment-manifest" => shipment::manifest(&c),
-        "report-submit" => report::submit(&c),
-        "report-upload-document" => report::upload_document(&c),
-        "report-info" => report::info(&c),
-        "critical-value-publish" => critical::publish(&c),
-        "critical-value-ack" => critical::ack(&c),
-        "critical-value-limit-set" => critical::limit_set(&c),
-        "critical-value-query" => critical::query(&c),
-        "lab-check-overdue" => critical::check_overdue_cmd(&c),
-        _ => Err(Error::new(ErrorCode::UnknownCommand)),
-    }
+    handler(&Call { pool, command, r, req })
 }
 
 /// One command call: the pool, the command's name and its request.
@@ -344,26 +276,21 @@ impl Call<'_> {
         f(&self.pool.lab.data.lock())
     }
 
-    /// The institution acting: the engine's own when it is configured with one
-    /// (then a request naming another is refused), else the request's `field`.
+    /// The institution acting: the call's principal (bound by
+    /// `registry::dispatch`, which refused a `field` naming another), or,
+    /// for the platform acting for nobody in particular, none.
     pub fn acting(&self, field: &str) -> Result<Option<String>> {
-        let asked = self.r.opt_str(field)?;
-        match (&self.pool.cfg.institution_id, asked) {
-            (Some(own), Some(a)) if own != a => Err(forbidden()),
-            (Some(own), _) => Ok(Some(own.clone())),
-            (None, a) => Ok(a.map(str::to_string)),
-        }
+        let _ = field;
+        Ok(self.r.who.institution_id.clone())
     }
 
-    /// The institution a piece of reference data belongs to (catalogue,
-    /// mappings, rules, keys, limits): the request's `field`, else the
-    /// engine's own institution. Reference data is replicated to every
-    /// engine of the network, so naming another institution is allowed here;
-    /// the cases (orders, tubes, reports, critical values) use `acting`.
+    /// The institution a piece of reference data belongs to (mappings,
+    /// rules, keys, limits): the principal's own; the platform names it in
+    /// `field`.
     pub fn owner(&self, field: &str) -> Result<String> {
-        match self.r.get(field) {
-            Some(_) => code_field(self.r, field),
-            None => self.pool.cfg.institution_id.clone().ok_or_else(|| Error::missing(field)),
+        match &self.r.who.institution_id {
+            Some(own) => Ok(own.clone()),
+            None => code_field(self.r, field),
         }
     }
 

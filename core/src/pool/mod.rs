@@ -134,17 +134,32 @@ pub(crate) struct Pool {
     has_pending_promotions: CachePadded<AtomicBool>,
 }
 
-/// Who is asking: the request's institution, or the engine's own.
+/// Who is asking, as the pool checks it: made from the call's principal
+/// (`principal.rs`), never from a body field.
 #[derive(Debug, Clone)]
 pub(crate) struct Actor {
     pub institution: Option<String>,
-    /// A community institution acts only on its own bookings (S1).
-    pub community: bool,
+    pub role: crate::principal::Role,
 }
 
 impl Actor {
-    pub fn may_touch(&self, b: &Booking) -> bool {
-        !self.community || (self.institution.is_some() && self.institution.as_deref() == b.clinic_id.as_deref())
+    pub fn of(p: &crate::principal::Principal) -> Actor {
+        Actor { institution: p.institution_id.clone(), role: p.role }
+    }
+    /// The platform itself: touches every booking.
+    pub fn platform() -> Actor {
+        Actor { institution: None, role: Role::Platform }
+    }
+    /// A community institution acts only on its own bookings; a hospital on
+    /// its own and on those on its slots; a lab or a regulator on none (S1).
+    pub fn may_touch(&self, b: &Booking, slot: &Slot) -> bool {
+                let own = self.institution.is_some() && self.institution.as_deref() == b.clinic_id.as_deref();
+        match self.role {
+            Role::Platform => self.institution.is_none() || own || self.institution.as_deref() == Some(slot.info.hospital_id.as_str()),
+            Role::Community => own,
+            Role::Hospital => own || self.institution.as_deref() == Some(slot.info.hospital_id.as_str()),
+            Role::Lab | Role::Regulator => false,
+        }
     }
 }
 
@@ -194,7 +209,7 @@ impl Pool {
             catalog: crate::catalog::Catalog::default(),
             lab: Default::default(),
             referral: Default::default(),
-            monitor: crate::monitor::Monitor::new(&crate::commands::COMMANDS),
+            monitor: crate::monitor::Monitor::new(&crate::registry::NAMES),
             durable_txns: AtomicU64::new(0),
             client: Default::default(),
             closed: AtomicBool::new(false),
@@ -864,7 +879,7 @@ impl Pool {
                     // Moved by a concurrent change: lock the new slot instead.
                     continue;
                 }
-                if !actor.may_touch(b) {
+                if !actor.may_touch(b, slot) {
                     return Err(forbidden());
                 }
                 let answer = f(self, slot, &mut st, b, &mut txn, now)?;
@@ -925,10 +940,10 @@ impl Pool {
                     moved = true;
                     break;
                 }
-                if !actor.may_touch(b) {
+                let pos = order.binary_search(&idx).map_err(|_| Error::internal("slot of a locked booking not locked"))?;
+                if !actor.may_touch(b, slots[pos].0) {
                     return Err(forbidden());
                 }
-                let pos = order.binary_search(&idx).map_err(|_| Error::internal("slot of a locked booking not locked"))?;
                 bookings.push((pos, shard, false));
             }
             if moved {
@@ -1113,7 +1128,7 @@ impl Pool {
                 continue;
             }
             if let Some(a) = actor {
-                if !a.may_touch(&b) {
+                if !a.may_touch(&b, &from) {
                     return Err(forbidden());
                 }
             }
@@ -1244,7 +1259,9 @@ impl Pool {
             let mut txn = Txn::default();
             let mut st = slot.state.lock();
             let pos = st.waitlist.iter().position(|w| w.id == wid).ok_or_else(not_found)?;
-            if actor.community && st.waitlist[pos].clinic_id != actor.institution {
+            let own = actor.institution.is_some() && st.waitlist[pos].clinic_id == actor.institution;
+            let hospital_side = matches!(actor.role, Role::Hospital) && actor.institution.as_deref() == Some(slot.info.hospital_id.as_str());
+            if !(own || hospital_side || (actor.role == Role::Platform && actor.institution.is_none())) {
                 return Err(forbidden());
             }
             let mut w = st.waitlist.remove(pos);
@@ -1433,17 +1450,6 @@ impl Pool {
         self.settle(ticket, Vec::new())?;
         Ok((out, pending))
     }
-
-    pub fn actor(&self, request_institution: Option<&str>) -> Actor {
-        match self.cfg.role {
-            Role::Community => Actor { institution: self.cfg.institution_id.clone(), community: true },
-            _ => match request_institution {
-                Some(i) if !self.catalog.is_hospital(i) => Actor { institution: Some(i.to_string()), community: true },
-                Some(i) => Actor { institution: Some(i.to_string()), community: false },
-                None => Actor { institution: self.cfg.institution_id.clone(), community: false },
-            },
-        }
-    }
 }
 
 fn queue_position(list: &[WaitEntry], w: &WaitEntry) -> usize {
@@ -1517,6 +1523,10 @@ pub(crate) fn slot_error(code: ErrorCode, _slot: &Slot) -> Error {
     Error::new(code)
 }
 
+pub(crate) fn forbidden_hospital() -> Error {
+    Error::with(ErrorCode::Forbidden, "a hospital acts only on its own slots", "医院只能操作本院的号源")
+}
+
 pub(crate) fn forbidden() -> Error {
     Error::with(ErrorCode::Forbidden, "this institution may act only on its own bookings", "本机构只能操作本机构的预约")
 }
@@ -1572,7 +1582,7 @@ mod tests {
         };
         let before = seen(&e);
         let pool = &e.pool;
-        let out = pool.with_bookings(&[a, b], &pool.actor(None), &mut |pool, locked, txn, now| {
+        let out = pool.with_bookings(&[a, b], &Actor::platform(), &mut |pool, locked, txn, now| {
             let (slot, st, first) = locked.get_mut(a).unwrap();
             pool.confirm_locked(slot, st, first, now, txn, "test")?;
             let (slot, st, second) = locked.get_mut(b).unwrap();
@@ -1583,7 +1593,7 @@ mod tests {
         assert_eq!(seen(&e), before, "the failed step left a change behind");
         e.check_invariants().unwrap();
         // The same step succeeding: both changes and their events.
-        pool.with_bookings(&[a, b], &pool.actor(None), &mut |pool, locked, txn, now| {
+        pool.with_bookings(&[a, b], &Actor::platform(), &mut |pool, locked, txn, now| {
             let (slot, st, first) = locked.get_mut(a).unwrap();
             pool.confirm_locked(slot, st, first, now, txn, "test")?;
             Ok(Answer::Null)

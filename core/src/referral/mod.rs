@@ -29,6 +29,7 @@ pub use outpatient::queue_after_current;
 
 use crate::clock::{format_ms, Millis};
 use crate::commands::{fp_of, Req};
+use crate::registry::{acting, roles, Command, Kind as CommandKind};
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::{Booking, Event};
@@ -39,76 +40,73 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// The commands this module serves (see `dispatch`).
-pub const COMMANDS: &[&str] = &[
-    "referral-disease-add",
-    "referral-disease-edit",
-    "referral-disease-delete",
-    "referral-disease-query",
-    "referral-decision",
-    "referral-sources",
-    "outpatient-referral-apply",
-    "outpatient-referral-cancel",
-    "acceptance-info",
-    "treatment-results",
-    "referral-slip",
-    "referral-queue-position",
-    "inpatient-referral-apply",
-    "inpatient-deposit",
-    "inpatient-bed-reserve",
-    "inpatient-bed-cancel",
-    "inpatient-admit",
-    "inpatient-discharge",
-    "inpatient-referral-cancel",
-    "admission-details",
-    "referral-network-sync",
-    "community-institutions",
-    "down-referral-apply",
-    "down-referral-cancel",
-    "down-referral-receive",
-    "down-referral-list",
-    "referral-view",
-    "referral-query",
-    "referral-state-machines",
-    "exam-institutions",
-    "exam-project-search",
-    "exam-apply",
-    "exam-arrange",
-    "exam-payment",
-    "exam-cancel",
-    "exam-refund",
-    "exam-signing-key",
-    "exam-report",
-    "exam-view",
-    "exam-query",
-    "consultation-apply",
-    "consultation-review",
-    "consultation-cancel",
-    "consultation-complete",
-    "consultation-view",
-    "consultation-query",
-];
+macro_rules! referral_commands {
+    ($($name:literal, $kind:ident, $roles:ident => $handler:expr;)*) => {
+        /// The module's commands, each declared once (see `registry.rs`).
+        /// The acting party is `institution_id`; the steps check which side
+        /// (community or hospital) may take them (`Who::must_be`).
+        pub(crate) const COMMANDS: &[Command] = &[$(Command {
+            name: $name,
+            kind: CommandKind::$kind,
+            roles: roles::$roles,
+            acting: acting::INSTITUTION,
+            handler: |pool, r, req| {
+                pool.check_open()?;
+                let h: fn(&Ctx) -> Result<Value> = $handler;
+                h(&Ctx { pool, r, req, command: $name })
+            },
+        }),*];
+    };
+}
 
-/// Those of `COMMANDS` that never change state.
-pub const QUERIES: &[&str] = &[
-    "referral-disease-query",
-    "referral-decision",
-    "referral-sources",
-    "referral-slip",
-    "referral-queue-position",
-    "admission-details",
-    "community-institutions",
-    "down-referral-list",
-    "referral-view",
-    "referral-query",
-    "referral-state-machines",
-    "exam-institutions",
-    "exam-project-search",
-    "exam-view",
-    "exam-query",
-    "consultation-view",
-    "consultation-query",
-];
+referral_commands! {
+    "referral-disease-add", Change, PLATFORM => disease::change;
+    "referral-disease-edit", Change, PLATFORM => disease::change;
+    "referral-disease-delete", Change, PLATFORM => disease::change;
+    "referral-disease-query", Query, NETWORK => disease::query;
+    "referral-decision", Query, NETWORK => disease::decision_cmd;
+    "referral-sources", Query, NETWORK => outpatient::sources;
+    "outpatient-referral-apply", Change, NETWORK => outpatient::apply;
+    "outpatient-referral-cancel", Change, NETWORK => outpatient::cancel;
+    "acceptance-info", Change, NETWORK => outpatient::acceptance;
+    "treatment-results", Change, NETWORK => outpatient::results;
+    "referral-slip", Query, NETWORK => outpatient::slip;
+    "referral-queue-position", Query, NETWORK => outpatient::queue_cmd;
+    "inpatient-referral-apply", Change, NETWORK => inpatient::apply;
+    "inpatient-deposit", Change, NETWORK => inpatient::deposit;
+    "inpatient-bed-reserve", Change, NETWORK => inpatient::bed_reserve;
+    "inpatient-bed-cancel", Change, NETWORK => inpatient::bed_cancel;
+    "inpatient-admit", Change, NETWORK => inpatient::admit;
+    "inpatient-discharge", Change, NETWORK => inpatient::discharge;
+    "inpatient-referral-cancel", Change, NETWORK => inpatient::cancel;
+    "admission-details", Query, NETWORK => inpatient::admission_details;
+    "referral-network-sync", Change, PLATFORM => down::network_sync;
+    "community-institutions", Query, NETWORK => down::communities;
+    "down-referral-apply", Change, NETWORK => down::apply;
+    "down-referral-cancel", Change, NETWORK => down::cancel;
+    "down-referral-receive", Change, NETWORK => down::receive;
+    "down-referral-list", Query, NETWORK => down::list;
+    "referral-view", Query, NETWORK => query::view;
+    "referral-query", Query, NETWORK => query::query;
+    "referral-state-machines", Query, EVERYONE => |_| Ok(machine::describe());
+    "exam-institutions", Query, NETWORK => exam::institutions;
+    "exam-project-search", Query, NETWORK => exam::project_search;
+    "exam-apply", Change, NETWORK => exam::apply;
+    "exam-arrange", Change, NETWORK => exam::arrange;
+    "exam-payment", Change, NETWORK => exam::payment;
+    "exam-cancel", Change, NETWORK => exam::cancel;
+    "exam-refund", Change, NETWORK => exam::refund;
+    "exam-signing-key", Change, HOSPITAL => exam::signing_key;
+    "exam-report", Change, NETWORK => exam::report;
+    "exam-view", Query, NETWORK => exam::view;
+    "exam-query", Query, NETWORK => exam::query;
+    "consultation-apply", Change, NETWORK => consultation::apply;
+    "consultation-review", Change, NETWORK => consultation::review;
+    "consultation-cancel", Change, NETWORK => consultation::cancel;
+    "consultation-complete", Change, NETWORK => consultation::complete;
+    "consultation-view", Query, NETWORK => consultation::view;
+    "consultation-query", Query, NETWORK => consultation::query;
+}
 
 /// The module's in-memory state; every change is also written to its table.
 #[derive(Default)]
@@ -447,61 +445,6 @@ fn delete_intent(pool: &Pool, intent: &Intent) -> Result<()> {
 // ---------------------------------------------------------------- dispatch
 
 /// `None` when `command` is not one of this module's.
-pub(crate) fn dispatch(pool: &Pool, command: &str, r: &Req, req: &Value) -> Option<Result<Value>> {
-    let cmd: &'static str = COMMANDS.iter().find(|c| **c == command)?;
-    let c = Ctx { pool, r, req, command: cmd };
-    if let Err(e) = pool.check_open() {
-        return Some(Err(e));
-    }
-    Some(match cmd {
-        "referral-disease-add" | "referral-disease-edit" | "referral-disease-delete" => disease::change(&c),
-        "referral-disease-query" => disease::query(&c),
-        "referral-decision" => disease::decision_cmd(&c),
-        "referral-sources" => outpatient::sources(&c),
-        "outpatient-referral-apply" => outpatient::apply(&c),
-        "outpatient-referral-cancel" => outpatient::cancel(&c),
-        "acceptance-info" => outpatient::acceptance(&c),
-        "treatment-results" => outpatient::results(&c),
-        "referral-slip" => outpatient::slip(&c),
-        "referral-queue-position" => outpatient::queue_cmd(&c),
-        "inpatient-referral-apply" => inpatient::apply(&c),
-        "inpatient-deposit" => inpatient::deposit(&c),
-        "inpatient-bed-reserve" => inpatient::bed_reserve(&c),
-        "inpatient-bed-cancel" => inpatient::bed_cancel(&c),
-        "inpatient-admit" => inpatient::admit(&c),
-        "inpatient-discharge" => inpatient::discharge(&c),
-        "inpatient-referral-cancel" => inpatient::cancel(&c),
-        "admission-details" => inpatient::admission_details(&c),
-        "referral-network-sync" => down::network_sync(&c),
-        "community-institutions" => down::communities(&c),
-        "down-referral-apply" => down::apply(&c),
-        "down-referral-cancel" => down::cancel(&c),
-        "down-referral-receive" => down::receive(&c),
-        "down-referral-list" => down::list(&c),
-        "referral-view" => query::view(&c),
-        "referral-query" => query::query(&c),
-        "referral-state-machines" => Ok(machine::describe()),
-        "exam-institutions" => exam::institutions(&c),
-        "exam-project-search" => exam::project_search(&c),
-        "exam-apply" => exam::apply(&c),
-        "exam-arrange" => exam::arrange(&c),
-        "exam-payment" => exam::payment(&c),
-        "exam-cancel" => exam::cancel(&c),
-        "exam-refund" => exam::refund(&c),
-        "exam-signing-key" => exam::signing_key(&c),
-        "exam-report" => exam::report(&c),
-        "exam-view" => exam::view(&c),
-        "exam-query" => exam::query(&c),
-        "consultation-apply" => consultation::apply(&c),
-        "consultation-review" => consultation::review(&c),
-        "consultation-cancel" => consultation::cancel(&c),
-        "consultation-complete" => consultation::complete(&c),
-        "consultation-view" => consultation::view(&c),
-        "consultation-query" => consultation::query(&c),
-        _ => return None,
-    })
-}
-
 /// One call: the pool, the request and the command's static name.
 pub(crate) struct Ctx<'a> {
     pub pool: &'a Pool,
@@ -540,17 +483,19 @@ pub(super) fn community_application(c: &Ctx) -> Result<(String, String)> {
 }
 
 impl Who {
-    /// Reads `institution_id` (the acting institution) against the engine's role.
+    /// The call's principal (bound by `registry::dispatch`) as a side.
     pub fn of(c: &Ctx) -> Result<Who> {
-        let a = c.pool.actor(c.r.opt_str("institution_id")?);
-        let side = if a.community {
-            Side::Community
-        } else if a.institution.is_some() {
-            Side::Hospital
-        } else {
-            Side::Platform
+        use crate::principal::Role;
+        let p = c.r.who;
+        let side = match p.role {
+            Role::Community => Side::Community,
+            Role::Hospital => Side::Hospital,
+            Role::Platform if p.institution_id.is_none() => Side::Platform,
+            // A platform engine configured with an institution acts as that hospital.
+            Role::Platform => Side::Hospital,
+            Role::Lab | Role::Regulator => return Err(forbidden("a lab or a regulator takes no step of a case", "检验机构或监管部门不能办理转诊、检查或会诊")),
         };
-        Ok(Who { side, institution: a.institution })
+        Ok(Who { side, institution: p.institution_id.clone() })
     }
     /// S1: a community institution sees its own cases, a hospital the cases sent to it.
     pub fn may_see(&self, clinic_id: &str, hospital_id: &str) -> bool {
@@ -610,7 +555,7 @@ fn forbidden_owned(en: String, zh: String) -> Error {
 
 /// The pool acts for the module: the module checks permissions itself.
 pub(crate) fn platform_actor() -> Actor {
-    Actor { institution: None, community: false }
+    Actor::platform()
 }
 
 // ---------------------------------------------------------------- ids and fields

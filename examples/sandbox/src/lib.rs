@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, Mutex};
 use tokio_util::sync::CancellationToken;
-use yilian_core::{Engine, Error, ErrorCode, ErrorFamily};
+use axum::Extension;
+use yilian_core::{Engine, Error, ErrorCode, ErrorFamily, Principal};
 
 pub use metrics::Metrics;
 
@@ -57,18 +58,48 @@ pub struct AppState {
     /// The last event seq pushed to subscribers (`None`: nobody listened yet).
     cursor: Mutex<Option<u64>>,
     shutdown: CancellationToken,
-    /// Set with `--keys`: every `/api` request must be signed (see [`signature`]).
-    verifier: Option<yilian_core::client::sign::Verifier>,
+    /// Who acts: the verified app id's principal (`--keys`), or one trusted
+    /// principal for every request (see [`signature`]).
+    pub(crate) auth: Auth,
+}
+
+/// How the server knows who is acting.
+pub enum Auth {
+    /// `--keys`: every `/api` request is signed; its app id is its principal.
+    Signed(signature::Keys),
+    /// No keys: every request acts as this one principal, stated by the
+    /// operator with `--principal` (default: the platform). Said loudly at
+    /// start and in `/healthz`.
+    Trusted(Principal),
+}
+
+impl Auth {
+    pub fn view(&self) -> Value {
+        match self {
+            Auth::Signed(k) => json!({"mode": "signed", "app_ids": k.principals.len(),
+                "note": "each signed request acts as the principal its app id is configured with"}),
+            Auth::Trusted(p) => json!({"mode": "trusted", "principal": p.view(),
+                "warning": format!("no --keys: every request acts as the single trusted principal {}; anyone who can reach this port acts as it", describe(p))}),
+        }
+    }
+}
+
+/// `platform`, or `community C001`.
+pub fn describe(p: &Principal) -> String {
+    match &p.institution_id {
+        Some(i) => format!("{} {i}", p.role.as_str()),
+        None => p.role.as_str().to_string(),
+    }
 }
 
 impl AppState {
+    /// Every request acts as the platform (a trusted joint-testing server).
     pub fn new(engine: Engine, opts: Options) -> Arc<AppState> {
-        AppState::with_verifier(engine, opts, None)
+        AppState::with_auth(engine, opts, Auth::Trusted(Principal::platform()))
     }
-    /// With `Some(verifier)`, every `/api` request must carry a valid signature.
-    pub fn with_verifier(engine: Engine, opts: Options, verifier: Option<yilian_core::client::sign::Verifier>) -> Arc<AppState> {
+    pub fn with_auth(engine: Engine, opts: Options, auth: Auth) -> Arc<AppState> {
         let (events, _) = broadcast::channel(4096);
-        Arc::new(AppState { engine, metrics: Metrics::new(), opts, events, cursor: Mutex::new(None), shutdown: CancellationToken::new(), verifier })
+        Arc::new(AppState { engine, metrics: Metrics::new(), opts, events, cursor: Mutex::new(None), shutdown: CancellationToken::new(), auth })
     }
     /// Cancelled when the server starts shutting down: ends SSE streams and the poller.
     pub fn shutdown_token(&self) -> CancellationToken {
@@ -126,10 +157,11 @@ fn unknown_path(path: &str) -> Error {
 
 /// Runs an engine call off the async workers: a transaction may wait for the
 /// group commit's fsync.
-async fn engine_call(st: &Arc<AppState>, command: &str, body: String) -> Result<Value, Error> {
+async fn engine_call(st: &Arc<AppState>, who: &Principal, command: &str, body: String) -> Result<Value, Error> {
     let engine = st.engine.clone();
     let cmd = command.to_string();
-    match tokio::task::spawn_blocking(move || engine.call_value(&cmd, &body)).await {
+    let who = who.clone();
+    match tokio::task::spawn_blocking(move || engine.call_value_as(&who, &cmd, &body)).await {
         Ok(r) => r,
         Err(e) => Err(Error::internal(format!("engine call did not finish: {}", if e.is_panic() { "panic" } else { "cancelled" }))),
     }
@@ -239,7 +271,7 @@ fn method_not_allowed(allow: &'static str) -> Response {
 }
 
 /// One engine command over HTTP.
-async fn dispatch(st: Arc<AppState>, command: &str, method: Method, headers: HeaderMap, query: Option<String>, body: Body) -> Response {
+async fn dispatch(st: Arc<AppState>, who: Principal, command: &str, method: Method, headers: HeaderMap, query: Option<String>, body: Body) -> Response {
     let started = Instant::now();
     // Queries take GET (query string) or POST; changes take POST only, so a
     // prefetching proxy or a crawler following a link can never book or cancel.
@@ -253,7 +285,7 @@ async fn dispatch(st: Arc<AppState>, command: &str, method: Method, headers: Hea
         }
     };
     let out = match request {
-        Ok(req) => engine_call(&st, command, req).await.map_err(|e| (e, None)),
+        Ok(req) => engine_call(&st, &who, command, req).await.map_err(|e| (e, None)),
         Err(e) => Err(e),
     };
     answer(&st, command, started, out)
@@ -261,6 +293,7 @@ async fn dispatch(st: Arc<AppState>, command: &str, method: Method, headers: Hea
 
 async fn v1_command(
     State(st): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
     UrlPath(command): UrlPath<String>,
     method: Method,
     headers: HeaderMap,
@@ -271,14 +304,14 @@ async fn v1_command(
         st.metrics.record("unknown", Duration::ZERO, Some(ErrorCode::UnknownCommand));
         return failure(&unknown_path(&format!("/api/v1/{command}")), Some(StatusCode::NOT_FOUND));
     }
-    dispatch(st, &command, method, headers, q, body).await
+    dispatch(st, who, &command, method, headers, q, body).await
 }
 
 /// `/api/<name>` interfaces of the referral chapter: served by the engine
 /// command of that name once the engine has one, 501 until then.
-async fn api_route(st: Arc<AppState>, name: &'static str, method: Method, headers: HeaderMap, q: Option<String>, body: Body) -> Response {
+async fn api_route(st: Arc<AppState>, who: Principal, name: &'static str, method: Method, headers: HeaderMap, q: Option<String>, body: Body) -> Response {
     if Engine::commands().contains(&name) {
-        return dispatch(st, name, method, headers, q, body).await;
+        return dispatch(st, who, name, method, headers, q, body).await;
     }
     let e = Error::with(
         ErrorCode::UnknownCommand,
@@ -298,7 +331,7 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
     if st.engine.is_closed() || st.shutdown.is_cancelled() {
         return failure(&Error::new(ErrorCode::EngineClosed), None);
     }
-    success(json!({"status": "ok", "version": Engine::version()}))
+    success(json!({"status": "ok", "version": Engine::version(), "auth": st.auth.view()}))
 }
 
 /// `GET /api/versions`: the interface versions this server speaks (the
@@ -361,13 +394,13 @@ fn multipart_error(exceeded: &AtomicBool, limit: usize) -> impl Fn(axum::extract
     }
 }
 
-async fn upload_report(State(st): State<Arc<AppState>>, headers: HeaderMap, req: Request) -> Response {
+async fn upload_report(State(st): State<Arc<AppState>>, Extension(who): Extension<Principal>, headers: HeaderMap, req: Request) -> Response {
     let started = Instant::now();
-    let out = upload_inner(&st, &headers, req).await;
+    let out = upload_inner(&st, &who, &headers, req).await;
     answer(&st, "upload-report", started, out)
 }
 
-async fn upload_inner(st: &Arc<AppState>, headers: &HeaderMap, req: Request) -> Outcome {
+async fn upload_inner(st: &Arc<AppState>, who: &Principal, headers: &HeaderMap, req: Request) -> Outcome {
     use axum::extract::FromRequest;
     if req.method() != Method::POST {
         return Err((
@@ -422,7 +455,8 @@ async fn upload_inner(st: &Arc<AppState>, headers: &HeaderMap, req: Request) -> 
         return Err((Error::invalid("file", "is empty"), None));
     }
     // The booking must exist; its canonical id (B000001 for "B001") names the directory.
-    let booking = engine_call(st, "booking-info", json!({"booking_id": booking_id}).to_string()).await.map_err(|e| (e, None))?;
+    // …and the uploader must be one who may see it.
+    let booking = engine_call(st, who, "booking-info", json!({"booking_id": booking_id}).to_string()).await.map_err(|e| (e, None))?;
     let canonical = booking["booking_id"]
         .as_str()
         .filter(|s| s.chars().all(|c| c.is_ascii_alphanumeric()))
@@ -495,7 +529,9 @@ async fn serve_report(State(st): State<Arc<AppState>>, UrlPath((booking, file)):
 /// acknowledge with `/api/v1/next-events`.
 async fn poll_events(st: &Arc<AppState>, cursor: &mut Option<u64>, broadcast: bool) -> Result<(), Error> {
     loop {
-        let page = engine_call(st, "next-events", json!({"limit": 10_000, "after": cursor.unwrap_or(0)}).to_string()).await?;
+        // The server's own poller reads the whole outbox; each subscriber is
+        // sent only what its principal may see (`visible_to`).
+        let page = engine_call(st, &Principal::platform(), "next-events", json!({"limit": 10_000, "after": cursor.unwrap_or(0)}).to_string()).await?;
         let events = page["events"].as_array().cloned().unwrap_or_default();
         let full = events.len() == 10_000;
         for ev in events {
@@ -541,7 +577,18 @@ fn sse_event(ev: &Value) -> SseEvent {
 /// `GET /api/v1/events/stream`: every outbox event from the connection on, as
 /// `event: <type>`, `id: <seq>`, `data: <event JSON>`. A client reconnecting
 /// with `Last-Event-ID: N` first gets the still-unacknowledged events after N.
-async fn events_stream(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+/// An event a principal may receive: the platform every one; an institution
+/// those naming it as the booking institution, the hospital, the lab or the
+/// institution concerned.
+fn visible_to(who: &Principal, ev: &Value) -> bool {
+    match (&who.role, &who.institution_id) {
+        (yilian_core::Role::Platform, None) => true,
+        (_, Some(i)) => ["clinic_id", "hospital_id", "institution_id", "lab_id"].iter().any(|k| ev[*k].as_str() == Some(i.as_str())),
+        _ => false,
+    }
+}
+
+async fn events_stream(State(st): State<Arc<AppState>>, Extension(who): Extension<Principal>, headers: HeaderMap) -> Response {
     let last_id: Option<u64> = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let (rx, replay) = {
         let mut cursor = st.cursor.lock().await;
@@ -557,8 +604,8 @@ async fn events_stream(State(st): State<Arc<AppState>>, headers: HeaderMap) -> R
         // stream skips those already replayed.
         let replay: Vec<Value> = match last_id {
             None => Vec::new(),
-            Some(n) => match engine_call(&st, "next-events", json!({"limit": 10_000, "after": n}).to_string()).await {
-                Ok(page) => page["events"].as_array().cloned().unwrap_or_default(),
+            Some(n) => match engine_call(&st, &Principal::platform(), "next-events", json!({"limit": 10_000, "after": n}).to_string()).await {
+                Ok(page) => page["events"].as_array().cloned().unwrap_or_default().into_iter().filter(|ev| visible_to(&who, ev)).collect(),
                 Err(e) => return failure(&e, None),
             },
         };
@@ -572,6 +619,7 @@ async fn events_stream(State(st): State<Arc<AppState>>, headers: HeaderMap) -> R
         let _ = &guard; // counted while the stream lives
         let out = match item {
             Ok(ev) if ev["seq"].as_u64().is_some_and(|s| replayed.contains(&s)) => None,
+            Ok(ev) if !visible_to(&who, &ev) => None,
             Ok(ev) => Some(sse_event(&ev)),
             // A slow client missed events: say so; next-events has them all.
             Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
@@ -612,15 +660,21 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/api/v1/{command}", any(v1_command))
         .route(
             "/api/appointment-slots",
-            any(|State(st): State<Arc<AppState>>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Body| api_route(st, "appointment-slots", m, h, q, b)),
+            any(|State(st): State<Arc<AppState>>, Extension(who): Extension<Principal>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Body| {
+                api_route(st, who, "appointment-slots", m, h, q, b)
+            }),
         )
         .route(
             "/api/acceptance-info",
-            any(|State(st): State<Arc<AppState>>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Body| api_route(st, "acceptance-info", m, h, q, b)),
+            any(|State(st): State<Arc<AppState>>, Extension(who): Extension<Principal>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Body| {
+                api_route(st, who, "acceptance-info", m, h, q, b)
+            }),
         )
         .route(
             "/api/admission-details",
-            any(|State(st): State<Arc<AppState>>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Body| api_route(st, "admission-details", m, h, q, b)),
+            any(|State(st): State<Arc<AppState>>, Extension(who): Extension<Principal>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Body| {
+                api_route(st, who, "admission-details", m, h, q, b)
+            }),
         )
         .route("/reports/{booking}/{file}", get(serve_report).fallback(only_get))
         .fallback(fallback)

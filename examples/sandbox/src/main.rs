@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 use yilian_core::Engine;
-use yilian_sandbox::{demo, reports_dir, serve, AppState, Options, DEFAULT_UPLOAD_LIMIT};
+use yilian_core::{Principal, Role};
+use yilian_sandbox::{demo, describe, reports_dir, serve, AppState, Auth, Options, DEFAULT_UPLOAD_LIMIT};
 
 #[derive(Parser)]
 #[command(name = "yilian-sandbox", version, about = "yilian sandbox platform server: the source's interfaces over HTTP (/api/v1/<command>)")]
@@ -30,13 +31,28 @@ struct Args {
     /// Largest report upload in bytes.
     #[arg(long, default_value_t = DEFAULT_UPLOAD_LIMIT)]
     max_upload_bytes: usize,
-    /// JSON object of app id → secret: every /api request must then carry a
-    /// valid HMAC-SM3 signature (docs/client.md). Without it, unsigned requests are accepted.
+    /// JSON object of app id → {"secret", "role", "institution_id"}: every
+    /// /api request must then carry a valid HMAC-SM3 signature (docs/client.md)
+    /// and acts as its app id's principal; a body naming another institution gets 403.
     #[arg(long, value_name = "FILE")]
     keys: Option<PathBuf>,
+    /// Without --keys: the one trusted principal every request acts as, e.g.
+    /// `platform` (default), `community:C001`, `hospital:H001`, `lab:L001`, `regulator`.
+    #[arg(long, value_name = "ROLE[:INSTITUTION]", conflicts_with = "keys")]
+    principal: Option<String>,
     /// How far (seconds) a signed request's timestamp may be from this server's wall clock.
     #[arg(long, value_name = "SECS", default_value_t = yilian_core::client::sign::DEFAULT_WINDOW_SECS)]
     signature_window: i64,
+}
+
+/// `--principal ROLE[:INSTITUTION]`.
+fn parse_principal(spec: &str) -> Result<Principal, String> {
+    let (role, inst) = match spec.split_once(':') {
+        Some((r, i)) => (r, Some(i)),
+        None => (spec, None),
+    };
+    let role = Role::parse(role.trim()).ok_or_else(|| format!("--principal: unknown role `{role}`; expected platform, hospital, community, lab or regulator"))?;
+    Principal::new(role, inst, None).map_err(|e| format!("--principal: {}", e.message()))
 }
 
 fn fail(msg: String) -> ! {
@@ -86,10 +102,13 @@ async fn main() {
         reports_dir(&d)
     };
     let config_json = Value::Object(config).to_string();
-    let verifier = args.keys.as_ref().map(|p| yilian_sandbox::signature::load_keys(p, args.signature_window).unwrap_or_else(|e| fail(e)));
     if args.signature_window <= 0 {
         fail("--signature-window must be positive".into());
     }
+    let auth = match (&args.keys, &args.principal) {
+        (Some(p), _) => Auth::Signed(yilian_sandbox::signature::load_keys(p, args.signature_window).unwrap_or_else(|e| fail(e))),
+        (None, spec) => Auth::Trusted(parse_principal(spec.as_deref().unwrap_or("platform")).unwrap_or_else(|e| fail(e))),
+    };
     let engine = Engine::open(&config_json).unwrap_or_else(|e| fail(format!("cannot open the engine: {e}")));
     if args.demo {
         match demo::load(&engine) {
@@ -104,11 +123,19 @@ async fn main() {
     let addr = listener.local_addr().unwrap_or_else(|e| fail(format!("local address: {e}")));
     // Tests read this line to find a port chosen with --listen 127.0.0.1:0.
     println!("yilian-sandbox listening on http://{addr}");
-    if verifier.is_some() {
-        eprintln!("yilian-sandbox: signatures required on /api (window ±{} s, wall clock)", args.signature_window);
+    match &auth {
+        Auth::Signed(k) => eprintln!(
+            "yilian-sandbox: signatures required on /api (window ±{} s, wall clock); {} app ids, each acting as its configured principal",
+            args.signature_window,
+            k.principals.len()
+        ),
+        Auth::Trusted(p) => eprintln!(
+            "yilian-sandbox: WARNING: no --keys: every request acts as the single trusted principal `{}`; anyone who can reach {addr} acts as it (see /healthz)",
+            describe(p)
+        ),
     }
     let opts = Options { reports_dir: reports, upload_limit: args.max_upload_bytes, event_poll: Duration::from_millis(50) };
-    let st = AppState::with_verifier(engine, opts, verifier);
+    let st = AppState::with_auth(engine, opts, auth);
     if let Err(e) = serve(listener, st, shutdown_signal()).await {
         fail(format!("server: {e}"));
     }

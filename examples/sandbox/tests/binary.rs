@@ -134,7 +134,7 @@ fn bad_flags_and_busy_store_fail_cleanly() {
 async fn keys_flag_requires_signatures_on_api_only() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, r#"{"C001-HIS": "demo-secret-C001"}"#).unwrap();
+    std::fs::write(&keys, r#"{"C001-HIS": {"secret": "demo-secret-C001", "role": "community", "institution_id": "C001"}}"#).unwrap();
     let p = start(&["--memory", "--keys", keys.to_str().unwrap(), "--signature-window", "60"]);
     let base = &p.base;
     let http = reqwest::Client::new();
@@ -166,13 +166,95 @@ async fn keys_flag_requires_signatures_on_api_only() {
 fn a_bad_keys_file_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, r#"{"C001-HIS": ""}"#).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox"))
-        .args(["--listen", "127.0.0.1:0", "--memory", "--keys", keys.to_str().unwrap()])
-        .output()
-        .expect("binary runs");
+    // An empty secret, a bare secret without an identity (it would let the
+    // signer claim any institution), an identity that names no institution.
+    for (body, says) in [
+        (r#"{"C001-HIS": {"secret": "", "role": "community", "institution_id": "C001"}}"#, "non-empty"),
+        (r#"{"C001-HIS": "demo-secret-C001"}"#, "not a bare secret"),
+        (r#"{"C001-HIS": {"secret": "s", "role": "community"}}"#, "must name its institution"),
+    ] {
+        std::fs::write(&keys, body).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox"))
+            .args(["--listen", "127.0.0.1:0", "--memory", "--keys", keys.to_str().unwrap()])
+            .output()
+            .expect("binary runs");
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+        assert!(out.stdout.is_empty(), "it never listened");
+    }
+}
+
+/// A signed request from `app`.
+async fn signed(http: &reqwest::Client, base: &str, app: &str, secret: &str, cmd: &str, body: &Value) -> (u16, Value) {
+    let path = format!("/api/v1/{cmd}");
+    let text = body.to_string();
+    let s = sign(app, secret, "POST", &path, None, unix_now(), &new_nonce(), text.as_bytes()).unwrap();
+    let mut rb = http.post(format!("{base}{path}")).header("Content-Type", "application/json").body(text);
+    for (k, v) in s.headers() {
+        rb = rb.header(k, v);
+    }
+    let r = rb.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// With `--keys`, the verified app id is the principal: centre B's signed
+/// client can neither claim to be A nor touch A's booking, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_client_acts_only_as_its_own_institution() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(
+        &keys,
+        serde_json::json!({
+            "H001-HIS": {"secret": "sh", "role": "hospital", "institution_id": "H001"},
+            "C001-HIS": {"secret": "sa", "role": "community", "institution_id": "C001"},
+            "C002-HIS": {"secret": "sb", "role": "community", "institution_id": "C002"},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let p = start(&["--memory", "--demo", "--keys", keys.to_str().unwrap()]);
+    let (base, http) = (&p.base, reqwest::Client::new());
+    let health: Value = http.get(format!("{base}/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["data"]["auth"]["mode"], "signed", "{health}");
+    let date = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive().succ_opt().unwrap().to_string();
+    let book = serde_json::json!({"patient_id": "PAT001", "project_id": "P001", "date": date, "time_slot": "09:00-10:00", "device_id": "DEV001"});
+    // B claiming to be A in the body: 403, nothing booked.
+    let mut claim = book.clone();
+    claim["clinic_id"] = "C001".into();
+    let (st, v) = signed(&http, base, "C002-HIS", "sb", "pre-book-slot", &claim).await;
+    assert_eq!((st, v["code"].as_str()), (403, Some("FORBIDDEN")), "{v}");
+    let (st, v) = signed(&http, base, "C001-HIS", "sa", "pre-book-slot", &book).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["clinic_id"], "C001");
+    let id = v["data"]["booking_id"].as_str().unwrap().to_string();
+    for body in [serde_json::json!({"booking_id": id}), serde_json::json!({"booking_id": id, "institution_id": "C002"})] {
+        let (st, v) = signed(&http, base, "C002-HIS", "sb", "cancel-slot", &body).await;
+        assert_eq!(st, 403, "{v}");
+        let (st, _) = signed(&http, base, "C002-HIS", "sb", "booking-info", &serde_json::json!({"booking_id": id})).await;
+        assert_eq!(st, 403);
+    }
+    // A community centre may not publish a hospital's schedule; the hospital may see the booking.
+    let (st, v) = signed(&http, base, "C002-HIS", "sb", "stop-service", &serde_json::json!({"device_id": "DEV001", "stop_date": date})).await;
+    assert_eq!((st, v["code"].as_str()), (403, Some("FORBIDDEN")), "{v}");
+    let (st, v) = signed(&http, base, "H001-HIS", "sh", "booking-info", &serde_json::json!({"booking_id": id})).await;
+    assert_eq!((st, v["data"]["status"].as_str()), (200, Some("pre-booked")), "{v}");
+    let (st, v) = signed(&http, base, "C001-HIS", "sa", "cancel-slot", &serde_json::json!({"booking_id": id})).await;
+    assert_eq!((st, v["data"]["status"].as_str()), (200, Some("cancelled")), "{v}");
+}
+
+/// Without `--keys` the server says loudly who every request acts as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_keys_every_request_is_the_one_stated_principal() {
+    let p = start(&["--memory", "--principal", "community:C001"]);
+    let http = reqwest::Client::new();
+    let health: Value = http.get(format!("{}/healthz", p.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["data"]["auth"]["mode"], "trusted");
+    assert_eq!(health["data"]["auth"]["principal"]["institution_id"], "C001");
+    assert!(health["data"]["auth"]["warning"].as_str().unwrap().contains("community C001"));
+    let (st, v) = post(&http, &p.base, "cancel-slot", serde_json::json!({"booking_id": "B000001", "clinic_id": "C002"})).await;
+    assert_eq!((st, v["code"].as_str()), (403, Some("FORBIDDEN")), "{v}");
+    let out = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox")).args(["--memory", "--principal", "community"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("non-empty"), "{err}");
-    assert!(out.stdout.is_empty(), "it never listened");
 }

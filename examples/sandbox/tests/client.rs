@@ -7,17 +7,18 @@ mod common;
 
 use common::{catalog, CLOCK, PRE_BOOK, SYNC_SCHEDULE};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use yilian_core::client::sign::{new_nonce, sign, unix_now, Verifier};
+use yilian_core::client::sign::{new_nonce, sign, unix_now};
 use yilian_core::client::{PlatformClient, PlatformConfig};
 use yilian_core::{Engine, ErrorCode};
-use yilian_sandbox::{router, serve, AppState, Options};
+use yilian_sandbox::{router, serve, AppState, Auth, Options};
 
 const APP: &str = "C001-HIS";
 const SECRET: &str = "demo-secret-C001";
+const HOSPITAL_APP: &str = "H001-HIS";
+const HOSPITAL_SECRET: &str = "demo-secret-H001";
 
 /// A sandbox with signatures required (keys: APP → SECRET).
 struct Signed {
@@ -32,8 +33,11 @@ impl Signed {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(CLOCK).unwrap();
         let opts = Options { reports_dir: dir.path().join("reports"), upload_limit: 1 << 20, event_poll: Duration::from_millis(20) };
-        let verifier = Verifier::new(HashMap::from([(APP.to_string(), SECRET.to_string())]), 300);
-        let st = AppState::with_verifier(engine, opts, Some(verifier));
+        // C001's HIS acts as community centre C001; H001's as the hospital.
+        let keys = json!({APP: {"secret": SECRET, "role": "community", "institution_id": "C001"},
+                          HOSPITAL_APP: {"secret": HOSPITAL_SECRET, "role": "hospital", "institution_id": "H001"}});
+        let keys = yilian_sandbox::signature::parse_keys(&keys.to_string(), 300).unwrap();
+        let st = AppState::with_auth(engine, opts, Auth::Signed(keys));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -80,14 +84,17 @@ fn val(s: &str) -> Value {
     serde_json::from_str(s).unwrap()
 }
 
-/// Publishes the source's catalogue and schedule through the signed client.
-async fn publish(c: &Arc<PlatformClient>) {
-    let c = c.clone();
+/// Publishes the source's catalogue and schedule through a signed client of
+/// the hospital (a community centre may not publish a hospital's schedule).
+async fn publish(base: &str) {
+    let c = client(base, json!({"app_id": HOSPITAL_APP, "secret": HOSPITAL_SECRET}));
+    let c2 = c.clone();
     blocking(move || {
-        c.call("sync-catalog", &val(&catalog())).expect("sync-catalog accepted");
-        c.sync_schedule(&val(SYNC_SCHEDULE)).expect("sync-schedule accepted");
+        c2.call("sync-catalog", &val(&catalog())).expect("sync-catalog accepted");
+        c2.sync_schedule(&val(SYNC_SCHEDULE)).expect("sync-schedule accepted");
     })
     .await;
+    drop_off_runtime(c);
 }
 
 /// A raw signed request built by hand (to forge stale or replayed ones).
@@ -111,7 +118,7 @@ async fn status_code(r: reqwest::RequestBuilder) -> (u16, String) {
 async fn signed_calls_are_accepted_and_bad_stale_replayed_ones_rejected() {
     let mut srv = Signed::start().await;
     let c = client(&srv.base, json!({}));
-    publish(&c).await;
+    publish(&srv.base).await;
     let c2 = c.clone();
     let (slots, booked) = blocking(move || {
         let slots = c2.real_time_slots("P001", "2024-10-30", Some("09:00-10:00")).unwrap();
@@ -247,7 +254,7 @@ impl Drop for Flaky {
 async fn idempotent_calls_are_retried_and_changes_without_request_id_are_not() {
     let f = Flaky::start().await;
     let c = client(&f.base, json!({"retries": 2}));
-    publish(&c).await;
+    publish(&f.base).await;
     let slots = |c: Arc<PlatformClient>| async move { blocking(move || c.real_time_slots("P001", "2024-10-30", Some("09:00-10:00"))).await };
 
     // A query: two 503s, then the answer on the third attempt.
@@ -325,9 +332,7 @@ async fn every_call_has_a_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_the_engine_serves_the_last_good_slots_marked_stale_and_refuses_changes() {
     let mut srv = Signed::start().await;
-    let hospital = client(&srv.base, json!({}));
-    publish(&hospital).await;
-    drop_off_runtime(hospital);
+    publish(&srv.base).await;
     // A community engine, durable, with the platform configured.
     let local = tempfile::tempdir().unwrap();
     let cfg = json!({"data_dir": local.path().join("store"), "platform": platform(&srv.base, json!({"retries": 1}))}).to_string();

@@ -7,7 +7,7 @@ use crate::clock::Millis;
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::*;
-use crate::pool::{Answer, Availability, IdemRecord, Pool, Reserve, SlotTable};
+use crate::pool::{Answer, Availability, IdemRecord, Reserve, SlotTable};
 use crate::store::{DurableStore, Snapshot, Table};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -36,12 +36,12 @@ pub struct HoldOptions<'a> {
 /// it from any number of threads.
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) pool: Arc<Pool>,
+    pub(crate) d: Arc<crate::domains::Domains>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("durable", &self.pool.store.is_some()).finish()
+        f.debug_struct("Engine").field("durable", &self.d.pool.store.is_some()).finish()
     }
 }
 
@@ -68,18 +68,18 @@ impl Engine {
     /// the durable store in that directory, recovered as it was.
     pub fn open(config_json: &str) -> Result<Engine> {
         let cfg = Config::parse(config_json)?;
-        let pool = match cfg.data_dir.clone() {
-            None => Pool::new(cfg, None),
+        let d = match cfg.data_dir.clone() {
+            None => crate::domains::Domains::new(cfg, None),
             Some(dir) => {
                 let (store, snapshot) =
                     DurableStore::open(&dir, cfg.durable_sync_full, cfg.group_commit_max, cfg.encryption_key.as_ref().map(crate::crypto::RowCipher::new))?;
-                let pool = Pool::new(cfg, Some(store));
-                recover(&pool, snapshot)?;
-                pool
+                let d = crate::domains::Domains::new(cfg, Some(store));
+                recover(&d, snapshot)?;
+                d
             }
         };
-        let engine = Engine { pool: Arc::new(pool) };
-        if engine.pool.store.is_some() {
+        let engine = Engine { d: Arc::new(d) };
+        if engine.d.pool.store.is_some() {
             engine.after_recovery()?;
         }
         Ok(engine)
@@ -88,18 +88,18 @@ impl Engine {
     /// Flushes and closes the store. Later calls fail with `ENGINE_CLOSED`.
     /// Safe to call more than once, from any thread.
     pub fn close(&self) {
-        if !self.pool.closed.swap(true, Ordering::AcqRel) {
-            if let Some(s) = &self.pool.store {
+        if !self.d.pool.closed.swap(true, Ordering::AcqRel) {
+            if let Some(s) = &self.d.pool.store {
                 // The statistics counters, so they outlive the restart (P9);
                 // a failed store has nothing more to lose here.
-                let _ = s.wait(s.enqueue(vec![self.pool.metrics.row()]));
+                let _ = s.wait(s.enqueue(vec![self.d.pool.metrics.row()]));
                 s.close();
             }
         }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.pool.closed.load(Ordering::Acquire)
+        self.d.pool.closed.load(Ordering::Acquire)
     }
 
     pub fn version() -> &'static str {
@@ -108,35 +108,26 @@ impl Engine {
 
     /// The engine's current time (UTC ms).
     pub fn now_ms(&self) -> Millis {
-        self.pool.clock.now_ms()
+        self.d.pool.clock.now_ms()
     }
 
     /// The command layer: the source's interface names and JSON shapes. Always
     /// returns an envelope, `{"status":"success","data":…}` or an error envelope.
     pub fn call(&self, command: &str, request_json: &str) -> String {
-        self.call_as(&self.pool.cfg.principal, command, request_json)
+        self.call_as(&self.d.pool.cfg.principal, command, request_json)
     }
 
     /// `call` for a principal the host states (S1): the request's acting
     /// fields (`clinic_id`, `institution_id`, `lab_id`, `hospital_id` where it
     /// means the caller) must name it, else `FORBIDDEN` and nothing changes.
     pub fn call_as(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> String {
-        let v = match self.call_value_as(principal, command, request_json) {
-            Ok(data) => {
-                // Built by hand: `json!` would copy `data` through serde.
-                let mut m = serde_json::Map::new();
-                m.insert("status".into(), "success".into());
-                m.insert("data".into(), data);
-                Value::Object(m)
-            }
-            Err(e) => e.to_envelope(),
-        };
+        let v = crate::request::envelope(self.call_value_as(principal, command, request_json));
         v.to_string()
     }
 
     /// Like `call`, returning the `data` or the error.
     pub fn call_value(&self, command: &str, request_json: &str) -> Result<Value> {
-        self.call_value_as(&self.pool.cfg.principal, command, request_json)
+        self.call_value_as(&self.d.pool.cfg.principal, command, request_json)
     }
 
     /// `call_as` for a principal given as JSON text (what the C, Java and
@@ -158,17 +149,17 @@ impl Engine {
     pub fn call_value_as(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<Value> {
         let started = std::time::Instant::now();
         let out = self.call_unmonitored(principal, command, request_json);
-        self.pool.monitor.record(command, started.elapsed(), out.as_ref().err().map(Error::code));
+        self.d.monitor.record(command, started.elapsed(), out.as_ref().err().map(Error::code));
         out
     }
 
     fn call_unmonitored(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<Value> {
-        self.pool.check_open()?;
-        if request_json.len() > self.pool.cfg.max_request_bytes {
+        self.d.pool.check_open()?;
+        if request_json.len() > self.d.pool.cfg.max_request_bytes {
             return Err(Error::with(
                 ErrorCode::RequestTooLarge,
-                format!("request has {} bytes; the limit is {}", request_json.len(), self.pool.cfg.max_request_bytes),
-                format!("请求 {} 字节，超过上限 {}", request_json.len(), self.pool.cfg.max_request_bytes),
+                format!("request has {} bytes; the limit is {}", request_json.len(), self.d.pool.cfg.max_request_bytes),
+                format!("请求 {} 字节，超过上限 {}", request_json.len(), self.d.pool.cfg.max_request_bytes),
             ));
         }
         let req: Value = if request_json.trim().is_empty() {
@@ -179,12 +170,12 @@ impl Engine {
                 Error::with(ErrorCode::InvalidJson, format!("request is not valid JSON: {e}"), format!("请求不是合法的JSON：{e}"))
             })?
         };
-        crate::registry::dispatch(&self.pool, principal, command, &req)
+        crate::registry::dispatch(&self.d, principal, command, &req)
     }
 
     /// The principal of calls that state none (the config's `role` and `institution_id`).
     pub fn principal(&self) -> &crate::principal::Principal {
-        &self.pool.cfg.principal
+        &self.d.pool.cfg.principal
     }
 
     /// The commands `call` understands.
@@ -200,8 +191,8 @@ impl Engine {
     // ------------------------------------------------------------ typed hot path
 
     pub fn slot_handle(&self, slot_id: &str) -> Result<SlotHandle> {
-        self.pool.check_open()?;
-        Ok(SlotHandle(self.pool.slot_by_id(slot_id)?.idx))
+        self.d.pool.check_open()?;
+        Ok(SlotHandle(self.d.pool.slot_by_id(slot_id)?.idx))
     }
 
     /// Holds one place for a patient (预占) until the hold's time-to-live passes.
@@ -225,12 +216,12 @@ impl Engine {
 
     /// The typed hold and book: a lock-free refusal first, then the pool.
     fn reserve_typed(&self, slot: SlotHandle, patient_id: &str, opts: &HoldOptions<'_>, hold: bool) -> Result<Answer> {
-        self.pool.check_open()?;
+        self.d.pool.check_open()?;
         if patient_id.is_empty() {
             return Err(Error::missing("patient_id"));
         }
         let priority = opts.priority.unwrap_or(Priority::Normal);
-        if let Some(e) = self.pool.refuse_fast(slot.0, priority, opts.request_id) {
+        if let Some(e) = self.d.pool.refuse_fast(slot.0, priority, opts.request_id) {
             return Err(e);
         }
         let command = if hold { "hold" } else { "book" };
@@ -261,16 +252,16 @@ impl Engine {
                 Answer::Id(b.id)
             }
         };
-        self.pool.reserve(r, opts.request_id, command, fp, &respond)
+        self.d.pool.reserve(r, opts.request_id, command, fp, &respond)
     }
 
     /// The booking institution of a typed hold: the engine principal's own
     /// (a `clinic_id` naming another is refused), or the option on a platform
     /// engine (the same rule as `principal::bind`).
     fn typed_clinic(&self, clinic: Option<&str>) -> Result<Option<Arc<str>>> {
-        let p = &self.pool.cfg.principal;
+        let p = &self.d.pool.cfg.principal;
         let bound = crate::principal::bind(p, &["clinic_id"], &clinic.map(|c| serde_json::Map::from_iter([("clinic_id".to_string(), Value::from(c))])).unwrap_or_default(), |i| {
-            self.pool.catalog.is_hospital(i)
+            self.d.pool.catalog.is_hospital(i)
         })?;
         Ok(match bound.role {
             crate::principal::Role::Community | crate::principal::Role::Hospital => bound.institution_id.map(Arc::from),
@@ -280,11 +271,11 @@ impl Engine {
 
     /// Confirms a hold (the booking is then kept until cancelled).
     pub fn confirm(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
-        self.pool.check_open()?;
-        let actor = crate::pool::Actor::of(&self.pool.cfg.principal);
+        self.d.pool.check_open()?;
+        let actor = crate::pool::Actor::of(&self.d.pool.cfg.principal);
         let _audit = self.audit_scope("confirm", None, request_id);
         let fp = if request_id.is_some() { fingerprint(&[b"confirm", &booking_id.to_le_bytes()]) } else { 0 };
-        self.pool.with_booking(booking_id, &actor, request_id, "confirm", fp, &mut |pool, slot, st, b, txn, now| {
+        self.d.pool.with_booking(booking_id, &actor, request_id, "confirm", fp, &mut |pool, slot, st, b, txn, now| {
             pool.confirm_locked(slot, st, b, now, txn, "confirm")?;
             Ok(Answer::Null)
         })?;
@@ -294,11 +285,11 @@ impl Engine {
     /// Releases a hold or cancels a booking; the place returns to the pool
     /// (or to the first waiter).
     pub fn release(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
-        self.pool.check_open()?;
-        let actor = crate::pool::Actor::of(&self.pool.cfg.principal);
+        self.d.pool.check_open()?;
+        let actor = crate::pool::Actor::of(&self.d.pool.cfg.principal);
         let _audit = self.audit_scope("release", None, request_id);
         let fp = if request_id.is_some() { fingerprint(&[b"release", &booking_id.to_le_bytes()]) } else { 0 };
-        self.pool.with_booking(booking_id, &actor, request_id, "release", fp, &mut |pool, slot, st, b, txn, now| {
+        self.d.pool.with_booking(booking_id, &actor, request_id, "release", fp, &mut |pool, slot, st, b, txn, now| {
             pool.cancel_locked(slot, st, b, "released".into(), now, txn)?;
             Ok(Answer::Null)
         })?;
@@ -308,10 +299,10 @@ impl Engine {
     /// The audit trail's caller for a typed call (durable engines only: an
     /// in-memory engine keeps no trail).
     fn audit_scope(&self, command: &str, institution: Option<&str>, request_id: Option<&str>) -> Option<crate::audit::Scope> {
-        self.pool.store.as_ref().map(|_| {
+        self.d.pool.store.as_ref().map(|_| {
             crate::audit::Scope::enter(crate::audit::Context {
                 command: command.to_string(),
-                institution: institution.map(str::to_string).or_else(|| self.pool.cfg.institution_id.clone()),
+                institution: institution.map(str::to_string).or_else(|| self.d.pool.cfg.institution_id.clone()),
                 operator: None,
                 request_id: request_id.map(str::to_string),
             })
@@ -320,10 +311,10 @@ impl Engine {
 
     /// Places of one slot now. Never changes state.
     pub fn availability(&self, slot: SlotHandle) -> Result<Availability> {
-        self.pool.check_open()?;
-        let s = self.pool.slot(slot.0)?;
+        self.d.pool.check_open()?;
+        let s = self.d.pool.slot(slot.0)?;
         let st = s.state.lock();
-        Ok(s.availability(&st, self.pool.clock.now_ms(), &self.pool.cfg))
+        Ok(s.availability(&st, self.d.pool.clock.now_ms(), &self.d.pool.cfg))
     }
 
     /// The booking as the command layer shows it.
@@ -333,26 +324,26 @@ impl Engine {
 
     /// Moves a manual clock forward (`{"clock":"manual"}`); tests and replays.
     pub fn advance_clock(&self, ms: Millis) -> Result<()> {
-        if !self.pool.clock.is_manual() {
+        if !self.d.pool.clock.is_manual() {
             return Err(Error::with(ErrorCode::InvalidState, "only a manual clock can be moved", "只有手动时钟可以调整"));
         }
-        self.pool.clock.advance(ms);
+        self.d.pool.clock.advance(ms);
         Ok(())
     }
 
     /// Checks the pool's invariants; tests call it after storms and crashes.
     pub fn check_invariants(&self) -> Result<()> {
-        crate::commands::check_invariants(&self.pool)
+        crate::commands::check_invariants(&self.d.pool)
     }
 
     fn after_recovery(&self) -> Result<()> {
         // Holds that expired while the engine was down, then places freed while
         // patients waited: finish what a crash may have interrupted.
-        self.pool.expire_all()?;
+        self.d.pool.expire_all()?;
         // Closings (stop-service, the hospital's schedule) cut short: their
         // remaining bookings are cancelled or moved, each patient told.
-        crate::schedule::finish_closings(&self.pool)?;
-        let table = self.pool.table.load();
+        crate::schedule::finish_closings(&self.d.pool)?;
+        let table = self.d.pool.table.load();
         for slot in table.slots.iter() {
             let pending = {
                 let mut st = slot.state.lock();
@@ -367,7 +358,7 @@ impl Engine {
                 }
             };
             if pending {
-                self.pool.promote_waiters(slot.idx)?;
+                self.d.pool.promote_waiters(slot.idx)?;
             }
         }
         Ok(())
@@ -383,7 +374,8 @@ fn parse_row<T: serde::de::DeserializeOwned>(table: &str, key: &str, body: &str)
 }
 
 /// Rebuilds the in-memory pool from the store's rows.
-fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
+fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
+    let pool = &d.pool;
     {
         let mut cat = pool.catalog.data.write();
         for (k, body) in snap.of(Table::Catalog) {
@@ -476,9 +468,9 @@ fn recover(pool: &Pool, snap: Snapshot) -> Result<()> {
         slot.publish_now();
     }
     pool.store_table(table);
-    crate::lab::recover(pool, &snap)?;
-    crate::referral::recover(pool, &snap)?;
-    crate::client::recover(pool, &snap)?;
+    crate::lab::recover(&d.lab, &snap)?;
+    crate::referral::recover(d, &snap)?;
+    crate::client::recover(&d.client, &snap)?;
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! catalogue of projects and devices, stop-service (停诊) and reconciliation.
 
 use crate::catalog::{Device, Hospital, Project};
-use crate::commands::{booking_view, parse_time, resolve_slot, slot_view, Req};
+use crate::commands::{booking_view, resolve_slot, slot_view};
+use crate::request::{parse_time, Req};
 use crate::config::StopServiceAction;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::*;
@@ -619,7 +620,7 @@ pub fn stop_service(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
         return Err(Error::missing("device_id"));
     }
     let window = match r.opt_str("time_slot")? {
-        Some(t) => Some(crate::commands::parse_time_slot(t).ok_or_else(|| Error::invalid("time_slot", "expected HH:MM-HH:MM"))?),
+        Some(t) => Some(crate::request::parse_time_slot(t).ok_or_else(|| Error::invalid("time_slot", "expected HH:MM-HH:MM"))?),
         None => None,
     };
     let action = match r.opt_str("action")? {
@@ -813,7 +814,7 @@ mod tests {
     }
 
     fn interrupt_closing_with(e: &Engine, action: StopServiceAction) {
-        let pool = &e.pool;
+        let pool = &e.d.pool;
         let slot = pool.slot_by_id(SLOT).unwrap();
         let mut txn = Txn::default();
         let mut st = slot.state.lock();
@@ -855,7 +856,7 @@ mod tests {
         // One event per booking, and no second `slot_closed`.
         assert_eq!(events.len() - before, 3, "{events:?}");
         assert!(events.iter().all(|ev| ev["type"] == "booking_cancelled"));
-        assert!(e.pool.slot_by_id(SLOT).unwrap().state.lock().closing.is_none());
+        assert!(e.d.pool.slot_by_id(SLOT).unwrap().state.lock().closing.is_none());
         e.check_invariants().unwrap();
         // Done: a second retry finds nothing left to do.
         let again = call(&e, "stop-service", json!({"hospital_id": "H001", "doctor_id": "DR001", "stop_date": "2024-10-30", "time_slot": "08:00-11:30"}));
@@ -881,7 +882,7 @@ mod tests {
         }
         let si = call(&e, "slot-info", json!({"slot_id": SLOT}));
         assert_eq!((si["booked"].as_u64(), si["held"].as_u64()), (Some(0), Some(0)), "{si}");
-        assert!(e.pool.slot_by_id(SLOT).unwrap().state.lock().closing.is_none());
+        assert!(e.d.pool.slot_by_id(SLOT).unwrap().state.lock().closing.is_none());
         assert_eq!(cancelled_events(&e).iter().filter(|ev| ev["type"] == "booking_cancelled").count(), 3);
         e.check_invariants().unwrap();
     }
@@ -911,7 +912,7 @@ mod tests {
         }
         let moved = cancelled_events(&e);
         assert!(moved.is_empty(), "moved, not cancelled: {moved:?}");
-        assert!(e.pool.slot_by_id(SLOT).unwrap().state.lock().closing.is_none());
+        assert!(e.d.pool.slot_by_id(SLOT).unwrap().state.lock().closing.is_none());
         e.check_invariants().unwrap();
     }
 
@@ -920,7 +921,7 @@ mod tests {
         let e = Engine::open(r#"{"clock_start":"2024-10-29T09:00:00+08:00"}"#).unwrap();
         booked(&e, 1);
         interrupt_closing(&e);
-        e.pool.slot_by_id(SLOT).unwrap().state.lock().closing = None;
+        e.d.pool.slot_by_id(SLOT).unwrap().state.lock().closing = None;
         let err = e.check_invariants().unwrap_err();
         assert!(err.message().contains("still holds booking"), "{err:?}");
     }

@@ -1,6 +1,6 @@
 //! Statistics (P9) and recommendation (P10). Both only read.
 
-use crate::commands::Req;
+use crate::request::Req;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::pool::{Pool, Slot};

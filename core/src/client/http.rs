@@ -4,7 +4,7 @@
 use super::sign::{encode_query, new_nonce, sign, unix_now};
 use super::{is_idempotent, negotiate, not_configured, parse_version, Cache, CacheEntry, PlatformConfig, UNVERSIONED};
 use crate::clock::format_ms;
-use crate::commands::Req;
+use crate::request::Req;
 use crate::error::{Error, ErrorCode, Result};
 use crate::pool::Pool;
 use crate::store::{Table, Write};
@@ -399,20 +399,20 @@ fn unreachable_error(e: Error, query: bool, idempotent: bool, retries: u32) -> E
 
 // ------------------------------------------------------------------ engine commands
 
-fn client_of(pool: &Pool) -> Result<Arc<PlatformClient>> {
+fn client_of(pool: &Pool, state: &super::ClientState) -> Result<Arc<PlatformClient>> {
     let cfg = pool.cfg.platform.as_ref().ok_or_else(not_configured)?;
-    let mut slot = pool.client.client.lock();
+    let mut slot = state.client.lock();
     if let Some(c) = slot.as_ref() {
         return Ok(c.clone());
     }
-    let c = Arc::new(PlatformClient::with_cache(cfg.clone(), pool.client.cache.clone())?);
+    let c = Arc::new(PlatformClient::with_cache(cfg.clone(), state.cache.clone())?);
     *slot = Some(c.clone());
     Ok(c)
 }
 
 /// `platform-call {interface, request}`: the platform's answer, marked stale
 /// when it comes from the cache.
-pub(super) fn platform_call(pool: &Pool, r: &Req) -> Result<Value> {
+pub(super) fn platform_call(pool: &Pool, state: &super::ClientState, r: &Req) -> Result<Value> {
     if pool.cfg.platform.is_none() {
         return Err(not_configured());
     }
@@ -424,7 +424,7 @@ pub(super) fn platform_call(pool: &Pool, r: &Req) -> Result<Value> {
     if !request.is_object() {
         return Err(Error::invalid("request", "must be a JSON object"));
     }
-    let client = client_of(pool)?;
+    let client = client_of(pool, state)?;
     let persist = |writes: Vec<Write>| {
         if let Some(store) = &pool.store {
             // The cache is not an acknowledged change: no need to wait for the
@@ -437,15 +437,15 @@ pub(super) fn platform_call(pool: &Pool, r: &Req) -> Result<Value> {
 
 /// `platform-info`: the configured platform (never the secret), the
 /// negotiated version, the cache size; `{"negotiate": true}` asks the platform.
-pub(super) fn platform_info(pool: &Pool, r: &Req) -> Result<Value> {
+pub(super) fn platform_info(pool: &Pool, state: &super::ClientState, r: &Req) -> Result<Value> {
     let interfaces = super::interfaces();
     let Some(cfg) = pool.cfg.platform.as_ref() else {
-        return Ok(json!({"built": true, "configured": false, "interfaces": interfaces, "cached_entries": pool.client.cache.len()}));
+        return Ok(json!({"built": true, "configured": false, "interfaces": interfaces, "cached_entries": state.cache.len()}));
     };
     let negotiated = if r.opt_bool("negotiate")?.unwrap_or(false) {
-        Some(client_of(pool)?.negotiate()?)
+        Some(client_of(pool, state)?.negotiate()?)
     } else {
-        pool.client.client.lock().as_ref().and_then(|c| c.negotiated_version())
+        state.client.lock().as_ref().and_then(|c| c.negotiated_version())
     };
     Ok(json!({
         "built": true,
@@ -460,7 +460,7 @@ pub(super) fn platform_info(pool: &Pool, r: &Req) -> Result<Value> {
         "backoff_ms": cfg.backoff_ms,
         "max_backoff_ms": cfg.max_backoff_ms,
         "cache": cfg.cache,
-        "cached_entries": pool.client.cache.len(),
+        "cached_entries": state.cache.len(),
         "interfaces": interfaces,
     }))
 }

@@ -21,9 +21,8 @@ mod http;
 #[cfg(feature = "client")]
 pub use http::{PlatformClient, Reply, SlotRequest};
 
-use crate::commands::Req;
+use crate::request::Req;
 use crate::error::{Error, ErrorCode, Result};
-use crate::pool::Pool;
 use crate::store::{Snapshot, Table};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -37,8 +36,8 @@ use std::sync::Arc;
 pub(crate) const COMMANDS: &[crate::registry::Command] = {
     use crate::registry::{acting, roles, Command, Kind};
     &[
-        Command { name: "platform-call", kind: Kind::Change, roles: roles::NETWORK, acting: acting::NONE, handler: |p, r, v| dispatch(p, "platform-call", r, v) },
-        Command { name: "platform-info", kind: Kind::Query, roles: roles::NETWORK, acting: acting::NONE, handler: |p, r, v| dispatch(p, "platform-info", r, v) },
+        Command { name: "platform-call", kind: Kind::Change, roles: roles::NETWORK, acting: acting::NONE, handler: |d, r, v| dispatch(d, "platform-call", r, v) },
+        Command { name: "platform-info", kind: Kind::Query, roles: roles::NETWORK, acting: acting::NONE, handler: |d, r, v| dispatch(d, "platform-info", r, v) },
     ]
 };
 
@@ -294,12 +293,12 @@ pub struct ClientState {
 }
 
 /// Restores the cached answers from the store.
-pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
+pub(crate) fn recover(client: &ClientState, snap: &Snapshot) -> Result<()> {
     for (k, body) in snap.of(Table::Cache) {
         // A cache row that no longer parses is only a lost cache entry, not a
         // corrupt store: it is skipped (and replaced on the next fetch).
         if let Ok(e) = serde_json::from_str::<CacheEntry>(body) {
-            pool.client.cache.restore(k.to_string(), e);
+            client.cache.restore(k.to_string(), e);
         }
     }
     Ok(())
@@ -323,18 +322,18 @@ fn not_configured() -> Error {
     )
 }
 
-fn dispatch(pool: &Pool, command: &str, r: &Req, req: &Value) -> Result<Value> {
+fn dispatch(d: &crate::domains::Domains, command: &str, r: &Req, req: &Value) -> Result<Value> {
     #[cfg(feature = "client")]
     {
         let _ = req;
         match command {
-            "platform-info" => http::platform_info(pool, r),
-            _ => http::platform_call(pool, r),
+            "platform-info" => http::platform_info(&d.pool, &d.client, r),
+            _ => http::platform_call(&d.pool, &d.client, r),
         }
     }
     #[cfg(not(feature = "client"))]
     {
-        let _ = (pool, command, r, req);
+        let _ = (d, command, r, req);
         Err(not_built())
     }
 }

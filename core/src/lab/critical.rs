@@ -325,9 +325,9 @@ fn mark_overdue(d: &mut LabData, ctx: &mut Ctx) -> Vec<String> {
     ids
 }
 
-pub(crate) fn check_overdue(pool: &Pool) -> Result<Vec<String>> {
+pub(crate) fn check_overdue(pool: &Pool, lab: &super::LabState) -> Result<Vec<String>> {
     let (ids, ticket) = {
-        let mut d = pool.lab.data.lock();
+        let mut d = lab.data.lock();
         let now = pool.clock.now_ms();
         if d.pending_criticals.first().is_none_or(|(deadline, _)| *deadline > now) {
             return Ok(Vec::new());
@@ -342,6 +342,6 @@ pub(crate) fn check_overdue(pool: &Pool) -> Result<Vec<String>> {
 
 /// `lab-check-overdue`: what the host runs every minute (like `expire-holds`).
 pub(crate) fn check_overdue_cmd(c: &Call) -> Result<Value> {
-    let ids = check_overdue(c.pool)?;
+    let ids = check_overdue(c.pool, c.lab)?;
     Ok(json!({"overdue": ids.len(), "critical_ids": ids}))
 }

@@ -133,12 +133,12 @@ impl crate::Engine {
     /// institution sees only its own tubes (the ordering institution's or
     /// the lab's).
     pub fn specimen_label(&self, barcode: &str, format: LabelFormat, size: &LabelSize) -> Result<Vec<u8>> {
-        self.pool.check_open()?;
+        self.d.pool.check_open()?;
         let size = size.clone().validated()?;
-        let d = self.pool.lab.data.lock();
+        let d = self.d.lab.data.lock();
         let sp = d.specimen(barcode)?;
         let o = d.order(sp.order_id)?;
-        super::order::check_side(o, self.pool.cfg.institution_id.as_deref(), super::order::Side::Either)?;
-        render_specimen(&d, sp, format, &size, &self.pool.cfg.tz)
+        super::order::check_side(o, self.d.pool.cfg.institution_id.as_deref(), super::order::Side::Either)?;
+        render_specimen(&d, sp, format, &size, &self.d.pool.cfg.tz)
     }
 }

@@ -22,11 +22,11 @@ mod table_io;
 pub mod translate;
 
 use crate::clock::{format_ms, parse_rfc3339, Millis};
-use crate::commands::{fp_of, Req};
-use crate::registry::{acting, roles, Command, Kind};
+use crate::request::{fp_of, Req};
+use crate::registry::Kind;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::Event;
-use crate::pool::{Answer, Claimed, Pool, Txn};
+use crate::pool::{Pool, Txn};
 use crate::store::{Snapshot, Table, Write};
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -35,23 +35,8 @@ use std::sync::Arc;
 
 pub use translate::{LabTranslator, TranslatedResult, TranslatorEntry};
 
-macro_rules! lab_commands {
-    ($($name:literal, $kind:ident, $roles:ident, $acting:ident => $handler:expr;)*) => {
-        /// The module's commands, each declared once (see `registry.rs`).
-        pub(crate) const COMMANDS: &[Command] = &[$(Command {
-            name: $name,
-            kind: Kind::$kind,
-            roles: roles::$roles,
-            acting: acting::$acting,
-            handler: |pool, r, req| {
-                let h: fn(&Call) -> Result<Value> = $handler;
-                run(pool, $name, Kind::$kind, r, req, h)
-            },
-        }),*];
-    };
-}
-
-lab_commands! {
+crate::registry::command_table! {
+    handler: fn(&Call) -> Result<Value>, run: run;
     "lab-std-item-upsert", Change, PLATFORM, NONE => catalog::std_item_upsert;
     "lab-std-item-import", Change, PLATFORM, NONE => catalog::std_item_import;
     "lab-std-item-delete", Change, PLATFORM, NONE => catalog::std_item_delete;
@@ -144,8 +129,8 @@ pub(crate) struct LabData {
 }
 
 /// Rebuilds the state from the store's rows on open.
-pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
-    let mut d = pool.lab.data.lock();
+pub(crate) fn recover(lab: &LabState, snap: &Snapshot) -> Result<()> {
+    let mut d = lab.data.lock();
     for (key, body) in snap.of(Table::Lab) {
         let kind = key.split_once(':').map(|(k, _)| k).unwrap_or(key);
         let bad = |e: serde_json::Error| {
@@ -230,19 +215,22 @@ pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
     Ok(())
 }
 
-fn run(pool: &Pool, command: &'static str, kind: Kind, r: &Req, req: &Value, handler: fn(&Call) -> Result<Value>) -> Result<Value> {
+fn run(d: &crate::domains::Domains, command: &'static str, kind: Kind, r: &Req, req: &Value, handler: fn(&Call) -> Result<Value>) -> Result<Value> {
+    let (pool, lab) = (&d.pool, &d.lab);
     pool.check_open()?;
     if kind == Kind::Change && command != "lab-check-overdue" {
         // Overdue critical values are found on every change as well as by the
         // host's periodic `lab-check-overdue` (the engine clock drives both).
-        critical::check_overdue(pool)?;
+        critical::check_overdue(pool, lab)?;
     }
-    handler(&Call { pool, command, r, req })
+    handler(&Call { pool, lab, command, r, req })
 }
 
 /// One command call: the pool, the command's name and its request.
 pub(crate) struct Call<'a> {
     pub pool: &'a Pool,
+    /// This module's state (beside the pool, see `domains.rs`).
+    pub lab: &'a LabState,
     pub command: &'static str,
     pub r: &'a Req<'a>,
     pub req: &'a Value,
@@ -254,26 +242,19 @@ impl Call<'_> {
     /// through the context, and its answer is durable before it returns.
     pub fn change(&self, f: impl FnOnce(&mut LabData, &mut Ctx) -> Result<Value>) -> Result<Value> {
         let pool = self.pool;
-        let claim = match pool.claim(self.r.request_id()?, self.command, fp_of(self.command, self.req))? {
-            Claimed::Replay(a) => return Ok(a.into_value()),
-            Claimed::Fresh(c) => c,
-        };
-        let result = (|| {
-            let mut data = pool.lab.data.lock();
-            let mut ctx = Ctx { pool, txn: Txn::default(), now: pool.clock.now_ms() };
-            let v = f(&mut data, &mut ctx)?;
-            let answer = Answer::Json(v);
-            pool.record_answer(&claim, &answer, &mut ctx.txn);
-            let ticket = pool.enqueue(&mut ctx.txn);
-            drop(data);
-            Ok((answer, ticket, Vec::new()))
-        })();
-        pool.finish_txn(claim, result).map(Answer::into_value)
+        pool.idempotent(self.r.request_id()?, self.command, fp_of(self.command, self.req), |claim| {
+            pool.locked_txn(claim, &self.lab.data, |d, txn, now| {
+                let mut ctx = Ctx { pool, txn: std::mem::take(txn), now };
+                let v = f(d, &mut ctx);
+                *txn = ctx.txn;
+                v
+            })
+        })
     }
 
     /// Runs a query under the lab lock.
     pub fn read<T>(&self, f: impl FnOnce(&LabData) -> Result<T>) -> Result<T> {
-        f(&self.pool.lab.data.lock())
+        f(&self.lab.data.lock())
     }
 
     /// The institution acting: the call's principal (bound by

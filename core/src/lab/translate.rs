@@ -120,8 +120,8 @@ impl crate::Engine {
     /// sub-items; with `lab_id`, the lab's own sub-item codes are understood
     /// as well as standard codes.
     pub fn lab_translator(&self, institution_id: &str, lab_id: Option<&str>) -> Result<LabTranslator> {
-        self.pool.check_open()?;
-        let d = self.pool.lab.data.lock();
+        self.d.pool.check_open()?;
+        let d = self.d.lab.data.lock();
         if !d.inst.contains_key(institution_id) {
             return Err(Error::not_found(ErrorCode::LabInstItemNotFound, "机构检验小项", institution_id));
         }

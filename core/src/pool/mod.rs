@@ -116,16 +116,8 @@ pub(crate) struct Pool {
     pub store: Option<DurableStore>,
     pub metrics: Metrics,
     pub catalog: crate::catalog::Catalog,
-    /// Commissioned lab testing (委托检验).
-    pub lab: crate::lab::LabState,
-    /// Referrals, exam applications and remote consultations.
-    pub referral: crate::referral::ReferralState,
-    /// Per-command counts, errors and latency of the command layer (I4).
-    pub monitor: crate::monitor::Monitor,
     /// Durable transactions so far (paces the writes of the counters).
     durable_txns: AtomicU64,
-    /// The platform client and its cache of the platform's answers.
-    pub client: crate::client::ClientState,
     pub closed: AtomicBool,
     /// Slots whose expired holds freed places for waiters (see `sweep`).
     pending_promotions: Mutex<Vec<u32>>,
@@ -207,11 +199,7 @@ impl Pool {
             store,
             metrics: Metrics { attempts: Striped::new(), successes: Striped::new(), refused_full: Striped::new(), attempts_refused_full: Striped::new() },
             catalog: crate::catalog::Catalog::default(),
-            lab: Default::default(),
-            referral: Default::default(),
-            monitor: crate::monitor::Monitor::new(&crate::registry::NAMES),
             durable_txns: AtomicU64::new(0),
-            client: Default::default(),
             closed: AtomicBool::new(false),
             pending_promotions: Mutex::new(Vec::new()),
             has_pending_promotions: CachePadded::new(AtomicBool::new(false)),
@@ -308,7 +296,9 @@ impl Pool {
         let Some(rid) = request_id else {
             return Ok(Claimed::Fresh(None));
         };
-        if rid.is_empty() || rid.len() > 128 {
+        // A caller's id is at most REQUEST_ID_MAX bytes; one in another
+        // principal's id space carries that space's prefix (see `registry`).
+        if rid.is_empty() || rid.len() > REQUEST_ID_MAX + SCOPE_MAX {
             return Err(Error::invalid("request_id", "must be 1 to 128 characters"));
         }
         let h = self.idem.hash(rid);
@@ -992,6 +982,60 @@ impl Pool {
         self.finish_txn(None, result)
     }
 
+    /// The change context every domain's command goes through: claims the
+    /// request id (a retry gets the first answer back, a concurrent duplicate
+    /// `REQUEST_IN_PROGRESS`), runs `run` with the claim (which records the
+    /// answer in the same transaction as the change), and settles the claim
+    /// with the answer once it is durable, or frees it on failure.
+    pub(crate) fn idempotent(
+        &self,
+        request_id: Option<&str>,
+        command: &'static str,
+        fingerprint: u64,
+        run: impl FnOnce(&Option<IdemClaim<'_>>) -> Result<Answer>,
+    ) -> Result<Value> {
+        let claim = match self.claim(request_id, command, fingerprint)? {
+            Claimed::Replay(a) => return Ok(a.into_value()),
+            Claimed::Fresh(c) => c,
+        };
+        let r = run(&claim);
+        self.settle_claim(claim, r).map(Answer::into_value)
+    }
+
+    /// Ends a claimed change: the answer is kept for retries only if it is durable.
+    pub(crate) fn settle_claim(&self, claim: Option<IdemClaim<'_>>, r: Result<Answer>) -> Result<Answer> {
+        match r {
+            Ok(a) => {
+                self.finish_claim(claim, Some(&a));
+                Ok(a)
+            }
+            Err(e) => {
+                self.finish_claim(claim, None);
+                let _ = self.run_pending_promotions();
+                Err(e)
+            }
+        }
+    }
+
+    /// One transaction on a domain's state behind one lock (the lab, the
+    /// referral module): `f` checks everything before it changes anything and
+    /// pushes its rows and events into the transaction; the request id's
+    /// answer is recorded with them, the commit is queued under the lock (so
+    /// commits reach disk in the order the changes were made) and waited for
+    /// after it is released.
+    pub(crate) fn locked_txn<S>(&self, claim: &Option<IdemClaim<'_>>, state: &Mutex<S>, f: impl FnOnce(&mut S, &mut Txn, Millis) -> Result<Value>) -> Result<Answer> {
+        let mut txn = Txn::default();
+        let (answer, ticket) = {
+            let mut g = state.lock();
+            let now = self.clock.now_ms();
+            let answer = Answer::Json(f(&mut g, &mut txn, now)?);
+            self.record_answer(claim, &answer, &mut txn);
+            (answer, self.enqueue(&mut txn))
+        };
+        self.settle(ticket, Vec::new())?;
+        Ok(answer)
+    }
+
     pub fn finish_txn(&self, claim: Option<IdemClaim<'_>>, result: Result<(Answer, Option<Ticket>, Vec<u32>)>) -> Result<Answer> {
         match result {
             Ok((answer, ticket, promote)) => {
@@ -1523,6 +1567,11 @@ pub(crate) fn slot_error(code: ErrorCode, _slot: &Slot) -> Error {
     Error::new(code)
 }
 
+/// The longest request id a caller may send, in bytes.
+pub(crate) const REQUEST_ID_MAX: usize = 128;
+/// Room for the id-space prefix of a principal (`@community:<id up to 64>/`).
+pub(crate) const SCOPE_MAX: usize = 96;
+
 pub(crate) fn forbidden_hospital() -> Error {
     Error::with(ErrorCode::Forbidden, "a hospital acts only on its own slots", "医院只能操作本院的号源")
 }
@@ -1581,7 +1630,7 @@ mod tests {
             (e.booking(a).unwrap(), e.booking(b).unwrap(), slots, e.call_value("next-events", r#"{"limit": 1000}"#).unwrap())
         };
         let before = seen(&e);
-        let pool = &e.pool;
+        let pool = &e.d.pool;
         let out = pool.with_bookings(&[a, b], &Actor::platform(), &mut |pool, locked, txn, now| {
             let (slot, st, first) = locked.get_mut(a).unwrap();
             pool.confirm_locked(slot, st, first, now, txn, "test")?;

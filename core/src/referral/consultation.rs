@@ -47,9 +47,8 @@ pub(crate) struct Consultation {
 
 impl Consultation {
     fn go(&mut self, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis) -> Result<()> {
-        CONSULTATION.check(&self.status, to, via)?;
-        self.history.push(Step { at_ms: now, from: self.status.clone(), to: to.into(), via: via.into(), by: by.map(str::to_string), note });
-        self.status = to.into();
+        let from = self.status.clone();
+        CONSULTATION.take(&mut self.status, &mut self.history, super::machine::Transition { from, to, via, by, note, now })?;
         self.updated_ms = now;
         Ok(())
     }
@@ -132,7 +131,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
 fn cs_step(c: &Ctx, who: &Who, f: &mut dyn FnMut(&Pool, &mut Consultation, &mut crate::pool::Txn, Millis) -> Result<()>) -> Result<Value> {
     let id = super::int_id(c.r, "consultation_id")?;
     {
-        let g = c.pool.referral.inner.lock();
+        let g = c.referral.inner.lock();
         let cs = g.consultations.get(&id).ok_or_else(|| not_found(id))?;
         who.check(&cs.clinic_id, &cs.hospital_id)?;
     }
@@ -228,7 +227,7 @@ pub(super) fn complete(c: &Ctx) -> Result<Value> {
 pub(super) fn view(c: &Ctx) -> Result<Value> {
     let who = Who::of(c)?;
     let id = super::int_id(c.r, "consultation_id")?;
-    let g = c.pool.referral.inner.lock();
+    let g = c.referral.inner.lock();
     let cs = g.consultations.get(&id).ok_or_else(|| not_found(id))?;
     who.check(&cs.clinic_id, &cs.hospital_id)?;
     Ok(view_of(c.pool, cs))
@@ -243,7 +242,7 @@ pub(super) fn query(c: &Ctx) -> Result<Value> {
     let clinic = c.r.opt_str("clinic_id")?;
     let hospital = c.r.opt_str("hospital_id")?;
     let (page, size) = paging(c.r)?;
-    let g = c.pool.referral.inner.lock();
+    let g = c.referral.inner.lock();
     let items: Vec<Value> = g
         .consultations
         .values()

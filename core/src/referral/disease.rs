@@ -85,7 +85,7 @@ pub(super) fn query(c: &Ctx) -> Result<Value> {
     let keyword = c.r.opt_str("keyword")?.or(c.r.opt_str("name")?);
     let code = c.r.opt_str("code")?;
     let (page, size) = paging(c.r)?;
-    let g = c.pool.referral.inner.lock();
+    let g = c.referral.inner.lock();
     let mut hits: Vec<(u8, &Disease)> = g
         .diseases
         .values()
@@ -160,7 +160,7 @@ pub(super) fn decision_cmd(c: &Ctx) -> Result<Value> {
         None => None,
     };
     let patient = c.r.id("patient_id")?;
-    let g = c.pool.referral.inner.lock();
+    let g = c.referral.inner.lock();
     if let Some(cid) = consultation {
         if !g.consultations.contains_key(&cid) {
             return Err(Error::not_found(ErrorCode::ConsultationNotFound, "会诊", &cid.to_string()));

@@ -52,7 +52,7 @@ pub(super) fn network_sync(c: &Ctx) -> Result<Value> {
 /// (also pinyin initials) when a keyword is given.
 pub(super) fn communities(c: &Ctx) -> Result<Value> {
     let keyword = c.r.opt_str("keyword")?;
-    let g = c.pool.referral.inner.lock();
+    let g = c.referral.inner.lock();
     let mut hits: Vec<(u8, &Community)> =
         g.communities.values().filter_map(|cm| keyword.map_or(Some(0), |k| SearchKey::new(&cm.name, &[&cm.clinic_id]).rank(k)).map(|r| (r, cm))).collect();
     hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.clinic_id.cmp(&b.1.clinic_id)));

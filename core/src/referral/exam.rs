@@ -12,7 +12,7 @@ use super::{
     reserve_and_attach, text, Ctx, Inner, Live, Side, Step, Who,
 };
 use crate::clock::{format_ms, Millis};
-use crate::commands::fp_of;
+use crate::request::fp_of;
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::{Booking, BookingStatus, PaymentStatus, Priority, SlotKind};
@@ -86,10 +86,7 @@ pub(crate) struct ExamItem {
 
 impl ExamItem {
     fn go_from(&mut self, from: String, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis) -> Result<()> {
-        EXAM_ITEM.check(&from, to, via)?;
-        self.history.push(Step { at_ms: now, from, to: to.into(), via: via.into(), by: by.map(str::to_string), note });
-        self.status = to.into();
-        Ok(())
+        EXAM_ITEM.take(&mut self.status, &mut self.history, super::machine::Transition { from, to, via, by, note, now })
     }
     fn go(&mut self, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis, live: Option<&Booking>) -> Result<()> {
         let from = effective_status(&self.status, self.booking_id, live, &EXAM_ITEM, now);
@@ -358,7 +355,7 @@ pub(crate) fn exam_view(pool: &Pool, e: &ExamApp, live: &[(&Booking, &Slot)], co
 
 fn load(c: &Ctx, who: &Who, id: u64) -> Result<ExamApp> {
     let e = {
-        let g = c.pool.referral.inner.lock();
+        let g = c.referral.inner.lock();
         g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?
     };
     who.check(&e.clinic_id, &e.hospital_id)?;
@@ -381,7 +378,7 @@ pub(super) fn query(c: &Ctx) -> Result<Value> {
     let status = c.r.opt_str("status")?;
     let (page, size) = paging(c.r)?;
     let picked: Vec<ExamApp> = {
-        let g = c.pool.referral.inner.lock();
+        let g = c.referral.inner.lock();
         g.exams
             .values()
             .filter(|e| {
@@ -430,7 +427,7 @@ fn item_steps(c: &Ctx, who: &Who, id: u64, items: &[u32], check: &mut ItemCheck<
     // arrangement) makes it start over with the new bookings.
     for _ in 0..8 {
         let seen: Vec<(u32, Option<u64>)> = {
-            let g = pool.referral.inner.lock();
+            let g = c.referral.inner.lock();
             let e = g.exams.get(&id).ok_or_else(|| not_found(id));
             match e {
                 Ok(e) => e.items.iter().map(|i| (i.item_no, i.booking_id)).collect(),
@@ -440,7 +437,7 @@ fn item_steps(c: &Ctx, who: &Who, id: u64, items: &[u32], check: &mut ItemCheck<
         let ids: Vec<u64> = seen.iter().filter_map(|(_, b)| *b).collect();
         let mut stale = false;
         result = pool.with_bookings(&ids, &platform_actor(), &mut |pool, locked, txn, now| {
-            let mut g = pool.referral.inner.lock();
+            let mut g = c.referral.inner.lock();
             let mut e = g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?;
             who.check(&e.clinic_id, &e.hospital_id)?;
             if e.items.iter().map(|i| (i.item_no, i.booking_id)).ne(seen.iter().copied()) {
@@ -796,7 +793,7 @@ pub(super) fn report(c: &Ctx) -> Result<Value> {
             ));
         }
         let key = {
-            let g = c.pool.referral.inner.lock();
+            let g = c.referral.inner.lock();
             g.keys.get(&issuer).or_else(|| g.keys.get(&e.hospital_id)).map(|k| k.public_key.clone())
         };
         let key = key.ok_or_else(|| Error::not_found(ErrorCode::SigningKeyNotFound, "签章公钥", &issuer))?;

@@ -125,7 +125,7 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
     who.must_be(Side::Hospital, c.command)?;
     let id = super::int_id(c.r, "referral_id")?;
     let rf = {
-        let g = c.pool.referral.inner.lock();
+        let g = c.referral.inner.lock();
         g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?
     };
     who.check(&rf.clinic_id, &rf.hospital_id)?;
@@ -147,7 +147,7 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
         priority: Priority::Referral,
         hold: false,
         patient: rf.patient.clone(),
-        expected_date: rf.expected_date.as_deref().and_then(crate::commands::parse_date),
+        expected_date: rf.expected_date.as_deref().and_then(crate::request::parse_date),
         reason: Some(rf.reason.clone()),
         project_id: None,
         also: None,
@@ -368,7 +368,7 @@ fn referral_of(c: &Ctx) -> Result<u64> {
         return super::int_id(c.r, "referral_id");
     }
     let a = super::int_id(c.r, "admission_id")?;
-    let g = c.pool.referral.inner.lock();
+    let g = c.referral.inner.lock();
     g.admissions.get(&a).copied().ok_or_else(|| Error::not_found(ErrorCode::AdmissionNotFound, "住院记录", &a.to_string()))
 }
 
@@ -379,7 +379,7 @@ pub(super) fn admission_details(c: &Ctx) -> Result<Value> {
     let a = super::int_id(c.r, "admission_id")?;
     let patient = c.r.opt_id("patient_id")?;
     let rf = {
-        let g = c.pool.referral.inner.lock();
+        let g = c.referral.inner.lock();
         let id = g.admissions.get(&a).copied().ok_or_else(|| Error::not_found(ErrorCode::AdmissionNotFound, "住院记录", &a.to_string()))?;
         g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?
     };

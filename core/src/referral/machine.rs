@@ -135,6 +135,30 @@ impl Machine {
     }
 }
 
+/// One step of a workflow, as a case, an exam item or a consultation takes it.
+pub(crate) struct Transition<'a> {
+    /// The state it starts from (the recorded one, or one derived from the
+    /// booking, see `effective_status`).
+    pub from: String,
+    pub to: &'a str,
+    /// The command that takes it.
+    pub via: &'a str,
+    pub by: Option<&'a str>,
+    pub note: Option<String>,
+    pub now: crate::clock::Millis,
+}
+
+impl Machine {
+    /// The one step function of every workflow: checks the step against the
+    /// table, records it in the history and moves the status.
+    pub(crate) fn take(&self, status: &mut String, history: &mut Vec<super::Step>, t: Transition<'_>) -> Result<()> {
+        self.check(&t.from, t.to, t.via)?;
+        history.push(super::Step { at_ms: t.now, from: t.from, to: t.to.to_string(), via: t.via.to_string(), by: t.by.map(str::to_string), note: t.note });
+        *status = t.to.to_string();
+        Ok(())
+    }
+}
+
 /// `referral-state-machines`: every machine as data.
 pub fn describe() -> Value {
     let machines: Vec<Value> = ALL

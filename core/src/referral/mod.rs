@@ -28,8 +28,8 @@ mod query;
 pub use outpatient::queue_after_current;
 
 use crate::clock::{format_ms, Millis};
-use crate::commands::{fp_of, Req};
-use crate::registry::{acting, roles, Command, Kind as CommandKind};
+use crate::request::{fp_of, Req};
+use crate::registry::Kind as CommandKind;
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::{Booking, Event};
@@ -40,72 +40,61 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-macro_rules! referral_commands {
-    ($($name:literal, $kind:ident, $roles:ident => $handler:expr;)*) => {
-        /// The module's commands, each declared once (see `registry.rs`).
-        /// The acting party is `institution_id`; the steps check which side
-        /// (community or hospital) may take them (`Who::must_be`).
-        pub(crate) const COMMANDS: &[Command] = &[$(Command {
-            name: $name,
-            kind: CommandKind::$kind,
-            roles: roles::$roles,
-            acting: acting::INSTITUTION,
-            handler: |pool, r, req| {
-                pool.check_open()?;
-                let h: fn(&Ctx) -> Result<Value> = $handler;
-                h(&Ctx { pool, r, req, command: $name })
-            },
-        }),*];
-    };
+/// A step of this module: the acting party is `institution_id`; the steps
+/// check which side (community or hospital) may take them (`Who::must_be`).
+fn run(d: &crate::domains::Domains, command: &'static str, _: CommandKind, r: &Req, req: &Value, h: fn(&Ctx) -> Result<Value>) -> Result<Value> {
+    d.pool.check_open()?;
+    h(&Ctx { pool: &d.pool, referral: &d.referral, r, req, command })
 }
 
-referral_commands! {
-    "referral-disease-add", Change, PLATFORM => disease::change;
-    "referral-disease-edit", Change, PLATFORM => disease::change;
-    "referral-disease-delete", Change, PLATFORM => disease::change;
-    "referral-disease-query", Query, NETWORK => disease::query;
-    "referral-decision", Query, NETWORK => disease::decision_cmd;
-    "referral-sources", Query, NETWORK => outpatient::sources;
-    "outpatient-referral-apply", Change, NETWORK => outpatient::apply;
-    "outpatient-referral-cancel", Change, NETWORK => outpatient::cancel;
-    "acceptance-info", Change, NETWORK => outpatient::acceptance;
-    "treatment-results", Change, NETWORK => outpatient::results;
-    "referral-slip", Query, NETWORK => outpatient::slip;
-    "referral-queue-position", Query, NETWORK => outpatient::queue_cmd;
-    "inpatient-referral-apply", Change, NETWORK => inpatient::apply;
-    "inpatient-deposit", Change, NETWORK => inpatient::deposit;
-    "inpatient-bed-reserve", Change, NETWORK => inpatient::bed_reserve;
-    "inpatient-bed-cancel", Change, NETWORK => inpatient::bed_cancel;
-    "inpatient-admit", Change, NETWORK => inpatient::admit;
-    "inpatient-discharge", Change, NETWORK => inpatient::discharge;
-    "inpatient-referral-cancel", Change, NETWORK => inpatient::cancel;
-    "admission-details", Query, NETWORK => inpatient::admission_details;
-    "referral-network-sync", Change, PLATFORM => down::network_sync;
-    "community-institutions", Query, NETWORK => down::communities;
-    "down-referral-apply", Change, NETWORK => down::apply;
-    "down-referral-cancel", Change, NETWORK => down::cancel;
-    "down-referral-receive", Change, NETWORK => down::receive;
-    "down-referral-list", Query, NETWORK => down::list;
-    "referral-view", Query, NETWORK => query::view;
-    "referral-query", Query, NETWORK => query::query;
-    "referral-state-machines", Query, EVERYONE => |_| Ok(machine::describe());
-    "exam-institutions", Query, NETWORK => exam::institutions;
-    "exam-project-search", Query, NETWORK => exam::project_search;
-    "exam-apply", Change, NETWORK => exam::apply;
-    "exam-arrange", Change, NETWORK => exam::arrange;
-    "exam-payment", Change, NETWORK => exam::payment;
-    "exam-cancel", Change, NETWORK => exam::cancel;
-    "exam-refund", Change, NETWORK => exam::refund;
-    "exam-signing-key", Change, HOSPITAL => exam::signing_key;
-    "exam-report", Change, NETWORK => exam::report;
-    "exam-view", Query, NETWORK => exam::view;
-    "exam-query", Query, NETWORK => exam::query;
-    "consultation-apply", Change, NETWORK => consultation::apply;
-    "consultation-review", Change, NETWORK => consultation::review;
-    "consultation-cancel", Change, NETWORK => consultation::cancel;
-    "consultation-complete", Change, NETWORK => consultation::complete;
-    "consultation-view", Query, NETWORK => consultation::view;
-    "consultation-query", Query, NETWORK => consultation::query;
+crate::registry::command_table! {
+    handler: fn(&Ctx) -> Result<Value>, run: run;
+    "referral-disease-add", Change, PLATFORM, INSTITUTION => disease::change;
+    "referral-disease-edit", Change, PLATFORM, INSTITUTION => disease::change;
+    "referral-disease-delete", Change, PLATFORM, INSTITUTION => disease::change;
+    "referral-disease-query", Query, NETWORK, INSTITUTION => disease::query;
+    "referral-decision", Query, NETWORK, INSTITUTION => disease::decision_cmd;
+    "referral-sources", Query, NETWORK, INSTITUTION => outpatient::sources;
+    "outpatient-referral-apply", Change, NETWORK, INSTITUTION => outpatient::apply;
+    "outpatient-referral-cancel", Change, NETWORK, INSTITUTION => outpatient::cancel;
+    "acceptance-info", Change, NETWORK, INSTITUTION => outpatient::acceptance;
+    "treatment-results", Change, NETWORK, INSTITUTION => outpatient::results;
+    "referral-slip", Query, NETWORK, INSTITUTION => outpatient::slip;
+    "referral-queue-position", Query, NETWORK, INSTITUTION => outpatient::queue_cmd;
+    "inpatient-referral-apply", Change, NETWORK, INSTITUTION => inpatient::apply;
+    "inpatient-deposit", Change, NETWORK, INSTITUTION => inpatient::deposit;
+    "inpatient-bed-reserve", Change, NETWORK, INSTITUTION => inpatient::bed_reserve;
+    "inpatient-bed-cancel", Change, NETWORK, INSTITUTION => inpatient::bed_cancel;
+    "inpatient-admit", Change, NETWORK, INSTITUTION => inpatient::admit;
+    "inpatient-discharge", Change, NETWORK, INSTITUTION => inpatient::discharge;
+    "inpatient-referral-cancel", Change, NETWORK, INSTITUTION => inpatient::cancel;
+    "admission-details", Query, NETWORK, INSTITUTION => inpatient::admission_details;
+    "referral-network-sync", Change, PLATFORM, INSTITUTION => down::network_sync;
+    "community-institutions", Query, NETWORK, INSTITUTION => down::communities;
+    "down-referral-apply", Change, NETWORK, INSTITUTION => down::apply;
+    "down-referral-cancel", Change, NETWORK, INSTITUTION => down::cancel;
+    "down-referral-receive", Change, NETWORK, INSTITUTION => down::receive;
+    "down-referral-list", Query, NETWORK, INSTITUTION => down::list;
+    "referral-view", Query, NETWORK, INSTITUTION => query::view;
+    "referral-query", Query, NETWORK, INSTITUTION => query::query;
+    "referral-state-machines", Query, EVERYONE, INSTITUTION => |_| Ok(machine::describe());
+    "exam-institutions", Query, NETWORK, INSTITUTION => exam::institutions;
+    "exam-project-search", Query, NETWORK, INSTITUTION => exam::project_search;
+    "exam-apply", Change, NETWORK, INSTITUTION => exam::apply;
+    "exam-arrange", Change, NETWORK, INSTITUTION => exam::arrange;
+    "exam-payment", Change, NETWORK, INSTITUTION => exam::payment;
+    "exam-cancel", Change, NETWORK, INSTITUTION => exam::cancel;
+    "exam-refund", Change, NETWORK, INSTITUTION => exam::refund;
+    "exam-signing-key", Change, HOSPITAL, INSTITUTION => exam::signing_key;
+    "exam-report", Change, NETWORK, INSTITUTION => exam::report;
+    "exam-view", Query, NETWORK, INSTITUTION => exam::view;
+    "exam-query", Query, NETWORK, INSTITUTION => exam::query;
+    "consultation-apply", Change, NETWORK, INSTITUTION => consultation::apply;
+    "consultation-review", Change, NETWORK, INSTITUTION => consultation::review;
+    "consultation-cancel", Change, NETWORK, INSTITUTION => consultation::cancel;
+    "consultation-complete", Change, NETWORK, INSTITUTION => consultation::complete;
+    "consultation-view", Query, NETWORK, INSTITUTION => consultation::view;
+    "consultation-query", Query, NETWORK, INSTITUTION => consultation::query;
 }
 
 /// The module's in-memory state; every change is also written to its table.
@@ -273,9 +262,7 @@ impl Referral {
 
     /// As `go`, from a state the caller derived (see `inpatient-bed-reserve`).
     pub fn go_from(&mut self, from: String, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis) -> Result<()> {
-        self.kind.machine().check(&from, to, via)?;
-        self.history.push(Step { at_ms: now, from, to: to.to_string(), via: via.to_string(), by: by.map(str::to_string), note });
-        self.status = to.to_string();
+        self.kind.machine().take(&mut self.status, &mut self.history, machine::Transition { from, to, via, by, note, now })?;
         self.updated_ms = now;
         Ok(())
     }
@@ -346,9 +333,10 @@ pub(crate) fn put_community(pool: &Pool, txn: &mut Txn, c: &down::Community) {
 }
 
 /// Rebuilds the state from the store's rows on open.
-pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
+pub(crate) fn recover(d: &crate::domains::Domains, snap: &Snapshot) -> Result<()> {
+    let (pool, referral) = (&d.pool, &d.referral);
     let mut intents = Vec::new();
-    let mut g = pool.referral.inner.lock();
+    let mut g = referral.inner.lock();
     for (key, body) in snap.of(Table::Referral) {
         let row: Row = serde_json::from_str(body)
             .map_err(|e| Error::with(ErrorCode::StoreCorrupt, format!("referral row {key}: {e}"), format!("转诊数据行 {key} 无法读取：{e}")))?;
@@ -383,16 +371,16 @@ pub(crate) fn recover(pool: &Pool, snap: &Snapshot) -> Result<()> {
     }
     drop(g);
     for i in intents {
-        release_orphans(pool, &i)?;
+        release_orphans(pool, referral, &i)?;
     }
     Ok(())
 }
 
 /// Gives back the places a leftover intent reserved that no case owns
 /// (bookings of its patient on its slot, class referral, made at or after it).
-fn release_orphans(pool: &Pool, intent: &Intent) -> Result<()> {
+fn release_orphans(pool: &Pool, referral: &ReferralState, intent: &Intent) -> Result<()> {
     let owned: std::collections::HashSet<u64> = {
-        let g = pool.referral.inner.lock();
+        let g = referral.inner.lock();
         g.referrals.values().filter_map(|r| r.booking_id).chain(g.exams.values().flat_map(|e| e.items.iter().filter_map(|i| i.booking_id))).collect()
     };
     let slot = pool.slot_by_id(&intent.slot_id).ok().map(|s| s.idx);
@@ -448,6 +436,8 @@ fn delete_intent(pool: &Pool, intent: &Intent) -> Result<()> {
 /// One call: the pool, the request and the command's static name.
 pub(crate) struct Ctx<'a> {
     pub pool: &'a Pool,
+    /// This module's state (beside the pool, see `domains.rs`).
+    pub referral: &'a ReferralState,
     pub r: &'a Req<'a>,
     pub req: &'a Value,
     pub command: &'static str,
@@ -590,7 +580,7 @@ pub(crate) fn time_field(c: &Ctx, k: &str) -> Result<Option<String>> {
         || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok()
         || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").is_ok()
         || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").is_ok()
-        || crate::commands::parse_date(s).is_some();
+        || crate::request::parse_date(s).is_some();
     if !ok {
         return Err(Error::invalid(k, "expected a date-time like 2024-10-28T10:00:00+08:00"));
     }
@@ -645,7 +635,7 @@ pub(crate) fn fuse_record(c: &Ctx) -> Result<Value> {
 
 /// The patient details: the request's `patient`, else the EMR's (`name`, `sex`, `id_number`, `phone`).
 pub(crate) fn patient_details(c: &Ctx) -> Result<Option<PatientInfo>> {
-    if let Some(p) = crate::commands::patient_of(c.r)? {
+    if let Some(p) = crate::request::patient_of(c.r)? {
         return Ok(Some(p));
     }
     let Some(Value::Object(emr)) = c.r.get("emr") else { return Ok(None) };
@@ -692,51 +682,23 @@ pub(crate) type StepFn<'f> = dyn FnMut(&Pool, &mut Inner, Option<Live<'_>>, &mut
 /// taken last. The step checks before it changes anything.
 pub(crate) fn step(c: &Ctx, booking: Option<u64>, f: &mut StepFn<'_>) -> Result<Value> {
     let pool = c.pool;
-    let claim = match pool.claim(c.r.request_id()?, c.command, fp_of(c.command, c.req))? {
-        Claimed::Replay(a) => return Ok(a.into_value()),
-        Claimed::Fresh(cl) => cl,
-    };
-    let r = run_step(pool, &claim, booking, f);
-    finish(pool, claim, r)
+    pool.idempotent(c.r.request_id()?, c.command, fp_of(c.command, c.req), |claim| run_step(pool, c.referral, claim, booking, f))
 }
 
 pub(crate) fn finish(pool: &Pool, claim: Option<IdemClaim<'_>>, r: Result<Answer>) -> Result<Value> {
-    match r {
-        Ok(a) => {
-            pool.finish_claim(claim, Some(&a));
-            Ok(a.into_value())
-        }
-        Err(e) => {
-            pool.finish_claim(claim, None);
-            Err(e)
-        }
-    }
+    pool.settle_claim(claim, r).map(Answer::into_value)
 }
 
 /// One transaction: the rows and events of the step, the request id's answer,
 /// durable before it returns.
-pub(crate) fn run_step(pool: &Pool, claim: &Option<IdemClaim<'_>>, booking: Option<u64>, f: &mut StepFn<'_>) -> Result<Answer> {
+pub(crate) fn run_step(pool: &Pool, referral: &ReferralState, claim: &Option<IdemClaim<'_>>, booking: Option<u64>, f: &mut StepFn<'_>) -> Result<Answer> {
     match booking {
-        None => {
-            let mut txn = Txn::default();
-            let ticket;
-            let answer;
-            {
-                let now = pool.clock.now_ms();
-                let mut g = pool.referral.inner.lock();
-                let v = f(pool, &mut g, None, &mut txn, now)?;
-                answer = Answer::Json(v);
-                pool.record_answer(claim, &answer, &mut txn);
-                ticket = pool.enqueue(&mut txn);
-            }
-            pool.settle(ticket, Vec::new())?;
-            Ok(answer)
-        }
+        None => pool.locked_txn(claim, &referral.inner, |g, txn, now| f(pool, g, None, txn, now)),
         // Through `with_bookings`, so a step that fails after changing the
         // booking puts it back and publishes none of its events.
         Some(id) => pool.with_bookings(&[id], &platform_actor(), &mut |pool, locked, txn, now| {
             let (slot, st, b) = locked.get_mut(id).ok_or_else(|| Error::internal("the case's booking is not locked"))?;
-            let mut g = pool.referral.inner.lock();
+            let mut g = referral.inner.lock();
             let v = f(pool, &mut g, Some(Live { slot, st, b }), txn, now)?;
             let answer = Answer::Json(v);
             pool.record_answer(claim, &answer, txn);
@@ -758,7 +720,7 @@ pub(crate) fn reserve_and_attach(c: &Ctx, mut reserve: Reserve, attach: &mut Ste
         Claimed::Fresh(cl) => cl,
     };
     let intent = Intent {
-        key: format!("intent:{:016}-{}", pool.clock.now_ms(), pool.referral.intents.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+        key: format!("intent:{:016}-{}", pool.clock.now_ms(), c.referral.intents.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
         patient_id: reserve.patient_id.to_string(),
         slot_id: pool.slot(reserve.slot).map(|s| s.info.slot_id.clone()).unwrap_or_default(),
         at_ms: pool.clock.now_ms(),
@@ -780,7 +742,7 @@ pub(crate) fn reserve_and_attach(c: &Ctx, mut reserve: Reserve, attach: &mut Ste
         }
         Ok(v)
     };
-    match run_step(pool, &claim, Some(id), &mut with_intent) {
+    match run_step(pool, c.referral, &claim, Some(id), &mut with_intent) {
         Ok(a) => finish(pool, claim, Ok(a)),
         Err(e) => {
             // Give the place back: nothing refers to it.
@@ -906,7 +868,7 @@ mod tests {
             setup(&e);
             // What `outpatient-referral-apply` does before a crash between its
             // two commits: the reservation with its intent; no case.
-            let pool = &e.pool;
+            let pool = &e.d.pool;
             let slot = pool.slot_by_id(SLOT).unwrap();
             let intent = Intent { key: "intent:0000000000000001-0".into(), patient_id: "PAT001".into(), slot_id: SLOT.into(), at_ms: pool.clock.now_ms() };
             let reserve = Reserve {
@@ -945,6 +907,6 @@ mod tests {
         e.close();
         let e = Engine::open(&cfg(dir.path())).unwrap();
         assert_eq!(e.call_value("slot-info", &json!({"slot_id": SLOT}).to_string()).unwrap()["booked"], 1);
-        assert!(e.pool.store.as_ref().is_some());
+        assert!(e.d.pool.store.as_ref().is_some());
     }
 }

@@ -321,12 +321,12 @@ pub(super) fn slip(c: &Ctx) -> Result<Value> {
         return Err(Error::invalid("format", "expected text or svg"));
     }
     let rf = {
-        let g = c.pool.referral.inner.lock();
+        let g = c.referral.inner.lock();
         g.referrals.get(&id).cloned().ok_or_else(|| Error::not_found(ErrorCode::ReferralNotFound, "转诊", &id.to_string()))?
     };
     who.check(&rf.clinic_id, &rf.hospital_id)?;
     let v = referral_view(c.pool, &rf, None);
-    let doc = super::query::slip_document(c.pool, &rf, &v);
+    let doc = super::query::slip_document(c.pool, c.referral, &rf, &v);
     let body = if format == "svg" { crate::render::document_svg(&doc)? } else { crate::render::document_text(&doc) };
     Ok(json!({"referral_id": id, "format": format, "content": body, "status": v["status"]}))
 }

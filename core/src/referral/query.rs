@@ -25,7 +25,7 @@ fn concurrent() -> Error {
 /// when the step succeeds.
 pub(crate) fn referral_step(c: &Ctx, who: &Who, id: u64, kind: Kind, f: &mut RefFn<'_>) -> Result<Value> {
     let booking = {
-        let g = c.pool.referral.inner.lock();
+        let g = c.referral.inner.lock();
         let rf = g.referrals.get(&id).ok_or_else(|| not_found(id))?;
         who.check(&rf.clinic_id, &rf.hospital_id)?;
         if rf.kind != kind {
@@ -122,7 +122,7 @@ pub(super) fn view(c: &Ctx) -> Result<Value> {
     let who = Who::of(c)?;
     let id = super::int_id(c.r, "referral_id")?;
     let rf = {
-        let g = c.pool.referral.inner.lock();
+        let g = c.referral.inner.lock();
         g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?
     };
     who.check(&rf.clinic_id, &rf.hospital_id)?;
@@ -159,9 +159,9 @@ pub(super) fn list(c: &Ctx, who: &Who, force_kind: Option<Kind>) -> Result<Value
     let to = r.opt_date("to")?;
     let (page, size) = paging(r)?;
     let tz = c.pool.cfg.tz;
-    let day = |ms: Millis| crate::commands::parse_date(&format_ms(ms, &tz)[..10]);
+    let day = |ms: Millis| crate::request::parse_date(&format_ms(ms, &tz)[..10]);
     let picked: Vec<Referral> = {
-        let g = c.pool.referral.inner.lock();
+        let g = c.referral.inner.lock();
         g.referrals
             .values()
             .filter(|rf| {
@@ -188,9 +188,9 @@ pub(super) fn list(c: &Ctx, who: &Who, force_kind: Option<Kind>) -> Result<Value
 /// The printable referral slip (转诊单): masked patient, both institutions,
 /// the booked session, reason and diagnosis, the steps so far; the barcode
 /// carries the referral number for the hospital's scanner.
-pub(crate) fn slip_document(pool: &Pool, rf: &Referral, v: &Value) -> crate::render::Document {
+pub(crate) fn slip_document(pool: &Pool, referral: &super::ReferralState, rf: &Referral, v: &Value) -> crate::render::Document {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let clinic_name = pool.referral.inner.lock().communities.get(&rf.clinic_id).map(|c| c.name.clone()).unwrap_or_else(|| rf.clinic_id.clone());
+    let clinic_name = referral.inner.lock().communities.get(&rf.clinic_id).map(|c| c.name.clone()).unwrap_or_else(|| rf.clinic_id.clone());
     let hospital_name =
         pool.catalog.data.read().hospitals.get(&rf.hospital_id).map(|h| h.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| rf.hospital_id.clone());
     let patient = v.get("patient");

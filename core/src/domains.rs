@@ -1,0 +1,41 @@
+//! What an engine owns: the slot pool and each domain's state beside it.
+//!
+//! `Pool` is the slot pool only (slots, bookings, holds, waitlists, request
+//! ids, the outbox and the store it commits to). The domains that build on
+//! it keep their own state here — the lab (委托检验), the referral module
+//! (referrals, exams, consultations), the platform client's cache — and the
+//! command layer's monitor. A domain's commands get this whole struct from
+//! the registry and take what they need; the pool never reaches into a
+//! domain.
+//!
+//! Lock order: a slot's lock and a booking's before a domain's lock; a
+//! domain's lock is never held while a slot or booking lock is taken (see
+//! `pool/mod.rs` and `referral/mod.rs`).
+
+use crate::config::Config;
+use crate::pool::Pool;
+use crate::store::DurableStore;
+
+pub(crate) struct Domains {
+    pub pool: Pool,
+    /// Commissioned lab testing (委托检验).
+    pub lab: crate::lab::LabState,
+    /// Referrals, exam applications and remote consultations.
+    pub referral: crate::referral::ReferralState,
+    /// The platform client and its cache of the platform's answers.
+    pub client: crate::client::ClientState,
+    /// Per-command counts, errors and latency of the command layer (I4).
+    pub monitor: crate::monitor::Monitor,
+}
+
+impl Domains {
+    pub fn new(cfg: Config, store: Option<DurableStore>) -> Domains {
+        Domains {
+            pool: Pool::new(cfg, store),
+            lab: Default::default(),
+            referral: Default::default(),
+            client: Default::default(),
+            monitor: crate::monitor::Monitor::new(&crate::registry::NAMES),
+        }
+    }
+}

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the abi3 wheel of `yilian` in release mode, installs it into a FRESH
-# virtual environment (as a user would), then runs stubtest, the example and
-# pytest against that installed wheel. Exits non-zero on any failure.
+# virtual environment (as a user would), then runs stubtest, the example and a
+# check that it has no test hook against that installed wheel; then replaces
+# it with the test wheel (the same, built with the cargo feature `testing`,
+# whose test hooks such as yilian._native._test_panic the suite uses) and
+# runs pytest. Exits non-zero on any failure.
 #
 #   bash bindings-python/run-tests.sh          (PYTHON=python3.x to pick the interpreter)
 set -euo pipefail
@@ -11,23 +14,28 @@ ROOT="$(cd "$HERE/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 BUILD_VENV="$HERE/.venv"        # maturin only; kept between runs
 TEST_VENV="$HERE/.venv-test"    # recreated every run: nothing but the wheel and test tools
-WHEELS="$HERE/wheels"
+WHEELS="$HERE/wheels"               # the shipped wheel
+TEST_WHEELS="$HERE/wheels-testing"  # the test wheel (cargo feature `testing`)
 PIP_FLAGS=(-q --disable-pip-version-check)
 
 echo "== build venv ($BUILD_VENV)"
 [ -x "$BUILD_VENV/bin/python" ] || "$PYTHON" -m venv "$BUILD_VENV"
 "$BUILD_VENV/bin/python" -m pip install "${PIP_FLAGS[@]}" -r "$HERE/requirements-build.txt"
 
-echo "== maturin build --release (abi3 wheel)"
+echo "== maturin build --release --features testing (the test wheel)"
+rm -rf "$TEST_WHEELS"
+(cd "$ROOT" && "$BUILD_VENV/bin/maturin" build --release --features testing -m bindings-python/Cargo.toml -o "$TEST_WHEELS" -i "$BUILD_VENV/bin/python")
+echo "== maturin build --release (the shipped abi3 wheel)"
 rm -rf "$WHEELS"
 (cd "$ROOT" && "$BUILD_VENV/bin/maturin" build --release -m bindings-python/Cargo.toml -o "$WHEELS" -i "$BUILD_VENV/bin/python")
 shopt -s nullglob
 wheels=("$WHEELS"/yilian-*-abi3-*.whl)
-if [ "${#wheels[@]}" -ne 1 ]; then
-    echo "expected exactly one abi3 wheel in $WHEELS, found ${#wheels[@]}" >&2
+test_wheels=("$TEST_WHEELS"/yilian-*-abi3-*.whl)
+if [ "${#wheels[@]}" -ne 1 ] || [ "${#test_wheels[@]}" -ne 1 ]; then
+    echo "expected exactly one abi3 wheel in each of $WHEELS and $TEST_WHEELS, found ${#wheels[@]} and ${#test_wheels[@]}" >&2
     exit 1
 fi
-echo "wheel: ${wheels[0]##*/}"
+echo "wheel: ${wheels[0]##*/} (test wheel: ${test_wheels[0]})"
 
 echo "== fresh test venv ($TEST_VENV)"
 rm -rf "$TEST_VENV"
@@ -43,7 +51,7 @@ echo "== import check"
 "$TEST_VENV/bin/python" -c 'import yilian, sys; print("yilian", yilian.__version__, "from", yilian.__file__); sys.exit(0 if "site-packages" in yilian.__file__ else 1)'
 
 echo "== stubtest"
-"$TEST_VENV/bin/python" -m mypy.stubtest yilian
+"$TEST_VENV/bin/python" -m mypy.stubtest yilian --allowlist "$HERE/stubtest-allowlist.txt"
 
 echo "== example: examples/python/release_day.py"
 "$TEST_VENV/bin/python" "$ROOT/examples/python/release_day.py"
@@ -63,5 +71,10 @@ for py in ${ABI3_PYTHONS:-}; do
     tail -1 "$SCRATCH/abi3.out"
 done
 
-echo "== pytest"
+echo "== the shipped wheel has no test hook"
+"$TEST_VENV/bin/python" -c 'import sys, yilian._native as n; hooks = [h for h in ("_test_panic",) if hasattr(n, h)]; print("test hooks:", hooks or "none"); sys.exit(1 if hooks else 0)'
+
+echo "== pytest (the test wheel)"
+"$TEST_VENV/bin/python" -m pip install "${PIP_FLAGS[@]}" --force-reinstall --no-deps "${test_wheels[0]}"
+"$TEST_VENV/bin/python" -c 'import yilian._native as n; assert hasattr(n, "_test_panic"), "the test wheel lacks its test hooks"'
 YILIAN_EXPECT_INSTALLED=1 "$TEST_VENV/bin/python" -m pytest "$HERE/tests" -p no:cacheprovider -q -rfEs

@@ -67,519 +67,519 @@
 #define YL_OK 0
 
 /**
- * 1xxx input: the request is not valid JSON.
+ * 1xxx input: request is not valid JSON / 请求不是合法的JSON.
  */
 #define YL_E_INVALID_JSON 1001
 
 /**
- * 1xxx input: a required field is missing.
+ * 1xxx input: a required field is missing / 缺少必填字段.
  */
 #define YL_E_MISSING_FIELD 1002
 
 /**
- * 1xxx input: a field has the wrong type or value.
+ * 1xxx input: a field has the wrong type or value / 字段类型或取值错误.
  */
 #define YL_E_INVALID_FIELD 1003
 
 /**
- * 1xxx input: the request exceeds `max_request_bytes` (default 1 MiB).
+ * 1xxx input: request exceeds the size limit / 请求超过大小上限. The limit is the engine's `max_request_bytes` (default 1 MiB).
  */
 #define YL_E_REQUEST_TOO_LARGE 1004
 
 /**
- * 1xxx input: unknown command name.
+ * 1xxx input: unknown command / 未知的接口命令.
  */
 #define YL_E_UNKNOWN_COMMAND 1005
 
 /**
- * 1xxx input: the engine configuration is invalid.
+ * 1xxx input: invalid engine configuration / 引擎配置无效.
  */
 #define YL_E_INVALID_CONFIG 1006
 
 /**
- * 1xxx input: a resident ID number fails its check digit.
+ * 1xxx input: resident ID number is invalid / 居民身份证号码无效.
  */
 #define YL_E_INVALID_ID_NUMBER 1007
 
 /**
- * 1xxx input: a phone number is invalid.
+ * 1xxx input: phone number is invalid / 电话号码无效.
  */
 #define YL_E_INVALID_PHONE 1008
 
 /**
- * 1xxx input: the file has invalid rows; nothing was imported.
+ * 1xxx input: the file has invalid rows; nothing was imported / 文件中有无效行，未导入任何内容.
  */
 #define YL_E_LAB_IMPORT_REJECTED 1101
 
 /**
- * 1xxx input: the file cannot be read in the stated format.
+ * 1xxx input: the file cannot be read in the stated format / 无法按所述格式读取该文件.
  */
 #define YL_E_LAB_FILE_UNREADABLE 1102
 
 /**
- * 1xxx input: the barcode rule is invalid.
+ * 1xxx input: the barcode rule is invalid / 条码规则无效.
  */
 #define YL_E_LAB_BARCODE_RULE_INVALID 1103
 
 /**
- * 2xxx not found: no such standard lab sub-item.
- */
-#define YL_E_LAB_STD_ITEM_NOT_FOUND 2101
-
-/**
- * 2xxx not found: no such standard lab project.
- */
-#define YL_E_LAB_RESOURCE_NOT_FOUND 2102
-
-/**
- * 2xxx not found: no such institution lab item.
- */
-#define YL_E_LAB_INST_ITEM_NOT_FOUND 2103
-
-/**
- * 2xxx not found: no such lab order.
- */
-#define YL_E_LAB_ORDER_NOT_FOUND 2104
-
-/**
- * 2xxx not found: no specimen has this barcode.
- */
-#define YL_E_LAB_SPECIMEN_NOT_FOUND 2105
-
-/**
- * 2xxx not found: no such shipment.
- */
-#define YL_E_LAB_SHIPMENT_NOT_FOUND 2106
-
-/**
- * 2xxx not found: no report for this specimen.
- */
-#define YL_E_LAB_REPORT_NOT_FOUND 2107
-
-/**
- * 2xxx not found: no such critical value.
- */
-#define YL_E_LAB_CRITICAL_NOT_FOUND 2108
-
-/**
- * 2xxx not found: no signing key is registered for this lab.
- */
-#define YL_E_LAB_KEY_NOT_FOUND 2109
-
-/**
- * 2xxx not found: no tube rule for this specimen type and workgroup.
- */
-#define YL_E_LAB_TUBE_RULE_NOT_FOUND 2110
-
-/**
- * 2xxx not found: no such lab panel.
- */
-#define YL_E_LAB_PANEL_NOT_FOUND 2111
-
-/**
- * 3xxx conflict: the item is not mapped to the standard catalogue.
- */
-#define YL_E_LAB_ITEM_UNMAPPED 3101
-
-/**
- * 3xxx conflict: the standard item is already mapped by another item of this institution.
- */
-#define YL_E_LAB_ALREADY_MAPPED 3102
-
-/**
- * 3xxx conflict: the item is still mapped or linked and cannot be deleted.
- */
-#define YL_E_LAB_IN_USE 3103
-
-/**
- * 3xxx conflict: the lab does not offer this project.
- */
-#define YL_E_LAB_NOT_OFFERED 3104
-
-/**
- * 3xxx conflict: a shipment holds specimens of one institution only.
- */
-#define YL_E_LAB_MIXED_INSTITUTIONS 3105
-
-/**
- * 3xxx conflict: the result names a sub-item this specimen was not ordered for.
- */
-#define YL_E_LAB_ITEM_NOT_ORDERED 3106
-
-/**
- * 3xxx conflict: the read-back value differs from the published critical value.
- */
-#define YL_E_LAB_READBACK_MISMATCH 3107
-
-/**
- * 3xxx conflict: the barcode sequence for this period is used up.
- */
-#define YL_E_LAB_BARCODE_EXHAUSTED 3108
-
-/**
- * 4xxx state: the lab order is cancelled.
- */
-#define YL_E_LAB_ORDER_CANCELLED 4101
-
-/**
- * 4xxx state: the lab has already received this order.
- */
-#define YL_E_LAB_ORDER_RECEIVED 4102
-
-/**
- * 4xxx state: the specimen is not in a state that allows this step.
- */
-#define YL_E_LAB_SPECIMEN_STATE 4103
-
-/**
- * 4xxx state: the specimen was rejected.
- */
-#define YL_E_LAB_SPECIMEN_REJECTED 4104
-
-/**
- * 4xxx state: every item of the order is already printed.
- */
-#define YL_E_LAB_NOTHING_TO_PRINT 4105
-
-/**
- * 4xxx state: the critical value is already acknowledged.
- */
-#define YL_E_LAB_CRITICAL_ACKNOWLEDGED 4106
-
-/**
- * 5xxx permission: this institution may not act on that lab order.
- */
-#define YL_E_LAB_FORBIDDEN 5101
-
-/**
- * 5xxx permission: the report signature does not verify.
- */
-#define YL_E_LAB_SIGNATURE_INVALID 5102
-
-/**
- * 2xxx not found: no such slot (also a bad `yl_slot` handle).
- */
-#define YL_E_SLOT_NOT_FOUND 2001
-
-/**
- * 2xxx not found: no such booking.
- */
-#define YL_E_BOOKING_NOT_FOUND 2002
-
-/**
- * 2xxx not found: no such device.
- */
-#define YL_E_DEVICE_NOT_FOUND 2003
-
-/**
- * 2xxx not found: no such project.
- */
-#define YL_E_PROJECT_NOT_FOUND 2004
-
-/**
- * 2xxx not found: no such waitlist entry.
- */
-#define YL_E_WAITLIST_ENTRY_NOT_FOUND 2005
-
-/**
- * 2xxx not found: no such hospital.
- */
-#define YL_E_HOSPITAL_NOT_FOUND 2006
-
-/**
- * 3xxx conflict: the slot has no remaining places.
- */
-#define YL_E_SLOT_FULL 3001
-
-/**
- * 3xxx conflict: the slot is closed (service stopped).
- */
-#define YL_E_SLOT_CLOSED 3002
-
-/**
- * 3xxx conflict: the slot is not yet open for booking.
- */
-#define YL_E_SLOT_NOT_RELEASED 3003
-
-/**
- * 3xxx conflict: the slot has already started.
- */
-#define YL_E_SLOT_IN_PAST 3004
-
-/**
- * 3xxx conflict: the patient has an overlapping booking.
- */
-#define YL_E_PATIENT_OVERLAP 3005
-
-/**
- * 3xxx conflict: the patient already holds this slot.
- */
-#define YL_E_DUPLICATE_BOOKING 3006
-
-/**
- * 3xxx conflict: several slots match; name the device or slot.
- */
-#define YL_E_AMBIGUOUS_SLOT 3007
-
-/**
- * 3xxx conflict: the patient is already on this waitlist.
- */
-#define YL_E_ALREADY_WAITLISTED 3008
-
-/**
- * 3xxx conflict: the slot belongs to another project.
- */
-#define YL_E_PROJECT_MISMATCH 3009
-
-/**
- * 3xxx conflict: the slot still has places; book instead of waiting.
- */
-#define YL_E_SLOT_HAS_PLACES 3010
-
-/**
- * 1xxx input (referral, exam, consultation): the exam item names a method or body part the project does not offer.
+ * 1xxx input: the exam item names a method or body part the project does not offer / 检查项目的方法或部位不在该项目可选范围内.
  */
 #define YL_E_INVALID_EXAM_ITEM 1201
 
 /**
- * 1xxx input (referral, exam, consultation): an unstructured report must carry the issuer's electronic signature.
+ * 1xxx input: an unstructured report must carry the issuer's electronic signature / 非结构化报告必须附带出具机构的电子签章.
  */
 #define YL_E_EXAM_SIGNATURE_MISSING 1202
 
 /**
- * 1xxx input (referral, exam, consultation): the public key is not a valid SM2 key.
+ * 1xxx input: the public key is not a valid SM2 key / 公钥不是有效的SM2公钥.
  */
 #define YL_E_INVALID_SIGNING_KEY 1203
 
 /**
- * 2xxx not found (referral, exam, consultation): no such referral.
- */
-#define YL_E_REFERRAL_NOT_FOUND 2201
-
-/**
- * 2xxx not found (referral, exam, consultation): no such referral disease.
- */
-#define YL_E_DISEASE_NOT_FOUND 2202
-
-/**
- * 2xxx not found (referral, exam, consultation): no such exam application.
- */
-#define YL_E_EXAM_APPLICATION_NOT_FOUND 2203
-
-/**
- * 2xxx not found (referral, exam, consultation): no such item in the exam application.
- */
-#define YL_E_EXAM_ITEM_NOT_FOUND 2204
-
-/**
- * 2xxx not found (referral, exam, consultation): no such consultation.
- */
-#define YL_E_CONSULTATION_NOT_FOUND 2205
-
-/**
- * 2xxx not found (referral, exam, consultation): no such admission.
- */
-#define YL_E_ADMISSION_NOT_FOUND 2206
-
-/**
- * 2xxx not found (referral, exam, consultation): no signing key is registered for the issuer.
- */
-#define YL_E_SIGNING_KEY_NOT_FOUND 2207
-
-/**
- * 2xxx not found (referral, exam, consultation): no such institution in the service network.
- */
-#define YL_E_INSTITUTION_NOT_FOUND 2208
-
-/**
- * 3xxx conflict (referral, exam, consultation): a referral disease with this code exists.
- */
-#define YL_E_DISEASE_EXISTS 3201
-
-/**
- * 4xxx state (referral, exam, consultation): the referral's state does not allow this step.
- */
-#define YL_E_REFERRAL_INVALID_TRANSITION 4201
-
-/**
- * 4xxx state (referral, exam, consultation): the exam item's state does not allow this step.
- */
-#define YL_E_EXAM_INVALID_TRANSITION 4202
-
-/**
- * 4xxx state (referral, exam, consultation): the consultation's state does not allow this step.
- */
-#define YL_E_CONSULTATION_INVALID_TRANSITION 4203
-
-/**
- * 4xxx state (referral, exam, consultation): this referral needs an approved consultation first.
- */
-#define YL_E_CONSULTATION_REQUIRED 4204
-
-/**
- * 4xxx state (referral, exam, consultation): the inpatient deposit is not paid.
- */
-#define YL_E_DEPOSIT_NOT_PAID 4205
-
-/**
- * 4xxx state (referral, exam, consultation): a refund needs the doctor to cancel the exam first.
- */
-#define YL_E_EXAM_REFUND_NEEDS_CANCEL 4206
-
-/**
- * 4xxx state (referral, exam, consultation): the referral's booking has ended (cancelled, expired or service stopped).
- */
-#define YL_E_REFERRAL_SLOT_RELEASED 4207
-
-/**
- * 5xxx permission (referral, exam, consultation): this institution may not act on that case.
- */
-#define YL_E_REFERRAL_FORBIDDEN 5201
-
-/**
- * 5xxx permission (referral, exam, consultation): the report's electronic signature does not verify.
- */
-#define YL_E_EXAM_SIGNATURE_INVALID 5202
-
-/**
- * 4xxx state: the booking's state does not allow this step.
- */
-#define YL_E_INVALID_STATE 4001
-
-/**
- * 4xxx state: the hold expired before it was confirmed.
- */
-#define YL_E_HOLD_EXPIRED 4002
-
-/**
- * 4xxx state: a refund needs the booking cancelled first.
- */
-#define YL_E_REFUND_NOT_ALLOWED 4003
-
-/**
- * 4xxx state: the booking is already cancelled.
- */
-#define YL_E_ALREADY_CANCELLED 4004
-
-/**
- * 5xxx permission: this institution may not act on that object.
- */
-#define YL_E_FORBIDDEN 5001
-
-/**
- * 6xxx idempotency: the request id was used for a different request.
- */
-#define YL_E_IDEMPOTENCY_CONFLICT 6001
-
-/**
- * 6xxx idempotency: a request with this id is still running.
- */
-#define YL_E_REQUEST_IN_PROGRESS 6002
-
-/**
- * 7xxx storage: the durable store failed.
- */
-#define YL_E_STORAGE_ERROR 7001
-
-/**
- * 7xxx storage: the data directory is in use by another process.
- */
-#define YL_E_STORE_LOCKED 7002
-
-/**
- * 7xxx storage: the data directory holds unreadable data.
- */
-#define YL_E_STORE_CORRUPT 7003
-
-/**
- * 7xxx storage: the engine is closed.
- */
-#define YL_E_ENGINE_CLOSED 7004
-
-/**
- * 8xxx binding: a required pointer argument is NULL.
- */
-#define YL_E_NULL_ARGUMENT 8001
-
-/**
- * 8xxx binding: a string argument is not valid UTF-8.
- */
-#define YL_E_INVALID_UTF8 8002
-
-/**
- * 8xxx binding: the caller's buffer is too small; `*needed` says how big it must be.
- */
-#define YL_E_BUFFER_TOO_SMALL 8003
-
-/**
- * 9xxx internal: a bug or a broken invariant.
- */
-#define YL_E_INTERNAL 9001
-
-/**
- * 9xxx internal: a panic was caught at the C boundary.
- */
-#define YL_E_PANIC 9002
-
-/**
- * 1xxx input: this build has no platform client (cargo feature `client`).
+ * 1xxx input: this build has no platform client (cargo feature `client`) / 本版本未编译平台客户端（cargo 特性 `client`）.
  */
 #define YL_E_CLIENT_NOT_BUILT 1301
 
 /**
- * 1xxx input: no platform is configured (config key `platform`).
+ * 1xxx input: no platform is configured (config key `platform`) / 未配置平台（配置项 `platform`）.
  */
 #define YL_E_PLATFORM_NOT_CONFIGURED 1302
 
 /**
- * 1xxx input: the platform has no such interface.
+ * 1xxx input: the platform has no such interface / 平台没有该接口.
  */
 #define YL_E_UNKNOWN_INTERFACE 1303
 
 /**
- * 1xxx input: the platform speaks no interface version this client speaks.
+ * 1xxx input: the platform speaks no interface version this client speaks / 平台与客户端没有共同支持的接口版本.
  */
 #define YL_E_NO_COMMON_VERSION 1304
 
 /**
- * 5xxx permission: the request carries no signature.
+ * 2xxx not found: no such slot / 号源不存在. Also a bad `yl_slot` handle.
+ */
+#define YL_E_SLOT_NOT_FOUND 2001
+
+/**
+ * 2xxx not found: no such booking / 预约不存在.
+ */
+#define YL_E_BOOKING_NOT_FOUND 2002
+
+/**
+ * 2xxx not found: no such device / 设备不存在.
+ */
+#define YL_E_DEVICE_NOT_FOUND 2003
+
+/**
+ * 2xxx not found: no such project / 项目不存在.
+ */
+#define YL_E_PROJECT_NOT_FOUND 2004
+
+/**
+ * 2xxx not found: no such waitlist entry / 候补记录不存在.
+ */
+#define YL_E_WAITLIST_ENTRY_NOT_FOUND 2005
+
+/**
+ * 2xxx not found: no such hospital / 医院不存在.
+ */
+#define YL_E_HOSPITAL_NOT_FOUND 2006
+
+/**
+ * 2xxx not found: no such standard lab sub-item / 标准检验小项不存在.
+ */
+#define YL_E_LAB_STD_ITEM_NOT_FOUND 2101
+
+/**
+ * 2xxx not found: no such standard lab project / 标准检验项目不存在.
+ */
+#define YL_E_LAB_RESOURCE_NOT_FOUND 2102
+
+/**
+ * 2xxx not found: no such institution lab item / 机构检验小项或项目不存在.
+ */
+#define YL_E_LAB_INST_ITEM_NOT_FOUND 2103
+
+/**
+ * 2xxx not found: no such lab order / 委托检验申请不存在.
+ */
+#define YL_E_LAB_ORDER_NOT_FOUND 2104
+
+/**
+ * 2xxx not found: no specimen has this barcode / 该条码的样本不存在.
+ */
+#define YL_E_LAB_SPECIMEN_NOT_FOUND 2105
+
+/**
+ * 2xxx not found: no such shipment / 送检单不存在.
+ */
+#define YL_E_LAB_SHIPMENT_NOT_FOUND 2106
+
+/**
+ * 2xxx not found: no report for this specimen / 该样本尚无检验报告.
+ */
+#define YL_E_LAB_REPORT_NOT_FOUND 2107
+
+/**
+ * 2xxx not found: no such critical value / 危急值记录不存在.
+ */
+#define YL_E_LAB_CRITICAL_NOT_FOUND 2108
+
+/**
+ * 2xxx not found: no signing key is registered for this lab / 该检验机构未登记签名公钥.
+ */
+#define YL_E_LAB_KEY_NOT_FOUND 2109
+
+/**
+ * 2xxx not found: no tube rule for this specimen type and workgroup / 没有该样本类型和专业组的合管规则.
+ */
+#define YL_E_LAB_TUBE_RULE_NOT_FOUND 2110
+
+/**
+ * 2xxx not found: no such lab panel / 检验组套不存在.
+ */
+#define YL_E_LAB_PANEL_NOT_FOUND 2111
+
+/**
+ * 2xxx not found: no such referral / 转诊申请不存在.
+ */
+#define YL_E_REFERRAL_NOT_FOUND 2201
+
+/**
+ * 2xxx not found: no such referral disease / 转诊病种不存在.
+ */
+#define YL_E_DISEASE_NOT_FOUND 2202
+
+/**
+ * 2xxx not found: no such exam application / 检查申请不存在.
+ */
+#define YL_E_EXAM_APPLICATION_NOT_FOUND 2203
+
+/**
+ * 2xxx not found: no such item in the exam application / 检查申请中没有该项目.
+ */
+#define YL_E_EXAM_ITEM_NOT_FOUND 2204
+
+/**
+ * 2xxx not found: no such consultation / 会诊申请不存在.
+ */
+#define YL_E_CONSULTATION_NOT_FOUND 2205
+
+/**
+ * 2xxx not found: no such admission / 住院记录不存在.
+ */
+#define YL_E_ADMISSION_NOT_FOUND 2206
+
+/**
+ * 2xxx not found: no signing key is registered for the issuer / 出具机构未登记签章公钥.
+ */
+#define YL_E_SIGNING_KEY_NOT_FOUND 2207
+
+/**
+ * 2xxx not found: no such institution in the service network / 服务网络中没有该机构.
+ */
+#define YL_E_INSTITUTION_NOT_FOUND 2208
+
+/**
+ * 3xxx conflict: the slot has no remaining places / 号源已满.
+ */
+#define YL_E_SLOT_FULL 3001
+
+/**
+ * 3xxx conflict: the slot is closed (service stopped) / 号源已停诊关闭.
+ */
+#define YL_E_SLOT_CLOSED 3002
+
+/**
+ * 3xxx conflict: the slot is not yet open for booking / 号源尚未开放预约.
+ */
+#define YL_E_SLOT_NOT_RELEASED 3003
+
+/**
+ * 3xxx conflict: the slot has already started / 号源时间已过.
+ */
+#define YL_E_SLOT_IN_PAST 3004
+
+/**
+ * 3xxx conflict: the patient already has a booking that overlaps this time / 患者在该时段已有预约.
+ */
+#define YL_E_PATIENT_OVERLAP 3005
+
+/**
+ * 3xxx conflict: the patient already holds this slot / 患者已预约该号源.
+ */
+#define YL_E_DUPLICATE_BOOKING 3006
+
+/**
+ * 3xxx conflict: several slots match; name the device or slot / 匹配到多个号源，请指定设备或号源.
+ */
+#define YL_E_AMBIGUOUS_SLOT 3007
+
+/**
+ * 3xxx conflict: the patient is already on this waitlist / 患者已在候补队列中.
+ */
+#define YL_E_ALREADY_WAITLISTED 3008
+
+/**
+ * 3xxx conflict: the slot belongs to another project / 号源不属于该项目.
+ */
+#define YL_E_PROJECT_MISMATCH 3009
+
+/**
+ * 3xxx conflict: the slot still has places; book it instead of waiting / 号源仍有余量，请直接预约.
+ */
+#define YL_E_SLOT_HAS_PLACES 3010
+
+/**
+ * 3xxx conflict: the item is not mapped to the standard catalogue / 该项目未与标准目录对照.
+ */
+#define YL_E_LAB_ITEM_UNMAPPED 3101
+
+/**
+ * 3xxx conflict: the standard item is already mapped by another item of this institution / 该标准项已被本机构其他项目对照.
+ */
+#define YL_E_LAB_ALREADY_MAPPED 3102
+
+/**
+ * 3xxx conflict: the item is still mapped or linked and cannot be deleted / 该项仍有对照或关联，不能删除.
+ */
+#define YL_E_LAB_IN_USE 3103
+
+/**
+ * 3xxx conflict: the lab does not offer this project / 该检验机构未投放此项目.
+ */
+#define YL_E_LAB_NOT_OFFERED 3104
+
+/**
+ * 3xxx conflict: a shipment holds specimens of one institution only / 一张送检单只能包含同一机构的样本.
+ */
+#define YL_E_LAB_MIXED_INSTITUTIONS 3105
+
+/**
+ * 3xxx conflict: the result names a sub-item this specimen was not ordered for / 结果中的小项不属于该样本的申请项目.
+ */
+#define YL_E_LAB_ITEM_NOT_ORDERED 3106
+
+/**
+ * 3xxx conflict: the read-back value differs from the published critical value / 复述的结果与发布的危急值不一致.
+ */
+#define YL_E_LAB_READBACK_MISMATCH 3107
+
+/**
+ * 3xxx conflict: the barcode sequence for this period is used up / 本周期条码序号已用完.
+ */
+#define YL_E_LAB_BARCODE_EXHAUSTED 3108
+
+/**
+ * 3xxx conflict: a referral disease with this code exists / 该编码的转诊病种已存在.
+ */
+#define YL_E_DISEASE_EXISTS 3201
+
+/**
+ * 4xxx state: the booking is not in a state that allows this step / 当前状态不允许该操作.
+ */
+#define YL_E_INVALID_STATE 4001
+
+/**
+ * 4xxx state: the hold expired before it was confirmed / 预占已超时失效.
+ */
+#define YL_E_HOLD_EXPIRED 4002
+
+/**
+ * 4xxx state: a refund needs the booking cancelled first / 需先取消预约才能退费.
+ */
+#define YL_E_REFUND_NOT_ALLOWED 4003
+
+/**
+ * 4xxx state: the booking is already cancelled / 预约已取消.
+ */
+#define YL_E_ALREADY_CANCELLED 4004
+
+/**
+ * 4xxx state: the lab order is cancelled / 委托检验申请已取消.
+ */
+#define YL_E_LAB_ORDER_CANCELLED 4101
+
+/**
+ * 4xxx state: the lab has already received this order / 检验机构已接收该申请.
+ */
+#define YL_E_LAB_ORDER_RECEIVED 4102
+
+/**
+ * 4xxx state: the specimen is not in a state that allows this step / 样本当前状态不允许该操作.
+ */
+#define YL_E_LAB_SPECIMEN_STATE 4103
+
+/**
+ * 4xxx state: the specimen was rejected / 样本已登记不合格.
+ */
+#define YL_E_LAB_SPECIMEN_REJECTED 4104
+
+/**
+ * 4xxx state: every item of the order is already printed / 申请单的项目均已打印.
+ */
+#define YL_E_LAB_NOTHING_TO_PRINT 4105
+
+/**
+ * 4xxx state: the critical value is already acknowledged / 危急值已应答确认.
+ */
+#define YL_E_LAB_CRITICAL_ACKNOWLEDGED 4106
+
+/**
+ * 4xxx state: the referral's state does not allow this step / 转诊申请当前状态不允许该操作.
+ */
+#define YL_E_REFERRAL_INVALID_TRANSITION 4201
+
+/**
+ * 4xxx state: the exam item's state does not allow this step / 检查项目当前状态不允许该操作.
+ */
+#define YL_E_EXAM_INVALID_TRANSITION 4202
+
+/**
+ * 4xxx state: the consultation's state does not allow this step / 会诊申请当前状态不允许该操作.
+ */
+#define YL_E_CONSULTATION_INVALID_TRANSITION 4203
+
+/**
+ * 4xxx state: this referral needs an approved consultation first / 该转诊需先完成会诊并经审核通过.
+ */
+#define YL_E_CONSULTATION_REQUIRED 4204
+
+/**
+ * 4xxx state: the inpatient deposit is not paid / 住院预交款尚未缴纳.
+ */
+#define YL_E_DEPOSIT_NOT_PAID 4205
+
+/**
+ * 4xxx state: a refund needs the doctor to cancel the exam first / 退费需先由医生取消检查预约.
+ */
+#define YL_E_EXAM_REFUND_NEEDS_CANCEL 4206
+
+/**
+ * 4xxx state: the referral's booking has ended (cancelled, expired or service stopped) / 转诊对应的号源已释放（取消、超时或停诊）.
+ */
+#define YL_E_REFERRAL_SLOT_RELEASED 4207
+
+/**
+ * 5xxx permission: this institution may not act on that object / 本机构无权操作该对象.
+ */
+#define YL_E_FORBIDDEN 5001
+
+/**
+ * 5xxx permission: this institution may not act on that lab order / 本机构无权操作该委托检验.
+ */
+#define YL_E_LAB_FORBIDDEN 5101
+
+/**
+ * 5xxx permission: the report signature does not verify / 报告电子签名验证失败.
+ */
+#define YL_E_LAB_SIGNATURE_INVALID 5102
+
+/**
+ * 5xxx permission: this institution may not act on that case / 本机构无权操作该申请.
+ */
+#define YL_E_REFERRAL_FORBIDDEN 5201
+
+/**
+ * 5xxx permission: the report's electronic signature does not verify / 报告电子签章验证失败.
+ */
+#define YL_E_EXAM_SIGNATURE_INVALID 5202
+
+/**
+ * 5xxx permission: the request carries no signature / 请求缺少签名.
  */
 #define YL_E_SIGNATURE_MISSING 5301
 
 /**
- * 5xxx permission: the request signature does not verify.
+ * 5xxx permission: the request signature does not verify / 请求签名校验失败.
  */
 #define YL_E_SIGNATURE_INVALID 5302
 
 /**
- * 5xxx permission: the request timestamp is outside the allowed window.
+ * 5xxx permission: the request timestamp is outside the allowed window / 请求时间戳超出允许范围.
  */
 #define YL_E_SIGNATURE_EXPIRED 5303
 
 /**
- * 5xxx permission: the request nonce was already used (replay).
+ * 5xxx permission: the request nonce was already used / 请求随机数已被使用（重放）.
  */
 #define YL_E_NONCE_REPLAYED 5304
 
 /**
- * 5xxx permission: no key is configured for this app id.
+ * 5xxx permission: no key is configured for this app id / 未配置该应用ID的密钥.
  */
 #define YL_E_UNKNOWN_APP_ID 5305
 
 /**
- * 7xxx upstream: the platform is unreachable.
+ * 6xxx idempotency: request id was already used for a different request / 请求ID已用于其他请求.
+ */
+#define YL_E_IDEMPOTENCY_CONFLICT 6001
+
+/**
+ * 6xxx idempotency: a request with this id is still being processed / 相同请求ID的请求正在处理中.
+ */
+#define YL_E_REQUEST_IN_PROGRESS 6002
+
+/**
+ * 7xxx storage: the durable store failed / 持久化存储失败.
+ */
+#define YL_E_STORAGE_ERROR 7001
+
+/**
+ * 7xxx storage: the data directory is in use by another process / 数据目录正被其他进程使用.
+ */
+#define YL_E_STORE_LOCKED 7002
+
+/**
+ * 7xxx storage: the data directory holds unreadable data / 数据目录中的数据无法读取.
+ */
+#define YL_E_STORE_CORRUPT 7003
+
+/**
+ * 7xxx storage: the engine is closed / 引擎已关闭.
+ */
+#define YL_E_ENGINE_CLOSED 7004
+
+/**
+ * 7xxx storage: the platform is unreachable / 平台无法访问.
  */
 #define YL_E_PLATFORM_UNAVAILABLE 7301
 
 /**
- * 7xxx upstream: the platform did not answer in time.
+ * 7xxx storage: the platform did not answer in time / 平台响应超时.
  */
 #define YL_E_PLATFORM_TIMEOUT 7302
 
 /**
- * 7xxx upstream: the platform's answer is not a valid envelope.
+ * 7xxx storage: the platform's answer is not a valid envelope / 平台返回的数据不是合法的应答.
  */
 #define YL_E_PLATFORM_BAD_RESPONSE 7303
+
+/**
+ * 8xxx binding: a required pointer argument is NULL / 必需的指针参数为空. Also a NULL engine handle.
+ */
+#define YL_E_NULL_ARGUMENT 8001
+
+/**
+ * 8xxx binding: an argument is not valid UTF-8 / 参数不是合法的UTF-8.
+ */
+#define YL_E_INVALID_UTF8 8002
+
+/**
+ * 8xxx binding: the output buffer is too small / 输出缓冲区太小. `*needed` says how big the buffer must be.
+ */
+#define YL_E_BUFFER_TOO_SMALL 8003
+
+/**
+ * 9xxx internal: internal error / 内部错误.
+ */
+#define YL_E_INTERNAL 9001
+
+/**
+ * 9xxx internal: internal error: a panic was caught / 内部错误：捕获到异常崩溃. Caught at the C boundary: it never unwinds into the caller, and the library stays usable.
+ */
+#define YL_E_PANIC 9002
 
 /**
  * An open engine. Opaque to C; create with `yl_engine_open`, free with
@@ -737,6 +737,42 @@ int yl_call(const struct yl_engine *e,
             char **response_json);
 
 /**
+ * `yl_call` as a principal the host states (S1): `principal_json` is
+ * `{"role": "community", "institution_id": "C001", "operator": "王护士"}`
+ * (roles: platform, hospital, community, lab, regulator; every role but
+ * platform and regulator names its institution). The request's fields that
+ * name the acting party (`clinic_id`, `institution_id`, `lab_id`,
+ * `hospital_id` where it means the caller) must name that principal, else
+ * the call fails with `YL_E_FORBIDDEN` and changes nothing. `yl_call` acts
+ * as the engine's own principal (the config's `role` and `institution_id`).
+ *
+ * Returns, writes and owns exactly as `yl_call`; an invalid principal gives
+ * `YL_E_INVALID_FIELD` (or `YL_E_INVALID_JSON`) with its envelope.
+ * Thread-safe. Sets this thread's last error.
+ */
+int yl_call_as(const struct yl_engine *e,
+               const char *principal_json,
+               const char *command,
+               const char *request_json,
+               char **response_json);
+
+/**
+ * `yl_call_buf` as a principal the host states (see `yl_call_as`). The kept
+ * answer of a too-small buffer is replayed only for the same principal,
+ * engine, command and request text.
+ *
+ * Ownership: everything is borrowed for the call. Thread-safe.
+ * Sets this thread's last error.
+ */
+int yl_call_as_buf(const struct yl_engine *e,
+                   const char *principal_json,
+                   const char *command,
+                   const char *request_json,
+                   char *out,
+                   size_t cap,
+                   size_t *needed);
+
+/**
  * `yl_call` writing into the caller's buffer, for stacks that cannot free
  * library memory (PowerBuilder, Delphi, C#, 医保-style `f(in, out)` DLL callers).
  *
@@ -851,13 +887,17 @@ int yl_release(const struct yl_engine *e, uint64_t booking_id, const char *reque
  */
 int yl_availability(const struct yl_engine *e, yl_slot slot, struct yl_slot_availability *out);
 
+#if defined(YL_TESTING)
 /**
- * FOR TESTS ONLY: panics inside the boundary, to prove that a panic becomes
+ * FOR TESTS ONLY, and only in a library built with the cargo feature
+ * `testing` (declared when compiling with `-DYL_TESTING`; shipped builds do
+ * not export it): panics inside the boundary, to prove that a panic becomes
  * `YL_E_PANIC` (with the last error set) instead of unwinding into C.
  * Always returns `YL_E_PANIC`; the library stays usable afterwards.
  * Rust's panic hook prints the panic to stderr.
  */
 int yl_test_panic(void);
+#endif
 
 /**
  * Writes the label of a printed specimen into `out[0..cap]` as the printer

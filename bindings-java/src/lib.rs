@@ -177,6 +177,26 @@ pub extern "system" fn Java_org_yilian_NativeMethods_engineCall<'local>(
     })
 }
 
+/// `Engine.callAs`: the command as a principal the host states (S1).
+#[no_mangle]
+pub extern "system" fn Java_org_yilian_NativeMethods_engineCallAs<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    principal: JString<'local>,
+    command: JString<'local>,
+    request: JString<'local>,
+) -> JString<'local> {
+    boundary(&mut env, |env| {
+        let engine = engine(handle)?;
+        let principal = raw(env).required(&principal, "principalJson")?;
+        let command = raw(env).required(&command, "command")?;
+        let request = raw(env).required(&request, "requestJson")?;
+        let data = engine.call_value_as_json(&principal, &command, &request)?;
+        Ok(JString::from_str(env, data.to_string())?)
+    })
+}
+
 #[no_mangle]
 pub extern "system" fn Java_org_yilian_NativeMethods_slotHandle<'local>(
     mut env: EnvUnowned<'local>,
@@ -430,12 +450,15 @@ pub extern "system" fn Java_org_yilian_NativeMethods_labLookup<'local>(
 
 // ------------------------------------------------------------------ test and benchmark hooks
 
-/// Panics inside the boundary (package-private on the Java side): proves a
-/// panic reaches Java as `YilianInternalError` and the JVM lives on.
+/// Test hook, only in a library built with the cargo feature `testing` (the
+/// JUnit suite's; the jar ships the default build, which lacks it), declared
+/// by the test class `org.yilian.TestHooks`. Panics inside the boundary:
+/// proves a panic reaches Java as `YilianInternalError` and the JVM lives on.
 /// `mode` 0: a `&str` payload, 1: a formatted `String`, 2: a non-string
 /// payload, 3 and up: the same three inside the hot path's `fast_boundary`.
+#[cfg(feature = "testing")]
 #[no_mangle]
-pub extern "system" fn Java_org_yilian_NativeMethods_panicForTest<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>, mode: jint) -> jint {
+pub extern "system" fn Java_org_yilian_TestHooks_panicForTest<'local>(mut env: EnvUnowned<'local>, _class: JClass<'local>, mode: jint) -> jint {
     fn panic_now(mode: jint) -> Result<jint, Failure> {
         match mode % 3 {
             0 => panic!("yilian test panic"),

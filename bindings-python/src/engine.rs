@@ -159,12 +159,22 @@ impl Engine {
 
     /// Calls a command of the source's interfaces (e.g. "pre-book-slot") with a
     /// dict or JSON text request (None means {}), and returns the answer's
-    /// `data` as Python objects. Raises a YilianError subclass on failure.
-    #[pyo3(signature = (command, request=None))]
-    fn call(&self, py: Python<'_>, command: &Bound<'_, PyString>, request: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    /// `data` as Python objects. `principal` (a dict or JSON text, e.g.
+    /// {"role": "community", "institution_id": "C001"}) states who acts; None
+    /// acts as the engine's own principal. Raises a YilianError subclass on failure.
+    #[pyo3(signature = (command, request=None, *, principal=None))]
+    fn call(&self, py: Python<'_>, command: &Bound<'_, PyString>, request: Option<&Bound<'_, PyAny>>, principal: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let command = utf8(command, "command")?;
         let text = json_text(request, "request", ErrorCode::InvalidField)?;
-        let data = self.with_core(py, |e| e.call_value(&command, &text))?;
+        // The principal the host states (S1), a dict or JSON text; None: the engine's own.
+        let principal = match principal {
+            None => None,
+            Some(p) => Some(json_text(Some(p), "principal", ErrorCode::InvalidField)?),
+        };
+        let data = self.with_core(py, |e| match &principal {
+            None => e.call_value(&command, &text),
+            Some(p) => e.call_value_as_json(p, &command, &text),
+        })?;
         Ok(to_py(py, &data)?.unbind())
     }
 

@@ -29,8 +29,11 @@ fn commands() -> Vec<&'static str> {
     yilian_core::Engine::commands().to_vec()
 }
 
-/// Test hook: panics inside the same boundary as every core call, to show a
-/// panic arrives as yilian.InternalError (code PANIC).
+/// Test hook, only in a module built with the cargo feature `testing` (the
+/// test suite's wheel; the shipped wheel lacks it): panics inside the same
+/// boundary as every core call, to show a panic arrives as
+/// yilian.InternalError (code PANIC).
+#[cfg(feature = "testing")]
 #[pyfunction]
 fn _test_panic(py: Python<'_>) -> PyResult<()> {
     errors::boundary(py, || -> Result<(), Error> { panic!("deliberate panic from yilian._native._test_panic") })
@@ -58,6 +61,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(commands, m)?)?;
+    #[cfg(feature = "testing")]
     m.add_function(wrap_pyfunction!(_test_panic, m)?)?;
     m.add_function(wrap_pyfunction!(_raise_code, m)?)?;
     Ok(())

@@ -3,6 +3,7 @@
 import inspect
 import json
 import re
+import typing
 
 import pytest
 
@@ -168,9 +169,20 @@ def test_every_error_code_maps_to_its_family_class() -> None:
         assert type(err) is cls, f"{code} raised {type(err).__name__}, expected {cls.__name__}"
         assert (err.code, err.numeric_code) == (code, numeric)
         assert err.message and err.message_zh
+        assert (err.message, err.message_zh) == (yilian.ErrorCode(numeric).message, yilian.ErrorCode(numeric).message_zh)
         assert str(err).startswith(code + ": ")
         seen_families.add(numeric // 1000)
     assert seen_families == set(FAMILY_CLASS), "every family has at least one code"
+
+
+def test_generated_error_code_enum_matches_the_module() -> None:
+    """yilian/_codes.py is generated from the core's table (tools/gen-bindings)."""
+    codes = yilian.error_codes()
+    assert [(c.name, c.value, c.family) for c in yilian.ErrorCode] == codes
+    assert typing.get_args(yilian.ErrorCodeName) == tuple(code for code, _, _ in codes)
+    assert set(typing.get_args(yilian.ErrorFamilyName)) == {name for name, _ in FAMILY_CLASS.values()}
+    assert yilian.ErrorCode.SLOT_FULL == 3001 and yilian.ErrorCode(3001) is yilian.ErrorCode["SLOT_FULL"]
+    assert yilian.ErrorCode.SLOT_FULL.family == "conflict" and yilian.ErrorCode.SLOT_FULL.message_zh == "号源已满"
 
 
 def test_exception_hierarchy() -> None:
@@ -204,6 +216,8 @@ def test_every_public_name_has_a_docstring() -> None:
         obj = getattr(yilian, name)
         if name == "__version__":
             continue
+        if typing.get_origin(obj) is typing.Literal:
+            continue  # a type alias (ErrorCodeName, ...): documented in yilian/_codes.py; typing objects have no own docstring
         if not (inspect.getdoc(obj) or "").strip():
             missing.append(name)
         if inspect.isclass(obj):
@@ -219,4 +233,19 @@ def test_signatures_are_introspectable() -> None:
     sig = inspect.signature(yilian.Engine.hold)
     assert list(sig.parameters) == ["self", "slot", "patient_id", "request_id", "clinic_id", "priority"]
     assert sig.parameters["request_id"].kind is inspect.Parameter.KEYWORD_ONLY
-    assert str(inspect.signature(yilian.Engine.call)) == "(self, /, command, request=None)"
+    assert str(inspect.signature(yilian.Engine.call)) == "(self, /, command, request=None, *, principal=None)"
+
+
+def test_call_as_a_principal_binds_the_acting_institution() -> None:
+    with yilian.Engine({"clock_start": CLOCK_START}) as e:
+        e.call("sync-schedule", schedule())
+        c001 = {"role": "community", "institution_id": "C001", "operator": "王护士"}
+        held = e.call("pre-book-slot", {**pre_book(), "clinic_id": None}, principal=c001)
+        assert held["clinic_id"] == "C001"
+        with pytest.raises(yilian.ForbiddenError) as info:
+            e.call("cancel-slot", {"booking_id": held["booking_id"], "institution_id": "C001"}, principal='{"role":"community","institution_id":"C002"}')
+        assert info.value.code == "FORBIDDEN" and info.value.numeric_code == 5001
+        assert e.call("booking-info", {"booking_id": held["booking_id"]})["status"] == "pre-booked"
+        with pytest.raises(yilian.InputError):
+            e.call("engine-info", principal={"role": "community"})
+        assert e.call("engine-info", principal=c001)["principal"]["institution_id"] == "C001"

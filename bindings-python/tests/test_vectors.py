@@ -92,9 +92,13 @@ def test_vector(file_name: str, vector_file: Dict[str, Any], case: Dict[str, Any
                 body = step.get("request", {})
                 request = body if mode == "dict" and isinstance(body, dict) else json.dumps(body, ensure_ascii=False)
             where = f"step {i} ({command})"
+            # A step may state who acts (a dict in dict mode, JSON text in text mode).
+            principal: Any = step.get("principal")
+            if principal is not None and mode != "dict":
+                principal = json.dumps(principal, ensure_ascii=False)
             if "expect_error" in step:
                 with pytest.raises(yilian.YilianError) as info:
-                    data = engine.call(command, request)
+                    data = engine.call(command, request, principal=principal)
                     pytest.fail(f"{where}: expected error {step['expect_error']}, got success {data!r}")
                 err = info.value
                 envelope = {
@@ -106,7 +110,7 @@ def test_vector(file_name: str, vector_file: Dict[str, Any], case: Dict[str, Any
                 }
                 contains(step["expect_error"], envelope, where)
             else:
-                data = engine.call(command, request)
+                data = engine.call(command, request, principal=principal)
                 if "expect" in step:
                     contains(step["expect"], data, f"{where}: data")
     finally:

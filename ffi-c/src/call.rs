@@ -4,18 +4,20 @@
 use crate::error::{finish, set_error};
 use crate::handle::{engine_ref, yl_engine};
 use crate::strings::{arg_str, copy_out, into_c_string, null_arg};
-use serde_json::json;
 use std::cell::RefCell;
 use std::os::raw::{c_char, c_int};
 use yilian_core::Error;
 
-/// Runs one command: its envelope text and its outcome.
-fn run(h: &yl_engine, command: &str, request: &str) -> (String, Result<(), Error>) {
+/// Runs one command, as `principal` when the caller states one (else as the
+/// engine's own principal): its envelope text and its outcome.
+fn run(h: &yl_engine, principal: Option<&str>, command: &str, request: &str) -> (String, Result<(), Error>) {
     // The same envelope as `Engine::call`, keeping the error for the return code.
-    match h.engine.call_value(command, request) {
-        Ok(data) => (json!({"status": "success", "data": data}).to_string(), Ok(())),
-        Err(e) => (e.to_envelope().to_string(), Err(e)),
-    }
+    let out = match principal {
+        None => h.engine.call_value(command, request),
+        Some(p) => h.engine.call_value_as_json(p, command, request),
+    };
+    let outcome = out.as_ref().map(|_| ()).map_err(Clone::clone);
+    (yilian_core::envelope(out).to_string(), outcome)
 }
 
 /// # Safety
@@ -24,15 +26,23 @@ unsafe fn args<'a>(e: *const yl_engine, command: *const c_char, request: *const 
     Ok((engine_ref(e)?, arg_str(command, "command")?, arg_str(request, "request_json")?))
 }
 
+/// The principal argument of `yl_call_as`: NULL for `yl_call`.
+///
 /// # Safety
-/// As `yl_call`.
-pub(crate) unsafe fn call(e: *const yl_engine, command: *const c_char, request: *const c_char, response: *mut *mut c_char) -> c_int {
+/// As `yl_call_as`.
+unsafe fn principal_arg<'a>(principal: Option<*const c_char>) -> Result<Option<&'a str>, Error> {
+    principal.map(|p| arg_str(p, "principal_json")).transpose()
+}
+
+/// # Safety
+/// As `yl_call` (`principal` as `yl_call_as`).
+pub(crate) unsafe fn call(e: *const yl_engine, principal: Option<*const c_char>, command: *const c_char, request: *const c_char, response: *mut *mut c_char) -> c_int {
     if response.is_null() {
         return set_error(&null_arg("response_json"));
     }
     *response = std::ptr::null_mut();
-    let (envelope, outcome) = match args(e, command, request) {
-        Ok((h, c, r)) => run(h, c, r),
+    let (envelope, outcome) = match args(e, command, request).and_then(|a| Ok((a, principal_arg(principal)?))) {
+        Ok(((h, c, r), p)) => run(h, p, c, r),
         Err(err) => (err.to_envelope().to_string(), Err(err)),
     };
     match into_c_string(envelope) {
@@ -61,6 +71,7 @@ pub(crate) unsafe fn call_panicked(response: *mut *mut c_char, err: &Error) {
 /// instead of running it again (a second `book-slot` would double-book).
 struct Pending {
     serial: u64,
+    principal: Option<String>,
     command: String,
     request: String,
     envelope: String,
@@ -85,14 +96,22 @@ fn keep_pending(p: Pending) {
 
 /// # Safety
 /// As `yl_call_buf`.
-pub(crate) unsafe fn call_buf(e: *const yl_engine, command: *const c_char, request: *const c_char, out: *mut c_char, cap: usize, needed: *mut usize) -> c_int {
+pub(crate) unsafe fn call_buf(
+    e: *const yl_engine,
+    principal: Option<*const c_char>,
+    command: *const c_char,
+    request: *const c_char,
+    out: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+) -> c_int {
     // Whatever happens, a response kept by an earlier call is for this call or for none.
     let pending = take_pending();
     if out.is_null() && cap > 0 {
         // Checked before running: a command must not run when its answer cannot be delivered.
         return set_error(&null_arg("out"));
     }
-    let (h, c, r) = match args(e, command, request) {
+    let ((h, c, r), p) = match args(e, command, request).and_then(|a| Ok((a, principal_arg(principal)?))) {
         Ok(a) => a,
         Err(err) => {
             // Nothing ran: a retry with a bigger buffer gets the same error again.
@@ -103,13 +122,13 @@ pub(crate) unsafe fn call_buf(e: *const yl_engine, command: *const c_char, reque
         }
     };
     let (envelope, outcome) = match pending {
-        Some(p) if p.serial == h.serial && p.command == c && p.request == r => (p.envelope, p.outcome),
-        _ => run(h, c, r),
+        Some(k) if k.serial == h.serial && k.principal.as_deref() == p && k.command == c && k.request == r => (k.envelope, k.outcome),
+        _ => run(h, p, c, r),
     };
     match copy_out(&envelope, out, cap, needed) {
         Ok(()) => finish(outcome),
         Err(too_small) => {
-            keep_pending(Pending { serial: h.serial, command: c.to_owned(), request: r.to_owned(), envelope, outcome });
+            keep_pending(Pending { serial: h.serial, principal: p.map(str::to_owned), command: c.to_owned(), request: r.to_owned(), envelope, outcome });
             set_error(&too_small)
         }
     }

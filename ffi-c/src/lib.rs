@@ -155,7 +155,52 @@ pub unsafe extern "C" fn yl_call(e: *const yl_engine, command: *const c_char, re
     ffi_boundary!(on_panic: |err: Error| {
         call::call_panicked(response_json, &err);
         err.numeric_code()
-    }, call::call(e, command, request_json, response_json))
+    }, call::call(e, None, command, request_json, response_json))
+}
+
+/// `yl_call` as a principal the host states (S1): `principal_json` is
+/// `{"role": "community", "institution_id": "C001", "operator": "王护士"}`
+/// (roles: platform, hospital, community, lab, regulator; every role but
+/// platform and regulator names its institution). The request's fields that
+/// name the acting party (`clinic_id`, `institution_id`, `lab_id`,
+/// `hospital_id` where it means the caller) must name that principal, else
+/// the call fails with `YL_E_FORBIDDEN` and changes nothing. `yl_call` acts
+/// as the engine's own principal (the config's `role` and `institution_id`).
+///
+/// Returns, writes and owns exactly as `yl_call`; an invalid principal gives
+/// `YL_E_INVALID_FIELD` (or `YL_E_INVALID_JSON`) with its envelope.
+/// Thread-safe. Sets this thread's last error.
+#[no_mangle]
+pub unsafe extern "C" fn yl_call_as(
+    e: *const yl_engine,
+    principal_json: *const c_char,
+    command: *const c_char,
+    request_json: *const c_char,
+    response_json: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary!(on_panic: |err: Error| {
+        call::call_panicked(response_json, &err);
+        err.numeric_code()
+    }, call::call(e, Some(principal_json), command, request_json, response_json))
+}
+
+/// `yl_call_buf` as a principal the host states (see `yl_call_as`). The kept
+/// answer of a too-small buffer is replayed only for the same principal,
+/// engine, command and request text.
+///
+/// Ownership: everything is borrowed for the call. Thread-safe.
+/// Sets this thread's last error.
+#[no_mangle]
+pub unsafe extern "C" fn yl_call_as_buf(
+    e: *const yl_engine,
+    principal_json: *const c_char,
+    command: *const c_char,
+    request_json: *const c_char,
+    out: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+) -> c_int {
+    ffi_boundary!(on_panic: |err: Error| err.numeric_code(), call::call_buf(e, Some(principal_json), command, request_json, out, cap, needed))
 }
 
 /// `yl_call` writing into the caller's buffer, for stacks that cannot free
@@ -185,7 +230,7 @@ pub unsafe extern "C" fn yl_call_buf(
     cap: usize,
     needed: *mut usize,
 ) -> c_int {
-    ffi_boundary!(on_panic: |err: Error| err.numeric_code(), call::call_buf(e, command, request_json, out, cap, needed))
+    ffi_boundary!(on_panic: |err: Error| err.numeric_code(), call::call_buf(e, None, command, request_json, out, cap, needed))
 }
 
 /// Releases a string returned by `yl_call`. NULL is a no-op. Freeing the
@@ -359,15 +404,24 @@ pub unsafe extern "C" fn yl_availability(e: *const yl_engine, slot: yl_slot, out
     })
 }
 
-/// FOR TESTS ONLY: panics inside the boundary, to prove that a panic becomes
+/// FOR TESTS ONLY, and only in a library built with the cargo feature
+/// `testing` (declared when compiling with `-DYL_TESTING`; shipped builds do
+/// not export it): panics inside the boundary, to prove that a panic becomes
 /// `YL_E_PANIC` (with the last error set) instead of unwinding into C.
 /// Always returns `YL_E_PANIC`; the library stays usable afterwards.
 /// Rust's panic hook prints the panic to stderr.
+#[cfg(feature = "testing")]
 #[no_mangle]
 pub extern "C" fn yl_test_panic() -> c_int {
+    test_panic()
+}
+
+#[cfg(any(test, feature = "testing"))]
+fn test_panic() -> c_int {
     ffi_code!(deliberate_panic())
 }
 
+#[cfg(any(test, feature = "testing"))]
 fn deliberate_panic() -> Result<(), Error> {
     panic!("yl_test_panic: a deliberate panic to test the C boundary")
 }
@@ -385,7 +439,7 @@ mod tests {
 
     #[test]
     fn panic_becomes_a_code() {
-        assert_eq!(yl_test_panic(), YL_E_PANIC);
+        assert_eq!(test_panic(), YL_E_PANIC);
         assert_eq!(yl_last_error_code(), YL_E_PANIC);
         assert_eq!(set_error(&Error::new(ErrorCode::SlotFull)), YL_E_SLOT_FULL);
         assert_eq!(finish(Ok(())), YL_OK);

@@ -2,10 +2,14 @@
 # The whole C side of yilian, from a fresh Debian machine (root, apt reachable,
 # Rust and gcc present):
 #   1. installs what is missing (valgrind, libcjson-dev, pkg-config, ...)
-#   2. builds the release cdylib/staticlib (cargo build --release -p yilian-ffi)
-#   3. checks include/yilian.h is fresh (pinned cbindgen), the exported
-#      symbols, the soname, and that ffi-c/src has no unwrap/expect
-#   4. runs the C tests under ASan+UBSan, then again under valgrind
+#   2. builds the release cdylib/staticlib twice: with the cargo feature
+#      `testing` (the test hooks, e.g. yl_test_panic) for the C tests, copied
+#      to target/testing-hooks/release, then the shipped build, without them
+#   3. checks the generated error-code tables (tools/gen-bindings --check) and
+#      include/yilian.h (pinned cbindgen) are fresh, the exported symbols of
+#      both builds against the header (hooks only under YL_TESTING, absent
+#      from the shipped build), the soname, and that ffi-c/src has no unwrap/expect
+#   4. runs the C tests (test build) under ASan+UBSan, then again under valgrind
 #   5. builds and runs examples/c
 #   6. installs into a temp PREFIX and builds a program against it with
 #      pkg-config (shared) and against libyilian.a (static)
@@ -39,24 +43,53 @@ if ((${#missing[@]})); then
 fi
 echo "ok: gcc $(gcc -dumpversion), $(valgrind --version), cJSON, pkg-config $(pkg-config --version)"
 
-step "build libyilian (release)"
+step "build libyilian (release): the test build, then the shipped build"
+target="${CARGO_TARGET_DIR:-$root/target}"
+testlibdir="$target/testing-hooks/release"   # tests/c/Makefile's TEST_LIBDIR
+cargo build --release -p yilian-ffi --features testing
+mkdir -p "$testlibdir"
+cp "$target/release/libyilian.so" "$testlibdir/libyilian.so"
+testlib="$testlibdir/libyilian.so"
 cargo build --release -p yilian-ffi
-lib="${CARGO_TARGET_DIR:-$root/target}/release/libyilian.so"
+lib="$target/release/libyilian.so"
 
-step "header, symbols, soname, no unwrap/expect"
+step "generated tables, header, symbols, soname, no unwrap/expect"
+cargo run --release -q -p yilian-gen-bindings -- --check
 "$root/ffi-c/gen-header.sh" --check
-expected="yl_availability yl_call yl_call_buf yl_code_name yl_confirm yl_engine_close yl_engine_open yl_hold
+expected="yl_availability yl_call yl_call_as yl_call_as_buf yl_call_buf yl_code_name yl_confirm yl_engine_close yl_engine_open yl_hold
 yl_lab_translator_free yl_lab_translator_new yl_lab_translator_translate
 yl_last_error_code yl_last_error_message yl_last_error_message_zh yl_release yl_slot_handle yl_string_free
-yl_specimen_label yl_test_panic yl_version"
-exported="$(nm -D --defined-only "$lib" | awk '$2 == "T" { print $3 }' | sort | tr '\n' ' ')"
-if [[ "$exported" != "$(echo $expected | tr ' ' '\n' | sort | tr '\n' ' ')" ]]; then
-    echo "exported symbols differ from the header's functions: $exported" >&2
+yl_specimen_label yl_version"
+# Only in the test build (cargo feature `testing`), declared under YL_TESTING.
+hooks="yl_test_panic"
+words() { tr ' ' '\n' | sed '/^$/d' | sort | tr '\n' ' '; }
+exports() { nm -D --defined-only "$1" | awk '$2 == "T" { print $3 }' | words; }
+# The functions the header declares for a C file compiled with these flags.
+declares() { gcc -E -P -x c "$@" include/yilian.h | grep -oE '\byl_[a-z_0-9]+\(' | tr -d '(' | sort -u | words; }
+exported="$(exports "$lib")"
+if [[ "$exported" != "$(echo $expected | words)" ]]; then
+    echo "the shipped library's exports differ from the expected list: $exported" >&2
     exit 1
 fi
-declared="$(grep -oE '\byl_[a-z_0-9]+\(' include/yilian.h | tr -d '(' | sort -u | tr '\n' ' ')"
+for h in $hooks; do
+    if nm --defined-only "$target/release/libyilian.a" 2>/dev/null | grep -qw "$h"; then
+        echo "the shipped libyilian.a defines the test hook $h" >&2
+        exit 1
+    fi
+done
+declared="$(declares)"
 if [[ "$exported" != "$declared" ]]; then
     echo "header declares: $declared; library exports: $exported" >&2
+    exit 1
+fi
+test_exported="$(exports "$testlib")"
+if [[ "$test_exported" != "$(echo $expected $hooks | words)" ]]; then
+    echo "the test build's exports differ from the expected list plus the hooks ($hooks): $test_exported" >&2
+    exit 1
+fi
+test_declared="$(declares -DYL_TESTING)"
+if [[ "$test_exported" != "$test_declared" ]]; then
+    echo "header declares with YL_TESTING: $test_declared; test build exports: $test_exported" >&2
     exit 1
 fi
 soname="$(readelf -d "$lib" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')"
@@ -67,15 +100,18 @@ if grep -rnE '\.unwrap\(\)|\.expect\(' ffi-c/src; then
 fi
 # The header alone compiles as strict C99 and as C++11.
 printf '#include "yilian.h"\nint main(void) { return yl_version() == 0; }\n' > "$work/header.c"
-gcc -std=c99 -pedantic -Wall -Wextra -Werror -I include -c "$work/header.c" -o "$work/header_c.o"
-g++ -std=c++11 -pedantic -Wall -Wextra -Werror -I include -x c++ -c "$work/header.c" -o "$work/header_cxx.o"
-echo "ok: $(echo $expected | wc -w) exports = header, soname $soname, header compiles as C99 and C++11"
+for d in "" -DYL_TESTING; do
+    gcc -std=c99 -pedantic -Wall -Wextra -Werror $d -I include -c "$work/header.c" -o "$work/header_c.o"
+    g++ -std=c++11 -pedantic -Wall -Wextra -Werror $d -I include -x c++ -c "$work/header.c" -o "$work/header_cxx.o"
+done
+echo "ok: generated tables fresh; $(echo $expected | wc -w) exports = header (shipped build, no test hook);" \
+    "+ $hooks = header with YL_TESTING (test build); soname $soname; header compiles as C99 and C++11"
 
 step "C tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-make -s -C "$here" check-asan 2>&1 | tee -a "$log"
+make -s -C "$here" TEST_LIBDIR="$testlibdir" check-asan 2>&1 | tee -a "$log"
 
 step "C tests under valgrind"
-make -s -C "$here" check-valgrind 2>&1 | tee -a "$log"
+make -s -C "$here" TEST_LIBDIR="$testlibdir" check-valgrind 2>&1 | tee -a "$log"
 
 step "examples/c"
 make -s -C "$root/examples/c" build/booking

@@ -405,6 +405,40 @@ static void test_panic(yl_engine *e) {
     CHECK_RC(yl_test_panic(), YL_E_PANIC);
 }
 
+/* yl_call_as / yl_call_as_buf: the host states who acts; a body naming
+ * another institution is refused and nothing changes. */
+static void test_call_as(yl_engine *e) {
+    const char *c001 = "{\"role\":\"community\",\"institution_id\":\"C001\",\"operator\":\"王护士\"}";
+    const char *c002 = "{\"role\":\"community\",\"institution_id\":\"C002\"}";
+    char *out = NULL;
+    int held = slot_count(e, "held");
+    CHECK_RC(yl_call_as(e, c002, "pre-book-slot",
+                        "{\"patient_id\":\"PAT-AS1\",\"slot_id\":\"EX-H001-DEV001-20241030-09001000\",\"clinic_id\":\"C001\"}", &out),
+             YL_E_FORBIDDEN);
+    CHECK(out && has(out, "\"code\":\"FORBIDDEN\""), "%s", out ? out : "(null)");
+    yl_string_free(out);
+    CHECK(slot_count(e, "held") == held, "a refused call changed the slot");
+    out = NULL;
+    CHECK_RC(yl_call_as(e, c001, "pre-book-slot", "{\"patient_id\":\"PAT-AS1\",\"slot_id\":\"EX-H001-DEV001-20241030-09001000\"}", &out), YL_OK);
+    CHECK(out && has(out, "\"clinic_id\":\"C001\""), "%s", out ? out : "(null)");
+    yl_string_free(out);
+    /* An invalid principal is an input error, with its envelope. */
+    out = NULL;
+    CHECK_RC(yl_call_as(e, "{\"role\":\"community\"}", "engine-info", "{}", &out), YL_E_INVALID_FIELD);
+    CHECK(out && has(out, "INVALID_FIELD"), "%s", out ? out : "(null)");
+    yl_string_free(out);
+    out = NULL;
+    CHECK_RC(yl_call_as(e, NULL, "engine-info", "{}", &out), YL_E_NULL_ARGUMENT);
+    yl_string_free(out);
+    /* The buffer form replays a kept answer only for the same principal. */
+    char buf[8192];
+    size_t needed = 0;
+    CHECK_RC(yl_call_as_buf(e, c001, "engine-info", "{}", buf, sizeof buf, &needed), YL_OK);
+    CHECK(has(buf, "\"institution_id\":\"C001\""), "%s", buf);
+    CHECK_RC(yl_call_as_buf(e, c002, "cancel-slot", "{\"booking_id\":\"B000001\",\"institution_id\":\"C001\"}", buf, sizeof buf, &needed),
+             YL_E_FORBIDDEN);
+}
+
 int main(void) {
     test_version_and_names();
     test_open();
@@ -413,6 +447,7 @@ int main(void) {
     test_call_buf(e);
     test_call_buf_threads(e);
     test_last_error(e);
+    test_call_as(e);
     test_panic(e);
     yl_engine_close(e);
     test_typed();

@@ -70,11 +70,12 @@ static bool contains(const cJSON *e, const cJSON *a, const char *path, char *why
     return ok;
 }
 
-/* One step through the chosen function: returns a malloc'ed envelope (or NULL) and its code. */
-static char *run_step(yl_engine *e, enum mode mode, int step, const char *cmd, const char *req, int *rc) {
+/* One step through the chosen function (its _as form when the step states a
+ * principal): returns a malloc'ed envelope (or NULL) and its code. */
+static char *run_step(yl_engine *e, enum mode mode, int step, const char *who, const char *cmd, const char *req, int *rc) {
     if (mode == MODE_CALL) {
         char *out = NULL;
-        *rc = yl_call(e, cmd, req, &out);
+        *rc = who ? yl_call_as(e, who, cmd, req, &out) : yl_call(e, cmd, req, &out);
         if (!out) return NULL;
         char *copy = strdup(out);
         yl_string_free(out);
@@ -83,7 +84,7 @@ static char *run_step(yl_engine *e, enum mode mode, int step, const char *cmd, c
     size_t cap = (step % 2 == 0) ? 16 : 65536, needed = 0;
     char *buf = malloc(cap);
     if (!buf) return NULL;
-    *rc = yl_call_buf(e, cmd, req, buf, cap, &needed);
+    *rc = who ? yl_call_as_buf(e, who, cmd, req, buf, cap, &needed) : yl_call_buf(e, cmd, req, buf, cap, &needed);
     if (*rc == YL_E_BUFFER_TOO_SMALL) {
         CHECK(needed > cap, "needed %zu with cap %zu", needed, cap);
         CHECK(buf[0] == '\0', "a too-small buffer must be left an empty string");
@@ -92,7 +93,7 @@ static char *run_step(yl_engine *e, enum mode mode, int step, const char *cmd, c
         buf = malloc(cap);
         if (!buf) return NULL;
         size_t again = 0;
-        *rc = yl_call_buf(e, cmd, req, buf, cap, &again);
+        *rc = who ? yl_call_as_buf(e, who, cmd, req, buf, cap, &again) : yl_call_buf(e, cmd, req, buf, cap, &again);
         CHECK(again == needed, "needed %zu then %zu", needed, again);
     }
     CHECK(*rc == YL_E_BUFFER_TOO_SMALL || strlen(buf) + 1 == needed, "needed %zu for %zu bytes", needed,
@@ -125,9 +126,12 @@ static int run_case(const cJSON *file_config, const cJSON *kase, enum mode mode,
         } else {
             req = request ? cJSON_PrintUnformatted(request) : strdup("{}");
         }
+        const cJSON *principal = cJSON_GetObjectItemCaseSensitive(s, "principal");
+        char *who = principal ? cJSON_PrintUnformatted(principal) : NULL;
         int code = -1;
-        char *out = req ? run_step(e, mode, n, command->valuestring, req, &code) : NULL;
+        char *out = req ? run_step(e, mode, n, who, command->valuestring, req, &code) : NULL;
         free(req);
+        cJSON_free(who);
         cJSON *env = out ? cJSON_Parse(out) : NULL;
         const cJSON *status = cJSON_GetObjectItemCaseSensitive(env, "status");
         const cJSON *expect_error = cJSON_GetObjectItemCaseSensitive(s, "expect_error");

@@ -4,7 +4,9 @@ Open an :class:`Engine` and either call the source's interfaces by name
 (``engine.call("pre-book-slot", {...})`` returns the answer's ``data``) or use
 the typed hot path (``slot``, ``hold``, ``confirm``, ``release``,
 ``availability``). Failures raise :class:`YilianError` subclasses, one per
-error family, carrying ``.code``, ``.numeric_code`` and ``.message_zh``.
+error family, carrying ``.code``, ``.numeric_code`` and ``.message_zh``;
+:class:`ErrorCode` lists every code (``ErrorCode[err.code].family``), and
+``ErrorCodeName`` is the ``Literal`` type of the codes.
 
 >>> import yilian
 >>> with yilian.Engine() as engine:
@@ -12,6 +14,7 @@ error family, carrying ``.code``, ``.numeric_code`` and ``.message_zh``.
 True
 """
 
+from ._codes import ErrorCode, ErrorCodeName, ErrorFamilyName
 from ._native import (
     Availability,
     BindingError,
@@ -38,6 +41,9 @@ __all__ = [
     "BindingError",
     "ConflictError",
     "Engine",
+    "ErrorCode",
+    "ErrorCodeName",
+    "ErrorFamilyName",
     "ForbiddenError",
     "Hold",
     "IdempotencyError",

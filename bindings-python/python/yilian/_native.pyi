@@ -3,6 +3,8 @@
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Tuple, Type, Union, final
 
+from ._codes import ErrorCodeName, ErrorFamilyName
+
 __all__ = [
     "__version__",
     "Engine",
@@ -22,7 +24,6 @@ __all__ = [
     "InternalError",
     "error_codes",
     "commands",
-    "_test_panic",
     "_raise_code",
 ]
 
@@ -59,11 +60,13 @@ class Engine:
         traceback: Optional[TracebackType] = None,
     ) -> None:
         """Closes the engine; exceptions propagate."""
-    def call(self, command: str, request: _Request = None) -> Any:
+    def call(self, command: str, request: _Request = None, *, principal: _Request = None) -> Any:
         """Calls a command of the source's interfaces (e.g. "pre-book-slot")
         with a dict or JSON text request (None means {}), and returns the
-        answer's ``data`` as Python objects. Raises a YilianError subclass on
-        failure."""
+        answer's ``data`` as Python objects. ``principal`` states who acts,
+        e.g. ``{"role": "community", "institution_id": "C001"}`` (None: the
+        engine's own); a request naming another institution raises
+        ForbiddenError. Raises a YilianError subclass on failure."""
     def slot(self, slot_id: str) -> "SlotHandle":
         """Resolves a slot id once, for hold() and availability()."""
     def hold(
@@ -185,8 +188,8 @@ class Availability:
 class YilianError(Exception):
     """Base class of every yilian error; str(err) is 'CODE: message'."""
 
-    code: str
-    """The stable string code, e.g. 'SLOT_FULL'."""
+    code: ErrorCodeName
+    """The stable string code, e.g. 'SLOT_FULL' (``yilian.ErrorCode[code]`` describes it)."""
     numeric_code: int
     """The stable numeric code; its thousands digit is the family."""
     message: str
@@ -221,15 +224,11 @@ class BindingError(YilianError):
 class InternalError(YilianError):
     """9xxx: a bug in yilian: a caught Rust panic (PANIC) or a broken invariant."""
 
-def error_codes() -> List[Tuple[str, int, str]]:
+def error_codes() -> List[Tuple[ErrorCodeName, int, ErrorFamilyName]]:
     """Every error code as (code, numeric_code, family), in numeric order."""
 
 def commands() -> List[str]:
     """The command names Engine.call() understands."""
-
-def _test_panic() -> None:
-    """Test hook: panics inside the boundary of every core call; raises
-    InternalError (code PANIC)."""
 
 def _raise_code(numeric_code: int) -> None:
     """Test hook: raises the exception the binding maps ``numeric_code`` to."""

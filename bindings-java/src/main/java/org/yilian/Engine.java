@@ -99,6 +99,27 @@ public final class Engine implements AutoCloseable {
         }
     }
 
+    /**
+     * Calls a command as a principal the host states (S1), e.g.
+     * {@code {"role":"community","institution_id":"C001","operator":"王护士"}}
+     * (roles: platform, hospital, community, lab, regulator). Request fields
+     * that name the acting party ({@code clinic_id}, {@code institution_id},
+     * {@code lab_id}, {@code hospital_id} where it means the caller) must name
+     * that principal, else {@link YilianPermissionException} ({@code FORBIDDEN})
+     * and nothing changes. {@link #call(String, String)} acts as the engine's
+     * own principal (the config's {@code role} and {@code institution_id}).
+     *
+     * @throws YilianException (its family's subclass) when the envelope is an error
+     */
+    public String callAs(String principalJson, String command, String requestJson) {
+        long stamp = handle.enter();
+        try {
+            return NativeMethods.engineCallAs(handle.ptr(), principalJson, command, requestJson);
+        } finally {
+            handle.lock.unlockRead(stamp);
+        }
+    }
+
     /** Resolves a slot id once, for the typed hot path. */
     public SlotHandle slot(String slotId) {
         long stamp = handle.enter();

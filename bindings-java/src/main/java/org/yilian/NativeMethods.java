@@ -29,6 +29,8 @@ final class NativeMethods {
 
     static native String engineCall(long handle, String command, String requestJson);
 
+    static native String engineCallAs(long handle, String principalJson, String command, String requestJson);
+
     static native int slotHandle(long handle, String slotId);
 
     /** Returns the booking id; writes the hold's expiry (UTC ms) to {@code out[0]}. */
@@ -66,9 +68,6 @@ final class NativeMethods {
 
     /** Test hook: translator handles made by {@link #labTranslatorNew} and not yet freed by {@link #labTranslatorClose}. */
     static native long liveLabTranslators();
-
-    /** Test hook: panics inside the native boundary (mode % 3 == 0: &str, 1: String, 2: non-string payload; mode >= 3: in the hot path's boundary). */
-    static native int panicForTest(int mode);
 
     /** Benchmark hook: pairs {@code from..from+n} of the Java loop's hold+release, inside Rust with no JNI crossing; returns elapsed ns. */
     static native long benchCoreHoldRelease(long handle, int slots, int from, int n, int patients, int thread);

@@ -11,7 +11,8 @@ package org.yilian;
  * {@link YilianPermissionException} (5xxx), {@link YilianIdempotencyException}
  * (6xxx), {@link YilianStorageException} (7xxx), {@link YilianBindingException}
  * (8xxx) and {@link YilianInternalError} (9xxx, including a caught panic).
- * Messages never contain personal data.
+ * {@link #getErrorCode()} gives the code as an {@link ErrorCode}, the enum of
+ * every code generated from the core's table. Messages never contain personal data.
  */
 public class YilianException extends RuntimeException {
     private static final long serialVersionUID = 1L;
@@ -43,32 +44,51 @@ public class YilianException extends RuntimeException {
     }
 
     /**
+     * The code as an {@link ErrorCode} (generated from the core's table, so it
+     * also gives the family and the generic messages), or null for a code newer
+     * than this jar.
+     */
+    public ErrorCode getErrorCode() {
+        ErrorCode c = ErrorCode.fromNumeric(numericCode);
+        return c != null && c.name().equals(code) ? c : null;
+    }
+
+    /** The family (the thousands digit of the numeric code), or null for a family newer than this jar. */
+    public ErrorCode.Family getFamily() {
+        return ErrorCode.Family.fromNumeric(numericCode);
+    }
+
+    /**
      * The exception for an error code, of the subclass of its family. The
      * native library calls this to build what it throws, so the mapping from
      * families to classes lives here only.
      */
     static YilianException fromNative(String code, int numericCode, String message, String messageZh) {
-        switch (numericCode / 1000) {
-            case 1:
+        ErrorCode.Family family = ErrorCode.Family.fromNumeric(numericCode);
+        if (family == null) {
+            // A family newer than this jar: still typed, still carrying its code.
+            return new YilianException(code, numericCode, message, messageZh);
+        }
+        switch (family) {
+            case INPUT:
                 return new YilianInputException(code, numericCode, message, messageZh);
-            case 2:
+            case NOT_FOUND:
                 return new YilianNotFoundException(code, numericCode, message, messageZh);
-            case 3:
+            case CONFLICT:
                 return new YilianConflictException(code, numericCode, message, messageZh);
-            case 4:
+            case STATE:
                 return new YilianStateException(code, numericCode, message, messageZh);
-            case 5:
+            case PERMISSION:
                 return new YilianPermissionException(code, numericCode, message, messageZh);
-            case 6:
+            case IDEMPOTENCY:
                 return new YilianIdempotencyException(code, numericCode, message, messageZh);
-            case 7:
+            case STORAGE:
                 return new YilianStorageException(code, numericCode, message, messageZh);
-            case 8:
+            case BINDING:
                 return new YilianBindingException(code, numericCode, message, messageZh);
-            case 9:
+            case INTERNAL:
                 return new YilianInternalError(code, numericCode, message, messageZh);
             default:
-                // A family newer than this jar: still typed, still carrying its code.
                 return new YilianException(code, numericCode, message, messageZh);
         }
     }

@@ -2,6 +2,7 @@ package org.yilian;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -65,13 +66,44 @@ class ErrorMappingTest {
         YilianException e = YilianException.fromNative("FUTURE_CODE", 12001, "m", "z");
         assertSame(YilianException.class, e.getClass());
         assertEquals(12001, e.getNumericCode());
+        assertNull(e.getErrorCode());
+        assertNull(e.getFamily());
+    }
+
+    /** ErrorCode.java is generated from the core's table (tools/gen-bindings): it matches the library's. */
+    @Test
+    void generatedErrorCodeEnumMatchesTheLibrary() {
+        String[] rows = NativeMethods.errorCodes();
+        ErrorCode[] all = ErrorCode.values();
+        assertEquals(rows.length, all.length, "ErrorCode.java is stale: run cargo run -p yilian-gen-bindings");
+        for (int i = 0; i < rows.length; i++) {
+            String[] f = rows[i].split(":");
+            ErrorCode c = all[i];
+            assertEquals(Integer.parseInt(f[0]), c.getNumericCode(), rows[i]);
+            assertEquals(f[1], c.name(), rows[i]);
+            assertEquals(f[2], c.getFamily().getCoreName(), rows[i]);
+            assertEquals(c.getNumericCode() / 1000, c.getFamily().getDigit(), rows[i]);
+            assertTrue(!c.getMessage().isEmpty() && !c.getMessageZh().isEmpty(), rows[i]);
+            assertSame(c, ErrorCode.fromNumeric(c.getNumericCode()));
+            assertSame(c, ErrorCode.fromName(c.name()));
+            YilianException e = YilianException.fromNative(c.name(), c.getNumericCode(), c.getMessage(), c.getMessageZh());
+            assertSame(c, e.getErrorCode());
+            assertSame(c.getFamily(), e.getFamily());
+            assertSame(FAMILIES.get(c.getFamily().getCoreName()), e.getClass(), rows[i]);
+        }
+        assertEquals(FAMILIES.size(), ErrorCode.Family.values().length);
+        assertNull(ErrorCode.fromNumeric(12001));
+        assertNull(ErrorCode.fromName("FUTURE_CODE"));
+        assertNull(ErrorCode.fromName(null));
+        assertSame(ErrorCode.SLOT_FULL, ErrorCode.fromName("SLOT_FULL"));
+        assertEquals("号源已满", ErrorCode.SLOT_FULL.getMessageZh());
     }
 
     @Test
     void panicBecomesYilianInternalError() {
         for (int mode = 0; mode < 6; mode++) { // 0-2: general boundary, 3-5: hot-path boundary
             final int m = mode;
-            YilianInternalError e = assertThrows(YilianInternalError.class, () -> NativeMethods.panicForTest(m));
+            YilianInternalError e = assertThrows(YilianInternalError.class, () -> TestHooks.panicForTest(m));
             assertEquals("PANIC", e.getCode());
             assertEquals(9002, e.getNumericCode());
             if (mode % 3 < 2) {
@@ -87,7 +119,7 @@ class ErrorMappingTest {
             engine.call("sync-schedule", TestSupport.schedule(1, 1));
             for (int i = 0; i < 200; i++) {
                 final int m = i % 6;
-                assertThrows(YilianInternalError.class, () -> NativeMethods.panicForTest(m));
+                assertThrows(YilianInternalError.class, () -> TestHooks.panicForTest(m));
             }
             assertEquals(1, engine.availability(engine.slot(TestSupport.SLOT_0900)).getRemaining());
         }

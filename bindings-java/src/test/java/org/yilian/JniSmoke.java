@@ -41,9 +41,9 @@ public final class JniSmoke {
                 failing.add(() -> e.release(99999));
                 failing.add(() -> Engine.open("{bad"));
                 failing.add(() -> Engine.parseBookingId("x"));
-                failing.add(() -> NativeMethods.panicForTest(0));
-                failing.add(() -> NativeMethods.panicForTest(2));
-                failing.add(() -> NativeMethods.panicForTest(4));
+                failing.add(() -> TestHooks.panicForTest(0));
+                failing.add(() -> TestHooks.panicForTest(2));
+                failing.add(() -> TestHooks.panicForTest(4));
                 for (Runnable r : failing) {
                     try {
                         r.run();

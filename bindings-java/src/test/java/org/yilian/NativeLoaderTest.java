@@ -121,7 +121,8 @@ class NativeLoaderTest {
     /** Every native method, in a child JVM under -Xcheck:jni: its output must hold no warning. */
     @Test
     void noJniWarnings() throws Exception {
-        List<String> args = Arrays.asList("-Xcheck:jni");
+        // The test build (java.library.path): JniSmoke also calls the test hooks.
+        List<String> args = Arrays.asList("-Xcheck:jni", "-Djava.library.path=" + TestSupport.property("yilian.test.native.build.dir"));
         TestSupport.Child c = TestSupport.runJava(args, TestSupport.testClasspath() + File.pathSeparator + System.getProperty("java.class.path"), "org.yilian.JniSmoke");
         assertEquals(0, c.exit, c.toString());
         assertTrue(c.output.contains("smoke ok"), c.toString());

@@ -109,7 +109,8 @@ class VectorsTest {
         String where = "step " + i + " (" + command + " " + abbreviate(request) + ")";
         String data;
         try {
-            data = engine.call(command, request);
+            // A step may state who acts: then it goes through callAs.
+            data = step.has("principal") ? engine.callAs(step.get("principal").toString(), command, request) : engine.call(command, request);
         } catch (YilianException e) {
             if (!step.has("expect_error")) {
                 throw new AssertionError(where + ": expected success, got " + e.getClass().getSimpleName() + " " + e.getMessage(), e);

@@ -168,13 +168,7 @@ pub extern "system" fn Java_org_yilian_NativeMethods_engineCall<'local>(
     command: JString<'local>,
     request: JString<'local>,
 ) -> JString<'local> {
-    boundary(&mut env, |env| {
-        let engine = engine(handle)?;
-        let command = raw(env).required(&command, "command")?;
-        let request = raw(env).required(&request, "requestJson")?;
-        let data = engine.call_value(&command, &request)?;
-        Ok(JString::from_str(env, data.to_string())?)
-    })
+    engine_call(&mut env, handle, None, &command, &request)
 }
 
 /// `Engine.callAs`: the command as a principal the host states (S1).
@@ -187,12 +181,26 @@ pub extern "system" fn Java_org_yilian_NativeMethods_engineCallAs<'local>(
     command: JString<'local>,
     request: JString<'local>,
 ) -> JString<'local> {
-    boundary(&mut env, |env| {
+    engine_call(&mut env, handle, Some(&principal), &command, &request)
+}
+
+/// `call` and `callAs`: as the engine's own principal, or the one given.
+fn engine_call<'local>(
+    env: &mut EnvUnowned<'local>,
+    handle: jlong,
+    principal: Option<&JString<'local>>,
+    command: &JString<'local>,
+    request: &JString<'local>,
+) -> JString<'local> {
+    boundary(env, |env| {
         let engine = engine(handle)?;
-        let principal = raw(env).required(&principal, "principalJson")?;
-        let command = raw(env).required(&command, "command")?;
-        let request = raw(env).required(&request, "requestJson")?;
-        let data = engine.call_value_as_json(&principal, &command, &request)?;
+        let principal = principal.map(|p| raw(env).required(p, "principalJson")).transpose()?;
+        let command = raw(env).required(command, "command")?;
+        let request = raw(env).required(request, "requestJson")?;
+        let data = match &principal {
+            Some(p) => engine.call_value_as_json(p, &command, &request)?,
+            None => engine.call_value(&command, &request)?,
+        };
         Ok(JString::from_str(env, data.to_string())?)
     })
 }

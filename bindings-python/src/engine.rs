@@ -163,7 +163,13 @@ impl Engine {
     /// {"role": "community", "institution_id": "C001"}) states who acts; None
     /// acts as the engine's own principal. Raises a YilianError subclass on failure.
     #[pyo3(signature = (command, request=None, *, principal=None))]
-    fn call(&self, py: Python<'_>, command: &Bound<'_, PyString>, request: Option<&Bound<'_, PyAny>>, principal: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    fn call(
+        &self,
+        py: Python<'_>,
+        command: &Bound<'_, PyString>,
+        request: Option<&Bound<'_, PyAny>>,
+        principal: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let command = utf8(command, "command")?;
         let text = json_text(request, "request", ErrorCode::InvalidField)?;
         // The principal the host states (S1), a dict or JSON text; None: the engine's own.

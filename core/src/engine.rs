@@ -260,9 +260,12 @@ impl Engine {
     /// engine (the same rule as `principal::bind`).
     fn typed_clinic(&self, clinic: Option<&str>) -> Result<Option<Arc<str>>> {
         let p = &self.d.pool.cfg.principal;
-        let bound = crate::principal::bind(p, &["clinic_id"], &clinic.map(|c| serde_json::Map::from_iter([("clinic_id".to_string(), Value::from(c))])).unwrap_or_default(), |i| {
-            self.d.pool.catalog.is_hospital(i)
-        })?;
+        let bound = crate::principal::bind(
+            p,
+            &["clinic_id"],
+            &clinic.map(|c| serde_json::Map::from_iter([("clinic_id".to_string(), Value::from(c))])).unwrap_or_default(),
+            |i| self.d.pool.catalog.is_hospital(i),
+        )?;
         Ok(match bound.role {
             crate::principal::Role::Community | crate::principal::Role::Hospital => bound.institution_id.map(Arc::from),
             _ => None,

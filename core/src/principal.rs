@@ -140,9 +140,8 @@ impl Principal {
 
     /// From JSON: `{"role": "community", "institution_id": "C001", "operator": "王护士"}`.
     pub fn from_json(json: &str) -> Result<Principal> {
-        let v: Value = serde_json::from_str(json).map_err(|_| {
-            Error::with(ErrorCode::InvalidJson, "the principal is not valid JSON", "调用身份不是合法的JSON")
-        })?;
+        let v: Value =
+            serde_json::from_str(json).map_err(|_| Error::with(ErrorCode::InvalidJson, "the principal is not valid JSON", "调用身份不是合法的JSON"))?;
         Principal::from_value(&v)
     }
 
@@ -179,11 +178,7 @@ impl Principal {
 }
 
 pub(crate) fn forbidden_role(command: &str, role: Role) -> Error {
-    Error::with(
-        ErrorCode::Forbidden,
-        format!("a {} principal may not call `{command}`", role.as_str()),
-        format!("{}身份无权调用 `{command}`", role_zh(role)),
-    )
+    Error::with(ErrorCode::Forbidden, format!("a {} principal may not call `{command}`", role.as_str()), format!("{}身份无权调用 `{command}`", role_zh(role)))
 }
 
 fn role_zh(role: Role) -> &'static str {

@@ -13,11 +13,11 @@
 //! fields against the principal) → the domain's handler, which sees the bound
 //! principal as `Req::who` → the domain's change context → store and outbox.
 
-use crate::request::Req;
-use crate::error::{Error, ErrorCode, Result};
 use crate::domains::Domains;
+use crate::error::{Error, ErrorCode, Result};
 use crate::pool::Pool;
 use crate::principal::{Principal, Role, Roles};
+use crate::request::Req;
 use serde_json::{json, Value};
 use std::sync::LazyLock;
 

@@ -3,11 +3,11 @@
 
 use crate::catalog::{Device, Hospital, Project};
 use crate::commands::{booking_view, resolve_slot, slot_view};
-use crate::request::{parse_time, Req};
 use crate::config::StopServiceAction;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::*;
 use crate::pool::{Actor, Pool, Slot, SlotTable, Txn};
+use crate::request::{parse_time, Req};
 use crate::store::{Table, Write};
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{json, Value};

@@ -1,9 +1,9 @@
 //! Statistics (P9) and recommendation (P10). Both only read.
 
-use crate::request::Req;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::pool::{Pool, Slot};
+use crate::request::Req;
 use chrono::{Datelike, NaiveDate, Timelike, Weekday};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};

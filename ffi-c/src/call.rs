@@ -36,7 +36,13 @@ unsafe fn principal_arg<'a>(principal: Option<*const c_char>) -> Result<Option<&
 
 /// # Safety
 /// As `yl_call` (`principal` as `yl_call_as`).
-pub(crate) unsafe fn call(e: *const yl_engine, principal: Option<*const c_char>, command: *const c_char, request: *const c_char, response: *mut *mut c_char) -> c_int {
+pub(crate) unsafe fn call(
+    e: *const yl_engine,
+    principal: Option<*const c_char>,
+    command: *const c_char,
+    request: *const c_char,
+    response: *mut *mut c_char,
+) -> c_int {
     if response.is_null() {
         return set_error(&null_arg("response_json"));
     }

@@ -141,7 +141,11 @@ fn a_community_principal_cannot_cancel_another_centres_booking_whatever_the_body
     // The report: a booking owned by centre A was cancelled by
     // `cancel-slot {"institution_id": "<B>", …}` on a platform engine.
     let e = Engine::open(r#"{"clock_start":"2024-10-29T09:00:00+08:00"}"#).unwrap();
-    e.call_value("sync-schedule", r#"{"hospital_id":"H001","schedule_data":[{"device_id":"DEV001","date":"2024-10-30","available_slots":[{"start_time":"09:00","end_time":"10:00"}]}]}"#).unwrap();
+    e.call_value(
+        "sync-schedule",
+        r#"{"hospital_id":"H001","schedule_data":[{"device_id":"DEV001","date":"2024-10-30","available_slots":[{"start_time":"09:00","end_time":"10:00"}]}]}"#,
+    )
+    .unwrap();
     let a = Principal::new(Role::Community, Some("C001"), Some("王护士")).unwrap();
     let b = Principal::new(Role::Community, Some("C002"), None).unwrap();
     let booked = e

@@ -4,9 +4,9 @@
 use super::sign::{encode_query, new_nonce, sign, unix_now};
 use super::{is_idempotent, negotiate, not_configured, parse_version, Cache, CacheEntry, PlatformConfig, UNVERSIONED};
 use crate::clock::format_ms;
-use crate::request::Req;
 use crate::error::{Error, ErrorCode, Result};
 use crate::pool::Pool;
+use crate::request::Req;
 use crate::store::{Table, Write};
 use parking_lot::Mutex;
 use serde::Serialize;

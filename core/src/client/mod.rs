@@ -21,8 +21,8 @@ mod http;
 #[cfg(feature = "client")]
 pub use http::{PlatformClient, Reply, SlotRequest};
 
-use crate::request::Req;
 use crate::error::{Error, ErrorCode, Result};
+use crate::request::Req;
 use crate::store::{Snapshot, Table};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -36,8 +36,20 @@ use std::sync::Arc;
 pub(crate) const COMMANDS: &[crate::registry::Command] = {
     use crate::registry::{acting, roles, Command, Kind};
     &[
-        Command { name: "platform-call", kind: Kind::Change, roles: roles::NETWORK, acting: acting::NONE, handler: |d, r, v| dispatch(d, "platform-call", r, v) },
-        Command { name: "platform-info", kind: Kind::Query, roles: roles::NETWORK, acting: acting::NONE, handler: |d, r, v| dispatch(d, "platform-info", r, v) },
+        Command {
+            name: "platform-call",
+            kind: Kind::Change,
+            roles: roles::NETWORK,
+            acting: acting::NONE,
+            handler: |d, r, v| dispatch(d, "platform-call", r, v),
+        },
+        Command {
+            name: "platform-info",
+            kind: Kind::Query,
+            roles: roles::NETWORK,
+            acting: acting::NONE,
+            handler: |d, r, v| dispatch(d, "platform-info", r, v),
+        },
     ]
 };
 

@@ -22,11 +22,11 @@ mod table_io;
 pub mod translate;
 
 use crate::clock::{format_ms, parse_rfc3339, Millis};
-use crate::request::{fp_of, Req};
-use crate::registry::Kind;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::Event;
 use crate::pool::{Pool, Txn};
+use crate::registry::Kind;
+use crate::request::{fp_of, Req};
 use crate::store::{Snapshot, Table, Write};
 use parking_lot::Mutex;
 use serde_json::Value;

@@ -5,9 +5,9 @@
 use super::catalog::{not_offered, panel_key};
 use super::{check_code, forbidden, format_id, opt_text, parse_id, Call, LabData};
 use crate::clock::Millis;
-use crate::request::{parse_date, patient_of};
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
+use crate::request::{parse_date, patient_of};
 use crate::text::SearchKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

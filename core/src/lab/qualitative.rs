@@ -288,9 +288,10 @@ impl Assessment {
 /// infection's marker with no text (a notifiable infection is found by a
 /// positive result).
 fn qualitative_reference(item: &StdItem) -> Option<Reading> {
-    item.ref_text.as_deref().and_then(read).or_else(|| {
-        (item.notifiable_infection.is_some() && item.ref_low.is_none() && item.ref_high.is_none()).then_some(Reading::Negative)
-    })
+    item.ref_text
+        .as_deref()
+        .and_then(read)
+        .or_else(|| (item.notifiable_infection.is_some() && item.ref_low.is_none() && item.ref_high.is_none()).then_some(Reading::Negative))
 }
 
 /// A numeric value after folding (`４.５`, `< 0.5`): its comparator and number.

@@ -4,8 +4,8 @@
 //! reports (PDF, images) signed by the issuing lab (SM2), verified on receipt.
 
 use super::order::{check_side, OrderStatus, Side};
-use super::specimen::SpecimenStatus;
 use super::qualitative::{assess, Reading};
+use super::specimen::SpecimenStatus;
 use super::translate::value_text;
 use super::{code_field, format_id, opt_text, parse_id, text, Call, LabData};
 use crate::clock::Millis;

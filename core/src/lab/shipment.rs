@@ -6,8 +6,8 @@ use super::order::OrderStatus;
 use super::specimen::SpecimenStatus;
 use super::{format_id, opt_text, parse_id, Call, LabData};
 use crate::clock::Millis;
-use crate::request::parse_date;
 use crate::error::{Error, ErrorCode, Result};
+use crate::request::parse_date;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 

@@ -6,8 +6,8 @@
 use super::order::{check_side, order_id, Order, OrderStatus, Side};
 use super::{code_field, opt_text, Call, Ctx, LabData};
 use crate::clock::Millis;
-use crate::request::parse_date;
 use crate::error::{Error, ErrorCode, Result};
+use crate::request::parse_date;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 

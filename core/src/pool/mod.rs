@@ -145,7 +145,7 @@ impl Actor {
     /// A community institution acts only on its own bookings; a hospital on
     /// its own and on those on its slots; a lab or a regulator on none (S1).
     pub fn may_touch(&self, b: &Booking, slot: &Slot) -> bool {
-                let own = self.institution.is_some() && self.institution.as_deref() == b.clinic_id.as_deref();
+        let own = self.institution.is_some() && self.institution.as_deref() == b.clinic_id.as_deref();
         match self.role {
             Role::Platform => self.institution.is_none() || own || self.institution.as_deref() == Some(slot.info.hospital_id.as_str()),
             Role::Community => own,
@@ -1023,7 +1023,12 @@ impl Pool {
     /// answer is recorded with them, the commit is queued under the lock (so
     /// commits reach disk in the order the changes were made) and waited for
     /// after it is released.
-    pub(crate) fn locked_txn<S>(&self, claim: &Option<IdemClaim<'_>>, state: &Mutex<S>, f: impl FnOnce(&mut S, &mut Txn, Millis) -> Result<Value>) -> Result<Answer> {
+    pub(crate) fn locked_txn<S>(
+        &self,
+        claim: &Option<IdemClaim<'_>>,
+        state: &Mutex<S>,
+        f: impl FnOnce(&mut S, &mut Txn, Millis) -> Result<Value>,
+    ) -> Result<Answer> {
         let mut txn = Txn::default();
         let (answer, ticket) = {
             let mut g = state.lock();

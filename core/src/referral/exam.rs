@@ -12,11 +12,11 @@ use super::{
     reserve_and_attach, text, Ctx, Inner, Live, Side, Step, Who,
 };
 use crate::clock::{format_ms, Millis};
-use crate::request::fp_of;
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::{Booking, BookingStatus, PaymentStatus, Priority, SlotKind};
 use crate::pool::{Answer, Claimed, Pool, Reserve, Slot, Txn};
+use crate::request::fp_of;
 use crate::text::SearchKey;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};

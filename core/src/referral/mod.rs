@@ -28,12 +28,12 @@ mod query;
 pub use outpatient::queue_after_current;
 
 use crate::clock::{format_ms, Millis};
-use crate::request::{fp_of, Req};
-use crate::registry::Kind as CommandKind;
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::{Booking, Event};
 use crate::pool::{Actor, Answer, Claimed, IdemClaim, Pool, Reserve, Slot, SlotState, Txn};
+use crate::registry::Kind as CommandKind;
+use crate::request::{fp_of, Req};
 use crate::store::{Snapshot, Table, Write};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};

@@ -15,6 +15,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use axum::Extension;
 use axum::Router;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
@@ -25,7 +26,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, Mutex};
 use tokio_util::sync::CancellationToken;
-use axum::Extension;
 use yilian_core::{Engine, Error, ErrorCode, ErrorFamily, Principal};
 
 pub use metrics::Metrics;

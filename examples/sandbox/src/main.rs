@@ -51,7 +51,8 @@ fn parse_principal(spec: &str) -> Result<Principal, String> {
         Some((r, i)) => (r, Some(i)),
         None => (spec, None),
     };
-    let role = Role::parse(role.trim()).ok_or_else(|| format!("--principal: unknown role `{role}`; expected platform, hospital, community, lab or regulator"))?;
+    let role =
+        Role::parse(role.trim()).ok_or_else(|| format!("--principal: unknown role `{role}`; expected platform, hospital, community, lab or regulator"))?;
     Principal::new(role, inst, None).map_err(|e| format!("--principal: {}", e.message()))
 }
 

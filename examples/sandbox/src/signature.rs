@@ -7,16 +7,16 @@
 //! replay a past day).
 
 use crate::{failure, AppState, Auth, JSON_BODY_LIMIT};
-use std::collections::HashMap;
-use yilian_core::Principal;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use yilian_core::client::sign::{unix_now, Verifier};
+use yilian_core::Principal;
 use yilian_core::{Error, ErrorCode};
 
 /// The versions of the interfaces this server speaks, advertised at `GET /api/versions`.
@@ -44,7 +44,8 @@ pub fn parse_keys(text: &str, window_secs: i64) -> Result<Keys, String> {
                 "app id `{app}`: expected {{\"secret\": …, \"role\": …, \"institution_id\": …}} (the institution and role it acts as), not a bare secret"
             ));
         };
-        let secret = e.get("secret").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).ok_or_else(|| format!("app id `{app}`: `secret` must be a non-empty string"))?;
+        let secret =
+            e.get("secret").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).ok_or_else(|| format!("app id `{app}`: `secret` must be a non-empty string"))?;
         let mut who = e.clone();
         who.remove("secret");
         let p = Principal::from_value(&serde_json::Value::Object(who)).map_err(|err| format!("app id `{app}`: {}", err.message()))?;

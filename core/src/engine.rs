@@ -220,6 +220,7 @@ impl Engine {
         if patient_id.is_empty() {
             return Err(Error::missing("patient_id"));
         }
+        check_request_id(opts.request_id)?;
         let priority = opts.priority.unwrap_or(Priority::Normal);
         if let Some(e) = self.d.pool.refuse_fast(slot.0, priority, opts.request_id) {
             return Err(e);
@@ -276,6 +277,7 @@ impl Engine {
     pub fn confirm(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
         self.d.pool.check_open()?;
         let actor = crate::pool::Actor::of(&self.d.pool.cfg.principal);
+        check_request_id(request_id)?;
         let _audit = self.audit_scope("confirm", None, request_id);
         let fp = if request_id.is_some() { fingerprint(&[b"confirm", &booking_id.to_le_bytes()]) } else { 0 };
         self.d.pool.with_booking(booking_id, &actor, request_id, "confirm", fp, &mut |pool, slot, st, b, txn, now| {
@@ -290,6 +292,7 @@ impl Engine {
     pub fn release(&self, booking_id: u64, request_id: Option<&str>) -> Result<()> {
         self.d.pool.check_open()?;
         let actor = crate::pool::Actor::of(&self.d.pool.cfg.principal);
+        check_request_id(request_id)?;
         let _audit = self.audit_scope("release", None, request_id);
         let fp = if request_id.is_some() { fingerprint(&[b"release", &booking_id.to_le_bytes()]) } else { 0 };
         self.d.pool.with_booking(booking_id, &actor, request_id, "release", fp, &mut |pool, slot, st, b, txn, now| {
@@ -365,6 +368,15 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// A typed call's request id: 1 to 128 bytes, as on the command layer (the
+/// pool's claim leaves room for the id-space prefix only the registry adds).
+fn check_request_id(id: Option<&str>) -> Result<()> {
+    match id {
+        Some(i) if i.is_empty() || i.len() > crate::pool::REQUEST_ID_MAX => Err(Error::invalid("request_id", "must be 1 to 128 characters")),
+        _ => Ok(()),
     }
 }
 
@@ -482,6 +494,22 @@ mod tests {
     /// Fingerprints are stored with durable answers: the value for a given
     /// request must never change (computed independently: FNV-1a 64 over each
     /// part followed by 0xff).
+    #[test]
+    fn a_typed_request_id_is_at_most_128_bytes_like_the_command_layers() {
+        let e = crate::Engine::open(r#"{"clock_start":"2024-10-29T09:00:00+08:00"}"#).unwrap();
+        e.call_value("sync-schedule", r#"{"hospital_id":"H001","schedule_data":[{"device_id":"DEV001","date":"2024-10-30","capacity":3,"available_slots":[{"start_time":"09:00","end_time":"10:00"}]}]}"#).unwrap();
+        let slot = e.slot_handle("EX-H001-DEV001-20241030-09001000").unwrap();
+        let long = "r".repeat(129);
+        let opts = crate::HoldOptions { request_id: Some(&long), ..Default::default() };
+        assert_eq!(e.hold(slot, "PAT001", &opts).unwrap_err().code(), crate::ErrorCode::InvalidField);
+        assert_eq!(e.availability(slot).unwrap().held, 0);
+        let ok = "r".repeat(128);
+        let h = e.hold(slot, "PAT001", &crate::HoldOptions { request_id: Some(&ok), ..Default::default() }).unwrap();
+        assert_eq!(e.release(h.booking_id, Some(&long)).unwrap_err().code(), crate::ErrorCode::InvalidField);
+        let long_body = format!(r#"{{"patient_id":"PAT002","slot_id":"EX-H001-DEV001-20241030-09001000","request_id":"{long}"}}"#);
+        assert_eq!(e.call_value("pre-book-slot", &long_body).unwrap_err().code(), crate::ErrorCode::InvalidField);
+    }
+
     #[test]
     fn fingerprint_is_fnv1a_with_part_terminators() {
         assert_eq!(super::fingerprint(&[b"hold", &7u32.to_le_bytes(), b"PAT001", b"normal"]), 0xbe03_af86_255e_2ce0);

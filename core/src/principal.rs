@@ -214,8 +214,8 @@ pub(crate) fn bind(principal: &Principal, acting: &[&str], body: &Map<String, Va
     let named: Vec<(&str, String)> = acting.iter().filter_map(|k| field_text(body, k).map(|v| (*k, v))).collect();
     if !principal.is_platform() {
         let own = principal.institution_id.as_deref();
-        if let Some((k, v)) = named.iter().find(|(_, v)| Some(v.as_str()) != own) {
-            let _ = v; // never echoed: the message names the field only
+        // The message names the field, never the value it holds.
+        if let Some((k, _)) = named.iter().find(|(_, v)| Some(v.as_str()) != own) {
             return Err(Error::with(
                 ErrorCode::Forbidden,
                 format!("`{k}` names another institution than the caller's; an institution acts only for itself"),

@@ -39,6 +39,9 @@ pub fn parse_keys(text: &str, window_secs: i64) -> Result<Keys, String> {
     let mut secrets = HashMap::new();
     let mut principals = HashMap::new();
     for (app, entry) in obj {
+        if app.is_empty() {
+            return Err("an app id must not be empty".into());
+        }
         let Some(e) = entry.as_object() else {
             return Err(format!(
                 "app id `{app}`: expected {{\"secret\": …, \"role\": …, \"institution_id\": …}} (the institution and role it acts as), not a bare secret"
@@ -55,9 +58,7 @@ pub fn parse_keys(text: &str, window_secs: i64) -> Result<Keys, String> {
     if secrets.is_empty() {
         return Err("no app id is configured".into());
     }
-    let secrets_json = serde_json::to_string(&secrets).map_err(|e| e.to_string())?;
-    let keys = Verifier::parse_keys(&secrets_json).map_err(|e| e.message().to_string())?;
-    Ok(Keys { verifier: Verifier::new(keys, window_secs), principals })
+    Ok(Keys { verifier: Verifier::new(secrets, window_secs), principals })
 }
 
 /// Loads `--keys FILE` (see [`parse_keys`]).

@@ -137,7 +137,7 @@
 #define YL_E_INVALID_SIGNING_KEY 1203
 
 /**
- * 1xxx input: this build has no platform client (cargo feature `client`) / 本版本未编译平台客户端（cargo 特性 `client`）.
+ * 1xxx input: this build has no platform client (cargo feature `client`) / 本版本未编译平台客户端（编译特性 `client`）.
  */
 #define YL_E_CLIENT_NOT_BUILT 1301
 

@@ -2,9 +2,12 @@
 //! SM3 hashes, HMAC-SM3 request signatures (I2) and SM2 signatures on reports
 //! issued by a lab or an imaging department (L8, B3), and SM4-GCM sealing of
 //! the durable store's rows (S1). Pure Rust (RustCrypto's `sm2`/`sm3`/`sm4`);
-//! keys and signatures travel as hex text.
+//! keys and signatures travel as hex text. An SM2 signature is accepted in
+//! both forms in use: the raw `r‖s` (64 bytes) and the DER encoding of
+//! GM/T 0009 (`SEQUENCE { INTEGER r, INTEGER s }`) that OpenSSL, GmSSL and
+//! BouncyCastle emit.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use hmac::{KeyInit, Mac};
 use sm2::dsa::signature::{Signer, Verifier};
 use sm2::dsa::{Signature, SigningKey, VerifyingKey};
@@ -42,7 +45,33 @@ pub fn hmac_sm3_verify(key: &[u8], data: &[u8], mac_hex: &str) -> bool {
 }
 
 fn bad_key(what: &str) -> Error {
-    Error::invalid(what, "not a valid SM2 key in hex")
+    Error::with(ErrorCode::InvalidField, format!("field `{what}`: not a valid SM2 key in hex"), format!("字段 `{what}` 无效：不是十六进制的有效 SM2 密钥"))
+}
+
+fn bad_signature() -> Error {
+    Error::with(
+        ErrorCode::InvalidField,
+        "field `signature`: not an SM2 signature (r‖s as 128 hex digits, or the DER form of GM/T 0009 in hex)",
+        "字段 `signature` 无效：不是 SM2 签名（应为 128 位十六进制的 r‖s，或 GM/T 0009 规定的 DER 编码的十六进制）",
+    )
+}
+
+/// An SM2 signature from its bytes: exactly 64 bytes are `r‖s` (32 bytes
+/// each, big-endian); anything else must be the DER form of GM/T 0009,
+/// `SEQUENCE { INTEGER r, INTEGER s }`, read strictly (by the `der` crate
+/// through `sm2`): definite, minimal lengths; positive, minimally encoded
+/// integers of at most 32 bytes of value; nothing after the sequence or
+/// inside it after `s`. Either way r and s must lie in [1, n-1].
+///
+/// A DER signature of exactly 64 bytes would need both r and s below
+/// 2^232 (a chance of about 2^-48 for a real signature); such bytes are
+/// read as `r‖s`.
+fn signature_from_bytes(bytes: &[u8]) -> Option<Signature> {
+    if bytes.len() == Signature::BYTE_SIZE {
+        Signature::try_from(bytes).ok()
+    } else {
+        Signature::from_der(bytes).ok()
+    }
 }
 
 /// An SM2 key pair: `(secret_hex, public_hex)`, the public key as an
@@ -78,15 +107,14 @@ pub fn sm2_sign(secret_hex: &str, id: Option<&str>, msg: &[u8]) -> Result<String
     Ok(hex::encode(sig.to_bytes()))
 }
 
-/// Verifies an SM2 signature (`r‖s` hex, 128 digits) over `msg` with a public
-/// key (SEC1 hex, compressed or not). `Ok(false)`: well-formed but wrong.
+/// Verifies an SM2 signature over `msg` with a public key (SEC1 hex,
+/// compressed or not). The signature is hex of either form: `r‖s` (128
+/// digits) or DER (GM/T 0009; see `signature_from_bytes`). `Ok(false)`:
+/// well-formed but wrong.
 pub fn sm2_verify(public_hex: &str, id: Option<&str>, msg: &[u8], signature_hex: &str) -> Result<bool> {
     let pk = hex::decode(public_hex.trim()).map_err(|_| bad_key("public_key"))?;
     let vk = VerifyingKey::from_sec1_bytes(id.unwrap_or(DEFAULT_SM2_ID), &pk).map_err(|_| bad_key("public_key"))?;
-    let sig = hex::decode(signature_hex.trim()).ok().and_then(|b| Signature::try_from(b.as_slice()).ok());
-    let Some(sig) = sig else {
-        return Err(Error::invalid("signature", "not an SM2 signature (r‖s, 128 hex digits)"));
-    };
+    let sig = hex::decode(signature_hex.trim()).ok().and_then(|b| signature_from_bytes(&b)).ok_or_else(bad_signature)?;
     Ok(vk.verify(msg, &sig).is_ok())
 }
 
@@ -199,6 +227,104 @@ mod tests {
         assert!(!sm2_verify(STD_PUBLIC, None, b"message digesT", STD_SIGNATURE).unwrap());
         assert!(!sm2_verify(STD_PUBLIC, Some("ALICE123@YAHOO.COM"), b"message digest", STD_SIGNATURE).unwrap());
         assert_eq!(sm2_public_key(STD_SECRET).unwrap(), STD_PUBLIC.to_lowercase());
+    }
+
+    /// DER `INTEGER` of a big-endian unsigned value, minimally encoded.
+    fn der_int(v: &[u8]) -> Vec<u8> {
+        let mut v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
+        if v.first().is_none_or(|b| b & 0x80 != 0) {
+            v.insert(0, 0);
+        }
+        [vec![0x02, v.len() as u8], v].concat()
+    }
+
+    fn der_seq(body: &[u8]) -> Vec<u8> {
+        [vec![0x30, body.len() as u8], body.to_vec()].concat()
+    }
+
+    /// The DER form of an `r‖s` hex signature, written here independently of the `sm2` crate.
+    fn to_der(rs_hex: &str) -> Vec<u8> {
+        let rs = hex::decode(rs_hex).unwrap();
+        der_seq(&[der_int(&rs[..32]), der_int(&rs[32..])].concat())
+    }
+
+    #[test]
+    fn sm2_verifies_the_standard_example_in_der_form() {
+        let der = to_der(STD_SIGNATURE);
+        // r and s both have the high bit set: each INTEGER takes a 0x00 pad.
+        assert_eq!(hex::encode_upper(&der), format!("3046022100{}022100{}", &STD_SIGNATURE[..64], &STD_SIGNATURE[64..]));
+        assert!(sm2_verify(STD_PUBLIC, None, b"message digest", &hex::encode(&der)).unwrap());
+        assert!(sm2_verify(STD_PUBLIC, None, b"message digest", &hex::encode_upper(&der)).unwrap());
+        assert!(!sm2_verify(STD_PUBLIC, None, b"message digesT", &hex::encode(&der)).unwrap());
+    }
+
+    #[test]
+    fn signatures_from_the_sm2_crate_verify_in_der_form_whatever_the_lengths_of_r_and_s() {
+        let (sk_hex, pk) = sm2_generate();
+        let sk = signing_key(&sk_hex, DEFAULT_SM2_ID).unwrap();
+        // r or s with the high bit set (33-byte INTEGER), clear (32), or a leading zero byte (31 or less).
+        let (mut padded, mut plain, mut short) = (false, false, false);
+        for i in 0u32.. {
+            let msg = format!("report {i}");
+            let sig: Signature = sk.sign(msg.as_bytes());
+            let der = sig.to_der();
+            let der_hex = hex::encode(der.as_bytes());
+            assert_eq!(der.as_bytes(), to_der(&hex::encode(sig.to_bytes())).as_slice(), "the sm2 crate's DER is GM/T 0009's");
+            assert!(sm2_verify(&pk, None, msg.as_bytes(), &der_hex).unwrap(), "{der_hex}");
+            assert!(sm2_verify(&pk, None, msg.as_bytes(), &hex::encode(sig.to_bytes())).unwrap());
+            assert!(!sm2_verify(&pk, None, b"another report", &der_hex).unwrap());
+            for first in [sig.r_bytes()[0], sig.s_bytes()[0]] {
+                match first {
+                    0 => short = true,
+                    0x80.. => padded = true,
+                    _ => plain = true,
+                }
+            }
+            if padded && plain && short {
+                break;
+            }
+            assert!(i < 5000, "no short r or s in 5000 signatures");
+        }
+    }
+
+    #[test]
+    fn malformed_der_signatures_are_refused_not_read_loosely() {
+        let good = to_der(STD_SIGNATURE);
+        let (r, s) = (hex::decode(&STD_SIGNATURE[..64]).unwrap(), hex::decode(&STD_SIGNATURE[64..]).unwrap());
+        let int_raw = |v: &[u8]| [vec![0x02, v.len() as u8], v.to_vec()].concat();
+        let n = hex::decode("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123").unwrap();
+        let small = [0x12u8; 32];
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("trailing byte", [good.clone(), vec![0]].concat()),
+            ("two signatures", [good.clone(), good.clone()].concat()),
+            ("r not minimal (extra 00)", der_seq(&[int_raw(&[&[0u8][..], &small].concat()), der_int(&s)].concat())),
+            ("r not minimal (two pads)", der_seq(&[int_raw(&[&[0u8, 0][..], &r].concat()), der_int(&s)].concat())),
+            ("s negative (pad missing)", der_seq(&[der_int(&r), int_raw(&s)].concat())),
+            ("long-form outer length", [vec![0x30, 0x81, 0x46], good[2..].to_vec()].concat()),
+            ("indefinite length", [vec![0x30, 0x80], good[2..].to_vec(), vec![0, 0]].concat()),
+            ("outer length one short", [vec![0x30, 0x45], good[2..].to_vec()].concat()),
+            ("outer length one long", [vec![0x30, 0x47], good[2..].to_vec()].concat()),
+            ("truncated", good[..good.len() - 1].to_vec()),
+            ("r length wrong", [vec![0x30, 0x46, 0x02, 0x20], good[4..].to_vec()].concat()),
+            ("SET, not SEQUENCE", [vec![0x31], good[1..].to_vec()].concat()),
+            ("BIT STRING, not INTEGER", [vec![0x30, 0x46, 0x03], good[3..].to_vec()].concat()),
+            ("a third INTEGER", der_seq(&[der_int(&r), der_int(&s), der_int(&[1])].concat())),
+            ("s missing", der_seq(&der_int(&r))),
+            ("empty SEQUENCE", vec![0x30, 0x00]),
+            ("r zero", der_seq(&[int_raw(&[0]), der_int(&s)].concat())),
+            ("r equal to the order n", der_seq(&[der_int(&n), der_int(&s)].concat())),
+            ("r of 33 bytes of value", der_seq(&[int_raw(&[&[0x01u8][..], &r].concat()), der_int(&s)].concat())),
+            ("nothing", vec![]),
+        ];
+        for (what, bytes) in cases {
+            let x = sm2_verify(STD_PUBLIC, None, b"message digest", &hex::encode(&bytes)).expect_err(what);
+            assert_eq!(x.code(), ErrorCode::InvalidField, "{what}");
+            assert!(x.message().contains("signature") && !x.message().contains("public_key"), "{what}: {x:?}");
+            assert!(!x.message_zh().contains("not"), "{what}: {}", x.message_zh());
+        }
+        // The raw form is still exactly 64 bytes.
+        assert!(sm2_verify(STD_PUBLIC, None, b"message digest", &STD_SIGNATURE[..126]).is_err());
+        assert!(sm2_verify(STD_PUBLIC, None, b"message digest", &format!("{STD_SIGNATURE}00")).is_err());
     }
 
     #[test]

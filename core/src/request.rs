@@ -28,9 +28,9 @@ impl<'a> Req<'a> {
         match self.get(k) {
             None => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) if s.len() > 256 => Err(Error::invalid(k, "longer than 256 characters")),
+            Some(Value::String(s)) if s.len() > 256 => Err(Error::invalid_zh(k, "longer than 256 characters", "超过 256 个字符")),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(Error::invalid(k, "must be a string")),
+            Some(_) => Err(Error::invalid_zh(k, "must be a string", "必须为字符串")),
         }
     }
     /// Ids arrive as strings or numbers (`admission_id` is an int in the source).
@@ -49,20 +49,20 @@ impl<'a> Req<'a> {
     pub fn opt_date(&self, k: &str) -> Result<Option<NaiveDate>> {
         match self.opt_str(k)? {
             None => Ok(None),
-            Some(s) => parse_date(s).map(Some).ok_or_else(|| Error::invalid(k, "expected a date YYYY-MM-DD")),
+            Some(s) => parse_date(s).map(Some).ok_or_else(|| Error::invalid_zh(k, "expected a date YYYY-MM-DD", "应为 `YYYY-MM-DD` 格式的日期")),
         }
     }
     pub fn opt_u64(&self, k: &str) -> Result<Option<u64>> {
         match self.get(k) {
             None => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| Error::invalid(k, "must be a non-negative integer")),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| Error::invalid(k, "must be a non-negative integer")),
-            Some(_) => Err(Error::invalid(k, "must be a non-negative integer")),
+            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| Error::invalid_zh(k, "must be a non-negative integer", "必须为非负整数")),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| Error::invalid_zh(k, "must be a non-negative integer", "必须为非负整数")),
+            Some(_) => Err(Error::invalid_zh(k, "must be a non-negative integer", "必须为非负整数")),
         }
     }
     pub fn opt_u32(&self, k: &str) -> Result<Option<u32>> {
         match self.opt_u64(k)? {
-            Some(n) if n > 100_000 => Err(Error::invalid(k, "must be at most 100000")),
+            Some(n) if n > 100_000 => Err(Error::invalid_zh(k, "must be at most 100000", "不得超过 100000")),
             o => Ok(o.map(|n| n as u32)),
         }
     }
@@ -70,14 +70,14 @@ impl<'a> Req<'a> {
         match self.get(k) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(Error::invalid(k, "must be true or false")),
+            Some(_) => Err(Error::invalid_zh(k, "must be true or false", "必须为 `true` 或 `false`")),
         }
     }
     pub fn array(&self, k: &str) -> Result<&'a Vec<Value>> {
         match self.get(k) {
             None => Err(Error::missing(k)),
             Some(Value::Array(a)) => Ok(a),
-            Some(_) => Err(Error::invalid(k, "must be an array")),
+            Some(_) => Err(Error::invalid_zh(k, "must be an array", "必须为数组")),
         }
     }
     pub fn opt_array(&self, k: &str) -> Result<Option<&'a Vec<Value>>> {
@@ -94,7 +94,7 @@ impl<'a> Req<'a> {
     }
     pub fn booking_id(&self) -> Result<u64> {
         let s = self.id("booking_id")?;
-        parse_booking_id(&s).ok_or_else(|| Error::invalid("booking_id", "expected a booking id like B000001"))
+        parse_booking_id(&s).ok_or_else(|| Error::invalid_zh("booking_id", "expected a booking id like B000001", "应为形如 `B000001` 的预约编号"))
     }
     /// The pool's view of the principal.
     pub fn actor(&self) -> crate::pool::Actor {
@@ -117,7 +117,7 @@ impl<'a> Req<'a> {
         }
     }
     pub fn sub(&self, v: &'a Value, what: &str) -> Result<Req<'a>> {
-        v.as_object().map(|m| Req { m, who: self.who }).ok_or_else(|| Error::invalid(what, "each entry must be an object"))
+        v.as_object().map(|m| Req { m, who: self.who }).ok_or_else(|| Error::invalid_zh(what, "each entry must be an object", "每一项都必须为对象"))
     }
 }
 
@@ -185,11 +185,12 @@ pub(crate) fn patient_of(r: &Req) -> Result<Option<PatientInfo>> {
     match r.get("patient") {
         None => Ok(None),
         Some(v @ Value::Object(_)) => {
-            let info: PatientInfo =
-                serde_json::from_value(v.clone()).map_err(|_| Error::invalid("patient", "expected {name, id_number, phone, sex} strings"))?;
+            let info: PatientInfo = serde_json::from_value(v.clone()).map_err(|_| {
+                Error::invalid_zh("patient", "expected {name, id_number, phone, sex} strings", "应为含 `name`、`id_number`、`phone`、`sex` 字符串字段的对象")
+            })?;
             info.validated().map(Some)
         }
-        Some(_) => Err(Error::invalid("patient", "must be an object")),
+        Some(_) => Err(Error::invalid_zh("patient", "must be an object", "必须为对象")),
     }
 }
 

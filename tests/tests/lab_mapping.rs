@@ -38,7 +38,10 @@ fn an_import_with_bad_rows_names_each_and_imports_nothing() {
     let v = ok(&e, "lab-mapping-import", json!({"institution_id": "C001", "content": csv, "validate_only": true}));
     assert_eq!(v["valid"], false);
     assert_eq!(v["rejected"].as_array().unwrap().len(), 5);
-    assert_eq!(v["rejected"][0], json!({"row": 3, "code": "A2", "reason": "standard code STD-HEM-001 is already mapped by row 2"}));
+    assert_eq!(
+        v["rejected"][0],
+        json!({"row": 3, "code": "A2", "reason": "standard code STD-HEM-001 is already mapped by row 2", "reason_zh": "标准编码 STD-HEM-001 已由第 2 行对照"})
+    );
 }
 
 #[test]

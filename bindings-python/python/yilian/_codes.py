@@ -168,7 +168,7 @@ class ErrorCode(enum.IntEnum):
     INVALID_SIGNING_KEY = 1203
     """the public key is not a valid SM2 key / 公钥不是有效的SM2公钥"""
     CLIENT_NOT_BUILT = 1301
-    """this build has no platform client (cargo feature `client`) / 本版本未编译平台客户端（cargo 特性 `client`）"""
+    """this build has no platform client (cargo feature `client`) / 本版本未编译平台客户端（编译特性 `client`）"""
     PLATFORM_NOT_CONFIGURED = 1302
     """no platform is configured (config key `platform`) / 未配置平台（配置项 `platform`）"""
     UNKNOWN_INTERFACE = 1303
@@ -377,7 +377,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     1201: ("input", "the exam item names a method or body part the project does not offer", "检查项目的方法或部位不在该项目可选范围内"),
     1202: ("input", "an unstructured report must carry the issuer's electronic signature", "非结构化报告必须附带出具机构的电子签章"),
     1203: ("input", "the public key is not a valid SM2 key", "公钥不是有效的SM2公钥"),
-    1301: ("input", "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（cargo 特性 `client`）"),
+    1301: ("input", "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（编译特性 `client`）"),
     1302: ("input", "no platform is configured (config key `platform`)", "未配置平台（配置项 `platform`）"),
     1303: ("input", "the platform has no such interface", "平台没有该接口"),
     1304: ("input", "the platform speaks no interface version this client speaks", "平台与客户端没有共同支持的接口版本"),

@@ -3,7 +3,7 @@
 //! to their sub-items, each lab's own code per project (本地服务资源), the
 //! labs' panels (组套) and the tube rules (合管规则).
 
-use super::table_io::{self, rejected_error, Row};
+use super::table_io::{self, invalid, rejected_error, Reason, Rejected, Row};
 use super::{check_code, code_field, code_list, opt_text, Call, LabData};
 use crate::error::{Error, ErrorCode, Result};
 use crate::text::SearchKey;
@@ -40,22 +40,36 @@ pub(crate) struct StdItem {
 }
 
 impl StdItem {
-    /// From a JSON entry or a CSV row (`lab-standard-items.csv` column names
-    /// `std_code`, `name_zh` are accepted for `code`, `name`).
-    pub fn from_row(row: &Row) -> std::result::Result<StdItem, String> {
-        let code = row.get_any(&["code", "std_code"]).ok_or("missing code")?;
-        let code = check_code("code", &code).map_err(|e| e.message().to_string())?;
-        let name = row.get_any(&["name", "name_zh"]).ok_or("missing name")?;
+    /// From a JSON entry or a table row (`lab-standard-items.csv` column
+    /// names `std_code`, `name_zh` are accepted for `code`, `name`). A
+    /// reference range in one cell (`ref_range`, 参考范围: `3.5-9.5`,
+    /// `3.5～9.5`, `<5.2`, `≥1.0`) fills the bounds; one that is not a
+    /// numeric range (阴性, 男4.3-5.8 女3.8-5.1) is the reference text.
+    /// Columns naming a bound or the text themselves take precedence.
+    pub fn from_row(row: &Row) -> std::result::Result<StdItem, Reason> {
+        let code = row.get_any(&["code", "std_code"]).ok_or_else(|| Reason::new("missing code", "缺少编码"))?;
+        let code = check_code("code", &code).map_err(|e| Reason::new(e.message(), "编码须为 1 至 64 个字符，且不含“/”和控制字符"))?;
+        let name = row.get_any(&["name", "name_zh", "std_name"]).ok_or_else(|| Reason::new("missing name", "缺少名称"))?;
         if name.chars().count() > 128 {
-            return Err("name longer than 128 characters".into());
+            return Err(Reason::new("name longer than 128 characters", "名称超过 128 个字符"));
         }
-        let specimen_type = row.get("specimen_type").ok_or("missing specimen_type")?;
-        let num = |k: &str| -> std::result::Result<Option<f64>, String> {
+        let specimen_type = row.get("specimen_type").ok_or_else(|| Reason::new("missing specimen_type", "缺少样本类型"))?;
+        let num = |k: &str, zh: &str| -> std::result::Result<Option<f64>, Reason> {
             match row.get(k) {
                 None => Ok(None),
-                Some(s) => s.parse::<f64>().ok().filter(|f| f.is_finite()).map(Some).ok_or_else(|| format!("{k} is not a number")),
+                Some(s) => number(&s).map(Some).ok_or_else(|| Reason::new(format!("{k} is not a number"), format!("{zh}“{s}”不是数值"))),
             }
         };
+        let (mut ref_low, mut ref_high, mut ref_text) = (num("ref_low", "参考下限")?, num("ref_high", "参考上限")?, row.get("ref_text"));
+        if let Some(range) = row.get("ref_range") {
+            match numeric_range(&range) {
+                Some((low, high)) => {
+                    ref_low = ref_low.or(low);
+                    ref_high = ref_high.or(high);
+                }
+                None => ref_text = ref_text.or(Some(range)),
+            }
+        }
         let item = StdItem {
             code,
             name,
@@ -64,16 +78,16 @@ impl StdItem {
             specimen_note: row.get("specimen_note"),
             workgroup: row.get("workgroup"),
             unit: row.get("unit"),
-            ref_low: num("ref_low")?,
-            ref_high: num("ref_high")?,
-            ref_text: row.get("ref_text"),
-            critical_low: num("critical_low")?,
-            critical_high: num("critical_high")?,
+            ref_low,
+            ref_high,
+            ref_text,
+            critical_low: num("critical_low", "危急值下限")?,
+            critical_high: num("critical_high", "危急值上限")?,
             notifiable_infection: row.get_any(&["notifiable_infection", "notifiable"]),
         };
         if let (Some(l), Some(h)) = (item.ref_low, item.ref_high) {
             if l > h {
-                return Err("ref_low is above ref_high".into());
+                return Err(Reason::new("ref_low is above ref_high", format!("参考下限 {l} 高于参考上限 {h}")));
             }
         }
         Ok(item)
@@ -112,18 +126,25 @@ pub(crate) struct Resource {
 }
 
 impl Resource {
-    pub fn from_row(row: &Row) -> std::result::Result<Resource, String> {
-        let code = row.get_any(&["code", "panel_code"]).ok_or("missing code")?;
-        let code = check_code("code", &code).map_err(|e| e.message().to_string())?;
-        let name = row.get_any(&["name", "name_zh"]).ok_or("missing name")?;
-        let items: Vec<String> =
-            row.get_any(&["items", "sub_items"]).ok_or("missing items")?.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    /// From a JSON entry or a table row; the sub-items are separated by
+    /// `;` (also `；` and `、`, as Chinese input methods type them).
+    pub fn from_row(row: &Row) -> std::result::Result<Resource, Reason> {
+        let code = row.get_any(&["code", "panel_code", "std_code"]).ok_or_else(|| Reason::new("missing code", "缺少编码"))?;
+        let code = check_code("code", &code).map_err(|e| Reason::new(e.message(), "编码须为 1 至 64 个字符，且不含“/”和控制字符"))?;
+        let name = row.get_any(&["name", "name_zh", "std_name"]).ok_or_else(|| Reason::new("missing name", "缺少名称"))?;
+        let items: Vec<String> = row
+            .get_any(&["items", "sub_items"])
+            .ok_or_else(|| Reason::new("missing items", "缺少所含标准小项"))?
+            .split([';', '；', '、'])
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
         if items.is_empty() {
-            return Err("a project needs at least one sub-item".into());
+            return Err(Reason::new("a project needs at least one sub-item", "一个项目至少应包含一个标准小项"));
         }
         let price = match row.get_any(&["price", "price_yuan"]) {
             None => None,
-            Some(p) => Some(p.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).ok_or("price is not a number")?),
+            Some(p) => Some(number(&p).filter(|f| *f >= 0.0).ok_or_else(|| Reason::new("price is not a number", format!("价格“{p}”不是有效的非负数值")))?),
         };
         Ok(Resource { code, name, pinyin: row.get_any(&["pinyin", "pinyin_initials"]), price, items, local_codes: BTreeMap::new() })
     }
@@ -178,20 +199,43 @@ pub(crate) struct TubeRule {
 }
 
 impl TubeRule {
-    fn from_row(row: &Row) -> std::result::Result<TubeRule, String> {
+    fn from_row(row: &Row) -> std::result::Result<TubeRule, Reason> {
+        let need = |k: &str, zh: &str| row.get(k).ok_or_else(|| Reason::new(format!("missing {k}"), format!("缺少{zh}")));
         Ok(TubeRule {
-            specimen_type: row.get("specimen_type").ok_or("missing specimen_type")?,
-            workgroup: row.get("workgroup").ok_or("missing workgroup")?,
-            container_code: row.get("container_code").ok_or("missing container_code")?,
-            container_name: row.get_any(&["container_name", "container_zh"]).ok_or("missing container_name")?,
+            specimen_type: need("specimen_type", "样本类型")?,
+            workgroup: need("workgroup", "专业组")?,
+            container_code: need("container_code", "容器编码")?,
+            container_name: row.get_any(&["container_name", "container_zh"]).ok_or_else(|| Reason::new("missing container_name", "缺少容器名称"))?,
             additive: row.get("additive"),
             cap_colour: row.get("cap_colour"),
             volume_ml: match row.get("volume_ml") {
                 None => None,
-                Some(v) => Some(v.parse::<f64>().map_err(|_| "volume_ml is not a number")?),
+                Some(v) => Some(number(&v).ok_or_else(|| Reason::new("volume_ml is not a number", format!("采集量“{v}”不是数值")))?),
             },
         })
     }
+}
+
+/// A finite number in a cell (full-width digits and signs read as ASCII).
+fn number(s: &str) -> Option<f64> {
+    super::qualitative::fold(s).replace(' ', "").parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// A reference range written in one cell: `3.5-9.5`, `3.5～9.5`, `3.5至9.5`,
+/// `-3 - 3` (both bounds), `<5.2`, `≤5.2` (upper), `>1.0`, `≥1.0` (lower).
+/// `None` when the cell is not a numeric range (阴性, 男4.3-5.8 女3.8-5.1).
+fn numeric_range(s: &str) -> Option<(Option<f64>, Option<f64>)> {
+    let t = super::qualitative::fold(s).replace(' ', "");
+    for (p, upper) in [("<=", true), ("≤", true), ("<", true), (">=", false), ("≥", false), (">", false)] {
+        if let Some(rest) = t.strip_prefix(p) {
+            let x = number(rest)?;
+            return Some(if upper { (None, Some(x)) } else { (Some(x), None) });
+        }
+    }
+    let t = t.replace(['~', '—', '至', '到'], "-");
+    // The dash between the bounds: the first one after the first character
+    // whose sides are both numbers (a leading dash is a sign).
+    t.char_indices().filter(|(i, c)| *c == '-' && *i > 0).find_map(|(i, _)| Some((Some(number(&t[..i])?), Some(number(&t[i + 1..])?))))
 }
 
 /// The tube rules shipped with the library (common practice in Chinese
@@ -209,38 +253,44 @@ impl LabData {
         }
     }
 
-    /// Whether any institution maps to the standard sub-item or any project links it.
-    fn std_item_in_use(&self, code: &str) -> Option<String> {
+    /// Whether any institution maps to the standard sub-item or any project
+    /// links it: why, in English and Chinese.
+    fn std_item_in_use(&self, code: &str) -> Option<Reason> {
         if let Some(r) = self.resources.values().find(|r| r.items.iter().any(|i| i == code)) {
-            return Some(format!("linked by project {}", r.code));
+            return Some(Reason::new(format!("linked by project {}", r.code), format!("标准项目 {} 包含该小项", r.code)));
         }
         for (inst, t) in &self.inst {
             if t.items.values().any(|e| e.std_code.as_deref() == Some(code)) {
-                return Some(format!("mapped by institution {inst}"));
+                return Some(Reason::new(format!("mapped by institution {inst}"), format!("机构 {inst} 已对照该小项")));
             }
         }
         None
     }
 }
 
+/// The entries of a JSON array as rows numbered from 1.
 fn rows_of(c: &Call, field: &str) -> Result<Vec<Row>> {
     let arr = c.r.array(field)?;
     if arr.is_empty() || arr.len() > 5000 {
-        return Err(Error::invalid(field, "must hold 1 to 5000 entries"));
+        return Err(invalid(field, "must hold 1 to 5000 entries", "应有 1 至 5000 条"));
     }
-    arr.iter().map(|v| Row::from_json(v).ok_or_else(|| Error::invalid(field, "each entry must be an object"))).collect()
+    arr.iter().enumerate().map(|(i, v)| Row::from_json(v, i + 1).ok_or_else(|| invalid(field, "each entry must be an object", "每一条都应为对象"))).collect()
 }
 
-fn save_std_items(c: &Call, rows: Vec<Row>, first_row: usize) -> Result<Value> {
+fn twice() -> Reason {
+    Reason::new("code appears twice", "编码重复出现")
+}
+
+fn save_std_items(c: &Call, rows: Vec<Row>) -> Result<Value> {
     c.change(|d, ctx| {
         let mut items = Vec::new();
         let mut rejected = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (i, row) in rows.iter().enumerate() {
+        for row in &rows {
             match StdItem::from_row(row) {
-                Ok(it) if !seen.insert(it.code.clone()) => rejected.push((i + first_row, it.code, "code appears twice".to_string())),
+                Ok(it) if !seen.insert(it.code.clone()) => rejected.push(Rejected::new(row.n, it.code, twice())),
                 Ok(it) => items.push(it),
-                Err(why) => rejected.push((i + first_row, row.get_any(&["code", "std_code"]).unwrap_or_default(), why)),
+                Err(why) => rejected.push(Rejected::new(row.n, row.get_any(&["code", "std_code"]).unwrap_or_default(), why)),
             }
         }
         if !rejected.is_empty() {
@@ -259,12 +309,11 @@ fn save_std_items(c: &Call, rows: Vec<Row>, first_row: usize) -> Result<Value> {
 
 pub(crate) fn std_item_upsert(c: &Call) -> Result<Value> {
     let rows = rows_of(c, "items")?;
-    save_std_items(c, rows, 1)
+    save_std_items(c, rows)
 }
 
 pub(crate) fn std_item_import(c: &Call) -> Result<Value> {
-    let rows = table_io::read_table(c)?;
-    save_std_items(c, rows, 2)
+    save_std_items(c, table_io::read_table(c)?)
 }
 
 pub(crate) fn std_item_delete(c: &Call) -> Result<Value> {
@@ -276,8 +325,8 @@ pub(crate) fn std_item_delete(c: &Call) -> Result<Value> {
         if let Some(why) = d.std_item_in_use(&code) {
             return Err(Error::with(
                 ErrorCode::LabInUse,
-                format!("standard sub-item {code} is {why}"),
-                format!("标准检验小项 {code} 仍有对照或关联（{why}），不能删除"),
+                format!("standard sub-item {code} is {}", why.en),
+                format!("标准检验小项 {code} 仍有对照或关联（{}），不能删除", why.zh),
             ));
         }
         d.std_items.remove(&code);
@@ -304,20 +353,24 @@ pub(crate) fn std_item_query(c: &Call) -> Result<Value> {
     })
 }
 
-fn save_resources(c: &Call, rows: Vec<Row>, first_row: usize) -> Result<Value> {
+fn save_resources(c: &Call, rows: Vec<Row>) -> Result<Value> {
     c.change(|d, ctx| {
         let mut out = Vec::new();
         let mut rejected = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (i, row) in rows.iter().enumerate() {
-            let n = i + first_row;
+        for row in &rows {
+            let n = row.n;
             match Resource::from_row(row) {
-                Ok(r) if !seen.insert(r.code.clone()) => rejected.push((n, r.code, "code appears twice".to_string())),
+                Ok(r) if !seen.insert(r.code.clone()) => rejected.push(Rejected::new(n, r.code, twice())),
                 Ok(r) => match r.items.iter().find(|s| !d.std_items.contains_key(*s)) {
-                    Some(missing) => rejected.push((n, r.code.clone(), format!("unknown standard sub-item {missing}"))),
+                    Some(missing) => rejected.push(Rejected::new(
+                        n,
+                        r.code.clone(),
+                        Reason::new(format!("unknown standard sub-item {missing}"), format!("标准检验小项 {missing} 不存在")),
+                    )),
                     None => out.push(r),
                 },
-                Err(why) => rejected.push((n, row.get_any(&["code", "panel_code"]).unwrap_or_default(), why)),
+                Err(why) => rejected.push(Rejected::new(n, row.get_any(&["code", "panel_code", "std_code"]).unwrap_or_default(), why)),
             }
         }
         if !rejected.is_empty() {
@@ -340,12 +393,11 @@ fn save_resources(c: &Call, rows: Vec<Row>, first_row: usize) -> Result<Value> {
 
 pub(crate) fn resource_upsert(c: &Call) -> Result<Value> {
     let rows = rows_of(c, "resources")?;
-    save_resources(c, rows, 1)
+    save_resources(c, rows)
 }
 
 pub(crate) fn resource_import(c: &Call) -> Result<Value> {
-    let rows = table_io::read_table(c)?;
-    save_resources(c, rows, 2)
+    save_resources(c, table_io::read_table(c)?)
 }
 
 pub(crate) fn resource_delete(c: &Call) -> Result<Value> {
@@ -356,8 +408,15 @@ pub(crate) fn resource_delete(c: &Call) -> Result<Value> {
         }
         let mapped = d.inst.iter().find(|(_, t)| t.projects.values().any(|e| e.std_code.as_deref() == Some(code.as_str()))).map(|(i, _)| i.clone());
         let in_panel = d.panels.values().find(|p| p.resources.contains(&code)).map(|p| p.code.clone());
-        if let Some(why) = mapped.map(|i| format!("mapped by institution {i}")).or(in_panel.map(|p| format!("in panel {p}"))) {
-            return Err(Error::with(ErrorCode::LabInUse, format!("project {code} is {why}"), format!("检验项目 {code} 仍有对照或组套关联（{why}），不能删除")));
+        let why = mapped
+            .map(|i| Reason::new(format!("mapped by institution {i}"), format!("机构 {i} 已对照该项目")))
+            .or(in_panel.map(|p| Reason::new(format!("in panel {p}"), format!("组套 {p} 包含该项目"))));
+        if let Some(why) = why {
+            return Err(Error::with(
+                ErrorCode::LabInUse,
+                format!("project {code} is {}", why.en),
+                format!("检验项目 {code} 仍有对照或组套关联（{}），不能删除", why.zh),
+            ));
         }
         d.resources.remove(&code);
         ctx.delete(format!("res:{code}"));
@@ -425,7 +484,7 @@ pub(crate) fn panel_upsert(c: &Call) -> Result<Value> {
     let pinyin = opt_text(c.r, "pinyin")?;
     let resources = code_list(c.r, "resources")?;
     if resources.is_empty() {
-        return Err(Error::invalid("resources", "a panel needs at least one project"));
+        return Err(invalid("resources", "a panel needs at least one project", "组套至少应包含一个项目"));
     }
     c.change(|d, ctx| {
         for rc in &resources {
@@ -451,13 +510,13 @@ pub(crate) fn tube_rules_set(c: &Call) -> Result<Value> {
     let rows = rows_of(c, "rules")?;
     let mut rules = Vec::new();
     let mut rejected = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
+    for row in &rows {
         match TubeRule::from_row(row) {
             Ok(r) if rules.iter().any(|o: &TubeRule| o.specimen_type == r.specimen_type && o.workgroup == r.workgroup) => {
-                rejected.push((i + 1, r.specimen_type, "specimen type and workgroup appear twice".to_string()))
+                rejected.push(Rejected::new(row.n, r.specimen_type, Reason::new("specimen type and workgroup appear twice", "样本类型与专业组的组合重复出现")))
             }
             Ok(r) => rules.push(r),
-            Err(why) => rejected.push((i + 1, row.get("specimen_type").unwrap_or_default(), why)),
+            Err(why) => rejected.push(Rejected::new(row.n, row.get("specimen_type").unwrap_or_default(), why)),
         }
     }
     if !rejected.is_empty() {
@@ -474,4 +533,34 @@ pub(crate) fn tube_rules_set(c: &Call) -> Result<Value> {
 
 pub(crate) fn tube_rules(c: &Call) -> Result<Value> {
     c.read(|d| Ok(json!({"rules": d.tube_rules().iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect::<Vec<_>>()})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numeric_range;
+
+    #[test]
+    fn a_reference_range_in_one_cell_reads_as_its_bounds_or_stays_text() {
+        for (cell, want) in [
+            ("3.5-9.5", Some((Some(3.5), Some(9.5)))),
+            ("3.5 ～ 9.5", Some((Some(3.5), Some(9.5)))),
+            ("3.5~9.5", Some((Some(3.5), Some(9.5)))),
+            ("3.5—9.5", Some((Some(3.5), Some(9.5)))),
+            ("0至6.8", Some((Some(0.0), Some(6.8)))),
+            ("-3 - 3", Some((Some(-3.0), Some(3.0)))),
+            ("－3－3", Some((Some(-3.0), Some(3.0)))),
+            ("<5.2", Some((None, Some(5.2)))),
+            ("＜5.2", Some((None, Some(5.2)))),
+            ("≤5.2", Some((None, Some(5.2)))),
+            ("≥1.0", Some((Some(1.0), None))),
+            (">=1", Some((Some(1.0), None))),
+            ("阴性", None),
+            ("男4.3-5.8 女3.8-5.1", None),
+            ("5", None),
+            ("<阴性", None),
+            ("见报告", None),
+        ] {
+            assert_eq!(numeric_range(cell), want, "{cell}");
+        }
+    }
 }

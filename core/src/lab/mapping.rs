@@ -4,7 +4,7 @@
 //! institution. The reverse maps (`item_rev`, `project_rev`) are the
 //! invariant's witness: every mapped entry is there, and nothing else.
 
-use super::table_io::{rejected_error, Row};
+use super::table_io::{invalid, rejected_error, Reason, Rejected, Row};
 use super::{check_code, code_field, opt_text, Call, Ctx, LabData};
 use crate::error::{Error, ErrorCode, Result};
 use crate::text::SearchKey;
@@ -37,6 +37,13 @@ impl Kind {
         match self {
             Kind::Item => "机构检验小项",
             Kind::Project => "机构检验项目",
+        }
+    }
+    /// What the entry is called in a row's reason: 机构小项 or 机构项目.
+    fn entry_zh(self) -> &'static str {
+        match self {
+            Kind::Item => "机构小项",
+            Kind::Project => "机构项目",
         }
     }
 }
@@ -127,16 +134,17 @@ fn std_exists(d: &LabData, kind: Kind, code: &str) -> bool {
     std_name(d, kind, code).is_some()
 }
 
-fn entry_from_row(inst: &str, kind: Kind, row: &Row) -> std::result::Result<InstEntry, String> {
-    let code = row.get_any(&["inst_code", "code"]).ok_or("missing inst_code")?;
-    let code = check_code("inst_code", &code).map_err(|e| e.message().to_string())?;
-    let name = row.get_any(&["inst_name", "name"]).ok_or("missing inst_name")?;
+fn entry_from_row(inst: &str, kind: Kind, row: &Row) -> std::result::Result<InstEntry, Reason> {
+    let what = kind.entry_zh();
+    let code = row.get_any(&["inst_code", "code"]).ok_or_else(|| Reason::new("missing inst_code", format!("缺少{what}编码")))?;
+    let code = check_code("inst_code", &code).map_err(|e| Reason::new(e.message(), format!("{what}编码须为 1 至 64 个字符，且不含“/”和控制字符")))?;
+    let name = row.get_any(&["inst_name", "name"]).ok_or_else(|| Reason::new("missing inst_name", format!("缺少{what}名称")))?;
     if name.chars().count() > 128 {
-        return Err("inst_name longer than 128 characters".into());
+        return Err(Reason::new("inst_name longer than 128 characters", format!("{what}名称超过 128 个字符")));
     }
     let specimen_type = row.get("specimen_type");
     if kind == Kind::Item && specimen_type.is_none() {
-        return Err("missing specimen_type".into());
+        return Err(Reason::new("missing specimen_type", "缺少样本类型"));
     }
     let std_code = row.get_any(&["maps_to", "std_code"]);
     Ok(InstEntry { institution_id: inst.to_string(), code, name, specimen_type, specimen_note: row.get("specimen_note"), std_code })
@@ -144,46 +152,54 @@ fn entry_from_row(inst: &str, kind: Kind, row: &Row) -> std::result::Result<Inst
 
 /// Checks rows as one batch against the state they would produce: every
 /// row valid, no code twice, each standard entry mapped at most once in the
-/// result. `Err` lists every rejected row (row number, code, reason).
-pub(crate) fn validate(
-    d: &LabData,
-    inst: &str,
-    kind: Kind,
-    rows: &[Row],
-    first_row: usize,
-) -> std::result::Result<Vec<InstEntry>, Vec<(usize, String, String)>> {
+/// result. `Err` lists every rejected row (its number as the row carries
+/// it, code, reason).
+pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row]) -> std::result::Result<Vec<InstEntry>, Vec<Rejected>> {
     let mut out = Vec::new();
     let mut rejected = Vec::new();
     let mut codes = HashSet::new();
     let mut claimed: HashMap<String, usize> = HashMap::new();
-    for (i, row) in rows.iter().enumerate() {
-        let n = i + first_row;
+    let what = kind.entry_zh();
+    for row in rows {
+        let n = row.n;
         let e = match entry_from_row(inst, kind, row) {
             Ok(e) => e,
             Err(why) => {
-                rejected.push((n, row.get_any(&["inst_code", "code"]).unwrap_or_default(), why));
+                rejected.push(Rejected::new(n, row.get_any(&["inst_code", "code"]).unwrap_or_default(), why));
                 continue;
             }
         };
         if !codes.insert(e.code.clone()) {
-            rejected.push((n, e.code, "inst_code appears twice in the file".into()));
+            rejected.push(Rejected::new(n, e.code, Reason::new("inst_code appears twice in the file", format!("{what}编码在文件中重复出现"))));
             continue;
         }
         if let Some(s) = &e.std_code {
             if !std_exists(d, kind, s) {
-                rejected.push((n, e.code, format!("unknown standard code {s}")));
+                rejected.push(Rejected::new(n, e.code, Reason::new(format!("unknown standard code {s}"), format!("标准编码 {s} 不存在"))));
                 continue;
             }
             if kind == Kind::Item {
                 if let (Some(mine), Some(std)) = (&e.specimen_type, d.std_items.get(s)) {
                     if *mine != std.specimen_type {
-                        rejected.push((n, e.code, format!("specimen type {mine} differs from {s}'s {}", std.specimen_type)));
+                        let theirs = &std.specimen_type;
+                        rejected.push(Rejected::new(
+                            n,
+                            e.code,
+                            Reason::new(
+                                format!("specimen type {mine} differs from {s}'s {theirs}"),
+                                format!("样本类型“{mine}”与标准小项 {s} 的样本类型“{theirs}”不一致"),
+                            ),
+                        ));
                         continue;
                     }
                 }
             }
             if let Some(first) = claimed.get(s) {
-                rejected.push((n, e.code, format!("standard code {s} is already mapped by row {first}")));
+                rejected.push(Rejected::new(
+                    n,
+                    e.code,
+                    Reason::new(format!("standard code {s} is already mapped by row {first}"), format!("标准编码 {s} 已由第 {first} 行对照")),
+                ));
                 continue;
             }
             claimed.insert(s.clone(), n);
@@ -197,7 +213,11 @@ pub(crate) fn validate(
                 if let Some(holder) = t.rev(kind).get(s) {
                     if *holder != e.code && !codes.contains(holder) {
                         let n = claimed.get(s).copied().unwrap_or(0);
-                        rejected.push((n, e.code.clone(), format!("standard code {s} is already mapped by {holder}")));
+                        rejected.push(Rejected::new(
+                            n,
+                            e.code.clone(),
+                            Reason::new(format!("standard code {s} is already mapped by {holder}"), format!("标准编码 {s} 已被本机构 {holder} 对照")),
+                        ));
                     }
                 }
             }
@@ -206,7 +226,7 @@ pub(crate) fn validate(
     if rejected.is_empty() {
         Ok(out)
     } else {
-        rejected.sort_by_key(|r| r.0);
+        rejected.sort_by_key(|r| r.row);
         Err(rejected)
     }
 }
@@ -240,12 +260,15 @@ pub(crate) fn upsert(c: &Call, kind: Kind) -> Result<Value> {
     let inst = institution(c)?;
     let arr = c.r.array(kind.plural())?;
     if arr.is_empty() || arr.len() > 5000 {
-        return Err(Error::invalid(kind.plural(), "must hold 1 to 5000 entries"));
+        return Err(invalid(kind.plural(), "must hold 1 to 5000 entries", "应有 1 至 5000 条"));
     }
-    let rows: Vec<Row> =
-        arr.iter().map(|v| Row::from_json(v).ok_or_else(|| Error::invalid(kind.plural(), "each entry must be an object"))).collect::<Result<_>>()?;
+    let rows: Vec<Row> = arr
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Row::from_json(v, i + 1).ok_or_else(|| invalid(kind.plural(), "each entry must be an object", "每一条都应为对象")))
+        .collect::<Result<_>>()?;
     c.change(|d, ctx| {
-        let entries = validate(d, &inst, kind, &rows, 1).map_err(|r| rejected_error(&r))?;
+        let entries = validate(d, &inst, kind, &rows).map_err(|r| rejected_error(&r))?;
         let n = entries.len();
         let codes: Vec<String> = entries.iter().map(|e| e.code.clone()).collect();
         apply(d, ctx, &inst, kind, entries);
@@ -314,7 +337,11 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
         if kind == Kind::Item {
             if let (Some(mine), Some(theirs)) = (&e.specimen_type, &std_specimen) {
                 if mine != theirs {
-                    return Err(Error::invalid("std_code", &format!("specimen type {mine} differs from the standard sub-item's {theirs}")));
+                    return Err(invalid(
+                        "std_code",
+                        &format!("specimen type {mine} differs from the standard sub-item's {theirs}"),
+                        &format!("样本类型“{mine}”与标准小项的样本类型“{theirs}”不一致"),
+                    ));
                 }
             }
         }

@@ -143,9 +143,14 @@ fn failure(err: &Error, status: Option<StatusCode>) -> Response {
 type Outcome = Result<Value, (Error, Option<StatusCode>)>;
 
 fn answer(st: &AppState, interface: &str, started: Instant, out: Outcome) -> Response {
+    answer_as(st, interface, started, out, success)
+}
+
+/// [`answer`] with the success body made by `ok` (the envelope, or a source shape).
+fn answer_as(st: &AppState, interface: &str, started: Instant, out: Outcome, ok: fn(Value) -> Response) -> Response {
     st.metrics.record(interface, started.elapsed(), out.as_ref().err().map(|(e, _)| e.code()));
     match out {
-        Ok(v) => success(v),
+        Ok(v) => ok(v),
         Err((e, s)) => failure(&e, s),
     }
 }
@@ -270,8 +275,24 @@ fn method_not_allowed(allow: &'static str) -> Response {
     r
 }
 
-/// One engine command over HTTP.
+/// One engine command over HTTP, answered in the engine envelope.
 async fn dispatch(st: Arc<AppState>, who: Principal, command: &str, method: Method, headers: HeaderMap, query: Option<String>, body: Body) -> Response {
+    dispatch_as(st, who, command, None, method, headers, query, body).await
+}
+
+/// One engine command over HTTP; with `shape`, a success answers in the
+/// source's own shape for that interface instead of the envelope.
+#[allow(clippy::too_many_arguments)]
+async fn dispatch_as(
+    st: Arc<AppState>,
+    who: Principal,
+    command: &str,
+    shape: Option<SourceShape>,
+    method: Method,
+    headers: HeaderMap,
+    query: Option<String>,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     // Queries take GET (query string) or POST; changes take POST only, so a
     // prefetching proxy or a crawler following a link can never book or cancel.
@@ -288,7 +309,115 @@ async fn dispatch(st: Arc<AppState>, who: Principal, command: &str, method: Meth
         Ok(req) => engine_call(&st, &who, command, req).await.map_err(|e| (e, None)),
         Err(e) => Err(e),
     };
-    answer(&st, command, started, out)
+    match (shape, out) {
+        (None, out) => answer(&st, command, started, out),
+        (Some(shape), Ok(data)) => {
+            let out = shape.render(&st, data).await.map_err(|e| (e, None));
+            answer_as(&st, command, started, out, bare)
+        }
+        (Some(_), Err(e)) => answer(&st, command, started, Err(e)),
+    }
+}
+
+// ------------------------------------------------------------------ the source's own shapes
+
+/// How the referral chapter's `/api/<name>` interfaces answer a success: in
+/// the shape of the source's example answer (接口服务), field for field, with
+/// timestamps as the source writes them. The engine's full answer, in its
+/// envelope, stays at `/api/v1/<name>`. An error is the engine's error
+/// envelope on either path: its top-level `status` and `message` are where
+/// the source's own answer has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SourceShape {
+    /// `POST /api/acceptance-info`: `{"status": "success", "message": "接诊信息已成功记录"}`.
+    Message,
+    /// `GET /api/appointment-slots`: a bare array of `{slot_id, doctor_id,
+    /// hospital_id, date, time, status}`.
+    Slots,
+    /// `GET /api/admission-details`: a bare object of the source's eight
+    /// fields, `admission_date` and `discharge_date` as UTC `YYYY-MM-DDTHH:MM:SSZ`.
+    Admission,
+}
+
+/// The source's acceptance answer, used if the engine's answer lacks its text.
+const ACCEPTANCE_MESSAGE: &str = "接诊信息已成功记录";
+const SLOT_KEYS: &[&str] = &["slot_id", "doctor_id", "hospital_id", "date", "time", "status"];
+const ADMISSION_KEYS: &[&str] =
+    &["admission_id", "patient_id", "hospital_id", "admission_date", "discharge_date", "admission_status", "primary_diagnosis", "attending_doctor_id"];
+const ADMISSION_TIMES: &[&str] = &["admission_date", "discharge_date"];
+
+impl SourceShape {
+    fn of(name: &str) -> Option<SourceShape> {
+        match name {
+            "acceptance-info" => Some(SourceShape::Message),
+            "appointment-slots" => Some(SourceShape::Slots),
+            "admission-details" => Some(SourceShape::Admission),
+            _ => None,
+        }
+    }
+
+    /// The engine's `data` in this shape. An admission's times without an
+    /// offset are in the engine's zone, whose offset `engine-info` tells.
+    async fn render(self, st: &Arc<AppState>, data: Value) -> Result<Value, Error> {
+        match self {
+            SourceShape::Message => Ok(json!({"status": "success", "message": data["message"].as_str().unwrap_or(ACCEPTANCE_MESSAGE)})),
+            SourceShape::Slots => match data {
+                Value::Array(slots) => Ok(Value::Array(slots.iter().map(|s| pick(s, SLOT_KEYS)).collect())),
+                _ => Err(Error::internal("appointment-slots did not answer an array")),
+            },
+            SourceShape::Admission => {
+                let offset = engine_offset(st).await?;
+                let mut out = pick(&data, ADMISSION_KEYS);
+                for k in ADMISSION_TIMES {
+                    out[*k] = utc_timestamp(&out[*k], offset);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Exactly these keys of `v` (an absent one is null).
+fn pick(v: &Value, keys: &[&str]) -> Value {
+    Value::Object(keys.iter().map(|k| (k.to_string(), v.get(*k).cloned().unwrap_or(Value::Null))).collect())
+}
+
+/// The engine's UTC offset now, from the `now` of `engine-info` (RFC 3339 in
+/// the engine's zone).
+async fn engine_offset(st: &Arc<AppState>) -> Result<chrono::FixedOffset, Error> {
+    let info = engine_call(st, &Principal::platform(), "engine-info", "{}".into()).await?;
+    info["now"]
+        .as_str()
+        .and_then(|n| chrono::DateTime::parse_from_rfc3339(n).ok())
+        .map(|d| *d.offset())
+        .ok_or_else(|| Error::internal("engine-info has no RFC 3339 `now`"))
+}
+
+/// A stored time in the source's form, `2024-10-28T10:00:00Z`: RFC 3339 with
+/// any offset, or a local date-time (`2024-10-28 18:00[:00]`,
+/// `2024-10-28T18:00:00`) or date (its midnight) in the engine's zone
+/// (`offset`). Null stays null; anything else is passed through unchanged.
+fn utc_timestamp(v: &Value, offset: chrono::FixedOffset) -> Value {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+    let Some(s) = v.as_str() else { return v.clone() };
+    let s = s.trim();
+    let local = || {
+        ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+            .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_time(NaiveTime::MIN)))
+            .and_then(|n| n.and_local_timezone(offset).single())
+            .map(|d| d.with_timezone(&Utc))
+    };
+    match DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc)).or_else(local) {
+        Some(t) => Value::String(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        None => v.clone(),
+    }
+}
+
+/// A success in a source shape: the value itself, no envelope.
+fn bare(v: Value) -> Response {
+    json_response(StatusCode::OK, &v)
 }
 
 async fn v1_command(
@@ -308,10 +437,11 @@ async fn v1_command(
 }
 
 /// `/api/<name>` interfaces of the referral chapter: served by the engine
-/// command of that name once the engine has one, 501 until then.
+/// command of that name, in the source's shape ([`SourceShape`]), once the
+/// engine has one; 501 until then.
 async fn api_route(st: Arc<AppState>, who: Principal, name: &'static str, method: Method, headers: HeaderMap, q: Option<String>, body: Body) -> Response {
     if Engine::commands().contains(&name) {
-        return dispatch(st, who, name, method, headers, q, body).await;
+        return dispatch_as(st, who, name, SourceShape::of(name), method, headers, q, body).await;
     }
     let e = Error::with(
         ErrorCode::UnknownCommand,
@@ -710,4 +840,39 @@ pub async fn serve(
 /// Where reports go: `<data_dir>/reports`.
 pub fn reports_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("reports")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_time_becomes_the_sources_utc_form_whatever_its_spelling() {
+        let cst = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        for (stored, utc) in [
+            ("2024-10-28T18:00:00+08:00", "2024-10-28T10:00:00Z"),
+            ("2024-10-28T10:00:00Z", "2024-10-28T10:00:00Z"),
+            ("2024-10-28T05:30:00-04:30", "2024-10-28T10:00:00Z"),
+            ("2024-10-28 18:00:00", "2024-10-28T10:00:00Z"),
+            ("2024-10-28 18:00", "2024-10-28T10:00:00Z"),
+            ("2024-10-28T18:00:00", "2024-10-28T10:00:00Z"),
+            ("2024-10-29", "2024-10-28T16:00:00Z"),
+        ] {
+            assert_eq!(utc_timestamp(&json!(stored), cst), json!(utc), "{stored}");
+        }
+        assert_eq!(utc_timestamp(&Value::Null, cst), Value::Null);
+        assert_eq!(utc_timestamp(&json!("下周一"), cst), json!("下周一"), "not a time: left as it is");
+    }
+
+    #[test]
+    fn pick_keeps_exactly_the_sources_keys() {
+        let v = json!({"status": "full", "slot_id": "S1", "remaining": 0, "period": "上午"});
+        let got = pick(&v, SLOT_KEYS);
+        let mut keys: Vec<&str> = got.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = SLOT_KEYS.to_vec();
+        keys.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!((got["status"].as_str(), got["doctor_id"].is_null()), (Some("full"), true));
+    }
 }

@@ -135,10 +135,7 @@ async fn submit_sync_payment_and_cancel_verbatim() {
     let r = s.client.get(s.url("/api/appointment-slots?hospital_id=H001&doctor_id=DR001&date=2024-11-01")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(
-        (v["data"][0]["doctor_id"].as_str(), v["data"][0]["time"].as_str(), v["data"][0]["status"].as_str()),
-        (Some("DR001"), Some("09:00"), Some("available"))
-    );
+    assert_eq!((v[0]["doctor_id"].as_str(), v[0]["time"].as_str(), v[0]["status"].as_str()), (Some("DR001"), Some("09:00"), Some("available")));
     s.stop().await;
 }
 

@@ -37,7 +37,7 @@ pub const YL_E_INVALID_EXAM_ITEM: c_int = 1201;
 pub const YL_E_EXAM_SIGNATURE_MISSING: c_int = 1202;
 /// 1xxx input: the public key is not a valid SM2 key / 公钥不是有效的SM2公钥.
 pub const YL_E_INVALID_SIGNING_KEY: c_int = 1203;
-/// 1xxx input: this build has no platform client (cargo feature `client`) / 本版本未编译平台客户端（cargo 特性 `client`）.
+/// 1xxx input: this build has no platform client (cargo feature `client`) / 本版本未编译平台客户端（编译特性 `client`）.
 pub const YL_E_CLIENT_NOT_BUILT: c_int = 1301;
 /// 1xxx input: no platform is configured (config key `platform`) / 未配置平台（配置项 `platform`）.
 pub const YL_E_PLATFORM_NOT_CONFIGURED: c_int = 1302;

@@ -42,8 +42,8 @@ public enum ErrorCode {
     EXAM_SIGNATURE_MISSING(1202, Family.INPUT, "an unstructured report must carry the issuer's electronic signature", "非结构化报告必须附带出具机构的电子签章"),
     /** 1203 input: the public key is not a valid SM2 key / 公钥不是有效的SM2公钥. */
     INVALID_SIGNING_KEY(1203, Family.INPUT, "the public key is not a valid SM2 key", "公钥不是有效的SM2公钥"),
-    /** 1301 input: this build has no platform client (cargo feature {@code client}) / 本版本未编译平台客户端（cargo 特性 {@code client}）. */
-    CLIENT_NOT_BUILT(1301, Family.INPUT, "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（cargo 特性 `client`）"),
+    /** 1301 input: this build has no platform client (cargo feature {@code client}) / 本版本未编译平台客户端（编译特性 {@code client}）. */
+    CLIENT_NOT_BUILT(1301, Family.INPUT, "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（编译特性 `client`）"),
     /** 1302 input: no platform is configured (config key {@code platform}) / 未配置平台（配置项 {@code platform}）. */
     PLATFORM_NOT_CONFIGURED(1302, Family.INPUT, "no platform is configured (config key `platform`)", "未配置平台（配置项 `platform`）"),
     /** 1303 input: the platform has no such interface / 平台没有该接口. */

@@ -56,22 +56,12 @@ fn install_hook() {
         let inside = IN_BOUNDARY.try_with(Cell::get).unwrap_or(false);
         if inside {
             let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-            let text = format!("{}{location}", payload_text(info.payload()));
+            let text = format!("{}{location}", yilian_core::panic::payload_text(info.payload()));
             let _ = LAST_PANIC.try_with(|p| *p.borrow_mut() = Some(text));
         } else {
             previous(info);
         }
     }));
-}
-
-fn payload_text(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
-    }
 }
 
 struct InBoundary(bool);
@@ -142,16 +132,14 @@ impl<T: Default> ErrorPolicy<T, Failure> for ThrowTyped {
         _captures: &mut (),
         payload: Box<dyn Any + Send + 'static>,
     ) -> jni::errors::Result<T> {
-        let text = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| payload_text(&*payload));
-        // Dropping a payload can itself panic; leak it rather than unwind here.
-        if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-            std::mem::forget(again);
-        }
-        let e = Error::with(
-            ErrorCode::Panic,
-            format!("internal error: a panic was caught in the yilian library: {text}"),
-            format!("内部错误：yilian 库中捕获到异常崩溃：{text}"),
-        );
+        // The hook's text names where it panicked; without it, the payload's.
+        let e = match LAST_PANIC.with(|p| p.borrow_mut().take()) {
+            Some(text) => {
+                let _ = yilian_core::panic::error_of(payload);
+                yilian_core::panic::error(&text)
+            }
+            None => yilian_core::panic::error_of(payload),
+        };
         throw(env, Failure::Core(e));
         Ok(T::default())
     }

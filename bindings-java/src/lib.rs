@@ -421,13 +421,9 @@ pub extern "system" fn Java_org_yilian_NativeMethods_labTranslate<'local>(
             env.with_local_frame(2, |env| -> Result<(), Failure> {
                 let code = codes.get_element(env, i)?;
                 let code = raw(env).required(&code, "code")?;
-                match t.lookup(&code) {
-                    Some(e) => {
-                        let s = JString::from_str(env, &*e.inst_code)?;
-                        out.set_element(env, i, &s)?;
-                    }
-                    None if strict => return Err(Failure::Core(LabTranslator::unmapped(&code))),
-                    None => {}
+                if let Some(e) = t.lookup_strict(&code, strict).map_err(Failure::Core)? {
+                    let s = JString::from_str(env, &*e.inst_code)?;
+                    out.set_element(env, i, &s)?;
                 }
                 Ok(())
             })?;

@@ -69,15 +69,6 @@ pub fn binding_err(py: Python<'_>, code: ErrorCode, en: String, zh: String) -> P
     to_py_err(py, &Error::with(code, en, zh))
 }
 
-fn panic_error(payload: Box<dyn Any + Send>) -> Error {
-    let what = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
-        (Some(s), _) => s.to_string(),
-        (None, Some(s)) => s.clone(),
-        (None, None) => "non-text panic payload".to_string(),
-    };
-    Error::with(ErrorCode::Panic, format!("internal error: a panic was caught: {what}"), format!("内部错误：捕获到异常崩溃：{what}"))
-}
-
 /// Runs one core call with the GIL released (other Python threads run
 /// meanwhile) and inside `catch_unwind`, so a Rust panic becomes the core
 /// error PANIC instead of PyO3's `PanicException`, which derives from
@@ -93,7 +84,7 @@ where
 fn unwound<T>(outcome: std::thread::Result<Result<T, Error>>) -> Result<T, Error> {
     match outcome {
         Ok(result) => result,
-        Err(payload) => Err(panic_error(payload)),
+        Err(payload) => Err(yilian_core::panic::error_of(payload)),
     }
 }
 

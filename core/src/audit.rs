@@ -14,7 +14,7 @@
 
 use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode};
-use crate::store::{Table, Write};
+use crate::store::{DurableStore, Flag, Write};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
@@ -94,10 +94,10 @@ struct EntryOut<'a> {
 pub(crate) fn row(at_ms: Millis, writes: &[Write]) -> Write {
     let changed = writes
         .iter()
-        .filter(|w| w.table != Table::Meta)
+        .filter(|w| !w.table.has(Flag::Bookkeeping))
         .map(|w| {
-            if w.table == Table::Patients {
-                return "patients".to_string();
+            if w.table.has(Flag::PersonalKeys) {
+                return w.table.name().to_string();
             }
             let name = w.table.name();
             let mut s = String::with_capacity(name.len() + 1 + w.key.len());
@@ -118,12 +118,35 @@ pub(crate) fn row(at_ms: Millis, writes: &[Write]) -> Write {
             request_id: ctx.and_then(|c| c.request_id.as_deref()),
             changed,
         };
-        Write::put(Table::Audit, String::new(), &entry)
+        Write::put(TABLE, String::new(), &entry)
     })
 }
 
-pub(crate) fn key(seq: u64) -> String {
-    crate::store::numbered_key(seq)
+crate::store::table!(
+    /// Who changed what, when (S1): append-only, numbered by the committer,
+    /// one row per commit keyed by its highest entry number; never loaded on open.
+    pub(crate) TABLE = "audit", Log
+);
+
+/// Entries after `filter.after_seq`, oldest first, up to `filter.limit`.
+pub(crate) fn read(store: &DurableStore, filter: &Filter) -> crate::error::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    // A row holds the entries of one commit and is keyed by the highest:
+    // rows keyed above `after_seq` hold every entry after it.
+    store.scan_after(TABLE, &crate::store::numbered_key(filter.after_seq), |row| {
+        let mut entries: Vec<Entry> = serde_json::from_str(&row.body).map_err(|e| Error::storage(format!("unreadable audit row: {e}")))?;
+        entries.sort_by_key(|e| e.seq);
+        for e in entries {
+            if e.seq > filter.after_seq && filter.matches(&e) {
+                out.push(e);
+                if out.len() >= filter.limit {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    })?;
+    Ok(out)
 }
 
 /// What `audit-log` asks for.

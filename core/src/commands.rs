@@ -7,21 +7,15 @@
 use crate::clock::format_ms;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::*;
-use crate::pool::{forbidden, state_error, Answer, Pool, Reserve, Slot, SlotState, Txn};
-use crate::request::{fp_of, parse_time, parse_time_slot, patient_of, Req};
-use serde_json::{json, Map, Value};
-
-use crate::registry::Kind;
+use crate::pool::{forbidden, resolve_slot, state_error, Answer, Pool, Reserve, Slot, Txn};
+use crate::request::{fp_of, parse_time_slot, patient_of, Req};
+use crate::views::{booking_view, event_view, slot_view, to_value};
+use serde_json::{json, Value};
 
 /// The slot pool's commands get the pool.
-fn run(d: &crate::domains::Domains, _: &'static str, _: Kind, r: &Req, v: &Value, h: PoolHandler) -> Result<Value> {
-    h(&d.pool, r, v)
-}
+pub(crate) type PoolHandler = fn(&Pool, &Req, &Value) -> Result<Value>;
 
-type PoolHandler = fn(&Pool, &Req, &Value) -> Result<Value>;
-
-crate::registry::command_table! {
-    handler: PoolHandler, run: run;
+crate::command::command_table! { pub(crate) COMMANDS: PoolHandler;
     "sync-schedule", Change, HOSPITAL, HOSPITAL => |p, r, _| crate::schedule::sync_schedule(p, r);
     "sync-catalog", Change, HOSPITAL, HOSPITAL => |p, r, _| crate::schedule::sync_catalog(p, r);
     "real-time-schedule", Query, NETWORK, NONE => |p, r, _| crate::schedule::real_time_schedule(p, r);
@@ -52,7 +46,6 @@ crate::registry::command_table! {
     "expire-holds", Change, PARTIES, NONE => |p, _, _| Ok(json!({"expired": p.expire_all()?}));
     "next-events", Change, PARTIES, NONE => |p, r, _| next_events(p, r);
     "advance-clock", Change, PARTIES, NONE => |p, r, _| advance_clock(p, r);
-    "engine-info", Query, READERS, NONE => |p, r, _| engine_info(p, r);
     "audit-log", Query, READERS, NONE => |p, r, _| audit_log(p, r);
 }
 
@@ -88,7 +81,7 @@ fn audit_log(pool: &Pool, r: &Req) -> Result<Value> {
         command: r.opt_str("command")?.map(str::to_string),
         limit: r.opt_u64("limit")?.unwrap_or(100).clamp(1, 1000) as usize,
     };
-    let entries = store.read_audit(&filter)?;
+    let entries = crate::audit::read(store, &filter)?;
     Ok(json!({
         "entries": entries.iter().map(|e| crate::audit::view(e, &pool.cfg.tz)).collect::<Vec<_>>(),
         "last_seq": entries.last().map(|e| e.seq),
@@ -100,229 +93,6 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 // ---------------------------------------------------------------- slot resolution
-
-/// Finds the slot a request names: `slot_id`, or the source's
-/// (project_id, date, time_slot, device_id), or (doctor_id, date, time_slot|period).
-pub fn resolve_slot(pool: &Pool, r: &Req, for_booking: bool) -> Result<std::sync::Arc<Slot>> {
-    if let Some(id) = r.opt_str("slot_id")? {
-        let slot = pool.slot_by_id(id)?;
-        check_project(r, &slot)?;
-        return Ok(slot);
-    }
-    let date = r.date("date")?;
-    let device = r.opt_str("device_id")?;
-    let doctor = r.opt_str("doctor_id")?;
-    let department = r.opt_str("department_id")?;
-    let project = r.opt_str("project_id")?;
-    let hospital = r.opt_str("hospital_id")?;
-    let window = match r.opt_str("time_slot")? {
-        Some(ts) => Some(parse_time_slot(ts).ok_or_else(|| Error::invalid("time_slot", "expected HH:MM-HH:MM"))?),
-        None => None,
-    };
-    let period = r.opt_str("period")?;
-    let time = match r.opt_str("time")? {
-        Some(t) => Some(parse_time(t).ok_or_else(|| Error::invalid("time", "expected HH:MM"))?),
-        None => None,
-    };
-    if window.is_none() && period.is_none() && time.is_none() {
-        return Err(Error::missing("time_slot"));
-    }
-    if device.is_none() && doctor.is_none() && department.is_none() && project.is_none() {
-        return Err(Error::missing("device_id"));
-    }
-    let table = pool.table.load();
-    let now = pool.clock.now_ms();
-    let mut matches: Vec<&std::sync::Arc<Slot>> = table.by_date.get(&date).map(|v| v.iter().map(|i| &table.slots[*i as usize]).collect()).unwrap_or_default();
-    matches.retain(|s| {
-        let i = &s.info;
-        i.kind != SlotKind::Bed
-            && device.is_none_or(|d| i.device_id.as_deref() == Some(d))
-            && doctor.is_none_or(|d| i.doctor_id.as_deref() == Some(d))
-            && department.is_none_or(|d| i.department_id.as_deref() == Some(d) || i.device_id.is_some())
-            && hospital.is_none_or(|h| i.hospital_id == h)
-            && window.is_none_or(|(a, b)| i.start_time == a && i.end_time == b)
-            && period.is_none_or(|p| i.period.as_deref() == Some(p))
-            && time.is_none_or(|t| i.start_time == t)
-            // With a device named, a project only has to agree (checked below).
-            && (device.is_some() || project.is_none_or(|p| i.project_id.as_deref() == Some(p)))
-    });
-    let first = match matches.len() {
-        0 => return Err(Error::with(ErrorCode::SlotNotFound, format!("no slot on {date} matches the request"), format!("{date} 没有符合条件的号源"))),
-        1 => matches[0].clone(),
-        _ if !for_booking => matches[0].clone(),
-        // Several devices offer the window: take the one with most places (then by id).
-        _ => matches
-            .iter()
-            .max_by(|a, b| {
-                let ra = a.availability(&a.state.lock(), now, &pool.cfg).remaining;
-                let rb = b.availability(&b.state.lock(), now, &pool.cfg).remaining;
-                ra.cmp(&rb).then(b.info.slot_id.cmp(&a.info.slot_id))
-            })
-            .map(|s| (*s).clone())
-            .ok_or_else(|| Error::new(ErrorCode::AmbiguousSlot))?,
-    };
-    check_project(r, &first)?;
-    Ok(first)
-}
-
-fn check_project(r: &Req, slot: &Slot) -> Result<()> {
-    if let (Some(p), Some(sp)) = (r.opt_str("project_id")?, slot.info.project_id.as_deref()) {
-        if p != sp {
-            return Err(Error::with(
-                ErrorCode::ProjectMismatch,
-                format!("slot {} belongs to project {sp}, not {p}", slot.info.slot_id),
-                format!("号源 {} 属于项目 {sp}，而非 {p}", slot.info.slot_id),
-            ));
-        }
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------- views
-
-pub fn slot_view(pool: &Pool, slot: &Slot, st: &SlotState) -> Value {
-    let a = slot.availability(st, pool.clock.now_ms(), &pool.cfg);
-    let i = &slot.info;
-    let mut v = json!({
-        "slot_id": i.slot_id,
-        "kind": i.kind.as_str(),
-        "hospital_id": i.hospital_id,
-        "date": &*slot.date_str,
-        "time_slot": &*slot.time_slot,
-        "start_time": i.start_time.format("%H:%M").to_string(),
-        "end_time": i.end_time.format("%H:%M").to_string(),
-        "capacity": a.capacity,
-        "booked": a.booked,
-        "held": a.held,
-        "remaining": a.remaining,
-        "reserved_quota": a.reserved_quota,
-        "tight": a.tight,
-        "status": if a.closed { "closed" } else if a.remaining == 0 { "full" } else { "available" },
-        "waiting": a.waiting,
-    });
-    let m = v.as_object_mut().expect("object literal");
-    for (k, val) in [
-        ("department_id", &i.department_id),
-        ("doctor_id", &i.doctor_id),
-        ("project_id", &i.project_id),
-        ("device_id", &i.device_id),
-        ("period", &i.period),
-        ("bed_number", &i.bed_number),
-        ("bed_type", &i.bed_type),
-    ] {
-        if let Some(x) = val {
-            m.insert(k.into(), x.clone().into());
-        }
-    }
-    if let Some(r) = &st.closed_reason {
-        m.insert("closed_reason".into(), r.clone().into());
-    }
-    if slot.opens_ms > i64::MIN {
-        m.insert("opens_at".into(), format_ms(slot.opens_ms, &pool.cfg.tz).into());
-    }
-    v
-}
-
-/// The booking as every command shows it: the source's fields first.
-pub fn booking_view(pool: &Pool, b: &Booking, slot: &Slot) -> Value {
-    let i = &slot.info;
-    let mut m = Map::new();
-    m.insert("booking_id".into(), format_booking_id(b.id).into());
-    m.insert("patient_id".into(), (*b.patient_id).into());
-    if let Some(p) = i.project_id.as_ref().or(b.project_id.as_ref()) {
-        m.insert("project_id".into(), p.clone().into());
-    }
-    m.insert("date".into(), (*slot.date_str).into());
-    m.insert("time_slot".into(), (*slot.time_slot).into());
-    for (k, val) in [
-        ("device_id", &i.device_id),
-        ("department_id", &i.department_id),
-        ("doctor_id", &i.doctor_id),
-        ("bed_number", &i.bed_number),
-        ("bed_type", &i.bed_type),
-    ] {
-        if let Some(x) = val {
-            m.insert(k.into(), x.clone().into());
-        }
-    }
-    if let Some(c) = &b.clinic_id {
-        m.insert("clinic_id".into(), (**c).into());
-    }
-    m.insert("hospital_id".into(), i.hospital_id.clone().into());
-    m.insert("slot_id".into(), i.slot_id.clone().into());
-    m.insert("kind".into(), i.kind.as_str().into());
-    // Shown expired at once, as availability already stops counting it.
-    let status = match (i.kind, b.status) {
-        _ if b.lapsed(pool.clock.now_ms()) => BookingStatus::Expired.as_str(),
-        (SlotKind::Bed, BookingStatus::Booked) => "reserved",
-        (_, s) => s.as_str(),
-    };
-    m.insert("status".into(), status.into());
-    m.insert("payment_status".into(), b.payment.as_str().into());
-    m.insert("priority".into(), b.priority.as_str().into());
-    if let Some(e) = b.hold_expires_ms {
-        m.insert("hold_expires_at".into(), format_ms(e, &pool.cfg.tz).into());
-    }
-    if let Some(r) = &b.cancel_reason {
-        m.insert("cancel_reason".into(), r.to_string().into());
-    }
-    if let Some(d) = b.expected_date {
-        m.insert("expected_date".into(), d.to_string().into());
-    }
-    if let Some(r) = &b.reason {
-        m.insert("reason".into(), r.clone().into());
-    }
-    if let Some(w) = b.waitlist_id {
-        m.insert("waitlist_id".into(), format_waitlist_id(w).into());
-    }
-    if !b.moves.is_empty() {
-        let moves: Vec<Value> = b
-            .moves
-            .iter()
-            .map(|mv| json!({"from_slot": mv.from_slot, "to_slot": mv.to_slot, "at": format_ms(mv.at_ms, &pool.cfg.tz), "reason": mv.reason}))
-            .collect();
-        m.insert("changes".into(), moves.into());
-    }
-    if let Some(info) = pool.patient_info.shard(&*b.patient_id).get(&*b.patient_id) {
-        m.insert("patient".into(), info.masked());
-    }
-    m.insert("created_at".into(), format_ms(b.created_ms, &pool.cfg.tz).into());
-    Value::Object(m)
-}
-
-/// An event as the host reads it: ids rendered, time in the engine's zone, and
-/// a booking event's slot details (kept out of the outbox to keep it small).
-pub fn event_view(pool: &Pool, e: &Event) -> Value {
-    let mut v = if e.note.is_some() || e.slot_idx.is_some() {
-        let mut e = e.clone();
-        pool.materialize_event(&mut e);
-        serde_json::to_value(&e)
-    } else {
-        serde_json::to_value(e)
-    }
-    .unwrap_or(Value::Null);
-    if let Some(m) = v.as_object_mut() {
-        m.remove("at_ms");
-        m.insert("at".into(), format_ms(e.at_ms, &pool.cfg.tz).into());
-        if let Some(b) = e.booking_id {
-            m.insert("booking_id".into(), format_booking_id(b).into());
-            let slot = match e.slot_idx {
-                Some(idx) => pool.slot(idx).ok(),
-                None => e.slot_id.as_deref().and_then(|s| pool.slot_by_id(s).ok()),
-            };
-            if let Some(slot) = slot {
-                let data = m.entry("data").or_insert_with(|| json!({}));
-                if let Some(d) = data.as_object_mut() {
-                    d.entry("kind").or_insert(slot.info.kind.as_str().into());
-                    d.entry("date").or_insert((*slot.date_str).into());
-                    d.entry("time_slot").or_insert((*slot.time_slot).into());
-                    d.entry("hospital_id").or_insert(slot.info.hospital_id.clone().into());
-                }
-            }
-        }
-    }
-    v
-}
 
 // ---------------------------------------------------------------- queries
 
@@ -361,7 +131,7 @@ fn real_time_slots(pool: &Pool, r: &Req) -> Result<Value> {
             capacity += a.capacity;
             tight |= a.tight;
         }
-        slots.push(slot_view(pool, s, &st));
+        slots.push(to_value(&slot_view(pool, s, &st)));
     }
     let mut out = json!({
         "date": date.to_string(),
@@ -388,13 +158,13 @@ fn booking_info(pool: &Pool, r: &Req) -> Result<Value> {
     if !r.actor().may_touch(&b, &slot) {
         return Err(forbidden());
     }
-    Ok(booking_view(pool, &b, &slot))
+    Ok(to_value(&booking_view(pool, &b, &slot)))
 }
 
 fn slot_info(pool: &Pool, r: &Req) -> Result<Value> {
     let slot = resolve_slot(pool, r, false)?;
     let st = slot.state.lock();
-    let mut v = slot_view(pool, &slot, &st);
+    let mut v = to_value(&slot_view(pool, &slot, &st));
     let waitlist: Vec<Value> = st
         .waitlist
         .iter()
@@ -428,7 +198,7 @@ fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Va
         project_id,
         also: None,
     };
-    pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| Answer::Json(booking_view(pool, b, s))).map(Answer::into_value)
+    pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| Answer::Json(to_value(&booking_view(pool, b, s)))).map(Answer::into_value)
 }
 
 fn book_slot(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
@@ -443,7 +213,7 @@ fn book_slot(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
             return Err(state_error(b));
         }
         pool.confirm_locked(slot, st, b, now, txn, "book-slot")?;
-        Ok(Answer::Json(booking_view(pool, b, slot)))
+        Ok(Answer::Json(to_value(&booking_view(pool, b, slot))))
     })
     .map(Answer::into_value)
 }
@@ -518,7 +288,8 @@ fn change_booking(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let target = resolve_slot(pool, r, true)?;
     let actor = r.actor();
     let reason = r.opt_str("reason")?.unwrap_or("changed at the patient's request");
-    pool.change(id, target.idx, &actor, reason, r.request_id()?, fp_of("change-booking", req), &|b, s| booking_view(pool, b, s)).map(Answer::into_value)
+    pool.change(id, target.idx, &actor, reason, r.request_id()?, fp_of("change-booking", req), &|b, s| to_value(&booking_view(pool, b, s)))
+        .map(Answer::into_value)
 }
 
 fn waitlist_join(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
@@ -559,7 +330,8 @@ fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
         project_id: None,
         also: None,
     };
-    pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| Answer::Json(booking_view(pool, b, s))).map(Answer::into_value)
+    pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| Answer::Json(to_value(&booking_view(pool, b, s))))
+        .map(Answer::into_value)
 }
 
 /// A bed by number, or the first free bed matching ward, type and doctor.
@@ -621,7 +393,7 @@ fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<
             pool.cancel_locked(slot, st, b, reason.clone().unwrap_or_default().into(), now, txn)?;
         }
         let _: &mut Txn = txn;
-        Ok(Answer::Json(booking_view(pool, b, slot)))
+        Ok(Answer::Json(to_value(&booking_view(pool, b, slot))))
     })
     .map(Answer::into_value)
 }
@@ -654,8 +426,26 @@ fn advance_clock(pool: &Pool, r: &Req) -> Result<Value> {
     Ok(json!({"now": format_ms(pool.clock.now_ms(), &pool.cfg.tz)}))
 }
 
-fn engine_info(pool: &Pool, r: &Req) -> Result<Value> {
+// ---------------------------------------------------------------- the engine's own
+
+/// What the engine's own commands read: the pool, the monitor and every
+/// command's declaration (the registry hands them over).
+pub(crate) struct EngineParts<'a> {
+    pub pool: &'a Pool,
+    pub monitor: &'a crate::monitor::Monitor,
+    pub commands: &'a [crate::command::Decl],
+}
+
+crate::command::command_table! { pub(crate) ENGINE: fn(&EngineParts, &Req) -> Result<Value>;
+    "engine-info", Query, READERS, NONE => engine_info;
+    "access-rules", Query, EVERYONE, NONE => |e, _| Ok(access_rules(e.commands));
+    "engine-metrics", Query, READERS, NONE => |e, r| crate::monitor::engine_metrics(e.monitor, r.opt_str("format")?);
+}
+
+fn engine_info(e: &EngineParts, r: &Req) -> Result<Value> {
+    let pool = e.pool;
     let table = pool.table.load();
+    let names: Vec<&str> = e.commands.iter().map(|c| c.name).collect();
     Ok(json!({
         "version": crate::VERSION,
         "now": format_ms(pool.clock.now_ms(), &pool.cfg.tz),
@@ -663,8 +453,24 @@ fn engine_info(pool: &Pool, r: &Req) -> Result<Value> {
         "role": pool.cfg.role.as_str(),
         "principal": r.who.view(),
         "slots": table.slots.len(),
-        "commands": &*crate::registry::NAMES,
+        "commands": names,
     }))
+}
+
+/// The role table as data: who may call what, and what each role may touch.
+fn access_rules(commands: &[crate::command::Decl]) -> Value {
+    let commands: Vec<Value> = commands
+        .iter()
+        .map(|c| {
+            json!({
+                "command": c.name,
+                "kind": if c.kind == crate::command::Kind::Query { "query" } else { "change" },
+                "roles": c.roles.names(),
+                "acting_fields": c.acting,
+            })
+        })
+        .collect();
+    json!({"roles": crate::principal::roles_view(), "commands": commands})
 }
 
 /// capacity = booked + held + remaining for every slot; counts agree with bookings.

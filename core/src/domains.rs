@@ -4,9 +4,10 @@
 //! ids, the outbox and the store it commits to). The domains that build on
 //! it keep their own state here — the lab (委托检验), the referral module
 //! (referrals, exams, consultations), the platform client's cache — and the
-//! command layer's monitor. A domain's commands get this whole struct from
-//! the registry and take what they need; the pool never reaches into a
-//! domain.
+//! command layer's monitor. The registry hands each domain's commands only
+//! their parts (the pool, and the domain's own state); the pool never
+//! reaches into a domain. `tables()` lists every domain's durable tables,
+//! which the store is opened with.
 //!
 //! Lock order: a slot's lock and a booking's before a domain's lock; a
 //! domain's lock is never held while a slot or booking lock is taken (see
@@ -29,13 +30,20 @@ pub(crate) struct Domains {
 }
 
 impl Domains {
-    pub fn new(cfg: Config, store: Option<DurableStore>) -> Domains {
+    /// Every table the domains keep in the durable store.
+    pub fn tables() -> Vec<crate::store::Table> {
+        let mut t = crate::pool::tables::ALL.to_vec();
+        t.extend([crate::lab::TABLE, crate::referral::TABLE, crate::client::TABLE, crate::audit::TABLE]);
+        t
+    }
+
+    pub fn new(cfg: Config, store: Option<DurableStore>, commands: &[&'static str]) -> Domains {
         Domains {
             pool: Pool::new(cfg, store),
             lab: Default::default(),
             referral: Default::default(),
             client: Default::default(),
-            monitor: crate::monitor::Monitor::new(&crate::registry::NAMES),
+            monitor: crate::monitor::Monitor::new(commands),
         }
     }
 }

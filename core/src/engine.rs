@@ -8,7 +8,8 @@ use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::*;
 use crate::pool::{Answer, Availability, IdemRecord, Reserve, SlotTable};
-use crate::store::{DurableStore, Snapshot, Table};
+use crate::request::fingerprint;
+use crate::store::{DurableStore, Snapshot};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -47,33 +48,22 @@ impl std::fmt::Debug for Engine {
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// FNV-1a: a fingerprint that must stay the same across restarts and builds
-/// (it is stored with each request id), which std's and foldhash's seeds are not.
-pub(crate) fn fingerprint(parts: &[&[u8]]) -> u64 {
-    // FNV-1a over each part followed by 0xff. Stored with durable answers, so
-    // the value must never change; the loop is only written for speed.
-    const PRIME: u64 = 0x0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in p.iter() {
-            h = (h ^ b as u64).wrapping_mul(PRIME);
-        }
-        h = (h ^ 0xff).wrapping_mul(PRIME);
-    }
-    h
-}
-
 impl Engine {
     /// Opens an engine. `{}`: in memory, acting as the platform. `{"data_dir": …}`:
     /// the durable store in that directory, recovered as it was.
     pub fn open(config_json: &str) -> Result<Engine> {
         let cfg = Config::parse(config_json)?;
         let d = match cfg.data_dir.clone() {
-            None => crate::domains::Domains::new(cfg, None),
+            None => crate::domains::Domains::new(cfg, None, &crate::registry::NAMES),
             Some(dir) => {
-                let (store, snapshot) =
-                    DurableStore::open(&dir, cfg.durable_sync_full, cfg.group_commit_max, cfg.encryption_key.as_ref().map(crate::crypto::RowCipher::new))?;
-                let d = crate::domains::Domains::new(cfg, Some(store));
+                let (store, snapshot) = DurableStore::open(
+                    &dir,
+                    cfg.durable_sync_full,
+                    cfg.group_commit_max,
+                    cfg.encryption_key.as_ref().map(crate::crypto::RowCipher::new),
+                    &crate::domains::Domains::tables(),
+                )?;
+                let d = crate::domains::Domains::new(cfg, Some(store), &crate::registry::NAMES);
                 recover(&d, snapshot)?;
                 d
             }
@@ -185,7 +175,7 @@ impl Engine {
 
     /// `true` for the commands that never change state (queries, P4).
     pub fn is_query(command: &str) -> bool {
-        crate::registry::find(command).is_some_and(|c| c.kind == crate::registry::Kind::Query)
+        crate::registry::find(command).is_some_and(|c| c.decl.kind == crate::command::Kind::Query)
     }
 
     // ------------------------------------------------------------ typed hot path
@@ -393,7 +383,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     let pool = &d.pool;
     {
         let mut cat = pool.catalog.data.write();
-        for (k, body) in snap.of(Table::Catalog) {
+        for (k, body) in snap.of(crate::pool::tables::CATALOG) {
             match k.split_once(':') {
                 Some(("hospital", id)) => {
                     cat.hospitals.insert(id.to_string(), parse_row::<Hospital>("catalog", k, body)?);
@@ -409,7 +399,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
         }
     }
     let mut table = SlotTable::default();
-    let mut records: Vec<SlotRecord> = snap.of(Table::Slots).map(|(k, b)| parse_row("slots", k, b)).collect::<Result<_>>()?;
+    let mut records: Vec<SlotRecord> = snap.of(crate::pool::tables::SLOTS).map(|(k, b)| parse_row("slots", k, b)).collect::<Result<_>>()?;
     records.sort_by(|a, b| a.info.slot_id.cmp(&b.info.slot_id));
     for rec in records {
         let idx = table.slots.len() as u32;
@@ -418,7 +408,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
         table.slots.push(Arc::new(pool.new_slot(idx, rec)));
     }
     let mut max_booking = 0;
-    let mut bookings: Vec<Booking> = snap.of(Table::Bookings).map(|(k, b)| parse_row("bookings", k, b)).collect::<Result<_>>()?;
+    let mut bookings: Vec<Booking> = snap.of(crate::pool::tables::BOOKINGS).map(|(k, b)| parse_row("bookings", k, b)).collect::<Result<_>>()?;
     bookings.sort_by_key(|b| b.id);
     for b in bookings {
         max_booking = max_booking.max(b.id);
@@ -450,7 +440,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     }
     pool.outbox.counters.next_booking.store(max_booking + 1, Ordering::Relaxed);
     let mut max_wait = 0;
-    let mut waits: Vec<WaitEntry> = snap.of(Table::Waitlist).map(|(k, b)| parse_row("waitlist", k, b)).collect::<Result<_>>()?;
+    let mut waits: Vec<WaitEntry> = snap.of(crate::pool::tables::WAITLIST).map(|(k, b)| parse_row("waitlist", k, b)).collect::<Result<_>>()?;
     waits.sort_by_key(|w| w.id);
     for w in waits {
         max_wait = max_wait.max(w.id);
@@ -462,20 +452,20 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
         }
     }
     pool.next_wait.store(max_wait + 1, Ordering::Relaxed);
-    for (k, body) in snap.of(Table::Idempotency) {
+    for (k, body) in snap.of(crate::pool::tables::IDEMPOTENCY) {
         pool.restore_answer(k, parse_row::<IdemRecord>("idempotency", k, body)?);
     }
-    for (k, body) in snap.of(Table::Patients) {
+    for (k, body) in snap.of(crate::pool::tables::PATIENTS) {
         let rec: PatientRecord = parse_row("patients", k, body)?;
         pool.patient_info.shard(&rec.patient_id).insert(rec.patient_id.clone(), rec.info);
     }
     {
-        let mut events: Vec<Event> = snap.of(Table::Events).map(|(k, b)| parse_row("events", k, b)).collect::<Result<_>>()?;
+        let mut events: Vec<Event> = snap.of(crate::pool::tables::EVENTS).map(|(k, b)| parse_row("events", k, b)).collect::<Result<_>>()?;
         events.sort_by_key(|e| e.seq);
-        if let Some((_, body)) = snap.of(Table::Meta).find(|(k, _)| *k == crate::pool::METRICS_KEY) {
+        if let Some((_, body)) = snap.of(crate::pool::tables::META).find(|(k, _)| *k == crate::pool::METRICS_KEY) {
             pool.metrics.restore(body);
         }
-        let acked: u64 = snap.of(Table::Meta).find(|(k, _)| *k == "events_acked_through").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        let acked: u64 = snap.of(crate::pool::tables::META).find(|(k, _)| *k == "events_acked_through").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let next_seq = events.last().map(|e| e.seq).unwrap_or(0).max(acked) + 1;
         pool.outbox.reset(next_seq, events.into());
     }
@@ -484,7 +474,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     }
     pool.store_table(table);
     crate::lab::recover(&d.lab, &snap)?;
-    crate::referral::recover(d, &snap)?;
+    crate::referral::recover(&d.pool, &d.referral, &snap)?;
     crate::client::recover(&d.client, &snap)?;
     Ok(())
 }
@@ -508,10 +498,5 @@ mod tests {
         assert_eq!(e.release(h.booking_id, Some(&long)).unwrap_err().code(), crate::ErrorCode::InvalidField);
         let long_body = format!(r#"{{"patient_id":"PAT002","slot_id":"EX-H001-DEV001-20241030-09001000","request_id":"{long}"}}"#);
         assert_eq!(e.call_value("pre-book-slot", &long_body).unwrap_err().code(), crate::ErrorCode::InvalidField);
-    }
-
-    #[test]
-    fn fingerprint_is_fnv1a_with_part_terminators() {
-        assert_eq!(super::fingerprint(&[b"hold", &7u32.to_le_bytes(), b"PAT001", b"normal"]), 0xbe03_af86_255e_2ce0);
     }
 }

@@ -23,6 +23,7 @@ pub mod catalog;
 /// The platform client (I2); its HTTP transport needs the cargo feature `client`.
 pub mod client;
 pub mod clock;
+mod command;
 mod commands;
 pub mod config;
 pub mod crypto;
@@ -33,6 +34,7 @@ pub mod identity;
 mod lab;
 pub mod model;
 mod monitor;
+pub mod panic;
 mod pool;
 pub mod principal;
 mod referral;
@@ -44,6 +46,7 @@ mod schedule;
 mod stats;
 pub mod store;
 pub mod text;
+mod views;
 
 pub use engine::{Engine, Hold, HoldOptions, SlotHandle, VERSION};
 pub use error::{Error, ErrorCode, ErrorFamily, Result};

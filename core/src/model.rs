@@ -7,6 +7,14 @@ use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+/// What a stopped service does with its bookings (`stop_service_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopServiceAction {
+    Cancel,
+    Move,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlotKind {
@@ -99,7 +107,7 @@ pub struct SlotRecord {
     /// it here, and the engine's next open (or a retried stop-service)
     /// finishes the job with this action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub closing: Option<crate::config::StopServiceAction>,
+    pub closing: Option<StopServiceAction>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,13 +2,28 @@
 //! shares, the date and time forms of the source, the request fingerprint
 //! idempotency stores, and the envelope every binding returns.
 
-use crate::engine::fingerprint;
 use crate::error::{Error, Result};
 use crate::identity::PatientInfo;
 use crate::model::*;
 use crate::principal::Principal;
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{Map, Value};
+
+/// FNV-1a: a fingerprint that must stay the same across restarts and builds
+/// (it is stored with each request id), which std's and foldhash's seeds are not.
+pub(crate) fn fingerprint(parts: &[&[u8]]) -> u64 {
+    // FNV-1a over each part followed by 0xff. Stored with durable answers, so
+    // the value must never change; the loop is only written for speed.
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in p.iter() {
+            h = (h ^ b as u64).wrapping_mul(PRIME);
+        }
+        h = (h ^ 0xff).wrapping_mul(PRIME);
+    }
+    h
+}
 
 /// Field access with the errors every command shares.
 pub struct Req<'a> {
@@ -95,10 +110,6 @@ impl<'a> Req<'a> {
     pub fn booking_id(&self) -> Result<u64> {
         let s = self.id("booking_id")?;
         parse_booking_id(&s).ok_or_else(|| Error::invalid_zh("booking_id", "expected a booking id like B000001", "应为形如 `B000001` 的预约编号"))
-    }
-    /// The pool's view of the principal.
-    pub fn actor(&self) -> crate::pool::Actor {
-        crate::pool::Actor::of(self.who)
     }
     /// The hospital a hospital principal is (its slots are the only ones it
     /// may change); `None` for the platform and every other role.
@@ -229,5 +240,10 @@ mod tests {
         // Fingerprints are stored with request ids: the streamed form must not change them.
         let req = json!({"patient_id": "PAT001", "slot_id": "EX-1", "note": "号源 \"x\"", "n": 3});
         assert_eq!(fp_of("pre-book-slot", &req), fingerprint(&[b"pre-book-slot", req.to_string().as_bytes()]));
+    }
+
+    #[test]
+    fn fingerprint_is_fnv1a_with_part_terminators() {
+        assert_eq!(fingerprint(&[b"hold", &7u32.to_le_bytes(), b"PAT001", b"normal"]), 0xbe03_af86_255e_2ce0);
     }
 }

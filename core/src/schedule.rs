@@ -2,13 +2,14 @@
 //! catalogue of projects and devices, stop-service (停诊) and reconciliation.
 
 use crate::catalog::{Device, Hospital, Project};
-use crate::commands::{booking_view, resolve_slot, slot_view};
-use crate::config::StopServiceAction;
 use crate::error::{Error, ErrorCode, Result};
+use crate::model::StopServiceAction;
 use crate::model::*;
+use crate::pool::resolve_slot;
 use crate::pool::{Actor, Pool, Slot, SlotTable, Txn};
 use crate::request::{parse_time, Req};
-use crate::store::{Table, Write};
+use crate::store::Write;
+use crate::views::{booking_view, slot_view, to_value};
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -158,7 +159,7 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
                 dev.project_id = project.clone();
             }
             if pool.store.is_some() {
-                txn.writes.push(Write::put(Table::Catalog, format!("device:{d}"), &*dev));
+                txn.writes.push(Write::put(crate::pool::tables::CATALOG, format!("device:{d}"), &*dev));
             }
         }
     }
@@ -229,7 +230,7 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
                     closing: None,
                 };
                 if pool.store.is_some() {
-                    txn.writes.push(Write::put(Table::Slots, rec.info.slot_id.clone(), &rec));
+                    txn.writes.push(Write::put(crate::pool::tables::SLOTS, rec.info.slot_id.clone(), &rec));
                 }
                 table.by_id.insert(rec.info.slot_id.clone(), idx);
                 table.by_date.entry(rec.info.date).or_default().push(idx);
@@ -271,7 +272,7 @@ fn register_hospital(pool: &Pool, id: &str, name: Option<&str>, txn: &mut Txn) {
         h.name = n.to_string();
     }
     if (!known || name.is_some()) && pool.store.is_some() {
-        txn.writes.push(Write::put(Table::Catalog, format!("hospital:{id}"), &*h));
+        txn.writes.push(Write::put(crate::pool::tables::CATALOG, format!("hospital:{id}"), &*h));
     }
 }
 
@@ -297,13 +298,13 @@ pub fn sync_catalog(pool: &Pool, r: &Req) -> Result<Value> {
         let mut cat = pool.catalog.data.write();
         for p in &projects {
             if pool.store.is_some() {
-                txn.writes.push(Write::put(Table::Catalog, format!("project:{}", p.project_id), p));
+                txn.writes.push(Write::put(crate::pool::tables::CATALOG, format!("project:{}", p.project_id), p));
             }
             cat.projects.insert(p.project_id.clone(), p.clone());
         }
         for d in &devices {
             if pool.store.is_some() {
-                txn.writes.push(Write::put(Table::Catalog, format!("device:{}", d.device_id), d));
+                txn.writes.push(Write::put(crate::pool::tables::CATALOG, format!("device:{}", d.device_id), d));
             }
             cat.devices.insert(d.device_id.clone(), d.clone());
         }
@@ -466,7 +467,7 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
                 w.status = WaitStatus::Closed;
                 pool.waitlist_slot.shard(&w.id).remove(&w.id);
                 if pool.store.is_some() {
-                    txn.writes.push(Write::put(Table::Waitlist, crate::store::numbered_key(w.id), &w));
+                    txn.writes.push(Write::put(crate::pool::tables::WAITLIST, crate::store::numbered_key(w.id), &w));
                 }
                 pool.emit(
                     &mut txn,
@@ -503,7 +504,7 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
         }
         if action == StopServiceAction::Move {
             if let Some(target) = find_alternative(pool, &slot, b.priority) {
-                let result = pool.move_booking(id, target, None, reason, &None, &|b, s| booking_view(pool, b, s), "booking_moved");
+                let result = pool.move_booking(id, target, None, reason, &None, &|b, s| to_value(&booking_view(pool, b, s)), "booking_moved");
                 if let Ok(answer) = pool.finish_txn(None, result).map(crate::pool::Answer::into_value) {
                     moved.push(
                         json!({"booking_id": format_booking_id(id), "to_slot": answer["slot_id"], "date": answer["date"], "time_slot": answer["time_slot"]}),
@@ -765,7 +766,7 @@ pub fn reconcile(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
                 .filter(|i| !listed.contains(*i))
                 .map(|i| &table.slots[*i as usize])
                 .filter(|s| s.info.hospital_id == hospital && s.info.kind != SlotKind::Bed)
-                .map(|s| slot_view(pool, s, &s.state.lock()))
+                .map(|s| to_value(&slot_view(pool, s, &s.state.lock())))
                 .collect()
         }
     };

@@ -18,56 +18,72 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Defines `Table` with each table's name and the committer's statements,
-/// written once as constants (a statement built per row with `format!` cost
-/// the committer as much as binding the row).
-macro_rules! tables {
-    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
-        /// The tables; each row is a JSON body under a key.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Table {
-            $($(#[$doc])* $variant,)*
-        }
+/// How the store treats a table's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// Keys may be personal (a patient's id): a sealed store keys rows by a
+    /// keyed hash, and the audit trail names the table without the key.
+    PersonalKeys,
+    /// The store's own bookkeeping (counters, cursors): not named in the audit trail.
+    Bookkeeping,
+    /// Append-only and numbered by the committer in commit order (the audit
+    /// trail): never loaded on open, read with [`DurableStore::scan_after`].
+    Log,
+}
 
-        impl Table {
-            const ALL: &'static [Table] = &[$(Table::$variant),*];
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(Table::$variant => $name,)*
-                }
-            }
-            fn upsert_sql(self) -> &'static str {
-                match self {
-                    $(Table::$variant => concat!("INSERT OR REPLACE INTO ", $name, "(k, body) VALUES (?1, ?2)"),)*
-                }
-            }
-            fn delete_sql(self) -> &'static str {
-                match self {
-                    $(Table::$variant => concat!("DELETE FROM ", $name, " WHERE k = ?1"),)*
-                }
-            }
-        }
+/// A table a domain declares ([`table!`]): each row is a JSON body under a
+/// key. The store creates, loads and writes the tables it is opened with and
+/// knows nothing else about them.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    name: &'static str,
+    upsert_sql: &'static str,
+    delete_sql: &'static str,
+    flags: &'static [Flag],
+}
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Table) -> bool {
+        std::ptr::eq(self.name, other.name) || self.name == other.name
+    }
+}
+impl Eq for Table {}
+
+impl Table {
+    #[doc(hidden)]
+    pub const fn declare(name: &'static str, upsert_sql: &'static str, delete_sql: &'static str, flags: &'static [Flag]) -> Table {
+        Table { name, upsert_sql, delete_sql, flags }
+    }
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+    pub fn has(self, flag: Flag) -> bool {
+        self.flags.contains(&flag)
+    }
+    fn upsert_sql(self) -> &'static str {
+        self.upsert_sql
+    }
+    fn delete_sql(self) -> &'static str {
+        self.delete_sql
+    }
+}
+
+/// Declares a table: `table!(pub(crate) LAB = "lab");`,
+/// `table!(pub(crate) PATIENTS = "patients", PersonalKeys);`. The committer's
+/// statements are written once as constants (a statement built per row
+/// with `format!` cost the committer as much as binding the row).
+macro_rules! table {
+    ($(#[$doc:meta])* $vis:vis $id:ident = $name:literal $(, $flag:ident)*) => {
+        $(#[$doc])*
+        $vis const $id: $crate::store::Table = $crate::store::Table::declare(
+            $name,
+            concat!("INSERT OR REPLACE INTO ", $name, "(k, body) VALUES (?1, ?2)"),
+            concat!("DELETE FROM ", $name, " WHERE k = ?1"),
+            &[$($crate::store::Flag::$flag),*],
+        );
     };
 }
-
-tables! {
-    Slots => "slots",
-    Bookings => "bookings",
-    Waitlist => "waitlist",
-    Idempotency => "idempotency",
-    Events => "events",
-    Patients => "patients",
-    Catalog => "catalog",
-    Meta => "meta",
-    /// Commissioned lab testing: catalogue, mappings, orders, specimens, reports.
-    Lab => "lab",
-    /// Referrals, exam applications and consultations.
-    Referral => "referral",
-    /// The platform client's last good answers (served stale while offline).
-    Cache => "cache",
-    /// Who changed what, when (S1). Append-only; not read on open.
-    Audit => "audit",
-}
+pub(crate) use table;
 
 /// A numeric row key: the number in 20 zero-padded digits, so keys sort as
 /// numbers. Written by hand: `format!("{:020}")` costs more than the rest of
@@ -170,12 +186,19 @@ pub struct DurableStore {
     cipher: Option<RowCipher>,
 }
 
+/// A row read back after open: its key and its (opened) body.
+pub struct Row {
+    pub key: String,
+    pub body: String,
+}
+
 impl DurableStore {
     /// Opens (creating if needed) the store in `dir` and reads every row.
     /// With a cipher, every row written is sealed with SM4-GCM and every
     /// sealed row read is opened; plain rows (a store that was not encrypted
     /// before) are read as they are and sealed when next written.
-    pub fn open(dir: &Path, sync_full: bool, batch_max: usize, cipher: Option<RowCipher>) -> Result<(DurableStore, Snapshot)> {
+    /// `tables` are every domain's (see `domains.rs`); at most one is a [`Flag::Log`].
+    pub fn open(dir: &Path, sync_full: bool, batch_max: usize, cipher: Option<RowCipher>, tables: &[Table]) -> Result<(DurableStore, Snapshot)> {
         std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("cannot create data directory: {e}")))?;
         let lock = lock_dir(dir)?;
         let path = dir.join("yilian.sqlite3");
@@ -186,15 +209,16 @@ impl DurableStore {
         // a booking burst rewrites the same few tail pages commit after commit,
         // and rarer checkpoints copy each of them once (p99 latency halves).
         conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
-        for t in Table::ALL {
+        for t in tables {
             conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {} (k TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;", t.name()))?;
         }
-        let snapshot = read_all(&conn, cipher.as_ref())?;
+        let snapshot = read_all(&conn, cipher.as_ref(), tables)?;
         if let Some(c) = &cipher {
             seal_plain_rows(&mut conn, &snapshot, c)?;
         }
         let cipher_for_commits = cipher.clone();
         let next_audit_seq = snapshot.next_audit_seq;
+        let log = tables.iter().copied().find(|t| t.has(Flag::Log));
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, batch: 0, shutdown: false }),
             queue_cv: Condvar::new(),
@@ -204,7 +228,7 @@ impl DurableStore {
         let s2 = shared.clone();
         let committer = std::thread::Builder::new()
             .name("yilian-commit".into())
-            .spawn(move || commit_loop(conn, s2, batch_max, cipher_for_commits, next_audit_seq))
+            .spawn(move || commit_loop(conn, s2, batch_max, cipher_for_commits, next_audit_seq, log))
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
         Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)), cipher }, snapshot))
     }
@@ -213,47 +237,33 @@ impl DurableStore {
         &self.path
     }
 
-    /// Audit entries after `filter.after_seq`, oldest first, read through a
-    /// separate read-only connection (WAL readers never block the committer).
-    pub fn read_audit(&self, filter: &crate::audit::Filter) -> Result<Vec<crate::audit::Entry>> {
+    /// Rows of `table` keyed above `after_key`, in key order, in pages of
+    /// 512, handed to `f` until it answers `false`. Read through a separate
+    /// read-only connection (WAL readers never block the committer); sealed
+    /// rows are opened.
+    pub fn scan_after(&self, table: Table, after_key: &str, mut f: impl FnMut(Row) -> Result<bool>) -> Result<()> {
         let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let mut out = Vec::new();
-        // A row holds the entries of one commit and is keyed by the highest:
-        // rows keyed above `after_seq` hold every entry after it.
-        let mut cursor = crate::audit::key(filter.after_seq);
-        // Pages of rows until `limit` entries match (filters apply to opened rows).
+        let sql = format!("SELECT k, body FROM {} WHERE k > ?1 ORDER BY k LIMIT 512", table.name());
+        let mut cursor = after_key.to_string();
         loop {
             let rows: Vec<(String, String)> = conn
-                .prepare_cached("SELECT k, body FROM audit WHERE k > ?1 ORDER BY k LIMIT 512")?
+                .prepare_cached(&sql)?
                 .query_map(params![cursor], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
-            for (k, body) in rows {
-                let mut entries = self.audit_entries(&k, body)?;
-                entries.sort_by_key(|e| e.seq);
-                for e in entries {
-                    if e.seq > filter.after_seq && filter.matches(&e) {
-                        out.push(e);
-                        if out.len() >= filter.limit {
-                            return Ok(out);
-                        }
+            let Some(last) = rows.last().map(|r| r.0.clone()) else { return Ok(()) };
+            for (key, body) in rows {
+                let body = match &self.cipher {
+                    Some(c) if body.starts_with(SEALED_PREFIX) => {
+                        c.open(&row_aad(table, &key), &body).ok_or_else(|| Error::storage(format!("a row of table {} does not open", table.name())))?
                     }
+                    _ => body,
+                };
+                if !f(Row { key, body })? {
+                    return Ok(());
                 }
             }
             cursor = last;
         }
-        Ok(out)
-    }
-
-    /// The entries of one audit row (one commit's, in order).
-    fn audit_entries(&self, key: &str, body: String) -> Result<Vec<crate::audit::Entry>> {
-        let body = match &self.cipher {
-            Some(c) if body.starts_with(SEALED_PREFIX) => {
-                c.open(&row_aad(Table::Audit, key), &body).ok_or_else(|| Error::storage("an audit row does not open"))?
-            }
-            _ => body,
-        };
-        serde_json::from_str(&body).map_err(|e| Error::storage(format!("unreadable audit row: {e}")))
     }
 
     /// Hands rows to the committer. Call while holding the locks that ordered the change.
@@ -315,7 +325,7 @@ impl Drop for DurableStore {
     }
 }
 
-fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>, mut next_audit_seq: u64) {
+fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>, mut next_audit_seq: u64, log: Option<Table>) {
     loop {
         let (writes, ticket, batch, shutdown) = {
             let mut q = shared.queue.lock();
@@ -328,7 +338,7 @@ fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, ciph
         };
         if !writes.is_empty() {
             let numbered_from = next_audit_seq;
-            let result = apply(&mut conn, &writes, cipher.as_ref(), &mut next_audit_seq);
+            let result = apply(&mut conn, &writes, cipher.as_ref(), &mut next_audit_seq, log);
             if result.is_err() {
                 next_audit_seq = numbered_from; // nothing of the batch was written
             }
@@ -364,7 +374,7 @@ fn row_aad(table: Table, key: &str) -> Vec<u8> {
 /// (recovery reads the id from the sealed body).
 fn stored_key<'a>(table: Table, key: &'a str, cipher: Option<&RowCipher>) -> std::borrow::Cow<'a, str> {
     match cipher {
-        Some(c) if table == Table::Patients => format!("h:{}", c.key_hash(key)).into(),
+        Some(c) if table.has(Flag::PersonalKeys) => format!("h:{}", c.key_hash(key)).into(),
         _ => key.into(),
     }
 }
@@ -382,7 +392,7 @@ fn seal_plain_rows(conn: &mut Connection, snap: &Snapshot, cipher: &RowCipher) -
     Ok(())
 }
 
-fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, next_audit_seq: &mut u64) -> Result<()> {
+fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, next_audit_seq: &mut u64, log: Option<Table>) -> Result<()> {
     let tx = conn.transaction()?;
     // The audit entries of every change in this commit go into one row (one
     // insert per commit instead of one per change). They are numbered here,
@@ -390,7 +400,7 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, ne
     // paging by number sees every entry once and in order.
     let mut audit = String::new();
     for w in writes {
-        if w.table == Table::Audit {
+        if w.table.has(Flag::Log) {
             if let Some(body) = w.body.as_deref().and_then(|b| b.strip_prefix('{')) {
                 audit.push(if audit.is_empty() { '[' } else { ',' });
                 audit.push_str(&format!("{{\"seq\":{},", *next_audit_seq));
@@ -416,12 +426,12 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, ne
             }
         }
     }
-    if !audit.is_empty() {
+    if let (false, Some(log)) = (audit.is_empty(), log) {
         audit.push(']');
-        let key = crate::audit::key(*next_audit_seq - 1);
-        let mut st = tx.prepare_cached(Table::Audit.upsert_sql())?;
+        let key = numbered_key(*next_audit_seq - 1);
+        let mut st = tx.prepare_cached(log.upsert_sql())?;
         match cipher {
-            Some(c) => st.execute(params![key, c.seal(&row_aad(Table::Audit, &key), &audit)])?,
+            Some(c) => st.execute(params![key, c.seal(&row_aad(log, &key), &audit)])?,
             None => st.execute(params![key, audit])?,
         };
     }
@@ -429,13 +439,16 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, ne
     Ok(())
 }
 
-fn read_all(conn: &Connection, cipher: Option<&RowCipher>) -> Result<Snapshot> {
+fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
-    // The audit trail only grows: it is read on demand (`read_audit`), never loaded.
-    // Rows are keyed by their highest entry number.
-    let last: Option<String> = conn.query_row("SELECT max(k) FROM audit", [], |r| r.get(0))?;
-    snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) + 1;
-    for t in Table::ALL.iter().copied().filter(|t| *t != Table::Audit) {
+    // A log only grows: it is read on demand (`scan_after`), never loaded.
+    // Its rows are keyed by their highest entry number.
+    snap.next_audit_seq = 1;
+    if let Some(log) = tables.iter().find(|t| t.has(Flag::Log)) {
+        let last: Option<String> = conn.query_row(&format!("SELECT max(k) FROM {}", log.name()), [], |r| r.get(0))?;
+        snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) + 1;
+    }
+    for t in tables.iter().copied().filter(|t| !t.has(Flag::Log)) {
         let mut st = conn.prepare(&format!("SELECT k, body FROM {}", t.name()))?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for r in rows {

@@ -2,10 +2,6 @@
 //! into C (since Rust 1.81 that aborts the host process); it becomes
 //! `YL_E_PANIC` with the panic's text in the last-error message.
 
-use std::any::Any;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use yilian_core::{Error, ErrorCode};
-
 /// Runs `$body` under `catch_unwind`. On a panic the last error is set to
 /// PANIC and `$on_panic(err)` gives the return value.
 macro_rules! ffi_boundary {
@@ -32,12 +28,6 @@ macro_rules! ffi_code {
 
 pub(crate) use {ffi_boundary, ffi_code};
 
-pub(crate) fn panic_error(payload: Box<dyn Any + Send>) -> Error {
-    let detail = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned());
-    // A payload whose Drop panics would unwind out of the boundary after all.
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-    match detail {
-        Some(d) => Error::with(ErrorCode::Panic, format!("internal error: a panic was caught: {d}"), format!("内部错误：捕获到异常崩溃：{d}")),
-        None => Error::new(ErrorCode::Panic),
-    }
+pub(crate) fn panic_error(payload: Box<dyn std::any::Any + Send>) -> yilian_core::Error {
+    yilian_core::panic::error_of(payload)
 }

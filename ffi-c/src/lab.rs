@@ -111,8 +111,12 @@ impl yl_lab_translator {
     }
 
     /// The C entry of a lab code, if the institution has mapped it.
-    fn lookup(&self, code: &str) -> Option<&yl_lab_entry> {
-        let e = self.translator.lookup(code)?;
+    /// Core's strict rule (`LabTranslator::lookup_strict`), with the C entry.
+    fn lookup_strict(&self, code: &str, strict: bool) -> Result<Option<&yl_lab_entry>, Error> {
+        Ok(self.translator.lookup_strict(code, strict)?.and_then(|e| self.entry_of(e)))
+    }
+
+    fn entry_of(&self, e: &TranslatorEntry) -> Option<&yl_lab_entry> {
         // SAFETY: `lookup` returns an element of the `entries()` slice, so both
         // pointers are in one allocation and the offset is its index.
         let i = unsafe { (e as *const TranslatorEntry).offset_from(self.translator.entries().as_ptr()) };
@@ -204,9 +208,8 @@ pub unsafe extern "C" fn yl_lab_translator_translate(
         let mut missing = 0;
         for i in 0..n {
             let code = code_at(codes, i)?;
-            match t.lookup(code) {
+            match t.lookup_strict(code, strict)? {
                 Some(entry) => found.push(entry),
-                None if strict => return Err(LabTranslator::unmapped(code)),
                 None => {
                     missing += 1;
                     found.push(std::ptr::null());

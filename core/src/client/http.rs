@@ -7,7 +7,7 @@ use crate::clock::format_ms;
 use crate::error::{Error, ErrorCode, Result};
 use crate::pool::Pool;
 use crate::request::Req;
-use crate::store::{Table, Write};
+use crate::store::Write;
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -208,7 +208,7 @@ impl PlatformClient {
     pub(crate) fn call_with(&self, interface: &str, request: &Value, persist: &dyn Fn(Vec<Write>)) -> Result<Reply> {
         check_interface(interface)?;
         let obj = request.as_object().ok_or_else(|| Error::invalid("request", "must be a JSON object"))?;
-        let query = crate::registry::QUERY_NAMES.contains(&interface);
+        let query = super::is_query(interface);
         let idempotent = is_idempotent(interface, request);
         let key = Cache::key(interface, request);
         let outcome = self.fetch(interface, obj, query, idempotent);
@@ -218,8 +218,8 @@ impl PlatformClient {
                 if query && self.cfg.cache {
                     let entry = CacheEntry { interface: interface.into(), fetched_at_ms: reply.fetched_at_ms, data: reply.data.clone() };
                     let evicted = self.cache.put(key.clone(), entry.clone(), self.cfg.cache_max_entries);
-                    let mut writes = vec![Write::put(Table::Cache, key, &entry)];
-                    writes.extend(evicted.into_iter().map(|k| Write::delete(Table::Cache, k)));
+                    let mut writes = vec![Write::put(crate::client::TABLE, key, &entry)];
+                    writes.extend(evicted.into_iter().map(|k| Write::delete(crate::client::TABLE, k)));
                     persist(writes);
                 }
                 Ok(reply)

@@ -23,220 +23,62 @@ pub use http::{PlatformClient, Reply, SlotRequest};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::request::Req;
-use crate::store::{Snapshot, Table};
+use crate::store::Snapshot;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The commands this module serves.
-/// The module's commands, each declared once (see `registry.rs`);
+/// The module's commands, each declared once (see `command.rs`);
 /// `platform-call` may carry a change, so it is one.
-pub(crate) const COMMANDS: &[crate::registry::Command] = {
-    use crate::registry::{acting, roles, Command, Kind};
-    &[
-        Command {
-            name: "platform-call",
-            kind: Kind::Change,
-            roles: roles::NETWORK,
-            acting: acting::NONE,
-            handler: |d, r, v| dispatch(d, "platform-call", r, v),
-        },
-        Command {
-            name: "platform-info",
-            kind: Kind::Query,
-            roles: roles::NETWORK,
-            acting: acting::NONE,
-            handler: |d, r, v| dispatch(d, "platform-info", r, v),
-        },
-    ]
-};
+pub(crate) type ClientHandler = fn(&crate::pool::Pool, &ClientState, &Req) -> Result<Value>;
+
+crate::command::command_table! { pub(crate) COMMANDS: ClientHandler;
+    "platform-call", Change, NETWORK, NONE => |p, c, r| dispatch(p, c, "platform-call", r);
+    "platform-info", Query, NETWORK, NONE => |p, c, r| dispatch(p, c, "platform-info", r);
+}
+
+/// Every command an engine serves, with its kind: what a platform (an
+/// engine behind HTTP) answers to, read from the domains' tables.
+fn catalogue() -> &'static [crate::command::Decl] {
+    static ALL: std::sync::LazyLock<Vec<crate::command::Decl>> = std::sync::LazyLock::new(|| {
+        let mut v: Vec<crate::command::Decl> = Vec::new();
+        v.extend(crate::commands::COMMANDS.iter().map(|c| c.decl));
+        v.extend(crate::commands::ENGINE.iter().map(|c| c.decl));
+        v.extend(crate::lab::COMMANDS.iter().map(|c| c.decl));
+        v.extend(crate::referral::COMMANDS.iter().map(|c| c.decl));
+        v.extend(COMMANDS.iter().map(|c| c.decl));
+        v
+    });
+    &ALL
+}
+
+/// `true` for a query: never changes state, so it is sent as GET, cached
+/// and retried.
+pub(crate) fn is_query(interface: &str) -> bool {
+    catalogue().iter().any(|c| c.name == interface && c.kind == crate::command::Kind::Query)
+}
+
+crate::store::table!(
+    /// The platform client's last good answers (served stale while offline).
+    pub(crate) TABLE = "cache"
+);
 
 /// Interfaces the source serves at `/api/<name>` rather than `/api/<version>/<name>`.
 pub const UNVERSIONED: &[&str] = &["appointment-slots", "acceptance-info", "admission-details"];
 
-// ------------------------------------------------------------------ configuration
-
-/// The `platform` object of the engine config. Every key is documented in docs/client.md.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlatform {
-    base_url: String,
-    app_id: String,
-    secret: String,
-    #[serde(default = "d_timeout")]
-    timeout_ms: u64,
-    #[serde(default)]
-    connect_timeout_ms: Option<u64>,
-    #[serde(default = "d_retries")]
-    retries: u32,
-    #[serde(default = "d_backoff")]
-    backoff_ms: u64,
-    #[serde(default = "d_max_backoff")]
-    max_backoff_ms: u64,
-    #[serde(default = "d_versions")]
-    versions: Vec<String>,
-    #[serde(default = "d_true")]
-    cache: bool,
-    #[serde(default = "d_cache_max")]
-    cache_max_entries: usize,
-}
-
-fn d_timeout() -> u64 {
-    5000
-}
-fn d_retries() -> u32 {
-    2
-}
-fn d_backoff() -> u64 {
-    200
-}
-fn d_max_backoff() -> u64 {
-    5000
-}
-fn d_versions() -> Vec<String> {
-    vec!["v1".into()]
-}
-fn d_true() -> bool {
-    true
-}
-fn d_cache_max() -> usize {
-    10_000
-}
-
-/// The validated platform settings.
-#[derive(Clone)]
-pub struct PlatformConfig {
-    /// Scheme, host, port and optional path prefix, without a trailing `/`.
-    pub base_url: String,
-    pub app_id: String,
-    pub secret: String,
-    pub timeout_ms: u64,
-    pub connect_timeout_ms: u64,
-    /// Further attempts after the first, for idempotent calls only.
-    pub retries: u32,
-    /// Delay before the first retry; it doubles each time up to `max_backoff_ms`.
-    pub backoff_ms: u64,
-    pub max_backoff_ms: u64,
-    /// The interface versions this client speaks, e.g. `["v1"]`.
-    pub versions: Vec<u32>,
-    pub cache: bool,
-    pub cache_max_entries: usize,
-}
-
-impl std::fmt::Debug for PlatformConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the secret.
-        f.debug_struct("PlatformConfig").field("base_url", &self.base_url).field("app_id", &self.app_id).field("secret", &"***").finish_non_exhaustive()
-    }
-}
-
-fn bad(key: &str, why: &str) -> Error {
-    Error::with(ErrorCode::InvalidConfig, format!("config `platform.{key}`: {why}"), format!("配置项 `platform.{key}` 无效：{why}"))
-}
-
-/// `"v2"` → 2.
-pub fn parse_version(s: &str) -> Option<u32> {
-    let n = s.strip_prefix('v')?;
-    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.len() > 4 {
-        return None;
-    }
-    n.parse().ok().filter(|n| *n > 0)
-}
-
-impl PlatformConfig {
-    pub fn parse(v: &Value) -> Result<PlatformConfig> {
-        if !v.is_object() {
-            return Err(bad("(object)", "must be a JSON object"));
-        }
-        let raw: RawPlatform = serde_json::from_value(v.clone()).map_err(|e| {
-            // serde names the key, never the values, so the secret cannot leak here.
-            Error::with(ErrorCode::InvalidConfig, format!("config `platform`: {e}"), format!("配置项 `platform` 无效：{e}"))
-        })?;
-        let base = raw.base_url.trim().trim_end_matches('/').to_string();
-        let lower = base.to_ascii_lowercase();
-        let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
-        match rest {
-            Some(r) if !r.is_empty() && !r.starts_with('/') && !base.contains(['?', '#', ' ']) => {}
-            _ => return Err(bad("base_url", "expected http(s)://host[:port][/prefix] without query or fragment")),
-        }
-        let app_ok =
-            !raw.app_id.is_empty() && raw.app_id.len() <= 64 && raw.app_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !app_ok {
-            return Err(bad("app_id", "1 to 64 characters of A-Z a-z 0-9 - _ ."));
-        }
-        if raw.secret.len() < 8 {
-            return Err(bad("secret", "must have at least 8 characters"));
-        }
-        if raw.timeout_ms == 0 || raw.timeout_ms > 600_000 {
-            return Err(bad("timeout_ms", "must be 1..=600000"));
-        }
-        let connect_timeout_ms = raw.connect_timeout_ms.unwrap_or(raw.timeout_ms.min(3000));
-        if connect_timeout_ms == 0 || connect_timeout_ms > 600_000 {
-            return Err(bad("connect_timeout_ms", "must be 1..=600000"));
-        }
-        if raw.retries > 10 {
-            return Err(bad("retries", "must be 0..=10"));
-        }
-        if raw.backoff_ms > 60_000 || raw.max_backoff_ms > 600_000 || raw.max_backoff_ms < raw.backoff_ms {
-            return Err(bad("backoff_ms", "backoff_ms must be 0..=60000 and max_backoff_ms between it and 600000"));
-        }
-        let mut versions = Vec::new();
-        for s in &raw.versions {
-            versions.push(parse_version(s).ok_or_else(|| bad("versions", "each version is \"v<N>\", e.g. \"v1\""))?);
-        }
-        versions.sort_unstable();
-        versions.dedup();
-        if versions.is_empty() {
-            return Err(bad("versions", "name at least one version"));
-        }
-        if raw.cache_max_entries == 0 || raw.cache_max_entries > 1_000_000 {
-            return Err(bad("cache_max_entries", "must be 1..=1000000"));
-        }
-        Ok(PlatformConfig {
-            base_url: base,
-            app_id: raw.app_id,
-            secret: raw.secret,
-            timeout_ms: raw.timeout_ms,
-            connect_timeout_ms,
-            retries: raw.retries,
-            backoff_ms: raw.backoff_ms,
-            max_backoff_ms: raw.max_backoff_ms,
-            versions,
-            cache: raw.cache,
-            cache_max_entries: raw.cache_max_entries,
-        })
-    }
-
-    /// The delay before retry number `n` (0 = the first retry): `backoff_ms · 2ⁿ`, capped.
-    pub fn backoff(&self, n: u32) -> u64 {
-        self.backoff_ms.saturating_mul(1u64 << n.min(30)).min(self.max_backoff_ms)
-    }
-}
-
-/// The highest version both sides speak; `NO_COMMON_VERSION` when none.
-pub fn negotiate(ours: &[u32], theirs: &[u32]) -> Result<u32> {
-    ours.iter().copied().filter(|v| theirs.contains(v)).max().ok_or_else(|| {
-        let o: Vec<String> = ours.iter().map(|v| format!("v{v}")).collect();
-        let t: Vec<String> = theirs.iter().map(|v| format!("v{v}")).collect();
-        Error::with(
-            ErrorCode::NoCommonVersion,
-            format!("the platform speaks [{}], this client [{}]: no common interface version", t.join(", "), o.join(", ")),
-            format!("平台支持 [{}]，客户端支持 [{}]：没有共同的接口版本", t.join(", "), o.join(", ")),
-        )
-    })
-}
+pub use crate::config::platform::{negotiate, parse_version, PlatformConfig};
 
 /// The interfaces the client may call: every engine command except this module's own.
 pub fn interfaces() -> Vec<&'static str> {
-    crate::registry::NAMES.iter().copied().filter(|c| !COMMANDS.iter().any(|m| m.name == *c)).collect()
+    catalogue().iter().map(|c| c.name).filter(|c| !COMMANDS.iter().any(|m| m.decl.name == *c)).collect()
 }
 
 /// `true` when a call may be retried: a query, or a change that carries a
 /// non-empty `request_id` (the platform replays the first answer for it).
 pub fn is_idempotent(interface: &str, request: &Value) -> bool {
-    crate::registry::QUERY_NAMES.contains(&interface) || request.get("request_id").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty())
+    is_query(interface) || request.get("request_id").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty())
 }
 
 // ------------------------------------------------------------------ cache
@@ -295,7 +137,7 @@ impl Cache {
 
 // ------------------------------------------------------------------ engine state and commands
 
-/// The engine's client state: the cache (restored from `Table::Cache` on
+/// The engine's client state: the cache (restored from `crate::client::TABLE` on
 /// open) and, with the feature, the HTTP client built on first use.
 #[derive(Default)]
 pub struct ClientState {
@@ -306,7 +148,7 @@ pub struct ClientState {
 
 /// Restores the cached answers from the store.
 pub(crate) fn recover(client: &ClientState, snap: &Snapshot) -> Result<()> {
-    for (k, body) in snap.of(Table::Cache) {
+    for (k, body) in snap.of(crate::client::TABLE) {
         // A cache row that no longer parses is only a lost cache entry, not a
         // corrupt store: it is skipped (and replaced on the next fetch).
         if let Ok(e) = serde_json::from_str::<CacheEntry>(body) {
@@ -334,18 +176,17 @@ fn not_configured() -> Error {
     )
 }
 
-fn dispatch(d: &crate::domains::Domains, command: &str, r: &Req, req: &Value) -> Result<Value> {
+fn dispatch(pool: &crate::pool::Pool, client: &ClientState, command: &str, r: &Req) -> Result<Value> {
     #[cfg(feature = "client")]
     {
-        let _ = req;
         match command {
-            "platform-info" => http::platform_info(&d.pool, &d.client, r),
-            _ => http::platform_call(&d.pool, &d.client, r),
+            "platform-info" => http::platform_info(pool, client, r),
+            _ => http::platform_call(pool, client, r),
         }
     }
     #[cfg(not(feature = "client"))]
     {
-        let _ = (d, command, r, req);
+        let _ = (pool, client, command, r);
         Err(not_built())
     }
 }

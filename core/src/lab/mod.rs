@@ -4,7 +4,7 @@
 //! All lab state sits behind one lock (`LabState::data`): lab traffic is a
 //! few calls a minute per institution, and one lock makes every multi-object
 //! check (one-to-one mappings, barcode sequences, order states) plainly
-//! atomic. Each change writes its rows to `Table::Lab` in the same durable
+//! atomic. Each change writes its rows to `crate::lab::TABLE` in the same durable
 //! transaction as its events; the hot read path (report translation) uses a
 //! compiled `LabTranslator` that holds no lock.
 
@@ -22,12 +22,12 @@ mod table_io;
 pub mod translate;
 
 use crate::clock::{format_ms, parse_rfc3339, Millis};
+use crate::command::Kind;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::Event;
 use crate::pool::{Pool, Txn};
-use crate::registry::Kind;
 use crate::request::{fp_of, Req};
-use crate::store::{Snapshot, Table, Write};
+use crate::store::{Snapshot, Write};
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -35,8 +35,12 @@ use std::sync::Arc;
 
 pub use translate::{LabTranslator, TranslatedResult, TranslatorEntry};
 
-crate::registry::command_table! {
-    handler: fn(&Call) -> Result<Value>, run: run;
+crate::store::table!(
+    /// Commissioned lab testing: catalogue, mappings, orders, specimens, reports.
+    pub(crate) TABLE = "lab"
+);
+
+crate::command::command_table! { pub(crate) COMMANDS: fn(&Call) -> Result<Value>;
     "lab-std-item-upsert", Change, PLATFORM, NONE => catalog::std_item_upsert;
     "lab-std-item-import", Change, PLATFORM, NONE => catalog::std_item_import;
     "lab-std-item-delete", Change, PLATFORM, NONE => catalog::std_item_delete;
@@ -131,7 +135,7 @@ pub(crate) struct LabData {
 /// Rebuilds the state from the store's rows on open.
 pub(crate) fn recover(lab: &LabState, snap: &Snapshot) -> Result<()> {
     let mut d = lab.data.lock();
-    for (key, body) in snap.of(Table::Lab) {
+    for (key, body) in snap.of(crate::lab::TABLE) {
         let kind = key.split_once(':').map(|(k, _)| k).unwrap_or(key);
         let bad = |e: serde_json::Error| {
             Error::with(ErrorCode::StoreCorrupt, format!("unreadable row {key} in table lab: {e}"), format!("表 lab 中的记录 {key} 无法读取：{e}"))
@@ -215,8 +219,8 @@ pub(crate) fn recover(lab: &LabState, snap: &Snapshot) -> Result<()> {
     Ok(())
 }
 
-fn run(d: &crate::domains::Domains, command: &'static str, kind: Kind, r: &Req, req: &Value, handler: fn(&Call) -> Result<Value>) -> Result<Value> {
-    let (pool, lab) = (&d.pool, &d.lab);
+/// Runs one of this module's commands (the registry calls it).
+pub(crate) fn run(pool: &Pool, lab: &LabState, command: &'static str, kind: Kind, r: &Req, req: &Value, handler: fn(&Call) -> Result<Value>) -> Result<Value> {
     pool.check_open()?;
     if kind == Kind::Change && command != "lab-check-overdue" {
         // Overdue critical values are found on every change as well as by the
@@ -312,12 +316,12 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn put(&mut self, key: String, body: &impl serde::Serialize) {
         if self.pool.store.is_some() {
-            self.txn.writes.push(Write::put(Table::Lab, key, body));
+            self.txn.writes.push(Write::put(crate::lab::TABLE, key, body));
         }
     }
     pub fn delete(&mut self, key: String) {
         if self.pool.store.is_some() {
-            self.txn.writes.push(Write::delete(Table::Lab, key));
+            self.txn.writes.push(Write::delete(crate::lab::TABLE, key));
         }
     }
     /// An event for the host; `clinic` is the institution it concerns.

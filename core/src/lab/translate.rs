@@ -107,6 +107,17 @@ impl LabTranslator {
 }
 
 impl LabTranslator {
+    /// The one rule of a strict translation, every binding's: the entry of
+    /// `code`; `None` when it is unmapped and `strict` is false; with
+    /// `strict`, an unmapped code is [`LabTranslator::unmapped`].
+    #[inline]
+    pub fn lookup_strict(&self, code: &str, strict: bool) -> Result<Option<&TranslatorEntry>> {
+        match self.lookup(code) {
+            None if strict => Err(Self::unmapped(code)),
+            found => Ok(found),
+        }
+    }
+
     /// The error of a strict translation that meets a code the institution
     /// has not mapped (`LAB_ITEM_UNMAPPED`); the bindings raise it as is.
     pub fn unmapped(code: &str) -> Error {

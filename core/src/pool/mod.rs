@@ -19,7 +19,7 @@ use crate::config::{Config, Role};
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::*;
-use crate::store::{DurableStore, Table, Ticket, Write};
+use crate::store::{DurableStore, Ticket, Write};
 use arc_swap::ArcSwap;
 use chrono::{Duration, NaiveDate, TimeZone};
 use crossbeam_utils::CachePadded;
@@ -34,6 +34,8 @@ use std::sync::Arc;
 const IDEM_FILTER_WORDS: usize = 1 << 15;
 
 mod bookings;
+mod resolve;
+pub(crate) use resolve::resolve_slot;
 mod idempotency;
 mod outbox;
 mod patients;
@@ -46,6 +48,28 @@ pub(crate) use outbox::*;
 pub(crate) use patients::*;
 pub(crate) use shards::*;
 pub use slot::*;
+
+/// The slot pool's tables in the durable store (see `store::table!`).
+pub(crate) mod tables {
+    crate::store::table!(pub(crate) SLOTS = "slots");
+    crate::store::table!(pub(crate) BOOKINGS = "bookings");
+    crate::store::table!(pub(crate) WAITLIST = "waitlist");
+    crate::store::table!(pub(crate) IDEMPOTENCY = "idempotency");
+    crate::store::table!(pub(crate) EVENTS = "events");
+    crate::store::table!(
+        /// Patient details, keyed by the patient's id.
+        pub(crate) PATIENTS = "patients", PersonalKeys
+    );
+    crate::store::table!(
+        /// Hospitals, devices and projects the schedules name.
+        pub(crate) CATALOG = "catalog"
+    );
+    crate::store::table!(
+        /// Counters and the outbox's acknowledgement cursor.
+        pub(crate) META = "meta", Bookkeeping
+    );
+    pub(crate) const ALL: &[crate::store::Table] = &[SLOTS, BOOKINGS, WAITLIST, IDEMPOTENCY, EVENTS, PATIENTS, CATALOG, META];
+}
 
 // ---------------------------------------------------------------- the pool
 
@@ -132,6 +156,13 @@ pub(crate) struct Pool {
 pub(crate) struct Actor {
     pub institution: Option<String>,
     pub role: crate::principal::Role,
+}
+
+impl crate::request::Req<'_> {
+    /// The pool's view of the call's principal.
+    pub fn actor(&self) -> Actor {
+        Actor::of(self.who)
+    }
 }
 
 impl Actor {
@@ -384,7 +415,7 @@ impl Pool {
                     at_ms: self.clock.now_ms(),
                 };
                 let row = self.next_idem_row.fetch_add(1, Ordering::Relaxed);
-                txn.writes.push(Write::put(Table::Idempotency, crate::store::numbered_key(row), &rec));
+                txn.writes.push(Write::put(crate::pool::tables::IDEMPOTENCY, crate::store::numbered_key(row), &rec));
             }
         }
     }
@@ -552,26 +583,26 @@ impl Pool {
         let durable = self.store.is_some();
         self.outbox.push(ev, |ev| {
             if durable {
-                txn.writes.push(Write::put(Table::Events, crate::store::numbered_key(ev.seq), ev));
+                txn.writes.push(Write::put(crate::pool::tables::EVENTS, crate::store::numbered_key(ev.seq), ev));
             }
         });
     }
 
     fn put_booking(&self, txn: &mut Txn, b: &Booking) {
         if self.store.is_some() {
-            txn.writes.push(Write::put(Table::Bookings, crate::store::numbered_key(b.id), b));
+            txn.writes.push(Write::put(crate::pool::tables::BOOKINGS, crate::store::numbered_key(b.id), b));
         }
     }
 
     pub fn put_slot(&self, txn: &mut Txn, slot: &Slot, st: &SlotState) {
         if self.store.is_some() {
-            txn.writes.push(Write::put(Table::Slots, slot.info.slot_id.clone(), &st.record(&slot.info)));
+            txn.writes.push(Write::put(crate::pool::tables::SLOTS, slot.info.slot_id.clone(), &st.record(&slot.info)));
         }
     }
 
     fn put_wait(&self, txn: &mut Txn, w: &WaitEntry) {
         if self.store.is_some() {
-            txn.writes.push(Write::put(Table::Waitlist, crate::store::numbered_key(w.id), w));
+            txn.writes.push(Write::put(crate::pool::tables::WAITLIST, crate::store::numbered_key(w.id), w));
         }
     }
 
@@ -782,7 +813,7 @@ impl Pool {
         if let Some(info) = r.patient {
             if self.store.is_some() {
                 txn.writes.push(Write::put(
-                    Table::Patients,
+                    crate::pool::tables::PATIENTS,
                     r.patient_id.to_string(),
                     &PatientRecord { patient_id: r.patient_id.to_string(), info: info.clone() },
                 ));
@@ -1467,10 +1498,14 @@ impl Pool {
                 if self.store.is_some() {
                     dropped.sort_unstable();
                     for seq in dropped {
-                        txn.writes.push(Write::delete(Table::Events, crate::store::numbered_key(seq)));
+                        txn.writes.push(Write::delete(crate::pool::tables::EVENTS, crate::store::numbered_key(seq)));
                     }
                     // Keeps sequence numbers rising after every event was drained.
-                    txn.writes.push(Write { table: Table::Meta, key: "events_acked_through".into(), body: Some(ack.min(next_seq - 1).to_string()) });
+                    txn.writes.push(Write {
+                        table: crate::pool::tables::META,
+                        key: "events_acked_through".into(),
+                        body: Some(ack.min(next_seq - 1).to_string()),
+                    });
                 }
             }
             // Merge the stripes (each in sequence order) up to `limit`.

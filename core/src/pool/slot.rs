@@ -119,7 +119,7 @@ pub(crate) struct SlotState {
     pub waitlist: Vec<WaitEntry>,
     pub closed_reason: Option<String>,
     /// A closing that still has bookings to cancel or move (see `SlotRecord::closing`).
-    pub closing: Option<crate::config::StopServiceAction>,
+    pub closing: Option<crate::model::StopServiceAction>,
 }
 
 impl SlotState {

@@ -8,8 +8,8 @@
 
 use super::machine::{EXAM_ITEM, SLOT_RELEASED};
 use super::{
-    booking_part, booking_snapshot, effective_status, fuse_record, page_of, paging, patient_details, platform_actor, put_exam, put_key, req_text,
-    reserve_and_attach, text, Ctx, Inner, Live, Side, Step, Who,
+    booking_snapshot, effective_status, fuse_record, page_of, paging, patient_details, platform_actor, put_exam, put_key, req_text, reserve_and_attach, text,
+    Ctx, Inner, Live, Side, Step, Who,
 };
 use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode, Result};
@@ -18,6 +18,7 @@ use crate::model::{Booking, BookingStatus, PaymentStatus, Priority, SlotKind};
 use crate::pool::{Answer, Claimed, Pool, Reserve, Slot, Txn};
 use crate::request::fp_of;
 use crate::text::SearchKey;
+use crate::views::{to_value, with_booking, BookingPart, StepView};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -268,73 +269,36 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
 /// (the others are read, so call without the module's lock when one is missing).
 pub(crate) fn exam_view(pool: &Pool, e: &ExamApp, live: &[(&Booking, &Slot)], content: bool) -> Value {
     let tz = &pool.cfg.tz;
-    let mut open = 0;
     let items: Vec<Value> = e
         .items
         .iter()
         .map(|it| {
-            let booking = booking_part(pool, it.booking_id, live.iter().copied().find(|(b, _)| Some(b.id) == it.booking_id));
-            let holds = booking.get("slot_id").is_some();
-            let status =
-                if it.booking_id.is_some() && EXAM_ITEM.holds_slot.contains(&it.status.as_str()) && !holds { SLOT_RELEASED } else { it.status.as_str() };
-            if !matches!(status, "reported" | "cancelled" | "refunded") {
-                open += 1;
-            }
-            let mut v = json!({
-                "item_no": it.item_no, "project_id": it.project_id, "project_name": it.project_name,
-                "method": it.method, "body_part": it.body_part, "status": status, "paid": it.paid,
-            });
-            if holds {
-                // Time and room of the arrangement.
-                for k in ["slot_id", "date", "time_slot", "device_id", "payment_status"] {
-                    if let Some(x) = booking.get(k) {
-                        v[k] = x.clone();
-                    }
-                }
-            } else if let Some(r) = booking.get("released_reason") {
-                v["released_reason"] = r.clone();
-            }
-            if it.booking_id.is_some() {
-                v["booking"] = booking;
-            }
-            if let Some(r) = &it.cancel_reason {
-                v["cancel_reason"] = r.clone().into();
-            }
-            v["reports"] = it
-                .reports
-                .iter()
-                .map(|r| {
-                    let mut x = json!({
-                        "revision": r.revision, "format": r.format, "findings": r.findings, "conclusion": r.conclusion,
-                        "signer_id": r.signer_id, "signature_verified": r.signature_verified, "critical": r.critical,
-                        "reporter": r.reporter, "reviewer": r.reviewer, "at": format_ms(r.at_ms, tz),
-                    });
-                    if let Some(u) = &r.report_url {
-                        x["report_url"] = u.clone().into();
-                    }
-                    if let Some(h) = &r.content_sm3 {
-                        x["content_sm3"] = h.clone().into();
-                    }
-                    if let Some(n) = &r.critical_note {
-                        x["critical_note"] = n.clone().into();
-                    }
-                    if let Some(n) = &r.revision_reason {
-                        x["revision_reason"] = n.clone().into();
-                    }
-                    if content {
-                        if let Some(b) = &r.content_base64 {
-                            x["content_base64"] = b.clone().into();
-                        }
-                    }
-                    x
+            with_booking(pool, it.booking_id, live.iter().copied().find(|(b, _)| Some(b.id) == it.booking_id), |booking| {
+                let place = booking.and_then(|b| b.place());
+                let released = booking.is_some() && EXAM_ITEM.holds_slot.contains(&it.status.as_str()) && place.is_none();
+                to_value(&ItemView {
+                    item_no: it.item_no,
+                    project_id: &it.project_id,
+                    project_name: &it.project_name,
+                    method: it.method.as_deref(),
+                    body_part: it.body_part.as_deref(),
+                    status: if released { SLOT_RELEASED } else { &it.status },
+                    paid: it.paid,
+                    slot_id: place.map(|p| p.slot_id),
+                    date: place.map(|p| p.date),
+                    time_slot: place.map(|p| p.time_slot),
+                    device_id: place.and_then(|p| p.device_id),
+                    payment_status: place.and(booking).and_then(|b| b.payment_status()),
+                    released_reason: booking.and_then(|b| b.released_reason()),
+                    booking,
+                    cancel_reason: it.cancel_reason.as_deref(),
+                    reports: it.reports.iter().map(|r| ReportView::of(r, tz, content)).collect(),
+                    history: super::history_view(&it.history, tz),
                 })
-                .collect::<Vec<_>>()
-                .into();
-            v["history"] =
-                it.history.iter().map(|s| json!({"at": format_ms(s.at_ms, tz), "from": s.from, "to": s.to, "via": s.via})).collect::<Vec<_>>().into();
-            v
+            })
         })
         .collect();
+    let open = items.iter().filter(|i| !matches!(i["status"].as_str(), Some("reported" | "cancelled" | "refunded"))).count();
     let status = if items.iter().all(|i| matches!(i["status"].as_str(), Some("cancelled" | "refunded"))) {
         "cancelled"
     } else if open == 0 {
@@ -342,15 +306,114 @@ pub(crate) fn exam_view(pool: &Pool, e: &ExamApp, live: &[(&Booking, &Slot)], co
     } else {
         "open"
     };
-    let mut v = json!({
-        "exam_id": e.exam_id, "status": status, "clinic_id": e.clinic_id, "hospital_id": e.hospital_id,
-        "patient_id": e.patient_id, "ordering_doctor_id": e.ordering_doctor_id, "record": e.record,
-        "items": items, "created_at": format_ms(e.created_ms, tz), "updated_at": format_ms(e.updated_ms, tz),
-    });
-    if let Some(p) = &e.patient {
-        v["patient"] = p.masked();
+    to_value(&ExamView {
+        exam_id: e.exam_id,
+        status,
+        clinic_id: &e.clinic_id,
+        hospital_id: &e.hospital_id,
+        patient_id: &e.patient_id,
+        patient: e.patient.as_ref().map(|p| p.masked()),
+        ordering_doctor_id: e.ordering_doctor_id.as_deref(),
+        record: &e.record,
+        items,
+        created_at: format_ms(e.created_ms, tz),
+        updated_at: format_ms(e.updated_ms, tz),
+    })
+}
+
+/// An exam application as every command shows it.
+#[derive(Serialize)]
+struct ExamView<'a> {
+    exam_id: u64,
+    status: &'static str,
+    clinic_id: &'a str,
+    hospital_id: &'a str,
+    patient_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patient: Option<Value>,
+    ordering_doctor_id: Option<&'a str>,
+    record: &'a Value,
+    items: Vec<Value>,
+    created_at: String,
+    updated_at: String,
+}
+
+/// One exam item: its arrangement while the booking holds it, its reports.
+#[derive(Serialize)]
+struct ItemView<'a> {
+    item_no: u32,
+    project_id: &'a str,
+    project_name: &'a str,
+    method: Option<&'a str>,
+    body_part: Option<&'a str>,
+    status: &'a str,
+    paid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_slot: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    released_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    booking: Option<&'a BookingPart<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancel_reason: Option<&'a str>,
+    reports: Vec<ReportView<'a>>,
+    history: Vec<StepView<'a>>,
+}
+
+/// One revision of an item's report.
+#[derive(Serialize)]
+struct ReportView<'a> {
+    revision: u32,
+    format: &'a str,
+    findings: Option<&'a str>,
+    conclusion: Option<&'a str>,
+    signer_id: Option<&'a str>,
+    signature_verified: bool,
+    critical: bool,
+    reporter: Option<&'a str>,
+    reviewer: Option<&'a str>,
+    at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_sm3: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    critical_note: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision_reason: Option<&'a str>,
+    /// Only when asked for (`with_content`): it may be large.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_base64: Option<&'a str>,
+}
+
+impl<'a> ReportView<'a> {
+    fn of(r: &'a Report, tz: &chrono_tz::Tz, content: bool) -> ReportView<'a> {
+        ReportView {
+            revision: r.revision,
+            format: &r.format,
+            findings: r.findings.as_deref(),
+            conclusion: r.conclusion.as_deref(),
+            signer_id: r.signer_id.as_deref(),
+            signature_verified: r.signature_verified,
+            critical: r.critical,
+            reporter: r.reporter.as_deref(),
+            reviewer: r.reviewer.as_deref(),
+            at: format_ms(r.at_ms, tz),
+            report_url: r.report_url.as_deref(),
+            content_sm3: r.content_sm3.as_deref(),
+            critical_note: r.critical_note.as_deref(),
+            revision_reason: r.revision_reason.as_deref(),
+            content_base64: r.content_base64.as_deref().filter(|_| content),
+        }
     }
-    v
 }
 
 fn load(c: &Ctx, who: &Who, id: u64) -> Result<ExamApp> {
@@ -543,7 +606,7 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
     let old = booking_snapshot(c.pool, it.booking_id);
     let from = effective_status(&it.status, it.booking_id, old.as_ref(), &EXAM_ITEM, c.pool.clock.now_ms());
     EXAM_ITEM.check(&from, "arranged", c.command)?;
-    let slot = crate::commands::resolve_slot(c.pool, c.r, true)?;
+    let slot = crate::pool::resolve_slot(c.pool, c.r, true)?;
     if slot.info.kind != SlotKind::Exam || slot.info.hospital_id != e.hospital_id {
         return Err(Error::invalid("slot_id", "not an exam slot of the application's hospital"));
     }

@@ -32,9 +32,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::{Booking, Event};
 use crate::pool::{Actor, Answer, Claimed, IdemClaim, Pool, Reserve, Slot, SlotState, Txn};
-use crate::registry::Kind as CommandKind;
 use crate::request::{fp_of, Req};
-use crate::store::{Snapshot, Table, Write};
+use crate::store::{Snapshot, Write};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -42,13 +41,12 @@ use std::collections::BTreeMap;
 
 /// A step of this module: the acting party is `institution_id`; the steps
 /// check which side (community or hospital) may take them (`Who::must_be`).
-fn run(d: &crate::domains::Domains, command: &'static str, _: CommandKind, r: &Req, req: &Value, h: fn(&Ctx) -> Result<Value>) -> Result<Value> {
-    d.pool.check_open()?;
-    h(&Ctx { pool: &d.pool, referral: &d.referral, r, req, command })
+pub(crate) fn run(pool: &Pool, referral: &ReferralState, command: &'static str, r: &Req, req: &Value, h: fn(&Ctx) -> Result<Value>) -> Result<Value> {
+    pool.check_open()?;
+    h(&Ctx { pool, referral, r, req, command })
 }
 
-crate::registry::command_table! {
-    handler: fn(&Ctx) -> Result<Value>, run: run;
+crate::command::command_table! { pub(crate) COMMANDS: fn(&Ctx) -> Result<Value>;
     "referral-disease-add", Change, PLATFORM, INSTITUTION => disease::change;
     "referral-disease-edit", Change, PLATFORM, INSTITUTION => disease::change;
     "referral-disease-delete", Change, PLATFORM, INSTITUTION => disease::change;
@@ -96,6 +94,11 @@ crate::registry::command_table! {
     "consultation-view", Query, NETWORK, INSTITUTION => consultation::view;
     "consultation-query", Query, NETWORK, INSTITUTION => consultation::query;
 }
+
+crate::store::table!(
+    /// Referrals, exam applications and consultations.
+    pub(crate) TABLE = "referral"
+);
 
 /// The module's in-memory state; every change is also written to its table.
 #[derive(Default)]
@@ -304,7 +307,7 @@ pub(crate) struct Intent {
 
 fn put(pool: &Pool, txn: &mut Txn, key: String, row: &Row) {
     if pool.store.is_some() {
-        txn.writes.push(Write::put(Table::Referral, key, row));
+        txn.writes.push(Write::put(crate::referral::TABLE, key, row));
     }
 }
 
@@ -316,7 +319,7 @@ pub(crate) fn put_disease(pool: &Pool, txn: &mut Txn, d: &disease::Disease) {
 }
 pub(crate) fn delete_disease(pool: &Pool, txn: &mut Txn, code: &str) {
     if pool.store.is_some() {
-        txn.writes.push(Write::delete(Table::Referral, format!("disease:{code}")));
+        txn.writes.push(Write::delete(crate::referral::TABLE, format!("disease:{code}")));
     }
 }
 pub(crate) fn put_exam(pool: &Pool, txn: &mut Txn, e: &exam::ExamApp) {
@@ -333,11 +336,10 @@ pub(crate) fn put_community(pool: &Pool, txn: &mut Txn, c: &down::Community) {
 }
 
 /// Rebuilds the state from the store's rows on open.
-pub(crate) fn recover(d: &crate::domains::Domains, snap: &Snapshot) -> Result<()> {
-    let (pool, referral) = (&d.pool, &d.referral);
+pub(crate) fn recover(pool: &Pool, referral: &ReferralState, snap: &Snapshot) -> Result<()> {
     let mut intents = Vec::new();
     let mut g = referral.inner.lock();
-    for (key, body) in snap.of(Table::Referral) {
+    for (key, body) in snap.of(crate::referral::TABLE) {
         let row: Row = serde_json::from_str(body)
             .map_err(|e| Error::with(ErrorCode::StoreCorrupt, format!("referral row {key}: {e}"), format!("转诊数据行 {key} 无法读取：{e}")))?;
         match row {
@@ -400,7 +402,7 @@ fn release_orphans(pool: &Pool, referral: &ReferralState, intent: &Intent) -> Re
         give_back(pool, id, "the case it was reserved for was not recorded (process ended in between); place returned")?;
     }
     let mut txn = Txn::default();
-    txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
+    txn.writes.push(Write::delete(crate::referral::TABLE, intent.key.clone()));
     let ticket = pool.enqueue(&mut txn);
     pool.settle(ticket, Vec::new())
 }
@@ -425,7 +427,7 @@ fn delete_intent(pool: &Pool, intent: &Intent) -> Result<()> {
         return Ok(());
     }
     let mut txn = Txn::default();
-    txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
+    txn.writes.push(Write::delete(crate::referral::TABLE, intent.key.clone()));
     let ticket = pool.enqueue(&mut txn);
     pool.settle(ticket, Vec::new())
 }
@@ -725,7 +727,7 @@ pub(crate) fn reserve_and_attach(c: &Ctx, mut reserve: Reserve, attach: &mut Ste
         slot_id: pool.slot(reserve.slot).map(|s| s.info.slot_id.clone()).unwrap_or_default(),
         at_ms: pool.clock.now_ms(),
     };
-    reserve.also = pool.store.is_some().then(|| Write::put(Table::Referral, intent.key.clone(), &Row::Intent(intent.clone())));
+    reserve.also = pool.store.is_some().then(|| Write::put(crate::referral::TABLE, intent.key.clone(), &Row::Intent(intent.clone())));
     let booked = std::cell::Cell::new(0u64);
     let made = pool.reserve(reserve, None, c.command, 0, &|b, _| {
         booked.set(b.id);
@@ -738,7 +740,7 @@ pub(crate) fn reserve_and_attach(c: &Ctx, mut reserve: Reserve, attach: &mut Ste
     let mut with_intent = |pool: &Pool, g: &mut Inner, live: Option<Live<'_>>, txn: &mut Txn, now: Millis| -> Result<Value> {
         let v = attach(pool, g, live, txn, now)?;
         if pool.store.is_some() {
-            txn.writes.push(Write::delete(Table::Referral, intent.key.clone()));
+            txn.writes.push(Write::delete(crate::referral::TABLE, intent.key.clone()));
         }
         Ok(v)
     };
@@ -754,68 +756,12 @@ pub(crate) fn reserve_and_attach(c: &Ctx, mut reserve: Reserve, attach: &mut Ste
     }
 }
 
-/// The slot of a live booking, as a case shows it.
-pub(crate) fn slot_fields(b: &Booking, slot: &Slot) -> Value {
-    let i = &slot.info;
-    let mut m = serde_json::Map::new();
-    m.insert("booking_id".into(), crate::model::format_booking_id(b.id).into());
-    m.insert("booking_status".into(), b.status.as_str().into());
-    m.insert("payment_status".into(), b.payment.as_str().into());
-    m.insert("slot_id".into(), i.slot_id.clone().into());
-    m.insert("hospital_id".into(), i.hospital_id.clone().into());
-    m.insert("date".into(), (*slot.date_str).into());
-    m.insert("time_slot".into(), (*slot.time_slot).into());
-    for (k, v) in [
-        ("department_id", &i.department_id),
-        ("doctor_id", &i.doctor_id),
-        ("period", &i.period),
-        ("device_id", &i.device_id),
-        ("project_id", &i.project_id),
-        ("bed_number", &i.bed_number),
-        ("bed_type", &i.bed_type),
-    ] {
-        if let Some(x) = v {
-            m.insert(k.into(), x.clone().into());
-        }
-    }
-    Value::Object(m)
-}
-
-/// The booking part of a case's view: the slot while the booking holds one,
-/// else what ended it. Reads the booking unless it is `live` (call without
-/// the module's lock).
-pub(crate) fn booking_part(pool: &Pool, booking: Option<u64>, live: Option<(&Booking, &Slot)>) -> Value {
-    let Some(id) = booking else { return Value::Null };
-    if let Some((b, s)) = live.filter(|(b, _)| b.id == id) {
-        return describe_booking(b, Some(s), pool.clock.now_ms());
-    }
-    match pool.booking(id) {
-        Ok(b) => {
-            let s = pool.slot(b.slot_idx).ok();
-            describe_booking(&b, s.as_deref(), pool.clock.now_ms())
-        }
-        Err(_) => json!({"booking_id": crate::model::format_booking_id(id), "booking_status": "unknown"}),
-    }
-}
-
-fn describe_booking(b: &Booking, slot: Option<&Slot>, now: Millis) -> Value {
-    match slot {
-        Some(s) if b.holds_place(now) => slot_fields(b, s),
-        _ => {
-            // A hold past its time-to-live is shown expired before the pool sweeps it.
-            let status = if b.status.is_active() { "expired" } else { b.status.as_str() };
-            let mut v = json!({"booking_id": crate::model::format_booking_id(b.id), "booking_status": status, "payment_status": b.payment.as_str()});
-            let why = match (&b.cancel_reason, status) {
-                (Some(r), _) => r.to_string(),
-                (None, "expired") => "unpaid hold passed its time-to-live".to_string(),
-                _ => String::new(),
-            };
-            if !why.is_empty() {
-                v["released_reason"] = why.into();
-            }
-            v
-        }
-    }
+/// A case's history as callers read it.
+pub(crate) fn history_view<'a>(history: &'a [Step], tz: &chrono_tz::Tz) -> Vec<crate::views::StepView<'a>> {
+    history
+        .iter()
+        .map(|s| crate::views::StepView { at: format_ms(s.at_ms, tz), from: &s.from, to: &s.to, via: &s.via, by: s.by.as_deref(), note: s.note.as_deref() })
+        .collect()
 }
 
 /// The booking's current status without holding any other lock.
@@ -881,7 +827,7 @@ mod tests {
                 expected_date: None,
                 reason: Some("胸痛".into()),
                 project_id: None,
-                also: Some(Write::put(Table::Referral, intent.key.clone(), &Row::Intent(intent.clone()))),
+                also: Some(Write::put(crate::referral::TABLE, intent.key.clone(), &Row::Intent(intent.clone()))),
             };
             pool.reserve(reserve, None, "outpatient-referral-apply", 0, &|_, _| Answer::Json(Value::Null)).unwrap();
             // A completed apply of another patient leaves no intent behind.

@@ -135,7 +135,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
     let applicant = text(c.r, "applicant_doctor_id", 64)?;
     let disease_code = text(c.r, "disease_code", 32)?;
     let hold = c.r.opt_bool("hold")?.unwrap_or(false);
-    let slot = crate::commands::resolve_slot(c.pool, c.r, true)?;
+    let slot = crate::pool::resolve_slot(c.pool, c.r, true)?;
     if slot.info.kind != SlotKind::Registration {
         return Err(Error::invalid("slot_id", "an outpatient referral books a registration slot"));
     }

@@ -3,12 +3,14 @@
 //! referral transition goes through.
 
 use super::machine::SLOT_RELEASED;
-use super::{booking_part, page_of, paging, put_referral, step, Ctx, Inner, Kind, Live, Referral, Who};
+use super::{page_of, paging, put_referral, step, Ctx, Inner, Kind, Live, Referral, Who};
 use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::Booking;
 use crate::pool::{Pool, Slot, Txn};
-use serde_json::{json, Value};
+use crate::views::{to_value, with_booking, BookingPart, StepView};
+use serde::Serialize;
+use serde_json::Value;
 
 pub(crate) type RefFn<'f> = dyn FnMut(&Pool, &mut Inner, &mut Referral, Option<&mut Live<'_>>, &mut Txn, Millis) -> Result<()> + 'f;
 
@@ -47,74 +49,109 @@ pub(crate) fn referral_step(c: &Ctx, who: &Who, id: u64, kind: Kind, f: &mut Ref
     })
 }
 
+/// A referral as every command shows it.
+#[derive(Serialize)]
+pub(crate) struct ReferralView<'a> {
+    referral_id: u64,
+    kind: &'static str,
+    status: &'a str,
+    patient_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patient: Option<Value>,
+    clinic_id: &'a str,
+    hospital_id: &'a str,
+    reason: &'a str,
+    record: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    department_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    doctor_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applicant_doctor_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disease_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_date: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancel_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deposit: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acceptance: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admission: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consultation_id: Option<u64>,
+    /// Where the patient goes, while the booking holds its place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_slot: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bed_number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bed_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    released_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    booking: Option<&'a BookingPart<'a>>,
+    created_at: String,
+    updated_at: String,
+    history: Vec<StepView<'a>>,
+}
+
 /// The referral as every command shows it. Reads its booking unless `live`
 /// is it: call without the module's lock unless `live` is given or the
 /// referral owns no booking.
 pub(crate) fn referral_view(pool: &Pool, rf: &Referral, live: Option<(&Booking, &Slot)>) -> Value {
-    let booking = booking_part(pool, rf.booking_id, live);
-    let holds = booking.get("slot_id").is_some();
-    let released = rf.booking_id.is_some() && rf.kind.machine().holds_slot.contains(&rf.status.as_str()) && !holds;
-    let status = if released { SLOT_RELEASED } else { rf.status.as_str() };
-    let tz = &pool.cfg.tz;
-    let mut v = json!({
-        "referral_id": rf.referral_id,
-        "kind": rf.kind.as_str(),
-        "status": status,
-        "patient_id": rf.patient_id,
-        "clinic_id": rf.clinic_id,
-        "hospital_id": rf.hospital_id,
-        "reason": rf.reason,
-        "record": rf.record,
-        "created_at": format_ms(rf.created_ms, tz),
-        "updated_at": format_ms(rf.updated_ms, tz),
-        "history": rf.history.iter().map(|s| {
-            let mut h = json!({"at": format_ms(s.at_ms, tz), "from": s.from, "to": s.to, "via": s.via});
-            if let Some(b) = &s.by { h["by"] = b.clone().into(); }
-            if let Some(n) = &s.note { h["note"] = n.clone().into(); }
-            h
-        }).collect::<Vec<_>>(),
-    });
-    let m = v.as_object_mut().expect("object literal");
-    if let Some(p) = &rf.patient {
-        m.insert("patient".into(), p.masked());
-    }
-    for (k, val) in [
-        ("department_id", &rf.department_id),
-        ("doctor_id", &rf.doctor_id),
-        ("applicant_doctor_id", &rf.applicant_doctor_id),
-        ("disease_code", &rf.disease_code),
-        ("expected_date", &rf.expected_date),
-        ("cancel_reason", &rf.cancel_reason),
-    ] {
-        if let Some(x) = val {
-            m.insert(k.into(), x.clone().into());
-        }
-    }
-    for (k, val) in
-        [("decision", &rf.decision), ("deposit", &rf.deposit), ("acceptance", &rf.acceptance), ("outcome", &rf.outcome), ("admission", &rf.admission)]
-    {
-        if let Some(x) = val {
-            m.insert(k.into(), x.clone());
-        }
-    }
-    if let Some(cid) = rf.consultation_id {
-        m.insert("consultation_id".into(), cid.into());
-    }
-    if rf.booking_id.is_some() {
-        if holds {
-            for k in ["slot_id", "date", "time_slot", "period", "department_id", "doctor_id", "bed_number", "bed_type"] {
-                if let Some(x) = booking.get(k) {
-                    m.insert(k.into(), x.clone());
-                }
-            }
-        } else if released {
-            if let Some(r) = booking.get("released_reason") {
-                m.insert("released_reason".into(), r.clone());
-            }
-        }
-        m.insert("booking".into(), booking);
-    }
-    v
+    with_booking(pool, rf.booking_id, live, |booking| {
+        let place = booking.and_then(|b| b.place());
+        let released = booking.is_some() && rf.kind.machine().holds_slot.contains(&rf.status.as_str()) && place.is_none();
+        let tz = &pool.cfg.tz;
+        to_value(&ReferralView {
+            referral_id: rf.referral_id,
+            kind: rf.kind.as_str(),
+            status: if released { SLOT_RELEASED } else { &rf.status },
+            patient_id: &rf.patient_id,
+            patient: rf.patient.as_ref().map(|p| p.masked()),
+            clinic_id: &rf.clinic_id,
+            hospital_id: &rf.hospital_id,
+            reason: &rf.reason,
+            record: &rf.record,
+            // The booked slot's department and doctor, while it holds one.
+            department_id: place.and_then(|p| p.department_id).or(rf.department_id.as_deref()),
+            doctor_id: place.and_then(|p| p.doctor_id).or(rf.doctor_id.as_deref()),
+            applicant_doctor_id: rf.applicant_doctor_id.as_deref(),
+            disease_code: rf.disease_code.as_deref(),
+            expected_date: rf.expected_date.as_deref(),
+            cancel_reason: rf.cancel_reason.as_deref(),
+            decision: rf.decision.as_ref(),
+            deposit: rf.deposit.as_ref(),
+            acceptance: rf.acceptance.as_ref(),
+            outcome: rf.outcome.as_ref(),
+            admission: rf.admission.as_ref(),
+            consultation_id: rf.consultation_id,
+            slot_id: place.map(|p| p.slot_id),
+            date: place.map(|p| p.date),
+            time_slot: place.map(|p| p.time_slot),
+            period: place.and_then(|p| p.period),
+            bed_number: place.and_then(|p| p.bed_number),
+            bed_type: place.and_then(|p| p.bed_type),
+            released_reason: booking.filter(|_| released).and_then(|b| b.released_reason()),
+            booking,
+            created_at: format_ms(rf.created_ms, tz),
+            updated_at: format_ms(rf.updated_ms, tz),
+            history: super::history_view(&rf.history, tz),
+        })
+    })
 }
 
 /// `referral-view`: one referral, if the caller may see it.

@@ -7,14 +7,11 @@ use chrono::NaiveTime;
 use serde::Deserialize;
 use std::path::PathBuf;
 
+pub(crate) mod platform;
+
 pub use crate::principal::Role;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopServiceAction {
-    Cancel,
-    Move,
-}
+pub use crate::model::StopServiceAction;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -104,7 +101,7 @@ pub struct Config {
     /// Seals every row of the durable store with SM4-GCM (S1).
     pub encryption_key: Option<crate::crypto::Sm4Key>,
     /// The platform client's settings (docs/client.md).
-    pub platform: Option<crate::client::PlatformConfig>,
+    pub platform: Option<platform::PlatformConfig>,
     /// The raw JSON, echoed by `engine-info`.
     pub raw: serde_json::Value,
 }
@@ -158,7 +155,7 @@ impl Config {
         // The engine's principal: who acts when the host states no other (`call_as`).
         let principal = crate::principal::Principal::new(raw.role, raw.institution_id.as_deref(), None)
             .map_err(|_| bad("institution_id", "a hospital, community or lab engine must name its institution"))?;
-        let platform = raw.platform.as_ref().map(crate::client::PlatformConfig::parse).transpose()?;
+        let platform = raw.platform.as_ref().map(platform::PlatformConfig::parse).transpose()?;
         Ok(Config {
             data_dir: raw.data_dir,
             clock_start_ms,

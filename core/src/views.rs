@@ -1,0 +1,335 @@
+//! What callers read about slots, bookings and events: typed `Serialize`
+//! structs, shared by every command that shows them (the pool's commands,
+//! schedules, referrals, exams), and the one rule for "expired".
+//!
+//! A view borrows from the pool's state while a lock is held and is turned
+//! into the answer at once ([`to_value`]); nothing here changes state or
+//! takes a lock other than the ones the caller names.
+
+use crate::clock::{format_ms, Millis};
+use crate::model::{format_booking_id, format_waitlist_id, Booking, BookingStatus, Event, SlotInfo, SlotKind};
+use crate::pool::{Pool, Slot, SlotState};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// The one rule for "expired": an unpaid hold past its time-to-live is shown
+/// expired at once, before the pool's sweep ends it (availability already
+/// stops counting it).
+pub(crate) fn shown_status(b: &Booking, now: Millis) -> &'static str {
+    if b.lapsed(now) {
+        BookingStatus::Expired.as_str()
+    } else {
+        b.status.as_str()
+    }
+}
+
+/// Why a booking no longer holds its place, when that is known.
+fn released_reason(b: &Booking, status: &str) -> Option<String> {
+    match (&b.cancel_reason, status) {
+        (Some(r), _) => Some(r.to_string()),
+        (None, "expired") => Some("unpaid hold passed its time-to-live".to_string()),
+        _ => None,
+    }
+}
+
+/// The slot's place in the schedule: the fields every view of a slot or of a
+/// booking on it carries.
+#[derive(Serialize)]
+pub(crate) struct Place<'a> {
+    pub slot_id: &'a str,
+    pub hospital_id: &'a str,
+    pub date: &'a str,
+    pub time_slot: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub department_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doctor_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bed_number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bed_type: Option<&'a str>,
+}
+
+impl<'a> Place<'a> {
+    pub fn of(slot: &'a Slot) -> Place<'a> {
+        let i: &'a SlotInfo = &slot.info;
+        Place {
+            slot_id: &i.slot_id,
+            hospital_id: &i.hospital_id,
+            date: &slot.date_str,
+            time_slot: &slot.time_slot,
+            department_id: i.department_id.as_deref(),
+            doctor_id: i.doctor_id.as_deref(),
+            period: i.period.as_deref(),
+            device_id: i.device_id.as_deref(),
+            project_id: i.project_id.as_deref(),
+            bed_number: i.bed_number.as_deref(),
+            bed_type: i.bed_type.as_deref(),
+        }
+    }
+}
+
+/// A slot with its places (`real-time-slots`, `slot-info`, schedules).
+#[derive(Serialize)]
+pub(crate) struct SlotView<'a> {
+    #[serde(flatten)]
+    pub place: Place<'a>,
+    pub kind: &'static str,
+    pub start_time: String,
+    pub end_time: String,
+    pub capacity: u32,
+    pub booked: u32,
+    pub held: u32,
+    pub remaining: u32,
+    pub reserved_quota: u32,
+    pub tight: bool,
+    pub status: &'static str,
+    pub waiting: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<String>,
+}
+
+pub(crate) fn slot_view<'a>(pool: &Pool, slot: &'a Slot, st: &'a SlotState) -> SlotView<'a> {
+    let a = slot.availability(st, pool.clock.now_ms(), &pool.cfg);
+    let i = &slot.info;
+    SlotView {
+        place: Place::of(slot),
+        kind: i.kind.as_str(),
+        start_time: i.start_time.format("%H:%M").to_string(),
+        end_time: i.end_time.format("%H:%M").to_string(),
+        capacity: a.capacity,
+        booked: a.booked,
+        held: a.held,
+        remaining: a.remaining,
+        reserved_quota: a.reserved_quota,
+        tight: a.tight,
+        status: if a.closed {
+            "closed"
+        } else if a.remaining == 0 {
+            "full"
+        } else {
+            "available"
+        },
+        waiting: a.waiting,
+        closed_reason: st.closed_reason.as_deref(),
+        opens_at: (slot.opens_ms > i64::MIN).then(|| format_ms(slot.opens_ms, &pool.cfg.tz)),
+    }
+}
+
+/// A move of a booking to another slot (a stopped service, `change-booking`).
+#[derive(Serialize)]
+pub(crate) struct MoveView<'a> {
+    pub from_slot: &'a str,
+    pub to_slot: &'a str,
+    pub at: String,
+    pub reason: &'a str,
+}
+
+/// A booking as every command shows it: the source's fields first.
+#[derive(Serialize)]
+pub(crate) struct BookingView<'a> {
+    pub booking_id: String,
+    pub patient_id: &'a str,
+    #[serde(flatten)]
+    pub place: Place<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clinic_id: Option<&'a str>,
+    pub kind: &'static str,
+    pub status: &'static str,
+    pub payment_status: &'static str,
+    pub priority: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waitlist_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<MoveView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<Value>,
+    pub created_at: String,
+}
+
+pub(crate) fn booking_view<'a>(pool: &Pool, b: &'a Booking, slot: &'a Slot) -> BookingView<'a> {
+    let i = &slot.info;
+    let tz = &pool.cfg.tz;
+    let mut place = Place::of(slot);
+    // The period is the slot's, not the booking's; the project is the one
+    // the request named when the schedule named none.
+    place.period = None;
+    place.project_id = i.project_id.as_deref().or(b.project_id.as_deref());
+    let status = match (i.kind, shown_status(b, pool.clock.now_ms())) {
+        (SlotKind::Bed, "booked") => "reserved",
+        (_, s) => s,
+    };
+    BookingView {
+        booking_id: format_booking_id(b.id),
+        patient_id: &b.patient_id,
+        place,
+        clinic_id: b.clinic_id.as_deref(),
+        kind: i.kind.as_str(),
+        status,
+        payment_status: b.payment.as_str(),
+        priority: b.priority.as_str(),
+        hold_expires_at: b.hold_expires_ms.map(|e| format_ms(e, tz)),
+        cancel_reason: b.cancel_reason.as_deref(),
+        expected_date: b.expected_date.map(|d| d.to_string()),
+        reason: b.reason.as_deref(),
+        waitlist_id: b.waitlist_id.map(format_waitlist_id),
+        changes: b.moves.iter().map(|m| MoveView { from_slot: &m.from_slot, to_slot: &m.to_slot, at: format_ms(m.at_ms, tz), reason: &m.reason }).collect(),
+        patient: pool.patient_info.shard(&*b.patient_id).get(&*b.patient_id).map(|info| info.masked()),
+        created_at: format_ms(b.created_ms, tz),
+    }
+}
+
+/// The booking part of a case (referral, exam): the slot while the booking
+/// holds one, else what ended it.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum BookingPart<'a> {
+    Holds {
+        booking_id: String,
+        booking_status: &'static str,
+        payment_status: &'static str,
+        #[serde(flatten)]
+        place: Place<'a>,
+    },
+    Ended {
+        booking_id: String,
+        booking_status: &'static str,
+        payment_status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        released_reason: Option<String>,
+    },
+    Unknown {
+        booking_id: String,
+        booking_status: &'static str,
+    },
+}
+
+impl<'a> BookingPart<'a> {
+    /// The slot, while the booking holds one.
+    pub fn place(&self) -> Option<&Place<'a>> {
+        match self {
+            BookingPart::Holds { place, .. } => Some(place),
+            _ => None,
+        }
+    }
+    pub fn payment_status(&self) -> Option<&'static str> {
+        match self {
+            BookingPart::Holds { payment_status, .. } | BookingPart::Ended { payment_status, .. } => Some(payment_status),
+            BookingPart::Unknown { .. } => None,
+        }
+    }
+    /// Why the place was given up (cancelled, expired), when known.
+    pub fn released_reason(&self) -> Option<&str> {
+        match self {
+            BookingPart::Ended { released_reason, .. } => released_reason.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn of(b: &'a Booking, slot: Option<&'a Slot>, now: Millis) -> BookingPart<'a> {
+        match slot {
+            Some(s) if b.holds_place(now) => BookingPart::Holds {
+                booking_id: format_booking_id(b.id),
+                booking_status: b.status.as_str(),
+                payment_status: b.payment.as_str(),
+                place: Place::of(s),
+            },
+            _ => {
+                let status = shown_status(b, now);
+                BookingPart::Ended {
+                    booking_id: format_booking_id(b.id),
+                    booking_status: status,
+                    payment_status: b.payment.as_str(),
+                    released_reason: released_reason(b, status),
+                }
+            }
+        }
+    }
+}
+
+/// Hands `f` the booking part of a case (`None` when it owns no booking):
+/// reads the booking unless it is `live` (call without the case module's lock
+/// unless `live` is given or there is no booking).
+pub(crate) fn with_booking<R>(pool: &Pool, booking: Option<u64>, live: Option<(&Booking, &Slot)>, f: impl FnOnce(Option<&BookingPart<'_>>) -> R) -> R {
+    let Some(id) = booking else { return f(None) };
+    let now = pool.clock.now_ms();
+    if let Some((b, s)) = live.filter(|(b, _)| b.id == id) {
+        return f(Some(&BookingPart::of(b, Some(s), now)));
+    }
+    match pool.booking(id) {
+        Ok(b) => {
+            let s = pool.slot(b.slot_idx).ok();
+            f(Some(&BookingPart::of(&b, s.as_deref(), now)))
+        }
+        Err(_) => f(Some(&BookingPart::Unknown { booking_id: format_booking_id(id), booking_status: "unknown" })),
+    }
+}
+
+/// One step of a case's history (referral, exam item, consultation).
+#[derive(Serialize)]
+pub(crate) struct StepView<'a> {
+    pub at: String,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub via: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
+}
+
+/// An event as the host reads it: ids rendered, time in the engine's zone, and
+/// a booking event's slot details (kept out of the outbox to keep it small).
+pub(crate) fn event_view(pool: &Pool, e: &Event) -> Value {
+    let mut v = if e.note.is_some() || e.slot_idx.is_some() {
+        let mut e = e.clone();
+        pool.materialize_event(&mut e);
+        serde_json::to_value(&e)
+    } else {
+        serde_json::to_value(e)
+    }
+    .unwrap_or(Value::Null);
+    if let Some(m) = v.as_object_mut() {
+        m.remove("at_ms");
+        m.insert("at".into(), format_ms(e.at_ms, &pool.cfg.tz).into());
+        if let Some(b) = e.booking_id {
+            m.insert("booking_id".into(), format_booking_id(b).into());
+            let slot = match e.slot_idx {
+                Some(idx) => pool.slot(idx).ok(),
+                None => e.slot_id.as_deref().and_then(|s| pool.slot_by_id(s).ok()),
+            };
+            if let Some(slot) = slot {
+                let data = m.entry("data").or_insert_with(|| json!({}));
+                if let Some(d) = data.as_object_mut() {
+                    d.entry("kind").or_insert(slot.info.kind.as_str().into());
+                    d.entry("date").or_insert((*slot.date_str).into());
+                    d.entry("time_slot").or_insert((*slot.time_slot).into());
+                    d.entry("hospital_id").or_insert(slot.info.hospital_id.clone().into());
+                }
+            }
+        }
+    }
+    v
+}
+
+/// A view as the answer's value. Views are plain data: serialising cannot
+/// fail (`Null` if it ever did, never a panic across the FFI).
+pub(crate) fn to_value(v: &impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}

@@ -7,7 +7,6 @@
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::{create_exception, intern};
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use yilian_core::{Error, ErrorCode, ErrorFamily};
 

@@ -14,7 +14,7 @@ pub fn payload_text(payload: &(dyn Any + Send)) -> String {
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
-        "a panic with a non-text payload".to_string()
+        "a panic with a non-string payload".to_string()
     }
 }
 
@@ -50,7 +50,7 @@ mod tests {
         assert!(e.message().contains("slot table torn"), "{}", e.message());
         assert!(e.message_zh().starts_with("内部错误：捕获到异常崩溃：") && e.message_zh().contains("slot table torn"));
         let e = catch::<()>(|| std::panic::panic_any(7u8)).unwrap_err();
-        assert!(e.message().contains("non-text payload"));
+        assert!(e.message().contains("non-string payload"));
         assert_eq!(catch(|| Ok(3)).unwrap(), 3);
     }
 }

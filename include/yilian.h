@@ -372,6 +372,11 @@
 #define YL_E_LAB_BARCODE_EXHAUSTED 3108
 
 /**
+ * 3xxx conflict: no service agreement in force on the order date covers this institution, lab and project / 没有在申请当日有效、覆盖本机构、该检验机构和该项目的服务协议.
+ */
+#define YL_E_LAB_NO_AGREEMENT 3109
+
+/**
  * 3xxx conflict: a referral disease with this code exists / 该编码的转诊病种已存在.
  */
 #define YL_E_DISEASE_EXISTS 3201
@@ -425,6 +430,16 @@
  * 4xxx state: the critical value is already acknowledged / 危急值已应答确认.
  */
 #define YL_E_LAB_CRITICAL_ACKNOWLEDGED 4106
+
+/**
+ * 4xxx state: the lab order is not paid; the fee is collected before the specimen / 委托检验申请尚未缴费，须先缴费再采集样本、打印条码.
+ */
+#define YL_E_LAB_ORDER_UNPAID 4107
+
+/**
+ * 4xxx state: the lab order's payment status does not allow this step / 委托检验申请当前的缴费状态不允许该操作.
+ */
+#define YL_E_LAB_PAYMENT_STATE 4108
 
 /**
  * 4xxx state: the referral's state does not allow this step / 转诊申请当前状态不允许该操作.

@@ -133,12 +133,15 @@ error_codes! {
     LabItemNotOrdered = 3106, Conflict, "LAB_ITEM_NOT_ORDERED", "the result names a sub-item this specimen was not ordered for", "结果中的小项不属于该样本的申请项目";
     LabReadbackMismatch = 3107, Conflict, "LAB_READBACK_MISMATCH", "the read-back value differs from the published critical value", "复述的结果与发布的危急值不一致";
     LabBarcodeExhausted = 3108, Conflict, "LAB_BARCODE_EXHAUSTED", "the barcode sequence for this period is used up", "本周期条码序号已用完";
+    LabNoAgreement = 3109, Conflict, "LAB_NO_AGREEMENT", "no service agreement in force on the order date covers this institution, lab and project", "没有在申请当日有效、覆盖本机构、该检验机构和该项目的服务协议";
     LabOrderCancelled = 4101, State, "LAB_ORDER_CANCELLED", "the lab order is cancelled", "委托检验申请已取消";
     LabOrderReceived = 4102, State, "LAB_ORDER_RECEIVED", "the lab has already received this order", "检验机构已接收该申请";
     LabSpecimenState = 4103, State, "LAB_SPECIMEN_STATE", "the specimen is not in a state that allows this step", "样本当前状态不允许该操作";
     LabSpecimenRejected = 4104, State, "LAB_SPECIMEN_REJECTED", "the specimen was rejected", "样本已登记不合格";
     LabNothingToPrint = 4105, State, "LAB_NOTHING_TO_PRINT", "every item of the order is already printed", "申请单的项目均已打印";
     LabCriticalAcknowledged = 4106, State, "LAB_CRITICAL_ACKNOWLEDGED", "the critical value is already acknowledged", "危急值已应答确认";
+    LabOrderUnpaid = 4107, State, "LAB_ORDER_UNPAID", "the lab order is not paid; the fee is collected before the specimen", "委托检验申请尚未缴费，须先缴费再采集样本、打印条码";
+    LabPaymentState = 4108, State, "LAB_PAYMENT_STATE", "the lab order's payment status does not allow this step", "委托检验申请当前的缴费状态不允许该操作";
     LabForbidden = 5101, Permission, "LAB_FORBIDDEN", "this institution may not act on that lab order", "本机构无权操作该委托检验";
     LabSignatureInvalid = 5102, Permission, "LAB_SIGNATURE_INVALID", "the report signature does not verify", "报告电子签名验证失败";
     SlotNotFound = 2001, NotFound, "SLOT_NOT_FOUND", "no such slot", "号源不存在";

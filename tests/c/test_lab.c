@@ -22,6 +22,8 @@ int main(void) {
        "{\"institution_id\":\"C001\",\"items\":[{\"code\":\"C-1\",\"name\":\"白细胞\",\"specimen_type\":\"全血\",\"std_code\":\"STD-HEM-001\"}]}");
     call_ok(e, "lab-order-submit",
        "{\"institution_id\":\"C001\",\"lab_id\":\"H001\",\"patient_id\":\"P1\",\"patient\":{\"name\":\"张三\"},\"doctor_id\":\"D1\",\"items\":[\"STD-P-CBC\"]}");
+    /* The patient pays at the centre before the specimen is taken. */
+    call_ok(e, "lab-order-payment", "{\"order_id\":\"LO000001\",\"payment_status\":\"paid\"}");
     call_ok(e, "specimen-print", "{\"order_id\":\"LO000001\"}");
     const char *barcode = "241029000001";
 

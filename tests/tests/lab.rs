@@ -194,6 +194,7 @@ fn an_engine_acting_for_one_institution_acts_only_for_it() {
         err(&e, "lab-order-submit", json!({"institution_id": "C002", "lab_id": "H001", "patient_id": "P1", "doctor_id": "D1", "items": ["C001-XCG"]})).code(),
         ErrorCode::Forbidden
     );
+    ok(&e, "lab-order-payment", json!({"order_id": oid, "payment_status": "paid"}));
     let b = ok(&e, "specimen-print", json!({"order_id": oid}))["specimens"][0]["barcode"].as_str().unwrap().to_string();
     ok(&e, "shipment-create", json!({"barcodes": [b]}));
     // Receiving is the lab's step: this engine is not the lab.

@@ -75,13 +75,26 @@ fn setup_via(e: &Engine, ok: &dyn Fn(&str, Value) -> Value) {
     );
 }
 
+/// C001 orders `items` from H001 for its patient, who pays at C001 (the
+/// fee comes before the specimen): the paid order.
 pub fn order(e: &Engine, items: Value) -> Value {
+    let o = submit(e, items);
+    pay(e, o["order_id"].as_str().unwrap())
+}
+
+/// C001 orders `items` from H001; nothing is paid yet.
+pub fn submit(e: &Engine, items: Value) -> Value {
     ok(
         e,
         "lab-order-submit",
         json!({"institution_id": "C001", "lab_id": "H001", "patient_id": "P001", "patient": {"name": "张三丰", "sex": "男", "age": "45岁", "phone": "13800138000"},
                "doctor_id": "D01", "doctor_name": "李医生", "diagnosis": "发热待查", "items": items}),
     )
+}
+
+/// The fee of an order, paid at the ordering institution's window.
+pub fn pay(e: &Engine, order_id: &str) -> Value {
+    ok(e, "lab-order-payment", json!({"order_id": order_id, "payment_status": "paid", "receipt_no": "SF-0001"}))
 }
 
 pub fn cbc_results() -> Value {

@@ -162,6 +162,9 @@ fn lab_crash_child() {
                     };
                     let oid = o["order_id"].as_str().unwrap().to_string();
                     println!("ACK ORDER {oid}");
+                    if call(e, "lab-order-payment", json!({"order_id": oid, "payment_status": "paid"})).is_none() {
+                        continue;
+                    }
                     let Some(p) = call(e, "specimen-print", json!({"order_id": oid})) else { continue };
                     let barcodes: Vec<String> = p["specimens"].as_array().unwrap().iter().map(|s| s["barcode"].as_str().unwrap().to_string()).collect();
                     for b in &barcodes {

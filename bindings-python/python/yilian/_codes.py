@@ -76,6 +76,7 @@ ErrorCodeName = Literal[
     "LAB_ITEM_NOT_ORDERED",
     "LAB_READBACK_MISMATCH",
     "LAB_BARCODE_EXHAUSTED",
+    "LAB_NO_AGREEMENT",
     "DISEASE_EXISTS",
     "INVALID_STATE",
     "HOLD_EXPIRED",
@@ -87,6 +88,8 @@ ErrorCodeName = Literal[
     "LAB_SPECIMEN_REJECTED",
     "LAB_NOTHING_TO_PRINT",
     "LAB_CRITICAL_ACKNOWLEDGED",
+    "LAB_ORDER_UNPAID",
+    "LAB_PAYMENT_STATE",
     "REFERRAL_INVALID_TRANSITION",
     "EXAM_INVALID_TRANSITION",
     "CONSULTATION_INVALID_TRANSITION",
@@ -261,6 +264,8 @@ class ErrorCode(enum.IntEnum):
     """the read-back value differs from the published critical value / 复述的结果与发布的危急值不一致"""
     LAB_BARCODE_EXHAUSTED = 3108
     """the barcode sequence for this period is used up / 本周期条码序号已用完"""
+    LAB_NO_AGREEMENT = 3109
+    """no service agreement in force on the order date covers this institution, lab and project / 没有在申请当日有效、覆盖本机构、该检验机构和该项目的服务协议"""
     DISEASE_EXISTS = 3201
     """a referral disease with this code exists / 该编码的转诊病种已存在"""
     INVALID_STATE = 4001
@@ -283,6 +288,10 @@ class ErrorCode(enum.IntEnum):
     """every item of the order is already printed / 申请单的项目均已打印"""
     LAB_CRITICAL_ACKNOWLEDGED = 4106
     """the critical value is already acknowledged / 危急值已应答确认"""
+    LAB_ORDER_UNPAID = 4107
+    """the lab order is not paid; the fee is collected before the specimen / 委托检验申请尚未缴费，须先缴费再采集样本、打印条码"""
+    LAB_PAYMENT_STATE = 4108
+    """the lab order's payment status does not allow this step / 委托检验申请当前的缴费状态不允许该操作"""
     REFERRAL_INVALID_TRANSITION = 4201
     """the referral's state does not allow this step / 转诊申请当前状态不允许该操作"""
     EXAM_INVALID_TRANSITION = 4202
@@ -424,6 +433,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     3106: ("conflict", "the result names a sub-item this specimen was not ordered for", "结果中的小项不属于该样本的申请项目"),
     3107: ("conflict", "the read-back value differs from the published critical value", "复述的结果与发布的危急值不一致"),
     3108: ("conflict", "the barcode sequence for this period is used up", "本周期条码序号已用完"),
+    3109: ("conflict", "no service agreement in force on the order date covers this institution, lab and project", "没有在申请当日有效、覆盖本机构、该检验机构和该项目的服务协议"),
     3201: ("conflict", "a referral disease with this code exists", "该编码的转诊病种已存在"),
     4001: ("state", "the booking is not in a state that allows this step", "当前状态不允许该操作"),
     4002: ("state", "the hold expired before it was confirmed", "预占已超时失效"),
@@ -435,6 +445,8 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     4104: ("state", "the specimen was rejected", "样本已登记不合格"),
     4105: ("state", "every item of the order is already printed", "申请单的项目均已打印"),
     4106: ("state", "the critical value is already acknowledged", "危急值已应答确认"),
+    4107: ("state", "the lab order is not paid; the fee is collected before the specimen", "委托检验申请尚未缴费，须先缴费再采集样本、打印条码"),
+    4108: ("state", "the lab order's payment status does not allow this step", "委托检验申请当前的缴费状态不允许该操作"),
     4201: ("state", "the referral's state does not allow this step", "转诊申请当前状态不允许该操作"),
     4202: ("state", "the exam item's state does not allow this step", "检查项目当前状态不允许该操作"),
     4203: ("state", "the consultation's state does not allow this step", "会诊申请当前状态不允许该操作"),

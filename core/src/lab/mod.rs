@@ -1,5 +1,6 @@
-//! Commissioned lab testing (委托检验): catalogue and mapping tables, orders,
-//! specimens and labels, shipments, reception, reports and critical values.
+//! Commissioned lab testing (委托检验): catalogue and mapping tables, the
+//! service network's agreements, orders and their payment, specimens and
+//! labels, shipments, reception, reports and critical values.
 //!
 //! All lab state sits behind one lock (`LabState::data`): lab traffic is a
 //! few calls a minute per institution, and one lock makes every multi-object
@@ -8,6 +9,7 @@
 //! transaction as its events; the hot read path (report translation) uses a
 //! compiled `LabTranslator` that holds no lock.
 
+mod agreement;
 mod catalog;
 mod critical;
 mod labels;
@@ -68,10 +70,13 @@ crate::command::command_table! { pub(crate) COMMANDS: fn(&Call) -> Result<Value>
     "lab-tube-rules", Query, EVERYONE, NONE => catalog::tube_rules;
     "lab-barcode-rule-set", Change, NETWORK, INSTITUTION => specimen::barcode_rule_set;
     "lab-key-register", Change, LAB_SIDE, LAB => report::key_register;
+    "lab-agreement-set", Change, PLATFORM, NONE => agreement::set;
+    "lab-agreement-query", Query, PARTIES, NONE => agreement::query;
     "lab-list", Query, PARTIES, NONE => order::labs;
     "lab-item-search", Query, PARTIES, INSTITUTION => order::search;
     "lab-order-submit", Change, NETWORK, INSTITUTION => order::submit;
     "lab-order-cancel", Change, NETWORK, INSTITUTION => order::cancel;
+    "lab-order-payment", Change, NETWORK, INSTITUTION => order::payment;
     "lab-order-info", Query, PARTIES, INSTITUTION => order::info;
     "lab-order-query", Query, PARTIES, INSTITUTION => order::query;
     "specimen-print", Change, NETWORK, INSTITUTION => specimen::print;
@@ -114,6 +119,8 @@ pub(crate) struct LabData {
     /// Last sequence number used per barcode prefix and date part.
     pub barcode_seq: HashMap<String, u64>,
     pub keys: HashMap<String, String>,
+    /// The service network's agreements (服务协议), by number.
+    pub agreements: BTreeMap<String, agreement::Agreement>,
     pub orders: BTreeMap<u64, order::Order>,
     pub specimens: BTreeMap<String, specimen::Specimen>,
     pub shipments: BTreeMap<u64, shipment::Shipment>,
@@ -170,6 +177,10 @@ pub(crate) fn recover(lab: &LabState, snap: &Snapshot) -> Result<()> {
             "key" => {
                 let v: String = serde_json::from_str(body).map_err(bad)?;
                 d.keys.insert(key["key:".len()..].to_string(), v);
+            }
+            "agreement" => {
+                let v: agreement::Agreement = serde_json::from_str(body).map_err(bad)?;
+                d.agreements.insert(v.agreement_id.clone(), v);
             }
             "order" => {
                 let v: order::Order = serde_json::from_str(body).map_err(bad)?;

@@ -1,12 +1,18 @@
 //! Orders (L4, 委托检验申请): projects and panels of one lab, the patient,
 //! diagnosis, doctor and both institutions; the doctor's own order list;
-//! cancel until the lab has received a specimen.
+//! cancel until the lab has received a specimen. Every project is checked
+//! against the service network's agreements (`agreement.rs`). The patient
+//! pays at the ordering institution before the specimen is taken
+//! (缴费后采样): an order records its payment, and its labels print only
+//! once paid unless it says `collect_before_payment`.
 
+use super::agreement::no_agreement;
 use super::catalog::{not_offered, panel_key};
 use super::{check_code, forbidden, format_id, opt_text, parse_id, Call, LabData};
 use crate::clock::Millis;
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
+use crate::model::PaymentStatus;
 use crate::request::{parse_date, patient_of};
 use crate::text::SearchKey;
 use serde::{Deserialize, Serialize};
@@ -65,6 +71,9 @@ pub(crate) struct OrderItem {
     /// The tube holding it, once printed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub barcode: Option<String>,
+    /// The service agreement it was ordered under, when the lab is under agreements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -93,6 +102,30 @@ pub(crate) struct Order {
     pub cancelled_ms: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
+    /// The specimen may be taken before the fee is paid (先采样后缴费: urgent
+    /// orders, pay-after-treatment schemes, free public-health programmes).
+    /// By default the fee comes first. Always stored: a row without it was
+    /// stored before payments were recorded and reads `true`, so such an
+    /// order prints as it did.
+    #[serde(default = "stored_before_payments")]
+    pub collect_before_payment: bool,
+    #[serde(default = "unpaid")]
+    pub payment_status: PaymentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_ms: Option<Millis>,
+    /// The receipt (缴费单号) the institution's charging system gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_no: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_ms: Option<Millis>,
+}
+
+fn stored_before_payments() -> bool {
+    true
+}
+
+fn unpaid() -> PaymentStatus {
+    PaymentStatus::Unpaid
 }
 
 impl Order {
@@ -101,6 +134,11 @@ impl Order {
     }
     pub fn key(&self) -> String {
         format!("order:{:012}", self.id)
+    }
+    /// Whether its specimens may be taken and labelled: paid, or collected
+    /// before payment by the order's own say.
+    pub fn may_collect(&self) -> bool {
+        self.collect_before_payment || self.payment_status == PaymentStatus::Paid
     }
 }
 
@@ -165,26 +203,39 @@ impl LabData {
             "order_type": o.order_type,
             "items": items,
             "status": o.status.as_str(),
+            "payment_status": o.payment_status.as_str(),
+            "collect_before_payment": o.collect_before_payment,
             "created_at": crate::clock::format_ms(o.created_ms, tz),
             "specimens": self.specimens_of(o).iter().map(|s| s.barcode.clone()).collect::<Vec<_>>(),
         });
-        for (k, val) in
-            [("age", &o.age), ("diagnosis", &o.diagnosis), ("doctor_name", &o.doctor_name), ("department", &o.department), ("cancel_reason", &o.cancel_reason)]
-        {
+        for (k, val) in [
+            ("age", &o.age),
+            ("diagnosis", &o.diagnosis),
+            ("doctor_name", &o.doctor_name),
+            ("department", &o.department),
+            ("cancel_reason", &o.cancel_reason),
+            ("receipt_no", &o.receipt_no),
+        ] {
             if let Some(x) = val {
                 v[k] = x.clone().into();
             }
         }
-        if let Some(t) = o.cancelled_ms {
-            v["cancelled_at"] = crate::clock::format_ms(t, tz).into();
+        for (k, t) in [("cancelled_at", o.cancelled_ms), ("paid_at", o.paid_ms), ("refunded_at", o.refunded_ms)] {
+            if let Some(t) = t {
+                v[k] = crate::clock::format_ms(t, tz).into();
+            }
         }
         v
     }
 }
 
-/// `lab-list`: the labs that offer projects in the network (those with a
-/// local code for at least one standard project), with what they offer.
+/// `lab-list {institution_id?}`: the labs that offer projects in the
+/// network (those with a local code for at least one standard project),
+/// with what they offer; for an institution, only those that serve it
+/// today (a lab under agreements, only with one in force for it).
 pub(crate) fn labs(c: &Call) -> Result<Value> {
+    let inst = opt_text(c.r, "institution_id")?;
+    let today = c.local_date(c.pool.clock.now_ms());
     c.read(|d| {
         let mut labs: std::collections::BTreeMap<&str, (usize, usize)> = std::collections::BTreeMap::new();
         for r in d.resources.values() {
@@ -197,21 +248,31 @@ pub(crate) fn labs(c: &Call) -> Result<Value> {
                 e.1 += 1;
             }
         }
-        let list: Vec<Value> = labs.into_iter().map(|(l, (p, k))| json!({"lab_id": l, "projects": p, "panels": k})).collect();
+        let list: Vec<Value> = labs
+            .into_iter()
+            .filter(|(l, _)| inst.as_deref().is_none_or(|i| d.serves(i, l, today)))
+            .map(|(l, (p, k))| json!({"lab_id": l, "projects": p, "panels": k}))
+            .collect();
         Ok(json!({"total": list.len(), "labs": list}))
     })
 }
 
 /// `lab-item-search`: the projects and panels a lab offers, by name or
-/// pinyin initials (血常规 by "xcg"), best match first.
+/// pinyin initials (血常规 by "xcg"), best match first; for an institution,
+/// only those its agreements with the lab cover today.
 pub(crate) fn search(c: &Call) -> Result<Value> {
     let lab = super::code_field(c.r, "lab_id")?;
     let q = opt_text(c.r, "q")?.or(opt_text(c.r, "name")?).unwrap_or_default();
     let inst = opt_text(c.r, "institution_id")?;
+    let today = c.local_date(c.pool.clock.now_ms());
     c.read(|d| {
+        let covered = |code: &str| inst.as_deref().is_none_or(|i| d.may_order(i, &lab, code, today));
         let mut hits: Vec<(u8, Value)> = Vec::new();
         for r in d.resources.values() {
             let Some(local) = r.local_codes.get(&lab) else { continue };
+            if !covered(&r.code) {
+                continue;
+            }
             if let Some(rank) = r.search_key().rank(&q) {
                 let mut v = json!({"type": "item", "code": r.code, "name": r.name, "local_code": local, "price": r.price, "sub_items": r.items});
                 if let Some(i) = inst.as_deref().and_then(|i| d.inst.get(i)).and_then(|t| t.project_rev.get(&r.code)) {
@@ -220,7 +281,7 @@ pub(crate) fn search(c: &Call) -> Result<Value> {
                 hits.push((rank, v));
             }
         }
-        for p in d.panels.values().filter(|p| p.lab_id == lab) {
+        for p in d.panels.values().filter(|p| p.lab_id == lab && p.resources.iter().all(|r| covered(r))) {
             let extra: Vec<&str> = p.pinyin.as_deref().into_iter().collect();
             if let Some(rank) = SearchKey::new(&p.name, &extra).rank(&q) {
                 hits.push((rank, json!({"type": "panel", "code": p.code, "name": p.name, "resources": p.resources})));
@@ -236,7 +297,10 @@ pub(crate) fn search(c: &Call) -> Result<Value> {
 /// standard project codes), `panels` the lab's panel codes. Every project
 /// must be offered by the lab and mapped by the institution, and every
 /// standard sub-item in it mapped to one of the institution's sub-items, or
-/// the order is refused naming the item.
+/// the order is refused naming the item; and, when the lab is under
+/// agreements, covered by one in force today for the institution
+/// (`LAB_NO_AGREEMENT`). `collect_before_payment: true` lets its labels
+/// print before the fee is paid.
 pub(crate) fn submit(c: &Call) -> Result<Value> {
     let inst = c.acting_required("institution_id")?;
     let lab = super::code_field(c.r, "lab_id")?;
@@ -251,6 +315,7 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
     let diagnosis = opt_text(c.r, "diagnosis")?;
     let department = opt_text(c.r, "department")?;
     let order_type = opt_text(c.r, "order_type")?.unwrap_or_else(|| "routine".into());
+    let collect_before_payment = c.r.opt_bool("collect_before_payment")?.unwrap_or(false);
     let items = match c.r.opt_array("items")? {
         Some(_) => super::code_list(c.r, "items")?,
         None => Vec::new(),
@@ -284,6 +349,8 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                 wanted.push((r.clone(), own, Some(p.clone())));
             }
         }
+        let day = c.local_date(ctx.now);
+        let checked = d.under_agreements(&lab);
         let mut out: Vec<OrderItem> = Vec::new();
         for (code, own, panel) in wanted {
             if out.iter().any(|i| i.resource_code == code) {
@@ -291,6 +358,12 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
             }
             let res = d.resources.get(&code).ok_or_else(|| Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", &code))?;
             let local = res.local_codes.get(&lab).ok_or_else(|| not_offered(&lab, &code))?;
+            // The agreement before the mappings: without one, mapping would not help.
+            let agreement_id = if checked {
+                Some(d.agreement_for(&inst, &lab, &code, day).ok_or_else(|| no_agreement(&inst, &lab, &code, day))?.agreement_id.clone())
+            } else {
+                None
+            };
             for sub in &res.items {
                 if !t.is_some_and(|t| t.item_rev.contains_key(sub)) {
                     let name = d.std_items.get(sub).map(|s| s.name.as_str()).unwrap_or("");
@@ -301,7 +374,15 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                     ));
                 }
             }
-            out.push(OrderItem { resource_code: code.clone(), name: res.name.clone(), inst_code: own, local_code: local.clone(), panel, barcode: None });
+            out.push(OrderItem {
+                resource_code: code.clone(),
+                name: res.name.clone(),
+                inst_code: own,
+                local_code: local.clone(),
+                panel,
+                barcode: None,
+                agreement_id,
+            });
         }
         let id = {
             d.next_order += 1;
@@ -324,6 +405,11 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
             created_ms: ctx.now,
             cancelled_ms: None,
             cancel_reason: None,
+            collect_before_payment,
+            payment_status: PaymentStatus::Unpaid,
+            paid_ms: None,
+            receipt_no: None,
+            refunded_ms: None,
         };
         ctx.put(o.key(), &o);
         let view = d.order_view(&o, &c.pool.cfg.tz);
@@ -393,7 +479,7 @@ pub(crate) fn cancel(c: &Call) -> Result<Value> {
             "lab_order_cancelled",
             Some(&o.institution_id),
             Some(&o.patient_id),
-            json!({"order_id": o.order_id(), "lab_id": o.lab_id, "reason": o.cancel_reason}),
+            json!({"order_id": o.order_id(), "lab_id": o.lab_id, "reason": o.cancel_reason, "refund_due": o.payment_status == PaymentStatus::Paid}),
         );
         let v = d.order_view(&o, &c.pool.cfg.tz);
         d.orders.insert(id, o);
@@ -424,6 +510,7 @@ pub(crate) fn query(c: &Call) -> Result<Value> {
         None => None,
     };
     let name = opt_text(c.r, "patient_name")?;
+    let payment = opt_text(c.r, "payment_status")?.map(|s| PaymentStatus::parse(&s)).transpose()?;
     let from = match opt_text(c.r, "from")? {
         Some(s) => Some(parse_date(&s).ok_or_else(|| Error::invalid("from", "expected a date YYYY-MM-DD"))?),
         None => None,
@@ -444,6 +531,7 @@ pub(crate) fn query(c: &Call) -> Result<Value> {
             if doctor.as_deref().is_some_and(|x| o.doctor_id != x)
                 || otype.as_deref().is_some_and(|x| o.order_type != x)
                 || status.is_some_and(|x| st != x)
+                || payment.is_some_and(|x| o.payment_status != x)
                 || from.is_some_and(|f| day < f)
                 || to.is_some_and(|t| day > t)
                 || name.as_deref().is_some_and(|q| o.patient.name.as_deref().is_none_or(|n| SearchKey::new(n, &[]).rank(q).is_none()))
@@ -456,4 +544,78 @@ pub(crate) fn query(c: &Call) -> Result<Value> {
         }
         Ok(json!({"total": list.len(), "orders": list}))
     })
+}
+
+/// `lab-order-payment {order_id, payment_status: "paid" | "refunded",
+/// receipt_no?, time?}`: the ordering institution records the fee paid at
+/// its window or kiosk (then the labels print), or refunded once the order
+/// is cancelled (a refund needs the cancellation first, as for exams).
+/// Paying a paid order again, or refunding a refunded one, changes nothing.
+pub(crate) fn payment(c: &Call) -> Result<Value> {
+    let id = order_id(c)?;
+    let acting = c.acting("institution_id")?;
+    let to = match c.r.str("payment_status")? {
+        "paid" => PaymentStatus::Paid,
+        "refunded" => PaymentStatus::Refunded,
+        _ => return Err(Error::invalid_zh("payment_status", "expected paid or refunded", "应为 `paid` 或 `refunded`")),
+    };
+    let receipt_no = match c.r.opt_str("receipt_no")? {
+        Some(s) => Some(check_code("receipt_no", s)?),
+        None => None,
+    };
+    let at = c.time("time")?;
+    c.change(|d, ctx| {
+        let o = d.order(id)?;
+        check_side(o, acting.as_deref(), Side::Orderer)?;
+        let state = |en: &'static str, zh: &'static str| Err(Error::with(ErrorCode::LabPaymentState, en, zh));
+        match (o.payment_status, to) {
+            (PaymentStatus::Paid, PaymentStatus::Paid) | (PaymentStatus::Refunded, PaymentStatus::Refunded) => {
+                let mut v = d.order_view(o, &c.pool.cfg.tz);
+                v["status"] = d.derive_status(o).as_str().into();
+                return Ok(v);
+            }
+            // Refunded means cancelled: a cancelled order takes no payment.
+            (_, PaymentStatus::Paid) if o.status == OrderStatus::Cancelled => return Err(Error::new(ErrorCode::LabOrderCancelled)),
+            (PaymentStatus::Unpaid, PaymentStatus::Refunded) => return state("nothing was paid, so nothing can be refunded", "该申请未缴费，无需退费"),
+            (PaymentStatus::Paid, PaymentStatus::Refunded) if o.status != OrderStatus::Cancelled => {
+                return state("a refund needs the order cancelled first", "退费须先取消委托检验申请")
+            }
+            _ => {}
+        }
+        let mut o = o.clone();
+        o.payment_status = to;
+        let kind = if to == PaymentStatus::Paid {
+            o.paid_ms = Some(at);
+            o.receipt_no = receipt_no;
+            "lab_order_paid"
+        } else {
+            o.refunded_ms = Some(at);
+            "lab_order_refunded"
+        };
+        ctx.put(o.key(), &o);
+        ctx.event(kind, Some(&o.institution_id), Some(&o.patient_id), json!({"order_id": o.order_id(), "lab_id": o.lab_id, "payment_status": to.as_str()}));
+        let mut v = d.order_view(&o, &c.pool.cfg.tz);
+        v["status"] = d.derive_status(&o).as_str().into();
+        d.orders.insert(id, o);
+        Ok(v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_stored_before_payments_were_recorded_prints_as_it_did() {
+        let row = r#"{"id":1,"institution_id":"C001","lab_id":"H001","patient_id":"P001","doctor_id":"D01","order_type":"routine",
+                      "items":[],"status":"submitted","created_ms":0}"#;
+        let o: Order = serde_json::from_str(row).unwrap();
+        assert!(o.collect_before_payment && o.may_collect());
+        assert_eq!(o.payment_status, PaymentStatus::Unpaid);
+        // Written again, the flag is explicit: a new unpaid order stays unprintable.
+        let mut o2 = o.clone();
+        o2.collect_before_payment = false;
+        let back: Order = serde_json::from_str(&serde_json::to_string(&o2).unwrap()).unwrap();
+        assert!(!back.collect_before_payment && !back.may_collect());
+    }
 }

@@ -250,7 +250,9 @@ fn usable_order<'a>(d: &'a LabData, c: &Call, id: u64) -> Result<&'a Order> {
 
 /// `specimen-print {order_id, items?, format?}`: prints every unprinted item
 /// (or those named), one tube per specimen type, container and workgroup;
-/// items whose tube was rejected are printed again on a new tube.
+/// items whose tube was rejected are printed again on a new tube. The fee
+/// comes first: an unpaid order is refused (`LAB_ORDER_UNPAID`) unless it
+/// says `collect_before_payment`.
 pub(crate) fn print(c: &Call) -> Result<Value> {
     let id = order_id(c)?;
     let only = match c.r.opt_array("items")? {
@@ -260,6 +262,13 @@ pub(crate) fn print(c: &Call) -> Result<Value> {
     let format = super::labels::format_of(c)?;
     c.change(|d, ctx| {
         let o = usable_order(d, c, id)?.clone();
+        if !o.may_collect() {
+            return Err(Error::with(
+                ErrorCode::LabOrderUnpaid,
+                format!("order {} is not paid; record the payment (lab-order-payment) before printing its labels", o.order_id()),
+                format!("申请单 {} 尚未缴费，请先登记缴费（`lab-order-payment`）再打印条码", o.order_id()),
+            ));
+        }
         let pending: Vec<usize> = o
             .items
             .iter()

@@ -131,6 +131,8 @@ pub const YL_E_LAB_ITEM_NOT_ORDERED: c_int = 3106;
 pub const YL_E_LAB_READBACK_MISMATCH: c_int = 3107;
 /// 3xxx conflict: the barcode sequence for this period is used up / 本周期条码序号已用完.
 pub const YL_E_LAB_BARCODE_EXHAUSTED: c_int = 3108;
+/// 3xxx conflict: no service agreement in force on the order date covers this institution, lab and project / 没有在申请当日有效、覆盖本机构、该检验机构和该项目的服务协议.
+pub const YL_E_LAB_NO_AGREEMENT: c_int = 3109;
 /// 3xxx conflict: a referral disease with this code exists / 该编码的转诊病种已存在.
 pub const YL_E_DISEASE_EXISTS: c_int = 3201;
 /// 4xxx state: the booking is not in a state that allows this step / 当前状态不允许该操作.
@@ -153,6 +155,10 @@ pub const YL_E_LAB_SPECIMEN_REJECTED: c_int = 4104;
 pub const YL_E_LAB_NOTHING_TO_PRINT: c_int = 4105;
 /// 4xxx state: the critical value is already acknowledged / 危急值已应答确认.
 pub const YL_E_LAB_CRITICAL_ACKNOWLEDGED: c_int = 4106;
+/// 4xxx state: the lab order is not paid; the fee is collected before the specimen / 委托检验申请尚未缴费，须先缴费再采集样本、打印条码.
+pub const YL_E_LAB_ORDER_UNPAID: c_int = 4107;
+/// 4xxx state: the lab order's payment status does not allow this step / 委托检验申请当前的缴费状态不允许该操作.
+pub const YL_E_LAB_PAYMENT_STATE: c_int = 4108;
 /// 4xxx state: the referral's state does not allow this step / 转诊申请当前状态不允许该操作.
 pub const YL_E_REFERRAL_INVALID_TRANSITION: c_int = 4201;
 /// 4xxx state: the exam item's state does not allow this step / 检查项目当前状态不允许该操作.
@@ -280,6 +286,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_LAB_ITEM_NOT_ORDERED, c"LAB_ITEM_NOT_ORDERED"),
     (YL_E_LAB_READBACK_MISMATCH, c"LAB_READBACK_MISMATCH"),
     (YL_E_LAB_BARCODE_EXHAUSTED, c"LAB_BARCODE_EXHAUSTED"),
+    (YL_E_LAB_NO_AGREEMENT, c"LAB_NO_AGREEMENT"),
     (YL_E_DISEASE_EXISTS, c"DISEASE_EXISTS"),
     (YL_E_INVALID_STATE, c"INVALID_STATE"),
     (YL_E_HOLD_EXPIRED, c"HOLD_EXPIRED"),
@@ -291,6 +298,8 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_LAB_SPECIMEN_REJECTED, c"LAB_SPECIMEN_REJECTED"),
     (YL_E_LAB_NOTHING_TO_PRINT, c"LAB_NOTHING_TO_PRINT"),
     (YL_E_LAB_CRITICAL_ACKNOWLEDGED, c"LAB_CRITICAL_ACKNOWLEDGED"),
+    (YL_E_LAB_ORDER_UNPAID, c"LAB_ORDER_UNPAID"),
+    (YL_E_LAB_PAYMENT_STATE, c"LAB_PAYMENT_STATE"),
     (YL_E_REFERRAL_INVALID_TRANSITION, c"REFERRAL_INVALID_TRANSITION"),
     (YL_E_EXAM_INVALID_TRANSITION, c"EXAM_INVALID_TRANSITION"),
     (YL_E_CONSULTATION_INVALID_TRANSITION, c"CONSULTATION_INVALID_TRANSITION"),

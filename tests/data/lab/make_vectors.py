@@ -83,10 +83,18 @@ def submit(items, expect=None, error=None, **extra):
 B1, B2, B3, B4 = "241029000001", "241029000002", "241029000003", "241029000004"
 
 
+def pay(order_id, expect=None, error=None, **extra):
+    """The fee, paid at the ordering institution before the specimen is taken."""
+    req = {"order_id": order_id, "payment_status": "paid"}
+    req.update(extra)
+    return step("lab-order-payment", req, expect, error)
+
+
 def printed():
-    """Network, one order of four projects, printed: three tubes."""
+    """Network, one order of four projects, paid and printed: three tubes."""
     return network() + [
-        submit(["C001-XCG", "STD-P-LFT", "STD-P-GLU", "STD-P-HBV"], {"order_id": "LO000001", "status": "submitted"}),
+        submit(["C001-XCG", "STD-P-LFT", "STD-P-GLU", "STD-P-HBV"], {"order_id": "LO000001", "status": "submitted", "payment_status": "unpaid"}),
+        pay("LO000001", {"order_id": "LO000001", "payment_status": "paid", "receipt_no": "SF20241029001"}, receipt_no="SF20241029001"),
         step("specimen-print", {"order_id": "LO000001"}, {"specimens": [{"barcode": B1}, {"barcode": B2}, {"barcode": B3}]}),
     ]
 
@@ -260,6 +268,17 @@ write("20_lab_orders.json", "Lab orders (L4), specimens and labels (L5), shipmen
         step("lab-order-cancel", {"order_id": "LO000002", "reason": "重复开单"}, {"status": "cancelled"}),
         step("specimen-print", {"order_id": "LO000002"}, error="LAB_ORDER_CANCELLED"),
         step("lab-order-cancel", {"order_id": "LO000002"}, error="LAB_ORDER_CANCELLED"),
+        # The fee comes before the specimen: no label for an unpaid order.
+        step("specimen-print", {"order_id": "LO000001"}, error="LAB_ORDER_UNPAID"),
+        step("lab-order-info", {"order_id": "LO000001"}, {"status": "submitted", "payment_status": "unpaid", "specimens": []}),
+        pay("LO000001", error="INVALID_FIELD", payment_status="unpaid"),
+        pay("LO000001", error="LAB_FORBIDDEN", institution_id="C002"),
+        pay("LO000001", error="LAB_PAYMENT_STATE", payment_status="refunded"),
+        pay("LO000002", error="LAB_ORDER_CANCELLED"),
+        pay("LO000009", error="LAB_ORDER_NOT_FOUND"),
+        pay("LO000001", {"payment_status": "paid", "status": "submitted", "paid_at": "2024-10-29T09:00:00+08:00"}, request_id="pay-1"),
+        pay("LO000001", {"payment_status": "paid"}, request_id="pay-1"),
+        step("lab-order-query", {"institution_id": "C001", "payment_status": "paid"}, {"total": 1, "orders": [{"order_id": "LO000001"}]}),
         step("specimen-print", {"order_id": "LO000001", "items": ["STD-P-LFT"]}, error="LAB_ITEM_NOT_ORDERED"),
         step("specimen-print", {"order_id": "LO000001", "format": "bmp"}, error="INVALID_FIELD"),
         step("specimen-print", {"order_id": "LO000001", "request_id": "pr-1"}, {"specimens": [{"barcode": B1, "status": "printed"}]}),
@@ -272,7 +291,8 @@ write("20_lab_orders.json", "Lab orders (L4), specimens and labels (L5), shipmen
         step("lab-barcode-rule-set", {"institution_id": "C001", "prefix": "C1", "date": "YYYY", "seq_width": 4}, error="LAB_BARCODE_RULE_INVALID"),
         step("lab-barcode-rule-set", {"institution_id": "C001", "prefix": "C1", "date": "YYMMDD", "seq_width": 2}, error="LAB_BARCODE_RULE_INVALID"),
         step("lab-barcode-rule-set", {"institution_id": "C001", "prefix": "C1", "date": "YYMMDD", "seq_width": 4, "mask_patient_name": True}, {"prefix": "C1", "seq_width": 4}),
-        submit(["C001-XCG", "STD-P-LFT", "STD-P-GLU", "STD-P-HBV"], {"order_id": "LO000001"}),
+        # An order that says the specimen comes first prints before it is paid.
+        submit(["C001-XCG", "STD-P-LFT", "STD-P-GLU", "STD-P-HBV"], {"order_id": "LO000001", "collect_before_payment": True, "payment_status": "unpaid"}, collect_before_payment=True),
         step("specimen-print", {"order_id": "LO000001", "format": "svg"}, {"specimens": [
             {"barcode": "C12410290001", "specimen_type": "全血", "container_code": "EDTA", "workgroup": "临检", "items": [{"code": "STD-P-CBC", "name": "血常规"}], "label": {"format": "svg"}},
             {"barcode": "C12410290002", "specimen_type": "血清", "container_code": "SST", "workgroup": "生化", "items": [{"code": "STD-P-LFT"}, {"code": "STD-P-GLU"}], "sub_items": ["STD-CHE-001", "STD-CHE-020"]},
@@ -285,6 +305,35 @@ write("20_lab_orders.json", "Lab orders (L4), specimens and labels (L5), shipmen
         step("specimen-label", {"barcode": "NOPE", "format": "svg"}, error="LAB_SPECIMEN_NOT_FOUND"),
         step("specimen-query", {"institution_id": "C001", "status": "printed", "from": "2024-10-29", "to": "2024-10-29"}, {"total": 3}),
         step("specimen-query", {"institution_id": "C001", "barcode": "C12410290003"}, {"total": 1, "specimens": [{"print_count": 1}]}),
+    ]),
+    case("refund after cancellation", network() + [
+        submit(["C001-XCG"], {"order_id": "LO000001"}),
+        pay("LO000001", {"payment_status": "paid"}),
+        pay("LO000001", error="LAB_PAYMENT_STATE", payment_status="refunded"),
+        step("lab-order-cancel", {"order_id": "LO000001", "reason": "患者放弃检验"}, {"status": "cancelled", "payment_status": "paid"}),
+        pay("LO000001", {"payment_status": "refunded", "status": "cancelled", "refunded_at": "2024-10-29T09:00:00+08:00"}, payment_status="refunded"),
+        pay("LO000001", error="LAB_ORDER_CANCELLED"),
+    ]),
+    case("service agreements (服务协议): set, query, checked on ordering", network() + [
+        step("lab-agreement-set", {"agreement_id": "XY-2024-001", "lab_id": "H001", "institution_id": "C001", "items": ["STD-P-CBC", "STD-P-GLU"], "valid_from": "2024-10-01", "valid_to": "2024-10-31", "name": "委托检验服务协议"},
+             {"agreement_id": "XY-2024-001", "items": ["STD-P-CBC", "STD-P-GLU"], "all_items": False, "valid_from": "2024-10-01", "valid_to": "2024-10-31", "in_force": True, "created": True}),
+        step("lab-agreement-set", {"agreement_id": "XY-2024-002", "lab_id": "H001", "institution_id": "C002", "valid_from": "2024-01-01"}, {"all_items": True, "valid_to": None, "created": True}),
+        step("lab-agreement-set", {"agreement_id": "XY-X", "lab_id": "H001", "institution_id": "C001", "valid_from": "2024-10-01", "valid_to": "2024-09-01"}, error="INVALID_FIELD"),
+        step("lab-agreement-set", {"agreement_id": "XY-X", "lab_id": "H001", "institution_id": "C001", "valid_from": "2024-10-01", "items": ["STD-P-NONE"]}, error="LAB_RESOURCE_NOT_FOUND"),
+        step("lab-agreement-set", {"agreement_id": "XY-X", "lab_id": "H001", "institution_id": "C001"}, error="MISSING_FIELD"),
+        {"command": "lab-agreement-set", "principal": {"role": "lab", "institution_id": "H001"}, "request": {"agreement_id": "XY-X", "lab_id": "H001", "institution_id": "C001", "valid_from": "2024-10-01"}, "expect_error": {"code": "FORBIDDEN"}},
+        step("lab-agreement-query", {"lab_id": "H001"}, {"total": 2}),
+        step("lab-agreement-query", {"item": "STD-P-LFT"}, {"total": 1, "agreements": [{"agreement_id": "XY-2024-002"}]}),
+        step("lab-agreement-query", {"date": "2024-11-01"}, {"total": 1, "agreements": [{"agreement_id": "XY-2024-002"}]}),
+        {"command": "lab-agreement-query", "principal": {"role": "community", "institution_id": "C001"}, "request": {}, "expect": {"total": 1, "agreements": [{"agreement_id": "XY-2024-001"}]}},
+        submit(["STD-P-LFT"], error="LAB_NO_AGREEMENT"),
+        submit(["C001-XCG", "STD-P-GLU"], {"order_id": "LO000001", "items": [{"resource_code": "STD-P-CBC", "agreement_id": "XY-2024-001"}, {"resource_code": "STD-P-GLU", "agreement_id": "XY-2024-001"}]}),
+        step("lab-item-search", {"lab_id": "H001", "q": "", "institution_id": "C001"}, {"total": 2, "results": [{"code": "STD-P-CBC"}, {"code": "STD-P-GLU"}]}),
+        step("lab-list", {"institution_id": "C001"}, {"total": 1, "labs": [{"lab_id": "H001"}]}),
+        step("advance-clock", {"seconds": 259200}),
+        submit(["C001-XCG"], error="LAB_NO_AGREEMENT"),
+        step("lab-list", {"institution_id": "C001"}, {"total": 0}),
+        step("lab-list", {"institution_id": "C002"}, {"total": 1}),
     ]),
     case("shipments and reception", printed() + [
         step("shipment-create", {"institution_id": "C001", "barcodes": [B1, B1]}, error="INVALID_FIELD"),

@@ -136,6 +136,8 @@ public enum ErrorCode {
     LAB_READBACK_MISMATCH(3107, Family.CONFLICT, "the read-back value differs from the published critical value", "复述的结果与发布的危急值不一致"),
     /** 3108 conflict: the barcode sequence for this period is used up / 本周期条码序号已用完. */
     LAB_BARCODE_EXHAUSTED(3108, Family.CONFLICT, "the barcode sequence for this period is used up", "本周期条码序号已用完"),
+    /** 3109 conflict: no service agreement in force on the order date covers this institution, lab and project / 没有在申请当日有效、覆盖本机构、该检验机构和该项目的服务协议. */
+    LAB_NO_AGREEMENT(3109, Family.CONFLICT, "no service agreement in force on the order date covers this institution, lab and project", "没有在申请当日有效、覆盖本机构、该检验机构和该项目的服务协议"),
     /** 3201 conflict: a referral disease with this code exists / 该编码的转诊病种已存在. */
     DISEASE_EXISTS(3201, Family.CONFLICT, "a referral disease with this code exists", "该编码的转诊病种已存在"),
     /** 4001 state: the booking is not in a state that allows this step / 当前状态不允许该操作. */
@@ -158,6 +160,10 @@ public enum ErrorCode {
     LAB_NOTHING_TO_PRINT(4105, Family.STATE, "every item of the order is already printed", "申请单的项目均已打印"),
     /** 4106 state: the critical value is already acknowledged / 危急值已应答确认. */
     LAB_CRITICAL_ACKNOWLEDGED(4106, Family.STATE, "the critical value is already acknowledged", "危急值已应答确认"),
+    /** 4107 state: the lab order is not paid; the fee is collected before the specimen / 委托检验申请尚未缴费，须先缴费再采集样本、打印条码. */
+    LAB_ORDER_UNPAID(4107, Family.STATE, "the lab order is not paid; the fee is collected before the specimen", "委托检验申请尚未缴费，须先缴费再采集样本、打印条码"),
+    /** 4108 state: the lab order's payment status does not allow this step / 委托检验申请当前的缴费状态不允许该操作. */
+    LAB_PAYMENT_STATE(4108, Family.STATE, "the lab order's payment status does not allow this step", "委托检验申请当前的缴费状态不允许该操作"),
     /** 4201 state: the referral's state does not allow this step / 转诊申请当前状态不允许该操作. */
     REFERRAL_INVALID_TRANSITION(4201, Family.STATE, "the referral's state does not allow this step", "转诊申请当前状态不允许该操作"),
     /** 4202 state: the exam item's state does not allow this step / 检查项目当前状态不允许该操作. */

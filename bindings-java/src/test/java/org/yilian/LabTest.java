@@ -78,13 +78,15 @@ class LabTest {
         call(e, "lab-inst-item-upsert", lab);
     }
 
-    /** Submits a blood count for 张三丰 and prints it: the tubes' barcodes. */
+    /** Submits a blood count for 张三丰, records its payment and prints it: the tubes' barcodes. */
     private List<String> barcodes() {
         ObjectNode order = TestSupport.object().put("institution_id", "C001").put("lab_id", "H001").put("patient_id", "P001")
                 .put("doctor_id", "D01").put("doctor_name", "李医生").put("diagnosis", "发热待查");
         order.putObject("patient").put("name", "张三丰").put("sex", "男").put("age", "45岁").put("phone", "13800138000");
         order.putArray("items").add("C001-XCG");
         String orderId = TestSupport.parse(engine.call("lab-order-submit", order.toString())).get("order_id").asText();
+        // The patient pays at the centre before the specimen is taken.
+        engine.call("lab-order-payment", TestSupport.object().put("order_id", orderId).put("payment_status", "paid").toString());
         List<String> out = new ArrayList<>();
         TestSupport.parse(engine.call("specimen-print", TestSupport.object().put("order_id", orderId).toString())).get("specimens")
                 .forEach(s -> out.add(s.get("barcode").asText()));

@@ -7,9 +7,10 @@ use crate::clock::Millis;
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::*;
+use crate::pool::tables;
 use crate::pool::{Answer, Availability, IdemRecord, Reserve, SlotTable};
 use crate::request::fingerprint;
-use crate::store::{DurableStore, Snapshot};
+use crate::store::{corrupt_row, parse_row, DurableStore, Snapshot};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -155,10 +156,8 @@ impl Engine {
         let req: Value = if request_json.trim().is_empty() {
             json!({})
         } else {
-            serde_json::from_str(request_json).map_err(|e| {
-                // serde_json's message names line and column, never the content.
-                Error::with(ErrorCode::InvalidJson, format!("request is not valid JSON: {e}"), format!("请求不是合法的JSON：{e}"))
-            })?
+            // serde_json's message names line and column, never the content.
+            serde_json::from_str(request_json).map_err(|e| Error::json(&e))?
         };
         crate::registry::dispatch(&self.d, principal, command, &req)
     }
@@ -370,36 +369,28 @@ fn check_request_id(id: Option<&str>) -> Result<()> {
     }
 }
 
-fn corrupt(table: &str, key: &str, e: impl std::fmt::Display) -> Error {
-    Error::with(ErrorCode::StoreCorrupt, format!("unreadable row {key} in table {table}: {e}"), format!("表 {table} 中的记录 {key} 无法读取：{e}"))
-}
-
-fn parse_row<T: serde::de::DeserializeOwned>(table: &str, key: &str, body: &str) -> Result<T> {
-    serde_json::from_str(body).map_err(|e| corrupt(table, key, e))
-}
-
 /// Rebuilds the in-memory pool from the store's rows.
 fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     let pool = &d.pool;
     {
         let mut cat = pool.catalog.data.write();
-        for (k, body) in snap.of(crate::pool::tables::CATALOG) {
+        for (k, body) in snap.of(tables::CATALOG) {
             match k.split_once(':') {
                 Some(("hospital", id)) => {
-                    cat.hospitals.insert(id.to_string(), parse_row::<Hospital>("catalog", k, body)?);
+                    cat.hospitals.insert(id.to_string(), parse_row::<Hospital>(tables::CATALOG, k, body)?);
                 }
                 Some(("project", id)) => {
-                    cat.projects.insert(id.to_string(), parse_row::<Project>("catalog", k, body)?);
+                    cat.projects.insert(id.to_string(), parse_row::<Project>(tables::CATALOG, k, body)?);
                 }
                 Some(("device", id)) => {
-                    cat.devices.insert(id.to_string(), parse_row::<Device>("catalog", k, body)?);
+                    cat.devices.insert(id.to_string(), parse_row::<Device>(tables::CATALOG, k, body)?);
                 }
-                _ => return Err(corrupt("catalog", k, "unknown key")),
+                _ => return Err(corrupt_row(tables::CATALOG, k, "unknown key", "未知的记录")),
             }
         }
     }
     let mut table = SlotTable::default();
-    let mut records: Vec<SlotRecord> = snap.of(crate::pool::tables::SLOTS).map(|(k, b)| parse_row("slots", k, b)).collect::<Result<_>>()?;
+    let mut records: Vec<SlotRecord> = snap.of(tables::SLOTS).map(|(k, b)| parse_row(tables::SLOTS, k, b)).collect::<Result<_>>()?;
     records.sort_by(|a, b| a.info.slot_id.cmp(&b.info.slot_id));
     for rec in records {
         let idx = table.slots.len() as u32;
@@ -408,7 +399,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
         table.slots.push(Arc::new(pool.new_slot(idx, rec)));
     }
     let mut max_booking = 0;
-    let mut bookings: Vec<Booking> = snap.of(crate::pool::tables::BOOKINGS).map(|(k, b)| parse_row("bookings", k, b)).collect::<Result<_>>()?;
+    let mut bookings: Vec<Booking> = snap.of(tables::BOOKINGS).map(|(k, b)| parse_row(tables::BOOKINGS, k, b)).collect::<Result<_>>()?;
     bookings.sort_by_key(|b| b.id);
     for b in bookings {
         max_booking = max_booking.max(b.id);
@@ -421,7 +412,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
                 .slot_id
                 .as_deref()
                 .and_then(|s| table.by_id.get(s))
-                .ok_or_else(|| corrupt("bookings", &format_booking_id(b.id), "booking names an unknown slot"))?;
+                .ok_or_else(|| corrupt_row(tables::BOOKINGS, &format_booking_id(b.id), "booking names an unknown slot", "预约指向不存在的号源"))?;
             let slot = &table.slots[idx as usize];
             let mut st = slot.state.lock();
             if b.status == BookingStatus::PreBooked {
@@ -440,7 +431,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     }
     pool.outbox.counters.next_booking.store(max_booking + 1, Ordering::Relaxed);
     let mut max_wait = 0;
-    let mut waits: Vec<WaitEntry> = snap.of(crate::pool::tables::WAITLIST).map(|(k, b)| parse_row("waitlist", k, b)).collect::<Result<_>>()?;
+    let mut waits: Vec<WaitEntry> = snap.of(tables::WAITLIST).map(|(k, b)| parse_row(tables::WAITLIST, k, b)).collect::<Result<_>>()?;
     waits.sort_by_key(|w| w.id);
     for w in waits {
         max_wait = max_wait.max(w.id);
@@ -452,20 +443,20 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
         }
     }
     pool.next_wait.store(max_wait + 1, Ordering::Relaxed);
-    for (k, body) in snap.of(crate::pool::tables::IDEMPOTENCY) {
-        pool.restore_answer(k, parse_row::<IdemRecord>("idempotency", k, body)?);
+    for (k, body) in snap.of(tables::IDEMPOTENCY) {
+        pool.restore_answer(k, parse_row::<IdemRecord>(tables::IDEMPOTENCY, k, body)?);
     }
-    for (k, body) in snap.of(crate::pool::tables::PATIENTS) {
-        let rec: PatientRecord = parse_row("patients", k, body)?;
+    for (k, body) in snap.of(tables::PATIENTS) {
+        let rec: PatientRecord = parse_row(tables::PATIENTS, k, body)?;
         pool.patient_info.shard(&rec.patient_id).insert(rec.patient_id.clone(), rec.info);
     }
     {
-        let mut events: Vec<Event> = snap.of(crate::pool::tables::EVENTS).map(|(k, b)| parse_row("events", k, b)).collect::<Result<_>>()?;
+        let mut events: Vec<Event> = snap.of(tables::EVENTS).map(|(k, b)| parse_row(tables::EVENTS, k, b)).collect::<Result<_>>()?;
         events.sort_by_key(|e| e.seq);
-        if let Some((_, body)) = snap.of(crate::pool::tables::META).find(|(k, _)| *k == crate::pool::METRICS_KEY) {
+        if let Some((_, body)) = snap.of(tables::META).find(|(k, _)| *k == crate::pool::METRICS_KEY) {
             pool.metrics.restore(body);
         }
-        let acked: u64 = snap.of(crate::pool::tables::META).find(|(k, _)| *k == "events_acked_through").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        let acked: u64 = snap.of(tables::META).find(|(k, _)| *k == "events_acked_through").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let next_seq = events.last().map(|e| e.seq).unwrap_or(0).max(acked) + 1;
         pool.outbox.reset(next_seq, events.into());
     }

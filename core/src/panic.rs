@@ -1,7 +1,8 @@
 //! A caught panic as an error: the one conversion every binding's boundary
 //! uses (C's `ffi_boundary!`, Python's `detached`, Java's `boundary`), so a
 //! panic reads the same in every language: `PANIC` (9002) with the panic's
-//! text in both messages. A panic never unwinds into a host.
+//! text in `message` (it is the program's, in English). A panic never
+//! unwinds into a host.
 
 use crate::error::{Error, ErrorCode, Result};
 use std::any::Any;
@@ -21,7 +22,7 @@ pub fn payload_text(payload: &(dyn Any + Send)) -> String {
 /// `PANIC` naming what panicked (`text` may carry the location, as Java's
 /// panic hook records it).
 pub fn error(text: &str) -> Error {
-    Error::with(ErrorCode::Panic, format!("internal error: a panic was caught: {text}"), format!("内部错误：捕获到异常崩溃：{text}"))
+    Error::with(ErrorCode::Panic, format!("internal error: a panic was caught: {text}"), "内部错误：捕获到异常崩溃（崩溃信息见英文消息）")
 }
 
 /// `PANIC` for a caught payload, which is dropped here; a payload whose
@@ -48,7 +49,8 @@ mod tests {
         let e = catch::<()>(|| panic!("slot table torn")).unwrap_err();
         assert_eq!(e.code(), ErrorCode::Panic);
         assert!(e.message().contains("slot table torn"), "{}", e.message());
-        assert!(e.message_zh().starts_with("内部错误：捕获到异常崩溃：") && e.message_zh().contains("slot table torn"));
+        // The panic's text is the program's, in English: it stays out of `message_zh`.
+        assert!(e.message_zh().starts_with("内部错误：捕获到异常崩溃") && !e.message_zh().contains("slot table torn"));
         let e = catch::<()>(|| std::panic::panic_any(7u8)).unwrap_err();
         assert!(e.message().contains("non-string payload"));
         assert_eq!(catch(|| Ok(3)).unwrap(), 3);

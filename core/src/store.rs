@@ -85,6 +85,19 @@ macro_rules! table {
 }
 pub(crate) use table;
 
+/// `STORE_CORRUPT`: a row of `table` under `key` does not read back. A row
+/// of a table with personal keys is not named (its key may be a patient's id).
+pub fn corrupt_row(table: Table, key: &str, why: &str, why_zh: &str) -> Error {
+    let key = if table.has(Flag::PersonalKeys) { "(personal key)" } else { key };
+    let name = table.name();
+    Error::with(ErrorCode::StoreCorrupt, format!("unreadable row {key} in table {name}: {why}"), format!("表 {name} 中的记录 {key} 无法读取：{why_zh}"))
+}
+
+/// A row's body as `T`, or [`corrupt_row`].
+pub fn parse_row<T: serde::de::DeserializeOwned>(table: Table, key: &str, body: &str) -> Result<T> {
+    serde_json::from_str(body).map_err(|e| corrupt_row(table, key, &e.to_string(), &crate::error::json_error_zh(&e)))
+}
+
 /// A numeric row key: the number in 20 zero-padded digits, so keys sort as
 /// numbers. Written by hand: `format!("{:020}")` costs more than the rest of
 /// a small row's key handling.
@@ -508,7 +521,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
         .truncate(false)
         .write(true)
         .open(dir.join("yilian.lock"))
-        .map_err(|e| Error::with(ErrorCode::StoreLocked, format!("data directory is in use: {e}"), format!("数据目录正被使用：{e}")))
+        .map_err(|e| Error::with(ErrorCode::StoreLocked, format!("data directory is in use: {e}"), "数据目录正被其他程序使用"))
 }
 
 #[cfg(test)]

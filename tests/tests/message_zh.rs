@@ -310,7 +310,6 @@ fn serde_json_errors_become_wholly_chinese_with_their_position() {
 }
 
 #[test]
-#[ignore = "needs core/src/engine.rs:168-171 to map the parse error with `Error::json` (engine.rs is refactored elsewhere)"]
 fn malformed_json_is_described_in_chinese_through_the_engine() {
     let e = Engine::open("{}").unwrap();
     let mut sweep = Sweep { calls: 0, errors: 0, commands: BTreeSet::new(), violations: BTreeMap::new() };

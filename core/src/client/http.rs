@@ -2,7 +2,7 @@
 //! reqwest's blocking client over rustls.
 
 use super::sign::{encode_query, new_nonce, sign, unix_now};
-use super::{is_idempotent, negotiate, not_configured, parse_version, Cache, CacheEntry, PlatformConfig, UNVERSIONED};
+use super::{is_idempotent, negotiate, not_configured, parse_version, Cache, CacheEntry, PlatformConfig};
 use crate::clock::format_ms;
 use crate::error::{Error, ErrorCode, Result};
 use crate::pool::Pool;
@@ -100,7 +100,7 @@ impl PlatformClient {
             .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .user_agent(concat!("yilian/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::with(ErrorCode::PlatformUnavailable, format!("cannot start the HTTP client: {e}"), format!("无法启动HTTP客户端：{e}")))?;
+            .map_err(|e| Error::with(ErrorCode::PlatformUnavailable, format!("cannot start the HTTP client: {e}"), "无法启动HTTP客户端"))?;
         let after_scheme = cfg.base_url.find("://").map(|i| i + 3).unwrap_or(0);
         let split = cfg.base_url[after_scheme..].find('/').map(|i| i + after_scheme).unwrap_or(cfg.base_url.len());
         let origin = cfg.base_url[..split].to_string();
@@ -246,8 +246,10 @@ impl PlatformClient {
         // Negotiation is itself a query: retried, and it makes a query fail
         // as "unreachable" (so the cache answers) when the platform is down.
         let version = self.negotiate_inner()?;
-        let path =
-            if UNVERSIONED.contains(&interface) { format!("{}/api/{interface}", self.prefix) } else { format!("{}/api/v{version}/{interface}", self.prefix) };
+        // Every command, the source's unversioned three included, is served
+        // with the engine's envelope under the negotiated version; the bare
+        // `/api/<name>` forms answer the source's own shapes for other callers.
+        let path = format!("{}/api/v{version}/{interface}", self.prefix);
         // Queries whose fields are all strings or numbers go as GET with a
         // query string (the source's form); everything else as a POST body.
         let as_get = query && obj.values().all(|v| v.is_string() || v.is_number());
@@ -348,7 +350,8 @@ fn now_ms() -> i64 {
 }
 
 fn bad_answer(why: &str) -> Error {
-    Error::with(ErrorCode::PlatformBadResponse, format!("the platform's answer is not a valid envelope: {why}"), format!("平台返回的数据不是合法的应答：{why}"))
+    // The detail (the platform's own text, in any language) stays in `message`.
+    Error::with(ErrorCode::PlatformBadResponse, format!("the platform's answer is not a valid envelope: {why}"), "平台返回的数据不是合法的应答")
 }
 
 fn transport(e: reqwest::Error) -> Failure {
@@ -356,9 +359,9 @@ fn transport(e: reqwest::Error) -> Failure {
     // in the query, which `without_url` drops).
     let e = e.without_url();
     if e.is_timeout() {
-        Failure::Unreachable(Error::with(ErrorCode::PlatformTimeout, format!("the platform did not answer in time: {e}"), format!("平台响应超时：{e}")))
+        Failure::Unreachable(Error::with(ErrorCode::PlatformTimeout, format!("the platform did not answer in time: {e}"), "平台响应超时"))
     } else {
-        Failure::Unreachable(Error::with(ErrorCode::PlatformUnavailable, format!("the platform is unreachable: {e}"), format!("平台无法访问：{e}")))
+        Failure::Unreachable(Error::with(ErrorCode::PlatformUnavailable, format!("the platform is unreachable: {e}"), "平台无法访问（网络不通或平台未运行）"))
     }
 }
 

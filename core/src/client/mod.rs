@@ -65,9 +65,6 @@ crate::store::table!(
     pub(crate) TABLE = "cache"
 );
 
-/// Interfaces the source serves at `/api/<name>` rather than `/api/<version>/<name>`.
-pub const UNVERSIONED: &[&str] = &["appointment-slots", "acceptance-info", "admission-details"];
-
 pub use crate::config::platform::{negotiate, parse_version, PlatformConfig};
 
 /// The interfaces the client may call: every engine command except this module's own.

@@ -181,8 +181,9 @@ impl Verifier {
 
     /// Parses a keys file: a JSON object of app id → secret (both strings, secret non-empty).
     pub fn parse_keys(json: &str) -> Result<HashMap<String, String>> {
-        let v: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| Error::with(ErrorCode::InvalidConfig, format!("keys: not JSON: {e}"), format!("密钥文件不是合法的JSON：{e}")))?;
+        let v: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+            Error::with(ErrorCode::InvalidConfig, format!("keys: not JSON: {e}"), format!("密钥文件不是合法的JSON：{}", crate::error::json_error_zh(&e)))
+        })?;
         let obj =
             v.as_object().ok_or_else(|| refuse(ErrorCode::InvalidConfig, "keys: must be an object of app id → secret", "密钥文件须为 应用ID → 密钥 的对象"))?;
         let mut keys = HashMap::new();

@@ -106,55 +106,64 @@ pub struct Config {
     pub raw: serde_json::Value,
 }
 
-fn bad(key: &str, why: &str) -> Error {
-    Error::with(ErrorCode::InvalidConfig, format!("config `{key}`: {why}"), format!("配置项 `{key}` 无效：{why}"))
+fn bad(key: &str, why: &str, why_zh: &str) -> Error {
+    Error::with(ErrorCode::InvalidConfig, format!("config `{key}`: {why}"), format!("配置项 `{key}` 无效：{why_zh}"))
 }
 
 impl Config {
     pub fn parse(json: &str) -> Result<Config> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let value: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| Error::with(ErrorCode::InvalidConfig, format!("config is not valid JSON: {e}"), format!("配置不是合法的JSON：{e}")))?;
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+            Error::with(ErrorCode::InvalidConfig, format!("config is not valid JSON: {e}"), format!("配置不是合法的JSON：{}", crate::error::json_error_zh(&e)))
+        })?;
         if !value.is_object() {
-            return Err(bad("(root)", "must be a JSON object"));
+            return Err(bad("(root)", "must be a JSON object", "必须是JSON对象"));
         }
-        let raw: RawConfig =
-            serde_json::from_value(value.clone()).map_err(|e| Error::with(ErrorCode::InvalidConfig, format!("config: {e}"), format!("配置无效：{e}")))?;
-        let clock_start_ms = match &raw.clock_start {
-            None => None,
-            Some(s) => Some(parse_rfc3339(s).ok_or_else(|| bad("clock_start", "expected RFC 3339, e.g. 2024-10-29T09:00:00+08:00"))?),
-        };
+        let raw: RawConfig = serde_json::from_value(value.clone()).map_err(|e| {
+            let zh = crate::error::reason_zh(&e.to_string()).unwrap_or("配置内容无法识别".into());
+            Error::with(ErrorCode::InvalidConfig, format!("config: {e}"), format!("配置无效：{zh}"))
+        })?;
+        let clock_start_ms =
+            match &raw.clock_start {
+                None => None,
+                Some(s) => Some(parse_rfc3339(s).ok_or_else(|| {
+                    bad("clock_start", "expected RFC 3339, e.g. 2024-10-29T09:00:00+08:00", "应为 RFC 3339 时间，如 2024-10-29T09:00:00+08:00")
+                })?),
+            };
         let manual_clock = match raw.clock.as_deref() {
             None | Some("real") => false,
             Some("manual") => true,
-            Some(_) => return Err(bad("clock", "expected \"real\" or \"manual\"")),
+            Some(_) => return Err(bad("clock", "expected \"real\" or \"manual\"", "应为 \"real\" 或 \"manual\"")),
         };
-        let tz: chrono_tz::Tz = raw.time_zone.parse().map_err(|_| bad("time_zone", "unknown IANA zone"))?;
-        let release_time = NaiveTime::parse_from_str(&raw.release.time, "%H:%M").map_err(|_| bad("release.time", "expected HH:MM"))?;
+        let tz: chrono_tz::Tz = raw.time_zone.parse().map_err(|_| bad("time_zone", "unknown IANA zone", "不是已知的 IANA 时区"))?;
+        let release_time = NaiveTime::parse_from_str(&raw.release.time, "%H:%M").map_err(|_| bad("release.time", "expected HH:MM", "应为 HH:MM"))?;
         if raw.release.days == 0 || raw.release.days > 366 {
-            return Err(bad("release.days", "must be 1..=366"));
+            return Err(bad("release.days", "must be 1..=366", "应在 1 到 366 之间"));
         }
         if raw.hold_ttl_seconds == 0 {
-            return Err(bad("hold_ttl_seconds", "must be positive"));
+            return Err(bad("hold_ttl_seconds", "must be positive", "必须大于零"));
         }
         if !(0.0..=1.0).contains(&raw.tight_ratio) {
-            return Err(bad("tight_ratio", "must be between 0 and 1"));
+            return Err(bad("tight_ratio", "must be between 0 and 1", "应在 0 到 1 之间"));
         }
         if raw.max_request_bytes < 1024 {
-            return Err(bad("max_request_bytes", "must be at least 1024"));
+            return Err(bad("max_request_bytes", "must be at least 1024", "不能小于 1024"));
         }
         let durable_sync_full = match raw.durable_sync.as_str() {
             "full" => true,
             "normal" => false,
-            _ => return Err(bad("durable_sync", "expected \"full\" or \"normal\"")),
+            _ => return Err(bad("durable_sync", "expected \"full\" or \"normal\"", "应为 \"full\" 或 \"normal\"")),
         };
         let encryption_key = match &raw.encryption_key {
             None => None,
-            Some(k) => Some(crate::crypto::Sm4Key::from_hex(k).ok_or_else(|| bad("encryption_key", "expected 32 hex digits (a 128-bit SM4 key)"))?),
+            Some(k) => Some(
+                crate::crypto::Sm4Key::from_hex(k)
+                    .ok_or_else(|| bad("encryption_key", "expected 32 hex digits (a 128-bit SM4 key)", "应为32位十六进制数字（128位SM4密钥）"))?,
+            ),
         };
         // The engine's principal: who acts when the host states no other (`call_as`).
         let principal = crate::principal::Principal::new(raw.role, raw.institution_id.as_deref(), None)
-            .map_err(|_| bad("institution_id", "a hospital, community or lab engine must name its institution"))?;
+            .map_err(|_| bad("institution_id", "a hospital, community or lab engine must name its institution", "医院、社区或检验机构的引擎必须指明本机构"))?;
         let platform = raw.platform.as_ref().map(platform::PlatformConfig::parse).transpose()?;
         Ok(Config {
             data_dir: raw.data_dir,

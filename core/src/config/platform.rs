@@ -81,8 +81,8 @@ impl std::fmt::Debug for PlatformConfig {
     }
 }
 
-fn bad(key: &str, why: &str) -> Error {
-    Error::with(ErrorCode::InvalidConfig, format!("config `platform.{key}`: {why}"), format!("配置项 `platform.{key}` 无效：{why}"))
+fn bad(key: &str, why: &str, why_zh: &str) -> Error {
+    Error::with(ErrorCode::InvalidConfig, format!("config `platform.{key}`: {why}"), format!("配置项 `platform.{key}` 无效：{why_zh}"))
 }
 
 /// `"v2"` → 2.
@@ -97,51 +97,62 @@ pub fn parse_version(s: &str) -> Option<u32> {
 impl PlatformConfig {
     pub fn parse(v: &Value) -> Result<PlatformConfig> {
         if !v.is_object() {
-            return Err(bad("(object)", "must be a JSON object"));
+            return Err(bad("(object)", "must be a JSON object", "必须是JSON对象"));
         }
         let raw: RawPlatform = serde_json::from_value(v.clone()).map_err(|e| {
             // serde names the key, never the values, so the secret cannot leak here.
-            Error::with(ErrorCode::InvalidConfig, format!("config `platform`: {e}"), format!("配置项 `platform` 无效：{e}"))
+            let zh = crate::error::reason_zh(&e.to_string()).unwrap_or("内容无法识别".into());
+            Error::with(ErrorCode::InvalidConfig, format!("config `platform`: {e}"), format!("配置项 `platform` 无效：{zh}"))
         })?;
         let base = raw.base_url.trim().trim_end_matches('/').to_string();
         let lower = base.to_ascii_lowercase();
         let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
         match rest {
             Some(r) if !r.is_empty() && !r.starts_with('/') && !base.contains(['?', '#', ' ']) => {}
-            _ => return Err(bad("base_url", "expected http(s)://host[:port][/prefix] without query or fragment")),
+            _ => {
+                return Err(bad(
+                    "base_url",
+                    "expected http(s)://host[:port][/prefix] without query or fragment",
+                    "应为 http(s)://主机[:端口][/前缀]，不带查询串或片段",
+                ))
+            }
         }
         let app_ok =
             !raw.app_id.is_empty() && raw.app_id.len() <= 64 && raw.app_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !app_ok {
-            return Err(bad("app_id", "1 to 64 characters of A-Z a-z 0-9 - _ ."));
+            return Err(bad("app_id", "1 to 64 characters of A-Z a-z 0-9 - _ .", "应为1到64个字符，只含 A-Z a-z 0-9 - _ ."));
         }
         if raw.secret.len() < 8 {
-            return Err(bad("secret", "must have at least 8 characters"));
+            return Err(bad("secret", "must have at least 8 characters", "至少8个字符"));
         }
         if raw.timeout_ms == 0 || raw.timeout_ms > 600_000 {
-            return Err(bad("timeout_ms", "must be 1..=600000"));
+            return Err(bad("timeout_ms", "must be 1..=600000", "应在 1 到 600000 之间"));
         }
         let connect_timeout_ms = raw.connect_timeout_ms.unwrap_or(raw.timeout_ms.min(3000));
         if connect_timeout_ms == 0 || connect_timeout_ms > 600_000 {
-            return Err(bad("connect_timeout_ms", "must be 1..=600000"));
+            return Err(bad("connect_timeout_ms", "must be 1..=600000", "应在 1 到 600000 之间"));
         }
         if raw.retries > 10 {
-            return Err(bad("retries", "must be 0..=10"));
+            return Err(bad("retries", "must be 0..=10", "应在 0 到 10 之间"));
         }
         if raw.backoff_ms > 60_000 || raw.max_backoff_ms > 600_000 || raw.max_backoff_ms < raw.backoff_ms {
-            return Err(bad("backoff_ms", "backoff_ms must be 0..=60000 and max_backoff_ms between it and 600000"));
+            return Err(bad(
+                "backoff_ms",
+                "backoff_ms must be 0..=60000 and max_backoff_ms between it and 600000",
+                "backoff_ms 应在 0 到 60000 之间，max_backoff_ms 应不小于它且不超过 600000",
+            ));
         }
         let mut versions = Vec::new();
         for s in &raw.versions {
-            versions.push(parse_version(s).ok_or_else(|| bad("versions", "each version is \"v<N>\", e.g. \"v1\""))?);
+            versions.push(parse_version(s).ok_or_else(|| bad("versions", "each version is \"v<N>\", e.g. \"v1\"", "每个版本应形如 \"v<N>\"，如 \"v1\""))?);
         }
         versions.sort_unstable();
         versions.dedup();
         if versions.is_empty() {
-            return Err(bad("versions", "name at least one version"));
+            return Err(bad("versions", "name at least one version", "至少列出一个版本"));
         }
         if raw.cache_max_entries == 0 || raw.cache_max_entries > 1_000_000 {
-            return Err(bad("cache_max_entries", "must be 1..=1000000"));
+            return Err(bad("cache_max_entries", "must be 1..=1000000", "应在 1 到 1000000 之间"));
         }
         Ok(PlatformConfig {
             base_url: base,

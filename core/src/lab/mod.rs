@@ -144,9 +144,7 @@ pub(crate) fn recover(lab: &LabState, snap: &Snapshot) -> Result<()> {
     let mut d = lab.data.lock();
     for (key, body) in snap.of(crate::lab::TABLE) {
         let kind = key.split_once(':').map(|(k, _)| k).unwrap_or(key);
-        let bad = |e: serde_json::Error| {
-            Error::with(ErrorCode::StoreCorrupt, format!("unreadable row {key} in table lab: {e}"), format!("表 lab 中的记录 {key} 无法读取：{e}"))
-        };
+        let bad = |e: serde_json::Error| crate::store::corrupt_row(TABLE, key, &e.to_string(), &crate::error::json_error_zh(&e));
         match kind {
             "std" => {
                 let v: catalog::StdItem = serde_json::from_str(body).map_err(bad)?;
@@ -219,7 +217,7 @@ pub(crate) fn recover(lab: &LabState, snap: &Snapshot) -> Result<()> {
                 d.limits.insert(v.key(), v);
             }
             _ => {
-                return Err(Error::with(ErrorCode::StoreCorrupt, format!("unknown row {key} in table lab"), format!("表 lab 中有未知记录 {key}")));
+                return Err(crate::store::corrupt_row(TABLE, key, "unknown kind of row", "未知的记录类型"));
             }
         }
     }

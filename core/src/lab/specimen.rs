@@ -198,21 +198,21 @@ impl LabData {
 /// `lab-barcode-rule-set {institution_id, prefix, date, seq_width, mask_patient_name}`.
 pub(crate) fn barcode_rule_set(c: &Call) -> Result<Value> {
     let inst = c.owner("institution_id")?;
-    let bad = |why: &str| Error::with(ErrorCode::LabBarcodeRuleInvalid, format!("barcode rule: {why}"), format!("条码规则无效：{why}"));
+    let bad = |why: &str, why_zh: &str| Error::with(ErrorCode::LabBarcodeRuleInvalid, format!("barcode rule: {why}"), format!("条码规则无效：{why_zh}"));
     let prefix = c.r.opt_str("prefix")?.unwrap_or("").to_string();
     if prefix.len() > 12 || !prefix.chars().all(|ch| ch.is_ascii_alphanumeric()) {
-        return Err(bad("prefix must be up to 12 ASCII letters or digits (Code 128)"));
+        return Err(bad("prefix must be up to 12 ASCII letters or digits (Code 128)", "前缀最多12个ASCII字母或数字（Code 128）"));
     }
     let date = match c.r.opt_str("date")?.unwrap_or("YYMMDD") {
         "none" | "NONE" => DatePart::None,
         "YYMMDD" => DatePart::YyMmDd,
         "YYYYMMDD" => DatePart::YyyyMmDd,
         "YYMM" => DatePart::YyMm,
-        _ => return Err(bad("date must be none, YYMMDD, YYYYMMDD or YYMM")),
+        _ => return Err(bad("date must be none, YYMMDD, YYYYMMDD or YYMM", "日期部分应为 none、YYMMDD、YYYYMMDD 或 YYMM")),
     };
     let width = c.r.opt_u32("seq_width")?.unwrap_or(6);
     if !(3..=10).contains(&width) {
-        return Err(bad("seq_width must be 3 to 10"));
+        return Err(bad("seq_width must be 3 to 10", "流水号位数应在3到10之间"));
     }
     let mask = c.r.opt_bool("mask_patient_name")?.unwrap_or(true);
     let rule = BarcodeRule { institution_id: inst.clone(), prefix, date, seq_width: width, mask_patient_name: mask };

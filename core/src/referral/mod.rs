@@ -340,8 +340,7 @@ pub(crate) fn recover(pool: &Pool, referral: &ReferralState, snap: &Snapshot) ->
     let mut intents = Vec::new();
     let mut g = referral.inner.lock();
     for (key, body) in snap.of(crate::referral::TABLE) {
-        let row: Row = serde_json::from_str(body)
-            .map_err(|e| Error::with(ErrorCode::StoreCorrupt, format!("referral row {key}: {e}"), format!("转诊数据行 {key} 无法读取：{e}")))?;
+        let row: Row = crate::store::parse_row(TABLE, key, body)?;
         match row {
             Row::Disease(d) => {
                 g.diseases.insert(d.code.clone(), d);

@@ -107,6 +107,11 @@
 #define YL_E_INVALID_PHONE 1008
 
 /**
+ * 1xxx input: no font with every character of the document for PDF output (config key `pdf_font`) / 没有包含文档全部字符的字体，无法输出PDF（配置项 `pdf_font`）.
+ */
+#define YL_E_PDF_FONT_MISSING 1009
+
+/**
  * 1xxx input: the file has invalid rows; nothing was imported / 文件中有无效行，未导入任何内容.
  */
 #define YL_E_LAB_IMPORT_REJECTED 1101

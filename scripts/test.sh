@@ -3,7 +3,10 @@
 # Maven and Python present; apt, crates.io, PyPI and Maven Central reachable).
 # Each suite installs what it needs. Exits non-zero if any suite fails.
 #
-#   rust    cargo test --workspace --release (core units, shared vectors,
+#   rust    installs a CJK font and poppler-utils if missing (the PDF
+#           manifests and slips embed the font; their tests read the text
+#           back with pdftotext), then
+#           cargo test --workspace --release (core units, shared vectors,
 #           stress, property model with a fixed seed, durability, SIGKILL
 #           crash, bad input, vectors with reopening), then the
 #           README's main command: the sandbox with --demo on a fresh data
@@ -55,9 +58,23 @@ readme_main_command() {
     rm -rf "$dir"
 }
 
+# The Debian packages the rust suite needs: a CJK font for the PDF documents
+# (found at its Debian path by render::PdfFont) and poppler-utils, whose
+# pdftotext and pdffonts the PDF tests read the documents back with.
+rust_prerequisites() {
+    local pkgs=()
+    [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || pkgs+=(fonts-wqy-microhei)
+    { command -v pdftotext && command -v pdffonts; } >/dev/null || pkgs+=(poppler-utils)
+    [ ${#pkgs[@]} -eq 0 ] && return 0
+    echo "installing: ${pkgs[*]}"
+    if [ "$(id -u)" -ne 0 ]; then echo "run as root or install: ${pkgs[*]}" >&2; return 1; fi
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+}
+
 run_suite() {
     case "$1" in
         rust)
+            rust_prerequisites || return 1
             # Property tests take a fixed seed here, so a run is repeatable and
             # main stays green on what was checked; explore new cases with
             # PROPTEST_RNG_SEED unset and PROPTEST_CASES high (see README).

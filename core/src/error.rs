@@ -110,6 +110,7 @@ error_codes! {
     InvalidConfig = 1006, Input, "INVALID_CONFIG", "invalid engine configuration", "引擎配置无效";
     InvalidIdNumber = 1007, Input, "INVALID_ID_NUMBER", "resident ID number is invalid", "居民身份证号码无效";
     InvalidPhone = 1008, Input, "INVALID_PHONE", "phone number is invalid", "电话号码无效";
+    PdfFontMissing = 1009, Input, "PDF_FONT_MISSING", "no font with every character of the document for PDF output (config key `pdf_font`)", "没有包含文档全部字符的字体，无法输出PDF（配置项 `pdf_font`）";
     // Commissioned lab testing (委托检验): 11xx input, 21xx not found, 31xx conflict, 41xx state, 51xx permission. (lab helper: add below)
     LabImportRejected = 1101, Input, "LAB_IMPORT_REJECTED", "the file has invalid rows; nothing was imported", "文件中有无效行，未导入任何内容";
     LabFileUnreadable = 1102, Input, "LAB_FILE_UNREADABLE", "the file cannot be read in the stated format", "无法按所述格式读取该文件";
@@ -365,6 +366,7 @@ const REASONS: &[(&str, &str)] = &[
     ("expected {name, id_number, phone, sex} strings", "应为含 `name`、`id_number`、`phone`、`sex` 字符串字段的对象"),
     ("expected paid (refunds go through exam-refund)", "应为 `paid`（退费请使用 `exam-refund`）"),
     ("expected application/pdf, application/ofd, image/png or image/jpeg", "应为 `application/pdf`、`application/ofd`、`image/png` 或 `image/jpeg`"),
+    ("expected text, svg or pdf", "应为 `text`、`svg` 或 `pdf`"),
     ("expected a printer font path such as E:SIMSUN.TTF", "应为打印机字体路径，如 `E:SIMSUN.TTF`"),
     ("expected 152, 203, 300 or 600", "应为 152、203、300 或 600"),
     ("must be 1–48 printable ASCII characters", "必须为 1 到 48 个可打印ASCII字符"),

@@ -1,13 +1,18 @@
 //! Printable output: specimen labels for the label printers Chinese labs use
 //! (Zebra ZPL, TSC TSPL) and as SVG, and documents (shipment manifests,
-//! referral slips) as plain text and SVG. Pure functions: bytes in, bytes out.
+//! referral slips) as plain text, SVG and PDF (`pdf`: a CJK font embedded).
+//! Pure functions: bytes in, bytes out (PDF also reads its font file).
 //!
 //! Every label carries the same Code 128 barcode: the SVG draws the modules
 //! computed here, ZPL and TSPL ask the printer for Code 128 of the same text.
 
 use crate::error::{Error, Result};
 use barcoders::sym::code128::Code128;
+use base64::Engine as _;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+mod pdf;
+pub use pdf::{document_pdf, PdfFont, SYSTEM_CJK_FONTS};
 
 /// What one specimen label shows. The caller masks the patient's name as
 /// its configuration says (`identity::mask_name`); nothing here unmasks.
@@ -348,6 +353,58 @@ pub struct Document {
     pub footer: Vec<String>,
     /// Printed as a Code 128 barcode at the top (e.g. the shipment number).
     pub barcode: Option<String>,
+}
+
+/// The formats a document prints in (`format` of `shipment-manifest` and
+/// `referral-slip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentFormat {
+    /// UTF-8 text with aligned columns.
+    Text,
+    /// An SVG page (UTF-8); the viewer supplies the font.
+    Svg,
+    /// PDF on A4 with its CJK font embedded (bytes: base64 in JSON).
+    Pdf,
+}
+
+impl DocumentFormat {
+    pub fn parse(s: &str) -> Result<DocumentFormat> {
+        match s {
+            "text" => Ok(DocumentFormat::Text),
+            "svg" => Ok(DocumentFormat::Svg),
+            "pdf" => Ok(DocumentFormat::Pdf),
+            _ => Err(Error::invalid("format", "expected text, svg or pdf")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentFormat::Text => "text",
+            DocumentFormat::Svg => "svg",
+            DocumentFormat::Pdf => "pdf",
+        }
+    }
+}
+
+/// A document as an answer carries it: `{format, content}` for text and
+/// SVG; `{format, content_type: "application/pdf", content_base64}` for PDF,
+/// set in `pdf_font` (the config key), else in a CJK font of the system.
+pub fn document_answer(d: &Document, format: DocumentFormat, pdf_font: Option<&std::path::Path>) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut out = serde_json::Map::new();
+    out.insert("format".into(), format.as_str().into());
+    match format {
+        DocumentFormat::Text => {
+            out.insert("content".into(), document_text(d).into());
+        }
+        DocumentFormat::Svg => {
+            out.insert("content".into(), document_svg(d)?.into());
+        }
+        DocumentFormat::Pdf => {
+            let bytes = document_pdf(d, &PdfFont::load(pdf_font)?)?;
+            out.insert("content_type".into(), "application/pdf".into());
+            out.insert("content_base64".into(), base64::engine::general_purpose::STANDARD.encode(bytes).into());
+        }
+    }
+    Ok(out)
 }
 
 /// Pads `s` with spaces to `cols` display columns.

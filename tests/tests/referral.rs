@@ -86,7 +86,7 @@ fn the_slip_prints_the_session_and_the_masked_patient_only() {
     let svg = svg["content"].as_str().unwrap();
     assert!(svg.contains("<svg") && svg.contains("张*") && !svg.contains("张三"));
     assert_eq!(err(&e, "referral-slip", json!({"institution_id": "C002", "referral_id": 1})), ErrorCode::ReferralForbidden);
-    assert_eq!(err(&e, "referral-slip", json!({"referral_id": 1, "format": "pdf"})), ErrorCode::InvalidField);
+    assert_eq!(err(&e, "referral-slip", json!({"referral_id": 1, "format": "docx"})), ErrorCode::InvalidField);
 }
 
 #[test]

@@ -23,6 +23,7 @@ ErrorCodeName = Literal[
     "INVALID_CONFIG",
     "INVALID_ID_NUMBER",
     "INVALID_PHONE",
+    "PDF_FONT_MISSING",
     "LAB_IMPORT_REJECTED",
     "LAB_FILE_UNREADABLE",
     "LAB_BARCODE_RULE_INVALID",
@@ -158,6 +159,8 @@ class ErrorCode(enum.IntEnum):
     """resident ID number is invalid / 居民身份证号码无效"""
     INVALID_PHONE = 1008
     """phone number is invalid / 电话号码无效"""
+    PDF_FONT_MISSING = 1009
+    """no font with every character of the document for PDF output (config key `pdf_font`) / 没有包含文档全部字符的字体，无法输出PDF（配置项 `pdf_font`）"""
     LAB_IMPORT_REJECTED = 1101
     """the file has invalid rows; nothing was imported / 文件中有无效行，未导入任何内容"""
     LAB_FILE_UNREADABLE = 1102
@@ -380,6 +383,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     1006: ("input", "invalid engine configuration", "引擎配置无效"),
     1007: ("input", "resident ID number is invalid", "居民身份证号码无效"),
     1008: ("input", "phone number is invalid", "电话号码无效"),
+    1009: ("input", "no font with every character of the document for PDF output (config key `pdf_font`)", "没有包含文档全部字符的字体，无法输出PDF（配置项 `pdf_font`）"),
     1101: ("input", "the file has invalid rows; nothing was imported", "文件中有无效行，未导入任何内容"),
     1102: ("input", "the file cannot be read in the stated format", "无法按所述格式读取该文件"),
     1103: ("input", "the barcode rule is invalid", "条码规则无效"),

@@ -49,6 +49,9 @@ pub struct RawConfig {
     pub encryption_key: Option<String>,
     /// The platform client's endpoint and credentials (see `client::PlatformConfig`).
     pub platform: Option<serde_json::Value>,
+    /// The font file PDF documents are set in (a TrueType or OpenType font
+    /// with Chinese glyphs; `.ttc` collections too).
+    pub pdf_font: Option<PathBuf>,
 }
 
 impl Default for RawConfig {
@@ -71,6 +74,7 @@ impl Default for RawConfig {
             durable_sync: "full".into(),
             encryption_key: None,
             platform: None,
+            pdf_font: None,
         }
     }
 }
@@ -102,6 +106,9 @@ pub struct Config {
     pub encryption_key: Option<crate::crypto::Sm4Key>,
     /// The platform client's settings (docs/client.md).
     pub platform: Option<platform::PlatformConfig>,
+    /// The font PDF documents embed; `None`: a CJK font of the system
+    /// (`render::SYSTEM_CJK_FONTS`), found when a PDF is asked for.
+    pub pdf_font: Option<PathBuf>,
     /// The raw JSON, echoed by `engine-info`.
     pub raw: serde_json::Value,
 }
@@ -165,6 +172,16 @@ impl Config {
         let principal = crate::principal::Principal::new(raw.role, raw.institution_id.as_deref(), None)
             .map_err(|_| bad("institution_id", "a hospital, community or lab engine must name its institution", "医院、社区或检验机构的引擎必须指明本机构"))?;
         let platform = raw.platform.as_ref().map(platform::PlatformConfig::parse).transpose()?;
+        // Only that it is a file: the font is read when a PDF is asked for.
+        if let Some(p) = &raw.pdf_font {
+            if !p.is_file() {
+                return Err(Error::with(
+                    ErrorCode::InvalidConfig,
+                    format!("config `pdf_font`: no font file at `{}`", p.display()),
+                    format!("配置项 `pdf_font` 无效：字体文件 `{}` 不存在", p.display()),
+                ));
+            }
+        }
         Ok(Config {
             data_dir: raw.data_dir,
             clock_start_ms,
@@ -186,6 +203,7 @@ impl Config {
             durable_sync_full,
             encryption_key,
             platform,
+            pdf_font: raw.pdf_font,
             raw: redact(value),
         })
     }
@@ -225,6 +243,7 @@ mod tests {
             "[]",
             "{",
             r#"{"role":"community"}"#,
+            r#"{"pdf_font":"/nonexistent/font.ttf"}"#,
         ] {
             let e = Config::parse(bad).unwrap_err();
             assert_eq!(e.code(), ErrorCode::InvalidConfig, "{bad}");

@@ -1,6 +1,6 @@
 //! Specimen labels and shipment manifests through `crate::render`: labels
 //! as ZPL, TSPL (GBK bytes, base64 in JSON) or SVG with a Code 128 barcode;
-//! manifests as text or SVG.
+//! manifests as text, SVG or PDF (base64 in JSON).
 
 use super::shipment::Shipment;
 use super::specimen::{BarcodeRule, Specimen};
@@ -109,16 +109,14 @@ pub(crate) fn manifest_document(d: &LabData, sh: &Shipment, tz: &chrono_tz::Tz) 
     }
 }
 
-/// `shipment-manifest {shipment_id, format: text|svg}` (print and reprint).
+/// `shipment-manifest {shipment_id, format: text|svg|pdf}` (print and
+/// reprint): text and SVG as `content`, PDF as `content_base64`.
 pub(crate) fn manifest(c: &Call, d: &LabData, sh: &Shipment) -> Result<Value> {
+    let format = render::DocumentFormat::parse(c.r.opt_str("format")?.unwrap_or("text"))?;
     let doc = manifest_document(d, sh, &c.pool.cfg.tz);
-    let format = c.r.opt_str("format")?.unwrap_or("text");
-    let content = match format {
-        "text" => render::document_text(&doc),
-        "svg" => render::document_svg(&doc)?,
-        _ => return Err(Error::invalid("format", "expected text or svg")),
-    };
-    Ok(json!({"shipment_id": format_id("SH", sh.id), "format": format, "content": content}))
+    let mut out = render::document_answer(&doc, format, c.pool.cfg.pdf_font.as_deref())?;
+    out.insert("shipment_id".into(), format_id("SH", sh.id).into());
+    Ok(Value::Object(out))
 }
 
 /// A time as printed: `2024-10-29 09:00` in the engine's zone.

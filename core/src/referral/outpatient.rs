@@ -312,14 +312,11 @@ pub(super) fn queue_cmd(c: &Ctx) -> Result<Value> {
 
 // ---------------------------------------------------------------- the slip
 
-/// `referral-slip`: the printable referral slip (text or SVG).
+/// `referral-slip`: the printable referral slip (text, SVG or PDF).
 pub(super) fn slip(c: &Ctx) -> Result<Value> {
     let who = Who::of(c)?;
     let id = super::int_id(c.r, "referral_id")?;
-    let format = c.r.opt_str("format")?.unwrap_or("text");
-    if !matches!(format, "text" | "svg") {
-        return Err(Error::invalid("format", "expected text or svg"));
-    }
+    let format = crate::render::DocumentFormat::parse(c.r.opt_str("format")?.unwrap_or("text"))?;
     let rf = {
         let g = c.referral.inner.lock();
         g.referrals.get(&id).cloned().ok_or_else(|| Error::not_found(ErrorCode::ReferralNotFound, "转诊", &id.to_string()))?
@@ -327,6 +324,8 @@ pub(super) fn slip(c: &Ctx) -> Result<Value> {
     who.check(&rf.clinic_id, &rf.hospital_id)?;
     let v = referral_view(c.pool, &rf, None);
     let doc = super::query::slip_document(c.pool, c.referral, &rf, &v);
-    let body = if format == "svg" { crate::render::document_svg(&doc)? } else { crate::render::document_text(&doc) };
-    Ok(json!({"referral_id": id, "format": format, "content": body, "status": v["status"]}))
+    let mut out = crate::render::document_answer(&doc, format, c.pool.cfg.pdf_font.as_deref())?;
+    out.insert("referral_id".into(), id.into());
+    out.insert("status".into(), v["status"].clone());
+    Ok(Value::Object(out))
 }

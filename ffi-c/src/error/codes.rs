@@ -25,6 +25,8 @@ pub const YL_E_INVALID_CONFIG: c_int = 1006;
 pub const YL_E_INVALID_ID_NUMBER: c_int = 1007;
 /// 1xxx input: phone number is invalid / 电话号码无效.
 pub const YL_E_INVALID_PHONE: c_int = 1008;
+/// 1xxx input: no font with every character of the document for PDF output (config key `pdf_font`) / 没有包含文档全部字符的字体，无法输出PDF（配置项 `pdf_font`）.
+pub const YL_E_PDF_FONT_MISSING: c_int = 1009;
 /// 1xxx input: the file has invalid rows; nothing was imported / 文件中有无效行，未导入任何内容.
 pub const YL_E_LAB_IMPORT_REJECTED: c_int = 1101;
 /// 1xxx input: the file cannot be read in the stated format / 无法按所述格式读取该文件.
@@ -233,6 +235,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_INVALID_CONFIG, c"INVALID_CONFIG"),
     (YL_E_INVALID_ID_NUMBER, c"INVALID_ID_NUMBER"),
     (YL_E_INVALID_PHONE, c"INVALID_PHONE"),
+    (YL_E_PDF_FONT_MISSING, c"PDF_FONT_MISSING"),
     (YL_E_LAB_IMPORT_REJECTED, c"LAB_IMPORT_REJECTED"),
     (YL_E_LAB_FILE_UNREADABLE, c"LAB_FILE_UNREADABLE"),
     (YL_E_LAB_BARCODE_RULE_INVALID, c"LAB_BARCODE_RULE_INVALID"),

@@ -348,7 +348,7 @@ write("20_lab_orders.json", "Lab orders (L4), specimens and labels (L5), shipmen
         step("shipment-query", {"institution_id": "C001", "barcode": B3}, {"total": 0}),
         step("shipment-query", {"institution_id": "C001", "from": "2024-10-29", "to": "2024-10-29"}, {"total": 1}),
         step("shipment-manifest", {"shipment_id": "SH000001", "format": "svg"}, {"format": "svg"}),
-        step("shipment-manifest", {"shipment_id": "SH000001", "format": "pdf"}, error="INVALID_FIELD"),
+        step("shipment-manifest", {"shipment_id": "SH000001", "format": "docx"}, error="INVALID_FIELD"),
         step("specimen-lookup", {"barcode": B1, "lab_id": "H009"}, error="LAB_FORBIDDEN"),
         step("specimen-lookup", {"barcode": B1, "lab_id": "H001"}, {"status": "shipped", "patient_id": "P001", "order": {"patient": {"name": "张**"}, "doctor_name": "李医生"}}),
         step("specimen-receive", {"barcode": B1, "lab_id": "H009", "receiver": "x"}, error="LAB_FORBIDDEN"),

@@ -30,6 +30,8 @@ public enum ErrorCode {
     INVALID_ID_NUMBER(1007, Family.INPUT, "resident ID number is invalid", "居民身份证号码无效"),
     /** 1008 input: phone number is invalid / 电话号码无效. */
     INVALID_PHONE(1008, Family.INPUT, "phone number is invalid", "电话号码无效"),
+    /** 1009 input: no font with every character of the document for PDF output (config key {@code pdf_font}) / 没有包含文档全部字符的字体，无法输出PDF（配置项 {@code pdf_font}）. */
+    PDF_FONT_MISSING(1009, Family.INPUT, "no font with every character of the document for PDF output (config key `pdf_font`)", "没有包含文档全部字符的字体，无法输出PDF（配置项 `pdf_font`）"),
     /** 1101 input: the file has invalid rows; nothing was imported / 文件中有无效行，未导入任何内容. */
     LAB_IMPORT_REJECTED(1101, Family.INPUT, "the file has invalid rows; nothing was imported", "文件中有无效行，未导入任何内容"),
     /** 1102 input: the file cannot be read in the stated format / 无法按所述格式读取该文件. */

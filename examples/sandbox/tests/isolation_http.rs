@@ -1,0 +1,146 @@
+//! The isolation sweep over the wire (S1): with `--keys`, the verified app id
+//! is the principal. Every change step of the shared vectors is first sent,
+//! signed, by the app ids of other institutions (a community centre, a
+//! hospital and a lab that are party to nothing); each must answer 403 with
+//! a permission error and change nothing (outbox, audit trail, the answers
+//! of the queries the case has asked). Then the step runs as the vector says.
+//! The in-process sweep over `call_as` is `tests/tests/isolation.rs`; this
+//! one proves the wire binds identity the same way.
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use yilian_core::client::sign::{new_nonce, sign, unix_now};
+use yilian_core::{Engine, Principal};
+use yilian_sandbox::{serve, signature, AppState, Auth, Options};
+
+/// The intruders' app ids and secrets: one institution of each acting role.
+const INTRUDERS: &[(&str, &str, &str)] =
+    &[("ZZ-C-HIS", "community", "secret-of-the-community-intruder"), ("ZZ-H-HIS", "hospital", "secret-of-the-hospital-intruder"), ("ZZ-L-LIS", "lab", "secret-of-the-lab-intruder")];
+
+/// Fields that name an existing object a change acts on.
+const OBJECT_FIELDS: &[&str] =
+    &["booking_id", "reservation_id", "waitlist_id", "referral_id", "admission_id", "exam_id", "consultation_id", "order_id", "barcode", "barcodes", "shipment_id", "critical_id"];
+
+fn keys() -> signature::Keys {
+    let mut v = serde_json::Map::new();
+    for (app, role, secret) in INTRUDERS {
+        v.insert(app.to_string(), json!({"secret": secret, "role": role, "institution_id": "ZZ-INTRUDER"}));
+    }
+    signature::parse_keys(&Value::Object(v).to_string(), 300).expect("keys parse")
+}
+
+fn vectors() -> Vec<(String, Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    files.sort();
+    files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap())).collect()
+}
+
+/// Which steps another institution is tried on: those naming an acting
+/// party or an existing object, or that a community centre may not call.
+fn swept(acting: &HashMap<String, Vec<String>>, roles: &HashMap<String, Vec<String>>, command: &str, req: &Value) -> bool {
+    let named = acting[command].iter().any(|k| req.get(k).is_some_and(|v| v.is_string() || v.is_number()));
+    let community_allowed = roles[command].iter().any(|r| r == "community");
+    named || !community_allowed || OBJECT_FIELDS.iter().any(|k| req.get(*k).is_some())
+}
+
+fn observe(e: &Engine, queries: &[(String, String)]) -> Vec<String> {
+    let p = Principal::platform();
+    e.call_as(&p, "expire-holds", "{}");
+    e.call_as(&p, "lab-check-overdue", "{}");
+    let mut out = vec![e.call_as(&p, "next-events", r#"{"limit":10000}"#), e.call_as(&p, "audit-log", r#"{"limit":1000}"#)];
+    for (c, r) in queries {
+        out.push(e.call_as(&p, c, r));
+    }
+    out
+}
+
+async fn signed_post(http: &reqwest::Client, base: &str, app: &str, secret: &str, cmd: &str, body: &str) -> (u16, Value) {
+    let path = format!("/api/v1/{cmd}");
+    let s = sign(app, secret, "POST", &path, None, unix_now(), &new_nonce(), body.as_bytes()).unwrap();
+    let mut rb = http.post(format!("{base}{path}")).header("Content-Type", "application/json").body(body.to_string());
+    for (k, v) in s.headers() {
+        rb = rb.header(k, v);
+    }
+    let r = rb.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.expect("every answer is an envelope"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_signed_client_can_make_a_change_of_the_vectors_for_another_institution() {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let (mut tried, mut refused) = (0usize, 0usize);
+    let mut failures = Vec::new();
+    for (file, v) in vectors() {
+        for case in v["cases"].as_array().unwrap() {
+            let mut config = case.get("config").or(v.get("config")).cloned().unwrap_or_else(|| json!({}));
+            let dir = tempfile::tempdir().unwrap();
+            config["data_dir"] = dir.path().join("store").to_string_lossy().into_owned().into();
+            config["durable_sync"] = "normal".into();
+            let Ok(engine) = Engine::open(&config.to_string()) else { continue };
+            let opts = Options { reports_dir: dir.path().join("reports"), upload_limit: 2 * 1024 * 1024, event_poll: Duration::from_millis(50) };
+            let state: Arc<AppState> = AppState::with_auth(engine, opts, Auth::Signed(keys()));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(serve(listener, state.clone(), async move {
+                let _ = rx.await;
+            }));
+            let e = &state.engine;
+            let rules = e.call_value_as(&Principal::platform(), "access-rules", "{}").unwrap();
+            let (mut acting, mut roles) = (HashMap::new(), HashMap::new());
+            for c in rules["commands"].as_array().unwrap() {
+                let name = c["command"].as_str().unwrap().to_string();
+                let list = |k: &str| c[k].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect::<Vec<_>>();
+                acting.insert(name.clone(), list("acting_fields"));
+                roles.insert(name, list("roles"));
+            }
+            let mut queries: Vec<(String, String)> = Vec::new();
+            for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
+                let command = step["command"].as_str().unwrap();
+                let Some(req) = step.get("request").cloned() else {
+                    e.call(command, step["request_text"].as_str().unwrap_or("{}"));
+                    continue;
+                };
+                let text = req.to_string();
+                let known = acting.contains_key(command);
+                if known
+                    && !Engine::is_query(command)
+                    && step.get("expect_error").is_none()
+                    && req.is_object()
+                    && step.get("principal").is_none()
+                    && swept(&acting, &roles, command, &req)
+                {
+                    tried += 1;
+                    for (app, _, secret) in INTRUDERS {
+                        let before = observe(e, &queries);
+                        let (status, answer) = signed_post(&http, &base, app, secret, command, &text).await;
+                        let where_ = format!("{file} / {} step {i} {command} as {app}", case["name"]);
+                        if status != 403 || answer["status"] != "error" {
+                            failures.push(format!("{where_}: HTTP {status} {answer}"));
+                        } else {
+                            refused += 1;
+                            if observe(e, &queries) != before {
+                                failures.push(format!("{where_}: the refused call changed what callers see"));
+                            }
+                        }
+                    }
+                }
+                let out = match step.get("principal") {
+                    Some(p) => e.call_as_json(&p.to_string(), command, &text),
+                    None => e.call(command, &text),
+                };
+                if known && Engine::is_query(command) && out.contains("\"status\":\"success\"") && command != "engine-info" && command != "engine-metrics" {
+                    queries.push((command.to_string(), text));
+                }
+            }
+            let _ = tx.send(());
+            tokio::time::timeout(Duration::from_secs(20), task).await.expect("server stops").unwrap().unwrap();
+        }
+    }
+    println!("isolation sweep over HTTP: {tried} change steps, {refused} signed attempts by other institutions refused with 403");
+    assert!(failures.is_empty(), "{} leaks:\n{}", failures.len(), failures.join("\n"));
+    assert!(tried > 100, "only {tried} steps swept");
+}

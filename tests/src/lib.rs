@@ -160,3 +160,72 @@ pub mod crash {
         }
     }
 }
+
+/// The isolation sweep's rules (S1), shared by the in-process sweep
+/// (`tests/tests/isolation.rs`) and the one over the wire
+/// (`examples/sandbox/tests/isolation_http.rs`).
+pub mod isolation {
+    use serde_json::Value;
+    use std::collections::HashMap;
+    use yilian_core::{Engine, Principal};
+
+    /// Fields that name an existing object a change acts on.
+    pub const OBJECT_FIELDS: &[&str] = &[
+        "booking_id",
+        "reservation_id",
+        "waitlist_id",
+        "referral_id",
+        "admission_id",
+        "exam_id",
+        "consultation_id",
+        "order_id",
+        "barcode",
+        "barcodes",
+        "shipment_id",
+        "critical_id",
+    ];
+
+    /// Each command's acting fields and roles, as `access-rules` serves them.
+    pub struct Rules {
+        pub acting: HashMap<String, Vec<String>>,
+        pub roles: HashMap<String, Vec<String>>,
+    }
+
+    impl Rules {
+        pub fn of(e: &Engine) -> Rules {
+            let v = e.call_value_as(&Principal::platform(), "access-rules", "{}").unwrap();
+            let (mut acting, mut roles) = (HashMap::new(), HashMap::new());
+            for c in v["commands"].as_array().unwrap() {
+                let name = c["command"].as_str().unwrap().to_string();
+                let list = |k: &str| c[k].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect::<Vec<_>>();
+                acting.insert(name.clone(), list("acting_fields"));
+                roles.insert(name, list("roles"));
+            }
+            Rules { acting, roles }
+        }
+
+        /// Whether another institution is tried on this step: it names an
+        /// acting party or an existing object, or a community centre may not
+        /// call it. A step that does neither acts as whoever calls it.
+        pub fn swept(&self, command: &str, req: &Value) -> bool {
+            let named = self.acting[command].iter().any(|k| req.get(k).is_some_and(|v| v.is_string() || v.is_number()));
+            let community_allowed = self.roles[command].iter().any(|r| r == "community");
+            named || !community_allowed || OBJECT_FIELDS.iter().any(|k| req.get(*k).is_some())
+        }
+    }
+
+    /// What a caller can see: the outbox, the audit trail and the answers of
+    /// the queries asked so far. Changes the clock drives (hold expiry,
+    /// overdue critical values) are made first: any call may trigger them,
+    /// and they are nobody's act.
+    pub fn observe(e: &Engine, queries: &[(String, String)]) -> Vec<String> {
+        let p = Principal::platform();
+        e.call_as(&p, "expire-holds", "{}");
+        e.call_as(&p, "lab-check-overdue", "{}");
+        let mut out = vec![e.call_as(&p, "next-events", r#"{"limit":10000}"#), e.call_as(&p, "audit-log", r#"{"limit":1000}"#)];
+        for (c, r) in queries {
+            out.push(e.call_as(&p, c, r));
+        }
+        out
+    }
+}

@@ -9,69 +9,17 @@
 //! were. Then the step runs as the vector says, so the case goes on.
 
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use yilian_core::{Engine, ErrorFamily, Principal, Role};
 
-/// Fields that name an existing object a change acts on.
-const OBJECT_FIELDS: &[&str] = &[
-    "booking_id",
-    "reservation_id",
-    "waitlist_id",
-    "referral_id",
-    "admission_id",
-    "exam_id",
-    "consultation_id",
-    "order_id",
-    "barcode",
-    "barcodes",
-    "shipment_id",
-    "critical_id",
-];
-
-struct Rules {
-    acting: HashMap<String, Vec<String>>,
-    roles: HashMap<String, Vec<String>>,
-}
-
-fn rules(e: &Engine) -> Rules {
-    let v = e.call_value_as(&Principal::platform(), "access-rules", "{}").unwrap();
-    let mut acting = HashMap::new();
-    let mut roles = HashMap::new();
-    for c in v["commands"].as_array().unwrap() {
-        let name = c["command"].as_str().unwrap().to_string();
-        let list = |k: &str| c[k].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect::<Vec<_>>();
-        acting.insert(name.clone(), list("acting_fields"));
-        roles.insert(name, list("roles"));
-    }
-    Rules { acting, roles }
-}
+use yilian_tests::isolation::{observe, Rules};
 
 /// The principals to try a step as: another institution of every role
 /// that acts on cases (whichever role the request's acting party has, one
-/// of them is its kind). `None` when the request names no acting party and
-/// touches nothing existing: it acts as whoever calls it.
+/// of them is its kind). `None` when the step is not swept (see `Rules::swept`).
 fn intruders(rules: &Rules, command: &str, req: &Value) -> Option<Vec<Principal>> {
-    let named = rules.acting[command].iter().any(|k| req.get(k).is_some_and(|v| v.is_string() || v.is_number()));
-    let community_allowed = rules.roles[command].iter().any(|r| r == "community");
-    let targets_object = OBJECT_FIELDS.iter().any(|k| req.get(*k).is_some());
-    if !named && community_allowed && !targets_object {
-        return None;
-    }
-    Some([Role::Community, Role::Hospital, Role::Lab].into_iter().map(|r| Principal::new(r, Some("ZZ-INTRUDER"), None).unwrap()).collect())
-}
-
-/// What a caller can see: the outbox, the audit trail and the answers of the queries asked so far.
-fn observe(e: &Engine, queries: &[(String, String)]) -> Vec<String> {
-    let p = Principal::platform();
-    // Changes the clock drives (hold expiry, overdue critical values) are
-    // made first: any call may trigger them, and they are nobody's act.
-    e.call_as(&p, "expire-holds", "{}");
-    e.call_as(&p, "lab-check-overdue", "{}");
-    let mut out = vec![e.call_as(&p, "next-events", r#"{"limit":10000}"#), e.call_as(&p, "audit-log", r#"{"limit":1000}"#)];
-    for (c, r) in queries {
-        out.push(e.call_as(&p, c, r));
-    }
-    out
+    rules
+        .swept(command, req)
+        .then(|| [Role::Community, Role::Hospital, Role::Lab].into_iter().map(|r| Principal::new(r, Some("ZZ-INTRUDER"), None).unwrap()).collect())
 }
 
 #[test]
@@ -85,7 +33,7 @@ fn no_change_of_the_vectors_can_be_made_by_another_institution() {
             config["data_dir"] = dir.path().join("store").to_string_lossy().into_owned().into();
             config["durable_sync"] = "normal".into();
             let Ok(e) = Engine::open(&config.to_string()) else { continue };
-            let rules = rules(&e);
+            let rules = Rules::of(&e);
             let mut queries: Vec<(String, String)> = Vec::new();
             for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
                 let command = step["command"].as_str().unwrap();

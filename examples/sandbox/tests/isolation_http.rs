@@ -8,20 +8,19 @@
 //! one proves the wire binds identity the same way.
 
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use yilian_core::client::sign::{new_nonce, sign, unix_now};
-use yilian_core::{Engine, Principal};
+use yilian_core::Engine;
 use yilian_sandbox::{serve, signature, AppState, Auth, Options};
+use yilian_tests::isolation::{observe, Rules};
 
 /// The intruders' app ids and secrets: one institution of each acting role.
-const INTRUDERS: &[(&str, &str, &str)] =
-    &[("ZZ-C-HIS", "community", "secret-of-the-community-intruder"), ("ZZ-H-HIS", "hospital", "secret-of-the-hospital-intruder"), ("ZZ-L-LIS", "lab", "secret-of-the-lab-intruder")];
-
-/// Fields that name an existing object a change acts on.
-const OBJECT_FIELDS: &[&str] =
-    &["booking_id", "reservation_id", "waitlist_id", "referral_id", "admission_id", "exam_id", "consultation_id", "order_id", "barcode", "barcodes", "shipment_id", "critical_id"];
+const INTRUDERS: &[(&str, &str, &str)] = &[
+    ("ZZ-C-HIS", "community", "secret-of-the-community-intruder"),
+    ("ZZ-H-HIS", "hospital", "secret-of-the-hospital-intruder"),
+    ("ZZ-L-LIS", "lab", "secret-of-the-lab-intruder"),
+];
 
 fn keys() -> signature::Keys {
     let mut v = serde_json::Map::new();
@@ -29,32 +28,6 @@ fn keys() -> signature::Keys {
         v.insert(app.to_string(), json!({"secret": secret, "role": role, "institution_id": "ZZ-INTRUDER"}));
     }
     signature::parse_keys(&Value::Object(v).to_string(), 300).expect("keys parse")
-}
-
-fn vectors() -> Vec<(String, Value)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
-    files.sort();
-    files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap())).collect()
-}
-
-/// Which steps another institution is tried on: those naming an acting
-/// party or an existing object, or that a community centre may not call.
-fn swept(acting: &HashMap<String, Vec<String>>, roles: &HashMap<String, Vec<String>>, command: &str, req: &Value) -> bool {
-    let named = acting[command].iter().any(|k| req.get(k).is_some_and(|v| v.is_string() || v.is_number()));
-    let community_allowed = roles[command].iter().any(|r| r == "community");
-    named || !community_allowed || OBJECT_FIELDS.iter().any(|k| req.get(*k).is_some())
-}
-
-fn observe(e: &Engine, queries: &[(String, String)]) -> Vec<String> {
-    let p = Principal::platform();
-    e.call_as(&p, "expire-holds", "{}");
-    e.call_as(&p, "lab-check-overdue", "{}");
-    let mut out = vec![e.call_as(&p, "next-events", r#"{"limit":10000}"#), e.call_as(&p, "audit-log", r#"{"limit":1000}"#)];
-    for (c, r) in queries {
-        out.push(e.call_as(&p, c, r));
-    }
-    out
 }
 
 async fn signed_post(http: &reqwest::Client, base: &str, app: &str, secret: &str, cmd: &str, body: &str) -> (u16, Value) {
@@ -73,7 +46,7 @@ async fn no_signed_client_can_make_a_change_of_the_vectors_for_another_instituti
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let (mut tried, mut refused) = (0usize, 0usize);
     let mut failures = Vec::new();
-    for (file, v) in vectors() {
+    for (file, v) in yilian_tests::vector_files() {
         for case in v["cases"].as_array().unwrap() {
             let mut config = case.get("config").or(v.get("config")).cloned().unwrap_or_else(|| json!({}));
             let dir = tempfile::tempdir().unwrap();
@@ -89,14 +62,7 @@ async fn no_signed_client_can_make_a_change_of_the_vectors_for_another_instituti
                 let _ = rx.await;
             }));
             let e = &state.engine;
-            let rules = e.call_value_as(&Principal::platform(), "access-rules", "{}").unwrap();
-            let (mut acting, mut roles) = (HashMap::new(), HashMap::new());
-            for c in rules["commands"].as_array().unwrap() {
-                let name = c["command"].as_str().unwrap().to_string();
-                let list = |k: &str| c[k].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect::<Vec<_>>();
-                acting.insert(name.clone(), list("acting_fields"));
-                roles.insert(name, list("roles"));
-            }
+            let rules = Rules::of(e);
             let mut queries: Vec<(String, String)> = Vec::new();
             for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
                 let command = step["command"].as_str().unwrap();
@@ -105,13 +71,13 @@ async fn no_signed_client_can_make_a_change_of_the_vectors_for_another_instituti
                     continue;
                 };
                 let text = req.to_string();
-                let known = acting.contains_key(command);
+                let known = rules.acting.contains_key(command);
                 if known
                     && !Engine::is_query(command)
                     && step.get("expect_error").is_none()
                     && req.is_object()
                     && step.get("principal").is_none()
-                    && swept(&acting, &roles, command, &req)
+                    && rules.swept(command, &req)
                 {
                     tried += 1;
                     for (app, _, secret) in INTRUDERS {

@@ -337,6 +337,11 @@
 #define YL_E_SLOT_HAS_PLACES 3010
 
 /**
+ * 3xxx conflict: the bed is not in service on that date / 该床位在所选日期尚未开放.
+ */
+#define YL_E_BED_NOT_IN_SERVICE 3011
+
+/**
  * 3xxx conflict: the item is not mapped to the standard catalogue / 该项目未与标准目录对照.
  */
 #define YL_E_LAB_ITEM_UNMAPPED 3101

@@ -16,8 +16,9 @@ pub struct Project {
     pub department_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department_name: Option<String>,
+    /// The price as the hospital sent it: `500` stays `500`, `"500.00"` stays text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost: Option<f64>,
+    pub cost: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_duration: Option<String>,
     /// Everything else the hospital sent (methods, body parts, pinyin, …), kept as given.
@@ -36,8 +37,36 @@ pub struct Device {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hospital_id: Option<String>,
+    /// 设备操作人员: who operates the device, as the hospital sent them — a
+    /// list of names or of objects (`{"operator_id", "name", "title"}`…), or
+    /// one text of names separated by `、` `,` `;`.
+    #[serde(default, alias = "operator", skip_serializing_if = "Vec::is_empty", deserialize_with = "operators")]
+    pub operators: Vec<Value>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// Reads `operators` in the forms hospitals send (see `Device::operators`).
+fn operators<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+    use serde::de::Error as _;
+    let bad = || D::Error::custom("operators must be names or objects");
+    let names = |s: &str| -> Vec<Value> {
+        s.split(['、', ',', '，', ';', '；']).map(str::trim).filter(|n| !n.is_empty()).map(|n| Value::String(n.to_string())).collect()
+    };
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(names(&s)),
+        o @ Value::Object(_) => Ok(vec![o]),
+        Value::Array(a) => a
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) if !s.trim().is_empty() => Ok(Value::String(s.trim().to_string())),
+                o @ Value::Object(_) => Ok(o),
+                _ => Err(bad()),
+            })
+            .collect(),
+        _ => Err(bad()),
+    }
 }
 
 fn available() -> String {

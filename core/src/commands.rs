@@ -26,7 +26,8 @@ crate::command::command_table! { pub(crate) COMMANDS: PoolHandler;
     "appointment-slots", Query, NETWORK, NONE => |p, r, _| crate::schedule::appointment_slots(p, r);
     "pre-book-slot", Change, NETWORK, BOOKER => |p, r, v| reserve_cmd(p, r, "pre-book-slot", true, v);
     "book-slot", Change, NETWORK, BOOKER => book_slot;
-    "submit-booking-request", Change, NETWORK, BOOKER => |p, r, v| reserve_cmd(p, r, "submit-booking-request", false, v);
+    // 预约申请 locks the place until it is paid: a hold that expires unpaid, as pre-book-slot's.
+    "submit-booking-request", Change, NETWORK, BOOKER => |p, r, v| reserve_cmd(p, r, "submit-booking-request", true, v);
     "cancel-slot", Change, NETWORK, BOOKER => |p, r, v| cancel(p, r, "cancel-slot", v);
     "notify-cancel-booking", Change, NETWORK, BOOKER => |p, r, v| cancel(p, r, "notify-cancel-booking", v);
     "payment-status", Change, NETWORK, BOOKER => |p, r, v| payment(p, r, "payment-status", v);
@@ -41,6 +42,8 @@ crate::command::command_table! { pub(crate) COMMANDS: PoolHandler;
     "bed-reserve", Change, NETWORK, BOOKER => bed_reserve;
     "bed-confirm", Change, NETWORK, BOOKER => |p, r, v| bed_step(p, r, "bed-confirm", v);
     "bed-cancel", Change, NETWORK, BOOKER => |p, r, v| bed_step(p, r, "bed-cancel", v);
+    "bed-slots", Query, NETWORK, NONE => |p, r, _| bed_slots(p, r);
+    "bed-check", Query, NETWORK, NONE => |p, r, _| bed_check(p, r);
     "booking-info", Query, NETWORK, BOOKER => |p, r, _| booking_info(p, r);
     "slot-info", Query, NETWORK, NONE => |p, r, _| slot_info(p, r);
     "expire-holds", Change, PARTIES, NONE => |p, _, _| Ok(json!({"expired": p.expire_all()?}));
@@ -308,16 +311,33 @@ fn waitlist_leave(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
 
 // ---------------------------------------------------------------- beds
 
+/// The day a bed request is about (`date`, else `expected_date`, else
+/// today); never before today.
+fn bed_date(pool: &Pool, r: &Req) -> Result<chrono::NaiveDate> {
+    let (field, date) = match (r.opt_date("date")?, r.opt_date("expected_date")?) {
+        (Some(d), _) => ("date", d),
+        (None, Some(d)) => ("expected_date", d),
+        (None, None) => return Ok(pool.today()),
+    };
+    if date < pool.today() {
+        return Err(Error::invalid_zh(field, "is before today", "不能早于今天"));
+    }
+    Ok(date)
+}
+
+/// `bed-reserve` (预约床位): checks the bed is free on the day asked
+/// (`date`, else `expected_date`, else today), then reserves it; the
+/// reservation records that day.
 fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
     let patient_id = r.id("patient_id")?;
+    let date = bed_date(pool, r)?;
     let slot = match r.opt_str("slot_id")? {
         Some(id) => pool.slot_by_id(id)?,
-        None => find_free_bed(pool, r)?,
+        None => find_free_bed(pool, r, date)?,
     };
     if slot.info.kind != SlotKind::Bed {
         return Err(Error::invalid("slot_id", "not a bed"));
     }
-    let expected = r.opt_date("expected_date")?;
     let reserve = Reserve {
         slot: slot.idx,
         patient_id: patient_id.into(),
@@ -325,28 +345,33 @@ fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
         priority: r.priority()?,
         hold: false,
         patient: patient_of(r)?,
-        expected_date: expected,
+        expected_date: Some(date),
         reason: r.opt_str("reason")?.map(str::to_string),
         project_id: None,
         also: None,
     };
-    pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| Answer::Json(to_value(&booking_view(pool, b, s))))
+    pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| Answer::Json(bed_answer(pool, b, s, "reserved")))
         .map(Answer::into_value)
 }
 
-/// A bed by number, or the first free bed matching ward, type and doctor.
-fn find_free_bed(pool: &Pool, r: &Req) -> Result<std::sync::Arc<Slot>> {
+/// A bed reservation as the bed commands answer it: the booking, and the
+/// bed's own status after the step (`reserved`, `occupied`, `available`).
+fn bed_answer(pool: &Pool, b: &Booking, slot: &Slot, bed_status: &'static str) -> Value {
+    let mut v = to_value(&booking_view(pool, b, slot));
+    v["bed_status"] = bed_status.into();
+    v
+}
+
+/// The beds a request names: ward (`department_id`), `bed_type`, `doctor_id`,
+/// `bed_number`, `hospital_id`; by slot id.
+fn matching_beds(pool: &Pool, r: &Req) -> Result<Vec<std::sync::Arc<Slot>>> {
     let hospital = r.opt_str("hospital_id")?;
-    let dept = r.opt_str("department_id")?;
-    let number = r.opt_str("bed_number")?;
+    let dept = r.opt_str("department_id")?.or(r.opt_str("ward_id")?);
+    let number = r.opt_id("bed_number")?;
     let btype = r.opt_str("bed_type")?;
     let doctor = r.opt_str("doctor_id")?;
-    if dept.is_none() && number.is_none() {
-        return Err(Error::missing("department_id"));
-    }
     let table = pool.table.load();
-    let now = pool.clock.now_ms();
-    let mut candidates: Vec<&std::sync::Arc<Slot>> = table
+    let mut beds: Vec<std::sync::Arc<Slot>> = table
         .slots
         .iter()
         .filter(|s| {
@@ -354,23 +379,108 @@ fn find_free_bed(pool: &Pool, r: &Req) -> Result<std::sync::Arc<Slot>> {
             i.kind == SlotKind::Bed
                 && hospital.is_none_or(|h| i.hospital_id == h)
                 && dept.is_none_or(|d| i.department_id.as_deref() == Some(d))
-                && number.is_none_or(|n| i.bed_number.as_deref() == Some(n))
+                && number.as_deref().is_none_or(|n| i.bed_number.as_deref() == Some(n))
                 && btype.is_none_or(|t| i.bed_type.as_deref() == Some(t))
                 && doctor.is_none_or(|d| i.doctor_id.as_deref() == Some(d))
         })
+        .cloned()
         .collect();
+    beds.sort_by(|a, b| a.info.slot_id.cmp(&b.info.slot_id));
+    Ok(beds)
+}
+
+/// What a bed is on a day: `not_in_service` before its slot's date, else
+/// `closed`, `available`, `occupied` (a patient admitted) or `reserved`.
+/// Slot locked by the caller (bookings are read under it: lock order).
+fn bed_status_on(pool: &Pool, slot: &Slot, st: &crate::pool::SlotState, date: chrono::NaiveDate) -> &'static str {
+    let now = pool.clock.now_ms();
+    if date < slot.info.date {
+        "not_in_service"
+    } else if st.closed {
+        "closed"
+    } else if slot.availability(st, now, &pool.cfg).remaining > 0 {
+        "available"
+    } else if st.active.iter().any(|id| pool.booking(*id).is_ok_and(|b| b.status == BookingStatus::Occupied)) {
+        "occupied"
+    } else {
+        "reserved"
+    }
+}
+
+/// One bed with its status on a day.
+fn bed_row(pool: &Pool, slot: &Slot, date: chrono::NaiveDate) -> Value {
+    let st = slot.state.lock();
+    let status = bed_status_on(pool, slot, &st, date);
+    let mut v = to_value(&crate::views::Place::of(slot));
+    v["status"] = status.into();
+    v["free"] = (status == "available").into();
+    v
+}
+
+/// A bed by number, or the first bed free on `date` matching ward, type and doctor.
+fn find_free_bed(pool: &Pool, r: &Req, date: chrono::NaiveDate) -> Result<std::sync::Arc<Slot>> {
+    if r.opt_str("department_id")?.is_none() && r.opt_id("bed_number")?.is_none() {
+        return Err(Error::missing("department_id"));
+    }
+    let candidates = matching_beds(pool, r)?;
     if candidates.is_empty() {
         return Err(Error::with(ErrorCode::SlotNotFound, "no bed matches the request", "没有符合条件的床位"));
     }
-    candidates.sort_by(|a, b| a.info.slot_id.cmp(&b.info.slot_id));
-    let free = candidates.iter().find(|s| {
-        let st = s.state.lock();
-        let a = s.availability(&st, now, &pool.cfg);
-        !a.closed && a.remaining > 0
-    });
-    Ok(free.map(|s| (*s).clone()).unwrap_or_else(|| candidates[0].clone()))
+    // Free on the day; else one in service that day (refused as full), else the first.
+    let status = |s: &Slot| bed_status_on(pool, s, &s.state.lock(), date);
+    let pick = candidates.iter().find(|s| status(s) == "available").or_else(|| candidates.iter().find(|s| status(s) != "not_in_service"));
+    Ok(pick.unwrap_or(&candidates[0]).clone())
 }
 
+/// `bed-slots` (获取床位号源): the beds free on a day (`date`, default
+/// today) by hospital, ward, bed type and doctor; `all: true` lists every
+/// matching bed with its status.
+fn bed_slots(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let date = bed_date(pool, r)?;
+    let all = r.opt_bool("all")?.unwrap_or(false);
+    let rows: Vec<Value> = matching_beds(pool, r)?.iter().map(|s| bed_row(pool, s, date)).filter(|v| all || v["free"] == true).collect();
+    let free = rows.iter().filter(|v| v["free"] == true).count();
+    Ok(json!({"date": date.to_string(), "free": free, "beds": rows}))
+}
+
+/// `bed-check` (检查所选床位在指定日期是否可用): is this bed (`slot_id`, or
+/// `bed_number` with the ward) free on `date` (default today)?
+fn bed_check(pool: &Pool, r: &Req) -> Result<Value> {
+    pool.check_open()?;
+    let date = bed_date(pool, r)?;
+    let slot = match r.opt_str("slot_id")? {
+        Some(id) => pool.slot_by_id(id)?,
+        None => {
+            if r.opt_id("bed_number")?.is_none() {
+                return Err(Error::missing("slot_id"));
+            }
+            let mut beds = matching_beds(pool, r)?;
+            match beds.len() {
+                0 => return Err(Error::with(ErrorCode::SlotNotFound, "no bed matches the request", "没有符合条件的床位")),
+                1 => beds.remove(0),
+                _ => {
+                    return Err(Error::with(
+                        ErrorCode::AmbiguousSlot,
+                        "several wards have a bed with this number; name the ward (department_id)",
+                        "多个病区有该床位号，请指定病区（department_id）",
+                    ))
+                }
+            }
+        }
+    };
+    if slot.info.kind != SlotKind::Bed {
+        return Err(Error::invalid("slot_id", "not a bed"));
+    }
+    let mut v = bed_row(pool, &slot, date);
+    v["date"] = date.to_string().into();
+    v["in_service_from"] = (*slot.date_str).into();
+    Ok(v)
+}
+
+/// `bed-confirm` (确认床位预约: reserved → occupied, with the day it was
+/// confirmed, `confirm_date` or today) and `bed-cancel` (→ the bed available
+/// again, with the reason).
 fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Value> {
     let id = parse_booking_id(&r.id("reservation_id").or_else(|_| r.id("booking_id"))?)
         .ok_or_else(|| Error::invalid("reservation_id", "expected a reservation id like B000001"))?;
@@ -378,6 +488,11 @@ fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<
     if command == "bed-cancel" && reason.is_none() {
         return Err(Error::missing("reason"));
     }
+    let confirmed = match r.opt_date("confirm_date")? {
+        Some(d) if d > pool.today() => return Err(Error::invalid_zh("confirm_date", "is after today", "不能晚于今天")),
+        Some(d) => d,
+        None => pool.today(),
+    };
     let actor = r.actor();
     pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
         if slot.info.kind != SlotKind::Bed {
@@ -388,12 +503,21 @@ fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<
                 return Err(state_error(b));
             }
             b.status = BookingStatus::Occupied;
-            pool.emit(txn, "bed_occupied", Some(b), None, json!({"bed_number": slot.info.bed_number}));
+            b.confirmed_date = Some(confirmed);
+            pool.emit(txn, "bed_occupied", Some(b), None, json!({"bed_number": slot.info.bed_number, "confirmed_date": confirmed.to_string()}));
         } else {
             pool.cancel_locked(slot, st, b, reason.clone().unwrap_or_default().into(), now, txn)?;
         }
         let _: &mut Txn = txn;
-        Ok(Answer::Json(to_value(&booking_view(pool, b, slot))))
+        let status = if command == "bed-confirm" {
+            "occupied"
+        } else {
+            // The bed as it is now, read after the cancellation took this
+            // booking off it (its own cell is locked here: it must not be
+            // read again). A place freed while patients wait is set aside for them.
+            bed_status_on(pool, slot, st, slot.info.date.max(pool.today()))
+        };
+        Ok(Answer::Json(bed_answer(pool, b, slot, status)))
     })
     .map(Answer::into_value)
 }
@@ -476,11 +600,23 @@ fn access_rules(commands: &[crate::command::Decl]) -> Value {
 /// capacity = booked + held + remaining for every slot; counts agree with bookings.
 pub fn check_invariants(pool: &Pool) -> Result<()> {
     let table = pool.table.load();
+    // Each doctor's day: its sequence and the numbers its active bookings hold.
+    let mut days: Vec<(std::sync::Arc<crate::pool::VisitQueue>, Vec<u32>)> = Vec::new();
     for slot in table.slots.iter() {
         let st = slot.state.lock();
         let (mut booked, mut held, mut quota) = (0u32, 0u32, 0u32);
+        let day = slot.visits.as_ref().map(|q| match days.iter().position(|(d, _)| std::sync::Arc::ptr_eq(d, q)) {
+            Some(i) => i,
+            None => {
+                days.push((q.clone(), Vec::new()));
+                days.len() - 1
+            }
+        });
         for id in st.active.iter() {
             let b = pool.booking(*id)?;
+            if let (Some(i), Some(n)) = (day, b.visit_no) {
+                days[i].1.push(n);
+            }
             if !b.status.is_active() || b.slot_idx != slot.idx {
                 return Err(Error::internal(format!("slot {} lists inactive booking {}", slot.info.slot_id, format_booking_id(*id))));
             }
@@ -505,6 +641,15 @@ pub fn check_invariants(pool: &Pool) -> Result<()> {
             if let Some(id) = crate::schedule::booking_left_to_close(pool, &st) {
                 return Err(Error::internal(format!("closed slot {} still holds booking {}", slot.info.slot_id, format_booking_id(id))));
             }
+        }
+    }
+    for (q, mut ns) in days {
+        ns.sort_unstable();
+        if ns.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::internal(format!("two active bookings of one doctor's day hold the same visit number: {ns:?}")));
+        }
+        if q.numbers() != ns {
+            return Err(Error::internal(format!("a doctor's day holds visit numbers {:?}, its active bookings {ns:?}", q.numbers())));
         }
     }
     // Collect first: a booking shard must never be held while a slot is locked.

@@ -426,6 +426,9 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
             }
             st.active.insert(b.id);
             pool.restore_span(&b, slot);
+            if let (Some(q), Some(n)) = (&slot.visits, b.visit_no) {
+                q.restore(n);
+            }
         }
         pool.bookings.insert(b.id, b);
     }

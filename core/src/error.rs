@@ -183,6 +183,7 @@ error_codes! {
     AlreadyWaitlisted = 3008, Conflict, "ALREADY_WAITLISTED", "the patient is already on this waitlist", "患者已在候补队列中";
     ProjectMismatch = 3009, Conflict, "PROJECT_MISMATCH", "the slot belongs to another project", "号源不属于该项目";
     SlotHasPlaces = 3010, Conflict, "SLOT_HAS_PLACES", "the slot still has places; book it instead of waiting", "号源仍有余量，请直接预约";
+    BedNotInService = 3011, Conflict, "BED_NOT_IN_SERVICE", "the bed is not in service on that date", "该床位在所选日期尚未开放";
     // The platform client and request signatures: 13xx input, 53xx permission, 73xx upstream unavailable. (client helper: add below)
     ClientNotBuilt = 1301, Input, "CLIENT_NOT_BUILT", "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（编译特性 `client`）";
     PlatformNotConfigured = 1302, Input, "PLATFORM_NOT_CONFIGURED", "no platform is configured (config key `platform`)", "未配置平台（配置项 `platform`）";

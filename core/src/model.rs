@@ -251,6 +251,14 @@ pub struct Booking {
     /// From the waitlist entry that produced this hold, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waitlist_id: Option<u64>,
+    /// Registration only: the visit number (就诊序号) in the doctor's day,
+    /// given when the booking was made (a referred patient's by the rule
+    /// 后两位, see `pool::visits`). An ended booking keeps it on record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit_no: Option<u32>,
+    /// Beds only: the day the bed was confirmed occupied (记录确认日期).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_date: Option<NaiveDate>,
     /// The slot's index in the engine's table (not stored: rebuilt on open).
     #[serde(skip)]
     pub slot_idx: u32,

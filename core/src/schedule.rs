@@ -129,7 +129,16 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
         Some("full") => true,
         Some(_) => return Err(Error::invalid("mode", "expected full or delta")),
     };
-    let data = r.array("schedule_data")?;
+    let parsed;
+    let data: &Vec<Value> = match r.get("schedule_data") {
+        // The source's example sends an array; its field is described as "JSON
+        // format", and HIS systems send the JSON as a string too.
+        Some(Value::String(text)) => {
+            parsed = schedule_text(text)?;
+            &parsed
+        }
+        _ => r.array("schedule_data")?,
+    };
     // Parse everything before changing anything.
     let mut published = Vec::new();
     let mut devices = BTreeMap::new();
@@ -153,6 +162,7 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
                 project_id: project.clone(),
                 status: "available".into(),
                 hospital_id: Some(hospital.clone()),
+                operators: Vec::new(),
                 extra: Default::default(),
             });
             if dev.project_id.is_none() {
@@ -264,6 +274,20 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
     }))
 }
 
+/// `schedule_data` sent as JSON text: an array of entries (or one entry).
+fn schedule_text(text: &str) -> Result<Vec<Value>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Array(a)) => Ok(a),
+        Ok(o @ Value::Object(_)) => Ok(vec![o]),
+        Ok(_) => Err(Error::invalid_zh("schedule_data", "must be an array, or JSON text of an array", "须为数组，或内容为数组的JSON文本")),
+        Err(e) => Err(Error::with(
+            ErrorCode::InvalidField,
+            format!("field `schedule_data`: not valid JSON text (line {}, column {})", e.line(), e.column()),
+            format!("字段 `schedule_data` 无效：不是合法的JSON文本（第{}行第{}列）", e.line(), e.column()),
+        )),
+    }
+}
+
 fn register_hospital(pool: &Pool, id: &str, name: Option<&str>, txn: &mut Txn) {
     let mut cat = pool.catalog.data.write();
     let known = cat.hospitals.contains_key(id);
@@ -282,12 +306,14 @@ pub fn sync_catalog(pool: &Pool, r: &Req) -> Result<Value> {
     let hospital = r.id("hospital_id")?;
     let mut projects = Vec::new();
     for p in r.opt_array("projects")?.into_iter().flatten() {
+        check_cost(p.get("cost"))?;
         let mut proj: Project = serde_json::from_value(p.clone()).map_err(|e| Error::invalid("projects[]", &e.to_string()))?;
         proj.hospital_id.get_or_insert(hospital.clone());
         projects.push(proj);
     }
     let mut devices = Vec::new();
     for d in r.opt_array("devices")?.into_iter().flatten() {
+        check_operators(d.get("operators").or(d.get("operator")))?;
         let mut dev: Device = serde_json::from_value(d.clone()).map_err(|e| Error::invalid("devices[]", &e.to_string()))?;
         dev.hospital_id.get_or_insert(hospital.clone());
         devices.push(dev);
@@ -312,6 +338,33 @@ pub fn sync_catalog(pool: &Pool, r: &Req) -> Result<Value> {
     let ticket = pool.enqueue(&mut txn);
     pool.settle(ticket, Vec::new())?;
     Ok(json!({"hospital_id": hospital, "projects": projects.len(), "devices": devices.len()}))
+}
+
+/// A project's price is kept as the hospital sent it: a number (not
+/// negative) or a short text such as `"500.00"`.
+fn check_cost(cost: Option<&Value>) -> Result<()> {
+    match cost {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|x| x >= 0.0) => Ok(()),
+        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 64 => Ok(()),
+        Some(_) => Err(Error::invalid_zh(
+            "projects[].cost",
+            "must be a non-negative number or a text of at most 64 characters",
+            "须为非负数，或不超过 64 个字符的文本",
+        )),
+    }
+}
+
+/// A device's operators (设备操作人员): names, objects, or one text of names.
+fn check_operators(ops: Option<&Value>) -> Result<()> {
+    let bad = || {
+        Error::invalid_zh("devices[].operators", "must be a list of names or objects, or a text of names", "须为姓名或对象的列表，或以顿号、逗号分隔的姓名文本")
+    };
+    match ops {
+        None | Some(Value::Null | Value::String(_) | Value::Object(_)) => Ok(()),
+        Some(Value::Array(a)) if a.len() <= 100 && a.iter().all(|v| v.is_object() || v.as_str().is_some_and(|s| !s.trim().is_empty())) => Ok(()),
+        Some(_) => Err(bad()),
+    }
 }
 
 pub fn project_info(pool: &Pool, r: &Req) -> Result<Value> {
@@ -377,7 +430,22 @@ fn grouped_schedule(pool: &Pool, keep: &dyn Fn(&Slot) -> bool, only_open: bool) 
             "status": if a.closed { "closed" } else if a.remaining == 0 { "full" } else { "available" },
         }));
     }
-    Value::Array(groups.into_iter().map(|((date, key_name, key), slots)| json!({key_name: key, "date": date.to_string(), "available_slots": slots})).collect())
+    // Read after the slots' locks are released (no lock is held with another here).
+    let cat = pool.catalog.data.read();
+    Value::Array(
+        groups
+            .into_iter()
+            .map(|((date, key_name, key), slots)| {
+                let device = key_name == "device_id";
+                let mut g = json!({key_name: &key, "date": date.to_string(), "available_slots": slots});
+                // 设备操作人员, when the catalogue names them.
+                if let Some(d) = cat.devices.get(&key).filter(|d| device && !d.operators.is_empty()) {
+                    g["operators"] = d.operators.clone().into();
+                }
+                g
+            })
+            .collect(),
+    )
 }
 
 /// `real-time-schedule`: the hospital's schedule for a date, open windows only.

@@ -146,12 +146,18 @@ pub(crate) struct BookingView<'a> {
     pub status: &'static str,
     pub payment_status: &'static str,
     pub priority: &'static str,
+    /// Registration: the visit number (就诊序号) in the doctor's day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visit_no: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold_expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_date: Option<String>,
+    /// Beds: the day the bed was confirmed occupied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,9 +190,11 @@ pub(crate) fn booking_view<'a>(pool: &Pool, b: &'a Booking, slot: &'a Slot) -> B
         status,
         payment_status: b.payment.as_str(),
         priority: b.priority.as_str(),
+        visit_no: b.visit_no,
         hold_expires_at: b.hold_expires_ms.map(|e| format_ms(e, tz)),
         cancel_reason: b.cancel_reason.as_deref(),
         expected_date: b.expected_date.map(|d| d.to_string()),
+        confirmed_date: b.confirmed_date.map(|d| d.to_string()),
         reason: b.reason.as_deref(),
         waitlist_id: b.waitlist_id.map(format_waitlist_id),
         changes: b.moves.iter().map(|m| MoveView { from_slot: &m.from_slot, to_slot: &m.to_slot, at: format_ms(m.at_ms, tz), reason: &m.reason }).collect(),
@@ -204,6 +212,8 @@ pub(crate) enum BookingPart<'a> {
         booking_id: String,
         booking_status: &'static str,
         payment_status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        visit_no: Option<u32>,
         #[serde(flatten)]
         place: Place<'a>,
     },
@@ -228,6 +238,13 @@ impl<'a> BookingPart<'a> {
             _ => None,
         }
     }
+    /// The visit number, while the booking holds its place.
+    pub fn visit_no(&self) -> Option<u32> {
+        match self {
+            BookingPart::Holds { visit_no, .. } => *visit_no,
+            _ => None,
+        }
+    }
     pub fn payment_status(&self) -> Option<&'static str> {
         match self {
             BookingPart::Holds { payment_status, .. } | BookingPart::Ended { payment_status, .. } => Some(payment_status),
@@ -248,6 +265,7 @@ impl<'a> BookingPart<'a> {
                 booking_id: format_booking_id(b.id),
                 booking_status: b.status.as_str(),
                 payment_status: b.payment.as_str(),
+                visit_no: b.visit_no,
                 place: Place::of(s),
             },
             _ => {

@@ -123,3 +123,66 @@ fn same_request_id_from_many_threads_books_once() {
     let (_, booked, held, _) = slot_counts(&e, &slots[0]);
     assert_eq!(booked + held, 1);
 }
+
+/// Issue 15 item 9: referred and other patients booking one doctor's day
+/// from many threads, over two windows, cancelling and moving between the
+/// windows and to the next day: no two active bookings of a day ever hold
+/// the same visit number, and the day's sequence agrees with its bookings.
+#[test]
+fn referrals_to_one_doctors_day_from_many_threads_never_share_a_visit_number() {
+    let e = Engine::open(CLOCK).unwrap();
+    ok(
+        &e,
+        "sync-schedule",
+        json!({"hospital_id": "H001", "schedule_data": [
+            {"doctor_id": "DR001", "department_id": "D001", "date": "2024-10-30", "capacity": 400,
+                "available_slots": [{"start_time": "08:00", "end_time": "10:00"}, {"start_time": "10:00", "end_time": "12:00"}]},
+            {"doctor_id": "DR001", "department_id": "D001", "date": "2024-10-31", "capacity": 400,
+                "available_slots": [{"start_time": "08:00", "end_time": "10:00"}]}]}),
+    );
+    let windows = ["RG-H001-DR001-20241030-08001000", "RG-H001-DR001-20241030-10001200"];
+    let next_day = "RG-H001-DR001-20241031-08001000";
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                let mut referral_numbers = Vec::new();
+                for i in 0..120usize {
+                    let priority = if (i + t) % 3 == 0 { "referral" } else { "normal" };
+                    let req = json!({"slot_id": windows[(i + t) % 2], "patient_id": format!("V-{t}-{i}"), "clinic_id": "C001", "priority": priority});
+                    let b = e.call_value("book-slot", &req.to_string()).unwrap();
+                    let (id, n) = (b["booking_id"].as_str().unwrap().to_string(), b["visit_no"].as_u64().unwrap());
+                    if priority == "referral" {
+                        referral_numbers.push(n);
+                    }
+                    match i % 5 {
+                        0 => drop(e.call_value("cancel-slot", &json!({"booking_id": id}).to_string()).unwrap()),
+                        1 => drop(e.call_value("change-booking", &json!({"booking_id": id, "slot_id": windows[(i + t + 1) % 2]}).to_string()).unwrap()),
+                        2 => drop(e.call_value("change-booking", &json!({"booking_id": id, "slot_id": next_day}).to_string()).unwrap()),
+                        _ => {}
+                    }
+                }
+                referral_numbers
+            })
+        })
+        .collect();
+    let referral_numbers: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    // A referral is never first: there is always the place before it.
+    assert!(referral_numbers.iter().all(|n| *n >= 2));
+    // The invariants hold every day's sequence to its active bookings' numbers.
+    e.check_invariants().unwrap();
+    for date in ["2024-10-30", "2024-10-31"] {
+        let mut numbers = Vec::new();
+        for id in 1..=960u64 {
+            let b = ok(&e, "booking-info", json!({"booking_id": format!("B{id:06}")}));
+            if b["date"] == date && (b["status"] == "booked" || b["status"] == "pre-booked") {
+                numbers.push(b["visit_no"].as_u64().unwrap());
+            }
+        }
+        let all = numbers.len();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), all, "two active bookings of {date} share a visit number");
+        assert!(all > 100, "{date}: {all}");
+    }
+}

@@ -69,6 +69,7 @@ ErrorCodeName = Literal[
     "ALREADY_WAITLISTED",
     "PROJECT_MISMATCH",
     "SLOT_HAS_PLACES",
+    "BED_NOT_IN_SERVICE",
     "LAB_ITEM_UNMAPPED",
     "LAB_ALREADY_MAPPED",
     "LAB_IN_USE",
@@ -251,6 +252,8 @@ class ErrorCode(enum.IntEnum):
     """the slot belongs to another project / 号源不属于该项目"""
     SLOT_HAS_PLACES = 3010
     """the slot still has places; book it instead of waiting / 号源仍有余量，请直接预约"""
+    BED_NOT_IN_SERVICE = 3011
+    """the bed is not in service on that date / 该床位在所选日期尚未开放"""
     LAB_ITEM_UNMAPPED = 3101
     """the item is not mapped to the standard catalogue / 该项目未与标准目录对照"""
     LAB_ALREADY_MAPPED = 3102
@@ -429,6 +432,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     3008: ("conflict", "the patient is already on this waitlist", "患者已在候补队列中"),
     3009: ("conflict", "the slot belongs to another project", "号源不属于该项目"),
     3010: ("conflict", "the slot still has places; book it instead of waiting", "号源仍有余量，请直接预约"),
+    3011: ("conflict", "the bed is not in service on that date", "该床位在所选日期尚未开放"),
     3101: ("conflict", "the item is not mapped to the standard catalogue", "该项目未与标准目录对照"),
     3102: ("conflict", "the standard item is already mapped by another item of this institution", "该标准项已被本机构其他项目对照"),
     3103: ("conflict", "the item is still mapped or linked and cannot be deleted", "该项仍有对照或关联，不能删除"),

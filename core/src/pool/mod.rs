@@ -5,7 +5,9 @@
 //! lock; the pool-wide maps are sharded and the outbox is striped by thread.
 //! Locks are always taken in this order, never the reverse:
 //! idempotency shard → patient shard → slot(s) by index → booking → outbox stripe.
-//! (Idempotency shards and booking cells are also taken alone, as leaves.)
+//! (Idempotency shards and booking cells are also taken alone, as leaves; so
+//! is a doctor's day of visit numbers (`visits`), taken under a slot's lock
+//! and released before any other lock is taken.)
 //! A packed hint word per slot, in a compact table apart from the slots, lets
 //! the common case of a busy release day — a caller meeting a full or closed
 //! slot — answer without taking any lock, allocating or hashing a map.
@@ -41,6 +43,7 @@ mod outbox;
 mod patients;
 mod shards;
 mod slot;
+mod visits;
 
 pub(crate) use bookings::*;
 pub(crate) use idempotency::*;
@@ -48,6 +51,7 @@ pub(crate) use outbox::*;
 pub(crate) use patients::*;
 pub(crate) use shards::*;
 pub use slot::*;
+pub(crate) use visits::VisitQueue;
 
 /// The slot pool's tables in the durable store (see `store::table!`).
 pub(crate) mod tables {
@@ -148,6 +152,9 @@ pub(crate) struct Pool {
     /// `true` while `pending_promotions` may be non-empty: lets every call skip
     /// the pool-wide lock (whose line would bounce between cores) when none are owed.
     has_pending_promotions: CachePadded<AtomicBool>,
+    /// The visit-number sequence of each doctor's (or department's) day, by
+    /// hospital, doctor and date; each registration slot holds its own.
+    visit_queues: Mutex<HashMap<String, Arc<VisitQueue>>>,
 }
 
 /// Who is asking, as the pool checks it: made from the call's principal
@@ -234,7 +241,19 @@ impl Pool {
             closed: AtomicBool::new(false),
             pending_promotions: Mutex::new(Vec::new()),
             has_pending_promotions: CachePadded::new(AtomicBool::new(false)),
+            visit_queues: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The visit-number sequence a registration slot draws from: one per
+    /// hospital, doctor (else department) and day.
+    fn visit_queue(&self, info: &SlotInfo) -> Option<Arc<VisitQueue>> {
+        if info.kind != SlotKind::Registration {
+            return None;
+        }
+        let who = info.doctor_id.as_deref().or(info.department_id.as_deref()).unwrap_or_default();
+        let key = format!("{}\u{1f}{}\u{1f}{}", info.hospital_id, who, info.date);
+        Some(self.visit_queues.lock().entry(key).or_default().clone())
     }
 
     /// Publishes a new slot table.
@@ -245,6 +264,11 @@ impl Pool {
         }
         self.table.store(Arc::new(table));
         self.visible_slots.store(n, Ordering::Release);
+    }
+
+    /// Today in the engine's zone.
+    pub fn today(&self) -> NaiveDate {
+        chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default().with_timezone(&self.cfg.tz).date_naive()
     }
 
     pub fn slot(&self, idx: u32) -> Result<Arc<Slot>> {
@@ -292,6 +316,7 @@ impl Pool {
             waitlist: Vec::new(),
         };
         let (hint_seg, hint_pos) = self.hints.seg_for(idx);
+        let visits = self.visit_queue(&info);
         let slot = Slot {
             idx,
             id: Arc::from(info.slot_id.as_str()),
@@ -305,6 +330,7 @@ impl Pool {
             hint_seg,
             hint_pos,
             state: Mutex::new(st),
+            visits,
         };
         slot.publish(&slot.state.lock());
         slot
@@ -651,6 +677,7 @@ impl Pool {
             let Some(b) = shard.as_mut() else { continue };
             b.status = BookingStatus::Expired;
             b.updated_ms = now;
+            give_back_number(slot, b);
             st.active.remove(&id);
             self.give_back(slot, st, b.used_quota, true, txn);
             self.put_booking(txn, b);
@@ -774,10 +801,16 @@ impl Pool {
         check_bookable(slot, &st, now, r.priority)?;
         // One probe of the patient map. A new entry is empty, and an empty one
         // passes the check, so a refusal never leaves an empty entry behind.
+        // A bed is reserved for a day it is in service (its slot's date on).
+        if slot.bed && r.expected_date.is_some_and(|d| d < slot.info.date) {
+            return Err(bed_not_in_service(slot));
+        }
         let mine = spans.get_or_default(ph, &patient_id, || patient_id.clone());
         self.check_patient(mine, &span, now, None)?;
         let id = self.outbox.counters.next_booking.fetch_add(1, Ordering::Relaxed);
         let used_quota = r.priority.uses_quota() && st.free_for(Priority::Normal) == 0;
+        // Nothing below can fail: the number is given to a booking that stands.
+        let visit_no = slot.visits.as_ref().map(|q| q.assign(r.priority == Priority::Referral));
         let b = Booking {
             id,
             slot_id: self.store.is_some().then(|| slot.id.clone()),
@@ -796,6 +829,8 @@ impl Pool {
             reason: r.reason,
             project_id: r.project_id.filter(|_| slot.info.project_id.is_none()),
             waitlist_id: None,
+            visit_no,
+            confirmed_date: None,
             slot_idx: slot.idx,
         };
         if r.hold {
@@ -1118,6 +1153,7 @@ impl Pool {
         b.cancel_reason = Some(reason.clone());
         b.hold_expires_ms = None;
         b.updated_ms = now;
+        give_back_number(slot, b);
         self.give_back(slot, st, b.used_quota, was_hold, txn);
         slot.publish(st);
         let ev = self.booking_event("booking_cancelled", now, b, Some(("reason", reason)));
@@ -1221,6 +1257,9 @@ impl Pool {
             let new_span = Span { booking: 0, slot: to.idx, start_ms: to.start_ms, end_ms: to.end_ms, bed: to.bed };
             let mine = spans.get_or_default(ph, &b.patient_id, || b.patient_id.clone());
             check_bookable(&to, &stt, now, b.priority)?;
+            if to.bed && b.expected_date.is_some_and(|d| d < to.info.date) {
+                return Err(bed_not_in_service(&to));
+            }
             self.check_patient(mine, &new_span, now, Some(id))?;
             // Take the new place first, then give the old one back.
             let was_hold = b.status == BookingStatus::PreBooked;
@@ -1240,6 +1279,15 @@ impl Pool {
             sf.active.remove(&id);
             self.give_back(&from, &mut sf, b.used_quota, was_hold, &mut txn);
             b.used_quota = new_quota;
+            // Another day (or doctor) numbers the patient again; another window of the same day keeps the number.
+            let same_day = match (&from.visits, &to.visits) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            if !same_day {
+                give_back_number(&from, &b);
+                b.visit_no = to.visits.as_ref().map(|q| q.assign(b.priority == Priority::Referral));
+            }
             b.moves.push(SlotMove { from_slot: from.info.slot_id.clone(), to_slot: to.info.slot_id.clone(), at_ms: now, reason: reason.to_string() });
             if b.slot_id.is_some() {
                 b.slot_id = Some(to.id.clone());
@@ -1436,6 +1484,8 @@ impl Pool {
                     reason: None,
                     project_id: None,
                     waitlist_id: Some(wid),
+                    visit_no: slot.visits.as_ref().map(|q| q.assign(w.priority == Priority::Referral)),
+                    confirmed_date: None,
                     slot_idx: slot.idx,
                 };
                 mine.push(Span { booking: id, ..span });
@@ -1599,6 +1649,23 @@ pub(crate) fn check_bookable(slot: &Slot, st: &SlotState, now: Millis, p: Priori
         return Err(slot_error(ErrorCode::SlotNotReleased, slot));
     }
     Ok(())
+}
+
+/// An ending booking gives its visit number back to its doctor's day (it
+/// keeps it on record). Slot locked by the caller.
+fn give_back_number(slot: &Slot, b: &Booking) {
+    if let (Some(q), Some(n)) = (&slot.visits, b.visit_no) {
+        q.give_back(n);
+    }
+}
+
+/// A bed asked for on a day before it is in service.
+pub(crate) fn bed_not_in_service(slot: &Slot) -> Error {
+    Error::with(
+        ErrorCode::BedNotInService,
+        format!("bed {} is in service from {}", slot.info.slot_id, slot.date_str),
+        format!("床位 {} 自 {} 起开放", slot.info.slot_id, slot.date_str),
+    )
 }
 
 /// A slot's refusal. The text is the code's own (no allocation): the caller

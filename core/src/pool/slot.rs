@@ -172,6 +172,9 @@ pub(crate) struct Slot {
     pub date_str: Box<str>,
     pub time_slot: Box<str>,
     pub info: SlotInfo,
+    /// A registration slot's visit-number sequence: its doctor's day, shared
+    /// with the day's other windows (`None` for exams and beds).
+    pub visits: Option<Arc<super::VisitQueue>>,
 }
 
 // The hint word: valid, closed, full for normal patients, full for every

@@ -181,7 +181,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
             &rf.patient_id,
             &rf.clinic_id,
             Some(live.b.id),
-            json!({"referral_id": id, "kind": "outpatient", "hospital_id": rf.hospital_id, "slot_id": i.slot_id, "date": &*live.slot.date_str, "time_slot": &*live.slot.time_slot}),
+            json!({"referral_id": id, "kind": "outpatient", "hospital_id": rf.hospital_id, "slot_id": i.slot_id, "date": &*live.slot.date_str, "time_slot": &*live.slot.time_slot, "visit_no": live.b.visit_no}),
         );
         let v = referral_view(pool, &rf, Some((&*live.b, live.slot)));
         g.referrals.insert(id, rf);
@@ -266,7 +266,9 @@ pub(super) fn results(c: &Ctx) -> Result<Value> {
 
 // ---------------------------------------------------------------- the queue rule 后两位
 
-/// 后两位: where a referred patient joins the hospital's queue. `queue` is
+/// 后两位 in a hospital's live calling queue (the visit number a referral's
+/// booking gets when it is made follows the same rule: `pool::visits`).
+/// Where a referred patient joins the hospital's queue. `queue` is
 /// the calling order, `serving` the index of the patient now being seen:
 /// the referred patient is called two places after them (one patient in
 /// between), or last if the queue is shorter. Returns the index to insert at.

@@ -95,6 +95,9 @@ pub(crate) struct ReferralView<'a> {
     time_slot: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     period: Option<&'a str>,
+    /// Outpatient: the referred patient's visit number (就诊序号, rule 后两位).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    visit_no: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bed_number: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,6 +146,7 @@ pub(crate) fn referral_view(pool: &Pool, rf: &Referral, live: Option<(&Booking, 
             date: place.map(|p| p.date),
             time_slot: place.map(|p| p.time_slot),
             period: place.and_then(|p| p.period),
+            visit_no: booking.and_then(|b| b.visit_no()),
             bed_number: place.and_then(|p| p.bed_number),
             bed_type: place.and_then(|p| p.bed_type),
             released_reason: booking.filter(|_| released).and_then(|b| b.released_reason()),
@@ -253,6 +257,9 @@ pub(crate) fn slip_document(pool: &Pool, referral: &super::ReferralState, rf: &R
         if !x.is_empty() {
             fields.push((label.to_string(), x));
         }
+    }
+    if let Some(n) = v.get("visit_no").and_then(Value::as_u64) {
+        fields.push(("就诊序号".to_string(), format!("{n}号")));
     }
     if let Some(d) = rf.expected_date.as_ref().filter(|_| rf.kind != Kind::Outpatient) {
         fields.push(("预计日期".to_string(), d.clone()));

@@ -117,6 +117,8 @@ pub const YL_E_ALREADY_WAITLISTED: c_int = 3008;
 pub const YL_E_PROJECT_MISMATCH: c_int = 3009;
 /// 3xxx conflict: the slot still has places; book it instead of waiting / 号源仍有余量，请直接预约.
 pub const YL_E_SLOT_HAS_PLACES: c_int = 3010;
+/// 3xxx conflict: the bed is not in service on that date / 该床位在所选日期尚未开放.
+pub const YL_E_BED_NOT_IN_SERVICE: c_int = 3011;
 /// 3xxx conflict: the item is not mapped to the standard catalogue / 该项目未与标准目录对照.
 pub const YL_E_LAB_ITEM_UNMAPPED: c_int = 3101;
 /// 3xxx conflict: the standard item is already mapped by another item of this institution / 该标准项已被本机构其他项目对照.
@@ -281,6 +283,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_ALREADY_WAITLISTED, c"ALREADY_WAITLISTED"),
     (YL_E_PROJECT_MISMATCH, c"PROJECT_MISMATCH"),
     (YL_E_SLOT_HAS_PLACES, c"SLOT_HAS_PLACES"),
+    (YL_E_BED_NOT_IN_SERVICE, c"BED_NOT_IN_SERVICE"),
     (YL_E_LAB_ITEM_UNMAPPED, c"LAB_ITEM_UNMAPPED"),
     (YL_E_LAB_ALREADY_MAPPED, c"LAB_ALREADY_MAPPED"),
     (YL_E_LAB_IN_USE, c"LAB_IN_USE"),

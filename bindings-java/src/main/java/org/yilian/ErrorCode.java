@@ -122,6 +122,8 @@ public enum ErrorCode {
     PROJECT_MISMATCH(3009, Family.CONFLICT, "the slot belongs to another project", "号源不属于该项目"),
     /** 3010 conflict: the slot still has places; book it instead of waiting / 号源仍有余量，请直接预约. */
     SLOT_HAS_PLACES(3010, Family.CONFLICT, "the slot still has places; book it instead of waiting", "号源仍有余量，请直接预约"),
+    /** 3011 conflict: the bed is not in service on that date / 该床位在所选日期尚未开放. */
+    BED_NOT_IN_SERVICE(3011, Family.CONFLICT, "the bed is not in service on that date", "该床位在所选日期尚未开放"),
     /** 3101 conflict: the item is not mapped to the standard catalogue / 该项目未与标准目录对照. */
     LAB_ITEM_UNMAPPED(3101, Family.CONFLICT, "the item is not mapped to the standard catalogue", "该项目未与标准目录对照"),
     /** 3102 conflict: the standard item is already mapped by another item of this institution / 该标准项已被本机构其他项目对照. */

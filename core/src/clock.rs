@@ -8,6 +8,13 @@ use std::time::Instant;
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
 
+/// The earliest instant the engine's clock shows: 1970-01-01T00:00:00Z.
+pub const MIN_MS: Millis = 0;
+/// The latest instant the engine's clock shows: 9999-01-01T00:00:00Z. A year
+/// short of what RFC 3339 can write, so an instant plus any bounded duration
+/// (a hold's time-to-live, a waitlist's raise, at most 30 days) still can.
+pub const MAX_MS: Millis = 253_370_764_800_000;
+
 #[derive(Debug)]
 pub struct Clock {
     /// Wall time at `origin`, plus any manual advance.
@@ -27,12 +34,15 @@ impl Clock {
         Clock { base_ms, origin: Instant::now(), origin_coarse_ms: coarse_monotonic_ms(), manual, offset_ms: AtomicI64::new(0) }
     }
 
+    // Every sum here saturates: the start and the advances are bounded
+    // (`MIN_MS..=MAX_MS`), so it never needs to, but a reading must not wrap.
     pub fn now_ms(&self) -> Millis {
         let offset = self.offset_ms.load(Ordering::Relaxed);
         if self.manual {
-            self.base_ms + offset
+            self.base_ms.saturating_add(offset)
         } else {
-            self.base_ms + offset + self.origin.elapsed().as_millis() as Millis
+            let elapsed = Millis::try_from(self.origin.elapsed().as_millis()).unwrap_or(Millis::MAX);
+            self.base_ms.saturating_add(offset).saturating_add(elapsed)
         }
     }
 
@@ -41,22 +51,35 @@ impl Clock {
     #[inline]
     pub fn coarse_now_ms(&self) -> Millis {
         if self.manual {
-            return self.base_ms + self.offset_ms.load(Ordering::Relaxed);
+            return self.base_ms.saturating_add(self.offset_ms.load(Ordering::Relaxed));
         }
         match (self.origin_coarse_ms, coarse_monotonic_ms()) {
-            (Some(origin), Some(now)) => self.base_ms + self.offset_ms.load(Ordering::Relaxed) + (now - origin),
+            (Some(origin), Some(now)) => self.base_ms.saturating_add(self.offset_ms.load(Ordering::Relaxed)).saturating_add(now.saturating_sub(origin)),
             _ => self.now_ms(),
         }
     }
 
-    /// Move the clock forward (tests, vectors, replays).
-    pub fn advance(&self, ms: Millis) {
-        self.offset_ms.fetch_add(ms.max(0), Ordering::Relaxed);
+    /// Moves the clock forward by `ms` (tests, vectors, replays); a negative
+    /// `ms` moves nothing. Returns `false`, and moves nothing, when the clock
+    /// would pass [`MAX_MS`]. Concurrent advances add up: none is lost and
+    /// none wraps, so the clock never runs backwards.
+    #[must_use]
+    pub fn advance(&self, ms: Millis) -> bool {
+        let ms = ms.max(0);
+        let base = self.base_ms;
+        self.offset_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |offset| offset.checked_add(ms).filter(|o| base.checked_add(*o).is_some_and(|at| at <= MAX_MS)))
+            .is_ok()
     }
 
     pub fn is_manual(&self) -> bool {
         self.manual
     }
+}
+
+/// The refusal of an advance that would take the clock past [`MAX_MS`].
+pub fn past_max(field: &str) -> crate::error::Error {
+    crate::error::Error::invalid_zh(field, "would move the clock past 9999-01-01T00:00:00Z", "将使时钟超过 `9999-01-01T00:00:00Z`")
 }
 
 /// Milliseconds on the coarse monotonic clock (a vDSO read of a few ns).
@@ -67,7 +90,7 @@ fn coarse_monotonic_ms() -> Option<Millis> {
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     // `time_t` and `c_long` are 32 bits on some targets (S2: 32-bit ARM), so the casts stay.
     #[allow(clippy::unnecessary_cast)]
-    let ms = ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000;
+    let ms = (ts.tv_sec as i64).saturating_mul(1000).saturating_add(ts.tv_nsec as i64 / 1_000_000);
     (rc == 0).then_some(ms)
 }
 
@@ -94,9 +117,26 @@ mod tests {
     fn manual_clock_moves_only_when_told() {
         let c = Clock::starting_at(Some(1_000), true);
         assert_eq!(c.now_ms(), 1_000);
-        c.advance(500);
+        assert!(c.advance(500));
         assert_eq!(c.now_ms(), 1_500);
         assert_eq!(c.coarse_now_ms(), 1_500);
+    }
+
+    #[test]
+    fn an_advance_past_the_ceiling_moves_nothing_and_none_wraps() {
+        let c = Clock::starting_at(Some(1_000), true);
+        assert!(!c.advance(Millis::MAX));
+        assert!(!c.advance(MAX_MS));
+        assert_eq!(c.now_ms(), 1_000);
+        assert!(c.advance(MAX_MS - 1_000));
+        assert_eq!(c.now_ms(), MAX_MS);
+        assert!(!c.advance(1));
+        assert!(c.advance(0));
+        assert!(c.advance(-5));
+        assert_eq!(c.now_ms(), MAX_MS);
+        assert_eq!(format_ms(MAX_MS, &chrono_tz::UTC), "9999-01-01T00:00:00+00:00");
+        assert_eq!(parse_rfc3339("9999-01-01T00:00:00Z"), Some(MAX_MS));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(MIN_MS));
     }
 
     #[test]

@@ -112,8 +112,9 @@ fn real_time_slots(pool: &Pool, r: &Req) -> Result<Value> {
         None => None,
     };
     let table = pool.table.load();
-    let mut total = 0u32;
-    let mut capacity = 0u32;
+    // u64: a day of many large slots sums past u32.
+    let mut total = 0u64;
+    let mut capacity = 0u64;
     let mut tight = false;
     let mut slots = Vec::new();
     for idx in table.by_date.get(&date).into_iter().flatten() {
@@ -130,8 +131,8 @@ fn real_time_slots(pool: &Pool, r: &Req) -> Result<Value> {
         let st = s.state.lock();
         let a = s.availability(&st, pool.clock.now_ms(), &pool.cfg);
         if !a.closed {
-            total += a.remaining;
-            capacity += a.capacity;
+            total += u64::from(a.remaining);
+            capacity += u64::from(a.capacity);
             tight |= a.tight;
         }
         slots.push(to_value(&slot_view(pool, s, &st)));
@@ -537,6 +538,9 @@ fn next_events(pool: &Pool, r: &Req) -> Result<Value> {
     }))
 }
 
+/// The most one `advance-clock` moves the clock: 100 years of 365 days.
+const MAX_ADVANCE_SECONDS: u64 = 100 * 365 * 86_400;
+
 fn advance_clock(pool: &Pool, r: &Req) -> Result<Value> {
     if !pool.clock.is_manual() {
         return Err(Error::with(
@@ -545,8 +549,11 @@ fn advance_clock(pool: &Pool, r: &Req) -> Result<Value> {
             "advance-clock 需要配置 {\"clock\":\"manual\"}",
         ));
     }
-    let secs = r.opt_u64("seconds")?.ok_or_else(|| Error::missing("seconds"))?;
-    pool.clock.advance(secs as i64 * 1000);
+    // 0 to 100 years a call (README, Commands); the clock itself stops at 9999-01-01.
+    let secs = r.opt_u64_in("seconds", 0, MAX_ADVANCE_SECONDS)?.ok_or_else(|| Error::missing("seconds"))?;
+    if !pool.clock.advance(secs as i64 * 1000) {
+        return Err(crate::clock::past_max("seconds"));
+    }
     Ok(json!({"now": format_ms(pool.clock.now_ms(), &pool.cfg.tz)}))
 }
 

@@ -318,11 +318,16 @@ impl Engine {
     }
 
     /// Moves a manual clock forward (`{"clock":"manual"}`); tests and replays.
+    /// A negative `ms` moves nothing; one that would take the clock past
+    /// [`crate::clock::MAX_MS`] (9999-01-01) is refused with `INVALID_FIELD`
+    /// and moves nothing.
     pub fn advance_clock(&self, ms: Millis) -> Result<()> {
         if !self.d.pool.clock.is_manual() {
             return Err(Error::with(ErrorCode::InvalidState, "only a manual clock can be moved", "只有手动时钟可以调整"));
         }
-        self.d.pool.clock.advance(ms);
+        if !self.d.pool.clock.advance(ms) {
+            return Err(crate::clock::past_max("ms"));
+        }
         Ok(())
     }
 

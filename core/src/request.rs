@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::identity::PatientInfo;
 use crate::model::*;
 use crate::principal::Principal;
-use chrono::{NaiveDate, NaiveTime};
+use chrono::{Datelike, NaiveDate, NaiveTime};
 use serde_json::{Map, Value};
 
 /// FNV-1a: a fingerprint that must stay the same across restarts and builds
@@ -75,6 +75,15 @@ impl<'a> Req<'a> {
             Some(_) => Err(Error::invalid_zh(k, "must be a non-negative integer", "必须为非负整数")),
         }
     }
+    /// A non-negative integer within the field's documented range `lo..=hi`;
+    /// outside it `INVALID_FIELD`, so no caller's arithmetic sees a number
+    /// it was not written for.
+    pub fn opt_u64_in(&self, k: &str, lo: u64, hi: u64) -> Result<Option<u64>> {
+        match self.opt_u64(k)? {
+            Some(n) if n < lo || n > hi => Err(Error::invalid_zh(k, &format!("must be {lo} to {hi}"), &format!("必须在 {lo} 到 {hi} 之间"))),
+            o => Ok(o),
+        }
+    }
     pub fn opt_u32(&self, k: &str) -> Result<Option<u32>> {
         match self.opt_u64(k)? {
             Some(n) if n > 100_000 => Err(Error::invalid_zh(k, "must be at most 100000", "不得超过 100000")),
@@ -137,16 +146,23 @@ fn digits(b: &[u8]) -> Option<u32> {
     b.iter().try_fold(0u32, |n, c| c.is_ascii_digit().then(|| n * 10 + (c - b'0') as u32))
 }
 
+/// The years a date may have: four digits, as RFC 3339 writes them. chrono
+/// alone also reads `+262142-12-31` and `-0001-01-01`, at whose edges a
+/// day's arithmetic (the release window, the week a stop-service searches)
+/// panics.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// A `YYYY-MM-DD` date with a year in [`YEARS`].
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
     let s = s.trim();
     // The usual `YYYY-MM-DD` without chrono's format parser; anything else goes to it.
     let b = s.as_bytes();
     if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
         if let (Some(y), Some(m), Some(d)) = (digits(&b[..4]), digits(&b[5..7]), digits(&b[8..])) {
-            return NaiveDate::from_ymd_opt(y as i32, m, d);
+            return NaiveDate::from_ymd_opt(y as i32, m, d).filter(|d| YEARS.contains(&d.year()));
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().filter(|d| YEARS.contains(&d.year()))
 }
 
 pub fn parse_time(s: &str) -> Option<NaiveTime> {
@@ -226,8 +242,12 @@ mod tests {
 
     #[test]
     fn fast_date_and_time_parsing_agrees_with_chrono() {
-        for d in ["2024-10-30", "2024-02-29", "2023-02-29", "2024-13-01", "2024-1-05", " 2024-10-30 ", "abcd-10-30", "2024-10-3x"] {
+        for d in ["2024-10-30", "2024-02-29", "2023-02-29", "2024-13-01", "2024-1-05", " 2024-10-30 ", "abcd-10-30", "2024-10-3x", "0001-01-01", "9999-12-31"] {
             assert_eq!(parse_date(d), NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok(), "{d}");
+        }
+        // Beyond four-digit years chrono reads them; the engine does not.
+        for d in ["0000-01-01", "-0001-01-01", "+10000-01-01", "+262142-12-31", "-262143-01-01"] {
+            assert_eq!(parse_date(d), None, "{d}");
         }
         for t in ["09:00", "23:59", "24:00", "9:00", "09:60", "09:00:30", "0a:00"] {
             let chrono = NaiveTime::parse_from_str(t.trim(), "%H:%M").or_else(|_| NaiveTime::parse_from_str(t.trim(), "%H:%M:%S")).ok();

@@ -649,7 +649,7 @@ fn find_alternative(pool: &Pool, from: &Slot, p: Priority) -> Option<u32> {
     let i = &from.info;
     let mut best: Option<(i64, &str, u32)> = None;
     for d in 0..=7 {
-        let date = i.date + chrono::Duration::days(d);
+        let Some(date) = i.date.checked_add_signed(chrono::Duration::days(d)) else { break };
         for idx in table.by_date.get(&date).into_iter().flatten() {
             let s = &table.slots[*idx as usize];
             let o = &s.info;

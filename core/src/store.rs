@@ -459,7 +459,7 @@ fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> 
     snap.next_audit_seq = 1;
     if let Some(log) = tables.iter().find(|t| t.has(Flag::Log)) {
         let last: Option<String> = conn.query_row(&format!("SELECT max(k) FROM {}", log.name()), [], |r| r.get(0))?;
-        snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) + 1;
+        snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0).saturating_add(1);
     }
     for t in tables.iter().copied().filter(|t| !t.has(Flag::Log)) {
         let mut st = conn.prepare(&format!("SELECT k, body FROM {}", t.name()))?;

@@ -227,11 +227,13 @@ impl Verifier {
                 "X-YL-Nonce 须为16至64位字母、数字、-或_",
             ));
         }
-        if (now - ts).abs() > self.window_secs {
+        // Any i64 arrives here (`-9223372036854775808`): the distance is taken without wrapping.
+        if now.abs_diff(ts) > self.window_secs.unsigned_abs() {
+            let off = now.saturating_sub(ts);
             return Err(Error::with(
                 ErrorCode::SignatureExpired,
-                format!("request timestamp is {} s from the server's clock; at most {} s are allowed", now - ts, self.window_secs),
-                format!("请求时间戳与服务器时间相差 {} 秒，最多允许 {} 秒", now - ts, self.window_secs),
+                format!("request timestamp is {off} s from the server's clock; at most {} s are allowed", self.window_secs),
+                format!("请求时间戳与服务器时间相差 {off} 秒，最多允许 {} 秒", self.window_secs),
             ));
         }
         let sts = string_to_sign(method, path, raw_query, ts, nonce.trim(), body)?;
@@ -239,8 +241,8 @@ impl Verifier {
             return Err(refuse(ErrorCode::SignatureInvalid, "the request signature does not verify", "请求签名校验失败"));
         }
         let mut log = self.seen.lock();
-        if now - log.last_prune > self.window_secs / 4 + 1 {
-            let horizon = now - self.window_secs;
+        if now.saturating_sub(log.last_prune) > self.window_secs / 4 + 1 {
+            let horizon = now.saturating_sub(self.window_secs);
             log.map.retain(|_, t| *t >= horizon);
             log.last_prune = now;
         }
@@ -333,6 +335,21 @@ mod tests {
         assert_eq!(v.verify("POST", "/p", None, &|_| None, b"", now).unwrap_err().code(), ErrorCode::SignatureMissing);
         let short_nonce = sign("APP", "s3cret-s3cret", "POST", "/p", None, now, "abc", b"").unwrap();
         assert_eq!(v.verify("POST", "/p", None, &headers_of(&short_nonce), b"", now).unwrap_err().code(), ErrorCode::SignatureInvalid);
+    }
+
+    #[test]
+    fn a_timestamp_at_either_end_of_i64_is_refused_as_stale_without_wrapping() {
+        let v = Verifier::new(HashMap::from([("APP".to_string(), "s3cret-s3cret".to_string())]), 300);
+        let now = 1_800_000_000;
+        for ts in [i64::MIN, i64::MIN + 1, -now, i64::MAX] {
+            let s = sign("APP", "s3cret-s3cret", "POST", "/p", None, ts, &new_nonce(), b"").unwrap();
+            let err = v.verify("POST", "/p", None, &headers_of(&s), b"", now).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::SignatureExpired, "{ts}");
+            // The distance as it is, saturated at i64's ends: never a wrapped, wrong-signed one.
+            let off = now.saturating_sub(ts);
+            assert!(err.message().contains(&format!(" {off} s ")), "{ts}: {}", err.message());
+            assert_eq!(off.signum(), (now as i128 - ts as i128).signum() as i64, "{ts}");
+        }
     }
 
     #[test]

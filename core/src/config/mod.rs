@@ -1,7 +1,7 @@
 //! Engine configuration, parsed from the JSON the host passes to `Engine::open`.
 //! Every key is optional; `{}` is an in-memory engine acting as the platform.
 
-use crate::clock::{parse_rfc3339, Millis};
+use crate::clock::{parse_rfc3339, Millis, MAX_MS, MIN_MS};
 use crate::error::{Error, ErrorCode, Result};
 use chrono::NaiveTime;
 use serde::Deserialize;
@@ -117,6 +117,39 @@ fn bad(key: &str, why: &str, why_zh: &str) -> Error {
     Error::with(ErrorCode::InvalidConfig, format!("config `{key}`: {why}"), format!("配置项 `{key}` 无效：{why_zh}"))
 }
 
+/// The documented ranges of the config's numbers (README, Configuration).
+/// Each is checked where the config is parsed, so the durations below are
+/// at most 30 days in milliseconds and any instant of the clock plus one
+/// stays far inside `Millis`.
+pub mod range {
+    use std::ops::RangeInclusive;
+    /// `release.days`: up to a year of days open at once.
+    pub const RELEASE_DAYS: RangeInclusive<u64> = 1..=366;
+    /// `hold_ttl_seconds`: one second to 30 days.
+    pub const HOLD_TTL_SECONDS: RangeInclusive<u64> = 1..=2_592_000;
+    /// `waitlist_raise_after_minutes`: at once to 30 days.
+    pub const WAITLIST_RAISE_AFTER_MINUTES: RangeInclusive<u64> = 0..=43_200;
+    /// `tight_remaining`: at most a slot's largest capacity.
+    pub const TIGHT_REMAINING: RangeInclusive<u64> = 0..=100_000;
+    /// `max_request_bytes`: 1 KiB to 256 MiB.
+    pub const MAX_REQUEST_BYTES: RangeInclusive<u64> = 1024..=268_435_456;
+    /// `group_commit_max`.
+    pub const GROUP_COMMIT_MAX: RangeInclusive<u64> = 1..=1_000_000;
+}
+
+/// `n` within `range`, else `INVALID_CONFIG` naming the key and the range.
+fn within(key: &str, n: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64> {
+    if range.contains(&n) {
+        return Ok(n);
+    }
+    let (lo, hi) = (range.start(), range.end());
+    Err(Error::with(
+        ErrorCode::InvalidConfig,
+        format!("config `{key}`: {n} is outside {lo}..={hi}"),
+        format!("配置项 `{key}` 无效：{n} 不在 {lo} 到 {hi} 之间"),
+    ))
+}
+
 impl Config {
     pub fn parse(json: &str) -> Result<Config> {
         let json = if json.trim().is_empty() { "{}" } else { json };
@@ -137,6 +170,13 @@ impl Config {
                     bad("clock_start", "expected RFC 3339, e.g. 2024-10-29T09:00:00+08:00", "应为 RFC 3339 时间，如 2024-10-29T09:00:00+08:00")
                 })?),
             };
+        if clock_start_ms.is_some_and(|ms| !(MIN_MS..=MAX_MS).contains(&ms)) {
+            return Err(Error::with(
+                ErrorCode::InvalidConfig,
+                "config `clock_start`: must be from 1970-01-01T00:00:00Z to 9999-01-01T00:00:00Z",
+                "配置项 `clock_start` 无效：须在 `1970-01-01T00:00:00Z` 至 `9999-01-01T00:00:00Z` 之间",
+            ));
+        }
         let manual_clock = match raw.clock.as_deref() {
             None | Some("real") => false,
             Some("manual") => true,
@@ -144,18 +184,15 @@ impl Config {
         };
         let tz: chrono_tz::Tz = raw.time_zone.parse().map_err(|_| bad("time_zone", "unknown IANA zone", "不是已知的 IANA 时区"))?;
         let release_time = NaiveTime::parse_from_str(&raw.release.time, "%H:%M").map_err(|_| bad("release.time", "expected HH:MM", "应为 HH:MM"))?;
-        if raw.release.days == 0 || raw.release.days > 366 {
-            return Err(bad("release.days", "must be 1..=366", "应在 1 到 366 之间"));
-        }
-        if raw.hold_ttl_seconds == 0 {
-            return Err(bad("hold_ttl_seconds", "must be positive", "必须大于零"));
-        }
+        within("release.days", raw.release.days.into(), range::RELEASE_DAYS)?;
+        let hold_ttl_seconds = within("hold_ttl_seconds", raw.hold_ttl_seconds, range::HOLD_TTL_SECONDS)?;
+        let waitlist_raise_after_minutes = within("waitlist_raise_after_minutes", raw.waitlist_raise_after_minutes, range::WAITLIST_RAISE_AFTER_MINUTES)?;
+        within("tight_remaining", raw.tight_remaining.into(), range::TIGHT_REMAINING)?;
         if !(0.0..=1.0).contains(&raw.tight_ratio) {
             return Err(bad("tight_ratio", "must be between 0 and 1", "应在 0 到 1 之间"));
         }
-        if raw.max_request_bytes < 1024 {
-            return Err(bad("max_request_bytes", "must be at least 1024", "不能小于 1024"));
-        }
+        within("max_request_bytes", raw.max_request_bytes as u64, range::MAX_REQUEST_BYTES)?;
+        within("group_commit_max", raw.group_commit_max as u64, range::GROUP_COMMIT_MAX)?;
         let durable_sync_full = match raw.durable_sync.as_str() {
             "full" => true,
             "normal" => false,
@@ -193,13 +230,14 @@ impl Config {
             release_enabled: raw.release.enabled,
             release_time,
             release_days: raw.release.days,
-            hold_ttl_ms: raw.hold_ttl_seconds as Millis * 1000,
+            // Both at most 30 days (`range`): no product here can overflow.
+            hold_ttl_ms: hold_ttl_seconds as Millis * 1000,
             tight_remaining: raw.tight_remaining,
             tight_ratio: raw.tight_ratio,
             max_request_bytes: raw.max_request_bytes,
-            waitlist_raise_after_ms: raw.waitlist_raise_after_minutes as Millis * 60_000,
+            waitlist_raise_after_ms: waitlist_raise_after_minutes as Millis * 60_000,
             stop_service_action: raw.stop_service_action,
-            group_commit_max: raw.group_commit_max.max(1),
+            group_commit_max: raw.group_commit_max,
             durable_sync_full,
             encryption_key,
             platform,

@@ -192,7 +192,8 @@ pub(crate) fn publish(c: &Call) -> Result<Value> {
                 comment: comment.clone(),
                 publisher: publisher.clone(),
                 published_ms: at,
-                deadline_ms: at + minutes as i64 * 60_000,
+                // `at` is RFC 3339 (a four-digit year) and `minutes` at most 1440; saturating all the same.
+                deadline_ms: at.saturating_add(i64::from(minutes) * 60_000),
                 ack: None,
                 overdue: false,
                 escalated_to: None,
@@ -317,7 +318,7 @@ fn mark_overdue(d: &mut LabData, ctx: &mut Ctx) -> Vec<String> {
         cv.escalated_to = fallback;
         ctx.put(cv.key(), &cv);
         let mut data = cv.view(&ctx.pool.cfg.tz);
-        data["minutes_overdue"] = ((now - cv.deadline_ms) / 60_000).into();
+        data["minutes_overdue"] = (now.saturating_sub(cv.deadline_ms) / 60_000).into();
         ctx.event("critical_value_overdue", Some(&cv.institution_id), Some(&cv.patient_id), data);
         ids.push(cv.critical_id());
         d.criticals.insert(id, cv);

@@ -181,7 +181,8 @@ impl LabData {
         let limit = 10u64.checked_pow(rule.seq_width).unwrap_or(u64::MAX);
         let mut n = self.barcode_seq.get(&stem).copied().unwrap_or(0);
         loop {
-            n += 1;
+            // `n` is read back from the store: at its top it is exhausted, not wrapped.
+            n = n.saturating_add(1);
             if n >= limit {
                 return Err(Error::new(ErrorCode::LabBarcodeExhausted));
             }

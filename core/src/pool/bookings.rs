@@ -22,7 +22,9 @@ impl BookingTable {
 
     #[inline]
     pub(super) fn cell(&self, id: u64) -> Option<&BookingCell> {
-        let seg = (id >> BSEG_BITS) as usize;
+        // `try_from`, not `as`: on a 32-bit target `as` would fold a huge id
+        // from a request (`B4398046511105`) onto an existing booking.
+        let seg = usize::try_from(id >> BSEG_BITS).ok()?;
         let p = self.segs.get(seg)?.load(Ordering::Acquire);
         if p.is_null() {
             return None;
@@ -32,7 +34,7 @@ impl BookingTable {
     }
 
     fn cell_or_create(&self, id: u64) -> &BookingCell {
-        let seg = (id >> BSEG_BITS) as usize;
+        let seg = usize::try_from(id >> BSEG_BITS).unwrap_or(usize::MAX);
         assert!(seg < BTOP, "booking id {id} beyond the booking table");
         let slot = &self.segs[seg];
         let mut p = slot.load(Ordering::Acquire);

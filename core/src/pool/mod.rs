@@ -285,8 +285,12 @@ impl Pool {
         if !self.cfg.release_enabled {
             return i64::MIN;
         }
-        let day = date - Duration::days(self.cfg.release_days as i64);
-        local_ms(&self.cfg.tz, day, self.cfg.release_time)
+        // Request dates have four-digit years (`request::YEARS`); a date at
+        // chrono's edge (a store written otherwise) opens at once, not a panic.
+        match date.checked_sub_signed(Duration::days(self.cfg.release_days as i64)) {
+            Some(day) => local_ms(&self.cfg.tz, day, self.cfg.release_time),
+            None => i64::MIN,
+        }
     }
 
     pub fn new_slot(&self, idx: u32, rec: SlotRecord) -> Slot {
@@ -487,7 +491,7 @@ impl Pool {
         let rid = match rec.request_id.take() {
             Some(rid) => {
                 if let Ok(n) = key.parse::<u64>() {
-                    self.next_idem_row.fetch_max(n + 1, Ordering::Relaxed);
+                    self.next_idem_row.fetch_max(n.saturating_add(1), Ordering::Relaxed);
                 }
                 rid
             }
@@ -819,7 +823,7 @@ impl Pool {
             priority: r.priority,
             status: if r.hold { BookingStatus::PreBooked } else { BookingStatus::Booked },
             payment: PaymentStatus::Unpaid,
-            hold_expires_ms: r.hold.then_some(now + self.cfg.hold_ttl_ms),
+            hold_expires_ms: r.hold.then_some(now.saturating_add(self.cfg.hold_ttl_ms)),
             used_quota,
             created_ms: now,
             updated_ms: now,
@@ -835,7 +839,7 @@ impl Pool {
         };
         if r.hold {
             st.held += 1;
-            st.holds.insert((now + self.cfg.hold_ttl_ms, id));
+            st.holds.insert((now.saturating_add(self.cfg.hold_ttl_ms), id));
         } else {
             st.booked += 1;
         }
@@ -1266,7 +1270,7 @@ impl Pool {
             let new_quota = b.priority.uses_quota() && stt.free_for(Priority::Normal) == 0;
             if was_hold {
                 stt.held += 1;
-                let exp = b.hold_expires_ms.unwrap_or(now + self.cfg.hold_ttl_ms);
+                let exp = b.hold_expires_ms.unwrap_or(now.saturating_add(self.cfg.hold_ttl_ms));
                 stt.holds.insert((exp, id));
                 sf.holds.remove(&(exp, id));
             } else {
@@ -1460,7 +1464,7 @@ impl Pool {
             } else {
                 let id = self.outbox.counters.next_booking.fetch_add(1, Ordering::Relaxed);
                 st.set_aside -= 1; // the set-aside place becomes this hold (still counted in `held`)
-                st.holds.insert((now + self.cfg.hold_ttl_ms, id));
+                st.holds.insert((now.saturating_add(self.cfg.hold_ttl_ms), id));
                 let used_quota = w.priority.uses_quota() && st.free_for(Priority::Normal) == 0 && st.unused_quota() > 0;
                 if used_quota {
                     st.quota_used += 1;
@@ -1474,7 +1478,7 @@ impl Pool {
                     priority: w.priority,
                     status: BookingStatus::PreBooked,
                     payment: PaymentStatus::Unpaid,
-                    hold_expires_ms: Some(now + self.cfg.hold_ttl_ms),
+                    hold_expires_ms: Some(now.saturating_add(self.cfg.hold_ttl_ms)),
                     used_quota,
                     created_ms: now,
                     updated_ms: now,
@@ -1499,7 +1503,7 @@ impl Pool {
                     "waitlist_promoted",
                     Some(&b),
                     None,
-                    json!({"waitlist_id": format_waitlist_id(wid), "hold_expires_at": crate::clock::format_ms(now + self.cfg.hold_ttl_ms, &self.cfg.tz)}),
+                    json!({"waitlist_id": format_waitlist_id(wid), "hold_expires_at": crate::clock::format_ms(now.saturating_add(self.cfg.hold_ttl_ms), &self.cfg.tz)}),
                 );
             }
             slot.publish(&st);
@@ -1518,7 +1522,7 @@ impl Pool {
         let limit = self.cfg.waitlist_raise_after_ms;
         let _ = slot;
         for w in st.waitlist.iter_mut() {
-            if !w.raised && w.priority > Priority::Referral && now - w.joined_ms >= limit {
+            if !w.raised && w.priority > Priority::Referral && now.saturating_sub(w.joined_ms) >= limit {
                 w.raised = true;
             }
         }

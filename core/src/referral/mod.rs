@@ -770,7 +770,8 @@ pub(crate) fn booking_snapshot(pool: &Pool, id: Option<u64>) -> Option<Booking> 
 
 /// Paging of list answers: `page` from 1, `page_size` 1..=200 (default 20).
 pub(crate) fn paging(r: &Req) -> Result<(usize, usize)> {
-    let page = r.opt_u64("page")?.unwrap_or(1).max(1) as usize;
+    // Past usize (a 32-bit target) a page is past every list, never wrapped onto one.
+    let page = usize::try_from(r.opt_u64("page")?.unwrap_or(1).max(1)).unwrap_or(usize::MAX);
     let size = r.opt_u64("page_size")?.unwrap_or(20);
     if size == 0 || size > 200 {
         return Err(Error::invalid("page_size", "must be 1 to 200"));

@@ -302,7 +302,7 @@ pub(super) fn queue_cmd(c: &Ctx) -> Result<Value> {
     }
     let serving = match (c.r.opt_id("now_serving")?, c.r.opt_u64("serving_index")?) {
         (Some(p), _) => Some(ids.iter().position(|x| *x == p).ok_or_else(|| Error::invalid("now_serving", "not in the queue"))?),
-        (None, Some(i)) if (i as usize) < ids.len() => Some(i as usize),
+        (None, Some(i)) if usize::try_from(i).is_ok_and(|i| i < ids.len()) => Some(i as usize),
         (None, Some(_)) => return Err(Error::invalid("serving_index", "beyond the queue")),
         (None, None) => None,
     };

@@ -46,6 +46,13 @@ pub(crate) struct Consultation {
 }
 
 impl Consultation {
+    /// The institution whose principal approved it (the review step's), if
+    /// it was approved: only its own hospital's approval opens the route of
+    /// R1 (see `disease::decide`).
+    pub(crate) fn approved_by(&self) -> Option<&str> {
+        self.history.iter().rev().find(|s| s.to == "approved" && s.via == "consultation-review").and_then(|s| s.by.as_deref())
+    }
+
     fn go(&mut self, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis) -> Result<()> {
         let from = self.status.clone();
         CONSULTATION.take(&mut self.status, &mut self.history, super::machine::Transition { from, to, via, by, note, now })?;
@@ -149,6 +156,14 @@ fn cs_step(c: &Ctx, who: &Who, f: &mut dyn FnMut(&Pool, &mut Consultation, &mut 
 pub(super) fn review(c: &Ctx) -> Result<Value> {
     let who = Who::of(c)?;
     who.must_be(Side::Hospital, c.command)?;
+    // The review is the invited hospital's own decision (上级医院审核): the
+    // platform takes it only on that hospital's behalf, naming it.
+    if who.side != Side::Hospital {
+        return Err(super::forbidden(
+            "a consultation is reviewed by the hospital it was sent to; the platform names that hospital in `institution_id`",
+            "会诊申请由受邀医院审核；平台代办时须在 `institution_id` 中指明该医院",
+        ));
+    }
     let decision = c.r.str("decision")?;
     let approve = match decision {
         "approve" | "approved" => true,
@@ -181,7 +196,7 @@ pub(super) fn review(c: &Ctx) -> Result<Value> {
     cs_step(c, &who, &mut |pool, cs, txn, now| {
         let to = if approve { "approved" } else { "rejected" };
         cs.go(to, command, by.as_deref(), reason.clone(), now)?;
-        cs.review = Some(json!({"decision": to, "reason": reason, "reviewer": reviewer, "at": format_ms(now, &pool.cfg.tz)}));
+        cs.review = Some(json!({"decision": to, "reason": reason, "reviewer": reviewer, "by": by, "at": format_ms(now, &pool.cfg.tz)}));
         if approve {
             cs.scheduled_time = time.clone();
             cs.experts = experts.clone();

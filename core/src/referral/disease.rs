@@ -102,8 +102,10 @@ pub(super) fn query(c: &Ctx) -> Result<Value> {
 }
 
 /// The direct-referral rule. `consultation`: the patient's approved
-/// consultation, if one is named.
-pub(crate) fn decide(g: &Inner, disease_code: Option<&str>, readmission: bool, consultation: Option<u64>, patient_id: &str) -> Value {
+/// consultation, if one is named; it opens the route only when the hospital
+/// it was sent to approved it itself, and that hospital is `hospital`, the
+/// one receiving the referral (when known).
+pub(crate) fn decide(g: &Inner, disease_code: Option<&str>, readmission: bool, consultation: Option<u64>, patient_id: &str, hospital: Option<&str>) -> Value {
     let disease = disease_code.and_then(|c| g.diseases.get(c));
     if readmission {
         if let Some(d) = disease {
@@ -124,17 +126,27 @@ pub(crate) fn decide(g: &Inner, disease_code: Option<&str>, readmission: bool, c
     if let Some(cid) = consultation {
         match g.consultations.get(&cid) {
             Some(cs) if cs.status == "approved" || cs.status == "completed" => {
-                if cs.patient_id == patient_id {
-                    return json!({
-                        "decision": "after_consultation",
-                        "allowed": true,
-                        "consultation_id": cid,
-                        "reason": format!("{why}; consultation {cid} was approved"),
-                        "reason_zh": format!("{why_zh}；会诊 {cid} 已审核通过"),
-                    });
+                let refused = |en: String, zh: String| json!({"decision": "consultation_first", "allowed": false, "consultation_id": cid, "reason": format!("{why}; {en}"), "reason_zh": format!("{why_zh}；{zh}")});
+                if cs.patient_id != patient_id {
+                    return refused(format!("consultation {cid} is for another patient"), format!("会诊 {cid} 不属于该患者"));
                 }
-                return json!({"decision": "consultation_first", "allowed": false, "consultation_id": cid,
-                    "reason": format!("{why}; consultation {cid} is for another patient"), "reason_zh": format!("{why_zh}；会诊 {cid} 不属于该患者")});
+                if hospital.is_some_and(|h| h != cs.hospital_id) {
+                    return refused(
+                        format!("consultation {cid} was held by another hospital than the one receiving the referral"),
+                        format!("会诊 {cid} 由其他医院受理，不是本次转入的医院"),
+                    );
+                }
+                if cs.approved_by() != Some(cs.hospital_id.as_str()) {
+                    return refused(format!("consultation {cid} was not approved by its hospital itself"), format!("会诊 {cid} 未经受邀医院本院审核通过"));
+                }
+                return json!({
+                    "decision": "after_consultation",
+                    "allowed": true,
+                    "consultation_id": cid,
+                    "approved_by": cs.hospital_id,
+                    "reason": format!("{why}; consultation {cid} was approved by {}", cs.hospital_id),
+                    "reason_zh": format!("{why_zh}；会诊 {cid} 已由 {} 审核通过", cs.hospital_id),
+                });
             }
             Some(cs) => {
                 return json!({"decision": "consultation_first", "allowed": false, "consultation_id": cid,
@@ -160,11 +172,18 @@ pub(super) fn decision_cmd(c: &Ctx) -> Result<Value> {
         None => None,
     };
     let patient = c.r.id("patient_id")?;
+    // The hospital the referral would go to: the one named, else a hospital caller itself.
+    let who = Who::of(c)?;
+    let hospital = match c.r.opt_str("hospital_id")? {
+        Some(h) => Some(h.to_string()),
+        None if who.side == Side::Hospital => who.institution.clone(),
+        None => None,
+    };
     let g = c.referral.inner.lock();
     if let Some(cid) = consultation {
         if !g.consultations.contains_key(&cid) {
             return Err(Error::not_found(ErrorCode::ConsultationNotFound, "会诊", &cid.to_string()));
         }
     }
-    Ok(decide(&g, code, readmission, consultation, &patient))
+    Ok(decide(&g, code, readmission, consultation, &patient, hospital.as_deref()))
 }

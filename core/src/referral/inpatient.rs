@@ -40,7 +40,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
                 return Err(Error::not_found(ErrorCode::ConsultationNotFound, "会诊", &cid.to_string()));
             }
         }
-        let decision = super::disease::decide(g, disease.as_deref(), readmission, consultation, &patient_id);
+        let decision = super::disease::decide(g, disease.as_deref(), readmission, consultation, &patient_id, Some(&hospital));
         if decision["allowed"] != true {
             let en = decision["reason"].as_str().unwrap_or("a consultation is needed first").to_string();
             let zh = decision["reason_zh"].as_str().unwrap_or("需先发起会诊").to_string();
@@ -385,16 +385,31 @@ pub(super) fn admission_details(c: &Ctx) -> Result<Value> {
     };
     who.check(&rf.clinic_id, &rf.hospital_id)?;
     if patient.as_deref().is_some_and(|p| p != rf.patient_id) {
-        return Err(super::forbidden("the admission belongs to another patient", "该住院记录不属于此患者"));
+        return Err(another_patient());
     }
     let v = referral_view(c.pool, &rf, None);
+    let mut out = admission_of(a, &rf, &v);
+    if let Some(p) = v.get("patient") {
+        out["patient"] = p.clone();
+    }
+    Ok(out)
+}
+
+fn another_patient() -> Error {
+    super::forbidden("the admission belongs to another patient", "该住院记录不属于此患者")
+}
+
+/// The admission record in the source's shape (`admission_id` …
+/// `attending_doctor_id`) with the ward, bed and referral beside it; `v` is
+/// the referral's view (its status derived from the booking).
+fn admission_of(a: u64, rf: &Referral, v: &Value) -> Value {
     let adm = rf.admission.clone().unwrap_or(json!({}));
     let status = match (v["status"].as_str(), adm["admission_status"].as_str()) {
         (Some(super::machine::SLOT_RELEASED), _) => "bed_released",
         (_, Some(s)) => s,
         _ => "reserved",
     };
-    let mut out = json!({
+    json!({
         "admission_id": a,
         "patient_id": rf.patient_id,
         "hospital_id": rf.hospital_id,
@@ -411,9 +426,83 @@ pub(super) fn admission_details(c: &Ctx) -> Result<Value> {
         "reason": rf.reason,
         "record": rf.record,
         "referral_status": v["status"],
-    });
-    if let Some(p) = v.get("patient") {
-        out["patient"] = p.clone();
+    })
+}
+
+/// `admission-import` (住院处一键带入): when the referred patient arrives,
+/// the admission desk of the hospital the referral is addressed to takes
+/// the patient's details into its HIS in one call: name, sex, ID number and
+/// phone unmasked, with the admission record, ward, bed, diagnosis, the
+/// fused record and the deposit. Only that hospital's own principal gets
+/// them (the platform on its behalf names it in `institution_id`); the
+/// community side, another hospital, a lab and the regulator are refused,
+/// and every other answer keeps the details masked.
+///
+/// A change, not a query: reading personal data unmasked is recorded. The
+/// import is a step of the referral (`bed_reserved` or `admitted` to itself,
+/// in its history with the hospital) and is counted on its admission
+/// (`imported_at`, `imported_by`, `import_count`), with an
+/// `admission_imported` event (ids only); being a change, it gets an entry
+/// in the audit trail with the institution, operator, time and request id.
+/// A retry with the same request id answers the first answer again and
+/// records nothing more (it is the same read).
+pub(super) fn admission_import(c: &Ctx) -> Result<Value> {
+    let who = Who::of(c)?;
+    if who.side != Side::Hospital {
+        return Err(super::forbidden(
+            "only the admission desk of the hospital the referral is addressed to imports the patient's details",
+            "只有转入医院的住院处可以一键带入患者信息",
+        ));
     }
-    Ok(out)
+    let id = referral_of(c)?;
+    let patient = c.r.opt_id("patient_id")?;
+    let booking = {
+        let g = c.referral.inner.lock();
+        let rf = g.referrals.get(&id).ok_or_else(|| not_found(id))?;
+        who.check(&rf.clinic_id, &rf.hospital_id)?;
+        if rf.kind != Kind::Inpatient {
+            return Err(Error::invalid("referral_id", "not an inpatient referral"));
+        }
+        if patient.as_deref().is_some_and(|p| p != rf.patient_id) {
+            return Err(another_patient());
+        }
+        rf.booking_id
+    };
+    let command = c.command;
+    let by = who.institution.clone();
+    super::step(c, booking, &mut |pool, g, live, txn, now| {
+        let mut rf = g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?;
+        if rf.booking_id != booking {
+            return Err(super::query::concurrent());
+        }
+        let stays = rf.status.clone();
+        rf.go(&stays, command, by.as_deref(), None, now, live.as_ref().map(|l| &*l.b))?;
+        let mut adm = rf.admission.clone().unwrap_or(json!({}));
+        let a = adm["admission_id"].as_u64().ok_or_else(|| Error::internal("a reserved bed without an admission id"))?;
+        let count = adm["import_count"].as_u64().unwrap_or(0) + 1;
+        adm["imported_at"] = format_ms(now, &pool.cfg.tz).into();
+        adm["imported_by"] = by.clone().into();
+        adm["import_count"] = count.into();
+        rf.admission = Some(adm);
+        rf.updated_ms = now;
+        put_referral(pool, txn, &rf);
+        event(
+            pool,
+            txn,
+            "admission_imported",
+            &rf.patient_id,
+            &rf.clinic_id,
+            rf.booking_id,
+            json!({"referral_id": id, "admission_id": a, "hospital_id": rf.hospital_id, "imported_by": by, "import_count": count}),
+        );
+        let v = referral_view(pool, &rf, live.as_ref().map(|l| (&*l.b, l.slot)));
+        let mut out = admission_of(a, &rf, &v);
+        // Unmasked, for this hospital's admission desk only.
+        out["patient"] = rf.patient.as_ref().map_or(Value::Null, |p| serde_json::to_value(p).unwrap_or(Value::Null));
+        for k in ["disease_code", "applicant_doctor_id", "deposit", "bed_type", "admission"] {
+            out[k] = v.get(k).cloned().unwrap_or(Value::Null);
+        }
+        g.referrals.insert(id, rf);
+        Ok(out)
+    })
 }

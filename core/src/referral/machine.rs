@@ -51,6 +51,8 @@ pub static INPATIENT: Machine = Machine {
         (SLOT_RELEASED, "bed_reserved", "inpatient-bed-reserve"),
         ("bed_reserved", "deposit_paid", "inpatient-bed-cancel"),
         ("bed_reserved", "admitted", "inpatient-admit"),
+        ("bed_reserved", "bed_reserved", "admission-import"),
+        ("admitted", "admitted", "admission-import"),
         ("admitted", "discharged", "inpatient-discharge"),
         ("applied", "cancelled", "inpatient-referral-cancel"),
         ("deposit_paid", "cancelled", "inpatient-referral-cancel"),

@@ -67,6 +67,7 @@ crate::command::command_table! { pub(crate) COMMANDS: fn(&Ctx) -> Result<Value>;
     "inpatient-discharge", Change, NETWORK, INSTITUTION => inpatient::discharge;
     "inpatient-referral-cancel", Change, NETWORK, INSTITUTION => inpatient::cancel;
     "admission-details", Query, NETWORK, INSTITUTION => inpatient::admission_details;
+    "admission-import", Change, HOSPITAL, INSTITUTION => inpatient::admission_import;
     "referral-network-sync", Change, PLATFORM, INSTITUTION => down::network_sync;
     "community-institutions", Query, NETWORK, INSTITUTION => down::communities;
     "down-referral-apply", Change, NETWORK, INSTITUTION => down::apply;
@@ -592,25 +593,95 @@ pub(crate) fn now_str(pool: &Pool) -> String {
     format_ms(pool.clock.now_ms(), &pool.cfg.tz)
 }
 
-/// R3: the application's record, fused from the EMR the host supplies: the
-/// request's own fields win, the EMR fills what is missing.
-pub(crate) fn fuse_record(c: &Ctx) -> Result<Value> {
-    let emr = match c.r.get("emr") {
-        None => serde_json::Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => return Err(Error::invalid("emr", "must be an object")),
+/// The record fields known by name (R3), each text, a list or an object:
+/// 主诉, 现病史, 既往史, 过敏史, 诊断, 检查, 用药, 体征, and for a patient
+/// going back down 诊疗经过 (`treatment_course`) and 出院小结
+/// (`discharge_summary`).
+pub(crate) const RECORD_FIELDS: &[&str] = &[
+    "chief_complaint",
+    "present_illness",
+    "history",
+    "allergies",
+    "diagnosis",
+    "diagnosis_code",
+    "examinations",
+    "medications",
+    "vital_signs",
+    "treatment_course",
+    "discharge_summary",
+];
+
+/// Written by the engine from what it was sent, never taken as a field.
+const DERIVED_FIELDS: &[&str] = &["emr_record_id", "fused_from_emr", "purpose"];
+
+/// The patient's identity travels in `patient` (stored as given, shown
+/// masked), never in the record, which both sides read as it was sent.
+const IDENTITY_FIELDS: &[&str] = &[
+    "name",
+    "id_number",
+    "phone",
+    "sex",
+    "patient_name",
+    "id_card",
+    "id_no",
+    "mobile",
+    "telephone",
+    "address",
+    "姓名",
+    "性别",
+    "身份证号",
+    "身份证号码",
+    "联系电话",
+    "手机号",
+    "手机号码",
+    "住址",
+    "家庭住址",
+];
+
+/// An optional object field of the request (`emr`, `record`), at most 64 KiB.
+fn object_field(c: &Ctx, k: &str) -> Result<serde_json::Map<String, Value>> {
+    let m = match c.r.get(k) {
+        None | Some(Value::Null) => return Ok(serde_json::Map::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(Error::invalid(k, "must be an object")),
     };
-    if serde_json::to_string(&emr).map(|s| s.len()).unwrap_or(0) > 64 * 1024 {
-        return Err(Error::invalid("emr", "larger than 64 KiB"));
+    if serde_json::to_string(m).map(|s| s.len()).unwrap_or(0) > 64 * 1024 {
+        return Err(Error::invalid(k, "larger than 64 KiB"));
     }
+    Ok(m.clone())
+}
+
+fn record_text(field: &str, v: &Value) -> Result<()> {
+    if v.is_string() || v.is_array() || v.is_object() {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, "must be text, a list or an object"))
+    }
+}
+
+/// A field name the record keeps as sent: 1 to 64 characters, no control characters.
+fn extra_name_ok(k: &str) -> bool {
+    let n = k.chars().count();
+    (1..=64).contains(&n) && !k.chars().any(char::is_control)
+}
+
+/// R3: the application's record, fused from what the host sends: the
+/// request's own known fields win, then its `record` object, then the EMR
+/// (`emr`). Every other field of `record` and `emr` is kept as sent (诊疗经过,
+/// 出院小结, a hospital's own headings, `diagnoses` with every diagnosis), so
+/// nothing clinical is dropped; the patient's identity is never copied into
+/// the record (an identity field inside `record` is refused: it goes in
+/// `patient`), and the fields the engine writes itself cannot be sent.
+pub(crate) fn fuse_record(c: &Ctx) -> Result<Value> {
+    let emr = object_field(c, "emr")?;
+    let sent = object_field(c, "record")?;
     let mut rec = serde_json::Map::new();
-    const FIELDS: &[&str] =
-        &["chief_complaint", "present_illness", "history", "allergies", "diagnosis", "diagnosis_code", "examinations", "medications", "vital_signs"];
-    for k in FIELDS {
+    for k in RECORD_FIELDS {
         if let Some(v) = c.r.get(k) {
-            if !v.is_string() && !v.is_array() && !v.is_object() {
-                return Err(Error::invalid(k, "must be text, a list or an object"));
-            }
+            record_text(k, v)?;
+            rec.insert((*k).into(), v.clone());
+        } else if let Some(v) = sent.get(*k).filter(|v| !v.is_null()) {
+            record_text(&format!("record.{k}"), v)?;
             rec.insert((*k).into(), v.clone());
         } else if let Some(v) = emr.get(*k).filter(|v| !v.is_null()) {
             rec.insert((*k).into(), v.clone());
@@ -626,6 +697,42 @@ pub(crate) fn fuse_record(c: &Ctx) -> Result<Value> {
                 rec.entry("diagnosis_code").or_insert(code.into());
             }
         }
+    }
+    // Fields beyond the known ones: kept as sent, `record` before `emr`
+    // (each object is at most 64 KiB, which bounds them).
+    for (k, v) in &sent {
+        if RECORD_FIELDS.contains(&k.as_str()) || v.is_null() {
+            continue;
+        }
+        if !extra_name_ok(k) {
+            return Err(Error::invalid_zh(
+                "record",
+                "field names must be 1 to 64 characters without control characters",
+                "字段名须为1至64个字符，且不含控制字符",
+            ));
+        }
+        if DERIVED_FIELDS.contains(&k.as_str()) {
+            return Err(Error::invalid_zh(&format!("record.{k}"), "is written by the engine, not sent", "由系统生成，不能提交"));
+        }
+        if IDENTITY_FIELDS.contains(&k.as_str()) {
+            return Err(Error::invalid_zh(
+                &format!("record.{k}"),
+                "the patient's identity goes in `patient` (shown masked), not in the record",
+                "患者身份信息应放在 `patient` 中（脱敏显示），不能放在病历中",
+            ));
+        }
+        rec.insert(k.clone(), v.clone());
+    }
+    for (k, v) in &emr {
+        let k = k.as_str();
+        // Read above (known fields, `record_id`), or the patient's identity (read into `patient`).
+        if RECORD_FIELDS.contains(&k) || DERIVED_FIELDS.contains(&k) || IDENTITY_FIELDS.contains(&k) || k == "record_id" || k == "emr_id" || v.is_null() {
+            continue;
+        }
+        if !extra_name_ok(k) {
+            return Err(Error::invalid_zh("emr", "field names must be 1 to 64 characters without control characters", "字段名须为1至64个字符，且不含控制字符"));
+        }
+        rec.entry(k).or_insert_with(|| v.clone());
     }
     if let Some(src) = emr.get("record_id").or(emr.get("emr_id")) {
         rec.insert("emr_record_id".into(), src.clone());

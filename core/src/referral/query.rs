@@ -18,7 +18,7 @@ pub(crate) fn not_found(id: u64) -> Error {
     Error::not_found(ErrorCode::ReferralNotFound, "转诊", &id.to_string())
 }
 
-fn concurrent() -> Error {
+pub(crate) fn concurrent() -> Error {
     Error::with(ErrorCode::ReferralInvalidTransition, "the case changed while the step ran; retry", "申请在操作期间已被修改，请重试")
 }
 
@@ -267,6 +267,12 @@ pub(crate) fn slip_document(pool: &Pool, referral: &super::ReferralState, rf: &R
     fields.push(("转诊原因".to_string(), rf.reason.clone()));
     if let Some(d) = rf.record.get("diagnosis").and_then(Value::as_str) {
         fields.push(("初步诊断".to_string(), d.to_string()));
+    }
+    // What the hospital sends down with the patient.
+    for (label, key) in [("诊疗经过", "treatment_course"), ("出院小结", "discharge_summary")] {
+        if let Some(t) = rf.record.get(key).and_then(Value::as_str) {
+            fields.push((label.to_string(), t.to_string()));
+        }
     }
     fields.push(("状态".to_string(), s("status")));
     let tz = &pool.cfg.tz;

@@ -49,6 +49,11 @@ pub struct RawConfig {
     pub encryption_key: Option<String>,
     /// The platform client's endpoint and credentials (see `client::PlatformConfig`).
     pub platform: Option<serde_json::Value>,
+    /// The largest report document `upload-report` takes, in bytes (decoded).
+    pub report_max_bytes: usize,
+    /// Where `upload-report` keeps documents as files; without it, in the
+    /// durable store (or in memory without a `data_dir`).
+    pub report_dir: Option<PathBuf>,
 }
 
 impl Default for RawConfig {
@@ -71,9 +76,14 @@ impl Default for RawConfig {
             durable_sync: "full".into(),
             encryption_key: None,
             platform: None,
+            report_max_bytes: DEFAULT_REPORT_MAX_BYTES,
+            report_dir: None,
         }
     }
 }
+
+/// The default of `report_max_bytes`: 16 MiB, the sandbox's upload limit.
+pub const DEFAULT_REPORT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -102,6 +112,10 @@ pub struct Config {
     pub encryption_key: Option<crate::crypto::Sm4Key>,
     /// The platform client's settings (docs/client.md).
     pub platform: Option<platform::PlatformConfig>,
+    /// The largest report document `upload-report` takes (decoded bytes).
+    pub report_max_bytes: usize,
+    /// Where report documents are kept as files (else in the store).
+    pub report_dir: Option<PathBuf>,
     /// The raw JSON, echoed by `engine-info`.
     pub raw: serde_json::Value,
 }
@@ -143,6 +157,13 @@ impl Config {
         if raw.max_request_bytes < 1024 {
             return Err(bad("max_request_bytes", "must be at least 1024"));
         }
+        // Base64 of the largest document must still fit a request of `usize`.
+        if raw.report_max_bytes < 1024 || raw.report_max_bytes > 1 << 30 {
+            return Err(bad("report_max_bytes", "must be 1024 to 1073741824 (1 GiB)"));
+        }
+        if raw.report_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(bad("report_dir", "must not be empty"));
+        }
         let durable_sync_full = match raw.durable_sync.as_str() {
             "full" => true,
             "normal" => false,
@@ -177,6 +198,8 @@ impl Config {
             durable_sync_full,
             encryption_key,
             platform,
+            report_max_bytes: raw.report_max_bytes,
+            report_dir: raw.report_dir,
             raw: redact(value),
         })
     }

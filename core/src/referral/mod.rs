@@ -3,8 +3,9 @@
 //!
 //! Layout: `disease` (R1 catalogue and the direct-referral rule), `outpatient`
 //! (R2–R4), `inpatient` (R5), `down` (R6), `query` (R7), `exam` (B1–B4),
-//! `document` (report documents: `upload-report`), `consultation` (R8). This file holds the shared state, persistence, the
-//! permission rule (S1) and the transaction helpers.
+//! `document` (report documents: `upload-report`), `consultation` (R8).
+//! This file holds the shared state, persistence, the permission rule (S1)
+//! and the transaction helpers.
 //!
 //! A referral never carries a stale slot: it owns a booking id only, and its
 //! slot (date, period, doctor, bed) is read from that booking whenever the

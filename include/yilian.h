@@ -142,6 +142,11 @@
 #define YL_E_INVALID_SIGNING_KEY 1203
 
 /**
+ * 1xxx input: the report document is not a PDF, JPEG, PNG or DICOM file / 报告文件不是PDF、JPEG、PNG或DICOM格式.
+ */
+#define YL_E_REPORT_TYPE_UNSUPPORTED 1204
+
+/**
  * 1xxx input: this build has no platform client (cargo feature `client`) / 本版本未编译平台客户端（编译特性 `client`）.
  */
 #define YL_E_CLIENT_NOT_BUILT 1301
@@ -285,6 +290,11 @@
  * 2xxx not found: no such institution in the service network / 服务网络中没有该机构.
  */
 #define YL_E_INSTITUTION_NOT_FOUND 2208
+
+/**
+ * 2xxx not found: no such report document / 报告文件不存在.
+ */
+#define YL_E_REPORT_DOCUMENT_NOT_FOUND 2209
 
 /**
  * 3xxx conflict: the slot has no remaining places / 号源已满.

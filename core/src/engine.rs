@@ -146,11 +146,13 @@ impl Engine {
 
     fn call_unmonitored(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<Value> {
         self.d.pool.check_open()?;
-        if request_json.len() > self.d.pool.cfg.max_request_bytes {
+        let cfg = &self.d.pool.cfg;
+        let limit = crate::referral::request_limit(cfg, command).unwrap_or(cfg.max_request_bytes);
+        if request_json.len() > limit {
             return Err(Error::with(
                 ErrorCode::RequestTooLarge,
-                format!("request has {} bytes; the limit is {}", request_json.len(), self.d.pool.cfg.max_request_bytes),
-                format!("请求 {} 字节，超过上限 {}", request_json.len(), self.d.pool.cfg.max_request_bytes),
+                format!("request has {} bytes; the limit is {limit}", request_json.len()),
+                format!("请求 {} 字节，超过上限 {limit}", request_json.len()),
             ));
         }
         let req: Value = if request_json.trim().is_empty() {

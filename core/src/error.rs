@@ -155,6 +155,7 @@ error_codes! {
     InvalidExamItem = 1201, Input, "INVALID_EXAM_ITEM", "the exam item names a method or body part the project does not offer", "检查项目的方法或部位不在该项目可选范围内";
     ExamSignatureMissing = 1202, Input, "EXAM_SIGNATURE_MISSING", "an unstructured report must carry the issuer's electronic signature", "非结构化报告必须附带出具机构的电子签章";
     InvalidSigningKey = 1203, Input, "INVALID_SIGNING_KEY", "the public key is not a valid SM2 key", "公钥不是有效的SM2公钥";
+    ReportTypeUnsupported = 1204, Input, "REPORT_TYPE_UNSUPPORTED", "the report document is not a PDF, JPEG, PNG or DICOM file", "报告文件不是PDF、JPEG、PNG或DICOM格式";
     ReferralNotFound = 2201, NotFound, "REFERRAL_NOT_FOUND", "no such referral", "转诊申请不存在";
     DiseaseNotFound = 2202, NotFound, "DISEASE_NOT_FOUND", "no such referral disease", "转诊病种不存在";
     ExamApplicationNotFound = 2203, NotFound, "EXAM_APPLICATION_NOT_FOUND", "no such exam application", "检查申请不存在";
@@ -163,6 +164,7 @@ error_codes! {
     AdmissionNotFound = 2206, NotFound, "ADMISSION_NOT_FOUND", "no such admission", "住院记录不存在";
     SigningKeyNotFound = 2207, NotFound, "SIGNING_KEY_NOT_FOUND", "no signing key is registered for the issuer", "出具机构未登记签章公钥";
     InstitutionNotFound = 2208, NotFound, "INSTITUTION_NOT_FOUND", "no such institution in the service network", "服务网络中没有该机构";
+    ReportDocumentNotFound = 2209, NotFound, "REPORT_DOCUMENT_NOT_FOUND", "no such report document", "报告文件不存在";
     DiseaseExists = 3201, Conflict, "DISEASE_EXISTS", "a referral disease with this code exists", "该编码的转诊病种已存在";
     ReferralInvalidTransition = 4201, State, "REFERRAL_INVALID_TRANSITION", "the referral's state does not allow this step", "转诊申请当前状态不允许该操作";
     ExamInvalidTransition = 4202, State, "EXAM_INVALID_TRANSITION", "the exam item's state does not allow this step", "检查项目当前状态不允许该操作";

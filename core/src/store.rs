@@ -29,6 +29,9 @@ pub enum Flag {
     /// Append-only and numbered by the committer in commit order (the audit
     /// trail): never loaded on open, read with [`DurableStore::scan_after`].
     Log,
+    /// Large rows read one at a time when asked for (report documents):
+    /// never loaded on open, read with [`DurableStore::get`].
+    Lazy,
 }
 
 /// A table a domain declares ([`table!`]): each row is a JSON body under a
@@ -279,6 +282,25 @@ impl DurableStore {
         }
     }
 
+    /// The body of one row of a [`Flag::Lazy`] table (any table works), as
+    /// committed: read through a separate read-only connection, opened when sealed.
+    pub fn get(&self, table: Table, key: &str) -> Result<Option<String>> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let sql = format!("SELECT body FROM {} WHERE k = ?1", table.name());
+        let stored = stored_key(table, key, self.cipher.as_ref());
+        let body: Option<String> = match conn.query_row(&sql, params![stored], |r| r.get::<_, String>(0)) {
+            Ok(b) => Some(b),
+            Err(rusqlite::Error::QueryReturnedNoRows) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match (body, &self.cipher) {
+            (Some(b), Some(c)) if b.starts_with(SEALED_PREFIX) => {
+                c.open(&row_aad(table, &stored), &b).map(Some).ok_or_else(|| Error::storage(format!("a row of table {} does not open", table.name())))
+            }
+            (b, _) => Ok(b),
+        }
+    }
+
     /// Hands rows to the committer. Call while holding the locks that ordered the change.
     pub fn enqueue(&self, writes: Vec<Write>) -> Ticket {
         let mut q = self.shared.queue.lock();
@@ -461,7 +483,17 @@ fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> 
         let last: Option<String> = conn.query_row(&format!("SELECT max(k) FROM {}", log.name()), [], |r| r.get(0))?;
         snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0).saturating_add(1);
     }
-    for t in tables.iter().copied().filter(|t| !t.has(Flag::Log)) {
+    // A lazy table is read by key when asked; only its plain rows are read
+    // here, when a cipher is configured, to be sealed on open like every row.
+    for t in tables.iter().copied().filter(|t| t.has(Flag::Lazy) && cipher.is_some()) {
+        let mut st = conn.prepare(&format!("SELECT k, body FROM {} WHERE substr(body, 1, {}) != ?1", t.name(), SEALED_PREFIX.len()))?;
+        let rows = st.query_map(params![SEALED_PREFIX], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for r in rows {
+            let (k, b) = r?;
+            snap.plain.push((t, k, b));
+        }
+    }
+    for t in tables.iter().copied().filter(|t| !t.has(Flag::Log) && !t.has(Flag::Lazy)) {
         let mut st = conn.prepare(&format!("SELECT k, body FROM {}", t.name()))?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for r in rows {

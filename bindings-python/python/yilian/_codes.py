@@ -30,6 +30,7 @@ ErrorCodeName = Literal[
     "INVALID_EXAM_ITEM",
     "EXAM_SIGNATURE_MISSING",
     "INVALID_SIGNING_KEY",
+    "REPORT_TYPE_UNSUPPORTED",
     "CLIENT_NOT_BUILT",
     "PLATFORM_NOT_CONFIGURED",
     "UNKNOWN_INTERFACE",
@@ -59,6 +60,7 @@ ErrorCodeName = Literal[
     "ADMISSION_NOT_FOUND",
     "SIGNING_KEY_NOT_FOUND",
     "INSTITUTION_NOT_FOUND",
+    "REPORT_DOCUMENT_NOT_FOUND",
     "SLOT_FULL",
     "SLOT_CLOSED",
     "SLOT_NOT_RELEASED",
@@ -174,6 +176,8 @@ class ErrorCode(enum.IntEnum):
     """an unstructured report must carry the issuer's electronic signature / 非结构化报告必须附带出具机构的电子签章"""
     INVALID_SIGNING_KEY = 1203
     """the public key is not a valid SM2 key / 公钥不是有效的SM2公钥"""
+    REPORT_TYPE_UNSUPPORTED = 1204
+    """the report document is not a PDF, JPEG, PNG or DICOM file / 报告文件不是PDF、JPEG、PNG或DICOM格式"""
     CLIENT_NOT_BUILT = 1301
     """this build has no platform client (cargo feature `client`) / 本版本未编译平台客户端（编译特性 `client`）"""
     PLATFORM_NOT_CONFIGURED = 1302
@@ -232,6 +236,8 @@ class ErrorCode(enum.IntEnum):
     """no signing key is registered for the issuer / 出具机构未登记签章公钥"""
     INSTITUTION_NOT_FOUND = 2208
     """no such institution in the service network / 服务网络中没有该机构"""
+    REPORT_DOCUMENT_NOT_FOUND = 2209
+    """no such report document / 报告文件不存在"""
     SLOT_FULL = 3001
     """the slot has no remaining places / 号源已满"""
     SLOT_CLOSED = 3002
@@ -393,6 +399,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     1201: ("input", "the exam item names a method or body part the project does not offer", "检查项目的方法或部位不在该项目可选范围内"),
     1202: ("input", "an unstructured report must carry the issuer's electronic signature", "非结构化报告必须附带出具机构的电子签章"),
     1203: ("input", "the public key is not a valid SM2 key", "公钥不是有效的SM2公钥"),
+    1204: ("input", "the report document is not a PDF, JPEG, PNG or DICOM file", "报告文件不是PDF、JPEG、PNG或DICOM格式"),
     1301: ("input", "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（编译特性 `client`）"),
     1302: ("input", "no platform is configured (config key `platform`)", "未配置平台（配置项 `platform`）"),
     1303: ("input", "the platform has no such interface", "平台没有该接口"),
@@ -422,6 +429,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     2206: ("not_found", "no such admission", "住院记录不存在"),
     2207: ("not_found", "no signing key is registered for the issuer", "出具机构未登记签章公钥"),
     2208: ("not_found", "no such institution in the service network", "服务网络中没有该机构"),
+    2209: ("not_found", "no such report document", "报告文件不存在"),
     3001: ("conflict", "the slot has no remaining places", "号源已满"),
     3002: ("conflict", "the slot is closed (service stopped)", "号源已停诊关闭"),
     3003: ("conflict", "the slot is not yet open for booking", "号源尚未开放预约"),

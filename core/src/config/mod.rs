@@ -52,6 +52,11 @@ pub struct RawConfig {
     /// The font file PDF documents are set in (a TrueType or OpenType font
     /// with Chinese glyphs; `.ttc` collections too).
     pub pdf_font: Option<PathBuf>,
+    /// The largest report document `upload-report` takes, in bytes (decoded).
+    pub report_max_bytes: usize,
+    /// Where `upload-report` keeps documents as files; without it, in the
+    /// durable store (or in memory without a `data_dir`).
+    pub report_dir: Option<PathBuf>,
 }
 
 impl Default for RawConfig {
@@ -75,9 +80,14 @@ impl Default for RawConfig {
             encryption_key: None,
             platform: None,
             pdf_font: None,
+            report_max_bytes: DEFAULT_REPORT_MAX_BYTES,
+            report_dir: None,
         }
     }
 }
+
+/// The default of `report_max_bytes`: 16 MiB, the sandbox's upload limit.
+pub const DEFAULT_REPORT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -109,6 +119,10 @@ pub struct Config {
     /// The font PDF documents embed; `None`: a CJK font of the system
     /// (`render::SYSTEM_CJK_FONTS`), found when a PDF is asked for.
     pub pdf_font: Option<PathBuf>,
+    /// The largest report document `upload-report` takes (decoded bytes).
+    pub report_max_bytes: usize,
+    /// Where report documents are kept as files (else in the store).
+    pub report_dir: Option<PathBuf>,
     /// The raw JSON, echoed by `engine-info`.
     pub raw: serde_json::Value,
 }
@@ -193,6 +207,13 @@ impl Config {
         }
         within("max_request_bytes", raw.max_request_bytes as u64, range::MAX_REQUEST_BYTES)?;
         within("group_commit_max", raw.group_commit_max as u64, range::GROUP_COMMIT_MAX)?;
+        // Base64 of the largest document must still fit a request of `usize`.
+        if raw.report_max_bytes < 1024 || raw.report_max_bytes > 1 << 30 {
+            return Err(bad("report_max_bytes", "must be 1024 to 1073741824 (1 GiB)", "应在 1024 到 1073741824（1 GiB）之间"));
+        }
+        if raw.report_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(bad("report_dir", "must not be empty", "不能为空"));
+        }
         let durable_sync_full = match raw.durable_sync.as_str() {
             "full" => true,
             "normal" => false,
@@ -242,6 +263,8 @@ impl Config {
             encryption_key,
             platform,
             pdf_font: raw.pdf_font,
+            report_max_bytes: raw.report_max_bytes,
+            report_dir: raw.report_dir,
             raw: redact(value),
         })
     }

@@ -15,7 +15,7 @@ use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::{Booking, BookingStatus, PaymentStatus, Priority, SlotKind};
-use crate::pool::{Answer, Claimed, Pool, Reserve, Slot, Txn};
+use crate::pool::{Answer, Claimed, IdemClaim, Pool, Reserve, Slot, Txn};
 use crate::request::fp_of;
 use crate::text::SearchKey;
 use crate::views::{to_value, with_booking, BookingPart, StepView};
@@ -51,6 +51,13 @@ pub(crate) struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
     pub signature_verified: bool,
+    /// The registration whose key verified `signature`, as it was then
+    /// (shown, so a community system can verify the report again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer_key: Option<SigningKey>,
+    /// The document (`upload-report`) this revision is, kept outside the row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<u64>,
     pub critical: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub critical_note: Option<String>,
@@ -116,7 +123,7 @@ fn not_found(id: u64) -> Error {
     Error::not_found(ErrorCode::ExamApplicationNotFound, "检查申请", &id.to_string())
 }
 
-fn item_not_found(exam: u64, item: u32) -> Error {
+pub(super) fn item_not_found(exam: u64, item: u32) -> Error {
     Error::with(ErrorCode::ExamItemNotFound, format!("exam application {exam} has no item {item}"), format!("检查申请 {exam} 没有第 {item} 项"))
 }
 
@@ -368,7 +375,10 @@ struct ItemView<'a> {
     history: Vec<StepView<'a>>,
 }
 
-/// One revision of an item's report.
+/// One revision of an item's report. A signed one travels with its
+/// signature as sent, the signer's registered key and what exactly was
+/// signed (`signed`), so the receiving side can verify it again with its own
+/// SM2 implementation (docs/referral.md, *Verifying a report*).
 #[derive(Serialize)]
 struct ReportView<'a> {
     revision: u32,
@@ -377,6 +387,14 @@ struct ReportView<'a> {
     conclusion: Option<&'a str>,
     signer_id: Option<&'a str>,
     signature_verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signer_key: Option<SignerKeyView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed: Option<SignedView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document_id: Option<String>,
     critical: bool,
     reporter: Option<&'a str>,
     reviewer: Option<&'a str>,
@@ -394,8 +412,57 @@ struct ReportView<'a> {
     content_base64: Option<&'a str>,
 }
 
+/// The key a signature was verified with: the issuer's registration.
+#[derive(Serialize)]
+pub(super) struct SignerKeyView<'a> {
+    /// Whose registration (the signer's, or its hospital's when the
+    /// department registered none).
+    issuer_id: &'a str,
+    /// SEC1 hex (`04‖x‖y`), as registered with `exam-signing-key`.
+    public_key: &'a str,
+    /// The SM2 distinguishing identifier (GM/T 0009's default).
+    sm2_id: &'static str,
+    registered_at: String,
+}
+
+impl<'a> SignerKeyView<'a> {
+    pub(super) fn of(k: &'a SigningKey, tz: &chrono_tz::Tz) -> SignerKeyView<'a> {
+        SignerKeyView {
+            issuer_id: &k.issuer_id,
+            public_key: &k.public_key,
+            sm2_id: crate::crypto::DEFAULT_SM2_ID,
+            registered_at: format_ms(k.registered_ms, tz),
+        }
+    }
+}
+
+/// What a signature covers: the document's bytes (`content`: the decoded
+/// `content_base64`, or the `upload-report` document), or for a structured
+/// report the UTF-8 bytes of `text`. `sm3` is the SM3 of those bytes.
+#[derive(Serialize)]
+struct SignedView {
+    what: &'static str,
+    sm3: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+}
+
+/// The text a structured report's signature covers: `{"conclusion":…,"findings":…}`,
+/// keys in that order, no spaces, an absent one `null`, the values as stored
+/// (trimmed), non-ASCII characters as themselves (UTF-8).
+pub(crate) fn structured_message(conclusion: Option<&str>, findings: Option<&str>) -> String {
+    json!({"conclusion": conclusion, "findings": findings}).to_string()
+}
+
 impl<'a> ReportView<'a> {
     fn of(r: &'a Report, tz: &chrono_tz::Tz, content: bool) -> ReportView<'a> {
+        let signed = r.signature.as_ref().map(|_| match r.format.as_str() {
+            "structured" => {
+                let text = structured_message(r.conclusion.as_deref(), r.findings.as_deref());
+                SignedView { what: "structured", sm3: crate::crypto::sm3_hex(text.as_bytes()), text: Some(text) }
+            }
+            _ => SignedView { what: "content", sm3: r.content_sm3.clone().unwrap_or_default(), text: None },
+        });
         ReportView {
             revision: r.revision,
             format: &r.format,
@@ -403,6 +470,10 @@ impl<'a> ReportView<'a> {
             conclusion: r.conclusion.as_deref(),
             signer_id: r.signer_id.as_deref(),
             signature_verified: r.signature_verified,
+            signature: r.signature.as_deref(),
+            signer_key: r.signer_key.as_ref().filter(|_| r.signature.is_some()).map(|k| SignerKeyView::of(k, tz)),
+            signed,
+            document_id: r.document_id.map(super::document::format_document_id),
             critical: r.critical,
             reporter: r.reporter.as_deref(),
             reviewer: r.reviewer.as_deref(),
@@ -416,7 +487,7 @@ impl<'a> ReportView<'a> {
     }
 }
 
-fn load(c: &Ctx, who: &Who, id: u64) -> Result<ExamApp> {
+pub(super) fn load(c: &Ctx, who: &Who, id: u64) -> Result<ExamApp> {
     let e = {
         let g = c.referral.inner.lock();
         g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?
@@ -462,11 +533,11 @@ pub(super) fn query(c: &Ctx) -> Result<Value> {
 
 /// A step's check of one item, before anything changes: the item, its
 /// booking (locked) and the time.
-type ItemCheck<'f> = dyn FnMut(&ExamApp, &ExamItem, Option<&Booking>, Millis) -> Result<()> + 'f;
+pub(super) type ItemCheck<'f> = dyn FnMut(&ExamApp, &ExamItem, Option<&Booking>, Millis) -> Result<()> + 'f;
 
-/// A step's change of one item, with its booking locked; it fails only where
-/// its check would have.
-type ItemFn<'f> = dyn FnMut(&Pool, &ExamApp, &mut ExamItem, Option<&mut Live<'_>>, &mut Txn, Millis) -> Result<()> + 'f;
+/// A step's change of one item, with its booking locked and the module's
+/// state at hand; it fails only where its check would have.
+pub(super) type ItemFn<'f> = dyn FnMut(&Pool, &mut Inner, &ExamApp, &mut ExamItem, Option<&mut Live<'_>>, &mut Txn, Millis) -> Result<()> + 'f;
 
 /// The error of one item of a step, naming the item.
 fn of_item(item_no: u32, e: Error) -> Error {
@@ -485,6 +556,25 @@ fn item_steps(c: &Ctx, who: &Who, id: u64, items: &[u32], check: &mut ItemCheck<
         Claimed::Replay(a) => return Ok(a.into_value()),
         Claimed::Fresh(cl) => cl,
     };
+    let result = item_steps_claimed(c, who, id, items, check, f, &mut |v| v, &claim);
+    super::finish(pool, claim, result)
+}
+
+/// [`item_steps`] under a request id the caller claimed (`upload-report`
+/// stores its document between the claim and the step), answering
+/// `answer(application as shown)`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn item_steps_claimed(
+    c: &Ctx,
+    who: &Who,
+    id: u64,
+    items: &[u32],
+    check: &mut ItemCheck<'_>,
+    f: &mut ItemFn<'_>,
+    answer: &mut dyn FnMut(Value) -> Value,
+    claim: &Option<IdemClaim<'_>>,
+) -> Result<Answer> {
+    let pool = c.pool;
     let mut result = Err(Error::internal("exam step not run"));
     // An item given another booking between the read and the locks (a new
     // arrangement) makes it start over with the new bookings.
@@ -494,7 +584,7 @@ fn item_steps(c: &Ctx, who: &Who, id: u64, items: &[u32], check: &mut ItemCheck<
             let e = g.exams.get(&id).ok_or_else(|| not_found(id));
             match e {
                 Ok(e) => e.items.iter().map(|i| (i.item_no, i.booking_id)).collect(),
-                Err(err) => return super::finish(pool, claim, Err(err)),
+                Err(err) => return Err(err),
             }
         };
         let ids: Vec<u64> = seen.iter().filter_map(|(_, b)| *b).collect();
@@ -526,22 +616,22 @@ fn item_steps(c: &Ctx, who: &Who, id: u64, items: &[u32], check: &mut ItemCheck<
             for pos in picked {
                 let mut it = e.items[pos].clone();
                 let mut live = it.booking_id.and_then(|b| locked.get_mut(b)).map(|(slot, st, b)| Live { slot, st, b });
-                f(pool, &e, &mut it, live.as_mut(), txn, now).map_err(|err| of_item(it.item_no, err))?;
+                f(pool, &mut g, &e, &mut it, live.as_mut(), txn, now).map_err(|err| of_item(it.item_no, err))?;
                 e.items[pos] = it;
             }
             e.updated_ms = now;
             put_exam(pool, txn, &e);
             let v = exam_view(pool, &e, &locked.all(), false);
             g.exams.insert(id, e);
-            let answer = Answer::Json(v);
-            pool.record_answer(&claim, &answer, txn);
+            let answer = Answer::Json(answer(v));
+            pool.record_answer(claim, &answer, txn);
             Ok(answer)
         });
         if !stale {
             break;
         }
     }
-    super::finish(pool, claim, result)
+    result
 }
 
 /// The items a step applies to: `item_no` (one), `item_nos` (a list, taken
@@ -687,7 +777,7 @@ pub(super) fn payment(c: &Ctx) -> Result<Value> {
         // An arranged item's hold still holds its place, so it can be confirmed.
         EXAM_ITEM.check(&effective_status(&it.status, it.booking_id, b, &EXAM_ITEM, now), "paid", command)
     };
-    item_steps(c, &who, id, &items, check, &mut |pool, e, it, live, txn, now| {
+    item_steps(c, &who, id, &items, check, &mut |pool, _, e, it, live, txn, now| {
         it.go("paid", command, by.as_deref(), None, now, live.as_deref().map(|l| &*l.b))?;
         let l = live.ok_or_else(|| Error::internal("exam booking not locked"))?;
         pool.confirm_locked(l.slot, l.st, l.b, now, txn, command)?;
@@ -723,7 +813,7 @@ pub(super) fn cancel(c: &Ctx) -> Result<Value> {
         }
         Ok(())
     };
-    item_steps(c, &who, id, &items, check, &mut |pool, e, it, live, txn, now| {
+    item_steps(c, &who, id, &items, check, &mut |pool, _, e, it, live, txn, now| {
         it.go("cancelled", command, by.as_deref(), Some(reason.clone()), now, live.as_deref().map(|l| &*l.b))?;
         if let Some(l) = live {
             if l.b.status.is_active() {
@@ -761,7 +851,7 @@ pub(super) fn refund(c: &Ctx) -> Result<Value> {
         }
         EXAM_ITEM.check(&from, "refunded", command)
     };
-    item_steps(c, &who, id, &[item_no], check, &mut |pool, e, it, live, txn, now| {
+    item_steps(c, &who, id, &[item_no], check, &mut |pool, _, e, it, live, txn, now| {
         it.go("refunded", command, by.as_deref(), None, now, live.as_deref().map(|l| &*l.b))?;
         if let Some(l) = live {
             if l.b.payment == PaymentStatus::Paid && !l.b.status.is_active() {
@@ -805,10 +895,148 @@ pub(super) fn signing_key(c: &Ctx) -> Result<Value> {
     })
 }
 
+/// What a report revision carries beside its content (B3, B4).
+#[derive(Debug, Clone)]
+pub(super) struct ReportFields {
+    pub findings: Option<String>,
+    pub conclusion: Option<String>,
+    pub report_url: Option<String>,
+    pub critical: bool,
+    pub critical_note: Option<String>,
+    pub reporter: Option<String>,
+    pub reviewer: Option<String>,
+    pub revision_reason: Option<String>,
+}
+
+impl ReportFields {
+    pub(super) fn parse(r: &crate::request::Req) -> Result<ReportFields> {
+        Ok(ReportFields {
+            findings: text(r, "findings", 20_000)?,
+            conclusion: text(r, "conclusion", 5_000)?,
+            report_url: r.opt_str("report_url")?.map(str::to_string),
+            critical: r.opt_bool("critical")?.unwrap_or(false),
+            critical_note: text(r, "critical_note", 1000)?,
+            reporter: text(r, "reporter", 64)?,
+            reviewer: text(r, "reviewer", 64)?,
+            revision_reason: text(r, "revision_reason", 500)?,
+        })
+    }
+
+    /// A revision of `format` with these fields; the caller fills in content and signature.
+    pub(super) fn revision(&self, format: &str, now: Millis) -> Report {
+        Report {
+            revision: 0,
+            format: format.to_string(),
+            findings: self.findings.clone(),
+            conclusion: self.conclusion.clone(),
+            content_base64: None,
+            content_sm3: None,
+            report_url: self.report_url.clone(),
+            signer_id: None,
+            signature: None,
+            signature_verified: false,
+            signer_key: None,
+            document_id: None,
+            critical: self.critical,
+            critical_note: self.critical_note.clone(),
+            reporter: self.reporter.clone(),
+            reviewer: self.reviewer.clone(),
+            revision_reason: self.revision_reason.clone(),
+            at_ms: now,
+        }
+    }
+}
+
+/// Checks an SM2 signature of a report of `hospital` over `msg`: the signer
+/// (`signer`, else the hospital) must be the hospital or one of its
+/// departments (`H001-D101`, `H001/D101`), and the key is the signer's
+/// registration (`exam-signing-key`), else the hospital's. Answers the
+/// signer's id and the registration that verified it.
+pub(super) fn verify_signature(c: &Ctx, hospital: &str, signer: Option<&str>, msg: &[u8], signature: &str) -> Result<(String, SigningKey)> {
+    let issuer = signer.unwrap_or(hospital).to_string();
+    if issuer != hospital && !issuer.starts_with(&format!("{hospital}-")) && !issuer.starts_with(&format!("{hospital}/")) {
+        return Err(Error::with(
+            ErrorCode::ExamSignatureInvalid,
+            "the signer is not the application's hospital or one of its departments",
+            "签章机构不是申请的上级医院或其科室",
+        ));
+    }
+    let key = {
+        let g = c.referral.inner.lock();
+        g.keys.get(&issuer).or_else(|| g.keys.get(hospital)).cloned()
+    };
+    let key = key.ok_or_else(|| Error::not_found(ErrorCode::SigningKeyNotFound, "签章公钥", &issuer))?;
+    if !crate::crypto::sm2_verify(&key.public_key, None, msg, signature)? {
+        return Err(Error::new(ErrorCode::ExamSignatureInvalid));
+    }
+    Ok((issuer, key))
+}
+
+/// Whether the item's effective state lets it take a report now (checked
+/// again under the locks by the step).
+pub(super) fn check_reportable(c: &Ctx, e: &ExamApp, item_no: u32) -> Result<()> {
+    let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(|| item_not_found(e.exam_id, item_no))?;
+    let b = booking_snapshot(c.pool, it.booking_id);
+    EXAM_ITEM
+        .check(&effective_status(&it.status, it.booking_id, b.as_ref(), &EXAM_ITEM, c.pool.clock.now_ms()), "reported", c.command)
+        .map_err(|err| of_item(item_no, err))
+}
+
+/// The check of a report step on one item.
+pub(super) fn report_check(command: &'static str) -> impl FnMut(&ExamApp, &ExamItem, Option<&Booking>, Millis) -> Result<()> {
+    move |_: &ExamApp, it: &ExamItem, b: Option<&Booking>, now: Millis| {
+        EXAM_ITEM.check(&effective_status(&it.status, it.booking_id, b, &EXAM_ITEM, now), "reported", command)
+    }
+}
+
+/// Records `rep` as the item's next revision (the item goes to `reported`)
+/// and pushes it (B4): a critical result at once to the ordering doctor and
+/// the patient, a routine one as a notice (a revision as `exam_report_revised`).
+/// Answers the revision's number.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn add_revision(
+    pool: &Pool,
+    txn: &mut Txn,
+    e: &ExamApp,
+    it: &mut ExamItem,
+    live: Option<&mut Live<'_>>,
+    mut rep: Report,
+    command: &str,
+    by: Option<&str>,
+    now: Millis,
+) -> Result<u32> {
+    let revision = it.reports.len() as u32 + 1;
+    it.go("reported", command, by, None, now, live.as_deref().map(|l| &*l.b))?;
+    rep.revision = revision;
+    let (critical, critical_note) = (rep.critical, rep.critical_note.clone());
+    let base = json!({"exam_id": e.exam_id, "item_no": it.item_no, "project_id": it.project_id, "revision": revision, "conclusion": rep.conclusion,
+        "document_id": rep.document_id.map(super::document::format_document_id)});
+    it.reports.push(rep);
+    if critical {
+        for audience in ["doctor", "patient"] {
+            let mut d = base.clone();
+            d["audience"] = audience.into();
+            d["urgency"] = "immediate".into();
+            d["ordering_doctor_id"] = e.ordering_doctor_id.clone().into();
+            d["critical_note"] = critical_note.clone().into();
+            super::event(pool, txn, "exam_critical_result", &e.patient_id, &e.clinic_id, it.booking_id, d);
+        }
+    } else {
+        let mut d = base;
+        d["audience"] = "doctor".into();
+        d["urgency"] = "notice".into();
+        d["ordering_doctor_id"] = e.ordering_doctor_id.clone().into();
+        let kind = if revision > 1 { "exam_report_revised" } else { "exam_report_notice" };
+        super::event(pool, txn, kind, &e.patient_id, &e.clinic_id, it.booking_id, d);
+    }
+    Ok(revision)
+}
+
 /// `exam-report`: the report of one item, matched by application and item;
 /// a second upload is a revision (history kept). Unstructured reports must be
 /// signed: SM2 over the decoded content bytes with the issuer's registered
-/// key; structured ones may be, over the JSON text `{"conclusion":…,"findings":…}`.
+/// key; structured ones may be, over [`structured_message`]. Documents too
+/// large for a JSON report go through `upload-report` (`document.rs`).
 pub(super) fn report(c: &Ctx) -> Result<Value> {
     let who = Who::of(c)?;
     who.must_be(Side::Hospital, c.command)?;
@@ -818,9 +1046,7 @@ pub(super) fn report(c: &Ctx) -> Result<Value> {
     if !matches!(format.as_str(), "structured" | "pdf" | "image") {
         return Err(Error::invalid("format", "expected structured, pdf or image"));
     }
-    let findings = text(c.r, "findings", 20_000)?;
-    let conclusion = text(c.r, "conclusion", 5_000)?;
-    let report_url = c.r.opt_str("report_url")?.map(str::to_string);
+    let fields = ReportFields::parse(c.r)?;
     let content = match c.r.get("content_base64") {
         None => None,
         Some(Value::String(s)) => Some(base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|_| Error::invalid("content_base64", "not base64"))?),
@@ -828,16 +1054,11 @@ pub(super) fn report(c: &Ctx) -> Result<Value> {
     };
     let signature = c.r.opt_str("signature")?.map(str::to_string);
     let signer = c.r.opt_str("signer_id")?.map(str::to_string);
-    let critical = c.r.opt_bool("critical")?.unwrap_or(false);
-    let critical_note = text(c.r, "critical_note", 1000)?;
-    let reporter = text(c.r, "reporter", 64)?;
-    let reviewer = text(c.r, "reviewer", 64)?;
-    let revision_reason = text(c.r, "revision_reason", 500)?;
     let (msg, unstructured) = if format == "structured" {
-        if findings.is_none() && conclusion.is_none() {
+        if fields.findings.is_none() && fields.conclusion.is_none() {
             return Err(Error::missing("conclusion"));
         }
-        (json!({"conclusion": conclusion, "findings": findings}).to_string().into_bytes(), false)
+        (structured_message(fields.conclusion.as_deref(), fields.findings.as_deref()).into_bytes(), false)
     } else {
         (content.clone().ok_or_else(|| Error::missing("content_base64"))?, true)
     };
@@ -845,74 +1066,24 @@ pub(super) fn report(c: &Ctx) -> Result<Value> {
         return Err(Error::new(ErrorCode::ExamSignatureMissing));
     }
     let e = load(c, &who, id)?;
-    let mut verified = false;
-    if let Some(sig) = &signature {
-        let issuer = signer.clone().unwrap_or_else(|| e.hospital_id.clone());
-        if issuer != e.hospital_id && !issuer.starts_with(&format!("{}-", e.hospital_id)) && !issuer.starts_with(&format!("{}/", e.hospital_id)) {
-            return Err(Error::with(
-                ErrorCode::ExamSignatureInvalid,
-                "the signer is not the application's hospital or one of its departments",
-                "签章机构不是申请的上级医院或其科室",
-            ));
-        }
-        let key = {
-            let g = c.referral.inner.lock();
-            g.keys.get(&issuer).or_else(|| g.keys.get(&e.hospital_id)).map(|k| k.public_key.clone())
-        };
-        let key = key.ok_or_else(|| Error::not_found(ErrorCode::SigningKeyNotFound, "签章公钥", &issuer))?;
-        if !crate::crypto::sm2_verify(&key, None, &msg, sig)? {
-            return Err(Error::new(ErrorCode::ExamSignatureInvalid));
-        }
-        verified = true;
-    }
+    let signed = match &signature {
+        Some(sig) => Some(verify_signature(c, &e.hospital_id, signer.as_deref(), &msg, sig)?),
+        None => None,
+    };
     let content_sm3 = content.as_ref().map(|b| crate::crypto::sm3_hex(b));
     let content_b64 = if unstructured { c.r.get("content_base64").and_then(Value::as_str).map(|s| s.trim().to_string()) } else { None };
     let command = c.command;
     let by = who.institution.clone();
-    let check = &mut |_: &ExamApp, it: &ExamItem, b: Option<&Booking>, now: Millis| {
-        EXAM_ITEM.check(&effective_status(&it.status, it.booking_id, b, &EXAM_ITEM, now), "reported", command)
-    };
-    item_steps(c, &who, id, &[item_no], check, &mut |pool, e, it, live, txn, now| {
-        let revision = it.reports.len() as u32 + 1;
-        it.go("reported", command, by.as_deref(), None, now, live.as_deref().map(|l| &*l.b))?;
-        let rep = Report {
-            revision,
-            format: format.clone(),
-            findings: findings.clone(),
-            conclusion: conclusion.clone(),
-            content_base64: content_b64.clone(),
-            content_sm3: content_sm3.clone(),
-            report_url: report_url.clone(),
-            signer_id: signature.as_ref().map(|_| signer.clone().unwrap_or_else(|| e.hospital_id.clone())),
-            signature: signature.clone(),
-            signature_verified: verified,
-            critical,
-            critical_note: critical_note.clone(),
-            reporter: reporter.clone(),
-            reviewer: reviewer.clone(),
-            revision_reason: revision_reason.clone(),
-            at_ms: now,
-        };
-        it.reports.push(rep);
-        let base = json!({"exam_id": e.exam_id, "item_no": it.item_no, "project_id": it.project_id, "revision": revision, "conclusion": conclusion});
-        // B4: graded push. Critical: at once to the ordering doctor and to the patient.
-        if critical {
-            for audience in ["doctor", "patient"] {
-                let mut d = base.clone();
-                d["audience"] = audience.into();
-                d["urgency"] = "immediate".into();
-                d["ordering_doctor_id"] = e.ordering_doctor_id.clone().into();
-                d["critical_note"] = critical_note.clone().into();
-                super::event(pool, txn, "exam_critical_result", &e.patient_id, &e.clinic_id, it.booking_id, d);
-            }
-        } else {
-            let mut d = base.clone();
-            d["audience"] = "doctor".into();
-            d["urgency"] = "notice".into();
-            d["ordering_doctor_id"] = e.ordering_doctor_id.clone().into();
-            let kind = if revision > 1 { "exam_report_revised" } else { "exam_report_notice" };
-            super::event(pool, txn, kind, &e.patient_id, &e.clinic_id, it.booking_id, d);
+    item_steps(c, &who, id, &[item_no], &mut report_check(command), &mut |pool, _, e, it, live, txn, now| {
+        let mut rep = fields.revision(&format, now);
+        rep.content_base64 = content_b64.clone();
+        rep.content_sm3 = content_sm3.clone();
+        if let (Some(sig), Some((issuer, key))) = (&signature, &signed) {
+            rep.signature = Some(sig.clone());
+            rep.signer_id = Some(issuer.clone());
+            rep.signer_key = Some(key.clone());
+            rep.signature_verified = true;
         }
-        Ok(())
+        add_revision(pool, txn, e, it, live, rep, command, by.as_deref(), now).map(|_| ())
     })
 }

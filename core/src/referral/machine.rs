@@ -87,6 +87,8 @@ pub static EXAM_ITEM: Machine = Machine {
         ("arranged", "paid", "exam-payment"),
         ("paid", "reported", "exam-report"),
         ("reported", "reported", "exam-report"),
+        ("paid", "reported", "upload-report"),
+        ("reported", "reported", "upload-report"),
         ("applied", "cancelled", "exam-cancel"),
         ("arranged", "cancelled", "exam-cancel"),
         ("paid", "cancelled", "exam-cancel"),

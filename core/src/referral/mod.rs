@@ -3,8 +3,9 @@
 //!
 //! Layout: `disease` (R1 catalogue and the direct-referral rule), `outpatient`
 //! (R2–R4), `inpatient` (R5), `down` (R6), `query` (R7), `exam` (B1–B4),
-//! `consultation` (R8). This file holds the shared state, persistence, the
-//! permission rule (S1) and the transaction helpers.
+//! `document` (report documents: `upload-report`), `consultation` (R8).
+//! This file holds the shared state, persistence, the permission rule (S1)
+//! and the transaction helpers.
 //!
 //! A referral never carries a stale slot: it owns a booking id only, and its
 //! slot (date, period, doctor, bed) is read from that booking whenever the
@@ -18,6 +19,7 @@
 
 mod consultation;
 mod disease;
+mod document;
 mod down;
 mod exam;
 mod inpatient;
@@ -88,6 +90,8 @@ crate::command::command_table! { pub(crate) COMMANDS: fn(&Ctx) -> Result<Value>;
     "exam-report", Change, NETWORK, INSTITUTION => exam::report;
     "exam-view", Query, NETWORK, INSTITUTION => exam::view;
     "exam-query", Query, NETWORK, INSTITUTION => exam::query;
+    "upload-report", Change, HOSPITAL, INSTITUTION => document::upload;
+    "exam-report-document", Query, NETWORK, INSTITUTION => document::read;
     "consultation-apply", Change, NETWORK, INSTITUTION => consultation::apply;
     "consultation-review", Change, NETWORK, INSTITUTION => consultation::review;
     "consultation-cancel", Change, NETWORK, INSTITUTION => consultation::cancel;
@@ -100,6 +104,15 @@ crate::store::table!(
     /// Referrals, exam applications and consultations.
     pub(crate) TABLE = "referral"
 );
+
+pub(crate) use document::CONTENT as DOCUMENT_CONTENT;
+
+/// The largest request `command` takes, when it is larger than the config's
+/// `max_request_bytes`: `upload-report` carries a document of up to
+/// `report_max_bytes` as base64, plus its fields.
+pub(crate) fn request_limit(cfg: &crate::config::Config, command: &str) -> Option<usize> {
+    (command == "upload-report").then(|| cfg.max_request_bytes.max(cfg.report_max_bytes.div_ceil(3) * 4 + 64 * 1024))
+}
 
 /// The module's in-memory state; every change is also written to its table.
 #[derive(Default)]
@@ -117,6 +130,11 @@ pub(crate) struct Inner {
     pub consultations: BTreeMap<u64, consultation::Consultation>,
     pub keys: BTreeMap<String, exam::SigningKey>,
     pub communities: BTreeMap<String, down::Community>,
+    /// Report documents (`upload-report`) by id: their records.
+    pub documents: BTreeMap<u64, document::Document>,
+    /// The bytes (base64) of documents kept in memory (no store, no `report_dir`).
+    pub contents: BTreeMap<u64, std::sync::Arc<str>>,
+    pub next_document: u64,
     /// admission id → referral id.
     pub admissions: BTreeMap<u64, u64>,
     pub next_referral: u64,
@@ -293,6 +311,7 @@ enum Row {
     Key(exam::SigningKey),
     Community(down::Community),
     Intent(Intent),
+    Document(document::Document),
 }
 
 /// A place about to be reserved for a case, written durably before the
@@ -335,6 +354,9 @@ pub(crate) fn put_key(pool: &Pool, txn: &mut Txn, k: &exam::SigningKey) {
 pub(crate) fn put_community(pool: &Pool, txn: &mut Txn, c: &down::Community) {
     put(pool, txn, format!("community:{}", c.clinic_id), &Row::Community(c.clone()));
 }
+pub(crate) fn put_document(pool: &Pool, txn: &mut Txn, d: &document::Document) {
+    put(pool, txn, format!("document:{:012}", d.document_id), &Row::Document(d.clone()));
+}
 
 /// Rebuilds the state from the store's rows on open.
 pub(crate) fn recover(pool: &Pool, referral: &ReferralState, snap: &Snapshot) -> Result<()> {
@@ -369,6 +391,20 @@ pub(crate) fn recover(pool: &Pool, referral: &ReferralState, snap: &Snapshot) ->
                 g.communities.insert(c.clinic_id.clone(), c);
             }
             Row::Intent(i) => intents.push(i),
+            Row::Document(d) => {
+                g.next_document = g.next_document.max(d.document_id + 1);
+                g.documents.insert(d.document_id, d);
+            }
+        }
+    }
+    // Reports signed before their views showed the key carry none: the
+    // signer's registration (else its hospital's) as it is now.
+    let keys = g.keys.clone();
+    for e in g.exams.values_mut() {
+        for r in e.items.iter_mut().flat_map(|i| i.reports.iter_mut()) {
+            if r.signature.is_some() && r.signer_key.is_none() {
+                r.signer_key = r.signer_id.as_ref().and_then(|s| keys.get(s)).or_else(|| keys.get(&e.hospital_id)).cloned();
+            }
         }
     }
     drop(g);

@@ -42,8 +42,8 @@ const LINGER_BYTES: usize = 64 * 1024 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(5);
 
 pub struct Options {
-    /// Where reports are stored (`<dir>/<booking_id>/<n>-<name>`).
-    pub reports_dir: PathBuf,
+    /// The largest `upload-report` body (multipart); the engine's own
+    /// `report_max_bytes` bounds the document itself.
     pub upload_limit: usize,
     /// How often the outbox is polled for SSE subscribers.
     pub event_poll: Duration,
@@ -481,38 +481,26 @@ async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
 /// (CJK letters of a Chinese file name) is percent-encoded.
 const URL_NAME: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
 
-/// Keeps letters (any script), digits, `.`, `-`, `_`; everything else becomes
-/// `_`. No separators, no leading dot, bounded length: the name can never
-/// leave the booking's directory.
-pub fn sanitise_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let mut s: String = base.chars().map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
-    while s.starts_with('.') {
-        s.remove(0);
-    }
-    if s.chars().count() > 100 {
-        // Keep the extension, which decides the served content type.
-        let ext: String = s.rsplit_once('.').map(|(_, e)| e.chars().take(10).collect()).unwrap_or_default();
-        s = s.chars().take(80).collect::<String>() + if ext.is_empty() { "" } else { "." } + &ext;
-    }
-    if s.is_empty() || s.chars().all(|c| c == '_' || c == '.') {
-        "report".into()
-    } else {
-        s
-    }
-}
-
-fn content_type_of(name: &str) -> &'static str {
-    match name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).as_deref() {
-        Some("pdf") => "application/pdf",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("txt") => "text/plain; charset=utf-8",
-        Some("json") => "application/json",
-        Some("xml") => "application/xml",
-        _ => "application/octet-stream",
-    }
-}
+/// The form fields passed on to `upload-report` as they are (besides `file`).
+const UPLOAD_FIELDS: &[&str] = &[
+    "booking_id",
+    "exam_id",
+    "item_no",
+    "file_name",
+    "content_type",
+    "signature",
+    "signer_id",
+    "conclusion",
+    "findings",
+    "report_url",
+    "critical",
+    "critical_note",
+    "reporter",
+    "reviewer",
+    "revision_reason",
+    "institution_id",
+    "request_id",
+];
 
 fn multipart_error(exceeded: &AtomicBool, limit: usize) -> impl Fn(axum::extract::multipart::MultipartError) -> (Error, Option<StatusCode>) + '_ {
     move |_| {
@@ -530,8 +518,14 @@ async fn upload_report(State(st): State<Arc<AppState>>, Extension(who): Extensio
     answer(&st, "upload-report", started, out)
 }
 
+/// `POST /api/v1/upload-report` (报告回传接口), multipart `booking_id` (or
+/// `exam_id` + `item_no`) and `file`, plus any field of the engine command:
+/// the body is read up to `--max-upload-bytes` and handed to the engine's
+/// `upload-report` (one implementation: checks, storage, event, audit);
+/// the answer adds `report_url`, served by `GET /reports/<booking>/<file_name>`.
 async fn upload_inner(st: &Arc<AppState>, who: &Principal, headers: &HeaderMap, req: Request) -> Outcome {
     use axum::extract::FromRequest;
+    use base64::Engine as _;
     if req.method() != Method::POST {
         return Err((
             Error::with(ErrorCode::InvalidField, "upload-report takes POST multipart/form-data", "上传报告须使用 POST multipart/form-data"),
@@ -553,98 +547,81 @@ async fn upload_inner(st: &Arc<AppState>, who: &Principal, headers: &HeaderMap, 
     let merr = multipart_error(&exceeded, limit);
     let mut mp =
         Multipart::from_request(req, &()).await.map_err(|_| (Error::invalid("(multipart)", "missing or bad boundary"), Some(StatusCode::BAD_REQUEST)))?;
-    let incoming = st.opts.reports_dir.join(".incoming");
-    tokio::fs::create_dir_all(&incoming).await.map_err(|e| (Error::storage(format!("reports directory: {e}")), None))?;
-    let mut booking_id: Option<String> = None;
-    // The file is streamed to a temporary file (removed on drop unless kept),
-    // so a large report is never held in memory and a failed upload leaves nothing.
-    let mut file: Option<(tempfile::TempPath, String, u64)> = None;
+    let mut fields = Map::new();
+    // The file is held in memory: the body limit bounds it (16 MiB by default).
+    let mut file: Option<(Vec<u8>, Option<String>)> = None;
     while let Some(mut field) = mp.next_field().await.map_err(&merr)? {
-        match field.name() {
-            Some("booking_id") => booking_id = Some(field.text().await.map_err(&merr)?.trim().to_string()),
-            Some("file") => {
-                let name = sanitise_name(field.file_name().unwrap_or("report"));
-                let tmp = tempfile::NamedTempFile::new_in(&incoming).map_err(|e| (Error::storage(format!("temporary file: {e}")), None))?;
-                let (std_file, path) = tmp.into_parts();
-                let mut out = tokio::fs::File::from_std(std_file);
-                let mut len = 0u64;
-                while let Some(chunk) = field.chunk().await.map_err(&merr)? {
-                    len += chunk.len() as u64;
-                    tokio::io::AsyncWriteExt::write_all(&mut out, &chunk).await.map_err(|e| (Error::storage(format!("writing report: {e}")), None))?;
-                }
-                // The report is acknowledged only once it is on disk.
-                out.sync_all().await.map_err(|e| (Error::storage(format!("syncing report: {e}")), None))?;
-                file = Some((path, name, len));
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            let file_name = field.file_name().map(str::to_string);
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(&merr)? {
+                bytes.extend_from_slice(&chunk);
             }
-            _ => {} // other fields (e.g. a description) are ignored
-        }
+            file = Some((bytes, file_name));
+        } else if UPLOAD_FIELDS.contains(&name.as_str()) {
+            let text = field.text().await.map_err(&merr)?.trim().to_string();
+            if !text.is_empty() {
+                let v = match (name.as_str(), text.as_str()) {
+                    ("critical", "true") => Value::Bool(true),
+                    ("critical", "false") => Value::Bool(false),
+                    _ => Value::String(text),
+                };
+                fields.insert(name, v);
+            }
+        } // other fields (e.g. a description) are ignored
     }
-    let booking_id = booking_id.filter(|b| !b.is_empty()).ok_or_else(|| (Error::missing("booking_id"), None))?;
-    let (tmp, name, len) = file.ok_or_else(|| (Error::missing("file"), None))?;
-    if len == 0 {
+    if !fields.contains_key("booking_id") && !fields.contains_key("exam_id") {
+        return Err((Error::missing("booking_id"), None));
+    }
+    let (bytes, file_name) = file.ok_or_else(|| (Error::missing("file"), None))?;
+    if bytes.is_empty() {
         return Err((Error::invalid("file", "is empty"), None));
     }
-    // The booking must exist; its canonical id (B000001 for "B001") names the directory.
-    // …and the uploader must be one who may see it.
-    let booking = engine_call(st, who, "booking-info", json!({"booking_id": booking_id}).to_string()).await.map_err(|e| (e, None))?;
-    let canonical = booking["booking_id"]
-        .as_str()
-        .filter(|s| s.chars().all(|c| c.is_ascii_alphanumeric()))
-        .ok_or_else(|| (Error::internal("booking-info has no booking_id"), None))?
-        .to_string();
-    let dir = st.opts.reports_dir.join(&canonical);
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| (Error::storage(format!("reports directory: {e}")), None))?;
-    // Revisions keep history (B3): each upload gets the next free number;
-    // persist_noclobber makes two concurrent uploads take different numbers.
-    let stored = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-        let mut tmp = tmp;
-        let mut n = std::fs::read_dir(&dir)?.count() + 1;
-        loop {
-            let fname = format!("{n}-{name}");
-            match tmp.persist_noclobber(dir.join(&fname)) {
-                Ok(()) => {
-                    std::fs::File::open(&dir)?.sync_all()?; // the rename itself is durable
-                    return Ok(fname);
-                }
-                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    tmp = e.path;
-                    n += 1;
-                }
-                Err(e) => return Err(e.error),
-            }
-        }
-    })
-    .await
-    .map_err(|_| (Error::internal("storing the report did not finish"), None))?
-    .map_err(|e| (Error::storage(format!("storing report: {e}")), None))?;
+    if let Some(n) = file_name {
+        fields.entry("file_name").or_insert(Value::String(n));
+    }
+    fields.insert("content_base64".into(), Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)));
+    drop(bytes);
+    let mut out = engine_call(st, who, "upload-report", Value::Object(fields).to_string()).await.map_err(|e| (e, None))?;
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']')))
         .unwrap_or("localhost");
-    let url = format!("http://{host}/reports/{canonical}/{}", percent_encoding::utf8_percent_encode(&stored, URL_NAME));
-    Ok(json!({"booking_id": canonical, "report_url": url, "file_name": stored, "size": len}))
+    let (booking, name) = (out["booking_id"].as_str().unwrap_or(""), out["file_name"].as_str().unwrap_or(""));
+    let url = format!("http://{host}/reports/{booking}/{}", percent_encoding::utf8_percent_encode(name, URL_NAME));
+    out["report_url"] = Value::String(url);
+    Ok(out)
 }
 
-async fn serve_report(State(st): State<Arc<AppState>>, UrlPath((booking, file)): UrlPath<(String, String)>) -> Response {
+/// `GET /reports/<booking>/<file_name>`: the document through the engine's
+/// `exam-report-document` (its permission rule, its SM3 check), served with
+/// the type the engine found in its bytes. Unsigned even with `--keys` (a
+/// link a browser follows), acting then as the platform.
+async fn serve_report(State(st): State<Arc<AppState>>, who: Option<Extension<Principal>>, UrlPath((booking, file)): UrlPath<(String, String)>) -> Response {
+    use base64::Engine as _;
     let started = Instant::now();
-    let ok_booking = !booking.is_empty() && booking.chars().all(|c| c.is_ascii_alphanumeric());
-    // Only names sanitise_name could have produced (plus the number prefix).
-    let ok_file = !file.starts_with('.') && file == sanitise_name(&file) && !file.contains("..");
-    let path: Option<PathBuf> = (ok_booking && ok_file).then(|| st.opts.reports_dir.join(&booking).join(&file));
-    let bytes = match path {
-        Some(p) => tokio::fs::read(&p).await.ok(),
-        None => None,
-    };
-    match bytes {
-        Some(b) => {
+    let who = who.map(|Extension(p)| p).unwrap_or_else(Principal::platform);
+    let out = engine_call(&st, &who, "exam-report-document", json!({"booking_id": booking, "file_name": file}).to_string()).await;
+    let doc = out.and_then(|v| {
+        let bytes = v["content_base64"].as_str().and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+        let ct = v["content_type"].as_str().and_then(|c| HeaderValue::from_str(c).ok());
+        bytes.zip(ct).ok_or_else(|| Error::internal("exam-report-document answered no content"))
+    });
+    match doc {
+        Ok((bytes, ct)) => {
             st.metrics.record("reports", started.elapsed(), None);
-            ([(header::CONTENT_TYPE, content_type_of(&file)), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")], b).into_response()
+            ([(header::CONTENT_TYPE, ct), (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"))], bytes).into_response()
         }
-        None => {
-            st.metrics.record("reports", started.elapsed(), Some(ErrorCode::BookingNotFound));
-            let e = Error::with(ErrorCode::BookingNotFound, "no such report", "报告不存在");
-            failure(&e, Some(StatusCode::NOT_FOUND))
+        Err(e) => {
+            st.metrics.record("reports", started.elapsed(), Some(e.code()));
+            // A URL that names no report (a malformed one included) is not found.
+            let status = match e.family() {
+                ErrorFamily::Input | ErrorFamily::NotFound => StatusCode::NOT_FOUND,
+                _ => status_for(e.code()),
+            };
+            failure(&e, Some(status))
         }
     }
 }
@@ -837,7 +814,7 @@ pub async fn serve(
     Ok(())
 }
 
-/// Where reports go: `<data_dir>/reports`.
+/// Where the binary points the engine's `report_dir`: `<data_dir>/reports`.
 pub fn reports_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("reports")
 }

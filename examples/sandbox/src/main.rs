@@ -102,6 +102,10 @@ async fn main() {
         config.insert("data_dir".into(), Value::String(d.to_string_lossy().into_owned()));
         reports_dir(&d)
     };
+    // Reports are files under DIR/reports unless the config names its own
+    // report_dir; the upload limit bounds the document too unless it names one.
+    config.entry("report_dir").or_insert_with(|| Value::String(reports.to_string_lossy().into_owned()));
+    config.entry("report_max_bytes").or_insert_with(|| Value::from(args.max_upload_bytes));
     let config_json = Value::Object(config).to_string();
     if args.signature_window <= 0 {
         fail("--signature-window must be positive".into());
@@ -135,7 +139,7 @@ async fn main() {
             describe(p)
         ),
     }
-    let opts = Options { reports_dir: reports, upload_limit: args.max_upload_bytes, event_poll: Duration::from_millis(50) };
+    let opts = Options { upload_limit: args.max_upload_bytes, event_poll: Duration::from_millis(50) };
     let st = AppState::with_auth(engine, opts, auth);
     if let Err(e) = serve(listener, st, shutdown_signal()).await {
         fail(format!("server: {e}"));

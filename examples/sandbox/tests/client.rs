@@ -32,7 +32,7 @@ impl Signed {
     async fn start() -> Signed {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(CLOCK).unwrap();
-        let opts = Options { reports_dir: dir.path().join("reports"), upload_limit: 1 << 20, event_poll: Duration::from_millis(20) };
+        let opts = Options { upload_limit: 1 << 20, event_poll: Duration::from_millis(20) };
         // C001's HIS acts as community centre C001; H001's as the hospital.
         let keys = json!({APP: {"secret": SECRET, "role": "community", "institution_id": "C001"},
                           HOSPITAL_APP: {"secret": HOSPITAL_SECRET, "role": "hospital", "institution_id": "H001"}});
@@ -201,7 +201,7 @@ impl Flaky {
     async fn start() -> Flaky {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(CLOCK).unwrap();
-        let opts = Options { reports_dir: dir.path().join("reports"), upload_limit: 1 << 20, event_poll: Duration::from_millis(20) };
+        let opts = Options { upload_limit: 1 << 20, event_poll: Duration::from_millis(20) };
         let st = AppState::new(engine, opts);
         let hits = Arc::new(AtomicUsize::new(0));
         let budget = Arc::new(AtomicUsize::new(0));

@@ -53,7 +53,7 @@ async fn no_signed_client_can_make_a_change_of_the_vectors_for_another_instituti
             config["data_dir"] = dir.path().join("store").to_string_lossy().into_owned().into();
             config["durable_sync"] = "normal".into();
             let Ok(engine) = Engine::open(&config.to_string()) else { continue };
-            let opts = Options { reports_dir: dir.path().join("reports"), upload_limit: 2 * 1024 * 1024, event_poll: Duration::from_millis(50) };
+            let opts = Options { upload_limit: 2 * 1024 * 1024, event_poll: Duration::from_millis(50) };
             let state: Arc<AppState> = AppState::with_auth(engine, opts, Auth::Signed(keys()));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());

@@ -39,6 +39,8 @@ pub const YL_E_INVALID_EXAM_ITEM: c_int = 1201;
 pub const YL_E_EXAM_SIGNATURE_MISSING: c_int = 1202;
 /// 1xxx input: the public key is not a valid SM2 key / 公钥不是有效的SM2公钥.
 pub const YL_E_INVALID_SIGNING_KEY: c_int = 1203;
+/// 1xxx input: the report document is not a PDF, JPEG, PNG or DICOM file / 报告文件不是PDF、JPEG、PNG或DICOM格式.
+pub const YL_E_REPORT_TYPE_UNSUPPORTED: c_int = 1204;
 /// 1xxx input: this build has no platform client (cargo feature `client`) / 本版本未编译平台客户端（编译特性 `client`）.
 pub const YL_E_CLIENT_NOT_BUILT: c_int = 1301;
 /// 1xxx input: no platform is configured (config key `platform`) / 未配置平台（配置项 `platform`）.
@@ -97,6 +99,8 @@ pub const YL_E_ADMISSION_NOT_FOUND: c_int = 2206;
 pub const YL_E_SIGNING_KEY_NOT_FOUND: c_int = 2207;
 /// 2xxx not found: no such institution in the service network / 服务网络中没有该机构.
 pub const YL_E_INSTITUTION_NOT_FOUND: c_int = 2208;
+/// 2xxx not found: no such report document / 报告文件不存在.
+pub const YL_E_REPORT_DOCUMENT_NOT_FOUND: c_int = 2209;
 /// 3xxx conflict: the slot has no remaining places / 号源已满.
 pub const YL_E_SLOT_FULL: c_int = 3001;
 /// 3xxx conflict: the slot is closed (service stopped) / 号源已停诊关闭.
@@ -244,6 +248,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_INVALID_EXAM_ITEM, c"INVALID_EXAM_ITEM"),
     (YL_E_EXAM_SIGNATURE_MISSING, c"EXAM_SIGNATURE_MISSING"),
     (YL_E_INVALID_SIGNING_KEY, c"INVALID_SIGNING_KEY"),
+    (YL_E_REPORT_TYPE_UNSUPPORTED, c"REPORT_TYPE_UNSUPPORTED"),
     (YL_E_CLIENT_NOT_BUILT, c"CLIENT_NOT_BUILT"),
     (YL_E_PLATFORM_NOT_CONFIGURED, c"PLATFORM_NOT_CONFIGURED"),
     (YL_E_UNKNOWN_INTERFACE, c"UNKNOWN_INTERFACE"),
@@ -273,6 +278,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_ADMISSION_NOT_FOUND, c"ADMISSION_NOT_FOUND"),
     (YL_E_SIGNING_KEY_NOT_FOUND, c"SIGNING_KEY_NOT_FOUND"),
     (YL_E_INSTITUTION_NOT_FOUND, c"INSTITUTION_NOT_FOUND"),
+    (YL_E_REPORT_DOCUMENT_NOT_FOUND, c"REPORT_DOCUMENT_NOT_FOUND"),
     (YL_E_SLOT_FULL, c"SLOT_FULL"),
     (YL_E_SLOT_CLOSED, c"SLOT_CLOSED"),
     (YL_E_SLOT_NOT_RELEASED, c"SLOT_NOT_RELEASED"),

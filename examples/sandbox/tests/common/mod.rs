@@ -28,7 +28,7 @@ impl Server {
             cfg["data_dir"] = dir.path().join("store").to_string_lossy().into_owned().into();
         }
         let engine = Engine::open(&cfg.to_string()).expect("engine opens");
-        let opts = Options { reports_dir: dir.path().join("reports"), upload_limit: 2 * 1024 * 1024, event_poll: Duration::from_millis(20) };
+        let opts = Options { upload_limit: 2 * 1024 * 1024, event_poll: Duration::from_millis(20) };
         let state = AppState::new(engine, opts);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

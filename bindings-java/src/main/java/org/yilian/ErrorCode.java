@@ -44,6 +44,8 @@ public enum ErrorCode {
     EXAM_SIGNATURE_MISSING(1202, Family.INPUT, "an unstructured report must carry the issuer's electronic signature", "非结构化报告必须附带出具机构的电子签章"),
     /** 1203 input: the public key is not a valid SM2 key / 公钥不是有效的SM2公钥. */
     INVALID_SIGNING_KEY(1203, Family.INPUT, "the public key is not a valid SM2 key", "公钥不是有效的SM2公钥"),
+    /** 1204 input: the report document is not a PDF, JPEG, PNG or DICOM file / 报告文件不是PDF、JPEG、PNG或DICOM格式. */
+    REPORT_TYPE_UNSUPPORTED(1204, Family.INPUT, "the report document is not a PDF, JPEG, PNG or DICOM file", "报告文件不是PDF、JPEG、PNG或DICOM格式"),
     /** 1301 input: this build has no platform client (cargo feature {@code client}) / 本版本未编译平台客户端（编译特性 {@code client}）. */
     CLIENT_NOT_BUILT(1301, Family.INPUT, "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（编译特性 `client`）"),
     /** 1302 input: no platform is configured (config key {@code platform}) / 未配置平台（配置项 {@code platform}）. */
@@ -102,6 +104,8 @@ public enum ErrorCode {
     SIGNING_KEY_NOT_FOUND(2207, Family.NOT_FOUND, "no signing key is registered for the issuer", "出具机构未登记签章公钥"),
     /** 2208 not found: no such institution in the service network / 服务网络中没有该机构. */
     INSTITUTION_NOT_FOUND(2208, Family.NOT_FOUND, "no such institution in the service network", "服务网络中没有该机构"),
+    /** 2209 not found: no such report document / 报告文件不存在. */
+    REPORT_DOCUMENT_NOT_FOUND(2209, Family.NOT_FOUND, "no such report document", "报告文件不存在"),
     /** 3001 conflict: the slot has no remaining places / 号源已满. */
     SLOT_FULL(3001, Family.CONFLICT, "the slot has no remaining places", "号源已满"),
     /** 3002 conflict: the slot is closed (service stopped) / 号源已停诊关闭. */

@@ -513,6 +513,13 @@ fn multipart_error(exceeded: &AtomicBool, limit: usize) -> impl Fn(axum::extract
 }
 
 async fn upload_report(State(st): State<Arc<AppState>>, Extension(who): Extension<Principal>, headers: HeaderMap, req: Request) -> Response {
+    // A JSON body is the engine command as every binding calls it
+    // (`content_base64`); a form is the source's multipart upload.
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.to_ascii_lowercase().starts_with("application/json") {
+        let (parts, body) = req.into_parts();
+        return dispatch(st, who, "upload-report", parts.method, headers, None, body).await;
+    }
     let started = Instant::now();
     let out = upload_inner(&st, &who, &headers, req).await;
     answer(&st, "upload-report", started, out)
@@ -534,7 +541,11 @@ async fn upload_inner(st: &Arc<AppState>, who: &Principal, headers: &HeaderMap, 
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
-        let e = Error::with(ErrorCode::InvalidField, "Content-Type must be multipart/form-data", "Content-Type 必须为 multipart/form-data");
+        let e = Error::with(
+            ErrorCode::InvalidField,
+            "Content-Type must be multipart/form-data, or application/json for the engine command",
+            "Content-Type 必须为 multipart/form-data（引擎命令形式则为 application/json）",
+        );
         return Err((e, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)));
     }
     let limit = st.opts.upload_limit;

@@ -107,9 +107,12 @@ async fn bad_input_gets_envelopes_with_4xx() {
         assert_error(&(st, v), 404, code);
     }
 
-    // Upload: not multipart, no booking, no file, unknown booking, too large.
-    let (st, v, _) = raw(&s, Method::POST, "/api/v1/upload-report", json, br#"{"booking_id": "B001"}"#.to_vec()).await;
+    // Upload: neither multipart nor JSON, JSON without the document (the
+    // engine command's own refusal), no booking, no file, unknown booking, too large.
+    let (st, v, _) = raw(&s, Method::POST, "/api/v1/upload-report", Some("text/plain"), br#"{"booking_id": "B001"}"#.to_vec()).await;
     assert_error(&(st, v), 415, "INVALID_FIELD");
+    let (st, v, _) = raw(&s, Method::POST, "/api/v1/upload-report", json, br#"{"booking_id": "B001"}"#.to_vec()).await;
+    assert_error(&(st, v), 400, "MISSING_FIELD");
     let up = |form: reqwest::multipart::Form| s.client.post(s.url("/api/v1/upload-report")).multipart(form).send();
     let part = || reqwest::multipart::Part::bytes(b"%PDF-1.4".to_vec()).file_name("r.pdf");
     let r = up(reqwest::multipart::Form::new().part("file", part())).await.unwrap();

@@ -27,13 +27,15 @@ pub(crate) struct Domains {
     pub client: crate::client::ClientState,
     /// Per-command counts, errors and latency of the command layer (I4).
     pub monitor: crate::monitor::Monitor,
+    /// Claimed request nonces (replay protection, `Engine::claim_nonce`).
+    pub nonces: crate::nonce::NonceLog,
 }
 
 impl Domains {
     /// Every table the domains keep in the durable store.
     pub fn tables() -> Vec<crate::store::Table> {
         let mut t = crate::pool::tables::ALL.to_vec();
-        t.extend([crate::lab::TABLE, crate::referral::TABLE, crate::referral::DOCUMENT_CONTENT, crate::client::TABLE, crate::audit::TABLE]);
+        t.extend([crate::lab::TABLE, crate::referral::TABLE, crate::referral::DOCUMENT_CONTENT, crate::client::TABLE, crate::audit::TABLE, crate::nonce::TABLE]);
         t
     }
 
@@ -44,6 +46,7 @@ impl Domains {
             referral: Default::default(),
             client: Default::default(),
             monitor: crate::monitor::Monitor::new(commands),
+            nonces: Default::default(),
         }
     }
 }

@@ -76,6 +76,22 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Claims a signed request's nonce (replay protection that survives
+    /// restarts, #16 item 2): `Ok(true)` when the pair (`app_id`, `nonce`)
+    /// is newly claimed — durably committed before this returns, on a
+    /// durable engine — and `Ok(false)` when it was already claimed and its
+    /// window has not ended, or when its own window (`signed_at_unix +
+    /// window_secs`, by the engine's clock) is already over. Of any number of
+    /// threads claiming one pair, exactly one gets `true`. A pair is kept
+    /// until its window ends, across restarts (see `nonce.rs`). Bad input
+    /// (empty or over 256 bytes, control characters, a window outside 1 s to
+    /// a day) is `INVALID_FIELD` and claims nothing.
+    pub fn claim_nonce(&self, app_id: &str, nonce: &str, signed_at_unix: i64, window_secs: i64) -> Result<bool> {
+        self.d.pool.check_open()?;
+        let now = self.d.pool.clock.now_ms().div_euclid(1000);
+        self.d.nonces.claim(self.d.pool.store.as_ref(), app_id, nonce, signed_at_unix, window_secs, now)
+    }
+
     /// Flushes and closes the store. Later calls fail with `ENGINE_CLOSED`.
     /// Safe to call more than once, from any thread.
     pub fn close(&self) {
@@ -376,6 +392,38 @@ fn check_request_id(id: Option<&str>) -> Result<()> {
     }
 }
 
+/// Re-encrypts the store in `data_dir` from `old_key` to `new_key` (32 hex
+/// digits each, SM4 keys as in the config's `encryption_key`; #16 item 6).
+/// Every row is opened with the old key (rows still in the clear are taken
+/// as they are) and sealed with the new one in one transaction, then the
+/// database is vacuumed and its WAL truncated, so no file in the directory
+/// keeps a row under the old key. The store must be closed (`STORE_LOCKED`
+/// while an engine or another process has it open); afterwards it opens
+/// only with `new_key`. A wrong `old_key` is `INVALID_CONFIG` and changes
+/// nothing. Returns the number of rows rewritten. The `yilian-rekey` tool
+/// runs this from the command line.
+pub fn rekey(data_dir: impl AsRef<std::path::Path>, old_key: &str, new_key: &str) -> Result<u64> {
+    let key = |field: &str, hex: &str| {
+        crate::crypto::Sm4Key::from_hex(hex).map(|k| crate::crypto::RowCipher::new(&k)).ok_or_else(|| {
+            Error::with(
+                ErrorCode::InvalidConfig,
+                format!("`{field}`: expected 32 hex digits (a 128-bit SM4 key)"),
+                format!("`{field}` 无效：应为32位十六进制数字（128位SM4密钥）"),
+            )
+        })
+    };
+    let (old, new) = (key("old_key", old_key)?, key("new_key", new_key)?);
+    if old_key.trim().eq_ignore_ascii_case(new_key.trim()) {
+        return Err(Error::with(ErrorCode::InvalidConfig, "`new_key` is the old key", "`new_key` 与旧密钥相同"));
+    }
+    // The patients table is keyed by a keyed hash of the patient's id, which
+    // its sealed body holds: the new key's hash is taken of it.
+    let plain_key = |t: crate::store::Table, body: &str| -> Option<String> {
+        (t == tables::PATIENTS).then(|| serde_json::from_str::<PatientRecord>(body).ok().map(|r| r.patient_id)).flatten()
+    };
+    crate::store::rekey(data_dir.as_ref(), &old, &new, &crate::domains::Domains::tables(), &plain_key)
+}
+
 /// Rebuilds the in-memory pool from the store's rows.
 fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     let pool = &d.pool;
@@ -477,6 +525,10 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     crate::lab::recover(&d.lab, &snap)?;
     crate::referral::recover(&d.pool, &d.referral, &snap)?;
     crate::client::recover(&d.client, &snap)?;
+    let expired = d.nonces.recover(&snap, pool.clock.now_ms().div_euclid(1000))?;
+    if let (false, Some(store)) = (expired.is_empty(), &pool.store) {
+        store.wait(store.enqueue(expired))?;
+    }
     Ok(())
 }
 

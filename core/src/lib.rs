@@ -34,6 +34,7 @@ pub mod identity;
 mod lab;
 pub mod model;
 mod monitor;
+mod nonce;
 pub mod panic;
 mod pool;
 pub mod principal;
@@ -49,6 +50,7 @@ pub mod text;
 mod views;
 
 pub use engine::{Engine, Hold, HoldOptions, SlotHandle, VERSION};
+pub use engine::rekey;
 pub use error::{Error, ErrorCode, ErrorFamily, Result};
 pub use lab::{LabTranslator, TranslatedResult, TranslatorEntry};
 pub use model::{format_booking_id, parse_booking_id, Priority};

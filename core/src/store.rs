@@ -8,6 +8,38 @@
 //! caller in the batch. If a commit fails the store is poisoned: every waiter
 //! and every later call gets `STORAGE_ERROR`, and reopening the directory
 //! recovers the last committed state.
+//!
+//! **One writer per store** (#16 item 5). Two locks guard a data directory,
+//! and an opener must win both or gets `STORE_LOCKED`:
+//! - `yilian.lock`, held with `flock` until close: it refuses a second engine
+//!   at once and is what operators see. Deleting it (or a copy of the
+//!   directory tool that does) would let a second opener in on its own.
+//! - the database's own exclusivity: the one connection is opened with
+//!   `PRAGMA locking_mode=EXCLUSIVE` *before* WAL is first touched, so SQLite
+//!   keeps the WAL index in heap memory (no `-shm`) and holds an exclusive
+//!   POSIX lock on `yilian.sqlite3` itself from open to close (taken at once
+//!   by a `BEGIN EXCLUSIVE` at open). No other connection, in this process or
+//!   another, can then read or write the database, whatever happens to the
+//!   lock file; the kernel drops the lock when the process dies, so a crash
+//!   never leaves the store locked.
+//!
+//! Because of that, every read after open (`scan_after`, `get`) goes through
+//! the same connection as the committer, behind a mutex: the committer holds
+//! it for one transaction at a time, a reader for one page of rows. POSIX
+//! locks are per process and released when the process closes *any*
+//! descriptor of the file, so nothing in the process may open
+//! `yilian.sqlite3` by other means while the store is open.
+//!
+//! **No plaintext left behind** (#16 item 6). The connection runs with
+//! `PRAGMA secure_delete=ON` (deleted content is overwritten with zeros).
+//! Opening a store written without a key with an `encryption_key` seals
+//! every plain row in one transaction, then `VACUUM`s and checkpoints the WAL
+//! with `TRUNCATE`, so no freed page and no WAL frame keeps the plain text.
+//! [`rekey`] re-encrypts every row under a new key the same way.
+//!
+//! Lock order: a queue or done lock is never held while the connection mutex
+//! is taken, and the connection mutex is a leaf (nothing else is locked while
+//! it is held).
 
 use crate::crypto::{RowCipher, SEALED_PREFIX};
 use crate::error::{Error, ErrorCode, Result};
@@ -200,6 +232,9 @@ pub struct DurableStore {
     lock: Mutex<Option<File>>,
     /// Opens sealed rows read back after open (the audit trail).
     cipher: Option<RowCipher>,
+    /// The one connection (see the module doc): the committer's, lent to
+    /// readers; taken and closed by `close`, which releases the database lock.
+    conn: Arc<Mutex<Option<Connection>>>,
 }
 
 /// A row read back after open: its key and its (opened) body.
@@ -218,8 +253,7 @@ impl DurableStore {
         std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("cannot create data directory: {e}")))?;
         let lock = lock_dir(dir)?;
         let path = dir.join("yilian.sqlite3");
-        let mut conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let mut conn = open_exclusive(dir, &path)?;
         conn.pragma_update(None, "synchronous", if sync_full { "FULL" } else { "NORMAL" })?;
         // Checkpoint every 8192 pages (32 MiB of WAL) instead of SQLite's 1000:
         // a booking burst rewrites the same few tail pages commit after commit,
@@ -230,8 +264,12 @@ impl DurableStore {
         }
         let snapshot = read_all(&conn, cipher.as_ref(), tables)?;
         if let Some(c) = &cipher {
-            seal_plain_rows(&mut conn, &snapshot, c)?;
+            if !snapshot.plain.is_empty() {
+                seal_plain_rows(&mut conn, &snapshot, c)?;
+                scrub(&conn)?;
+            }
         }
+        let conn = Arc::new(Mutex::new(Some(conn)));
         let cipher_for_commits = cipher.clone();
         let next_audit_seq = snapshot.next_audit_seq;
         let log = tables.iter().copied().find(|t| t.has(Flag::Log));
@@ -242,11 +280,12 @@ impl DurableStore {
             done_cv: [Condvar::new(), Condvar::new()],
         });
         let s2 = shared.clone();
+        let c2 = conn.clone();
         let committer = std::thread::Builder::new()
             .name("yilian-commit".into())
-            .spawn(move || commit_loop(conn, s2, batch_max, cipher_for_commits, next_audit_seq, log))
+            .spawn(move || commit_loop(c2, s2, batch_max, cipher_for_commits, next_audit_seq, log))
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
-        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)), cipher }, snapshot))
+        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)), cipher, conn }, snapshot))
     }
 
     pub fn path(&self) -> &Path {
@@ -254,18 +293,18 @@ impl DurableStore {
     }
 
     /// Rows of `table` keyed above `after_key`, in key order, in pages of
-    /// 512, handed to `f` until it answers `false`. Read through a separate
-    /// read-only connection (WAL readers never block the committer); sealed
-    /// rows are opened.
+    /// 512, handed to `f` until it answers `false`. Read through the store's
+    /// connection, one page at a time between commits (the connection is
+    /// not held while `f` runs); sealed rows are opened.
     pub fn scan_after(&self, table: Table, after_key: &str, mut f: impl FnMut(Row) -> Result<bool>) -> Result<()> {
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let sql = format!("SELECT k, body FROM {} WHERE k > ?1 ORDER BY k LIMIT 512", table.name());
         let mut cursor = after_key.to_string();
         loop {
-            let rows: Vec<(String, String)> = conn
-                .prepare_cached(&sql)?
-                .query_map(params![cursor], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
+            let rows: Vec<(String, String)> = self.read(|conn| {
+                let mut st = conn.prepare_cached(&sql)?;
+                let rows = st.query_map(params![cursor], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })?;
             let Some(last) = rows.last().map(|r| r.0.clone()) else { return Ok(()) };
             for (key, body) in rows {
                 let body = match &self.cipher {
@@ -283,12 +322,11 @@ impl DurableStore {
     }
 
     /// The body of one row of a [`Flag::Lazy`] table (any table works), as
-    /// committed: read through a separate read-only connection, opened when sealed.
+    /// committed: read through the store's connection, opened when sealed.
     pub fn get(&self, table: Table, key: &str) -> Result<Option<String>> {
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let sql = format!("SELECT body FROM {} WHERE k = ?1", table.name());
         let stored = stored_key(table, key, self.cipher.as_ref());
-        let body: Option<String> = match conn.query_row(&sql, params![stored], |r| r.get::<_, String>(0)) {
+        let body: Option<String> = match self.read(|conn| Ok(conn.query_row(&sql, params![stored], |r| r.get::<_, String>(0))))? {
             Ok(b) => Some(b),
             Err(rusqlite::Error::QueryReturnedNoRows) => None,
             Err(e) => return Err(e.into()),
@@ -298,6 +336,15 @@ impl DurableStore {
                 c.open(&row_aad(table, &stored), &b).map(Some).ok_or_else(|| Error::storage(format!("a row of table {} does not open", table.name())))
             }
             (b, _) => Ok(b),
+        }
+    }
+
+    /// Runs one read on the connection (between commits). Refused once the
+    /// store is closed.
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        match self.conn.lock().as_ref() {
+            Some(conn) => f(conn),
+            None => Err(Error::new(ErrorCode::EngineClosed)),
         }
     }
 
@@ -350,6 +397,9 @@ impl DurableStore {
         d.stopped = true;
         drop(d);
         self.shared.wake_all();
+        // Closing the connection releases the database's exclusive lock (and
+        // checkpoints the WAL); then the lock file.
+        self.conn.lock().take();
         self.lock.lock().take();
     }
 }
@@ -360,7 +410,7 @@ impl Drop for DurableStore {
     }
 }
 
-fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>, mut next_audit_seq: u64, log: Option<Table>) {
+fn commit_loop(conn: Arc<Mutex<Option<Connection>>>, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>, mut next_audit_seq: u64, log: Option<Table>) {
     loop {
         let (writes, ticket, batch, shutdown) = {
             let mut q = shared.queue.lock();
@@ -373,7 +423,10 @@ fn commit_loop(mut conn: Connection, shared: Arc<Shared>, batch_max: usize, ciph
         };
         if !writes.is_empty() {
             let numbered_from = next_audit_seq;
-            let result = apply(&mut conn, &writes, cipher.as_ref(), &mut next_audit_seq, log);
+            let result = match conn.lock().as_mut() {
+                Some(c) => apply(c, &writes, cipher.as_ref(), &mut next_audit_seq, log),
+                None => Err(Error::storage("the store is closed")),
+            };
             if result.is_err() {
                 next_audit_seq = numbered_from; // nothing of the batch was written
             }
@@ -483,9 +536,10 @@ fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> 
         let last: Option<String> = conn.query_row(&format!("SELECT max(k) FROM {}", log.name()), [], |r| r.get(0))?;
         snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0).saturating_add(1);
     }
-    // A lazy table is read by key when asked; only its plain rows are read
-    // here, when a cipher is configured, to be sealed on open like every row.
-    for t in tables.iter().copied().filter(|t| t.has(Flag::Lazy) && cipher.is_some()) {
+    // A lazy table is read by key when asked, a log on demand; only their
+    // plain rows are read here, when a cipher is configured, to be sealed on
+    // open like every row.
+    for t in tables.iter().copied().filter(|t| (t.has(Flag::Lazy) || t.has(Flag::Log)) && cipher.is_some()) {
         let mut st = conn.prepare(&format!("SELECT k, body FROM {} WHERE substr(body, 1, {}) != ?1", t.name(), SEALED_PREFIX.len()))?;
         let rows = st.query_map(params![SEALED_PREFIX], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for r in rows {
@@ -523,6 +577,106 @@ fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> 
     Ok(snap)
 }
 
+/// Opens the database holding its own exclusive lock (see the module doc):
+/// `STORE_LOCKED` at once if any other connection holds it, in this process
+/// or another. WAL mode, `secure_delete` on.
+fn open_exclusive(dir: &Path, path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+    // No waiting: a holder keeps the lock until it closes.
+    conn.busy_timeout(std::time::Duration::ZERO)?;
+    let locked = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => store_locked(dir),
+        _ => Error::from(e),
+    };
+    // Set before WAL is first touched: SQLite then keeps the WAL index in
+    // heap memory and never gives the lock on the file up until close.
+    conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(locked)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(locked)?;
+    // Take the exclusive lock now, not at the first write.
+    conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;").map_err(locked)?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    Ok(conn)
+}
+
+/// Rebuilds the database file without free pages and empties the WAL, so
+/// no copy of a row just overwritten or deleted stays in any file.
+fn scrub(conn: &Connection) -> Result<()> {
+    conn.execute_batch("VACUUM;")?;
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    if busy != 0 {
+        return Err(Error::storage("the WAL could not be checkpointed after sealing"));
+    }
+    Ok(())
+}
+
+/// Re-encrypts every row of the store in `dir` under `new` (#16 item 6):
+/// rows sealed under `old` are opened and sealed again, plain rows are
+/// sealed, rows with personal keys are keyed again by `new`'s keyed hash
+/// (`plain_key` reads the plain key back from such a row's body). One
+/// transaction: a crash leaves the store wholly under the old key or wholly
+/// under the new. Then the file is vacuumed and the WAL truncated, so no
+/// row under the old key stays in any file. The directory must not be open
+/// (`STORE_LOCKED` otherwise). Returns the number of rows rewritten.
+pub fn rekey(dir: &Path, old: &RowCipher, new: &RowCipher, tables: &[Table], plain_key: &dyn Fn(Table, &str) -> Option<String>) -> Result<u64> {
+    let path = dir.join("yilian.sqlite3");
+    if !path.is_file() {
+        return Err(Error::with(
+            ErrorCode::InvalidConfig,
+            format!("no store in data directory {}", dir.display()),
+            format!("数据目录 {} 中没有数据库", dir.display()),
+        ));
+    }
+    let _lock = lock_dir(dir)?;
+    let mut conn = open_exclusive(dir, &path)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let tx = conn.transaction()?;
+    let mut rewritten = 0u64;
+    for t in tables.iter().copied() {
+        let exists: i64 = tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", params![t.name()], |r| r.get(0))?;
+        if exists == 0 {
+            continue;
+        }
+        // Keys first, then one body at a time: report documents may be large.
+        let keys: Vec<String> = tx.prepare(&format!("SELECT k FROM {}", t.name()))?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let select = format!("SELECT body FROM {} WHERE k = ?1", t.name());
+        for k in keys {
+            let body: String = tx.query_row(&select, params![k], |r| r.get(0))?;
+            let (key, plain) = if body.starts_with(SEALED_PREFIX) {
+                let plain = old.open(&row_aad(t, &k), &body).ok_or_else(|| {
+                    Error::with(
+                        ErrorCode::InvalidConfig,
+                        format!("a row of table {} does not open with the old key (wrong key, or the row was altered); nothing was changed", t.name()),
+                        format!("表 {} 中有记录无法用旧密钥解密（密钥错误或记录被篡改）；未做任何更改", t.name()),
+                    )
+                })?;
+                let key = if t.has(Flag::PersonalKeys) {
+                    plain_key(t, &plain).ok_or_else(|| corrupt_row(t, &k, "its key is not in its body", "记录内容中没有其键"))?
+                } else {
+                    k.clone()
+                };
+                (key, plain)
+            } else {
+                (k.clone(), body)
+            };
+            let new_key = stored_key(t, &key, Some(new));
+            tx.execute(t.delete_sql(), params![k])?;
+            tx.execute(t.upsert_sql(), params![new_key, new.seal(&row_aad(t, &new_key), &plain)])?;
+            rewritten += 1;
+        }
+    }
+    tx.commit()?;
+    scrub(&conn)?;
+    Ok(rewritten)
+}
+
+fn store_locked(dir: &Path) -> Error {
+    Error::with(
+        ErrorCode::StoreLocked,
+        format!("data directory {} is in use by another engine or process", dir.display()),
+        format!("数据目录 {} 正被其他引擎或进程使用", dir.display()),
+    )
+}
+
 /// One process per data directory: a second opener gets `STORE_LOCKED`.
 #[cfg(unix)]
 fn lock_dir(dir: &Path) -> Result<File> {
@@ -536,11 +690,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
     // SAFETY: a valid, open file descriptor.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        return Err(Error::with(
-            ErrorCode::StoreLocked,
-            format!("data directory {} is in use by another engine or process", dir.display()),
-            format!("数据目录 {} 正被其他引擎或进程使用", dir.display()),
-        ));
+        return Err(store_locked(dir));
     }
     Ok(f)
 }

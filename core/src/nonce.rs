@@ -3,7 +3,11 @@
 //! their window ends.
 //!
 //! A pair claimed at `signed_at` is remembered until `signed_at + window`
-//! (its expiry); a second claim before then answers `false`. A durable engine
+//! (its expiry) has passed — the span in which the signature check accepts
+//! its timestamp (`client::sign::Verifier`: at most `window` from now,
+//! inclusive); a second claim until then answers `false`. Time is the
+//! engine's clock in unix seconds (the wall clock unless the config sets a
+//! test clock). A durable engine
 //! writes each claim to [`TABLE`] through the store's committer and answers
 //! `true` only once the row is committed, like every acknowledged change, so
 //! a request accepted before a crash or restart is refused when replayed
@@ -87,7 +91,7 @@ impl NonceLog {
         let mut deletes = Vec::new();
         for (key, body) in snap.of(TABLE) {
             let row: Row = crate::store::parse_row(TABLE, key, body)?;
-            if row.expires_at <= now {
+            if row.expires_at < now {
                 deletes.push(Write::delete(TABLE, key));
             } else {
                 inner.seen.insert(key.to_string(), row.expires_at);
@@ -111,19 +115,19 @@ impl NonceLog {
         let Some(expires_at) = signed_at.checked_add(window_secs) else {
             return Err(invalid("signed_at", "out of range", "超出范围"));
         };
-        if expires_at <= now {
+        if expires_at < now {
             // Its window is over: it could not be remembered for it.
             return Ok(false);
         }
         let key = row_key(app_id, nonce);
         let mut inner = self.inner.lock();
-        if inner.seen.get(&key).is_some_and(|&exp| exp > now) {
+        if inner.seen.get(&key).is_some_and(|&exp| exp >= now) {
             return Ok(false);
         }
         let mut writes = Vec::new();
         if now >= inner.next_prune {
             inner.seen.retain(|k, exp| {
-                let keep = *exp > now;
+                let keep = *exp >= now;
                 if !keep {
                     writes.push(Write::delete(TABLE, k.clone()));
                 }
@@ -159,8 +163,10 @@ mod tests {
         // "1:A" + "B:x" and "3:A:B" + "x" must not collide.
         assert!(log.claim(None, "A", "B:x", 1_000, 300, 1_000).unwrap());
         assert!(log.claim(None, "A:B", "x", 1_000, 300, 1_000).unwrap());
-        assert!(!log.claim(None, "APP1", "n-2", 1_000, 300, 1_300).unwrap(), "a request whose window is over is never claimed");
-        assert!(log.claim(None, "APP1", "n-1", 1_400, 300, 1_400).unwrap(), "signed again after the window");
+        assert!(!log.claim(None, "APP1", "n-1", 1_000, 300, 1_300).unwrap(), "the last second of the window");
+        assert!(log.claim(None, "APP1", "n-2", 1_000, 300, 1_300).unwrap(), "the signature check still accepts it at its last second");
+        assert!(!log.claim(None, "APP1", "n-3", 1_000, 300, 1_301).unwrap(), "a request whose window is over is never claimed");
+        assert!(log.claim(None, "APP1", "n-1", 1_301, 300, 1_301).unwrap(), "signed again after the window");
     }
 
     #[test]

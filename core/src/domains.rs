@@ -35,7 +35,8 @@ impl Domains {
     /// Every table the domains keep in the durable store.
     pub fn tables() -> Vec<crate::store::Table> {
         let mut t = crate::pool::tables::ALL.to_vec();
-        t.extend([crate::lab::TABLE, crate::referral::TABLE, crate::referral::DOCUMENT_CONTENT, crate::client::TABLE, crate::audit::TABLE, crate::nonce::TABLE]);
+        t.extend([crate::lab::TABLE, crate::referral::TABLE, crate::referral::DOCUMENT_CONTENT, crate::client::TABLE, crate::audit::TABLE]);
+        t.push(crate::nonce::TABLE);
         t
     }
 

@@ -106,11 +106,7 @@ impl NonceLog {
         check_text("app_id", app_id)?;
         check_text("nonce", nonce)?;
         if !(1..=MAX_WINDOW_SECS).contains(&window_secs) {
-            return Err(invalid(
-                "window_secs",
-                &format!("expected 1 to {MAX_WINDOW_SECS} seconds"),
-                &format!("应为 1 至 {MAX_WINDOW_SECS} 秒"),
-            ));
+            return Err(invalid("window_secs", &format!("expected 1 to {MAX_WINDOW_SECS} seconds"), &format!("应为 1 至 {MAX_WINDOW_SECS} 秒")));
         }
         let Some(expires_at) = signed_at.checked_add(window_secs) else {
             return Err(invalid("signed_at", "out of range", "超出范围"));
@@ -183,7 +179,8 @@ mod tests {
     #[test]
     fn bad_input_is_refused_with_a_clear_error_and_claims_nothing() {
         let log = NonceLog::default();
-        let cases = [("", "n", 300), ("APP", "", 300), ("APP", &"n".repeat(MAX_LEN + 1), 300), ("APP", "n\n", 300), ("APP", "n", 0), ("APP", "n", MAX_WINDOW_SECS + 1)];
+        let cases =
+            [("", "n", 300), ("APP", "", 300), ("APP", &"n".repeat(MAX_LEN + 1), 300), ("APP", "n\n", 300), ("APP", "n", 0), ("APP", "n", MAX_WINDOW_SECS + 1)];
         for (app, nonce, window) in cases {
             let e = log.claim(None, app, nonce, 1_000, window, 1_000).unwrap_err();
             assert_eq!(e.code(), ErrorCode::InvalidField, "{app:?} {nonce:?} {window}");

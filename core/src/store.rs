@@ -410,7 +410,14 @@ impl Drop for DurableStore {
     }
 }
 
-fn commit_loop(conn: Arc<Mutex<Option<Connection>>>, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>, mut next_audit_seq: u64, log: Option<Table>) {
+fn commit_loop(
+    conn: Arc<Mutex<Option<Connection>>>,
+    shared: Arc<Shared>,
+    batch_max: usize,
+    cipher: Option<RowCipher>,
+    mut next_audit_seq: u64,
+    log: Option<Table>,
+) {
     loop {
         let (writes, ticket, batch, shutdown) = {
             let mut q = shared.queue.lock();

@@ -34,7 +34,9 @@
 //! `PRAGMA secure_delete=ON` (deleted content is overwritten with zeros).
 //! Opening a store written without a key with an `encryption_key` seals
 //! every plain row in one transaction, then `VACUUM`s and checkpoints the WAL
-//! with `TRUNCATE`, so no freed page and no WAL frame keeps the plain text.
+//! with `TRUNCATE`, so no freed page and no WAL frame keeps the plain text;
+//! a bit of `PRAGMA user_version` records it, so a store sealed before
+//! scrubbing existed is scrubbed once on its next keyed open.
 //! [`rekey`] re-encrypts every row under a new key the same way.
 //!
 //! Lock order: a queue or done lock is never held while the connection mutex
@@ -264,9 +266,15 @@ impl DurableStore {
         }
         let snapshot = read_all(&conn, cipher.as_ref(), tables)?;
         if let Some(c) = &cipher {
-            if !snapshot.plain.is_empty() {
+            let sealing = !snapshot.plain.is_empty();
+            if sealing {
                 seal_plain_rows(&mut conn, &snapshot, c)?;
+            }
+            // A store sealed before scrubbing existed (or by a run that died
+            // before it) is scrubbed once on its next keyed open.
+            if sealing || !is_scrubbed(&conn)? {
                 scrub(&conn)?;
+                mark_scrubbed(&conn)?;
             }
         }
         let conn = Arc::new(Mutex::new(Some(conn)));
@@ -605,6 +613,22 @@ fn open_exclusive(dir: &Path, path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The bit of `PRAGMA user_version` that says every row was sealed and the
+/// file then scrubbed ([`scrub`]): set after the scrub, so a crash before it
+/// only repeats the scrub.
+const SCRUBBED: i64 = 1;
+
+fn is_scrubbed(conn: &Connection) -> Result<bool> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok(v & SCRUBBED != 0)
+}
+
+fn mark_scrubbed(conn: &Connection) -> Result<()> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    conn.pragma_update(None, "user_version", v | SCRUBBED)?;
+    Ok(())
+}
+
 /// Rebuilds the database file without free pages and empties the WAL, so
 /// no copy of a row just overwritten or deleted stays in any file.
 fn scrub(conn: &Connection) -> Result<()> {
@@ -673,6 +697,7 @@ pub fn rekey(dir: &Path, old: &RowCipher, new: &RowCipher, tables: &[Table], pla
     }
     tx.commit()?;
     scrub(&conn)?;
+    mark_scrubbed(&conn)?;
     Ok(rewritten)
 }
 

@@ -340,3 +340,28 @@ fn a_rekeyed_store_opens_only_with_the_new_key_and_keeps_nothing_of_the_old() {
     let patients: i64 = conn.query_row("SELECT count(*) FROM patients", [], |r| r.get(0)).unwrap();
     assert_eq!(patients, 3, "one row per patient after the rekey");
 }
+
+#[test]
+fn a_store_sealed_before_scrubbing_existed_is_scrubbed_on_its_next_keyed_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = people();
+    let needles = personal_strings(&people);
+    let before = write_plain_store(dir.path(), &people);
+    Engine::open(&cfg(dir.path(), Some(KEY))).unwrap().close();
+    // What sealing without secure delete and a vacuum left behind: plain text
+    // in free space, and no record of a scrub.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("yilian.sqlite3")).unwrap();
+        conn.execute_batch("PRAGMA secure_delete=OFF; PRAGMA user_version=0;").unwrap();
+        for (i, n) in needles.iter().enumerate() {
+            conn.execute("INSERT INTO catalog (k, body) VALUES (?1, ?2)", rusqlite::params![format!("left-{i}"), format!("{{\"left\":\"{n}\"}}")]).unwrap();
+        }
+        conn.execute("DELETE FROM catalog WHERE k LIKE 'left-%'", []).unwrap();
+    }
+    assert!(!found_in(dir.path(), &needles).is_empty(), "the leftovers are in the file");
+    let e = Engine::open(&cfg(dir.path(), Some(KEY))).unwrap();
+    assert_eq!(views(&e), before);
+    e.close();
+    let hits = found_in(dir.path(), &needles);
+    assert!(hits.is_empty(), "{hits:?}");
+}

@@ -213,6 +213,9 @@ pub struct Filter {
     pub until_ms: Option<Millis>,
     pub institution: Option<String>,
     pub command: Option<String>,
+    /// `None`: changes only (what `audit-log` answers unless asked);
+    /// `Some("read")`, `Some("refusal")`; `Some("all")` for every entry.
+    pub kind: Option<String>,
     pub limit: usize,
 }
 
@@ -222,6 +225,11 @@ impl Filter {
             && self.until_ms.is_none_or(|t| e.at_ms < t)
             && self.institution.as_deref().is_none_or(|i| e.institution.as_deref() == Some(i))
             && self.command.as_deref().is_none_or(|c| e.command == c)
+            && match self.kind.as_deref() {
+                None => e.kind.is_none(),
+                Some("all") => true,
+                Some(k) => e.kind.as_deref() == Some(k),
+            }
     }
 }
 

@@ -83,6 +83,11 @@ fn audit_log(pool: &Pool, r: &Req) -> Result<Value> {
         until_ms: time("until")?,
         institution,
         command: r.opt_str("command")?.map(str::to_string),
+        kind: match r.opt_str("kind")? {
+            None | Some("change") => None,
+            Some(k @ ("read" | "refusal" | "all")) => Some(k.to_string()),
+            Some(_) => return Err(Error::invalid_zh("kind", "expected change, read, refusal or all", "应为 `change`、`read`、`refusal` 或 `all`")),
+        },
         limit: r.opt_u64("limit")?.unwrap_or(100).clamp(1, 1000) as usize,
     };
     let entries = crate::audit::read(store, &filter)?;

@@ -468,7 +468,9 @@ pub struct Broken {
 
 fn broken(seq: u64, reason: &'static str) -> Broken {
     let (message, message_zh) = match reason {
-        "unreadable_row" => ("the row holding this entry does not open: altered, moved, or sealed under another key", "该条目所在记录无法解密：已被修改、移动或以其他密钥加密"),
+        "unreadable_row" => {
+            ("the row holding this entry does not open: altered, moved, or sealed under another key", "该条目所在记录无法解密：已被修改、移动或以其他密钥加密")
+        }
         "malformed" => ("the row holding this entry is not a list of entries", "该条目所在记录不是审计条目列表"),
         "missing" => ("this entry is missing: entries after it exist", "该条目缺失：其后的条目仍在"),
         "misfiled" => ("this entry's row is filed under another number", "该条目所在记录的编号与内容不符"),

@@ -73,7 +73,11 @@ fn a_reopened_trail_verifies_and_keeps_chaining_across_restarts() {
     let e = Engine::open(&cfg(dir.path(), false)).unwrap();
     ok(&e, "cancel-slot", json!({"booking_id": "B000001", "clinic_id": "C001"}));
     let v = ok(&e, "audit-verify", json!({}));
-    assert_eq!((v["ok"].as_bool(), v["entries"].as_u64(), v["unhashed_prefix"].as_u64(), &v["first_broken"]), (Some(true), Some(5), Some(0), &Value::Null), "{v}");
+    assert_eq!(
+        (v["ok"].as_bool(), v["entries"].as_u64(), v["unhashed_prefix"].as_u64(), &v["first_broken"]),
+        (Some(true), Some(5), Some(0), &Value::Null),
+        "{v}"
+    );
     // Each entry names the hash of the one before it, the first the genesis value.
     let log = ok(&e, "audit-log", json!({}));
     let entries = log["entries"].as_array().unwrap();
@@ -112,7 +116,11 @@ fn an_entry_edited_in_the_sqlite_file_is_reported_as_the_first_broken_link() {
     assert_ne!(edited, body);
     exec(dir.path(), "UPDATE audit SET body = ?1 WHERE k = ?2", &[&edited, &key]);
     let v = verify(&cfg);
-    assert_eq!((v["ok"].as_bool(), v["first_broken"]["seq"].as_u64(), v["first_broken"]["reason"].as_str()), (Some(false), Some(3), Some("hash_mismatch")), "{v}");
+    assert_eq!(
+        (v["ok"].as_bool(), v["first_broken"]["seq"].as_u64(), v["first_broken"]["reason"].as_str()),
+        (Some(false), Some(3), Some("hash_mismatch")),
+        "{v}"
+    );
     assert!(v["first_broken"]["message_zh"].as_str().is_some_and(|m| !m.is_empty()));
 }
 
@@ -247,11 +255,7 @@ fn a_read_of_personal_data_is_recorded_with_object_ids_only() {
     let reads_now = entries_of(&e, "read", 1);
     assert_eq!(reads_now.len(), 1, "{reads_now:?}");
     let r = &reads[0];
-    assert_eq!(
-        (r["command"].as_str(), r["institution"].as_str(), r["operator"].as_str()),
-        (Some("booking-info"), Some("C001"), Some("nurse-1")),
-        "{r}"
-    );
+    assert_eq!((r["command"].as_str(), r["institution"].as_str(), r["operator"].as_str()), (Some("booking-info"), Some("C001"), Some("nurse-1")), "{r}");
     assert_eq!(r["read"], json!(["booking/B000001"]));
     let text = r.to_string();
     assert!(!text.contains(ID_NUMBER) && !text.contains("张三") && !text.contains("13800000000"), "{text}");

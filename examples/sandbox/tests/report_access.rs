@@ -14,11 +14,8 @@ use yilian_sandbox::{serve, AppState, Auth, Options};
 
 const NAME: &str = "张三";
 const ID_NUMBER: &str = "110101199001011234";
-const KEYS: &[(&str, &str, &str, &str)] = &[
-    ("C001-HIS", "secret-C001", "community", "C001"),
-    ("C002-HIS", "secret-C002", "community", "C002"),
-    ("H001-HIS", "secret-H001", "hospital", "H001"),
-];
+const KEYS: &[(&str, &str, &str, &str)] =
+    &[("C001-HIS", "secret-C001", "community", "C001"), ("C002-HIS", "secret-C002", "community", "C002"), ("H001-HIS", "secret-H001", "hospital", "H001")];
 
 fn pdf() -> Vec<u8> {
     format!("%PDF-1.4\n% CT chest report\n% patient {NAME} {ID_NUMBER}\n%%EOF\n").into_bytes()
@@ -92,12 +89,7 @@ fn upload(e: &Engine) -> Value {
         ok(e, &platform, st["command"].as_str().unwrap(), st["request"].clone());
     }
     let c001 = Principal::new(Role::Community, Some("C001"), None).unwrap();
-    ok(
-        e,
-        &c001,
-        "book-slot",
-        json!({"patient_id": ID_NUMBER, "project_id": "P001", "date": "2024-10-30", "time_slot": "09:00-10:00", "device_id": "DEV001"}),
-    );
+    ok(e, &c001, "book-slot", json!({"patient_id": ID_NUMBER, "project_id": "P001", "date": "2024-10-30", "time_slot": "09:00-10:00", "device_id": "DEV001"}));
     use base64::Engine as _;
     let h001 = Principal::new(Role::Hospital, Some("H001"), None).unwrap();
     ok(

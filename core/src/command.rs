@@ -78,6 +78,8 @@ pub(crate) mod roles {
     pub const PLATFORM: Roles = Roles::of(&[Platform]);
     /// Statistics and the audit trail: the regulator reads them too.
     pub const READERS: Roles = EVERYONE;
+    /// Checking the whole audit trail: the platform and the regulator.
+    pub const AUDITORS: Roles = Roles::of(&[Platform, Regulator]);
 }
 
 /// Acting-field sets the domains declare with.

@@ -50,6 +50,7 @@ crate::command::command_table! { pub(crate) COMMANDS: PoolHandler;
     "next-events", Change, PARTIES, NONE => |p, r, _| next_events(p, r);
     "advance-clock", Change, PARTIES, NONE => |p, r, _| advance_clock(p, r);
     "audit-log", Query, READERS, NONE => |p, r, _| audit_log(p, r);
+    "audit-verify", Query, AUDITORS, NONE => |p, _, _| audit_verify(p);
 }
 
 /// Who asks, as the audit trail records it: the bound principal's
@@ -82,6 +83,11 @@ fn audit_log(pool: &Pool, r: &Req) -> Result<Value> {
         until_ms: time("until")?,
         institution,
         command: r.opt_str("command")?.map(str::to_string),
+        kind: match r.opt_str("kind")? {
+            None | Some("change") => None,
+            Some(k @ ("read" | "refusal" | "all")) => Some(k.to_string()),
+            Some(_) => return Err(Error::invalid_zh("kind", "expected change, read, refusal or all", "应为 `change`、`read`、`refusal` 或 `all`")),
+        },
         limit: r.opt_u64("limit")?.unwrap_or(100).clamp(1, 1000) as usize,
     };
     let entries = crate::audit::read(store, &filter)?;
@@ -89,6 +95,14 @@ fn audit_log(pool: &Pool, r: &Req) -> Result<Value> {
         "entries": entries.iter().map(|e| crate::audit::view(e, &pool.cfg.tz)).collect::<Vec<_>>(),
         "last_seq": entries.last().map(|e| e.seq),
     }))
+}
+
+/// `audit-verify`: walks the whole trail and checks its hash chain (see
+/// `audit.rs`): `{"ok", "entries", "unhashed_prefix", "first_broken": {"seq",
+/// "reason", "message", "message_zh"} | null, "head"}`.
+fn audit_verify(pool: &Pool) -> Result<Value> {
+    let store = pool.store.as_ref().ok_or_else(crate::audit::needs_store)?;
+    Ok(to_value(&crate::audit::verify(store)?))
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -322,6 +322,25 @@ impl Engine {
         })
     }
 
+    /// Records a refused request in the audit trail (S1): a signature the
+    /// HTTP layer refused, say. `app_id` is the id the request claimed (not
+    /// trusted: sanitised and cut to 64 characters), `interface` the path or
+    /// command (query string dropped, sanitised, at most 128 characters),
+    /// `code` why. Nothing personal is kept. Queued with the committer
+    /// without waiting for the disk (see `audit.rs`); a no-op for an engine
+    /// without a data_dir or once closed. Never fails and never panics.
+    pub fn audit_refusal(&self, app_id: Option<&str>, interface: &str, code: ErrorCode) {
+        let Some(store) = &self.d.pool.store else { return };
+        if self.is_closed() {
+            return;
+        }
+        let path = interface.split(['?', '#']).next().unwrap_or("");
+        let ctx = crate::audit::Context { command: crate::audit::sanitise(path, 128), ..Default::default() };
+        let claimed = app_id.map(|a| crate::audit::sanitise(a, 64));
+        let note = crate::audit::Note { kind: "refusal", code: Some(code.as_str()), claimed_app_id: claimed.as_deref(), read: &[] };
+        let _ = store.enqueue(vec![crate::audit::note_row(self.d.pool.clock.now_ms(), &ctx, &note)]);
+    }
+
     /// Places of one slot now. Never changes state.
     pub fn availability(&self, slot: SlotHandle) -> Result<Availability> {
         self.d.pool.check_open()?;

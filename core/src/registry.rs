@@ -99,7 +99,18 @@ pub(crate) fn dispatch(d: &Domains, principal: &Principal, command: &str, req: &
     };
     let r = Req { m: obj, who: &who };
     let _audit = pool.store.as_ref().filter(|_| cmd.kind == Kind::Change).map(|_| crate::audit::Scope::enter(crate::commands::audit_context(cmd.name, &r)));
-    (entry.run)(d, &r, req)
+    let out = (entry.run)(d, &r, req);
+    // A read of personal data is recorded (who, which command, which
+    // objects), queued with the committer without waiting (see `audit.rs`).
+    if let (Ok(answer), Some(store)) = (&out, &pool.store) {
+        if cmd.kind == Kind::Query && crate::audit::PERSONAL_READS.contains(&cmd.name) {
+            let ids = crate::audit::object_ids(answer);
+            let note = crate::audit::Note { kind: "read", code: None, claimed_app_id: None, read: &ids };
+            let row = crate::audit::note_row(pool.clock.now_ms(), &crate::commands::audit_context(cmd.name, &r), &note);
+            let _ = store.enqueue(vec![row]);
+        }
+    }
+    out
 }
 
 /// The request with its `request_id` put in the stated principal's id space

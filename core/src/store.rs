@@ -178,6 +178,9 @@ pub struct Snapshot {
     plain: Vec<(Table, String, String)>,
     /// The sequence number the next audit entry takes.
     pub next_audit_seq: u64,
+    /// The hash the next audit entry chains from (`audit::GENESIS` when no
+    /// entry is hashed yet).
+    pub audit_head: String,
 }
 
 impl Snapshot {
@@ -280,6 +283,7 @@ impl DurableStore {
         let conn = Arc::new(Mutex::new(Some(conn)));
         let cipher_for_commits = cipher.clone();
         let next_audit_seq = snapshot.next_audit_seq;
+        let audit_head = snapshot.audit_head.clone();
         let log = tables.iter().copied().find(|t| t.has(Flag::Log));
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, batch: 0, shutdown: false }),
@@ -291,7 +295,7 @@ impl DurableStore {
         let c2 = conn.clone();
         let committer = std::thread::Builder::new()
             .name("yilian-commit".into())
-            .spawn(move || commit_loop(c2, s2, batch_max, cipher_for_commits, next_audit_seq, log))
+            .spawn(move || commit_loop(c2, s2, batch_max, cipher_for_commits, (next_audit_seq, audit_head), log))
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
         Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)), cipher, conn }, snapshot))
     }
@@ -322,6 +326,35 @@ impl DurableStore {
                     _ => body,
                 };
                 if !f(Row { key, body })? {
+                    return Ok(());
+                }
+            }
+            cursor = last;
+        }
+    }
+
+    /// Every row of `table` in key order, its body opened when sealed, or
+    /// `None` when it does not open (wrong key, altered or moved): for the
+    /// audit trail's check, which reports such a row instead of failing.
+    pub fn scan_checked(&self, table: Table, mut f: impl FnMut(&str, Option<String>) -> Result<bool>) -> Result<()> {
+        // Through the store's own connection: the database is locked
+        // exclusively, and a second descriptor of the file would drop that lock.
+        let sql = format!("SELECT k, body FROM {} WHERE k > ?1 ORDER BY k LIMIT 512", table.name());
+        let mut cursor = String::new();
+        loop {
+            let rows: Vec<(String, String)> = self.read(|conn| {
+                let mut st = conn.prepare_cached(&sql)?;
+                let rows = st.query_map(params![cursor], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })?;
+            let Some(last) = rows.last().map(|r| r.0.clone()) else { return Ok(()) };
+            for (key, body) in rows {
+                let body = match &self.cipher {
+                    Some(c) if body.starts_with(SEALED_PREFIX) => c.open(&row_aad(table, &key), &body),
+                    _ if body.starts_with(SEALED_PREFIX) => None,
+                    _ => Some(body),
+                };
+                if !f(&key, body)? {
                     return Ok(());
                 }
             }
@@ -423,9 +456,11 @@ fn commit_loop(
     shared: Arc<Shared>,
     batch_max: usize,
     cipher: Option<RowCipher>,
-    mut next_audit_seq: u64,
+    audit: (u64, String),
     log: Option<Table>,
 ) {
+    // The audit trail's next number and the hash it chains from.
+    let (mut next_audit_seq, mut audit_head) = audit;
     loop {
         let (writes, ticket, batch, shutdown) = {
             let mut q = shared.queue.lock();
@@ -437,13 +472,13 @@ fn commit_loop(
             (std::mem::take(&mut q.writes), q.last_ticket, q.batch - 1, q.shutdown)
         };
         if !writes.is_empty() {
-            let numbered_from = next_audit_seq;
+            let numbered_from = (next_audit_seq, audit_head.clone());
             let result = match conn.lock().as_mut() {
-                Some(c) => apply(c, &writes, cipher.as_ref(), &mut next_audit_seq, log),
+                Some(c) => apply(c, &writes, cipher.as_ref(), (&mut next_audit_seq, &mut audit_head), log),
                 None => Err(Error::storage("the store is closed")),
             };
             if result.is_err() {
-                next_audit_seq = numbered_from; // nothing of the batch was written
+                (next_audit_seq, audit_head) = numbered_from; // nothing of the batch was written
             }
             let mut d = shared.done.lock();
             match result {
@@ -495,19 +530,20 @@ fn seal_plain_rows(conn: &mut Connection, snap: &Snapshot, cipher: &RowCipher) -
     Ok(())
 }
 
-fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, next_audit_seq: &mut u64, log: Option<Table>) -> Result<()> {
+fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, audit_at: (&mut u64, &mut String), log: Option<Table>) -> Result<()> {
+    let (next_audit_seq, audit_head) = audit_at;
     let tx = conn.transaction()?;
     // The audit entries of every change in this commit go into one row (one
     // insert per commit instead of one per change). They are numbered here,
     // in commit order, and the row is keyed by its last number, so a reader
-    // paging by number sees every entry once and in order.
+    // paging by number sees every entry once and in order. Each entry is
+    // chained to the one before it (`audit::append_chained`), in this order.
     let mut audit = String::new();
     for w in writes {
         if w.table.has(Flag::Log) {
             if let Some(body) = w.body.as_deref().and_then(|b| b.strip_prefix('{')) {
                 audit.push(if audit.is_empty() { '[' } else { ',' });
-                audit.push_str(&format!("{{\"seq\":{},", *next_audit_seq));
-                audit.push_str(body);
+                crate::audit::append_chained(&mut audit, *next_audit_seq, body, audit_head);
                 *next_audit_seq += 1;
             }
             continue;
@@ -549,7 +585,19 @@ fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> 
     snap.next_audit_seq = 1;
     if let Some(log) = tables.iter().find(|t| t.has(Flag::Log)) {
         let last: Option<String> = conn.query_row(&format!("SELECT max(k) FROM {}", log.name()), [], |r| r.get(0))?;
-        snap.next_audit_seq = last.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0).saturating_add(1);
+        snap.next_audit_seq = last.as_deref().and_then(|k| k.parse::<u64>().ok()).unwrap_or(0).saturating_add(1);
+        // The chain goes on from the last entry's hash. A last row that does
+        // not read (or predates the chain) starts it afresh; `audit-verify`
+        // reports the break.
+        let body: Option<String> = match &last {
+            Some(k) => conn.query_row(&format!("SELECT body FROM {} WHERE k = ?1", log.name()), params![k], |r| r.get(0)).ok(),
+            None => None,
+        };
+        let body = match (body, cipher, &last) {
+            (Some(b), Some(c), Some(k)) if b.starts_with(SEALED_PREFIX) => c.open(&row_aad(*log, k), &b),
+            (b, _, _) => b,
+        };
+        snap.audit_head = body.as_deref().and_then(crate::audit::row_head).unwrap_or_else(|| crate::audit::GENESIS.to_string());
     }
     // A lazy table is read by key when asked, a log on demand; only their
     // plain rows are read here, when a cipher is configured, to be sealed on

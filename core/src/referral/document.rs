@@ -11,10 +11,20 @@
 //! the issuer's electronic signature). For an exam item it is the item's
 //! next report revision (the item goes to `reported`, B4's graded push
 //! follows). It is kept in the durable store (a row of the lazily read
-//! table `report_document_content`), or as a file under the config's
-//! `report_dir` (written to a temporary file, fsynced, renamed, the
-//! directory fsynced; the row records its path and SM3), or in memory for an
-//! engine without either. Its record is a row of the referral table, in the
+//! table `report_document_content`, sealed like every row when an
+//! `encryption_key` is set), or as a file under the config's `report_dir`,
+//! or in memory for an engine without either.
+//!
+//! A file is named by an opaque random id (`<2 hex>/<32 hex>.<ext>`; no
+//! booking id, no file name: the name sent is kept only in the record,
+//! a row of the referral table, sealed with the store). With an
+//! `encryption_key` its content is sealed with the store's cipher (SM4-GCM,
+//! the base64 of the bytes, the associated data `report/<file id>`, so a
+//! file swapped for another does not open) and the name ends `.sealed`.
+//! It is written to a temporary file, fsynced, renamed, the directory
+//! fsynced, before the row that names it is committed; the row records its
+//! path and the SM3 of the plain bytes, checked on every read. Files kept
+//! before this scheme (`B000001/<sm3>-<random>.pdf`, plain) are still read. Its record is a row of the referral table, in the
 //! same transaction as the `report_uploaded` event, the request id's answer
 //! and the audit entry. `exam-report-document` reads it back for the
 //! hospital and the community institution of the booking or application,
@@ -321,24 +331,41 @@ fn target(c: &Ctx, who: &Who) -> Result<Target> {
     Ok(Target::Booking { booking: id, hospital, clinic: b.clinic_id.as_deref().map(str::to_string), patient: b.patient_id.to_string() })
 }
 
-/// Writes the bytes to a new file under `dir/<booking>/`: a temporary file
-/// written and fsynced, renamed to its name (the SM3's first 16 digits and
-/// a random part, so concurrent uploads never collide), then the
+/// What a sealed report file's content is bound to: its opaque id.
+fn file_aad(file_id: &str) -> Vec<u8> {
+    format!("report/{file_id}").into_bytes()
+}
+
+/// The file id of a stored path: its name without the extension.
+fn file_id_of(path: &str) -> &str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.split('.').next().unwrap_or(name)
+}
+
+/// Writes the bytes to a new file under `dir`, named by a random id
+/// (`<first 2 hex>/<32 hex>.<ext>`, `.sealed` when `cipher` seals it): a
+/// temporary file written and fsynced, renamed to its name, then the
 /// directories fsynced, so the file is whole and durable before its row is
-/// committed. Answers its path below `dir`.
-fn write_file(dir: &Path, booking: u64, kind: Kind, sm3: &str, bytes: &[u8]) -> Result<String> {
+/// committed. Answers its path below `dir`. Nothing in the path says whose
+/// report it is.
+fn write_file(dir: &Path, kind: Kind, bytes: &[u8], cipher: Option<&crate::crypto::RowCipher>) -> Result<String> {
     use std::io::Write as _;
     let io = |e: std::io::Error| Error::storage(format!("report_dir: {e}"));
-    let sub = format_booking_id(booking);
+    let mut token = [0u8; 16];
+    getrandom::fill(&mut token).map_err(|e| Error::storage(format!("random source: {e}")))?;
+    let id = hex::encode(token);
+    let sub = id[..2].to_string();
     let folder = dir.join(&sub);
     std::fs::create_dir_all(&folder).map_err(io)?;
-    let mut token = [0u8; 8];
-    getrandom::fill(&mut token).map_err(|e| Error::storage(format!("random source: {e}")))?;
-    let name = format!("{}-{}.{}", &sm3[..16], hex::encode(token), kind.ext());
+    let (name, sealed) = match cipher {
+        Some(c) => (format!("{id}.sealed"), Some(c.seal(&file_aad(&id), &base64::engine::general_purpose::STANDARD.encode(bytes)))),
+        None => (format!("{id}.{}", kind.ext()), None),
+    };
+    let content = sealed.as_ref().map_or(bytes, |s| s.as_bytes());
     let tmp = folder.join(format!(".{name}.tmp"));
     let written = (|| -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
+        f.write_all(content)?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, folder.join(&name))?;
@@ -351,6 +378,28 @@ fn write_file(dir: &Path, booking: u64, kind: Kind, sm3: &str, bytes: &[u8]) -> 
         return Err(io(e));
     }
     Ok(format!("{sub}/{name}"))
+}
+
+/// The plain bytes of a report file's content: opened when sealed.
+fn open_file(c: &Ctx, path: &str, content: Vec<u8>) -> Result<Vec<u8>> {
+    if !content.starts_with(crate::crypto::SEALED_PREFIX.as_bytes()) {
+        return Ok(content);
+    }
+    let key = c.pool.cfg.encryption_key.as_ref().ok_or_else(|| {
+        Error::with(ErrorCode::InvalidConfig, "the report file is encrypted: configure the encryption_key", "报告文件已加密：请配置 encryption_key")
+    })?;
+    let cipher = crate::crypto::RowCipher::new(key);
+    let text = std::str::from_utf8(&content).ok();
+    let b64 = text.and_then(|t| cipher.open(&file_aad(file_id_of(path)), t)).ok_or_else(|| {
+        Error::with(
+            ErrorCode::StoreCorrupt,
+            "the report file does not open with the configured encryption_key (wrong key, or the file was altered or swapped)",
+            "报告文件无法用所配置的 encryption_key 解密（密钥错误，或文件被修改或替换）",
+        )
+    })?;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| Error::with(ErrorCode::StoreCorrupt, "the report file's sealed content is not base64", "报告文件解密后的内容不是 base64 编码"))
 }
 
 /// Makes a rename or a new entry in `dir` durable (a no-op where directories
@@ -385,10 +434,13 @@ fn file_path(c: &Ctx, path: &str) -> Result<std::path::PathBuf> {
 fn bytes_of(c: &Ctx, d: &Document) -> Result<Vec<u8>> {
     let missing = || Error::with(ErrorCode::StoreCorrupt, "the document's bytes are missing", "报告文件内容缺失");
     let bytes = match &d.stored {
-        Stored::File { path } => std::fs::read(file_path(c, path)?).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => missing(),
-            _ => Error::storage(format!("report_dir: {e}")),
-        })?,
+        Stored::File { path } => {
+            let content = std::fs::read(file_path(c, path)?).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => missing(),
+                _ => Error::storage(format!("report_dir: {e}")),
+            })?;
+            open_file(c, path, content)?
+        }
         Stored::Store | Stored::Memory => {
             let b64: String = match (&d.stored, &c.pool.store) {
                 (Stored::Store, Some(store)) => {
@@ -537,7 +589,7 @@ pub(super) fn upload(c: &Ctx) -> Result<Value> {
     };
     // Checked: now the bytes are placed, before the record that names them.
     let stored = match (&pool.cfg.report_dir, &pool.store) {
-        (Some(dir), _) => match write_file(dir, booking, kind, &sm3, &bytes) {
+        (Some(dir), _) => match write_file(dir, kind, &bytes, pool.cfg.encryption_key.as_ref().map(crate::crypto::RowCipher::new).as_ref()) {
             Ok(path) => Stored::File { path },
             Err(e) => return super::finish(pool, claim, Err(e)),
         },

@@ -529,7 +529,7 @@ async fn upload_report(State(st): State<Arc<AppState>>, Extension(who): Extensio
 /// `exam_id` + `item_no`) and `file`, plus any field of the engine command:
 /// the body is read up to `--max-upload-bytes` and handed to the engine's
 /// `upload-report` (one implementation: checks, storage, event, audit);
-/// the answer adds `report_url`, served by `GET /reports/<booking>/<file_name>`.
+/// the answer adds `report_url`, served by `GET /api/v1/reports/<document_id>`.
 async fn upload_inner(st: &Arc<AppState>, who: &Principal, headers: &HeaderMap, req: Request) -> Outcome {
     use axum::extract::FromRequest;
     use base64::Engine as _;
@@ -600,21 +600,24 @@ async fn upload_inner(st: &Arc<AppState>, who: &Principal, headers: &HeaderMap, 
         .and_then(|h| h.to_str().ok())
         .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']')))
         .unwrap_or("localhost");
-    let (booking, name) = (out["booking_id"].as_str().unwrap_or(""), out["file_name"].as_str().unwrap_or(""));
-    let url = format!("http://{host}/reports/{booking}/{}", percent_encoding::utf8_percent_encode(name, URL_NAME));
+    // The document id only: the URL carries neither the booking nor the file name.
+    let id = out["document_id"].as_str().unwrap_or("");
+    let url = format!("http://{host}/api/v1/reports/{}", percent_encoding::utf8_percent_encode(id, URL_NAME));
     out["report_url"] = Value::String(url);
     Ok(out)
 }
 
-/// `GET /reports/<booking>/<file_name>`: the document through the engine's
-/// `exam-report-document` (its permission rule, its SM3 check), served with
-/// the type the engine found in its bytes. Unsigned even with `--keys` (a
-/// link a browser follows), acting then as the platform.
-async fn serve_report(State(st): State<Arc<AppState>>, who: Option<Extension<Principal>>, UrlPath((booking, file)): UrlPath<(String, String)>) -> Response {
+/// `GET /api/v1/reports/<document_id>`: the document through the engine's
+/// `exam-report-document` for the caller's principal (its permission rule:
+/// the hospital and the community institution of the booking or
+/// application; its SM3 check; its read entry in the audit trail), served
+/// with the type the engine found in its bytes. Under `/api/`, so with
+/// `--keys` the request is signed like every command (an unsigned one gets
+/// 401 before anything is read); another institution gets 403 and no bytes.
+async fn serve_report(State(st): State<Arc<AppState>>, Extension(who): Extension<Principal>, UrlPath(id): UrlPath<String>) -> Response {
     use base64::Engine as _;
     let started = Instant::now();
-    let who = who.map(|Extension(p)| p).unwrap_or_else(Principal::platform);
-    let out = engine_call(&st, &who, "exam-report-document", json!({"booking_id": booking, "file_name": file}).to_string()).await;
+    let out = engine_call(&st, &who, "exam-report-document", json!({"document_id": id}).to_string()).await;
     let doc = out.and_then(|v| {
         let bytes = v["content_base64"].as_str().and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
         let ct = v["content_type"].as_str().and_then(|c| HeaderValue::from_str(c).ok());
@@ -623,11 +626,20 @@ async fn serve_report(State(st): State<Arc<AppState>>, who: Option<Extension<Pri
     match doc {
         Ok((bytes, ct)) => {
             st.metrics.record("reports", started.elapsed(), None);
-            ([(header::CONTENT_TYPE, ct), (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"))], bytes).into_response()
+            (
+                [
+                    (header::CONTENT_TYPE, ct),
+                    (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+                    // Personal data: never kept by a shared cache.
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
+                bytes,
+            )
+                .into_response()
         }
         Err(e) => {
             st.metrics.record("reports", started.elapsed(), Some(e.code()));
-            // A URL that names no report (a malformed one included) is not found.
+            // An id that names no report (a malformed one included) is not found.
             let status = match e.family() {
                 ErrorFamily::Input | ErrorFamily::NotFound => StatusCode::NOT_FOUND,
                 _ => status_for(e.code()),
@@ -635,6 +647,19 @@ async fn serve_report(State(st): State<Arc<AppState>>, who: Option<Extension<Pri
             failure(&e, Some(status))
         }
     }
+}
+
+/// `GET /reports/<booking>/<file_name>`, the old unsigned link (it named the
+/// booking and the file name, and served anyone): gone. 410 with an error
+/// envelope pointing at `/api/v1/reports/<document_id>`; nothing is read.
+async fn report_link_gone(State(st): State<Arc<AppState>>) -> Response {
+    let e = Error::with(
+        ErrorCode::ReportDocumentNotFound,
+        "report links /reports/<booking>/<file> are withdrawn: read GET /api/v1/reports/<document_id> (signed with --keys)",
+        "报告链接 /reports/<预约号>/<文件名> 已停用：请使用 GET /api/v1/reports/<报告文件编号>（启用 --keys 时须签名）",
+    );
+    st.metrics.record("reports", Duration::ZERO, Some(e.code()));
+    failure(&e, Some(StatusCode::GONE))
 }
 
 // ------------------------------------------------------------------ events (SSE)
@@ -794,7 +819,8 @@ pub fn router(st: Arc<AppState>) -> Router {
                 api_route(st, who, "admission-details", m, h, q, b)
             }),
         )
-        .route("/reports/{booking}/{file}", get(serve_report).fallback(only_get))
+        .route("/api/v1/reports/{id}", get(serve_report).fallback(only_get))
+        .route("/reports/{booking}/{file}", get(report_link_gone).fallback(only_get))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(st.clone(), signature::check))
         .with_state(st)

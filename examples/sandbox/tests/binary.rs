@@ -103,7 +103,7 @@ async fn demo_sigterm_and_restart_keep_everything() {
     let p = start(&args);
     let (st, info) = post(&c, &p.base, "booking-info", json!({"booking_id": "B001"})).await;
     assert_eq!((st, info["data"]["status"].as_str()), (200, Some("booked")), "{info}");
-    let url = url.replace(&url[..url.find("/reports/").unwrap()], &p.base);
+    let url = url.replace(&url[..url.find("/api/v1/reports/").unwrap()], &p.base);
     let r = c.get(&url).send().await.unwrap();
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     assert_eq!(r.bytes().await.unwrap().to_vec(), vec![0xffu8, 0xd8, 0xff, 0xe0, 1, 2, 3]);

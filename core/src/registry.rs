@@ -11,7 +11,9 @@
 //!
 //! Call flow: binding → [`dispatch`] → role check → `principal::bind` (body
 //! fields against the principal) → the domain's handler, which sees the bound
-//! principal as `Req::who` → the domain's change context → store and outbox.
+//! principal as `Req::who` → the domain's change context → store and outbox →
+//! the answer, its patient ids masked for the bound principal
+//! (`views::mask_patient_ids`).
 
 use crate::command::{Command, Decl, Kind};
 use crate::domains::Domains;
@@ -99,7 +101,10 @@ pub(crate) fn dispatch(d: &Domains, principal: &Principal, command: &str, req: &
     };
     let r = Req { m: obj, who: &who };
     let _audit = pool.store.as_ref().filter(|_| cmd.kind == Kind::Change).map(|_| crate::audit::Scope::enter(crate::commands::audit_context(cmd.name, &r)));
-    (entry.run)(d, &r, req)
+    let mut answer = (entry.run)(d, &r, req)?;
+    // S1: what leaves carries in full only the patient ids `who` may read.
+    crate::views::mask_patient_ids(&who, &mut answer);
+    Ok(answer)
 }
 
 /// The request with its `request_id` put in the stated principal's id space

@@ -129,8 +129,8 @@ pub(crate) fn set(c: &Call) -> Result<Value> {
     }
     let name = opt_text(c.r, "name")?;
     c.change(|d, ctx| {
-        if let Some(missing) = items.iter().flatten().find(|code| !d.resources.contains_key(*code)) {
-            return Err(Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", missing));
+        if items.iter().flatten().any(|code| !d.resources.contains_key(code)) {
+            return Err(Error::new(ErrorCode::LabResourceNotFound));
         }
         let a = Agreement { agreement_id: id.clone(), lab_id: lab, institution_id: inst, items, valid_from, valid_to, name, updated_ms: ctx.now };
         let created = !d.agreements.contains_key(&id);

@@ -320,7 +320,7 @@ pub(crate) fn std_item_delete(c: &Call) -> Result<Value> {
     let code = code_field(c.r, "code")?;
     c.change(|d, ctx| {
         if !d.std_items.contains_key(&code) {
-            return Err(Error::not_found(ErrorCode::LabStdItemNotFound, "标准检验小项", &code));
+            return Err(Error::new(ErrorCode::LabStdItemNotFound));
         }
         if let Some(why) = d.std_item_in_use(&code) {
             return Err(Error::with(
@@ -404,7 +404,7 @@ pub(crate) fn resource_delete(c: &Call) -> Result<Value> {
     let code = code_field(c.r, "code")?;
     c.change(|d, ctx| {
         if !d.resources.contains_key(&code) {
-            return Err(Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", &code));
+            return Err(Error::new(ErrorCode::LabResourceNotFound));
         }
         let mapped = d.inst.iter().find(|(_, t)| t.projects.values().any(|e| e.std_code.as_deref() == Some(code.as_str()))).map(|(i, _)| i.clone());
         let in_panel = d.panels.values().find(|p| p.resources.contains(&code)).map(|p| p.code.clone());
@@ -455,7 +455,7 @@ pub(crate) fn local_code_set(c: &Call) -> Result<Value> {
         None => None,
     };
     c.change(|d, ctx| {
-        let res = d.resources.get(&code).ok_or_else(|| Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", &code))?;
+        let res = d.resources.get(&code).ok_or_else(|| Error::new(ErrorCode::LabResourceNotFound))?;
         if let Some(l) = &local {
             if let Some(other) = d.resources.values().find(|r| r.code != code && r.local_codes.get(&lab) == Some(l)) {
                 return Err(Error::with(
@@ -488,7 +488,7 @@ pub(crate) fn panel_upsert(c: &Call) -> Result<Value> {
     }
     c.change(|d, ctx| {
         for rc in &resources {
-            let res = d.resources.get(rc).ok_or_else(|| Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", rc))?;
+            let res = d.resources.get(rc).ok_or_else(|| Error::new(ErrorCode::LabResourceNotFound))?;
             if !res.local_codes.contains_key(&lab) {
                 return Err(not_offered(&lab, rc));
             }

@@ -33,12 +33,6 @@ impl Kind {
             Kind::Project => "project",
         }
     }
-    fn what_zh(self) -> &'static str {
-        match self {
-            Kind::Item => "机构检验小项",
-            Kind::Project => "机构检验项目",
-        }
-    }
     /// What the entry is called in a row's reason: 机构小项 or 机构项目.
     fn entry_zh(self) -> &'static str {
         match self {
@@ -277,16 +271,16 @@ pub(crate) fn upsert(c: &Call, kind: Kind) -> Result<Value> {
     })
 }
 
-fn not_found(kind: Kind, code: &str) -> Error {
-    Error::not_found(ErrorCode::LabInstItemNotFound, kind.what_zh(), code)
+fn not_found() -> Error {
+    Error::new(ErrorCode::LabInstItemNotFound)
 }
 
 pub(crate) fn delete(c: &Call, kind: Kind) -> Result<Value> {
     let inst = institution(c)?;
     let code = code_field(c.r, "code")?;
     c.change(|d, ctx| {
-        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found(kind, &code))?;
-        let e = t.remove(kind, &code).ok_or_else(|| not_found(kind, &code))?;
+        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found())?;
+        let e = t.remove(kind, &code).ok_or_else(|| not_found())?;
         ctx.delete(format!("{}:{inst}/{code}", kind.key_prefix()));
         ctx.event(
             "lab_mapping_changed",
@@ -308,13 +302,13 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
     c.change(|d, ctx| {
         if !std_exists(d, kind, &std) {
             return Err(match kind {
-                Kind::Item => Error::not_found(ErrorCode::LabStdItemNotFound, "标准检验小项", &std),
-                Kind::Project => Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", &std),
+                Kind::Item => Error::new(ErrorCode::LabStdItemNotFound),
+                Kind::Project => Error::new(ErrorCode::LabResourceNotFound),
             });
         }
         let std_specimen = d.std_items.get(&std).map(|s| s.specimen_type.clone());
-        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found(kind, &code))?;
-        let e = t.entries(kind).get(&code).ok_or_else(|| not_found(kind, &code))?.clone();
+        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found())?;
+        let e = t.entries(kind).get(&code).ok_or_else(|| not_found())?.clone();
         if e.std_code.as_deref() == Some(std.as_str()) {
             return Ok(json!({"institution_id": inst, "code": code, "std_code": std, "status": "mapped"}));
         }
@@ -364,8 +358,8 @@ pub(crate) fn unmap(c: &Call, kind: Kind) -> Result<Value> {
     let inst = institution(c)?;
     let code = code_field(c.r, "code")?;
     c.change(|d, ctx| {
-        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found(kind, &code))?;
-        let mut e = t.entries(kind).get(&code).ok_or_else(|| not_found(kind, &code))?.clone();
+        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found())?;
+        let mut e = t.entries(kind).get(&code).ok_or_else(|| not_found())?.clone();
         let Some(old) = e.std_code.take() else {
             return Ok(json!({"institution_id": inst, "code": code, "status": "unmapped"}));
         };

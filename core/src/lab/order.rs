@@ -144,7 +144,7 @@ impl Order {
 
 impl LabData {
     pub fn order(&self, id: u64) -> Result<&Order> {
-        self.orders.get(&id).ok_or_else(|| Error::not_found(ErrorCode::LabOrderNotFound, "委托检验申请", &format_id("LO", id)))
+        self.orders.get(&id).ok_or_else(|| Error::new(ErrorCode::LabOrderNotFound))
     }
 
     /// The order's status from its specimens and reports.
@@ -339,11 +339,11 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                 let own = t.and_then(|t| t.project_rev.get(code)).cloned();
                 wanted.push((code.clone(), own, None));
             } else {
-                return Err(Error::not_found(ErrorCode::LabResourceNotFound, "检验项目", code));
+                return Err(Error::new(ErrorCode::LabResourceNotFound));
             }
         }
         for p in &panels {
-            let panel = d.panels.get(&panel_key(&lab, p)).ok_or_else(|| Error::not_found(ErrorCode::LabPanelNotFound, "检验组套", p))?;
+            let panel = d.panels.get(&panel_key(&lab, p)).ok_or_else(|| Error::new(ErrorCode::LabPanelNotFound))?;
             for r in &panel.resources {
                 let own = t.and_then(|t| t.project_rev.get(r)).cloned();
                 wanted.push((r.clone(), own, Some(p.clone())));
@@ -356,7 +356,7 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
             if out.iter().any(|i| i.resource_code == code) {
                 continue;
             }
-            let res = d.resources.get(&code).ok_or_else(|| Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", &code))?;
+            let res = d.resources.get(&code).ok_or_else(|| Error::new(ErrorCode::LabResourceNotFound))?;
             let local = res.local_codes.get(&lab).ok_or_else(|| not_offered(&lab, &code))?;
             // The agreement before the mappings: without one, mapping would not help.
             let agreement_id = if checked {

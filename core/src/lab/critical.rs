@@ -171,8 +171,8 @@ pub(crate) fn publish(c: &Call) -> Result<Value> {
             let row = rep.results.iter().find(|r| r.lab_code == *code || Some(&r.std_code) == std.as_ref() || r.inst_code == *code).ok_or_else(|| {
                 Error::with(
                     ErrorCode::LabItemNotOrdered,
-                    format!("the report of {barcode} has no result for {code}"),
-                    format!("样本 {barcode} 的报告中没有小项 {code} 的结果"),
+                    "the specimen's report has no result for a sub-item named in the request",
+                    "该样本的报告中没有请求所列小项的结果",
                 )
             })?;
             let (minutes, _) = d.limit_for(&sp.institution_id, &row.std_code);

@@ -169,7 +169,7 @@ pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row]) -> std
         }
         if let Some(s) = &e.std_code {
             if !std_exists(d, kind, s) {
-                rejected.push(Rejected::new(n, e.code, Reason::new(format!("unknown standard code {s}"), format!("标准编码 {s} 不存在"))));
+                rejected.push(Rejected::new(n, e.code, Reason::new("unknown standard code in `std_code`", "`std_code` 中的标准编码不存在")));
                 continue;
             }
             if kind == Kind::Item {
@@ -180,8 +180,8 @@ pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row]) -> std
                             n,
                             e.code,
                             Reason::new(
-                                format!("specimen type {mine} differs from {s}'s {theirs}"),
-                                format!("样本类型“{mine}”与标准小项 {s} 的样本类型“{theirs}”不一致"),
+                                format!("`specimen_type` differs from the standard sub-item's {theirs}"),
+                                format!("`specimen_type` 与标准小项的样本类型“{theirs}”不一致"),
                             ),
                         ));
                         continue;
@@ -192,7 +192,7 @@ pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row]) -> std
                 rejected.push(Rejected::new(
                     n,
                     e.code,
-                    Reason::new(format!("standard code {s} is already mapped by row {first}"), format!("标准编码 {s} 已由第 {first} 行对照")),
+                    Reason::new(format!("its `std_code` is already mapped by row {first}"), format!("`std_code` 中的标准编码已由第 {first} 行对照")),
                 ));
                 continue;
             }
@@ -210,7 +210,7 @@ pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row]) -> std
                         rejected.push(Rejected::new(
                             n,
                             e.code.clone(),
-                            Reason::new(format!("standard code {s} is already mapped by {holder}"), format!("标准编码 {s} 已被本机构 {holder} 对照")),
+                            Reason::new("its `std_code` is already mapped by another of the institution's codes", "`std_code` 中的标准编码已被本机构的其他编码对照"),
                         ));
                     }
                 }
@@ -319,12 +319,12 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
                 format!("标准编码 {std} 已被本机构 {holder} 对照"),
             ));
         }
-        if let Some(old) = &e.std_code {
+        if e.std_code.is_some() {
             if !remap {
                 return Err(Error::with(
                     ErrorCode::LabAlreadyMapped,
-                    format!("{code} is mapped to {old}; unmap it first or pass remap"),
-                    format!("{code} 已对照 {old}，请先解除对照或指定 remap"),
+                    "the code is already mapped to another standard code; unmap it first or pass remap",
+                    "该编码已对照其他标准编码，请先解除对照或指定 remap",
                 ));
             }
         }
@@ -333,8 +333,8 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
                 if mine != theirs {
                     return Err(invalid(
                         "std_code",
-                        &format!("specimen type {mine} differs from the standard sub-item's {theirs}"),
-                        &format!("样本类型“{mine}”与标准小项的样本类型“{theirs}”不一致"),
+                        &format!("`specimen_type` differs from the standard sub-item's {theirs}"),
+                        &format!("`specimen_type` 与标准小项的样本类型“{theirs}”不一致"),
                     ));
                 }
             }

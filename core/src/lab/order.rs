@@ -333,7 +333,7 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
         for code in &items {
             // The institution's own project first, then a standard project.
             if let Some(e) = t.and_then(|t| t.projects.get(code)) {
-                let std = e.std_code.clone().ok_or_else(|| unmapped(code, "project"))?;
+                let std = e.std_code.clone().ok_or_else(|| unmapped("project"))?;
                 wanted.push((std, Some(code.clone()), None));
             } else if d.resources.contains_key(code) {
                 let own = t.and_then(|t| t.project_rev.get(code)).cloned();
@@ -357,10 +357,10 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                 continue;
             }
             let res = d.resources.get(&code).ok_or_else(|| Error::new(ErrorCode::LabResourceNotFound))?;
-            let local = res.local_codes.get(&lab).ok_or_else(|| not_offered(&lab, &code))?;
+            let local = res.local_codes.get(&lab).ok_or_else(|| not_offered(&code))?;
             // The agreement before the mappings: without one, mapping would not help.
             let agreement_id = if checked {
-                Some(d.agreement_for(&inst, &lab, &code, day).ok_or_else(|| no_agreement(&inst, &lab, &code, day))?.agreement_id.clone())
+                Some(d.agreement_for(&inst, &lab, &code, day).ok_or_else(|| no_agreement(&code, day))?.agreement_id.clone())
             } else {
                 None
             };
@@ -369,7 +369,7 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                     let name = d.std_items.get(sub).map(|s| s.name.as_str()).unwrap_or("");
                     return Err(Error::with(
                         ErrorCode::LabItemUnmapped,
-                        format!("standard sub-item {sub} of project {code} is not mapped to any sub-item of institution {inst}"),
+                        format!("standard sub-item {sub} of project {code} is not mapped to any sub-item of the ordering institution"),
                         format!("项目 {code} 的标准检验小项 {sub}（{name}）未与本机构检验小项对照"),
                     ));
                 }
@@ -424,11 +424,11 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
     })
 }
 
-fn unmapped(code: &str, what: &str) -> Error {
+fn unmapped(what: &str) -> Error {
     Error::with(
         ErrorCode::LabItemUnmapped,
-        format!("{what} {code} is not mapped to the standard catalogue"),
-        format!("{} {code} 未与标准目录对照", if what == "project" { "检验项目" } else { "检验小项" }),
+        format!("a {what} code of the request is not mapped to the standard catalogue"),
+        format!("请求中有{}编码未与标准目录对照", if what == "project" { "检验项目" } else { "检验小项" }),
     )
 }
 

@@ -282,8 +282,8 @@ pub(crate) fn print(c: &Call) -> Result<Value> {
             .map(|(i, _)| i)
             .collect();
         if let Some(l) = &only {
-            if let Some(x) = l.iter().find(|x| !o.items.iter().any(|it| it.resource_code == **x || it.inst_code.as_deref() == Some(x))) {
-                return Err(Error::with(ErrorCode::LabItemNotOrdered, format!("item {x} is not in the order"), format!("项目 {x} 不在申请单中")));
+            if l.iter().any(|x| !o.items.iter().any(|it| it.resource_code == *x || it.inst_code.as_deref() == Some(x))) {
+                return Err(Error::with(ErrorCode::LabItemNotOrdered, "an item of `items` is not in the order", "`items` 中有项目不在申请单中"));
             }
         }
         if pending.is_empty() {

@@ -370,8 +370,8 @@ impl Pool {
                 IdemState::Done { command: c, fingerprint: f, answer } if c == command && *f == fingerprint => Ok(Claimed::Replay(answer.clone())),
                 IdemState::Done { .. } => Err(Error::with(
                     ErrorCode::IdempotencyConflict,
-                    format!("request id `{rid}` was already used for a different request"),
-                    format!("请求ID `{rid}` 已用于其他请求"),
+                    "`request_id` was already used for a different request",
+                    "`request_id` 已用于其他请求",
                 )),
                 IdemState::Pending => Err(Error::new(ErrorCode::RequestInProgress)),
             },

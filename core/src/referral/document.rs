@@ -504,8 +504,8 @@ pub(super) fn upload(c: &Ctx) -> Result<Value> {
     if let Some(declared) = c.r.opt_str("content_type")? {
         if Kind::declared(declared) != Some(kind) {
             return Err(unsupported(
-                format!("content_type `{declared}` is not what the document is ({})", kind.mime()),
-                format!("声明的 `content_type` 为 `{declared}`，而文件实际为 `{}`", kind.mime()),
+                format!("`content_type` is not what the document is ({})", kind.mime()),
+                format!("声明的 `content_type` 与文件实际格式 `{}` 不符", kind.mime()),
             ));
         }
     }

@@ -201,8 +201,8 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
             if p.hospital_id.as_deref() != Some(hospital.as_str()) {
                 return Err(Error::with(
                     ErrorCode::InvalidExamItem,
-                    format!("project {pid} is not offered by {hospital}"),
-                    format!("项目 {pid} 不属于 {hospital}"),
+                    format!("project {pid} is not offered by the hospital `hospital_id` names"),
+                    format!("项目 {pid} 不属于 `hospital_id` 指明的医院"),
                 ));
             }
             let method = e.opt_str("method")?.map(str::to_string);
@@ -212,8 +212,8 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
                     Some(g) if !offered.contains(g) => {
                         return Err(Error::with(
                             ErrorCode::InvalidExamItem,
-                            format!("project {pid} offers no {field} `{g}` (offered: {})", offered.join(", ")),
-                            format!("项目 {pid} 没有可选的{} `{g}`", if field == "method" { "检查方法" } else { "检查部位" }),
+                            format!("project {pid} offers no such `{field}` (offered: {})", offered.join(", ")),
+                            format!("项目 {pid} 没有所填的{}（可选：{}）", if field == "method" { "检查方法" } else { "检查部位" }, offered.join("、")),
                         ))
                     }
                     None if !offered.is_empty() => return Err(Error::missing(&format!("items[{n}].{field}"))),

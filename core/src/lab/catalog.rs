@@ -366,7 +366,7 @@ fn save_resources(c: &Call, rows: Vec<Row>) -> Result<Value> {
                     Some(_) => rejected.push(Rejected::new(
                         n,
                         r.code.clone(),
-                        Reason::new("a standard sub-item in `items` does not exist", "`items` 中有不存在的标准检验小项"),
+                        Reason::new("a standard sub-item in `items` does not exist", "所含的标准检验小项有不存在的"),
                     )),
                     None => out.push(r),
                 },

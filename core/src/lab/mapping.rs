@@ -169,7 +169,7 @@ pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row]) -> std
         }
         if let Some(s) = &e.std_code {
             if !std_exists(d, kind, s) {
-                rejected.push(Rejected::new(n, e.code, Reason::new("unknown standard code in `std_code`", "`std_code` 中的标准编码不存在")));
+                rejected.push(Rejected::new(n, e.code, Reason::new("unknown standard code in `std_code`", "所对照的标准编码不存在")));
                 continue;
             }
             if kind == Kind::Item {
@@ -181,18 +181,21 @@ pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row]) -> std
                             e.code,
                             Reason::new(
                                 format!("`specimen_type` differs from the standard sub-item's {theirs}"),
-                                format!("`specimen_type` 与标准小项的样本类型“{theirs}”不一致"),
+                                format!("样本类型与标准小项的样本类型“{theirs}”不一致"),
                             ),
                         ));
                         continue;
                     }
                 }
             }
+            // From here `s` is a standard code the catalogue holds (and a
+            // holder a code of the institution's table): stored values, which
+            // a reason may name; an unknown one above is not repeated.
             if let Some(first) = claimed.get(s) {
                 rejected.push(Rejected::new(
                     n,
                     e.code,
-                    Reason::new(format!("its `std_code` is already mapped by row {first}"), format!("`std_code` 中的标准编码已由第 {first} 行对照")),
+                    Reason::new(format!("standard code {s} is already mapped by row {first}"), format!("标准编码 {s} 已由第 {first} 行对照")),
                 ));
                 continue;
             }
@@ -210,7 +213,7 @@ pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row]) -> std
                         rejected.push(Rejected::new(
                             n,
                             e.code.clone(),
-                            Reason::new("its `std_code` is already mapped by another of the institution's codes", "`std_code` 中的标准编码已被本机构的其他编码对照"),
+                            Reason::new(format!("standard code {s} is already mapped by {holder}"), format!("标准编码 {s} 已被本机构 {holder} 对照")),
                         ));
                     }
                 }
@@ -334,7 +337,7 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
                     return Err(invalid(
                         "std_code",
                         &format!("`specimen_type` differs from the standard sub-item's {theirs}"),
-                        &format!("`specimen_type` 与标准小项的样本类型“{theirs}”不一致"),
+                        &format!("样本类型与标准小项的样本类型“{theirs}”不一致"),
                     ));
                 }
             }

@@ -333,7 +333,7 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
         for code in &items {
             // The institution's own project first, then a standard project.
             if let Some(e) = t.and_then(|t| t.projects.get(code)) {
-                let std = e.std_code.clone().ok_or_else(|| unmapped("project"))?;
+                let std = e.std_code.clone().ok_or_else(|| unmapped(code, "project"))?;
                 wanted.push((std, Some(code.clone()), None));
             } else if d.resources.contains_key(code) {
                 let own = t.and_then(|t| t.project_rev.get(code)).cloned();
@@ -424,11 +424,13 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
     })
 }
 
-fn unmapped(what: &str) -> Error {
+/// `LAB_ITEM_UNMAPPED` for a code the institution's own table holds (it
+/// matched a stored entry, so it is the catalogue's value, not free input).
+fn unmapped(code: &str, what: &str) -> Error {
     Error::with(
         ErrorCode::LabItemUnmapped,
-        format!("a {what} code of the request is not mapped to the standard catalogue"),
-        format!("请求中有{}编码未与标准目录对照", if what == "project" { "检验项目" } else { "检验小项" }),
+        format!("{what} {code} is not mapped to the standard catalogue"),
+        format!("{} {code} 未与标准目录对照", if what == "project" { "检验项目" } else { "检验小项" }),
     )
 }
 

@@ -16,9 +16,9 @@
 //! `identity::mask_patient_id`.
 
 use crate::clock::{format_ms, Millis};
-use crate::principal::Principal;
 use crate::model::{format_booking_id, format_waitlist_id, Booking, BookingStatus, Event, SlotInfo, SlotKind};
 use crate::pool::{Pool, Slot, SlotState};
+use crate::principal::Principal;
 use serde::Serialize;
 use serde_json::{json, Value};
 

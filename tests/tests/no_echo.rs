@@ -142,9 +142,15 @@ fn no_error_of_any_command_repeats_an_id_number_phone_or_name_sent_in_its_fields
     let failures: Vec<&String> = results.iter().flat_map(|r| &r.2).collect();
     // Every registered command was probed (but those only a network peer answers).
     let all = Engine::open("{}").unwrap().call_value("engine-info", "{}").unwrap()["commands"].clone();
-    let missing: Vec<&str> = all.as_array().unwrap().iter().filter_map(Value::as_str).filter(|c| !probed.contains(*c) && !skipped.contains(*c) && *c != "advance-clock").collect();
+    let missing: Vec<&str> =
+        all.as_array().unwrap().iter().filter_map(Value::as_str).filter(|c| !probed.contains(*c) && !skipped.contains(*c) && *c != "advance-clock").collect();
     assert!(missing.is_empty(), "commands never probed: {missing:?}");
     println!("no echo: {} cases, {} commands probed, {refused} refusals, {} failures", cases.len(), probed.len(), failures.len());
     assert!(refused > 1000, "too few refusals ({refused}) to say anything");
-    assert!(failures.is_empty(), "{} refusals repeat personal data:\n{}", failures.len(), failures.iter().take(100).map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} refusals repeat personal data:\n{}",
+        failures.len(),
+        failures.iter().take(100).map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+    );
 }

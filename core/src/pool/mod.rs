@@ -368,11 +368,9 @@ impl Pool {
         match shard.entry(h, rid) {
             hashbrown::hash_table::Entry::Occupied(o) => match &o.get().1 {
                 IdemState::Done { command: c, fingerprint: f, answer } if c == command && *f == fingerprint => Ok(Claimed::Replay(answer.clone())),
-                IdemState::Done { .. } => Err(Error::with(
-                    ErrorCode::IdempotencyConflict,
-                    "`request_id` was already used for a different request",
-                    "`request_id` 已用于其他请求",
-                )),
+                IdemState::Done { .. } => {
+                    Err(Error::with(ErrorCode::IdempotencyConflict, "`request_id` was already used for a different request", "`request_id` 已用于其他请求"))
+                }
                 IdemState::Pending => Err(Error::new(ErrorCode::RequestInProgress)),
             },
             hashbrown::hash_table::Entry::Vacant(v) => {
@@ -1407,7 +1405,12 @@ impl Pool {
             self.waitlist_slot.shard(&wid).remove(&wid);
             self.put_wait(&mut txn, &w);
             let answer = Answer::Json(json!({"waitlist_id": format_waitlist_id(wid), "status": "left"}));
-            self.emit(&mut txn, "waitlist_left", None, Some(&slot.info.slot_id), json!({"waitlist_id": format_waitlist_id(wid), "patient_id": w.patient_id, "clinic_id": w.clinic_id, "hospital_id": slot.info.hospital_id}),
+            self.emit(
+                &mut txn,
+                "waitlist_left",
+                None,
+                Some(&slot.info.slot_id),
+                json!({"waitlist_id": format_waitlist_id(wid), "patient_id": w.patient_id, "clinic_id": w.clinic_id, "hospital_id": slot.info.hospital_id}),
             );
             self.record_answer(&claim, &answer, &mut txn);
             let ticket = self.enqueue(&mut txn);

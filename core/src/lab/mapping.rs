@@ -282,8 +282,8 @@ pub(crate) fn delete(c: &Call, kind: Kind) -> Result<Value> {
     let inst = institution(c)?;
     let code = code_field(c.r, "code")?;
     c.change(|d, ctx| {
-        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found())?;
-        let e = t.remove(kind, &code).ok_or_else(|| not_found())?;
+        let t = d.inst.get_mut(&inst).ok_or_else(not_found)?;
+        let e = t.remove(kind, &code).ok_or_else(not_found)?;
         ctx.delete(format!("{}:{inst}/{code}", kind.key_prefix()));
         ctx.event(
             "lab_mapping_changed",
@@ -310,8 +310,8 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
             });
         }
         let std_specimen = d.std_items.get(&std).map(|s| s.specimen_type.clone());
-        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found())?;
-        let e = t.entries(kind).get(&code).ok_or_else(|| not_found())?.clone();
+        let t = d.inst.get_mut(&inst).ok_or_else(not_found)?;
+        let e = t.entries(kind).get(&code).ok_or_else(not_found)?.clone();
         if e.std_code.as_deref() == Some(std.as_str()) {
             return Ok(json!({"institution_id": inst, "code": code, "std_code": std, "status": "mapped"}));
         }
@@ -322,12 +322,13 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
                 format!("标准编码 {std} 已被本机构 {holder} 对照"),
             ));
         }
-        if e.std_code.is_some() {
+        // `code` matched an entry of the institution's table: stored values.
+        if let Some(old) = &e.std_code {
             if !remap {
                 return Err(Error::with(
                     ErrorCode::LabAlreadyMapped,
-                    "the code is already mapped to another standard code; unmap it first or pass remap",
-                    "该编码已对照其他标准编码，请先解除对照或指定 remap",
+                    format!("{code} is mapped to {old}; unmap it first or pass remap"),
+                    format!("{code} 已对照 {old}，请先解除对照或指定 remap"),
                 ));
             }
         }
@@ -361,8 +362,8 @@ pub(crate) fn unmap(c: &Call, kind: Kind) -> Result<Value> {
     let inst = institution(c)?;
     let code = code_field(c.r, "code")?;
     c.change(|d, ctx| {
-        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found())?;
-        let mut e = t.entries(kind).get(&code).ok_or_else(|| not_found())?.clone();
+        let t = d.inst.get_mut(&inst).ok_or_else(not_found)?;
+        let mut e = t.entries(kind).get(&code).ok_or_else(not_found)?.clone();
         let Some(old) = e.std_code.take() else {
             return Ok(json!({"institution_id": inst, "code": code, "status": "unmapped"}));
         };

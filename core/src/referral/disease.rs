@@ -43,7 +43,7 @@ pub(super) fn change(c: &Ctx) -> Result<Value> {
                 d
             }
             "referral-disease-edit" => {
-                let d = g.diseases.get_mut(&code).ok_or_else(|| not_found())?;
+                let d = g.diseases.get_mut(&code).ok_or_else(not_found)?;
                 if name.is_none() && description.is_none() {
                     return Err(Error::missing("name"));
                 }
@@ -59,7 +59,7 @@ pub(super) fn change(c: &Ctx) -> Result<Value> {
                 d
             }
             _ => {
-                let d = g.diseases.remove(&code).ok_or_else(|| not_found())?;
+                let d = g.diseases.remove(&code).ok_or_else(not_found)?;
                 super::delete_disease(pool, txn, &code);
                 d
             }

@@ -296,7 +296,7 @@ fn target(c: &Ctx, who: &Who) -> Result<Target> {
     if let Some(id) = exam_id {
         let item_no = c.r.opt_u32("item_no")?.ok_or_else(|| Error::missing("item_no"))?;
         let e = exam::load(c, who, id)?;
-        let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(|| exam::item_not_found())?;
+        let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(exam::item_not_found)?;
         if booking.is_some() && booking != it.booking_id {
             return Err(Error::invalid_zh("booking_id", "is not the booking of that exam item", "不是该检查项目的预约"));
         }

@@ -490,7 +490,7 @@ impl<'a> ReportView<'a> {
 pub(super) fn load(c: &Ctx, who: &Who, id: u64) -> Result<ExamApp> {
     let e = {
         let g = c.referral.inner.lock();
-        g.exams.get(&id).cloned().ok_or_else(|| not_found())?
+        g.exams.get(&id).cloned().ok_or_else(not_found)?
     };
     who.check(&e.clinic_id, &e.hospital_id)?;
     Ok(e)
@@ -581,7 +581,7 @@ pub(super) fn item_steps_claimed(
     for _ in 0..8 {
         let seen: Vec<(u32, Option<u64>)> = {
             let g = c.referral.inner.lock();
-            let e = g.exams.get(&id).ok_or_else(|| not_found());
+            let e = g.exams.get(&id).ok_or_else(not_found);
             match e {
                 Ok(e) => e.items.iter().map(|i| (i.item_no, i.booking_id)).collect(),
                 Err(err) => return Err(err),
@@ -591,7 +591,7 @@ pub(super) fn item_steps_claimed(
         let mut stale = false;
         result = pool.with_bookings(&ids, &platform_actor(), &mut |pool, locked, txn, now| {
             let mut g = c.referral.inner.lock();
-            let mut e = g.exams.get(&id).cloned().ok_or_else(|| not_found())?;
+            let mut e = g.exams.get(&id).cloned().ok_or_else(not_found)?;
             who.check(&e.clinic_id, &e.hospital_id)?;
             if e.items.iter().map(|i| (i.item_no, i.booking_id)).ne(seen.iter().copied()) {
                 stale = true;
@@ -604,7 +604,7 @@ pub(super) fn item_steps_claimed(
             // Every named item first: one refusal and nothing changes.
             let mut picked = Vec::with_capacity(items.len());
             for &n in items {
-                let pos = e.items.iter().position(|i| i.item_no == n).ok_or_else(|| item_not_found())?;
+                let pos = e.items.iter().position(|i| i.item_no == n).ok_or_else(item_not_found)?;
                 let it = &e.items[pos];
                 let live = it.booking_id.and_then(|b| locked.get(b)).map(|(b, _)| b);
                 if it.booking_id.is_some() && live.is_none() {
@@ -692,7 +692,7 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
     let id = super::int_id(c.r, "exam_id")?;
     let item_no = c.r.opt_u32("item_no")?.ok_or_else(|| Error::missing("item_no"))?;
     let e = load(c, &who, id)?;
-    let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(|| item_not_found())?.clone();
+    let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(item_not_found)?.clone();
     let old = booking_snapshot(c.pool, it.booking_id);
     let from = effective_status(&it.status, it.booking_id, old.as_ref(), &EXAM_ITEM, c.pool.clock.now_ms());
     EXAM_ITEM.check(&from, "arranged", c.command)?;
@@ -735,9 +735,9 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
         .collect();
     reserve_and_attach(c, reserve, &mut |pool, g, live, txn, now| {
         let live = live.ok_or_else(|| Error::internal("the new booking is not locked"))?;
-        let mut e = g.exams.get(&id).cloned().ok_or_else(|| not_found())?;
+        let mut e = g.exams.get(&id).cloned().ok_or_else(not_found)?;
         let others_changed = e.items.iter().map(|i| (i.item_no, i.booking_id)).zip(&seen).any(|(now, was)| now.0 != item_no && now != *was);
-        let pos = e.items.iter().position(|i| i.item_no == item_no).ok_or_else(|| item_not_found())?;
+        let pos = e.items.iter().position(|i| i.item_no == item_no).ok_or_else(item_not_found)?;
         let it = &mut e.items[pos];
         if it.status != seen_status || it.booking_id != seen_booking || others_changed {
             return Err(Error::with(ErrorCode::ExamInvalidTransition, "the item changed while it was arranged; retry", "安排期间检查项目已变更，请重试"));
@@ -975,7 +975,7 @@ pub(super) fn verify_signature(c: &Ctx, hospital: &str, signer: Option<&str>, ms
 /// Whether the item's effective state lets it take a report now (checked
 /// again under the locks by the step).
 pub(super) fn check_reportable(c: &Ctx, e: &ExamApp, item_no: u32) -> Result<()> {
-    let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(|| item_not_found())?;
+    let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(item_not_found)?;
     let b = booking_snapshot(c.pool, it.booking_id);
     EXAM_ITEM
         .check(&effective_status(&it.status, it.booking_id, b.as_ref(), &EXAM_ITEM, c.pool.clock.now_ms()), "reported", c.command)

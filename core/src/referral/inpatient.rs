@@ -126,7 +126,7 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
     let id = super::int_id(c.r, "referral_id")?;
     let rf = {
         let g = c.referral.inner.lock();
-        g.referrals.get(&id).cloned().ok_or_else(|| not_found())?
+        g.referrals.get(&id).cloned().ok_or_else(not_found)?
     };
     who.check(&rf.clinic_id, &rf.hospital_id)?;
     if rf.kind != Kind::Inpatient {
@@ -157,7 +157,7 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
     let (seen_status, seen_booking) = (rf.status.clone(), rf.booking_id);
     let mut attach = |pool: &crate::pool::Pool, g: &mut Inner, live: Option<super::Live<'_>>, txn: &mut crate::pool::Txn, now| -> Result<Value> {
         let live = live.ok_or_else(|| Error::internal("the new booking is not locked"))?;
-        let mut rf = g.referrals.get(&id).cloned().ok_or_else(|| not_found())?;
+        let mut rf = g.referrals.get(&id).cloned().ok_or_else(not_found)?;
         if rf.status != seen_status || rf.booking_id != seen_booking {
             return Err(Error::with(
                 ErrorCode::ReferralInvalidTransition,
@@ -381,7 +381,7 @@ pub(super) fn admission_details(c: &Ctx) -> Result<Value> {
     let rf = {
         let g = c.referral.inner.lock();
         let id = g.admissions.get(&a).copied().ok_or_else(|| Error::new(ErrorCode::AdmissionNotFound))?;
-        g.referrals.get(&id).cloned().ok_or_else(|| not_found())?
+        g.referrals.get(&id).cloned().ok_or_else(not_found)?
     };
     who.check(&rf.clinic_id, &rf.hospital_id)?;
     if patient.as_deref().is_some_and(|p| p != rf.patient_id) {
@@ -458,7 +458,7 @@ pub(super) fn admission_import(c: &Ctx) -> Result<Value> {
     let patient = c.r.opt_id("patient_id")?;
     let booking = {
         let g = c.referral.inner.lock();
-        let rf = g.referrals.get(&id).ok_or_else(|| not_found())?;
+        let rf = g.referrals.get(&id).ok_or_else(not_found)?;
         who.check(&rf.clinic_id, &rf.hospital_id)?;
         if rf.kind != Kind::Inpatient {
             return Err(Error::invalid("referral_id", "not an inpatient referral"));
@@ -471,7 +471,7 @@ pub(super) fn admission_import(c: &Ctx) -> Result<Value> {
     let command = c.command;
     let by = who.institution.clone();
     super::step(c, booking, &mut |pool, g, live, txn, now| {
-        let mut rf = g.referrals.get(&id).cloned().ok_or_else(|| not_found())?;
+        let mut rf = g.referrals.get(&id).cloned().ok_or_else(not_found)?;
         if rf.booking_id != booking {
             return Err(super::query::concurrent());
         }

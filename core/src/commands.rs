@@ -186,7 +186,7 @@ fn slot_info(pool: &Pool, r: &Req) -> Result<Value> {
     let waitlist: Vec<Value> = st
         .waitlist
         .iter()
-        .map(|w| json!({"waitlist_id": format_waitlist_id(w.id), "patient_id": w.patient_id, "priority": w.priority.as_str(), "raised": w.raised, "joined_at": format_ms(w.joined_ms, &pool.cfg.tz)}))
+        .map(|w| json!({"waitlist_id": format_waitlist_id(w.id), "patient_id": w.patient_id, "clinic_id": w.clinic_id, "priority": w.priority.as_str(), "raised": w.raised, "joined_at": format_ms(w.joined_ms, &pool.cfg.tz)}))
         .collect();
     v["waitlist"] = waitlist.into();
     Ok(v)

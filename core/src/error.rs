@@ -228,11 +228,16 @@ pub struct Error {
 }
 
 impl Error {
-    /// An error with the code's generic messages.
+    /// An error with the code's generic messages. Not-found refusals are
+    /// made with it: they name what was not found, never the id asked for,
+    /// which came from the request and may be personal data (an ID number
+    /// sent where a booking id belongs).
     pub fn new(code: ErrorCode) -> Error {
         Error { code, message: Cow::Borrowed(code.default_message()), message_zh: Cow::Borrowed(code.default_message_zh()) }
     }
-    /// An error with detail. The detail must carry no personal data.
+    /// An error with detail. The detail names fields, never the values the
+    /// request gave them (they may be personal data: an ID number, a phone, a
+    /// name); values the engine itself decided (a limit, a state) are fine.
     pub fn with(code: ErrorCode, en: impl Into<Cow<'static, str>>, zh: impl Into<Cow<'static, str>>) -> Error {
         Error { code, message: en.into(), message_zh: zh.into() }
     }
@@ -261,9 +266,6 @@ impl Error {
             format!("request is not valid JSON: {}", redact_serde_strings(&e.to_string())),
             format!("请求不是合法的JSON：{}", json_error_zh(e)),
         )
-    }
-    pub fn not_found(code: ErrorCode, what: &str, id: &str) -> Error {
-        Error::with(code, format!("{} `{}`", code.default_message(), id), format!("{}：`{}`（{what}）", code.default_message_zh(), id))
     }
     /// The store failed. Its detail (SQLite's or the file system's, in
     /// English) is in `message` only.

@@ -60,6 +60,24 @@ pub fn mask_id_number(id: &str) -> String {
     chars[..6].iter().collect::<String>() + &"*".repeat(n - 10) + &chars[n - 4..].iter().collect::<String>()
 }
 
+/// A patient identifier (`patient_id`: often the ID number itself, else a
+/// hospital's patient number) as a principal that may not see it reads it
+/// (`views::mask_patient_ids` applies the rule): 10 characters or more keep
+/// the first 3 and the last 4 (`110***********002X`, `138****8000`); 3 to 9
+/// keep the first and the last (`P****1`); shorter ones keep nothing. The
+/// length is kept, as in every other mask here: it tells an ID number from a
+/// hospital number and hides none of the digits that identify the person.
+pub fn mask_patient_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    let n = chars.len();
+    let (front, back) = match n {
+        10.. => (3, 4),
+        3..=9 => (1, 1),
+        _ => (0, 0),
+    };
+    chars[..front].iter().collect::<String>() + &"*".repeat(n - front - back) + &chars[n - back..].iter().collect::<String>()
+}
+
 /// `138****5678`; landlines keep the area code and last four.
 pub fn mask_phone(phone: &str) -> String {
     let chars: Vec<char> = phone.chars().collect();
@@ -174,5 +192,17 @@ mod tests {
         assert_eq!(mask_name("张三"), "张*");
         assert_eq!(mask_name("欧阳娜娜"), "欧阳**");
         assert_eq!(mask_name("王小明"), "王**");
+    }
+
+    #[test]
+    fn a_masked_patient_id_hides_all_but_its_ends_and_keeps_its_length() {
+        assert_eq!(mask_patient_id("11010519491231002X"), "110***********002X");
+        assert_eq!(mask_patient_id("13800138000"), "138****8000");
+        assert_eq!(mask_patient_id("PAT001"), "P****1");
+        assert_eq!(mask_patient_id("欧阳娜娜"), "欧**娜");
+        assert_eq!(mask_patient_id("P1"), "**");
+        assert_eq!(mask_patient_id(""), "");
+        // The birth date of an ID number is never shown.
+        assert!(!mask_patient_id("11010519491231002X").contains("19491231"));
     }
 }

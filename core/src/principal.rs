@@ -20,7 +20,14 @@
 //! booking terminal does for a community centre.
 //!
 //! What each role may do is data: `access-rules` serves the table (roles per
-//! command and the acting fields) beside what each role may touch.
+//! command and the acting fields) beside what each role may touch and whose
+//! patient identifiers it reads in full.
+//!
+//! Patient identifiers (S1): [`Principal::sees_patient_id`] is the one rule
+//! for who reads a record's `patient_id` in full (the platform, and an
+//! institution that is a party of the record); `views::mask_patient_ids`
+//! applies it to every answer and event on its way out, so every other
+//! principal reads the masked form (`identity::mask_patient_id`).
 
 use crate::error::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
@@ -71,6 +78,18 @@ impl Role {
             Role::Community => ("its own bookings, referral cases, exam applications and lab orders", "本机构的预约、转诊、检查申请和委托检验"),
             Role::Lab => ("the specimens, reports and critical values of the orders sent to it", "送到本机构的样本、报告和危急值"),
             Role::Regulator => ("statistics and the audit trail; never personal data", "统计数据和审计日志，不含个人信息"),
+        }
+    }
+    /// Whose patient identifiers a principal of this role reads in full, as
+    /// `access-rules` tells it ([`Principal::sees_patient_id`] is the rule).
+    fn patient_ids(self) -> (&'static str, &'static str) {
+        match self {
+            Role::Platform => ("in full on every record", "全部完整显示"),
+            Role::Regulator => ("masked on every record", "全部脱敏显示"),
+            Role::Hospital | Role::Community | Role::Lab => (
+                "in full on the records it is a party of (its bookings, the slots it publishes, its cases and orders); masked on any other",
+                "本机构参与的记录（本机构的预约、本院号源、本机构的申请与委托）完整显示，其他记录脱敏显示",
+            ),
         }
     }
 }
@@ -175,6 +194,32 @@ impl Principal {
     pub fn is_platform(&self) -> bool {
         self.role == Role::Platform && self.institution_id.is_none()
     }
+
+    /// The one masking rule for patient identifiers (S1): whether this
+    /// principal reads in full the `patient_id` of a record whose parties
+    /// (the institutions it names as booking institution, hospital,
+    /// institution or lab) `is_party` recognises.
+    ///
+    /// - The platform, acting for the whole network: always.
+    /// - The regulator: never (statistics and the audit trail only).
+    /// - An institution (hospital, community, lab, or the platform acting on
+    ///   its behalf): only on a record it is a party of: the booking it made,
+    ///   a booking or waitlist entry on its own slot, a case it sent or
+    ///   received, an order it placed or tests.
+    pub fn sees_patient_id(&self, is_party: impl Fn(&str) -> bool) -> bool {
+        match (self.role, self.institution_id.as_deref()) {
+            (Role::Regulator, _) => false,
+            (Role::Platform, None) => true,
+            (_, Some(own)) => is_party(own),
+            (_, None) => false,
+        }
+    }
+
+    /// Reads every patient identifier in full, whatever the record: the
+    /// masking walk can be skipped.
+    pub(crate) fn sees_every_patient_id(&self) -> bool {
+        self.is_platform()
+    }
 }
 
 pub(crate) fn forbidden_role(command: &str, role: Role) -> Error {
@@ -248,7 +293,8 @@ pub(crate) fn roles_view() -> Value {
         .into_iter()
         .map(|r| {
             let (en, zh) = r.scope();
-            json!({"role": r.as_str(), "name_zh": role_zh(r), "may_touch": en, "may_touch_zh": zh})
+            let (ids, ids_zh) = r.patient_ids();
+            json!({"role": r.as_str(), "name_zh": role_zh(r), "may_touch": en, "may_touch_zh": zh, "patient_ids": ids, "patient_ids_zh": ids_zh})
         })
         .collect::<Vec<_>>()
         .into()
@@ -288,6 +334,23 @@ mod tests {
         assert_eq!(bind(&p, &acting, &body(json!({"lab_id": 7})), |_| false).unwrap().role, Role::Lab);
         assert_eq!(bind(&p, &acting, &body(json!({"clinic_id": "C001", "institution_id": "C002"})), |_| false).unwrap_err().code(), ErrorCode::Forbidden);
         assert!(bind(&p, &acting, &body(json!({})), |_| false).unwrap().is_platform());
+    }
+
+    #[test]
+    fn only_the_platform_and_a_party_of_the_record_see_a_patient_id_in_full() {
+        let parties = |i: &str| i == "C001" || i == "H001";
+        assert!(Principal::platform().sees_patient_id(|_| false));
+        assert!(Principal::new(Role::Community, Some("C001"), None).unwrap().sees_patient_id(parties));
+        assert!(Principal::new(Role::Hospital, Some("H001"), None).unwrap().sees_patient_id(parties));
+        assert!(!Principal::new(Role::Community, Some("C002"), None).unwrap().sees_patient_id(parties));
+        assert!(!Principal::new(Role::Lab, Some("L001"), None).unwrap().sees_patient_id(parties));
+        // The regulator never, even on a record naming its own id.
+        let regulator = Principal::new(Role::Regulator, Some("C001"), None).unwrap();
+        assert!(!regulator.sees_patient_id(|_| true));
+        assert!(!Principal::new(Role::Regulator, None, None).unwrap().sees_patient_id(|_| true));
+        // The platform acting for an institution sees what that institution sees.
+        let on_behalf = Principal { role: Role::Platform, institution_id: Some("C002".into()), operator: None };
+        assert!(!on_behalf.sees_patient_id(parties));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!
 //! Call flow: binding → [`dispatch`] → role check → `principal::bind` (body
 //! fields against the principal) → the domain's handler, which sees the bound
-//! principal as `Req::who` → the domain's change context → store and outbox.
+//! principal as `Req::who` → the domain's change context → store and outbox →
+//! the answer, its patient ids masked for the bound principal
+//! (`views::mask_patient_ids`).
 
 use crate::command::{Command, Decl, Kind};
 use crate::domains::Domains;
@@ -99,18 +101,20 @@ pub(crate) fn dispatch(d: &Domains, principal: &Principal, command: &str, req: &
     };
     let r = Req { m: obj, who: &who };
     let _audit = pool.store.as_ref().filter(|_| cmd.kind == Kind::Change).map(|_| crate::audit::Scope::enter(crate::commands::audit_context(cmd.name, &r)));
-    let out = (entry.run)(d, &r, req);
+    let mut answer = (entry.run)(d, &r, req)?;
     // A read of personal data is recorded (who, which command, which
     // objects), queued with the committer without waiting (see `audit.rs`).
-    if let (Ok(answer), Some(store)) = (&out, &pool.store) {
+    if let Some(store) = &pool.store {
         if cmd.kind == Kind::Query && crate::audit::PERSONAL_READS.contains(&cmd.name) {
-            let ids = crate::audit::object_ids(answer);
+            let ids = crate::audit::object_ids(&answer);
             let note = crate::audit::Note { kind: "read", code: None, claimed_app_id: None, read: &ids };
             let row = crate::audit::note_row(pool.clock.now_ms(), &crate::commands::audit_context(cmd.name, &r), &note);
             let _ = store.enqueue(vec![row]);
         }
     }
-    out
+    // S1: what leaves carries in full only the patient ids `who` may read.
+    crate::views::mask_patient_ids(&who, &mut answer);
+    Ok(answer)
 }
 
 /// The request with its `request_id` put in the stated principal's id space

@@ -542,7 +542,7 @@ fn close_slot(pool: &Pool, idx: u32, reason: &str, action: StopServiceAction) ->
                     "waitlist_closed",
                     None,
                     Some(&slot.info.slot_id),
-                    json!({"waitlist_id": format_waitlist_id(w.id), "patient_id": w.patient_id, "reason": reason}),
+                    json!({"waitlist_id": format_waitlist_id(w.id), "patient_id": w.patient_id, "clinic_id": w.clinic_id, "hospital_id": slot.info.hospital_id, "reason": reason}),
                 );
             }
             closed_waiters = waiters.len();

@@ -5,10 +5,20 @@
 //! A view borrows from the pool's state while a lock is held and is turned
 //! into the answer at once ([`to_value`]); nothing here changes state or
 //! takes a lock other than the ones the caller names.
+//!
+//! Patient identifiers (S1) are masked in one place, [`mask_patient_ids`],
+//! which the registry applies to every answer (events included: `next-events`
+//! is a command) for the principal the call was bound to, after the handler
+//! and outside every lock. Views themselves always carry the identifier in
+//! full; the invariant is that no answer leaves the engine without the walk.
+//! Whose identifiers a principal reads in full is
+//! `Principal::sees_patient_id`; how a masked one looks is
+//! `identity::mask_patient_id`.
 
 use crate::clock::{format_ms, Millis};
 use crate::model::{format_booking_id, format_waitlist_id, Booking, BookingStatus, Event, SlotInfo, SlotKind};
 use crate::pool::{Pool, Slot, SlotState};
+use crate::principal::Principal;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -344,6 +354,59 @@ pub(crate) fn event_view(pool: &Pool, e: &Event) -> Value {
         }
     }
     v
+}
+
+/// Fields that name a party of the record they are in: the booking (or
+/// ordering) institution, the hospital, the institution, the lab.
+const PARTY_FIELDS: [&str; 4] = ["clinic_id", "hospital_id", "institution_id", "lab_id"];
+
+/// Masks, in an answer or event for `who`, every `patient_id` of a record
+/// `who` is not a party of (`Principal::sees_patient_id`). A record's parties
+/// are the [`PARTY_FIELDS`] of its own object, of its `data` (an event's
+/// details) and of the objects it is nested in (a waitlist entry in its
+/// slot, a step in its case). The platform's answers are left as they are.
+pub(crate) fn mask_patient_ids(who: &Principal, v: &mut Value) {
+    if who.sees_every_patient_id() {
+        return;
+    }
+    let mut parties = Vec::new();
+    walk(who, v, &mut parties);
+}
+
+fn party_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn walk(who: &Principal, v: &mut Value, parties: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            let outer = parties.len();
+            let data = m.get("data").and_then(Value::as_object);
+            for k in PARTY_FIELDS {
+                parties.extend(m.get(k).and_then(party_text));
+                parties.extend(data.and_then(|d| d.get(k)).and_then(party_text));
+            }
+            if let Some(id) = m.get_mut("patient_id") {
+                if !who.sees_patient_id(|i| parties.iter().any(|p| p == i)) {
+                    if let Some(text) = party_text(id) {
+                        *id = crate::identity::mask_patient_id(&text).into();
+                    }
+                }
+            }
+            for (k, child) in m.iter_mut() {
+                if k != "patient_id" {
+                    walk(who, child, parties);
+                }
+            }
+            parties.truncate(outer);
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| walk(who, x, parties)),
+        _ => {}
+    }
 }
 
 /// A view as the answer's value. Views are plain data: serialising cannot

@@ -86,12 +86,13 @@ impl LabData {
     }
 }
 
-/// `LAB_NO_AGREEMENT`, naming the project, the parties and the day.
-pub(crate) fn no_agreement(inst: &str, lab: &str, project: &str, day: NaiveDate) -> Error {
+/// `LAB_NO_AGREEMENT`, naming the project (a catalogue code the engine
+/// knows) and the day; the parties by their fields, never the ids given.
+pub(crate) fn no_agreement(project: &str, day: NaiveDate) -> Error {
     Error::with(
         ErrorCode::LabNoAgreement,
-        format!("no service agreement in force on {day} lets institution {inst} order project {project} from lab {lab}"),
-        format!("{day} 没有有效的服务协议允许机构 {inst} 向检验机构 {lab} 申请项目 {project}"),
+        format!("no service agreement in force on {day} lets the ordering institution order project {project} from the lab `lab_id` names"),
+        format!("{day} 没有有效的服务协议允许申请机构向 `lab_id` 指明的检验机构申请项目 {project}"),
     )
 }
 
@@ -129,8 +130,8 @@ pub(crate) fn set(c: &Call) -> Result<Value> {
     }
     let name = opt_text(c.r, "name")?;
     c.change(|d, ctx| {
-        if let Some(missing) = items.iter().flatten().find(|code| !d.resources.contains_key(*code)) {
-            return Err(Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", missing));
+        if items.iter().flatten().any(|code| !d.resources.contains_key(code)) {
+            return Err(Error::new(ErrorCode::LabResourceNotFound));
         }
         let a = Agreement { agreement_id: id.clone(), lab_id: lab, institution_id: inst, items, valid_from, valid_to, name, updated_ms: ctx.now };
         let created = !d.agreements.contains_key(&id);

@@ -57,7 +57,7 @@ impl StdItem {
         let num = |k: &str, zh: &str| -> std::result::Result<Option<f64>, Reason> {
             match row.get(k) {
                 None => Ok(None),
-                Some(s) => number(&s).map(Some).ok_or_else(|| Reason::new(format!("{k} is not a number"), format!("{zh}“{s}”不是数值"))),
+                Some(s) => number(&s).map(Some).ok_or_else(|| Reason::new(format!("{k} is not a number"), format!("{zh}不是数值"))),
             }
         };
         let (mut ref_low, mut ref_high, mut ref_text) = (num("ref_low", "参考下限")?, num("ref_high", "参考上限")?, row.get("ref_text"));
@@ -210,7 +210,7 @@ impl TubeRule {
             cap_colour: row.get("cap_colour"),
             volume_ml: match row.get("volume_ml") {
                 None => None,
-                Some(v) => Some(number(&v).ok_or_else(|| Reason::new("volume_ml is not a number", format!("采集量“{v}”不是数值")))?),
+                Some(v) => Some(number(&v).ok_or_else(|| Reason::new("volume_ml is not a number", "采集量不是数值"))?),
             },
         })
     }
@@ -320,7 +320,7 @@ pub(crate) fn std_item_delete(c: &Call) -> Result<Value> {
     let code = code_field(c.r, "code")?;
     c.change(|d, ctx| {
         if !d.std_items.contains_key(&code) {
-            return Err(Error::not_found(ErrorCode::LabStdItemNotFound, "标准检验小项", &code));
+            return Err(Error::new(ErrorCode::LabStdItemNotFound));
         }
         if let Some(why) = d.std_item_in_use(&code) {
             return Err(Error::with(
@@ -363,10 +363,10 @@ fn save_resources(c: &Call, rows: Vec<Row>) -> Result<Value> {
             match Resource::from_row(row) {
                 Ok(r) if !seen.insert(r.code.clone()) => rejected.push(Rejected::new(n, r.code, twice())),
                 Ok(r) => match r.items.iter().find(|s| !d.std_items.contains_key(*s)) {
-                    Some(missing) => rejected.push(Rejected::new(
+                    Some(_) => rejected.push(Rejected::new(
                         n,
                         r.code.clone(),
-                        Reason::new(format!("unknown standard sub-item {missing}"), format!("标准检验小项 {missing} 不存在")),
+                        Reason::new("a standard sub-item in `items` does not exist", "所含的标准检验小项有不存在的"),
                     )),
                     None => out.push(r),
                 },
@@ -404,7 +404,7 @@ pub(crate) fn resource_delete(c: &Call) -> Result<Value> {
     let code = code_field(c.r, "code")?;
     c.change(|d, ctx| {
         if !d.resources.contains_key(&code) {
-            return Err(Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", &code));
+            return Err(Error::new(ErrorCode::LabResourceNotFound));
         }
         let mapped = d.inst.iter().find(|(_, t)| t.projects.values().any(|e| e.std_code.as_deref() == Some(code.as_str()))).map(|(i, _)| i.clone());
         let in_panel = d.panels.values().find(|p| p.resources.contains(&code)).map(|p| p.code.clone());
@@ -455,7 +455,7 @@ pub(crate) fn local_code_set(c: &Call) -> Result<Value> {
         None => None,
     };
     c.change(|d, ctx| {
-        let res = d.resources.get(&code).ok_or_else(|| Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", &code))?;
+        let res = d.resources.get(&code).ok_or_else(|| Error::new(ErrorCode::LabResourceNotFound))?;
         if let Some(l) = &local {
             if let Some(other) = d.resources.values().find(|r| r.code != code && r.local_codes.get(&lab) == Some(l)) {
                 return Err(Error::with(
@@ -488,9 +488,9 @@ pub(crate) fn panel_upsert(c: &Call) -> Result<Value> {
     }
     c.change(|d, ctx| {
         for rc in &resources {
-            let res = d.resources.get(rc).ok_or_else(|| Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", rc))?;
+            let res = d.resources.get(rc).ok_or_else(|| Error::new(ErrorCode::LabResourceNotFound))?;
             if !res.local_codes.contains_key(&lab) {
-                return Err(not_offered(&lab, rc));
+                return Err(not_offered(rc));
             }
         }
         let p = Panel { lab_id: lab.clone(), code: code.clone(), name, pinyin, resources };
@@ -502,8 +502,10 @@ pub(crate) fn panel_upsert(c: &Call) -> Result<Value> {
     })
 }
 
-pub(crate) fn not_offered(lab: &str, code: &str) -> Error {
-    Error::with(ErrorCode::LabNotOffered, format!("lab {lab} does not offer project {code}"), format!("检验机构 {lab} 未投放项目 {code}"))
+/// `LAB_NOT_OFFERED`, naming the project (a catalogue code the engine
+/// knows), never the lab id the request gave.
+pub(crate) fn not_offered(code: &str) -> Error {
+    Error::with(ErrorCode::LabNotOffered, format!("the lab `lab_id` names does not offer project {code}"), format!("`lab_id` 指明的检验机构未投放项目 {code}"))
 }
 
 pub(crate) fn tube_rules_set(c: &Call) -> Result<Value> {

@@ -165,14 +165,14 @@ pub(crate) fn publish(c: &Call) -> Result<Value> {
         for (barcode, code, value, comment) in &wanted {
             let sp = d.specimen(barcode)?;
             check_side(d.order(sp.order_id)?, acting.as_deref(), Side::Lab)?;
-            let rep = d.reports.get(barcode).and_then(|r| r.current()).ok_or_else(|| Error::not_found(ErrorCode::LabReportNotFound, "检验报告", barcode))?;
+            let rep = d.reports.get(barcode).and_then(|r| r.current()).ok_or_else(|| Error::new(ErrorCode::LabReportNotFound))?;
             // The lab's own code, a standard code, or the institution's code.
             let std = super::report::resolve(d, &sp.lab_id, code);
             let row = rep.results.iter().find(|r| r.lab_code == *code || Some(&r.std_code) == std.as_ref() || r.inst_code == *code).ok_or_else(|| {
                 Error::with(
                     ErrorCode::LabItemNotOrdered,
-                    format!("the report of {barcode} has no result for {code}"),
-                    format!("样本 {barcode} 的报告中没有小项 {code} 的结果"),
+                    "the specimen's report has no result for a sub-item named in the request",
+                    "该样本的报告中没有请求所列小项的结果",
                 )
             })?;
             let (minutes, _) = d.limit_for(&sp.institution_id, &row.std_code);
@@ -233,7 +233,7 @@ pub(crate) fn ack(c: &Call) -> Result<Value> {
     let at = c.time("time")?;
     let acting = c.acting("institution_id")?;
     c.change(|d, ctx| {
-        let cv = d.criticals.get(&id).ok_or_else(|| Error::not_found(ErrorCode::LabCriticalNotFound, "危急值", &format_id("CV", id)))?;
+        let cv = d.criticals.get(&id).ok_or_else(|| Error::new(ErrorCode::LabCriticalNotFound))?;
         if acting.as_deref().is_some_and(|a| a != cv.institution_id) {
             return Err(super::forbidden());
         }
@@ -273,7 +273,7 @@ pub(crate) fn limit_set(c: &Call) -> Result<Value> {
     c.change(|d, ctx| {
         if let Some(i) = &item {
             if !d.std_items.contains_key(i) {
-                return Err(Error::not_found(ErrorCode::LabStdItemNotFound, "标准检验小项", i));
+                return Err(Error::new(ErrorCode::LabStdItemNotFound));
             }
         }
         let l = Limit { institution_id: inst.clone(), item, minutes, fallback };

@@ -33,12 +33,6 @@ impl Kind {
             Kind::Project => "project",
         }
     }
-    fn what_zh(self) -> &'static str {
-        match self {
-            Kind::Item => "机构检验小项",
-            Kind::Project => "机构检验项目",
-        }
-    }
     /// What the entry is called in a row's reason: 机构小项 or 机构项目.
     fn entry_zh(self) -> &'static str {
         match self {
@@ -175,7 +169,7 @@ pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row]) -> std
         }
         if let Some(s) = &e.std_code {
             if !std_exists(d, kind, s) {
-                rejected.push(Rejected::new(n, e.code, Reason::new(format!("unknown standard code {s}"), format!("标准编码 {s} 不存在"))));
+                rejected.push(Rejected::new(n, e.code, Reason::new("unknown standard code in `std_code`", "所对照的标准编码不存在")));
                 continue;
             }
             if kind == Kind::Item {
@@ -186,14 +180,17 @@ pub(crate) fn validate(d: &LabData, inst: &str, kind: Kind, rows: &[Row]) -> std
                             n,
                             e.code,
                             Reason::new(
-                                format!("specimen type {mine} differs from {s}'s {theirs}"),
-                                format!("样本类型“{mine}”与标准小项 {s} 的样本类型“{theirs}”不一致"),
+                                format!("`specimen_type` differs from the standard sub-item's {theirs}"),
+                                format!("样本类型与标准小项的样本类型“{theirs}”不一致"),
                             ),
                         ));
                         continue;
                     }
                 }
             }
+            // From here `s` is a standard code the catalogue holds (and a
+            // holder a code of the institution's table): stored values, which
+            // a reason may name; an unknown one above is not repeated.
             if let Some(first) = claimed.get(s) {
                 rejected.push(Rejected::new(
                     n,
@@ -277,16 +274,16 @@ pub(crate) fn upsert(c: &Call, kind: Kind) -> Result<Value> {
     })
 }
 
-fn not_found(kind: Kind, code: &str) -> Error {
-    Error::not_found(ErrorCode::LabInstItemNotFound, kind.what_zh(), code)
+fn not_found() -> Error {
+    Error::new(ErrorCode::LabInstItemNotFound)
 }
 
 pub(crate) fn delete(c: &Call, kind: Kind) -> Result<Value> {
     let inst = institution(c)?;
     let code = code_field(c.r, "code")?;
     c.change(|d, ctx| {
-        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found(kind, &code))?;
-        let e = t.remove(kind, &code).ok_or_else(|| not_found(kind, &code))?;
+        let t = d.inst.get_mut(&inst).ok_or_else(not_found)?;
+        let e = t.remove(kind, &code).ok_or_else(not_found)?;
         ctx.delete(format!("{}:{inst}/{code}", kind.key_prefix()));
         ctx.event(
             "lab_mapping_changed",
@@ -308,13 +305,13 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
     c.change(|d, ctx| {
         if !std_exists(d, kind, &std) {
             return Err(match kind {
-                Kind::Item => Error::not_found(ErrorCode::LabStdItemNotFound, "标准检验小项", &std),
-                Kind::Project => Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", &std),
+                Kind::Item => Error::new(ErrorCode::LabStdItemNotFound),
+                Kind::Project => Error::new(ErrorCode::LabResourceNotFound),
             });
         }
         let std_specimen = d.std_items.get(&std).map(|s| s.specimen_type.clone());
-        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found(kind, &code))?;
-        let e = t.entries(kind).get(&code).ok_or_else(|| not_found(kind, &code))?.clone();
+        let t = d.inst.get_mut(&inst).ok_or_else(not_found)?;
+        let e = t.entries(kind).get(&code).ok_or_else(not_found)?.clone();
         if e.std_code.as_deref() == Some(std.as_str()) {
             return Ok(json!({"institution_id": inst, "code": code, "std_code": std, "status": "mapped"}));
         }
@@ -325,6 +322,7 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
                 format!("标准编码 {std} 已被本机构 {holder} 对照"),
             ));
         }
+        // `code` matched an entry of the institution's table: stored values.
         if let Some(old) = &e.std_code {
             if !remap {
                 return Err(Error::with(
@@ -339,8 +337,8 @@ pub(crate) fn map(c: &Call, kind: Kind) -> Result<Value> {
                 if mine != theirs {
                     return Err(invalid(
                         "std_code",
-                        &format!("specimen type {mine} differs from the standard sub-item's {theirs}"),
-                        &format!("样本类型“{mine}”与标准小项的样本类型“{theirs}”不一致"),
+                        &format!("`specimen_type` differs from the standard sub-item's {theirs}"),
+                        &format!("样本类型与标准小项的样本类型“{theirs}”不一致"),
                     ));
                 }
             }
@@ -364,8 +362,8 @@ pub(crate) fn unmap(c: &Call, kind: Kind) -> Result<Value> {
     let inst = institution(c)?;
     let code = code_field(c.r, "code")?;
     c.change(|d, ctx| {
-        let t = d.inst.get_mut(&inst).ok_or_else(|| not_found(kind, &code))?;
-        let mut e = t.entries(kind).get(&code).ok_or_else(|| not_found(kind, &code))?.clone();
+        let t = d.inst.get_mut(&inst).ok_or_else(not_found)?;
+        let mut e = t.entries(kind).get(&code).ok_or_else(not_found)?.clone();
         let Some(old) = e.std_code.take() else {
             return Ok(json!({"institution_id": inst, "code": code, "status": "unmapped"}));
         };

@@ -144,7 +144,7 @@ impl Order {
 
 impl LabData {
     pub fn order(&self, id: u64) -> Result<&Order> {
-        self.orders.get(&id).ok_or_else(|| Error::not_found(ErrorCode::LabOrderNotFound, "委托检验申请", &format_id("LO", id)))
+        self.orders.get(&id).ok_or_else(|| Error::new(ErrorCode::LabOrderNotFound))
     }
 
     /// The order's status from its specimens and reports.
@@ -339,11 +339,11 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                 let own = t.and_then(|t| t.project_rev.get(code)).cloned();
                 wanted.push((code.clone(), own, None));
             } else {
-                return Err(Error::not_found(ErrorCode::LabResourceNotFound, "检验项目", code));
+                return Err(Error::new(ErrorCode::LabResourceNotFound));
             }
         }
         for p in &panels {
-            let panel = d.panels.get(&panel_key(&lab, p)).ok_or_else(|| Error::not_found(ErrorCode::LabPanelNotFound, "检验组套", p))?;
+            let panel = d.panels.get(&panel_key(&lab, p)).ok_or_else(|| Error::new(ErrorCode::LabPanelNotFound))?;
             for r in &panel.resources {
                 let own = t.and_then(|t| t.project_rev.get(r)).cloned();
                 wanted.push((r.clone(), own, Some(p.clone())));
@@ -356,11 +356,11 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
             if out.iter().any(|i| i.resource_code == code) {
                 continue;
             }
-            let res = d.resources.get(&code).ok_or_else(|| Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", &code))?;
-            let local = res.local_codes.get(&lab).ok_or_else(|| not_offered(&lab, &code))?;
+            let res = d.resources.get(&code).ok_or_else(|| Error::new(ErrorCode::LabResourceNotFound))?;
+            let local = res.local_codes.get(&lab).ok_or_else(|| not_offered(&code))?;
             // The agreement before the mappings: without one, mapping would not help.
             let agreement_id = if checked {
-                Some(d.agreement_for(&inst, &lab, &code, day).ok_or_else(|| no_agreement(&inst, &lab, &code, day))?.agreement_id.clone())
+                Some(d.agreement_for(&inst, &lab, &code, day).ok_or_else(|| no_agreement(&code, day))?.agreement_id.clone())
             } else {
                 None
             };
@@ -369,7 +369,7 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                     let name = d.std_items.get(sub).map(|s| s.name.as_str()).unwrap_or("");
                     return Err(Error::with(
                         ErrorCode::LabItemUnmapped,
-                        format!("standard sub-item {sub} of project {code} is not mapped to any sub-item of institution {inst}"),
+                        format!("standard sub-item {sub} of project {code} is not mapped to any sub-item of the ordering institution"),
                         format!("项目 {code} 的标准检验小项 {sub}（{name}）未与本机构检验小项对照"),
                     ));
                 }
@@ -424,6 +424,8 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
     })
 }
 
+/// `LAB_ITEM_UNMAPPED` for a code the institution's own table holds (it
+/// matched a stored entry, so it is the catalogue's value, not free input).
 fn unmapped(code: &str, what: &str) -> Error {
     Error::with(
         ErrorCode::LabItemUnmapped,

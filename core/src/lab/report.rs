@@ -218,7 +218,7 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
         let inst = d.inst.get(&sp.institution_id);
         let mut rows: Vec<ResultRow> = Vec::new();
         for (code, value, unit, range, flag) in given {
-            let std = resolve(d, &sp.lab_id, &code).ok_or_else(|| Error::not_found(ErrorCode::LabStdItemNotFound, "检验小项", &code))?;
+            let std = resolve(d, &sp.lab_id, &code).ok_or_else(|| Error::new(ErrorCode::LabStdItemNotFound))?;
             if !sp.sub_items.contains(&std) {
                 return Err(Error::with(
                     ErrorCode::LabItemNotOrdered,
@@ -236,7 +236,7 @@ pub(crate) fn submit(c: &Call) -> Result<Value> {
                     format!("标准检验小项 {std} 未与申请机构的检验小项对照"),
                 )
             })?;
-            let item = d.std_items.get(&std).ok_or_else(|| Error::not_found(ErrorCode::LabStdItemNotFound, "标准检验小项", &std))?;
+            let item = d.std_items.get(&std).ok_or_else(|| Error::new(ErrorCode::LabStdItemNotFound))?;
             let seen = assess(item, &value);
             // The lab's own flag stands, but a flag that contradicts a value
             // read with certainty (N on 阳性, A on 阴性) goes to review.
@@ -355,7 +355,7 @@ pub(crate) fn upload_document(c: &Call) -> Result<Value> {
     let title = opt_text(c.r, "title")?;
     c.change(|d, ctx| {
         let sp = report_target(c, d, &barcode, order)?.clone();
-        let key = d.keys.get(&sp.lab_id).ok_or_else(|| Error::not_found(ErrorCode::LabKeyNotFound, "签名公钥", &sp.lab_id))?;
+        let key = d.keys.get(&sp.lab_id).ok_or_else(|| Error::new(ErrorCode::LabKeyNotFound))?;
         if !crate::crypto::sm2_verify(key, None, &bytes, &signature)? {
             return Err(Error::new(ErrorCode::LabSignatureInvalid));
         }
@@ -412,7 +412,7 @@ pub(crate) fn info(c: &Call) -> Result<Value> {
         let reports: Vec<Value> = barcodes.iter().filter_map(|b| d.reports.get(b)).map(|r| r.view(&tz, history)).collect();
         let docs: Vec<Value> = d.documents.values().filter(|x| barcodes.contains(&x.barcode)).map(|x| x.view(&tz, content)).collect();
         if reports.is_empty() && docs.is_empty() {
-            return Err(Error::not_found(ErrorCode::LabReportNotFound, "检验报告", barcode.as_deref().unwrap_or(&format_id("LO", order_id))));
+            return Err(Error::new(ErrorCode::LabReportNotFound));
         }
         Ok(json!({"order_id": format_id("LO", order_id), "status": d.derive_status(o).as_str(), "reports": reports, "documents": docs}))
     })

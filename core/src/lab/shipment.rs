@@ -62,7 +62,7 @@ impl Shipment {
 
 impl LabData {
     pub fn shipment(&self, id: u64) -> Result<&Shipment> {
-        self.shipments.get(&id).ok_or_else(|| Error::not_found(ErrorCode::LabShipmentNotFound, "送检单", &format_id("SH", id)))
+        self.shipments.get(&id).ok_or_else(|| Error::new(ErrorCode::LabShipmentNotFound))
     }
 }
 

@@ -159,7 +159,7 @@ impl Specimen {
 
 impl LabData {
     pub fn specimen(&self, barcode: &str) -> Result<&Specimen> {
-        self.specimens.get(barcode).ok_or_else(|| Error::not_found(ErrorCode::LabSpecimenNotFound, "样本", barcode))
+        self.specimens.get(barcode).ok_or_else(|| Error::new(ErrorCode::LabSpecimenNotFound))
     }
 
     /// Stores the order's derived status when it changed.
@@ -228,7 +228,7 @@ pub(crate) fn barcode_rule_set(c: &Call) -> Result<Value> {
 
 /// The tube key of a standard sub-item: (specimen type, container, workgroup).
 fn tube_of(d: &LabData, rules: &[super::catalog::TubeRule], std: &str) -> Result<(String, String, String, Option<String>, String)> {
-    let it = d.std_items.get(std).ok_or_else(|| Error::not_found(ErrorCode::LabStdItemNotFound, "标准检验小项", std))?;
+    let it = d.std_items.get(std).ok_or_else(|| Error::new(ErrorCode::LabStdItemNotFound))?;
     let wg = it.workgroup.clone().unwrap_or_default();
     let rule = rules.iter().find(|r| r.specimen_type == it.specimen_type && r.workgroup == wg).ok_or_else(|| {
         Error::with(
@@ -282,8 +282,8 @@ pub(crate) fn print(c: &Call) -> Result<Value> {
             .map(|(i, _)| i)
             .collect();
         if let Some(l) = &only {
-            if let Some(x) = l.iter().find(|x| !o.items.iter().any(|it| it.resource_code == **x || it.inst_code.as_deref() == Some(x))) {
-                return Err(Error::with(ErrorCode::LabItemNotOrdered, format!("item {x} is not in the order"), format!("项目 {x} 不在申请单中")));
+            if l.iter().any(|x| !o.items.iter().any(|it| it.resource_code == *x || it.inst_code.as_deref() == Some(x))) {
+                return Err(Error::with(ErrorCode::LabItemNotOrdered, "an item of `items` is not in the order", "`items` 中有项目不在申请单中"));
             }
         }
         if pending.is_empty() {
@@ -296,7 +296,7 @@ pub(crate) fn print(c: &Call) -> Result<Value> {
         let mut item_tube: Vec<(usize, usize)> = Vec::new();
         for i in &pending {
             let it = &o.items[*i];
-            let res = d.resources.get(&it.resource_code).ok_or_else(|| Error::not_found(ErrorCode::LabResourceNotFound, "标准检验项目", &it.resource_code))?;
+            let res = d.resources.get(&it.resource_code).ok_or_else(|| Error::new(ErrorCode::LabResourceNotFound))?;
             let mut first = None;
             for sub in &res.items {
                 let (st, cont, wg, cap, cname) = tube_of(d, &rules, sub)?;

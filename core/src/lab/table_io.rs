@@ -478,11 +478,13 @@ pub(crate) fn rejected_view(rejected: &[Rejected]) -> Vec<Value> {
     rejected.iter().map(|r| json!({"row": r.row, "code": r.code, "reason": r.why.en, "reason_zh": r.why.zh})).collect()
 }
 
-/// The error naming every refused row (the first 200), in both languages.
+/// The error naming every refused row (the first 200) by its number and
+/// reason, in both languages; never the row's values (the answer of a
+/// partial import, [`rejected_view`], names the codes to the caller).
 pub(crate) fn rejected_error(rejected: &[Rejected]) -> Error {
     const SHOWN: usize = 200;
-    let en: Vec<String> = rejected.iter().take(SHOWN).map(|r| format!("row {} ({}): {}", r.row, r.code, r.why.en)).collect();
-    let zh: Vec<String> = rejected.iter().take(SHOWN).map(|r| format!("第 {} 行（{}）：{}", r.row, r.code, r.why.zh)).collect();
+    let en: Vec<String> = rejected.iter().take(SHOWN).map(|r| format!("row {}: {}", r.row, r.why.en)).collect();
+    let zh: Vec<String> = rejected.iter().take(SHOWN).map(|r| format!("第 {} 行：{}", r.row, r.why.zh)).collect();
     let (more, more_zh) = match rejected.len().checked_sub(SHOWN).filter(|m| *m > 0) {
         Some(m) => (format!("; and {m} more"), format!("；另有 {m} 行")),
         None => (String::new(), String::new()),

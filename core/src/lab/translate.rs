@@ -134,7 +134,7 @@ impl crate::Engine {
         self.d.pool.check_open()?;
         let d = self.d.lab.data.lock();
         if !d.inst.contains_key(institution_id) {
-            return Err(Error::not_found(ErrorCode::LabInstItemNotFound, "机构检验小项", institution_id));
+            return Err(Error::new(ErrorCode::LabInstItemNotFound));
         }
         Ok(LabTranslator::compile(&d, institution_id, lab_id))
     }

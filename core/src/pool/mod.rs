@@ -277,7 +277,7 @@ impl Pool {
 
     pub fn slot_by_id(&self, id: &str) -> Result<Arc<Slot>> {
         let t = self.table.load();
-        t.by_id.get(id).map(|i| t.slots[*i as usize].clone()).ok_or_else(|| Error::not_found(ErrorCode::SlotNotFound, "号源", id))
+        t.by_id.get(id).map(|i| t.slots[*i as usize].clone()).ok_or_else(|| Error::new(ErrorCode::SlotNotFound))
     }
 
     /// When a slot on `date` opens to booking under the release policy.
@@ -368,11 +368,9 @@ impl Pool {
         match shard.entry(h, rid) {
             hashbrown::hash_table::Entry::Occupied(o) => match &o.get().1 {
                 IdemState::Done { command: c, fingerprint: f, answer } if c == command && *f == fingerprint => Ok(Claimed::Replay(answer.clone())),
-                IdemState::Done { .. } => Err(Error::with(
-                    ErrorCode::IdempotencyConflict,
-                    format!("request id `{rid}` was already used for a different request"),
-                    format!("请求ID `{rid}` 已用于其他请求"),
-                )),
+                IdemState::Done { .. } => {
+                    Err(Error::with(ErrorCode::IdempotencyConflict, "`request_id` was already used for a different request", "`request_id` 已用于其他请求"))
+                }
                 IdemState::Pending => Err(Error::new(ErrorCode::RequestInProgress)),
             },
             hashbrown::hash_table::Entry::Vacant(v) => {
@@ -637,7 +635,7 @@ impl Pool {
     }
 
     pub fn booking(&self, id: u64) -> Result<Booking> {
-        self.bookings.with(id, Booking::clone).ok_or_else(|| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id)))
+        self.bookings.with(id, Booking::clone).ok_or_else(|| Error::new(ErrorCode::BookingNotFound))
     }
 
     // ------------------------------------------------------------ expiry and release
@@ -925,7 +923,7 @@ impl Pool {
         };
         let result = (|| {
             loop {
-                let idx = self.bookings.with(id, |b| b.slot_idx).ok_or_else(|| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id)))?;
+                let idx = self.bookings.with(id, |b| b.slot_idx).ok_or_else(|| Error::new(ErrorCode::BookingNotFound))?;
                 let slot: &Slot = self.directory.get(idx).ok_or_else(|| Error::new(ErrorCode::SlotNotFound))?;
                 let mut txn = Txn::default();
                 let mut st = slot.state.lock();
@@ -933,8 +931,8 @@ impl Pool {
                 self.sweep(slot, &mut st, now, &mut txn);
                 // Changed in place: `f` checks before it changes anything, so an
                 // error leaves the booking as it was.
-                let mut shard = self.bookings.lock(id).ok_or_else(|| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id)))?;
-                let b = shard.as_mut().ok_or_else(|| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id)))?;
+                let mut shard = self.bookings.lock(id).ok_or_else(|| Error::new(ErrorCode::BookingNotFound))?;
+                let b = shard.as_mut().ok_or_else(|| Error::new(ErrorCode::BookingNotFound))?;
                 if b.slot_idx != idx {
                     // Moved by a concurrent change: lock the new slot instead.
                     continue;
@@ -973,7 +971,7 @@ impl Pool {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let not_found = |id: u64| Error::not_found(ErrorCode::BookingNotFound, "预约", &format_booking_id(id));
+        let not_found = |_: u64| Error::new(ErrorCode::BookingNotFound);
         let result = (|| loop {
             let mut idxs = Vec::with_capacity(ids.len());
             for &id in &ids {
@@ -1362,15 +1360,18 @@ impl Pool {
             slot.publish(&st);
             self.waitlist_slot.shard(&id).insert(id, slot.idx);
             self.put_wait(&mut txn, &w);
-            let answer = Answer::Json(
-                json!({"waitlist_id": format_waitlist_id(id), "slot_id": slot.info.slot_id, "patient_id": patient_id, "priority": priority.as_str(), "position": position, "status": "waiting"}),
-            );
+            // The entry's parties (its booking institution, the slot's
+            // hospital) travel with it: they read its patient id in full.
+            let answer = Answer::Json(json!({
+                "waitlist_id": format_waitlist_id(id), "slot_id": slot.info.slot_id, "patient_id": patient_id, "clinic_id": w.clinic_id,
+                "hospital_id": slot.info.hospital_id, "priority": priority.as_str(), "position": position, "status": "waiting"
+            }));
             self.emit(
                 &mut txn,
                 "waitlist_joined",
                 None,
                 Some(&slot.info.slot_id),
-                json!({"waitlist_id": format_waitlist_id(id), "patient_id": patient_id, "position": position}),
+                json!({"waitlist_id": format_waitlist_id(id), "patient_id": patient_id, "clinic_id": w.clinic_id, "hospital_id": slot.info.hospital_id, "position": position}),
             );
             self.record_answer(&claim, &answer, &mut txn);
             let ticket = self.enqueue(&mut txn);
@@ -1385,7 +1386,7 @@ impl Pool {
             Claimed::Fresh(c) => c,
         };
         let result = (|| {
-            let not_found = || Error::not_found(ErrorCode::WaitlistEntryNotFound, "候补", &format_waitlist_id(wid));
+            let not_found = || Error::new(ErrorCode::WaitlistEntryNotFound);
             let idx = *self.waitlist_slot.shard(&wid).get(&wid).ok_or_else(not_found)?;
             let slot = self.slot(idx)?;
             let mut txn = Txn::default();
@@ -1404,7 +1405,13 @@ impl Pool {
             self.waitlist_slot.shard(&wid).remove(&wid);
             self.put_wait(&mut txn, &w);
             let answer = Answer::Json(json!({"waitlist_id": format_waitlist_id(wid), "status": "left"}));
-            self.emit(&mut txn, "waitlist_left", None, Some(&slot.info.slot_id), json!({"waitlist_id": format_waitlist_id(wid), "patient_id": w.patient_id}));
+            self.emit(
+                &mut txn,
+                "waitlist_left",
+                None,
+                Some(&slot.info.slot_id),
+                json!({"waitlist_id": format_waitlist_id(wid), "patient_id": w.patient_id, "clinic_id": w.clinic_id, "hospital_id": slot.info.hospital_id}),
+            );
             self.record_answer(&claim, &answer, &mut txn);
             let ticket = self.enqueue(&mut txn);
             Ok((answer, ticket, txn.promote))
@@ -1459,7 +1466,7 @@ impl Pool {
                     "waitlist_skipped",
                     None,
                     Some(&slot.info.slot_id),
-                    json!({"waitlist_id": format_waitlist_id(wid), "patient_id": patient, "reason": "overlapping booking or slot already started"}),
+                    json!({"waitlist_id": format_waitlist_id(wid), "patient_id": patient, "clinic_id": w.clinic_id, "hospital_id": slot.info.hospital_id, "reason": "overlapping booking or slot already started"}),
                 );
             } else {
                 let id = self.outbox.counters.next_booking.fetch_add(1, Ordering::Relaxed);

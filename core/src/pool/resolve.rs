@@ -74,8 +74,8 @@ fn check_project(r: &Req, slot: &Slot) -> Result<()> {
         if p != sp {
             return Err(Error::with(
                 ErrorCode::ProjectMismatch,
-                format!("slot {} belongs to project {sp}, not {p}", slot.info.slot_id),
-                format!("号源 {} 属于项目 {sp}，而非 {p}", slot.info.slot_id),
+                format!("slot {} belongs to project {sp}, not the one `project_id` names", slot.info.slot_id),
+                format!("号源 {} 属于项目 {sp}，与 `project_id` 不符", slot.info.slot_id),
             ));
         }
     }

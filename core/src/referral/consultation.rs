@@ -61,8 +61,8 @@ impl Consultation {
     }
 }
 
-fn not_found(id: u64) -> Error {
-    Error::not_found(ErrorCode::ConsultationNotFound, "会诊", &id.to_string())
+fn not_found() -> Error {
+    Error::new(ErrorCode::ConsultationNotFound)
 }
 
 pub(crate) fn view_of(pool: &Pool, cs: &Consultation) -> Value {
@@ -139,11 +139,11 @@ fn cs_step(c: &Ctx, who: &Who, f: &mut dyn FnMut(&Pool, &mut Consultation, &mut 
     let id = super::int_id(c.r, "consultation_id")?;
     {
         let g = c.referral.inner.lock();
-        let cs = g.consultations.get(&id).ok_or_else(|| not_found(id))?;
+        let cs = g.consultations.get(&id).ok_or_else(not_found)?;
         who.check(&cs.clinic_id, &cs.hospital_id)?;
     }
     super::step(c, None, &mut |pool, g, _, txn, now| {
-        let mut cs = g.consultations.get(&id).cloned().ok_or_else(|| not_found(id))?;
+        let mut cs = g.consultations.get(&id).cloned().ok_or_else(not_found)?;
         f(pool, &mut cs, txn, now)?;
         put_consultation(pool, txn, &cs);
         let v = view_of(pool, &cs);
@@ -243,7 +243,7 @@ pub(super) fn view(c: &Ctx) -> Result<Value> {
     let who = Who::of(c)?;
     let id = super::int_id(c.r, "consultation_id")?;
     let g = c.referral.inner.lock();
-    let cs = g.consultations.get(&id).ok_or_else(|| not_found(id))?;
+    let cs = g.consultations.get(&id).ok_or_else(not_found)?;
     who.check(&cs.clinic_id, &cs.hospital_id)?;
     Ok(view_of(c.pool, cs))
 }

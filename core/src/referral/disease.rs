@@ -43,7 +43,7 @@ pub(super) fn change(c: &Ctx) -> Result<Value> {
                 d
             }
             "referral-disease-edit" => {
-                let d = g.diseases.get_mut(&code).ok_or_else(|| not_found(&code))?;
+                let d = g.diseases.get_mut(&code).ok_or_else(not_found)?;
                 if name.is_none() && description.is_none() {
                     return Err(Error::missing("name"));
                 }
@@ -59,7 +59,7 @@ pub(super) fn change(c: &Ctx) -> Result<Value> {
                 d
             }
             _ => {
-                let d = g.diseases.remove(&code).ok_or_else(|| not_found(&code))?;
+                let d = g.diseases.remove(&code).ok_or_else(not_found)?;
                 super::delete_disease(pool, txn, &code);
                 d
             }
@@ -76,8 +76,8 @@ pub(super) fn change(c: &Ctx) -> Result<Value> {
     })
 }
 
-fn not_found(code: &str) -> Error {
-    Error::not_found(ErrorCode::DiseaseNotFound, "转诊病种", code)
+fn not_found() -> Error {
+    Error::new(ErrorCode::DiseaseNotFound)
 }
 
 /// By name (also pinyin initials) or code; paged.
@@ -182,7 +182,7 @@ pub(super) fn decision_cmd(c: &Ctx) -> Result<Value> {
     let g = c.referral.inner.lock();
     if let Some(cid) = consultation {
         if !g.consultations.contains_key(&cid) {
-            return Err(Error::not_found(ErrorCode::ConsultationNotFound, "会诊", &cid.to_string()));
+            return Err(Error::new(ErrorCode::ConsultationNotFound));
         }
     }
     Ok(decide(&g, code, readmission, consultation, &patient, hospital.as_deref()))

@@ -306,7 +306,7 @@ fn target(c: &Ctx, who: &Who) -> Result<Target> {
     if let Some(id) = exam_id {
         let item_no = c.r.opt_u32("item_no")?.ok_or_else(|| Error::missing("item_no"))?;
         let e = exam::load(c, who, id)?;
-        let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(|| exam::item_not_found(id, item_no))?;
+        let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(exam::item_not_found)?;
         if booking.is_some() && booking != it.booking_id {
             return Err(Error::invalid_zh("booking_id", "is not the booking of that exam item", "不是该检查项目的预约"));
         }
@@ -556,8 +556,8 @@ pub(super) fn upload(c: &Ctx) -> Result<Value> {
     if let Some(declared) = c.r.opt_str("content_type")? {
         if Kind::declared(declared) != Some(kind) {
             return Err(unsupported(
-                format!("content_type `{declared}` is not what the document is ({})", kind.mime()),
-                format!("声明的 `content_type` 为 `{declared}`，而文件实际为 `{}`", kind.mime()),
+                format!("`content_type` is not what the document is ({})", kind.mime()),
+                format!("声明的 `content_type` 与文件实际格式 `{}` 不符", kind.mime()),
             ));
         }
     }
@@ -669,12 +669,12 @@ pub(super) fn read(c: &Ctx) -> Result<Value> {
         let id = parse_document_id(&s)
             .ok_or_else(|| Error::invalid_zh("document_id", "expected a document id like ED000001", "应为形如 `ED000001` 的报告文件编号"))?;
         let g = c.referral.inner.lock();
-        Some(g.documents.get(&id).cloned().ok_or_else(|| Error::not_found(ErrorCode::ReportDocumentNotFound, "报告文件", &format_document_id(id)))?)
+        Some(g.documents.get(&id).cloned().ok_or_else(|| Error::new(ErrorCode::ReportDocumentNotFound))?)
     } else if let Some(name) = text(c.r, "file_name", 1000)? {
         let booking = c.r.booking_id()?;
         let g = c.referral.inner.lock();
         let found = g.documents.values().find(|d| d.booking_id == booking && d.file_name == name).cloned();
-        Some(found.ok_or_else(|| Error::not_found(ErrorCode::ReportDocumentNotFound, "报告文件", &format!("{}/{name}", format_booking_id(booking))))?)
+        Some(found.ok_or_else(|| Error::new(ErrorCode::ReportDocumentNotFound))?)
     } else {
         None
     };

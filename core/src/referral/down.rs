@@ -82,7 +82,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
     let command = c.command;
     super::step(c, None, &mut |pool, g, _, txn, now| {
         if !g.communities.contains_key(&clinic) {
-            return Err(Error::not_found(ErrorCode::InstitutionNotFound, "基层机构", &clinic));
+            return Err(Error::new(ErrorCode::InstitutionNotFound));
         }
         let id = Inner::take_id(&mut g.next_referral);
         let mut rec = record.clone();

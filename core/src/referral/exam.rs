@@ -119,12 +119,12 @@ pub(crate) struct ExamApp {
     pub updated_ms: Millis,
 }
 
-fn not_found(id: u64) -> Error {
-    Error::not_found(ErrorCode::ExamApplicationNotFound, "检查申请", &id.to_string())
+fn not_found() -> Error {
+    Error::new(ErrorCode::ExamApplicationNotFound)
 }
 
-pub(super) fn item_not_found(exam: u64, item: u32) -> Error {
-    Error::with(ErrorCode::ExamItemNotFound, format!("exam application {exam} has no item {item}"), format!("检查申请 {exam} 没有第 {item} 项"))
+pub(super) fn item_not_found() -> Error {
+    Error::new(ErrorCode::ExamItemNotFound)
 }
 
 // ---------------------------------------------------------------- B1: institutions and projects
@@ -197,12 +197,12 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
         for (n, v) in list.iter().enumerate() {
             let e = c.r.sub(v, "items[]")?;
             let pid = e.str("project_id")?;
-            let p = cat.projects.get(pid).ok_or_else(|| Error::not_found(ErrorCode::ProjectNotFound, "项目", pid))?;
+            let p = cat.projects.get(pid).ok_or_else(|| Error::new(ErrorCode::ProjectNotFound))?;
             if p.hospital_id.as_deref() != Some(hospital.as_str()) {
                 return Err(Error::with(
                     ErrorCode::InvalidExamItem,
-                    format!("project {pid} is not offered by {hospital}"),
-                    format!("项目 {pid} 不属于 {hospital}"),
+                    format!("project {pid} is not offered by the hospital `hospital_id` names"),
+                    format!("项目 {pid} 不属于 `hospital_id` 指明的医院"),
                 ));
             }
             let method = e.opt_str("method")?.map(str::to_string);
@@ -212,8 +212,8 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
                     Some(g) if !offered.contains(g) => {
                         return Err(Error::with(
                             ErrorCode::InvalidExamItem,
-                            format!("project {pid} offers no {field} `{g}` (offered: {})", offered.join(", ")),
-                            format!("项目 {pid} 没有可选的{} `{g}`", if field == "method" { "检查方法" } else { "检查部位" }),
+                            format!("project {pid} offers no such `{field}` (offered: {})", offered.join(", ")),
+                            format!("项目 {pid} 没有所填的{}（可选：{}）", if field == "method" { "检查方法" } else { "检查部位" }, offered.join("、")),
                         ))
                     }
                     None if !offered.is_empty() => return Err(Error::missing(&format!("items[{n}].{field}"))),
@@ -490,7 +490,7 @@ impl<'a> ReportView<'a> {
 pub(super) fn load(c: &Ctx, who: &Who, id: u64) -> Result<ExamApp> {
     let e = {
         let g = c.referral.inner.lock();
-        g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?
+        g.exams.get(&id).cloned().ok_or_else(not_found)?
     };
     who.check(&e.clinic_id, &e.hospital_id)?;
     Ok(e)
@@ -581,7 +581,7 @@ pub(super) fn item_steps_claimed(
     for _ in 0..8 {
         let seen: Vec<(u32, Option<u64>)> = {
             let g = c.referral.inner.lock();
-            let e = g.exams.get(&id).ok_or_else(|| not_found(id));
+            let e = g.exams.get(&id).ok_or_else(not_found);
             match e {
                 Ok(e) => e.items.iter().map(|i| (i.item_no, i.booking_id)).collect(),
                 Err(err) => return Err(err),
@@ -591,7 +591,7 @@ pub(super) fn item_steps_claimed(
         let mut stale = false;
         result = pool.with_bookings(&ids, &platform_actor(), &mut |pool, locked, txn, now| {
             let mut g = c.referral.inner.lock();
-            let mut e = g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?;
+            let mut e = g.exams.get(&id).cloned().ok_or_else(not_found)?;
             who.check(&e.clinic_id, &e.hospital_id)?;
             if e.items.iter().map(|i| (i.item_no, i.booking_id)).ne(seen.iter().copied()) {
                 stale = true;
@@ -604,7 +604,7 @@ pub(super) fn item_steps_claimed(
             // Every named item first: one refusal and nothing changes.
             let mut picked = Vec::with_capacity(items.len());
             for &n in items {
-                let pos = e.items.iter().position(|i| i.item_no == n).ok_or_else(|| item_not_found(id, n))?;
+                let pos = e.items.iter().position(|i| i.item_no == n).ok_or_else(item_not_found)?;
                 let it = &e.items[pos];
                 let live = it.booking_id.and_then(|b| locked.get(b)).map(|(b, _)| b);
                 if it.booking_id.is_some() && live.is_none() {
@@ -658,8 +658,8 @@ fn pick_items(c: &Ctx, e: &ExamApp, to: &str) -> Result<Vec<u32>> {
         (None, None) => None,
     };
     if let Some(list) = named {
-        if let Some(n) = list.iter().find(|n| !e.items.iter().any(|i| i.item_no == **n)) {
-            return Err(item_not_found(e.exam_id, *n));
+        if list.iter().any(|n| !e.items.iter().any(|i| i.item_no == *n)) {
+            return Err(item_not_found());
         }
         return Ok(list);
     }
@@ -692,7 +692,7 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
     let id = super::int_id(c.r, "exam_id")?;
     let item_no = c.r.opt_u32("item_no")?.ok_or_else(|| Error::missing("item_no"))?;
     let e = load(c, &who, id)?;
-    let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(|| item_not_found(id, item_no))?.clone();
+    let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(item_not_found)?.clone();
     let old = booking_snapshot(c.pool, it.booking_id);
     let from = effective_status(&it.status, it.booking_id, old.as_ref(), &EXAM_ITEM, c.pool.clock.now_ms());
     EXAM_ITEM.check(&from, "arranged", c.command)?;
@@ -735,9 +735,9 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
         .collect();
     reserve_and_attach(c, reserve, &mut |pool, g, live, txn, now| {
         let live = live.ok_or_else(|| Error::internal("the new booking is not locked"))?;
-        let mut e = g.exams.get(&id).cloned().ok_or_else(|| not_found(id))?;
+        let mut e = g.exams.get(&id).cloned().ok_or_else(not_found)?;
         let others_changed = e.items.iter().map(|i| (i.item_no, i.booking_id)).zip(&seen).any(|(now, was)| now.0 != item_no && now != *was);
-        let pos = e.items.iter().position(|i| i.item_no == item_no).ok_or_else(|| item_not_found(id, item_no))?;
+        let pos = e.items.iter().position(|i| i.item_no == item_no).ok_or_else(item_not_found)?;
         let it = &mut e.items[pos];
         if it.status != seen_status || it.booking_id != seen_booking || others_changed {
             return Err(Error::with(ErrorCode::ExamInvalidTransition, "the item changed while it was arranged; retry", "安排期间检查项目已变更，请重试"));
@@ -965,7 +965,7 @@ pub(super) fn verify_signature(c: &Ctx, hospital: &str, signer: Option<&str>, ms
         let g = c.referral.inner.lock();
         g.keys.get(&issuer).or_else(|| g.keys.get(hospital)).cloned()
     };
-    let key = key.ok_or_else(|| Error::not_found(ErrorCode::SigningKeyNotFound, "签章公钥", &issuer))?;
+    let key = key.ok_or_else(|| Error::new(ErrorCode::SigningKeyNotFound))?;
     if !crate::crypto::sm2_verify(&key.public_key, None, msg, signature)? {
         return Err(Error::new(ErrorCode::ExamSignatureInvalid));
     }
@@ -975,7 +975,7 @@ pub(super) fn verify_signature(c: &Ctx, hospital: &str, signer: Option<&str>, ms
 /// Whether the item's effective state lets it take a report now (checked
 /// again under the locks by the step).
 pub(super) fn check_reportable(c: &Ctx, e: &ExamApp, item_no: u32) -> Result<()> {
-    let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(|| item_not_found(e.exam_id, item_no))?;
+    let it = e.items.iter().find(|i| i.item_no == item_no).ok_or_else(item_not_found)?;
     let b = booking_snapshot(c.pool, it.booking_id);
     EXAM_ITEM
         .check(&effective_status(&it.status, it.booking_id, b.as_ref(), &EXAM_ITEM, c.pool.clock.now_ms()), "reported", c.command)

@@ -37,7 +37,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
     super::step(c, None, &mut |pool, g, _, txn, now| {
         if let Some(cid) = consultation {
             if !g.consultations.contains_key(&cid) {
-                return Err(Error::not_found(ErrorCode::ConsultationNotFound, "会诊", &cid.to_string()));
+                return Err(Error::new(ErrorCode::ConsultationNotFound));
             }
         }
         let decision = super::disease::decide(g, disease.as_deref(), readmission, consultation, &patient_id, Some(&hospital));
@@ -126,7 +126,7 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
     let id = super::int_id(c.r, "referral_id")?;
     let rf = {
         let g = c.referral.inner.lock();
-        g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?
+        g.referrals.get(&id).cloned().ok_or_else(not_found)?
     };
     who.check(&rf.clinic_id, &rf.hospital_id)?;
     if rf.kind != Kind::Inpatient {
@@ -157,7 +157,7 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
     let (seen_status, seen_booking) = (rf.status.clone(), rf.booking_id);
     let mut attach = |pool: &crate::pool::Pool, g: &mut Inner, live: Option<super::Live<'_>>, txn: &mut crate::pool::Txn, now| -> Result<Value> {
         let live = live.ok_or_else(|| Error::internal("the new booking is not locked"))?;
-        let mut rf = g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?;
+        let mut rf = g.referrals.get(&id).cloned().ok_or_else(not_found)?;
         if rf.status != seen_status || rf.booking_id != seen_booking {
             return Err(Error::with(
                 ErrorCode::ReferralInvalidTransition,
@@ -369,7 +369,7 @@ fn referral_of(c: &Ctx) -> Result<u64> {
     }
     let a = super::int_id(c.r, "admission_id")?;
     let g = c.referral.inner.lock();
-    g.admissions.get(&a).copied().ok_or_else(|| Error::not_found(ErrorCode::AdmissionNotFound, "住院记录", &a.to_string()))
+    g.admissions.get(&a).copied().ok_or_else(|| Error::new(ErrorCode::AdmissionNotFound))
 }
 
 /// `admission-details` (GET /api/admission-details): the admission record of
@@ -380,8 +380,8 @@ pub(super) fn admission_details(c: &Ctx) -> Result<Value> {
     let patient = c.r.opt_id("patient_id")?;
     let rf = {
         let g = c.referral.inner.lock();
-        let id = g.admissions.get(&a).copied().ok_or_else(|| Error::not_found(ErrorCode::AdmissionNotFound, "住院记录", &a.to_string()))?;
-        g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?
+        let id = g.admissions.get(&a).copied().ok_or_else(|| Error::new(ErrorCode::AdmissionNotFound))?;
+        g.referrals.get(&id).cloned().ok_or_else(not_found)?
     };
     who.check(&rf.clinic_id, &rf.hospital_id)?;
     if patient.as_deref().is_some_and(|p| p != rf.patient_id) {
@@ -458,7 +458,7 @@ pub(super) fn admission_import(c: &Ctx) -> Result<Value> {
     let patient = c.r.opt_id("patient_id")?;
     let booking = {
         let g = c.referral.inner.lock();
-        let rf = g.referrals.get(&id).ok_or_else(|| not_found(id))?;
+        let rf = g.referrals.get(&id).ok_or_else(not_found)?;
         who.check(&rf.clinic_id, &rf.hospital_id)?;
         if rf.kind != Kind::Inpatient {
             return Err(Error::invalid("referral_id", "not an inpatient referral"));
@@ -471,7 +471,7 @@ pub(super) fn admission_import(c: &Ctx) -> Result<Value> {
     let command = c.command;
     let by = who.institution.clone();
     super::step(c, booking, &mut |pool, g, live, txn, now| {
-        let mut rf = g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?;
+        let mut rf = g.referrals.get(&id).cloned().ok_or_else(not_found)?;
         if rf.booking_id != booking {
             return Err(super::query::concurrent());
         }

@@ -505,7 +505,7 @@ pub(super) fn community_application(c: &Ctx) -> Result<(String, String)> {
     let clinic = who.clinic_for_new(c)?;
     let hospital = c.r.str("hospital_id")?.to_string();
     if !c.pool.catalog.is_hospital(&hospital) {
-        return Err(Error::not_found(ErrorCode::HospitalNotFound, "医院", &hospital));
+        return Err(Error::new(ErrorCode::HospitalNotFound));
     }
     Ok((clinic, hospital))
 }

@@ -321,7 +321,7 @@ pub(super) fn slip(c: &Ctx) -> Result<Value> {
     let format = crate::render::DocumentFormat::parse(c.r.opt_str("format")?.unwrap_or("text"))?;
     let rf = {
         let g = c.referral.inner.lock();
-        g.referrals.get(&id).cloned().ok_or_else(|| Error::not_found(ErrorCode::ReferralNotFound, "转诊", &id.to_string()))?
+        g.referrals.get(&id).cloned().ok_or_else(|| Error::new(ErrorCode::ReferralNotFound))?
     };
     who.check(&rf.clinic_id, &rf.hospital_id)?;
     let v = referral_view(c.pool, &rf, None);

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 pub(crate) type RefFn<'f> = dyn FnMut(&Pool, &mut Inner, &mut Referral, Option<&mut Live<'_>>, &mut Txn, Millis) -> Result<()> + 'f;
 
-pub(crate) fn not_found(id: u64) -> Error {
-    Error::not_found(ErrorCode::ReferralNotFound, "转诊", &id.to_string())
+pub(crate) fn not_found() -> Error {
+    Error::new(ErrorCode::ReferralNotFound)
 }
 
 pub(crate) fn concurrent() -> Error {
@@ -28,7 +28,7 @@ pub(crate) fn concurrent() -> Error {
 pub(crate) fn referral_step(c: &Ctx, who: &Who, id: u64, kind: Kind, f: &mut RefFn<'_>) -> Result<Value> {
     let booking = {
         let g = c.referral.inner.lock();
-        let rf = g.referrals.get(&id).ok_or_else(|| not_found(id))?;
+        let rf = g.referrals.get(&id).ok_or_else(not_found)?;
         who.check(&rf.clinic_id, &rf.hospital_id)?;
         if rf.kind != kind {
             return Err(Error::invalid("referral_id", &format!("referral {id} is a {} referral", rf.kind.as_str())));
@@ -36,7 +36,7 @@ pub(crate) fn referral_step(c: &Ctx, who: &Who, id: u64, kind: Kind, f: &mut Ref
         rf.booking_id
     };
     step(c, booking, &mut |pool, g, mut live, txn, now| {
-        let mut rf = g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?;
+        let mut rf = g.referrals.get(&id).cloned().ok_or_else(not_found)?;
         if rf.booking_id != booking {
             return Err(concurrent());
         }
@@ -164,7 +164,7 @@ pub(super) fn view(c: &Ctx) -> Result<Value> {
     let id = super::int_id(c.r, "referral_id")?;
     let rf = {
         let g = c.referral.inner.lock();
-        g.referrals.get(&id).cloned().ok_or_else(|| not_found(id))?
+        g.referrals.get(&id).cloned().ok_or_else(not_found)?
     };
     who.check(&rf.clinic_id, &rf.hospital_id)?;
     Ok(referral_view(c.pool, &rf, None))

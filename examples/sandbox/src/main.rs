@@ -185,6 +185,17 @@ async fn main() {
     if tls.is_none() && !net::plain_http_allowed(&addr, args.insecure_http) {
         fail(format!("refusing plain HTTP on the non-loopback address {addr}: give --tls-cert and --tls-key, or --insecure-http to accept unencrypted traffic"));
     }
+    if let Some(log) = access_log.clone() {
+        // Installed before the address is announced, so a SIGHUP never kills the server.
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap_or_else(|e| fail(format!("SIGHUP handler: {e}")));
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if let Err(e) = log.reopen() {
+                    eprintln!("yilian-sandbox: cannot reopen the access log: {e}");
+                }
+            }
+        });
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests read this line to find a port chosen with --listen 127.0.0.1:0.
     println!("yilian-sandbox listening on {scheme}://{addr}");
@@ -203,16 +214,6 @@ async fn main() {
             "yilian-sandbox: WARNING: no --keys: every request acts as the single trusted principal `{}`; anyone who can reach {addr} acts as it (see /healthz)",
             describe(p)
         ),
-    }
-    if let Some(log) = access_log.clone() {
-        tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
-            while hup.recv().await.is_some() {
-                if let Err(e) = log.reopen() {
-                    eprintln!("yilian-sandbox: cannot reopen the access log: {e}");
-                }
-            }
-        });
     }
     let net = NetOptions {
         header_timeout: Duration::from_secs(args.header_timeout),

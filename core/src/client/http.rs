@@ -379,7 +379,11 @@ fn tls_config(key: &str, why: &str, why_zh: &str) -> Error {
 
 fn read_pem(key: &str, path: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
-        Error::with(ErrorCode::InvalidConfig, format!("config `platform.{key}`: cannot read {path}: {e}"), format!("配置项 `platform.{key}` 无效：无法读取文件 {path}"))
+        Error::with(
+            ErrorCode::InvalidConfig,
+            format!("config `platform.{key}`: cannot read {path}: {e}"),
+            format!("配置项 `platform.{key}` 无效：无法读取文件 {path}"),
+        )
     })
 }
 

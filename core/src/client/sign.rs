@@ -138,13 +138,7 @@ impl Signed {
 #[allow(clippy::too_many_arguments)]
 pub fn sign(app_id: &str, secret: &str, method: &str, path: &str, raw_query: Option<&str>, timestamp: i64, nonce: &str, body: &[u8]) -> Result<Signed> {
     let sts = string_to_sign(method, path, raw_query, timestamp, nonce, body)?;
-    Ok(Signed {
-        app_id: app_id.into(),
-        timestamp,
-        nonce: nonce.into(),
-        signature: hmac_sm3_hex(secret.as_bytes(), sts.as_bytes()),
-        content_sm3: sm3_hex(body),
-    })
+    Ok(Signed { app_id: app_id.into(), timestamp, nonce: nonce.into(), signature: hmac_sm3_hex(secret.as_bytes(), sts.as_bytes()), content_sm3: sm3_hex(body) })
 }
 
 /// A fresh nonce: 16 random bytes as 32 hex digits.
@@ -304,7 +298,11 @@ impl Verifier {
             return Err(refuse(ErrorCode::SignatureInvalid, "X-YL-Timestamp must be Unix seconds", "时间戳请求头须为Unix时间（秒）"));
         };
         if !valid_nonce(nonce.trim()) {
-            return Err(refuse(ErrorCode::SignatureInvalid, "X-YL-Nonce must be 16 to 64 characters of A-Z a-z 0-9 - _", "随机数请求头须为16至64位字母、数字、连字符或下划线"));
+            return Err(refuse(
+                ErrorCode::SignatureInvalid,
+                "X-YL-Nonce must be 16 to 64 characters of A-Z a-z 0-9 - _",
+                "随机数请求头须为16至64位字母、数字、连字符或下划线",
+            ));
         }
         // Any i64 arrives here (`-9223372036854775808`): the distance is taken
         // without wrapping. The answer states the window, never the offset.
@@ -323,7 +321,15 @@ impl Verifier {
     /// [`HEADER_CONTENT_SM3`]). The caller then checks that the body it reads
     /// has that digest ([`body_matches`]) before acting on it. Returns the app
     /// id; the nonce is claimed only once the HMAC verifies.
-    pub fn verify_declared(&self, method: &str, path: &str, raw_query: Option<&str>, header: &dyn Fn(&str) -> Option<String>, body_sm3: &str, now: i64) -> Result<String> {
+    pub fn verify_declared(
+        &self,
+        method: &str,
+        path: &str,
+        raw_query: Option<&str>,
+        header: &dyn Fn(&str) -> Option<String>,
+        body_sm3: &str,
+        now: i64,
+    ) -> Result<String> {
         let (app_id, ts, nonce, sig) = self.parts(header, now)?;
         if !valid_digest(body_sm3) {
             return Err(refuse(ErrorCode::SignatureInvalid, "X-YL-Content-SM3 must be 64 lowercase hex digits", "正文摘要请求头须为64位小写十六进制数字"));
@@ -447,7 +453,10 @@ mod tests {
         let future = sign("APP", "s3cret-s3cret", "POST", "/p", None, now + 301, &new_nonce(), b"").unwrap();
         assert_eq!(v.verify("POST", "/p", None, &headers_of(&future), b"", now).unwrap_err().code(), ErrorCode::SignatureExpired);
         let unknown = sign("NOPE", "s3cret-s3cret", "POST", "/p", None, now, &new_nonce(), b"").unwrap();
-        let (u, b) = (v.verify("POST", "/p", None, &headers_of(&unknown), b"", now).unwrap_err(), v.verify("POST", "/p", None, &headers_of(&wrong_key), b"", now).unwrap_err());
+        let (u, b) = (
+            v.verify("POST", "/p", None, &headers_of(&unknown), b"", now).unwrap_err(),
+            v.verify("POST", "/p", None, &headers_of(&wrong_key), b"", now).unwrap_err(),
+        );
         assert_eq!((u.code(), u.message(), u.message_zh()), (b.code(), b.message(), b.message_zh()), "an unknown app id is answered as a bad signature");
         assert_eq!(v.verify("POST", "/p", None, &|_| None, b"", now).unwrap_err().code(), ErrorCode::SignatureMissing);
         let short_nonce = sign("APP", "s3cret-s3cret", "POST", "/p", None, now, "abc", b"").unwrap();

@@ -173,7 +173,8 @@ async fn main() {
         (Some(c), Some(k)) => Some(net::tls_config(c, k, args.tls_client_ca.as_deref()).unwrap_or_else(|e| fail(e))),
         _ => None,
     };
-    let access_log = args.access_log.as_ref().map(|p| yilian_sandbox::access_log::AccessLog::open(p).unwrap_or_else(|e| fail(format!("--access-log {}: {e}", p.display()))));
+    let access_log =
+        args.access_log.as_ref().map(|p| yilian_sandbox::access_log::AccessLog::open(p).unwrap_or_else(|e| fail(format!("--access-log {}: {e}", p.display()))));
     if args.header_timeout == 0 || args.request_timeout == 0 || args.upload_timeout == 0 {
         fail("--header-timeout, --request-timeout and --upload-timeout must be positive".into());
     }
@@ -183,7 +184,9 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind(&args.listen).await.unwrap_or_else(|e| fail(format!("cannot listen on {}: {e}", args.listen)));
     let addr = listener.local_addr().unwrap_or_else(|e| fail(format!("local address: {e}")));
     if tls.is_none() && !net::plain_http_allowed(&addr, args.insecure_http) {
-        fail(format!("refusing plain HTTP on the non-loopback address {addr}: give --tls-cert and --tls-key, or --insecure-http to accept unencrypted traffic"));
+        fail(format!(
+            "refusing plain HTTP on the non-loopback address {addr}: give --tls-cert and --tls-key, or --insecure-http to accept unencrypted traffic"
+        ));
     }
     if let Some(log) = access_log.clone() {
         // Installed before the address is announced, so a SIGHUP never kills the server.
@@ -222,7 +225,11 @@ async fn main() {
         max_connections: args.max_connections.unwrap_or_else(net::default_max_connections).max(1),
         health_reserve: args.health_reserve,
         rate: RateLimit { per_sec: args.rate_limit, burst: args.rate_burst },
-        lockout: Lockout { failures: args.lockout_failures, window: Duration::from_secs(args.lockout_window.max(1)), lock: Duration::from_secs(args.lockout_secs) },
+        lockout: Lockout {
+            failures: args.lockout_failures,
+            window: Duration::from_secs(args.lockout_window.max(1)),
+            lock: Duration::from_secs(args.lockout_secs),
+        },
         tls,
         insecure_http: args.insecure_http,
         access_log,

@@ -358,7 +358,13 @@ pub fn plain_http_allowed(addr: &SocketAddr, insecure_http: bool) -> bool {
 /// Serves `app` on `listener` until `stop` is cancelled, then stops
 /// accepting, lets every connection finish its in-flight request and waits
 /// for them (SSE streams end with the state's shutdown token).
-pub(crate) async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, net: Arc<Shared>, st: Arc<AppState>, stop: tokio_util::sync::CancellationToken) {
+pub(crate) async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    net: Arc<Shared>,
+    st: Arc<AppState>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let tracker = tokio_util::task::TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(net.opts.max_connections.max(1)));
     let reserve = Arc::new(tokio::sync::Semaphore::new(net.opts.health_reserve));
@@ -419,8 +425,15 @@ pub(crate) async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Ro
     tracker.wait().await;
 }
 
-async fn serve_conn<IO>(io: IO, peer: SocketAddr, reserved: bool, header_timeout: Duration, app: axum::Router, net: Arc<Shared>, stop: tokio_util::sync::CancellationToken)
-where
+async fn serve_conn<IO>(
+    io: IO,
+    peer: SocketAddr,
+    reserved: bool,
+    header_timeout: Duration,
+    app: axum::Router,
+    net: Arc<Shared>,
+    stop: tokio_util::sync::CancellationToken,
+) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     use tower::ServiceExt;

@@ -96,11 +96,10 @@ pub fn parse_keys(text: &str, window_secs: i64) -> Result<Keys, String> {
                 "app id `{app}`: expected {{\"secret\": …, \"role\": …, \"institution_id\": …}} (the institution and role it acts as), not a bare secret"
             ));
         };
-        let secret = e
-            .get("secret")
-            .and_then(|s| s.as_str())
-            .filter(|s| s.len() >= MIN_SECRET_BYTES)
-            .ok_or_else(|| format!("app id `{app}`: `secret` must be a string of at least {MIN_SECRET_BYTES} bytes (e.g. 32 random bytes as 64 hex digits)"))?;
+        let secret =
+            e.get("secret").and_then(|s| s.as_str()).filter(|s| s.len() >= MIN_SECRET_BYTES).ok_or_else(|| {
+                format!("app id `{app}`: `secret` must be a string of at least {MIN_SECRET_BYTES} bytes (e.g. 32 random bytes as 64 hex digits)")
+            })?;
         let mut who = e.clone();
         who.remove("secret");
         let p = Principal::from_value(&serde_json::Value::Object(who)).map_err(|err| format!("app id `{app}`: {}", err.message()))?;

@@ -63,7 +63,10 @@ async fn a_request_appears_in_the_access_log_with_its_app_id_and_without_its_que
     // A query holding an ID number, signed: the path is logged, the query is not.
     let query = format!("id_number={ID_NUMBER}&date=2024-10-30");
     let s = sign("C001-HIS", SECRET, "GET", "/api/v1/real-time-slots", Some(&query), unix_now(), &new_nonce(), b"").unwrap();
-    let mut rb = http.get(format!("{}/api/v1/real-time-slots?{query}", p.base)).header("User-Agent", "his-test/1.0").header("Referer", format!("https://his.example/p?id={ID_NUMBER}"));
+    let mut rb = http
+        .get(format!("{}/api/v1/real-time-slots?{query}", p.base))
+        .header("User-Agent", "his-test/1.0")
+        .header("Referer", format!("https://his.example/p?id={ID_NUMBER}"));
     for (k, v) in s.headers() {
         rb = rb.header(k, v);
     }

@@ -80,7 +80,8 @@ async fn raw_exchange(addr: std::net::SocketAddr, head: String, body_part: Vec<u
                     got.extend_from_slice(&buf[..n]);
                     let text = String::from_utf8_lossy(&got);
                     if let Some(i) = text.find("\r\n\r\n") {
-                        let len = text[..i].lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse::<usize>().unwrap()));
+                        let len =
+                            text[..i].lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse::<usize>().unwrap()));
                         if len.is_some_and(|n| got.len() >= i + 4 + n) {
                             break;
                         }
@@ -107,10 +108,8 @@ fn signed_headers(method: &str, path: &str, body: &[u8], secret: &str, app: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsigned_15_mib_post_is_refused_while_only_a_small_part_of_its_body_was_sent() {
     let srv = Srv::start(true, quiet()).await;
-    let head = format!(
-        "POST /api/v1/upload-report HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        15 * 1024 * 1024
-    );
+    let head =
+        format!("POST /api/v1/upload-report HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", 15 * 1024 * 1024);
     // 4 KiB of the declared 15 MiB, then nothing more: the answer still comes.
     let (status, body, took) = raw_exchange(srv.addr, head, vec![b'x'; 4096], Duration::from_secs(10)).await;
     let v: Value = serde_json::from_str(&body).expect("an envelope");
@@ -125,7 +124,8 @@ async fn a_badly_signed_15_mib_post_with_a_declared_digest_is_refused_before_its
     let big = vec![b'y'; 15 * 1024 * 1024];
     // Signed with the wrong secret over the body's real digest.
     let headers = signed_headers("POST", "/api/v1/upload-report", &big, "not-the-secret-not-the-secret-00000", APP);
-    let head = format!("POST /api/v1/upload-report HTTP/1.1\r\nHost: x\r\n{headers}Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", big.len());
+    let head =
+        format!("POST /api/v1/upload-report HTTP/1.1\r\nHost: x\r\n{headers}Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", big.len());
     let (status, body, took) = raw_exchange(srv.addr, head, big[..4096].to_vec(), Duration::from_secs(10)).await;
     let v: Value = serde_json::from_str(&body).expect("an envelope");
     assert_eq!((status, v["code"].as_str()), (401, Some("SIGNATURE_INVALID")), "{body}");
@@ -208,7 +208,11 @@ async fn a_trickled_body_is_cut_off_with_a_408_envelope() {
             }
         }
         let text = String::from_utf8_lossy(&got).into_owned();
-        (text.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0), text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default(), t.elapsed())
+        (
+            text.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0),
+            text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default(),
+            t.elapsed(),
+        )
     })
     .await
     .unwrap();
@@ -248,7 +252,8 @@ async fn a_client_over_its_rate_gets_429_with_retry_after_and_health_stays_open(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_signature_failures_lock_the_client_out_even_for_a_good_signature() {
-    let srv = Srv::start(true, NetOptions { lockout: Lockout { failures: 3, window: Duration::from_secs(60), lock: Duration::from_secs(300) }, ..quiet() }).await;
+    let srv =
+        Srv::start(true, NetOptions { lockout: Lockout { failures: 3, window: Duration::from_secs(60), lock: Duration::from_secs(300) }, ..quiet() }).await;
     let http = reqwest::Client::new();
     let get = |secret: &'static str| {
         let s = sign(APP, secret, "GET", "/api/versions", None, unix_now(), &new_nonce(), b"").unwrap();

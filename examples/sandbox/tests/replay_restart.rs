@@ -19,7 +19,11 @@ const SECRET: &str = "secret-of-C001-HIS-at-least-32-bytes";
 async fn run_once(store: &std::path::Path, headers: &[(&'static str, String)]) -> (u16, serde_json::Value) {
     let engine = Engine::open(&json!({"data_dir": store, "clock_start": "2024-10-29T09:00:00+08:00"}).to_string()).unwrap();
     let keys = json!({APP: {"secret": SECRET, "role": "community", "institution_id": "C001"}});
-    let st = AppState::with_auth(engine, Options { upload_limit: 1 << 20, event_poll: Duration::from_millis(20) }, Auth::Signed(signature::parse_keys(&keys.to_string(), 300).unwrap()));
+    let st = AppState::with_auth(
+        engine,
+        Options { upload_limit: 1 << 20, event_poll: Duration::from_millis(20) },
+        Auth::Signed(signature::parse_keys(&keys.to_string(), 300).unwrap()),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -572,6 +572,11 @@
 #define YL_E_CLIENT_LOCKED_OUT 5307
 
 /**
+ * 5xxx permission: the server is at its connection limit; retry shortly / 服务器连接数已达上限，请稍后重试.
+ */
+#define YL_E_CONNECTION_LIMIT 5308
+
+/**
  * 6xxx idempotency: request id was already used for a different request / 请求ID已用于其他请求.
  */
 #define YL_E_IDEMPOTENCY_CONFLICT 6001

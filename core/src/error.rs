@@ -200,6 +200,7 @@ error_codes! {
     // The sandbox server's network layer (issue #16): 14xx HTTP-level input, 5306.. refusals of a client.
     RateLimited = 5306, Permission, "RATE_LIMITED", "too many requests from this client; retry after the time in Retry-After", "该客户端请求过于频繁，请稍后按应答头所示时间重试";
     ClientLockedOut = 5307, Permission, "CLIENT_LOCKED_OUT", "too many failed signatures from this client; it is locked out for a while", "该客户端签名校验失败次数过多，已被暂时锁定";
+    ConnectionLimit = 5308, Permission, "CONNECTION_LIMIT", "the server is at its connection limit; retry shortly", "服务器连接数已达上限，请稍后重试";
     RequestTimeout = 1401, Input, "REQUEST_TIMEOUT", "the request was not received in time", "未能在时限内收到完整请求";
     UriTooLong = 1402, Input, "URI_TOO_LONG", "the request URI is too long", "请求地址过长";
     HeadersTooLarge = 1403, Input, "HEADERS_TOO_LARGE", "the request headers are too large", "请求头过大";

@@ -116,6 +116,7 @@ ErrorCodeName = Literal[
     "UNKNOWN_APP_ID",
     "RATE_LIMITED",
     "CLIENT_LOCKED_OUT",
+    "CONNECTION_LIMIT",
     "IDEMPOTENCY_CONFLICT",
     "REQUEST_IN_PROGRESS",
     "STORAGE_ERROR",
@@ -353,6 +354,8 @@ class ErrorCode(enum.IntEnum):
     """too many requests from this client; retry after the time in Retry-After / 该客户端请求过于频繁，请稍后按应答头所示时间重试"""
     CLIENT_LOCKED_OUT = 5307
     """too many failed signatures from this client; it is locked out for a while / 该客户端签名校验失败次数过多，已被暂时锁定"""
+    CONNECTION_LIMIT = 5308
+    """the server is at its connection limit; retry shortly / 服务器连接数已达上限，请稍后重试"""
     IDEMPOTENCY_CONFLICT = 6001
     """request id was already used for a different request / 请求ID已用于其他请求"""
     REQUEST_IN_PROGRESS = 6002
@@ -500,6 +503,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     5305: ("permission", "no key is configured for this app id", "未配置该应用ID的密钥"),
     5306: ("permission", "too many requests from this client; retry after the time in Retry-After", "该客户端请求过于频繁，请稍后按应答头所示时间重试"),
     5307: ("permission", "too many failed signatures from this client; it is locked out for a while", "该客户端签名校验失败次数过多，已被暂时锁定"),
+    5308: ("permission", "the server is at its connection limit; retry shortly", "服务器连接数已达上限，请稍后重试"),
     6001: ("idempotency", "request id was already used for a different request", "请求ID已用于其他请求"),
     6002: ("idempotency", "a request with this id is still being processed", "相同请求ID的请求正在处理中"),
     7001: ("storage", "the durable store failed", "持久化存储失败"),

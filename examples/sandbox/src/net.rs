@@ -291,7 +291,7 @@ pub async fn guard(req: Request, next: Next) -> Response {
 
 fn busy_error() -> Error {
     Error::with(
-        ErrorCode::EngineClosed,
+        ErrorCode::ConnectionLimit,
         "the server is at its connection limit; only /healthz is answered on this connection, retry shortly",
         "服务器连接数已达上限，此连接只应答健康检查，请稍后重试",
     )

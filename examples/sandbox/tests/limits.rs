@@ -361,7 +361,7 @@ async fn idle_connections_past_the_cap_do_not_keep_health_probes_out() {
     // Anything but /healthz on an over-the-cap connection: 503 with the envelope.
     let r = http.get(srv.url("/api/versions")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 503);
-    assert_eq!(r.json::<Value>().await.unwrap()["status"], "error");
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "CONNECTION_LIMIT");
     drop(idle);
     srv.stop().await;
 }

@@ -211,6 +211,8 @@ pub const YL_E_UNKNOWN_APP_ID: c_int = 5305;
 pub const YL_E_RATE_LIMITED: c_int = 5306;
 /// 5xxx permission: too many failed signatures from this client; it is locked out for a while / 该客户端签名校验失败次数过多，已被暂时锁定.
 pub const YL_E_CLIENT_LOCKED_OUT: c_int = 5307;
+/// 5xxx permission: the server is at its connection limit; retry shortly / 服务器连接数已达上限，请稍后重试.
+pub const YL_E_CONNECTION_LIMIT: c_int = 5308;
 /// 6xxx idempotency: request id was already used for a different request / 请求ID已用于其他请求.
 pub const YL_E_IDEMPOTENCY_CONFLICT: c_int = 6001;
 /// 6xxx idempotency: a request with this id is still being processed / 相同请求ID的请求正在处理中.
@@ -344,6 +346,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_UNKNOWN_APP_ID, c"UNKNOWN_APP_ID"),
     (YL_E_RATE_LIMITED, c"RATE_LIMITED"),
     (YL_E_CLIENT_LOCKED_OUT, c"CLIENT_LOCKED_OUT"),
+    (YL_E_CONNECTION_LIMIT, c"CONNECTION_LIMIT"),
     (YL_E_IDEMPOTENCY_CONFLICT, c"IDEMPOTENCY_CONFLICT"),
     (YL_E_REQUEST_IN_PROGRESS, c"REQUEST_IN_PROGRESS"),
     (YL_E_STORAGE_ERROR, c"STORAGE_ERROR"),

@@ -216,6 +216,8 @@ public enum ErrorCode {
     RATE_LIMITED(5306, Family.PERMISSION, "too many requests from this client; retry after the time in Retry-After", "该客户端请求过于频繁，请稍后按应答头所示时间重试"),
     /** 5307 permission: too many failed signatures from this client; it is locked out for a while / 该客户端签名校验失败次数过多，已被暂时锁定. */
     CLIENT_LOCKED_OUT(5307, Family.PERMISSION, "too many failed signatures from this client; it is locked out for a while", "该客户端签名校验失败次数过多，已被暂时锁定"),
+    /** 5308 permission: the server is at its connection limit; retry shortly / 服务器连接数已达上限，请稍后重试. */
+    CONNECTION_LIMIT(5308, Family.PERMISSION, "the server is at its connection limit; retry shortly", "服务器连接数已达上限，请稍后重试"),
     /** 6001 idempotency: request id was already used for a different request / 请求ID已用于其他请求. */
     IDEMPOTENCY_CONFLICT(6001, Family.IDEMPOTENCY, "request id was already used for a different request", "请求ID已用于其他请求"),
     /** 6002 idempotency: a request with this id is still being processed / 相同请求ID的请求正在处理中. */

@@ -409,3 +409,45 @@ async fn with_a_low_file_limit_idle_sockets_beyond_the_cap_leave_health_answerin
     let _ = child.wait();
     assert!(healthy, "/healthz never answered ({took:?})");
 }
+
+/// Reads until the server closes the connection (`Ok(bytes)`) or `within` passes (`Err`).
+fn read_until_closed(s: &mut TcpStream, within: Duration) -> Result<Vec<u8>, Vec<u8>> {
+    let t = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while t.elapsed() < within {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Ok(got),
+        }
+    }
+    Err(got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_and_an_idle_keep_alive_one_are_closed_after_the_header_timeout() {
+    let srv = Srv::start(false, NetOptions { header_timeout: Duration::from_secs(1), ..quiet() }).await;
+    let addr = srv.addr;
+    tokio::task::spawn_blocking(move || {
+        // Connects and sends nothing.
+        let mut silent = TcpStream::connect(addr).unwrap();
+        let t = Instant::now();
+        assert!(read_until_closed(&mut silent, Duration::from_secs(8)).is_ok(), "a silent connection is closed");
+        assert!(t.elapsed() >= Duration::from_millis(900), "not before the timeout ({:?})", t.elapsed());
+        // Half a request head, never finished.
+        let mut slow = TcpStream::connect(addr).unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+        assert!(read_until_closed(&mut slow, Duration::from_secs(8)).is_ok(), "an unfinished head is cut off");
+        // One whole request answered, then idle on keep-alive.
+        let mut idle = TcpStream::connect(addr).unwrap();
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let got = read_until_closed(&mut idle, Duration::from_secs(8)).expect("the idle keep-alive connection is closed");
+        assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"), "the request itself was answered");
+    })
+    .await
+    .unwrap();
+    srv.stop().await;
+}

@@ -167,6 +167,21 @@
 #define YL_E_NO_COMMON_VERSION 1304
 
 /**
+ * 1xxx input: the request was not received in time / 未能在时限内收到完整请求.
+ */
+#define YL_E_REQUEST_TIMEOUT 1401
+
+/**
+ * 1xxx input: the request URI is too long / 请求地址过长.
+ */
+#define YL_E_URI_TOO_LONG 1402
+
+/**
+ * 1xxx input: the request headers are too large / 请求头过大.
+ */
+#define YL_E_HEADERS_TOO_LARGE 1403
+
+/**
  * 2xxx not found: no such slot / 号源不存在. Also a bad `yl_slot` handle.
  */
 #define YL_E_SLOT_NOT_FOUND 2001
@@ -545,6 +560,21 @@
  * 5xxx permission: no key is configured for this app id / 未配置该应用ID的密钥.
  */
 #define YL_E_UNKNOWN_APP_ID 5305
+
+/**
+ * 5xxx permission: too many requests from this client; retry after the time in Retry-After / 该客户端请求过于频繁，请稍后按应答头所示时间重试.
+ */
+#define YL_E_RATE_LIMITED 5306
+
+/**
+ * 5xxx permission: too many failed signatures from this client; it is locked out for a while / 该客户端签名校验失败次数过多，已被暂时锁定.
+ */
+#define YL_E_CLIENT_LOCKED_OUT 5307
+
+/**
+ * 5xxx permission: the server is at its connection limit; retry shortly / 服务器连接数已达上限，请稍后重试.
+ */
+#define YL_E_CONNECTION_LIMIT 5308
 
 /**
  * 6xxx idempotency: request id was already used for a different request / 请求ID已用于其他请求.

@@ -195,7 +195,15 @@ error_codes! {
     SignatureInvalid = 5302, Permission, "SIGNATURE_INVALID", "the request signature does not verify", "请求签名校验失败";
     SignatureExpired = 5303, Permission, "SIGNATURE_EXPIRED", "the request timestamp is outside the allowed window", "请求时间戳超出允许范围";
     NonceReplayed = 5304, Permission, "NONCE_REPLAYED", "the request nonce was already used", "请求随机数已被使用（重放）";
+    // Internal to the verifier's documentation: the sandbox answers an unknown app id exactly as SIGNATURE_INVALID (no probing which ids exist).
     UnknownAppId = 5305, Permission, "UNKNOWN_APP_ID", "no key is configured for this app id", "未配置该应用ID的密钥";
+    // The sandbox server's network layer (issue #16): 14xx HTTP-level input, 5306.. refusals of a client.
+    RateLimited = 5306, Permission, "RATE_LIMITED", "too many requests from this client; retry after the time in Retry-After", "该客户端请求过于频繁，请稍后按应答头所示时间重试";
+    ClientLockedOut = 5307, Permission, "CLIENT_LOCKED_OUT", "too many failed signatures from this client; it is locked out for a while", "该客户端签名校验失败次数过多，已被暂时锁定";
+    ConnectionLimit = 5308, Permission, "CONNECTION_LIMIT", "the server is at its connection limit; retry shortly", "服务器连接数已达上限，请稍后重试";
+    RequestTimeout = 1401, Input, "REQUEST_TIMEOUT", "the request was not received in time", "未能在时限内收到完整请求";
+    UriTooLong = 1402, Input, "URI_TOO_LONG", "the request URI is too long", "请求地址过长";
+    HeadersTooLarge = 1403, Input, "HEADERS_TOO_LARGE", "the request headers are too large", "请求头过大";
     PlatformUnavailable = 7301, Storage, "PLATFORM_UNAVAILABLE", "the platform is unreachable", "平台无法访问";
     PlatformTimeout = 7302, Storage, "PLATFORM_TIMEOUT", "the platform did not answer in time", "平台响应超时";
     PlatformBadResponse = 7303, Storage, "PLATFORM_BAD_RESPONSE", "the platform's answer is not a valid envelope", "平台返回的数据不是合法的应答";

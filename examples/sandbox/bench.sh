@@ -48,7 +48,7 @@ trap cleanup EXIT
 cargo build --release -q -p yilian-sandbox
 target="${CARGO_TARGET_DIR:-$root/target}"
 echo '{"release": {"enabled": false}}' >"$tmp/config.json"
-"$target/release/yilian-sandbox" --data-dir "$tmp/store" --config "$tmp/config.json" --listen 127.0.0.1:0 >"$tmp/sandbox.out" 2>"$tmp/sandbox.err" &
+"$target/release/yilian-sandbox" --data-dir "$tmp/store" --config "$tmp/config.json" --listen 127.0.0.1:0 --rate-limit 0 >"$tmp/sandbox.out" 2>"$tmp/sandbox.err" &
 pids+=($!)
 url=""
 for _ in $(seq 1 100); do

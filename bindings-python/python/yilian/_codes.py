@@ -35,6 +35,9 @@ ErrorCodeName = Literal[
     "PLATFORM_NOT_CONFIGURED",
     "UNKNOWN_INTERFACE",
     "NO_COMMON_VERSION",
+    "REQUEST_TIMEOUT",
+    "URI_TOO_LONG",
+    "HEADERS_TOO_LARGE",
     "SLOT_NOT_FOUND",
     "BOOKING_NOT_FOUND",
     "DEVICE_NOT_FOUND",
@@ -111,6 +114,9 @@ ErrorCodeName = Literal[
     "SIGNATURE_EXPIRED",
     "NONCE_REPLAYED",
     "UNKNOWN_APP_ID",
+    "RATE_LIMITED",
+    "CLIENT_LOCKED_OUT",
+    "CONNECTION_LIMIT",
     "IDEMPOTENCY_CONFLICT",
     "REQUEST_IN_PROGRESS",
     "STORAGE_ERROR",
@@ -186,6 +192,12 @@ class ErrorCode(enum.IntEnum):
     """the platform has no such interface / 平台没有该接口"""
     NO_COMMON_VERSION = 1304
     """the platform speaks no interface version this client speaks / 平台与客户端没有共同支持的接口版本"""
+    REQUEST_TIMEOUT = 1401
+    """the request was not received in time / 未能在时限内收到完整请求"""
+    URI_TOO_LONG = 1402
+    """the request URI is too long / 请求地址过长"""
+    HEADERS_TOO_LARGE = 1403
+    """the request headers are too large / 请求头过大"""
     SLOT_NOT_FOUND = 2001
     """no such slot / 号源不存在"""
     BOOKING_NOT_FOUND = 2002
@@ -338,6 +350,12 @@ class ErrorCode(enum.IntEnum):
     """the request nonce was already used / 请求随机数已被使用（重放）"""
     UNKNOWN_APP_ID = 5305
     """no key is configured for this app id / 未配置该应用ID的密钥"""
+    RATE_LIMITED = 5306
+    """too many requests from this client; retry after the time in Retry-After / 该客户端请求过于频繁，请稍后按应答头所示时间重试"""
+    CLIENT_LOCKED_OUT = 5307
+    """too many failed signatures from this client; it is locked out for a while / 该客户端签名校验失败次数过多，已被暂时锁定"""
+    CONNECTION_LIMIT = 5308
+    """the server is at its connection limit; retry shortly / 服务器连接数已达上限，请稍后重试"""
     IDEMPOTENCY_CONFLICT = 6001
     """request id was already used for a different request / 请求ID已用于其他请求"""
     REQUEST_IN_PROGRESS = 6002
@@ -404,6 +422,9 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     1302: ("input", "no platform is configured (config key `platform`)", "未配置平台（配置项 `platform`）"),
     1303: ("input", "the platform has no such interface", "平台没有该接口"),
     1304: ("input", "the platform speaks no interface version this client speaks", "平台与客户端没有共同支持的接口版本"),
+    1401: ("input", "the request was not received in time", "未能在时限内收到完整请求"),
+    1402: ("input", "the request URI is too long", "请求地址过长"),
+    1403: ("input", "the request headers are too large", "请求头过大"),
     2001: ("not_found", "no such slot", "号源不存在"),
     2002: ("not_found", "no such booking", "预约不存在"),
     2003: ("not_found", "no such device", "设备不存在"),
@@ -480,6 +501,9 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     5303: ("permission", "the request timestamp is outside the allowed window", "请求时间戳超出允许范围"),
     5304: ("permission", "the request nonce was already used", "请求随机数已被使用（重放）"),
     5305: ("permission", "no key is configured for this app id", "未配置该应用ID的密钥"),
+    5306: ("permission", "too many requests from this client; retry after the time in Retry-After", "该客户端请求过于频繁，请稍后按应答头所示时间重试"),
+    5307: ("permission", "too many failed signatures from this client; it is locked out for a while", "该客户端签名校验失败次数过多，已被暂时锁定"),
+    5308: ("permission", "the server is at its connection limit; retry shortly", "服务器连接数已达上限，请稍后重试"),
     6001: ("idempotency", "request id was already used for a different request", "请求ID已用于其他请求"),
     6002: ("idempotency", "a request with this id is still being processed", "相同请求ID的请求正在处理中"),
     7001: ("storage", "the durable store failed", "持久化存储失败"),

@@ -95,12 +95,33 @@ impl PlatformClient {
     }
 
     pub(crate) fn with_cache(cfg: PlatformConfig, cache: Arc<Cache>) -> Result<PlatformClient> {
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .user_agent(concat!("yilian/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::with(ErrorCode::PlatformUnavailable, format!("cannot start the HTTP client: {e}"), "无法启动HTTP客户端"))?;
+            .https_only(false);
+        // The platform's certificate is always verified: against the public
+        // web roots and, with `ca_file`, the operator's own CA.
+        if let Some(ca) = &cfg.ca_file {
+            let pem = read_pem("ca_file", ca)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| tls_config("ca_file", "holds no PEM certificate", "不含PEM证书"))?;
+            if certs.is_empty() {
+                return Err(tls_config("ca_file", "holds no PEM certificate", "不含PEM证书"));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        if let (Some(cert), Some(key)) = (&cfg.client_cert_file, &cfg.client_key_file) {
+            let mut pem = read_pem("client_cert_file", cert)?;
+            pem.push(b'\n');
+            pem.extend(read_pem("client_key_file", key)?);
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|_| tls_config("client_cert_file", "is not a PEM certificate with its private key", "不是PEM格式的证书及其私钥"))?;
+            builder = builder.identity(id);
+        }
+        let http =
+            builder.build().map_err(|e| Error::with(ErrorCode::PlatformUnavailable, format!("cannot start the HTTP client: {e}"), "无法启动HTTP客户端"))?;
         let after_scheme = cfg.base_url.find("://").map(|i| i + 3).unwrap_or(0);
         let split = cfg.base_url[after_scheme..].find('/').map(|i| i + after_scheme).unwrap_or(cfg.base_url.len());
         let origin = cfg.base_url[..split].to_string();
@@ -173,6 +194,8 @@ impl PlatformClient {
             _ => format!("{}{}", self.origin, path),
         };
         let mut rb = if method == "GET" { self.http.get(&url) } else { self.http.post(&url).header("Content-Type", "application/json").body(body.to_vec()) };
+        // The headers include X-YL-Content-SM3, so the server checks the
+        // signature before it reads the body.
         for (k, v) in s.headers() {
             rb = rb.header(k, v);
         }
@@ -347,6 +370,21 @@ fn with_rid(mut v: Value, request_id: Option<&str>) -> Value {
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A TLS file named in the config that cannot be used (its path is the operator's, not personal data).
+fn tls_config(key: &str, why: &str, why_zh: &str) -> Error {
+    Error::with(ErrorCode::InvalidConfig, format!("config `platform.{key}`: {why}"), format!("配置项 `platform.{key}` 无效：{why_zh}"))
+}
+
+fn read_pem(key: &str, path: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Error::with(
+            ErrorCode::InvalidConfig,
+            format!("config `platform.{key}`: cannot read {path}: {e}"),
+            format!("配置项 `platform.{key}` 无效：无法读取文件 {path}"),
+        )
+    })
 }
 
 fn bad_answer(why: &str) -> Error {

@@ -30,6 +30,12 @@ struct RawPlatform {
     cache: bool,
     #[serde(default = "d_cache_max")]
     cache_max_entries: usize,
+    #[serde(default)]
+    ca_file: Option<String>,
+    #[serde(default)]
+    client_cert_file: Option<String>,
+    #[serde(default)]
+    client_key_file: Option<String>,
 }
 
 fn d_timeout() -> u64 {
@@ -72,6 +78,13 @@ pub struct PlatformConfig {
     pub versions: Vec<u32>,
     pub cache: bool,
     pub cache_max_entries: usize,
+    /// PEM file of CA certificates the platform's TLS certificate may chain
+    /// to (besides the public web roots): a private or self-signed CA.
+    pub ca_file: Option<String>,
+    /// PEM client certificate chain and its private key, sent when the
+    /// platform asks for one (mutual TLS on hospital links). Both or neither.
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
 }
 
 impl std::fmt::Debug for PlatformConfig {
@@ -154,7 +167,22 @@ impl PlatformConfig {
         if raw.cache_max_entries == 0 || raw.cache_max_entries > 1_000_000 {
             return Err(bad("cache_max_entries", "must be 1..=1000000", "应在 1 到 1000000 之间"));
         }
+        let path = |key: &str, v: Option<String>| -> Result<Option<String>> {
+            match v {
+                Some(p) if p.trim().is_empty() => Err(bad(key, "must name a PEM file", "应为PEM文件路径")),
+                other => Ok(other),
+            }
+        };
+        let ca_file = path("ca_file", raw.ca_file)?;
+        let client_cert_file = path("client_cert_file", raw.client_cert_file)?;
+        let client_key_file = path("client_key_file", raw.client_key_file)?;
+        if client_cert_file.is_some() != client_key_file.is_some() {
+            return Err(bad("client_cert_file", "client_cert_file and client_key_file go together", "client_cert_file 与 client_key_file 须同时配置"));
+        }
         Ok(PlatformConfig {
+            ca_file,
+            client_cert_file,
+            client_key_file,
             base_url: base,
             app_id: raw.app_id,
             secret: raw.secret,

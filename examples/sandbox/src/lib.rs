@@ -5,8 +5,10 @@
 //! The binary (`main.rs`) parses flags and calls [`serve`]; tests call
 //! [`serve`] on a loopback listener of their own.
 
+pub mod access_log;
 pub mod demo;
 pub mod metrics;
+pub mod net;
 pub mod signature;
 
 use axum::body::Body;
@@ -76,7 +78,7 @@ pub enum Auth {
 impl Auth {
     pub fn view(&self) -> Value {
         match self {
-            Auth::Signed(k) => json!({"mode": "signed", "app_ids": k.principals.len(),
+            Auth::Signed(_) => json!({"mode": "signed",
                 "note": "each signed request acts as the principal its app id is configured with"}),
             Auth::Trusted(p) => json!({"mode": "trusted", "principal": p.view(),
                 "warning": format!("no --keys: every request acts as the single trusted principal {}; anyone who can reach this port acts as it", describe(p))}),
@@ -97,7 +99,16 @@ impl AppState {
     pub fn new(engine: Engine, opts: Options) -> Arc<AppState> {
         AppState::with_auth(engine, opts, Auth::Trusted(Principal::platform()))
     }
+    /// With `Auth::Signed`, nonces are claimed through
+    /// [`signature::nonce_claim`] (the one place that decides where).
     pub fn with_auth(engine: Engine, opts: Options, auth: Auth) -> Arc<AppState> {
+        let auth = match auth {
+            Auth::Signed(k) => {
+                let w = k.verifier.window_secs();
+                Auth::Signed(k.claiming_nonces_with(signature::nonce_claim(&engine, w)))
+            }
+            t => t,
+        };
         let (events, _) = broadcast::channel(4096);
         Arc::new(AppState { engine, metrics: Metrics::new(), opts, events, cursor: Mutex::new(None), shutdown: CancellationToken::new(), auth })
     }
@@ -457,11 +468,17 @@ async fn fallback(State(st): State<Arc<AppState>>, req: Request) -> Response {
     failure(&unknown_path(req.uri().path()), Some(StatusCode::NOT_FOUND))
 }
 
-async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+/// `GET /healthz`: open to anyone, so it tells nothing sensitive: the
+/// version, how callers are identified, and the transport.
+async fn healthz(State(st): State<Arc<AppState>>, req: Request) -> Response {
     if st.engine.is_closed() || st.shutdown.is_cancelled() {
         return failure(&Error::new(ErrorCode::EngineClosed), None);
     }
-    success(json!({"status": "ok", "version": Engine::version(), "auth": st.auth.view()}))
+    let mut v = json!({"status": "ok", "version": Engine::version(), "auth": st.auth.view()});
+    if let Some(net) = req.extensions().get::<Arc<net::Shared>>() {
+        v["transport"] = net.opts.view();
+    }
+    success(v)
 }
 
 /// `GET /api/versions`: the interface versions this server speaks (the
@@ -829,21 +846,42 @@ pub fn router(st: Arc<AppState>) -> Router {
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
 /// requests finish, ends SSE streams, and closes the engine (acknowledged
 /// changes are already durable: `close` only flushes and releases the lock).
+///
+/// The network defaults of [`net::NetOptions::default`] except the
+/// per-client rate limit, which is off: an embedder (and the load tests)
+/// drive every request from one address. The binary uses [`serve_with`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     st: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let mut net = net::NetOptions::default();
+    net.rate.per_sec = 0.0;
+    serve_with(listener, st, net, shutdown).await
+}
+
+/// [`serve`] with explicit network settings (timeouts, connection cap, rate
+/// limit, lockout, TLS, access log; see [`net`]).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    st: Arc<AppState>,
+    net: net::NetOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let poller = tokio::spawn(event_poller(st.clone()));
     let token = st.shutdown.clone();
-    let app = router(st.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // SSE streams never end on their own: end them so the drain finishes.
-            token.cancel();
-        })
-        .await?;
+    let app = router(st.clone()).layer(axum::middleware::from_fn(net::guard)).layer(axum::middleware::from_fn(access_log::log));
+    let shared = net::Shared::new(net);
+    let stop = CancellationToken::new();
+    let stopper = stop.clone();
+    let watcher = tokio::spawn(async move {
+        shutdown.await;
+        stopper.cancel();
+        // SSE streams never end on their own: end them so the drain finishes.
+        token.cancel();
+    });
+    net::accept_loop(listener, app, shared, st.clone(), stop).await;
+    watcher.abort();
     st.shutdown.cancel();
     let _ = poller.await;
     let engine = st.engine.clone();

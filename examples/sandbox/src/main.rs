@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use yilian_core::Engine;
 use yilian_core::{Principal, Role};
-use yilian_sandbox::{demo, describe, reports_dir, serve, AppState, Auth, Options, DEFAULT_UPLOAD_LIMIT};
+use yilian_sandbox::net::{self, Lockout, NetOptions, RateLimit};
+use yilian_sandbox::{demo, describe, reports_dir, serve_with, AppState, Auth, Options, DEFAULT_UPLOAD_LIMIT};
 
 #[derive(Parser)]
 #[command(name = "yilian-sandbox", version, about = "yilian sandbox platform server: the source's interfaces over HTTP (/api/v1/<command>)")]
@@ -43,6 +44,50 @@ struct Args {
     /// How far (seconds) a signed request's timestamp may be from this server's wall clock.
     #[arg(long, value_name = "SECS", default_value_t = yilian_core::client::sign::DEFAULT_WINDOW_SECS)]
     signature_window: i64,
+    /// TLS: the server's certificate chain (PEM). With --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS: the server's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients must present a certificate chaining to a CA in this PEM file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (unencrypted; warned at start and in /healthz).
+    #[arg(long, conflicts_with = "tls_cert")]
+    insecure_http: bool,
+    /// Seconds a client has to send a whole request head (also the keep-alive idle timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a request may take from its head to its answer (a trickled body is cut off: 408).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    request_timeout: u64,
+    /// The same for /api/v1/upload-report.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    upload_timeout: u64,
+    /// Most connections served at once (default: min(512, half the open-file limit)).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Extra connections kept for GET /healthz when the cap is reached.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    health_reserve: usize,
+    /// Requests per second allowed per client IP (token bucket; 0 turns the limit off).
+    #[arg(long, value_name = "N", default_value_t = 100.0)]
+    rate_limit: f64,
+    /// Burst size of the per-client token bucket.
+    #[arg(long, value_name = "N", default_value_t = 200.0)]
+    rate_burst: f64,
+    /// Signature failures from one IP within --lockout-window that lock it out (0: never).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    lockout_failures: u32,
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    lockout_window: u64,
+    /// How long a locked-out IP is refused (429 CLIENT_LOCKED_OUT).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    lockout_secs: u64,
+    /// Append one Combined Log Format line per request (no bodies, no query strings); reopened on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    access_log: Option<PathBuf>,
 }
 
 /// `--principal ROLE[:INSTITUTION]`.
@@ -124,13 +169,47 @@ async fn main() {
             Err(e) => fail(format!("loading the demo network: {e}")),
         }
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(net::tls_config(c, k, args.tls_client_ca.as_deref()).unwrap_or_else(|e| fail(e))),
+        _ => None,
+    };
+    let access_log =
+        args.access_log.as_ref().map(|p| yilian_sandbox::access_log::AccessLog::open(p).unwrap_or_else(|e| fail(format!("--access-log {}: {e}", p.display()))));
+    if args.header_timeout == 0 || args.request_timeout == 0 || args.upload_timeout == 0 {
+        fail("--header-timeout, --request-timeout and --upload-timeout must be positive".into());
+    }
+    if !(args.rate_limit >= 0.0 && args.rate_burst >= 1.0) {
+        fail("--rate-limit must be ≥ 0 and --rate-burst ≥ 1".into());
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen).await.unwrap_or_else(|e| fail(format!("cannot listen on {}: {e}", args.listen)));
     let addr = listener.local_addr().unwrap_or_else(|e| fail(format!("local address: {e}")));
+    if tls.is_none() && !net::plain_http_allowed(&addr, args.insecure_http) {
+        fail(format!(
+            "refusing plain HTTP on the non-loopback address {addr}: give --tls-cert and --tls-key, or --insecure-http to accept unencrypted traffic"
+        ));
+    }
+    if let Some(log) = access_log.clone() {
+        // Installed before the address is announced, so a SIGHUP never kills the server.
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap_or_else(|e| fail(format!("SIGHUP handler: {e}")));
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if let Err(e) = log.reopen() {
+                    eprintln!("yilian-sandbox: cannot reopen the access log: {e}");
+                }
+            }
+        });
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests read this line to find a port chosen with --listen 127.0.0.1:0.
-    println!("yilian-sandbox listening on http://{addr}");
+    println!("yilian-sandbox listening on {scheme}://{addr}");
+    match (&tls, args.insecure_http) {
+        (Some(_), _) => eprintln!("yilian-sandbox: TLS on{}", if args.tls_client_ca.is_some() { ", client certificates required (mutual TLS)" } else { "" }),
+        (None, true) => eprintln!("yilian-sandbox: WARNING: --insecure-http: plain HTTP on {addr}; requests, answers and signatures travel unencrypted"),
+        (None, false) => eprintln!("yilian-sandbox: note: plain HTTP on the loopback address {addr} (use --tls-cert/--tls-key for anything else)"),
+    }
     match &auth {
         Auth::Signed(k) => eprintln!(
-            "yilian-sandbox: signatures required on /api (window ±{} s, wall clock); {} app ids, each acting as its configured principal",
+            "yilian-sandbox: signatures required on /api and /metrics (window ±{} s, wall clock); {} app ids, each acting as its configured principal",
             args.signature_window,
             k.principals.len()
         ),
@@ -139,9 +218,25 @@ async fn main() {
             describe(p)
         ),
     }
+    let net = NetOptions {
+        header_timeout: Duration::from_secs(args.header_timeout),
+        request_timeout: Duration::from_secs(args.request_timeout),
+        upload_timeout: Duration::from_secs(args.upload_timeout),
+        max_connections: args.max_connections.unwrap_or_else(net::default_max_connections).max(1),
+        health_reserve: args.health_reserve,
+        rate: RateLimit { per_sec: args.rate_limit, burst: args.rate_burst },
+        lockout: Lockout {
+            failures: args.lockout_failures,
+            window: Duration::from_secs(args.lockout_window.max(1)),
+            lock: Duration::from_secs(args.lockout_secs),
+        },
+        tls,
+        insecure_http: args.insecure_http,
+        access_log,
+    };
     let opts = Options { upload_limit: args.max_upload_bytes, event_poll: Duration::from_millis(50) };
     let st = AppState::with_auth(engine, opts, auth);
-    if let Err(e) = serve(listener, st, shutdown_signal()).await {
+    if let Err(e) = serve_with(listener, st, net, shutdown_signal()).await {
         fail(format!("server: {e}"));
     }
     eprintln!("yilian-sandbox: stopped");

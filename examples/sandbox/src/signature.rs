@@ -1,11 +1,26 @@
 //! Request signatures (I2) on the sandbox: with keys configured (`--keys
-//! FILE`), every `/api/…` request must carry a valid HMAC-SM3 signature
-//! (`yilian_core::client::sign`, the form in docs/client.md); bad, stale and
-//! replayed ones get 401 with the engine's error envelope. `/healthz`,
-//! `/metrics` and `/reports/…` stay unsigned. Timestamps are checked against
+//! FILE`), every `/api/…` request and `/metrics` must carry a valid HMAC-SM3
+//! signature (`yilian_core::client::sign`, the form in docs/client.md); bad,
+//! stale and replayed ones get 401 with the engine's error envelope.
+//! `/healthz` and `/reports/…` stay unsigned. Timestamps are checked against
 //! this server's wall clock (not the engine clock, which a config may set to
 //! replay a past day).
+//!
+//! Invariants:
+//! - The signature is checked from the headers before the body is read: with
+//!   `X-YL-Content-SM3` (the body's declared digest) the HMAC is verified
+//!   first and the body read afterwards, bounded by the route's limit, and
+//!   compared with the declared digest before anything is dispatched; without
+//!   it, an unsigned or stale request is refused from the headers and the body
+//!   is read bounded by the JSON limit (1 MiB) only, never the upload limit.
+//! - An unknown app id is answered exactly like a bad signature.
+//! - Every refusal is recorded by [`audit_refusal`] and counts towards the
+//!   peer's lockout (`crate::net`); no refusal text holds the caller's app id,
+//!   nonce or timestamp.
+//! - A keys file with a secret shorter than 32 bytes, or readable by group or
+//!   others, is refused at start.
 
+use crate::net::{Peer, Shared};
 use crate::{failure, AppState, Auth, JSON_BODY_LIMIT};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -14,9 +29,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use yilian_core::client::sign::{unix_now, Verifier};
-use yilian_core::Principal;
+use std::time::Instant;
+use yilian_core::client::sign::{body_matches, body_mismatch, unix_now, NonceClaim, Verifier, HEADER_CONTENT_SM3, MIN_SECRET_BYTES};
+use yilian_core::crypto::sm3_hex;
+use yilian_core::{Engine, Principal};
 use yilian_core::{Error, ErrorCode};
 
 /// The versions of the interfaces this server speaks, advertised at `GET /api/versions`.
@@ -27,6 +43,33 @@ pub const VERSIONS: &[&str] = &["v1"];
 pub struct Keys {
     pub verifier: Verifier,
     pub principals: HashMap<String, Principal>,
+    secrets: HashMap<String, String>,
+    window_secs: i64,
+}
+
+impl Keys {
+    /// The same keys with nonces claimed through `claim` (see [`nonce_claim`]).
+    pub fn claiming_nonces_with(self, claim: NonceClaim) -> Keys {
+        let verifier = Verifier::with_nonce_store(self.secrets.clone(), self.window_secs, claim);
+        Keys { verifier, ..self }
+    }
+}
+
+/// The one place the server decides how nonces are claimed: in the
+/// engine's durable nonce table (`Engine::claim_nonce`), committed before the
+/// request proceeds, so a captured request replayed after a restart (or to a
+/// standby on the same store) within its window is refused.
+pub fn nonce_claim(engine: &Engine, window_secs: i64) -> NonceClaim {
+    let engine = engine.clone();
+    Box::new(move |app, nonce, ts| engine.claim_nonce(app, nonce, ts, window_secs))
+}
+
+/// Records a refused signature: an entry of the audit trail (`kind:
+/// "refusal"`) and the metric. Never given the request's personal data: the
+/// app id is the one claimed (sanitised by the engine), the path has no query.
+pub fn audit_refusal(st: &AppState, app_id: Option<&str>, path: &str, code: ErrorCode) {
+    st.engine.audit_refusal(app_id, path, code);
+    st.metrics.record("signature", std::time::Duration::ZERO, Some(code));
 }
 
 /// Parses a keys file: a JSON object of app id → `{"secret": …, "role": …,
@@ -48,7 +91,9 @@ pub fn parse_keys(text: &str, window_secs: i64) -> Result<Keys, String> {
             ));
         };
         let secret =
-            e.get("secret").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).ok_or_else(|| format!("app id `{app}`: `secret` must be a non-empty string"))?;
+            e.get("secret").and_then(|s| s.as_str()).filter(|s| s.len() >= MIN_SECRET_BYTES).ok_or_else(|| {
+                format!("app id `{app}`: `secret` must be a string of at least {MIN_SECRET_BYTES} bytes (e.g. 32 random bytes as 64 hex digits)")
+            })?;
         let mut who = e.clone();
         who.remove("secret");
         let p = Principal::from_value(&serde_json::Value::Object(who)).map_err(|err| format!("app id `{app}`: {}", err.message()))?;
@@ -58,18 +103,49 @@ pub fn parse_keys(text: &str, window_secs: i64) -> Result<Keys, String> {
     if secrets.is_empty() {
         return Err("no app id is configured".into());
     }
-    Ok(Keys { verifier: Verifier::new(secrets, window_secs), principals })
+    Ok(Keys { verifier: Verifier::new(secrets.clone(), window_secs), principals, secrets, window_secs })
 }
 
 /// Loads `--keys FILE` (see [`parse_keys`]).
 pub fn load_keys(path: &std::path::Path, window_secs: i64) -> Result<Keys, String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{}: the keys file is readable or writable by group or others (mode {:o}); it holds the secrets: run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            ));
+        }
+    }
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse_keys(&text, window_secs).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn needs_signature(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
+    path == "/api" || path.starts_with("/api/") || path == "/metrics"
 }
+
+/// A refusal: recorded (metric, audit, the peer's lockout), answered 401.
+fn refuse(st: &AppState, net: Option<&Arc<Shared>>, peer: Option<Peer>, app_id: Option<&str>, path: &str, e: &Error) -> Response {
+    audit_refusal(st, app_id, path, e.code());
+    if let (Some(net), Some(peer)) = (net, peer) {
+        net.signature_failed(peer.0.ip());
+    }
+    failure(e, Some(StatusCode::UNAUTHORIZED))
+}
+
+fn too_large(limit: usize) -> Error {
+    Error::with(ErrorCode::RequestTooLarge, format!("request body exceeds the limit of {limit} bytes"), format!("请求体超过上限 {limit} 字节"))
+}
+
+/// The verified app id, put in the response's extensions for the access log.
+#[derive(Clone)]
+pub struct AppId(pub String);
 
 /// The middleware: passes the request on, its body intact, once it
 /// verifies, with the principal it acts as (the verified app id's; without
@@ -88,31 +164,60 @@ pub async fn check(State(st): State<Arc<AppState>>, mut req: Request, next: Next
     let verifier = &keys.verifier;
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    // The body is part of what is signed, so it is read here, bounded by the
-    // largest body any route takes.
-    let limit = JSON_BODY_LIMIT.max(st.opts.upload_limit);
+    let net = parts.extensions.get::<Arc<Shared>>().cloned();
+    let peer = parts.extensions.get::<Peer>().copied();
+    let path = parts.uri.path().to_string();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let now = unix_now();
+    // 1. From the headers alone: unsigned and stale requests, and with a
+    //    declared body digest the signature itself, are refused here, before
+    //    a byte of the body is read.
+    if let Err(e) = verifier.precheck(&header, now) {
+        return refuse(&st, net.as_ref(), peer, None, &path, &e);
+    }
+    let declared = header(HEADER_CONTENT_SM3).map(|d| d.trim().to_string());
+    let verified = match &declared {
+        Some(d) => match verifier.verify_declared(parts.method.as_str(), &path, parts.uri.query(), &header, d, now) {
+            Ok(app) => Some(app),
+            Err(e) => return refuse(&st, net.as_ref(), peer, None, &path, &e),
+        },
+        None => None,
+    };
+    // 2. The body, bounded: by the route's limit once the signature verified,
+    //    by the JSON limit while it is still unproven.
+    let limit = if verified.is_some() && path == "/api/v1/upload-report" { JSON_BODY_LIMIT.max(st.opts.upload_limit) } else { JSON_BODY_LIMIT };
+    let declared_len = parts.headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > limit as u64) {
+        st.metrics.record("signature", started.elapsed(), Some(ErrorCode::RequestTooLarge));
+        return failure(&too_large(limit), None);
+    }
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
-            let e = Error::with(ErrorCode::RequestTooLarge, format!("request body exceeds the limit of {limit} bytes"), format!("请求体超过上限 {limit} 字节"));
-            st.metrics.record("signature", started.elapsed(), Some(e.code()));
-            return failure(&e, None);
+            st.metrics.record("signature", started.elapsed(), Some(ErrorCode::RequestTooLarge));
+            return failure(&too_large(limit), None);
         }
     };
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    match verifier.verify(parts.method.as_str(), parts.uri.path(), parts.uri.query(), &header, &bytes, unix_now()) {
-        Ok(app_id) => {
-            let Some(p) = keys.principals.get(&app_id) else {
-                let e = Error::with(ErrorCode::SignatureInvalid, "this app id acts as no principal", "该应用ID未配置调用身份");
-                return failure(&e, Some(StatusCode::UNAUTHORIZED));
-            };
-            let mut req = Request::from_parts(parts, Body::from(bytes));
-            req.extensions_mut().insert(p.clone());
-            next.run(req).await
+    // 3. The body read is the one signed.
+    let app_id = match (verified, &declared) {
+        (Some(app), Some(d)) => {
+            if !body_matches(d, &sm3_hex(&bytes)) {
+                return refuse(&st, net.as_ref(), peer, Some(&app), &path, &body_mismatch());
+            }
+            app
         }
-        Err(e) => {
-            st.metrics.record("signature", started.elapsed().max(Duration::ZERO), Some(e.code()));
-            failure(&e, Some(StatusCode::UNAUTHORIZED))
-        }
-    }
+        _ => match verifier.verify(parts.method.as_str(), &path, parts.uri.query(), &header, &bytes, now) {
+            Ok(app) => app,
+            Err(e) => return refuse(&st, net.as_ref(), peer, None, &path, &e),
+        },
+    };
+    let Some(p) = keys.principals.get(&app_id) else {
+        let e = Error::with(ErrorCode::SignatureInvalid, "the request signature does not verify", "请求签名校验失败");
+        return refuse(&st, net.as_ref(), peer, None, &path, &e);
+    };
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(p.clone());
+    let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(AppId(app_id));
+    resp
 }

@@ -21,6 +21,17 @@ impl Drop for Proc {
     }
 }
 
+const SH: &str = "secret-of-H001-HIS-at-least-32-bytes";
+const SA: &str = "secret-of-C001-HIS-at-least-32-bytes";
+const SB: &str = "secret-of-C002-HIS-at-least-32-bytes";
+
+/// A keys file only its owner may read (the server refuses any other).
+fn write_keys(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn start(args: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox"))
         .args(["--listen", "127.0.0.1:0"])
@@ -134,7 +145,7 @@ fn bad_flags_and_busy_store_fail_cleanly() {
 async fn keys_flag_requires_signatures_on_api_only() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, r#"{"C001-HIS": {"secret": "demo-secret-C001", "role": "community", "institution_id": "C001"}}"#).unwrap();
+    write_keys(&keys, r#"{"C001-HIS": {"secret": "demo-secret-C001-at-least-32-bytes", "role": "community", "institution_id": "C001"}}"#);
     let p = start(&["--memory", "--keys", keys.to_str().unwrap(), "--signature-window", "60"]);
     let base = &p.base;
     let http = reqwest::Client::new();
@@ -144,7 +155,7 @@ async fn keys_flag_requires_signatures_on_api_only() {
     assert_eq!(v["code"], "SIGNATURE_MISSING");
     assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status().as_u16(), 200);
     // Signed, within the 60 s window: accepted.
-    let s = sign("C001-HIS", "demo-secret-C001", "GET", "/api/versions", None, unix_now(), &new_nonce(), b"").unwrap();
+    let s = sign("C001-HIS", "demo-secret-C001-at-least-32-bytes", "GET", "/api/versions", None, unix_now(), &new_nonce(), b"").unwrap();
     let mut rb = http.get(format!("{base}/api/versions"));
     for (k, v) in s.headers() {
         rb = rb.header(k, v);
@@ -152,7 +163,7 @@ async fn keys_flag_requires_signatures_on_api_only() {
     let v: Value = rb.send().await.unwrap().json().await.unwrap();
     assert_eq!(v["data"]["versions"], serde_json::json!(["v1"]), "{v}");
     // 90 s old: outside the window given on the command line.
-    let s = sign("C001-HIS", "demo-secret-C001", "GET", "/api/versions", None, unix_now() - 90, &new_nonce(), b"").unwrap();
+    let s = sign("C001-HIS", "demo-secret-C001-at-least-32-bytes", "GET", "/api/versions", None, unix_now() - 90, &new_nonce(), b"").unwrap();
     let mut rb = http.get(format!("{base}/api/versions"));
     for (k, v) in s.headers() {
         rb = rb.header(k, v);
@@ -169,11 +180,12 @@ fn a_bad_keys_file_stops_the_start() {
     // An empty secret, a bare secret without an identity (it would let the
     // signer claim any institution), an identity that names no institution.
     for (body, says) in [
-        (r#"{"C001-HIS": {"secret": "", "role": "community", "institution_id": "C001"}}"#, "non-empty"),
-        (r#"{"C001-HIS": "demo-secret-C001"}"#, "not a bare secret"),
-        (r#"{"C001-HIS": {"secret": "s", "role": "community"}}"#, "must name its institution"),
+        (r#"{"C001-HIS": {"secret": "", "role": "community", "institution_id": "C001"}}"#, "at least 32 bytes"),
+        (r#"{"C001-HIS": {"secret": "thirty-one-bytes-is-too-short!!", "role": "community", "institution_id": "C001"}}"#, "at least 32 bytes"),
+        (r#"{"C001-HIS": "demo-secret-C001-at-least-32-bytes"}"#, "not a bare secret"),
+        (r#"{"C001-HIS": {"secret": "a-secret-of-at-least-thirty-two-bytes", "role": "community"}}"#, "must name its institution"),
     ] {
-        std::fs::write(&keys, body).unwrap();
+        write_keys(&keys, body);
         let out = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox"))
             .args(["--listen", "127.0.0.1:0", "--memory", "--keys", keys.to_str().unwrap()])
             .output()
@@ -181,6 +193,25 @@ fn a_bad_keys_file_stops_the_start() {
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{err}");
+        assert!(out.stdout.is_empty(), "it never listened");
+    }
+}
+
+#[test]
+fn a_keys_file_others_can_read_stops_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    write_keys(&keys, r#"{"C001-HIS": {"secret": "demo-secret-C001-at-least-32-bytes", "role": "community", "institution_id": "C001"}}"#);
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox"))
+            .args(["--listen", "127.0.0.1:0", "--memory", "--keys", keys.to_str().unwrap()])
+            .output()
+            .expect("binary runs");
+        assert_eq!(out.status.code(), Some(2), "mode {mode:o}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("readable or writable by group or others") && err.contains("chmod 600"), "{err}");
         assert!(out.stdout.is_empty(), "it never listened");
     }
 }
@@ -204,16 +235,15 @@ async fn signed(http: &reqwest::Client, base: &str, app: &str, secret: &str, cmd
 async fn a_signed_client_acts_only_as_its_own_institution() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
-    std::fs::write(
+    write_keys(
         &keys,
-        serde_json::json!({
-            "H001-HIS": {"secret": "sh", "role": "hospital", "institution_id": "H001"},
-            "C001-HIS": {"secret": "sa", "role": "community", "institution_id": "C001"},
-            "C002-HIS": {"secret": "sb", "role": "community", "institution_id": "C002"},
+        &serde_json::json!({
+            "H001-HIS": {"secret": SH, "role": "hospital", "institution_id": "H001"},
+            "C001-HIS": {"secret": SA, "role": "community", "institution_id": "C001"},
+            "C002-HIS": {"secret": SB, "role": "community", "institution_id": "C002"},
         })
         .to_string(),
-    )
-    .unwrap();
+    );
     let p = start(&["--memory", "--demo", "--keys", keys.to_str().unwrap()]);
     let (base, http) = (&p.base, reqwest::Client::new());
     let health: Value = http.get(format!("{base}/healthz")).send().await.unwrap().json().await.unwrap();
@@ -223,24 +253,24 @@ async fn a_signed_client_acts_only_as_its_own_institution() {
     // B claiming to be A in the body: 403, nothing booked.
     let mut claim = book.clone();
     claim["clinic_id"] = "C001".into();
-    let (st, v) = signed(&http, base, "C002-HIS", "sb", "pre-book-slot", &claim).await;
+    let (st, v) = signed(&http, base, "C002-HIS", SB, "pre-book-slot", &claim).await;
     assert_eq!((st, v["code"].as_str()), (403, Some("FORBIDDEN")), "{v}");
-    let (st, v) = signed(&http, base, "C001-HIS", "sa", "pre-book-slot", &book).await;
+    let (st, v) = signed(&http, base, "C001-HIS", SA, "pre-book-slot", &book).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["data"]["clinic_id"], "C001");
     let id = v["data"]["booking_id"].as_str().unwrap().to_string();
     for body in [serde_json::json!({"booking_id": id}), serde_json::json!({"booking_id": id, "institution_id": "C002"})] {
-        let (st, v) = signed(&http, base, "C002-HIS", "sb", "cancel-slot", &body).await;
+        let (st, v) = signed(&http, base, "C002-HIS", SB, "cancel-slot", &body).await;
         assert_eq!(st, 403, "{v}");
-        let (st, _) = signed(&http, base, "C002-HIS", "sb", "booking-info", &serde_json::json!({"booking_id": id})).await;
+        let (st, _) = signed(&http, base, "C002-HIS", SB, "booking-info", &serde_json::json!({"booking_id": id})).await;
         assert_eq!(st, 403);
     }
     // A community centre may not publish a hospital's schedule; the hospital may see the booking.
-    let (st, v) = signed(&http, base, "C002-HIS", "sb", "stop-service", &serde_json::json!({"device_id": "DEV001", "stop_date": date})).await;
+    let (st, v) = signed(&http, base, "C002-HIS", SB, "stop-service", &serde_json::json!({"device_id": "DEV001", "stop_date": date})).await;
     assert_eq!((st, v["code"].as_str()), (403, Some("FORBIDDEN")), "{v}");
-    let (st, v) = signed(&http, base, "H001-HIS", "sh", "booking-info", &serde_json::json!({"booking_id": id})).await;
+    let (st, v) = signed(&http, base, "H001-HIS", SH, "booking-info", &serde_json::json!({"booking_id": id})).await;
     assert_eq!((st, v["data"]["status"].as_str()), (200, Some("pre-booked")), "{v}");
-    let (st, v) = signed(&http, base, "C001-HIS", "sa", "cancel-slot", &serde_json::json!({"booking_id": id})).await;
+    let (st, v) = signed(&http, base, "C001-HIS", SA, "cancel-slot", &serde_json::json!({"booking_id": id})).await;
     assert_eq!((st, v["data"]["status"].as_str()), (200, Some("cancelled")), "{v}");
 }
 

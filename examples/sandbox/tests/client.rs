@@ -16,9 +16,9 @@ use yilian_core::{Engine, ErrorCode};
 use yilian_sandbox::{router, serve, AppState, Auth, Options};
 
 const APP: &str = "C001-HIS";
-const SECRET: &str = "demo-secret-C001";
+const SECRET: &str = "demo-secret-C001-at-least-32-bytes";
 const HOSPITAL_APP: &str = "H001-HIS";
-const HOSPITAL_SECRET: &str = "demo-secret-H001";
+const HOSPITAL_SECRET: &str = "demo-secret-H001-at-least-32-bytes";
 
 /// A sandbox with signatures required (keys: APP → SECRET).
 struct Signed {
@@ -165,9 +165,15 @@ async fn signed_calls_are_accepted_and_bad_stale_replayed_ones_rejected() {
     let bad2 = bad.clone();
     let e = blocking(move || bad2.real_time_slots("P001", "2024-10-30", None).unwrap_err()).await;
     assert_eq!(e.code(), ErrorCode::SignatureInvalid, "{e}");
-    // Health and metrics stay unsigned.
+    // Health stays unsigned; metrics need a signature like /api.
     assert_eq!(http.get(format!("{}/healthz", srv.base)).send().await.unwrap().status().as_u16(), 200);
-    let m = http.get(format!("{}/metrics", srv.base)).send().await.unwrap();
+    assert_eq!(status_code(http.get(format!("{}/metrics", srv.base))).await, (401, "SIGNATURE_MISSING".into()));
+    let s = sign(APP, SECRET, "GET", "/metrics", None, unix_now(), &new_nonce(), b"").unwrap();
+    let mut rb = http.get(format!("{}/metrics", srv.base));
+    for (k, v) in s.headers() {
+        rb = rb.header(k, v);
+    }
+    let m = rb.send().await.unwrap();
     assert_eq!(m.status().as_u16(), 200);
     let text = m.text().await.unwrap();
     assert!(text.lines().any(|l| l.contains("interface=\"signature\"") && l.contains("SIGNATURE_EXPIRED")), "refusals are counted");

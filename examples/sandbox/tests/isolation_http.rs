@@ -18,8 +18,8 @@ use yilian_tests::isolation::{observe, Rules};
 /// The intruders' app ids and secrets: one institution of each acting role.
 const INTRUDERS: &[(&str, &str, &str)] = &[
     ("ZZ-C-HIS", "community", "secret-of-the-community-intruder"),
-    ("ZZ-H-HIS", "hospital", "secret-of-the-hospital-intruder"),
-    ("ZZ-L-LIS", "lab", "secret-of-the-lab-intruder"),
+    ("ZZ-H-HIS", "hospital", "secret-of-the-hospital-intruder-h"),
+    ("ZZ-L-LIS", "lab", "secret-of-the-lab-intruder-0123456"),
 ];
 
 fn keys() -> signature::Keys {

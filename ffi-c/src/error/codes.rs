@@ -49,6 +49,12 @@ pub const YL_E_PLATFORM_NOT_CONFIGURED: c_int = 1302;
 pub const YL_E_UNKNOWN_INTERFACE: c_int = 1303;
 /// 1xxx input: the platform speaks no interface version this client speaks / 平台与客户端没有共同支持的接口版本.
 pub const YL_E_NO_COMMON_VERSION: c_int = 1304;
+/// 1xxx input: the request was not received in time / 未能在时限内收到完整请求.
+pub const YL_E_REQUEST_TIMEOUT: c_int = 1401;
+/// 1xxx input: the request URI is too long / 请求地址过长.
+pub const YL_E_URI_TOO_LONG: c_int = 1402;
+/// 1xxx input: the request headers are too large / 请求头过大.
+pub const YL_E_HEADERS_TOO_LARGE: c_int = 1403;
 /// 2xxx not found: no such slot / 号源不存在. Also a bad `yl_slot` handle.
 pub const YL_E_SLOT_NOT_FOUND: c_int = 2001;
 /// 2xxx not found: no such booking / 预约不存在.
@@ -201,6 +207,12 @@ pub const YL_E_SIGNATURE_EXPIRED: c_int = 5303;
 pub const YL_E_NONCE_REPLAYED: c_int = 5304;
 /// 5xxx permission: no key is configured for this app id / 未配置该应用ID的密钥.
 pub const YL_E_UNKNOWN_APP_ID: c_int = 5305;
+/// 5xxx permission: too many requests from this client; retry after the time in Retry-After / 该客户端请求过于频繁，请稍后按应答头所示时间重试.
+pub const YL_E_RATE_LIMITED: c_int = 5306;
+/// 5xxx permission: too many failed signatures from this client; it is locked out for a while / 该客户端签名校验失败次数过多，已被暂时锁定.
+pub const YL_E_CLIENT_LOCKED_OUT: c_int = 5307;
+/// 5xxx permission: the server is at its connection limit; retry shortly / 服务器连接数已达上限，请稍后重试.
+pub const YL_E_CONNECTION_LIMIT: c_int = 5308;
 /// 6xxx idempotency: request id was already used for a different request / 请求ID已用于其他请求.
 pub const YL_E_IDEMPOTENCY_CONFLICT: c_int = 6001;
 /// 6xxx idempotency: a request with this id is still being processed / 相同请求ID的请求正在处理中.
@@ -253,6 +265,9 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_PLATFORM_NOT_CONFIGURED, c"PLATFORM_NOT_CONFIGURED"),
     (YL_E_UNKNOWN_INTERFACE, c"UNKNOWN_INTERFACE"),
     (YL_E_NO_COMMON_VERSION, c"NO_COMMON_VERSION"),
+    (YL_E_REQUEST_TIMEOUT, c"REQUEST_TIMEOUT"),
+    (YL_E_URI_TOO_LONG, c"URI_TOO_LONG"),
+    (YL_E_HEADERS_TOO_LARGE, c"HEADERS_TOO_LARGE"),
     (YL_E_SLOT_NOT_FOUND, c"SLOT_NOT_FOUND"),
     (YL_E_BOOKING_NOT_FOUND, c"BOOKING_NOT_FOUND"),
     (YL_E_DEVICE_NOT_FOUND, c"DEVICE_NOT_FOUND"),
@@ -329,6 +344,9 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_SIGNATURE_EXPIRED, c"SIGNATURE_EXPIRED"),
     (YL_E_NONCE_REPLAYED, c"NONCE_REPLAYED"),
     (YL_E_UNKNOWN_APP_ID, c"UNKNOWN_APP_ID"),
+    (YL_E_RATE_LIMITED, c"RATE_LIMITED"),
+    (YL_E_CLIENT_LOCKED_OUT, c"CLIENT_LOCKED_OUT"),
+    (YL_E_CONNECTION_LIMIT, c"CONNECTION_LIMIT"),
     (YL_E_IDEMPOTENCY_CONFLICT, c"IDEMPOTENCY_CONFLICT"),
     (YL_E_REQUEST_IN_PROGRESS, c"REQUEST_IN_PROGRESS"),
     (YL_E_STORAGE_ERROR, c"STORAGE_ERROR"),

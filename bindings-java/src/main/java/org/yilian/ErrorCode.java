@@ -54,6 +54,12 @@ public enum ErrorCode {
     UNKNOWN_INTERFACE(1303, Family.INPUT, "the platform has no such interface", "平台没有该接口"),
     /** 1304 input: the platform speaks no interface version this client speaks / 平台与客户端没有共同支持的接口版本. */
     NO_COMMON_VERSION(1304, Family.INPUT, "the platform speaks no interface version this client speaks", "平台与客户端没有共同支持的接口版本"),
+    /** 1401 input: the request was not received in time / 未能在时限内收到完整请求. */
+    REQUEST_TIMEOUT(1401, Family.INPUT, "the request was not received in time", "未能在时限内收到完整请求"),
+    /** 1402 input: the request URI is too long / 请求地址过长. */
+    URI_TOO_LONG(1402, Family.INPUT, "the request URI is too long", "请求地址过长"),
+    /** 1403 input: the request headers are too large / 请求头过大. */
+    HEADERS_TOO_LARGE(1403, Family.INPUT, "the request headers are too large", "请求头过大"),
     /** 2001 not found: no such slot / 号源不存在. */
     SLOT_NOT_FOUND(2001, Family.NOT_FOUND, "no such slot", "号源不存在"),
     /** 2002 not found: no such booking / 预约不存在. */
@@ -206,6 +212,12 @@ public enum ErrorCode {
     NONCE_REPLAYED(5304, Family.PERMISSION, "the request nonce was already used", "请求随机数已被使用（重放）"),
     /** 5305 permission: no key is configured for this app id / 未配置该应用ID的密钥. */
     UNKNOWN_APP_ID(5305, Family.PERMISSION, "no key is configured for this app id", "未配置该应用ID的密钥"),
+    /** 5306 permission: too many requests from this client; retry after the time in Retry-After / 该客户端请求过于频繁，请稍后按应答头所示时间重试. */
+    RATE_LIMITED(5306, Family.PERMISSION, "too many requests from this client; retry after the time in Retry-After", "该客户端请求过于频繁，请稍后按应答头所示时间重试"),
+    /** 5307 permission: too many failed signatures from this client; it is locked out for a while / 该客户端签名校验失败次数过多，已被暂时锁定. */
+    CLIENT_LOCKED_OUT(5307, Family.PERMISSION, "too many failed signatures from this client; it is locked out for a while", "该客户端签名校验失败次数过多，已被暂时锁定"),
+    /** 5308 permission: the server is at its connection limit; retry shortly / 服务器连接数已达上限，请稍后重试. */
+    CONNECTION_LIMIT(5308, Family.PERMISSION, "the server is at its connection limit; retry shortly", "服务器连接数已达上限，请稍后重试"),
     /** 6001 idempotency: request id was already used for a different request / 请求ID已用于其他请求. */
     IDEMPOTENCY_CONFLICT(6001, Family.IDEMPOTENCY, "request id was already used for a different request", "请求ID已用于其他请求"),
     /** 6002 idempotency: a request with this id is still being processed / 相同请求ID的请求正在处理中. */

@@ -26,7 +26,7 @@ fi
 
 start=$(date +%s)
 cd fuzz
-cargo run --release --quiet --bin gen_seeds
+cargo run --release --quiet --example gen_seeds
 
 for t in "${TARGETS[@]}"; do cargo fuzz build -O -s "$SAN" --debug-assertions "$t"; done
 built=$(date +%s)

@@ -27,7 +27,7 @@ enum Input {
 impl<'a> Arbitrary<'a> for Input {
     fn arbitrary(u: &mut Unstructured<'a>) -> AResult<Self> {
         if u.arbitrary::<u8>()? % 8 == 0 {
-            return Ok(Input::Text(String::from_utf8_lossy(u.take_rest()).into_owned()));
+            return Ok(Input::Text(String::from_utf8_lossy(u.bytes(u.len())?).into_owned()));
         }
         let mut kv = Vec::new();
         while !u.is_empty() && kv.len() < 16 {

@@ -25,7 +25,7 @@
 //! entry `prev_hash` (the hash of the entry before it, [`GENESIS`] for the
 //! first) and `hash` = SM3(`prev_hash` hex ‖ the entry's canonical text).
 //! The canonical text is the entry exactly as written, without the two hash
-//! fields: `{"seq":N,…}` (see [`append_chained`]). `audit-verify` walks the
+//! fields: `{"seq":N,…}` (see [`crate::audit_chain::append_chained`]). `audit-verify` walks the
 //! rows in order and reports the first entry whose number, `prev_hash` or
 //! `hash` does not follow. Entries written before the chain existed carry no
 //! hash: they form an unhashed prefix, and the first hashed entry chains
@@ -39,6 +39,7 @@
 //! Lock order: none of its own; entries are built inside the caller's
 //! locks and numbered and chained by the committer's single thread.
 
+use crate::audit_chain::{chained, entry_hash, seq_of, split_row, GENESIS};
 use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode};
 use crate::store::{DurableStore, Flag, Write};
@@ -359,90 +360,6 @@ pub(crate) fn note_row(at_ms: Millis, ctx: &Context, note: &Note<'_>) -> Write {
     Write::put(TABLE, String::new(), &entry)
 }
 
-// ---------------------------------------------------------------- the chain
-
-/// What the first hashed entry chains from.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// `,"prev_hash":"<64>","hash":"<64>"}`: what chaining adds to an entry's end.
-const CHAIN_SUFFIX_LEN: usize = 14 + 64 + 10 + 64 + 2;
-
-/// SM3(`prev` hex ‖ `canonical`), hex.
-fn entry_hash(prev: &str, canonical: &str) -> String {
-    use sm3::Digest;
-    let mut h = sm3::Sm3::new();
-    h.update(prev.as_bytes());
-    h.update(canonical.as_bytes());
-    hex::encode(h.finalize())
-}
-
-/// Appends entry `seq` (its body as serialised, without the opening brace)
-/// to `out`, chained to `head`, and moves `head` to its hash. The canonical
-/// text hashed is `{"seq":N,` + body: the entry as written, minus the two
-/// hash fields added after it. Called by the store's committer only.
-pub(crate) fn append_chained(out: &mut String, seq: u64, body: &str, head: &mut String) {
-    let start = out.len();
-    out.push_str("{\"seq\":");
-    out.push_str(&seq.to_string());
-    out.push(',');
-    out.push_str(body);
-    let hash = entry_hash(head, &out[start..]);
-    out.pop(); // the entry's closing brace: the hash fields go before it
-    out.push_str(",\"prev_hash\":\"");
-    out.push_str(head);
-    out.push_str("\",\"hash\":\"");
-    out.push_str(&hash);
-    out.push_str("\"}");
-    *head = hash;
-}
-
-/// The hash of a row's last entry, if it is hashed.
-pub(crate) fn row_head(row: &str) -> Option<String> {
-    let last = split_row(row)?.pop()?;
-    chained(last).map(|c| c.hash.to_string())
-}
-
-/// A row's entries as written (each `{"seq":…}`). Entries begin with
-/// `{"seq":`, which no string value can contain unescaped.
-fn split_row(row: &str) -> Option<Vec<&str>> {
-    let inner = row.strip_prefix('[')?.strip_suffix(']')?;
-    let mut out = Vec::new();
-    let mut rest = inner;
-    while let Some(i) = rest.get(1..).and_then(|r| r.find("},{\"seq\":")).map(|i| i + 1) {
-        out.push(&rest[..=i]);
-        rest = &rest[i + 2..];
-    }
-    if !rest.is_empty() {
-        out.push(rest);
-    }
-    Some(out)
-}
-
-/// An entry's chain fields and canonical text.
-struct Chained<'a> {
-    prev: &'a str,
-    hash: &'a str,
-    canonical: String,
-}
-
-fn chained(entry: &str) -> Option<Chained<'_>> {
-    let cut = entry.len().checked_sub(CHAIN_SUFFIX_LEN)?;
-    let suffix = entry.get(cut..)?;
-    let prev = suffix.strip_prefix(",\"prev_hash\":\"")?.get(..64)?;
-    let hash = suffix.get(14 + 64..)?.strip_prefix("\",\"hash\":\"")?.strip_suffix("\"}")?;
-    let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    if !hex(prev) || !hex(hash) {
-        return None;
-    }
-    Some(Chained { prev, hash, canonical: format!("{}}}", &entry[..cut]) })
-}
-
-/// An entry's number, from its opening `{"seq":N,`.
-fn seq_of(entry: &str) -> Option<u64> {
-    let rest = entry.strip_prefix("{\"seq\":")?;
-    rest[..rest.find(',')?].parse().ok()
-}
-
 /// What `audit-verify` found.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Verdict {
@@ -540,27 +457,8 @@ pub(crate) fn verify(store: &DurableStore) -> crate::error::Result<Verdict> {
 }
 
 #[cfg(test)]
-mod chain_tests {
+mod tests {
     use super::*;
-
-    #[test]
-    fn a_chained_row_splits_back_into_its_entries_and_verifies_by_hand() {
-        let mut head = GENESIS.to_string();
-        let mut row = String::from("[");
-        append_chained(&mut row, 1, "\"at_ms\":1,\"command\":\"a},{\\\"seq\\\":9\",\"changed\":[]}", &mut head);
-        row.push(',');
-        append_chained(&mut row, 2, "\"at_ms\":2,\"command\":\"b\",\"changed\":[\"x/1\"]}", &mut head);
-        row.push(']');
-        let list = split_row(&row).expect("a row");
-        assert_eq!(list.len(), 2, "{row}");
-        let parsed: Vec<Entry> = serde_json::from_str(&row).expect("valid JSON");
-        assert_eq!(parsed[1].prev_hash.as_deref(), parsed[0].hash.as_deref());
-        assert_eq!(row_head(&row).as_deref(), Some(head.as_str()));
-        let first = chained(list[0]).expect("hashed");
-        assert_eq!(first.prev, GENESIS);
-        assert_eq!(entry_hash(GENESIS, &first.canonical), first.hash);
-        assert_eq!(seq_of(list[1]), Some(2));
-    }
 
     #[test]
     fn object_ids_name_objects_and_never_patients() {

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod audit;
+mod audit_chain;
 pub mod catalog;
 /// The platform client (I2); its HTTP transport needs the cargo feature `client`.
 pub mod client;

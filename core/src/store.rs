@@ -178,7 +178,7 @@ pub struct Snapshot {
     plain: Vec<(Table, String, String)>,
     /// The sequence number the next audit entry takes.
     pub next_audit_seq: u64,
-    /// The hash the next audit entry chains from (`audit::GENESIS` when no
+    /// The hash the next audit entry chains from (`audit_chain::GENESIS` when no
     /// entry is hashed yet).
     pub audit_head: String,
 }
@@ -537,13 +537,13 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, au
     // insert per commit instead of one per change). They are numbered here,
     // in commit order, and the row is keyed by its last number, so a reader
     // paging by number sees every entry once and in order. Each entry is
-    // chained to the one before it (`audit::append_chained`), in this order.
+    // chained to the one before it (`audit_chain::append_chained`), in this order.
     let mut audit = String::new();
     for w in writes {
         if w.table.has(Flag::Log) {
             if let Some(body) = w.body.as_deref().and_then(|b| b.strip_prefix('{')) {
                 audit.push(if audit.is_empty() { '[' } else { ',' });
-                crate::audit::append_chained(&mut audit, *next_audit_seq, body, audit_head);
+                crate::audit_chain::append_chained(&mut audit, *next_audit_seq, body, audit_head);
                 *next_audit_seq += 1;
             }
             continue;
@@ -597,7 +597,7 @@ fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> 
             (Some(b), Some(c), Some(k)) if b.starts_with(SEALED_PREFIX) => c.open(&row_aad(*log, k), &b),
             (b, _, _) => b,
         };
-        snap.audit_head = body.as_deref().and_then(crate::audit::row_head).unwrap_or_else(|| crate::audit::GENESIS.to_string());
+        snap.audit_head = body.as_deref().and_then(crate::audit_chain::row_head).unwrap_or_else(|| crate::audit_chain::GENESIS.to_string());
     }
     // A lazy table is read by key when asked, a log on demand; only their
     // plain rows are read here, when a cipher is configured, to be sealed on

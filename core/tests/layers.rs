@@ -23,14 +23,14 @@ const LAYERS: &[&[&str]] = &[
     &["views"],
     // The slot pool and its change context.
     &["pool"],
-    &["command", "request", "config", "audit"],
+    &["command", "request", "config", "audit", "nonce"],
     &["model", "store", "monitor"],
-    &["principal", "identity", "clock", "crypto", "catalog", "render", "text", "panic"],
+    &["principal", "identity", "clock", "crypto", "audit_chain", "catalog", "render", "text", "panic"],
     &["error"],
 ];
 
 /// Modules that must stay below every domain: they name none.
-const DOMAIN_FREE: &[&str] = &["store", "command", "request", "audit", "views", "pool"];
+const DOMAIN_FREE: &[&str] = &["store", "command", "request", "audit", "audit_chain", "nonce", "views", "pool"];
 const DOMAINS: &[&str] = &["commands", "lab", "referral", "client", "schedule", "stats", "domains", "registry", "engine"];
 
 fn src() -> PathBuf {

@@ -539,17 +539,59 @@ fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<
 
 // ---------------------------------------------------------------- events and engine
 
+/// The outbox belongs to the engine's host: the engine's own principal
+/// (config `principal`, the one `call` acts as) or the platform reads every
+/// event and acknowledges. Any other principal reads only the events it is
+/// a party of (`views::event_visible_to`) and pages with `after`: it may not
+/// drop events that other institutions are still to read.
+fn owns_outbox(pool: &Pool, who: &crate::principal::Principal) -> bool {
+    who.is_platform() || (who.role == pool.cfg.principal.role && who.institution_id == pool.cfg.principal.institution_id)
+}
+
 fn next_events(pool: &Pool, r: &Req) -> Result<Value> {
     pool.check_open()?;
     let limit = r.opt_u64("limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
     let ack = r.opt_u64("ack")?;
-    let (events, pending) = pool.next_events(ack, r.opt_u64("after")?, limit)?;
-    let last = events.last().map(|e| e.seq);
-    Ok(json!({
-        "events": events.iter().map(|e| event_view(pool, e)).collect::<Vec<_>>(),
-        "last_seq": last,
-        "pending": pending,
-    }))
+    let after = r.opt_u64("after")?;
+    if owns_outbox(pool, r.who) {
+        let (events, pending) = pool.next_events(ack, after, limit)?;
+        let last = events.last().map(|e| e.seq);
+        return Ok(json!({
+            "events": events.iter().map(|e| event_view(pool, e)).collect::<Vec<_>>(),
+            "last_seq": last,
+            "pending": pending,
+        }));
+    }
+    if ack.is_some() {
+        return Err(Error::with(
+            ErrorCode::Forbidden,
+            "only the engine's host (its own principal) or the platform acknowledges events; another institution reads its own with `after`",
+            "只有本引擎的宿主（其自身调用身份）或平台可以确认事件；其他机构请用 `after` 读取本机构的事件",
+        ));
+    }
+    // Every pending event is looked at once: `pending` counts those `who`
+    // may read, and the page is the first `limit` of them above `after`.
+    const CHUNK: usize = 1_000;
+    let (mut out, mut last, mut pending, mut cursor) = (Vec::new(), None, 0u64, None);
+    loop {
+        let (chunk, _) = pool.next_events(None, cursor, CHUNK)?;
+        for e in &chunk {
+            cursor = Some(e.seq);
+            let v = event_view(pool, e);
+            if !crate::views::event_visible_to(r.who, &v) {
+                continue;
+            }
+            pending += 1;
+            if out.len() < limit && after.is_none_or(|a| e.seq > a) {
+                last = Some(e.seq);
+                out.push(v);
+            }
+        }
+        if chunk.len() < CHUNK {
+            break;
+        }
+    }
+    Ok(json!({"events": out, "last_seq": last, "pending": pending}))
 }
 
 /// The most one `advance-clock` moves the clock: 100 years of 365 days.

@@ -58,3 +58,4 @@ pub use model::{format_booking_id, parse_booking_id, Priority};
 pub use pool::Availability;
 pub use principal::{Principal, Role};
 pub use request::envelope;
+pub use views::event_visible_to;

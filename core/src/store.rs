@@ -579,10 +579,9 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, au
 }
 
 fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> Result<Snapshot> {
-    let mut snap = Snapshot::default();
     // A log only grows: it is read on demand (`scan_after`), never loaded.
     // Its rows are keyed by their highest entry number.
-    snap.next_audit_seq = 1;
+    let mut snap = Snapshot { next_audit_seq: 1, ..Snapshot::default() };
     if let Some(log) = tables.iter().find(|t| t.has(Flag::Log)) {
         let last: Option<String> = conn.query_row(&format!("SELECT max(k) FROM {}", log.name()), [], |r| r.get(0))?;
         snap.next_audit_seq = last.as_deref().and_then(|k| k.parse::<u64>().ok()).unwrap_or(0).saturating_add(1);

@@ -360,6 +360,24 @@ pub(crate) fn event_view(pool: &Pool, e: &Event) -> Value {
 /// ordering) institution, the hospital, the institution, the lab.
 const PARTY_FIELDS: [&str; 4] = ["clinic_id", "hospital_id", "institution_id", "lab_id"];
 
+/// Whether `who` may read an event (its view, [`event_view`]): the platform
+/// every one; an institution the events it is a party of — an event naming
+/// it in its [`PARTY_FIELDS`] or those of its `data` (a booking event's
+/// hospital is added from its slot). The regulator reads statistics, not
+/// events. The one rule for `next-events` and the sandbox's event stream.
+pub fn event_visible_to(who: &Principal, ev: &Value) -> bool {
+    if who.is_platform() {
+        return true;
+    }
+    let Some(own) = who.institution_id.as_deref() else { return false };
+    if who.role == crate::principal::Role::Regulator {
+        return false;
+    }
+    let names =
+        |o: Option<&serde_json::Map<String, Value>>| o.is_some_and(|m| PARTY_FIELDS.iter().any(|k| m.get(*k).and_then(party_text).as_deref() == Some(own)));
+    names(ev.as_object()) || names(ev.get("data").and_then(Value::as_object))
+}
+
 /// Masks, in an answer or event for `who`, every `patient_id` of a record
 /// `who` is not a party of (`Principal::sees_patient_id`). A record's parties
 /// are the [`PARTY_FIELDS`] of its own object, of its `data` (an event's

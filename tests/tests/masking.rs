@@ -92,10 +92,37 @@ fn events_carry_a_patient_id_in_full_only_to_the_platform_and_the_parties() {
         assert_eq!(ids_in(&events(&who)), full, "a party reads its events in full: {who:?}");
     }
     for who in [as_(Role::Community, "C002"), as_(Role::Lab, "L001"), as_(Role::Hospital, "H002")] {
-        let ids = ids_in(&events(&who));
-        assert_eq!(ids.len(), full.len(), "{who:?}");
-        assert!(ids.iter().all(|i| i == MASKED || i == MASKED2), "a non-party reads every patient id masked: {who:?} {ids:?}");
+        let page = events(&who);
+        assert_eq!((page["events"].as_array().map(Vec::len), &page["pending"]), (Some(0), &json!(0)), "a non-party reads none of them: {who:?} {page}");
     }
+}
+
+#[test]
+fn an_institution_reads_only_its_own_events_and_cannot_drop_anyone_elses() {
+    let e = Engine::open(CLOCK).unwrap();
+    let slots = sync_slots(&e, 1, 2, 2);
+    let (c001, c002) = (as_(Role::Community, "C001"), as_(Role::Community, "C002"));
+    call_as(&e, &c001, "pre-book-slot", json!({"slot_id": slots[0], "patient_id": ID, "clinic_id": "C001"}));
+    call_as(&e, &c002, "pre-book-slot", json!({"slot_id": slots[0], "patient_id": ID2, "clinic_id": "C002"}));
+    let all = call_as(&e, &Principal::platform(), "next-events", json!({"limit": 1000}));
+    let seqs = |page: &Value| page["events"].as_array().unwrap().iter().map(|ev| ev["seq"].as_u64().unwrap()).collect::<Vec<_>>();
+    let mine = call_as(&e, &c002, "next-events", json!({"limit": 1000}));
+    assert!(!seqs(&mine).is_empty() && seqs(&mine).len() < seqs(&all).len(), "C002 reads a part: {mine}");
+    assert!(mine["events"].as_array().unwrap().iter().all(|ev| ev.to_string().contains("C002")), "each names C002: {mine}");
+    assert_eq!(ids_in(&mine), vec![ID2.to_string()], "and never the other centre's patient");
+    // Paging with `after` and `limit` walks its own events only.
+    let first = call_as(&e, &c002, "next-events", json!({"limit": 1}));
+    let rest = call_as(&e, &c002, "next-events", json!({"after": first["last_seq"], "limit": 1000}));
+    assert_eq!([seqs(&first), seqs(&rest)].concat(), seqs(&mine));
+    // Acknowledging would drop the hospital's and C001's events: refused, nothing dropped.
+    let last = all["last_seq"].clone();
+    let refused = e.call_as(&c002, "next-events", &json!({"ack": last}).to_string());
+    let refused: Value = serde_json::from_str(&refused).unwrap();
+    assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+    assert_eq!(seqs(&call_as(&e, &Principal::platform(), "next-events", json!({"limit": 1000}))), seqs(&all), "nothing was dropped");
+    // The engine's host (its own principal) acknowledges.
+    let drained = call_as(&e, &Principal::platform(), "next-events", json!({"ack": last}));
+    assert_eq!(drained["pending"], 0, "{drained}");
 }
 
 #[test]

@@ -690,7 +690,7 @@ async fn report_link_gone(State(st): State<Arc<AppState>>) -> Response {
 async fn poll_events(st: &Arc<AppState>, cursor: &mut Option<u64>, broadcast: bool) -> Result<(), Error> {
     loop {
         // The server's own poller reads the whole outbox; each subscriber is
-        // sent only what its principal may see (`visible_to`).
+        // sent only what its principal may see (`yilian_core::event_visible_to`).
         let page = engine_call(st, &Principal::platform(), "next-events", json!({"limit": 10_000, "after": cursor.unwrap_or(0)}).to_string()).await?;
         let events = page["events"].as_array().cloned().unwrap_or_default();
         let full = events.len() == 10_000;
@@ -737,17 +737,8 @@ fn sse_event(ev: &Value) -> SseEvent {
 /// `GET /api/v1/events/stream`: every outbox event from the connection on, as
 /// `event: <type>`, `id: <seq>`, `data: <event JSON>`. A client reconnecting
 /// with `Last-Event-ID: N` first gets the still-unacknowledged events after N.
-/// An event a principal may receive: the platform every one; an institution
-/// those naming it as the booking institution, the hospital, the lab or the
-/// institution concerned.
-fn visible_to(who: &Principal, ev: &Value) -> bool {
-    match (&who.role, &who.institution_id) {
-        (yilian_core::Role::Platform, None) => true,
-        (_, Some(i)) => ["clinic_id", "hospital_id", "institution_id", "lab_id"].iter().any(|k| ev[*k].as_str() == Some(i.as_str())),
-        _ => false,
-    }
-}
-
+/// A subscriber is sent the events its principal may read: the engine's one
+/// rule (`yilian_core::event_visible_to`), the same `next-events` applies.
 async fn events_stream(State(st): State<Arc<AppState>>, Extension(who): Extension<Principal>, headers: HeaderMap) -> Response {
     let last_id: Option<u64> = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let (rx, replay) = {
@@ -765,7 +756,7 @@ async fn events_stream(State(st): State<Arc<AppState>>, Extension(who): Extensio
         let replay: Vec<Value> = match last_id {
             None => Vec::new(),
             Some(n) => match engine_call(&st, &Principal::platform(), "next-events", json!({"limit": 10_000, "after": n}).to_string()).await {
-                Ok(page) => page["events"].as_array().cloned().unwrap_or_default().into_iter().filter(|ev| visible_to(&who, ev)).collect(),
+                Ok(page) => page["events"].as_array().cloned().unwrap_or_default().into_iter().filter(|ev| yilian_core::event_visible_to(&who, ev)).collect(),
                 Err(e) => return failure(&e, None),
             },
         };
@@ -779,7 +770,7 @@ async fn events_stream(State(st): State<Arc<AppState>>, Extension(who): Extensio
         let _ = &guard; // counted while the stream lives
         let out = match item {
             Ok(ev) if ev["seq"].as_u64().is_some_and(|s| replayed.contains(&s)) => None,
-            Ok(ev) if !visible_to(&who, &ev) => None,
+            Ok(ev) if !yilian_core::event_visible_to(&who, &ev) => None,
             Ok(ev) => Some(sse_event(&ev)),
             // A slow client missed events: say so; next-events has them all.
             Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {

@@ -143,6 +143,33 @@ fn too_large(limit: usize) -> Error {
     Error::with(ErrorCode::RequestTooLarge, format!("request body exceeds the limit of {limit} bytes"), format!("请求体超过上限 {limit} 字节"))
 }
 
+/// What the signature covers besides the headers: the body's declared SM3
+/// digest (checked before the body is read), or the body itself.
+enum Signed {
+    Declared(String),
+    Body(axum::body::Bytes),
+}
+
+/// Verifies a request's signature on a blocking thread, not an async worker:
+/// claiming its nonce commits to the durable store and waits for the group
+/// commit (an fsync), which must not hold up the connections a runtime
+/// thread serves. Returns the verified app id.
+async fn verify_off_thread(st: &Arc<AppState>, parts: &axum::http::request::Parts, signed: Signed, now: i64) -> Result<String, Error> {
+    let st = st.clone();
+    let (method, path, query, headers) = (parts.method.clone(), parts.uri.path().to_string(), parts.uri.query().map(str::to_string), parts.headers.clone());
+    let job = tokio::task::spawn_blocking(move || {
+        let Auth::Signed(keys) = &st.auth else {
+            return Err(Error::with(ErrorCode::Internal, "the server has no keys to verify with", "服务器未配置用于验签的密钥"));
+        };
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        match &signed {
+            Signed::Declared(d) => keys.verifier.verify_declared(method.as_str(), &path, query.as_deref(), &header, d, now),
+            Signed::Body(b) => keys.verifier.verify(method.as_str(), &path, query.as_deref(), &header, b, now),
+        }
+    });
+    job.await.unwrap_or_else(|_| Err(Error::with(ErrorCode::Internal, "the signature check failed unexpectedly", "签名校验意外失败")))
+}
+
 /// The verified app id, put in the response's extensions for the access log.
 #[derive(Clone)]
 pub struct AppId(pub String);
@@ -177,7 +204,7 @@ pub async fn check(State(st): State<Arc<AppState>>, mut req: Request, next: Next
     }
     let declared = header(HEADER_CONTENT_SM3).map(|d| d.trim().to_string());
     let verified = match &declared {
-        Some(d) => match verifier.verify_declared(parts.method.as_str(), &path, parts.uri.query(), &header, d, now) {
+        Some(d) => match verify_off_thread(&st, &parts, Signed::Declared(d.clone()), now).await {
             Ok(app) => Some(app),
             Err(e) => return refuse(&st, net.as_ref(), peer, None, &path, &e),
         },
@@ -206,7 +233,7 @@ pub async fn check(State(st): State<Arc<AppState>>, mut req: Request, next: Next
             }
             app
         }
-        _ => match verifier.verify(parts.method.as_str(), &path, parts.uri.query(), &header, &bytes, now) {
+        _ => match verify_off_thread(&st, &parts, Signed::Body(bytes.clone()), now).await {
             Ok(app) => app,
             Err(e) => return refuse(&st, net.as_ref(), peer, None, &path, &e),
         },

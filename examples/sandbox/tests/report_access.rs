@@ -14,8 +14,11 @@ use yilian_sandbox::{serve, AppState, Auth, Options};
 
 const NAME: &str = "张三";
 const ID_NUMBER: &str = "110101199001011234";
-const KEYS: &[(&str, &str, &str, &str)] =
-    &[("C001-HIS", "secret-C001", "community", "C001"), ("C002-HIS", "secret-C002", "community", "C002"), ("H001-HIS", "secret-H001", "hospital", "H001")];
+const KEYS: &[(&str, &str, &str, &str)] = &[
+    ("C001-HIS", "secret-of-C001-HIS-at-least-32-bytes", "community", "C001"),
+    ("C002-HIS", "secret-of-C002-HIS-at-least-32-bytes", "community", "C002"),
+    ("H001-HIS", "secret-of-H001-HIS-at-least-32-bytes", "hospital", "H001"),
+];
 
 fn pdf() -> Vec<u8> {
     format!("%PDF-1.4\n% CT chest report\n% patient {NAME} {ID_NUMBER}\n%%EOF\n").into_bytes()

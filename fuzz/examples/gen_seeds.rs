@@ -1,112 +1,25 @@
-//! Writes the seed corpora `fuzz/corpus/<target>/` from the shared vectors
-//! (`tests/vectors/*.json`): each vector case becomes an `engine_calls`
-//! input (its steps in order), a `c_api` input (the same steps through
-//! `yl_call`, `yl_call_as` and a too-small `yl_call_buf` retried with the size
-//! asked for), and each step an `http_request` input (the step over HTTP,
-//! after up to 8 of the steps before it). `config` gets the vectors' configs
-//! and the config edge values of issue 22.
+//! Writes the seed corpora `fuzz/corpus/<target>/` (`yilian_fuzz::seeds`,
+//! from the shared vectors).
 //!
 //! Usage: `gen_seeds [CORPUS_DIR]` (default: `fuzz/corpus`). Idempotent:
 //! file names are the seed's hash, so a rerun adds nothing new.
 
-use arbitrary::{Arbitrary, Unstructured};
 use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use yilian_fuzz::{vectors, Encode, Step, Steps};
-
-fn write(dir: &Path, bytes: &[u8]) {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    std::fs::create_dir_all(dir).expect("corpus dir");
-    std::fs::write(dir.join(format!("seed-{:016x}", h.finish())), bytes).expect("seed written");
-}
-
-fn step_bytes(i: usize) -> [u8; 3] {
-    let i = i as u16;
-    [0, i as u8, (i >> 8) as u8]
-}
 
 fn main() {
     let root: PathBuf = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"));
-    let v = vectors();
-    assert!(v.steps.len() < u16::MAX as usize, "step indices fit two bytes");
-    let (mut n_engine, mut n_c, mut n_http) = (0, 0, 0);
-    for case in &v.cases {
-        // engine_calls: the case's steps, in order (checked to decode back).
-        let steps = Steps(case.clone().map(|i| Step::Vector(i as u16)).collect());
-        let mut bytes = Vec::new();
-        steps.encode(&mut bytes);
-        let back = Steps::arbitrary(&mut Unstructured::new(&bytes)).expect("decodes");
-        assert_eq!(back.0.len(), steps.0.len().min(yilian_fuzz::MAX_STEPS));
-        assert_eq!(&back.0[..], &steps.0[..back.0.len()], "seed decodes to the steps it encodes");
-        write(&root.join("engine_calls"), &bytes);
-        n_engine += 1;
-
-        // c_api: config byte (not the raw-config choice), then per step a
-        // `yl_call(_as)` (tag 0) and, every third step, a `yl_call_buf` (tag 2)
-        // with cap 16 and a retry.
-        let mut c = vec![1u8];
-        for (k, i) in case.clone().enumerate() {
-            let has_principal = v.steps[i].principal.is_some();
-            let buf = k % 3 == 2;
-            c.push(if buf { 2 } else { 0 });
-            c.extend_from_slice(&step_bytes(i));
-            if has_principal {
-                c.push(2);
-            }
-            c.extend_from_slice(&[2, 2]);
-            if buf {
-                c.push(0); // flags: `needed` given, retry
-                c.extend_from_slice(&16u16.to_le_bytes());
-            } else {
-                c.push(1); // an out pointer
-            }
-        }
-        c.push(9); // availability of slot 0
-        c.push(0);
-        write(&root.join("c_api"), &c);
-        n_c += 1;
-
-        // http_request: POST /api/v1/<command> with the request as a JSON body.
-        for (k, i) in case.clone().enumerate() {
-            let mut h = vec![1u8]; // POST
-            h.extend_from_slice(&step_bytes(i));
-            h.push(0); // path: /api/v1/<command>
-            h.push(0); // no query
-            h.push(0); // application/json
-            h.push(0); // no extra headers
-            h.push(1); // the request as the body
-            for j in case.start.max((case.start + k).saturating_sub(8))..case.start + k {
-                h.extend_from_slice(&step_bytes(j));
-            }
-            write(&root.join("http_request"), &h);
-            n_http += 1;
-        }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (target, bytes) in yilian_fuzz::seeds::all() {
+        let mut h = DefaultHasher::new();
+        bytes.hash(&mut h);
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).expect("corpus dir");
+        std::fs::write(dir.join(format!("seed-{:016x}", h.finish())), &bytes).expect("seed written");
+        *counts.entry(target).or_default() += 1;
     }
-    // config: the vectors' config, the defaults, and the edge values.
-    let configs = [
-        yilian_fuzz::ENGINE_CONFIG.to_string(),
-        "{}".into(),
-        r#"{"hold_ttl_seconds": 9223372036854776}"#.into(),
-        r#"{"waitlist_raise_after_minutes": 153722867280913}"#.into(),
-        r#"{"clock":"manual","clock_start":"9998-12-31T23:59:59Z","hold_ttl_seconds":900,"time_zone":"Asia/Shanghai"}"#.into(),
-        r#"{"role":"community","institution_id":"C001","tight_remaining":2,"tight_ratio":0.2}"#.into(),
-        r#"{"release":{"enabled":true,"time":"07:00","days":7},"stop_service_action":"move"}"#.into(),
-        r#"{"platform":{"base_url":"http://127.0.0.1:9","app_id":"a","secret":"s","timeout_ms":100,"retries":1}}"#.into(),
-        r#"{"max_request_bytes":1,"report_max_bytes":0,"group_commit_max":0,"durable_sync":"full"}"#.into(),
-        r#"{"encryption_key":"00112233445566778899aabbccddeeff"}"#.into(),
-    ];
-    for c in &configs {
-        let mut b = vec![0u8]; // the raw-text choice
-        b.extend_from_slice(c.as_bytes());
-        write(&root.join("config"), &b);
-    }
-    println!(
-        "seeds: engine_calls {n_engine}, c_api {n_c}, http_request {n_http}, config {} (from {} vector steps in {} cases) -> {}",
-        configs.len(),
-        v.steps.len(),
-        v.cases.len(),
-        root.display()
-    );
+    let v = yilian_fuzz::vectors();
+    println!("seeds: {counts:?} (from {} vector steps in {} cases) -> {}", v.steps.len(), v.cases.len(), root.display());
 }

@@ -2,26 +2,7 @@
 //! clock): vector steps as they are or edited, generated requests, raw text,
 //! clock moves. After every step: the answer is an envelope and the pool's
 //! invariants hold (no overbooking, counts agree with bookings).
+//! The target's code is `yilian_fuzz::engine_calls` (fuzz-harness/), which the ordinary test run also exercises.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use yilian_core::Engine;
-use yilian_fuzz::{assert_envelope, Steps, ENGINE_CONFIG};
-
-fuzz_target!(|input: Steps| {
-    // A fresh engine per input, so every crash replays from its input alone
-    // (an in-memory open is cheap; see the README's Fuzzing section).
-    let e = Engine::open(ENGINE_CONFIG).expect("the fuzz config opens");
-    for (i, step) in input.0.iter().enumerate() {
-        let (principal, command, request) = step.resolve();
-        let out = match &principal {
-            Some(p) => e.call_as_json(p, &command, &request),
-            None => e.call(&command, &request),
-        };
-        assert_envelope(&out, &format!("step {i} `{command}`"));
-        if let Err(err) = e.check_invariants() {
-            panic!("step {i} `{command}`: invariants broken: {err}");
-        }
-    }
-    e.close();
-});
+libfuzzer_sys::fuzz_target!(|input: yilian_fuzz::engine_calls::Input| yilian_fuzz::engine_calls::run(&input));

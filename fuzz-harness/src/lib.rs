@@ -1,12 +1,15 @@
-//! Shared pieces of the fuzz targets (issue 22).
+//! The fuzzing harness (issue 22): what each fuzz target decodes, runs and
+//! checks, in a library of its own so that the ordinary test run exercises
+//! it (`tests/smoke.rs`: each target over its seeds and bounded mutations)
+//! and `fuzz/` (cargo-fuzz) only wraps it. Targets: [`engine_calls`],
+//! [`config`], [`c_api`], [`http_request`]; [`seeds`] writes their corpora.
 //!
 //! Inputs are structure-aware: each target decodes its bytes with
 //! [`arbitrary`] into a typed value (a sequence of engine steps, a config
 //! object, C calls, an HTTP request). The decoding is written out by hand
 //! (not derived) so that [`Encode`] can write the exact bytes that decode to
-//! a given value: that is how `gen_seeds` turns the shared vectors
-//! (`tests/vectors/*.json`) into seed inputs, and a test in `gen_seeds`
-//! checks the round trip.
+//! a given value: that is how [`seeds`] turns the shared vectors
+//! (`tests/vectors/*.json`) into seed inputs, checking the round trip.
 //!
 //! Invariants every target checks (a violation panics, which libFuzzer
 //! reports as a crash):
@@ -16,12 +19,28 @@
 //! - the pool's own consistency check ([`yilian_core::Engine::check_invariants`]:
 //!   booked + held ≤ capacity for every slot, counts agree with bookings,
 //!   visit numbers unique) holds after every step;
-//! - no panic, no arithmetic overflow (the fuzz profile keeps
-//!   overflow checks and debug assertions on).
+//! - no panic, no arithmetic overflow (overflow checks and debug
+//!   assertions are on in the fuzz profile; the smoke run of the ordinary
+//!   release test build has them off, as the release profile does).
 
 use arbitrary::{Result as AResult, Unstructured};
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
+
+pub mod c_api;
+pub mod config;
+pub mod engine_calls;
+pub mod http_request;
+pub mod seeds;
+
+/// Decodes `bytes` as libFuzzer's `fuzz_target!` does for a typed input
+/// (`arbitrary_take_rest`) and runs `target` on it; undecodable bytes run
+/// nothing, as there.
+pub fn run_bytes<'a, T: arbitrary::Arbitrary<'a>>(bytes: &'a [u8], target: impl FnOnce(&T)) {
+    if let Ok(input) = T::arbitrary_take_rest(Unstructured::new(bytes)) {
+        target(&input);
+    }
+}
 
 /// The config every engine target opens: the vectors' own (a manual clock
 /// at a fixed start), in memory.
@@ -475,10 +494,7 @@ pub fn assert_envelope(text: &str, what: &str) -> Value {
         Some("success") => assert!(v.get("data").is_some(), "{what}: success without data: {text}"),
         Some("error") => {
             let code = v.get("code").and_then(Value::as_str).unwrap_or_else(|| panic!("{what}: error without code: {text}"));
-            assert!(
-                yilian_core::ErrorCode::from_str_code(code).is_some(),
-                "{what}: unknown error code {code}: {text}"
-            );
+            assert!(yilian_core::ErrorCode::from_str_code(code).is_some(), "{what}: unknown error code {code}: {text}");
             assert!(v.get("message").and_then(Value::as_str).is_some_and(|m| !m.is_empty()), "{what}: error without message: {text}");
             assert!(v.get("message_zh").and_then(Value::as_str).is_some_and(|m| !m.is_empty()), "{what}: error without message_zh: {text}");
             assert!(code != "INTERNAL" && code != "PANIC", "{what}: internal error: {text}");

@@ -182,6 +182,11 @@
 #define YL_E_HEADERS_TOO_LARGE 1403
 
 /**
+ * 1xxx input: the request is not well-formed HTTP/1.1 / 请求不符合 HTTP/1.1 格式.
+ */
+#define YL_E_MALFORMED_REQUEST 1404
+
+/**
  * 2xxx not found: no such slot / 号源不存在. Also a bad `yl_slot` handle.
  */
 #define YL_E_SLOT_NOT_FOUND 2001

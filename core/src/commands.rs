@@ -539,21 +539,12 @@ fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<
 
 // ---------------------------------------------------------------- events and engine
 
-/// The outbox belongs to the engine's host: the engine's own principal
-/// (config `principal`, the one `call` acts as) or the platform reads every
-/// event and acknowledges. Any other principal reads only the events it is
-/// a party of (`views::event_visible_to`) and pages with `after`: it may not
-/// drop events that other institutions are still to read.
-fn owns_outbox(pool: &Pool, who: &crate::principal::Principal) -> bool {
-    who.is_platform() || (who.role == pool.cfg.principal.role && who.institution_id == pool.cfg.principal.institution_id)
-}
-
 fn next_events(pool: &Pool, r: &Req) -> Result<Value> {
     pool.check_open()?;
     let limit = r.opt_u64("limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
     let ack = r.opt_u64("ack")?;
     let after = r.opt_u64("after")?;
-    if owns_outbox(pool, r.who) {
+    if r.who.owns_outbox_of(&pool.cfg.principal) {
         let (events, pending) = pool.next_events(ack, after, limit)?;
         let last = events.last().map(|e| e.seq);
         return Ok(json!({

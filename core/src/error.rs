@@ -204,6 +204,7 @@ error_codes! {
     RequestTimeout = 1401, Input, "REQUEST_TIMEOUT", "the request was not received in time", "未能在时限内收到完整请求";
     UriTooLong = 1402, Input, "URI_TOO_LONG", "the request URI is too long", "请求地址过长";
     HeadersTooLarge = 1403, Input, "HEADERS_TOO_LARGE", "the request headers are too large", "请求头过大";
+    MalformedRequest = 1404, Input, "MALFORMED_REQUEST", "the request is not well-formed HTTP/1.1", "请求不符合 HTTP/1.1 格式";
     PlatformUnavailable = 7301, Storage, "PLATFORM_UNAVAILABLE", "the platform is unreachable", "平台无法访问";
     PlatformTimeout = 7302, Storage, "PLATFORM_TIMEOUT", "the platform did not answer in time", "平台响应超时";
     PlatformBadResponse = 7303, Storage, "PLATFORM_BAD_RESPONSE", "the platform's answer is not a valid envelope", "平台返回的数据不是合法的应答";

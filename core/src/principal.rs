@@ -220,6 +220,16 @@ impl Principal {
     pub(crate) fn sees_every_patient_id(&self) -> bool {
         self.is_platform()
     }
+
+    /// Whether this principal owns an engine's outbox, whose host is `host`
+    /// (the configured principal): it then reads every event and
+    /// acknowledges. Only the host itself or the platform does; any other
+    /// principal reads only the events it is a party of
+    /// (`views::event_visible_to`) and may not drop events other
+    /// institutions are still to read.
+    pub(crate) fn owns_outbox_of(&self, host: &Principal) -> bool {
+        self.is_platform() || (self.role == host.role && self.institution_id == host.institution_id)
+    }
 }
 
 pub(crate) fn forbidden_role(command: &str, role: Role) -> Error {

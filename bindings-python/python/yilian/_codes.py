@@ -38,6 +38,7 @@ ErrorCodeName = Literal[
     "REQUEST_TIMEOUT",
     "URI_TOO_LONG",
     "HEADERS_TOO_LARGE",
+    "MALFORMED_REQUEST",
     "SLOT_NOT_FOUND",
     "BOOKING_NOT_FOUND",
     "DEVICE_NOT_FOUND",
@@ -198,6 +199,8 @@ class ErrorCode(enum.IntEnum):
     """the request URI is too long / 请求地址过长"""
     HEADERS_TOO_LARGE = 1403
     """the request headers are too large / 请求头过大"""
+    MALFORMED_REQUEST = 1404
+    """the request is not well-formed HTTP/1.1 / 请求不符合 HTTP/1.1 格式"""
     SLOT_NOT_FOUND = 2001
     """no such slot / 号源不存在"""
     BOOKING_NOT_FOUND = 2002
@@ -425,6 +428,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     1401: ("input", "the request was not received in time", "未能在时限内收到完整请求"),
     1402: ("input", "the request URI is too long", "请求地址过长"),
     1403: ("input", "the request headers are too large", "请求头过大"),
+    1404: ("input", "the request is not well-formed HTTP/1.1", "请求不符合 HTTP/1.1 格式"),
     2001: ("not_found", "no such slot", "号源不存在"),
     2002: ("not_found", "no such booking", "预约不存在"),
     2003: ("not_found", "no such device", "设备不存在"),

@@ -6,6 +6,7 @@
 //! [`serve`] on a loopback listener of their own.
 
 pub mod access_log;
+mod bare_errors;
 pub mod demo;
 pub mod metrics;
 pub mod net;

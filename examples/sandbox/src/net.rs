@@ -2,8 +2,8 @@
 //! loop over hyper, with a header-read timeout, a whole-request timeout, a
 //! connection cap with a few slots kept for health probes, per-client rate
 //! limits, a lockout after repeated signature failures, optional TLS (rustls
-//! over ring, optionally mutual), the JSON envelope on the HTTP-level errors
-//! it can see, and the access log (`crate::access_log`).
+//! over ring, optionally mutual), the JSON envelope on every HTTP-level
+//! error, and the access log (`crate::access_log`).
 //!
 //! Invariants:
 //! - At most `max_connections` connections are served at once; beyond them
@@ -23,10 +23,11 @@
 //! Lock order: the rate table and the lockout table are separate mutexes,
 //! never held together, never held across an await.
 //!
-//! What hyper answers on its own, without our envelope: a request line or
-//! header it cannot parse (400, then close), a head larger than its read
-//! buffer (`MAX_HEAD_BYTES`: 431, then close), and a head that does not
-//! arrive in time (the connection is closed without an answer).
+//! What hyper answers on its own — a request line or header it cannot parse
+//! (400), a head larger than its read buffer (`MAX_HEAD_BYTES`: 431) — it
+//! writes as a bare head and closes; `crate::bare_errors` swaps that head
+//! for the envelope on the way out. A head that does not arrive in time is
+//! closed without an answer.
 
 use crate::access_log::AccessLog;
 use crate::{failure, AppState};
@@ -447,7 +448,7 @@ async fn serve_conn<IO>(
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD_BYTES).keep_alive(!reserved);
-    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(crate::bare_errors::Enveloped::new(io)), svc);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,

@@ -454,3 +454,64 @@ async fn a_silent_connection_and_an_idle_keep_alive_one_are_closed_after_the_hea
     .unwrap();
     srv.stop().await;
 }
+
+/// The status and JSON body of one answer read off a raw connection the server then closes.
+fn answer_then_close(s: &mut TcpStream) -> (u16, Value, String) {
+    let got = read_until_closed(s, Duration::from_secs(8)).expect("the server closes the connection");
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no whole head in {text:?}"));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not an envelope ({e}): {text:?}"));
+    (status, v, head.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_hyper_cannot_parse_are_answered_with_the_envelope_even_after_an_earlier_answer() {
+    let srv = Srv::start(false, quiet()).await;
+    let addr = srv.addr;
+    tokio::task::spawn_blocking(move || {
+        let cases: [(&[u8], u16, &str); 4] = [
+            (b"GARBAGE\x01 / HTTP/1.1\r\n\r\n", 400, "MALFORMED_REQUEST"),
+            (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n", 400, "MALFORMED_REQUEST"),
+            (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400, "MALFORMED_REQUEST"),
+            (b"", 431, "HEADERS_TOO_LARGE"),
+        ];
+        for (raw, want_status, want_code) in cases {
+            let mut s = TcpStream::connect(addr).unwrap();
+            if raw.is_empty() {
+                // A head past hyper's 64 KiB read buffer, never finished.
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+                let line = format!("X-Pad: {}\r\n", "p".repeat(1000));
+                for _ in 0..70 {
+                    if s.write_all(line.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            } else {
+                s.write_all(raw).unwrap();
+            }
+            let (status, v, head) = answer_then_close(&mut s);
+            assert_eq!((status, v["code"].as_str()), (want_status, Some(want_code)), "{v}");
+            assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+            assert!(v["message_zh"].as_str().is_some_and(|m| !m.is_empty() && !m.is_ascii()), "{v}");
+        }
+        // A good request answered first on the same connection (keep-alive), then garbage.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut first = Vec::new();
+        let mut buf = [0u8; 4096];
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        while !String::from_utf8_lossy(&first).contains("\"status\"") || !first.ends_with(b"}") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before the first answer");
+            first.extend_from_slice(&buf[..n]);
+        }
+        assert!(first.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&first));
+        s.write_all(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+        let (status, v, _) = answer_then_close(&mut s);
+        assert_eq!((status, v["code"].as_str()), (400, Some("MALFORMED_REQUEST")), "{v}");
+    })
+    .await
+    .unwrap();
+    srv.stop().await;
+}

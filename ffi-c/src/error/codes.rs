@@ -55,6 +55,8 @@ pub const YL_E_REQUEST_TIMEOUT: c_int = 1401;
 pub const YL_E_URI_TOO_LONG: c_int = 1402;
 /// 1xxx input: the request headers are too large / 请求头过大.
 pub const YL_E_HEADERS_TOO_LARGE: c_int = 1403;
+/// 1xxx input: the request is not well-formed HTTP/1.1 / 请求不符合 HTTP/1.1 格式.
+pub const YL_E_MALFORMED_REQUEST: c_int = 1404;
 /// 2xxx not found: no such slot / 号源不存在. Also a bad `yl_slot` handle.
 pub const YL_E_SLOT_NOT_FOUND: c_int = 2001;
 /// 2xxx not found: no such booking / 预约不存在.
@@ -268,6 +270,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_REQUEST_TIMEOUT, c"REQUEST_TIMEOUT"),
     (YL_E_URI_TOO_LONG, c"URI_TOO_LONG"),
     (YL_E_HEADERS_TOO_LARGE, c"HEADERS_TOO_LARGE"),
+    (YL_E_MALFORMED_REQUEST, c"MALFORMED_REQUEST"),
     (YL_E_SLOT_NOT_FOUND, c"SLOT_NOT_FOUND"),
     (YL_E_BOOKING_NOT_FOUND, c"BOOKING_NOT_FOUND"),
     (YL_E_DEVICE_NOT_FOUND, c"DEVICE_NOT_FOUND"),

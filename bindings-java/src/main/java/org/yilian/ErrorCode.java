@@ -60,6 +60,8 @@ public enum ErrorCode {
     URI_TOO_LONG(1402, Family.INPUT, "the request URI is too long", "请求地址过长"),
     /** 1403 input: the request headers are too large / 请求头过大. */
     HEADERS_TOO_LARGE(1403, Family.INPUT, "the request headers are too large", "请求头过大"),
+    /** 1404 input: the request is not well-formed HTTP/1.1 / 请求不符合 HTTP/1.1 格式. */
+    MALFORMED_REQUEST(1404, Family.INPUT, "the request is not well-formed HTTP/1.1", "请求不符合 HTTP/1.1 格式"),
     /** 2001 not found: no such slot / 号源不存在. */
     SLOT_NOT_FOUND(2001, Family.NOT_FOUND, "no such slot", "号源不存在"),
     /** 2002 not found: no such booking / 预约不存在. */

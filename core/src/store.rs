@@ -474,7 +474,9 @@ fn commit_loop(
         if !writes.is_empty() {
             let numbered_from = (next_audit_seq, audit_head.clone());
             let result = match conn.lock().as_mut() {
-                Some(c) => apply(c, &writes, cipher.as_ref(), (&mut next_audit_seq, &mut audit_head), log),
+                // A panic here (a bug) must not kill the committer and leave
+                // every waiter blocked: it fails the batch like a storage error.
+                Some(c) => crate::panic::catch(|| apply(c, &writes, cipher.as_ref(), (&mut next_audit_seq, &mut audit_head), log)),
                 None => Err(Error::storage("the store is closed")),
             };
             if result.is_err() {
@@ -544,7 +546,8 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, au
             if let Some(body) = w.body.as_deref().and_then(|b| b.strip_prefix('{')) {
                 audit.push(if audit.is_empty() { '[' } else { ',' });
                 crate::audit_chain::append_chained(&mut audit, *next_audit_seq, body, audit_head);
-                *next_audit_seq += 1;
+                // Only a tampered trail gets here (2^64 entries): fail, never wrap.
+                *next_audit_seq = next_audit_seq.checked_add(1).ok_or_else(|| Error::storage("the audit trail's numbering is exhausted"))?;
             }
             continue;
         }
@@ -787,10 +790,40 @@ fn lock_dir(dir: &Path) -> Result<File> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    table!(ROWS = "t_rows");
+    table!(LOG = "t_log", Log);
+
+    #[test]
+    fn an_audit_number_at_its_limit_fails_the_commit_and_poisons_the_store_instead_of_hanging_or_wrapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = DurableStore::open(dir.path(), false, 64, None, &[ROWS, LOG]).unwrap();
+        s.close();
+        drop(s);
+        // A trail whose last row claims the last number there is (tampered).
+        let c = Connection::open(dir.path().join("yilian.sqlite3")).unwrap();
+        c.execute("INSERT INTO t_log(k, body) VALUES (?1, '[]')", params![numbered_key(u64::MAX)]).unwrap();
+        drop(c);
+        let (s, _) = DurableStore::open(dir.path(), false, 64, None, &[ROWS, LOG]).unwrap();
+        let s = Arc::new(s);
+        let t = s.enqueue(vec![Write::put(ROWS, "a", &serde_json::json!({"n": 1})), Write::put(LOG, "", &serde_json::json!({"what": "x"}))]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s2 = s.clone();
+        std::thread::spawn(move || tx.send(s2.wait(t)).unwrap());
+        let got = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the waiter is answered, not left blocked");
+        assert_eq!(got.unwrap_err().code(), ErrorCode::StorageError);
+        assert!(s.health().is_err(), "the store refuses everything after a failed commit");
+        s.close();
+        drop(s);
+        let (_, snap) = DurableStore::open(dir.path(), false, 64, None, &[ROWS, LOG]).unwrap();
+        assert_eq!(snap.of(ROWS).count(), 0, "nothing of the failed batch was written");
+    }
+
     #[test]
     fn numbered_keys_are_twenty_digits_like_format() {
         for n in [0, 1, 9, 10, 12_345, 99_999_999_999, u64::MAX] {
-            assert_eq!(super::numbered_key(n), format!("{n:020}"));
+            assert_eq!(numbered_key(n), format!("{n:020}"));
         }
     }
 }

@@ -12,6 +12,7 @@ use arbitrary::{Arbitrary, Result as AResult, Unstructured};
 use axum::body::Body;
 use axum::http::{Method, Request};
 use http_body_util::BodyExt;
+use serde_json::Value;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tower::ServiceExt;
@@ -177,8 +178,66 @@ pub fn run(input: &Input) {
                 return;
             }
             let text = std::str::from_utf8(&body).unwrap_or_else(|_| panic!("{} {uri}: status {status}, body not UTF-8", input.method));
-            assert_envelope(text, &format!("{} {uri} ({status})", input.method));
+            let what = format!("{} {uri} ({status})", input.method);
+            match source_shape(&input.path) {
+                // The source's own interfaces answer success in the source's
+                // shapes (README: a bare array, a bare object, a top-level
+                // message); their errors are envelopes like every other.
+                Some(shape) if status.is_success() => assert_source_shape(shape, text, &what),
+                _ => {
+                    assert_envelope(text, &what);
+                }
+            }
         }
     });
     engine.close();
+}
+
+/// The routes that answer success in the source's own shapes, not the envelope.
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    Slots,
+    Admission,
+    Message,
+}
+
+fn source_shape(path: &str) -> Option<Shape> {
+    match path.split('?').next().unwrap_or(path) {
+        "/api/appointment-slots" => Some(Shape::Slots),
+        "/api/admission-details" => Some(Shape::Admission),
+        "/api/acceptance-info" => Some(Shape::Message),
+        _ => None,
+    }
+}
+
+/// A success in the source's shape: exactly the source's keys.
+fn assert_source_shape(shape: Shape, text: &str, what: &str) {
+    const SLOT_KEYS: &[&str] = &["slot_id", "doctor_id", "hospital_id", "date", "time", "status"];
+    const ADMISSION_KEYS: &[&str] =
+        &["admission_id", "patient_id", "hospital_id", "admission_date", "discharge_date", "admission_status", "primary_diagnosis", "attending_doctor_id"];
+    let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: answer is not JSON ({e}): {text}"));
+    let keys_are = |o: &Value, keys: &[&str]| o.as_object().is_some_and(|m| m.len() == keys.len() && keys.iter().all(|k| m.contains_key(*k)));
+    match shape {
+        Shape::Slots => {
+            let slots = v.as_array().unwrap_or_else(|| panic!("{what}: not a bare array: {text}"));
+            assert!(slots.iter().all(|s| keys_are(s, SLOT_KEYS)), "{what}: a slot without exactly the source's keys: {text}");
+        }
+        Shape::Admission => assert!(keys_are(&v, ADMISSION_KEYS), "{what}: not the source's admission object: {text}"),
+        Shape::Message => {
+            assert_eq!(v["status"], "success", "{what}: {text}");
+            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: no message: {text}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Found by the first hour of `cargo fuzz` (2026-12-06): a `POST
+    /// /api/appointment-slots` answered 200 with `[]`, the source's bare
+    /// array, which the harness took for a missing envelope.
+    #[test]
+    fn a_source_shaped_success_is_checked_as_the_source_s_shape_not_as_an_envelope() {
+        let bytes = include_bytes!("../regressions/http_request-appointment-slots-bare-array");
+        crate::run_bytes(bytes, super::run);
+    }
 }

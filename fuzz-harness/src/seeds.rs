@@ -79,7 +79,7 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
         r#"{"clock":"manual","clock_start":"9998-12-31T23:59:59Z","hold_ttl_seconds":900,"time_zone":"Asia/Shanghai"}"#.into(),
         r#"{"role":"community","institution_id":"C001","tight_remaining":2,"tight_ratio":0.2}"#.into(),
         r#"{"release":{"enabled":true,"time":"07:00","days":7},"stop_service_action":"move"}"#.into(),
-        r#"{"platform":{"base_url":"http://127.0.0.1:9","app_id":"a","secret":"s","timeout_ms":100,"retries":1}}"#.into(),
+        r#"{"platform":{"base_url":"http://127.0.0.1:9","app_id":"a","secret":"demo-secret-C001-at-least-32-bytes","timeout_ms":100,"retries":1}}"#.into(),
         r#"{"max_request_bytes":1,"report_max_bytes":0,"group_commit_max":0,"durable_sync":"full"}"#.into(),
         r#"{"encryption_key":"00112233445566778899aabbccddeeff"}"#.into(),
     ];

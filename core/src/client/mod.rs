@@ -194,7 +194,7 @@ mod tests {
     use serde_json::json;
 
     fn cfg(extra: Value) -> Result<PlatformConfig> {
-        let mut v = json!({"base_url": "http://127.0.0.1:8080/", "app_id": "C001-HIS", "secret": "demo-secret-C001"});
+        let mut v = json!({"base_url": "http://127.0.0.1:8080/", "app_id": "C001-HIS", "secret": "demo-secret-C001-at-least-32-bytes"});
         for (k, x) in extra.as_object().unwrap() {
             v[k] = x.clone();
         }
@@ -214,6 +214,7 @@ mod tests {
             json!({"app_id": ""}),
             json!({"app_id": "有中文"}),
             json!({"secret": "short"}),
+            json!({"secret": "thirty-one-bytes-is-too-short!!"}),
             json!({"timeout_ms": 0}),
             json!({"retries": 11}),
             json!({"versions": []}),
@@ -234,7 +235,7 @@ mod tests {
 
     #[test]
     fn engine_config_carries_the_platform() {
-        let c = crate::config::Config::parse(r#"{"platform":{"base_url":"https://p.example","app_id":"A","secret":"12345678"}}"#).unwrap();
+        let c = crate::config::Config::parse(r#"{"platform":{"base_url":"https://p.example","app_id":"A","secret":"demo-secret-C001-at-least-32-bytes"}}"#).unwrap();
         assert_eq!(c.platform.unwrap().base_url, "https://p.example");
         let e = crate::config::Config::parse(r#"{"platform":{"base_url":"https://p.example","app_id":"A"}}"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidConfig);
@@ -310,7 +311,7 @@ mod command_tests {
     #[cfg(feature = "client")]
     #[test]
     fn info_never_shows_the_secret() {
-        let e = Engine::open(r#"{"platform":{"base_url":"http://127.0.0.1:9","app_id":"A","secret":"very-secret-key"}}"#).unwrap();
+        let e = Engine::open(r#"{"platform":{"base_url":"http://127.0.0.1:9","app_id":"A","secret":"very-secret-key-of-at-least-32-bytes"}}"#).unwrap();
         let info = e.call("platform-info", "{}");
         assert!(info.contains("\"configured\":true") && !info.contains("very-secret-key"), "{info}");
         let err = e.call_value("platform-call", r#"{"interface":"real-time-slots","request":[]}"#).unwrap_err();

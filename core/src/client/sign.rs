@@ -31,8 +31,9 @@ pub const HEADER_SIGNATURE: &str = "X-YL-Signature";
 /// sent so a server can verify the signature before reading the body.
 pub const HEADER_CONTENT_SM3: &str = "X-YL-Content-SM3";
 
-/// The shortest secret a verifier accepts (bytes): 256 bits, SM3's size.
-pub const MIN_SECRET_BYTES: usize = 32;
+/// The shortest secret a verifier accepts, and the platform client's config
+/// (bytes): 256 bits, SM3's size.
+pub use crate::config::platform::MIN_SECRET_BYTES;
 
 /// The default tolerance between the signer's and the verifier's wall clocks.
 pub const DEFAULT_WINDOW_SECS: i64 = 300;

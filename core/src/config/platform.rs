@@ -7,6 +7,10 @@ use crate::error::{Error, ErrorCode, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
+/// The shortest secret (bytes) either side accepts: 256 bits, SM3's size. A
+/// client holding a shorter one would only be refused by every verifier.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// The `platform` object of the engine config. Every key is documented in docs/client.md.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,8 +139,12 @@ impl PlatformConfig {
         if !app_ok {
             return Err(bad("app_id", "1 to 64 characters of A-Z a-z 0-9 - _ .", "应为1到64个字符，只含 A-Z a-z 0-9 - _ ."));
         }
-        if raw.secret.len() < 8 {
-            return Err(bad("secret", "must have at least 8 characters", "至少8个字符"));
+        if raw.secret.len() < MIN_SECRET_BYTES {
+            return Err(bad(
+                "secret",
+                &format!("must have at least {MIN_SECRET_BYTES} bytes (e.g. 32 random bytes as 64 hex digits)"),
+                &format!("至少 {MIN_SECRET_BYTES} 字节（例如 32 个随机字节写成 64 位十六进制）"),
+            ));
         }
         if raw.timeout_ms == 0 || raw.timeout_ms > 600_000 {
             return Err(bad("timeout_ms", "must be 1..=600000", "应在 1 到 600000 之间"));

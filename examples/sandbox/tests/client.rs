@@ -161,7 +161,7 @@ async fn signed_calls_are_accepted_and_bad_stale_replayed_ones_rejected() {
     let after = blocking(move || c3.booking_info("B001").unwrap()).await;
     assert_eq!(after.data["status"], "pre-booked");
     // A client with the wrong secret gets the server's code back.
-    let bad = client(&srv.base, json!({"secret": "wrong-secret-123"}));
+    let bad = client(&srv.base, json!({"secret": "wrong-secret-of-at-least-32-bytes"}));
     let bad2 = bad.clone();
     let e = blocking(move || bad2.real_time_slots("P001", "2024-10-30", None).unwrap_err()).await;
     assert_eq!(e.code(), ErrorCode::SignatureInvalid, "{e}");

@@ -5,7 +5,10 @@
 #
 #   rust    installs a CJK font and poppler-utils if missing (the PDF
 #           manifests and slips embed the font; their tests read the text
-#           back with pdftotext), then
+#           back with pdftotext) and PostgreSQL (Debian's package), starts a
+#           throwaway cluster in a temporary directory for the PostgreSQL
+#           store's tests (scripts/pg-cluster.sh; YILIAN_TEST_POSTGRES, unless
+#           already set, names it; stopped and removed at exit), then
 #           cargo test --workspace --release (core units, shared vectors,
 #           stress, property model with a fixed seed, durability, SIGKILL
 #           crash, bad input, vectors with reopening), then the
@@ -71,10 +74,32 @@ rust_prerequisites() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
 }
 
+# The throwaway PostgreSQL cluster of the rust suite (see the header).
+pg_dir=""
+start_postgres() {
+    [ -n "${YILIAN_TEST_POSTGRES:-}" ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "the PostgreSQL store's tests need a cluster: run as root, or set YILIAN_TEST_POSTGRES to a superuser conninfo" >&2
+        return 1
+    fi
+    pg_dir="$(mktemp -d /tmp/yilian-pg.XXXXXX)"
+    YILIAN_TEST_POSTGRES="$(bash scripts/pg-cluster.sh start "$pg_dir")" || return 1
+    export YILIAN_TEST_POSTGRES
+    echo "PostgreSQL test cluster: $YILIAN_TEST_POSTGRES"
+}
+stop_postgres() {
+    [ -n "$pg_dir" ] || return 0
+    bash scripts/pg-cluster.sh stop "$pg_dir"
+    rm -rf "$pg_dir"
+    pg_dir=""
+}
+trap stop_postgres EXIT
+
 run_suite() {
     case "$1" in
         rust)
             rust_prerequisites || return 1
+            start_postgres || return 1
             # Property tests take a fixed seed here, so a run is repeatable and
             # main stays green on what was checked; explore new cases with
             # PROPTEST_RNG_SEED unset and PROPTEST_CASES high (see README).

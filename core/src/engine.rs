@@ -51,19 +51,21 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl Engine {
     /// Opens an engine. `{}`: in memory, acting as the platform. `{"data_dir": …}`:
-    /// the durable store in that directory, recovered as it was.
+    /// the durable store in that directory, recovered as it was;
+    /// `{"store": {"postgres": …}}`: the same on a PostgreSQL database.
     pub fn open(config_json: &str) -> Result<Engine> {
         let cfg = Config::parse(config_json)?;
-        let d = match cfg.data_dir.clone() {
+        let cipher = cfg.encryption_key.as_ref().map(crate::crypto::RowCipher::new);
+        let tables = crate::domains::Domains::tables();
+        let opened = match (&cfg.data_dir, &cfg.postgres) {
+            (Some(dir), _) => Some(DurableStore::open(dir, cfg.durable_sync_full, cfg.group_commit_max, cipher, &tables)?),
+            #[cfg(feature = "postgres")]
+            (None, Some(pg)) => Some(DurableStore::open_postgres(&pg.0, cfg.durable_sync_full, cfg.group_commit_max, cipher, &tables)?),
+            _ => None,
+        };
+        let d = match opened {
             None => crate::domains::Domains::new(cfg, None, &crate::registry::NAMES),
-            Some(dir) => {
-                let (store, snapshot) = DurableStore::open(
-                    &dir,
-                    cfg.durable_sync_full,
-                    cfg.group_commit_max,
-                    cfg.encryption_key.as_ref().map(crate::crypto::RowCipher::new),
-                    &crate::domains::Domains::tables(),
-                )?;
+            Some((store, snapshot)) => {
                 let d = crate::domains::Domains::new(cfg, Some(store), &crate::registry::NAMES);
                 recover(&d, snapshot)?;
                 d

@@ -229,3 +229,46 @@ pub mod isolation {
         out
     }
 }
+
+/// Stores for tests that run on more than one: a spec is a data directory's
+/// path, or `postgres:` and a conninfo (the PostgreSQL store).
+pub mod store {
+    use serde_json::{json, Value};
+
+    /// The variable scripts/test.sh sets to its throwaway PostgreSQL cluster's
+    /// conninfo (superuser, Unix socket).
+    pub const POSTGRES_VAR: &str = "YILIAN_TEST_POSTGRES";
+
+    /// `config` with the store `spec` names.
+    pub fn config(spec: &str, mut config: Value) -> String {
+        match spec.strip_prefix("postgres:") {
+            Some(conninfo) => config["store"] = json!({ "postgres": conninfo }),
+            None => config["data_dir"] = json!(spec),
+        }
+        config.to_string()
+    }
+
+    /// The throwaway cluster's conninfo. Fails the test without one: a test
+    /// on PostgreSQL that cannot reach it must not pass silently.
+    pub fn postgres_admin() -> String {
+        std::env::var(POSTGRES_VAR).unwrap_or_else(|_| {
+            panic!("{POSTGRES_VAR} is not set: run scripts/test.sh, which starts a throwaway PostgreSQL cluster, or set it to a superuser conninfo")
+        })
+    }
+
+    /// A new, empty database on the throwaway cluster, as a store spec.
+    pub fn fresh_postgres() -> String {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let admin = postgres_admin();
+        let name = format!(
+            "yl_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+        );
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("the test cluster answers");
+        c.batch_execute(&format!("CREATE DATABASE {name}")).expect("a database is created");
+        format!("postgres:{admin} dbname={name}")
+    }
+}

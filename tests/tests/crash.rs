@@ -10,8 +10,12 @@ use yilian_tests::crash;
 
 const DIR_VAR: &str = "YILIAN_CRASH_CHILD_DIR";
 
-fn cfg(dir: &str) -> String {
-    json!({"data_dir": dir, "clock_start": "2024-10-29T09:00:00+08:00"}).to_string()
+/// The engine's config on the store `spec` names: a data directory, or
+/// `postgres:` and a conninfo (`yilian_tests::store`). Each test below runs
+/// on both: the SQLite store in a temporary directory, and a fresh database
+/// on the test cluster (`…_on_postgres`).
+fn cfg(spec: &str) -> String {
+    yilian_tests::store::config(spec, json!({"clock_start": "2024-10-29T09:00:00+08:00"}))
 }
 
 /// The child: books from several threads and prints each acknowledged booking.
@@ -56,8 +60,16 @@ fn crash_child() {
 #[test]
 fn killed_mid_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap().to_string();
-    let mut child = crash::start("crash_child", DIR_VAR, &d);
+    killed_mid_load_loses_nothing_on(dir.path().to_str().unwrap());
+}
+
+#[test]
+fn killed_mid_load_loses_nothing_on_postgres() {
+    killed_mid_load_loses_nothing_on(&yilian_tests::store::fresh_postgres());
+}
+
+fn killed_mid_load_loses_nothing_on(d: &str) {
+    let mut child = crash::start("crash_child", DIR_VAR, d);
     let mut acked = Vec::new();
     let mut cancelled = std::collections::HashSet::new();
     while let Some(line) = child.line() {
@@ -74,7 +86,7 @@ fn killed_mid_load_loses_nothing() {
     child.kill();
     assert!(acked.len() >= 1500, "child acknowledged only {}", acked.len());
 
-    let e = Engine::open(&cfg(&d)).unwrap();
+    let e = Engine::open(&cfg(d)).unwrap();
     e.check_invariants().unwrap();
     let mut seen = std::collections::HashSet::new();
     for (id, rid) in &acked {
@@ -111,13 +123,21 @@ fn second_open_child() {
 #[test]
 fn second_process_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap().to_string();
-    let e = Engine::open(&cfg(&d)).unwrap();
+    second_process_is_refused_on(dir.path().to_str().unwrap());
+}
+
+#[test]
+fn second_process_is_refused_on_postgres() {
+    second_process_is_refused_on(&yilian_tests::store::fresh_postgres());
+}
+
+fn second_process_is_refused_on(d: &str) {
+    let e = Engine::open(&cfg(d)).unwrap();
     let slots = sync_slots(&e, 1, 1, 3);
     ok(&e, "book-slot", json!({"slot_id": slots[0], "patient_id": "PAT001"}));
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "second_open_child", "--nocapture", "--test-threads=1"])
-        .env(OPEN_VAR, &d)
+        .env(OPEN_VAR, d)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -125,17 +145,17 @@ fn second_process_is_refused() {
     // The first process goes on undisturbed, and the store is intact.
     ok(&e, "book-slot", json!({"slot_id": slots[0], "patient_id": "PAT002"}));
     drop(e);
-    let e = Engine::open(&cfg(&d)).unwrap();
+    let e = Engine::open(&cfg(d)).unwrap();
     assert_eq!(slot_counts(&e, &slots[0]).1, 2);
 }
 
 const STOP_VAR: &str = "YILIAN_STOP_CRASH_DIR";
 const STOP_PLACES: usize = 2000;
 
-fn stop_cfg(dir: &str) -> String {
+fn stop_cfg(spec: &str) -> String {
     // `normal`: a killed process loses nothing either way, and the child's
     // 2,000 bookings and cancellations run without an fsync each.
-    json!({"data_dir": dir, "clock_start": "2024-10-29T09:00:00+08:00", "durable_sync": "normal"}).to_string()
+    yilian_tests::store::config(spec, json!({"clock_start": "2024-10-29T09:00:00+08:00", "durable_sync": "normal"}))
 }
 
 /// The child of `killed_mid_stop_service_the_next_open_finishes_it`: books
@@ -173,8 +193,16 @@ fn stop_child() {
 #[test]
 fn killed_mid_stop_service_the_next_open_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap().to_string();
-    let mut child = crash::start("stop_child", STOP_VAR, &d);
+    killed_mid_stop_service_the_next_open_finishes_it_on(dir.path().to_str().unwrap());
+}
+
+#[test]
+fn killed_mid_stop_service_the_next_open_finishes_it_on_postgres() {
+    killed_mid_stop_service_the_next_open_finishes_it_on(&yilian_tests::store::fresh_postgres());
+}
+
+fn killed_mid_stop_service_the_next_open_finishes_it_on(d: &str) {
+    let mut child = crash::start("stop_child", STOP_VAR, d);
     let mut slot = None;
     while let Some(line) = child.line() {
         if let Some(s) = line.strip_prefix("BOOKED ") {
@@ -186,7 +214,7 @@ fn killed_mid_stop_service_the_next_open_finishes_it() {
     child.kill();
     let slot = slot.expect("the child booked no slot");
 
-    let e = Engine::open(&cfg(&d)).unwrap();
+    let e = Engine::open(&cfg(d)).unwrap();
     e.check_invariants().unwrap();
     let si = ok(&e, "slot-info", json!({"slot_id": slot}));
     assert_eq!(si["status"], "closed", "{si}");
@@ -283,8 +311,16 @@ fn waitlist_child() {
 #[test]
 fn killed_mid_waitlist_promotion_loses_no_waiter() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap().to_string();
-    let mut child = crash::start("waitlist_child", WAIT_VAR, &d);
+    killed_mid_waitlist_promotion_loses_no_waiter_on(dir.path().to_str().unwrap());
+}
+
+#[test]
+fn killed_mid_waitlist_promotion_loses_no_waiter_on_postgres() {
+    killed_mid_waitlist_promotion_loses_no_waiter_on(&yilian_tests::store::fresh_postgres());
+}
+
+fn killed_mid_waitlist_promotion_loses_no_waiter_on(d: &str) {
+    let mut child = crash::start("waitlist_child", WAIT_VAR, d);
     let (mut booked, mut joined, mut cancelled) = (Vec::new(), Vec::new(), Vec::new());
     while let Some(line) = child.line() {
         let Some(rest) = line.strip_prefix("ACK ") else { continue };
@@ -302,7 +338,7 @@ fn killed_mid_waitlist_promotion_loses_no_waiter() {
     child.kill();
     assert!(joined.len() >= 300 && !cancelled.is_empty(), "the child acknowledged {} joins, {} cancellations", joined.len(), cancelled.len());
 
-    let e = Engine::open(&cfg(&d)).unwrap();
+    let e = Engine::open(&cfg(d)).unwrap();
     e.check_invariants().unwrap();
     for id in &booked {
         ok(&e, "booking-info", json!({"booking_id": id}));

@@ -1,5 +1,5 @@
-//! The shared vectors again, on the durable store, with the engine closed
-//! and reopened before every step: every answer a case expects must come
+//! The shared vectors again, on the durable store (SQLite, then PostgreSQL),
+//! with the engine closed and reopened before every step: every answer a case expects must come
 //! out the same when all the engine knows is what it wrote to disk (S3).
 //!
 //! Left out: the platform client's cases, `engine-metrics` and the in-memory
@@ -18,12 +18,14 @@ struct Reopening {
 }
 
 impl Reopening {
-    fn new(config: &str) -> Reopening {
+    /// On a new store: a fresh data directory, or with `postgres` a fresh
+    /// database on the test cluster.
+    fn new(config: &str, postgres: bool) -> Reopening {
         let dir = tempfile::tempdir().unwrap();
+        let spec = if postgres { yilian_tests::store::fresh_postgres() } else { dir.path().to_str().unwrap().to_string() };
         let mut cfg: Value = serde_json::from_str(config).unwrap();
-        cfg["data_dir"] = json!(dir.path());
         cfg["durable_sync"] = json!("normal");
-        Reopening { config: cfg.to_string(), engine: None, advanced_s: 0, _dir: dir }
+        Reopening { config: yilian_tests::store::config(&spec, cfg), engine: None, advanced_s: 0, _dir: dir }
     }
 
     fn call(&mut self, principal: Option<&str>, command: &str, request: &str) -> String {
@@ -47,10 +49,9 @@ impl Reopening {
     }
 }
 
-#[test]
-fn every_vector_passes_with_the_engine_reopened_before_every_step() {
+fn every_vector_reopened(postgres: bool) {
     let mut open = |cfg: &str| -> yilian_tests::Caller {
-        let mut r = Reopening::new(cfg);
+        let mut r = Reopening::new(cfg, postgres);
         Box::new(move |p: Option<&str>, c: &str, q: &str| r.call(p, c, q))
     };
     // The platform client's cases talk to a network peer, not the store;
@@ -63,7 +64,17 @@ fn every_vector_passes_with_the_engine_reopened_before_every_step() {
         config.get("platform").is_none() && !counts_calls
     };
     let (cases, steps, failures) = yilian_tests::run_all(&mut open, &keep);
-    println!("vectors reopened: {cases} cases, {steps} steps passed");
+    println!("vectors reopened{}: {cases} cases, {steps} steps passed", if postgres { " on PostgreSQL" } else { "" });
     assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
     assert!(cases > 50);
+}
+
+#[test]
+fn every_vector_passes_with_the_engine_reopened_before_every_step() {
+    every_vector_reopened(false);
+}
+
+#[test]
+fn every_vector_passes_on_postgres_with_the_engine_reopened_before_every_step() {
+    every_vector_reopened(true);
 }

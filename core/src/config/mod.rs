@@ -32,6 +32,8 @@ impl Default for ReleasePolicy {
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
+    /// A store on a database server instead of `data_dir`: `{"postgres": "<conninfo>"}`.
+    pub store: Option<RawStore>,
     pub clock_start: Option<String>,
     pub clock: Option<String>,
     pub institution_id: Option<String>,
@@ -59,10 +61,38 @@ pub struct RawConfig {
     pub report_dir: Option<PathBuf>,
 }
 
+/// The `store` object: where the durable store lives when it is not a
+/// `data_dir`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// A PostgreSQL (or compatible) database: libpq `key=value` conninfo or a
+    /// `postgres://` URL.
+    pub postgres: Option<String>,
+}
+
+impl std::fmt::Debug for RawStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The conninfo may carry a password.
+        f.debug_struct("RawStore").field("postgres", &self.postgres.as_ref().map(|_| "…")).finish()
+    }
+}
+
+/// A database's connection string, never printed (it may carry a password).
+#[derive(Clone)]
+pub struct Conninfo(pub String);
+
+impl std::fmt::Debug for Conninfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conninfo(…)")
+    }
+}
+
 impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
             data_dir: None,
+            store: None,
             clock_start: None,
             clock: None,
             institution_id: None,
@@ -93,6 +123,8 @@ pub const DEFAULT_REPORT_MAX_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: Option<PathBuf>,
+    /// The PostgreSQL store's database (`store.postgres`), instead of `data_dir`.
+    pub postgres: Option<Conninfo>,
     pub clock_start_ms: Option<Millis>,
     pub manual_clock: bool,
     pub institution_id: Option<String>,
@@ -240,8 +272,31 @@ impl Config {
                 ));
             }
         }
+        let postgres = match raw.store.as_ref().map(|s| s.postgres.as_deref()) {
+            None => None,
+            Some(None) => return Err(bad("store", "expected {\"postgres\": \"<conninfo>\"}", "应为 {\"postgres\": \"<连接串>\"}")),
+            Some(Some(c)) if c.trim().is_empty() || c.len() > 4096 => {
+                return Err(bad(
+                    "store.postgres",
+                    "expected a libpq conninfo or a postgres:// URL of at most 4096 bytes",
+                    "应为不超过 4096 字节的 libpq 连接串或 postgres:// 地址",
+                ))
+            }
+            Some(Some(_)) if raw.data_dir.is_some() => {
+                return Err(bad("store.postgres", "names a second store beside `data_dir`: give one of them", "与 `data_dir` 同时指定了两个存储：只能指定其一"))
+            }
+            Some(Some(_)) if !cfg!(feature = "postgres") => {
+                return Err(bad(
+                    "store.postgres",
+                    "this build has no PostgreSQL store (cargo feature `postgres`)",
+                    "本版本未编译 PostgreSQL 存储（编译特性 `postgres`）",
+                ))
+            }
+            Some(Some(c)) => Some(Conninfo(c.to_string())),
+        };
         Ok(Config {
             data_dir: raw.data_dir,
+            postgres,
             clock_start_ms,
             manual_clock,
             institution_id: raw.institution_id,

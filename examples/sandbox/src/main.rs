@@ -19,6 +19,11 @@ struct Args {
     /// Default ./yilian-data, or the config file's data_dir.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The store on PostgreSQL (a libpq conninfo or a postgres:// URL)
+    /// instead of a data directory: report documents are then kept in the
+    /// database too, unless --data-dir names a directory for them.
+    #[arg(long, value_name = "CONNINFO", conflicts_with = "memory")]
+    store: Option<String>,
     /// Keep the pool in memory (nothing survives a restart); reports go to a
     /// temporary directory unless --data-dir is given.
     #[arg(long)]
@@ -131,25 +136,35 @@ async fn main() {
     // The flag wins over the config file's data_dir; --memory drops both.
     let data_dir: Option<PathBuf> = args.data_dir.clone().or_else(|| config.get("data_dir").and_then(Value::as_str).map(PathBuf::from));
     let mut _tmp_reports: Option<tempfile::TempDir> = None; // removed at exit
-    let reports = if args.memory {
+    if let Some(pg) = &args.store {
+        config.insert("store".into(), serde_json::json!({ "postgres": pg }));
+    }
+    let on_postgres = config.contains_key("store");
+    let reports = if on_postgres {
+        config.remove("data_dir");
+        args.data_dir.as_deref().map(reports_dir)
+    } else if args.memory {
         config.remove("data_dir");
         match &data_dir {
-            Some(d) => reports_dir(d),
+            Some(d) => Some(reports_dir(d)),
             None => {
                 let t = tempfile::tempdir().unwrap_or_else(|e| fail(format!("temporary directory: {e}")));
                 let p = t.path().join("reports");
                 _tmp_reports = Some(t);
-                p
+                Some(p)
             }
         }
     } else {
         let d = data_dir.unwrap_or_else(|| PathBuf::from("yilian-data"));
         config.insert("data_dir".into(), Value::String(d.to_string_lossy().into_owned()));
-        reports_dir(&d)
+        Some(reports_dir(&d))
     };
     // Reports are files under DIR/reports unless the config names its own
-    // report_dir; the upload limit bounds the document too unless it names one.
-    config.entry("report_dir").or_insert_with(|| Value::String(reports.to_string_lossy().into_owned()));
+    // report_dir (on PostgreSQL without --data-dir: in the database); the
+    // upload limit bounds the document too unless the config names one.
+    if let Some(reports) = reports {
+        config.entry("report_dir").or_insert_with(|| Value::String(reports.to_string_lossy().into_owned()));
+    }
     config.entry("report_max_bytes").or_insert_with(|| Value::from(args.max_upload_bytes));
     let config_json = Value::Object(config).to_string();
     if args.signature_window <= 0 {

@@ -69,9 +69,34 @@ async fn post(c: &reqwest::Client, base: &str, cmd: &str, body: Value) -> (u16, 
 async fn demo_sigterm_and_restart_keep_everything() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    demo_sigterm_and_restart(&dir, &["--data-dir", data.to_str().unwrap()]).await;
+}
+
+/// The same on the PostgreSQL store (`--store`, reports in the database),
+/// and a second server on that database is refused while the first runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_sigterm_and_restart_keep_everything_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tokio::task::spawn_blocking(yilian_tests::store::fresh_postgres).await.unwrap();
+    let conninfo = spec.strip_prefix("postgres:").unwrap().to_string();
+    demo_sigterm_and_restart(&dir, &["--store", &conninfo]).await;
+    let _first = start(&["--store", &conninfo]);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_yilian-sandbox")).args(["--store", &conninfo, "--listen", "127.0.0.1:0"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("STORE_LOCKED"), "{err}");
+    assert!(!err.contains("user=postgres"), "the conninfo is not printed: {err}");
+}
+
+async fn demo_sigterm_and_restart(dir: &tempfile::TempDir, store: &[&str]) {
     let cfg = dir.path().join("config.json");
     std::fs::write(&cfg, r#"{"clock_start":"2024-10-29T09:00:00+08:00"}"#).unwrap();
-    let args = ["--data-dir", data.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--demo"];
+    let mut args = store.to_vec();
+    args.extend(["--config", cfg.to_str().unwrap(), "--demo"]);
     let c = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
 
     let mut p = start(&args);

@@ -46,11 +46,55 @@
 use crate::crypto::{RowCipher, SEALED_PREFIX};
 use crate::error::{Error, ErrorCode, Result};
 use parking_lot::{Condvar, Mutex};
-use rusqlite::{params, Connection, OpenFlags};
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::borrow::Cow;
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+mod sqlite;
+
+pub use sqlite::rekey;
+
+/// One row change of a commit as the database stores it: the key as stored
+/// (a keyed hash for personal keys in a sealed store), the body sealed when
+/// the store is; `None` deletes.
+pub(crate) struct Op<'a> {
+    pub table: Table,
+    pub key: Cow<'a, str>,
+    pub body: Option<Cow<'a, str>>,
+}
+
+/// What a database does for the store; batching, sealing and the audit
+/// chain are the store's own, the same on every database. Every method runs
+/// on the one connection, behind the store's connection mutex.
+pub(crate) trait Backend: Send {
+    /// Applies `ops` in one transaction, in order (a later op on a key wins),
+    /// durably committed before it returns.
+    fn commit(&mut self, ops: &[Op<'_>]) -> Result<()>;
+    /// Up to `limit` rows of `table` keyed above `after`, in the bytes' order of keys.
+    fn page(&mut self, table: Table, after: &str, limit: usize) -> Result<Vec<(String, String)>>;
+    /// One row's body as stored.
+    fn get(&mut self, table: Table, key: &str) -> Result<Option<String>>;
+    /// Every row of `table` (to load it on open).
+    fn all(&mut self, table: Table) -> Result<Vec<(String, String)>>;
+    /// The rows of `table` whose body does not begin with `prefix` (plain rows).
+    fn not_prefixed(&mut self, table: Table, prefix: &str) -> Result<Vec<(String, String)>>;
+    /// The greatest key of `table`.
+    fn max_key(&mut self, table: Table) -> Result<Option<String>>;
+    /// Whether every row was sealed and the files then scrubbed.
+    fn is_scrubbed(&mut self) -> Result<bool>;
+    /// Rewrites the database so no copy of an overwritten or deleted row
+    /// stays where the database can remove it, and records that it did.
+    fn scrub(&mut self) -> Result<()>;
+}
+
+/// The committer's thread name (a PostgreSQL client may block on it directly).
+const COMMITTER_THREAD: &str = "yilian-commit";
+
+/// A backend behind the store's connection mutex; `None` once closed.
+type Conn = Arc<Mutex<Option<Box<dyn Backend>>>>;
 
 /// How the store treats a table's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,10 +141,11 @@ impl Table {
     pub fn has(self, flag: Flag) -> bool {
         self.flags.contains(&flag)
     }
-    fn upsert_sql(self) -> &'static str {
+    /// SQLite's statements for this table (constants, see [`table!`]).
+    pub(crate) fn upsert_sql(self) -> &'static str {
         self.upsert_sql
     }
-    fn delete_sql(self) -> &'static str {
+    pub(crate) fn delete_sql(self) -> &'static str {
         self.delete_sql
     }
 }
@@ -232,14 +277,13 @@ pub struct Ticket {
 pub struct DurableStore {
     shared: Arc<Shared>,
     committer: Mutex<Option<JoinHandle<()>>>,
-    path: PathBuf,
-    /// Held until close; the kernel also drops it if the process dies.
-    lock: Mutex<Option<File>>,
     /// Opens sealed rows read back after open (the audit trail).
     cipher: Option<RowCipher>,
     /// The one connection (see the module doc): the committer's, lent to
-    /// readers; taken and closed by `close`, which releases the database lock.
-    conn: Arc<Mutex<Option<Connection>>>,
+    /// readers; taken and closed by `close`, which releases the database's
+    /// lock (SQLite: the file and `yilian.lock`; PostgreSQL: the session's
+    /// advisory lock).
+    conn: Conn,
 }
 
 /// A row read back after open: its key and its (opened) body.
@@ -255,32 +299,33 @@ impl DurableStore {
     /// before) are read as they are and sealed when next written.
     /// `tables` are every domain's (see `domains.rs`); at most one is a [`Flag::Log`].
     pub fn open(dir: &Path, sync_full: bool, batch_max: usize, cipher: Option<RowCipher>, tables: &[Table]) -> Result<(DurableStore, Snapshot)> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("cannot create data directory: {e}")))?;
-        let lock = lock_dir(dir)?;
-        let path = dir.join("yilian.sqlite3");
-        let mut conn = open_exclusive(dir, &path)?;
-        conn.pragma_update(None, "synchronous", if sync_full { "FULL" } else { "NORMAL" })?;
-        // Checkpoint every 8192 pages (32 MiB of WAL) instead of SQLite's 1000:
-        // a booking burst rewrites the same few tail pages commit after commit,
-        // and rarer checkpoints copy each of them once (p99 latency halves).
-        conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
-        for t in tables {
-            conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {} (k TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;", t.name()))?;
-        }
-        let snapshot = read_all(&conn, cipher.as_ref(), tables)?;
+        let backend = sqlite::SqliteBackend::open(dir, sync_full, tables)?;
+        DurableStore::open_on(Box::new(backend), batch_max, cipher, tables)
+    }
+
+    /// Opens (creating its tables if needed) the store in the PostgreSQL
+    /// database `conninfo` names (libpq key=value or URL), with the same
+    /// semantics as [`open`](Self::open): see `postgres.rs`.
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(conninfo: &str, sync_full: bool, batch_max: usize, cipher: Option<RowCipher>, tables: &[Table]) -> Result<(DurableStore, Snapshot)> {
+        let backend = postgres::PgBackend::connect(conninfo, sync_full, tables)?;
+        DurableStore::open_on(Box::new(backend), batch_max, cipher, tables)
+    }
+
+    fn open_on(mut backend: Box<dyn Backend>, batch_max: usize, cipher: Option<RowCipher>, tables: &[Table]) -> Result<(DurableStore, Snapshot)> {
+        let snapshot = read_all(&mut *backend, cipher.as_ref(), tables)?;
         if let Some(c) = &cipher {
             let sealing = !snapshot.plain.is_empty();
             if sealing {
-                seal_plain_rows(&mut conn, &snapshot, c)?;
+                seal_plain_rows(&mut *backend, &snapshot, c)?;
             }
             // A store sealed before scrubbing existed (or by a run that died
             // before it) is scrubbed once on its next keyed open.
-            if sealing || !is_scrubbed(&conn)? {
-                scrub(&conn)?;
-                mark_scrubbed(&conn)?;
+            if sealing || !backend.is_scrubbed()? {
+                backend.scrub()?;
             }
         }
-        let conn = Arc::new(Mutex::new(Some(conn)));
+        let conn: Conn = Arc::new(Mutex::new(Some(backend)));
         let cipher_for_commits = cipher.clone();
         let next_audit_seq = snapshot.next_audit_seq;
         let audit_head = snapshot.audit_head.clone();
@@ -294,14 +339,10 @@ impl DurableStore {
         let s2 = shared.clone();
         let c2 = conn.clone();
         let committer = std::thread::Builder::new()
-            .name("yilian-commit".into())
+            .name(COMMITTER_THREAD.into())
             .spawn(move || commit_loop(c2, s2, batch_max, cipher_for_commits, (next_audit_seq, audit_head), log))
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
-        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), path, lock: Mutex::new(Some(lock)), cipher, conn }, snapshot))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), cipher, conn }, snapshot))
     }
 
     /// Rows of `table` keyed above `after_key`, in key order, in pages of
@@ -309,14 +350,9 @@ impl DurableStore {
     /// connection, one page at a time between commits (the connection is
     /// not held while `f` runs); sealed rows are opened.
     pub fn scan_after(&self, table: Table, after_key: &str, mut f: impl FnMut(Row) -> Result<bool>) -> Result<()> {
-        let sql = format!("SELECT k, body FROM {} WHERE k > ?1 ORDER BY k LIMIT 512", table.name());
         let mut cursor = after_key.to_string();
         loop {
-            let rows: Vec<(String, String)> = self.read(|conn| {
-                let mut st = conn.prepare_cached(&sql)?;
-                let rows = st.query_map(params![cursor], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<rusqlite::Result<_>>()?;
-                Ok(rows)
-            })?;
+            let rows = self.read(|b| b.page(table, &cursor, 512))?;
             let Some(last) = rows.last().map(|r| r.0.clone()) else { return Ok(()) };
             for (key, body) in rows {
                 let body = match &self.cipher {
@@ -337,16 +373,11 @@ impl DurableStore {
     /// `None` when it does not open (wrong key, altered or moved): for the
     /// audit trail's check, which reports such a row instead of failing.
     pub fn scan_checked(&self, table: Table, mut f: impl FnMut(&str, Option<String>) -> Result<bool>) -> Result<()> {
-        // Through the store's own connection: the database is locked
+        // Through the store's own connection: a SQLite database is locked
         // exclusively, and a second descriptor of the file would drop that lock.
-        let sql = format!("SELECT k, body FROM {} WHERE k > ?1 ORDER BY k LIMIT 512", table.name());
         let mut cursor = String::new();
         loop {
-            let rows: Vec<(String, String)> = self.read(|conn| {
-                let mut st = conn.prepare_cached(&sql)?;
-                let rows = st.query_map(params![cursor], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<rusqlite::Result<_>>()?;
-                Ok(rows)
-            })?;
+            let rows = self.read(|b| b.page(table, &cursor, 512))?;
             let Some(last) = rows.last().map(|r| r.0.clone()) else { return Ok(()) };
             for (key, body) in rows {
                 let body = match &self.cipher {
@@ -365,14 +396,8 @@ impl DurableStore {
     /// The body of one row of a [`Flag::Lazy`] table (any table works), as
     /// committed: read through the store's connection, opened when sealed.
     pub fn get(&self, table: Table, key: &str) -> Result<Option<String>> {
-        let sql = format!("SELECT body FROM {} WHERE k = ?1", table.name());
         let stored = stored_key(table, key, self.cipher.as_ref());
-        let body: Option<String> = match self.read(|conn| Ok(conn.query_row(&sql, params![stored], |r| r.get::<_, String>(0))))? {
-            Ok(b) => Some(b),
-            Err(rusqlite::Error::QueryReturnedNoRows) => None,
-            Err(e) => return Err(e.into()),
-        };
-        match (body, &self.cipher) {
+        match (self.read(|b| b.get(table, &stored))?, &self.cipher) {
             (Some(b), Some(c)) if b.starts_with(SEALED_PREFIX) => {
                 c.open(&row_aad(table, &stored), &b).map(Some).ok_or_else(|| Error::storage(format!("a row of table {} does not open", table.name())))
             }
@@ -382,9 +407,9 @@ impl DurableStore {
 
     /// Runs one read on the connection (between commits). Refused once the
     /// store is closed.
-    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        match self.conn.lock().as_ref() {
-            Some(conn) => f(conn),
+    fn read<R>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<R>) -> Result<R> {
+        match self.conn.lock().as_mut() {
+            Some(b) => f(&mut **b),
             None => Err(Error::new(ErrorCode::EngineClosed)),
         }
     }
@@ -438,10 +463,9 @@ impl DurableStore {
         d.stopped = true;
         drop(d);
         self.shared.wake_all();
-        // Closing the connection releases the database's exclusive lock (and
-        // checkpoints the WAL); then the lock file.
+        // Closing the connection releases the database's lock (SQLite: and
+        // checkpoints the WAL, then drops the lock file).
         self.conn.lock().take();
-        self.lock.lock().take();
     }
 }
 
@@ -451,14 +475,7 @@ impl Drop for DurableStore {
     }
 }
 
-fn commit_loop(
-    conn: Arc<Mutex<Option<Connection>>>,
-    shared: Arc<Shared>,
-    batch_max: usize,
-    cipher: Option<RowCipher>,
-    audit: (u64, String),
-    log: Option<Table>,
-) {
+fn commit_loop(conn: Conn, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>, audit: (u64, String), log: Option<Table>) {
     // The audit trail's next number and the hash it chains from.
     let (mut next_audit_seq, mut audit_head) = audit;
     loop {
@@ -476,7 +493,7 @@ fn commit_loop(
             let result = match conn.lock().as_mut() {
                 // A panic here (a bug) must not kill the committer and leave
                 // every waiter blocked: it fails the batch like a storage error.
-                Some(c) => crate::panic::catch(|| apply(c, &writes, cipher.as_ref(), (&mut next_audit_seq, &mut audit_head), log)),
+                Some(b) => crate::panic::catch(|| apply(&mut **b, &writes, cipher.as_ref(), (&mut next_audit_seq, &mut audit_head), log)),
                 None => Err(Error::storage("the store is closed")),
             };
             if result.is_err() {
@@ -505,14 +522,14 @@ fn commit_loop(
 }
 
 /// What a sealed row is bound to: its table and key.
-fn row_aad(table: Table, key: &str) -> Vec<u8> {
+pub(crate) fn row_aad(table: Table, key: &str) -> Vec<u8> {
     format!("{}/{key}", table.name()).into_bytes()
 }
 
 /// The key a row is stored under. A patient's row is keyed by the patient's
 /// id, which may be personal; sealed stores key it by a keyed hash instead
 /// (recovery reads the id from the sealed body).
-fn stored_key<'a>(table: Table, key: &'a str, cipher: Option<&RowCipher>) -> std::borrow::Cow<'a, str> {
+pub(crate) fn stored_key<'a>(table: Table, key: &'a str, cipher: Option<&RowCipher>) -> Cow<'a, str> {
     match cipher {
         Some(c) if table.has(Flag::PersonalKeys) => format!("h:{}", c.key_hash(key)).into(),
         _ => key.into(),
@@ -521,26 +538,26 @@ fn stored_key<'a>(table: Table, key: &'a str, cipher: Option<&RowCipher>) -> std
 
 /// Seals, in one transaction, the plain rows of a store that was not
 /// encrypted before its key was configured.
-fn seal_plain_rows(conn: &mut Connection, snap: &Snapshot, cipher: &RowCipher) -> Result<()> {
-    let tx = conn.transaction()?;
+fn seal_plain_rows(b: &mut dyn Backend, snap: &Snapshot, cipher: &RowCipher) -> Result<()> {
+    let mut ops = Vec::with_capacity(snap.plain.len() * 2);
     for (t, k, body) in &snap.plain {
         let key = stored_key(*t, k, Some(cipher));
-        tx.execute(t.delete_sql(), params![k])?;
-        tx.execute(t.upsert_sql(), params![key, cipher.seal(&row_aad(*t, &key), body)])?;
+        let sealed = cipher.seal(&row_aad(*t, &key), body);
+        ops.push(Op { table: *t, key: Cow::Borrowed(k.as_str()), body: None });
+        ops.push(Op { table: *t, key, body: Some(Cow::Owned(sealed)) });
     }
-    tx.commit()?;
-    Ok(())
+    b.commit(&ops)
 }
 
-fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, audit_at: (&mut u64, &mut String), log: Option<Table>) -> Result<()> {
+fn apply(b: &mut dyn Backend, writes: &[Write], cipher: Option<&RowCipher>, audit_at: (&mut u64, &mut String), log: Option<Table>) -> Result<()> {
     let (next_audit_seq, audit_head) = audit_at;
-    let tx = conn.transaction()?;
     // The audit entries of every change in this commit go into one row (one
     // insert per commit instead of one per change). They are numbered here,
     // in commit order, and the row is keyed by its last number, so a reader
     // paging by number sees every entry once and in order. Each entry is
     // chained to the one before it (`audit_chain::append_chained`), in this order.
     let mut audit = String::new();
+    let mut ops = Vec::with_capacity(writes.len() + 1);
     for w in writes {
         if w.table.has(Flag::Log) {
             if let Some(body) = w.body.as_deref().and_then(|b| b.strip_prefix('{')) {
@@ -551,48 +568,38 @@ fn apply(conn: &mut Connection, writes: &[Write], cipher: Option<&RowCipher>, au
             }
             continue;
         }
-        match &w.body {
-            Some(body) => {
-                let mut st = tx.prepare_cached(w.table.upsert_sql())?;
-                match cipher {
-                    Some(c) => {
-                        let key = stored_key(w.table, &w.key, cipher);
-                        st.execute(params![key, c.seal(&row_aad(w.table, &key), body)])?
-                    }
-                    None => st.execute(params![w.key, body])?,
-                };
-            }
-            None => {
-                let mut st = tx.prepare_cached(w.table.delete_sql())?;
-                st.execute(params![stored_key(w.table, &w.key, cipher)])?;
-            }
-        }
+        let key = stored_key(w.table, &w.key, cipher);
+        let body = match (&w.body, cipher) {
+            (Some(body), Some(c)) => Some(Cow::Owned(c.seal(&row_aad(w.table, &key), body))),
+            (Some(body), None) => Some(Cow::Borrowed(body.as_str())),
+            (None, _) => None,
+        };
+        ops.push(Op { table: w.table, key, body });
     }
     if let (false, Some(log)) = (audit.is_empty(), log) {
         audit.push(']');
         let key = numbered_key(*next_audit_seq - 1);
-        let mut st = tx.prepare_cached(log.upsert_sql())?;
-        match cipher {
-            Some(c) => st.execute(params![key, c.seal(&row_aad(log, &key), &audit)])?,
-            None => st.execute(params![key, audit])?,
+        let body = match cipher {
+            Some(c) => c.seal(&row_aad(log, &key), &audit),
+            None => audit,
         };
+        ops.push(Op { table: log, key: Cow::Owned(key), body: Some(Cow::Owned(body)) });
     }
-    tx.commit()?;
-    Ok(())
+    b.commit(&ops)
 }
 
-fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> Result<Snapshot> {
+fn read_all(b: &mut dyn Backend, cipher: Option<&RowCipher>, tables: &[Table]) -> Result<Snapshot> {
     // A log only grows: it is read on demand (`scan_after`), never loaded.
     // Its rows are keyed by their highest entry number.
     let mut snap = Snapshot { next_audit_seq: 1, ..Snapshot::default() };
     if let Some(log) = tables.iter().find(|t| t.has(Flag::Log)) {
-        let last: Option<String> = conn.query_row(&format!("SELECT max(k) FROM {}", log.name()), [], |r| r.get(0))?;
+        let last = b.max_key(*log)?;
         snap.next_audit_seq = last.as_deref().and_then(|k| k.parse::<u64>().ok()).unwrap_or(0).saturating_add(1);
         // The chain goes on from the last entry's hash. A last row that does
         // not read (or predates the chain) starts it afresh; `audit-verify`
         // reports the break.
-        let body: Option<String> = match &last {
-            Some(k) => conn.query_row(&format!("SELECT body FROM {} WHERE k = ?1", log.name()), params![k], |r| r.get(0)).ok(),
+        let body = match &last {
+            Some(k) => b.get(*log, k).ok().flatten(),
             None => None,
         };
         let body = match (body, cipher, &last) {
@@ -605,19 +612,13 @@ fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> 
     // plain rows are read here, when a cipher is configured, to be sealed on
     // open like every row.
     for t in tables.iter().copied().filter(|t| (t.has(Flag::Lazy) || t.has(Flag::Log)) && cipher.is_some()) {
-        let mut st = conn.prepare(&format!("SELECT k, body FROM {} WHERE substr(body, 1, {}) != ?1", t.name(), SEALED_PREFIX.len()))?;
-        let rows = st.query_map(params![SEALED_PREFIX], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        for r in rows {
-            let (k, b) = r?;
-            snap.plain.push((t, k, b));
+        for (k, body) in b.not_prefixed(t, SEALED_PREFIX)? {
+            snap.plain.push((t, k, body));
         }
     }
     for t in tables.iter().copied().filter(|t| !t.has(Flag::Log) && !t.has(Flag::Lazy)) {
-        let mut st = conn.prepare(&format!("SELECT k, body FROM {}", t.name()))?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        for r in rows {
-            let (k, mut b) = r?;
-            if b.starts_with(SEALED_PREFIX) {
+        for (k, mut body) in b.all(t)? {
+            if body.starts_with(SEALED_PREFIX) {
                 let Some(c) = cipher else {
                     return Err(Error::with(
                         ErrorCode::InvalidConfig,
@@ -626,7 +627,7 @@ fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> 
                     ));
                 };
                 // The key is not named: a row's key may be a patient's id.
-                b = c.open(&row_aad(t, &k), &b).ok_or_else(|| {
+                body = c.open(&row_aad(t, &k), &body).ok_or_else(|| {
                     Error::with(
                         ErrorCode::InvalidConfig,
                         format!("a row of table {} does not open with the configured encryption_key (wrong key, or the row was altered)", t.name()),
@@ -634,163 +635,18 @@ fn read_all(conn: &Connection, cipher: Option<&RowCipher>, tables: &[Table]) -> 
                     )
                 })?;
             } else if cipher.is_some() {
-                snap.plain.push((t, k.clone(), b.clone()));
+                snap.plain.push((t, k.clone(), body.clone()));
             }
-            snap.rows.push((t, k, b));
+            snap.rows.push((t, k, body));
         }
     }
     Ok(snap)
 }
 
-/// Opens the database holding its own exclusive lock (see the module doc):
-/// `STORE_LOCKED` at once if any other connection holds it, in this process
-/// or another. WAL mode, `secure_delete` on.
-fn open_exclusive(dir: &Path, path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
-    // No waiting: a holder keeps the lock until it closes.
-    conn.busy_timeout(std::time::Duration::ZERO)?;
-    let locked = |e: rusqlite::Error| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => store_locked(dir),
-        _ => Error::from(e),
-    };
-    // Set before WAL is first touched: SQLite then keeps the WAL index in
-    // heap memory and never gives the lock on the file up until close.
-    conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(locked)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(locked)?;
-    // Take the exclusive lock now, not at the first write.
-    conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;").map_err(locked)?;
-    conn.pragma_update(None, "secure_delete", "ON")?;
-    Ok(conn)
-}
-
-/// The bit of `PRAGMA user_version` that says every row was sealed and the
-/// file then scrubbed ([`scrub`]): set after the scrub, so a crash before it
-/// only repeats the scrub.
-const SCRUBBED: i64 = 1;
-
-fn is_scrubbed(conn: &Connection) -> Result<bool> {
-    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    Ok(v & SCRUBBED != 0)
-}
-
-fn mark_scrubbed(conn: &Connection) -> Result<()> {
-    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    conn.pragma_update(None, "user_version", v | SCRUBBED)?;
-    Ok(())
-}
-
-/// Rebuilds the database file without free pages and empties the WAL, so
-/// no copy of a row just overwritten or deleted stays in any file.
-fn scrub(conn: &Connection) -> Result<()> {
-    conn.execute_batch("VACUUM;")?;
-    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-    if busy != 0 {
-        return Err(Error::storage("the WAL could not be checkpointed after sealing"));
-    }
-    Ok(())
-}
-
-/// Re-encrypts every row of the store in `dir` under `new` (#16 item 6):
-/// rows sealed under `old` are opened and sealed again, plain rows are
-/// sealed, rows with personal keys are keyed again by `new`'s keyed hash
-/// (`plain_key` reads the plain key back from such a row's body). One
-/// transaction: a crash leaves the store wholly under the old key or wholly
-/// under the new. Then the file is vacuumed and the WAL truncated, so no
-/// row under the old key stays in any file. The directory must not be open
-/// (`STORE_LOCKED` otherwise). Returns the number of rows rewritten.
-pub fn rekey(dir: &Path, old: &RowCipher, new: &RowCipher, tables: &[Table], plain_key: &dyn Fn(Table, &str) -> Option<String>) -> Result<u64> {
-    let path = dir.join("yilian.sqlite3");
-    if !path.is_file() {
-        return Err(Error::with(
-            ErrorCode::InvalidConfig,
-            format!("no store in data directory {}", dir.display()),
-            format!("数据目录 {} 中没有数据库", dir.display()),
-        ));
-    }
-    let _lock = lock_dir(dir)?;
-    let mut conn = open_exclusive(dir, &path)?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    let tx = conn.transaction()?;
-    let mut rewritten = 0u64;
-    for t in tables.iter().copied() {
-        let exists: i64 = tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", params![t.name()], |r| r.get(0))?;
-        if exists == 0 {
-            continue;
-        }
-        // Keys first, then one body at a time: report documents may be large.
-        let keys: Vec<String> = tx.prepare(&format!("SELECT k FROM {}", t.name()))?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-        let select = format!("SELECT body FROM {} WHERE k = ?1", t.name());
-        for k in keys {
-            let body: String = tx.query_row(&select, params![k], |r| r.get(0))?;
-            let (key, plain) = if body.starts_with(SEALED_PREFIX) {
-                let plain = old.open(&row_aad(t, &k), &body).ok_or_else(|| {
-                    Error::with(
-                        ErrorCode::InvalidConfig,
-                        format!("a row of table {} does not open with the old key (wrong key, or the row was altered); nothing was changed", t.name()),
-                        format!("表 {} 中有记录无法用旧密钥解密（密钥错误或记录被篡改）；未做任何更改", t.name()),
-                    )
-                })?;
-                let key = if t.has(Flag::PersonalKeys) {
-                    plain_key(t, &plain).ok_or_else(|| corrupt_row(t, &k, "its key is not in its body", "记录内容中没有其键"))?
-                } else {
-                    k.clone()
-                };
-                (key, plain)
-            } else {
-                (k.clone(), body)
-            };
-            let new_key = stored_key(t, &key, Some(new));
-            tx.execute(t.delete_sql(), params![k])?;
-            tx.execute(t.upsert_sql(), params![new_key, new.seal(&row_aad(t, &new_key), &plain)])?;
-            rewritten += 1;
-        }
-    }
-    tx.commit()?;
-    scrub(&conn)?;
-    mark_scrubbed(&conn)?;
-    Ok(rewritten)
-}
-
-fn store_locked(dir: &Path) -> Error {
-    Error::with(
-        ErrorCode::StoreLocked,
-        format!("data directory {} is in use by another engine or process", dir.display()),
-        format!("数据目录 {} 正被其他引擎或进程使用", dir.display()),
-    )
-}
-
-/// One process per data directory: a second opener gets `STORE_LOCKED`.
-#[cfg(unix)]
-fn lock_dir(dir: &Path) -> Result<File> {
-    use std::os::unix::io::AsRawFd;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("yilian.lock"))
-        .map_err(|e| Error::storage(format!("cannot create lock file: {e}")))?;
-    // SAFETY: a valid, open file descriptor.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(store_locked(dir));
-    }
-    Ok(f)
-}
-
-#[cfg(not(unix))]
-fn lock_dir(dir: &Path) -> Result<File> {
-    // Windows: an exclusive share mode gives the same one-opener rule.
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("yilian.lock"))
-        .map_err(|e| Error::with(ErrorCode::StoreLocked, format!("data directory is in use: {e}"), "数据目录正被其他程序使用"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::{params, Connection};
 
     table!(ROWS = "t_rows");
     table!(LOG = "t_log", Log);

@@ -230,6 +230,24 @@ pub mod isolation {
     }
 }
 
+/// Two tests of one body `fn(spec: &str)`: `$sqlite` on a temporary data
+/// directory, `$postgres` on a fresh database of the test cluster.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($sqlite:ident, $postgres:ident, $body:ident) => {
+        #[test]
+        fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            $body(dir.path().to_str().unwrap());
+        }
+
+        #[test]
+        fn $postgres() {
+            $body(&$crate::store::fresh_postgres());
+        }
+    };
+}
+
 /// Stores for tests that run on more than one: a spec is a data directory's
 /// path, or `postgres:` and a conninfo (the PostgreSQL store).
 pub mod store {

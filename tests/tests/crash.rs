@@ -57,16 +57,7 @@ fn crash_child() {
     }
 }
 
-#[test]
-fn killed_mid_load_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    killed_mid_load_loses_nothing_on(dir.path().to_str().unwrap());
-}
-
-#[test]
-fn killed_mid_load_loses_nothing_on_postgres() {
-    killed_mid_load_loses_nothing_on(&yilian_tests::store::fresh_postgres());
-}
+yilian_tests::on_both_stores!(killed_mid_load_loses_nothing, killed_mid_load_loses_nothing_on_postgres, killed_mid_load_loses_nothing_on);
 
 fn killed_mid_load_loses_nothing_on(d: &str) {
     let mut child = crash::start("crash_child", DIR_VAR, d);
@@ -120,16 +111,7 @@ fn second_open_child() {
     }
 }
 
-#[test]
-fn second_process_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    second_process_is_refused_on(dir.path().to_str().unwrap());
-}
-
-#[test]
-fn second_process_is_refused_on_postgres() {
-    second_process_is_refused_on(&yilian_tests::store::fresh_postgres());
-}
+yilian_tests::on_both_stores!(second_process_is_refused, second_process_is_refused_on_postgres, second_process_is_refused_on);
 
 fn second_process_is_refused_on(d: &str) {
     let e = Engine::open(&cfg(d)).unwrap();
@@ -187,20 +169,15 @@ fn stop_child() {
     });
 }
 
+yilian_tests::on_both_stores!(
+    killed_mid_stop_service_the_next_open_finishes_it,
+    killed_mid_stop_service_the_next_open_finishes_it_on_postgres,
+    killed_mid_stop_service_the_next_open_finishes_it_on
+);
+
 /// A stop-service killed with SIGKILL after closing its slot, part-way
 /// through the bookings: the next open cancels the rest, each with its
 /// event, so no patient keeps a booking on a stopped session unawares.
-#[test]
-fn killed_mid_stop_service_the_next_open_finishes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    killed_mid_stop_service_the_next_open_finishes_it_on(dir.path().to_str().unwrap());
-}
-
-#[test]
-fn killed_mid_stop_service_the_next_open_finishes_it_on_postgres() {
-    killed_mid_stop_service_the_next_open_finishes_it_on(&yilian_tests::store::fresh_postgres());
-}
-
 fn killed_mid_stop_service_the_next_open_finishes_it_on(d: &str) {
     let mut child = crash::start("stop_child", STOP_VAR, d);
     let mut slot = None;
@@ -303,22 +280,17 @@ fn waitlist_child() {
     });
 }
 
+yilian_tests::on_both_stores!(
+    killed_mid_waitlist_promotion_loses_no_waiter,
+    killed_mid_waitlist_promotion_loses_no_waiter_on_postgres,
+    killed_mid_waitlist_promotion_loses_no_waiter_on
+);
+
 /// P7 across a crash: a process whose callers book, wait and cancel is
 /// killed with SIGKILL while freed places go to waiters. Reopened, every
 /// acknowledged waiter is still waiting or was promoted or skipped (with its
 /// event), every acknowledged cancellation stands, the counts hold, and no
 /// slot has a free place while someone waits for it.
-#[test]
-fn killed_mid_waitlist_promotion_loses_no_waiter() {
-    let dir = tempfile::tempdir().unwrap();
-    killed_mid_waitlist_promotion_loses_no_waiter_on(dir.path().to_str().unwrap());
-}
-
-#[test]
-fn killed_mid_waitlist_promotion_loses_no_waiter_on_postgres() {
-    killed_mid_waitlist_promotion_loses_no_waiter_on(&yilian_tests::store::fresh_postgres());
-}
-
 fn killed_mid_waitlist_promotion_loses_no_waiter_on(d: &str) {
     let mut child = crash::start("waitlist_child", WAIT_VAR, d);
     let (mut booked, mut joined, mut cancelled) = (Vec::new(), Vec::new(), Vec::new());

@@ -541,7 +541,8 @@ mod tests {
 
     #[test]
     fn base_url_prefix_is_kept() {
-        let cfg = PlatformConfig::parse(&json!({"base_url": "https://p.example:8443/gw/", "app_id": "A", "secret": "demo-secret-C001-at-least-32-bytes"})).unwrap();
+        let cfg =
+            PlatformConfig::parse(&json!({"base_url": "https://p.example:8443/gw/", "app_id": "A", "secret": "demo-secret-C001-at-least-32-bytes"})).unwrap();
         let c = PlatformClient::new(cfg).unwrap();
         assert_eq!((c.origin.as_str(), c.prefix.as_str()), ("https://p.example:8443", "/gw"));
     }
@@ -549,8 +550,10 @@ mod tests {
     #[test]
     fn unreachable_platform_fails_clearly_and_unknown_interfaces_are_refused() {
         // Port 9 on loopback (discard) is closed on test machines: connection refused.
-        let cfg =
-            PlatformConfig::parse(&json!({"base_url": "http://127.0.0.1:9", "app_id": "A", "secret": "demo-secret-C001-at-least-32-bytes", "retries": 1, "backoff_ms": 1})).unwrap();
+        let cfg = PlatformConfig::parse(
+            &json!({"base_url": "http://127.0.0.1:9", "app_id": "A", "secret": "demo-secret-C001-at-least-32-bytes", "retries": 1, "backoff_ms": 1}),
+        )
+        .unwrap();
         let c = PlatformClient::new(cfg).unwrap();
         let e = c.call("book-slot", &json!({"patient_id": "P"})).unwrap_err();
         assert_eq!(e.code(), ErrorCode::PlatformUnavailable, "{e}");

@@ -235,7 +235,8 @@ mod tests {
 
     #[test]
     fn engine_config_carries_the_platform() {
-        let c = crate::config::Config::parse(r#"{"platform":{"base_url":"https://p.example","app_id":"A","secret":"demo-secret-C001-at-least-32-bytes"}}"#).unwrap();
+        let c = crate::config::Config::parse(r#"{"platform":{"base_url":"https://p.example","app_id":"A","secret":"demo-secret-C001-at-least-32-bytes"}}"#)
+            .unwrap();
         assert_eq!(c.platform.unwrap().base_url, "https://p.example");
         let e = crate::config::Config::parse(r#"{"platform":{"base_url":"https://p.example","app_id":"A"}}"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidConfig);

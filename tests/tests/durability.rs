@@ -220,8 +220,9 @@ fn a_plain_store_keeps_working_once_a_key_is_configured() {
     assert_eq!(ok(&e, "booking-info", json!({"booking_id": "B000001"}))["status"], "cancelled");
     assert_eq!(slot_counts(&e, &slot).3, 1, "the place is free again");
     e.close();
-    // Opening with the key sealed what was stored in the clear (SQLite keeps
-    // old pages until they are reused, so the check is on the live rows).
+    // Opening with the key sealed what was stored in the clear: here the live
+    // rows; that no freed page or WAL frame keeps it either (the scrub) is
+    // store_security.rs's grep of the whole directory.
     let conn = rusqlite::Connection::open(dir.path().join("yilian.sqlite3")).unwrap();
     for table in ["bookings", "patients", "events", "slots"] {
         let plain: i64 = conn.query_row(&format!("SELECT count(*) FROM {table} WHERE body NOT LIKE 'sm4gcm:%'"), [], |r| r.get(0)).unwrap();

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use tower::ServiceExt;
 use yilian_core::Engine;
-use yilian_sandbox::{router, AppState, Options};
+use yilian_sandbox::{router, AppState, Options, ADMISSION_KEYS, SLOT_KEYS};
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"];
 const FIXED_PATHS: &[&str] = &[
@@ -212,9 +212,6 @@ fn source_shape(path: &str) -> Option<Shape> {
 
 /// A success in the source's shape: exactly the source's keys.
 fn assert_source_shape(shape: Shape, text: &str, what: &str) {
-    const SLOT_KEYS: &[&str] = &["slot_id", "doctor_id", "hospital_id", "date", "time", "status"];
-    const ADMISSION_KEYS: &[&str] =
-        &["admission_id", "patient_id", "hospital_id", "admission_date", "discharge_date", "admission_status", "primary_diagnosis", "attending_doctor_id"];
     let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: answer is not JSON ({e}): {text}"));
     let keys_are = |o: &Value, keys: &[&str]| o.as_object().is_some_and(|m| m.len() == keys.len() && keys.iter().all(|k| m.contains_key(*k)));
     match shape {

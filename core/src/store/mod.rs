@@ -350,42 +350,43 @@ impl DurableStore {
     /// connection, one page at a time between commits (the connection is
     /// not held while `f` runs); sealed rows are opened.
     pub fn scan_after(&self, table: Table, after_key: &str, mut f: impl FnMut(Row) -> Result<bool>) -> Result<()> {
-        let mut cursor = after_key.to_string();
-        loop {
-            let rows = self.read(|b| b.page(table, &cursor, 512))?;
-            let Some(last) = rows.last().map(|r| r.0.clone()) else { return Ok(()) };
-            for (key, body) in rows {
-                let body = match &self.cipher {
-                    Some(c) if body.starts_with(SEALED_PREFIX) => {
-                        c.open(&row_aad(table, &key), &body).ok_or_else(|| Error::storage(format!("a row of table {} does not open", table.name())))?
-                    }
-                    _ => body,
-                };
-                if !f(Row { key, body })? {
-                    return Ok(());
+        self.pages(table, after_key, |key, body| {
+            let body = match &self.cipher {
+                Some(c) if body.starts_with(SEALED_PREFIX) => {
+                    c.open(&row_aad(table, &key), &body).ok_or_else(|| Error::storage(format!("a row of table {} does not open", table.name())))?
                 }
-            }
-            cursor = last;
-        }
+                _ => body,
+            };
+            f(Row { key, body })
+        })
     }
 
     /// Every row of `table` in key order, its body opened when sealed, or
     /// `None` when it does not open (wrong key, altered or moved): for the
     /// audit trail's check, which reports such a row instead of failing.
     pub fn scan_checked(&self, table: Table, mut f: impl FnMut(&str, Option<String>) -> Result<bool>) -> Result<()> {
-        // Through the store's own connection: a SQLite database is locked
-        // exclusively, and a second descriptor of the file would drop that lock.
-        let mut cursor = String::new();
+        self.pages(table, "", |key, body| {
+            let body = match &self.cipher {
+                Some(c) if body.starts_with(SEALED_PREFIX) => c.open(&row_aad(table, &key), &body),
+                _ if body.starts_with(SEALED_PREFIX) => None,
+                _ => Some(body),
+            };
+            f(&key, body)
+        })
+    }
+
+    /// Rows of `table` keyed above `after`, as stored, in pages of 512 read
+    /// through the store's own connection (a SQLite database is locked
+    /// exclusively, and a second descriptor of the file would drop that
+    /// lock); the connection is not held while `f` runs. Stops when `f`
+    /// answers `false`.
+    fn pages(&self, table: Table, after: &str, mut f: impl FnMut(String, String) -> Result<bool>) -> Result<()> {
+        let mut cursor = after.to_string();
         loop {
             let rows = self.read(|b| b.page(table, &cursor, 512))?;
             let Some(last) = rows.last().map(|r| r.0.clone()) else { return Ok(()) };
             for (key, body) in rows {
-                let body = match &self.cipher {
-                    Some(c) if body.starts_with(SEALED_PREFIX) => c.open(&row_aad(table, &key), &body),
-                    _ if body.starts_with(SEALED_PREFIX) => None,
-                    _ => Some(body),
-                };
-                if !f(&key, body)? {
+                if !f(key, body)? {
                     return Ok(());
                 }
             }

@@ -353,8 +353,10 @@ enum SourceShape {
 
 /// The source's acceptance answer, used if the engine's answer lacks its text.
 const ACCEPTANCE_MESSAGE: &str = "接诊信息已成功记录";
-const SLOT_KEYS: &[&str] = &["slot_id", "doctor_id", "hospital_id", "date", "time", "status"];
-const ADMISSION_KEYS: &[&str] =
+/// The keys of one slot of `/api/appointment-slots`, the source's own.
+pub const SLOT_KEYS: &[&str] = &["slot_id", "doctor_id", "hospital_id", "date", "time", "status"];
+/// The keys of `/api/admission-details`, the source's own.
+pub const ADMISSION_KEYS: &[&str] =
     &["admission_id", "patient_id", "hospital_id", "admission_date", "discharge_date", "admission_status", "primary_diagnosis", "attending_doctor_id"];
 const ADMISSION_TIMES: &[&str] = &["admission_date", "discharge_date"];
 

@@ -612,6 +612,11 @@
 #define YL_E_ENGINE_CLOSED 7004
 
 /**
+ * 7xxx storage: this engine does not lead the shared store (a standby, or it lost its lease): send changes to the leader / 本引擎不是共享存储的主引擎（备用引擎，或已失去租约）：请将变更发往主引擎.
+ */
+#define YL_E_NOT_LEADER 7005
+
+/**
  * 7xxx storage: the platform is unreachable / 平台无法访问.
  */
 #define YL_E_PLATFORM_UNAVAILABLE 7301

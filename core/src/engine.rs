@@ -60,7 +60,7 @@ impl Engine {
         let opened = match (&cfg.data_dir, &cfg.postgres) {
             (Some(dir), _) => Some(DurableStore::open(dir, cfg.durable_sync_full, cfg.group_commit_max, cipher, &tables)?),
             #[cfg(feature = "postgres")]
-            (None, Some(pg)) => Some(DurableStore::open_postgres(&pg.0, cfg.durable_sync_full, cfg.group_commit_max, cipher, &tables)?),
+            (None, Some(pg)) => Some(DurableStore::open_postgres(&pg.0, cfg.durable_sync_full, cfg.lease_ms, cfg.group_commit_max, cipher, &tables)?),
             _ => None,
         };
         let d = match opened {
@@ -105,6 +105,19 @@ impl Engine {
                 s.close();
             }
         }
+    }
+
+    /// The epoch of the lease under which this engine leads its shared
+    /// store (PostgreSQL), `None` on SQLite or in memory. Once the lease is
+    /// lost every call answers `NOT_LEADER` ([`health`](Self::health)).
+    pub fn lease_epoch(&self) -> Option<u64> {
+        self.d.pool.store.as_ref().and_then(|s| s.lease_epoch())
+    }
+
+    /// `Ok` while the engine takes calls; else the error every call now
+    /// gets (`ENGINE_CLOSED`, `NOT_LEADER`, `STORAGE_ERROR`).
+    pub fn health(&self) -> Result<()> {
+        self.d.pool.check_open()
     }
 
     pub fn is_closed(&self) -> bool {

@@ -219,6 +219,7 @@ error_codes! {
     StoreLocked = 7002, Storage, "STORE_LOCKED", "the data directory is in use by another process", "数据目录正被其他进程使用";
     StoreCorrupt = 7003, Storage, "STORE_CORRUPT", "the data directory holds unreadable data", "数据目录中的数据无法读取";
     EngineClosed = 7004, Storage, "ENGINE_CLOSED", "the engine is closed", "引擎已关闭";
+    NotLeader = 7005, Storage, "NOT_LEADER", "this engine does not lead the shared store (a standby, or it lost its lease): send changes to the leader", "本引擎不是共享存储的主引擎（备用引擎，或已失去租约）：请将变更发往主引擎";
     NullArgument = 8001, Binding, "NULL_ARGUMENT", "a required pointer argument is NULL", "必需的指针参数为空";
     InvalidUtf8 = 8002, Binding, "INVALID_UTF8", "an argument is not valid UTF-8", "参数不是合法的UTF-8";
     BufferTooSmall = 8003, Binding, "BUFFER_TOO_SMALL", "the output buffer is too small", "输出缓冲区太小";

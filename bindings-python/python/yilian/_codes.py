@@ -124,6 +124,7 @@ ErrorCodeName = Literal[
     "STORE_LOCKED",
     "STORE_CORRUPT",
     "ENGINE_CLOSED",
+    "NOT_LEADER",
     "PLATFORM_UNAVAILABLE",
     "PLATFORM_TIMEOUT",
     "PLATFORM_BAD_RESPONSE",
@@ -371,6 +372,8 @@ class ErrorCode(enum.IntEnum):
     """the data directory holds unreadable data / 数据目录中的数据无法读取"""
     ENGINE_CLOSED = 7004
     """the engine is closed / 引擎已关闭"""
+    NOT_LEADER = 7005
+    """this engine does not lead the shared store (a standby, or it lost its lease): send changes to the leader / 本引擎不是共享存储的主引擎（备用引擎，或已失去租约）：请将变更发往主引擎"""
     PLATFORM_UNAVAILABLE = 7301
     """the platform is unreachable / 平台无法访问"""
     PLATFORM_TIMEOUT = 7302
@@ -514,6 +517,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     7002: ("storage", "the data directory is in use by another process", "数据目录正被其他进程使用"),
     7003: ("storage", "the data directory holds unreadable data", "数据目录中的数据无法读取"),
     7004: ("storage", "the engine is closed", "引擎已关闭"),
+    7005: ("storage", "this engine does not lead the shared store (a standby, or it lost its lease): send changes to the leader", "本引擎不是共享存储的主引擎（备用引擎，或已失去租约）：请将变更发往主引擎"),
     7301: ("storage", "the platform is unreachable", "平台无法访问"),
     7302: ("storage", "the platform did not answer in time", "平台响应超时"),
     7303: ("storage", "the platform's answer is not a valid envelope", "平台返回的数据不是合法的应答"),

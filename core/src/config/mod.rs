@@ -69,12 +69,17 @@ pub struct RawStore {
     /// A PostgreSQL (or compatible) database: libpq `key=value` conninfo or a
     /// `postgres://` URL.
     pub postgres: Option<String>,
+    /// How long the leader's lease on the database lasts unless renewed
+    /// (renewed every third of it): a standby takes over at most this long
+    /// after a leader stops renewing while its session stays open (paused,
+    /// partitioned), at once when the leader's session ends.
+    pub lease_seconds: Option<u64>,
 }
 
 impl std::fmt::Debug for RawStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The conninfo may carry a password.
-        f.debug_struct("RawStore").field("postgres", &self.postgres.as_ref().map(|_| "…")).finish()
+        f.debug_struct("RawStore").field("postgres", &self.postgres.as_ref().map(|_| "…")).field("lease_seconds", &self.lease_seconds).finish()
     }
 }
 
@@ -116,6 +121,9 @@ impl Default for RawConfig {
     }
 }
 
+/// The default of `store.lease_seconds`.
+pub const DEFAULT_LEASE_SECONDS: u64 = 10;
+
 /// The default of `report_max_bytes`: 16 MiB, the sandbox's upload limit.
 pub const DEFAULT_REPORT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
@@ -125,6 +133,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// The PostgreSQL store's database (`store.postgres`), instead of `data_dir`.
     pub postgres: Option<Conninfo>,
+    /// The leader's lease on the PostgreSQL store (`store.lease_seconds`, default 10 s).
+    pub lease_ms: u64,
     pub clock_start_ms: Option<Millis>,
     pub manual_clock: bool,
     pub institution_id: Option<String>,
@@ -179,6 +189,9 @@ pub mod range {
     pub const TIGHT_REMAINING: RangeInclusive<u64> = 0..=100_000;
     /// `max_request_bytes`: 1 KiB to 256 MiB.
     pub const MAX_REQUEST_BYTES: RangeInclusive<u64> = 1024..=268_435_456;
+    /// `store.lease_seconds`: long enough for a renewal round trip on a slow
+    /// link, short enough that a standby takes over within minutes.
+    pub const LEASE_SECONDS: RangeInclusive<u64> = 2..=600;
     /// `group_commit_max`.
     pub const GROUP_COMMIT_MAX: RangeInclusive<u64> = 1..=1_000_000;
 }
@@ -294,9 +307,14 @@ impl Config {
             }
             Some(Some(c)) => Some(Conninfo(c.to_string())),
         };
+        let lease_seconds = match raw.store.as_ref().and_then(|s| s.lease_seconds) {
+            Some(n) => within("store.lease_seconds", n, range::LEASE_SECONDS)?,
+            None => DEFAULT_LEASE_SECONDS,
+        };
         Ok(Config {
             data_dir: raw.data_dir,
             postgres,
+            lease_ms: lease_seconds * 1000,
             clock_start_ms,
             manual_clock,
             institution_id: raw.institution_id,

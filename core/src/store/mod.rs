@@ -88,6 +88,19 @@ pub(crate) trait Backend: Send {
     /// Rewrites the database so no copy of an overwritten or deleted row
     /// stays where the database can remove it, and records that it did.
     fn scrub(&mut self) -> Result<()>;
+    /// How often an idle committer calls [`renew`](Self::renew) (a shared
+    /// database's lease); `None`: never.
+    fn renew_every(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// Renews this engine's hold on the database; `NOT_LEADER` when it is lost.
+    fn renew(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// The epoch of the lease this engine leads a shared database under.
+    fn lease_epoch(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The committer's thread name (a PostgreSQL client may block on it directly).
@@ -281,9 +294,10 @@ pub struct DurableStore {
     cipher: Option<RowCipher>,
     /// The one connection (see the module doc): the committer's, lent to
     /// readers; taken and closed by `close`, which releases the database's
-    /// lock (SQLite: the file and `yilian.lock`; PostgreSQL: the session's
-    /// advisory lock).
+    /// lock (SQLite: the file and `yilian.lock`; PostgreSQL: the lease).
     conn: Conn,
+    /// The lease's epoch on a shared database (PostgreSQL).
+    lease_epoch: Option<u64>,
 }
 
 /// A row read back after open: its key and its (opened) body.
@@ -306,9 +320,19 @@ impl DurableStore {
     /// Opens (creating its tables if needed) the store in the PostgreSQL
     /// database `conninfo` names (libpq key=value or URL), with the same
     /// semantics as [`open`](Self::open): see `postgres.rs`.
+    /// The engine leads the database while it holds its lease (`lease_ms`
+    /// long, renewed by the committer); `STORE_LOCKED` while another engine
+    /// holds it.
     #[cfg(feature = "postgres")]
-    pub fn open_postgres(conninfo: &str, sync_full: bool, batch_max: usize, cipher: Option<RowCipher>, tables: &[Table]) -> Result<(DurableStore, Snapshot)> {
-        let backend = postgres::PgBackend::connect(conninfo, sync_full, tables)?;
+    pub fn open_postgres(
+        conninfo: &str,
+        sync_full: bool,
+        lease_ms: u64,
+        batch_max: usize,
+        cipher: Option<RowCipher>,
+        tables: &[Table],
+    ) -> Result<(DurableStore, Snapshot)> {
+        let backend = postgres::PgBackend::connect(conninfo, sync_full, lease_ms, tables)?;
         DurableStore::open_on(Box::new(backend), batch_max, cipher, tables)
     }
 
@@ -325,6 +349,7 @@ impl DurableStore {
                 backend.scrub()?;
             }
         }
+        let (lease_epoch, renew_every) = (backend.lease_epoch(), backend.renew_every());
         let conn: Conn = Arc::new(Mutex::new(Some(backend)));
         let cipher_for_commits = cipher.clone();
         let next_audit_seq = snapshot.next_audit_seq;
@@ -340,9 +365,9 @@ impl DurableStore {
         let c2 = conn.clone();
         let committer = std::thread::Builder::new()
             .name(COMMITTER_THREAD.into())
-            .spawn(move || commit_loop(c2, s2, batch_max, cipher_for_commits, (next_audit_seq, audit_head), log))
+            .spawn(move || commit_loop(c2, s2, batch_max, cipher_for_commits, (next_audit_seq, audit_head), log, renew_every))
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
-        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), cipher, conn }, snapshot))
+        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), cipher, conn, lease_epoch }, snapshot))
     }
 
     /// Rows of `table` keyed above `after_key`, in key order, in pages of
@@ -444,7 +469,14 @@ impl DurableStore {
         }
     }
 
-    /// `Err` once a commit has failed: the engine then refuses every call.
+    /// The epoch of the lease under which this engine leads a shared
+    /// database (PostgreSQL); `None` on SQLite.
+    pub fn lease_epoch(&self) -> Option<u64> {
+        self.lease_epoch
+    }
+
+    /// `Err` once a commit has failed (`NOT_LEADER` when the lease was
+    /// lost): the engine then refuses every call.
     pub fn health(&self) -> Result<()> {
         match &self.shared.done.lock().failed {
             Some(e) => Err(e.clone()),
@@ -476,41 +508,66 @@ impl Drop for DurableStore {
     }
 }
 
-fn commit_loop(conn: Conn, shared: Arc<Shared>, batch_max: usize, cipher: Option<RowCipher>, audit: (u64, String), log: Option<Table>) {
+/// Records a failed commit or renewal: every waiter and every later call gets `e`.
+fn fail(shared: &Shared, e: Error) {
+    shared.done.lock().failed = Some(e);
+    shared.wake_all();
+}
+
+fn commit_loop(
+    conn: Conn,
+    shared: Arc<Shared>,
+    batch_max: usize,
+    cipher: Option<RowCipher>,
+    audit: (u64, String),
+    log: Option<Table>,
+    renew_every: Option<std::time::Duration>,
+) {
     // The audit trail's next number and the hash it chains from.
     let (mut next_audit_seq, mut audit_head) = audit;
+    // Every commit renews a lease; an idle committer renews it when this is due.
+    let mut renew_at = renew_every.map(|d| std::time::Instant::now() + d);
     loop {
         let (writes, ticket, batch, shutdown) = {
             let mut q = shared.queue.lock();
             while q.writes.is_empty() && !q.shutdown {
-                shared.queue_cv.wait(&mut q);
+                match renew_at {
+                    Some(at) if std::time::Instant::now() >= at => break,
+                    Some(at) => {
+                        shared.queue_cv.wait_until(&mut q, at);
+                    }
+                    None => shared.queue_cv.wait(&mut q),
+                }
+            }
+            if q.writes.is_empty() && !q.shutdown {
+                drop(q);
+                let renewed = match conn.lock().as_mut() {
+                    Some(b) => crate::panic::catch(|| b.renew()),
+                    None => Err(Error::storage("the store is closed")),
+                };
+                if let Err(e) = renewed {
+                    return fail(&shared, e);
+                }
+                renew_at = renew_every.map(|d| std::time::Instant::now() + d);
+                continue;
             }
             let _ = batch_max; // batches take everything queued; the bound is the callers' count
             q.batch += 1;
             (std::mem::take(&mut q.writes), q.last_ticket, q.batch - 1, q.shutdown)
         };
         if !writes.is_empty() {
-            let numbered_from = (next_audit_seq, audit_head.clone());
             let result = match conn.lock().as_mut() {
                 // A panic here (a bug) must not kill the committer and leave
                 // every waiter blocked: it fails the batch like a storage error.
                 Some(b) => crate::panic::catch(|| apply(&mut **b, &writes, cipher.as_ref(), (&mut next_audit_seq, &mut audit_head), log)),
                 None => Err(Error::storage("the store is closed")),
             };
-            if result.is_err() {
-                (next_audit_seq, audit_head) = numbered_from; // nothing of the batch was written
+            if let Err(e) = result {
+                // Nothing of the batch was written, and nothing more will be.
+                return fail(&shared, e);
             }
-            let mut d = shared.done.lock();
-            match result {
-                Ok(()) => d.committed = ticket,
-                Err(e) => d.failed = Some(e),
-            }
-            let failed = d.failed.is_some();
-            drop(d);
-            if failed {
-                shared.wake_all();
-                return;
-            }
+            shared.done.lock().committed = ticket;
+            renew_at = renew_every.map(|d| std::time::Instant::now() + d);
             shared.done_cv[(batch % 2) as usize].notify_all();
         } else {
             shared.done.lock().committed = ticket;

@@ -11,13 +11,24 @@
 //!   its WAL (and, under Patroni with synchronous replication, after the
 //!   synchronous standby did); `"normal"` sets it `off` (the server may lose
 //!   its last commits if *it* crashes, as SQLite's NORMAL may on power loss).
-//! - **One writer per database.** The connection holds a session-level
-//!   advisory lock (`pg_try_advisory_lock`) from open to close: a second
-//!   engine on the same database gets `STORE_LOCKED`. Commits and reads go
-//!   through that same session, so an engine whose session ended (network
-//!   cut, server restart) cannot commit: its next commit fails and the store
-//!   is poisoned, as on any storage error; reopening recovers the committed
-//!   state.
+//! - **One leader per database, fenced** (#17 item 2). Exactly one engine
+//!   acts on a database's pool at a time: the one holding the lease, the
+//!   row `yilian_lease` (`epoch`, the holder's database session, and
+//!   `expires_at` in the server's clock, so the engines' clocks never
+//!   matter). An opener takes the lease, raising the epoch, when it has
+//!   lapsed or when the session that held it is gone (the holder was
+//!   killed, or closed: taken at once); otherwise it waits `LOCK_WAIT` and
+//!   gets `STORE_LOCKED` (a standby retries). Every commit renews the lease
+//!   and checks its epoch *in the same transaction* (an `UPDATE` of the row
+//!   for this epoch, then `SELECT 1/count(*)` of it, which fails the
+//!   transaction when the row is not this leader's and unexpired), and an
+//!   idle committer renews it every third of its length. So a leader that
+//!   lost the lease — paused past it (SIGSTOP, a long GC-like stall),
+//!   partitioned, its session cut — can never commit again: its next commit
+//!   or renewal fails, the store is poisoned with `NOT_LEADER`, and every
+//!   call is refused. The row lock makes the check exact: a takeover waits
+//!   for a commit in flight (which was then the leader's), and a commit
+//!   after the takeover sees the new epoch.
 //! - **Rows.** Each table is `(k TEXT COLLATE "C" PRIMARY KEY, body TEXT NOT
 //!   NULL)`: keys in byte order, as SQLite compares them, so paging by key
 //!   reads the same. Bodies are JSON text, or sealed (SM4-GCM, base64) when
@@ -32,7 +43,9 @@
 //! SQL used, kept to what PostgreSQL ≥ 9.5, openGauss, KingbaseES and HighGo
 //! accept: `CREATE TABLE IF NOT EXISTS`, `COLLATE "C"`, `DELETE … WHERE k IN
 //! (…)`, multi-row `INSERT … VALUES`, `SELECT … ORDER BY k LIMIT n`,
-//! `max(k)`, `left(body, n)`, `pg_try_advisory_lock`, `VACUUM FULL`, and the
+//! `max(k)`, `left(body, n)`, `SELECT … FOR UPDATE`, `now()`, `interval`
+//! literals, `pg_backend_pid()`, `pg_stat_activity` (`pid`,
+//! `backend_start`), `extract(epoch FROM …)`, `VACUUM FULL`, and the
 //! settings `synchronous_commit` and `standard_conforming_strings`. No
 //! `ON CONFLICT`, no arrays, no procedural code.
 
@@ -41,10 +54,11 @@ use crate::error::{Error, ErrorCode, Result};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-/// The advisory lock key every yilian store takes on its database ("yilian").
-const LOCK_KEY: i64 = 0x0000_7969_6c69_616e;
+/// The lease row's key (one pool per database).
+const LEASE_ROW: &str = "pool";
 
-/// How long an opener waits for a lock held by another session.
+/// How long an opener waits for a lease held by a live leader before
+/// `STORE_LOCKED` (a standby then retries).
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Rows per `INSERT` or `DELETE` statement, so no one statement is huge.
@@ -52,6 +66,13 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 pub(crate) struct PgBackend {
     client: postgres::Client,
+    /// The lease's epoch this engine holds.
+    epoch: i64,
+    /// The lease's length.
+    lease_ms: u64,
+    /// `BEGIN` and the fence: renews the lease for this epoch and fails
+    /// the transaction (division by zero) when it is not ours any more.
+    fence: String,
 }
 
 /// Runs `f` on a thread of its own. The synchronous client drives its
@@ -76,12 +97,90 @@ fn pg_error(what: &str, e: postgres::Error) -> Error {
     Error::storage(format!("PostgreSQL {what}: {e}"))
 }
 
+/// A commit or renewal that failed: `NOT_LEADER` when the fence did.
+fn commit_error(what: &str, e: postgres::Error, epoch: i64) -> Error {
+    if e.code() == Some(&postgres::error::SqlState::DIVISION_BY_ZERO) {
+        return Error::with(
+            ErrorCode::NotLeader,
+            format!("this engine lost its lease on the PostgreSQL store (epoch {epoch}): another engine leads now; nothing more is committed here"),
+            format!("本引擎已失去 PostgreSQL 存储的租约（第 {epoch} 任）：已由其他引擎主导，本引擎不再提交任何变更"),
+        );
+    }
+    pg_error(what, e)
+}
+
+/// `BEGIN`, then the lease renewed and checked for `epoch` (see the module doc).
+fn fence_sql(epoch: i64, lease_ms: u64) -> String {
+    format!(
+        "BEGIN;UPDATE yilian_lease SET expires_at = now() + interval '{lease_ms} milliseconds' \
+         WHERE k = '{LEASE_ROW}' AND epoch = {epoch} AND expires_at > now();\
+         SELECT 1/count(*) FROM yilian_lease WHERE k = '{LEASE_ROW}' AND epoch = {epoch} AND expires_at > now();"
+    )
+}
+
+/// This session's identity as `pg_stat_activity` shows it: its pid and its
+/// start in microseconds (a pid is reused; a pid with its start is not).
+const THIS_SESSION: &str = "SELECT pid::bigint, (extract(epoch FROM backend_start) * 1000000)::bigint FROM pg_stat_activity WHERE pid = pg_backend_pid()";
+
+/// Takes the lease for this session, raising its epoch, when it is free:
+/// lapsed, released, or held by a session that no longer exists. Waits up to
+/// `LOCK_WAIT` for a live holder's lease, then `STORE_LOCKED`.
+fn acquire(client: &mut postgres::Client, lease_ms: u64) -> Result<i64> {
+    let read = |e| pg_error("lease", e);
+    let me = client.query_one(THIS_SESSION, &[]).map_err(read)?;
+    let (my_pid, my_start): (i64, Option<i64>) = (me.get(0), me.get(1));
+    let holder = format!("yilian {} pid {}", crate::engine::VERSION, std::process::id());
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let mut tx = client.transaction().map_err(read)?;
+        let row = tx
+            .query_one(&*format!("SELECT epoch, session_pid, session_start, expires_at <= now() FROM yilian_lease WHERE k = '{LEASE_ROW}' FOR UPDATE"), &[])
+            .map_err(read)?;
+        let (epoch, pid, start, lapsed): (i64, i64, i64, bool) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        // A session whose start is hidden (another user's, without
+        // pg_read_all_stats) is matched by its pid alone.
+        let alive = !lapsed
+            && pid != 0
+            && tx
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid::bigint = $1 \
+                     AND (backend_start IS NULL OR (extract(epoch FROM backend_start) * 1000000)::bigint = $2)",
+                    &[&pid, &start],
+                )
+                .map_err(read)?
+                .get::<_, i64>(0)
+                > 0;
+        if !alive {
+            let next = epoch.checked_add(1).ok_or_else(|| Error::storage("the lease's epoch is exhausted"))?;
+            tx.execute(
+                &*format!(
+                    "UPDATE yilian_lease SET epoch = $1, holder = $2, session_pid = $3, session_start = $4, \
+                     expires_at = now() + interval '{lease_ms} milliseconds' WHERE k = '{LEASE_ROW}'"
+                ),
+                &[&next, &holder, &my_pid, &my_start.unwrap_or(0)],
+            )
+            .map_err(read)?;
+            tx.commit().map_err(read)?;
+            return Ok(next);
+        }
+        drop(tx); // rolls back: the row's lock is released while we wait
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::with(
+                ErrorCode::StoreLocked,
+                format!("the PostgreSQL store is led by another engine (lease epoch {epoch}); this one may wait as its standby"),
+                format!("该 PostgreSQL 存储正由其他引擎主导（租约第 {epoch} 任）；本引擎可作为备用引擎等待接管"),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 impl PgBackend {
-    pub(crate) fn connect(conninfo: &str, sync_full: bool, tables: &[Table]) -> Result<PgBackend> {
-        outside_runtime(|| PgBackend::connect_here(conninfo, sync_full, tables))
+    pub(crate) fn connect(conninfo: &str, sync_full: bool, lease_ms: u64, tables: &[Table]) -> Result<PgBackend> {
+        outside_runtime(|| PgBackend::connect_here(conninfo, sync_full, lease_ms, tables))
     }
 
-    fn connect_here(conninfo: &str, sync_full: bool, tables: &[Table]) -> Result<PgBackend> {
+    fn connect_here(conninfo: &str, sync_full: bool, lease_ms: u64, tables: &[Table]) -> Result<PgBackend> {
         let config: postgres::Config = conninfo.parse().map_err(|e| {
             Error::with(
                 ErrorCode::InvalidConfig,
@@ -90,28 +189,47 @@ impl PgBackend {
             )
         })?;
         let mut client = config.connect(postgres::NoTls).map_err(|e| pg_error("connection failed", e))?;
-        // A holder that just died (killed, or closed a moment ago) leaves its
-        // session, and so the lock, until the server has seen it go: a
-        // short wait tells that from an engine that is alive.
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        let locked = loop {
-            let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY]).map_err(|e| pg_error("lock", e))?.get(0);
-            if locked || std::time::Instant::now() >= deadline {
-                break locked;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
-        if !locked {
-            return Err(Error::with(ErrorCode::StoreLocked, "the PostgreSQL database is in use by another engine", "该 PostgreSQL 数据库正被其他引擎使用"));
-        }
         let sync = if sync_full { "on" } else { "off" };
         let mut ddl = format!("SET synchronous_commit = {sync}; SET standard_conforming_strings = on;");
         ddl.push_str("CREATE TABLE IF NOT EXISTS yilian_meta (k TEXT COLLATE \"C\" PRIMARY KEY, v TEXT NOT NULL);");
+        ddl.push_str(
+            "CREATE TABLE IF NOT EXISTS yilian_lease (k TEXT PRIMARY KEY, epoch BIGINT NOT NULL, holder TEXT NOT NULL, \
+             session_pid BIGINT NOT NULL, session_start BIGINT NOT NULL, expires_at TIMESTAMP WITH TIME ZONE NOT NULL);",
+        );
+        let _ = write!(
+            ddl,
+            "INSERT INTO yilian_lease (k, epoch, holder, session_pid, session_start, expires_at) \
+             SELECT '{LEASE_ROW}', 0, '', 0, 0, now() WHERE NOT EXISTS (SELECT 1 FROM yilian_lease WHERE k = '{LEASE_ROW}');"
+        );
         for t in tables {
             let _ = write!(ddl, "CREATE TABLE IF NOT EXISTS {} (k TEXT COLLATE \"C\" PRIMARY KEY, body TEXT NOT NULL);", t.name());
         }
-        client.batch_execute(&ddl).map_err(|e| pg_error("setup", e))?;
-        Ok(PgBackend { client })
+        // Two engines starting at once may race on the same `CREATE TABLE
+        // IF NOT EXISTS` (a unique violation in the catalog) or the lease
+        // row's insert: the loser runs it again and finds them made.
+        let mut tries = 0;
+        while let Err(e) = client.batch_execute(&ddl) {
+            tries += 1;
+            if tries == 3 {
+                return Err(pg_error("setup", e));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let epoch = acquire(&mut client, lease_ms)?;
+        Ok(PgBackend { client, epoch, lease_ms, fence: fence_sql(epoch, lease_ms) })
+    }
+
+    /// One fenced transaction (`fence` … `COMMIT`) as one simple query.
+    fn run_fenced(&mut self, sql: &str) -> Result<()> {
+        let (client, epoch) = (&mut self.client, self.epoch);
+        outside_runtime(|| match client.batch_execute(sql) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Leave the session usable for reads; the store is poisoned anyway.
+                let _ = client.batch_execute("ROLLBACK");
+                Err(commit_error("commit failed", e, epoch))
+            }
+        })
     }
 
     fn rows(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<Vec<(String, String)>> {
@@ -183,7 +301,7 @@ fn literal(out: &mut String, s: &str) {
 
 /// The transaction for `ops`: per table, the final state of each key (a
 /// later op on a key wins), deleted then inserted.
-fn commit_sql(ops: &[Op<'_>]) -> String {
+fn commit_sql(fence: &str, ops: &[Op<'_>]) -> String {
     let mut order: Vec<(Table, &str)> = Vec::new();
     let mut last: HashMap<(&str, &str), Option<&str>> = HashMap::with_capacity(ops.len());
     for op in ops {
@@ -202,8 +320,8 @@ fn commit_sql(ops: &[Op<'_>]) -> String {
         }
     }
     let size: usize = ops.iter().map(|o| o.key.len() + o.body.as_ref().map_or(0, |b| b.len()) + 8).sum();
-    let mut sql = String::with_capacity(size * 2 + 64);
-    sql.push_str("BEGIN;");
+    let mut sql = String::with_capacity(size * 2 + fence.len() + 16);
+    sql.push_str(fence);
     for (t, rows) in &by_table {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let _ = write!(sql, "DELETE FROM {} WHERE k IN (", t.name());
@@ -241,24 +359,31 @@ fn commit_sql(ops: &[Op<'_>]) -> String {
 impl Drop for PgBackend {
     fn drop(&mut self) {
         // Released in the session, before it ends: the next opener (this
-        // process reopening, or a standby) finds it free at once.
+        // process reopening, or a standby) takes it at once. Only this
+        // epoch's: a deposed leader releases nothing.
         let client = &mut self.client;
-        let _ = outside_runtime(|| client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]));
+        let sql = format!("UPDATE yilian_lease SET session_pid = 0, expires_at = now() WHERE k = '{LEASE_ROW}' AND epoch = {}", self.epoch);
+        let _ = outside_runtime(|| client.batch_execute(&sql));
     }
 }
 
 impl Backend for PgBackend {
     fn commit(&mut self, ops: &[Op<'_>]) -> Result<()> {
-        let sql = commit_sql(ops);
-        let client = &mut self.client;
-        outside_runtime(|| match client.batch_execute(&sql) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Leave the session usable for reads; the store is poisoned anyway.
-                let _ = client.batch_execute("ROLLBACK");
-                Err(pg_error("commit failed", e))
-            }
-        })
+        let sql = commit_sql(&self.fence, ops);
+        self.run_fenced(&sql)
+    }
+
+    fn renew_every(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_millis(self.lease_ms / 3))
+    }
+
+    fn renew(&mut self) -> Result<()> {
+        let sql = format!("{}COMMIT;", self.fence);
+        self.run_fenced(&sql)
+    }
+
+    fn lease_epoch(&self) -> Option<u64> {
+        u64::try_from(self.epoch).ok()
     }
 
     fn page(&mut self, table: Table, after: &str, limit: usize) -> Result<Vec<(String, String)>> {
@@ -330,7 +455,7 @@ mod tests {
             Op { table: A, key: Cow::Borrowed("k1"), body: Some(Cow::Borrowed("{\"n\":2}")) },
             Op { table: A, key: Cow::Borrowed("k2"), body: Some(Cow::Borrowed("'; DROP TABLE t_a; --")) },
         ];
-        let sql = commit_sql(&ops);
+        let sql = commit_sql("BEGIN;", &ops);
         assert_eq!(
             sql,
             "BEGIN;DELETE FROM t_a WHERE k IN ('k1','k2');INSERT INTO t_a (k, body) VALUES ('k1','{\"n\":2}'),('k2','''; DROP TABLE t_a; --');\
@@ -346,6 +471,6 @@ mod tests {
         }
         assert!(matches!(enc("B000001"), std::borrow::Cow::Borrowed(_)), "an ordinary key is not copied");
         let ops = [Op { table: A, key: Cow::Borrowed("a\0b"), body: Some(Cow::Borrowed("{}")) }];
-        assert!(!commit_sql(&ops).contains('\0'));
+        assert!(!commit_sql("BEGIN;", &ops).contains('\0'));
     }
 }

@@ -10,6 +10,7 @@ mod bare_errors;
 pub mod demo;
 pub mod metrics;
 pub mod net;
+pub mod seat;
 pub mod signature;
 
 use axum::body::Body;
@@ -53,7 +54,8 @@ pub struct Options {
 }
 
 pub struct AppState {
-    pub engine: Engine,
+    /// The engine requests act through, or none on a standby ([`seat`]).
+    pub seat: Arc<seat::Seat>,
     pub metrics: Metrics,
     opts: Options,
     events: broadcast::Sender<Arc<Value>>,
@@ -103,15 +105,21 @@ impl AppState {
     /// With `Auth::Signed`, nonces are claimed through
     /// [`signature::nonce_claim`] (the one place that decides where).
     pub fn with_auth(engine: Engine, opts: Options, auth: Auth) -> Arc<AppState> {
+        AppState::with_seat(seat::Seat::single(engine), opts, auth)
+    }
+    /// On a shared store: leading or standing by as `seat` says; run
+    /// [`seat::campaign`] beside it.
+    pub fn with_seat(seat: seat::Seat, opts: Options, auth: Auth) -> Arc<AppState> {
+        let seat = Arc::new(seat);
         let auth = match auth {
             Auth::Signed(k) => {
                 let w = k.verifier.window_secs();
-                Auth::Signed(k.claiming_nonces_with(signature::nonce_claim(&engine, w)))
+                Auth::Signed(k.claiming_nonces_with(signature::nonce_claim(seat.clone(), w)))
             }
             t => t,
         };
         let (events, _) = broadcast::channel(4096);
-        Arc::new(AppState { engine, metrics: Metrics::new(), opts, events, cursor: Mutex::new(None), shutdown: CancellationToken::new(), auth })
+        Arc::new(AppState { seat, metrics: Metrics::new(), opts, events, cursor: Mutex::new(None), shutdown: CancellationToken::new(), auth })
     }
     /// Cancelled when the server starts shutting down: ends SSE streams and the poller.
     pub fn shutdown_token(&self) -> CancellationToken {
@@ -125,7 +133,7 @@ impl AppState {
 pub fn status_for(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::EngineClosed => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::EngineClosed | ErrorCode::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
         _ => match code.family() {
             ErrorFamily::Input | ErrorFamily::Binding => StatusCode::BAD_REQUEST,
             ErrorFamily::NotFound => StatusCode::NOT_FOUND,
@@ -148,7 +156,12 @@ fn success(data: Value) -> Response {
 /// An error envelope; `status` overrides the family's status where HTTP has a
 /// more precise one (415, 405, 501, 404 for an unknown path).
 fn failure(err: &Error, status: Option<StatusCode>) -> Response {
-    json_response(status.unwrap_or_else(|| status_for(err.code())), &err.to_envelope())
+    let mut r = json_response(status.unwrap_or_else(|| status_for(err.code())), &err.to_envelope());
+    if err.code() == ErrorCode::NotLeader {
+        // A standby (or a deposed leader) may lead in a moment: retry soon.
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
 }
 
 /// Result of one interface call, recorded in the metrics by [`answer`].
@@ -175,7 +188,7 @@ fn unknown_path(path: &str) -> Error {
 /// Runs an engine call off the async workers: a transaction may wait for the
 /// group commit's fsync.
 async fn engine_call(st: &Arc<AppState>, who: &Principal, command: &str, body: String) -> Result<Value, Error> {
-    let engine = st.engine.clone();
+    let engine = st.seat.engine()?;
     let cmd = command.to_string();
     let who = who.clone();
     match tokio::task::spawn_blocking(move || engine.call_value_as(&who, &cmd, &body)).await {
@@ -473,11 +486,24 @@ async fn fallback(State(st): State<Arc<AppState>>, req: Request) -> Response {
 
 /// `GET /healthz`: open to anyone, so it tells nothing sensitive: the
 /// version, how callers are identified, and the transport.
+/// On a shared store it says `"role": "leader"` (200) or `"standby"` (503
+/// `NOT_LEADER` with `Retry-After`, so a load balancer's check routes
+/// around it); on its own store `"single"`.
 async fn healthz(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    if st.engine.is_closed() || st.shutdown.is_cancelled() {
+    if st.shutdown.is_cancelled() {
         return failure(&Error::new(ErrorCode::EngineClosed), None);
     }
-    let mut v = json!({"status": "ok", "version": Engine::version(), "auth": st.auth.view()});
+    let role = st.seat.view();
+    let health = st.seat.engine().and_then(|e| e.health());
+    if let Err(e) = health {
+        // The envelope, with the role a load balancer's operator reads.
+        let mut r = failure(&e, None);
+        let mut body = e.to_envelope();
+        body["role"] = if e.code() == ErrorCode::NotLeader { json!("standby") } else { role["role"].clone() };
+        *r.body_mut() = Body::from(body.to_string());
+        return r;
+    }
+    let mut v = json!({"status": "ok", "version": Engine::version(), "auth": st.auth.view(), "store": role});
     if let Some(net) = req.extensions().get::<Arc<net::Shared>>() {
         v["transport"] = net.opts.view();
     }
@@ -878,8 +904,9 @@ pub async fn serve_with(
     watcher.abort();
     st.shutdown.cancel();
     let _ = poller.await;
-    let engine = st.engine.clone();
-    let _ = tokio::task::spawn_blocking(move || engine.close()).await;
+    if let Some(engine) = st.seat.take() {
+        let _ = tokio::task::spawn_blocking(move || engine.close()).await;
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use yilian_core::Engine;
 use yilian_core::{Principal, Role};
 use yilian_sandbox::net::{self, Lockout, NetOptions, RateLimit};
+use yilian_sandbox::seat::{campaign, Seat};
 use yilian_sandbox::{demo, describe, reports_dir, serve_with, AppState, Auth, Options, DEFAULT_UPLOAD_LIMIT};
 
 #[derive(Parser)]
@@ -21,7 +22,10 @@ struct Args {
     data_dir: Option<PathBuf>,
     /// The store on PostgreSQL (a libpq conninfo or a postgres:// URL)
     /// instead of a data directory: report documents are then kept in the
-    /// database too, unless --data-dir names a directory for them.
+    /// database too, unless --data-dir names a directory for them. Several
+    /// servers may share one database: one leads, the others stand by
+    /// (/healthz answers 503 with "role": "standby") and take over when
+    /// the leader stops (its lease: the config's store.lease_seconds, default 10).
     #[arg(long, value_name = "CONNINFO", conflicts_with = "memory")]
     store: Option<String>,
     /// Keep the pool in memory (nothing survives a restart); reports go to a
@@ -120,6 +124,17 @@ async fn shutdown_signal() {
     eprintln!("yilian-sandbox: shutting down: finishing in-flight requests, then closing the store");
 }
 
+/// `--demo`: loads the demo network into a newly opened engine (again on
+/// a standby that takes over: loading it twice changes nothing).
+fn load_demo(engine: &Engine) -> Result<Value, yilian_core::Error> {
+    let v = demo::load(engine)?;
+    eprintln!(
+        "yilian-sandbox: demo network loaded: hospital {}, schedules {} .. {}: {} slots created, {} updated",
+        v["hospital_id"], v["from"], v["to"], v["sync"]["created"], v["sync"]["updated"]
+    );
+    Ok(v)
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -137,7 +152,14 @@ async fn main() {
     let data_dir: Option<PathBuf> = args.data_dir.clone().or_else(|| config.get("data_dir").and_then(Value::as_str).map(PathBuf::from));
     let mut _tmp_reports: Option<tempfile::TempDir> = None; // removed at exit
     if let Some(pg) = &args.store {
-        config.insert("store".into(), serde_json::json!({ "postgres": pg }));
+        // Beside the config file's other store settings (`lease_seconds`).
+        let store = config.entry("store").or_insert_with(|| Value::Object(Map::new()));
+        match store.as_object_mut() {
+            Some(m) => {
+                m.insert("postgres".into(), Value::String(pg.clone()));
+            }
+            None => fail("the config's `store` is not an object".into()),
+        }
     }
     let on_postgres = config.contains_key("store");
     let reports = if on_postgres {
@@ -174,15 +196,19 @@ async fn main() {
         (Some(p), _) => Auth::Signed(yilian_sandbox::signature::load_keys(p, args.signature_window).unwrap_or_else(|e| fail(e))),
         (None, spec) => Auth::Trusted(parse_principal(spec.as_deref().unwrap_or("platform")).unwrap_or_else(|e| fail(e))),
     };
-    let engine = Engine::open(&config_json).unwrap_or_else(|e| fail(format!("cannot open the engine: {e}")));
-    if args.demo {
-        match demo::load(&engine) {
-            Ok(v) => eprintln!(
-                "yilian-sandbox: demo network loaded: hospital {}, schedules {} .. {}: {} slots created, {} updated",
-                v["hospital_id"], v["from"], v["to"], v["sync"]["created"], v["sync"]["updated"]
-            ),
-            Err(e) => fail(format!("loading the demo network: {e}")),
+    // On a shared store a server finding another one leading starts as its
+    // standby (seat.rs); any other failure to open is fatal at start.
+    let engine = match Engine::open(&config_json) {
+        Ok(e) => Some(e),
+        Err(e) if on_postgres && e.code() == yilian_core::ErrorCode::StoreLocked => {
+            eprintln!("yilian-sandbox: standby: {}", e.message());
+            None
         }
+        Err(e) => fail(format!("cannot open the engine: {e}")),
+    };
+    let demo_loader: Option<fn(&Engine) -> Result<Value, yilian_core::Error>> = args.demo.then_some(load_demo);
+    if let (Some(engine), Some(load)) = (&engine, demo_loader) {
+        load(engine).unwrap_or_else(|e| fail(format!("loading the demo network: {e}")));
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(net::tls_config(c, k, args.tls_client_ca.as_deref()).unwrap_or_else(|e| fail(e))),
@@ -250,7 +276,14 @@ async fn main() {
         access_log,
     };
     let opts = Options { upload_limit: args.max_upload_bytes, event_poll: Duration::from_millis(50) };
-    let st = AppState::with_auth(engine, opts, auth);
+    let st = match engine {
+        Some(e) if !on_postgres => AppState::with_auth(e, opts, auth),
+        e => {
+            let st = AppState::with_seat(Seat::shared(e), opts, auth);
+            tokio::spawn(campaign(st.clone(), config_json, demo_loader));
+            st
+        }
+    };
     if let Err(e) = serve_with(listener, st, net, shutdown_signal()).await {
         fail(format!("server: {e}"));
     }

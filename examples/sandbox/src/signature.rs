@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use yilian_core::client::sign::{body_matches, body_mismatch, unix_now, NonceClaim, Verifier, HEADER_CONTENT_SM3, MIN_SECRET_BYTES};
 use yilian_core::crypto::sm3_hex;
-use yilian_core::{Engine, Principal};
+use yilian_core::Principal;
 use yilian_core::{Error, ErrorCode};
 
 /// The versions of the interfaces this server speaks, advertised at `GET /api/versions`.
@@ -59,16 +59,20 @@ impl Keys {
 /// engine's durable nonce table (`Engine::claim_nonce`), committed before the
 /// request proceeds, so a captured request replayed after a restart (or to a
 /// standby on the same store) within its window is refused.
-pub fn nonce_claim(engine: &Engine, window_secs: i64) -> NonceClaim {
-    let engine = engine.clone();
-    Box::new(move |app, nonce, ts| engine.claim_nonce(app, nonce, ts, window_secs))
+/// Claimed through whichever engine leads now (a standby claims nothing:
+/// `NOT_LEADER`).
+pub fn nonce_claim(seat: Arc<crate::seat::Seat>, window_secs: i64) -> NonceClaim {
+    Box::new(move |app, nonce, ts| seat.engine()?.claim_nonce(app, nonce, ts, window_secs))
 }
 
 /// Records a refused signature: an entry of the audit trail (`kind:
 /// "refusal"`) and the metric. Never given the request's personal data: the
 /// app id is the one claimed (sanitised by the engine), the path has no query.
 pub fn audit_refusal(st: &AppState, app_id: Option<&str>, path: &str, code: ErrorCode) {
-    st.engine.audit_refusal(app_id, path, code);
+    // A standby has no engine to audit through: the metric still counts it.
+    if let Ok(e) = st.seat.engine() {
+        e.audit_refusal(app_id, path, code);
+    }
     st.metrics.record("signature", std::time::Duration::ZERO, Some(code));
 }
 

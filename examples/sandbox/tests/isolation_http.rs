@@ -63,7 +63,7 @@ async fn no_signed_client_can_make_a_change_of_the_vectors_for_another_instituti
             let task = tokio::spawn(serve(listener, state.clone(), async move {
                 let _ = rx.await;
             }));
-            let e = &state.engine;
+            let e = &state.seat.engine().unwrap();
             let rules = Rules::of(e);
             let mut queries: Vec<(String, String)> = Vec::new();
             for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {

@@ -227,6 +227,8 @@ pub const YL_E_STORE_LOCKED: c_int = 7002;
 pub const YL_E_STORE_CORRUPT: c_int = 7003;
 /// 7xxx storage: the engine is closed / 引擎已关闭.
 pub const YL_E_ENGINE_CLOSED: c_int = 7004;
+/// 7xxx storage: this engine does not lead the shared store (a standby, or it lost its lease): send changes to the leader / 本引擎不是共享存储的主引擎（备用引擎，或已失去租约）：请将变更发往主引擎.
+pub const YL_E_NOT_LEADER: c_int = 7005;
 /// 7xxx storage: the platform is unreachable / 平台无法访问.
 pub const YL_E_PLATFORM_UNAVAILABLE: c_int = 7301;
 /// 7xxx storage: the platform did not answer in time / 平台响应超时.
@@ -356,6 +358,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_STORE_LOCKED, c"STORE_LOCKED"),
     (YL_E_STORE_CORRUPT, c"STORE_CORRUPT"),
     (YL_E_ENGINE_CLOSED, c"ENGINE_CLOSED"),
+    (YL_E_NOT_LEADER, c"NOT_LEADER"),
     (YL_E_PLATFORM_UNAVAILABLE, c"PLATFORM_UNAVAILABLE"),
     (YL_E_PLATFORM_TIMEOUT, c"PLATFORM_TIMEOUT"),
     (YL_E_PLATFORM_BAD_RESPONSE, c"PLATFORM_BAD_RESPONSE"),

@@ -78,7 +78,7 @@ impl Server {
         self.begin_stop();
         let task = self.task.take().unwrap();
         tokio::time::timeout(Duration::from_secs(20), task).await.expect("server stops within 20 s").unwrap().unwrap();
-        assert!(self.state.engine.is_closed());
+        assert!(self.state.seat.engine().is_err(), "the engine is taken out and closed");
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 }

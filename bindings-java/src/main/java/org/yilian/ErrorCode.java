@@ -232,6 +232,8 @@ public enum ErrorCode {
     STORE_CORRUPT(7003, Family.STORAGE, "the data directory holds unreadable data", "数据目录中的数据无法读取"),
     /** 7004 storage: the engine is closed / 引擎已关闭. */
     ENGINE_CLOSED(7004, Family.STORAGE, "the engine is closed", "引擎已关闭"),
+    /** 7005 storage: this engine does not lead the shared store (a standby, or it lost its lease): send changes to the leader / 本引擎不是共享存储的主引擎（备用引擎，或已失去租约）：请将变更发往主引擎. */
+    NOT_LEADER(7005, Family.STORAGE, "this engine does not lead the shared store (a standby, or it lost its lease): send changes to the leader", "本引擎不是共享存储的主引擎（备用引擎，或已失去租约）：请将变更发往主引擎"),
     /** 7301 storage: the platform is unreachable / 平台无法访问. */
     PLATFORM_UNAVAILABLE(7301, Family.STORAGE, "the platform is unreachable", "平台无法访问"),
     /** 7302 storage: the platform did not answer in time / 平台响应超时. */

@@ -72,24 +72,62 @@ async fn demo_sigterm_and_restart_keep_everything() {
     demo_sigterm_and_restart(&dir, &["--data-dir", data.to_str().unwrap()]).await;
 }
 
-/// The same on the PostgreSQL store (`--store`, reports in the database),
-/// and a second server on that database is refused while the first runs.
+/// The same on the PostgreSQL store (`--store`, reports in the database);
+/// then a second server on that database stands by while the first leads,
+/// and takes over when the first is killed (#17 item 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_sigterm_and_restart_keep_everything_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     let spec = tokio::task::spawn_blocking(yilian_tests::store::fresh_postgres).await.unwrap();
     let conninfo = spec.strip_prefix("postgres:").unwrap().to_string();
     demo_sigterm_and_restart(&dir, &["--store", &conninfo]).await;
-    let _first = start(&["--store", &conninfo]);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_yilian-sandbox")).args(["--store", &conninfo, "--listen", "127.0.0.1:0"]).output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("STORE_LOCKED"), "{err}");
-    assert!(!err.contains("user=postgres"), "the conninfo is not printed: {err}");
+    let cfg = dir.path().join("config.json");
+    a_standby_takes_over_from_a_killed_leader(&conninfo, cfg.to_str().unwrap()).await;
+}
+
+async fn a_standby_takes_over_from_a_killed_leader(conninfo: &str, cfg: &str) {
+    let c = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let leader = start(&["--store", conninfo, "--config", cfg]);
+    let standby = start(&["--store", conninfo, "--config", cfg]);
+    let health = |base: String| {
+        let c = c.clone();
+        async move {
+            let r = c.get(format!("{base}/healthz")).send().await.unwrap();
+            (r.status().as_u16(), r.headers().get("retry-after").is_some(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (st, _, h) = health(leader.base.clone()).await;
+    assert_eq!((st, &h["data"]["store"]["role"]), (200, &json!("leader")), "{h}");
+    let epoch = h["data"]["store"]["lease_epoch"].as_u64().unwrap();
+    let (st, retry, h) = health(standby.base.clone()).await;
+    assert_eq!((st, retry, &h["role"], &h["code"]), (503, true, &json!("standby"), &json!("NOT_LEADER")), "{h}");
+    // A change sent to the standby is refused, not lost: 503 with Retry-After.
+    let r = c.post(format!("{}/api/v1/engine-info", standby.base)).json(&json!({})).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string())), (503, Some("1".into())));
+    let booking = json!({"patient_id": "PAT009", "project_id": "P001", "date": "2024-10-31", "time_slot": "09:00-10:00",
+                         "device_id": "DEV001", "clinic_id": "C001", "request_id": "failover-1"});
+    let (st, b) = post(&c, &leader.base, "book-slot", booking.clone()).await;
+    assert_eq!(st, 200, "{b}");
+    let id = b["data"]["booking_id"].as_str().unwrap().to_string();
+
+    let mut leader = leader;
+    leader.child.kill().unwrap(); // SIGKILL: no release of the lease
+    let killed = Instant::now();
+    loop {
+        let (st, _, h) = health(standby.base.clone()).await;
+        if st == 200 {
+            assert_eq!(h["data"]["store"]["lease_epoch"], json!(epoch + 1), "{h}");
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(15), "the standby takes over within the lease: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("takeover after SIGKILL: {:?}", killed.elapsed());
+    // The acknowledged booking is there, and its request id still answers it.
+    let (st, again) = post(&c, &standby.base, "book-slot", booking).await;
+    assert_eq!((st, again["data"]["booking_id"].as_str()), (200, Some(id.as_str())), "{again}");
+    let (st, info) = post(&c, &standby.base, "booking-info", json!({"booking_id": id})).await;
+    assert_eq!((st, &info["data"]["status"]), (200, &json!("booked")), "{info}");
 }
 
 async fn demo_sigterm_and_restart(dir: &tempfile::TempDir, store: &[&str]) {

@@ -129,7 +129,7 @@ fn acquire(client: &mut postgres::Client, lease_ms: u64) -> Result<i64> {
     let read = |e| pg_error("lease", e);
     let me = client.query_one(THIS_SESSION, &[]).map_err(read)?;
     let (my_pid, my_start): (i64, Option<i64>) = (me.get(0), me.get(1));
-    let holder = format!("yilian {} pid {}", crate::engine::VERSION, std::process::id());
+    let holder = format!("yilian {} pid {}", env!("CARGO_PKG_VERSION"), std::process::id());
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         let mut tx = client.transaction().map_err(read)?;

@@ -526,7 +526,8 @@ fn commit_loop(
     // The audit trail's next number and the hash it chains from.
     let (mut next_audit_seq, mut audit_head) = audit;
     // Every commit renews a lease; an idle committer renews it when this is due.
-    let mut renew_at = renew_every.map(|d| std::time::Instant::now() + d);
+    let next_renewal = || renew_every.map(|d| std::time::Instant::now() + d);
+    let mut renew_at = next_renewal();
     loop {
         let (writes, ticket, batch, shutdown) = {
             let mut q = shared.queue.lock();
@@ -548,7 +549,7 @@ fn commit_loop(
                 if let Err(e) = renewed {
                     return fail(&shared, e);
                 }
-                renew_at = renew_every.map(|d| std::time::Instant::now() + d);
+                renew_at = next_renewal();
                 continue;
             }
             let _ = batch_max; // batches take everything queued; the bound is the callers' count
@@ -567,7 +568,7 @@ fn commit_loop(
                 return fail(&shared, e);
             }
             shared.done.lock().committed = ticket;
-            renew_at = renew_every.map(|d| std::time::Instant::now() + d);
+            renew_at = next_renewal();
             shared.done_cv[(batch % 2) as usize].notify_all();
         } else {
             shared.done.lock().committed = ticket;

@@ -136,6 +136,13 @@ fn needs_signature(path: &str) -> bool {
 
 /// A refusal: recorded (metric, audit, the peer's lockout), answered 401.
 fn refuse(st: &AppState, net: Option<&Arc<Shared>>, peer: Option<Peer>, app_id: Option<&str>, path: &str, e: &Error) -> Response {
+    // The server's own failure while claiming the nonce (a standby: NOT_LEADER;
+    // the store: STORAGE_ERROR) is not the client's: answered as itself (503
+    // with Retry-After on a standby), never audited or counted toward a lockout.
+    if matches!(e.code().family(), yilian_core::ErrorFamily::Storage | yilian_core::ErrorFamily::Internal) {
+        st.metrics.record("signature", std::time::Duration::ZERO, Some(e.code()));
+        return failure(e, None);
+    }
     audit_refusal(st, app_id, path, e.code());
     if let (Some(net), Some(peer)) = (net, peer) {
         net.signature_failed(peer.0.ip());

@@ -109,6 +109,17 @@ async fn a_standby_takes_over_from_a_killed_leader(conninfo: &str, cfg: &str) {
     let (st, b) = post(&c, &leader.base, "book-slot", booking.clone()).await;
     assert_eq!(st, 200, "{b}");
     let id = b["data"]["booking_id"].as_str().unwrap().to_string();
+    // A correctly signed request to a standby is the server's refusal, not
+    // the client's: 503 NOT_LEADER, not 401, and never a lockout (3 failures).
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    write_keys(&keys, &json!({"C001-HIS": {"secret": SA, "role": "community", "institution_id": "C001"}}).to_string());
+    let signed_leader = start(&["--store", conninfo, "--config", cfg, "--keys", keys.to_str().unwrap(), "--lockout-failures", "3"]);
+    for _ in 0..5 {
+        let (st, v) = signed(&c, &signed_leader.base, "C001-HIS", SA, "engine-info", &json!({})).await;
+        assert_eq!((st, v["code"].as_str()), (503, Some("NOT_LEADER")), "{v}");
+    }
+    drop(signed_leader);
 
     let mut leader = leader;
     leader.child.kill().unwrap(); // SIGKILL: no release of the lease

@@ -3,23 +3,13 @@
 //! acknowledged bookings and reports still there, and `--keys` (request
 //! signatures on /api only).
 
+mod common;
+
+use common::process::{health, post, sigterm_and_wait, start, until_leader};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 use yilian_core::client::sign::{new_nonce, sign, unix_now};
-
-struct Proc {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill(); // only if a test failed before its own stop
-        let _ = self.child.wait();
-    }
-}
 
 const SH: &str = "secret-of-H001-HIS-at-least-32-bytes";
 const SA: &str = "secret-of-C001-HIS-at-least-32-bytes";
@@ -30,39 +20,6 @@ fn write_keys(path: &std::path::Path, body: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, body).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-fn start(args: &[&str]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
-    assert!(base.starts_with("http://127.0.0.1:"), "first line names the address: {line:?}");
-    Proc { child, base }
-}
-
-fn sigterm_and_wait(p: &mut Proc) -> std::process::ExitStatus {
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) }, 0);
-    let t = Instant::now();
-    loop {
-        if let Some(st) = p.child.try_wait().unwrap() {
-            return st;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "the server stops within 20 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-async fn post(c: &reqwest::Client, base: &str, cmd: &str, body: Value) -> (u16, Value) {
-    let r = c.post(format!("{base}/api/v1/{cmd}")).json(&body).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,17 +46,10 @@ async fn a_standby_takes_over_from_a_killed_leader(conninfo: &str, cfg: &str) {
     let c = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let leader = start(&["--store", conninfo, "--config", cfg]);
     let standby = start(&["--store", conninfo, "--config", cfg]);
-    let health = |base: String| {
-        let c = c.clone();
-        async move {
-            let r = c.get(format!("{base}/healthz")).send().await.unwrap();
-            (r.status().as_u16(), r.headers().get("retry-after").is_some(), r.json::<Value>().await.unwrap())
-        }
-    };
-    let (st, _, h) = health(leader.base.clone()).await;
+    let (st, _, h) = health(&c, &leader.base).await;
     assert_eq!((st, &h["data"]["store"]["role"]), (200, &json!("leader")), "{h}");
     let epoch = h["data"]["store"]["lease_epoch"].as_u64().unwrap();
-    let (st, retry, h) = health(standby.base.clone()).await;
+    let (st, retry, h) = health(&c, &standby.base).await;
     assert_eq!((st, retry, &h["role"], &h["code"]), (503, true, &json!("standby"), &json!("NOT_LEADER")), "{h}");
     // A change sent to the standby is refused, not lost: 503 with Retry-After.
     let r = c.post(format!("{}/api/v1/engine-info", standby.base)).json(&json!({})).send().await.unwrap();
@@ -121,19 +71,10 @@ async fn a_standby_takes_over_from_a_killed_leader(conninfo: &str, cfg: &str) {
     }
     drop(signed_leader);
 
-    let mut leader = leader;
-    leader.child.kill().unwrap(); // SIGKILL: no release of the lease
-    let killed = Instant::now();
-    loop {
-        let (st, _, h) = health(standby.base.clone()).await;
-        if st == 200 {
-            assert_eq!(h["data"]["store"]["lease_epoch"], json!(epoch + 1), "{h}");
-            break;
-        }
-        assert!(killed.elapsed() < Duration::from_secs(15), "the standby takes over within the lease: {h}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    println!("takeover after SIGKILL: {:?}", killed.elapsed());
+    leader.signal(libc::SIGKILL); // no release of the lease
+    let (took, h) = until_leader(&c, &standby.base, Duration::from_secs(15)).await;
+    assert_eq!(h["data"]["store"]["lease_epoch"], json!(epoch + 1), "{h}");
+    println!("takeover after SIGKILL: {took:?}");
     // The acknowledged booking is there, and its request id still answers it.
     let (st, again) = post(&c, &standby.base, "book-slot", booking).await;
     assert_eq!((st, again["data"]["booking_id"].as_str()), (200, Some(id.as_str())), "{again}");

@@ -115,3 +115,4 @@ pub fn catalog() -> String {
             {"device_id": "DEV002", "device_name": "血液分析仪A", "project_id": "P002", "status": "maintenance"}]})
     .to_string()
 }
+pub mod process;

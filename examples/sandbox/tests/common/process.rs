@@ -1,0 +1,80 @@
+//! The `yilian-sandbox` binary as a child process: started on a loopback
+//! port of its own, its address read from its first line, killed on drop.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Proc {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill(); // only if a test failed before its own stop
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Sends `sig` to the child (SIGKILL, SIGSTOP, SIGCONT, SIGTERM).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+}
+
+/// Starts the binary with `args`, listening on 127.0.0.1:0.
+pub fn start(args: &[&str]) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "first line names the address: {line:?}");
+    Proc { child, base }
+}
+
+/// SIGTERM, then waits (at most 20 s) for the exit.
+pub fn sigterm_and_wait(p: &mut Proc) -> std::process::ExitStatus {
+    p.signal(libc::SIGTERM);
+    let t = Instant::now();
+    loop {
+        if let Some(st) = p.child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "the server stops within 20 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub async fn post(c: &reqwest::Client, base: &str, cmd: &str, body: Value) -> (u16, Value) {
+    let r = c.post(format!("{base}/api/v1/{cmd}")).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// `/healthz`: status, whether Retry-After was set, and the body.
+pub async fn health(c: &reqwest::Client, base: &str) -> (u16, bool, Value) {
+    let r = c.get(format!("{base}/healthz")).send().await.unwrap();
+    (r.status().as_u16(), r.headers().get("retry-after").is_some(), r.json::<Value>().await.unwrap())
+}
+
+/// Polls `/healthz` until it answers 200 as the leader; the time it took.
+pub async fn until_leader(c: &reqwest::Client, base: &str, within: Duration) -> (Duration, Value) {
+    let t = Instant::now();
+    loop {
+        let (st, _, h) = health(c, base).await;
+        if st == 200 {
+            return (t.elapsed(), h);
+        }
+        assert!(t.elapsed() < within, "{base} leads within {within:?}: {h}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -206,7 +206,7 @@ async fn main() {
         }
         Err(e) => fail(format!("cannot open the engine: {e}")),
     };
-    let demo_loader: Option<fn(&Engine) -> Result<Value, yilian_core::Error>> = args.demo.then_some(load_demo);
+    let demo_loader: Option<yilian_sandbox::seat::OnLead> = args.demo.then_some(load_demo);
     if let (Some(engine), Some(load)) = (&engine, demo_loader) {
         load(engine).unwrap_or_else(|e| fail(format!("loading the demo network: {e}")));
     }

@@ -91,10 +91,13 @@ pub fn standby_error() -> Error {
     )
 }
 
+/// What runs on each newly opened engine before it serves (the demo network).
+pub type OnLead = fn(&Engine) -> Result<Value, Error>;
+
 /// Keeps this server leading when it can (see the module doc) until the
 /// server shuts down. `config_json` opens the engine; `on_lead` runs once
 /// on each newly opened engine before it serves (the demo network).
-pub async fn campaign(st: Arc<AppState>, config_json: String, on_lead: Option<fn(&Engine) -> Result<Value, Error>>) {
+pub async fn campaign(st: Arc<AppState>, config_json: String, on_lead: Option<OnLead>) {
     let token = st.shutdown_token();
     // The last refusal said, so a standby logs a change once, not every try.
     let mut last_said: Option<ErrorCode> = None;

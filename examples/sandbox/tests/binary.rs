@@ -72,7 +72,7 @@ async fn a_standby_takes_over_from_a_killed_leader(conninfo: &str, cfg: &str) {
     drop(signed_leader);
 
     leader.signal(libc::SIGKILL); // no release of the lease
-    let (took, h) = until_leader(&c, &standby.base, Duration::from_secs(15)).await;
+    let (took, h) = until_leader(&c, &standby.base, epoch + 1, Duration::from_secs(15)).await;
     assert_eq!(h["data"]["store"]["lease_epoch"], json!(epoch + 1), "{h}");
     println!("takeover after SIGKILL: {took:?}");
     // The acknowledged booking is there, and its request id still answers it.

@@ -66,12 +66,18 @@ pub async fn health(c: &reqwest::Client, base: &str) -> (u16, bool, Value) {
     (r.status().as_u16(), r.headers().get("retry-after").is_some(), r.json::<Value>().await.unwrap())
 }
 
-/// Polls `/healthz` until it answers 200 as the leader; the time it took.
-pub async fn until_leader(c: &reqwest::Client, base: &str, within: Duration) -> (Duration, Value) {
+/// Polls `/healthz` until it answers 200 as the leader with a lease epoch of
+/// at least `epoch` (0: any); the time it took, and the answer.
+pub async fn until_leader(c: &reqwest::Client, base: &str, epoch: u64, within: Duration) -> (Duration, Value) {
     let t = Instant::now();
     loop {
-        let (st, _, h) = health(c, base).await;
-        if st == 200 {
+        // A server that is not up yet (or restarting its listener) is not leading.
+        let answer = match c.get(format!("{base}/healthz")).send().await {
+            Ok(r) => (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null)),
+            Err(e) => (0, Value::String(e.to_string())),
+        };
+        let (st, h) = answer;
+        if st == 200 && h["data"]["store"]["lease_epoch"].as_u64().unwrap_or(0) >= epoch {
             return (t.elapsed(), h);
         }
         assert!(t.elapsed() < within, "{base} leads within {within:?}: {h}");

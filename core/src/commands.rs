@@ -171,7 +171,7 @@ fn real_time_slots(pool: &Pool, r: &Req) -> Result<Value> {
 }
 
 fn booking_info(pool: &Pool, r: &Req) -> Result<Value> {
-    let b = pool.booking(r.booking_id()?)?;
+    let b = pool.booking_or_retired(r.booking_id()?)?;
     let slot = pool.slot(b.slot_idx)?;
     if !r.actor().may_touch(&b, &slot) {
         return Err(forbidden());
@@ -681,7 +681,9 @@ pub fn check_invariants(pool: &Pool) -> Result<()> {
             }
             quota += b.used_quota as u32;
         }
-        if booked != st.booked || held + st.set_aside != st.held || quota != st.quota_used {
+        // Retired bookings (past the retention window) are counted without
+        // being listed.
+        if booked + st.retired.booked != st.booked || held + st.set_aside != st.held || quota + st.retired.quota_used != st.quota_used {
             return Err(Error::internal(format!("slot {} counts disagree with its bookings", slot.info.slot_id)));
         }
         if st.booked + st.held > st.capacity {
@@ -709,16 +711,18 @@ pub fn check_invariants(pool: &Pool) -> Result<()> {
     // Collect first: a booking shard must never be held while a slot is locked.
     let mut active = Vec::new();
     pool.bookings.for_each(|id, b| {
-        if b.status.is_active() {
+        // A booking being retired is counted in its slot's `retired` already.
+        if b.status.is_active() && !b.retired {
             active.push((*id, b.slot_idx));
         }
     });
     for (id, slot_idx) in active {
         let s = pool.slot(slot_idx)?;
         let listed = s.state.lock().active.contains(&id);
-        // A booking may have moved or ended since the collection: re-check it.
-        let b = pool.booking(id)?;
-        if !listed && b.status.is_active() && b.slot_idx == slot_idx {
+        // A booking may have moved, ended or been retired since the
+        // collection: re-check it.
+        let Ok(b) = pool.booking(id) else { continue };
+        if !listed && b.status.is_active() && !b.retired && b.slot_idx == slot_idx {
             return Err(Error::internal(format!("active booking {} missing from its slot", format_booking_id(id))));
         }
     }

@@ -74,8 +74,23 @@ impl Engine {
         let engine = Engine { d: Arc::new(d) };
         if engine.d.pool.store.is_some() {
             engine.after_recovery()?;
+            // What passed the retention window while the engine was down.
+            engine.d.pool.retire()?;
+            retire_on_a_timer(&engine.d);
         }
         Ok(engine)
+    }
+
+    /// Moves what is past the retention window (`retention_days`) out of
+    /// memory into the store, at once: bookings of slots whose day is over
+    /// by more than the window, and request ids' answers older than it (see
+    /// `pool/retire.rs`). A durable engine also does this by itself when
+    /// it opens and then every ten minutes. They stay readable:
+    /// `booking-info` and every read of one booking find a retired booking
+    /// in the store; a change to one is `INVALID_STATE`. An in-memory
+    /// engine retires nothing.
+    pub fn retire_history(&self) -> Result<crate::pool::Retired> {
+        self.d.pool.retire()
     }
 
     /// Claims a signed request's nonce (replay protection that survives
@@ -458,6 +473,39 @@ pub fn rekey(data_dir: impl AsRef<std::path::Path>, old_key: &str, new_key: &str
     crate::store::rekey(data_dir.as_ref(), &old, &new, &crate::domains::Domains::tables(), &plain_key)
 }
 
+/// How often a durable engine retires what is past its retention window.
+const RETIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Starts the thread that retires history (`Engine::retire_history`)
+/// every `RETIRE_EVERY` (the first pass ran in `Engine::open`). It holds the
+/// engine only while a pass runs, and ends once the engine is closed or
+/// dropped. A pass that fails changes nothing more; the store's failure is
+/// what every call then reports.
+fn retire_on_a_timer(d: &Arc<crate::domains::Domains>) {
+    let weak = Arc::downgrade(d);
+    let started = std::thread::Builder::new().name("yilian-retire".into()).spawn(move || {
+        let mut due = std::time::Instant::now() + RETIRE_EVERY;
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            if weak.strong_count() == 0 {
+                return;
+            }
+            if std::time::Instant::now() < due {
+                continue;
+            }
+            let Some(d) = weak.upgrade() else { return };
+            if d.pool.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let _ = d.pool.retire();
+            due = std::time::Instant::now() + RETIRE_EVERY;
+        }
+    });
+    // Without the thread the engine works as before, retiring at each open
+    // and when `retire_history` is called.
+    drop(started);
+}
+
 /// Rebuilds the in-memory pool from the store's rows.
 fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     let pool = &d.pool;
@@ -490,6 +538,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     let mut max_booking = 0;
     let mut bookings: Vec<Booking> = snap.of(tables::BOOKINGS).map(|(k, b)| parse_row(tables::BOOKINGS, k, b)).collect::<Result<_>>()?;
     bookings.sort_by_key(|b| b.id);
+    let min_booking = bookings.first().map(|b| b.id);
     for b in bookings {
         max_booking = max_booking.max(b.id);
         let mut b = b;
@@ -521,7 +570,12 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
         }
         pool.bookings.insert(b.id, b);
     }
-    pool.outbox.counters.next_booking.store(max_booking + 1, Ordering::Relaxed);
+    // A retired booking's id is never given again.
+    let max_retired = snap.lazy_max_key(tables::BOOKINGS_RETIRED).and_then(|k| k.parse::<u64>().ok()).unwrap_or(0);
+    pool.outbox.counters.next_booking.store(max_booking.max(max_retired) + 1, Ordering::Relaxed);
+    // Retired bookings were not loaded: the lowest loaded one is where the
+    // next retirement pass starts looking.
+    pool.retire_low.store(min_booking.unwrap_or(max_booking + 1), Ordering::Relaxed);
     let mut max_wait = 0;
     let mut waits: Vec<WaitEntry> = snap.of(tables::WAITLIST).map(|(k, b)| parse_row(tables::WAITLIST, k, b)).collect::<Result<_>>()?;
     waits.sort_by_key(|w| w.id);
@@ -535,6 +589,9 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
         }
     }
     pool.next_wait.store(max_wait + 1, Ordering::Relaxed);
+    if let Some(n) = snap.lazy_max_key(tables::IDEMPOTENCY_RETIRED).and_then(|k| k.parse::<u64>().ok()) {
+        pool.next_idem_row.fetch_max(n + 1, Ordering::Relaxed);
+    }
     for (k, body) in snap.of(tables::IDEMPOTENCY) {
         pool.restore_answer(k, parse_row::<IdemRecord>(tables::IDEMPOTENCY, k, body)?);
     }

@@ -55,7 +55,7 @@ pub use engine::{Engine, Hold, HoldOptions, SlotHandle, VERSION};
 pub use error::{Error, ErrorCode, ErrorFamily, Result};
 pub use lab::{LabTranslator, TranslatedResult, TranslatorEntry};
 pub use model::{format_booking_id, parse_booking_id, Priority};
-pub use pool::Availability;
+pub use pool::{Availability, Retired};
 pub use principal::{Principal, Role};
 pub use request::envelope;
 pub use views::event_visible_to;

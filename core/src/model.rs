@@ -108,6 +108,24 @@ pub struct SlotRecord {
     /// finishes the job with this action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closing: Option<StopServiceAction>,
+    /// Bookings of the slot that left memory past the retention window and
+    /// still hold their place (`booked`), and of those the ones that used
+    /// the referral quota: counted in the slot as before (`pool/retire.rs`).
+    #[serde(default, skip_serializing_if = "Retained::is_empty")]
+    pub retired: Retained,
+}
+
+/// What a slot still counts of its retired bookings (see `SlotRecord::retired`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retained {
+    pub booked: u32,
+    pub quota_used: u32,
+}
+
+impl Retained {
+    pub fn is_empty(&self) -> bool {
+        *self == Retained::default()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,6 +280,11 @@ pub struct Booking {
     /// The slot's index in the engine's table (not stored: rebuilt on open).
     #[serde(skip)]
     pub slot_idx: u32,
+    /// Being retired (past the retention window): its row is on its way to
+    /// `bookings_retired` and it leaves memory once that commits. Read as
+    /// before meanwhile; never changed (`pool/retire.rs`).
+    #[serde(skip)]
+    pub retired: bool,
 }
 
 impl Booking {

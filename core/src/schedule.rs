@@ -238,6 +238,7 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
                     closed: p.closed,
                     closed_reason: None,
                     closing: None,
+                    retired: Retained::default(),
                 };
                 if pool.store.is_some() {
                     txn.writes.push(Write::put(crate::pool::tables::SLOTS, rec.info.slot_id.clone(), &rec));

@@ -300,7 +300,7 @@ pub(crate) fn with_booking<R>(pool: &Pool, booking: Option<u64>, live: Option<(&
     if let Some((b, s)) = live.filter(|(b, _)| b.id == id) {
         return f(Some(&BookingPart::of(b, Some(s), now)));
     }
-    match pool.booking(id) {
+    match pool.booking_or_retired(id) {
         Ok(b) => {
             let s = pool.slot(b.slot_idx).ok();
             f(Some(&BookingPart::of(&b, s.as_deref(), now)))

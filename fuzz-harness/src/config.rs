@@ -23,6 +23,7 @@ const KEYS: &[&str] = &[
     "tight_ratio",
     "max_request_bytes",
     "waitlist_raise_after_minutes",
+    "retention_days",
     "stop_service_action",
     "group_commit_max",
     "durable_sync",

@@ -45,6 +45,9 @@ pub struct RawConfig {
     pub tight_ratio: f64,
     pub max_request_bytes: usize,
     pub waitlist_raise_after_minutes: u64,
+    /// Days a booking stays in memory after its slot's day, and a request
+    /// id's answer after it was given (see `pool/retire.rs`).
+    pub retention_days: u64,
     pub stop_service_action: StopServiceAction,
     pub group_commit_max: usize,
     pub durable_sync: String,
@@ -109,6 +112,7 @@ impl Default for RawConfig {
             tight_ratio: 0.2,
             max_request_bytes: 1 << 20,
             waitlist_raise_after_minutes: 30,
+            retention_days: DEFAULT_RETENTION_DAYS,
             stop_service_action: StopServiceAction::Cancel,
             group_commit_max: 1024,
             durable_sync: "full".into(),
@@ -120,6 +124,9 @@ impl Default for RawConfig {
         }
     }
 }
+
+/// The default of `retention_days`.
+pub const DEFAULT_RETENTION_DAYS: u64 = 7;
 
 /// The default of `store.lease_seconds`.
 pub const DEFAULT_LEASE_SECONDS: u64 = 10;
@@ -150,6 +157,9 @@ pub struct Config {
     pub tight_ratio: f64,
     pub max_request_bytes: usize,
     pub waitlist_raise_after_ms: Millis,
+    /// `retention_days`: how long bookings of past days and request ids'
+    /// answers stay in memory (durable engines; they stay in the store).
+    pub retention_days: u32,
     pub stop_service_action: StopServiceAction,
     pub group_commit_max: usize,
     /// SQLite `synchronous` level: FULL (fsync every commit) or NORMAL.
@@ -189,6 +199,8 @@ pub mod range {
     pub const TIGHT_REMAINING: RangeInclusive<u64> = 0..=100_000;
     /// `max_request_bytes`: 1 KiB to 256 MiB.
     pub const MAX_REQUEST_BYTES: RangeInclusive<u64> = 1024..=268_435_456;
+    /// `retention_days`: a day to ten years.
+    pub const RETENTION_DAYS: RangeInclusive<u64> = 1..=3_650;
     /// `store.lease_seconds`: long enough for a renewal round trip on a slow
     /// link, short enough that a standby takes over within minutes.
     pub const LEASE_SECONDS: RangeInclusive<u64> = 2..=600;
@@ -246,6 +258,7 @@ impl Config {
         within("release.days", raw.release.days.into(), range::RELEASE_DAYS)?;
         let hold_ttl_seconds = within("hold_ttl_seconds", raw.hold_ttl_seconds, range::HOLD_TTL_SECONDS)?;
         let waitlist_raise_after_minutes = within("waitlist_raise_after_minutes", raw.waitlist_raise_after_minutes, range::WAITLIST_RAISE_AFTER_MINUTES)?;
+        let retention_days = within("retention_days", raw.retention_days, range::RETENTION_DAYS)?;
         within("tight_remaining", raw.tight_remaining.into(), range::TIGHT_REMAINING)?;
         if !(0.0..=1.0).contains(&raw.tight_ratio) {
             return Err(bad("tight_ratio", "must be between 0 and 1", "应在 0 到 1 之间"));
@@ -330,6 +343,7 @@ impl Config {
             tight_ratio: raw.tight_ratio,
             max_request_bytes: raw.max_request_bytes,
             waitlist_raise_after_ms: waitlist_raise_after_minutes as Millis * 60_000,
+            retention_days: retention_days as u32,
             stop_service_action: raw.stop_service_action,
             group_commit_max: raw.group_commit_max,
             durable_sync_full,

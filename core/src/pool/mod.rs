@@ -41,6 +41,9 @@ pub(crate) use resolve::resolve_slot;
 mod idempotency;
 mod outbox;
 mod patients;
+mod retire;
+pub(crate) use retire::retired_error;
+pub use retire::Retired;
 mod shards;
 mod slot;
 mod visits;
@@ -72,7 +75,16 @@ pub(crate) mod tables {
         /// Counters and the outbox's acknowledgement cursor.
         pub(crate) META = "meta", Bookkeeping
     );
-    pub(crate) const ALL: &[crate::store::Table] = &[SLOTS, BOOKINGS, WAITLIST, IDEMPOTENCY, EVENTS, PATIENTS, CATALOG, META];
+    crate::store::table!(
+        /// Bookings past the retention window: read by key, never loaded (`retire.rs`).
+        pub(crate) BOOKINGS_RETIRED = "bookings_retired", Lazy
+    );
+    crate::store::table!(
+        /// Request ids' answers past the retention window (`retire.rs`).
+        pub(crate) IDEMPOTENCY_RETIRED = "idempotency_retired", Lazy
+    );
+    pub(crate) const ALL: &[crate::store::Table] =
+        &[SLOTS, BOOKINGS, WAITLIST, IDEMPOTENCY, EVENTS, PATIENTS, CATALOG, META, BOOKINGS_RETIRED, IDEMPOTENCY_RETIRED];
 }
 
 // ---------------------------------------------------------------- the pool
@@ -155,6 +167,10 @@ pub(crate) struct Pool {
     /// The visit-number sequence of each doctor's (or department's) day, by
     /// hospital, doctor and date; each registration slot holds its own.
     visit_queues: Mutex<HashMap<String, Arc<VisitQueue>>>,
+    /// Every booking id below this has left memory (`retire.rs`).
+    pub retire_low: AtomicU64,
+    /// One retirement pass at a time.
+    retiring: Mutex<()>,
 }
 
 /// Who is asking, as the pool checks it: made from the call's principal
@@ -242,6 +258,8 @@ impl Pool {
             pending_promotions: Mutex::new(Vec::new()),
             has_pending_promotions: CachePadded::new(AtomicBool::new(false)),
             visit_queues: Mutex::new(HashMap::new()),
+            retire_low: AtomicU64::new(1),
+            retiring: Mutex::new(()),
         }
     }
 
@@ -311,9 +329,10 @@ impl Pool {
             closed: rec.closed,
             closed_reason: rec.closed_reason,
             closing: rec.closing,
-            booked: 0,
+            booked: rec.retired.booked,
             held: 0,
-            quota_used: 0,
+            quota_used: rec.retired.quota_used,
+            retired: rec.retired,
             set_aside: 0,
             holds: SmallSet::new(),
             active: SmallSet::new(),
@@ -634,8 +653,18 @@ impl Pool {
         }
     }
 
+    /// A booking in memory: one that can still change. A retired one is
+    /// `INVALID_STATE` (see [`booking_or_retired`](Self::booking_or_retired)).
     pub fn booking(&self, id: u64) -> Result<Booking> {
-        self.bookings.with(id, Booking::clone).ok_or_else(|| Error::new(ErrorCode::BookingNotFound))
+        self.bookings.with(id, Booking::clone).ok_or_else(|| self.missing_booking(id))
+    }
+
+    /// A booking to show: in memory, or retired to the store (`retire.rs`).
+    pub fn booking_or_retired(&self, id: u64) -> Result<Booking> {
+        match self.bookings.with(id, Booking::clone) {
+            Some(b) => Ok(b),
+            None => self.retired_booking(id)?.ok_or_else(|| Error::new(ErrorCode::BookingNotFound)),
+        }
     }
 
     // ------------------------------------------------------------ expiry and release
@@ -834,6 +863,7 @@ impl Pool {
             visit_no,
             confirmed_date: None,
             slot_idx: slot.idx,
+            retired: false,
         };
         if r.hold {
             st.held += 1;
@@ -923,7 +953,7 @@ impl Pool {
         };
         let result = (|| {
             loop {
-                let idx = self.bookings.with(id, |b| b.slot_idx).ok_or_else(|| Error::new(ErrorCode::BookingNotFound))?;
+                let idx = self.bookings.with(id, |b| b.slot_idx).ok_or_else(|| self.missing_booking(id))?;
                 let slot: &Slot = self.directory.get(idx).ok_or_else(|| Error::new(ErrorCode::SlotNotFound))?;
                 let mut txn = Txn::default();
                 let mut st = slot.state.lock();
@@ -932,7 +962,10 @@ impl Pool {
                 // Changed in place: `f` checks before it changes anything, so an
                 // error leaves the booking as it was.
                 let mut shard = self.bookings.lock(id).ok_or_else(|| Error::new(ErrorCode::BookingNotFound))?;
-                let b = shard.as_mut().ok_or_else(|| Error::new(ErrorCode::BookingNotFound))?;
+                let b = shard.as_mut().ok_or_else(|| self.missing_booking(id))?;
+                if b.retired {
+                    return Err(retired_error(id));
+                }
                 if b.slot_idx != idx {
                     // Moved by a concurrent change: lock the new slot instead.
                     continue;
@@ -971,7 +1004,7 @@ impl Pool {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let not_found = |_: u64| Error::new(ErrorCode::BookingNotFound);
+        let not_found = |id: u64| self.missing_booking(id);
         let result = (|| loop {
             let mut idxs = Vec::with_capacity(ids.len());
             for &id in &ids {
@@ -994,6 +1027,9 @@ impl Pool {
             for (&id, &idx) in ids.iter().zip(&idxs) {
                 let shard = self.bookings.lock(id).ok_or_else(|| not_found(id))?;
                 let b = shard.as_ref().ok_or_else(|| not_found(id))?;
+                if b.retired {
+                    return Err(retired_error(id));
+                }
                 if b.slot_idx != idx {
                     moved = true;
                     break;
@@ -1242,6 +1278,9 @@ impl Pool {
             self.sweep(&from, &mut sf, now, &mut txn);
             self.sweep(&to, &mut stt, now, &mut txn);
             let mut b = self.booking(id)?;
+            if b.retired {
+                return Err(retired_error(id));
+            }
             if b.slot_idx != from.idx {
                 continue;
             }
@@ -1498,6 +1537,7 @@ impl Pool {
                     visit_no: slot.visits.as_ref().map(|q| q.assign(w.priority == Priority::Referral)),
                     confirmed_date: None,
                     slot_idx: slot.idx,
+                    retired: false,
                 };
                 mine.push(Span { booking: id, ..span });
                 w.status = WaitStatus::Promoted;

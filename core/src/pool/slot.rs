@@ -120,6 +120,9 @@ pub(crate) struct SlotState {
     pub closed_reason: Option<String>,
     /// A closing that still has bookings to cancel or move (see `SlotRecord::closing`).
     pub closing: Option<crate::model::StopServiceAction>,
+    /// Counted in `booked` and `quota_used` without a booking in `active`:
+    /// bookings retired past the retention window (`pool/retire.rs`).
+    pub retired: crate::model::Retained,
 }
 
 impl SlotState {
@@ -145,6 +148,7 @@ impl SlotState {
             closed: self.closed,
             closed_reason: self.closed_reason.clone(),
             closing: self.closing,
+            retired: self.retired,
         }
     }
 }

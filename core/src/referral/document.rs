@@ -314,7 +314,7 @@ fn target(c: &Ctx, who: &Who) -> Result<Target> {
         return Ok(Target::Exam { e: Box::new(e), item_no, booking });
     }
     let id = booking.ok_or_else(|| Error::missing("booking_id"))?;
-    let b = c.pool.booking(id)?;
+    let b = c.pool.booking_or_retired(id)?;
     let owner = {
         let g = c.referral.inner.lock();
         g.exams.values().find_map(|e| e.items.iter().find(|i| i.booking_id == Some(id)).map(|i| (e.clone(), i.item_no)))
@@ -696,7 +696,7 @@ pub(super) fn read(c: &Ctx) -> Result<Value> {
         g.documents.values().filter(|d| d.exam_id == Some(id) && item.is_none_or(|n| d.item_no == Some(n))).cloned().collect()
     } else if c.r.get("booking_id").is_some() {
         let id = c.r.booking_id()?;
-        c.pool.booking(id)?;
+        c.pool.booking_or_retired(id)?;
         let g = c.referral.inner.lock();
         g.documents.values().filter(|d| d.booking_id == id && d.visible_to(&who)).cloned().collect()
     } else {

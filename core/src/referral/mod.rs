@@ -908,7 +908,7 @@ pub(crate) fn history_view<'a>(history: &'a [Step], tz: &chrono_tz::Tz) -> Vec<c
 
 /// The booking's current status without holding any other lock.
 pub(crate) fn booking_snapshot(pool: &Pool, id: Option<u64>) -> Option<Booking> {
-    id.and_then(|i| pool.booking(i).ok())
+    id.and_then(|i| pool.booking_or_retired(i).ok())
 }
 
 /// Paging of list answers: `page` from 1, `page_size` 1..=200 (default 20).

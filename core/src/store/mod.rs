@@ -239,11 +239,17 @@ pub struct Snapshot {
     /// The hash the next audit entry chains from (`audit_chain::GENESIS` when no
     /// entry is hashed yet).
     pub audit_head: String,
+    /// The greatest key of each [`Flag::Lazy`] table (its rows are not loaded).
+    lazy_max: Vec<(Table, Option<String>)>,
 }
 
 impl Snapshot {
     pub fn of(&self, table: Table) -> impl Iterator<Item = (&str, &str)> {
         self.rows.iter().filter(move |r| r.0 == table).map(|r| (r.1.as_str(), r.2.as_str()))
+    }
+    /// The greatest key of a lazy table (numbered rows: the last number given).
+    pub fn lazy_max_key(&self, table: Table) -> Option<&str> {
+        self.lazy_max.iter().find(|(t, _)| *t == table).and_then(|(_, k)| k.as_deref())
     }
 }
 
@@ -674,6 +680,9 @@ fn read_all(b: &mut dyn Backend, cipher: Option<&RowCipher>, tables: &[Table]) -
         for (k, body) in b.not_prefixed(t, SEALED_PREFIX)? {
             snap.plain.push((t, k, body));
         }
+    }
+    for t in tables.iter().copied().filter(|t| t.has(Flag::Lazy)) {
+        snap.lazy_max.push((t, b.max_key(t)?));
     }
     for t in tables.iter().copied().filter(|t| !t.has(Flag::Log) && !t.has(Flag::Lazy)) {
         for (k, mut body) in b.all(t)? {

@@ -13,7 +13,6 @@ use yilian_core::{Engine, Principal, Role};
 const ID: &str = "11010519491231002X";
 const MASKED: &str = "110***********002X";
 const ID2: &str = "320583199001011232";
-const MASKED2: &str = "320***********1232";
 
 fn as_(role: Role, inst: &str) -> Principal {
     Principal::new(role, Some(inst), None).unwrap()

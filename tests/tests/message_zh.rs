@@ -33,6 +33,9 @@ const OWNED_ELSEWHERE: &[(&str, &str)] = &[
     ("请先解除对照或指定 remap", "core/src/lab/mapping.rs:333: the field `remap` unquoted"),
 ];
 
+/// Puts an edited object back where it was found (alone, or first of an array).
+type Rewrap = Box<dyn Fn(Map<String, Value>) -> Value>;
+
 /// Every key and value of a request, deepest included.
 fn echoed(v: &Value, out: &mut BTreeSet<String>) {
     match v {
@@ -149,8 +152,8 @@ fn mutations(req: &Value) -> Vec<Value> {
             changed.insert(k.clone(), bad);
             out.push(Value::Object(changed));
         }
-        let inner: Option<(&Map<String, Value>, Box<dyn Fn(Map<String, Value>) -> Value>)> = match v {
-            Value::Object(o) => Some((o, Box::new(|o| Value::Object(o)))),
+        let inner: Option<(&Map<String, Value>, Rewrap)> = match v {
+            Value::Object(o) => Some((o, Box::new(Value::Object))),
             Value::Array(a) => match a.first() {
                 Some(Value::Object(o)) => {
                     let rest: Vec<Value> = a[1..].to_vec();

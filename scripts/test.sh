@@ -11,7 +11,8 @@
 #           already set, names it; stopped and removed at exit), then
 #           cargo test --workspace --release (core units, shared vectors,
 #           stress, property model with a fixed seed, durability, SIGKILL
-#           crash, bad input, vectors with reopening), then the
+#           crash, bad input, vectors with reopening), the openGauss
+#           client's password exchanges (feature `opengauss`), then the
 #           README's main command: the sandbox with --demo on a fresh data
 #           directory and scripts/demo-curl.sh booking a slot through it
 #   c       tests/c/run.sh (header check, ASan+UBSan, valgrind, example, install)
@@ -107,6 +108,9 @@ run_suite() {
             # main stays green on what was checked; explore new cases with
             # PROPTEST_RNG_SEED unset and PROPTEST_CASES high (see README).
             PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20241030}" cargo test --workspace --release || return 1
+            # The openGauss client's password exchanges (feature `opengauss`,
+            # not in the workspace's default build), against a fake server.
+            cargo test --release -p yilian-core --features opengauss --test opengauss_auth || return 1
             readme_main_command ;;
         c) bash tests/c/run.sh ;;
         python) bash bindings-python/run-tests.sh ;;

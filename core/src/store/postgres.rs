@@ -51,6 +51,12 @@
 
 use super::{Backend, Op, Table};
 use crate::error::{Error, ErrorCode, Result};
+// The openGauss client when the feature `opengauss` is on (its API is
+// rust-postgres's): it answers openGauss's sha256 challenge (#17 item 4).
+#[cfg(feature = "opengauss")]
+use opengauss as pg;
+#[cfg(not(feature = "opengauss"))]
+use postgres as pg;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -65,7 +71,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 const ROWS_PER_STATEMENT: usize = 500;
 
 pub(crate) struct PgBackend {
-    client: postgres::Client,
+    client: pg::Client,
     /// The lease's epoch this engine holds.
     epoch: i64,
     /// The lease's length.
@@ -91,15 +97,15 @@ fn outside_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     })
 }
 
-fn pg_error(what: &str, e: postgres::Error) -> Error {
+fn pg_error(what: &str, e: pg::Error) -> Error {
     // The server's message names no value of ours (we send none as a
     // parameter it would echo); the conninfo is never part of it.
     Error::storage(format!("PostgreSQL {what}: {e}"))
 }
 
 /// A commit or renewal that failed: `NOT_LEADER` when the fence did.
-fn commit_error(what: &str, e: postgres::Error, epoch: i64) -> Error {
-    if e.code() == Some(&postgres::error::SqlState::DIVISION_BY_ZERO) {
+fn commit_error(what: &str, e: pg::Error, epoch: i64) -> Error {
+    if e.code() == Some(&pg::error::SqlState::DIVISION_BY_ZERO) {
         return Error::with(
             ErrorCode::NotLeader,
             format!("this engine lost its lease on the PostgreSQL store (epoch {epoch}): another engine leads now; nothing more is committed here"),
@@ -125,7 +131,7 @@ const THIS_SESSION: &str = "SELECT pid::bigint, (extract(epoch FROM backend_star
 /// Takes the lease for this session, raising its epoch, when it is free:
 /// lapsed, released, or held by a session that no longer exists. Waits up to
 /// `LOCK_WAIT` for a live holder's lease, then `STORE_LOCKED`.
-fn acquire(client: &mut postgres::Client, lease_ms: u64) -> Result<i64> {
+fn acquire(client: &mut pg::Client, lease_ms: u64) -> Result<i64> {
     let read = |e| pg_error("lease", e);
     let me = client.query_one(THIS_SESSION, &[]).map_err(read)?;
     let (my_pid, my_start): (i64, Option<i64>) = (me.get(0), me.get(1));
@@ -181,14 +187,14 @@ impl PgBackend {
     }
 
     fn connect_here(conninfo: &str, sync_full: bool, lease_ms: u64, tables: &[Table]) -> Result<PgBackend> {
-        let config: postgres::Config = conninfo.parse().map_err(|e| {
+        let config: pg::Config = conninfo.parse().map_err(|e| {
             Error::with(
                 ErrorCode::InvalidConfig,
                 format!("config `store.postgres`: not a libpq conninfo or postgres:// URL ({e})"),
                 "配置项 `store.postgres` 无效：不是 libpq 连接串或 postgres:// 地址",
             )
         })?;
-        let mut client = config.connect(postgres::NoTls).map_err(|e| pg_error("connection failed", e))?;
+        let mut client = config.connect(pg::NoTls).map_err(|e| pg_error("connection failed", e))?;
         let sync = if sync_full { "on" } else { "off" };
         let mut ddl = format!("SET synchronous_commit = {sync}; SET standard_conforming_strings = on;");
         ddl.push_str("CREATE TABLE IF NOT EXISTS yilian_meta (k TEXT COLLATE \"C\" PRIMARY KEY, v TEXT NOT NULL);");
@@ -232,7 +238,7 @@ impl PgBackend {
         })
     }
 
-    fn rows(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<Vec<(String, String)>> {
+    fn rows(&mut self, sql: &str, params: &[&(dyn pg::types::ToSql + Sync)]) -> Result<Vec<(String, String)>> {
         let client = &mut self.client;
         let rows = outside_runtime(|| client.query(sql, params)).map_err(|e| pg_error("read", e))?;
         Ok(rows.iter().map(|r| (dec(r.get::<_, String>(0)), dec(r.get::<_, String>(1)))).collect())
@@ -395,7 +401,7 @@ impl Backend for PgBackend {
         let sql = format!("SELECT body FROM {} WHERE k = $1", table.name());
         let client = &mut self.client;
         let key = enc(key);
-        let row = outside_runtime(|| client.query_opt(&sql, &[&key.as_ref()])).map_err(|e| pg_error("read", e))?;
+        let row = outside_runtime(|| client.query_opt(&*sql, &[&key.as_ref()])).map_err(|e| pg_error("read", e))?;
         Ok(row.map(|r| dec(r.get::<_, String>(0))))
     }
 
@@ -411,7 +417,7 @@ impl Backend for PgBackend {
     fn max_key(&mut self, table: Table) -> Result<Option<String>> {
         let client = &mut self.client;
         let sql = format!("SELECT max(k) FROM {}", table.name());
-        let row = outside_runtime(|| client.query_one(&sql, &[])).map_err(|e| pg_error("read", e))?;
+        let row = outside_runtime(|| client.query_one(&*sql, &[])).map_err(|e| pg_error("read", e))?;
         Ok(row.get::<_, Option<String>>(0).map(dec))
     }
 

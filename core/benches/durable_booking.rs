@@ -4,85 +4,14 @@
 //! Reports throughput, p50/p99 latency and the ratio; each side runs in
 //! alternating rounds in this one process.
 
+#[path = "common/durable.rs"]
+mod durable;
+
 use criterion::Criterion;
+use durable::{drive, run_yilian_data_dir as run_yilian, slot_of, Outcome, CALLERS, CAPACITY, SLOTS};
 use rusqlite::{params, Connection};
-use serde_json::json;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use yilian_core::{Engine, HoldOptions, SlotHandle};
-
-const CALLERS: usize = 64;
-const SLOTS: usize = 200;
-const CAPACITY: u32 = 5_000;
-
-struct Outcome {
-    per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
-
-fn percentile(v: &mut [Duration], p: f64) -> f64 {
-    v.sort_unstable();
-    v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6
-}
-
-/// Runs `book(thread, i)` from 64 threads for `per_caller` bookings each.
-fn drive(per_caller: usize, book: Arc<dyn Fn(usize, usize) + Send + Sync>) -> Outcome {
-    let barrier = Arc::new(Barrier::new(CALLERS + 1));
-    let threads: Vec<_> = (0..CALLERS)
-        .map(|t| {
-            let (book, barrier) = (book.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                let mut lat = Vec::with_capacity(per_caller);
-                barrier.wait();
-                for i in 0..per_caller {
-                    let t0 = Instant::now();
-                    book(t, i);
-                    lat.push(t0.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    barrier.wait();
-    let t0 = Instant::now();
-    let mut lat: Vec<Duration> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
-    let secs = t0.elapsed().as_secs_f64();
-    Outcome { per_sec: lat.len() as f64 / secs, p50_us: percentile(&mut lat, 0.5), p99_us: percentile(&mut lat, 0.99) }
-}
-
-fn yilian(dir: &std::path::Path) -> (Engine, Vec<SlotHandle>) {
-    let e = Engine::open(&json!({"data_dir": dir, "clock_start": "2024-10-29T09:00:00+08:00"}).to_string()).unwrap();
-    let windows: Vec<_> = (0..SLOTS)
-        .map(|w| json!({"start_time": format!("{:02}:{:02}", 8 + w / 60, w % 60), "end_time": format!("{:02}:{:02}", 8 + (w + 1) / 60, (w + 1) % 60)}))
-        .collect();
-    e.call_value(
-        "sync-schedule",
-        &json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-30", "capacity": CAPACITY, "available_slots": windows}]})
-            .to_string(),
-    )
-    .unwrap();
-    let handles = (0..SLOTS)
-        .map(|w| e.slot_handle(&format!("EX-H001-DEV001-20241030-{:02}{:02}{:02}{:02}", 8 + w / 60, w % 60, 8 + (w + 1) / 60, (w + 1) % 60)).unwrap())
-        .collect();
-    (e, handles)
-}
-
-fn run_yilian(per_caller: usize, round: usize) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let (e, handles) = yilian(dir.path());
-    let e2 = e.clone();
-    let out = drive(
-        per_caller,
-        Arc::new(move |t, i| {
-            let patient = format!("P{round}-{t}-{i}");
-            let rid = format!("R{round}-{t}-{i}");
-            e2.book(handles[(t * 31 + i) % SLOTS], &patient, &HoldOptions { request_id: Some(&rid), ..Default::default() }).unwrap();
-        }),
-    );
-    e.check_invariants().unwrap();
-    out
-}
 
 fn run_baseline(per_caller: usize, round: usize) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
@@ -104,7 +33,7 @@ fn run_baseline(per_caller: usize, round: usize) -> Outcome {
         Arc::new(move |t, i| {
             let mut c = conn.lock().unwrap();
             let tx = c.transaction().unwrap();
-            let slot = ((t * 31 + i) % SLOTS) as i64;
+            let slot = slot_of(t, i) as i64;
             let n = tx.execute("UPDATE slots SET booked = booked + 1 WHERE id = ?1 AND booked < capacity", params![slot]).unwrap();
             assert_eq!(n, 1);
             tx.execute(
@@ -120,8 +49,8 @@ fn run_baseline(per_caller: usize, round: usize) -> Outcome {
 }
 
 fn main() {
-    let per_caller: usize = std::env::var("DURABLE_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    let rounds: usize = std::env::var("DURABLE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let per_caller = durable::env_count("DURABLE_OPS", 300);
+    let rounds = durable::env_count("DURABLE_ROUNDS", 3);
     let mut ratios = Vec::new();
     for round in 0..rounds {
         let (y, b) = if round % 2 == 0 {

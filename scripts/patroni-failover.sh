@@ -31,16 +31,9 @@ TTL="${TTL:-10}"
 LOOP_WAIT=2
 RETRY_TIMEOUT=$(( (TTL - LOOP_WAIT) / 2 )) # Patroni needs loop_wait + 2 × retry_timeout ≤ ttl
 
-need=()
-command -v patroni >/dev/null || need+=(patroni)
-command -v etcd >/dev/null || need+=(etcd-server)
-command -v curl >/dev/null || need+=(curl)
-[ -x "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/initdb" ] || need+=(postgresql)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "installing ${need[*]} from Debian's packages" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+. "$root/scripts/debian.sh"
+debian_install patroni:patroni etcd-server:etcd curl:curl postgresql:initdb
+PGBIN="$(pg_bin)"
 
 tmp="$(mktemp -d /tmp/yilian-patroni.XXXXXX)"
 chmod 755 "$tmp"

@@ -14,15 +14,12 @@ set -euo pipefail
 cmd="${1:?start or stop}"
 dir="${2:?a directory}"
 
-pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+. "$(dirname "$0")/debian.sh"
 
 case "$cmd" in
 start)
-    if [ -z "$(pgbin)" ] || [ ! -x "$(pgbin)/initdb" ]; then
-        echo "installing postgresql (Debian)" >&2
-        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    fi
-    bin="$(pgbin)"
+    debian_install postgresql:initdb
+    bin="$(pg_bin)"
     mkdir -p "$dir"
     chown postgres "$dir"
     su postgres -s /bin/sh -c "$bin/initdb -D '$dir/data' -A trust -U postgres -E UTF8 --locale=C.UTF-8" >/dev/null
@@ -32,7 +29,7 @@ start)
     echo "host=$dir port=$port user=postgres"
     ;;
 stop)
-    bin="$(pgbin)"
+    bin="$(pg_bin)"
     [ -f "$dir/data/postmaster.pid" ] && su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -m immediate -w stop" >/dev/null 2>&1 || true
     ;;
 *)

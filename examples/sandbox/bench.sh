@@ -23,15 +23,9 @@ THREADS="${THREADS:-2}"
 SLOTS=100                      # 10 devices × 10 hourly windows
 CAPACITY=100000                # the engine's largest; no booking is refused
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v redis-server >/dev/null || need+=(redis-server)
-[ -x "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/initdb" ] || need+=(postgresql)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "installing ${need[*]} from Debian's packages" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+. "$root/scripts/debian.sh"
+debian_install wrk:wrk redis-server:redis-server postgresql:initdb
+PGBIN="$(pg_bin)"
 
 tmp="$(mktemp -d)"
 chmod 755 "$tmp"

@@ -43,6 +43,17 @@ fn schedule(e: &Engine) -> Vec<String> {
     ids
 }
 
+/// One slot on `date` (DEV001, 09:00–10:00, 3 places); its id.
+fn one_slot(e: &Engine, date: &str) -> String {
+    ok(
+        e,
+        "sync-schedule",
+        json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": date, "capacity": 3,
+        "available_slots": [{"start_time": "09:00", "end_time": "10:00"}]}]}),
+    );
+    format!("EX-H001-DEV001-{}-09001000", date.replace('-', ""))
+}
+
 /// Bookings of every kind on every slot: booked, paid holds, cancelled,
 /// referral-class (quota); their ids.
 fn history(e: &Engine, slots: &[String]) -> Vec<String> {
@@ -112,13 +123,8 @@ fn a_year_of_history_leaves_memory_and_reads_the_same_after_a_reopen_on(spec: &s
     assert_eq!(reads(&e, &slots, &bookings, n_audit), before, "the same answers after a reopen");
     assert_eq!(e.retire_history().unwrap(), yilian_core::Retired::default());
     // Ids go on after the last retired one, although every booking left memory.
-    ok(
-        &e,
-        "sync-schedule",
-        json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-11-25", "capacity": 3,
-        "available_slots": [{"start_time": "09:00", "end_time": "10:00"}]}]}),
-    );
-    let fresh = ok(&e, "book-slot", json!({"slot_id": "EX-H001-DEV001-20241125-09001000", "patient_id": "PNEW", "clinic_id": "C001"}));
+    let slot = one_slot(&e, "2024-11-25");
+    let fresh = ok(&e, "book-slot", json!({"slot_id": slot, "patient_id": "PNEW", "clinic_id": "C001"}));
     let last = bookings.iter().map(|b| yilian_core::parse_booking_id(b).unwrap()).max().unwrap();
     assert_eq!(yilian_core::parse_booking_id(fresh["booking_id"].as_str().unwrap()), Some(last + 1), "{fresh}");
     e.close();
@@ -132,13 +138,8 @@ yilian_tests::on_both_stores!(
 
 fn a_retry_inside_the_window_gets_its_first_answer_and_after_it_is_a_new_request_on(spec: &str) {
     let e = open(spec);
-    ok(
-        &e,
-        "sync-schedule",
-        json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-12-30", "capacity": 3,
-        "available_slots": [{"start_time": "09:00", "end_time": "10:00"}]}]}),
-    );
-    let body = json!({"slot_id": "EX-H001-DEV001-20241230-09001000", "patient_id": "PAT001", "clinic_id": "C001", "request_id": "r-1"}).to_string();
+    let slot = one_slot(&e, "2024-12-30");
+    let body = json!({"slot_id": slot, "patient_id": "PAT001", "clinic_id": "C001", "request_id": "r-1"}).to_string();
     let first = e.call_value("book-slot", &body).unwrap();
     e.advance_clock(6 * DAY_MS).unwrap();
     assert_eq!(e.retire_history().unwrap().answers, 0);

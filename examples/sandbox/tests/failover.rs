@@ -30,11 +30,8 @@ fn slot_of(n: usize) -> (String, String) {
 /// the store on `conninfo`; the leader first, then a standby.
 fn pair(dir: &tempfile::TempDir, conninfo: &str) -> (Proc, Proc, reqwest::Client) {
     let cfg = dir.path().join("config.json");
-    std::fs::write(
-        &cfg,
-        json!({"clock_start": "2024-10-29T09:00:00+08:00", "release": {"enabled": false}, "store": {"lease_seconds": 2}}).to_string(),
-    )
-    .unwrap();
+    std::fs::write(&cfg, json!({"clock_start": "2024-10-29T09:00:00+08:00", "release": {"enabled": false}, "store": {"lease_seconds": 2}}).to_string())
+        .unwrap();
     let args = ["--store", conninfo, "--config", cfg.to_str().unwrap(), "--rate-limit", "0"];
     let leader = start(&args);
     let standby = start(&args);
@@ -47,12 +44,23 @@ async fn fresh_conninfo() -> String {
     spec.strip_prefix("postgres:").unwrap().to_string()
 }
 
+/// On a fresh database: a leader with the storm's slots published, a
+/// standby, and the leader's lease epoch.
+async fn leading_pair() -> (tempfile::TempDir, Proc, Proc, reqwest::Client, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let conninfo = fresh_conninfo().await;
+    let (leader, standby, c) = pair(&dir, &conninfo);
+    let (_, h) = until_leader(&c, &leader.base, 0, Duration::from_secs(15)).await;
+    publish(&c, &leader.base).await;
+    let epoch = h["data"]["store"]["lease_epoch"].as_u64().unwrap();
+    (dir, leader, standby, c, epoch)
+}
+
 /// Publishes the storm's slots: `DEVICES` × `HOURS`, `CAPACITY` places each.
 async fn publish(c: &reqwest::Client, base: &str) {
     let rows: Vec<Value> = (1..=DEVICES)
         .map(|d| {
-            let windows: Vec<Value> =
-                (8..8 + HOURS).map(|h| json!({"start_time": format!("{h:02}:00"), "end_time": format!("{:02}:00", h + 1)})).collect();
+            let windows: Vec<Value> = (8..8 + HOURS).map(|h| json!({"start_time": format!("{h:02}:00"), "end_time": format!("{:02}:00", h + 1)})).collect();
             json!({"device_id": format!("DEV{d:03}"), "project_id": "P001", "date": DATE, "capacity": CAPACITY, "available_slots": windows})
         })
         .collect();
@@ -140,8 +148,7 @@ async fn storm_with_a_kill(c: &reqwest::Client, bases: [String; 2], survivor: &s
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for k in 0..CLIENTS {
-        let (c, bases, answered, retries, stop, outcomes) =
-            (c.clone(), bases.clone(), answered.clone(), retries.clone(), stop.clone(), outcomes.clone());
+        let (c, bases, answered, retries, stop, outcomes) = (c.clone(), bases.clone(), answered.clone(), retries.clone(), stop.clone(), outcomes.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -232,12 +239,7 @@ impl Storm {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_killed_mid_storm_loses_no_acknowledged_booking_and_overbooks_no_slot() {
-    let dir = tempfile::tempdir().unwrap();
-    let conninfo = fresh_conninfo().await;
-    let (leader, standby, c) = pair(&dir, &conninfo);
-    let (_, h) = until_leader(&c, &leader.base, 0, Duration::from_secs(15)).await;
-    publish(&c, &leader.base).await;
-    let epoch = h["data"]["store"]["lease_epoch"].as_u64().unwrap();
+    let (_dir, leader, standby, c, epoch) = leading_pair().await;
     let storm = storm_with_a_kill(&c, [leader.base.clone(), standby.base.clone()], &standby.base, epoch, || leader.signal(libc::SIGKILL)).await;
     storm.report("SIGKILL to the leader");
     storm.check(&c, &standby.base).await;
@@ -273,12 +275,7 @@ async fn a_postgresql_primary_killed_mid_storm_loses_no_acknowledged_booking() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_stopped_past_its_lease_commits_nothing_when_resumed() {
-    let dir = tempfile::tempdir().unwrap();
-    let conninfo = fresh_conninfo().await;
-    let (old, new, c) = pair(&dir, &conninfo);
-    let (_, h) = until_leader(&c, &old.base, 0, Duration::from_secs(15)).await;
-    let epoch = h["data"]["store"]["lease_epoch"].as_u64().unwrap();
-    publish(&c, &old.base).await;
+    let (_dir, old, new, c, epoch) = leading_pair().await;
     let (st, v) = post(&c, &old.base, "book-slot", booking("PAT001", 0, "before-stop")).await;
     assert_eq!(st, 200, "{v}");
 

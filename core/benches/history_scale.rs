@@ -15,6 +15,7 @@
 //!   cargo bench -p yilian-core --bench history_scale                        # SQLite, a year
 //!   HISTORY_DAYS=30 cargo bench -p yilian-core --bench history_scale        # a month
 //!   YILIAN_BENCH_POSTGRES="host=… user=postgres" cargo bench -p yilian-core --features postgres --bench history_scale
+//!   (HISTORY_SQLITE=0 runs PostgreSQL alone)
 //!
 //! Prints the generation rate, then for the engine opened in a fresh
 //! process: open time, RSS and peak RSS after open, the bookings still in
@@ -179,13 +180,16 @@ fn main() {
     let days: usize = std::env::var("HISTORY_DAYS").ok().and_then(|v| v.parse().ok()).unwrap_or(365);
     let per_day: usize = std::env::var("HISTORY_PER_DAY").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let dir = tempfile::tempdir().unwrap();
-    run(
-        "SQLite",
-        json!({"data_dir": dir.path().join("year"), "durable_sync": "normal"}),
-        json!({"data_dir": dir.path().join("empty"), "durable_sync": "normal"}),
-        days,
-        per_day,
-    );
+    // HISTORY_SQLITE=0 skips the SQLite store (to run PostgreSQL alone).
+    if std::env::var("HISTORY_SQLITE").as_deref() != Ok("0") {
+        run(
+            "SQLite",
+            json!({"data_dir": dir.path().join("year"), "durable_sync": "normal"}),
+            json!({"data_dir": dir.path().join("empty"), "durable_sync": "normal"}),
+            days,
+            per_day,
+        );
+    }
     if let Ok(admin) = std::env::var("YILIAN_BENCH_POSTGRES") {
         on_postgres(&admin, days, per_day);
     }

@@ -6,7 +6,12 @@ const BSEG_BITS: u32 = 10;
 const BSEG: usize = 1 << BSEG_BITS;
 const BTOP: usize = 1 << 18;
 
-type BookingCell = Mutex<Option<Booking>>;
+/// A booking's cell: its lock and a pointer, 16 bytes. Segments are never
+/// freed (a lookup takes no lock and no hash, so nothing tells when a reader
+/// is done with one); boxing the booking keeps what a retired booking
+/// leaves in a running engine to its empty cell (`retire.rs`), not the
+/// 232 bytes of the booking.
+type BookingCell = Mutex<Option<Box<Booking>>>;
 
 /// Bookings by id. Ids are handed out in sequence, so the table is an array
 /// of segments allocated on first use: a lookup is an index (no hashing, no
@@ -56,17 +61,17 @@ impl BookingTable {
 
     /// The booking's lock (its content is `None` if there is no such booking).
     #[inline]
-    pub fn lock(&self, id: u64) -> Option<MutexGuard<'_, Option<Booking>>> {
+    pub fn lock(&self, id: u64) -> Option<MutexGuard<'_, Option<Box<Booking>>>> {
         self.cell(id).map(|c| c.lock())
     }
 
     pub fn insert(&self, id: u64, b: Booking) {
-        *self.cell_or_create(id).lock() = Some(b);
+        *self.cell_or_create(id).lock() = Some(Box::new(b));
     }
 
     pub fn with<R>(&self, id: u64, f: impl FnOnce(&Booking) -> R) -> Option<R> {
         let g = self.lock(id)?;
-        g.as_ref().map(f)
+        g.as_deref().map(f)
     }
 
     pub fn for_each(&self, mut f: impl FnMut(&u64, &Booking)) {
@@ -78,7 +83,7 @@ impl BookingTable {
             for i in 0..BSEG {
                 // SAFETY: as in `cell`.
                 let cell = unsafe { &*p.add(i) };
-                if let Some(b) = cell.lock().as_ref() {
+                if let Some(b) = cell.lock().as_deref() {
                     f(&(((si << BSEG_BITS) + i) as u64), b);
                 }
             }

@@ -1048,7 +1048,7 @@ impl Pool {
             // All or nothing: what `f` changed before an error is put back,
             // and its events are published only once it has succeeded.
             let slots_before: Vec<SlotState> = locked.slots.iter().map(|(_, st)| (**st).clone()).collect();
-            let bookings_before: Vec<Option<Booking>> = locked.bookings.iter().map(|(_, b, _)| (**b).clone()).collect();
+            let bookings_before: Vec<Option<Box<Booking>>> = locked.bookings.iter().map(|(_, b, _)| (**b).clone()).collect();
             txn.deferred = Some(Vec::new());
             let answer = match f(self, &mut locked, &mut txn, now) {
                 Ok(a) => a,
@@ -1662,25 +1662,25 @@ fn release_unclaimed_set_aside(st: &mut SlotState) {
 pub(crate) struct Locked<'a> {
     slots: Vec<(&'a Slot, MutexGuard<'a, SlotState>)>,
     /// (position of its slot in `slots`, the cell, taken for change).
-    bookings: Vec<(usize, MutexGuard<'a, Option<Booking>>, bool)>,
+    bookings: Vec<(usize, MutexGuard<'a, Option<Box<Booking>>>, bool)>,
 }
 
 impl Locked<'_> {
     /// A locked booking to read.
     pub fn get(&self, id: u64) -> Option<(&Booking, &Slot)> {
         let (pos, shard, _) = self.bookings.iter().find(|(_, s, _)| s.as_ref().is_some_and(|b| b.id == id))?;
-        Some((shard.as_ref()?, self.slots[*pos].0))
+        Some((shard.as_deref()?, self.slots[*pos].0))
     }
     /// A locked booking to change, with its slot's state; written with the change.
     pub fn get_mut(&mut self, id: u64) -> Option<(&Slot, &mut SlotState, &mut Booking)> {
         let (pos, shard, touched) = self.bookings.iter_mut().find(|(_, s, _)| s.as_ref().is_some_and(|b| b.id == id))?;
         *touched = true;
         let (slot, st) = &mut self.slots[*pos];
-        Some((*slot, &mut **st, shard.as_mut()?))
+        Some((*slot, &mut **st, shard.as_deref_mut()?))
     }
     /// Every locked booking with its slot.
     pub fn all(&self) -> Vec<(&Booking, &Slot)> {
-        self.bookings.iter().filter_map(|(pos, s, _)| s.as_ref().map(|b| (b, self.slots[*pos].0))).collect()
+        self.bookings.iter().filter_map(|(pos, s, _)| s.as_deref().map(|b| (b, self.slots[*pos].0))).collect()
     }
 }
 

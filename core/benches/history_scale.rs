@@ -73,8 +73,13 @@ fn ack_events(e: &Engine) {
     }
 }
 
-fn generate(store: &Value, days: usize, per_day: usize) {
+/// Every 1000th booking as `booking-info` showed it while it was in memory,
+/// and the first 200 audit entries as `audit-log` showed them on the first
+/// day: the engine opened after the year must answer the same.
+fn generate(store: &Value, days: usize, per_day: usize) -> Value {
     let e = Engine::open(&config(store, 0)).unwrap();
+    let mut seen = Vec::new();
+    let mut audit = Value::Null;
     let capacity = per_day.div_ceil(DEVICES * WINDOWS);
     let t0 = Instant::now();
     let mut handles = publish(&e, 1, capacity);
@@ -92,6 +97,12 @@ fn generate(store: &Value, days: usize, per_day: usize) {
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
+        for id in ((d - 1) * per_day + 1..=d * per_day).filter(|id| id % 1000 == 1) {
+            seen.push((id, e.booking(id as u64).unwrap()));
+        }
+        if d == 1 {
+            audit = e.call_value("audit-log", r#"{"limit": 200}"#).unwrap()["entries"].clone();
+        }
         ack_events(&e);
         e.advance_clock(DAY_MS).unwrap();
         handles = publish(&e, d + 1, capacity);
@@ -108,6 +119,7 @@ fn generate(store: &Value, days: usize, per_day: usize) {
         }
     }
     e.close();
+    json!({"bookings": seen, "audit": audit})
 }
 
 fn rss_kb(field: &str) -> u64 {
@@ -134,30 +146,49 @@ fn measure_open(cfg: &str) {
     };
     let stats = e.call_value("slot-statistics", "{}").unwrap();
     let booked = stats["total"]["booked"].as_u64().unwrap_or(0);
-    println!("OPEN {open_s:.3} RSS_KB {rss} HWM_KB {hwm} READ_RETIRED_US {read_us:.0} BOOKED_IN_STATS {booked}");
+    // What was seen while the history was in memory reads the same now.
+    let mut same = 0;
+    if let Ok(path) = std::env::var("HISTORY_SEEN") {
+        let seen: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for pair in seen["bookings"].as_array().unwrap() {
+            let now = e.booking(pair[0].as_u64().unwrap()).unwrap();
+            assert_eq!(now, pair[1], "booking {} reads as it did in memory", pair[0]);
+            same += 1;
+        }
+        let audit = e.call_value("audit-log", r#"{"limit": 200}"#).unwrap()["entries"].clone();
+        assert_eq!(audit, seen["audit"], "the first audit entries read the same");
+    }
+    println!("OPEN {open_s:.3} RSS_KB {rss} HWM_KB {hwm} READ_RETIRED_US {read_us:.0} BOOKED_IN_STATS {booked} SAME {same}");
     e.close();
 }
 
-fn child(cfg: &str) -> (f64, u64, u64, f64, u64) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap()).env("HISTORY_OPEN_CONFIG", cfg).output().unwrap();
+fn child(cfg: &str, seen: Option<&std::path::Path>) -> (f64, u64, u64, f64, u64, u64) {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.env("HISTORY_OPEN_CONFIG", cfg);
+    if let Some(p) = seen {
+        cmd.env("HISTORY_SEEN", p);
+    }
+    let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with("OPEN ")).unwrap_or_else(|| panic!("the child reports: {text} {}", String::from_utf8_lossy(&out.stderr)));
     let f: Vec<&str> = line.split_whitespace().collect();
-    (f[1].parse().unwrap(), f[3].parse().unwrap(), f[5].parse().unwrap(), f[7].parse().unwrap(), f[9].parse().unwrap())
+    (f[1].parse().unwrap(), f[3].parse().unwrap(), f[5].parse().unwrap(), f[7].parse().unwrap(), f[9].parse().unwrap(), f[11].parse().unwrap())
 }
 
 fn run(label: &str, store: Value, fresh: Value, days: usize, per_day: usize) {
     println!("{label}: {days} days × {per_day} bookings, retention 7 days");
-    let (open0, rss0, _, _, _) = {
+    let (open0, rss0, ..) = {
         // An engine with no history, as the floor of the figures below.
         let e = Engine::open(&config(&fresh, 0)).unwrap();
         e.close();
-        child(&config(&fresh, days + 1))
+        child(&config(&fresh, days + 1), None)
     };
-    generate(&store, days, per_day);
-    let (open, rss, hwm, read_us, booked) = child(&config(&store, days + 1));
+    let seen = generate(&store, days, per_day);
+    let seen_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(seen_file.path(), seen.to_string()).unwrap();
+    let (open, rss, hwm, read_us, booked, same) = child(&config(&store, days + 1), Some(seen_file.path()));
     println!(
-        "{label}: open {open:.2} s (empty store: {open0:.2} s), RSS after open {} MB (peak {} MB; empty store: {} MB), a retired booking read in {read_us:.0} µs; slot-statistics counts {booked} booked",
+        "{label}: open {open:.2} s (empty store: {open0:.2} s), RSS after open {} MB (peak {} MB; empty store: {} MB), a retired booking read in {read_us:.0} µs; slot-statistics counts {booked} booked; {same} bookings sampled while in memory and the first 200 audit entries read the same",
         rss / 1024,
         hwm / 1024,
         rss0 / 1024

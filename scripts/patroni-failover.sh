@@ -150,7 +150,8 @@ chmod +x "$tmp/kill-primary"
 export YILIAN_PATRONI_CONNINFO="host=127.0.0.1,127.0.0.1 port=${pgport[1]},${pgport[2]} user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2"
 export YILIAN_PATRONI_KILL="$tmp/kill-primary"
 started=$(date +%s)
-cargo test --release -q -p yilian-sandbox --test failover -- --ignored --exact --nocapture \
+# --workspace: the features the rust suite built with, so nothing is rebuilt after it.
+cargo test --release -q --workspace --test failover -- --ignored --exact --nocapture \
     a_postgresql_primary_killed_mid_storm_loses_no_acknowledged_booking
 echo "after the failover:" >&2
 patronictl -c "$tmp/patroni2.yml" list >&2 || true

@@ -43,12 +43,12 @@ fn schedule(e: &Engine) -> Vec<String> {
     ids
 }
 
-/// One slot on `date` (DEV001, 09:00–10:00, 3 places); its id.
-fn one_slot(e: &Engine, date: &str) -> String {
+/// One slot on `date` (DEV001, 09:00–10:00, `capacity` places); its id.
+fn one_slot(e: &Engine, date: &str, capacity: u32) -> String {
     ok(
         e,
         "sync-schedule",
-        json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": date, "capacity": 3,
+        json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": date, "capacity": capacity,
         "available_slots": [{"start_time": "09:00", "end_time": "10:00"}]}]}),
     );
     format!("EX-H001-DEV001-{}-09001000", date.replace('-', ""))
@@ -123,7 +123,7 @@ fn a_year_of_history_leaves_memory_and_reads_the_same_after_a_reopen_on(spec: &s
     assert_eq!(reads(&e, &slots, &bookings, n_audit), before, "the same answers after a reopen");
     assert_eq!(e.retire_history().unwrap(), yilian_core::Retired::default());
     // Ids go on after the last retired one, although every booking left memory.
-    let slot = one_slot(&e, "2024-11-25");
+    let slot = one_slot(&e, "2024-11-25", 3);
     let fresh = ok(&e, "book-slot", json!({"slot_id": slot, "patient_id": "PNEW", "clinic_id": "C001"}));
     let last = bookings.iter().map(|b| yilian_core::parse_booking_id(b).unwrap()).max().unwrap();
     assert_eq!(yilian_core::parse_booking_id(fresh["booking_id"].as_str().unwrap()), Some(last + 1), "{fresh}");
@@ -138,7 +138,7 @@ yilian_tests::on_both_stores!(
 
 fn a_retry_inside_the_window_gets_its_first_answer_and_after_it_is_a_new_request_on(spec: &str) {
     let e = open(spec);
-    let slot = one_slot(&e, "2024-12-30");
+    let slot = one_slot(&e, "2024-12-30", 3);
     let body = json!({"slot_id": slot, "patient_id": "PAT001", "clinic_id": "C001", "request_id": "r-1"}).to_string();
     let first = e.call_value("book-slot", &body).unwrap();
     e.advance_clock(6 * DAY_MS).unwrap();
@@ -241,7 +241,7 @@ fn a_sealed_store_retires_sealed_rows_and_reads_them_back() {
                      "release": {"enabled": false}, "encryption_key": "0123456789abcdeffedcba9876543210"})
     .to_string();
     let e = Engine::open(&cfg).unwrap();
-    let slot = one_slot(&e, "2024-10-30");
+    let slot = one_slot(&e, "2024-10-30", 3);
     let b = ok(&e, "book-slot", json!({"slot_id": slot, "patient_id": "SEALED-PATIENT-7", "clinic_id": "C001", "request_id": "sealed-1"}));
     let before = ok(&e, "booking-info", json!({"booking_id": b["booking_id"]}));
     e.advance_clock(9 * DAY_MS).unwrap();
@@ -262,4 +262,26 @@ fn a_sealed_store_retires_sealed_rows_and_reads_them_back() {
     e.advance_clock(9 * DAY_MS).unwrap();
     assert_eq!(ok(&e, "booking-info", json!({"booking_id": b["booking_id"]})), before, "read back after a reopen");
     e.close();
+}
+
+/// More bookings than one batch of the pass (4096): all leave memory, in
+/// batches, and the slots still count them all after a reopen.
+#[test]
+fn a_pass_over_more_than_a_batch_retires_every_booking() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().to_str().unwrap();
+    let e = open(spec);
+    let slot = e.slot_handle(&one_slot(&e, "2024-10-30", 6000)).unwrap();
+    for i in 0..6000 {
+        e.book(slot, &format!("P{i:05}"), &yilian_core::HoldOptions::default()).unwrap();
+    }
+    e.advance_clock(9 * DAY_MS).unwrap();
+    assert_eq!(e.retire_history().unwrap().bookings, 6000);
+    e.check_invariants().unwrap();
+    assert_eq!(e.availability(slot).unwrap().booked, 6000);
+    e.close();
+    let e = open(spec);
+    e.check_invariants().unwrap();
+    assert_eq!(e.availability(e.slot_handle("EX-H001-DEV001-20241030-09001000").unwrap()).unwrap().booked, 6000);
+    assert_eq!(ok(&e, "booking-info", json!({"booking_id": "B5999"}))["status"], "booked");
 }

@@ -13,6 +13,9 @@ const BTOP: usize = 1 << 18;
 /// 232 bytes of the booking.
 type BookingCell = Mutex<Option<Box<Booking>>>;
 
+/// A booking's cell, locked.
+pub(crate) type BookingGuard<'a> = MutexGuard<'a, Option<Box<Booking>>>;
+
 /// Bookings by id. Ids are handed out in sequence, so the table is an array
 /// of segments allocated on first use: a lookup is an index (no hashing, no
 /// probing, no rehash as it grows) and each booking has its own lock.
@@ -61,7 +64,7 @@ impl BookingTable {
 
     /// The booking's lock (its content is `None` if there is no such booking).
     #[inline]
-    pub fn lock(&self, id: u64) -> Option<MutexGuard<'_, Option<Box<Booking>>>> {
+    pub fn lock(&self, id: u64) -> Option<BookingGuard<'_>> {
         self.cell(id).map(|c| c.lock())
     }
 

@@ -1662,7 +1662,7 @@ fn release_unclaimed_set_aside(st: &mut SlotState) {
 pub(crate) struct Locked<'a> {
     slots: Vec<(&'a Slot, MutexGuard<'a, SlotState>)>,
     /// (position of its slot in `slots`, the cell, taken for change).
-    bookings: Vec<(usize, MutexGuard<'a, Option<Box<Booking>>>, bool)>,
+    bookings: Vec<(usize, BookingGuard<'a>, bool)>,
 }
 
 impl Locked<'_> {

@@ -44,6 +44,8 @@ pub struct Retired {
 
 /// Request-id rows moved per commit.
 const ANSWER_PAGE: usize = 512;
+/// Bookings retired before their commits are waited for.
+const RETIRE_BATCH: usize = 4096;
 
 impl Pool {
     /// The first day whose slots keep their bookings in memory.
@@ -78,7 +80,13 @@ impl Pool {
         }
         let mut tickets = Vec::new();
         let mut leaving = Vec::new();
+        let mut count = 0;
         for (idx, ids) in by_slot {
+            // Bounded in flight: a first pass over a long history (a store
+            // written before retirement existed) does not queue it all at once.
+            if leaving.len() >= RETIRE_BATCH {
+                count += self.leave_memory(store, &mut tickets, &mut leaving)?;
+            }
             let Some(slot) = self.directory.get(idx) else { continue };
             let mut txn = Txn::default();
             let mut st = slot.state.lock();
@@ -123,20 +131,28 @@ impl Pool {
             drop(st);
             self.forget_spans(&mut txn.ended);
         }
-        for t in tickets {
+        count += self.leave_memory(store, &mut tickets, &mut leaving)?;
+        self.retire_low.fetch_max(keep_from, Ordering::Relaxed);
+        Ok(count)
+    }
+
+    /// Waits for the rows of `leaving` to be committed to `bookings_retired`;
+    /// only then do they leave memory: a read in between found them here,
+    /// flagged, and a change was refused.
+    fn leave_memory(&self, store: &DurableStore, tickets: &mut Vec<Ticket>, leaving: &mut Vec<u64>) -> Result<u64> {
+        for t in tickets.drain(..) {
             store.wait(t)?;
         }
-        // Only now, with the rows in `bookings_retired`, do they leave memory:
-        // a read in between found them here, flagged, and a change was refused.
-        for &id in &leaving {
+        for &id in leaving.iter() {
             if let Some(mut cell) = self.bookings.lock(id) {
                 if cell.as_ref().is_some_and(|b| b.retired) {
                     *cell = None;
                 }
             }
         }
-        self.retire_low.fetch_max(keep_from, Ordering::Relaxed);
-        Ok(leaving.len() as u64)
+        let n = leaving.len() as u64;
+        leaving.clear();
+        Ok(n)
     }
 
     fn retire_answers(&self, store: &DurableStore) -> Result<u64> {

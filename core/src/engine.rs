@@ -483,27 +483,25 @@ const RETIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 /// what every call then reports.
 fn retire_on_a_timer(d: &Arc<crate::domains::Domains>) {
     let weak = Arc::downgrade(d);
-    let started = std::thread::Builder::new().name("yilian-retire".into()).spawn(move || {
-        let mut due = std::time::Instant::now() + RETIRE_EVERY;
-        loop {
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            if weak.strong_count() == 0 {
-                return;
-            }
-            if std::time::Instant::now() < due {
-                continue;
-            }
-            let Some(d) = weak.upgrade() else { return };
-            if d.pool.closed.load(Ordering::Acquire) {
-                return;
-            }
-            let _ = d.pool.retire();
-            due = std::time::Instant::now() + RETIRE_EVERY;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let started = std::thread::Builder::new().name("yilian-retire".into()).spawn(move || loop {
+        crate::pool::ON_RETIRE_TIMER.with(|on| on.set(true));
+        // Woken at once when the pool goes (its sender is dropped).
+        match stopped.recv_timeout(RETIRE_EVERY) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
         }
+        let Some(d) = weak.upgrade() else { return };
+        if d.pool.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let _ = d.pool.retire();
     });
     // Without the thread the engine works as before, retiring at each open
     // and when `retire_history` is called.
-    drop(started);
+    if let Ok(handle) = started {
+        *d.pool.retire_timer.lock() = Some((stop, handle));
+    }
 }
 
 /// Rebuilds the in-memory pool from the store's rows.

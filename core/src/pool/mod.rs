@@ -171,6 +171,27 @@ pub(crate) struct Pool {
     pub retire_low: AtomicU64,
     /// One retirement pass at a time.
     retiring: Mutex<()>,
+    /// The retirement timer (`engine.rs`): dropping the sender wakes it to
+    /// end, and the pool joins it when it goes, so no thread outlives it.
+    pub retire_timer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+}
+
+thread_local! {
+    /// Set on the retirement timer's thread (no allocation, unlike
+    /// `thread::current()`, which valgrind reports on the host's thread).
+    pub(crate) static ON_RETIRE_TIMER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.retire_timer.get_mut().take() {
+            drop(stop);
+            // The timer itself may hold the last reference during a pass.
+            if !ON_RETIRE_TIMER.with(std::cell::Cell::get) {
+                let _ = handle.join();
+            }
+        }
+    }
 }
 
 /// Who is asking, as the pool checks it: made from the call's principal
@@ -260,6 +281,7 @@ impl Pool {
             visit_queues: Mutex::new(HashMap::new()),
             retire_low: AtomicU64::new(1),
             retiring: Mutex::new(()),
+            retire_timer: Mutex::new(None),
         }
     }
 

@@ -722,7 +722,7 @@ pub fn check_invariants(pool: &Pool) -> Result<()> {
         // A booking may have moved, ended or been retired since the
         // collection: re-check it.
         let Ok(b) = pool.booking(id) else { continue };
-        if !listed && b.status.is_active() && !b.retired && b.slot_idx == slot_idx {
+        if !listed && b.status.is_active() && b.slot_idx == slot_idx {
             return Err(Error::internal(format!("active booking {} missing from its slot", format_booking_id(id))));
         }
     }

@@ -675,10 +675,25 @@ impl Pool {
         }
     }
 
-    /// A booking in memory: one that can still change. A retired one is
-    /// `INVALID_STATE` (see [`booking_or_retired`](Self::booking_or_retired)).
+    /// A booking that can still change. A retired one (or one being
+    /// retired) is `INVALID_STATE`; reads that show a booking use
+    /// [`booking_or_retired`](Self::booking_or_retired).
     pub fn booking(&self, id: u64) -> Result<Booking> {
-        self.bookings.with(id, Booking::clone).ok_or_else(|| self.missing_booking(id))
+        match self.bookings.with(id, Booking::clone) {
+            Some(b) if b.retired => Err(retired_error(id)),
+            Some(b) => Ok(b),
+            None => Err(self.missing_booking(id)),
+        }
+    }
+
+    /// The booking in a locked cell, if it can still change: the same rule
+    /// as [`booking`](Self::booking), for callers holding the cell's lock.
+    fn changeable<'g>(&self, cell: &'g mut BookingGuard<'_>, id: u64) -> Result<&'g mut Booking> {
+        match cell.as_deref_mut() {
+            Some(b) if b.retired => Err(retired_error(id)),
+            Some(b) => Ok(b),
+            None => Err(self.missing_booking(id)),
+        }
     }
 
     /// A booking to show: in memory, or retired to the store (`retire.rs`).
@@ -984,10 +999,7 @@ impl Pool {
                 // Changed in place: `f` checks before it changes anything, so an
                 // error leaves the booking as it was.
                 let mut shard = self.bookings.lock(id).ok_or_else(|| Error::new(ErrorCode::BookingNotFound))?;
-                let b = shard.as_mut().ok_or_else(|| self.missing_booking(id))?;
-                if b.retired {
-                    return Err(retired_error(id));
-                }
+                let b = self.changeable(&mut shard, id)?;
                 if b.slot_idx != idx {
                     // Moved by a concurrent change: lock the new slot instead.
                     continue;
@@ -1047,11 +1059,8 @@ impl Pool {
             let mut bookings = Vec::with_capacity(ids.len());
             let mut moved = false;
             for (&id, &idx) in ids.iter().zip(&idxs) {
-                let shard = self.bookings.lock(id).ok_or_else(|| not_found(id))?;
-                let b = shard.as_ref().ok_or_else(|| not_found(id))?;
-                if b.retired {
-                    return Err(retired_error(id));
-                }
+                let mut shard = self.bookings.lock(id).ok_or_else(|| not_found(id))?;
+                let b = self.changeable(&mut shard, id)?;
                 if b.slot_idx != idx {
                     moved = true;
                     break;
@@ -1300,9 +1309,6 @@ impl Pool {
             self.sweep(&from, &mut sf, now, &mut txn);
             self.sweep(&to, &mut stt, now, &mut txn);
             let mut b = self.booking(id)?;
-            if b.retired {
-                return Err(retired_error(id));
-            }
             if b.slot_idx != from.idx {
                 continue;
             }

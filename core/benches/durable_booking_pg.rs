@@ -52,8 +52,11 @@ struct Wal {
 
 /// What the server did for one side.
 struct ServerWork {
-    /// Transactions committed in the side's database (a handful at setup included).
+    /// Transactions committed in the side's database (a handful at setup
+    /// included; yilian's flushes excluded, counted in `flushes`).
     commits: i64,
+    /// yilian's flusher's transactions (updates of `yilian_meta`, see `store/postgres.rs`).
+    flushes: i64,
     /// Time the side's sessions spent executing statements (fsync and lock waits included), summed over sessions.
     active_ms: f64,
     /// Rows inserted, deleted, updated in the side's database.
@@ -126,7 +129,13 @@ impl Server {
             (Some(a), Some(b)) => Some(Wal { bytes: b.bytes - a.bytes, syncs: b.syncs - a.syncs, sync_ms: b.sync_ms - a.sync_ms }),
             _ => None,
         };
-        ServerWork { commits: row.get(0), active_ms: row.get(1), rows: [row.get(2), row.get(3), row.get(4)], wal }
+        let flushes: i64 = self
+            .connect(&format!("{} dbname={db}", self.admin))
+            .query_one("SELECT coalesce(sum(n_tup_upd), 0)::bigint FROM pg_stat_user_tables WHERE relname = 'yilian_meta'", &[])
+            .unwrap()
+            .get(0);
+        let commits: i64 = row.get(0);
+        ServerWork { commits: commits - flushes, flushes, active_ms: row.get(1), rows: [row.get(2), row.get(3), row.get(4)], wal }
     }
 
     fn settings(&self) -> String {
@@ -309,11 +318,12 @@ fn where_time_goes(w: &ServerWork, bookings: f64, secs: f64, batches: bool) -> S
     let flushing = w.wal.map_or(String::new(), |wal| format!(" ({:.2} ms flushing WAL)", wal.sync_ms / per));
     let mut s = if batches {
         format!(
-            "{} commits of {:.1} bookings, one every {:.2} ms, of which the server was busy {:.2} ms{flushing}",
+            "{} commits of {:.1} bookings, one every {:.2} ms, of which the server was busy {:.2} ms{flushing}, the flusher's {} transactions' time included",
             w.commits,
             bookings / commits,
             secs * 1e3 / commits,
-            w.active_ms / commits
+            w.active_ms / commits,
+            w.flushes
         )
     } else {
         format!("sessions busy on the server {:.2} ms per booking{flushing}", w.active_ms / bookings)

@@ -61,8 +61,14 @@ pub(crate) mod tables {
     crate::store::table!(pub(crate) SLOTS = "slots");
     crate::store::table!(pub(crate) BOOKINGS = "bookings");
     crate::store::table!(pub(crate) WAITLIST = "waitlist");
-    crate::store::table!(pub(crate) IDEMPOTENCY = "idempotency");
-    crate::store::table!(pub(crate) EVENTS = "events");
+    crate::store::table!(
+        /// Request ids' answers, numbered by `next_idem_row` (past the retired ones too).
+        pub(crate) IDEMPOTENCY = "idempotency", WriteOnce
+    );
+    crate::store::table!(
+        /// The outbox, numbered by sequence (`events_acked_through` keeps it rising).
+        pub(crate) EVENTS = "events", WriteOnce
+    );
     crate::store::table!(
         /// Patient details, keyed by the patient's id.
         pub(crate) PATIENTS = "patients", PersonalKeys
@@ -663,6 +669,14 @@ impl Pool {
         }
     }
 
+    /// A booking just made: its id is new (`next_id` continues past every
+    /// booking, retired ones included).
+    fn put_new_booking(&self, txn: &mut Txn, b: &Booking) {
+        if self.store.is_some() {
+            txn.writes.push(Write::put_new(crate::pool::tables::BOOKINGS, crate::store::numbered_key(b.id), b));
+        }
+    }
+
     pub fn put_slot(&self, txn: &mut Txn, slot: &Slot, st: &SlotState) {
         if self.store.is_some() {
             txn.writes.push(Write::put(crate::pool::tables::SLOTS, slot.info.slot_id.clone(), &st.record(&slot.info)));
@@ -924,7 +938,7 @@ impl Pool {
             }
             self.patient_info.shard(&*r.patient_id).insert(r.patient_id.to_string(), info);
         }
-        self.put_booking(&mut txn, &b);
+        self.put_new_booking(&mut txn, &b);
         if let Some(w) = r.also.filter(|_| self.store.is_some()) {
             txn.writes.push(w);
         }
@@ -1571,7 +1585,7 @@ impl Pool {
                 w.status = WaitStatus::Promoted;
                 w.booking_id = Some(id);
                 self.put_wait(&mut txn, &w);
-                self.put_booking(&mut txn, &b);
+                self.put_new_booking(&mut txn, &b);
                 self.bookings.insert(id, b.clone());
                 self.emit(
                     &mut txn,
@@ -1634,6 +1648,7 @@ impl Pool {
                         table: crate::pool::tables::META,
                         key: "events_acked_through".into(),
                         body: Some(ack.min(next_seq - 1).to_string()),
+                        fresh: false,
                     });
                 }
             }

@@ -94,7 +94,7 @@ impl Metrics {
     /// The counters as stored in the `meta` table (P9: they outlive restarts).
     pub fn row(&self) -> Write {
         let v = serde_json::json!({"attempts": self.total_attempts(), "successes": self.successes.get(), "refused_full": self.total_refused_full()});
-        Write { table: crate::pool::tables::META, key: METRICS_KEY.into(), body: Some(v.to_string()) }
+        Write { table: crate::pool::tables::META, key: METRICS_KEY.into(), body: Some(v.to_string()), fresh: false }
     }
     /// Adds the counters of a stored row (recovery).
     pub fn restore(&self, body: &str) {

@@ -41,7 +41,13 @@
 //!
 //! Lock order: a queue or done lock is never held while the connection mutex
 //! is taken, and the connection mutex is a leaf (nothing else is locked while
-//! it is held).
+//! it is held). A flusher's hand-off (`with_flusher`) is a leaf too: neither
+//! thread takes another lock, nor flushes, while holding it.
+//!
+//! A backend may make commits durable on a second session
+//! ([`Backend::flusher`], PostgreSQL): the committer then hands each batch
+//! it committed to a flusher thread, which acknowledges every batch
+//! committed before its flush began once that flush returns.
 
 use crate::crypto::{RowCipher, SEALED_PREFIX};
 use crate::error::{Error, ErrorCode, Result};
@@ -64,6 +70,9 @@ pub(crate) struct Op<'a> {
     pub table: Table,
     pub key: Cow<'a, str>,
     pub body: Option<Cow<'a, str>>,
+    /// A put of a key not in the database (see [`Write::fresh`]): a backend
+    /// may insert it without replacing.
+    pub fresh: bool,
 }
 
 /// What a database does for the store; batching, sealing and the audit
@@ -71,7 +80,9 @@ pub(crate) struct Op<'a> {
 /// on the one connection, behind the store's connection mutex.
 pub(crate) trait Backend: Send {
     /// Applies `ops` in one transaction, in order (a later op on a key wins),
-    /// durably committed before it returns.
+    /// durably committed before it returns — or, once [`flusher`](Self::flusher)
+    /// gave a flusher, committed (visible, in order) but durable only after
+    /// that flusher's next [`Flusher::flush`].
     fn commit(&mut self, ops: &[Op<'_>]) -> Result<()>;
     /// Up to `limit` rows of `table` keyed above `after`, in the bytes' order of keys.
     fn page(&mut self, table: Table, after: &str, limit: usize) -> Result<Vec<(String, String)>>;
@@ -101,10 +112,28 @@ pub(crate) trait Backend: Send {
     fn lease_epoch(&self) -> Option<u64> {
         None
     }
+    /// A second session that makes commits durable, so a commit's wait for
+    /// the disk overlaps the next commit's execution (PostgreSQL, where the
+    /// server runs one session's statements one at a time). Asked once,
+    /// when the committer starts; from then on `commit` no longer waits for
+    /// the disk. `None` (SQLite, or no durability asked): `commit` is durable.
+    fn flusher(&mut self) -> Result<Option<Box<dyn Flusher>>> {
+        Ok(None)
+    }
 }
 
-/// The committer's thread name (a PostgreSQL client may block on it directly).
+/// See [`Backend::flusher`].
+pub(crate) trait Flusher: Send {
+    /// Returns once every transaction the backend committed before this call
+    /// began is durable (on disk, and on a synchronous replica if the
+    /// database has one).
+    fn flush(&mut self) -> Result<()>;
+}
+
+/// The committer's thread name, and the prefix of its flusher's (a
+/// PostgreSQL client may block on them directly).
 const COMMITTER_THREAD: &str = "yilian-commit";
+const FLUSHER_THREAD: &str = "yilian-commit-flush";
 
 /// A backend behind the store's connection mutex; `None` once closed.
 type Conn = Arc<Mutex<Option<Box<dyn Backend>>>>;
@@ -123,6 +152,13 @@ pub enum Flag {
     /// Large rows read one at a time when asked for (report documents):
     /// never loaded on open, read with [`DurableStore::get`].
     Lazy,
+    /// Each key is put at most once (numbered by the domain from a counter
+    /// that never goes back, e.g. the outbox's sequence; a row may later be
+    /// deleted): a put is an insert, with nothing to replace. The
+    /// PostgreSQL store then inserts without deleting first (the `DELETE`
+    /// was a fifth of a booking's commit); a put of a key that exists fails
+    /// the commit (a unique violation) rather than replace it silently.
+    WriteOnce,
 }
 
 /// A table a domain declares ([`table!`]): each row is a JSON body under a
@@ -216,15 +252,23 @@ pub struct Write {
     pub table: Table,
     pub key: String,
     pub body: Option<String>,
+    /// The key was never put before (see [`Write::put_new`]).
+    pub fresh: bool,
 }
 
 impl Write {
     pub fn put(table: Table, key: impl Into<String>, body: &impl serde::Serialize) -> Write {
         // Serialising our own plain structs cannot fail.
-        Write { table, key: key.into(), body: Some(serde_json::to_string(body).unwrap_or_default()) }
+        Write { table, key: key.into(), body: Some(serde_json::to_string(body).unwrap_or_default()), fresh: table.has(Flag::WriteOnce) }
+    }
+    /// A put of a key never put before (a new booking's id, from a counter
+    /// that never goes back): as a put to a [`Flag::WriteOnce`] table, an
+    /// insert with nothing to replace.
+    pub fn put_new(table: Table, key: impl Into<String>, body: &impl serde::Serialize) -> Write {
+        Write { fresh: true, ..Write::put(table, key, body) }
     }
     pub fn delete(table: Table, key: impl Into<String>) -> Write {
-        Write { table, key: key.into(), body: None }
+        Write { table, key: key.into(), body: None, fresh: false }
     }
 }
 
@@ -356,6 +400,7 @@ impl DurableStore {
             }
         }
         let (lease_epoch, renew_every) = (backend.lease_epoch(), backend.renew_every());
+        let flusher = backend.flusher()?;
         let conn: Conn = Arc::new(Mutex::new(Some(backend)));
         let cipher_for_commits = cipher.clone();
         let next_audit_seq = snapshot.next_audit_seq;
@@ -367,11 +412,17 @@ impl DurableStore {
             done: Mutex::new(Done { committed: 0, failed: None, stopped: false }),
             done_cv: [Condvar::new(), Condvar::new()],
         });
-        let s2 = shared.clone();
+        let (s2, s2b) = (shared.clone(), shared.clone());
         let c2 = conn.clone();
         let committer = std::thread::Builder::new()
             .name(COMMITTER_THREAD.into())
-            .spawn(move || commit_loop(c2, s2, batch_max, cipher_for_commits, (next_audit_seq, audit_head), log, renew_every))
+            .spawn(move || {
+                let c = Committer { cipher: cipher_for_commits, next_audit_seq, audit_head, log };
+                match flusher {
+                    None => commit_loop(c2, s2, batch_max, c, renew_every, &mut |ticket, batch| acknowledge(&s2b, ticket, Some(batch))),
+                    Some(f) => with_flusher(f, &s2b, |to_flush| commit_loop(c2, s2, batch_max, c, renew_every, to_flush)),
+                }
+            })
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
         Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), cipher, conn, lease_epoch }, snapshot))
     }
@@ -520,21 +571,40 @@ fn fail(shared: &Shared, e: Error) {
     shared.wake_all();
 }
 
-fn commit_loop(
-    conn: Conn,
-    shared: Arc<Shared>,
-    batch_max: usize,
+/// What the committer carries from batch to batch: the sealing key, and
+/// the audit trail's next number and the hash it chains from.
+struct Committer {
     cipher: Option<RowCipher>,
-    audit: (u64, String),
+    next_audit_seq: u64,
+    audit_head: String,
     log: Option<Table>,
-    renew_every: Option<std::time::Duration>,
-) {
-    // The audit trail's next number and the hash it chains from.
-    let (mut next_audit_seq, mut audit_head) = audit;
+}
+
+/// Marks every ticket up to `ticket` durable and wakes their waiters: those
+/// of `batch` when the tickets are all of it, everyone otherwise.
+fn acknowledge(shared: &Shared, ticket: u64, batch: Option<u64>) {
+    shared.done.lock().committed = ticket;
+    match batch {
+        Some(b) => {
+            shared.done_cv[(b % 2) as usize].notify_all();
+        }
+        None => shared.wake_all(),
+    }
+}
+
+/// Takes every queued change as one batch, commits it, and hands its last
+/// ticket (and batch number) to `committed`; renews an idle lease. Stops on
+/// shutdown once the queue is empty, or at the first failure (its own or
+/// the flusher's).
+fn commit_loop(conn: Conn, shared: Arc<Shared>, batch_max: usize, mut c: Committer, renew_every: Option<std::time::Duration>, committed: &mut dyn FnMut(u64, u64)) {
     // Every commit renews a lease; an idle committer renews it when this is due.
     let next_renewal = || renew_every.map(|d| std::time::Instant::now() + d);
     let mut renew_at = next_renewal();
     loop {
+        if shared.done.lock().failed.is_some() {
+            // The flusher failed: nothing more may reach the database.
+            return;
+        }
         let (writes, ticket, batch, shutdown) = {
             let mut q = shared.queue.lock();
             while q.writes.is_empty() && !q.shutdown {
@@ -566,24 +636,69 @@ fn commit_loop(
             let result = match conn.lock().as_mut() {
                 // A panic here (a bug) must not kill the committer and leave
                 // every waiter blocked: it fails the batch like a storage error.
-                Some(b) => crate::panic::catch(|| apply(&mut **b, &writes, cipher.as_ref(), (&mut next_audit_seq, &mut audit_head), log)),
+                Some(b) => crate::panic::catch(|| apply(&mut **b, &writes, &mut c)),
                 None => Err(Error::storage("the store is closed")),
             };
             if let Err(e) = result {
                 // Nothing of the batch was written, and nothing more will be.
                 return fail(&shared, e);
             }
-            shared.done.lock().committed = ticket;
             renew_at = next_renewal();
-            shared.done_cv[(batch % 2) as usize].notify_all();
-        } else {
-            shared.done.lock().committed = ticket;
-            shared.wake_all();
         }
+        committed(ticket, batch);
         if shutdown && shared.queue.lock().writes.is_empty() {
             return;
         }
     }
+}
+
+/// Batches committed but not yet flushed: the last one's ticket, and
+/// whether the committer has stopped.
+struct Unflushed {
+    ticket: u64,
+    stopped: bool,
+}
+
+/// Runs `commit` (the committer's loop) with a flusher thread beside it
+/// (see [`Backend::flusher`]): each batch committed is acknowledged once a
+/// flush that began after its commit returned, so one flush covers every
+/// batch committed while the one before it ran. The flusher ends after the
+/// committer, with a last flush of what it left.
+fn with_flusher(mut flusher: Box<dyn Flusher>, shared: &Arc<Shared>, commit: impl FnOnce(&mut dyn FnMut(u64, u64))) {
+    let pending = Arc::new((Mutex::new(Unflushed { ticket: 0, stopped: false }), Condvar::new()));
+    let (p2, s2) = (pending.clone(), shared.clone());
+    let thread = std::thread::Builder::new().name(FLUSHER_THREAD.into()).spawn(move || {
+        let (unflushed, cv) = &*p2;
+        let mut durable = 0;
+        loop {
+            let ticket = {
+                let mut u = unflushed.lock();
+                while u.ticket == durable && !u.stopped {
+                    cv.wait(&mut u);
+                }
+                if u.ticket == durable {
+                    return;
+                }
+                u.ticket
+            };
+            if let Err(e) = crate::panic::catch(|| flusher.flush()) {
+                return fail(&s2, e);
+            }
+            durable = ticket;
+            acknowledge(&s2, ticket, None);
+        }
+    });
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => return fail(shared, Error::storage(format!("cannot start the flusher: {e}"))),
+    };
+    commit(&mut |ticket, _batch| {
+        pending.0.lock().ticket = ticket;
+        pending.1.notify_one();
+    });
+    pending.0.lock().stopped = true;
+    pending.1.notify_one();
+    let _ = thread.join();
 }
 
 /// What a sealed row is bound to: its table and key.
@@ -608,14 +723,15 @@ fn seal_plain_rows(b: &mut dyn Backend, snap: &Snapshot, cipher: &RowCipher) -> 
     for (t, k, body) in &snap.plain {
         let key = stored_key(*t, k, Some(cipher));
         let sealed = cipher.seal(&row_aad(*t, &key), body);
-        ops.push(Op { table: *t, key: Cow::Borrowed(k.as_str()), body: None });
-        ops.push(Op { table: *t, key, body: Some(Cow::Owned(sealed)) });
+        ops.push(Op { table: *t, key: Cow::Borrowed(k.as_str()), body: None, fresh: false });
+        ops.push(Op { table: *t, key, body: Some(Cow::Owned(sealed)), fresh: false });
     }
     b.commit(&ops)
 }
 
-fn apply(b: &mut dyn Backend, writes: &[Write], cipher: Option<&RowCipher>, audit_at: (&mut u64, &mut String), log: Option<Table>) -> Result<()> {
-    let (next_audit_seq, audit_head) = audit_at;
+fn apply(b: &mut dyn Backend, writes: &[Write], c: &mut Committer) -> Result<()> {
+    let (cipher, log) = (c.cipher.as_ref(), c.log);
+    let (next_audit_seq, audit_head) = (&mut c.next_audit_seq, &mut c.audit_head);
     // The audit entries of every change in this commit go into one row (one
     // insert per commit instead of one per change). They are numbered here,
     // in commit order, and the row is keyed by its last number, so a reader
@@ -639,7 +755,7 @@ fn apply(b: &mut dyn Backend, writes: &[Write], cipher: Option<&RowCipher>, audi
             (Some(body), None) => Some(Cow::Borrowed(body.as_str())),
             (None, _) => None,
         };
-        ops.push(Op { table: w.table, key, body });
+        ops.push(Op { table: w.table, key, body, fresh: w.fresh });
     }
     if let (false, Some(log)) = (audit.is_empty(), log) {
         audit.push(']');
@@ -648,7 +764,8 @@ fn apply(b: &mut dyn Backend, writes: &[Write], cipher: Option<&RowCipher>, audi
             Some(c) => c.seal(&row_aad(log, &key), &audit),
             None => audit,
         };
-        ops.push(Op { table: log, key: Cow::Owned(key), body: Some(Cow::Owned(body)) });
+        // Numbered here, past every row of the trail: always a new key.
+        ops.push(Op { table: log, key: Cow::Owned(key), body: Some(Cow::Owned(body)), fresh: true });
     }
     b.commit(&ops)
 }

@@ -6,11 +6,18 @@
 //! - **Durable before acknowledged.** Each batch of the group commit is one
 //!   transaction sent as one simple query (`BEGIN; DELETE …; INSERT …;
 //!   COMMIT`): one round trip however many callers it holds. With
-//!   `durable_sync` `"full"` (the default) the session runs with
-//!   `synchronous_commit = on`, so `COMMIT` returns after the server flushed
-//!   its WAL (and, under Patroni with synchronous replication, after the
-//!   synchronous standby did); `"normal"` sets it `off` (the server may lose
-//!   its last commits if *it* crashes, as SQLite's NORMAL may on power loss).
+//!   `durable_sync` `"full"` (the default) no caller hears of a batch before
+//!   the server flushed it (and, under Patroni with synchronous replication,
+//!   before the synchronous standby did) — but the wait for the disk is not
+//!   the committer's: it runs with `synchronous_commit = off`, and a second
+//!   session, the flusher ([`PgFlusher`]), makes batches durable while the
+//!   server executes the next one. `"normal"` has no flusher: a batch is
+//!   acknowledged when committed (the server may lose its last commits if
+//!   *it* crashes, as SQLite's NORMAL may on power loss).
+//! - **Inserts that replace nothing.** A row is written as its final state in
+//!   the batch, deleted then inserted; a key the batch puts first as new
+//!   (`Op::fresh`: a table declared `WriteOnce`, such as the outbox and the
+//!   request ids' answers, or a booking just made) is only inserted.
 //! - **One leader per database, fenced** (#17 item 2). Exactly one engine
 //!   acts on a database's pool at a time: the one holding the lease, the
 //!   row `yilian_lease` (`epoch`, the holder's database session, and
@@ -18,11 +25,13 @@
 //!   matter). An opener takes the lease, raising the epoch, when it has
 //!   lapsed or when the session that held it is gone (the holder was
 //!   killed, or closed: taken at once); otherwise it waits `LOCK_WAIT` and
-//!   gets `STORE_LOCKED` (a standby retries). Every commit renews the lease
-//!   and checks its epoch *in the same transaction* (an `UPDATE` of the row
-//!   for this epoch, then `SELECT 1/count(*)` of it, which fails the
-//!   transaction when the row is not this leader's and unexpired), and an
-//!   idle committer renews it every third of its length. So a leader that
+//!   gets `STORE_LOCKED` (a standby retries). Every commit checks the
+//!   lease's epoch *in the same transaction*: it locks the row for this
+//!   epoch, unexpired (`SELECT 1/count(*) FROM (SELECT … FOR UPDATE)`,
+//!   which fails the transaction when the row is not this leader's), and a
+//!   commit a third of the lease after the last renewal renews it instead
+//!   (an `UPDATE` of that row, then the same count); an idle committer
+//!   renews it every third of its length. So a leader that
 //!   lost the lease — paused past it (SIGSTOP, a long GC-like stall),
 //!   partitioned, its session cut — can never commit again: its next commit
 //!   or renewal fails, the store is poisoned with `NOT_LEADER`, and every
@@ -43,7 +52,7 @@
 //! SQL used, kept to what PostgreSQL ≥ 9.5, openGauss, KingbaseES and HighGo
 //! accept: `CREATE TABLE IF NOT EXISTS`, `COLLATE "C"`, `DELETE … WHERE k IN
 //! (…)`, multi-row `INSERT … VALUES`, `SELECT … ORDER BY k LIMIT n`,
-//! `max(k)`, `left(body, n)`, `SELECT … FOR UPDATE`, `now()`, `interval`
+//! `max(k)`, `left(body, n)`, `SELECT … FOR UPDATE` (in a subquery too), `now()`, `interval`
 //! literals, `pg_backend_pid()`, `pg_stat_activity` (`pid`,
 //! `backend_start`), `extract(epoch FROM …)`, `VACUUM FULL`, and the
 //! settings `synchronous_commit` and `standard_conforming_strings`. No
@@ -63,6 +72,9 @@ use std::fmt::Write as _;
 /// The lease row's key (one pool per database).
 const LEASE_ROW: &str = "pool";
 
+/// The `yilian_meta` row a flush writes (see [`PgFlusher`]).
+const FLUSH_ROW: &str = "flush";
+
 /// How long an opener waits for a lease held by a live leader before
 /// `STORE_LOCKED` (a standby then retries).
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -72,6 +84,10 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 pub(crate) struct PgBackend {
     client: pg::Client,
+    /// The connection's settings, for the flusher's session.
+    config: pg::Config,
+    /// Whether a commit must be durable (`durable_sync` `"full"`).
+    sync_full: bool,
     /// The lease's epoch this engine holds.
     epoch: i64,
     /// The lease's length.
@@ -79,6 +95,11 @@ pub(crate) struct PgBackend {
     /// `BEGIN` and the fence: renews the lease for this epoch and fails
     /// the transaction (division by zero) when it is not ours any more.
     fence: String,
+    /// `BEGIN` and the fence without the renewal: locks the lease row of
+    /// this epoch and fails the transaction when it is not ours any more.
+    check: String,
+    /// When a commit renews the lease again (a third of it after the last).
+    renew_at: std::time::Instant,
 }
 
 /// Runs `f` on a thread of its own. The synchronous client drives its
@@ -88,7 +109,7 @@ pub(crate) struct PgBackend {
 /// calls the client directly. So only opening (sealing a plain store
 /// included), reads and closing pay a thread start, where they are rare.
 fn outside_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if std::thread::current().name() == Some(super::COMMITTER_THREAD) {
+    if std::thread::current().name().is_some_and(|n| n.starts_with(super::COMMITTER_THREAD)) {
         return f();
     }
     std::thread::scope(|s| match s.spawn(f).join() {
@@ -115,12 +136,16 @@ fn commit_error(what: &str, e: pg::Error, epoch: i64) -> Error {
     pg_error(what, e)
 }
 
-/// `BEGIN`, then the lease renewed and checked for `epoch` (see the module doc).
-fn fence_sql(epoch: i64, lease_ms: u64) -> String {
-    format!(
-        "BEGIN;UPDATE yilian_lease SET expires_at = now() + interval '{lease_ms} milliseconds' \
-         WHERE k = '{LEASE_ROW}' AND epoch = {epoch} AND expires_at > now();\
-         SELECT 1/count(*) FROM yilian_lease WHERE k = '{LEASE_ROW}' AND epoch = {epoch} AND expires_at > now();"
+/// `BEGIN`, then the lease renewed and checked for `epoch`; and `BEGIN`,
+/// then the lease row locked and checked (see the module doc).
+fn fence_sql(epoch: i64, lease_ms: u64) -> (String, String) {
+    let ours = format!("k = '{LEASE_ROW}' AND epoch = {epoch} AND expires_at > now()");
+    (
+        format!(
+            "BEGIN;UPDATE yilian_lease SET expires_at = now() + interval '{lease_ms} milliseconds' WHERE {ours};\
+             SELECT 1/count(*) FROM yilian_lease WHERE {ours};"
+        ),
+        format!("BEGIN;SELECT 1/count(*) FROM (SELECT epoch FROM yilian_lease WHERE {ours} FOR UPDATE) ours;"),
     )
 }
 
@@ -195,6 +220,9 @@ impl PgBackend {
             )
         })?;
         let mut client = config.connect(pg::NoTls).map_err(|e| pg_error("connection failed", e))?;
+        // Durable while opening (the lease taken, plain rows sealed); the
+        // committer's session then leaves the wait for the disk to its
+        // flusher (`flusher`).
         let sync = if sync_full { "on" } else { "off" };
         let mut ddl = format!("SET synchronous_commit = {sync}; SET standard_conforming_strings = on;");
         ddl.push_str("CREATE TABLE IF NOT EXISTS yilian_meta (k TEXT COLLATE \"C\" PRIMARY KEY, v TEXT NOT NULL);");
@@ -207,6 +235,7 @@ impl PgBackend {
             "INSERT INTO yilian_lease (k, epoch, holder, session_pid, session_start, expires_at) \
              SELECT '{LEASE_ROW}', 0, '', 0, 0, now() WHERE NOT EXISTS (SELECT 1 FROM yilian_lease WHERE k = '{LEASE_ROW}');"
         );
+        let _ = write!(ddl, "INSERT INTO yilian_meta (k, v) SELECT '{FLUSH_ROW}', '0' WHERE NOT EXISTS (SELECT 1 FROM yilian_meta WHERE k = '{FLUSH_ROW}');");
         for t in tables {
             let _ = write!(ddl, "CREATE TABLE IF NOT EXISTS {} (k TEXT COLLATE \"C\" PRIMARY KEY, body TEXT NOT NULL);", t.name());
         }
@@ -222,7 +251,9 @@ impl PgBackend {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         let epoch = acquire(&mut client, lease_ms)?;
-        Ok(PgBackend { client, epoch, lease_ms, fence: fence_sql(epoch, lease_ms) })
+        let (fence, check) = fence_sql(epoch, lease_ms);
+        let renew_at = std::time::Instant::now();
+        Ok(PgBackend { client, config, sync_full, epoch, lease_ms, fence, check, renew_at })
     }
 
     /// One fenced transaction (`fence` … `COMMIT`) as one simple query.
@@ -306,23 +337,31 @@ fn literal(out: &mut String, s: &str) {
 }
 
 /// The transaction for `ops`: per table, the final state of each key (a
-/// later op on a key wins), deleted then inserted.
+/// later op on a key wins), deleted then inserted — or only inserted when
+/// the key's first op in the batch is a fresh put (`Op::fresh`: the key is
+/// not in the database, so there is nothing to delete).
 fn commit_sql(fence: &str, ops: &[Op<'_>]) -> String {
+    // Per key: its final body, and whether it was absent before the batch.
     let mut order: Vec<(Table, &str)> = Vec::new();
-    let mut last: HashMap<(&str, &str), Option<&str>> = HashMap::with_capacity(ops.len());
+    let mut last: HashMap<(&str, &str), (Option<&str>, bool)> = HashMap::with_capacity(ops.len());
     for op in ops {
-        if last.insert((op.table.name(), &op.key), op.body.as_deref()).is_none() {
-            order.push((op.table, &op.key));
+        let body = op.body.as_deref();
+        match last.entry((op.table.name(), &op.key)) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().0 = body,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((body, op.fresh && body.is_some()));
+                order.push((op.table, &op.key));
+            }
         }
     }
-    // Each table's rows: key and final body (`None`: deleted).
-    type Rows<'a> = Vec<(&'a str, Option<&'a str>)>;
+    // Each table's rows: key, final body (`None`: deleted), absent before.
+    type Rows<'a> = Vec<(&'a str, Option<&'a str>, bool)>;
     let mut by_table: Vec<(Table, Rows<'_>)> = Vec::new();
     for (t, k) in order {
-        let body = last[&(t.name(), k)];
+        let (body, absent) = last[&(t.name(), k)];
         match by_table.iter_mut().find(|(bt, _)| *bt == t) {
-            Some((_, rows)) => rows.push((k, body)),
-            None => by_table.push((t, vec![(k, body)])),
+            Some((_, rows)) => rows.push((k, body, absent)),
+            None => by_table.push((t, vec![(k, body, absent)])),
         }
     }
     let size: usize = ops.iter().map(|o| o.key.len() + o.body.as_ref().map_or(0, |b| b.len()) + 8).sum();
@@ -330,16 +369,21 @@ fn commit_sql(fence: &str, ops: &[Op<'_>]) -> String {
     sql.push_str(fence);
     for (t, rows) in &by_table {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let _ = write!(sql, "DELETE FROM {} WHERE k IN (", t.name());
-            for (i, (k, _)) in chunk.iter().enumerate() {
-                if i > 0 {
+            let mut first = true;
+            for (k, _, _) in chunk.iter().filter(|(_, _, absent)| !absent) {
+                if first {
+                    let _ = write!(sql, "DELETE FROM {} WHERE k IN (", t.name());
+                    first = false;
+                } else {
                     sql.push(',');
                 }
                 literal(&mut sql, k);
             }
-            sql.push_str(");");
+            if !first {
+                sql.push_str(");");
+            }
             let mut first = true;
-            for (k, body) in chunk {
+            for (k, body, _) in chunk {
                 let Some(body) = body else { continue };
                 if first {
                     let _ = write!(sql, "INSERT INTO {} (k, body) VALUES ", t.name());
@@ -362,6 +406,33 @@ fn commit_sql(fence: &str, ops: &[Op<'_>]) -> String {
     sql
 }
 
+/// The committer's second session (see `Backend::flusher`). The
+/// committer's own session runs with `synchronous_commit = off`: its
+/// `COMMIT` returns once the transaction is committed and visible, before
+/// the server flushed its WAL, so the server executes the next batch while
+/// the last one is written. A flush is a transaction of this session that
+/// writes one row (`yilian_meta` `flush`) with `synchronous_commit = on`:
+/// its `COMMIT` returns after the server flushed the WAL up to its own
+/// commit record (and, with synchronous replication, after the synchronous
+/// standby did), which every commit that returned before it began precedes.
+/// The store acknowledges a batch only after such a flush. A server that
+/// crashes in between loses only batches no caller was told of; an engine
+/// that takes over flushes them with its own first commit if they survived.
+/// Fencing is unchanged: each batch renews and checks the lease in its own
+/// transaction, on the committer's session (the flush touches no lease row,
+/// so it never waits for a batch, nor a batch for it).
+struct PgFlusher {
+    client: pg::Client,
+}
+
+impl super::Flusher for PgFlusher {
+    fn flush(&mut self) -> Result<()> {
+        let client = &mut self.client;
+        let sql = format!("UPDATE yilian_meta SET v = '1' WHERE k = '{FLUSH_ROW}'");
+        outside_runtime(|| client.batch_execute(&sql)).map_err(|e| pg_error("flush failed", e))
+    }
+}
+
 impl Drop for PgBackend {
     fn drop(&mut self) {
         // Released in the session, before it ends: the next opener (this
@@ -375,8 +446,14 @@ impl Drop for PgBackend {
 
 impl Backend for PgBackend {
     fn commit(&mut self, ops: &[Op<'_>]) -> Result<()> {
-        let sql = commit_sql(&self.fence, ops);
-        self.run_fenced(&sql)
+        let now = std::time::Instant::now();
+        let renew = now >= self.renew_at;
+        let sql = commit_sql(if renew { &self.fence } else { &self.check }, ops);
+        self.run_fenced(&sql)?;
+        if renew {
+            self.renew_at = now + std::time::Duration::from_millis(self.lease_ms / 3);
+        }
+        Ok(())
     }
 
     fn renew_every(&self) -> Option<std::time::Duration> {
@@ -384,12 +461,28 @@ impl Backend for PgBackend {
     }
 
     fn renew(&mut self) -> Result<()> {
+        let now = std::time::Instant::now();
         let sql = format!("{}COMMIT;", self.fence);
-        self.run_fenced(&sql)
+        self.run_fenced(&sql)?;
+        self.renew_at = now + std::time::Duration::from_millis(self.lease_ms / 3);
+        Ok(())
     }
 
     fn lease_epoch(&self) -> Option<u64> {
         u64::try_from(self.epoch).ok()
+    }
+
+    fn flusher(&mut self) -> Result<Option<Box<dyn super::Flusher>>> {
+        if !self.sync_full {
+            return Ok(None);
+        }
+        let (config, client) = (&self.config, &mut self.client);
+        outside_runtime(|| {
+            let mut flush = config.connect(pg::NoTls).map_err(|e| pg_error("connection failed", e))?;
+            flush.batch_execute("SET synchronous_commit = on").map_err(|e| pg_error("setup", e))?;
+            client.batch_execute("SET synchronous_commit = off").map_err(|e| pg_error("setup", e))?;
+            Ok(Some(Box::new(PgFlusher { client: flush }) as Box<dyn super::Flusher>))
+        })
     }
 
     fn page(&mut self, table: Table, after: &str, limit: usize) -> Result<Vec<(String, String)>> {
@@ -456,10 +549,10 @@ mod tests {
     #[test]
     fn a_batch_is_one_transaction_with_the_last_state_of_each_key_and_quotes_doubled() {
         let ops = [
-            Op { table: A, key: Cow::Borrowed("k1"), body: Some(Cow::Borrowed("{\"n\":\"O'Brien\"}")) },
-            Op { table: B, key: Cow::Borrowed("x"), body: None },
-            Op { table: A, key: Cow::Borrowed("k1"), body: Some(Cow::Borrowed("{\"n\":2}")) },
-            Op { table: A, key: Cow::Borrowed("k2"), body: Some(Cow::Borrowed("'; DROP TABLE t_a; --")) },
+            Op { table: A, key: Cow::Borrowed("k1"), body: Some(Cow::Borrowed("{\"n\":\"O'Brien\"}")), fresh: false },
+            Op { table: B, key: Cow::Borrowed("x"), body: None, fresh: false },
+            Op { table: A, key: Cow::Borrowed("k1"), body: Some(Cow::Borrowed("{\"n\":2}")), fresh: false },
+            Op { table: A, key: Cow::Borrowed("k2"), body: Some(Cow::Borrowed("'; DROP TABLE t_a; --")), fresh: false },
         ];
         let sql = commit_sql("BEGIN;", &ops);
         assert_eq!(
@@ -470,13 +563,32 @@ mod tests {
     }
 
     #[test]
+    fn a_key_first_put_fresh_in_a_batch_is_inserted_without_a_delete_and_any_other_is_replaced() {
+        let op = |table, key: &'static str, body: Option<&'static str>, fresh| Op { table, key: Cow::Borrowed(key), body: body.map(Cow::Borrowed), fresh };
+        let ops = [
+            op(A, "new", Some("1"), true),
+            op(A, "new", Some("2"), false), // changed again in the same batch: still absent before it
+            op(A, "old", Some("3"), false),
+            op(A, "gone", Some("4"), true),
+            op(A, "gone", None, false), // made and deleted in one batch: nothing to write
+            op(B, "resealed", None, false),
+            op(B, "resealed", Some("5"), true), // a fresh put after a delete replaces
+        ];
+        assert_eq!(
+            commit_sql("BEGIN;", &ops),
+            "BEGIN;DELETE FROM t_a WHERE k IN ('old');INSERT INTO t_a (k, body) VALUES ('new','2'),('old','3');\
+             DELETE FROM t_b WHERE k IN ('resealed');INSERT INTO t_b (k, body) VALUES ('resealed','5');COMMIT;"
+        );
+    }
+
+    #[test]
     fn a_nul_in_a_key_is_stored_and_read_back_as_it_was() {
         for s in ["plain", "a\0b", "\u{1}", "\u{1}0", "\0\u{1}\0", "病人\0甲", ""] {
             assert_eq!(dec(enc(s).into_owned()), s, "{s:?}");
             assert!(!enc(s).contains('\0'));
         }
         assert!(matches!(enc("B000001"), std::borrow::Cow::Borrowed(_)), "an ordinary key is not copied");
-        let ops = [Op { table: A, key: Cow::Borrowed("a\0b"), body: Some(Cow::Borrowed("{}")) }];
+        let ops = [Op { table: A, key: Cow::Borrowed("a\0b"), body: Some(Cow::Borrowed("{}")), fresh: false }];
         assert!(!commit_sql("BEGIN;", &ops).contains('\0'));
     }
 }

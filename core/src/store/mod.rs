@@ -601,10 +601,6 @@ fn commit_loop(conn: Conn, shared: Arc<Shared>, batch_max: usize, mut c: Committ
     let next_renewal = || renew_every.map(|d| std::time::Instant::now() + d);
     let mut renew_at = next_renewal();
     loop {
-        if shared.done.lock().failed.is_some() {
-            // The flusher failed: nothing more may reach the database.
-            return;
-        }
         let (writes, ticket, batch, shutdown) = {
             let mut q = shared.queue.lock();
             while q.writes.is_empty() && !q.shutdown {
@@ -618,6 +614,9 @@ fn commit_loop(conn: Conn, shared: Arc<Shared>, batch_max: usize, mut c: Committ
             }
             if q.writes.is_empty() && !q.shutdown {
                 drop(q);
+                if shared.done.lock().failed.is_some() {
+                    return;
+                }
                 let renewed = match conn.lock().as_mut() {
                     Some(b) => crate::panic::catch(|| b.renew()),
                     None => Err(Error::storage("the store is closed")),
@@ -632,6 +631,11 @@ fn commit_loop(conn: Conn, shared: Arc<Shared>, batch_max: usize, mut c: Committ
             q.batch += 1;
             (std::mem::take(&mut q.writes), q.last_ticket, q.batch - 1, q.shutdown)
         };
+        if shared.done.lock().failed.is_some() {
+            // The flusher failed: nothing more may reach the database (its
+            // waiters, and these, have their answer).
+            return;
+        }
         if !writes.is_empty() {
             let result = match conn.lock().as_mut() {
                 // A panic here (a bug) must not kill the committer and leave
@@ -835,6 +839,104 @@ mod tests {
 
     table!(ROWS = "t_rows");
     table!(LOG = "t_log", Log);
+
+    /// A backend whose commits are counted and whose flushes wait for the
+    /// test's go-ahead (or fail when it says so).
+    struct Gated {
+        commits: Arc<std::sync::atomic::AtomicUsize>,
+        gate: Option<std::sync::mpsc::Receiver<bool>>,
+    }
+    struct GatedFlusher(std::sync::mpsc::Receiver<bool>);
+    impl Flusher for GatedFlusher {
+        fn flush(&mut self) -> Result<()> {
+            match self.0.recv() {
+                Ok(true) => Ok(()),
+                _ => Err(Error::storage("the flush failed")),
+            }
+        }
+    }
+    impl Backend for Gated {
+        fn commit(&mut self, _: &[Op<'_>]) -> Result<()> {
+            self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+        fn page(&mut self, _: Table, _: &str, _: usize) -> Result<Vec<(String, String)>> {
+            Ok(Vec::new())
+        }
+        fn get(&mut self, _: Table, _: &str) -> Result<Option<String>> {
+            Ok(None)
+        }
+        fn all(&mut self, _: Table) -> Result<Vec<(String, String)>> {
+            Ok(Vec::new())
+        }
+        fn not_prefixed(&mut self, _: Table, _: &str) -> Result<Vec<(String, String)>> {
+            Ok(Vec::new())
+        }
+        fn max_key(&mut self, _: Table) -> Result<Option<String>> {
+            Ok(None)
+        }
+        fn is_scrubbed(&mut self) -> Result<bool> {
+            Ok(true)
+        }
+        fn scrub(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn flusher(&mut self) -> Result<Option<Box<dyn Flusher>>> {
+            Ok(self.gate.take().map(|g| Box::new(GatedFlusher(g)) as Box<dyn Flusher>))
+        }
+    }
+
+    fn gated() -> (DurableStore, Arc<std::sync::atomic::AtomicUsize>, std::sync::mpsc::Sender<bool>) {
+        let (go, gate) = std::sync::mpsc::channel();
+        let commits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let b = Gated { commits: commits.clone(), gate: Some(gate) };
+        let (s, _) = DurableStore::open_on(Box::new(b), 64, None, &[ROWS]).unwrap();
+        (s, commits, go)
+    }
+
+    #[test]
+    fn a_committed_batch_is_acknowledged_only_after_a_flush_that_began_after_it() {
+        let (s, commits, go) = gated();
+        let s = Arc::new(s);
+        let t = s.enqueue(vec![Write::put(ROWS, "a", &1)]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s2 = s.clone();
+        std::thread::spawn(move || tx.send(s2.wait(t)).unwrap());
+        // Committed, but not durable yet: the caller still waits.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while commits.load(std::sync::atomic::Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(commits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err(), "acknowledged before its flush");
+        // The next batch commits while the first one's flush is still running.
+        let t2 = s.enqueue(vec![Write::put(ROWS, "b", &2)]);
+        while commits.load(std::sync::atomic::Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(commits.load(std::sync::atomic::Ordering::SeqCst), 2, "a flush in progress does not hold the next commit back");
+        go.send(true).unwrap();
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("answered after the flush").unwrap();
+        // The second batch committed after the first flush began: it needs its own.
+        go.send(true).unwrap();
+        s.wait(t2).unwrap();
+        s.close();
+    }
+
+    #[test]
+    fn a_failed_flush_fails_its_waiters_and_nothing_more_is_committed() {
+        let (s, commits, go) = gated();
+        let t = s.enqueue(vec![Write::put(ROWS, "a", &1)]);
+        go.send(false).unwrap();
+        assert_eq!(s.wait(t).unwrap_err().code(), ErrorCode::StorageError);
+        assert!(s.health().is_err());
+        let before = commits.load(std::sync::atomic::Ordering::SeqCst);
+        let t = s.enqueue(vec![Write::put(ROWS, "b", &2)]);
+        assert!(s.wait(t).is_err(), "a change after the failure is refused");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(commits.load(std::sync::atomic::Ordering::SeqCst), before, "the committer stopped with the flusher");
+        s.close();
+    }
 
     #[test]
     fn an_audit_number_at_its_limit_fails_the_commit_and_poisons_the_store_instead_of_hanging_or_wrapping() {

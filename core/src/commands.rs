@@ -601,6 +601,7 @@ fn advance_clock(pool: &Pool, r: &Req) -> Result<Value> {
     if !pool.clock.advance(secs as i64 * 1000) {
         return Err(crate::clock::past_max("seconds"));
     }
+    pool.nudge_timer();
     Ok(json!({"now": format_ms(pool.clock.now_ms(), &pool.cfg.tz)}))
 }
 
@@ -632,6 +633,9 @@ fn engine_info(e: &EngineParts, r: &Req) -> Result<Value> {
         "principal": r.who.view(),
         "slots": table.slots.len(),
         "commands": names,
+        // What is due runs on the engine's own thread, or when the host calls `run-due`.
+        "timer": pool.has_timer().then(|| json!({"every_ms": pool.cfg.timer_every.map(|d| d.as_millis() as u64)})),
+        "due_work": crate::due::works(),
     }))
 }
 

@@ -76,7 +76,10 @@ impl Engine {
             engine.after_recovery()?;
             // What passed the retention window while the engine was down.
             engine.d.pool.retire()?;
-            retire_on_a_timer(&engine.d);
+        }
+        engine.d.pool.start_due_marks(engine.d.pool.clock.now_ms())?;
+        if let Some(every) = engine.d.pool.cfg.timer_every {
+            start_timer(&engine.d, every);
         }
         Ok(engine)
     }
@@ -85,7 +88,8 @@ impl Engine {
     /// memory into the store, at once: bookings of slots whose day is over
     /// by more than the window, and request ids' answers older than it (see
     /// `pool/retire.rs`). A durable engine also does this by itself when
-    /// it opens and then every ten minutes. They stay readable:
+    /// it opens and then every ten minutes of its due-work pass (the timer
+    /// thread, or the host's `run-due`: `due.rs`). They stay readable:
     /// `booking-info` and every read of one booking find a retired booking
     /// in the store; a change to one is `INVALID_STATE`. An in-memory
     /// engine retires nothing.
@@ -395,6 +399,7 @@ impl Engine {
         if !self.d.pool.clock.advance(ms) {
             return Err(crate::clock::past_max("ms"));
         }
+        self.d.pool.nudge_timer();
         Ok(())
     }
 
@@ -473,34 +478,30 @@ pub fn rekey(data_dir: impl AsRef<std::path::Path>, old_key: &str, new_key: &str
     crate::store::rekey(data_dir.as_ref(), &old, &new, &crate::domains::Domains::tables(), &plain_key)
 }
 
-/// How often a durable engine retires what is past its retention window.
-const RETIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Starts the thread that retires history (`Engine::retire_history`)
-/// every `RETIRE_EVERY` (the first pass ran in `Engine::open`). It holds the
-/// engine only while a pass runs, and ends once the engine is closed or
-/// dropped. A pass that fails changes nothing more; the store's failure is
-/// what every call then reports.
-fn retire_on_a_timer(d: &Arc<crate::domains::Domains>) {
+/// Starts the timer thread (config `timer`, see `due.rs`): a due-work pass
+/// every `every` of real time, and at once when a message arrives (a manual
+/// clock was moved). It holds the engine only while a pass runs, and ends
+/// once the engine is closed or dropped. A pass that fails changes nothing
+/// more; the store's failure is what every call then reports.
+fn start_timer(d: &Arc<crate::domains::Domains>, every: std::time::Duration) {
     let weak = Arc::downgrade(d);
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let started = std::thread::Builder::new().name("yilian-retire".into()).spawn(move || loop {
-        crate::pool::ON_RETIRE_TIMER.with(|on| on.set(true));
-        // Woken at once when the pool goes (its sender is dropped).
-        match stopped.recv_timeout(RETIRE_EVERY) {
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
+    let (nudge, nudged) = std::sync::mpsc::channel::<()>();
+    let started = std::thread::Builder::new().name("yilian-due".into()).spawn(move || loop {
+        crate::pool::ON_TIMER.with(|on| on.set(true));
+        match nudged.recv_timeout(every) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            // The pool went (its sender was dropped).
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         }
         let Some(d) = weak.upgrade() else { return };
         if d.pool.closed.load(Ordering::Acquire) {
             return;
         }
-        let _ = d.pool.retire();
+        let _ = crate::due::run_due(&d);
     });
-    // Without the thread the engine works as before, retiring at each open
-    // and when `retire_history` is called.
+    // Without the thread the engine works as before: the host calls `run-due`.
     if let Ok(handle) = started {
-        *d.pool.retire_timer.lock() = Some((stop, handle));
+        *d.pool.timer.lock() = Some((nudge, handle));
     }
 }
 
@@ -603,6 +604,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
         if let Some((_, body)) = snap.of(tables::META).find(|(k, _)| *k == crate::pool::METRICS_KEY) {
             pool.metrics.restore(body);
         }
+        pool.recover_due_marks(&snap);
         let acked: u64 = snap.of(tables::META).find(|(k, _)| *k == "events_acked_through").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let next_seq = events.last().map(|e| e.seq).unwrap_or(0).max(acked) + 1;
         pool.outbox.reset(next_seq, events.into());

@@ -29,6 +29,7 @@ mod commands;
 pub mod config;
 pub mod crypto;
 mod domains;
+mod due;
 pub mod engine;
 pub mod error;
 pub mod identity;

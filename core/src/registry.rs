@@ -52,6 +52,7 @@ static ALL: LazyLock<Vec<Entry>> = LazyLock::new(|| {
     register(&mut all, crate::lab::COMMANDS, |d, name, kind, r, v, h| crate::lab::run(&d.pool, &d.lab, name, kind, r, v, h));
     register(&mut all, crate::referral::COMMANDS, |d, name, _, r, v, h| crate::referral::run(&d.pool, &d.referral, name, r, v, h));
     register(&mut all, crate::client::COMMANDS, |d, _, _, r, _, h| h(&d.pool, &d.client, r));
+    register(&mut all, crate::due::COMMANDS, |d, _, _, r, _, h| h(d, r));
     register(&mut all, crate::commands::ENGINE, |d, _, _, r, _, h| {
         h(&crate::commands::EngineParts { pool: &d.pool, monitor: &d.monitor, commands: &DECLS }, r)
     });

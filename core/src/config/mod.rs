@@ -22,6 +22,22 @@ pub struct ReleasePolicy {
     pub days: u32,
 }
 
+/// The engine's timer thread (`due.rs`): what is due runs without a caller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTimer {
+    /// `None`: on with the real clock, off with a manual one.
+    pub enabled: Option<bool>,
+    /// Real time between passes (a manual clock's advance runs one at once).
+    pub every_ms: u64,
+}
+
+impl Default for RawTimer {
+    fn default() -> Self {
+        RawTimer { enabled: None, every_ms: 1000 }
+    }
+}
+
 impl Default for ReleasePolicy {
     fn default() -> Self {
         ReleasePolicy { enabled: true, time: "08:00".into(), days: 7 }
@@ -62,6 +78,9 @@ pub struct RawConfig {
     /// Where `upload-report` keeps documents as files; without it, in the
     /// durable store (or in memory without a `data_dir`).
     pub report_dir: Option<PathBuf>,
+    pub timer: RawTimer,
+    /// Minutes before a booked visit at which its reminders go out (提醒功能).
+    pub reminder_minutes: Vec<u64>,
 }
 
 /// The `store` object: where the durable store lives when it is not a
@@ -121,6 +140,8 @@ impl Default for RawConfig {
             pdf_font: None,
             report_max_bytes: DEFAULT_REPORT_MAX_BYTES,
             report_dir: None,
+            timer: RawTimer::default(),
+            reminder_minutes: Vec::new(),
         }
     }
 }
@@ -175,6 +196,11 @@ pub struct Config {
     pub report_max_bytes: usize,
     /// Where report documents are kept as files (else in the store).
     pub report_dir: Option<PathBuf>,
+    /// Real time between the timer thread's passes; `None`: no thread (the
+    /// host calls `run-due`).
+    pub timer_every: Option<std::time::Duration>,
+    /// `reminder_minutes`, ascending, without repeats.
+    pub reminder_minutes: Vec<u32>,
     /// The raw JSON, echoed by `engine-info`.
     pub raw: serde_json::Value,
 }
@@ -206,6 +232,12 @@ pub mod range {
     pub const LEASE_SECONDS: RangeInclusive<u64> = 2..=600;
     /// `group_commit_max`.
     pub const GROUP_COMMIT_MAX: RangeInclusive<u64> = 1..=1_000_000;
+    /// `timer.every_ms`: ten passes a second to one a minute.
+    pub const TIMER_EVERY_MS: RangeInclusive<u64> = 100..=60_000;
+    /// Each of `reminder_minutes`: a minute to 30 days before the visit.
+    pub const REMINDER_MINUTES: RangeInclusive<u64> = 1..=43_200;
+    /// How many reminders a visit may have.
+    pub const REMINDERS: usize = 8;
 }
 
 /// `n` within `range`, else `INVALID_CONFIG` naming the key and the range.
@@ -320,6 +352,19 @@ impl Config {
             }
             Some(Some(c)) => Some(Conninfo(c.to_string())),
         };
+        let timer_every = match raw.timer.enabled.unwrap_or(!manual_clock) {
+            true => Some(std::time::Duration::from_millis(within("timer.every_ms", raw.timer.every_ms, range::TIMER_EVERY_MS)?)),
+            false => None,
+        };
+        if raw.reminder_minutes.len() > range::REMINDERS {
+            return Err(bad("reminder_minutes", "at most 8 reminders", "最多 8 个提醒时点"));
+        }
+        let mut reminder_minutes = Vec::with_capacity(raw.reminder_minutes.len());
+        for m in &raw.reminder_minutes {
+            reminder_minutes.push(within("reminder_minutes", *m, range::REMINDER_MINUTES)? as u32);
+        }
+        reminder_minutes.sort_unstable();
+        reminder_minutes.dedup();
         let lease_seconds = match raw.store.as_ref().and_then(|s| s.lease_seconds) {
             Some(n) => within("store.lease_seconds", n, range::LEASE_SECONDS)?,
             None => DEFAULT_LEASE_SECONDS,
@@ -352,6 +397,8 @@ impl Config {
             pdf_font: raw.pdf_font,
             report_max_bytes: raw.report_max_bytes,
             report_dir: raw.report_dir,
+            timer_every,
+            reminder_minutes,
             raw: redact(value),
         })
     }

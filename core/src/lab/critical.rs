@@ -1,8 +1,10 @@
 //! Critical values (L9, 危急值): published by the lab one by one or in a
 //! batch, acknowledged by the ordering institution with a read-back; an
 //! unacknowledged value turns overdue after a per-institution, per-item
-//! limit and is escalated to a fallback receiver (engine clock: checked on
-//! every lab change and by `lab-check-overdue`).
+//! limit and is escalated to a fallback receiver, then escalated again every
+//! limit while it stays unacknowledged (engine clock: checked by the due-work
+//! pass (`due.rs`: the timer, `run-due`), on every lab change and by
+//! `lab-check-overdue`).
 
 use super::order::{check_side, Side};
 use super::translate::value_text;
@@ -79,6 +81,18 @@ pub(crate) struct Critical {
     pub overdue: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_to: Option<Person>,
+    /// Times it was escalated: 1 when it turned overdue, one more at each
+    /// limit after that while unacknowledged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub escalations: u32,
+    /// When it is escalated next, unless acknowledged first (its key in
+    /// `pending_criticals`; before its deadline the key is the deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_escalation_ms: Option<Millis>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Critical {
@@ -87,6 +101,16 @@ impl Critical {
     }
     fn key(&self) -> String {
         format!("critical:{:012}", self.id)
+    }
+    /// Its entry in `pending_criticals` while unacknowledged: when it is
+    /// next due (turning overdue, or escalated again); `None` once
+    /// acknowledged (or overdue in a store written before repeats).
+    pub(crate) fn pending_key(&self) -> Option<(Millis, u64)> {
+        match (&self.ack, self.overdue, self.next_escalation_ms) {
+            (Some(_), _, _) => None,
+            (None, false, _) => Some((self.deadline_ms, self.id)),
+            (None, true, next) => next.map(|at| (at, self.id)),
+        }
     }
     fn status(&self) -> &'static str {
         match (&self.ack, self.overdue) {
@@ -117,6 +141,8 @@ impl Critical {
             "deadline": fmt(self.deadline_ms),
             "status": self.status(),
             "overdue": self.overdue,
+            "escalations": self.escalations,
+            "next_escalation": self.next_escalation_ms.filter(|_| self.ack.is_none()).map(fmt),
         });
         if let Some(a) = &self.ack {
             v["ack"] = json!({"receiver": a.receiver, "contact": a.contact, "time": fmt(a.at_ms), "readback": a.readback, "comment": a.comment, "late": a.at_ms > self.deadline_ms});
@@ -197,6 +223,8 @@ pub(crate) fn publish(c: &Call) -> Result<Value> {
                 ack: None,
                 overdue: false,
                 escalated_to: None,
+                escalations: 0,
+                next_escalation_ms: None,
             });
         }
         let tz = c.pool.cfg.tz;
@@ -208,7 +236,7 @@ pub(crate) fn publish(c: &Call) -> Result<Value> {
             let v = cv.view(&tz);
             ctx.event("critical_value_published", Some(&cv.institution_id), Some(&cv.patient_id), v.clone());
             out.push(v);
-            d.pending_criticals.insert((cv.deadline_ms, cv.id));
+            d.pending_criticals.extend(cv.pending_key());
             d.criticals.insert(cv.id, cv);
         }
         Ok(json!({"published": out.len(), "critical_values": out}))
@@ -248,7 +276,9 @@ pub(crate) fn ack(c: &Call) -> Result<Value> {
         ctx.put(cv.key(), &cv);
         let v = cv.view(&c.pool.cfg.tz);
         ctx.event("critical_value_acknowledged", Some(&cv.institution_id), Some(&cv.patient_id), v.clone());
-        d.pending_criticals.remove(&(cv.deadline_ms, id));
+        if let Some(k) = d.criticals.get(&id).and_then(Critical::pending_key) {
+            d.pending_criticals.remove(&k);
+        }
         d.criticals.insert(id, cv);
         Ok(v)
     })
@@ -303,24 +333,36 @@ pub(crate) fn query(c: &Call) -> Result<Value> {
     })
 }
 
-/// Marks every unacknowledged value past its deadline overdue, once, with
-/// an event naming the fallback receiver. Returns their ids.
+/// Escalates every unacknowledged value that is due: past its deadline, it
+/// turns overdue with an event naming the fallback receiver
+/// (`critical_value_overdue`); each limit after that, while still
+/// unacknowledged, it is escalated again (`critical_value_escalated`, with
+/// the count). Returns their ids.
 fn mark_overdue(d: &mut LabData, ctx: &mut Ctx) -> Vec<String> {
     let now = ctx.now;
-    let due: Vec<(Millis, u64)> = d.pending_criticals.iter().take_while(|(deadline, _)| *deadline <= now).copied().collect();
+    let due: Vec<(Millis, u64)> = d.pending_criticals.iter().take_while(|(at, _)| *at <= now).copied().collect();
     let mut ids = Vec::new();
-    for (deadline, id) in due {
-        d.pending_criticals.remove(&(deadline, id));
+    for (at, id) in due {
+        d.pending_criticals.remove(&(at, id));
         let Some(cv) = d.criticals.get(&id) else { continue };
-        let (_, fallback) = d.limit_for(&cv.institution_id, &cv.std_code);
+        let (minutes, fallback) = d.limit_for(&cv.institution_id, &cv.std_code);
         let mut cv = cv.clone();
+        let kind = if cv.overdue { "critical_value_escalated" } else { "critical_value_overdue" };
         cv.overdue = true;
-        cv.escalated_to = fallback;
+        if cv.escalated_to.is_none() {
+            cv.escalated_to = fallback;
+        }
+        cv.escalations = cv.escalations.saturating_add(1);
+        // The next one a limit after this one was due (not after `now`: a
+        // pass that ran late does not push the next escalation later).
+        let next = at.saturating_add(i64::from(minutes.max(1)) * 60_000).max(now.saturating_add(1));
+        cv.next_escalation_ms = Some(next);
         ctx.put(cv.key(), &cv);
         let mut data = cv.view(&ctx.pool.cfg.tz);
         data["minutes_overdue"] = (now.saturating_sub(cv.deadline_ms) / 60_000).into();
-        ctx.event("critical_value_overdue", Some(&cv.institution_id), Some(&cv.patient_id), data);
+        ctx.event(kind, Some(&cv.institution_id), Some(&cv.patient_id), data);
         ids.push(cv.critical_id());
+        d.pending_criticals.extend(cv.pending_key());
         d.criticals.insert(id, cv);
     }
     ids

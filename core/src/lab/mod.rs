@@ -11,7 +11,7 @@
 
 mod agreement;
 mod catalog;
-mod critical;
+pub(crate) mod critical;
 mod labels;
 mod mapping;
 mod order;
@@ -129,8 +129,9 @@ pub(crate) struct LabData {
     pub criticals: BTreeMap<u64, critical::Critical>,
     /// Index: the tubes of each order, in print order.
     pub order_specimens: HashMap<u64, Vec<String>>,
-    /// Index: (deadline, id) of each critical value neither acknowledged nor
-    /// overdue yet, so the check on every change looks at one entry.
+    /// Index: (when due, id) of each unacknowledged critical value (its
+    /// deadline, then its next escalation: `Critical::pending_key`), so the
+    /// check on every change looks at one entry.
     pub pending_criticals: std::collections::BTreeSet<(Millis, u64)>,
     pub limits: HashMap<String, critical::Limit>,
     pub next_order: u64,
@@ -207,9 +208,7 @@ pub(crate) fn recover(lab: &LabState, snap: &Snapshot) -> Result<()> {
             "critical" => {
                 let v: critical::Critical = serde_json::from_str(body).map_err(bad)?;
                 d.next_critical = d.next_critical.max(v.id);
-                if v.ack.is_none() && !v.overdue {
-                    d.pending_criticals.insert((v.deadline_ms, v.id));
-                }
+                d.pending_criticals.extend(v.pending_key());
                 d.criticals.insert(v.id, v);
             }
             "limit" => {

@@ -36,6 +36,7 @@ use std::sync::Arc;
 const IDEM_FILTER_WORDS: usize = 1 << 15;
 
 mod bookings;
+mod due;
 mod resolve;
 pub(crate) use resolve::resolve_slot;
 mod idempotency;
@@ -177,23 +178,30 @@ pub(crate) struct Pool {
     pub retire_low: AtomicU64,
     /// One retirement pass at a time.
     retiring: Mutex<()>,
-    /// The retirement timer (`engine.rs`): dropping the sender wakes it to
-    /// end, and the pool joins it when it goes, so no thread outlives it.
-    pub retire_timer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// The timer thread (`engine.rs`, config `timer`): a message on the
+    /// sender runs a pass at once (a manual clock moved), dropping it wakes
+    /// the thread to end, and the pool joins it when it goes, so no thread
+    /// outlives it.
+    pub timer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// One due-work pass at a time (`due.rs`); taken before any slot,
+    /// booking or domain lock, never while one is held.
+    pub due: Mutex<()>,
+    /// What the due work has done so far (`due.rs` here).
+    pub(crate) due_marks: Mutex<due::Marks>,
 }
 
 thread_local! {
-    /// Set on the retirement timer's thread (no allocation, unlike
+    /// Set on the timer's thread (no allocation, unlike
     /// `thread::current()`, which valgrind reports on the host's thread).
-    pub(crate) static ON_RETIRE_TIMER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    pub(crate) static ON_TIMER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        if let Some((stop, handle)) = self.retire_timer.get_mut().take() {
+        if let Some((stop, handle)) = self.timer.get_mut().take() {
             drop(stop);
             // The timer itself may hold the last reference during a pass.
-            if !ON_RETIRE_TIMER.with(std::cell::Cell::get) {
+            if !ON_TIMER.with(std::cell::Cell::get) {
                 let _ = handle.join();
             }
         }
@@ -287,7 +295,9 @@ impl Pool {
             visit_queues: Mutex::new(HashMap::new()),
             retire_low: AtomicU64::new(1),
             retiring: Mutex::new(()),
-            retire_timer: Mutex::new(None),
+            timer: Mutex::new(None),
+            due: Mutex::new(()),
+            due_marks: Mutex::new(due::Marks::default()),
         }
     }
 

@@ -188,6 +188,10 @@ async fn main() {
         config.entry("report_dir").or_insert_with(|| Value::String(reports.to_string_lossy().into_owned()));
     }
     config.entry("report_max_bytes").or_insert_with(|| Value::from(args.max_upload_bytes));
+    // What is due runs on the server's own timer (`run-due` in the docs),
+    // a manual clock included (each `advance-clock` runs a pass at once),
+    // unless the config says otherwise.
+    config.entry("timer").or_insert_with(|| serde_json::json!({"enabled": true}));
     let config_json = Value::Object(config).to_string();
     if args.signature_window <= 0 {
         fail("--signature-window must be positive".into());

@@ -217,6 +217,11 @@
 #define YL_E_HOSPITAL_NOT_FOUND 2006
 
 /**
+ * 2xxx not found: no such hand-off to an upstream hospital / 没有该转交上级医院的记录.
+ */
+#define YL_E_HANDOFF_NOT_FOUND 2007
+
+/**
  * 2xxx not found: no such standard lab sub-item / 标准检验小项不存在.
  */
 #define YL_E_LAB_STD_ITEM_NOT_FOUND 2101

@@ -613,6 +613,8 @@ pub(crate) struct EngineParts<'a> {
     pub pool: &'a Pool,
     pub monitor: &'a crate::monitor::Monitor,
     pub commands: &'a [crate::command::Decl],
+    /// The due work, as data (`due.rs`, above this layer).
+    pub due_work: Value,
 }
 
 crate::command::command_table! { pub(crate) ENGINE: fn(&EngineParts, &Req) -> Result<Value>;
@@ -635,7 +637,7 @@ fn engine_info(e: &EngineParts, r: &Req) -> Result<Value> {
         "commands": names,
         // What is due runs on the engine's own thread, or when the host calls `run-due`.
         "timer": pool.has_timer().then(|| json!({"every_ms": pool.cfg.timer_every.map(|d| d.as_millis() as u64)})),
-        "due_work": crate::due::works(),
+        "due_work": e.due_work.clone(),
     }))
 }
 

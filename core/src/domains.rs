@@ -29,7 +29,18 @@ pub(crate) struct Domains {
     pub monitor: crate::monitor::Monitor,
     /// Claimed request nonces (replay protection, `Engine::claim_nonce`).
     pub nonces: crate::nonce::NonceLog,
+    /// Hand-offs to upstream hospitals (`upstream.rs`) and the links to them.
+    pub upstream: crate::handoff::UpstreamState,
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub links: crate::client::Links,
+    /// Runs a command here without handing it upstream (the registry's;
+    /// given to the engine's parts so a domain above this one may run the
+    /// mirror's half of a hand-off without naming the registry).
+    pub here: Dispatch,
 }
+
+/// How a command is run for a principal (`registry::dispatch_here`).
+pub(crate) type Dispatch = fn(&Domains, &crate::principal::Principal, &str, &serde_json::Value) -> crate::error::Result<serde_json::Value>;
 
 impl Domains {
     /// Every table the domains keep in the durable store.
@@ -37,10 +48,11 @@ impl Domains {
         let mut t = crate::pool::tables::ALL.to_vec();
         t.extend([crate::lab::TABLE, crate::referral::TABLE, crate::referral::DOCUMENT_CONTENT, crate::client::TABLE, crate::audit::TABLE]);
         t.push(crate::nonce::TABLE);
+        t.push(crate::handoff::TABLE);
         t
     }
 
-    pub fn new(cfg: Config, store: Option<DurableStore>, commands: &[&'static str]) -> Domains {
+    pub fn new(cfg: Config, store: Option<DurableStore>, commands: &[&'static str], here: Dispatch) -> Domains {
         Domains {
             pool: Pool::new(cfg, store),
             lab: Default::default(),
@@ -48,6 +60,9 @@ impl Domains {
             client: Default::default(),
             monitor: crate::monitor::Monitor::new(commands),
             nonces: Default::default(),
+            upstream: Default::default(),
+            links: Default::default(),
+            here,
         }
     }
 }

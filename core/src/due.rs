@@ -48,6 +48,12 @@ pub(crate) const DUE: &[DueWork] = &[
         run: |d, _| Ok(d.pool.expire_all()? as u64),
     },
     DueWork {
+        name: "handoffs_decided",
+        what: "hand-offs to upstream hospitals not answered yet are tried again with the same request id, backing off; past their deadline the tentative hold is released, the patient told (handoff_failed) and the case flagged for reconciliation",
+        what_zh: "尚未得到上级医院应答的转交以同一请求号退避重试；超过期限则释放暂占号源、通知患者（handoff_failed）并标记待对账",
+        run: crate::upstream::retry_due,
+    },
+    DueWork {
         name: "slots_released",
         what: "the release window opens the next days to community booking (config `release`): one event slots_released per hospital and day opened",
         what_zh: "放号时间到达，后续若干天的号源向社区开放（配置 `release`）：每家医院每个开放日一条事件 slots_released",

@@ -64,9 +64,9 @@ impl Engine {
             _ => None,
         };
         let d = match opened {
-            None => crate::domains::Domains::new(cfg, None, &crate::registry::NAMES),
+            None => crate::domains::Domains::new(cfg, None, &crate::registry::NAMES, crate::registry::dispatch_here),
             Some((store, snapshot)) => {
-                let d = crate::domains::Domains::new(cfg, Some(store), &crate::registry::NAMES);
+                let d = crate::domains::Domains::new(cfg, Some(store), &crate::registry::NAMES, crate::registry::dispatch_here);
                 recover(&d, snapshot)?;
                 d
             }
@@ -614,6 +614,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     }
     pool.store_table(table);
     crate::lab::recover(&d.lab, &snap)?;
+    crate::handoff::recover(&d.upstream, &snap)?;
     crate::referral::recover(&d.pool, &d.referral, &snap)?;
     crate::client::recover(&d.client, &snap)?;
     let expired = d.nonces.recover(&snap, pool.clock.now_ms().div_euclid(1000))?;

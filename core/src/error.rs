@@ -151,6 +151,7 @@ error_codes! {
     ProjectNotFound = 2004, NotFound, "PROJECT_NOT_FOUND", "no such project", "项目不存在";
     WaitlistEntryNotFound = 2005, NotFound, "WAITLIST_ENTRY_NOT_FOUND", "no such waitlist entry", "候补记录不存在";
     HospitalNotFound = 2006, NotFound, "HOSPITAL_NOT_FOUND", "no such hospital", "医院不存在";
+    HandoffNotFound = 2007, NotFound, "HANDOFF_NOT_FOUND", "no such hand-off to an upstream hospital", "没有该转交上级医院的记录";
     // Referral, exam applications, consultation: 12xx, 22xx, 32xx, 42xx, 52xx. (referral helper: add below)
     InvalidExamItem = 1201, Input, "INVALID_EXAM_ITEM", "the exam item names a method or body part the project does not offer", "检查项目的方法或部位不在该项目可选范围内";
     ExamSignatureMissing = 1202, Input, "EXAM_SIGNATURE_MISSING", "an unstructured report must carry the issuer's electronic signature", "非结构化报告必须附带出具机构的电子签章";

@@ -53,8 +53,9 @@ static ALL: LazyLock<Vec<Entry>> = LazyLock::new(|| {
     register(&mut all, crate::referral::COMMANDS, |d, name, _, r, v, h| crate::referral::run(&d.pool, &d.referral, name, r, v, h));
     register(&mut all, crate::client::COMMANDS, |d, _, _, r, _, h| h(&d.pool, &d.client, r));
     register(&mut all, crate::due::COMMANDS, |d, _, _, r, _, h| h(d, r));
+    register(&mut all, crate::upstream::COMMANDS, |d, _, _, r, _, h| h(d, r));
     register(&mut all, crate::commands::ENGINE, |d, _, _, r, _, h| {
-        h(&crate::commands::EngineParts { pool: &d.pool, monitor: &d.monitor, commands: &DECLS }, r)
+        h(&crate::commands::EngineParts { pool: &d.pool, monitor: &d.monitor, commands: &DECLS, due_work: crate::due::works() }, r)
     });
     all
 });
@@ -83,8 +84,19 @@ pub(crate) fn find(name: &str) -> Option<&'static Entry> {
 }
 
 /// Runs one command for `principal`: the role check and the binding of the
-/// body's acting fields happen here, once, before any domain code.
+/// body's acting fields happen here, once, before any domain code; then a
+/// call on an upstream hospital's slot is handed to it (`upstream.rs`).
 pub(crate) fn dispatch(d: &Domains, principal: &Principal, command: &str, req: &Value) -> Result<Value> {
+    run(d, principal, command, req, true)
+}
+
+/// [`dispatch`] without the hand-off: the mirror's own half of one (its
+/// tentative hold, confirmed or released), which must not be handed again.
+pub(crate) fn dispatch_here(d: &Domains, principal: &Principal, command: &str, req: &Value) -> Result<Value> {
+    run(d, principal, command, req, false)
+}
+
+fn run(d: &Domains, principal: &Principal, command: &str, req: &Value, route: bool) -> Result<Value> {
     let pool = &d.pool;
     let entry = find(command).ok_or_else(|| unknown_command(command))?;
     let cmd = &entry.decl;
@@ -100,9 +112,28 @@ pub(crate) fn dispatch(d: &Domains, principal: &Principal, command: &str, req: &
         Some(v) => (v.as_object().unwrap_or(obj), v),
         None => (obj, req),
     };
+    // An upstream hospital's slot: the hospital decides (and its own booking
+    // ids name the mirror's bookings).
+    let mut routed = None;
+    let mut resolved = None;
+    if route && pool.cfg.upstream.is_some() {
+        let mut m = obj.clone();
+        routed = crate::upstream::route(d, cmd.name, &who, &mut m)?;
+        resolved = Some(Value::Object(m));
+    }
+    let (obj, req) = match &resolved {
+        Some(v) => (v.as_object().unwrap_or(obj), v),
+        None => (obj, req),
+    };
     let r = Req { m: obj, who: &who };
     let _audit = pool.store.as_ref().filter(|_| cmd.kind == Kind::Change).map(|_| crate::audit::Scope::enter(crate::commands::audit_context(cmd.name, &r)));
-    let mut answer = (entry.run)(d, &r, req)?;
+    let mut answer = match routed {
+        Some(a) => a,
+        None => (entry.run)(d, &r, req)?,
+    };
+    if pool.cfg.upstream.is_some() {
+        crate::upstream::annotate(d, &mut answer);
+    }
     // A read of personal data is recorded (who, which command, which
     // objects), queued with the committer without waiting (see `audit.rs`).
     if let Some(store) = &pool.store {

@@ -12,12 +12,16 @@ const LAYERS: &[&[&str]] = &[
     &["engine"],
     // Every domain's command table, collected once; dispatch and the permission check.
     &["registry"],
+    // What is due without a caller: one list, run by the timer or `run-due`.
+    &["due"],
+    // Transactions on an upstream hospital's slots, handed to it.
+    &["upstream"],
     // What an engine owns: the pool and each domain's state.
     &["domains"],
     // The platform client: calls another engine over HTTP (knows the commands' kinds).
     &["client"],
-    // The domains' commands.
-    &["commands", "lab", "referral"],
+    // The domains' commands; hand-offs as records.
+    &["commands", "lab", "referral", "handoff"],
     &["schedule", "stats"],
     // What callers read: slot, booking, event views and the one "expired" rule.
     &["views"],
@@ -31,7 +35,7 @@ const LAYERS: &[&[&str]] = &[
 
 /// Modules that must stay below every domain: they name none.
 const DOMAIN_FREE: &[&str] = &["store", "command", "request", "audit", "audit_chain", "nonce", "views", "pool"];
-const DOMAINS: &[&str] = &["commands", "lab", "referral", "client", "schedule", "stats", "domains", "registry", "engine"];
+const DOMAINS: &[&str] = &["commands", "lab", "referral", "client", "schedule", "stats", "domains", "registry", "engine", "due", "upstream", "handoff"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

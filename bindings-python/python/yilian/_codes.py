@@ -45,6 +45,7 @@ ErrorCodeName = Literal[
     "PROJECT_NOT_FOUND",
     "WAITLIST_ENTRY_NOT_FOUND",
     "HOSPITAL_NOT_FOUND",
+    "HANDOFF_NOT_FOUND",
     "LAB_STD_ITEM_NOT_FOUND",
     "LAB_RESOURCE_NOT_FOUND",
     "LAB_INST_ITEM_NOT_FOUND",
@@ -214,6 +215,8 @@ class ErrorCode(enum.IntEnum):
     """no such waitlist entry / 候补记录不存在"""
     HOSPITAL_NOT_FOUND = 2006
     """no such hospital / 医院不存在"""
+    HANDOFF_NOT_FOUND = 2007
+    """no such hand-off to an upstream hospital / 没有该转交上级医院的记录"""
     LAB_STD_ITEM_NOT_FOUND = 2101
     """no such standard lab sub-item / 标准检验小项不存在"""
     LAB_RESOURCE_NOT_FOUND = 2102
@@ -438,6 +441,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     2004: ("not_found", "no such project", "项目不存在"),
     2005: ("not_found", "no such waitlist entry", "候补记录不存在"),
     2006: ("not_found", "no such hospital", "医院不存在"),
+    2007: ("not_found", "no such hand-off to an upstream hospital", "没有该转交上级医院的记录"),
     2101: ("not_found", "no such standard lab sub-item", "标准检验小项不存在"),
     2102: ("not_found", "no such standard lab project", "标准检验项目不存在"),
     2103: ("not_found", "no such institution lab item", "机构检验小项或项目不存在"),

@@ -132,6 +132,30 @@ impl Cache {
     }
 }
 
+// ------------------------------------------------------------------ links to named engines
+
+/// One client per named link (an upstream hospital), made on first use and
+/// kept: each keeps its connections, its negotiated version and its cache.
+#[derive(Default)]
+pub struct Links {
+    #[cfg(feature = "client")]
+    map: Mutex<HashMap<String, Arc<PlatformClient>>>,
+}
+
+impl Links {
+    /// The client of link `name`, made from `cfg` the first time.
+    #[cfg(feature = "client")]
+    pub(crate) fn get(&self, name: &str, cfg: &PlatformConfig) -> Result<Arc<PlatformClient>> {
+        let mut m = self.map.lock();
+        if let Some(c) = m.get(name) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(PlatformClient::new(cfg.clone())?);
+        m.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+}
+
 // ------------------------------------------------------------------ engine state and commands
 
 /// The engine's client state: the cache (restored from `crate::client::TABLE` on

@@ -8,6 +8,9 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 pub(crate) mod platform;
+pub(crate) mod upstream;
+
+pub use upstream::UpstreamConfig;
 
 pub use crate::principal::Role;
 
@@ -79,6 +82,8 @@ pub struct RawConfig {
     /// durable store (or in memory without a `data_dir`).
     pub report_dir: Option<PathBuf>,
     pub timer: RawTimer,
+    /// Upstream hospitals whose slots are decided there (`upstream.rs`).
+    pub upstream: Option<serde_json::Value>,
     /// Minutes before a booked visit at which its reminders go out (提醒功能).
     pub reminder_minutes: Vec<u64>,
 }
@@ -141,6 +146,7 @@ impl Default for RawConfig {
             report_max_bytes: DEFAULT_REPORT_MAX_BYTES,
             report_dir: None,
             timer: RawTimer::default(),
+            upstream: None,
             reminder_minutes: Vec::new(),
         }
     }
@@ -201,6 +207,8 @@ pub struct Config {
     pub timer_every: Option<std::time::Duration>,
     /// `reminder_minutes`, ascending, without repeats.
     pub reminder_minutes: Vec<u32>,
+    /// Upstream hospitals (`upstream.rs`).
+    pub upstream: Option<UpstreamConfig>,
     /// The raw JSON, echoed by `engine-info`.
     pub raw: serde_json::Value,
 }
@@ -365,6 +373,13 @@ impl Config {
         }
         reminder_minutes.sort_unstable();
         reminder_minutes.dedup();
+        let upstream = match &raw.upstream {
+            None => None,
+            Some(_) if !cfg!(feature = "client") => {
+                return Err(bad("upstream", "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（编译特性 `client`）"))
+            }
+            Some(v) => Some(UpstreamConfig::parse(v, hold_ttl_seconds as Millis * 1000)?),
+        };
         let lease_seconds = match raw.store.as_ref().and_then(|s| s.lease_seconds) {
             Some(n) => within("store.lease_seconds", n, range::LEASE_SECONDS)?,
             None => DEFAULT_LEASE_SECONDS,
@@ -399,6 +414,7 @@ impl Config {
             report_dir: raw.report_dir,
             timer_every,
             reminder_minutes,
+            upstream,
             raw: redact(value),
         })
     }
@@ -411,6 +427,13 @@ fn redact(mut v: serde_json::Value) -> serde_json::Value {
     }
     if let Some(k) = v.get_mut("platform").and_then(|p| p.get_mut("secret")) {
         *k = "(set)".into();
+    }
+    if let Some(hs) = v.get_mut("upstream").and_then(|u| u.get_mut("hospitals")).and_then(|h| h.as_object_mut()) {
+        for link in hs.values_mut() {
+            if let Some(k) = link.get_mut("secret") {
+                *k = "(set)".into();
+            }
+        }
     }
     v
 }

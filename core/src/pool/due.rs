@@ -1,4 +1,4 @@
-//! The slot pool's due work (`crate::due` runs it): the release window's
+//! The slot pool's due work (run by the due-work pass, `due.rs`): the release window's
 //! announcements, appointment reminders and the retirement pass.
 //!
 //! Each finds what is due from a watermark kept in [`Marks`] — the instant
@@ -8,7 +8,7 @@
 //! commit as the events it covers) so a restart neither repeats nor skips
 //! one: what fell due while the engine was down goes out at its first pass.
 //! An engine starts the watermarks it has not kept yet when it opens
-//! (nothing due before it first opened is announced). Only `crate::due::run_due` calls these, under
+//! (nothing due before it first opened is announced). Only the due-work pass (`due.rs`) calls these, under
 //! `Pool::due`; `due_marks` is taken after it and before any slot lock.
 
 use super::{Pool, Txn};
@@ -78,13 +78,21 @@ impl Pool {
         if self.store.is_none() {
             txn.writes.clear();
         }
-        self.commit_due(txn)
+        self.commit_due(txn, false)
     }
 
-    /// Commits `txn` (events and watermarks) and waits for it.
-    fn commit_due(&self, mut txn: Txn) -> Result<()> {
-        let ticket = self.enqueue(&mut txn);
-        self.settle(ticket, Vec::new())
+    /// Commits `txn` and waits for it: with its events, a change like any
+    /// other (in the audit trail); watermarks alone are bookkeeping (META),
+    /// written without an audit entry.
+    fn commit_due(&self, mut txn: Txn, events: bool) -> Result<()> {
+        if events {
+            let ticket = self.enqueue(&mut txn);
+            return self.settle(ticket, Vec::new());
+        }
+        match &self.store {
+            Some(s) if !txn.writes.is_empty() => s.wait(s.enqueue(std::mem::take(&mut txn.writes))),
+            _ => Ok(()),
+        }
     }
 
     /// `slots_released`: one event per hospital and day whose release
@@ -111,15 +119,21 @@ impl Pool {
             e.1 += u64::from(st.remaining());
             e.2 = e.2.min(slot.opens_ms);
         }
+        marks.released_through = Some(now);
+        if opened.is_empty() {
+            // Kept in memory only: after a restart the pass looks at this
+            // stretch again and finds nothing in it again.
+            return Ok(0);
+        }
         let mut txn = Txn::default();
         for ((hospital, date), (slots, places, at)) in &opened {
             let data = json!({"hospital_id": hospital, "date": date, "slots": slots, "places": places, "opened_at": format_ms(*at, &self.cfg.tz)});
             self.emit(&mut txn, "slots_released", None, None, data);
         }
+        // With the events it covers, so a restart neither repeats nor skips them.
         txn.writes.extend(self.store.is_some().then(|| mark_row(RELEASED_KEY.into(), now)));
-        marks.released_through = Some(now);
         drop(marks);
-        self.commit_due(txn)?;
+        self.commit_due(txn, true)?;
         Ok(opened.len() as u64)
     }
 
@@ -137,6 +151,7 @@ impl Pool {
         let table = self.table.load();
         let mut txn = Txn::default();
         let mut sent = 0;
+        let mut advanced = Vec::new();
         for &minutes in &self.cfg.reminder_minutes {
             let upto = now.saturating_add(i64::from(minutes) * 60_000);
             let from = *marks.reminded_through.entry(minutes).or_insert(upto);
@@ -159,10 +174,17 @@ impl Pool {
                 }
             }
             marks.reminded_through.insert(minutes, upto);
-            txn.writes.extend(self.store.is_some().then(|| mark_row(format!("{REMINDED_PREFIX}{minutes}"), upto)));
+            advanced.push((minutes, upto));
         }
         drop(marks);
-        self.commit_due(txn)?;
+        if sent == 0 {
+            // Nothing went out: the watermarks stay in memory (see `announce_releases`).
+            return Ok(0);
+        }
+        if self.store.is_some() {
+            txn.writes.extend(advanced.into_iter().map(|(m, upto)| mark_row(format!("{REMINDED_PREFIX}{m}"), upto)));
+        }
+        self.commit_due(txn, true)?;
         Ok(sent)
     }
 

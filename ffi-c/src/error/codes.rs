@@ -69,6 +69,8 @@ pub const YL_E_PROJECT_NOT_FOUND: c_int = 2004;
 pub const YL_E_WAITLIST_ENTRY_NOT_FOUND: c_int = 2005;
 /// 2xxx not found: no such hospital / 医院不存在.
 pub const YL_E_HOSPITAL_NOT_FOUND: c_int = 2006;
+/// 2xxx not found: no such hand-off to an upstream hospital / 没有该转交上级医院的记录.
+pub const YL_E_HANDOFF_NOT_FOUND: c_int = 2007;
 /// 2xxx not found: no such standard lab sub-item / 标准检验小项不存在.
 pub const YL_E_LAB_STD_ITEM_NOT_FOUND: c_int = 2101;
 /// 2xxx not found: no such standard lab project / 标准检验项目不存在.
@@ -279,6 +281,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_PROJECT_NOT_FOUND, c"PROJECT_NOT_FOUND"),
     (YL_E_WAITLIST_ENTRY_NOT_FOUND, c"WAITLIST_ENTRY_NOT_FOUND"),
     (YL_E_HOSPITAL_NOT_FOUND, c"HOSPITAL_NOT_FOUND"),
+    (YL_E_HANDOFF_NOT_FOUND, c"HANDOFF_NOT_FOUND"),
     (YL_E_LAB_STD_ITEM_NOT_FOUND, c"LAB_STD_ITEM_NOT_FOUND"),
     (YL_E_LAB_RESOURCE_NOT_FOUND, c"LAB_RESOURCE_NOT_FOUND"),
     (YL_E_LAB_INST_ITEM_NOT_FOUND, c"LAB_INST_ITEM_NOT_FOUND"),

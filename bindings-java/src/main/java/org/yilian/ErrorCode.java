@@ -74,6 +74,8 @@ public enum ErrorCode {
     WAITLIST_ENTRY_NOT_FOUND(2005, Family.NOT_FOUND, "no such waitlist entry", "候补记录不存在"),
     /** 2006 not found: no such hospital / 医院不存在. */
     HOSPITAL_NOT_FOUND(2006, Family.NOT_FOUND, "no such hospital", "医院不存在"),
+    /** 2007 not found: no such hand-off to an upstream hospital / 没有该转交上级医院的记录. */
+    HANDOFF_NOT_FOUND(2007, Family.NOT_FOUND, "no such hand-off to an upstream hospital", "没有该转交上级医院的记录"),
     /** 2101 not found: no such standard lab sub-item / 标准检验小项不存在. */
     LAB_STD_ITEM_NOT_FOUND(2101, Family.NOT_FOUND, "no such standard lab sub-item", "标准检验小项不存在"),
     /** 2102 not found: no such standard lab project / 标准检验项目不存在. */

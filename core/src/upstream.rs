@@ -1,0 +1,467 @@
+//! Upstream hospitals: a mirror's transaction on a slot a hospital owns is
+//! decided there (P11, #18 item 1: "预约交易 … 仍由医疗机构HIS系统提供").
+//!
+//! A community or platform engine configured with `upstream` hospitals
+//! (`{"upstream": {"hospitals": {"H001": {base_url, app_id, secret, …}},
+//! "deadline_seconds": 600}}`, each hospital's link the platform client's
+//! settings) books a slot of such a hospital in four steps:
+//! 1. **A tentative hold** in the local pool (`pre-book-slot`'s hold, so the
+//!    mirror never sells the place twice while the hospital decides), and
+//!    a **hand-off** row — durable, in the same store — naming the hospital,
+//!    the local booking and the request id the hospital gets
+//!    (`HO<hand-off number>`: a retry is the same request to it).
+//! 2. **The hospital's interface** (`pre-book-slot`, `book-slot` or
+//!    `submit-booking-request`, as the caller asked) called outside every
+//!    lock, with the caller's body and that request id.
+//! 3. **Its answer applied**: accepted, its booking id and registration
+//!    number (`visit_no`) are kept with the hand-off, accepted wherever a
+//!    booking id is (`hospital_booking_id`, or `booking_id` from the
+//!    hospital itself), and the local hold is confirmed when the hospital
+//!    booked; refused, the hold is released and the caller gets the
+//!    hospital's code and both its messages.
+//! 4. **Unreachable** (down, or slow past the link's timeout): the caller is
+//!    told `pending` with the hand-off's id (`handoff-info`, and an event
+//!    when it is decided); the due-work pass (`due.rs`) tries again with the
+//!    same request id, backing off, until the hospital answers or the
+//!    deadline passes — then the hold is released, the patient told
+//!    (`handoff_failed`) and the hand-off flagged for reconciliation.
+//!
+//! A caller's retry with its own request id gets the hand-off's present
+//! answer, and books nothing more. The hand-off row is written before the
+//! hospital is called, so a mirror killed in between resumes the hand-off at
+//! its next pass (the hospital replays its first answer to the same id).
+//!
+//! Lock order: the hand-off map is a leaf, never held across a pool call or
+//! a network call.
+
+use crate::clock::Millis;
+use crate::domains::Domains;
+use crate::error::{Error, ErrorCode, Result};
+use crate::handoff::{Handoff, State, TABLE};
+use crate::model::{format_booking_id, parse_booking_id};
+use crate::principal::{Principal, Role};
+use crate::request::Req;
+use crate::store::Write;
+use serde_json::{json, Map, Value};
+
+/// The commands a mirror hands to the slot's hospital.
+const HANDED: &[&str] = &["pre-book-slot", "book-slot", "submit-booking-request"];
+
+/// Changes to a booking the hospital accepted: sent to the hospital first
+/// (with its booking id), applied to the mirror only once it agreed. A
+/// push from the hospital itself is applied to the mirror alone.
+const FORWARDED: &[&str] = &["cancel-slot", "notify-cancel-booking", "payment-status", "sync-payment-status", "book-slot"];
+
+/// Writes a hand-off's row and waits for it (durable before it is acted on).
+fn put(d: &Domains, h: &Handoff) -> Result<()> {
+    if let Some(store) = &d.pool.store {
+        store.wait(store.enqueue(vec![Write::put(TABLE, h.key(), h)]))?;
+    }
+    Ok(())
+}
+
+/// The upstream hospital owning `hospital_id`'s slots, if it is one.
+fn is_upstream(d: &Domains, hospital_id: &str) -> bool {
+    d.pool.cfg.upstream.as_ref().is_some_and(|u| u.hospitals.contains_key(hospital_id))
+}
+
+/// Calls `interface` at the hospital: its data, or its refusal (its own
+/// code), or `PLATFORM_UNAVAILABLE`/`PLATFORM_TIMEOUT` when not reached.
+#[cfg(feature = "client")]
+fn call_hospital(d: &Domains, hospital_id: &str, interface: &str, request: &Value) -> Result<Value> {
+    let cfg = d.pool.cfg.upstream.as_ref().and_then(|u| u.hospitals.get(hospital_id)).ok_or_else(|| Error::new(ErrorCode::InvalidState))?;
+    d.links.get(hospital_id, cfg)?.call(interface, request).map(|r| r.data)
+}
+
+#[cfg(not(feature = "client"))]
+fn call_hospital(_: &Domains, _: &str, _: &str, _: &Value) -> Result<Value> {
+    // Config refuses `upstream` in a build without the client; never reached.
+    Err(Error::with(ErrorCode::ClientNotBuilt, "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（编译特性 `client`）"))
+}
+
+/// Whether a failure means "not decided" (tried again) rather than the
+/// hospital's word: not reached, an answer that is no envelope, a standby
+/// or store failure there, or the same request still running there.
+fn unreached(e: &Error) -> bool {
+    matches!(e.family(), crate::error::ErrorFamily::Storage | crate::error::ErrorFamily::Internal) || e.code() == ErrorCode::RequestInProgress
+}
+
+fn error_value(e: &Error) -> Value {
+    json!({"code": e.code().as_str(), "message": e.message(), "message_zh": e.message_zh()})
+}
+
+/// Runs a pool command as the engine's own principal on `body` (the local
+/// half of a hand-off: the hold, its confirmation or release).
+fn local(d: &Domains, command: &str, body: Value) -> Result<Value> {
+    (d.here)(d, &d.pool.cfg.principal, command, &body)
+}
+
+/// Routes a call before its handler: a transaction on an upstream
+/// hospital's slot is handed to it (`Some(answer)`); a hospital's own
+/// booking id is read as the local booking it names. `None`: run as usual.
+pub(crate) fn route(d: &Domains, command: &str, who: &Principal, obj: &mut Map<String, Value>) -> Result<Option<Value>> {
+    let Some(_) = &d.pool.cfg.upstream else { return Ok(None) };
+    resolve_hospital_ids(d, who, obj)?;
+    if obj.contains_key("booking_id") {
+        return forward(d, command, who, obj).map(|()| None);
+    }
+    if !HANDED.contains(&command) {
+        return Ok(None);
+    }
+    let r = Req { m: obj, who };
+    let slot = crate::pool::resolve_slot(&d.pool, &r, true)?;
+    if !is_upstream(d, &slot.info.hospital_id) {
+        return Ok(None);
+    }
+    let hospital = slot.info.hospital_id.clone();
+    let slot_id = slot.info.slot_id.clone();
+    hand_off(d, command, who, obj, hospital, slot_id).map(Some)
+}
+
+/// Adds the hospital's ids to an answer naming a booking handed to it
+/// (`booking-info`, a cancellation, a payment): `hospital_id`'s
+/// `hospital_booking_id` and `registration_no`, and the hand-off's id.
+pub(crate) fn annotate(d: &Domains, answer: &mut Value) {
+    let Some(m) = answer.as_object_mut() else { return };
+    if m.contains_key("handoff") {
+        return;
+    }
+    let Some(local) = m.get("booking_id").and_then(Value::as_str).and_then(parse_booking_id) else { return };
+    let hs = d.upstream.handoffs.lock();
+    let Some(h) = hs.by_booking.get(&local).and_then(|id| hs.by_id.get(id)) else { return };
+    m.insert("hospital_booking_id".into(), h.hospital_booking_id.clone().into());
+    m.insert("registration_no".into(), h.registration_no.clone().unwrap_or(Value::Null));
+    m.insert("handoff_id".into(), h.handoff_id().into());
+    m.insert("handoff_state".into(), h.state.as_str().into());
+}
+
+/// A change to a booking handed to a hospital goes to the hospital first:
+/// `Ok` when it agreed (the mirror then applies it as usual), its refusal,
+/// or `PLATFORM_UNAVAILABLE` / `PLATFORM_TIMEOUT` with nothing changed
+/// (send it again, with the same request id). A booking still being
+/// decided, or moved elsewhere, is not changed here.
+fn forward(d: &Domains, command: &str, who: &Principal, obj: &Map<String, Value>) -> Result<()> {
+    let Some(local) = obj.get("booking_id").and_then(Value::as_str).and_then(parse_booking_id) else { return Ok(()) };
+    let h = {
+        let hs = d.upstream.handoffs.lock();
+        match hs.by_booking.get(&local).and_then(|id| hs.by_id.get(id)) {
+            Some(h) => h.clone(),
+            None => return Ok(()),
+        }
+    };
+    // The hospital's own push (its cancellation, its payment record): the mirror follows.
+    if who.role == Role::Hospital && who.institution_id.as_deref() == Some(h.hospital_id.as_str()) {
+        return Ok(());
+    }
+    // Reads, other commands, and a booking the hospital never took: the mirror's own.
+    let changes = FORWARDED.contains(&command) || command == "change-booking";
+    if !changes || h.state == State::Refused || h.state == State::Failed {
+        return Ok(());
+    }
+    if h.state == State::Pending || command == "change-booking" {
+        return Err(Error::with(
+            ErrorCode::InvalidState,
+            format!(
+                "booking {} is held at the upstream hospital {} ({}, {}): change it there, or wait for its answer",
+                format_booking_id(local),
+                h.hospital_id,
+                h.handoff_id(),
+                h.state.as_str()
+            ),
+            format!(
+                "预约 {} 由上级医院 {} 受理（{}，{}）：请在该院办理，或等待其应答",
+                format_booking_id(local),
+                h.hospital_id,
+                h.handoff_id(),
+                h.state.as_zh()
+            ),
+        ));
+    }
+    let theirs = h.hospital_booking_id.clone().ok_or_else(|| Error::new(ErrorCode::InvalidState))?;
+    let mut request = obj.clone();
+    request.insert("booking_id".into(), theirs.into());
+    request.remove("hospital_booking_id");
+    call_hospital(d, &h.hospital_id, command, &Value::Object(request)).map(|_| ())
+}
+
+/// `hospital_booking_id` (any caller), or `booking_id` sent by an upstream
+/// hospital itself (in its own id space), becomes the local `booking_id`.
+fn resolve_hospital_ids(d: &Domains, who: &Principal, obj: &mut Map<String, Value>) -> Result<()> {
+    let from_hospital = (who.role == Role::Hospital).then_some(who.institution_id.as_deref()).flatten().filter(|h| is_upstream(d, h));
+    let (key, theirs) = match (obj.get("hospital_booking_id"), from_hospital, obj.get("booking_id")) {
+        (Some(Value::String(s)), _, _) => ("hospital_booking_id", s.clone()),
+        (Some(_), _, _) => return Err(Error::invalid("hospital_booking_id", "must be a string")),
+        (None, Some(_), Some(Value::String(s))) => ("booking_id", s.clone()),
+        _ => return Ok(()),
+    };
+    let hs = d.upstream.handoffs.lock();
+    let found: Vec<u64> = match from_hospital {
+        Some(h) => hs.by_hospital_booking.get(&(h.to_string(), theirs.clone())).copied().into_iter().collect(),
+        None => hs.by_hospital_booking.iter().filter(|((_, b), _)| *b == theirs).map(|(_, l)| *l).collect(),
+    };
+    drop(hs);
+    match found.as_slice() {
+        [local] => {
+            obj.remove("hospital_booking_id");
+            obj.insert("booking_id".into(), format_booking_id(*local).into());
+            Ok(())
+        }
+        // A hospital naming a booking of the mirror's own numbering (not handed to it) is left as it is.
+        [] if key == "booking_id" && parse_booking_id(&theirs).is_some() => Ok(()),
+        [] => Err(Error::new(ErrorCode::BookingNotFound)),
+        _ => Err(Error::invalid("hospital_booking_id", "more than one hospital has this booking id: give `hospital_id` with it (as that hospital)")),
+    }
+}
+
+/// Steps 1–4 of the module doc for one call.
+fn hand_off(d: &Domains, command: &str, who: &Principal, obj: &Map<String, Value>, hospital: String, slot_id: String) -> Result<Value> {
+    let pool = &d.pool;
+    let caller_request_id = obj.get("request_id").and_then(Value::as_str).map(str::to_string);
+    // The hand-off's number, and the caller's request id claimed for it, at
+    // once: a concurrent duplicate finds the claim.
+    let id = {
+        let mut hs = d.upstream.handoffs.lock();
+        if let Some(existing) = caller_request_id.as_ref().and_then(|rid| hs.by_request.get(rid).copied()) {
+            drop(hs);
+            return answer_of(d, existing);
+        }
+        hs.next_id += 1;
+        let id = hs.next_id;
+        if let Some(rid) = &caller_request_id {
+            hs.by_request.insert(rid.clone(), id);
+        }
+        id
+    };
+    let unclaim = || {
+        if let Some(rid) = &caller_request_id {
+            d.upstream.handoffs.lock().by_request.remove(rid);
+        }
+    };
+    // 1. The tentative hold, as the engine itself, for the caller's patient and institution.
+    let mut hold = obj.clone();
+    hold.remove("request_id");
+    hold.insert("slot_id".into(), slot_id.into());
+    if let (None, Some(inst)) = (hold.get("clinic_id"), who.institution_id.as_deref().filter(|_| who.role == Role::Community)) {
+        hold.insert("clinic_id".into(), inst.into());
+    }
+    let held = match local(d, "pre-book-slot", Value::Object(hold)) {
+        Ok(v) => v,
+        Err(e) => {
+            unclaim();
+            return Err(e);
+        }
+    };
+    let Some(booking_id) = held.get("booking_id").and_then(Value::as_str).and_then(parse_booking_id) else {
+        unclaim();
+        return Err(Error::storage("the tentative hold has no booking id"));
+    };
+    let now = pool.clock.now_ms();
+    let deadline = pool.cfg.upstream.as_ref().map(|u| u.deadline_ms).unwrap_or(0);
+    let h = {
+        let mut hs = d.upstream.handoffs.lock();
+        let mut request = obj.clone();
+        request.insert("request_id".into(), format!("HO{id:06}").into());
+        let h = Handoff {
+            id,
+            hospital_id: hospital,
+            command: command.to_string(),
+            request: Value::Object(request),
+            booking_id,
+            caller_request_id,
+            state: State::Pending,
+            attempts: 0,
+            created_ms: now,
+            next_try_ms: now,
+            deadline_ms: now.saturating_add(deadline),
+            hospital_booking_id: None,
+            registration_no: None,
+            error: None,
+            flagged: false,
+        };
+        hs.index(h.clone());
+        h
+    };
+    // Durable before the hospital hears of it: a crash from here on resumes it.
+    put(d, &h)?;
+    attempt(d, h.id)?;
+    answer_of(d, h.id)
+}
+
+/// The caller's answer for a hand-off as it stands: the local booking
+/// (with the hospital's ids) when accepted, the hospital's refusal, or
+/// `pending`.
+fn answer_of(d: &Domains, id: u64) -> Result<Value> {
+    // Claimed, not yet recorded: the first call is still making its hold.
+    let h = d.upstream.handoffs.lock().by_id.get(&id).cloned().ok_or_else(|| Error::new(ErrorCode::RequestInProgress))?;
+    match h.state {
+        State::Refused => {
+            let e = h.error.clone().unwrap_or(Value::Null);
+            let code = e.get("code").and_then(Value::as_str).and_then(ErrorCode::from_str_code).unwrap_or(ErrorCode::InvalidState);
+            let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            Err(Error::with(code, text("message"), text("message_zh")))
+        }
+        State::Failed => Err(Error::with(
+            ErrorCode::PlatformUnavailable,
+            format!(
+                "the hospital {} did not answer before the hand-off's deadline; the place was released and the case left for reconciliation ({})",
+                h.hospital_id,
+                h.handoff_id()
+            ),
+            format!("医院 {} 在转交期限内未应答；号源已释放，该记录留待对账（{}）", h.hospital_id, h.handoff_id()),
+        )),
+        State::Pending => Ok(json!({
+            "status": "pending",
+            "booking_id": format_booking_id(h.booking_id),
+            "handoff": h.view(&d.pool.cfg.tz),
+        })),
+        State::Accepted => {
+            let mut v = local(d, "booking-info", json!({"booking_id": format_booking_id(h.booking_id)}))?;
+            if let Some(m) = v.as_object_mut() {
+                m.insert("hospital_booking_id".into(), h.hospital_booking_id.clone().into());
+                m.insert("registration_no".into(), h.registration_no.clone().unwrap_or(Value::Null));
+                m.insert("handoff".into(), h.view(&d.pool.cfg.tz));
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// One try of a pending hand-off: calls the hospital and applies its word.
+fn attempt(d: &Domains, id: u64) -> Result<()> {
+    let h = {
+        let mut hs = d.upstream.handoffs.lock();
+        match hs.by_id.get(&id).cloned().filter(|h| h.state == State::Pending) {
+            Some(h) if hs.in_flight.insert(id) => h,
+            _ => return Ok(()),
+        }
+    };
+    let answer = call_hospital(d, &h.hospital_id, &h.command, &h.request);
+    let r = apply(d, h, answer);
+    d.upstream.handoffs.lock().in_flight.remove(&id);
+    r
+}
+
+/// Applies the hospital's answer to a hand-off (see [`attempt`]).
+fn apply(d: &Domains, h: Handoff, answer: Result<Value>) -> Result<()> {
+    let now = d.pool.clock.now_ms();
+    let mut h = h;
+    h.attempts = h.attempts.saturating_add(1);
+    let local_id = format_booking_id(h.booking_id);
+    let patient_event = |d: &Domains, kind: &'static str, h: &Handoff| {
+        let mut txn = crate::pool::Txn::default();
+        let b = d.pool.booking_or_retired(h.booking_id).ok();
+        d.pool.emit(&mut txn, kind, b.as_ref(), None, json!({"handoff": h.view(&d.pool.cfg.tz), "hospital_id": h.hospital_id}));
+        let t = d.pool.enqueue(&mut txn);
+        d.pool.settle(t, Vec::new())
+    };
+    match answer {
+        Ok(data) => {
+            h.state = State::Accepted;
+            h.hospital_booking_id = data.get("booking_id").and_then(Value::as_str).map(str::to_string);
+            h.registration_no = data.get("registration_no").or_else(|| data.get("visit_no")).cloned().filter(|v| !v.is_null());
+            h.error = None;
+            // The hospital booked: so does the mirror (a hold it took stays a hold).
+            if data.get("status").and_then(Value::as_str) == Some("booked") {
+                if let Err(e) = local(d, "book-slot", json!({"booking_id": local_id})) {
+                    // The local hold lapsed meanwhile: the hospital has a booking the
+                    // mirror lacks; left for reconciliation.
+                    h.flagged = true;
+                    h.error = Some(error_value(&e));
+                }
+            }
+            store_state(d, &h)?;
+            patient_event(d, "handoff_accepted", &h)
+        }
+        Err(e) if !unreached(&e) => {
+            h.state = State::Refused;
+            h.error = Some(error_value(&e));
+            let _ = local(d, "cancel-slot", json!({"booking_id": local_id, "reason": format!("refused by the hospital: {}", e.code().as_str())}));
+            store_state(d, &h)?;
+            patient_event(d, "handoff_refused", &h)
+        }
+        Err(e) => {
+            h.error = Some(error_value(&e));
+            if now >= h.deadline_ms {
+                return fail(d, h);
+            }
+            // Backing off: 1 s, 2 s, 4 s … at most a minute, never past the deadline.
+            let wait = 1000i64.saturating_mul(1 << h.attempts.saturating_sub(1).min(6)).min(60_000);
+            h.next_try_ms = now.saturating_add(wait).min(h.deadline_ms);
+            store_state(d, &h)
+        }
+    }
+}
+
+fn fail(d: &Domains, mut h: Handoff) -> Result<()> {
+    h.state = State::Failed;
+    h.flagged = true;
+    let _ = local(d, "cancel-slot", json!({"booking_id": format_booking_id(h.booking_id), "reason": "the hospital did not answer before the deadline"}));
+    store_state(d, &h)?;
+    let mut txn = crate::pool::Txn::default();
+    let b = d.pool.booking_or_retired(h.booking_id).ok();
+    d.pool.emit(&mut txn, "handoff_failed", b.as_ref(), None, json!({"handoff": h.view(&d.pool.cfg.tz), "hospital_id": h.hospital_id}));
+    let t = d.pool.enqueue(&mut txn);
+    d.pool.settle(t, Vec::new())
+}
+
+fn store_state(d: &Domains, h: &Handoff) -> Result<()> {
+    d.upstream.handoffs.lock().index(h.clone());
+    put(d, h)
+}
+
+/// The due work (`due.rs`): every pending hand-off whose next try is due is
+/// tried again, or failed past its deadline. Returns how many were decided.
+pub(crate) fn retry_due(d: &Domains, now: Millis) -> Result<u64> {
+    if d.pool.cfg.upstream.is_none() {
+        return Ok(0);
+    }
+    let due: Vec<(u64, bool)> =
+        d.upstream.handoffs.lock().by_id.values().filter(|h| h.state == State::Pending && h.next_try_ms <= now).map(|h| (h.id, now >= h.deadline_ms)).collect();
+    let mut decided = 0;
+    for (id, past) in due {
+        if past {
+            let h = d.upstream.handoffs.lock().by_id.get(&id).cloned();
+            if let Some(h) = h {
+                fail(d, h)?;
+                decided += 1;
+            }
+            continue;
+        }
+        attempt(d, id)?;
+        if d.upstream.handoffs.lock().by_id.get(&id).is_some_and(|h| h.state != State::Pending) {
+            decided += 1;
+        }
+    }
+    Ok(decided)
+}
+
+/// `handoff-info`: one hand-off by `handoff_id` or `booking_id`, or the
+/// pending and flagged ones (`{"state": "pending" | "flagged"}`).
+fn handoff_info(d: &Domains, r: &Req) -> Result<Value> {
+    let tz = &d.pool.cfg.tz;
+    let hs = d.upstream.handoffs.lock();
+    let visible = |h: &Handoff| {
+        r.who.is_platform() || d.pool.booking_or_retired(h.booking_id).ok().is_some_and(|b| b.clinic_id.as_deref() == r.who.institution_id.as_deref())
+    };
+    if let Some(s) = r.opt_str("handoff_id")? {
+        let id =
+            s.strip_prefix("HO").and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| Error::invalid("handoff_id", "expected a hand-off id like HO000001"))?;
+        let h = hs.by_id.get(&id).filter(|h| visible(h)).ok_or_else(|| Error::new(ErrorCode::HandoffNotFound))?;
+        return Ok(h.view(tz));
+    }
+    if r.get("booking_id").is_some() {
+        let b = r.booking_id()?;
+        let h = hs.by_booking.get(&b).and_then(|id| hs.by_id.get(id)).filter(|h| visible(h)).ok_or_else(|| Error::new(ErrorCode::HandoffNotFound))?;
+        return Ok(h.view(tz));
+    }
+    let list: Vec<Value> = match r.opt_str("state")? {
+        None | Some("pending") => hs.by_id.values().filter(|h| h.state == State::Pending && visible(h)).map(|h| h.view(tz)).collect(),
+        Some("flagged") => hs.by_id.values().filter(|h| h.flagged && visible(h)).map(|h| h.view(tz)).collect(),
+        Some(_) => return Err(Error::invalid_zh("state", "expected pending or flagged", "应为 `pending` 或 `flagged`")),
+    };
+    Ok(json!({"total": list.len(), "handoffs": list}))
+}
+
+crate::command::command_table! { pub(crate) COMMANDS: fn(&Domains, &Req) -> Result<Value>;
+    "handoff-info", Query, NETWORK, BOOKER => handoff_info;
+}

@@ -1,0 +1,249 @@
+//! The hospital decides (#18 items 1–2): a hospital-role sandbox is the
+//! authority over its slots; a community engine mirrors them with the
+//! hospital configured upstream. The source's flow over HTTP on loopback
+//! (schedule push, pre-book decided by the hospital, payment, the
+//! hospital's own payment push, cancel), then the faults: the hospital
+//! refusing, down, slow past the timeout, silent past the deadline, and a
+//! caller's retry. The mirror's engine is blocking (it calls the hospital
+//! with reqwest's blocking client), so each of its calls runs on
+//! `spawn_blocking`.
+
+mod common;
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use yilian_core::{Engine, Principal, Role};
+use yilian_sandbox::{serve, AppState, Auth, Options};
+
+const MIRROR_APP: &str = "C001-MIRROR";
+const MIRROR_SECRET: &str = "secret-of-the-C001-mirror-at-least-32-bytes";
+const DAY: &str = "2024-10-30";
+const SLOT: &str = "EX-H001-DEV001-20241030-09001000";
+const SLOT2: &str = "EX-H001-DEV001-20241030-14001500";
+
+/// The hospital's sandbox (role hospital H001), signatures required: the
+/// mirror's app acts at the hospital as community centre C001.
+struct Hospital {
+    base: String,
+    engine: Engine,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Hospital {
+    async fn start_on(listener: tokio::net::TcpListener, engine: Engine) -> Hospital {
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let keys = json!({MIRROR_APP: {"secret": MIRROR_SECRET, "role": "community", "institution_id": "C001"}});
+        let keys = yilian_sandbox::signature::parse_keys(&keys.to_string(), 300).unwrap();
+        let opts = Options { upload_limit: 1 << 20, event_poll: Duration::from_millis(20) };
+        let st = AppState::with_auth(engine.clone(), opts, Auth::Signed(keys));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, st, async move {
+            let _ = rx.await;
+        }));
+        Hospital { base, engine, stop: Some(tx), task: Some(task) }
+    }
+
+    async fn start() -> Hospital {
+        let engine = Engine::open(&json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001"}).to_string()).unwrap();
+        Hospital::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), engine).await
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), t).await.expect("server stops").unwrap().unwrap();
+        }
+    }
+
+    /// The hospital's own view of a slot: (booked, held, remaining).
+    fn counts(&self, slot: &str) -> (u64, u64, u64) {
+        let v = self.engine.call_value("slot-info", &json!({"slot_id": slot}).to_string()).unwrap();
+        (v["booked"].as_u64().unwrap(), v["held"].as_u64().unwrap(), v["remaining"].as_u64().unwrap())
+    }
+}
+
+fn schedule(capacity: u32) -> Value {
+    json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": DAY, "capacity": capacity,
+        "available_slots": [{"start_time": "09:00", "end_time": "10:00"}, {"start_time": "14:00", "end_time": "15:00"}]}]})
+}
+
+/// The community mirror with H001 upstream at `base`; no timer (the test
+/// runs `run-due` itself).
+fn mirror(base: &str, link: Value, deadline_seconds: u64) -> Engine {
+    let mut l = json!({"base_url": base, "app_id": MIRROR_APP, "secret": MIRROR_SECRET, "timeout_ms": 3000, "retries": 0});
+    for (k, v) in link.as_object().unwrap() {
+        l[k] = v.clone();
+    }
+    let cfg = json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "community", "institution_id": "C001", "timer": {"enabled": false},
+        "upstream": {"hospitals": {"H001": l}, "deadline_seconds": deadline_seconds}});
+    Engine::open(&cfg.to_string()).unwrap()
+}
+
+/// Publishes the schedule at the hospital and pushes it to the mirror, as the hospital does (被动调用).
+fn publish(h: &Engine, m: &Engine, capacity: u32) {
+    h.call_value("sync-schedule", &schedule(capacity).to_string()).unwrap();
+    let hospital = Principal::new(Role::Hospital, Some("H001"), None).unwrap();
+    m.call_value_as(&hospital, "sync-schedule", &schedule(capacity).to_string()).unwrap();
+}
+
+async fn on_mirror(m: &Engine, cmd: &'static str, body: Value) -> Result<Value, yilian_core::Error> {
+    let m = m.clone();
+    tokio::task::spawn_blocking(move || m.call_value(cmd, &body.to_string())).await.unwrap()
+}
+
+fn events_of(e: &Engine, kind: &str) -> Vec<Value> {
+    let v = e.call_value("next-events", r#"{"limit": 1000}"#).unwrap();
+    v["events"].as_array().unwrap().iter().filter(|x| x["type"] == kind).cloned().collect()
+}
+
+fn remaining(e: &Engine, slot: &str) -> u64 {
+    e.call_value("slot-info", &json!({"slot_id": slot}).to_string()).unwrap()["remaining"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_on_the_hospitals_slot_is_decided_by_the_hospital_and_its_ids_are_kept() {
+    let mut h = Hospital::start().await;
+    let m = mirror(&h.base, json!({}), 300);
+    publish(&h.engine, &m, 2);
+
+    // Pre-book on the mirror: the hospital holds the place and answers with its ids.
+    let v = on_mirror(&m, "pre-book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": "c-1"})).await.unwrap();
+    assert_eq!(v["status"], "pre-booked", "{v}");
+    assert_eq!(v["handoff"]["state"], "accepted");
+    let local = v["booking_id"].as_str().unwrap().to_string();
+    let theirs = v["hospital_booking_id"].as_str().expect("the hospital's booking id").to_string();
+    assert_eq!(h.counts(SLOT), (0, 1, 1), "held at the hospital");
+    assert_eq!(remaining(&m, SLOT), 1, "and on the mirror: it never oversells");
+    let at_hospital = h.engine.call_value("booking-info", &json!({"booking_id": theirs}).to_string()).unwrap();
+    assert_eq!((at_hospital["patient_id"].as_str(), at_hospital["clinic_id"].as_str()), (Some("PAT001"), Some("C001")));
+
+    // The caller's retry gets the same answer and books nothing more, at either end.
+    let again = on_mirror(&m, "pre-book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": "c-1"})).await.unwrap();
+    assert_eq!((again["booking_id"].as_str(), again["hospital_booking_id"].as_str()), (Some(local.as_str()), Some(theirs.as_str())));
+    assert_eq!(h.counts(SLOT), (0, 1, 1));
+
+    // The hospital's id is accepted wherever a booking id is.
+    let info = on_mirror(&m, "booking-info", json!({"hospital_booking_id": theirs})).await.unwrap();
+    assert_eq!(info["booking_id"], local.as_str());
+    assert_eq!(info["hospital_booking_id"], theirs.as_str());
+
+    // The patient pays at the hospital's window: the hospital records it and
+    // pushes it to the mirror in its own ids (被动调用: sync-payment-status).
+    h.engine.call_value("payment-status", &json!({"booking_id": theirs, "payment_status": "paid"}).to_string()).unwrap();
+    let hospital = Principal::new(Role::Hospital, Some("H001"), None).unwrap();
+    let pushed = m.call_value_as(&hospital, "sync-payment-status", &json!({"booking_id": theirs, "payment_status": "paid"}).to_string()).unwrap();
+    assert_eq!((pushed["booking_id"].as_str(), pushed["status"].as_str()), (Some(local.as_str()), Some("booked")), "{pushed}");
+    assert_eq!(h.counts(SLOT), (1, 0, 1));
+    // The hospital's rules hold on the mirror too: no refund before a cancellation.
+    let refused = m.call_value_as(&hospital, "sync-payment-status", &json!({"booking_id": theirs, "payment_status": "refunded"}).to_string());
+    assert_eq!(refused.unwrap_err().code().as_str(), "REFUND_NOT_ALLOWED");
+
+    // A second patient pays through the mirror: the hospital first, then the mirror.
+    let v2 = on_mirror(&m, "pre-book-slot", json!({"slot_id": SLOT2, "patient_id": "PAT002", "request_id": "c-4"})).await.unwrap();
+    let local2 = v2["booking_id"].as_str().unwrap().to_string();
+    let paid = on_mirror(&m, "payment-status", json!({"booking_id": local2, "payment_status": "paid", "request_id": "c-5"})).await.unwrap();
+    assert_eq!(paid["status"], "booked", "{paid}");
+    assert_eq!(h.counts(SLOT2), (1, 0, 1));
+
+    // Cancel on the mirror: cancelled at the hospital, then locally; both places come back.
+    let c = on_mirror(&m, "cancel-slot", json!({"booking_id": local, "request_id": "c-3"})).await.unwrap();
+    assert_eq!(c["status"], "cancelled");
+    assert_eq!(h.counts(SLOT), (0, 0, 2));
+    assert_eq!(remaining(&m, SLOT), 2);
+    assert_eq!(h.engine.call_value("booking-info", &json!({"booking_id": theirs}).to_string()).unwrap()["status"], "cancelled");
+    assert_eq!(events_of(&m, "handoff_accepted").len(), 2);
+    drop_off_runtime(m);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hospitals_refusal_reaches_the_caller_with_its_code_and_the_hold_is_released() {
+    let mut h = Hospital::start().await;
+    let m = mirror(&h.base, json!({}), 300);
+    publish(&h.engine, &m, 1);
+    // The hospital's last place went at its own window; the mirror does not know yet.
+    h.engine.call_value("book-slot", &json!({"slot_id": SLOT, "patient_id": "WALKIN"}).to_string()).unwrap();
+    assert_eq!(remaining(&m, SLOT), 1);
+    let e = on_mirror(&m, "book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001"})).await.unwrap_err();
+    assert_eq!(e.code().as_str(), "SLOT_FULL", "{e:?}");
+    assert!(!e.message_zh().is_empty());
+    assert_eq!(remaining(&m, SLOT), 1, "the tentative hold was released");
+    assert_eq!(h.counts(SLOT), (1, 0, 0), "nothing more at the hospital");
+    assert_eq!(events_of(&m, "handoff_refused").len(), 1);
+    drop_off_runtime(m);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_hospital_leaves_the_caller_pending_until_a_retry_reaches_it() {
+    // The hospital's port, closed for now.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let engine = Engine::open(&json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001"}).to_string()).unwrap();
+    let m = mirror(&format!("http://{addr}"), json!({}), 300);
+    publish(&engine, &m, 2);
+    let v = on_mirror(&m, "book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": "c-9"})).await.unwrap();
+    assert_eq!(v["status"], "pending", "{v}");
+    let hid = v["handoff"]["handoff_id"].as_str().unwrap().to_string();
+    assert_eq!(v["handoff"]["error"]["code"], "PLATFORM_UNAVAILABLE");
+    assert_eq!(remaining(&m, SLOT), 1, "the place is held while the hospital is asked");
+    let info = on_mirror(&m, "handoff-info", json!({"handoff_id": hid})).await.unwrap();
+    assert_eq!(info["state"], "pending");
+    // Nothing due yet (backing off): the pass leaves it.
+    assert_eq!(on_mirror(&m, "run-due", json!({})).await.unwrap()["handoffs_decided"], 0);
+
+    // The hospital comes up on its port; the next due try reaches it.
+    let mut h = Hospital::start_on(tokio::net::TcpListener::bind(addr).await.unwrap(), engine).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the first backoff (1 s)
+    assert_eq!(on_mirror(&m, "run-due", json!({})).await.unwrap()["handoffs_decided"], 1);
+    assert_eq!(h.counts(SLOT), (1, 0, 1), "booked at the hospital, once");
+    let ev = events_of(&m, "handoff_accepted");
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["patient_id"], "PAT001", "the patient's booking is told");
+    // The caller's retry learns the outcome.
+    let done = on_mirror(&m, "book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": "c-9"})).await.unwrap();
+    assert_eq!(done["status"], "booked", "{done}");
+    assert!(done["hospital_booking_id"].is_string());
+    drop_off_runtime(m);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hospital_slow_past_the_timeout_then_silent_past_the_deadline_releases_the_hold_and_flags_the_case() {
+    // A server that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    // Connections are kept open unanswered; the thread ends with the process.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming() {
+            held.push(c);
+        }
+    });
+    let engine = Engine::open(&json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001"}).to_string()).unwrap();
+    let m = mirror(&format!("http://{addr}"), json!({"timeout_ms": 300, "connect_timeout_ms": 300}), 1);
+    publish(&engine, &m, 2);
+    let t = std::time::Instant::now();
+    let v = on_mirror(&m, "pre-book-slot", json!({"slot_id": SLOT2, "patient_id": "PAT002"})).await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "bounded by the link's timeout: {:?}", t.elapsed());
+    assert_eq!(v["status"], "pending");
+    assert_eq!(v["handoff"]["error"]["code"], "PLATFORM_TIMEOUT", "{v}");
+    assert_eq!(remaining(&m, SLOT2), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the 1 s deadline
+    assert_eq!(on_mirror(&m, "run-due", json!({})).await.unwrap()["handoffs_decided"], 1);
+    assert_eq!(remaining(&m, SLOT2), 2, "the hold is released");
+    let failed = events_of(&m, "handoff_failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["patient_id"], "PAT002", "the patient is told");
+    let flagged = on_mirror(&m, "handoff-info", json!({"state": "flagged"})).await.unwrap();
+    assert_eq!(flagged["total"], 1, "left for reconciliation");
+    drop_off_runtime(m);
+}
+
+fn drop_off_runtime<T: Send + 'static>(x: T) {
+    std::thread::spawn(move || drop(x)).join().unwrap();
+}

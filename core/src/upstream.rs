@@ -347,13 +347,6 @@ fn apply(d: &Domains, h: Handoff, answer: Result<Value>) -> Result<()> {
     let mut h = h;
     h.attempts = h.attempts.saturating_add(1);
     let local_id = format_booking_id(h.booking_id);
-    let patient_event = |d: &Domains, kind: &'static str, h: &Handoff| {
-        let mut txn = crate::pool::Txn::default();
-        let b = d.pool.booking_or_retired(h.booking_id).ok();
-        d.pool.emit(&mut txn, kind, b.as_ref(), None, json!({"handoff": h.view(&d.pool.cfg.tz), "hospital_id": h.hospital_id}));
-        let t = d.pool.enqueue(&mut txn);
-        d.pool.settle(t, Vec::new())
-    };
     match answer {
         Ok(data) => {
             h.state = State::Accepted;
@@ -369,15 +362,13 @@ fn apply(d: &Domains, h: Handoff, answer: Result<Value>) -> Result<()> {
                     h.error = Some(error_value(&e));
                 }
             }
-            store_state(d, &h)?;
-            patient_event(d, "handoff_accepted", &h)
+            decide(d, &h, "handoff_accepted")
         }
         Err(e) if !unreached(&e) => {
             h.state = State::Refused;
             h.error = Some(error_value(&e));
             let _ = local(d, "cancel-slot", json!({"booking_id": local_id, "reason": format!("refused by the hospital: {}", e.code().as_str())}));
-            store_state(d, &h)?;
-            patient_event(d, "handoff_refused", &h)
+            decide(d, &h, "handoff_refused")
         }
         Err(e) => {
             h.error = Some(error_value(&e));
@@ -396,10 +387,16 @@ fn fail(d: &Domains, mut h: Handoff) -> Result<()> {
     h.state = State::Failed;
     h.flagged = true;
     let _ = local(d, "cancel-slot", json!({"booking_id": format_booking_id(h.booking_id), "reason": "the hospital did not answer before the deadline"}));
-    store_state(d, &h)?;
+    decide(d, &h, "handoff_failed")
+}
+
+/// Records a hand-off's decision, then tells the patient's booking (event
+/// `kind`, with the patient and the booking institution as parties).
+fn decide(d: &Domains, h: &Handoff, kind: &'static str) -> Result<()> {
+    store_state(d, h)?;
     let mut txn = crate::pool::Txn::default();
     let b = d.pool.booking_or_retired(h.booking_id).ok();
-    d.pool.emit(&mut txn, "handoff_failed", b.as_ref(), None, json!({"handoff": h.view(&d.pool.cfg.tz), "hospital_id": h.hospital_id}));
+    d.pool.emit(&mut txn, kind, b.as_ref(), None, json!({"handoff": h.view(&d.pool.cfg.tz), "hospital_id": h.hospital_id}));
     let t = d.pool.enqueue(&mut txn);
     d.pool.settle(t, Vec::new())
 }

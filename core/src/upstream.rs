@@ -70,7 +70,16 @@ fn is_upstream(d: &Domains, hospital_id: &str) -> bool {
 #[cfg(feature = "client")]
 fn call_hospital(d: &Domains, hospital_id: &str, interface: &str, request: &Value) -> Result<Value> {
     let cfg = d.pool.cfg.upstream.as_ref().and_then(|u| u.hospitals.get(hospital_id)).ok_or_else(|| Error::new(ErrorCode::InvalidState))?;
-    d.links.get(hospital_id, cfg)?.call(interface, request).map(|r| r.data)
+    // On a thread of our own (spawned, not scoped: a scope, like reqwest's
+    // blocking client, calls `thread::current()`, which a host's thread —
+    // C, JNI, Python — would then keep until it exits; and the client panics
+    // on an async runtime's thread).
+    let client = d.links.get(hospital_id, cfg)?;
+    let (interface, request) = (interface.to_string(), request.clone());
+    match std::thread::Builder::new().name("yilian-upstream".into()).spawn(move || client.call(&interface, &request).map(|r| r.data)) {
+        Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        Err(e) => Err(Error::storage(format!("cannot start a thread for the hospital's call: {e}"))),
+    }
 }
 
 #[cfg(not(feature = "client"))]

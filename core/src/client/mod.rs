@@ -150,9 +150,27 @@ impl Links {
         if let Some(c) = m.get(name) {
             return Ok(c.clone());
         }
-        let c = Arc::new(PlatformClient::new(cfg.clone())?);
+        // Built on a thread of its own (see `upstream::call_hospital`).
+        let cfg = cfg.clone();
+        let built = std::thread::Builder::new().name("yilian-client-new".into()).spawn(move || PlatformClient::new(cfg));
+        let c = match built {
+            Ok(h) => Arc::new(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?),
+            Err(e) => return Err(Error::with(ErrorCode::PlatformUnavailable, format!("cannot start a thread for the client: {e}"), "无法启动客户端线程")),
+        };
         m.insert(name.to_string(), c.clone());
         Ok(c)
+    }
+}
+
+#[cfg(feature = "client")]
+impl Drop for Links {
+    fn drop(&mut self) {
+        // As `ClientState`'s: reqwest's blocking client panics when dropped
+        // on an async runtime's thread (an engine dropped in an async main).
+        let clients: Vec<_> = self.map.get_mut().drain().map(|(_, c)| c).collect();
+        if !clients.is_empty() {
+            let _ = std::thread::Builder::new().name("yilian-client-drop".into()).spawn(move || drop(clients)).map(|h| h.join());
+        }
     }
 }
 

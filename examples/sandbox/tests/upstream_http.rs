@@ -247,3 +247,25 @@ async fn a_hospital_slow_past_the_timeout_then_silent_past_the_deadline_releases
 fn drop_off_runtime<T: Send + 'static>(x: T) {
     std::thread::spawn(move || drop(x)).join().unwrap();
 }
+
+#[test]
+fn the_upstream_config_is_checked_and_its_secrets_never_shown() {
+    let link = json!({"base_url": "http://127.0.0.1:9", "app_id": MIRROR_APP, "secret": MIRROR_SECRET});
+    let e = Engine::open(&json!({"upstream": {"hospitals": {"H001": link}}}).to_string()).unwrap();
+    let info = e.call("engine-info", "{}");
+    assert!(!info.contains(MIRROR_SECRET), "{info}");
+    for bad in [
+        json!({"hospitals": {}}),
+        json!({"hospitals": {"H001": link}, "deadline_seconds": 0}),
+        json!({"hospitals": {"H001": link}, "deadline_seconds": 900}), // not shorter than the hold's 900 s
+        json!({"hospitals": {"H 1": link}}),
+        json!({"hospitals": {"H001": {"base_url": "http://h", "app_id": "A", "secret": "short"}}}),
+        json!({"hospitals": {"H001": link}, "retry": 1}),
+        json!([]),
+    ] {
+        let err = Engine::open(&json!({"upstream": bad}).to_string()).err().unwrap_or_else(|| panic!("{bad} accepted"));
+        assert_eq!(err.code().as_str(), "INVALID_CONFIG", "{bad}");
+        assert!(!err.message().contains(MIRROR_SECRET) && !err.message_zh().contains(MIRROR_SECRET));
+        assert!(err.message_zh().chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{}", err.message_zh());
+    }
+}

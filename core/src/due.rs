@@ -97,7 +97,9 @@ pub(crate) fn run_due(d: &Domains) -> Result<Value> {
             }
             Err(e) => {
                 out.insert(w.name.into(), 0.into());
-                failed.push(json!({"work": w.name, "code": e.code().as_str(), "message": e.message(), "message_zh": e.message_zh()}));
+                let mut v = e.to_envelope();
+                v["work"] = w.name.into();
+                failed.push(v);
                 first_error.get_or_insert(e);
             }
         }

@@ -95,10 +95,6 @@ fn unreached(e: &Error) -> bool {
     matches!(e.family(), crate::error::ErrorFamily::Storage | crate::error::ErrorFamily::Internal) || e.code() == ErrorCode::RequestInProgress
 }
 
-fn error_value(e: &Error) -> Value {
-    json!({"code": e.code().as_str(), "message": e.message(), "message_zh": e.message_zh()})
-}
-
 /// Runs a pool command as the engine's own principal on `body` (the local
 /// half of a hand-off: the hold, its confirmation or release).
 fn local(d: &Domains, command: &str, body: Value) -> Result<Value> {
@@ -368,19 +364,19 @@ fn apply(d: &Domains, h: Handoff, answer: Result<Value>) -> Result<()> {
                     // The local hold lapsed meanwhile: the hospital has a booking the
                     // mirror lacks; left for reconciliation.
                     h.flagged = true;
-                    h.error = Some(error_value(&e));
+                    h.error = Some(e.to_envelope());
                 }
             }
             decide(d, &h, "handoff_accepted")
         }
         Err(e) if !unreached(&e) => {
             h.state = State::Refused;
-            h.error = Some(error_value(&e));
+            h.error = Some(e.to_envelope());
             let _ = local(d, "cancel-slot", json!({"booking_id": local_id, "reason": format!("refused by the hospital: {}", e.code().as_str())}));
             decide(d, &h, "handoff_refused")
         }
         Err(e) => {
-            h.error = Some(error_value(&e));
+            h.error = Some(e.to_envelope());
             if now >= h.deadline_ms {
                 return fail(d, h);
             }

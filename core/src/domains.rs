@@ -49,6 +49,7 @@ impl Domains {
         t.extend([crate::lab::TABLE, crate::referral::TABLE, crate::referral::DOCUMENT_CONTENT, crate::client::TABLE, crate::audit::TABLE]);
         t.push(crate::nonce::TABLE);
         t.push(crate::handoff::TABLE);
+        t.push(crate::handoff::HOSPITALS);
         t
     }
 

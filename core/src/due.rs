@@ -54,6 +54,18 @@ pub(crate) const DUE: &[DueWork] = &[
         run: crate::upstream::retry_due,
     },
     DueWork {
+        name: "upstream_reconciled",
+        what: "every `upstream.reconcile_every_seconds` (and at the first pass), each upstream hospital's remaining places are asked for (real-time-schedule), the mirror's slots repaired to match, and flagged hand-offs settled at the hospital; counts the hospitals reached",
+        what_zh: "每隔 `upstream.reconcile_every_seconds`（以及首次执行时）向各上级医院查询剩余号源（`real-time-schedule`），按其修正本地镜像号源，并在医院处了结标记待对账的转交；计数为联系上的医院数",
+        run: crate::upstream::reconcile_due,
+    },
+    DueWork {
+        name: "schedule_pushes_missed",
+        what: "past `upstream.schedule_deadline` (default 17:00) each day, an upstream hospital that has not pushed its schedule since midnight raises schedule_push_missing, once a day",
+        what_zh: "每天超过 `upstream.schedule_deadline`（默认 17:00）时，当天零点以来未推送排班的上级医院触发事件 schedule_push_missing，每天一次",
+        run: crate::upstream::schedule_deadlines_due,
+    },
+    DueWork {
         name: "slots_released",
         what: "the release window opens the next days to community booking (config `release`): one event slots_released per hospital and day opened",
         what_zh: "放号时间到达，后续若干天的号源向社区开放（配置 `release`）：每家医院每个开放日一条事件 slots_released",

@@ -19,6 +19,12 @@ crate::store::table!(
     /// Hand-offs to upstream hospitals, keyed by number.
     pub(crate) TABLE = "handoffs"
 );
+crate::store::table!(
+    /// What the mirror keeps of each upstream hospital (its last schedule
+    /// push, the deadlines it was found late for, the last reconciliation),
+    /// keyed by hospital id.
+    pub(crate) HOSPITALS = "upstream_hospitals"
+);
 
 /// Where a hand-off stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,8 +69,15 @@ pub(crate) struct Handoff {
     pub command: String,
     /// The body sent (the caller's, with the hand-off's request id).
     pub request: Value,
-    /// The local booking holding the place meanwhile.
+    /// The local booking holding the place meanwhile (or, for a change, the booking changed).
     pub booking_id: u64,
+    /// The slot the hand-off holds a place on.
+    #[serde(default)]
+    pub slot_id: String,
+    /// A change (a cancellation) of the booking hand-off `of` made, queued
+    /// while the hospital was not reached; `None` for a booking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<u64>,
     /// The caller's own (scoped) request id: its retry gets this hand-off's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_request_id: Option<String>,
@@ -81,9 +94,14 @@ pub(crate) struct Handoff {
     /// The hospital's refusal, or the last failure to reach it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
-    /// Left for reconciliation (the deadline passed unanswered).
+    /// Left for reconciliation (the deadline passed unanswered, or the
+    /// hospital booked what the mirror no longer held).
     #[serde(default)]
     pub flagged: bool,
+    /// What reconciliation found and did at the hospital for a flagged
+    /// hand-off (`upstream::settle`); it is then no longer flagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<Value>,
 }
 
 impl Handoff {
@@ -108,6 +126,8 @@ impl Handoff {
             "registration_no": self.registration_no,
             "error": self.error,
             "flagged": self.flagged,
+            "change_of": self.of.map(|o| format!("HO{o:06}")),
+            "settled": self.settled,
         })
     }
 }
@@ -117,8 +137,10 @@ pub(crate) struct Handoffs {
     pub by_id: BTreeMap<u64, Handoff>,
     /// Caller's scoped request id → hand-off.
     pub by_request: std::collections::HashMap<String, u64>,
-    /// Local booking → hand-off.
+    /// Local booking → the hand-off that made it.
     pub by_booking: std::collections::HashMap<u64, u64>,
+    /// Local booking → its change still pending at the hospital.
+    pub changes: std::collections::HashMap<u64, u64>,
     /// (hospital, its booking id) → local booking.
     pub by_hospital_booking: std::collections::HashMap<(String, String), u64>,
     /// Hand-offs whose hospital call is under way (one try at a time).
@@ -131,7 +153,17 @@ impl Handoffs {
         if let Some(r) = &h.caller_request_id {
             self.by_request.insert(r.clone(), h.id);
         }
-        self.by_booking.insert(h.booking_id, h.id);
+        match h.of {
+            None => {
+                self.by_booking.insert(h.booking_id, h.id);
+            }
+            Some(_) if h.state == State::Pending => {
+                self.changes.insert(h.booking_id, h.id);
+            }
+            Some(_) => {
+                self.changes.remove(&h.booking_id);
+            }
+        }
         if let Some(hb) = &h.hospital_booking_id {
             self.by_hospital_booking.insert((h.hospital_id.clone(), hb.clone()), h.booking_id);
         }
@@ -140,16 +172,38 @@ impl Handoffs {
     }
 }
 
-/// The engine's hand-offs.
+/// What the mirror keeps of one upstream hospital (its row in `upstream_hospitals`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct HospitalMarks {
+    /// When the hospital last pushed its schedule (`sync-schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_ms: Option<Millis>,
+    /// The last day the push deadline was checked (raised or found met).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_checked: Option<chrono::NaiveDate>,
+    /// When reconciliation last reached the hospital.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_ms: Option<Millis>,
+}
+
+/// The engine's hand-offs and what it keeps of each upstream hospital.
 #[derive(Default)]
 pub struct UpstreamState {
     pub(crate) handoffs: Mutex<Handoffs>,
+    /// A leaf too; taken without `handoffs`.
+    pub(crate) hospitals: Mutex<BTreeMap<String, HospitalMarks>>,
+    /// When the last reconciliation pass began (real time; none yet at open).
+    pub(crate) reconciled_at: Mutex<Option<std::time::Instant>>,
 }
 
 pub(crate) fn recover(u: &UpstreamState, snap: &Snapshot) -> Result<()> {
     let mut h = u.handoffs.lock();
     for (k, body) in snap.of(TABLE) {
         h.index(crate::store::parse_row::<Handoff>(TABLE, k, body)?);
+    }
+    let mut marks = u.hospitals.lock();
+    for (k, body) in snap.of(HOSPITALS) {
+        marks.insert(k.to_string(), crate::store::parse_row::<HospitalMarks>(HOSPITALS, k, body)?);
     }
     Ok(())
 }

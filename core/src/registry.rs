@@ -132,7 +132,7 @@ fn run(d: &Domains, principal: &Principal, command: &str, req: &Value, route: bo
         None => (entry.run)(d, &r, req)?,
     };
     if pool.cfg.upstream.is_some() {
-        crate::upstream::annotate(d, &mut answer);
+        crate::upstream::after(d, cmd.name, obj, &mut answer);
     }
     // A read of personal data is recorded (who, which command, which
     // objects), queued with the committer without waiting (see `audit.rs`).

@@ -199,15 +199,7 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
                         st.closed_reason = None;
                         st.closing = None;
                     }
-                    pool.put_slot(&mut txn, slot, &st);
-                    slot.publish(&st);
-                    if st.remaining() > 0 && st.waitlist.iter().any(|w| w.status == WaitStatus::Waiting) {
-                        let free = st.remaining();
-                        st.set_aside += free;
-                        st.held += free;
-                        slot.publish(&st);
-                        txn.promote.push(slot.idx);
-                    }
+                    changed(pool, slot, &mut st, &mut txn);
                     updated += 1;
                 }
             }
@@ -273,6 +265,105 @@ pub fn sync_schedule(pool: &Pool, r: &Req) -> Result<Value> {
         "cancelled_bookings": cancelled,
         "warnings": warnings,
     }))
+}
+
+/// A slot whose capacity or state the hospital changed: written, published,
+/// and the places it freed set aside for its waitlist (promoted when the
+/// change settles).
+fn changed(pool: &Pool, slot: &Slot, st: &mut crate::pool::SlotState, txn: &mut Txn) {
+    pool.put_slot(txn, slot, st);
+    slot.publish(st);
+    if !st.closed && st.remaining() > 0 && st.waitlist.iter().any(|w| w.status == WaitStatus::Waiting) {
+        let free = st.remaining();
+        st.set_aside += free;
+        st.held += free;
+        slot.publish(st);
+        if !txn.promote.contains(&slot.idx) {
+            txn.promote.push(slot.idx);
+        }
+    }
+}
+
+/// What an upstream hospital said of one of its slots (`real-time-schedule`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Observed {
+    pub remaining: u32,
+    pub capacity: Option<u32>,
+}
+
+/// The mirror's side of a reconciliation with an upstream hospital
+/// (`upstream::reconcile`): on `dates`, every slot of `hospital` here is
+/// set to leave what the hospital says remains, less the places of
+/// hand-offs still undecided on it (`pending`: they may not have reached
+/// the hospital yet, so the mirror never offers a place twice). A slot the
+/// hospital did not list has nothing left there (full or closed). The
+/// capacity changes, never the bookings; a slot closed here is only
+/// reported (reopening is the hospital's push). One `reconciliation` event
+/// sums it up.
+pub(crate) fn align_to_hospital(
+    pool: &Pool,
+    hospital: &str,
+    dates: &BTreeSet<NaiveDate>,
+    observed: &BTreeMap<String, Observed>,
+    pending: &BTreeMap<String, u32>,
+) -> Result<Value> {
+    pool.check_open()?;
+    let now = pool.clock.now_ms();
+    let table = pool.table.load();
+    let mut txn = Txn::default();
+    let (mut drift, mut matched, mut checked) = (Vec::new(), 0u32, 0u32);
+    let mut seen = BTreeSet::new();
+    for d in dates {
+        for idx in table.by_date.get(d).into_iter().flatten() {
+            let slot = &table.slots[*idx as usize];
+            if slot.info.hospital_id != hospital || slot.info.kind == SlotKind::Bed {
+                continue;
+            }
+            checked += 1;
+            seen.insert(slot.info.slot_id.as_str());
+            let theirs = observed.get(&slot.info.slot_id).copied().unwrap_or(Observed { remaining: 0, capacity: None });
+            let undecided = pending.get(&slot.info.slot_id).copied().unwrap_or(0);
+            let target = theirs.remaining.saturating_sub(undecided);
+            let mut st = slot.state.lock();
+            let a = slot.availability(&st, now, &pool.cfg);
+            if a.remaining == target || (a.closed && theirs.remaining == 0) {
+                matched += 1;
+                continue;
+            }
+            let mut entry = json!({
+                "slot_id": slot.info.slot_id, "date": slot.info.date.to_string(), "time_slot": slot.info.time_slot(),
+                "hospital": {"remaining": theirs.remaining, "capacity": theirs.capacity, "used": theirs.capacity.map(|c| c.saturating_sub(theirs.remaining))},
+                "mirror": {"remaining": a.remaining, "capacity": a.capacity, "used": a.booked + a.held},
+                "undecided_handoffs": undecided,
+            });
+            if a.closed {
+                entry["closed_here"] = true.into();
+            } else {
+                st.capacity = (a.booked + a.held + target).max(st.booked + st.held);
+                entry["applied_capacity"] = st.capacity.into();
+                changed(pool, slot, &mut st, &mut txn);
+            }
+            drift.push(entry);
+        }
+    }
+    let unknown: Vec<&String> = observed.keys().filter(|k| !seen.contains(k.as_str())).collect();
+    let summary = json!({"hospital_id": hospital, "source": "upstream", "checked": checked, "matched": matched, "drift": drift.len(), "unknown": unknown.len()});
+    pool.emit(&mut txn, "reconciliation", None, None, summary);
+    let ticket = pool.enqueue(&mut txn);
+    pool.settle(ticket, std::mem::take(&mut txn.promote))?;
+    Ok(json!({"hospital_id": hospital, "checked": checked, "matched": matched, "drift": drift, "unknown_to_mirror": unknown}))
+}
+
+/// The dates from `from` on (at most `most`) on which `hospital` has slots here.
+pub(crate) fn hospital_dates(pool: &Pool, hospital: &str, from: NaiveDate, most: usize) -> BTreeSet<NaiveDate> {
+    let table = pool.table.load();
+    let dates: BTreeSet<NaiveDate> = table
+        .by_date
+        .iter()
+        .filter(|(d, idxs)| **d >= from && idxs.iter().any(|i| table.slots[*i as usize].info.hospital_id == hospital))
+        .map(|(d, _)| *d)
+        .collect();
+    dates.into_iter().take(most).collect()
 }
 
 /// `schedule_data` sent as JSON text: an array of entries (or one entry).
@@ -817,8 +908,7 @@ pub fn reconcile(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
                 let taken = st.booked + st.held;
                 st.capacity = cap.max(taken);
                 entry["applied_capacity"] = st.capacity.into();
-                pool.put_slot(&mut txn, &slot, &st);
-                slot.publish(&st);
+                changed(pool, &slot, &mut st, &mut txn);
             }
         }
         drift.push(entry);
@@ -843,7 +933,7 @@ pub fn reconcile(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
         json!({"hospital_id": hospital, "checked": counts.len(), "matched": matched, "drift": drift.len(), "unknown": unknown.len(), "missing": missing.len()});
     pool.emit(&mut txn, "reconciliation", None, None, summary.clone());
     let ticket = pool.enqueue(&mut txn);
-    pool.settle(ticket, Vec::new())?;
+    pool.settle(ticket, std::mem::take(&mut txn.promote))?;
     Ok(json!({
         "hospital_id": hospital,
         "checked": counts.len(),

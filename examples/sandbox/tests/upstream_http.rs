@@ -261,6 +261,8 @@ fn the_upstream_config_is_checked_and_its_secrets_never_shown() {
         json!({"hospitals": {"H 1": link}}),
         json!({"hospitals": {"H001": {"base_url": "http://h", "app_id": "A", "secret": "short"}}}),
         json!({"hospitals": {"H001": link}, "retry": 1}),
+        json!({"hospitals": {"H001": link}, "reconcile_every_seconds": 5}),
+        json!({"hospitals": {"H001": link}, "schedule_deadline": "5pm"}),
         json!([]),
     ] {
         let err = Engine::open(&json!({"upstream": bad}).to_string()).err().unwrap_or_else(|| panic!("{bad} accepted"));
@@ -268,4 +270,143 @@ fn the_upstream_config_is_checked_and_its_secrets_never_shown() {
         assert!(!err.message().contains(MIRROR_SECRET) && !err.message_zh().contains(MIRROR_SECRET));
         assert!(err.message_zh().chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{}", err.message_zh());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_while_the_hospital_is_down_is_queued_and_applied_once_it_answers() {
+    // The hospital's durable store: it stops (its engine closed) and starts again on it.
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let cfg = json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001", "data_dir": dir.path()});
+        Engine::open(&cfg.to_string()).unwrap()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut h = Hospital::start_on(listener, open()).await;
+    let m = mirror(&h.base, json!({}), 300);
+    publish(&h.engine, &m, 2);
+    let v = on_mirror(&m, "book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001"})).await.unwrap();
+    let (local, theirs) = (v["booking_id"].as_str().unwrap().to_string(), v["hospital_booking_id"].as_str().unwrap().to_string());
+    assert_eq!(h.counts(SLOT), (1, 0, 1));
+
+    // The hospital goes down; the patient cancels on the mirror.
+    h.stop().await;
+    let c = on_mirror(&m, "cancel-slot", json!({"booking_id": local, "request_id": "c-cancel"})).await.unwrap();
+    assert_eq!(c["status"], "pending", "{c}");
+    assert_eq!(c["handoff"]["command"], "cancel-slot");
+    assert_eq!(c["handoff"]["change_of"], v["handoff"]["handoff_id"]);
+    let booking = || m.call_value("booking-info", &json!({"booking_id": local}).to_string()).unwrap();
+    assert_eq!(booking()["status"], "booked", "the booking stands until the hospital agrees");
+    // The caller's retry, and a second cancellation, learn the same pending change; a payment waits for it.
+    let again = on_mirror(&m, "cancel-slot", json!({"booking_id": local, "request_id": "c-cancel"})).await.unwrap();
+    assert_eq!(again["handoff"]["handoff_id"], c["handoff"]["handoff_id"]);
+    let other = on_mirror(&m, "notify-cancel-booking", json!({"booking_id": local})).await.unwrap();
+    assert_eq!(other["handoff"]["handoff_id"], c["handoff"]["handoff_id"]);
+    let paid = on_mirror(&m, "payment-status", json!({"booking_id": local, "payment_status": "paid"})).await.unwrap_err();
+    assert_eq!(paid.code().as_str(), "INVALID_STATE");
+
+    // The hospital comes back; the next due try cancels there, then here.
+    let mut h = Hospital::start_on(tokio::net::TcpListener::bind(addr).await.unwrap(), open()).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let pass = on_mirror(&m, "run-due", json!({})).await.unwrap();
+    let info = on_mirror(&m, "handoff-info", json!({"handoff_id": c["handoff"]["handoff_id"]})).await.unwrap();
+    assert_eq!(pass["handoffs_decided"], 1, "{pass} {info}");
+    assert_eq!(h.engine.call_value("booking-info", &json!({"booking_id": theirs}).to_string()).unwrap()["status"], "cancelled");
+    assert_eq!(booking()["status"], "cancelled");
+    assert_eq!((h.counts(SLOT), remaining(&m, SLOT)), ((0, 0, 2), 2));
+    let done = on_mirror(&m, "cancel-slot", json!({"booking_id": local, "request_id": "c-cancel"})).await.unwrap();
+    assert_eq!(done["status"], "cancelled", "{done}");
+    drop_off_runtime(m);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_repairs_the_mirror_to_the_hospitals_counts_and_undoes_a_booking_the_mirror_gave_up() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let engine = Engine::open(&json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001"}).to_string()).unwrap();
+    let m = mirror(&format!("http://{addr}"), json!({}), 1);
+    publish(&engine, &m, 3);
+
+    // The hospital is down: the hand-off waits. Its request did reach the
+    // hospital (the answer was lost): the hospital holds a place for it.
+    let v = on_mirror(&m, "pre-book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001"})).await.unwrap();
+    assert_eq!(v["status"], "pending");
+    let as_mirror = Principal::new(Role::Community, Some("C001"), None).unwrap();
+    let mut lost = v["handoff"].clone();
+    lost["request_id"] = v["handoff"]["handoff_id"].clone();
+    let theirs = engine
+        .call_value_as(&as_mirror, "pre-book-slot", &json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": lost["request_id"]}).to_string())
+        .unwrap()["booking_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Meanwhile two places go at the hospital's own window.
+    for p in ["WALKIN1", "WALKIN2"] {
+        engine.call_value("book-slot", &json!({"slot_id": SLOT2, "patient_id": p}).to_string()).unwrap();
+    }
+    // Past the deadline, unanswered: the mirror releases its hold and flags the case.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let pass = on_mirror(&m, "run-due", json!({})).await.unwrap();
+    assert_eq!(pass["handoffs_decided"], 1, "{pass}");
+    assert_eq!(pass["upstream_reconciled"], 0, "the hospital is not reached: {pass}");
+    assert_eq!(remaining(&m, SLOT), 3);
+
+    let mut h = Hospital::start_on(tokio::net::TcpListener::bind(addr).await.unwrap(), engine).await;
+    assert_eq!(h.counts(SLOT), (0, 1, 2), "the hospital holds a place the mirror gave up");
+    let r = on_mirror(&m, "reconcile-upstream", json!({})).await.unwrap();
+    let r = &r["hospitals"][0];
+    assert_eq!(r["reached"], true, "{r}");
+    // The walk-ins: the mirror now offers what the hospital has left.
+    let drift: Vec<&Value> = r["drift"].as_array().unwrap().iter().filter(|d| d["slot_id"] == SLOT2).collect();
+    assert_eq!(drift.len(), 1, "{r}");
+    assert_eq!((drift[0]["hospital"]["remaining"].as_u64(), drift[0]["mirror"]["remaining"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(remaining(&m, SLOT2), 1);
+    // The lost booking is cancelled at the hospital, and the case settled.
+    assert_eq!(r["settled"][0]["settled"]["outcome"], "cancelled_at_hospital", "{r}");
+    assert_eq!(r["settled"][0]["settled"]["hospital_booking_id"], theirs.as_str());
+    assert_eq!(r["still_flagged"], 0);
+    assert_eq!(h.counts(SLOT), (0, 0, 3));
+    assert_eq!(remaining(&m, SLOT), 3, "both ends agree");
+    assert_eq!(on_mirror(&m, "handoff-info", json!({"state": "flagged"})).await.unwrap()["total"], 0);
+    assert_eq!(events_of(&m, "handoff_settled").len(), 1);
+    assert_eq!(events_of(&m, "reconciliation").len(), 1);
+    // Run again: nothing left to repair.
+    let again = on_mirror(&m, "reconcile-upstream", json!({"hospital_id": "H001"})).await.unwrap();
+    assert_eq!(again["hospitals"][0]["drift"].as_array().unwrap().len(), 0, "{again}");
+    let e = on_mirror(&m, "reconcile-upstream", json!({"hospital_id": "H009"})).await.unwrap_err();
+    assert_eq!(e.code().as_str(), "INVALID_FIELD");
+    drop_off_runtime(m);
+    h.stop().await;
+}
+
+#[test]
+fn a_hospital_that_has_not_pushed_its_schedule_by_the_deadline_raises_one_event_a_day() {
+    let link = json!({"base_url": "http://127.0.0.1:9", "app_id": MIRROR_APP, "secret": MIRROR_SECRET, "timeout_ms": 300, "retries": 0});
+    let open = || {
+        Engine::open(
+            &json!({"clock": "manual", "clock_start": "2024-10-29T09:00:00+08:00", "role": "community", "institution_id": "C001", "timer": {"enabled": false},
+                "upstream": {"hospitals": {"H001": link, "H002": link}, "deadline_seconds": 60, "reconcile_every_seconds": null}})
+            .to_string(),
+        )
+        .unwrap()
+    };
+    let m = open();
+    // H001 pushes its schedule in the morning; H002 does not.
+    let hospital = Principal::new(Role::Hospital, Some("H001"), None).unwrap();
+    m.call_value_as(&hospital, "sync-schedule", &schedule(2).to_string()).unwrap();
+    let pass = |n: u64| {
+        m.call_value("advance-clock", &json!({"seconds": n}).to_string()).unwrap();
+        m.call_value("run-due", "{}").unwrap()["schedule_pushes_missed"].as_u64().unwrap()
+    };
+    assert_eq!(pass(7 * 3600 + 59 * 60), 0, "16:59: not yet due");
+    assert_eq!(pass(120), 1, "17:01: H002 is late");
+    assert_eq!(pass(3600), 0, "raised once a day");
+    let ev = events_of(&m, "schedule_push_missing");
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0]["data"]["hospital_id"].as_str(), ev[0]["data"]["date"].as_str()), (Some("H002"), Some("2024-10-29")), "{}", ev[0]);
+    assert!(ev[0]["data"]["last_push_at"].is_null());
+    // The next day nobody pushes: both are late.
+    assert_eq!(pass(24 * 3600), 2);
 }

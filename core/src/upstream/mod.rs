@@ -44,6 +44,9 @@ use crate::request::Req;
 use crate::store::Write;
 use serde_json::{json, Map, Value};
 
+mod reconcile;
+pub(crate) use reconcile::{reconcile_due, schedule_deadlines_due};
+
 /// The commands a mirror hands to the slot's hospital.
 const HANDED: &[&str] = &["pre-book-slot", "book-slot", "submit-booking-request"];
 
@@ -51,6 +54,10 @@ const HANDED: &[&str] = &["pre-book-slot", "book-slot", "submit-booking-request"
 /// (with its booking id), applied to the mirror only once it agreed. A
 /// push from the hospital itself is applied to the mirror alone.
 const FORWARDED: &[&str] = &["cancel-slot", "notify-cancel-booking", "payment-status", "sync-payment-status", "book-slot"];
+
+/// The changes queued as a hand-off when the hospital is not reached (the
+/// patient's wish to cancel stands; a payment is the caller's to retry).
+const CANCELS: &[&str] = &["cancel-slot", "notify-cancel-booking"];
 
 /// Writes a hand-off's row and waits for it (durable before it is acted on).
 fn put(d: &Domains, h: &Handoff) -> Result<()> {
@@ -68,7 +75,7 @@ fn is_upstream(d: &Domains, hospital_id: &str) -> bool {
 /// Calls `interface` at the hospital: its data, or its refusal (its own
 /// code), or `PLATFORM_UNAVAILABLE`/`PLATFORM_TIMEOUT` when not reached.
 #[cfg(feature = "client")]
-fn call_hospital(d: &Domains, hospital_id: &str, interface: &str, request: &Value) -> Result<Value> {
+pub(super) fn call_hospital(d: &Domains, hospital_id: &str, interface: &str, request: &Value) -> Result<Value> {
     let cfg = d.pool.cfg.upstream.as_ref().and_then(|u| u.hospitals.get(hospital_id)).ok_or_else(|| Error::new(ErrorCode::InvalidState))?;
     // On a thread of our own (spawned, not scoped: a scope, like reqwest's
     // blocking client, calls `thread::current()`, which a host's thread —
@@ -83,7 +90,7 @@ fn call_hospital(d: &Domains, hospital_id: &str, interface: &str, request: &Valu
 }
 
 #[cfg(not(feature = "client"))]
-fn call_hospital(_: &Domains, _: &str, _: &str, _: &Value) -> Result<Value> {
+pub(super) fn call_hospital(_: &Domains, _: &str, _: &str, _: &Value) -> Result<Value> {
     // Config refuses `upstream` in a build without the client; never reached.
     Err(Error::with(ErrorCode::ClientNotBuilt, "this build has no platform client (cargo feature `client`)", "本版本未编译平台客户端（编译特性 `client`）"))
 }
@@ -91,13 +98,13 @@ fn call_hospital(_: &Domains, _: &str, _: &str, _: &Value) -> Result<Value> {
 /// Whether a failure means "not decided" (tried again) rather than the
 /// hospital's word: not reached, an answer that is no envelope, a standby
 /// or store failure there, or the same request still running there.
-fn unreached(e: &Error) -> bool {
+pub(super) fn unreached(e: &Error) -> bool {
     matches!(e.family(), crate::error::ErrorFamily::Storage | crate::error::ErrorFamily::Internal) || e.code() == ErrorCode::RequestInProgress
 }
 
 /// Runs a pool command as the engine's own principal on `body` (the local
 /// half of a hand-off: the hold, its confirmation or release).
-fn local(d: &Domains, command: &str, body: Value) -> Result<Value> {
+pub(super) fn local(d: &Domains, command: &str, body: Value) -> Result<Value> {
     (d.here)(d, &d.pool.cfg.principal, command, &body)
 }
 
@@ -108,7 +115,7 @@ pub(crate) fn route(d: &Domains, command: &str, who: &Principal, obj: &mut Map<S
     let Some(_) = &d.pool.cfg.upstream else { return Ok(None) };
     resolve_hospital_ids(d, who, obj)?;
     if obj.contains_key("booking_id") {
-        return forward(d, command, who, obj).map(|()| None);
+        return forward(d, command, who, obj);
     }
     if !HANDED.contains(&command) {
         return Ok(None);
@@ -123,12 +130,27 @@ pub(crate) fn route(d: &Domains, command: &str, who: &Principal, obj: &mut Map<S
     hand_off(d, command, who, obj, hospital, slot_id).map(Some)
 }
 
+/// After a call ran (here or at the hospital): an upstream hospital's
+/// schedule push is recorded (its deadline, `reconcile.rs`), and an answer
+/// naming a booking handed to a hospital gets the hospital's ids.
+/// (The push's mark is bookkeeping: a store that fails to keep it fails
+/// every call after, which is how the caller hears of it.)
+pub(crate) fn after(d: &Domains, command: &str, obj: &Map<String, Value>, answer: &mut Value) {
+    if command == "sync-schedule" {
+        if let Some(h) = obj.get("hospital_id").and_then(Value::as_str).filter(|h| is_upstream(d, h)) {
+            let _ = reconcile::pushed(d, h);
+        }
+    }
+    annotate(d, answer);
+}
+
 /// Adds the hospital's ids to an answer naming a booking handed to it
 /// (`booking-info`, a cancellation, a payment): `hospital_id`'s
 /// `hospital_booking_id` and `registration_no`, and the hand-off's id.
-pub(crate) fn annotate(d: &Domains, answer: &mut Value) {
+fn annotate(d: &Domains, answer: &mut Value) {
     let Some(m) = answer.as_object_mut() else { return };
-    if m.contains_key("handoff") {
+    // A hand-off's own view, or an answer that already carries it.
+    if m.contains_key("handoff") || m.contains_key("handoff_id") {
         return;
     }
     let Some(local) = m.get("booking_id").and_then(Value::as_str).and_then(parse_booking_id) else { return };
@@ -141,52 +163,118 @@ pub(crate) fn annotate(d: &Domains, answer: &mut Value) {
 }
 
 /// A change to a booking handed to a hospital goes to the hospital first:
-/// `Ok` when it agreed (the mirror then applies it as usual), its refusal,
-/// or `PLATFORM_UNAVAILABLE` / `PLATFORM_TIMEOUT` with nothing changed
-/// (send it again, with the same request id). A booking still being
-/// decided, or moved elsewhere, is not changed here.
-fn forward(d: &Domains, command: &str, who: &Principal, obj: &Map<String, Value>) -> Result<()> {
-    let Some(local) = obj.get("booking_id").and_then(Value::as_str).and_then(parse_booking_id) else { return Ok(()) };
-    let h = {
+/// `None` when it agreed (the mirror then applies it as usual), its
+/// refusal, or for a payment `PLATFORM_UNAVAILABLE` / `PLATFORM_TIMEOUT`
+/// with nothing changed (send it again, with the same request id). A
+/// cancellation the hospital was not reached for is queued as a change
+/// hand-off (`Some(pending)`: tried again like a booking's, applied here
+/// once the hospital agreed). A booking still being decided, or moved
+/// elsewhere, is not changed here.
+fn forward(d: &Domains, command: &str, who: &Principal, obj: &Map<String, Value>) -> Result<Option<Value>> {
+    let Some(local) = obj.get("booking_id").and_then(Value::as_str).and_then(parse_booking_id) else { return Ok(None) };
+    let caller_request_id = obj.get("request_id").and_then(Value::as_str);
+    let (h, change) = {
         let hs = d.upstream.handoffs.lock();
+        // The caller's retry of a queued cancellation: its answer as it stands.
+        if let Some(id) = caller_request_id.and_then(|r| hs.by_request.get(r)).filter(|id| hs.by_id.get(id).is_some_and(|c| c.of.is_some())) {
+            let id = *id;
+            drop(hs);
+            return answer_of(d, id).map(Some);
+        }
         match hs.by_booking.get(&local).and_then(|id| hs.by_id.get(id)) {
-            Some(h) => h.clone(),
-            None => return Ok(()),
+            Some(h) => (h.clone(), hs.changes.get(&local).copied()),
+            None => return Ok(None),
         }
     };
     // The hospital's own push (its cancellation, its payment record): the mirror follows.
     if who.role == Role::Hospital && who.institution_id.as_deref() == Some(h.hospital_id.as_str()) {
-        return Ok(());
+        return Ok(None);
     }
     // Reads, other commands, and a booking the hospital never took: the mirror's own.
     let changes = FORWARDED.contains(&command) || command == "change-booking";
     if !changes || h.state == State::Refused || h.state == State::Failed {
-        return Ok(());
+        return Ok(None);
     }
-    if h.state == State::Pending || command == "change-booking" {
+    let cancels = CANCELS.contains(&command);
+    if let Some(c) = change {
+        if cancels {
+            return answer_of(d, c).map(Some);
+        }
+    }
+    if h.state == State::Pending || command == "change-booking" || change.is_some() {
+        let (state, state_zh, hid) = match change.and_then(|c| d.upstream.handoffs.lock().by_id.get(&c).cloned()) {
+            Some(c) => ("cancellation pending", "取消待医院应答", c.handoff_id()),
+            None => (h.state.as_str(), h.state.as_zh(), h.handoff_id()),
+        };
         return Err(Error::with(
             ErrorCode::InvalidState,
             format!(
-                "booking {} is held at the upstream hospital {} ({}, {}): change it there, or wait for its answer",
+                "booking {} is held at the upstream hospital {} ({hid}, {state}): change it there, or wait for its answer",
                 format_booking_id(local),
                 h.hospital_id,
-                h.handoff_id(),
-                h.state.as_str()
             ),
-            format!(
-                "预约 {} 由上级医院 {} 受理（{}，{}）：请在该院办理，或等待其应答",
-                format_booking_id(local),
-                h.hospital_id,
-                h.handoff_id(),
-                h.state.as_zh()
-            ),
+            format!("预约 {} 由上级医院 {} 受理（{hid}，{state_zh}）：请在该院办理，或等待其应答", format_booking_id(local), h.hospital_id),
         ));
     }
     let theirs = h.hospital_booking_id.clone().ok_or_else(|| Error::new(ErrorCode::InvalidState))?;
     let mut request = obj.clone();
     request.insert("booking_id".into(), theirs.into());
     request.remove("hospital_booking_id");
-    call_hospital(d, &h.hospital_id, command, &Value::Object(request)).map(|_| ())
+    let request = Value::Object(request);
+    match call_hospital(d, &h.hospital_id, command, &request) {
+        Ok(_) => Ok(None),
+        Err(e) if cancels && unreached(&e) => queue_change(d, &h, command, request, caller_request_id, e).map(Some),
+        Err(e) => Err(e),
+    }
+}
+
+/// A cancellation the hospital was not reached for, kept as a change
+/// hand-off of `of`'s booking: durable, tried again with request id
+/// `HO<its number>` by the due pass; the caller is told `pending`.
+fn queue_change(d: &Domains, of: &Handoff, command: &str, mut request: Value, caller_request_id: Option<&str>, e: Error) -> Result<Value> {
+    let now = d.pool.clock.now_ms();
+    let deadline = d.pool.cfg.upstream.as_ref().map(|u| u.deadline_ms).unwrap_or(0);
+    let h = {
+        let mut hs = d.upstream.handoffs.lock();
+        // A concurrent cancellation of the same booking queued first: its answer.
+        if let Some(c) = hs.changes.get(&of.booking_id).copied() {
+            drop(hs);
+            return answer_of(d, c);
+        }
+        hs.next_id += 1;
+        let id = hs.next_id;
+        request["request_id"] = format!("HO{id:06}").into();
+        let h = Handoff {
+            id,
+            hospital_id: of.hospital_id.clone(),
+            command: command.to_string(),
+            request,
+            booking_id: of.booking_id,
+            slot_id: of.slot_id.clone(),
+            of: Some(of.id),
+            caller_request_id: caller_request_id.map(str::to_string),
+            state: State::Pending,
+            attempts: 1,
+            created_ms: now,
+            next_try_ms: now.saturating_add(backoff(1)).min(now.saturating_add(deadline)),
+            deadline_ms: now.saturating_add(deadline),
+            hospital_booking_id: of.hospital_booking_id.clone(),
+            registration_no: of.registration_no.clone(),
+            error: Some(e.to_envelope()),
+            flagged: false,
+            settled: None,
+        };
+        hs.index(h.clone());
+        h
+    };
+    put(d, &h)?;
+    answer_of(d, h.id)
+}
+
+/// How long after its `attempts`-th failed try a hand-off is tried again:
+/// 1 s, 2 s, 4 s … at most a minute.
+fn backoff(attempts: u32) -> Millis {
+    1000i64.saturating_mul(1 << attempts.saturating_sub(1).min(6)).min(60_000)
 }
 
 /// `hospital_booking_id` (any caller), or `booking_id` sent by an upstream
@@ -245,7 +333,7 @@ fn hand_off(d: &Domains, command: &str, who: &Principal, obj: &Map<String, Value
     // 1. The tentative hold, as the engine itself, for the caller's patient and institution.
     let mut hold = obj.clone();
     hold.remove("request_id");
-    hold.insert("slot_id".into(), slot_id.into());
+    hold.insert("slot_id".into(), slot_id.clone().into());
     if let (None, Some(inst)) = (hold.get("clinic_id"), who.institution_id.as_deref().filter(|_| who.role == Role::Community)) {
         hold.insert("clinic_id".into(), inst.into());
     }
@@ -272,6 +360,8 @@ fn hand_off(d: &Domains, command: &str, who: &Principal, obj: &Map<String, Value
             command: command.to_string(),
             request: Value::Object(request),
             booking_id,
+            slot_id,
+            of: None,
             caller_request_id,
             state: State::Pending,
             attempts: 0,
@@ -282,6 +372,7 @@ fn hand_off(d: &Domains, command: &str, who: &Principal, obj: &Map<String, Value
             registration_no: None,
             error: None,
             flagged: false,
+            settled: None,
         };
         hs.index(h.clone());
         h
@@ -305,6 +396,15 @@ fn answer_of(d: &Domains, id: u64) -> Result<Value> {
             let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
             Err(Error::with(code, text("message"), text("message_zh")))
         }
+        State::Failed if h.of.is_some() => Err(Error::with(
+            ErrorCode::PlatformUnavailable,
+            format!(
+                "the hospital {} did not confirm the cancellation before the hand-off's deadline; the booking stands until reconciliation settles it ({})",
+                h.hospital_id,
+                h.handoff_id()
+            ),
+            format!("医院 {} 在转交期限内未确认取消；预约暂时保留，待对账时处理（{}）", h.hospital_id, h.handoff_id()),
+        )),
         State::Failed => Err(Error::with(
             ErrorCode::PlatformUnavailable,
             format!(
@@ -351,28 +451,21 @@ fn apply(d: &Domains, h: Handoff, answer: Result<Value>) -> Result<()> {
     let now = d.pool.clock.now_ms();
     let mut h = h;
     h.attempts = h.attempts.saturating_add(1);
-    let local_id = format_booking_id(h.booking_id);
     match answer {
         Ok(data) => {
             h.state = State::Accepted;
-            h.hospital_booking_id = data.get("booking_id").and_then(Value::as_str).map(str::to_string);
-            h.registration_no = data.get("registration_no").or_else(|| data.get("visit_no")).cloned().filter(|v| !v.is_null());
             h.error = None;
-            // The hospital booked: so does the mirror (a hold it took stays a hold).
-            if data.get("status").and_then(Value::as_str) == Some("booked") {
-                if let Err(e) = local(d, "book-slot", json!({"booking_id": local_id})) {
-                    // The local hold lapsed meanwhile: the hospital has a booking the
-                    // mirror lacks; left for reconciliation.
-                    h.flagged = true;
-                    h.error = Some(e.to_envelope());
-                }
-            }
+            agreed(d, &mut h, &data);
             decide(d, &h, "handoff_accepted")
         }
         Err(e) if !unreached(&e) => {
             h.state = State::Refused;
             h.error = Some(e.to_envelope());
-            let _ = local(d, "cancel-slot", json!({"booking_id": local_id, "reason": format!("refused by the hospital: {}", e.code().as_str())}));
+            // A refused booking's hold is released; a refused cancellation leaves the booking.
+            if h.of.is_none() {
+                let reason = format!("refused by the hospital: {}", e.code().as_str());
+                let _ = local(d, "cancel-slot", json!({"booking_id": format_booking_id(h.booking_id), "reason": reason}));
+            }
             decide(d, &h, "handoff_refused")
         }
         Err(e) => {
@@ -380,24 +473,49 @@ fn apply(d: &Domains, h: Handoff, answer: Result<Value>) -> Result<()> {
             if now >= h.deadline_ms {
                 return fail(d, h);
             }
-            // Backing off: 1 s, 2 s, 4 s … at most a minute, never past the deadline.
-            let wait = 1000i64.saturating_mul(1 << h.attempts.saturating_sub(1).min(6)).min(60_000);
-            h.next_try_ms = now.saturating_add(wait).min(h.deadline_ms);
+            h.next_try_ms = now.saturating_add(backoff(h.attempts)).min(h.deadline_ms);
             store_state(d, &h)
         }
     }
 }
 
+/// The mirror's half of what the hospital agreed to (its answer `data`):
+/// a booking's ids kept and its hold confirmed when the hospital booked;
+/// a cancellation applied. What the mirror can no longer follow (the hold
+/// lapsed meanwhile) is flagged for reconciliation.
+pub(super) fn agreed(d: &Domains, h: &mut Handoff, data: &Value) {
+    let local_id = format_booking_id(h.booking_id);
+    let done = if h.of.is_some() {
+        local(d, "cancel-slot", json!({"booking_id": local_id, "reason": "cancelled at the hospital"}))
+    } else {
+        h.hospital_booking_id = data.get("booking_id").and_then(Value::as_str).map(str::to_string);
+        h.registration_no = data.get("registration_no").or_else(|| data.get("visit_no")).cloned().filter(|v| !v.is_null());
+        match data.get("status").and_then(Value::as_str) {
+            Some("booked") => local(d, "book-slot", json!({"booking_id": local_id})),
+            _ => Ok(Value::Null),
+        }
+    };
+    if let Err(e) = done {
+        h.flagged = true;
+        h.error = Some(e.to_envelope());
+    }
+}
+
+/// Past the deadline unanswered: a booking's hold is released; a
+/// cancellation leaves the booking as it is. Either way the patient is
+/// told and the case is left for reconciliation.
 fn fail(d: &Domains, mut h: Handoff) -> Result<()> {
     h.state = State::Failed;
     h.flagged = true;
-    let _ = local(d, "cancel-slot", json!({"booking_id": format_booking_id(h.booking_id), "reason": "the hospital did not answer before the deadline"}));
+    if h.of.is_none() {
+        let _ = local(d, "cancel-slot", json!({"booking_id": format_booking_id(h.booking_id), "reason": "the hospital did not answer before the deadline"}));
+    }
     decide(d, &h, "handoff_failed")
 }
 
 /// Records a hand-off's decision, then tells the patient's booking (event
 /// `kind`, with the patient and the booking institution as parties).
-fn decide(d: &Domains, h: &Handoff, kind: &'static str) -> Result<()> {
+pub(super) fn decide(d: &Domains, h: &Handoff, kind: &'static str) -> Result<()> {
     store_state(d, h)?;
     let mut txn = crate::pool::Txn::default();
     let b = d.pool.booking_or_retired(h.booking_id).ok();
@@ -406,7 +524,7 @@ fn decide(d: &Domains, h: &Handoff, kind: &'static str) -> Result<()> {
     d.pool.settle(t, Vec::new())
 }
 
-fn store_state(d: &Domains, h: &Handoff) -> Result<()> {
+pub(super) fn store_state(d: &Domains, h: &Handoff) -> Result<()> {
     d.upstream.handoffs.lock().index(h.clone());
     put(d, h)
 }
@@ -456,14 +574,25 @@ fn handoff_info(d: &Domains, r: &Req) -> Result<Value> {
         let h = hs.by_booking.get(&b).and_then(|id| hs.by_id.get(id)).filter(|h| visible(h)).ok_or_else(|| Error::new(ErrorCode::HandoffNotFound))?;
         return Ok(h.view(tz));
     }
-    let list: Vec<Value> = match r.opt_str("state")? {
-        None | Some("pending") => hs.by_id.values().filter(|h| h.state == State::Pending && visible(h)).map(|h| h.view(tz)).collect(),
-        Some("flagged") => hs.by_id.values().filter(|h| h.flagged && visible(h)).map(|h| h.view(tz)).collect(),
-        Some(_) => return Err(Error::invalid_zh("state", "expected pending or flagged", "应为 `pending` 或 `flagged`")),
+    let keep: &dyn Fn(&Handoff) -> bool = match r.opt_str("state")? {
+        None | Some("pending") => &|h| h.state == State::Pending,
+        Some("accepted") => &|h| h.state == State::Accepted,
+        Some("refused") => &|h| h.state == State::Refused,
+        Some("failed") => &|h| h.state == State::Failed,
+        Some("flagged") => &|h| h.flagged,
+        Some(_) => {
+            return Err(Error::invalid_zh(
+                "state",
+                "expected pending, accepted, refused, failed or flagged",
+                "应为 `pending`、`accepted`、`refused`、`failed` 或 `flagged`",
+            ))
+        }
     };
+    let list: Vec<Value> = hs.by_id.values().filter(|h| keep(h) && visible(h)).map(|h| h.view(tz)).collect();
     Ok(json!({"total": list.len(), "handoffs": list}))
 }
 
 crate::command::command_table! { pub(crate) COMMANDS: fn(&Domains, &Req) -> Result<Value>;
     "handoff-info", Query, NETWORK, BOOKER => handoff_info;
+    "reconcile-upstream", Change, PARTIES, NONE => reconcile::reconcile_cmd;
 }

@@ -132,7 +132,7 @@ pub(crate) fn route(d: &Domains, command: &str, who: &Principal, obj: &mut Map<S
 
 /// After a call ran (here or at the hospital): an upstream hospital's
 /// schedule push is recorded (its deadline, `reconcile.rs`), and an answer
-/// naming a booking handed to a hospital gets the hospital's ids.
+/// or event naming a booking handed to a hospital gets the hospital's ids.
 /// (The push's mark is bookkeeping: a store that fails to keep it fails
 /// every call after, which is how the caller hears of it.)
 pub(crate) fn after(d: &Domains, command: &str, obj: &Map<String, Value>, answer: &mut Value) {
@@ -140,6 +140,13 @@ pub(crate) fn after(d: &Domains, command: &str, obj: &Map<String, Value>, answer
         if let Some(h) = obj.get("hospital_id").and_then(Value::as_str).filter(|h| is_upstream(d, h)) {
             let _ = reconcile::pushed(d, h);
         }
+    }
+    // Events of bookings handed to a hospital carry its ids too.
+    if command == "next-events" {
+        if let Some(events) = answer.get_mut("events").and_then(Value::as_array_mut) {
+            events.iter_mut().for_each(|e| annotate(d, e));
+        }
+        return;
     }
     annotate(d, answer);
 }

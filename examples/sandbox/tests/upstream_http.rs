@@ -108,6 +108,9 @@ async fn a_booking_on_the_hospitals_slot_is_decided_by_the_hospital_and_its_ids_
     let mut h = Hospital::start().await;
     let m = mirror(&h.base, json!({}), 300);
     publish(&h.engine, &m, 2);
+    // The community side's real-time query is answered from the mirror.
+    let rt = m.call_value("real-time-schedule", &json!({"hospital_id": "H001", "date": DAY}).to_string()).unwrap();
+    assert_eq!(rt[0]["available_slots"].as_array().unwrap().len(), 2, "{rt}");
 
     // Pre-book on the mirror: the hospital holds the place and answers with its ids.
     let v = on_mirror(&m, "pre-book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": "c-1"})).await.unwrap();
@@ -155,6 +158,21 @@ async fn a_booking_on_the_hospitals_slot_is_decided_by_the_hospital_and_its_ids_
     assert_eq!(remaining(&m, SLOT), 2);
     assert_eq!(h.engine.call_value("booking-info", &json!({"booking_id": theirs}).to_string()).unwrap()["status"], "cancelled");
     assert_eq!(events_of(&m, "handoff_accepted").len(), 2);
+
+    // The hospital stops the device for the day and pushes it (被动调用:
+    // stop-service): the mirror closes the slots, and the patient's booking
+    // hears of it with the hospital's ids.
+    let stop = json!({"hospital_id": "H001", "device_id": "DEV001", "stop_date": DAY, "reason": "设备检修", "action": "cancel"});
+    h.engine.call_value("stop-service", &stop.to_string()).unwrap();
+    m.call_value_as(&hospital, "stop-service", &stop.to_string()).unwrap();
+    let info2 = m.call_value("booking-info", &json!({"booking_id": local2}).to_string()).unwrap();
+    assert_eq!(info2["status"], "cancelled", "{info2}");
+    let theirs2 = v2["hospital_booking_id"].as_str().unwrap();
+    assert_eq!(h.engine.call_value("booking-info", &json!({"booking_id": theirs2}).to_string()).unwrap()["status"], "cancelled");
+    let told: Vec<Value> = events_of(&m, "booking_cancelled").into_iter().filter(|e| e["booking_id"] == local2.as_str()).collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!((told[0]["patient_id"].as_str(), told[0]["hospital_booking_id"].as_str()), (Some("PAT002"), Some(theirs2)), "{}", told[0]);
+    assert_eq!(m.call_value("real-time-schedule", &json!({"hospital_id": "H001", "date": DAY}).to_string()).unwrap(), json!([]), "nothing left to book that day");
     drop_off_runtime(m);
     h.stop().await;
 }
@@ -409,4 +427,39 @@ fn a_hospital_that_has_not_pushed_its_schedule_by_the_deadline_raises_one_event_
     assert!(ev[0]["data"]["last_push_at"].is_null());
     // The next day nobody pushes: both are late.
     assert_eq!(pass(24 * 3600), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hospital_answering_twice_changes_the_mirror_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let engine = Engine::open(&json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001"}).to_string()).unwrap();
+    let m = mirror(&format!("http://{addr}"), json!({}), 300);
+    publish(&engine, &m, 2);
+    // The hand-off's first request reached the hospital, its answer did not.
+    let v = on_mirror(&m, "book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": "c-1"})).await.unwrap();
+    assert_eq!(v["status"], "pending");
+    let as_mirror = Principal::new(Role::Community, Some("C001"), None).unwrap();
+    let first = engine
+        .call_value_as(&as_mirror, "book-slot", &json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": v["handoff"]["handoff_id"]}).to_string())
+        .unwrap();
+    // The retry gets the hospital's first answer again: one booking there, applied once here.
+    let mut h = Hospital::start_on(tokio::net::TcpListener::bind(addr).await.unwrap(), engine).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(on_mirror(&m, "run-due", json!({})).await.unwrap()["handoffs_decided"], 1);
+    let done = on_mirror(&m, "book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": "c-1"})).await.unwrap();
+    assert_eq!((done["status"].as_str(), done["hospital_booking_id"].as_str()), (Some("booked"), first["booking_id"].as_str()), "{done}");
+    assert_eq!(h.counts(SLOT), (1, 0, 1));
+    assert_eq!(remaining(&m, SLOT), 1);
+    // The hospital pushes the same payment twice (its retry): one change, one answer.
+    let hospital = Principal::new(Role::Hospital, Some("H001"), None).unwrap();
+    let push = json!({"booking_id": first["booking_id"], "payment_status": "paid", "request_id": "h-pay-1"}).to_string();
+    let a = m.call_value_as(&hospital, "sync-payment-status", &push).unwrap();
+    let b = m.call_value_as(&hospital, "sync-payment-status", &push).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(events_of(&m, "payment_changed").len(), 1);
+    assert_eq!(events_of(&m, "handoff_accepted").len(), 1);
+    drop_off_runtime(m);
+    h.stop().await;
 }

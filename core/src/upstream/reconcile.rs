@@ -108,7 +108,7 @@ pub(crate) fn schedule_deadlines_due(d: &Domains, now: Millis) -> Result<u64> {
                 continue;
             }
             m.deadline_checked = Some(today);
-            if !m.pushed_ms.is_some_and(|p| p >= since) {
+            if m.pushed_ms.is_none_or(|p| p < since) {
                 late += 1;
                 let data = json!({
                     "hospital_id": hospital,

@@ -50,6 +50,7 @@ impl Domains {
         t.push(crate::nonce::TABLE);
         t.push(crate::handoff::TABLE);
         t.push(crate::handoff::HOSPITALS);
+        t.push(crate::handoff::RETIRED);
         t
     }
 

@@ -87,9 +87,17 @@ pub(crate) const DUE: &[DueWork] = &[
         name: "history_retired",
         what: "every 10 minutes, bookings and request ids' answers past `retention_days` leave memory (durable engines; they stay readable from the store)",
         what_zh: "每 10 分钟，超过 `retention_days` 的预约和请求应答移出内存（持久化引擎；仍可从存储读取）",
-        run: |d, _| d.pool.retire_when_due(),
+        run: |d, _| Ok(if d.pool.retire_is_due() { retire(d)?.total() } else { 0 }),
     },
 ];
+
+/// The retirement pass: the pool's history (`pool/retire.rs`), then the
+/// hand-offs of the bookings it retired (`upstream::retire`).
+pub(crate) fn retire(d: &Domains) -> Result<crate::pool::Retired> {
+    let mut r = d.pool.retire()?;
+    r.handoffs = crate::upstream::retire(d)?;
+    Ok(r)
+}
 
 /// One pass: every row of [`DUE`] at the engine clock's now. The answer
 /// counts what each did, names the instant, and lists the works that failed

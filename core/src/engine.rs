@@ -75,7 +75,7 @@ impl Engine {
         if engine.d.pool.store.is_some() {
             engine.after_recovery()?;
             // What passed the retention window while the engine was down.
-            engine.d.pool.retire()?;
+            crate::due::retire(&engine.d)?;
         }
         engine.d.pool.start_due_marks(engine.d.pool.clock.now_ms())?;
         if let Some(every) = engine.d.pool.cfg.timer_every {
@@ -94,7 +94,7 @@ impl Engine {
     /// in the store; a change to one is `INVALID_STATE`. An in-memory
     /// engine retires nothing.
     pub fn retire_history(&self) -> Result<crate::pool::Retired> {
-        self.d.pool.retire()
+        crate::due::retire(&self.d)
     }
 
     /// Claims a signed request's nonce (replay protection that survives

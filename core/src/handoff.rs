@@ -3,8 +3,9 @@
 //! by the caller's request id, by local booking, by the hospital's own
 //! booking id).
 //!
-//! Lock order: `UpstreamState::handoffs` is a leaf, never held across a
-//! pool call or a network call.
+//! Lock order: `UpstreamState::handoffs` may be held while a booking is
+//! read from the pool (never the other way round: the pool never names
+//! it), and is never held across a change, a store wait or a network call.
 
 use crate::clock::{format_ms, Millis};
 use crate::error::Result;
@@ -18,6 +19,11 @@ use std::collections::BTreeMap;
 crate::store::table!(
     /// Hand-offs to upstream hospitals, keyed by number.
     pub(crate) TABLE = "handoffs"
+);
+crate::store::table!(
+    /// Decided hand-offs whose booking left memory (`upstream::retire`):
+    /// read one at a time, never loaded at open.
+    pub(crate) RETIRED = "handoffs_retired", Lazy
 );
 crate::store::table!(
     /// What the mirror keeps of each upstream hospital (its last schedule
@@ -149,6 +155,25 @@ pub(crate) struct Handoffs {
 }
 
 impl Handoffs {
+    /// Forgets a hand-off (retired to the store): every index naming it.
+    pub(crate) fn forget(&mut self, id: u64) {
+        let Some(h) = self.by_id.remove(&id) else { return };
+        if let Some(r) = &h.caller_request_id {
+            if self.by_request.get(r) == Some(&id) {
+                self.by_request.remove(r);
+            }
+        }
+        if self.by_booking.get(&h.booking_id) == Some(&id) {
+            self.by_booking.remove(&h.booking_id);
+        }
+        if self.changes.get(&h.booking_id) == Some(&id) {
+            self.changes.remove(&h.booking_id);
+        }
+        if let Some(hb) = h.hospital_booking_id.filter(|_| h.of.is_none()) {
+            self.by_hospital_booking.remove(&(h.hospital_id, hb));
+        }
+    }
+
     pub(crate) fn index(&mut self, h: Handoff) {
         if let Some(r) = &h.caller_request_id {
             self.by_request.insert(r.clone(), h.id);
@@ -201,6 +226,9 @@ pub(crate) fn recover(u: &UpstreamState, snap: &Snapshot) -> Result<()> {
     for (k, body) in snap.of(TABLE) {
         h.index(crate::store::parse_row::<Handoff>(TABLE, k, body)?);
     }
+    // A retired hand-off's number is never given again.
+    let retired = snap.lazy_max_key(RETIRED).and_then(|k| k.parse::<u64>().ok()).unwrap_or(0);
+    h.next_id = h.next_id.max(retired);
     let mut marks = u.hospitals.lock();
     for (k, body) in snap.of(HOSPITALS) {
         marks.insert(k.to_string(), crate::store::parse_row::<HospitalMarks>(HOSPITALS, k, body)?);

@@ -150,7 +150,7 @@ fn a_retry_inside_the_window_gets_its_first_answer_and_after_it_is_a_new_request
     e.advance_clock(6 * DAY_MS).unwrap();
     assert_eq!(e.call_value("book-slot", &body).unwrap(), first, "inside the window, reopened: the first answer");
     e.advance_clock(2 * DAY_MS).unwrap();
-    assert_eq!(e.retire_history().unwrap(), yilian_core::Retired { bookings: 0, answers: 1 }, "the booking's day is still ahead");
+    assert_eq!(e.retire_history().unwrap(), yilian_core::Retired { bookings: 0, answers: 1, handoffs: 0 }, "the booking's day is still ahead");
     // Past the window the id is new: the patient already holds that time, so
     // it is refused as a second booking, not answered as the first.
     let again = e.call_value("book-slot", &body).unwrap_err();
@@ -245,7 +245,7 @@ fn a_sealed_store_retires_sealed_rows_and_reads_them_back() {
     let b = ok(&e, "book-slot", json!({"slot_id": slot, "patient_id": "SEALED-PATIENT-7", "clinic_id": "C001", "request_id": "sealed-1"}));
     let before = ok(&e, "booking-info", json!({"booking_id": b["booking_id"]}));
     e.advance_clock(9 * DAY_MS).unwrap();
-    assert_eq!(e.retire_history().unwrap(), yilian_core::Retired { bookings: 1, answers: 1 });
+    assert_eq!(e.retire_history().unwrap(), yilian_core::Retired { bookings: 1, answers: 1, handoffs: 0 });
     assert_eq!(ok(&e, "booking-info", json!({"booking_id": b["booking_id"]})), before);
     e.close();
     let conn = rusqlite::Connection::open(dir.path().join("yilian.sqlite3")).unwrap();

@@ -188,22 +188,19 @@ impl Pool {
         Ok(sent)
     }
 
-    /// The retirement pass (`retire.rs`) when `RETIRE_EVERY` has passed
-    /// since the last; the bookings and answers it retired.
-    pub(crate) fn retire_when_due(&self) -> Result<u64> {
+    /// Whether the retirement pass (`retire.rs`, and the hand-offs' in
+    /// `upstream`) is due: `RETIRE_EVERY` passed since the last (marked run).
+    pub(crate) fn retire_is_due(&self) -> bool {
         if self.store.is_none() {
-            return Ok(0);
+            return false;
         }
-        {
-            let mut marks = self.due_marks.lock();
-            let last = *marks.retired_at.get_or_insert_with(std::time::Instant::now);
-            if last.elapsed() < RETIRE_EVERY {
-                return Ok(0);
-            }
-            marks.retired_at = Some(std::time::Instant::now());
+        let mut marks = self.due_marks.lock();
+        let last = *marks.retired_at.get_or_insert_with(std::time::Instant::now);
+        if last.elapsed() < RETIRE_EVERY {
+            return false;
         }
-        let r = self.retire()?;
-        Ok(r.bookings + r.answers)
+        marks.retired_at = Some(std::time::Instant::now());
+        true
     }
 
     /// Runs a due-work pass at once on the timer thread, if there is one

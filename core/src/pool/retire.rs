@@ -40,6 +40,16 @@ pub struct Retired {
     pub bookings: u64,
     /// Request ids' answers moved to `idempotency_retired`.
     pub answers: u64,
+    /// Decided hand-offs to upstream hospitals whose booking was retired,
+    /// moved to `handoffs_retired`.
+    pub handoffs: u64,
+}
+
+impl Retired {
+    /// Everything moved.
+    pub fn total(&self) -> u64 {
+        self.bookings + self.answers + self.handoffs
+    }
 }
 
 /// Request-id rows moved per commit.
@@ -61,7 +71,7 @@ impl Pool {
         let _one = self.retiring.lock();
         let bookings = self.retire_bookings(store)?;
         let answers = self.retire_answers(store)?;
-        Ok(Retired { bookings, answers })
+        Ok(Retired { bookings, answers, handoffs: 0 })
     }
 
     fn retire_bookings(&self, store: &DurableStore) -> Result<u64> {

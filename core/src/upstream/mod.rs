@@ -37,7 +37,7 @@
 use crate::clock::Millis;
 use crate::domains::Domains;
 use crate::error::{Error, ErrorCode, Result};
-use crate::handoff::{Handoff, State, TABLE};
+use crate::handoff::{Handoff, State, RETIRED, TABLE};
 use crate::model::{format_booking_id, parse_booking_id};
 use crate::principal::{Principal, Role};
 use crate::request::Req;
@@ -562,8 +562,40 @@ pub(crate) fn retry_due(d: &Domains, now: Millis) -> Result<u64> {
     Ok(decided)
 }
 
+/// Moves decided, unflagged hand-offs whose booking the pool retired out of
+/// memory into `handoffs_retired` (the retirement pass, `due.rs`): memory
+/// holds the live window's hand-offs, not all history. A retired one is
+/// still read by its `handoff_id`; its caller's request id and the
+/// hospital's booking id no longer name it (as a retired request id's
+/// answer: past the window a retry is a new request).
+pub(crate) fn retire(d: &Domains) -> Result<u64> {
+    let Some(store) = &d.pool.store else { return Ok(0) };
+    let candidates: Vec<Handoff> = {
+        let hs = d.upstream.handoffs.lock();
+        hs.by_id.values().filter(|h| h.state != State::Pending && !h.flagged && !hs.in_flight.contains(&h.id)).cloned().collect()
+    };
+    let old: Vec<Handoff> = candidates.into_iter().filter(|h| d.pool.bookings.with(h.booking_id, |_| ()).is_none()).collect();
+    for page in old.chunks(512) {
+        let writes = page.iter().flat_map(|h| [Write::delete(TABLE, h.key()), Write::put(RETIRED, h.key(), h)]).collect();
+        store.wait(store.enqueue(writes))?;
+        let mut hs = d.upstream.handoffs.lock();
+        page.iter().for_each(|h| hs.forget(h.id));
+    }
+    Ok(old.len() as u64)
+}
+
+/// A hand-off by number: in memory, or retired to the store.
+fn find(d: &Domains, id: u64) -> Result<Option<Handoff>> {
+    if let Some(h) = d.upstream.handoffs.lock().by_id.get(&id) {
+        return Ok(Some(h.clone()));
+    }
+    let Some(store) = &d.pool.store else { return Ok(None) };
+    let key = crate::store::numbered_key(id);
+    store.get(RETIRED, &key)?.map(|body| crate::store::parse_row(RETIRED, &key, &body)).transpose()
+}
+
 /// `handoff-info`: one hand-off by `handoff_id` or `booking_id`, or the
-/// pending and flagged ones (`{"state": "pending" | "flagged"}`).
+/// list of those in one state (`{"state": "pending" | … | "flagged"}`).
 fn handoff_info(d: &Domains, r: &Req) -> Result<Value> {
     let tz = &d.pool.cfg.tz;
     let hs = d.upstream.handoffs.lock();
@@ -573,7 +605,8 @@ fn handoff_info(d: &Domains, r: &Req) -> Result<Value> {
     if let Some(s) = r.opt_str("handoff_id")? {
         let id =
             s.strip_prefix("HO").and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| Error::invalid("handoff_id", "expected a hand-off id like HO000001"))?;
-        let h = hs.by_id.get(&id).filter(|h| visible(h)).ok_or_else(|| Error::new(ErrorCode::HandoffNotFound))?;
+        drop(hs);
+        let h = find(d, id)?.filter(|h| visible(h)).ok_or_else(|| Error::new(ErrorCode::HandoffNotFound))?;
         return Ok(h.view(tz));
     }
     if r.get("booking_id").is_some() {

@@ -463,3 +463,37 @@ async fn a_hospital_answering_twice_changes_the_mirror_once() {
     drop_off_runtime(m);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decided_hand_off_leaves_memory_with_its_booking_and_stays_readable_and_its_number_is_never_given_again() {
+    let mut h = Hospital::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let link = json!({"base_url": h.base, "app_id": MIRROR_APP, "secret": MIRROR_SECRET, "timeout_ms": 3000, "retries": 0});
+    let cfg = json!({"clock": "manual", "clock_start": "2024-10-29T09:00:00+08:00", "role": "community", "institution_id": "C001", "timer": {"enabled": false},
+        "data_dir": dir.path(), "retention_days": 1, "upstream": {"hospitals": {"H001": link}, "deadline_seconds": 300, "reconcile_every_seconds": null}});
+    let m = Engine::open(&cfg.to_string()).unwrap();
+    publish(&h.engine, &m, 2);
+    let v = on_mirror(&m, "book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": "c-1"})).await.unwrap();
+    assert_eq!(v["handoff"]["handoff_id"], "HO000001");
+    // The visit's day (10-30) is over by more than the window.
+    m.call_value("advance-clock", &json!({"seconds": 3 * 86_400}).to_string()).unwrap();
+    let retired = m.retire_history().unwrap();
+    assert_eq!((retired.bookings, retired.handoffs), (1, 1), "{retired:?}");
+    assert_eq!(on_mirror(&m, "handoff-info", json!({"state": "accepted"})).await.unwrap()["total"], 0, "out of memory");
+    let info = on_mirror(&m, "handoff-info", json!({"handoff_id": "HO000001"})).await.unwrap();
+    assert_eq!((info["state"].as_str(), info["hospital_booking_id"].as_str()), (Some("accepted"), v["hospital_booking_id"].as_str()), "read from the store");
+    // Reopened: not loaded again, and the next hand-off is HO000002.
+    drop_off_runtime(m);
+    let m = Engine::open(&cfg.to_string()).unwrap();
+    assert_eq!(on_mirror(&m, "handoff-info", json!({"state": "accepted"})).await.unwrap()["total"], 0);
+    let day = "2024-11-05";
+    let later = json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": day, "capacity": 1,
+        "available_slots": [{"start_time": "09:00", "end_time": "10:00"}]}]});
+    h.engine.call_value("sync-schedule", &later.to_string()).unwrap();
+    let hospital = Principal::new(Role::Hospital, Some("H001"), None).unwrap();
+    m.call_value_as(&hospital, "sync-schedule", &later.to_string()).unwrap();
+    let w = on_mirror(&m, "book-slot", json!({"slot_id": "EX-H001-DEV001-20241105-09001000", "patient_id": "PAT002"})).await.unwrap();
+    assert_eq!(w["handoff"]["handoff_id"], "HO000002", "{w}");
+    drop_off_runtime(m);
+    h.stop().await;
+}

@@ -209,6 +209,17 @@ pub(crate) struct HospitalMarks {
     /// When reconciliation last reached the hospital.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled_ms: Option<Millis>,
+    /// Days the push deadline was checked, and of those the days it was
+    /// missed (the indicators' data update timeliness).
+    #[serde(default)]
+    pub days_checked: u32,
+    #[serde(default)]
+    pub days_late: u32,
+    /// Slots reconciliation checked, and of those found drifting.
+    #[serde(default)]
+    pub slots_checked: u64,
+    #[serde(default)]
+    pub slots_drifted: u64,
 }
 
 /// The engine's hand-offs and what it keeps of each upstream hospital.

@@ -33,6 +33,7 @@ mod due;
 pub mod engine;
 pub mod error;
 mod handoff;
+mod indicators;
 pub mod identity;
 mod lab;
 pub mod model;

@@ -285,6 +285,11 @@ pub struct Booking {
     /// before meanwhile; never changed (`pool/retire.rs`).
     #[serde(skip)]
     pub retired: bool,
+    /// Reached `booked` at some point (directly, or a hold confirmed): a
+    /// booking that succeeded, even if cancelled later (the indicators'
+    /// booking success rate).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub was_booked: bool,
 }
 
 impl Booking {

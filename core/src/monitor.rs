@@ -21,6 +21,15 @@ struct PerCommand {
     buckets: [AtomicU64; BUCKETS_US.len() + 1],
 }
 
+/// The command layer's totals (see [`Monitor::totals`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Totals {
+    pub calls: u64,
+    pub system_errors: u64,
+    pub input_errors: u64,
+    pub p99_us: u64,
+}
+
 pub(crate) struct Monitor {
     names: Vec<&'static str>,
     index: HashMap<&'static str, usize, foldhash::fast::RandomState>,
@@ -79,6 +88,38 @@ impl Monitor {
             }
         }
         None
+    }
+
+    /// Every command together: calls, calls failed in the system (storage
+    /// or internal errors), calls refused as malformed input, and the bound
+    /// (µs) under which 99% of calls finished (the indicators, `indicators.rs`).
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        let mut buckets = [0u64; BUCKETS_US.len() + 1];
+        for c in self.per.iter() {
+            t.calls += c.calls.load(Relaxed);
+            for (b, n) in buckets.iter_mut().zip(c.buckets.iter()) {
+                *b += n.load(Relaxed);
+            }
+        }
+        for (code, n) in ErrorCode::ALL.iter().zip(self.errors.iter()) {
+            match code.family() {
+                crate::error::ErrorFamily::Storage | crate::error::ErrorFamily::Internal => t.system_errors += n.load(Relaxed),
+                crate::error::ErrorFamily::Input => t.input_errors += n.load(Relaxed),
+                _ => {}
+            }
+        }
+        let total: u64 = buckets.iter().sum();
+        let want = (total as f64 * 0.99).ceil() as u64;
+        let mut seen = 0;
+        for (i, n) in buckets.iter().enumerate() {
+            seen += n;
+            if total > 0 && seen >= want {
+                t.p99_us = BUCKETS_US.get(i).copied().unwrap_or(BUCKETS_US[BUCKETS_US.len() - 1]);
+                break;
+            }
+        }
+        t
     }
 
     pub fn to_json(&self) -> Value {

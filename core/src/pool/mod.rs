@@ -925,6 +925,7 @@ impl Pool {
             confirmed_date: None,
             slot_idx: slot.idx,
             retired: false,
+            was_booked: !r.hold,
         };
         if r.hold {
             st.held += 1;
@@ -1265,6 +1266,7 @@ impl Pool {
                 st.held -= 1;
                 st.booked += 1;
                 b.status = BookingStatus::Booked;
+                b.was_booked = true;
                 b.hold_expires_ms = None;
                 slot.publish(st);
                 let ev = self.booking_event("booking_confirmed", now, b, Some(("via", via.into())));
@@ -1590,6 +1592,7 @@ impl Pool {
                     confirmed_date: None,
                     slot_idx: slot.idx,
                     retired: false,
+                    was_booked: false,
                 };
                 mine.push(Span { booking: id, ..span });
                 w.status = WaitStatus::Promoted;

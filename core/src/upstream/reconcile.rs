@@ -108,8 +108,10 @@ pub(crate) fn schedule_deadlines_due(d: &Domains, now: Millis) -> Result<u64> {
                 continue;
             }
             m.deadline_checked = Some(today);
+            m.days_checked += 1;
             if m.pushed_ms.is_none_or(|p| p < since) {
                 late += 1;
+                m.days_late += 1;
                 let data = json!({
                     "hospital_id": hospital,
                     "date": today.to_string(),
@@ -203,7 +205,13 @@ fn reconcile_one(d: &Domains, hospital: &str) -> Result<Value> {
         p
     };
     let mut out = crate::schedule::align_to_hospital(&d.pool, hospital, &dates, &observed, &pending)?;
-    update_marks(d, hospital, |m| m.reconciled_ms = Some(now))?;
+    let checked = out["checked"].as_u64().unwrap_or(0);
+    let drifted = out["drift"].as_array().map(Vec::len).unwrap_or(0) as u64;
+    update_marks(d, hospital, |m| {
+        m.reconciled_ms = Some(now);
+        m.slots_checked += checked;
+        m.slots_drifted += drifted;
+    })?;
     out["reached"] = true.into();
     out["days"] = dates.iter().map(|d| d.to_string()).collect::<Vec<_>>().into();
     out["settled"] = settled.into();

@@ -1,0 +1,289 @@
+//! The monitoring indicators (M1, #19 item 3) equal a recount from the raw
+//! events for random histories: bookings made, held, confirmed, cancelled
+//! and expired by several community centres on two hospitals' slots over
+//! several days, and critical values published and acknowledged late or in
+//! time. The recount reads only `next-events` (never acknowledged, so the
+//! whole history is there); the indicators read the engine's records.
+
+mod common;
+mod lab_common;
+
+use common::ok;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use yilian_core::{Engine, Principal, Role};
+
+const DAYS: [&str; 3] = ["2024-10-30", "2024-10-31", "2024-11-01"];
+const HOSPITALS: [&str; 2] = ["H001", "H002"];
+const CLINICS: [&str; 3] = ["C001", "C002", "H001"];
+
+fn manual() -> String {
+    json!({"clock": "manual", "clock_start": "2024-10-29T09:00:00+08:00", "hold_ttl_seconds": 600}).to_string()
+}
+
+/// Registration slots of capacity 2 for each hospital and day: their ids.
+fn setup(e: &Engine) -> Vec<String> {
+    let mut ids = Vec::new();
+    for h in HOSPITALS {
+        let data: Vec<Value> = DAYS
+            .iter()
+            .map(|d| json!({"doctor_id": format!("DR{h}"), "department_id": "D001", "date": d, "capacity": 2, "available_slots": [{"start_time": "08:00", "end_time": "11:30"}]}))
+            .collect();
+        ok(e, "sync-schedule", json!({"hospital_id": h, "schedule_data": data}));
+        for d in DAYS {
+            ids.push(format!("RG-{h}-DR{h}-{}-08001130", d.replace('-', "")));
+        }
+    }
+    ids
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Hold { slot: usize, clinic: usize, patient: u8 },
+    Book { slot: usize, clinic: usize, patient: u8 },
+    Confirm(usize),
+    Cancel(usize),
+    /// Minutes of clock (holds lapse after 10).
+    Wait(u32),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..6usize, 0..3usize, 0..8u8).prop_map(|(slot, clinic, patient)| Op::Hold { slot, clinic, patient }),
+        (0..6usize, 0..3usize, 0..8u8).prop_map(|(slot, clinic, patient)| Op::Book { slot, clinic, patient }),
+        (0..20usize).prop_map(Op::Confirm),
+        (0..20usize).prop_map(Op::Cancel),
+        (1..900u32).prop_map(Op::Wait),
+    ]
+}
+
+fn run(e: &Engine, slots: &[String], made: &mut Vec<String>, o: &Op) {
+    let r = match o {
+        Op::Hold { slot, clinic, patient } | Op::Book { slot, clinic, patient } => {
+            let cmd = if matches!(o, Op::Hold { .. }) { "pre-book-slot" } else { "book-slot" };
+            let v = e.call_value(cmd, &json!({"slot_id": slots[*slot], "patient_id": format!("PAT{patient}"), "clinic_id": CLINICS[*clinic]}).to_string());
+            if let Ok(v) = &v {
+                made.push(v["booking_id"].as_str().unwrap().to_string());
+            }
+            v.map(|_| ())
+        }
+        Op::Confirm(i) | Op::Cancel(i) if made.is_empty() => {
+            let _ = i;
+            Ok(())
+        }
+        Op::Confirm(i) => e.call_value("book-slot", &json!({"booking_id": made[i % made.len()]}).to_string()).map(|_| ()),
+        Op::Cancel(i) => e.call_value("cancel-slot", &json!({"booking_id": made[i % made.len()]}).to_string()).map(|_| ()),
+        Op::Wait(m) => {
+            ok(e, "advance-clock", json!({"seconds": m * 60}));
+            ok(e, "run-due", json!({}));
+            Ok(())
+        }
+    };
+    // Refusals (full, overlapping, ended, lapsed) are part of a history; a bug is not.
+    if let Err(err) = r {
+        assert!(!matches!(err.code().as_str(), "INTERNAL" | "STORE_FAILED"), "{o:?}: {err:?}");
+    }
+}
+
+/// What the events say of each booking: made when, by whom, on which
+/// hospital's slot, whether it reached `booked`, whether it was then cancelled.
+#[derive(Debug, Default)]
+struct Life {
+    at: String,
+    clinic: String,
+    hospital: String,
+    booked: bool,
+    cancelled_after_booked: bool,
+}
+
+fn recount(e: &Engine) -> BTreeMap<String, Life> {
+    let v = ok(e, "next-events", json!({"limit": 10000}));
+    let mut lives: BTreeMap<String, Life> = BTreeMap::new();
+    for ev in v["events"].as_array().unwrap() {
+        let Some(b) = ev["booking_id"].as_str() else { continue };
+        let t = ev["type"].as_str().unwrap();
+        let life = lives.entry(b.to_string()).or_default();
+        if life.at.is_empty() {
+            life.at = ev["at"].as_str().unwrap().to_string();
+            life.clinic = ev["clinic_id"].as_str().unwrap_or("").to_string();
+            life.hospital = ev["data"]["hospital_id"].as_str().unwrap_or("").to_string();
+        }
+        match t {
+            "booking_made" | "booking_confirmed" => life.booked = true,
+            "booking_cancelled" if life.booked => life.cancelled_after_booked = true,
+            _ => {}
+        }
+    }
+    lives
+}
+
+fn indicator(e: &Engine, who: Option<&Principal>, body: Value, id: &str) -> (f64, f64) {
+    let v = match who {
+        Some(p) => e.call_value_as(p, "indicators", &body.to_string()).unwrap(),
+        None => ok(e, "indicators", body),
+    };
+    let x = v["indicators"].as_array().unwrap().iter().find(|x| x["id"] == id).unwrap().clone();
+    (x["numerator"].as_f64().unwrap(), x["denominator"].as_f64().unwrap_or(0.0))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #[test]
+    fn booking_indicators_equal_a_recount_from_the_raw_events(ops in proptest::collection::vec(op(), 1..60)) {
+        let e = Engine::open(&manual()).unwrap();
+        let slots = setup(&e);
+        let mut made = Vec::new();
+        for o in &ops {
+            run(&e, &slots, &mut made, o);
+        }
+        let lives = recount(&e);
+        let today = "2024-10-29";
+        let last = "2024-12-31"; // a history spans at most 60 × 15 hours
+        let all = json!({"date_from": today, "date_to": last});
+        let n = lives.len() as f64;
+        let booked = lives.values().filter(|l| l.booked).count() as f64;
+        let cancelled = lives.values().filter(|l| l.cancelled_after_booked).count() as f64;
+        let shared = lives.values().filter(|l| !l.clinic.is_empty() && l.clinic != l.hospital).count() as f64;
+        prop_assert_eq!(indicator(&e, None, all.clone(), "booking_success_rate"), (booked, n));
+        prop_assert_eq!(indicator(&e, None, all.clone(), "cancellation_rate"), (cancelled, booked));
+        prop_assert_eq!(indicator(&e, None, all.clone(), "resource_sharing_rate"), (shared, n));
+        // Per institution, as that institution and as the regulator.
+        let regulator = Principal::new(Role::Regulator, None, None).unwrap();
+        for c in ["C001", "C002"] {
+            let mine: Vec<&Life> = lives.values().filter(|l| l.clinic == c).collect();
+            let ok_mine = mine.iter().filter(|l| l.booked).count() as f64;
+            let me = Principal::new(Role::Community, Some(c), None).unwrap();
+            prop_assert_eq!(indicator(&e, Some(&me), all.clone(), "booking_success_rate"), (ok_mine, mine.len() as f64));
+            let mut named = all.clone();
+            named["institution_id"] = c.into();
+            prop_assert_eq!(indicator(&e, Some(&regulator), named, "booking_success_rate"), (ok_mine, mine.len() as f64));
+        }
+        // Day by day: the days' counts add up to the period's.
+        let mut by_day: BTreeMap<String, f64> = BTreeMap::new();
+        for l in lives.values() {
+            *by_day.entry(l.at[..10].to_string()).or_default() += 1.0;
+        }
+        let mut series = all.clone();
+        series["series"] = "day".into();
+        series["ids"] = json!(["booking_success_rate"]);
+        let v = ok(&e, "indicators", series);
+        let points = v["indicators"][0]["series"].as_array().unwrap();
+        let days: BTreeSet<&str> = points.iter().map(|p| p["date"].as_str().unwrap()).collect();
+        prop_assert_eq!(days.len(), 64, "every day of 2024-10-29 – 2024-12-31");
+        for p in points {
+            let want = by_day.get(p["date"].as_str().unwrap()).copied().unwrap_or(0.0);
+            prop_assert_eq!(p["denominator"].as_f64().unwrap(), want, "{}", p);
+        }
+    }
+}
+
+/// Critical values published on a lab's report and acknowledged in time,
+/// late, or never: the timeliness and the mean time match the clock.
+#[test]
+fn critical_value_acknowledgement_indicators_follow_the_clock() {
+    let e = Engine::open(&manual()).unwrap();
+    lab_common::setup(&e);
+    ok(&e, "critical-value-limit-set", json!({"institution_id": "C001", "minutes": 30, "fallback_name": "值班主任", "fallback_contact": "0512-57000000"}));
+    let ids: Vec<String> = (0..3).map(|_| publish_critical(&e)).collect();
+    let ack = |id: &str| ok(&e, "critical-value-ack", json!({"critical_id": id, "receiver": "李医生", "contact": "13800138000", "readback": "45", "institution_id": "C001"}));
+    // One acknowledged after 5 minutes, one after 90 (past the 30-minute limit), one never.
+    ok(&e, "advance-clock", json!({"seconds": 300}));
+    ack(&ids[0]);
+    ok(&e, "advance-clock", json!({"seconds": 85 * 60}));
+    ack(&ids[1]);
+    let v = ok(&e, "indicators", json!({"date_from": "2024-10-29", "ids": ["critical_value_ack_timeliness", "critical_value_ack_minutes"]}));
+    let get = |id: &str| v["indicators"].as_array().unwrap().iter().find(|x| x["id"] == id).unwrap().clone();
+    let t = get("critical_value_ack_timeliness");
+    assert_eq!((t["numerator"].as_f64(), t["denominator"].as_f64()), (Some(1.0), Some(3.0)), "{t}");
+    let m = get("critical_value_ack_minutes");
+    assert_eq!((m["numerator"].as_f64(), m["denominator"].as_f64(), m["value"].as_f64()), (Some(95.0), Some(2.0), Some(47.5)), "{m}");
+}
+
+/// A critical value published on a new C001 order: its id.
+fn publish_critical(e: &Engine) -> String {
+    let o = lab_common::order(e, json!(["C001-XCG"]));
+    let oid = o["order_id"].as_str().unwrap().to_string();
+    let p = ok(e, "specimen-print", json!({"order_id": oid}));
+    let barcode = p["specimens"][0]["barcode"].as_str().unwrap().to_string();
+    ok(e, "shipment-create", json!({"institution_id": "C001", "barcodes": [barcode], "sender": "赵护士"}));
+    ok(e, "specimen-receive", json!({"barcode": barcode, "receiver": "王检验", "lab_id": "H001"}));
+    ok(e, "report-submit", json!({"barcode": barcode, "order_id": oid, "tester": "王检验", "reviewer": "陈主任", "results": lab_common::cbc_results()}));
+    let cv = ok(e, "critical-value-publish", json!({"publisher": "陈主任", "contact": "0512-57001111", "values": [{"barcode": barcode, "item_code": "HGB"}]}));
+    cv["critical_values"][0]["critical_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn every_indicator_is_defined_and_an_unsupported_one_says_what_it_needs() {
+    let e = Engine::open(&manual()).unwrap();
+    let d = ok(&e, "indicator-definitions", json!({}));
+    let list = d["indicators"].as_array().unwrap();
+    assert!(list.len() >= 22, "{}", list.len());
+    for x in list {
+        assert!(x["name_zh"].as_str().unwrap().chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{x}");
+        if x["supported"] == true {
+            assert!(x["numerator"].is_string(), "{x}");
+        } else {
+            assert!(x["needs"].as_str().is_some_and(|s| !s.is_empty()), "{x}");
+        }
+    }
+    assert!(list.iter().any(|x| x["id"] == "medical_incident_rate" && x["supported"] == false));
+    // Nothing personal leaves: the regulator reads them all for a period.
+    let regulator = Principal::new(Role::Regulator, None, None).unwrap();
+    let v = e.call_value_as(&regulator, "indicators", &json!({"date_from": "2024-10-01", "date_to": "2024-10-31"}).to_string()).unwrap();
+    assert_eq!(v["indicators"].as_array().unwrap().len(), list.len());
+}
+
+#[test]
+fn bad_indicator_requests_get_a_stable_code_and_both_messages() {
+    let e = Engine::open(&manual()).unwrap();
+    let c = Principal::new(Role::Community, Some("C001"), None).unwrap();
+    for (who, body, code) in [
+        (None, json!({"date_from": "2024-10-30", "date_to": "2024-10-29"}), "INVALID_FIELD"),
+        (None, json!({"ids": ["no_such"]}), "INVALID_FIELD"),
+        (None, json!({"group": "no_such"}), "INVALID_FIELD"),
+        (None, json!({"series": "hour"}), "INVALID_FIELD"),
+        (None, json!({"date_from": "2024-01-01", "date_to": "2025-12-31", "series": "day"}), "INVALID_FIELD"),
+        (Some(&c), json!({"institution_id": "C002"}), "FORBIDDEN"),
+    ] {
+        let err = match who {
+            Some(p) => e.call_value_as(p, "indicators", &body.to_string()).unwrap_err(),
+            None => e.call_value("indicators", &body.to_string()).unwrap_err(),
+        };
+        assert_eq!(err.code().as_str(), code, "{body}");
+        assert!(err.message_zh().chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{}", err.message_zh());
+    }
+}
+
+/// `docs/indicators.md` is the engine's own table (`indicator-definitions`),
+/// rendered: regenerate it with `UPDATE_DOCS=1 cargo test -p yilian-tests --test indicators`.
+#[test]
+fn the_indicator_docs_are_the_engines_own_definitions() {
+    let e = Engine::open(&manual()).unwrap();
+    let d = ok(&e, "indicator-definitions", json!({}));
+    let mut md = String::from(
+        "# Monitoring indicators (监测指标)\n\n\
+         Generated from `indicator-definitions` by `tests/tests/indicators.rs`; do not edit by hand.\n\
+         Read them with `indicators` (see the README's [Indicators](../README.md#indicators-监测指标)).\n",
+    );
+    let mut group = String::new();
+    for x in d["indicators"].as_array().unwrap() {
+        let g = x["group"].as_str().unwrap();
+        if g != group {
+            group = g.to_string();
+            md.push_str(&format!("\n## `{g}`\n\n| id | indicator | unit | numerator | denominator |\n|---|---|---|---|---|\n"));
+        }
+        let s = |k: &str| x[k].as_str().unwrap_or("").replace('|', "\\|");
+        if x["supported"] == true {
+            md.push_str(&format!("| `{}` | {} ({}) | {} | {} | {} |\n", s("id"), s("name_zh"), s("name"), s("unit"), s("numerator"), if s("denominator").is_empty() { "—".into() } else { s("denominator") }));
+        } else {
+            md.push_str(&format!("| `{}` | {} ({}) | not supported | needs: {} | |\n", s("id"), s("name_zh"), s("name"), s("needs")));
+        }
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/indicators.md");
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &md).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(on_disk == md, "docs/indicators.md is stale: run UPDATE_DOCS=1 cargo test -p yilian-tests --test indicators");
+}

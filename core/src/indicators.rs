@@ -656,7 +656,50 @@ fn definitions() -> Value {
     json!({"total": list.len(), "indicators": list})
 }
 
+/// `case-counts`: how many cases stand in each state now — referrals by
+/// kind, exam items, consultations, lab orders and specimens — for the
+/// network or one institution (the console's "in flight" view; counts only).
+fn case_counts(d: &Domains, r: &Req) -> Result<Value> {
+    d.pool.check_open()?;
+    let inst = institution(r)?;
+    let concerns = |a: &str, b: &str| inst.is_none_or(|i| i == a || i == b);
+    fn bump(m: &mut serde_json::Map<String, Value>, k: &str) {
+        let n = m.get(k).and_then(Value::as_u64).unwrap_or(0);
+        m.insert(k.to_string(), (n + 1).into());
+    }
+    let name = |v: Value| v.as_str().unwrap_or("").to_string();
+    let (mut referrals, mut exams, mut consultations) = (serde_json::Map::new(), serde_json::Map::new(), serde_json::Map::new());
+    {
+        let rf = d.referral.inner.lock();
+        for x in rf.referrals.values().filter(|x| concerns(&x.clinic_id, &x.hospital_id)) {
+            let kind = name(serde_json::to_value(x.kind).unwrap_or_default());
+            let e = referrals.entry(kind).or_insert_with(|| json!({}));
+            if let Some(m) = e.as_object_mut() {
+                bump(m, &x.status);
+            }
+        }
+        for x in rf.exams.values().filter(|x| concerns(&x.clinic_id, &x.hospital_id)) {
+            x.items.iter().for_each(|i| bump(&mut exams, &i.status));
+        }
+        for x in rf.consultations.values().filter(|x| concerns(&x.clinic_id, &x.hospital_id)) {
+            bump(&mut consultations, &x.status);
+        }
+    }
+    let (mut orders, mut specimens) = (serde_json::Map::new(), serde_json::Map::new());
+    {
+        let lab = d.lab.data.lock();
+        for o in lab.orders.values().filter(|o| concerns(&o.institution_id, &o.lab_id)) {
+            bump(&mut orders, &name(serde_json::to_value(o.status).unwrap_or_default()));
+        }
+        for s in lab.specimens.values().filter(|s| concerns(&s.institution_id, &s.lab_id)) {
+            bump(&mut specimens, &name(serde_json::to_value(s.status).unwrap_or_default()));
+        }
+    }
+    Ok(json!({"institution_id": inst, "referrals": referrals, "exam_items": exams, "consultations": consultations, "lab_orders": orders, "specimens": specimens}))
+}
+
 crate::command::command_table! { pub(crate) COMMANDS: fn(&Domains, &Req) -> Result<Value>;
     "indicators", Query, READERS, NONE => indicators;
+    "case-counts", Query, READERS, NONE => case_counts;
     "indicator-definitions", Query, EVERYONE, NONE => |_, _| Ok(definitions());
 }

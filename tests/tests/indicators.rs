@@ -198,6 +198,12 @@ fn critical_value_acknowledgement_indicators_follow_the_clock() {
     assert_eq!((t["numerator"].as_f64(), t["denominator"].as_f64()), (Some(1.0), Some(3.0)), "{t}");
     let m = get("critical_value_ack_minutes");
     assert_eq!((m["numerator"].as_f64(), m["denominator"].as_f64(), m["value"].as_f64()), (Some(95.0), Some(2.0), Some(47.5)), "{m}");
+    // What stands in each state now: three orders reported, their tubes received; C002 has none.
+    let counts = ok(&e, "case-counts", json!({}));
+    assert_eq!(counts["lab_orders"], json!({"reported": 3}), "{counts}");
+    assert_eq!(counts["specimens"], json!({"received": 3}), "{counts}");
+    let c002 = ok(&e, "case-counts", json!({"institution_id": "C002"}));
+    assert_eq!(c002["lab_orders"], json!({}), "{c002}");
 }
 
 /// A critical value published on a new C001 order: its id.

@@ -19,6 +19,20 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// The address it listens on, `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// SIGKILL unless it is gone already, and the child reaped (its port
+    /// and its store's locks are free).
+    pub fn kill_and_reap(&mut self) {
+        if self.child.try_wait().unwrap().is_none() {
+            self.signal(libc::SIGKILL);
+        }
+        self.child.wait().unwrap();
+    }
+
     /// Sends `sig` to the child (SIGKILL, SIGSTOP, SIGCONT, SIGTERM).
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
@@ -28,8 +42,14 @@ impl Proc {
 
 /// Starts the binary with `args`, listening on 127.0.0.1:0.
 pub fn start(args: &[&str]) -> Proc {
+    start_listening("127.0.0.1:0", args)
+}
+
+/// Starts the binary with `args`, listening on `listen` (a server restarted
+/// on the port it had: `Proc::addr` of the first one).
+pub fn start_listening(listen: &str, args: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_yilian-sandbox"))
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", listen])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

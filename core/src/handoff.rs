@@ -75,8 +75,13 @@ pub(crate) struct Handoff {
     pub command: String,
     /// The body sent (the caller's, with the hand-off's request id).
     pub request: Value,
-    /// The local booking holding the place meanwhile (or, for a change, the booking changed).
+    /// The local booking holding the place meanwhile (or, for a change, the
+    /// booking changed); 0 until the tentative hold is made.
     pub booking_id: u64,
+    /// The tentative hold's request (with its own request id), kept so a
+    /// hand-off resumed after a crash makes, or finds, the same hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Value>,
     /// The slot the hand-off holds a place on.
     #[serde(default)]
     pub slot_id: String,
@@ -117,12 +122,18 @@ impl Handoff {
     pub(crate) fn handoff_id(&self) -> String {
         format!("HO{:06}", self.id)
     }
+    /// The request id of one of the mirror's own steps for this hand-off
+    /// (`step`: hold, book, cancel, release, settle): the pool's request ids
+    /// make each step happen once, however often a resumed hand-off retries it.
+    pub(crate) fn step_id(&self, step: &str) -> String {
+        format!("yilian:{}:{step}", self.handoff_id())
+    }
     pub(crate) fn view(&self, tz: &chrono_tz::Tz) -> Value {
         json!({
             "handoff_id": self.handoff_id(),
             "hospital_id": self.hospital_id,
             "command": self.command,
-            "booking_id": format_booking_id(self.booking_id),
+            "booking_id": (self.booking_id != 0).then(|| format_booking_id(self.booking_id)),
             "state": self.state.as_str(),
             "attempts": self.attempts,
             "created_at": format_ms(self.created_ms, tz),
@@ -179,6 +190,7 @@ impl Handoffs {
             self.by_request.insert(r.clone(), h.id);
         }
         match h.of {
+            None if h.booking_id == 0 => {}
             None => {
                 self.by_booking.insert(h.booking_id, h.id);
             }

@@ -293,9 +293,10 @@ pub(crate) struct Observed {
 
 /// The mirror's side of a reconciliation with an upstream hospital
 /// (`upstream::reconcile`): on `dates`, every slot of `hospital` here is
-/// set to leave what the hospital says remains, less the places of
-/// hand-offs still undecided on it (`pending`: they may not have reached
-/// the hospital yet, so the mirror never offers a place twice). A slot the
+/// set to leave what the hospital says remains. A slot with hand-offs still
+/// undecided (`pending`) is reported, not repaired (`deferred`): whether
+/// the hospital's count has them yet is not known, and either guess would
+/// offer a place twice or withhold one; the hospital decides each meanwhile. A slot the
 /// hospital did not list has nothing left there (full or closed). The
 /// capacity changes, never the bookings; a slot closed here is only
 /// reported (reopening is the hospital's push). One `reconciliation` event
@@ -323,7 +324,7 @@ pub(crate) fn align_to_hospital(
             seen.insert(slot.info.slot_id.as_str());
             let theirs = observed.get(&slot.info.slot_id).copied().unwrap_or(Observed { remaining: 0, capacity: None });
             let undecided = pending.get(&slot.info.slot_id).copied().unwrap_or(0);
-            let target = theirs.remaining.saturating_sub(undecided);
+            let target = theirs.remaining;
             let mut st = slot.state.lock();
             let a = slot.availability(&st, now, &pool.cfg);
             if a.remaining == target || (a.closed && theirs.remaining == 0) {
@@ -338,6 +339,10 @@ pub(crate) fn align_to_hospital(
             });
             if a.closed {
                 entry["closed_here"] = true.into();
+            } else if undecided > 0 {
+                // Whether the hospital's count has these hand-offs yet is not
+                // known: repaired at a reconciliation after they are decided.
+                entry["deferred"] = true.into();
             } else {
                 st.capacity = (a.booked + a.held + target).max(st.booked + st.held);
                 entry["applied_capacity"] = st.capacity.into();

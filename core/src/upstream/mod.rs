@@ -257,6 +257,7 @@ fn queue_change(d: &Domains, of: &Handoff, command: &str, mut request: Value, ca
             command: command.to_string(),
             request,
             booking_id: of.booking_id,
+            hold: None,
             slot_id: of.slot_id.clone(),
             of: Some(of.id),
             caller_request_id: caller_request_id.map(str::to_string),
@@ -332,62 +333,76 @@ fn hand_off(d: &Domains, command: &str, who: &Principal, obj: &Map<String, Value
         }
         id
     };
-    let unclaim = || {
-        if let Some(rid) = &caller_request_id {
-            d.upstream.handoffs.lock().by_request.remove(rid);
-        }
+    let now = pool.clock.now_ms();
+    let deadline = pool.cfg.upstream.as_ref().map(|u| u.deadline_ms).unwrap_or(0);
+    let mut request = obj.clone();
+    request.insert("request_id".into(), format!("HO{id:06}").into());
+    let mut h = Handoff {
+        id,
+        hospital_id: hospital,
+        command: command.to_string(),
+        request: Value::Object(request),
+        booking_id: 0,
+        hold: None,
+        slot_id: slot_id.clone(),
+        of: None,
+        caller_request_id: caller_request_id.clone(),
+        state: State::Pending,
+        attempts: 0,
+        created_ms: now,
+        next_try_ms: now,
+        deadline_ms: now.saturating_add(deadline),
+        hospital_booking_id: None,
+        registration_no: None,
+        error: None,
+        flagged: false,
+        settled: None,
     };
-    // 1. The tentative hold, as the engine itself, for the caller's patient and institution.
+    // The tentative hold, as the engine itself, for the caller's patient and institution.
     let mut hold = obj.clone();
-    hold.remove("request_id");
-    hold.insert("slot_id".into(), slot_id.clone().into());
+    hold.insert("request_id".into(), h.step_id("hold").into());
+    hold.insert("slot_id".into(), slot_id.into());
     if let (None, Some(inst)) = (hold.get("clinic_id"), who.institution_id.as_deref().filter(|_| who.role == Role::Community)) {
         hold.insert("clinic_id".into(), inst.into());
     }
-    let held = match local(d, "pre-book-slot", Value::Object(hold)) {
-        Ok(v) => v,
-        Err(e) => {
-            unclaim();
-            return Err(e);
+    h.hold = Some(Value::Object(hold));
+    // 1. The hand-off, durable before anything is held: a crash from here
+    //    on resumes it (the hold's request id finds a hold already made).
+    d.upstream.handoffs.lock().index(h.clone());
+    if let Err(e) = put(d, &h) {
+        d.upstream.handoffs.lock().forget(id);
+        return Err(e);
+    }
+    // 2. The hold; 3. the hospital.
+    take_hold(d, id)?;
+    attempt(d, id)?;
+    answer_of(d, id)
+}
+
+/// Makes (or, resumed, finds) a hand-off's tentative hold and records its
+/// booking. Refused here (full, a duplicate), the hand-off never reached
+/// the hospital: it is forgotten and the caller gets the refusal (its retry
+/// is then a new try).
+fn take_hold(d: &Domains, id: u64) -> Result<()> {
+    let Some(mut h) = d.upstream.handoffs.lock().by_id.get(&id).cloned() else { return Ok(()) };
+    if h.booking_id != 0 || h.of.is_some() {
+        return Ok(());
+    }
+    let held = local(d, "pre-book-slot", h.hold.clone().unwrap_or(Value::Null));
+    let booking = held.as_ref().ok().and_then(|v| v.get("booking_id")).and_then(Value::as_str).and_then(parse_booking_id);
+    match (held, booking) {
+        (Ok(_), Some(b)) => {
+            h.booking_id = b;
+            store_state(d, &h)
         }
-    };
-    let Some(booking_id) = held.get("booking_id").and_then(Value::as_str).and_then(parse_booking_id) else {
-        unclaim();
-        return Err(Error::storage("the tentative hold has no booking id"));
-    };
-    let now = pool.clock.now_ms();
-    let deadline = pool.cfg.upstream.as_ref().map(|u| u.deadline_ms).unwrap_or(0);
-    let h = {
-        let mut hs = d.upstream.handoffs.lock();
-        let mut request = obj.clone();
-        request.insert("request_id".into(), format!("HO{id:06}").into());
-        let h = Handoff {
-            id,
-            hospital_id: hospital,
-            command: command.to_string(),
-            request: Value::Object(request),
-            booking_id,
-            slot_id,
-            of: None,
-            caller_request_id,
-            state: State::Pending,
-            attempts: 0,
-            created_ms: now,
-            next_try_ms: now,
-            deadline_ms: now.saturating_add(deadline),
-            hospital_booking_id: None,
-            registration_no: None,
-            error: None,
-            flagged: false,
-            settled: None,
-        };
-        hs.index(h.clone());
-        h
-    };
-    // Durable before the hospital hears of it: a crash from here on resumes it.
-    put(d, &h)?;
-    attempt(d, h.id)?;
-    answer_of(d, h.id)
+        (held, _) => {
+            if let Some(store) = &d.pool.store {
+                store.wait(store.enqueue(vec![Write::delete(TABLE, h.key())]))?;
+            }
+            d.upstream.handoffs.lock().forget(id);
+            Err(held.err().unwrap_or_else(|| Error::storage("the tentative hold has no booking id")))
+        }
+    }
 }
 
 /// The caller's answer for a hand-off as it stands: the local booking
@@ -423,7 +438,7 @@ fn answer_of(d: &Domains, id: u64) -> Result<Value> {
         )),
         State::Pending => Ok(json!({
             "status": "pending",
-            "booking_id": format_booking_id(h.booking_id),
+            "booking_id": (h.booking_id != 0).then(|| format_booking_id(h.booking_id)),
             "handoff": h.view(&d.pool.cfg.tz),
         })),
         State::Accepted => {
@@ -446,6 +461,18 @@ fn attempt(d: &Domains, id: u64) -> Result<()> {
             Some(h) if hs.in_flight.insert(id) => h,
             _ => return Ok(()),
         }
+    };
+    // Resumed before its hold was recorded: the hold first (never sent without one).
+    let h = match h.booking_id == 0 && h.of.is_none() {
+        true => match take_hold(d, id) {
+            Ok(()) => d.upstream.handoffs.lock().by_id.get(&id).cloned().unwrap_or(h),
+            Err(e) => {
+                d.upstream.handoffs.lock().in_flight.remove(&id);
+                // Refused here: forgotten (see `take_hold`); a store failure is the caller's.
+                return if matches!(e.family(), crate::error::ErrorFamily::Storage) { Err(e) } else { Ok(()) };
+            }
+        },
+        false => h,
     };
     let answer = call_hospital(d, &h.hospital_id, &h.command, &h.request);
     let r = apply(d, h, answer);
@@ -471,7 +498,7 @@ fn apply(d: &Domains, h: Handoff, answer: Result<Value>) -> Result<()> {
             // A refused booking's hold is released; a refused cancellation leaves the booking.
             if h.of.is_none() {
                 let reason = format!("refused by the hospital: {}", e.code().as_str());
-                let _ = local(d, "cancel-slot", json!({"booking_id": format_booking_id(h.booking_id), "reason": reason}));
+                let _ = local(d, "cancel-slot", json!({"booking_id": format_booking_id(h.booking_id), "reason": reason, "request_id": h.step_id("release")}));
             }
             decide(d, &h, "handoff_refused")
         }
@@ -493,12 +520,12 @@ fn apply(d: &Domains, h: Handoff, answer: Result<Value>) -> Result<()> {
 pub(super) fn agreed(d: &Domains, h: &mut Handoff, data: &Value) {
     let local_id = format_booking_id(h.booking_id);
     let done = if h.of.is_some() {
-        local(d, "cancel-slot", json!({"booking_id": local_id, "reason": "cancelled at the hospital"}))
+        local(d, "cancel-slot", json!({"booking_id": local_id, "reason": "cancelled at the hospital", "request_id": h.step_id("cancel")}))
     } else {
         h.hospital_booking_id = data.get("booking_id").and_then(Value::as_str).map(str::to_string);
         h.registration_no = data.get("registration_no").or_else(|| data.get("visit_no")).cloned().filter(|v| !v.is_null());
         match data.get("status").and_then(Value::as_str) {
-            Some("booked") => local(d, "book-slot", json!({"booking_id": local_id})),
+            Some("booked") => local(d, "book-slot", json!({"booking_id": local_id, "request_id": h.step_id("book")})),
             _ => Ok(Value::Null),
         }
     };
@@ -515,7 +542,11 @@ fn fail(d: &Domains, mut h: Handoff) -> Result<()> {
     h.state = State::Failed;
     h.flagged = true;
     if h.of.is_none() {
-        let _ = local(d, "cancel-slot", json!({"booking_id": format_booking_id(h.booking_id), "reason": "the hospital did not answer before the deadline"}));
+        let _ = local(
+            d,
+            "cancel-slot",
+            json!({"booking_id": format_booking_id(h.booking_id), "reason": "the hospital did not answer before the deadline", "request_id": h.step_id("release")}),
+        );
     }
     decide(d, &h, "handoff_failed")
 }
@@ -547,6 +578,16 @@ pub(crate) fn retry_due(d: &Domains, now: Millis) -> Result<u64> {
     let mut decided = 0;
     for (id, past) in due {
         if past {
+            // Resumed past its deadline before its hold was recorded: the hold
+            // found (or refused and forgotten) first, then released as any other.
+            if d.upstream.handoffs.lock().by_id.get(&id).is_some_and(|h| h.booking_id == 0 && h.of.is_none()) {
+                if let Err(e) = take_hold(d, id) {
+                    if matches!(e.family(), crate::error::ErrorFamily::Storage) {
+                        return Err(e);
+                    }
+                    continue;
+                }
+            }
             let h = d.upstream.handoffs.lock().by_id.get(&id).cloned();
             if let Some(h) = h {
                 fail(d, h)?;

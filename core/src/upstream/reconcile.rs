@@ -21,10 +21,10 @@
 //!    flagged; the patient's booking hears `handoff_settled`.
 //! 2. the hospital's `real-time-schedule` for every day from today on that
 //!    the mirror holds its slots (at most [`DAYS`]);
-//! 3. each of those slots here set to leave what the hospital says remains,
-//!    less the places of hand-offs still undecided on it
+//! 3. each of those slots here set to leave what the hospital says remains
 //!    (`schedule::align_to_hospital`: drift reported per slot, the
-//!    capacity repaired, never a booking).
+//!    capacity repaired, never a booking; a slot with hand-offs undecided
+//!    is left for a later pass).
 //!
 //! **The push deadline** (`upstream.schedule_deadline`, default 17:00 in
 //! the engine's time zone): at the first pass past it each day, every
@@ -280,7 +280,7 @@ fn settle_here(d: &Domains, mut h: Handoff) -> Result<Option<Value>> {
     };
     // A booking the hospital accepted but the mirror lost: its local hold, if any is left, goes too.
     if h.of.is_none() && h.state == State::Accepted {
-        let _ = local(d, "cancel-slot", json!({"booking_id": format_booking_id(h.booking_id), "reason": "settled at reconciliation"}));
+        let _ = local(d, "cancel-slot", json!({"booking_id": format_booking_id(h.booking_id), "reason": "settled at reconciliation", "request_id": h.step_id("settle")}));
     }
     let mut settled = outcome;
     settled["at"] = format_ms(d.pool.clock.now_ms(), &d.pool.cfg.tz).into();

@@ -16,11 +16,11 @@
 //! hospital under a hospital booking id of its own, and the hospital has
 //! nothing else; no slot holds more than its capacity on either side.
 //!
-//! The mirror reconciles only when asked here (`reconcile_every_seconds:
-//! null`; by default it also reconciles at its first due pass, which fell
-//! in the middle of the storm): reconciling while hand-offs are undecided
-//! is the third test's subject, with a proxy that loses the hospital's
-//! answer so that the case is exact rather than timed.
+//! The mirror also reconciles by itself at the first due pass after each
+//! start (its default), so a restarted mirror reconciles in the middle of
+//! the storm; reconciling while a hand-off is undecided is also the third
+//! test's subject, with a proxy that loses the hospital's answer so that the
+//! case is exact rather than timed.
 
 mod common;
 
@@ -156,8 +156,8 @@ impl Net {
     /// Starts the hospital, then the mirror with the hospital upstream
     /// (through a [`Lossy`] proxy if `lossy`; `mirror_extra`: more keys of
     /// the mirror's config), and publishes the schedule at both (the
-    /// hospital's own, then its push). The mirror reconciles only when
-    /// asked (`reconcile_every_seconds: null`).
+    /// hospital's own, then its push). The mirror reconciles at its first
+    /// due pass after each start, and when asked.
     async fn start(lossy: bool, mirror_extra: Value) -> Net {
         let dir = tempfile::tempdir().unwrap();
         let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
@@ -185,7 +185,7 @@ impl Net {
         };
         let base_url = lossy.as_ref().map_or(hospital.base.clone(), |l| format!("http://{}", l.addr));
         let link = json!({"base_url": base_url, "app_id": MIRROR_LINK.id, "secret": MIRROR_LINK.secret, "timeout_ms": 2000, "retries": 0});
-        let upstream = json!({"hospitals": {"H001": link}, "deadline_seconds": 120, "reconcile_every_seconds": null});
+        let upstream = json!({"hospitals": {"H001": link}, "deadline_seconds": 120});
         let mut mirror_cfg = json!({"role": "community", "institution_id": "C001", "upstream": upstream});
         for (k, v) in mirror_extra.as_object().unwrap() {
             mirror_cfg[k] = v.clone();

@@ -763,6 +763,37 @@ fn sse_event(ev: &Value) -> SseEvent {
     SseEvent::default().event(ev["type"].as_str().unwrap_or("event")).id(ev["seq"].as_u64().map(|s| s.to_string()).unwrap_or_default()).data(ev.to_string())
 }
 
+/// The console's files (`/console`, #19 item 4), built into the binary: a
+/// page that reads the engine through this server's own API as whoever
+/// the caller is (with `--keys` every call must be signed, so a browser
+/// needs a signing proxy), and draws the slot pool, the cases in flight,
+/// the indicators and the events with plain DOM and SVG: no CDN.
+const CONSOLE: &[(&str, &str, &str)] = &[
+    ("index.html", "text/html; charset=utf-8", include_str!("../console/index.html")),
+    ("console.js", "text/javascript; charset=utf-8", include_str!("../console/console.js")),
+    ("console.css", "text/css; charset=utf-8", include_str!("../console/console.css")),
+];
+
+async fn console_asset(file: &str) -> Response {
+    match CONSOLE.iter().find(|(name, _, _)| *name == file) {
+        Some((_, kind, body)) => (
+            [
+                (header::CONTENT_TYPE, *kind),
+                (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_SECURITY_POLICY, "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => failure(&unknown_path(&format!("/console/{}", file.chars().take(64).collect::<String>())), Some(StatusCode::NOT_FOUND)),
+    }
+}
+
+async fn console_asset_named(file: String) -> Response {
+    console_asset(&file).await
+}
+
 /// `GET /api/v1/events/stream`: every outbox event from the connection on, as
 /// `event: <type>`, `id: <seq>`, `data: <event JSON>`. A client reconnecting
 /// with `Last-Event-ID: N` first gets the still-unacknowledged events after N.
@@ -832,6 +863,8 @@ impl Drop for ClientGauge {
 
 pub fn router(st: Arc<AppState>) -> Router {
     Router::new()
+        .route("/console", get(|| console_asset("index.html")).fallback(only_get))
+        .route("/console/{file}", get(|UrlPath(file): UrlPath<String>| console_asset_named(file)).fallback(only_get))
         .route("/healthz", get(healthz).fallback(only_get))
         .route("/metrics", get(metrics_text).fallback(only_get))
         .route("/api/versions", get(versions).fallback(only_get))

@@ -151,8 +151,9 @@ async fn a_booking_on_the_hospitals_slot_is_decided_by_the_hospital_and_its_ids_
     assert_eq!(paid["status"], "booked", "{paid}");
     assert_eq!(h.counts(SLOT2), (1, 0, 1));
 
-    // Cancel on the mirror: cancelled at the hospital, then locally; both places come back.
-    let c = on_mirror(&m, "cancel-slot", json!({"booking_id": local, "request_id": "c-3"})).await.unwrap();
+    // The community side's cancel notice (预约平台取消通知, 主动调用): cancelled
+    // at the hospital, then locally; both places come back.
+    let c = on_mirror(&m, "notify-cancel-booking", json!({"booking_id": local, "request_id": "c-3"})).await.unwrap();
     assert_eq!(c["status"], "cancelled");
     assert_eq!(h.counts(SLOT), (0, 0, 2));
     assert_eq!(remaining(&m, SLOT), 2);

@@ -66,12 +66,15 @@ readme_main_command() {
 }
 
 # The Debian packages the rust suite needs: a CJK font for the PDF documents
-# (found at its Debian path by render::PdfFont) and poppler-utils, whose
-# pdftotext and pdffonts the PDF tests read the documents back with.
+# (found at its Debian path by render::PdfFont), poppler-utils, whose
+# pdftotext and pdffonts the PDF tests read the documents back with, and
+# chromium for the console's browser test (about a minute to install).
 rust_prerequisites() {
     local pkgs=()
     [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || pkgs+=(fonts-wqy-microhei)
     { command -v pdftotext && command -v pdffonts; } >/dev/null || pkgs+=(poppler-utils)
+    # Debian's Chromium: the console's test drives it headless (examples/sandbox/tests/console.rs).
+    [ -x /usr/bin/chromium ] || pkgs+=(chromium)
     [ ${#pkgs[@]} -eq 0 ] && return 0
     echo "installing: ${pkgs[*]}"
     if [ "$(id -u)" -ne 0 ]; then echo "run as root or install: ${pkgs[*]}" >&2; return 1; fi

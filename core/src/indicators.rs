@@ -45,7 +45,7 @@ impl Measure {
     /// The value: the ratio (or mean, for durations), `None` with nothing to count.
     fn value(&self, unit: Unit) -> Option<f64> {
         match unit {
-            Unit::Count => Some(self.numerator),
+            Unit::Count | Unit::Micros => Some(self.numerator),
             _ if self.denominator == 0.0 => None,
             _ => Some(((self.numerator / self.denominator) * 10_000.0).round() / 10_000.0),
         }
@@ -60,6 +60,8 @@ pub(crate) enum Unit {
     Minutes,
     /// A count (the numerator; no denominator).
     Count,
+    /// A duration in microseconds (the numerator; no denominator).
+    Micros,
 }
 
 impl Unit {
@@ -68,6 +70,7 @@ impl Unit {
             Unit::Ratio => "ratio",
             Unit::Minutes => "minutes",
             Unit::Count => "count",
+            Unit::Micros => "microseconds",
         }
     }
 }
@@ -177,8 +180,8 @@ pub(crate) const INDICATORS: &[Indicator] = &[
     supported!("interface_error_rate", IT, "system failure rate (interface)", "系统故障率", Ratio,
         "command-layer calls that failed in the system (storage or internal errors) since the engine started",
         "command-layer calls since the engine started (the period does not apply: the counts are the engine's own)", interface_failures),
-    supported!("interface_latency_p99", IT, "interface latency (p99)", "接口响应时间（99分位）", Count,
-        "the bound (µs) under which 99% of command-layer calls finished since the engine started", "", interface_latency),
+    supported!("interface_latency_p99", IT, "interface latency (p99)", "接口响应时间（99分位）", Micros,
+        "the bound (µs, a histogram bucket's: 1, 2, 5, 10 … 100000) under which 99% of command-layer calls finished since the engine started; 100000 means 100 ms or more", "", interface_latency),
     unsupported!("mean_time_to_repair", IT, "mean time to repair", "平均故障修复时间",
         "outage start and end records from the operators' incident log"),
     supported!("data_error_rate", IT, "data error rate", "数据错误率", Ratio,
@@ -573,7 +576,7 @@ fn answer(ind: &Indicator, c: &Ctx) -> Result<Value> {
             let m = f(c)?;
             v["supported"] = true.into();
             v["numerator"] = number(m.numerator);
-            if ind.unit != Unit::Count {
+            if !matches!(ind.unit, Unit::Count | Unit::Micros) {
                 v["denominator"] = number(m.denominator);
             }
             v["value"] = m.value(ind.unit).into();

@@ -58,7 +58,94 @@ pub fn load(e: &Engine) -> Result<Value, yilian_core::Error> {
     }
     e.call_value("referral-network-sync", &json!({"communities": net["community"]}).to_string())?;
     let lab = load_lab(e, hid)?;
-    Ok(json!({"hospital_id": hid, "from": add_days(today, 0), "to": add_days(today, 7), "sync": synced, "referral_diseases_added": diseases, "lab": lab}))
+    let activity = activity(e, hid, &add_days(today, 1))?;
+    Ok(json!({"hospital_id": hid, "from": add_days(today, 0), "to": add_days(today, 7), "sync": synced, "referral_diseases_added": diseases, "lab": lab, "activity": activity}))
+}
+
+/// Every `slot_id` in an answer.
+fn slot_ids(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(id)) = m.get("slot_id") {
+                out.push(id.clone());
+            }
+            m.values().for_each(|x| slot_ids(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| slot_ids(x, out)),
+        _ => {}
+    }
+}
+
+/// A week of activity on a fresh store, so the console (`/console`) and the
+/// indicators have something to show: the two community centres' bookings
+/// on the doctors' and three devices' slots (a pattern, some cancelled,
+/// some held), two referrals, an exam application and commissioned tests on
+/// their way to the lab. DEV001 (the README's curl lines) is left alone. Run
+/// only while the store has no booking and no lab order, so a restart adds
+/// nothing; the patients are invented (`DEMO…`).
+fn activity(e: &Engine, hid: &str, tomorrow: &str) -> Result<Value, yilian_core::Error> {
+    let stats = e.call_value("slot-statistics", &json!({"hospital_id": hid}).to_string())?;
+    let counts = e.call_value("case-counts", "{}")?;
+    let taken = stats["total"]["booked"].as_u64().unwrap_or(0) + stats["total"]["held"].as_u64().unwrap_or(0);
+    if taken > 0 || counts["lab_orders"].as_object().is_some_and(|m| !m.is_empty()) {
+        return Ok(json!({"skipped": "the store already has activity"}));
+    }
+    let mut slots = Vec::new();
+    slot_ids(&e.call_value("appointment-slots", &json!({"hospital_id": hid}).to_string())?, &mut slots);
+    for dev in ["DEV003", "DEV004", "DEV005"] {
+        slot_ids(&e.call_value("device-schedule", &json!({"device_id": dev}).to_string())?, &mut slots);
+    }
+    slots.sort();
+    slots.dedup();
+    let (mut booked, mut held, mut cancelled, mut n) = (0, 0, 0, 0u32);
+    for (i, slot) in slots.iter().enumerate() {
+        for k in 0..(i * 7 % 4) {
+            n += 1;
+            let clinic = if (i + k) % 3 == 0 { "C002" } else { "C001" };
+            let body = json!({"slot_id": slot, "patient_id": format!("DEMO{n:04}"), "clinic_id": clinic});
+            let cmd = if n % 9 == 0 { "pre-book-slot" } else { "book-slot" };
+            let Ok(b) = e.call_value(cmd, &body.to_string()) else { continue };
+            if cmd == "pre-book-slot" {
+                held += 1;
+            } else if n % 7 == 0 {
+                e.call_value("cancel-slot", &json!({"booking_id": b["booking_id"], "reason": "患者改期"}).to_string())?;
+                cancelled += 1;
+            } else {
+                booked += 1;
+            }
+        }
+    }
+    let patient = |name: &str| json!({"name": name, "sex": "男"});
+    let emr = json!({"chief_complaint": "胸闷气短两周", "diagnoses": [{"code": "I25", "name": "慢性缺血性心脏病"}], "history": "高血压十年"});
+    let mut referrals = 0;
+    for (p, doctor) in [("DEMO9001", "DR001"), ("DEMO9002", "DR003")] {
+        let r = json!({"institution_id": "C001", "patient_id": p, "reason": "胸痛待查，社区无法进一步诊治", "patient": patient("示例患者"), "emr": emr,
+            "hospital_id": hid, "doctor_id": doctor, "date": tomorrow, "period": "下午", "disease_code": "I25", "applicant_doctor_id": "CDR01"});
+        if e.call_value("outpatient-referral-apply", &r.to_string()).is_ok() {
+            referrals += 1;
+        }
+    }
+    let exam = json!({"institution_id": "C001", "hospital_id": hid, "patient_id": "DEMO9003", "ordering_doctor_id": "CDR01", "patient": patient("示例患者"),
+        "items": [{"project_id": "P003", "method": "平扫", "body_part": "腰椎"}, {"project_id": "P004", "method": "正位", "body_part": "胸部"}]});
+    e.call_value("exam-apply", &exam.to_string())?;
+    let mut orders = 0;
+    for (i, p) in ["DEMO9004", "DEMO9005", "DEMO9006"].iter().enumerate() {
+        let o = json!({"institution_id": "C001", "lab_id": hid, "patient_id": p, "patient": patient("示例患者"), "doctor_id": "CDR01", "diagnosis": "体检",
+            "items": [{"code": "C001-XCG"}]});
+        let o = e.call_value("lab-order-submit", &o.to_string())?;
+        orders += 1;
+        if i == 0 {
+            continue;
+        }
+        let pay = json!({"order_id": o["order_id"], "payment_status": "paid", "receipt_no": format!("DEMO-SF-{i}")});
+        e.call_value("lab-order-payment", &pay.to_string())?;
+        let printed = e.call_value("specimen-print", &json!({"order_id": o["order_id"]}).to_string())?;
+        if i == 2 {
+            let barcode = &printed["specimens"][0]["barcode"];
+            e.call_value("shipment-create", &json!({"institution_id": "C001", "barcodes": [barcode], "sender": "赵护士"}).to_string())?;
+        }
+    }
+    Ok(json!({"booked": booked, "held": held, "cancelled": cancelled, "referrals": referrals, "exam_applications": 1, "lab_orders": orders}))
 }
 
 /// The hospital's lab offers the standard panels under its own codes and
@@ -144,10 +231,15 @@ mod load_tests {
     fn the_demo_loads_twice_on_one_store_and_a_centre_can_order_lab_tests() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = json!({"data_dir": dir.path()}).to_string();
-        for _ in 0..2 {
+        for round in 0..2 {
             let e = Engine::open(&cfg).unwrap();
             let out = load(&e).unwrap();
             assert_eq!(out["lab"]["C001_items_mapped"], 24, "{out}");
+            // A week of activity on the fresh store; nothing more on a restart.
+            match round {
+                0 => assert!(out["activity"]["booked"].as_u64().unwrap() > 20 && out["activity"]["lab_orders"] == 3, "{out}"),
+                _ => assert!(out["activity"]["skipped"].is_string(), "{out}"),
+            }
             e.close();
         }
         let e = Engine::open(&cfg).unwrap();

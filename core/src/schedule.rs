@@ -347,7 +347,8 @@ pub(crate) fn align_to_hospital(
         }
     }
     let unknown: Vec<&String> = observed.keys().filter(|k| !seen.contains(k.as_str())).collect();
-    let summary = json!({"hospital_id": hospital, "source": "upstream", "checked": checked, "matched": matched, "drift": drift.len(), "unknown": unknown.len()});
+    let summary =
+        json!({"hospital_id": hospital, "source": "upstream", "checked": checked, "matched": matched, "drift": drift.len(), "unknown": unknown.len()});
     pool.emit(&mut txn, "reconciliation", None, None, summary);
     let ticket = pool.enqueue(&mut txn);
     pool.settle(ticket, std::mem::take(&mut txn.promote))?;
@@ -493,7 +494,11 @@ fn catalog_list<T: serde::de::DeserializeOwned>(r: &Req, k: &str) -> Result<Vec<
 fn catalog_text(field: &str, v: &str, max: usize, may_be_empty: bool) -> Result<()> {
     let n = v.chars().count();
     if (n == 0 && !may_be_empty) || n > max || v.chars().any(char::is_control) {
-        return Err(Error::invalid_zh(field, &format!("must be 1 to {max} characters without control characters"), &format!("须为1至{max}个字符，且不含控制字符")));
+        return Err(Error::invalid_zh(
+            field,
+            &format!("must be 1 to {max} characters without control characters"),
+            &format!("须为1至{max}个字符，且不含控制字符"),
+        ));
     }
     Ok(())
 }

@@ -246,7 +246,7 @@ fn experts(p: &Parts, hospital: &str, f: &Filters, class: Priority, with_periods
         let remaining: u64 = periods.iter().filter_map(|v| v["remaining"].as_u64()).sum();
         if f.department_id.as_deref().is_some_and(|d| dept.as_deref() != Some(d))
             || f.doctor_id.as_deref().is_some_and(|d| d != id)
-            || f.title.as_deref().is_some_and(|t| !title.contains(t))
+            || f.title.as_deref().is_some_and(|t| title != t)
             || f.speciality.as_deref().is_some_and(|s| !found(Some(s), &[speciality]) && !speciality.contains(s))
             || !found(f.keyword.as_deref(), &[name, &dname, speciality, &id])
             || ((f.available_only || f.date.is_some() || f.period.is_some()) && with_periods && remaining == 0)
@@ -274,7 +274,9 @@ fn experts(p: &Parts, hospital: &str, f: &Filters, class: Priority, with_periods
     }
     let departments: Vec<Value> = depts
         .into_iter()
-        .filter(|(id, name)| f.department_id.as_deref().is_none_or(|d| d == id) && (found(f.keyword.as_deref(), &[name, id]) || list.iter().any(|e| e["department_id"] == **id)))
+        .filter(|(id, name)| {
+            f.department_id.as_deref().is_none_or(|d| d == id) && (found(f.keyword.as_deref(), &[name, id]) || list.iter().any(|e| e["department_id"] == **id))
+        })
         .map(|(id, name)| {
             let experts = list.iter().filter(|e| e["department_id"] == *id).count();
             let mut v = json!({"department_id": id, "name": name, "experts": experts});
@@ -317,11 +319,13 @@ fn wards(p: &Parts, r: &Req, hospital: &str, f: &Filters, date: &str) -> Result<
     for (ward, beds) in by_ward {
         let name = h.and_then(|h| h.department(&ward)).map(|d| d.name.clone()).unwrap_or_default();
         let mut doctor_ids: Vec<String> = beds.iter().filter_map(|b| b["doctor_id"].as_str().map(str::to_string)).collect();
-        doctor_ids.extend(h.into_iter().flat_map(|h| h.doctors.iter()).filter(|d| d.department_id.as_deref() == Some(ward.as_str())).map(|d| d.doctor_id.clone()));
+        doctor_ids
+            .extend(h.into_iter().flat_map(|h| h.doctors.iter()).filter(|d| d.department_id.as_deref() == Some(ward.as_str())).map(|d| d.doctor_id.clone()));
         doctor_ids.sort();
         doctor_ids.dedup();
         let doctors: Vec<Value> = doctor_ids.iter().map(|id| doctor_card(h, id)).collect();
-        let doctor_texts: Vec<String> = doctors.iter().flat_map(|d| [d["name"].as_str().unwrap_or("").to_string(), d["speciality"].as_str().unwrap_or("").to_string()]).collect();
+        let doctor_texts: Vec<String> =
+            doctors.iter().flat_map(|d| [d["name"].as_str().unwrap_or("").to_string(), d["speciality"].as_str().unwrap_or("").to_string()]).collect();
         let mut texts: Vec<&str> = vec![&name, &ward];
         texts.extend(doctor_texts.iter().map(String::as_str));
         if !found(f.keyword.as_deref(), &texts) {
@@ -430,7 +434,8 @@ fn projects(p: &Parts, hospital: &str, f: &Filters) -> (Value, Value) {
         }
         let mut free: Vec<Value> = periods.get(&pr.project_id).cloned().unwrap_or_default();
         if let Some(x) = f.device.as_deref() {
-            let ids: Vec<&Value> = devices.iter().filter(|d| d["device_id"] == x || d["device_name"].as_str().is_some_and(|n| n.contains(x))).map(|d| &d["device_id"]).collect();
+            let ids: Vec<&Value> =
+                devices.iter().filter(|d| d["device_id"] == x || d["device_name"].as_str().is_some_and(|n| n.contains(x))).map(|d| &d["device_id"]).collect();
             free.retain(|v| ids.contains(&&v["device_id"]));
         }
         free.sort_by(|a, b| (a["date"].as_str(), a["time_slot"].as_str()).cmp(&(b["date"].as_str(), b["time_slot"].as_str())));

@@ -27,7 +27,7 @@ pub(super) fn history(p: &Parts, r: &Req) -> Result<Value> {
             return Err(Error::invalid_zh(
                 "kind",
                 "expected registration, exam, bed, referral, exam_application, consultation or lab_order",
-                "应为 registration、exam、bed、referral、exam_application、consultation 或 lab_order",
+                "应为 `registration`、`exam`、`bed`、`referral`、`exam_application`、`consultation` 或 `lab_order`",
             ))
         }
         None => None,
@@ -35,9 +35,11 @@ pub(super) fn history(p: &Parts, r: &Req) -> Result<Value> {
     let wanted = |k: &str| only.is_none_or(|o| o == k);
     let mut items: Vec<Value> = Vec::new();
     let mut owned: HashSet<String> = HashSet::new();
-    for (command, kind, id_key) in
-        [("referral-query", "referral", "referral_id"), ("exam-query", "exam_application", "exam_id"), ("consultation-query", "consultation", "consultation_id")]
-    {
+    for (command, kind, id_key) in [
+        ("referral-query", "referral", "referral_id"),
+        ("exam-query", "exam_application", "exam_id"),
+        ("consultation-query", "consultation", "consultation_id"),
+    ] {
         let mut page = 1u64;
         loop {
             let mut q = Map::new();
@@ -202,7 +204,11 @@ pub(super) fn notice(p: &Parts, menu: Menu, command: &str, result: &Value) -> Va
         (Menu::Exam, _) => hints.push("检查申请已提交，上级医院安排检查时间和检查室后将通知医生和患者".into()),
         (Menu::Lab, _) => {
             let before = result.get("collect_before_payment").and_then(Value::as_bool).unwrap_or(false);
-            hints.push(if before { "可先打印样本条码并采样，缴费后送检".into() } else { "请缴费后打印样本条码并采样送检".into() });
+            hints.push(if before {
+                "可先打印样本条码并采样，缴费后送检".into()
+            } else {
+                "请缴费后打印样本条码并采样送检".into()
+            });
         }
         (Menu::Consultation, _) => hints.push("会诊申请已提交，上级医院审核通过后将以消息通知会诊时间和参与专家".into()),
     }

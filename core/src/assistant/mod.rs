@@ -96,7 +96,7 @@ impl Menu {
     fn of(r: &Req) -> Result<Menu> {
         let m = r.str("menu")?;
         Menu::ALL.into_iter().find(|x| x.aliases().contains(&m.trim())).ok_or_else(|| {
-            Error::invalid_zh("menu", "expected registration, bed, exam, lab or consultation", "应为 registration、bed、exam、lab 或 consultation")
+            Error::invalid_zh("menu", "expected registration, bed, exam, lab or consultation", "应为 `registration`、`bed`、`exam`、`lab` 或 `consultation`")
         })
     }
 }

@@ -188,9 +188,9 @@ fn consultation(p: &Parts, r: &Req, rec: &Map<String, Value>, own: Option<String
         let mut experts = Vec::new();
         for v in list {
             let id = v.as_str().ok_or_else(|| Error::invalid_zh("expert_ids", "must be a list of doctor ids", "必须为医生编号列表"))?;
-            let d = h.and_then(|h| h.doctor(id)).ok_or_else(|| {
-                Error::invalid_zh("expert_ids", "names a doctor the hospital's catalogue does not list", "含有上级医院目录中没有的医生")
-            })?;
+            let d = h
+                .and_then(|h| h.doctor(id))
+                .ok_or_else(|| Error::invalid_zh("expert_ids", "names a doctor the hospital's catalogue does not list", "含有上级医院目录中没有的医生"))?;
             experts.push(json!({"doctor_id": d.doctor_id, "name": d.name, "title": d.title}));
         }
         rec.insert("requested_experts".into(), Value::Array(experts));

@@ -375,7 +375,7 @@ pub(super) fn minutes(text: &str) -> Option<u64> {
     let n: f64 = t[..end].parse().ok()?;
     let unit = t[end..].trim().to_lowercase();
     let m = if unit.starts_with('小') || unit.starts_with('h') { n * 60.0 } else { n };
-    (m.is_finite() && m >= 0.0 && m < 1e9).then_some(m.round() as u64)
+    (0.0..1e9).contains(&m).then_some(m.round() as u64)
 }
 
 fn str_list(v: Option<&Value>) -> Vec<String> {

@@ -259,6 +259,7 @@ pub const READ_IDS_MAX: usize = 64;
 /// The commands whose answers carry patients' identity (names, ID numbers,
 /// phones, addresses): each successful call is recorded as a read entry.
 pub(crate) const PERSONAL_READS: &[&str] = &[
+    "patient-history",
     "booking-info",
     "admission-details",
     "referral-view",

@@ -1,5 +1,6 @@
 //! Reference data the hospital publishes with its schedules: hospitals,
-//! departments, doctors, devices and exam projects (project-info, device-info).
+//! departments, doctors (with title, speciality and profile), devices and
+//! exam projects (project-info, device-info).
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -78,8 +79,60 @@ pub struct Hospital {
     pub hospital_id: String,
     #[serde(default)]
     pub name: String,
+    /// The departments and wards the hospital publishes (`sync-catalog`'s
+    /// optional `departments`): names for the drill-downs and quick menus.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departments: Vec<Department>,
+    /// Its doctors and experts (`sync-catalog`'s optional `doctors`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub doctors: Vec<Doctor>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// A department or ward (科室/病区) of a hospital.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Department {
+    pub department_id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Everything else the hospital sent (location, phone of the desk, …), kept as given.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// A doctor or expert (专家) of a hospital: what the registration and bed
+/// menus show on the expert's card.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Doctor {
+    pub doctor_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department_id: Option<String>,
+    /// 职称: 主任医师, 副主任医师, 主治医师, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// 擅长领域.
+    #[serde(default, alias = "specialty", alias = "expertise", skip_serializing_if = "Option::is_none")]
+    pub speciality: Option<String>,
+    /// 专家简介.
+    #[serde(default, alias = "introduction", skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Hospital {
+    pub fn new(id: &str) -> Hospital {
+        Hospital { hospital_id: id.to_string(), name: String::new(), departments: Vec::new(), doctors: Vec::new(), extra: BTreeMap::new() }
+    }
+    pub fn department(&self, id: &str) -> Option<&Department> {
+        self.departments.iter().find(|d| d.department_id == id)
+    }
+    pub fn doctor(&self, id: &str) -> Option<&Doctor> {
+        self.doctors.iter().find(|d| d.doctor_id == id)
+    }
 }
 
 #[derive(Debug, Default)]

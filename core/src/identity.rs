@@ -116,6 +116,27 @@ pub struct PatientInfo {
     pub phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sex: Option<String>,
+    /// 社保卡号: the social insurance card number. Personal data like the
+    /// ID number (it often is one): stored sealed, shown masked to everyone.
+    #[serde(default, alias = "social_security_no", alias = "insurance_card", skip_serializing_if = "Option::is_none")]
+    pub insurance_card_no: Option<String>,
+    /// 病历号: the medical record number of the host's HIS. Shown to the
+    /// parties of the record it is in, masked for everyone else (as a
+    /// `patient_id` is: `views::mask_patient_ids`).
+    #[serde(default, alias = "record_no", alias = "medical_record_number", skip_serializing_if = "Option::is_none")]
+    pub medical_record_no: Option<String>,
+}
+
+/// A card or record number: 1 to 64 letters, digits, `-` or `_` (never
+/// echoed when refused: the error names the field only).
+fn check_number(field: &str, v: &str) -> Result<String> {
+    let t = v.trim();
+    let n = t.chars().count();
+    if (1..=64).contains(&n) && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        Ok(t.to_string())
+    } else {
+        Err(Error::invalid_zh(field, "must be 1 to 64 letters, digits, `-` or `_`", "须为1至64位字母、数字、`-` 或 `_`"))
+    }
 }
 
 impl PatientInfo {
@@ -127,7 +148,26 @@ impl PatientInfo {
         if let Some(p) = &self.phone {
             self.phone = Some(validate_phone(p)?);
         }
+        if let Some(c) = &self.insurance_card_no {
+            self.insurance_card_no = Some(check_number("patient.insurance_card_no", c)?);
+        }
+        if let Some(c) = &self.medical_record_no {
+            self.medical_record_no = Some(check_number("patient.medical_record_no", c)?);
+        }
         Ok(self)
+    }
+
+    /// Which of the fields are not given (a form shows what is left to fill).
+    pub fn missing(&self) -> Vec<&'static str> {
+        let f = [
+            ("name", &self.name),
+            ("sex", &self.sex),
+            ("id_number", &self.id_number),
+            ("phone", &self.phone),
+            ("insurance_card_no", &self.insurance_card_no),
+            ("medical_record_no", &self.medical_record_no),
+        ];
+        f.into_iter().filter(|(_, v)| v.as_deref().is_none_or(|s| s.trim().is_empty())).map(|(k, _)| k).collect()
     }
 
     /// The form shown in responses, events and logs.
@@ -144,6 +184,14 @@ impl PatientInfo {
         }
         if let Some(s) = &self.sex {
             m.insert("sex".into(), s.clone().into());
+        }
+        if let Some(c) = &self.insurance_card_no {
+            m.insert("insurance_card_no".into(), mask_patient_id(c).into());
+        }
+        if let Some(r) = &self.medical_record_no {
+            // In full here; `views::mask_patient_ids` masks it for a
+            // principal that is not a party of the record it is shown in.
+            m.insert("medical_record_no".into(), r.clone().into());
         }
         serde_json::Value::Object(m)
     }

@@ -18,6 +18,7 @@
 //! assert!(out.contains("pre-booked"));
 //! ```
 
+mod assistant;
 pub mod audit;
 mod audit_chain;
 pub mod catalog;

@@ -55,6 +55,8 @@ static ALL: LazyLock<Vec<Entry>> = LazyLock::new(|| {
     register(&mut all, crate::due::COMMANDS, |d, _, _, r, _, h| h(d, r));
     register(&mut all, crate::upstream::COMMANDS, |d, _, _, r, _, h| h(d, r));
     register(&mut all, crate::indicators::COMMANDS, |d, _, _, r, _, h| h(d, r));
+    // The quick menus submit through dispatch: the registry hands them it.
+    register(&mut all, crate::assistant::COMMANDS, |d, _, _, r, _, h| h(&crate::assistant::Parts { d, dispatch }, r));
     register(&mut all, crate::commands::ENGINE, |d, _, _, r, _, h| {
         h(&crate::commands::EngineParts { pool: &d.pool, monitor: &d.monitor, commands: &DECLS, due_work: crate::due::works() }, r)
     });

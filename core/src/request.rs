@@ -213,7 +213,11 @@ pub(crate) fn patient_of(r: &Req) -> Result<Option<PatientInfo>> {
         None => Ok(None),
         Some(v @ Value::Object(_)) => {
             let info: PatientInfo = serde_json::from_value(v.clone()).map_err(|_| {
-                Error::invalid_zh("patient", "expected {name, id_number, phone, sex} strings", "应为含 `name`、`id_number`、`phone`、`sex` 字符串字段的对象")
+                Error::invalid_zh(
+                    "patient",
+                    "expected {name, id_number, phone, sex, insurance_card_no, medical_record_no} strings",
+                    "应为含 `name`、`id_number`、`phone`、`sex`、`insurance_card_no`、`medical_record_no` 字符串字段的对象",
+                )
             })?;
             info.validated().map(Some)
         }

@@ -1,7 +1,7 @@
 //! Schedules from the hospital (P2): the daily full sync and deltas, the
 //! catalogue of projects and devices, stop-service (停诊) and reconciliation.
 
-use crate::catalog::{Device, Hospital, Project};
+use crate::catalog::{Department, Device, Doctor, Hospital, Project};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::StopServiceAction;
 use crate::model::*;
@@ -352,7 +352,8 @@ pub(crate) fn align_to_hospital(
         }
     }
     let unknown: Vec<&String> = observed.keys().filter(|k| !seen.contains(k.as_str())).collect();
-    let summary = json!({"hospital_id": hospital, "source": "upstream", "checked": checked, "matched": matched, "drift": drift.len(), "unknown": unknown.len()});
+    let summary =
+        json!({"hospital_id": hospital, "source": "upstream", "checked": checked, "matched": matched, "drift": drift.len(), "unknown": unknown.len()});
     pool.emit(&mut txn, "reconciliation", None, None, summary);
     let ticket = pool.enqueue(&mut txn);
     pool.settle(ticket, std::mem::take(&mut txn.promote))?;
@@ -388,7 +389,7 @@ fn schedule_text(text: &str) -> Result<Vec<Value>> {
 fn register_hospital(pool: &Pool, id: &str, name: Option<&str>, txn: &mut Txn) {
     let mut cat = pool.catalog.data.write();
     let known = cat.hospitals.contains_key(id);
-    let h = cat.hospitals.entry(id.to_string()).or_insert_with(|| Hospital { hospital_id: id.to_string(), name: String::new(), extra: Default::default() });
+    let h = cat.hospitals.entry(id.to_string()).or_insert_with(|| Hospital::new(id));
     if let Some(n) = name {
         h.name = n.to_string();
     }
@@ -415,8 +416,47 @@ pub fn sync_catalog(pool: &Pool, r: &Req) -> Result<Value> {
         dev.hospital_id.get_or_insert(hospital.clone());
         devices.push(dev);
     }
+    let departments: Vec<Department> = catalog_list(r, "departments")?;
+    let doctors: Vec<Doctor> = catalog_list(r, "doctors")?;
+    for d in &departments {
+        catalog_text("departments[].department_id", &d.department_id, 64, false)?;
+        catalog_text("departments[].name", &d.name, 64, true)?;
+    }
+    for d in &doctors {
+        catalog_text("doctors[].doctor_id", &d.doctor_id, 64, false)?;
+        catalog_text("doctors[].name", &d.name, 64, true)?;
+        catalog_text("doctors[].department_id", d.department_id.as_deref().unwrap_or(""), 64, true)?;
+        catalog_text("doctors[].title", d.title.as_deref().unwrap_or(""), 32, true)?;
+        catalog_text("doctors[].speciality", d.speciality.as_deref().unwrap_or(""), 256, true)?;
+        catalog_text("doctors[].profile", d.profile.as_deref().unwrap_or(""), 2000, true)?;
+    }
     let mut txn = Txn::default();
-    register_hospital(pool, &hospital, r.opt_str("name")?, &mut txn);
+    if departments.is_empty() && doctors.is_empty() {
+        register_hospital(pool, &hospital, r.opt_str("name")?, &mut txn);
+    } else {
+        // Departments and doctors are upserted by id into the hospital's lists.
+        let name = r.opt_str("name")?;
+        let mut cat = pool.catalog.data.write();
+        let h = cat.hospitals.entry(hospital.clone()).or_insert_with(|| Hospital::new(&hospital));
+        if let Some(n) = name {
+            h.name = n.to_string();
+        }
+        for d in &departments {
+            match h.departments.iter_mut().find(|x| x.department_id == d.department_id) {
+                Some(x) => *x = d.clone(),
+                None => h.departments.push(d.clone()),
+            }
+        }
+        for d in &doctors {
+            match h.doctors.iter_mut().find(|x| x.doctor_id == d.doctor_id) {
+                Some(x) => *x = d.clone(),
+                None => h.doctors.push(d.clone()),
+            }
+        }
+        if pool.store.is_some() {
+            txn.writes.push(Write::put(crate::pool::tables::CATALOG, format!("hospital:{hospital}"), &*h));
+        }
+    }
     {
         let mut cat = pool.catalog.data.write();
         for p in &projects {
@@ -434,7 +474,38 @@ pub fn sync_catalog(pool: &Pool, r: &Req) -> Result<Value> {
     }
     let ticket = pool.enqueue(&mut txn);
     pool.settle(ticket, Vec::new())?;
-    Ok(json!({"hospital_id": hospital, "projects": projects.len(), "devices": devices.len()}))
+    Ok(json!({"hospital_id": hospital, "projects": projects.len(), "devices": devices.len(), "departments": departments.len(), "doctors": doctors.len()}))
+}
+
+/// An optional list of catalogue entries (`departments`, `doctors`): at most
+/// 2000, each an object of the entry's fields.
+fn catalog_list<T: serde::de::DeserializeOwned>(r: &Req, k: &str) -> Result<Vec<T>> {
+    let Some(list) = r.opt_array(k)? else { return Ok(Vec::new()) };
+    if list.len() > 2000 {
+        return Err(Error::invalid_zh(k, "at most 2000 entries", "最多 2000 项"));
+    }
+    list.iter()
+        .map(|v| {
+            if !v.is_object() {
+                return Err(Error::invalid_zh(&format!("{k}[]"), "each entry must be an object", "每一项都必须为对象"));
+            }
+            serde_json::from_value(v.clone()).map_err(|_| Error::invalid_zh(&format!("{k}[]"), "an entry's fields are not valid", "条目字段无效"))
+        })
+        .collect()
+}
+
+/// A catalogue text: at most `max` characters without control characters
+/// (empty only when `may_be_empty`).
+fn catalog_text(field: &str, v: &str, max: usize, may_be_empty: bool) -> Result<()> {
+    let n = v.chars().count();
+    if (n == 0 && !may_be_empty) || n > max || v.chars().any(char::is_control) {
+        return Err(Error::invalid_zh(
+            field,
+            &format!("must be 1 to {max} characters without control characters"),
+            &format!("须为1至{max}个字符，且不含控制字符"),
+        ));
+    }
+    Ok(())
 }
 
 /// A project's price is kept as the hospital sent it: a number (not

@@ -391,6 +391,10 @@ pub(crate) fn mask_patient_ids(who: &Principal, v: &mut Value) {
     walk(who, v, &mut parties);
 }
 
+/// The fields that identify a patient to an institution and follow the
+/// `patient_id` rule: the patient id and the medical record number (病历号).
+const PATIENT_NUMBERS: [&str; 2] = ["patient_id", "medical_record_no"];
+
 fn party_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.trim().to_string()),
@@ -408,15 +412,17 @@ fn walk(who: &Principal, v: &mut Value, parties: &mut Vec<String>) {
                 parties.extend(m.get(k).and_then(party_text));
                 parties.extend(data.and_then(|d| d.get(k)).and_then(party_text));
             }
-            if let Some(id) = m.get_mut("patient_id") {
-                if !who.sees_patient_id(|i| parties.iter().any(|p| p == i)) {
-                    if let Some(text) = party_text(id) {
-                        *id = crate::identity::mask_patient_id(&text).into();
+            for key in PATIENT_NUMBERS {
+                if let Some(id) = m.get_mut(key) {
+                    if !who.sees_patient_id(|i| parties.iter().any(|p| p == i)) {
+                        if let Some(text) = party_text(id) {
+                            *id = crate::identity::mask_patient_id(&text).into();
+                        }
                     }
                 }
             }
             for (k, child) in m.iter_mut() {
-                if k != "patient_id" {
+                if !PATIENT_NUMBERS.contains(&k.as_str()) {
                     walk(who, child, parties);
                 }
             }

@@ -12,6 +12,9 @@ const LAYERS: &[&[&str]] = &[
     &["engine"],
     // Every domain's command table, collected once; dispatch and the permission check.
     &["registry"],
+    // The assistant's quick menus: forms from the catalogue, the pool and the
+    // domains' queries; submissions through the dispatcher the registry hands it.
+    &["assistant"],
     // The monitoring indicators: counted from every domain's records.
     &["indicators"],
     // What is due without a caller: one list, run by the timer or `run-due`.
@@ -37,7 +40,8 @@ const LAYERS: &[&[&str]] = &[
 
 /// Modules that must stay below every domain: they name none.
 const DOMAIN_FREE: &[&str] = &["store", "command", "request", "audit", "audit_chain", "nonce", "views", "pool"];
-const DOMAINS: &[&str] = &["indicators", "commands", "lab", "referral", "client", "schedule", "stats", "domains", "registry", "engine", "due", "upstream", "handoff"];
+const DOMAINS: &[&str] =
+    &["assistant", "indicators", "commands", "lab", "referral", "client", "schedule", "stats", "domains", "registry", "engine", "due", "upstream", "handoff"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

@@ -512,6 +512,7 @@ pub(crate) fn query(c: &Call) -> Result<Value> {
         None => None,
     };
     let name = opt_text(c.r, "patient_name")?;
+    let patient = c.r.opt_id("patient_id")?;
     let payment = opt_text(c.r, "payment_status")?.map(|s| PaymentStatus::parse(&s)).transpose()?;
     let from = match opt_text(c.r, "from")? {
         Some(s) => Some(parse_date(&s).ok_or_else(|| Error::invalid("from", "expected a date YYYY-MM-DD"))?),
@@ -531,6 +532,7 @@ pub(crate) fn query(c: &Call) -> Result<Value> {
             let st = d.derive_status(o);
             let day = c.local_date(o.created_ms);
             if doctor.as_deref().is_some_and(|x| o.doctor_id != x)
+                || patient.as_deref().is_some_and(|x| o.patient_id != x)
                 || otype.as_deref().is_some_and(|x| o.order_type != x)
                 || status.is_some_and(|x| st != x)
                 || payment.is_some_and(|x| o.payment_status != x)

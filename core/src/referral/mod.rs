@@ -663,6 +663,14 @@ const IDENTITY_FIELDS: &[&str] = &[
     "mobile",
     "telephone",
     "address",
+    "insurance_card_no",
+    "social_security_no",
+    "insurance_card",
+    "medical_record_no",
+    "record_no",
+    "社保卡号",
+    "医保卡号",
+    "病历号",
     "姓名",
     "性别",
     "身份证号",
@@ -784,7 +792,14 @@ pub(crate) fn patient_details(c: &Ctx) -> Result<Option<PatientInfo>> {
     }
     let Some(Value::Object(emr)) = c.r.get("emr") else { return Ok(None) };
     let pick = |k: &str| emr.get(k).and_then(Value::as_str).map(str::to_string);
-    let info = PatientInfo { name: pick("name"), id_number: pick("id_number"), phone: pick("phone"), sex: pick("sex") };
+    let info = PatientInfo {
+        name: pick("name"),
+        id_number: pick("id_number"),
+        phone: pick("phone"),
+        sex: pick("sex"),
+        insurance_card_no: pick("insurance_card_no").or_else(|| pick("social_security_no")),
+        medical_record_no: pick("medical_record_no").or_else(|| pick("record_no")),
+    };
     if info == PatientInfo::default() {
         return Ok(None);
     }

@@ -112,11 +112,14 @@ pub(super) fn sources(c: &Ctx) -> Result<Value> {
     Ok(json!({"level": level, "items": items}))
 }
 
-/// A name from the hospital's catalogue extras (`departments`, `doctors`), if published.
-fn named(cat: &crate::catalog::CatalogData, hospital: &str, list: &str, key: &str, id: &str) -> Option<Value> {
+/// A name from the hospital's catalogue (`departments`, `doctors`), if published.
+fn named(cat: &crate::catalog::CatalogData, hospital: &str, list: &str, _key: &str, id: &str) -> Option<Value> {
     let h = cat.hospitals.get(hospital)?;
-    let e = h.extra.get(list)?.as_array()?.iter().find(|e| e.get(key).and_then(Value::as_str) == Some(id))?;
-    e.get("name").or(e.get("title")).cloned()
+    let name = match list {
+        "departments" => h.department(id).map(|d| d.name.as_str()),
+        _ => h.doctor(id).map(|d| d.name.as_str()),
+    };
+    name.filter(|n| !n.is_empty()).map(|n| Value::String(n.to_string()))
 }
 
 // ---------------------------------------------------------------- apply and cancel

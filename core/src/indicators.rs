@@ -598,14 +598,17 @@ fn indicators(d: &Domains, r: &Req) -> Result<Value> {
         None => None,
         Some(a) => Some(a.iter().map(|v| v.as_str().ok_or_else(|| Error::invalid("ids", "must be an array of indicator ids"))).collect::<Result<_>>()?),
     };
-    if let Some(bad) = ids.iter().flatten().find(|i| !INDICATORS.iter().any(|x| x.id == **i)) {
-        let bad: String = bad.chars().take(64).collect();
-        return Err(Error::invalid_zh("ids", &format!("unknown indicator `{bad}` (see indicator-definitions)"), &format!("未知指标 `{bad}`（见 `indicator-definitions`）")));
+    // Errors name the position, never the value sent (it may be anything, even personal data).
+    if let Some(i) = ids.iter().flatten().position(|i| !INDICATORS.iter().any(|x| x.id == *i)) {
+        return Err(Error::invalid_zh(
+            "ids",
+            &format!("ids[{i}] is not an indicator id (see indicator-definitions)"),
+            &format!("`ids[{i}]` 不是指标编号（见 `indicator-definitions`）"),
+        ));
     }
     let group = r.opt_str("group")?;
-    if let Some(g) = group.filter(|g| !INDICATORS.iter().any(|x| x.group == *g)) {
-        let g: String = g.chars().take(64).collect();
-        return Err(Error::invalid_zh("group", &format!("unknown group `{g}`"), &format!("未知分组 `{g}`")));
+    if group.is_some_and(|g| !INDICATORS.iter().any(|x| x.group == g)) {
+        return Err(Error::invalid_zh("group", "is not an indicator group (see indicator-definitions)", "不是指标分组（见 `indicator-definitions`）"));
     }
     let series = match r.opt_str("series")? {
         None => false,

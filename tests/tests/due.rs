@@ -8,7 +8,7 @@
 
 mod lab_common;
 
-use lab_common::{order, setup};
+use lab_common::setup;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use yilian_core::Engine;
@@ -63,16 +63,8 @@ fn exam_slot(e: &Engine, date: &str, capacity: u32) -> String {
 /// A critical value published on a C001 order (limit 5 minutes, a fallback): its id.
 fn publish_critical(e: &Engine) -> String {
     setup(e);
-    let o = order(e, json!(["C001-XCG"]));
-    let oid = o["order_id"].as_str().unwrap().to_string();
-    let p = ok(e, "specimen-print", json!({"order_id": oid}));
-    let barcode = p["specimens"][0]["barcode"].as_str().unwrap().to_string();
-    ok(e, "shipment-create", json!({"institution_id": "C001", "barcodes": [barcode], "sender": "赵护士"}));
-    ok(e, "specimen-receive", json!({"barcode": barcode, "receiver": "王检验", "lab_id": "H001"}));
-    ok(e, "report-submit", json!({"barcode": barcode, "order_id": oid, "tester": "王检验", "reviewer": "陈主任", "results": lab_common::cbc_results()}));
     ok(e, "critical-value-limit-set", json!({"institution_id": "C001", "minutes": 5, "fallback_name": "值班主任", "fallback_contact": "0512-57000000"}));
-    let cv = ok(e, "critical-value-publish", json!({"publisher": "陈主任", "contact": "0512-57001111", "values": [{"barcode": barcode, "item_code": "HGB"}]}));
-    cv["critical_values"][0]["critical_id"].as_str().unwrap().to_string()
+    lab_common::critical_value(e)
 }
 
 fn critical_status(e: &Engine, id: &str) -> Value {

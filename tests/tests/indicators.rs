@@ -185,7 +185,7 @@ fn critical_value_acknowledgement_indicators_follow_the_clock() {
     let e = Engine::open(&manual()).unwrap();
     lab_common::setup(&e);
     ok(&e, "critical-value-limit-set", json!({"institution_id": "C001", "minutes": 30, "fallback_name": "值班主任", "fallback_contact": "0512-57000000"}));
-    let ids: Vec<String> = (0..3).map(|_| publish_critical(&e)).collect();
+    let ids: Vec<String> = (0..3).map(|_| lab_common::critical_value(&e)).collect();
     let ack = |id: &str| ok(&e, "critical-value-ack", json!({"critical_id": id, "receiver": "李医生", "contact": "13800138000", "readback": "45", "institution_id": "C001"}));
     // One acknowledged after 5 minutes, one after 90 (past the 30-minute limit), one never.
     ok(&e, "advance-clock", json!({"seconds": 300}));
@@ -204,19 +204,6 @@ fn critical_value_acknowledgement_indicators_follow_the_clock() {
     assert_eq!(counts["specimens"], json!({"received": 3}), "{counts}");
     let c002 = ok(&e, "case-counts", json!({"institution_id": "C002"}));
     assert_eq!(c002["lab_orders"], json!({}), "{c002}");
-}
-
-/// A critical value published on a new C001 order: its id.
-fn publish_critical(e: &Engine) -> String {
-    let o = lab_common::order(e, json!(["C001-XCG"]));
-    let oid = o["order_id"].as_str().unwrap().to_string();
-    let p = ok(e, "specimen-print", json!({"order_id": oid}));
-    let barcode = p["specimens"][0]["barcode"].as_str().unwrap().to_string();
-    ok(e, "shipment-create", json!({"institution_id": "C001", "barcodes": [barcode], "sender": "赵护士"}));
-    ok(e, "specimen-receive", json!({"barcode": barcode, "receiver": "王检验", "lab_id": "H001"}));
-    ok(e, "report-submit", json!({"barcode": barcode, "order_id": oid, "tester": "王检验", "reviewer": "陈主任", "results": lab_common::cbc_results()}));
-    let cv = ok(e, "critical-value-publish", json!({"publisher": "陈主任", "contact": "0512-57001111", "values": [{"barcode": barcode, "item_code": "HGB"}]}));
-    cv["critical_values"][0]["critical_id"].as_str().unwrap().to_string()
 }
 
 #[test]

@@ -97,6 +97,20 @@ pub fn pay(e: &Engine, order_id: &str) -> Value {
     ok(e, "lab-order-payment", json!({"order_id": order_id, "payment_status": "paid", "receipt_no": "SF-0001"}))
 }
 
+/// A critical value (HGB) published on a new paid C001 order, its tube
+/// printed, shipped to H001, received and reported: its id.
+pub fn critical_value(e: &Engine) -> String {
+    let o = order(e, json!(["C001-XCG"]));
+    let oid = o["order_id"].as_str().unwrap().to_string();
+    let p = ok(e, "specimen-print", json!({"order_id": oid}));
+    let barcode = p["specimens"][0]["barcode"].as_str().unwrap().to_string();
+    ok(e, "shipment-create", json!({"institution_id": "C001", "barcodes": [barcode], "sender": "赵护士"}));
+    ok(e, "specimen-receive", json!({"barcode": barcode, "receiver": "王检验", "lab_id": "H001"}));
+    ok(e, "report-submit", json!({"barcode": barcode, "order_id": oid, "tester": "王检验", "reviewer": "陈主任", "results": cbc_results()}));
+    let cv = ok(e, "critical-value-publish", json!({"publisher": "陈主任", "contact": "0512-57001111", "values": [{"barcode": barcode, "item_code": "HGB"}]}));
+    cv["critical_values"][0]["critical_id"].as_str().unwrap().to_string()
+}
+
 pub fn cbc_results() -> Value {
     json!([
         {"item_code": "WBC", "value": "6.1"},

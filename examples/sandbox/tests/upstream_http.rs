@@ -45,8 +45,7 @@ impl Hospital {
     }
 
     async fn start() -> Hospital {
-        let engine = Engine::open(&json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001"}).to_string()).unwrap();
-        Hospital::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), engine).await
+        Hospital::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), hospital_engine()).await
     }
 
     async fn stop(&mut self) {
@@ -63,6 +62,24 @@ impl Hospital {
         let v = self.engine.call_value("slot-info", &json!({"slot_id": slot}).to_string()).unwrap();
         (v["booked"].as_u64().unwrap(), v["held"].as_u64().unwrap(), v["remaining"].as_u64().unwrap())
     }
+}
+
+/// The hospital's engine (in memory), not served yet.
+fn hospital_engine() -> Engine {
+    Engine::open(&json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001"}).to_string()).unwrap()
+}
+
+/// The hospital down: its engine with a schedule of `capacity` places, not
+/// served, and a port that is closed for now; the mirror with it upstream at
+/// that port (`deadline_seconds`), the schedule pushed to it.
+async fn hospital_down(deadline_seconds: u64, capacity: u32) -> (std::net::SocketAddr, Engine, Engine) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let engine = hospital_engine();
+    let m = mirror(&format!("http://{addr}"), json!({}), deadline_seconds);
+    publish(&engine, &m, capacity);
+    (addr, engine, m)
 }
 
 fn schedule(capacity: u32) -> Value {
@@ -198,13 +215,7 @@ async fn a_hospitals_refusal_reaches_the_caller_with_its_code_and_the_hold_is_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_hospital_leaves_the_caller_pending_until_a_retry_reaches_it() {
-    // The hospital's port, closed for now.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let engine = Engine::open(&json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001"}).to_string()).unwrap();
-    let m = mirror(&format!("http://{addr}"), json!({}), 300);
-    publish(&engine, &m, 2);
+    let (addr, engine, m) = hospital_down(300, 2).await;
     let v = on_mirror(&m, "book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": "c-9"})).await.unwrap();
     assert_eq!(v["status"], "pending", "{v}");
     let hid = v["handoff"]["handoff_id"].as_str().unwrap().to_string();
@@ -341,12 +352,7 @@ async fn a_cancellation_while_the_hospital_is_down_is_queued_and_applied_once_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_repairs_the_mirror_to_the_hospitals_counts_and_undoes_a_booking_the_mirror_gave_up() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let engine = Engine::open(&json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001"}).to_string()).unwrap();
-    let m = mirror(&format!("http://{addr}"), json!({}), 1);
-    publish(&engine, &m, 3);
+    let (addr, engine, m) = hospital_down(1, 3).await;
 
     // The hospital is down: the hand-off waits. Its request did reach the
     // hospital (the answer was lost): the hospital holds a place for it.
@@ -432,12 +438,7 @@ fn a_hospital_that_has_not_pushed_its_schedule_by_the_deadline_raises_one_event_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hospital_answering_twice_changes_the_mirror_once() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let engine = Engine::open(&json!({"clock_start": "2024-10-29T09:00:00+08:00", "role": "hospital", "institution_id": "H001"}).to_string()).unwrap();
-    let m = mirror(&format!("http://{addr}"), json!({}), 300);
-    publish(&engine, &m, 2);
+    let (addr, engine, m) = hospital_down(300, 2).await;
     // The hand-off's first request reached the hospital, its answer did not.
     let v = on_mirror(&m, "book-slot", json!({"slot_id": SLOT, "patient_id": "PAT001", "request_id": "c-1"})).await.unwrap();
     assert_eq!(v["status"], "pending");

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 /// One chronic disease: the ICD-10 categories (three-character heads,
 /// inclusive ranges) that name it and its default follow-up interval.
+#[derive(Debug)]
 pub(crate) struct Disease {
     pub key: &'static str,
     pub name: &'static str,

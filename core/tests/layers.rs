@@ -36,7 +36,8 @@ const LAYERS: &[&[&str]] = &[
 
 /// Modules that must stay below every domain: they name none.
 const DOMAIN_FREE: &[&str] = &["store", "command", "request", "audit", "audit_chain", "nonce", "views", "pool"];
-const DOMAINS: &[&str] = &["commands", "lab", "referral", "client", "schedule", "stats", "domains", "registry", "engine", "due", "upstream", "handoff", "chronic"];
+const DOMAINS: &[&str] =
+    &["commands", "lab", "referral", "client", "schedule", "stats", "domains", "registry", "engine", "due", "upstream", "handoff", "chronic"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

@@ -50,9 +50,21 @@ const CATALOG: &str = r#"{"hospital_id": "H001", "name": "县医院", "projects"
 /// An exam of PAT001 for C001 at H001 on 2024-10-31 09:00, arranged and paid.
 fn book_exam(e: &Engine) {
     e.call_value("sync-catalog", CATALOG).unwrap();
-    ok(e, "sync-schedule", json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-31", "capacity": 2, "available_slots": [{"start_time": "09:00", "end_time": "10:00"}]}]}));
-    ok(e, "exam-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": "PAT001", "items": [{"project_id": "P001", "method": "平扫", "body_part": "胸部"}]}));
-    ok(e, "exam-arrange", json!({"institution_id": "H001", "exam_id": 1, "item_no": 1, "device_id": "DEV001", "date": "2024-10-31", "time_slot": "09:00-10:00"}));
+    ok(
+        e,
+        "sync-schedule",
+        json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-31", "capacity": 2, "available_slots": [{"start_time": "09:00", "end_time": "10:00"}]}]}),
+    );
+    ok(
+        e,
+        "exam-apply",
+        json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": "PAT001", "items": [{"project_id": "P001", "method": "平扫", "body_part": "胸部"}]}),
+    );
+    ok(
+        e,
+        "exam-arrange",
+        json!({"institution_id": "H001", "exam_id": 1, "item_no": 1, "device_id": "DEV001", "date": "2024-10-31", "time_slot": "09:00-10:00"}),
+    );
     ok(e, "exam-payment", json!({"exam_id": 1, "payment_status": "paid"}));
 }
 
@@ -79,9 +91,21 @@ fn an_enrolled_patients_follow_up_is_reminded_by_the_timer_alone_once() {
 fn an_exam_booked_creates_before_and_after_plans_and_its_report_redates_the_after_one() {
     let e = Engine::open(&cfg(json!({}))).unwrap();
     e.call_value("sync-catalog", CATALOG).unwrap();
-    ok(&e, "sync-schedule", json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-31", "capacity": 2, "available_slots": [{"start_time": "09:00", "end_time": "10:00"}]}]}));
-    ok(&e, "exam-apply", json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": "PAT001", "items": [{"project_id": "P001", "method": "平扫", "body_part": "胸部"}]}));
-    ok(&e, "exam-arrange", json!({"institution_id": "H001", "exam_id": 1, "item_no": 1, "device_id": "DEV001", "date": "2024-10-31", "time_slot": "09:00-10:00"}));
+    ok(
+        &e,
+        "sync-schedule",
+        json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-31", "capacity": 2, "available_slots": [{"start_time": "09:00", "end_time": "10:00"}]}]}),
+    );
+    ok(
+        &e,
+        "exam-apply",
+        json!({"institution_id": "C001", "hospital_id": "H001", "patient_id": "PAT001", "items": [{"project_id": "P001", "method": "平扫", "body_part": "胸部"}]}),
+    );
+    ok(
+        &e,
+        "exam-arrange",
+        json!({"institution_id": "H001", "exam_id": 1, "item_no": 1, "device_id": "DEV001", "date": "2024-10-31", "time_slot": "09:00-10:00"}),
+    );
     assert!(plans(&e, "C001").is_empty(), "an arrangement not paid is not booked yet");
     ok(&e, "exam-payment", json!({"exam_id": 1, "payment_status": "paid"}));
     let p = plans(&e, "C001");
@@ -102,7 +126,11 @@ fn a_down_referral_creates_a_plan_at_the_receiving_centre() {
     e.call_value("sync-catalog", CATALOG).unwrap();
     ok(&e, "referral-network-sync", json!({"communities": [{"clinic_id": "C002", "name": "社区卫生服务站", "level": "community_station"}]}));
     enrol(&e, "C002", "PAT009", json!(["J44"]), "2025-03-01");
-    ok(&e, "down-referral-apply", json!({"institution_id": "H001", "patient_id": "PAT009", "clinic_id": "C002", "date": "2024-11-05", "reason": "慢阻肺急性加重出院", "purpose": "follow_up"}));
+    ok(
+        &e,
+        "down-referral-apply",
+        json!({"institution_id": "H001", "patient_id": "PAT009", "clinic_id": "C002", "date": "2024-11-05", "reason": "慢阻肺急性加重出院", "purpose": "follow_up"}),
+    );
     let p: Vec<Value> = plans(&e, "C002").into_iter().filter(|p| p["kind"] == "after_down_referral").collect();
     assert_eq!(p.len(), 1);
     assert_eq!(p[0]["due_at"], "2024-11-10T00:00:00+08:00");
@@ -166,7 +194,9 @@ fn an_unknown_icd10_code_is_refused_and_nothing_changes() {
     let e = Engine::open(&cfg(json!({"data_dir": dir.path()}))).unwrap();
     let before = ok(&e, "next-events", json!({"limit": 10000}))["events"].as_array().unwrap().len();
     for codes in [json!(["I10", "Z99"]), json!("I16"), json!("J43"), json!(["E15.1"])] {
-        let err = e.call_value("chronic-enrol", &json!({"institution_id": "C001", "patient_id": "PAT001", "doctor_id": "CDR01", "icd10": codes}).to_string()).unwrap_err();
+        let err = e
+            .call_value("chronic-enrol", &json!({"institution_id": "C001", "patient_id": "PAT001", "doctor_id": "CDR01", "icd10": codes}).to_string())
+            .unwrap_err();
         assert_eq!(err.code_str(), "UNKNOWN_ICD10", "{codes}");
         assert!(!err.message().contains("Z99") && !err.message().contains("PAT001"));
     }
@@ -218,7 +248,8 @@ fn a_reopened_engine_keeps_everything_and_neither_repeats_nor_skips_a_reminder()
     let e = Engine::open(&later("2024-11-06T10:00:00+08:00")).unwrap();
     assert_eq!(ok(&e, "run-due", json!({}))["follow_ups_due"], 2, "none skipped");
     assert_eq!(ok(&e, "run-due", json!({}))["follow_ups_due"], 0);
-    let ids: Vec<u64> = ok(&e, "follow-up-query", json!({"status": "due"}))["items"].as_array().unwrap().iter().map(|p| p["plan_id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> =
+        ok(&e, "follow-up-query", json!({"status": "due"}))["items"].as_array().unwrap().iter().map(|p| p["plan_id"].as_u64().unwrap()).collect();
     assert_eq!(ids.len(), 4);
     // Ids continue after a reopen.
     let v = enrol(&e, "C001", "PAT003", json!(["J45"]), "2025-01-01");
@@ -251,7 +282,11 @@ fn the_statistics_equal_a_recount() {
             let inst = p["institution_id"].as_str().unwrap().to_string();
             match id % 4 {
                 0 => {
-                    ok(&e, "follow-up-record", json!({"institution_id": inst, "plan_id": id, "satisfaction": 1 + id % 5, "measurements": {"systolic_bp": 130}}));
+                    ok(
+                        &e,
+                        "follow-up-record",
+                        json!({"institution_id": inst, "plan_id": id, "satisfaction": 1 + id % 5, "measurements": {"systolic_bp": 130}}),
+                    );
                 }
                 1 => {
                     ok(&e, "follow-up-record", json!({"institution_id": inst, "plan_id": id, "result": "missed"}));
@@ -274,7 +309,10 @@ fn the_statistics_equal_a_recount() {
         let s = ok(&e, "follow-up-stats", req);
         let (f, t) = (format!("{from}T00:00:00+08:00"), format!("{to}T00:00:00+08:00"));
         let mine = |v: &Value| inst.is_none_or(|i| v["institution_id"] == i);
-        let due: Vec<&Value> = all_plans.iter().filter(|p| mine(p) && p["status"] != "cancelled" && p["due_at"].as_str().unwrap() >= f.as_str() && p["due_at"].as_str().unwrap() < t.as_str()).collect();
+        let due: Vec<&Value> = all_plans
+            .iter()
+            .filter(|p| mine(p) && p["status"] != "cancelled" && p["due_at"].as_str().unwrap() >= f.as_str() && p["due_at"].as_str().unwrap() < t.as_str())
+            .collect();
         let completed = due.iter().filter(|p| p["status"] == "completed").count();
         let on_time = due.iter().filter(|p| p["status"] == "completed" && p["outcome"]["on_time"] == true).count();
         let missed = due.iter().filter(|p| p["status"] == "missed").count();
@@ -298,7 +336,9 @@ fn the_statistics_equal_a_recount() {
             assert!((s["completion_rate"].as_f64().unwrap() - completed as f64 / due.len() as f64).abs() < 1e-4);
         }
         // Registrations: enrolled before `to`, not ended before `from`; in management at `to`.
-        let state_at = |r: &Value, at: &str| r["history"].as_array().unwrap().iter().take_while(|h| h["at"].as_str().unwrap() < at).last().map(|h| h["to"].as_str().unwrap().to_string());
+        let state_at = |r: &Value, at: &str| {
+            r["history"].as_array().unwrap().iter().take_while(|h| h["at"].as_str().unwrap() < at).last().map(|h| h["to"].as_str().unwrap().to_string())
+        };
         let counted: Vec<&Value> = regs
             .iter()
             .filter(|r| mine(r) && r["enrolled_at"].as_str().unwrap() < t.as_str())
@@ -312,7 +352,12 @@ fn the_statistics_equal_a_recount() {
             .filter(|r| mine(r))
             .map(|r| {
                 let v = ok(&e, "chronic-view", json!({"chronic_id": r["chronic_id"]}));
-                v["education_delivered"].as_array().unwrap().iter().filter(|d| d["at"].as_str().unwrap() >= f.as_str() && d["at"].as_str().unwrap() < t.as_str()).count()
+                v["education_delivered"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|d| d["at"].as_str().unwrap() >= f.as_str() && d["at"].as_str().unwrap() < t.as_str())
+                    .count()
             })
             .sum();
         assert_eq!(s["education_delivered"], delivered);

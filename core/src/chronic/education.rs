@@ -79,7 +79,11 @@ pub(super) fn set(c: &Ctx) -> Result<Value> {
         icd10.push(code);
     }
     if project_ids.is_empty() && icd10.is_empty() {
-        return Err(Error::invalid_zh("(request)", "an item is for exam projects (`project_ids`) or diseases (`icd10`)", "宣教条目须指明检查项目（`project_ids`）或病种编码（`icd10`）"));
+        return Err(Error::invalid_zh(
+            "(request)",
+            "an item is for exam projects (`project_ids`) or diseases (`icd10`)",
+            "宣教条目须指明检查项目（`project_ids`）或病种编码（`icd10`）",
+        ));
     }
     let stage = c.r.opt_str("stage")?.unwrap_or("any");
     if !matches!(stage, "before" | "after" | "any") {
@@ -90,7 +94,15 @@ pub(super) fn set(c: &Ctx) -> Result<Value> {
     let command = c.command;
     pool.idempotent(c.r.request_id()?, command, fp_of(command, c.req), |claim| {
         pool.locked_txn(claim, &c.chronic.inner, |g, txn, now| {
-            let item = Item { code: code.clone(), title: title.clone(), content: content.clone(), project_ids: project_ids.clone(), icd10: icd10.clone(), stage: stage.clone(), updated_ms: now };
+            let item = Item {
+                code: code.clone(),
+                title: title.clone(),
+                content: content.clone(),
+                project_ids: project_ids.clone(),
+                icd10: icd10.clone(),
+                stage: stage.clone(),
+                updated_ms: now,
+            };
             put_item(pool, txn, &item);
             pool.emit(txn, "education_item_set", None, None, json!({"code": item.code}));
             let v = item_view(c, &item);
@@ -157,9 +169,24 @@ pub(super) fn deliver(c: &Ctx) -> Result<Value> {
                 }
             }
             let id = Inner::take_id(&mut g.next_delivery);
-            let d = Delivery { delivery_id: id, institution_id: institution.clone(), patient_id: patient_id.clone(), item_code: code.clone(), plan_id, doctor_id: doctor.clone(), at_ms: now };
+            let d = Delivery {
+                delivery_id: id,
+                institution_id: institution.clone(),
+                patient_id: patient_id.clone(),
+                item_code: code.clone(),
+                plan_id,
+                doctor_id: doctor.clone(),
+                at_ms: now,
+            };
             put_delivery(pool, txn, &d);
-            event(pool, txn, "education_delivered", &d.patient_id, &d.institution_id, json!({"delivery_id": id, "institution_id": institution, "item_code": code, "plan_id": plan_id}));
+            event(
+                pool,
+                txn,
+                "education_delivered",
+                &d.patient_id,
+                &d.institution_id,
+                json!({"delivery_id": id, "institution_id": institution, "item_code": code, "plan_id": plan_id}),
+            );
             let v = delivery_view(c, &d);
             g.deliveries.insert(id, d);
             Ok(v)

@@ -25,7 +25,12 @@ const AFTER_REFERRAL: &str = "after_referral";
 const KINDS: &[(&str, &str, &str, &str)] = &[
     (PERIODIC, "chronic-enrol, then each follow-up-record of the previous one", "every interval_days of the patient's diseases", "interval_days"),
     (EXAM_BEFORE, "exam-payment (the exam is booked)", "exam_before_hours before the exam starts", "exam_before_hours"),
-    (EXAM_AFTER, "exam-payment (the exam is booked)", "exam_after_days after the exam, or after its report (exam-report, upload-report) when that is later", "exam_after_days"),
+    (
+        EXAM_AFTER,
+        "exam-payment (the exam is booked)",
+        "exam_after_days after the exam, or after its report (exam-report, upload-report) when that is later",
+        "exam_after_days",
+    ),
     (AFTER_DOWN, "down-referral-apply", "down_referral_days after the date the patient goes down", "down_referral_days"),
     (AFTER_DISCHARGE, "inpatient-discharge", "discharge_days after the discharge", "discharge_days"),
     (AFTER_REFERRAL, "treatment-results (an up-referral's visit outcome)", "referral_days after the outcome", "referral_days"),
@@ -286,7 +291,14 @@ pub(crate) fn on_case(chronic: &ChronicState, pool: &Pool, txn: &mut Txn, now: M
                 if p.status == "planned" && p.due_ms < due {
                     p.due_ms = due;
                     p.updated_ms = now;
-                    p.history.push(Step { at_ms: now, from: p.status.clone(), to: p.status.clone(), via: ch.via.into(), by: None, note: Some("re-dated after the report".into()) });
+                    p.history.push(Step {
+                        at_ms: now,
+                        from: p.status.clone(),
+                        to: p.status.clone(),
+                        via: ch.via.into(),
+                        by: None,
+                        note: Some("re-dated after the report".into()),
+                    });
                     changed.push(p);
                 }
             }
@@ -470,7 +482,10 @@ pub(super) fn record(c: &Ctx) -> Result<Value> {
             let due_day_end = super::day_start(super::local_date(p.due_ms, tz), tz) + (on_time_days + 1) * DAY_MS;
             p.outcome = Some(Outcome { at_ms: now, on_time: result == "completed" && now < due_day_end, ..outcome.clone() });
             p.updated_ms = now;
-            let next = match (p.kind == PERIODIC, p.chronic_id.and_then(|cid| g.patients.get(&cid)).filter(|r| super::machine::REGISTER.is_open(&r.status)).cloned()) {
+            let next = match (
+                p.kind == PERIODIC,
+                p.chronic_id.and_then(|cid| g.patients.get(&cid)).filter(|r| super::machine::REGISTER.is_open(&r.status)).cloned(),
+            ) {
                 (true, Some(reg)) => {
                     let due = super::day_start(super::local_date(now, tz), tz) + i64::from(reg.interval(&c.chronic.settings)) * DAY_MS;
                     Some(periodic(g, &reg, due, command, now))

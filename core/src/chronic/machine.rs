@@ -104,6 +104,7 @@ impl Machine {
     }
 
     /// Checks the step, records it and moves the status.
+    #[allow(clippy::too_many_arguments)]
     pub fn take(&self, status: &mut String, history: &mut Vec<Step>, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis) -> Result<()> {
         self.check(status, to, via)?;
         history.push(Step { at_ms: now, from: status.clone(), to: to.into(), via: via.into(), by: by.map(str::to_string), note });

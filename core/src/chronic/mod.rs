@@ -105,7 +105,15 @@ pub(crate) struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { interval_days: BTreeMap::new(), exam_before_hours: 24, exam_after_days: 3, down_referral_days: 3, discharge_days: 7, referral_days: 7, on_time_days: 7 }
+        Settings {
+            interval_days: BTreeMap::new(),
+            exam_before_hours: 24,
+            exam_after_days: 3,
+            down_referral_days: 3,
+            discharge_days: 7,
+            referral_days: 7,
+            on_time_days: 7,
+        }
     }
 }
 
@@ -113,14 +121,20 @@ impl Settings {
     /// The config's `follow_up` object, checked: known diseases, intervals of
     /// 1 to 366 days, offsets up to 90 days (2160 hours).
     pub(crate) fn parse(raw: Option<&Value>) -> Result<Settings> {
-        let bad = |key: &str, en: &str, zh: &str| Error::with(ErrorCode::InvalidConfig, format!("config `follow_up.{key}`: {en}"), format!("配置项 `follow_up.{key}` 无效：{zh}"));
+        let bad = |key: &str, en: &str, zh: &str| {
+            Error::with(ErrorCode::InvalidConfig, format!("config `follow_up.{key}`: {en}"), format!("配置项 `follow_up.{key}` 无效：{zh}"))
+        };
         let Some(v) = raw else { return Ok(Settings::default()) };
         let s: Settings = serde_json::from_value(v.clone()).map_err(|e| {
             Error::with(ErrorCode::InvalidConfig, format!("config `follow_up`: {e}"), format!("配置项 `follow_up` 无效：{}", crate::error::json_error_zh(&e)))
         })?;
         for (k, d) in &s.interval_days {
             if disease::by_key(k).is_none() {
-                return Err(bad("interval_days", "names a disease the register does not serve (see `chronic-catalog`)", "包含慢病登记未管理的病种（见 `chronic-catalog`）"));
+                return Err(bad(
+                    "interval_days",
+                    "names a disease the register does not serve (see `chronic-catalog`)",
+                    "包含慢病登记未管理的病种（见 `chronic-catalog`）",
+                ));
             }
             if !(1..=366).contains(d) {
                 return Err(bad("interval_days", "each interval is 1 to 366 days", "随访间隔应为 1 到 366 天"));

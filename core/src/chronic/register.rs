@@ -65,9 +65,10 @@ fn diagnoses(c: &Ctx) -> Result<Option<Vec<Diagnosis>>> {
     let codes: Vec<&str> = match c.r.get("icd10") {
         None => return Ok(None),
         Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) if !a.is_empty() && a.len() <= 10 => {
-            a.iter().map(|v| v.as_str().ok_or_else(|| Error::invalid_zh("icd10", "must be a code or a list of codes", "应为一个编码或编码列表"))).collect::<Result<_>>()?
-        }
+        Some(Value::Array(a)) if !a.is_empty() && a.len() <= 10 => a
+            .iter()
+            .map(|v| v.as_str().ok_or_else(|| Error::invalid_zh("icd10", "must be a code or a list of codes", "应为一个编码或编码列表")))
+            .collect::<Result<_>>()?,
         Some(_) => return Err(Error::invalid_zh("icd10", "must be a code or a list of 1 to 10 codes", "应为一个编码或 1 到 10 个编码的列表")),
     };
     let mut out: Vec<Diagnosis> = Vec::new();
@@ -127,12 +128,26 @@ pub(super) fn enrol(c: &Ctx) -> Result<Value> {
                 interval_days,
                 enrolled_ms: now,
                 updated_ms: now,
-                history: vec![Step { at_ms: now, from: String::new(), to: REGISTER.initial.into(), via: command.into(), by: Some(institution.clone()), note: None }],
+                history: vec![Step {
+                    at_ms: now,
+                    from: String::new(),
+                    to: REGISTER.initial.into(),
+                    via: command.into(),
+                    by: Some(institution.clone()),
+                    note: None,
+                }],
             };
             let plan = follow::periodic(g, &reg, due, command, now);
             put_patient(pool, txn, &reg);
             put_plan(pool, txn, &plan);
-            event(pool, txn, "chronic_enrolled", &reg.patient_id, &reg.institution_id, json!({"chronic_id": id, "institution_id": institution, "diseases": reg.diagnoses.iter().map(|d| &d.disease).collect::<Vec<_>>()}));
+            event(
+                pool,
+                txn,
+                "chronic_enrolled",
+                &reg.patient_id,
+                &reg.institution_id,
+                json!({"chronic_id": id, "institution_id": institution, "diseases": reg.diagnoses.iter().map(|d| &d.disease).collect::<Vec<_>>()}),
+            );
             follow::planned_event(pool, txn, &plan);
             g.store_patient(reg);
             g.store_plan(plan);
@@ -162,9 +177,13 @@ pub(super) fn update(c: &Ctx) -> Result<Value> {
     let pool = c.pool;
     pool.idempotent(c.r.request_id()?, command, fp_of(command, c.req), |claim| {
         pool.locked_txn(claim, &c.chronic.inner, |g, txn, now| {
-            let mut reg = g.patients.get(&id).filter(|r| r.institution_id == institution).cloned().ok_or_else(|| Error::new(ErrorCode::ChronicPatientNotFound))?;
+            let mut reg =
+                g.patients.get(&id).filter(|r| r.institution_id == institution).cloned().ok_or_else(|| Error::new(ErrorCode::ChronicPatientNotFound))?;
             if !REGISTER.is_open(&reg.status) {
-                return Err(REGISTER.check(&reg.status, status.as_deref().unwrap_or(&reg.status), command).err().unwrap_or_else(|| Error::new(ErrorCode::ChronicInvalidTransition)));
+                return Err(REGISTER
+                    .check(&reg.status, status.as_deref().unwrap_or(&reg.status), command)
+                    .err()
+                    .unwrap_or_else(|| Error::new(ErrorCode::ChronicInvalidTransition)));
             }
             if let Some(s) = &status {
                 REGISTER.take(&mut reg.status, &mut reg.history, s, command, Some(&institution), reason.clone(), now)?;
@@ -179,7 +198,8 @@ pub(super) fn update(c: &Ctx) -> Result<Value> {
                 reg.interval_days = interval_days;
             }
             reg.updated_ms = now;
-            let open: Vec<Plan> = g.plans.values().filter(|p| p.institution_id == institution && p.patient_id == reg.patient_id && PLAN.is_open(&p.status)).cloned().collect();
+            let open: Vec<Plan> =
+                g.plans.values().filter(|p| p.institution_id == institution && p.patient_id == reg.patient_id && PLAN.is_open(&p.status)).cloned().collect();
             let mut changed = Vec::new();
             if !REGISTER.is_open(&reg.status) {
                 for mut p in open {
@@ -194,7 +214,14 @@ pub(super) fn update(c: &Ctx) -> Result<Value> {
                         let mut p = p.clone();
                         p.due_ms = due;
                         p.updated_ms = now;
-                        p.history.push(Step { at_ms: now, from: p.status.clone(), to: p.status.clone(), via: command.into(), by: Some(institution.clone()), note: Some("re-dated".into()) });
+                        p.history.push(Step {
+                            at_ms: now,
+                            from: p.status.clone(),
+                            to: p.status.clone(),
+                            via: command.into(),
+                            by: Some(institution.clone()),
+                            note: Some("re-dated".into()),
+                        });
                         changed.push(p);
                     }
                     (None, Some(due)) => changed.push(follow::periodic(g, &reg, due, command, now)),
@@ -202,7 +229,14 @@ pub(super) fn update(c: &Ctx) -> Result<Value> {
                 }
             }
             put_patient(pool, txn, &reg);
-            event(pool, txn, "chronic_updated", &reg.patient_id, &reg.institution_id, json!({"chronic_id": id, "institution_id": institution, "status": reg.status}));
+            event(
+                pool,
+                txn,
+                "chronic_updated",
+                &reg.patient_id,
+                &reg.institution_id,
+                json!({"chronic_id": id, "institution_id": institution, "status": reg.status}),
+            );
             for p in &changed {
                 put_plan(pool, txn, p);
                 if p.status == "cancelled" {
@@ -290,7 +324,7 @@ pub(super) fn query(c: &Ctx) -> Result<Value> {
         let v = view_of(c, &g, r.chronic_id, false);
         if let Some(b) = before {
             let next = v["next_follow_up"].as_str().and_then(crate::request::parse_date);
-            if !next.is_some_and(|n| n <= b) {
+            if next.is_none_or(|n| n > b) {
                 continue;
             }
         }

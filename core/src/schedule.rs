@@ -347,8 +347,7 @@ pub(crate) fn align_to_hospital(
         }
     }
     let unknown: Vec<&String> = observed.keys().filter(|k| !seen.contains(k.as_str())).collect();
-    let summary =
-        json!({"hospital_id": hospital, "source": "upstream", "checked": checked, "matched": matched, "drift": drift.len(), "unknown": unknown.len()});
+    let summary = json!({"hospital_id": hospital, "source": "upstream", "checked": checked, "matched": matched, "drift": drift.len(), "unknown": unknown.len()});
     pool.emit(&mut txn, "reconciliation", None, None, summary);
     let ticket = pool.enqueue(&mut txn);
     pool.settle(ticket, std::mem::take(&mut txn.promote))?;

@@ -66,10 +66,7 @@ impl UpstreamConfig {
             None => Some(DEFAULT_RECONCILE_EVERY_SECONDS),
             Some(Value::Null) => None,
             Some(n) => Some(n.as_u64().filter(|n| (60..=86_400).contains(n)).ok_or_else(|| {
-                bad(
-                    "`reconcile_every_seconds` must be 60–86400 (or null: only when `reconcile-upstream` is called)",
-                    "`reconcile_every_seconds` 须为 60–86400（或 `null`：仅在调用 `reconcile-upstream` 时对账）",
-                )
+                bad("`reconcile_every_seconds` must be 60–86400 (or null: only when `reconcile-upstream` is called)", "`reconcile_every_seconds` 须为 60–86400（或 `null`：仅在调用 `reconcile-upstream` 时对账）")
             })?),
         }
         .map(std::time::Duration::from_secs);
@@ -77,10 +74,7 @@ impl UpstreamConfig {
             None => chrono::NaiveTime::from_hms_opt(17, 0, 0),
             Some(Value::Null) => None,
             Some(v) => Some(v.as_str().and_then(|s| chrono::NaiveTime::parse_from_str(s, "%H:%M").ok()).ok_or_else(|| {
-                bad(
-                    "`schedule_deadline` must be a local time like \"17:00\" (or null: not watched)",
-                    "`schedule_deadline` 须为本地时间，如 \"17:00\"（或 `null`：不监测）",
-                )
+                bad("`schedule_deadline` must be a local time like \"17:00\" (or null: not watched)", "`schedule_deadline` 须为本地时间，如 \"17:00\"（或 `null`：不监测）")
             })?),
         };
         Ok(UpstreamConfig { hospitals, deadline_ms: secs as Millis * 1000, reconcile_every, schedule_deadline })

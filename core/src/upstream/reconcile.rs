@@ -260,8 +260,7 @@ fn settle_here(d: &Domains, mut h: Handoff) -> Result<Option<Value>> {
         match theirs {
             None => json!({"outcome": "not_at_hospital"}),
             Some(b) => {
-                let cancel =
-                    json!({"booking_id": b, "request_id": format!("{}-S", h.handoff_id()), "reason": "the mirror gave this booking up (reconciliation)"});
+                let cancel = json!({"booking_id": b, "request_id": format!("{}-S", h.handoff_id()), "reason": "the mirror gave this booking up (reconciliation)"});
                 match call_hospital(d, &h.hospital_id, "notify-cancel-booking", &cancel) {
                     Ok(_) => json!({"outcome": "cancelled_at_hospital", "hospital_booking_id": b}),
                     Err(e) if unreached(&e) => return Ok(None),

@@ -165,6 +165,10 @@ pub(super) fn update(c: &Ctx) -> Result<Value> {
     let institution = scope.acting_community(c)?;
     let id = int_id(c.r, "chronic_id")?;
     let status = c.r.opt_str("status")?.map(str::to_string);
+    // Checked against the table first: a refusal then names only known states, never what was sent.
+    if status.as_deref().is_some_and(|s| !REGISTER.states.contains(&s)) {
+        return Err(Error::invalid_zh("status", "not a status of the register (see `chronic-catalog`)", "不是慢病登记的状态（见 `chronic-catalog`）"));
+    }
     let reason = text(c.r, "reason", 500)?;
     let doctor = text(c.r, "doctor_id", 64)?;
     let diagnoses = diagnoses(c)?;

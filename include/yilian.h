@@ -112,6 +112,11 @@
 #define YL_E_PDF_FONT_MISSING 1009
 
 /**
+ * 1xxx input: the ICD-10 code is not a chronic disease the register serves (see `chronic-catalog`) / 该ICD-10编码不属于慢病登记管理的病种（见 `chronic-catalog`）.
+ */
+#define YL_E_UNKNOWN_ICD10 1055
+
+/**
  * 1xxx input: the file has invalid rows; nothing was imported / 文件中有无效行，未导入任何内容.
  */
 #define YL_E_LAB_IMPORT_REJECTED 1101
@@ -220,6 +225,21 @@
  * 2xxx not found: no such hand-off to an upstream hospital / 没有该转交上级医院的记录.
  */
 #define YL_E_HANDOFF_NOT_FOUND 2007
+
+/**
+ * 2xxx not found: no such chronic-disease registration / 慢病登记记录不存在.
+ */
+#define YL_E_CHRONIC_PATIENT_NOT_FOUND 2055
+
+/**
+ * 2xxx not found: no such follow-up plan / 随访计划不存在.
+ */
+#define YL_E_FOLLOW_UP_NOT_FOUND 2056
+
+/**
+ * 2xxx not found: no such health-education item / 健康宣教条目不存在.
+ */
+#define YL_E_EDUCATION_ITEM_NOT_FOUND 2057
 
 /**
  * 2xxx not found: no such standard lab sub-item / 标准检验小项不存在.
@@ -377,6 +397,11 @@
 #define YL_E_BED_NOT_IN_SERVICE 3011
 
 /**
+ * 3xxx conflict: the patient is already registered and managed by this institution / 该患者已在本机构登记管理.
+ */
+#define YL_E_CHRONIC_ALREADY_ENROLLED 3055
+
+/**
  * 3xxx conflict: the item is not mapped to the standard catalogue / 该项目未与标准目录对照.
  */
 #define YL_E_LAB_ITEM_UNMAPPED 3101
@@ -445,6 +470,16 @@
  * 4xxx state: the booking is already cancelled / 预约已取消.
  */
 #define YL_E_ALREADY_CANCELLED 4004
+
+/**
+ * 4xxx state: the registration's status does not allow this step / 慢病登记当前状态不允许该操作.
+ */
+#define YL_E_CHRONIC_INVALID_TRANSITION 4055
+
+/**
+ * 4xxx state: the follow-up plan's state does not allow this step / 随访计划当前状态不允许该操作.
+ */
+#define YL_E_FOLLOW_UP_INVALID_TRANSITION 4056
 
 /**
  * 4xxx state: the lab order is cancelled / 委托检验申请已取消.

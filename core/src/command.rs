@@ -78,6 +78,11 @@ pub(crate) mod roles {
     pub const PLATFORM: Roles = Roles::of(&[Platform]);
     /// Statistics and the audit trail: the regulator reads them too.
     pub const READERS: Roles = EVERYONE;
+    /// The community side of the chronic-disease register and its follow-ups.
+    pub const COMMUNITY: Roles = Roles::of(&[Platform, Community]);
+    /// The chronic-disease centre's statistics: the community centre (its
+    /// own), the platform and the regulator (counts only, no personal data).
+    pub const CARE_STATS: Roles = Roles::of(&[Platform, Community, Regulator]);
     /// Checking the whole audit trail: the platform and the regulator.
     pub const AUDITORS: Roles = Roles::of(&[Platform, Regulator]);
 }

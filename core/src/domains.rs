@@ -23,6 +23,8 @@ pub(crate) struct Domains {
     pub lab: crate::lab::LabState,
     /// Referrals, exam applications and remote consultations.
     pub referral: crate::referral::ReferralState,
+    /// The chronic-disease register and follow-up plans (慢病健康管理中心, 随访).
+    pub chronic: crate::chronic::ChronicState,
     /// The platform client and its cache of the platform's answers.
     pub client: crate::client::ClientState,
     /// Per-command counts, errors and latency of the command layer (I4).
@@ -47,6 +49,7 @@ impl Domains {
     pub fn tables() -> Vec<crate::store::Table> {
         let mut t = crate::pool::tables::ALL.to_vec();
         t.extend([crate::lab::TABLE, crate::referral::TABLE, crate::referral::DOCUMENT_CONTENT, crate::client::TABLE, crate::audit::TABLE]);
+        t.push(crate::chronic::TABLE);
         t.push(crate::nonce::TABLE);
         t.push(crate::handoff::TABLE);
         t.push(crate::handoff::HOSPITALS);
@@ -54,17 +57,21 @@ impl Domains {
         t
     }
 
-    pub fn new(cfg: Config, store: Option<DurableStore>, commands: &[&'static str], here: Dispatch) -> Domains {
-        Domains {
+    /// The domains of an engine; `INVALID_CONFIG` when a domain's part of
+    /// the config does not hold (`follow_up`).
+    pub fn new(cfg: Config, store: Option<DurableStore>, commands: &[&'static str], here: Dispatch) -> crate::error::Result<Domains> {
+        let chronic = crate::chronic::ChronicState::new(crate::chronic::Settings::parse(cfg.follow_up.as_ref())?);
+        Ok(Domains {
             pool: Pool::new(cfg, store),
             lab: Default::default(),
             referral: Default::default(),
+            chronic,
             client: Default::default(),
             monitor: crate::monitor::Monitor::new(commands),
             nonces: Default::default(),
             upstream: Default::default(),
             links: Default::default(),
             here,
-        }
+        })
     }
 }

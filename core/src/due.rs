@@ -84,6 +84,12 @@ pub(crate) const DUE: &[DueWork] = &[
         run: |d, now| d.pool.send_reminders(now),
     },
     DueWork {
+        name: "follow_ups_due",
+        what: "a follow-up plan (before or after an exam, after a referral or discharge, periodic for a chronic patient) whose time has come turns due and is reminded once (event follow_up_due)",
+        what_zh: "到期的随访计划（检查前后、转诊或出院后、慢病定期随访）转为到期并提醒一次（事件 follow_up_due）",
+        run: |d, now| crate::chronic::remind_due(&d.pool, &d.chronic, now),
+    },
+    DueWork {
         name: "history_retired",
         what: "every 10 minutes, bookings and request ids' answers past `retention_days` leave memory (durable engines; they stay readable from the store)",
         what_zh: "每 10 分钟，超过 `retention_days` 的预约和请求应答移出内存（持久化引擎；仍可从存储读取）",

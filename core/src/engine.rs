@@ -64,9 +64,9 @@ impl Engine {
             _ => None,
         };
         let d = match opened {
-            None => crate::domains::Domains::new(cfg, None, &crate::registry::NAMES, crate::registry::dispatch_here),
+            None => crate::domains::Domains::new(cfg, None, &crate::registry::NAMES, crate::registry::dispatch_here)?,
             Some((store, snapshot)) => {
-                let d = crate::domains::Domains::new(cfg, Some(store), &crate::registry::NAMES, crate::registry::dispatch_here);
+                let d = crate::domains::Domains::new(cfg, Some(store), &crate::registry::NAMES, crate::registry::dispatch_here)?;
                 recover(&d, snapshot)?;
                 d
             }
@@ -616,6 +616,7 @@ fn recover(d: &crate::domains::Domains, snap: Snapshot) -> Result<()> {
     crate::lab::recover(&d.lab, &snap)?;
     crate::handoff::recover(&d.upstream, &snap)?;
     crate::referral::recover(&d.pool, &d.referral, &snap)?;
+    crate::chronic::recover(&d.chronic, &snap)?;
     crate::client::recover(&d.client, &snap)?;
     let expired = d.nonces.recover(&snap, pool.clock.now_ms().div_euclid(1000))?;
     if let (false, Some(store)) = (expired.is_empty(), &pool.store) {

@@ -145,6 +145,14 @@ error_codes! {
     LabPaymentState = 4108, State, "LAB_PAYMENT_STATE", "the lab order's payment status does not allow this step", "委托检验申请当前的缴费状态不允许该操作";
     LabForbidden = 5101, Permission, "LAB_FORBIDDEN", "this institution may not act on that lab order", "本机构无权操作该委托检验";
     LabSignatureInvalid = 5102, Permission, "LAB_SIGNATURE_INVALID", "the report signature does not verify", "报告电子签名验证失败";
+    // The chronic-disease centre and follow-up (慢病健康管理中心, 随访): x055–x059 of the families. (chronic helper: add below)
+    UnknownIcd10 = 1055, Input, "UNKNOWN_ICD10", "the ICD-10 code is not a chronic disease the register serves (see `chronic-catalog`)", "该ICD-10编码不属于慢病登记管理的病种（见 `chronic-catalog`）";
+    ChronicPatientNotFound = 2055, NotFound, "CHRONIC_PATIENT_NOT_FOUND", "no such chronic-disease registration", "慢病登记记录不存在";
+    FollowUpNotFound = 2056, NotFound, "FOLLOW_UP_NOT_FOUND", "no such follow-up plan", "随访计划不存在";
+    EducationItemNotFound = 2057, NotFound, "EDUCATION_ITEM_NOT_FOUND", "no such health-education item", "健康宣教条目不存在";
+    ChronicAlreadyEnrolled = 3055, Conflict, "CHRONIC_ALREADY_ENROLLED", "the patient is already registered and managed by this institution", "该患者已在本机构登记管理";
+    ChronicInvalidTransition = 4055, State, "CHRONIC_INVALID_TRANSITION", "the registration's status does not allow this step", "慢病登记当前状态不允许该操作";
+    FollowUpInvalidTransition = 4056, State, "FOLLOW_UP_INVALID_TRANSITION", "the follow-up plan's state does not allow this step", "随访计划当前状态不允许该操作";
     SlotNotFound = 2001, NotFound, "SLOT_NOT_FOUND", "no such slot", "号源不存在";
     BookingNotFound = 2002, NotFound, "BOOKING_NOT_FOUND", "no such booking", "预约不存在";
     DeviceNotFound = 2003, NotFound, "DEVICE_NOT_FOUND", "no such device", "设备不存在";

@@ -22,6 +22,7 @@ mod assistant;
 pub mod audit;
 mod audit_chain;
 pub mod catalog;
+mod chronic;
 /// The platform client (I2); its HTTP transport needs the cargo feature `client`.
 pub mod client;
 pub mod clock;

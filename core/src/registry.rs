@@ -50,7 +50,8 @@ static ALL: LazyLock<Vec<Entry>> = LazyLock::new(|| {
     let mut all = Vec::new();
     register(&mut all, crate::commands::COMMANDS, |d, _, _, r, v, h| h(&d.pool, r, v));
     register(&mut all, crate::lab::COMMANDS, |d, name, kind, r, v, h| crate::lab::run(&d.pool, &d.lab, name, kind, r, v, h));
-    register(&mut all, crate::referral::COMMANDS, |d, name, _, r, v, h| crate::referral::run(&d.pool, &d.referral, name, r, v, h));
+    register(&mut all, crate::referral::COMMANDS, |d, name, _, r, v, h| crate::referral::run(&d.pool, &d.referral, &d.chronic, name, r, v, h));
+    register(&mut all, crate::chronic::COMMANDS, |d, name, _, r, v, h| crate::chronic::run(&d.pool, &d.chronic, name, r, v, h));
     register(&mut all, crate::client::COMMANDS, |d, _, _, r, _, h| h(&d.pool, &d.client, r));
     register(&mut all, crate::due::COMMANDS, |d, _, _, r, _, h| h(d, r));
     register(&mut all, crate::upstream::COMMANDS, |d, _, _, r, _, h| h(d, r));

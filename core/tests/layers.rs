@@ -27,7 +27,8 @@ const LAYERS: &[&[&str]] = &[
     &["client"],
     // The domains' commands; hand-offs as records.
     &["commands", "lab", "referral", "handoff"],
-    &["schedule", "stats"],
+    // The chronic-disease centre: below the referral module, whose case steps make its follow-up plans.
+    &["schedule", "stats", "chronic"],
     // What callers read: slot, booking, event views and the one "expired" rule.
     &["views"],
     // The slot pool and its change context.
@@ -41,7 +42,7 @@ const LAYERS: &[&[&str]] = &[
 /// Modules that must stay below every domain: they name none.
 const DOMAIN_FREE: &[&str] = &["store", "command", "request", "audit", "audit_chain", "nonce", "views", "pool"];
 const DOMAINS: &[&str] =
-    &["assistant", "indicators", "commands", "lab", "referral", "client", "schedule", "stats", "domains", "registry", "engine", "due", "upstream", "handoff"];
+    &["assistant", "indicators", "commands", "lab", "referral", "client", "schedule", "stats", "domains", "registry", "engine", "due", "upstream", "handoff", "chronic"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

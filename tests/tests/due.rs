@@ -192,7 +192,7 @@ fn run_due_does_the_same_pass_for_a_host_without_the_timer_and_says_what_it_did(
     let e = engine(json!({"reminder_minutes": [60], "hold_ttl_seconds": 600}));
     assert_eq!(ok(&e, "engine-info", json!({}))["timer"], Value::Null, "a manual clock has no timer unless asked");
     let names: Vec<String> = ok(&e, "engine-info", json!({}))["due_work"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap().to_string()).collect();
-    assert_eq!(names, ["holds_expired", "handoffs_decided", "upstream_reconciled", "schedule_pushes_missed", "slots_released", "critical_values_escalated", "reminders", "history_retired"]);
+    assert_eq!(names, ["holds_expired", "handoffs_decided", "upstream_reconciled", "schedule_pushes_missed", "slots_released", "critical_values_escalated", "reminders", "follow_ups_due", "history_retired"]);
     let slot = exam_slot(&e, "2024-10-30", 2);
     ok(&e, "pre-book-slot", json!({"slot_id": slot, "patient_id": "PAT001", "clinic_id": "C001"}));
     ok(&e, "book-slot", json!({"slot_id": slot, "patient_id": "PAT002", "clinic_id": "C001"}));

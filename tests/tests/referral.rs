@@ -58,12 +58,15 @@ fn every_step_of_an_outpatient_referral_is_an_event_for_the_community_side() {
     ok(&e, "treatment-results", json!({"institution_id": "H001", "referral_id": 1, "diagnosis": "稳定型心绞痛", "advice": "社区随访"}));
     let evs = events(&e);
     let kinds: Vec<&str> = evs.iter().map(|v| v["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["booking_made", "referral_applied", "referral_accepted", "referral_outcome"]);
-    for ev in &evs[1..] {
+    // The outcome also plans the community's follow-up (C2), in the same commit.
+    assert_eq!(kinds, ["booking_made", "referral_applied", "referral_accepted", "referral_outcome", "follow_up_planned"]);
+    for ev in &evs[1..4] {
         assert_eq!(ev["clinic_id"], "C001");
         assert_eq!(ev["patient_id"], "PAT001");
         assert_eq!(ev["data"]["referral_id"], 1);
     }
+    assert_eq!((evs[4]["clinic_id"].as_str(), evs[4]["data"]["kind"].as_str()), (Some("C001"), Some("after_referral")));
+    assert_eq!(evs[4]["data"]["source"], json!({"case": "referral", "id": 1}));
     assert_eq!(evs[3]["data"]["outcome"]["diagnosis"], "稳定型心绞痛");
     // No personal data in events.
     let text = serde_json::to_string(&evs).unwrap();

@@ -128,7 +128,20 @@ fn a_payment_with_one_expired_hold_pays_nothing_and_names_the_item() {
     }
     assert_eq!(places(&e, SLOTS[1]), (0, 0));
     let evs = drain(&e);
-    assert_eq!(kinds(&evs), ["booking_confirmed", "booking_confirmed", "exam_paid", "exam_paid"]);
+    // Each paid item also plans its before and after follow-ups (C2), in the same commit.
+    assert_eq!(
+        kinds(&evs),
+        [
+            "booking_confirmed",
+            "booking_confirmed",
+            "exam_paid",
+            "exam_paid",
+            "follow_up_planned",
+            "follow_up_planned",
+            "follow_up_planned",
+            "follow_up_planned"
+        ]
+    );
     let items: Vec<u64> = evs.iter().filter(|v| v["type"] == "exam_paid").map(|v| v["data"]["item_no"].as_u64().unwrap()).collect();
     assert_eq!(items, [1, 3]);
     // A retry replays the answer and changes nothing; the id with another request is a conflict.
@@ -167,7 +180,8 @@ fn a_cancellation_with_one_item_already_cancelled_cancels_nothing() {
         assert_eq!(places(&e, s), (0, 0));
     }
     let evs = drain(&e);
-    assert_eq!(kinds(&evs), ["booking_cancelled", "booking_cancelled", "exam_cancelled", "exam_cancelled"]);
+    // The paid items' follow-ups (C2) end with them.
+    assert_eq!(kinds(&evs), ["booking_cancelled", "booking_cancelled", "exam_cancelled", "exam_cancelled", "follow_up_cancelled", "follow_up_cancelled"]);
     let due: Vec<(u64, bool)> =
         evs.iter().filter(|v| v["type"] == "exam_cancelled").map(|v| (v["data"]["item_no"].as_u64().unwrap(), v["data"]["refund_due"] == true)).collect();
     assert_eq!(due, [(3, false), (1, true)]);
@@ -241,7 +255,8 @@ fn a_stopped_slot_fails_the_whole_payment_and_the_outcome_survives_reopen() {
     assert_eq!(statuses(&e), ["paid", "paid", "slot_released"]);
     assert_eq!([places(&e, SLOTS[0]), places(&e, SLOTS[1]), places(&e, SLOTS[2])], [(1, 0), (1, 0), (0, 0)]);
     let evs: Vec<Value> = ok(&e, "next-events", json!({"limit": 10000}))["events"].as_array().cloned().unwrap_or_default();
-    assert_eq!(kinds(&evs), ["booking_confirmed", "booking_confirmed", "exam_paid", "exam_paid"], "both items' events, durable");
+    let planned = ["follow_up_planned", "follow_up_planned", "follow_up_planned", "follow_up_planned"];
+    assert_eq!(kinds(&evs), [&["booking_confirmed", "booking_confirmed", "exam_paid", "exam_paid"][..], &planned[..]].concat(), "both items' events, durable");
     // The request id's answer is durable too.
     assert_eq!(ok(&e, "exam-payment", json!({"exam_id": 1, "item_nos": [1, 2], "payment_status": "paid", "request_id": "p-12"})), paid);
     // The paid items are cancelled together, and stay so.

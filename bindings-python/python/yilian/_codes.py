@@ -24,6 +24,7 @@ ErrorCodeName = Literal[
     "INVALID_ID_NUMBER",
     "INVALID_PHONE",
     "PDF_FONT_MISSING",
+    "UNKNOWN_ICD10",
     "LAB_IMPORT_REJECTED",
     "LAB_FILE_UNREADABLE",
     "LAB_BARCODE_RULE_INVALID",
@@ -46,6 +47,9 @@ ErrorCodeName = Literal[
     "WAITLIST_ENTRY_NOT_FOUND",
     "HOSPITAL_NOT_FOUND",
     "HANDOFF_NOT_FOUND",
+    "CHRONIC_PATIENT_NOT_FOUND",
+    "FOLLOW_UP_NOT_FOUND",
+    "EDUCATION_ITEM_NOT_FOUND",
     "LAB_STD_ITEM_NOT_FOUND",
     "LAB_RESOURCE_NOT_FOUND",
     "LAB_INST_ITEM_NOT_FOUND",
@@ -77,6 +81,7 @@ ErrorCodeName = Literal[
     "PROJECT_MISMATCH",
     "SLOT_HAS_PLACES",
     "BED_NOT_IN_SERVICE",
+    "CHRONIC_ALREADY_ENROLLED",
     "LAB_ITEM_UNMAPPED",
     "LAB_ALREADY_MAPPED",
     "LAB_IN_USE",
@@ -91,6 +96,8 @@ ErrorCodeName = Literal[
     "HOLD_EXPIRED",
     "REFUND_NOT_ALLOWED",
     "ALREADY_CANCELLED",
+    "CHRONIC_INVALID_TRANSITION",
+    "FOLLOW_UP_INVALID_TRANSITION",
     "LAB_ORDER_CANCELLED",
     "LAB_ORDER_RECEIVED",
     "LAB_SPECIMEN_STATE",
@@ -173,6 +180,8 @@ class ErrorCode(enum.IntEnum):
     """phone number is invalid / 电话号码无效"""
     PDF_FONT_MISSING = 1009
     """no font with every character of the document for PDF output (config key `pdf_font`) / 没有包含文档全部字符的字体，无法输出PDF（配置项 `pdf_font`）"""
+    UNKNOWN_ICD10 = 1055
+    """the ICD-10 code is not a chronic disease the register serves (see `chronic-catalog`) / 该ICD-10编码不属于慢病登记管理的病种（见 `chronic-catalog`）"""
     LAB_IMPORT_REJECTED = 1101
     """the file has invalid rows; nothing was imported / 文件中有无效行，未导入任何内容"""
     LAB_FILE_UNREADABLE = 1102
@@ -217,6 +226,12 @@ class ErrorCode(enum.IntEnum):
     """no such hospital / 医院不存在"""
     HANDOFF_NOT_FOUND = 2007
     """no such hand-off to an upstream hospital / 没有该转交上级医院的记录"""
+    CHRONIC_PATIENT_NOT_FOUND = 2055
+    """no such chronic-disease registration / 慢病登记记录不存在"""
+    FOLLOW_UP_NOT_FOUND = 2056
+    """no such follow-up plan / 随访计划不存在"""
+    EDUCATION_ITEM_NOT_FOUND = 2057
+    """no such health-education item / 健康宣教条目不存在"""
     LAB_STD_ITEM_NOT_FOUND = 2101
     """no such standard lab sub-item / 标准检验小项不存在"""
     LAB_RESOURCE_NOT_FOUND = 2102
@@ -279,6 +294,8 @@ class ErrorCode(enum.IntEnum):
     """the slot still has places; book it instead of waiting / 号源仍有余量，请直接预约"""
     BED_NOT_IN_SERVICE = 3011
     """the bed is not in service on that date / 该床位在所选日期尚未开放"""
+    CHRONIC_ALREADY_ENROLLED = 3055
+    """the patient is already registered and managed by this institution / 该患者已在本机构登记管理"""
     LAB_ITEM_UNMAPPED = 3101
     """the item is not mapped to the standard catalogue / 该项目未与标准目录对照"""
     LAB_ALREADY_MAPPED = 3102
@@ -307,6 +324,10 @@ class ErrorCode(enum.IntEnum):
     """a refund needs the booking cancelled first / 需先取消预约才能退费"""
     ALREADY_CANCELLED = 4004
     """the booking is already cancelled / 预约已取消"""
+    CHRONIC_INVALID_TRANSITION = 4055
+    """the registration's status does not allow this step / 慢病登记当前状态不允许该操作"""
+    FOLLOW_UP_INVALID_TRANSITION = 4056
+    """the follow-up plan's state does not allow this step / 随访计划当前状态不允许该操作"""
     LAB_ORDER_CANCELLED = 4101
     """the lab order is cancelled / 委托检验申请已取消"""
     LAB_ORDER_RECEIVED = 4102
@@ -420,6 +441,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     1007: ("input", "resident ID number is invalid", "居民身份证号码无效"),
     1008: ("input", "phone number is invalid", "电话号码无效"),
     1009: ("input", "no font with every character of the document for PDF output (config key `pdf_font`)", "没有包含文档全部字符的字体，无法输出PDF（配置项 `pdf_font`）"),
+    1055: ("input", "the ICD-10 code is not a chronic disease the register serves (see `chronic-catalog`)", "该ICD-10编码不属于慢病登记管理的病种（见 `chronic-catalog`）"),
     1101: ("input", "the file has invalid rows; nothing was imported", "文件中有无效行，未导入任何内容"),
     1102: ("input", "the file cannot be read in the stated format", "无法按所述格式读取该文件"),
     1103: ("input", "the barcode rule is invalid", "条码规则无效"),
@@ -442,6 +464,9 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     2005: ("not_found", "no such waitlist entry", "候补记录不存在"),
     2006: ("not_found", "no such hospital", "医院不存在"),
     2007: ("not_found", "no such hand-off to an upstream hospital", "没有该转交上级医院的记录"),
+    2055: ("not_found", "no such chronic-disease registration", "慢病登记记录不存在"),
+    2056: ("not_found", "no such follow-up plan", "随访计划不存在"),
+    2057: ("not_found", "no such health-education item", "健康宣教条目不存在"),
     2101: ("not_found", "no such standard lab sub-item", "标准检验小项不存在"),
     2102: ("not_found", "no such standard lab project", "标准检验项目不存在"),
     2103: ("not_found", "no such institution lab item", "机构检验小项或项目不存在"),
@@ -473,6 +498,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     3009: ("conflict", "the slot belongs to another project", "号源不属于该项目"),
     3010: ("conflict", "the slot still has places; book it instead of waiting", "号源仍有余量，请直接预约"),
     3011: ("conflict", "the bed is not in service on that date", "该床位在所选日期尚未开放"),
+    3055: ("conflict", "the patient is already registered and managed by this institution", "该患者已在本机构登记管理"),
     3101: ("conflict", "the item is not mapped to the standard catalogue", "该项目未与标准目录对照"),
     3102: ("conflict", "the standard item is already mapped by another item of this institution", "该标准项已被本机构其他项目对照"),
     3103: ("conflict", "the item is still mapped or linked and cannot be deleted", "该项仍有对照或关联，不能删除"),
@@ -487,6 +513,8 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     4002: ("state", "the hold expired before it was confirmed", "预占已超时失效"),
     4003: ("state", "a refund needs the booking cancelled first", "需先取消预约才能退费"),
     4004: ("state", "the booking is already cancelled", "预约已取消"),
+    4055: ("state", "the registration's status does not allow this step", "慢病登记当前状态不允许该操作"),
+    4056: ("state", "the follow-up plan's state does not allow this step", "随访计划当前状态不允许该操作"),
     4101: ("state", "the lab order is cancelled", "委托检验申请已取消"),
     4102: ("state", "the lab has already received this order", "检验机构已接收该申请"),
     4103: ("state", "the specimen is not in a state that allows this step", "样本当前状态不允许该操作"),

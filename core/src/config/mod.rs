@@ -86,6 +86,8 @@ pub struct RawConfig {
     pub upstream: Option<serde_json::Value>,
     /// Minutes before a booked visit at which its reminders go out (提醒功能).
     pub reminder_minutes: Vec<u64>,
+    /// When follow-up plans fall due (checked by the chronic module when the engine opens).
+    pub follow_up: Option<serde_json::Value>,
 }
 
 /// The `store` object: where the durable store lives when it is not a
@@ -148,6 +150,7 @@ impl Default for RawConfig {
             timer: RawTimer::default(),
             upstream: None,
             reminder_minutes: Vec::new(),
+            follow_up: None,
         }
     }
 }
@@ -209,6 +212,8 @@ pub struct Config {
     pub reminder_minutes: Vec<u32>,
     /// Upstream hospitals (`upstream.rs`).
     pub upstream: Option<UpstreamConfig>,
+    /// Config `follow_up` as given (`chronic::Settings` reads it).
+    pub follow_up: Option<serde_json::Value>,
     /// The raw JSON, echoed by `engine-info`.
     pub raw: serde_json::Value,
 }
@@ -415,6 +420,7 @@ impl Config {
             timer_every,
             reminder_minutes,
             upstream,
+            follow_up: raw.follow_up,
             raw: redact(value),
         })
     }

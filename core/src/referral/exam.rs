@@ -613,11 +613,16 @@ pub(super) fn item_steps_claimed(
                 check(&e, it, live, now).map_err(|err| of_item(n, err))?;
                 picked.push(pos);
             }
+            let before: Vec<(usize, String)> = picked.iter().map(|&pos| (pos, e.items[pos].status.clone())).collect();
             for pos in picked {
                 let mut it = e.items[pos].clone();
                 let mut live = it.booking_id.and_then(|b| locked.get_mut(b)).map(|(slot, st, b)| Live { slot, st, b });
                 f(pool, &mut g, &e, &mut it, live.as_mut(), txn, now).map_err(|err| of_item(it.item_no, err))?;
                 e.items[pos] = it;
+            }
+            // Every item's step stands: the follow-ups it calls for (C2).
+            for (pos, was) in before {
+                follow_exam_item(c, pool, txn, now, &e, pos, &was, |b| locked.get(b).map(|(_, s)| s.start_ms));
             }
             e.updated_ms = now;
             put_exam(pool, txn, &e);
@@ -632,6 +637,37 @@ pub(super) fn item_steps_claimed(
         }
     }
     result
+}
+
+/// The follow-up plans of an exam item's step (检查前后随访): booked (paid)
+/// makes the before and after plans, a report re-dates the after plan, a
+/// cancellation ends them. `start` reads the item's locked booking's start.
+#[allow(clippy::too_many_arguments)]
+fn follow_exam_item(c: &Ctx, pool: &Pool, txn: &mut Txn, now: Millis, e: &ExamApp, pos: usize, was: &str, start: impl Fn(u64) -> Option<Millis>) {
+    use crate::chronic::CaseTrigger as T;
+    let it = &e.items[pos];
+    let trigger = match it.status.as_str() {
+        "paid" if was != "paid" => match it.booking_id.and_then(&start) {
+            Some(exam_start_ms) => T::ExamBooked { exam_start_ms },
+            None => return,
+        },
+        "reported" => T::ExamReported,
+        "cancelled" if was != "cancelled" => T::Cancelled,
+        _ => return,
+    };
+    let change = crate::chronic::CaseChange {
+        trigger,
+        case: "exam",
+        case_id: e.exam_id,
+        item_no: Some(it.item_no),
+        patient_id: &e.patient_id,
+        clinic_id: &e.clinic_id,
+        hospital_id: &e.hospital_id,
+        project_id: Some(&it.project_id),
+        disease_code: e.record.get("diagnosis_code").and_then(Value::as_str),
+        via: c.command,
+    };
+    super::follow_up(c, pool, txn, now, change);
 }
 
 /// The items a step applies to: `item_no` (one), `item_nos` (a list, taken

@@ -43,9 +43,17 @@ use std::collections::BTreeMap;
 
 /// A step of this module: the acting party is `institution_id`; the steps
 /// check which side (community or hospital) may take them (`Who::must_be`).
-pub(crate) fn run(pool: &Pool, referral: &ReferralState, command: &'static str, r: &Req, req: &Value, h: fn(&Ctx) -> Result<Value>) -> Result<Value> {
+pub(crate) fn run(
+    pool: &Pool,
+    referral: &ReferralState,
+    chronic: &crate::chronic::ChronicState,
+    command: &'static str,
+    r: &Req,
+    req: &Value,
+    h: fn(&Ctx) -> Result<Value>,
+) -> Result<Value> {
     pool.check_open()?;
-    h(&Ctx { pool, referral, r, req, command })
+    h(&Ctx { pool, referral, chronic, r, req, command })
 }
 
 crate::command::command_table! { pub(crate) COMMANDS: fn(&Ctx) -> Result<Value>;
@@ -476,6 +484,8 @@ pub(crate) struct Ctx<'a> {
     pub pool: &'a Pool,
     /// This module's state (beside the pool, see `domains.rs`).
     pub referral: &'a ReferralState,
+    /// The follow-up plans the cases' steps make (C2, [`follow_up`]).
+    pub chronic: &'a crate::chronic::ChronicState,
     pub r: &'a Req<'a>,
     pub req: &'a Value,
     pub command: &'static str,
@@ -804,6 +814,44 @@ pub(crate) fn patient_details(c: &Ctx) -> Result<Option<PatientInfo>> {
         return Ok(None);
     }
     info.validated().map(Some)
+}
+
+// ---------------------------------------------------------------- follow-up plans (C2)
+
+/// The follow-up plans of a case step (检查前后随访, after a referral or a
+/// discharge), made in the step's own transaction: called after the step's
+/// checks, once nothing can fail, so plans exist exactly when the step does.
+pub(crate) fn follow_up(c: &Ctx, pool: &Pool, txn: &mut Txn, now: Millis, change: crate::chronic::CaseChange<'_>) {
+    crate::chronic::on_case(c.chronic, pool, txn, now, change);
+}
+
+/// The plans a referral's step makes or ends, from its state before (`from`)
+/// and after: a down-referral cancelled ends its plans, a discharge and an
+/// up-referral's outcome each make one (`down-referral-apply` makes its own).
+pub(crate) fn follow_referral(c: &Ctx, pool: &Pool, txn: &mut Txn, now: Millis, from: &str, rf: &Referral) {
+    use crate::chronic::CaseTrigger as T;
+    if from == rf.status {
+        return;
+    }
+    let trigger = match (rf.kind, rf.status.as_str()) {
+        (Kind::Down, "cancelled") => T::Cancelled,
+        (Kind::Inpatient, "discharged") => T::Discharged,
+        (Kind::Outpatient, "completed") => T::Outcome,
+        _ => return,
+    };
+    let change = crate::chronic::CaseChange {
+        trigger,
+        case: "referral",
+        case_id: rf.referral_id,
+        item_no: None,
+        patient_id: &rf.patient_id,
+        clinic_id: &rf.clinic_id,
+        hospital_id: &rf.hospital_id,
+        project_id: None,
+        disease_code: rf.disease_code.as_deref(),
+        via: c.command,
+    };
+    follow_up(c, pool, txn, now, change);
 }
 
 // ---------------------------------------------------------------- events

@@ -40,8 +40,10 @@ pub(crate) fn referral_step(c: &Ctx, who: &Who, id: u64, kind: Kind, f: &mut Ref
         if rf.booking_id != booking {
             return Err(concurrent());
         }
+        let from = rf.status.clone();
         f(pool, g, &mut rf, live.as_mut(), txn, now)?;
         rf.updated_ms = now;
+        super::follow_referral(c, pool, txn, now, &from, &rf);
         put_referral(pool, txn, &rf);
         let v = referral_view(pool, &rf, live.as_ref().map(|l| (&*l.b, l.slot)));
         g.referrals.insert(id, rf);

@@ -27,6 +27,8 @@ pub const YL_E_INVALID_ID_NUMBER: c_int = 1007;
 pub const YL_E_INVALID_PHONE: c_int = 1008;
 /// 1xxx input: no font with every character of the document for PDF output (config key `pdf_font`) / 没有包含文档全部字符的字体，无法输出PDF（配置项 `pdf_font`）.
 pub const YL_E_PDF_FONT_MISSING: c_int = 1009;
+/// 1xxx input: the ICD-10 code is not a chronic disease the register serves (see `chronic-catalog`) / 该ICD-10编码不属于慢病登记管理的病种（见 `chronic-catalog`）.
+pub const YL_E_UNKNOWN_ICD10: c_int = 1055;
 /// 1xxx input: the file has invalid rows; nothing was imported / 文件中有无效行，未导入任何内容.
 pub const YL_E_LAB_IMPORT_REJECTED: c_int = 1101;
 /// 1xxx input: the file cannot be read in the stated format / 无法按所述格式读取该文件.
@@ -71,6 +73,12 @@ pub const YL_E_WAITLIST_ENTRY_NOT_FOUND: c_int = 2005;
 pub const YL_E_HOSPITAL_NOT_FOUND: c_int = 2006;
 /// 2xxx not found: no such hand-off to an upstream hospital / 没有该转交上级医院的记录.
 pub const YL_E_HANDOFF_NOT_FOUND: c_int = 2007;
+/// 2xxx not found: no such chronic-disease registration / 慢病登记记录不存在.
+pub const YL_E_CHRONIC_PATIENT_NOT_FOUND: c_int = 2055;
+/// 2xxx not found: no such follow-up plan / 随访计划不存在.
+pub const YL_E_FOLLOW_UP_NOT_FOUND: c_int = 2056;
+/// 2xxx not found: no such health-education item / 健康宣教条目不存在.
+pub const YL_E_EDUCATION_ITEM_NOT_FOUND: c_int = 2057;
 /// 2xxx not found: no such standard lab sub-item / 标准检验小项不存在.
 pub const YL_E_LAB_STD_ITEM_NOT_FOUND: c_int = 2101;
 /// 2xxx not found: no such standard lab project / 标准检验项目不存在.
@@ -133,6 +141,8 @@ pub const YL_E_PROJECT_MISMATCH: c_int = 3009;
 pub const YL_E_SLOT_HAS_PLACES: c_int = 3010;
 /// 3xxx conflict: the bed is not in service on that date / 该床位在所选日期尚未开放.
 pub const YL_E_BED_NOT_IN_SERVICE: c_int = 3011;
+/// 3xxx conflict: the patient is already registered and managed by this institution / 该患者已在本机构登记管理.
+pub const YL_E_CHRONIC_ALREADY_ENROLLED: c_int = 3055;
 /// 3xxx conflict: the item is not mapped to the standard catalogue / 该项目未与标准目录对照.
 pub const YL_E_LAB_ITEM_UNMAPPED: c_int = 3101;
 /// 3xxx conflict: the standard item is already mapped by another item of this institution / 该标准项已被本机构其他项目对照.
@@ -161,6 +171,10 @@ pub const YL_E_HOLD_EXPIRED: c_int = 4002;
 pub const YL_E_REFUND_NOT_ALLOWED: c_int = 4003;
 /// 4xxx state: the booking is already cancelled / 预约已取消.
 pub const YL_E_ALREADY_CANCELLED: c_int = 4004;
+/// 4xxx state: the registration's status does not allow this step / 慢病登记当前状态不允许该操作.
+pub const YL_E_CHRONIC_INVALID_TRANSITION: c_int = 4055;
+/// 4xxx state: the follow-up plan's state does not allow this step / 随访计划当前状态不允许该操作.
+pub const YL_E_FOLLOW_UP_INVALID_TRANSITION: c_int = 4056;
 /// 4xxx state: the lab order is cancelled / 委托检验申请已取消.
 pub const YL_E_LAB_ORDER_CANCELLED: c_int = 4101;
 /// 4xxx state: the lab has already received this order / 检验机构已接收该申请.
@@ -260,6 +274,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_INVALID_ID_NUMBER, c"INVALID_ID_NUMBER"),
     (YL_E_INVALID_PHONE, c"INVALID_PHONE"),
     (YL_E_PDF_FONT_MISSING, c"PDF_FONT_MISSING"),
+    (YL_E_UNKNOWN_ICD10, c"UNKNOWN_ICD10"),
     (YL_E_LAB_IMPORT_REJECTED, c"LAB_IMPORT_REJECTED"),
     (YL_E_LAB_FILE_UNREADABLE, c"LAB_FILE_UNREADABLE"),
     (YL_E_LAB_BARCODE_RULE_INVALID, c"LAB_BARCODE_RULE_INVALID"),
@@ -282,6 +297,9 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_WAITLIST_ENTRY_NOT_FOUND, c"WAITLIST_ENTRY_NOT_FOUND"),
     (YL_E_HOSPITAL_NOT_FOUND, c"HOSPITAL_NOT_FOUND"),
     (YL_E_HANDOFF_NOT_FOUND, c"HANDOFF_NOT_FOUND"),
+    (YL_E_CHRONIC_PATIENT_NOT_FOUND, c"CHRONIC_PATIENT_NOT_FOUND"),
+    (YL_E_FOLLOW_UP_NOT_FOUND, c"FOLLOW_UP_NOT_FOUND"),
+    (YL_E_EDUCATION_ITEM_NOT_FOUND, c"EDUCATION_ITEM_NOT_FOUND"),
     (YL_E_LAB_STD_ITEM_NOT_FOUND, c"LAB_STD_ITEM_NOT_FOUND"),
     (YL_E_LAB_RESOURCE_NOT_FOUND, c"LAB_RESOURCE_NOT_FOUND"),
     (YL_E_LAB_INST_ITEM_NOT_FOUND, c"LAB_INST_ITEM_NOT_FOUND"),
@@ -313,6 +331,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_PROJECT_MISMATCH, c"PROJECT_MISMATCH"),
     (YL_E_SLOT_HAS_PLACES, c"SLOT_HAS_PLACES"),
     (YL_E_BED_NOT_IN_SERVICE, c"BED_NOT_IN_SERVICE"),
+    (YL_E_CHRONIC_ALREADY_ENROLLED, c"CHRONIC_ALREADY_ENROLLED"),
     (YL_E_LAB_ITEM_UNMAPPED, c"LAB_ITEM_UNMAPPED"),
     (YL_E_LAB_ALREADY_MAPPED, c"LAB_ALREADY_MAPPED"),
     (YL_E_LAB_IN_USE, c"LAB_IN_USE"),
@@ -327,6 +346,8 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_HOLD_EXPIRED, c"HOLD_EXPIRED"),
     (YL_E_REFUND_NOT_ALLOWED, c"REFUND_NOT_ALLOWED"),
     (YL_E_ALREADY_CANCELLED, c"ALREADY_CANCELLED"),
+    (YL_E_CHRONIC_INVALID_TRANSITION, c"CHRONIC_INVALID_TRANSITION"),
+    (YL_E_FOLLOW_UP_INVALID_TRANSITION, c"FOLLOW_UP_INVALID_TRANSITION"),
     (YL_E_LAB_ORDER_CANCELLED, c"LAB_ORDER_CANCELLED"),
     (YL_E_LAB_ORDER_RECEIVED, c"LAB_ORDER_RECEIVED"),
     (YL_E_LAB_SPECIMEN_STATE, c"LAB_SPECIMEN_STATE"),

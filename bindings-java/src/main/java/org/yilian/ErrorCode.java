@@ -32,6 +32,8 @@ public enum ErrorCode {
     INVALID_PHONE(1008, Family.INPUT, "phone number is invalid", "电话号码无效"),
     /** 1009 input: no font with every character of the document for PDF output (config key {@code pdf_font}) / 没有包含文档全部字符的字体，无法输出PDF（配置项 {@code pdf_font}）. */
     PDF_FONT_MISSING(1009, Family.INPUT, "no font with every character of the document for PDF output (config key `pdf_font`)", "没有包含文档全部字符的字体，无法输出PDF（配置项 `pdf_font`）"),
+    /** 1055 input: the ICD-10 code is not a chronic disease the register serves (see {@code chronic-catalog}) / 该ICD-10编码不属于慢病登记管理的病种（见 {@code chronic-catalog}）. */
+    UNKNOWN_ICD10(1055, Family.INPUT, "the ICD-10 code is not a chronic disease the register serves (see `chronic-catalog`)", "该ICD-10编码不属于慢病登记管理的病种（见 `chronic-catalog`）"),
     /** 1101 input: the file has invalid rows; nothing was imported / 文件中有无效行，未导入任何内容. */
     LAB_IMPORT_REJECTED(1101, Family.INPUT, "the file has invalid rows; nothing was imported", "文件中有无效行，未导入任何内容"),
     /** 1102 input: the file cannot be read in the stated format / 无法按所述格式读取该文件. */
@@ -76,6 +78,12 @@ public enum ErrorCode {
     HOSPITAL_NOT_FOUND(2006, Family.NOT_FOUND, "no such hospital", "医院不存在"),
     /** 2007 not found: no such hand-off to an upstream hospital / 没有该转交上级医院的记录. */
     HANDOFF_NOT_FOUND(2007, Family.NOT_FOUND, "no such hand-off to an upstream hospital", "没有该转交上级医院的记录"),
+    /** 2055 not found: no such chronic-disease registration / 慢病登记记录不存在. */
+    CHRONIC_PATIENT_NOT_FOUND(2055, Family.NOT_FOUND, "no such chronic-disease registration", "慢病登记记录不存在"),
+    /** 2056 not found: no such follow-up plan / 随访计划不存在. */
+    FOLLOW_UP_NOT_FOUND(2056, Family.NOT_FOUND, "no such follow-up plan", "随访计划不存在"),
+    /** 2057 not found: no such health-education item / 健康宣教条目不存在. */
+    EDUCATION_ITEM_NOT_FOUND(2057, Family.NOT_FOUND, "no such health-education item", "健康宣教条目不存在"),
     /** 2101 not found: no such standard lab sub-item / 标准检验小项不存在. */
     LAB_STD_ITEM_NOT_FOUND(2101, Family.NOT_FOUND, "no such standard lab sub-item", "标准检验小项不存在"),
     /** 2102 not found: no such standard lab project / 标准检验项目不存在. */
@@ -138,6 +146,8 @@ public enum ErrorCode {
     SLOT_HAS_PLACES(3010, Family.CONFLICT, "the slot still has places; book it instead of waiting", "号源仍有余量，请直接预约"),
     /** 3011 conflict: the bed is not in service on that date / 该床位在所选日期尚未开放. */
     BED_NOT_IN_SERVICE(3011, Family.CONFLICT, "the bed is not in service on that date", "该床位在所选日期尚未开放"),
+    /** 3055 conflict: the patient is already registered and managed by this institution / 该患者已在本机构登记管理. */
+    CHRONIC_ALREADY_ENROLLED(3055, Family.CONFLICT, "the patient is already registered and managed by this institution", "该患者已在本机构登记管理"),
     /** 3101 conflict: the item is not mapped to the standard catalogue / 该项目未与标准目录对照. */
     LAB_ITEM_UNMAPPED(3101, Family.CONFLICT, "the item is not mapped to the standard catalogue", "该项目未与标准目录对照"),
     /** 3102 conflict: the standard item is already mapped by another item of this institution / 该标准项已被本机构其他项目对照. */
@@ -166,6 +176,10 @@ public enum ErrorCode {
     REFUND_NOT_ALLOWED(4003, Family.STATE, "a refund needs the booking cancelled first", "需先取消预约才能退费"),
     /** 4004 state: the booking is already cancelled / 预约已取消. */
     ALREADY_CANCELLED(4004, Family.STATE, "the booking is already cancelled", "预约已取消"),
+    /** 4055 state: the registration's status does not allow this step / 慢病登记当前状态不允许该操作. */
+    CHRONIC_INVALID_TRANSITION(4055, Family.STATE, "the registration's status does not allow this step", "慢病登记当前状态不允许该操作"),
+    /** 4056 state: the follow-up plan's state does not allow this step / 随访计划当前状态不允许该操作. */
+    FOLLOW_UP_INVALID_TRANSITION(4056, Family.STATE, "the follow-up plan's state does not allow this step", "随访计划当前状态不允许该操作"),
     /** 4101 state: the lab order is cancelled / 委托检验申请已取消. */
     LAB_ORDER_CANCELLED(4101, Family.STATE, "the lab order is cancelled", "委托检验申请已取消"),
     /** 4102 state: the lab has already received this order / 检验机构已接收该申请. */

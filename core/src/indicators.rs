@@ -62,6 +62,8 @@ pub(crate) enum Unit {
     Count,
     /// A duration in microseconds (the numerator; no denominator).
     Micros,
+    /// A mean score from 1 to 5: total / how many.
+    Score,
 }
 
 impl Unit {
@@ -71,6 +73,7 @@ impl Unit {
             Unit::Minutes => "minutes",
             Unit::Count => "count",
             Unit::Micros => "microseconds",
+            Unit::Score => "mean_score_1_5",
         }
     }
 }
@@ -150,8 +153,9 @@ pub(crate) const INDICATORS: &[Indicator] = &[
         "bookings made in the period that reached `booked`", cancellation_rate),
     unsupported!("no_show_rate", QUALITY, "no-show rate", "爽约率",
         "the hospital's attendance record per booking (签到/到诊): none of the source's interfaces carries it"),
-    unsupported!("patient_satisfaction", QUALITY, "patient satisfaction", "患者就诊满意度",
-        "patients' satisfaction scores, recorded with follow-ups (the chronic-disease centre)"),
+    supported!("patient_satisfaction", QUALITY, "patient satisfaction", "患者就诊满意度", Score,
+        "satisfaction scores (1–5) patients gave at follow-ups recorded in the period, summed",
+        "scores recorded in the period", satisfaction),
     unsupported!("medical_incident_rate", QUALITY, "medical incident rate", "医疗事故发生率",
         "incident reports (医疗事故) per visit from the hospitals' quality systems; no interface of the source carries them"),
     supported!("consultation_effectiveness", QUALITY, "consultation effectiveness", "远程会诊有效率", Ratio,
@@ -171,8 +175,13 @@ pub(crate) const INDICATORS: &[Indicator] = &[
         "bookings made in the period", resource_sharing),
     unsupported!("health_record_rate", HEALTH, "health-record coverage", "居民健康档案建档率",
         "the region's resident population and the health-record register (健康档案), outside this system"),
-    unsupported!("chronic_management_rate", HEALTH, "chronic patients under standard management", "慢病患者规范管理率",
-        "the chronic-disease register and its follow-ups (the chronic-disease centre)"),
+    supported!("chronic_management_rate", HEALTH, "chronic patients under standard management", "慢病患者规范管理率", Ratio,
+        "chronic patients registered who are in management at the end of the period",
+        "chronic patients registered by the end of the period and not ended before it began", chronic_management),
+    supported!("follow_up_completion_rate", HEALTH, "follow-up completion", "随访完成率", Ratio,
+        "follow-ups due in the period that were completed", "follow-ups due in the period, less those cancelled", follow_up_completion),
+    supported!("health_education_delivered", HEALTH, "health education delivered", "健康宣教完成量", Count,
+        "health-education items recorded as delivered in the period", "", education_delivered),
     unsupported!("health_literacy_rate", HEALTH, "health literacy improvement", "居民健康素养提升率",
         "population health-literacy surveys, outside this system"),
     unsupported!("disease_incidence_trend", HEALTH, "disease incidence trend", "疾病发病率变化趋势",
@@ -480,6 +489,31 @@ fn lab_turnaround(c: &Ctx) -> Result<Measure> {
         .map(|v| (v.report_ms - v.received_ms).max(0))
         .collect();
     Ok(Measure { numerator: took.iter().sum::<Millis>() as f64 / 60_000.0, denominator: took.len() as f64 })
+}
+
+// ------------------------------------------------------------ chronic disease and follow-up
+
+fn follow_ups(c: &Ctx) -> crate::chronic::FollowUpStats {
+    crate::chronic::follow_up_stats(&c.d.chronic, c.from, c.to, c.institution)
+}
+
+fn satisfaction(c: &Ctx) -> Result<Measure> {
+    let s = follow_ups(c);
+    Ok(Measure::of(s.satisfaction_sum, s.satisfaction_count))
+}
+
+fn chronic_management(c: &Ctx) -> Result<Measure> {
+    let s = follow_ups(c);
+    Ok(Measure::of(s.in_management, s.registered))
+}
+
+fn follow_up_completion(c: &Ctx) -> Result<Measure> {
+    let s = follow_ups(c);
+    Ok(Measure::of(s.completed, s.due))
+}
+
+fn education_delivered(c: &Ctx) -> Result<Measure> {
+    Ok(Measure::of(follow_ups(c).education_delivered, 0))
 }
 
 // ------------------------------------------------------------ the engine's own record

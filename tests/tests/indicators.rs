@@ -280,3 +280,42 @@ fn the_indicator_docs_are_the_engines_own_definitions() {
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(on_disk == md, "docs/indicators.md is stale: run UPDATE_DOCS=1 cargo test -p yilian-tests --test indicators");
 }
+
+/// The chronic-disease centre's figures reach the indicators: two patients
+/// registered, one lost to follow-up; a periodic follow-up recorded with a
+/// satisfaction score; the management, completion and satisfaction
+/// indicators count them for the period and the centre, and another centre
+/// counts none.
+#[test]
+fn chronic_management_follow_up_and_satisfaction_come_from_the_register_and_its_follow_ups() {
+    let e = Engine::open(&manual()).unwrap();
+    for p in ["PAT001", "PAT002"] {
+        ok(&e, "chronic-enrol", json!({"institution_id": "C001", "patient_id": p, "doctor_id": "CDR01", "icd10": ["I10"], "next_follow_up": "2024-10-30"}));
+    }
+    let regs = ok(&e, "chronic-query", json!({"institution_id": "C001"}));
+    let lost = regs["items"].as_array().unwrap().iter().find(|r| r["patient_id"] == "PAT002").unwrap()["chronic_id"].clone();
+    ok(&e, "chronic-update", json!({"institution_id": "C001", "chronic_id": lost, "status": "lost_to_follow_up", "reason": "失访"}));
+    let plans = ok(&e, "follow-up-query", json!({"institution_id": "C001"}));
+    let first = plans["items"].as_array().unwrap().iter().find(|p| p["status"] != "cancelled").unwrap()["plan_id"].clone();
+    ok(&e, "advance-clock", json!({"seconds": 86_400}));
+    ok(&e, "follow-up-record", json!({"institution_id": "C001", "plan_id": first, "doctor_id": "CDR01", "method": "clinic", "satisfaction": 4}));
+    let get = |inst: &str| {
+        let v = ok(&e, "indicators", json!({"date_from": "2024-10-29", "date_to": "2024-10-31", "institution_id": inst, "group": "health_management"}));
+        let mut out = BTreeMap::new();
+        for x in v["indicators"].as_array().unwrap().iter().filter(|x| x["supported"] == true) {
+            out.insert(x["id"].as_str().unwrap().to_string(), (x["numerator"].as_f64().unwrap(), x["denominator"].as_f64().unwrap_or(0.0)));
+        }
+        let q = ok(&e, "indicators", json!({"date_from": "2024-10-29", "date_to": "2024-10-31", "institution_id": inst, "ids": ["patient_satisfaction"]}));
+        out.insert("patient_satisfaction".into(), (q["indicators"][0]["numerator"].as_f64().unwrap(), q["indicators"][0]["denominator"].as_f64().unwrap()));
+        out
+    };
+    let c001 = get("C001");
+    assert_eq!(c001["chronic_management_rate"], (1.0, 2.0), "{c001:?}");
+    assert_eq!(c001["patient_satisfaction"], (4.0, 1.0), "{c001:?}");
+    // The same period in follow-up-stats' terms: `to` is the day after (exclusive).
+    let stats = ok(&e, "follow-up-stats", json!({"institution_id": "C001", "from": "2024-10-29", "to": "2024-11-01"}));
+    assert_eq!(c001["follow_up_completion_rate"], (stats["completed"].as_f64().unwrap(), stats["due"].as_f64().unwrap()), "{stats}");
+    assert!(stats["completed"].as_u64().unwrap() >= 1, "{stats}");
+    let c002 = get("C002");
+    assert_eq!((c002["chronic_management_rate"], c002["patient_satisfaction"]), ((0.0, 0.0), (0.0, 0.0)));
+}

@@ -36,6 +36,9 @@ pub(crate) struct FollowUpStats {
     pub completion_rate: Option<f64>,
     pub on_time_rate: Option<f64>,
     pub satisfaction_count: u64,
+    /// The scores' sum (the indicators' exact mean).
+    #[serde(skip)]
+    pub satisfaction_sum: u64,
     pub satisfaction_mean: Option<f64>,
     pub registered: u64,
     pub in_management: u64,
@@ -105,6 +108,7 @@ pub(crate) fn follow_up_stats(chronic: &ChronicState, from: Millis, to: Millis, 
         completion_rate: rate(completed, due),
         on_time_rate: rate(on_time, due),
         satisfaction_count: sat_n,
+        satisfaction_sum: sat_sum,
         satisfaction_mean: (sat_n > 0).then(|| (sat_sum as f64 / sat_n as f64 * 100.0).round() / 100.0),
         registered,
         in_management: managed,

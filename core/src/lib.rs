@@ -38,6 +38,7 @@ mod handoff;
 mod indicators;
 pub mod identity;
 mod lab;
+mod machine;
 pub mod model;
 mod monitor;
 mod nonce;

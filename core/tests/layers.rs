@@ -34,7 +34,7 @@ const LAYERS: &[&[&str]] = &[
     // The slot pool and its change context.
     &["pool"],
     &["command", "request", "config", "audit", "nonce"],
-    &["model", "store", "monitor"],
+    &["model", "store", "monitor", "machine"],
     &["principal", "identity", "clock", "crypto", "audit_chain", "catalog", "render", "text", "panic"],
     &["error"],
 ];

@@ -312,7 +312,7 @@ pub(crate) fn on_case(chronic: &ChronicState, pool: &Pool, txn: &mut Txn, now: M
         CaseTrigger::Cancelled => {
             for mut p in open_of(&g, None) {
                 // Open plans are `planned` or `due`: the machine allows both.
-                if PLAN.take(&mut p.status, &mut p.history, "cancelled", CASE_CANCELLED, None, Some(ch.via.to_string()), now).is_ok() {
+                if PLAN.step(&mut p.status, &mut p.history, "cancelled", CASE_CANCELLED, None, Some(ch.via.to_string()), now).is_ok() {
                     p.updated_ms = now;
                     changed.push(p);
                 }
@@ -347,7 +347,7 @@ pub(crate) fn remind_due(pool: &Pool, chronic: &ChronicState, now: Millis) -> Re
         let tz = &pool.cfg.tz;
         for id in &due {
             let Some(mut p) = g.plans.get(id).cloned() else { continue };
-            PLAN.take(&mut p.status, &mut p.history, "due", DUE_WORK, None, None, now)?;
+            PLAN.step(&mut p.status, &mut p.history, "due", DUE_WORK, None, None, now)?;
             p.reminded_ms = Some(now);
             p.updated_ms = now;
             put_plan(pool, &mut txn, &p);
@@ -477,7 +477,7 @@ pub(super) fn record(c: &Ctx) -> Result<Value> {
     pool.idempotent(c.r.request_id()?, command, fp_of(command, c.req), |claim| {
         pool.locked_txn(claim, &c.chronic.inner, |g, txn, now| {
             let mut p = g.plans.get(&id).filter(|p| p.institution_id == institution).cloned().ok_or_else(|| Error::new(ErrorCode::FollowUpNotFound))?;
-            PLAN.take(&mut p.status, &mut p.history, result, command, Some(&institution), None, now)?;
+            PLAN.step(&mut p.status, &mut p.history, result, command, Some(&institution), None, now)?;
             let tz = &pool.cfg.tz;
             let due_day_end = super::day_start(super::local_date(p.due_ms, tz), tz) + (on_time_days + 1) * DAY_MS;
             p.outcome = Some(Outcome { at_ms: now, on_time: result == "completed" && now < due_day_end, ..outcome.clone() });
@@ -520,7 +520,7 @@ pub(super) fn cancel(c: &Ctx) -> Result<Value> {
     pool.idempotent(c.r.request_id()?, command, fp_of(command, c.req), |claim| {
         pool.locked_txn(claim, &c.chronic.inner, |g, txn, now| {
             let mut p = g.plans.get(&id).filter(|p| p.institution_id == institution).cloned().ok_or_else(|| Error::new(ErrorCode::FollowUpNotFound))?;
-            PLAN.take(&mut p.status, &mut p.history, "cancelled", command, Some(&institution), reason.clone(), now)?;
+            PLAN.step(&mut p.status, &mut p.history, "cancelled", command, Some(&institution), reason.clone(), now)?;
             p.updated_ms = now;
             put_plan(pool, txn, &p);
             closed_event(pool, txn, &p);

@@ -1,23 +1,13 @@
 //! The register's and the follow-up plans' states as data, in the style of
 //! `referral/machine.rs`: states, the initial one, transitions `(from, to,
 //! via)` where `via` is the command (or the due work, or the case step) that
-//! takes the step. Served by `chronic-catalog`; a step not in the table is
-//! refused with the machine's own error code.
+//! takes the step (`crate::machine`). Served by `chronic-catalog`; a step
+//! not in the table is refused with the machine's own error code.
 
-use crate::clock::Millis;
-use crate::error::{Error, ErrorCode, Result};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use crate::error::ErrorCode;
+use serde_json::Value;
 
-pub(crate) struct Machine {
-    pub name: &'static str,
-    pub initial: &'static str,
-    pub states: &'static [&'static str],
-    pub transitions: &'static [(&'static str, &'static str, &'static str)],
-    /// States a record does not leave.
-    pub terminal: &'static [&'static str],
-    pub code: ErrorCode,
-}
+pub(crate) use crate::machine::{Machine, Step};
 
 /// The `via` of the due pass (the DUE row's name).
 pub(crate) const DUE_WORK: &str = "follow_ups_due";
@@ -38,6 +28,8 @@ pub(crate) static REGISTER: Machine = Machine {
         ("lost_to_follow_up", "deceased", "chronic-update"),
     ],
     terminal: &["transferred", "deceased"],
+    holds_slot: &[],
+    derived: &[],
     code: ErrorCode::ChronicInvalidTransition,
 };
 
@@ -61,76 +53,16 @@ pub(crate) static PLAN: Machine = Machine {
         ("due", "cancelled", CASE_CANCELLED),
     ],
     terminal: &["completed", "missed", "cancelled"],
+    holds_slot: &[],
+    derived: &[],
     code: ErrorCode::FollowUpInvalidTransition,
 };
 
 pub(crate) static ALL: [&Machine; 2] = [&REGISTER, &PLAN];
 
-/// One step taken, kept with the record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Step {
-    pub at_ms: Millis,
-    pub from: String,
-    pub to: String,
-    pub via: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-impl Machine {
-    pub fn is_open(&self, state: &str) -> bool {
-        !self.terminal.contains(&state)
-    }
-
-    /// `Ok` when the table has the step; else the machine's error naming the
-    /// state and the steps it allows.
-    pub fn check(&self, from: &str, to: &str, via: &str) -> Result<()> {
-        if self.transitions.iter().any(|(f, t, v)| *f == from && *t == to && *v == via) {
-            return Ok(());
-        }
-        let next: Vec<String> = self.transitions.iter().filter(|(f, _, _)| *f == from).map(|(_, t, v)| format!("`{t}` ({v})")).collect();
-        let next_zh: Vec<String> = self.transitions.iter().filter(|(f, _, _)| *f == from).map(|(_, t, v)| format!("`{t}`（`{v}`）")).collect();
-        Err(Error::with(
-            self.code,
-            format!("{} is `{from}`; `{via}` may not make it `{to}` (allowed: {})", self.name, if next.is_empty() { "none".into() } else { next.join(", ") }),
-            format!(
-                "`{}` 当前状态为 `{from}`，`{via}` 不能将其改为 `{to}`（可改为：{}）",
-                self.name,
-                if next_zh.is_empty() { "无".into() } else { next_zh.join("、") }
-            ),
-        ))
-    }
-
-    /// Checks the step, records it and moves the status.
-    #[allow(clippy::too_many_arguments)]
-    pub fn take(&self, status: &mut String, history: &mut Vec<Step>, to: &str, via: &str, by: Option<&str>, note: Option<String>, now: Millis) -> Result<()> {
-        self.check(status, to, via)?;
-        history.push(Step { at_ms: now, from: status.clone(), to: to.into(), via: via.into(), by: by.map(str::to_string), note });
-        *status = to.to_string();
-        Ok(())
-    }
-
-    /// The state a record with `history` was in just before `at` (`None`: not yet created).
-    pub fn state_at<'a>(&self, history: &'a [Step], at: Millis) -> Option<&'a str> {
-        history.iter().take_while(|s| s.at_ms < at).last().map(|s| s.to.as_str())
-    }
-}
-
 /// Both machines as data.
 pub(crate) fn describe() -> Value {
-    let machines: Vec<Value> = ALL
-        .iter()
-        .map(|m| {
-            json!({
-                "name": m.name, "initial": m.initial, "states": m.states, "terminal": m.terminal,
-                "transitions": m.transitions.iter().map(|(f, t, v)| json!({"from": f, "to": t, "via": v})).collect::<Vec<_>>(),
-                "error_code": m.code.as_str(),
-            })
-        })
-        .collect();
-    Value::Array(machines)
+    Value::Array(ALL.iter().map(|m| m.describe()).collect())
 }
 
 #[cfg(test)]
@@ -140,14 +72,7 @@ mod tests {
     #[test]
     fn every_transition_names_known_states_and_every_state_is_reachable() {
         for m in ALL {
-            assert!(m.states.contains(&m.initial));
-            for (f, t, _) in m.transitions {
-                assert!(m.states.contains(f) && m.states.contains(t), "{}: {f} -> {t}", m.name);
-                assert!(!m.terminal.contains(f), "{}: terminal {f} has a step", m.name);
-            }
-            for s in m.states {
-                assert!(*s == m.initial || m.transitions.iter().any(|(_, t, _)| t == s), "{}: {s} unreachable", m.name);
-            }
+            m.assert_well_formed();
         }
     }
 

@@ -190,7 +190,7 @@ pub(super) fn update(c: &Ctx) -> Result<Value> {
                     .unwrap_or_else(|| Error::new(ErrorCode::ChronicInvalidTransition)));
             }
             if let Some(s) = &status {
-                REGISTER.take(&mut reg.status, &mut reg.history, s, command, Some(&institution), reason.clone(), now)?;
+                REGISTER.step(&mut reg.status, &mut reg.history, s, command, Some(&institution), reason.clone(), now)?;
             }
             if let Some(d) = &doctor {
                 reg.doctor_id = d.clone();
@@ -207,7 +207,7 @@ pub(super) fn update(c: &Ctx) -> Result<Value> {
             let mut changed = Vec::new();
             if !REGISTER.is_open(&reg.status) {
                 for mut p in open {
-                    PLAN.take(&mut p.status, &mut p.history, "cancelled", command, Some(&institution), Some(format!("registration {}", reg.status)), now)?;
+                    PLAN.step(&mut p.status, &mut p.history, "cancelled", command, Some(&institution), Some(format!("registration {}", reg.status)), now)?;
                     p.updated_ms = now;
                     changed.push(p);
                 }

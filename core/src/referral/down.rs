@@ -111,19 +111,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
             None,
             json!({"referral_id": id, "hospital_id": hospital, "date": date.to_string(), "purpose": purpose}),
         );
-        let change = crate::chronic::CaseChange {
-            trigger: crate::chronic::CaseTrigger::DownReferred { date },
-            case: "referral",
-            case_id: id,
-            item_no: None,
-            patient_id: &rf.patient_id,
-            clinic_id: &rf.clinic_id,
-            hospital_id: &rf.hospital_id,
-            project_id: None,
-            disease_code: rf.disease_code.as_deref(),
-            via: command,
-        };
-        super::follow_up(c, pool, txn, now, change);
+        super::follow_up(c, pool, txn, now, rf.change(crate::chronic::CaseTrigger::DownReferred { date }, command));
         let v = referral_view(pool, &rf, None);
         g.referrals.insert(id, rf);
         Ok(v)

@@ -3,22 +3,11 @@
 //! docs/referral.md); a step not in the table is refused with the machine's
 //! own error code.
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::ErrorCode;
 use serde_json::{json, Value};
 
-/// A workflow: states, the initial one, transitions `(from, to, via)` where
-/// `via` is the command that takes the step (`booking-ended` marks the derived
-/// step taken when the pool ends the booking a case owns).
-pub struct Machine {
-    pub name: &'static str,
-    pub initial: &'static str,
-    pub states: &'static [&'static str],
-    pub transitions: &'static [(&'static str, &'static str, &'static str)],
-    /// States in which the case holds a place through its booking: when the
-    /// booking ends, the case shows `slot_released` instead.
-    pub holds_slot: &'static [&'static str],
-    pub code: ErrorCode,
-}
+pub use crate::machine::Machine;
+pub(crate) use crate::machine::Transition;
 
 /// The derived state of a case whose booking the pool ended.
 pub const SLOT_RELEASED: &str = "slot_released";
@@ -38,6 +27,8 @@ pub static OUTPATIENT: Machine = Machine {
         ("accepted", SLOT_RELEASED, BOOKING_ENDED),
     ],
     holds_slot: &["applied", "accepted"],
+    terminal: &[],
+    derived: &[BOOKING_ENDED],
     code: ErrorCode::ReferralInvalidTransition,
 };
 
@@ -61,6 +52,8 @@ pub static INPATIENT: Machine = Machine {
         ("bed_reserved", SLOT_RELEASED, BOOKING_ENDED),
     ],
     holds_slot: &["bed_reserved", "admitted"],
+    terminal: &[],
+    derived: &[BOOKING_ENDED],
     code: ErrorCode::ReferralInvalidTransition,
 };
 
@@ -74,6 +67,8 @@ pub static DOWN: Machine = Machine {
         ("received", "cancelled", "down-referral-cancel"),
     ],
     holds_slot: &[],
+    terminal: &[],
+    derived: &[BOOKING_ENDED],
     code: ErrorCode::ReferralInvalidTransition,
 };
 
@@ -98,6 +93,8 @@ pub static EXAM_ITEM: Machine = Machine {
         ("paid", SLOT_RELEASED, BOOKING_ENDED),
     ],
     holds_slot: &["arranged", "paid"],
+    terminal: &[],
+    derived: &[BOOKING_ENDED],
     code: ErrorCode::ExamInvalidTransition,
 };
 
@@ -113,72 +110,16 @@ pub static CONSULTATION: Machine = Machine {
         ("approved", "completed", "consultation-complete"),
     ],
     holds_slot: &[],
+    terminal: &[],
+    derived: &[BOOKING_ENDED],
     code: ErrorCode::ConsultationInvalidTransition,
 };
 
 pub static ALL: [&Machine; 5] = [&OUTPATIENT, &INPATIENT, &DOWN, &EXAM_ITEM, &CONSULTATION];
 
-impl Machine {
-    pub fn allows(&self, from: &str, to: &str, via: &str) -> bool {
-        self.transitions.iter().any(|(f, t, v)| *f == from && *t == to && *v == via)
-    }
-
-    /// `Ok` when the table has the step; else the machine's error, naming
-    /// the state and the steps it allows.
-    pub fn check(&self, from: &str, to: &str, via: &str) -> Result<()> {
-        if self.allows(from, to, via) {
-            return Ok(());
-        }
-        let next: Vec<&str> = self.transitions.iter().filter(|(f, _, v)| *f == from && *v != BOOKING_ENDED).map(|(_, _, v)| *v).collect();
-        let allowed = if next.is_empty() { "none".to_string() } else { next.join(", ") };
-        Err(Error::with(
-            self.code,
-            format!("{} is `{from}`; `{via}` is not allowed (allowed: {allowed})", self.name),
-            format!("{} 当前状态为 `{from}`，不允许 `{via}`（可执行：{allowed}）", self.name),
-        ))
-    }
-}
-
-/// One step of a workflow, as a case, an exam item or a consultation takes it.
-pub(crate) struct Transition<'a> {
-    /// The state it starts from (the recorded one, or one derived from the
-    /// booking, see `effective_status`).
-    pub from: String,
-    pub to: &'a str,
-    /// The command that takes it.
-    pub via: &'a str,
-    pub by: Option<&'a str>,
-    pub note: Option<String>,
-    pub now: crate::clock::Millis,
-}
-
-impl Machine {
-    /// The one step function of every workflow: checks the step against the
-    /// table, records it in the history and moves the status.
-    pub(crate) fn take(&self, status: &mut String, history: &mut Vec<super::Step>, t: Transition<'_>) -> Result<()> {
-        self.check(&t.from, t.to, t.via)?;
-        history.push(super::Step { at_ms: t.now, from: t.from, to: t.to.to_string(), via: t.via.to_string(), by: t.by.map(str::to_string), note: t.note });
-        *status = t.to.to_string();
-        Ok(())
-    }
-}
-
 /// `referral-state-machines`: every machine as data.
 pub fn describe() -> Value {
-    let machines: Vec<Value> = ALL
-        .iter()
-        .map(|m| {
-            json!({
-                "name": m.name,
-                "initial": m.initial,
-                "states": m.states,
-                "transitions": m.transitions.iter().map(|(f, t, v)| json!({"from": f, "to": t, "via": v})).collect::<Vec<_>>(),
-                "holds_slot": m.holds_slot,
-                "error_code": m.code.as_str(),
-            })
-        })
-        .collect();
-    json!({"machines": machines})
+    json!({"machines": ALL.iter().map(|m| m.describe()).collect::<Vec<_>>()})
 }
 
 #[cfg(test)]
@@ -188,16 +129,7 @@ mod tests {
     #[test]
     fn every_transition_names_known_states_and_every_state_is_reachable() {
         for m in ALL {
-            assert!(m.states.contains(&m.initial), "{}", m.name);
-            for (f, t, _) in m.transitions {
-                assert!(m.states.contains(f) && m.states.contains(t), "{}: {f} -> {t}", m.name);
-            }
-            for s in m.states {
-                assert!(*s == m.initial || m.transitions.iter().any(|(_, t, _)| t == s), "{}: {s} unreachable", m.name);
-            }
-            for s in m.holds_slot {
-                assert!(m.states.contains(s));
-            }
+            m.assert_well_formed();
         }
     }
 

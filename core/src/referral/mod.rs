@@ -188,17 +188,7 @@ impl Kind {
 }
 
 /// One step of a workflow, kept for the record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Step {
-    pub at_ms: Millis,
-    pub from: String,
-    pub to: String,
-    pub via: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
+pub(crate) use crate::machine::Step;
 
 /// Up-referral (outpatient, inpatient) and down-referral: one record, one
 /// machine per kind.
@@ -839,19 +829,25 @@ pub(crate) fn follow_referral(c: &Ctx, pool: &Pool, txn: &mut Txn, now: Millis, 
         (Kind::Outpatient, "completed") => T::Outcome,
         _ => return,
     };
-    let change = crate::chronic::CaseChange {
-        trigger,
-        case: "referral",
-        case_id: rf.referral_id,
-        item_no: None,
-        patient_id: &rf.patient_id,
-        clinic_id: &rf.clinic_id,
-        hospital_id: &rf.hospital_id,
-        project_id: None,
-        disease_code: rf.disease_code.as_deref(),
-        via: c.command,
-    };
-    follow_up(c, pool, txn, now, change);
+    follow_up(c, pool, txn, now, rf.change(trigger, c.command));
+}
+
+impl Referral {
+    /// This case's step as the chronic-disease centre reads it (`chronic::on_case`).
+    pub(crate) fn change<'a>(&'a self, trigger: crate::chronic::CaseTrigger, via: &'a str) -> crate::chronic::CaseChange<'a> {
+        crate::chronic::CaseChange {
+            trigger,
+            case: "referral",
+            case_id: self.referral_id,
+            item_no: None,
+            patient_id: &self.patient_id,
+            clinic_id: &self.clinic_id,
+            hospital_id: &self.hospital_id,
+            project_id: None,
+            disease_code: self.disease_code.as_deref(),
+            via,
+        }
+    }
 }
 
 // ---------------------------------------------------------------- events

@@ -319,3 +319,84 @@ fn chronic_management_follow_up_and_satisfaction_come_from_the_register_and_its_
     let c002 = get("C002");
     assert_eq!((c002["chronic_management_rate"], c002["patient_satisfaction"]), ((0.0, 0.0), (0.0, 0.0)));
 }
+
+#[derive(Debug, Clone)]
+enum RefOp {
+    Apply { patient: u8, doctor: usize, listed: bool },
+    Accept(usize),
+    Cancel(usize),
+    /// Minutes of clock.
+    Wait(u32),
+}
+
+fn ref_op() -> impl Strategy<Value = RefOp> {
+    prop_oneof![
+        (0..30u8, 0..3usize, any::<bool>()).prop_map(|(patient, doctor, listed)| RefOp::Apply { patient, doctor, listed }),
+        (0..20usize).prop_map(RefOp::Accept),
+        (0..20usize).prop_map(RefOp::Cancel),
+        (1..1800u32).prop_map(RefOp::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
+    /// Random up-referrals applied (with a disease code in the catalogue or
+    /// not), accepted after random waits, or cancelled: accuracy and
+    /// acceptance timeliness equal a recount from the raw events (when each
+    /// was applied, accepted, cancelled) and the codes the history sent.
+    #[test]
+    fn referral_indicators_equal_a_recount_from_the_raw_events(ops in proptest::collection::vec(ref_op(), 1..40)) {
+        let e = Engine::open(&manual()).unwrap();
+        let data: Vec<Value> = ["DR001", "DR002", "DR003"].iter().flat_map(|d| DAYS.iter().map(move |day| json!({"doctor_id": d, "department_id": "D001", "date": day, "capacity": 6,
+            "available_slots": [{"start_time": "08:00", "end_time": "11:30", "period": "上午"}]}))).collect();
+        ok(&e, "sync-schedule", json!({"hospital_id": "H001", "schedule_data": data}));
+        ok(&e, "referral-disease-add", json!({"code": "I25", "name": "慢性缺血性心脏病"}));
+        let mut applied: Vec<(u64, bool)> = Vec::new();
+        let mut now = "2024-10-29T09:00:00+08:00".to_string();
+        for o in &ops {
+            match o {
+                RefOp::Apply { patient, doctor, listed } => {
+                    let (doctor, code) = (["DR001", "DR002", "DR003"][*doctor], if *listed { "I25" } else { "J06" });
+                    let body = json!({"institution_id": "C001", "patient_id": format!("PAT{patient}"), "reason": "胸痛待查", "hospital_id": "H001",
+                        "doctor_id": doctor, "date": "2024-11-01", "period": "上午", "disease_code": code});
+                    if let Ok(v) = e.call_value("outpatient-referral-apply", &body.to_string()) {
+                        applied.push((v["referral_id"].as_u64().unwrap(), *listed));
+                    }
+                }
+                RefOp::Accept(i) if !applied.is_empty() => {
+                    let id = applied[i % applied.len()].0;
+                    let _ = e.call_value("acceptance-info", &json!({"institution_id": "H001", "referral_id": id, "hospital_name": "县医院", "accept_doctor_id": "DR001", "accept_time": now}).to_string());
+                }
+                RefOp::Cancel(i) if !applied.is_empty() => {
+                    let id = applied[i % applied.len()].0;
+                    let _ = e.call_value("outpatient-referral-cancel", &json!({"institution_id": "C001", "referral_id": id, "reason": "患者放弃"}).to_string());
+                }
+                RefOp::Wait(m) => now = ok(&e, "advance-clock", json!({"seconds": m * 60}))["now"].as_str().unwrap().to_string(),
+                _ => {}
+            }
+        }
+        // The recount: each referral's application, acceptance and cancellation instants from the events.
+        let events = ok(&e, "next-events", json!({"limit": 10000}));
+        let mut lives: BTreeMap<u64, (Option<i64>, Option<i64>, Option<i64>)> = BTreeMap::new();
+        let ms = |at: &str| yilian_core::clock::parse_rfc3339(at).unwrap();
+        for ev in events["events"].as_array().unwrap() {
+            let Some(id) = ev["data"]["referral_id"].as_u64() else { continue };
+            let l = lives.entry(id).or_default();
+            let at = ms(ev["at"].as_str().unwrap());
+            match ev["type"].as_str().unwrap() {
+                "referral_applied" => l.0 = Some(at),
+                "referral_accepted" => l.1 = l.1.or(Some(at)),
+                "referral_cancelled" => l.2 = l.2.or(Some(at)),
+                _ => {}
+            }
+        }
+        let lives: Vec<_> = lives.into_values().filter(|l| l.0.is_some()).collect();
+        prop_assert_eq!(lives.len(), applied.len());
+        let listed = applied.iter().filter(|(_, l)| *l).count() as f64;
+        let counted: Vec<_> = lives.iter().filter(|(_, acc, cancel)| !(acc.is_none() && cancel.is_some())).collect();
+        let in_time = counted.iter().filter(|(at, acc, _)| acc.is_some_and(|a| a - at.unwrap() <= 24 * 3_600_000)).count() as f64;
+        let all = json!({"date_from": "2024-10-29", "date_to": "2024-12-31", "ids": ["referral_accuracy", "referral_acceptance_timeliness"]});
+        prop_assert_eq!(indicator(&e, None, all.clone(), "referral_accuracy"), (listed, applied.len() as f64));
+        prop_assert_eq!(indicator(&e, None, all, "referral_acceptance_timeliness"), (in_time, counted.len() as f64));
+    }
+}

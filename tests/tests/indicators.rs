@@ -338,6 +338,9 @@ fn ref_op() -> impl Strategy<Value = RefOp> {
     ]
 }
 
+/// When a referral was applied, accepted and cancelled (from its events).
+type Instants = (Option<i64>, Option<i64>, Option<i64>);
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
     /// Random up-referrals applied (with a disease code in the catalogue or
@@ -377,7 +380,7 @@ proptest! {
         }
         // The recount: each referral's application, acceptance and cancellation instants from the events.
         let events = ok(&e, "next-events", json!({"limit": 10000}));
-        let mut lives: BTreeMap<u64, (Option<i64>, Option<i64>, Option<i64>)> = BTreeMap::new();
+        let mut lives: BTreeMap<u64, Instants> = BTreeMap::new();
         let ms = |at: &str| yilian_core::clock::parse_rfc3339(at).unwrap();
         for ev in events["events"].as_array().unwrap() {
             let Some(id) = ev["data"]["referral_id"].as_u64() else { continue };

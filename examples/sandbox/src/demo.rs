@@ -58,8 +58,17 @@ pub fn load(e: &Engine) -> Result<Value, yilian_core::Error> {
     }
     e.call_value("referral-network-sync", &json!({"communities": net["community"]}).to_string())?;
     let lab = load_lab(e, hid)?;
-    let activity = activity(e, hid, &add_days(today, 1))?;
-    Ok(json!({"hospital_id": hid, "from": add_days(today, 0), "to": add_days(today, 7), "sync": synced, "referral_diseases_added": diseases, "lab": lab, "activity": activity}))
+    Ok(json!({"hospital_id": hid, "from": add_days(today, 0), "to": add_days(today, 7), "sync": synced, "referral_diseases_added": diseases, "lab": lab}))
+}
+
+/// [`load`], then a week of activity on a fresh store (`--demo-activity`).
+/// Not part of `--demo` alone: the README's curl lines expect the first
+/// booking of a fresh store to be theirs (`B000001`).
+pub fn load_with_activity(e: &Engine) -> Result<Value, yilian_core::Error> {
+    let mut v = load(e)?;
+    let tomorrow = v["from"].as_str().and_then(parse_date).map(|d| add_days(d, 1)).unwrap_or_default();
+    v["activity"] = activity(e, v["hospital_id"].as_str().unwrap_or("H001"), &tomorrow)?;
+    Ok(v)
 }
 
 /// Every `slot_id` in an answer.
@@ -233,7 +242,7 @@ mod load_tests {
         let cfg = json!({"data_dir": dir.path()}).to_string();
         for round in 0..2 {
             let e = Engine::open(&cfg).unwrap();
-            let out = load(&e).unwrap();
+            let out = load_with_activity(&e).unwrap();
             assert_eq!(out["lab"]["C001_items_mapped"], 24, "{out}");
             // A week of activity on the fresh store; nothing more on a restart.
             match round {

@@ -38,6 +38,10 @@ struct Args {
     /// Load the demo network with a week of schedules from today.
     #[arg(long)]
     demo: bool,
+    /// With --demo, on a fresh store: a week of bookings, referrals, an exam
+    /// application and lab orders, so the console (/console) has something to show.
+    #[arg(long, requires = "demo")]
+    demo_activity: bool,
     /// Largest report upload in bytes.
     #[arg(long, default_value_t = DEFAULT_UPLOAD_LIMIT)]
     max_upload_bytes: usize,
@@ -127,7 +131,17 @@ async fn shutdown_signal() {
 /// `--demo`: loads the demo network into a newly opened engine (again on
 /// a standby that takes over: loading it twice changes nothing).
 fn load_demo(engine: &Engine) -> Result<Value, yilian_core::Error> {
-    let v = demo::load(engine)?;
+    report_demo(demo::load(engine)?)
+}
+
+/// `--demo --demo-activity`.
+fn load_demo_with_activity(engine: &Engine) -> Result<Value, yilian_core::Error> {
+    let v = report_demo(demo::load_with_activity(engine)?)?;
+    eprintln!("yilian-sandbox: demo activity: {}", v["activity"]);
+    Ok(v)
+}
+
+fn report_demo(v: Value) -> Result<Value, yilian_core::Error> {
     eprintln!(
         "yilian-sandbox: demo network loaded: hospital {}, schedules {} .. {}: {} slots created, {} updated",
         v["hospital_id"], v["from"], v["to"], v["sync"]["created"], v["sync"]["updated"]
@@ -210,7 +224,11 @@ async fn main() {
         }
         Err(e) => fail(format!("cannot open the engine: {e}")),
     };
-    let demo_loader: Option<yilian_sandbox::seat::OnLead> = args.demo.then_some(load_demo);
+    let demo_loader: Option<yilian_sandbox::seat::OnLead> = match (args.demo, args.demo_activity) {
+        (true, true) => Some(load_demo_with_activity),
+        (true, false) => Some(load_demo),
+        _ => None,
+    };
     if let (Some(engine), Some(load)) = (&engine, demo_loader) {
         load(engine).unwrap_or_else(|e| fail(format!("loading the demo network: {e}")));
     }

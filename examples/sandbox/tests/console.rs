@@ -36,7 +36,7 @@ fn count(hay: &str, needle: &str) -> usize {
 
 #[test]
 fn the_console_shows_the_demo_networks_pool_cases_indicators_and_events_in_a_real_browser() {
-    let mut server = start(&["--memory", "--demo"]);
+    let mut server = start(&["--memory", "--demo", "--demo-activity"]);
     let profile = tempfile::tempdir().unwrap();
     let (dom, log) = chromium(profile.path(), &["--dump-dom"], &format!("{}/console", server.base));
 

@@ -116,6 +116,16 @@ impl Machine {
         })
     }
 
+    /// Every transition has its row `| from | to | via |` in `doc` (the
+    /// document `name`d): the docs are checked against the table.
+    #[cfg(test)]
+    pub(crate) fn assert_documented(&self, doc: &str, name: &str) {
+        for (f, t, v) in self.transitions {
+            let row = format!("| {f} | {t} | {v} |");
+            assert!(doc.contains(&row), "{name} lacks `{row}` of {}", self.name);
+        }
+    }
+
     /// The checks every machine's table must pass (its module's tests call it).
     #[cfg(test)]
     pub(crate) fn assert_well_formed(&self) {

@@ -147,10 +147,7 @@ mod tests {
     fn the_documentation_lists_every_transition() {
         let doc = include_str!("../../../docs/referral.md");
         for m in ALL {
-            for (f, t, v) in m.transitions {
-                let row = format!("| {f} | {t} | {v} |");
-                assert!(doc.contains(&row), "docs/referral.md lacks `{row}` of {}", m.name);
-            }
+            m.assert_documented(doc, "docs/referral.md");
         }
     }
 }

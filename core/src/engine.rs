@@ -113,6 +113,19 @@ impl Engine {
         self.d.nonces.claim(self.d.pool.store.as_ref(), app_id, nonce, signed_at_unix, window_secs, now)
     }
 
+    /// Returns once every change queued before it is durable, including the
+    /// ones nobody waits for (an expiry a refused call swept, a read's audit
+    /// entry), by committing the statistics counters behind them: before a
+    /// backup, or to read the audit trail as of now. An in-memory engine has
+    /// nothing to wait for.
+    pub fn sync(&self) -> Result<()> {
+        self.d.pool.check_open()?;
+        match &self.d.pool.store {
+            Some(s) => s.wait(s.enqueue(vec![self.d.pool.metrics.row()])),
+            None => Ok(()),
+        }
+    }
+
     /// Flushes and closes the store. Later calls fail with `ENGINE_CLOSED`.
     /// Safe to call more than once, from any thread.
     pub fn close(&self) {

@@ -217,8 +217,17 @@ pub mod isolation {
     /// What a caller can see: the outbox, the audit trail and the answers of
     /// the queries asked so far. Changes the clock drives (hold expiry,
     /// overdue critical values) are made first: any call may trigger them,
-    /// and they are nobody's act.
+    /// and they are nobody's act. Read after `Engine::sync`: an expiry a
+    /// refused earlier call swept is committed with nobody waiting
+    /// (`Pool::sweep`), so the audit trail could show it a moment later (seen
+    /// in CI: a payment refused as expired, its expiry's entry appearing
+    /// between the isolation sweep's two looks).
     pub fn observe(e: &Engine, queries: &[(String, String)]) -> Vec<String> {
+        let _ = e.sync();
+        look(e, queries)
+    }
+
+    fn look(e: &Engine, queries: &[(String, String)]) -> Vec<String> {
         let p = Principal::platform();
         e.call_as(&p, "expire-holds", "{}");
         e.call_as(&p, "lab-check-overdue", "{}");

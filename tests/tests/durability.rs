@@ -387,3 +387,26 @@ fn a_place_freed_just_before_a_crash_goes_to_the_waiter_on_open() {
     assert_eq!(promoted[0]["data"]["waitlist_id"], "W000001");
     assert_eq!(promoted[0]["patient_id"], "PAT002");
 }
+
+/// An expiry a refused call swept is committed with nobody waiting; after
+/// `Engine::sync` it is durable and in the audit trail, and a sync on an
+/// in-memory engine or a closed one answers at once.
+#[test]
+fn sync_returns_once_an_expiry_nobody_waited_for_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(&json!({"data_dir": dir.path(), "clock": "manual", "clock_start": "2024-10-29T09:00:00+08:00", "hold_ttl_seconds": 60}).to_string()).unwrap();
+    let slot = sync_slots(&e, 1, 1, 2)[0].clone();
+    let b = ok(&e, "pre-book-slot", json!({"slot_id": slot, "patient_id": "PAT001"}))["booking_id"].as_str().unwrap().to_string();
+    ok(&e, "advance-clock", json!({"seconds": 61}));
+    // The confirmation is refused; the hold's expiry it swept is its own change.
+    let err = e.call_value("book-slot", &json!({"booking_id": b}).to_string()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::HoldExpired);
+    e.sync().unwrap();
+    let log = ok(&e, "audit-log", json!({"limit": 100}));
+    let expired = log["entries"].as_array().unwrap().iter().filter(|x| x["command"] == "book-slot" && x["changed"].to_string().contains("bookings/")).count();
+    assert_eq!(expired, 1, "{log}");
+    e.close();
+    assert_eq!(e.sync().unwrap_err().code(), ErrorCode::EngineClosed);
+    let m = Engine::open(&json!({}).to_string()).unwrap();
+    m.sync().unwrap();
+}

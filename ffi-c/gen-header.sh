@@ -15,6 +15,10 @@ fi
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
 (cd "$root/ffi-c" && cbindgen --quiet --config cbindgen.toml --crate yilian-ffi --output "$tmp" .)
+# cbindgen closes its C++ guards with `#endif // __cplusplus`: a C99 comment,
+# refused by `gcc -std=c89 -pedantic-errors` (PowerBuilder- and Delphi-era
+# toolchains parse C89). The same words as a C89 comment.
+sed -i -E 's|^#endif +// *__cplusplus$|#endif /* __cplusplus */|' "$tmp"
 
 if [[ "${1:-}" == "--check" ]]; then
     if ! cmp -s "$tmp" "$root/include/yilian.h"; then

@@ -793,7 +793,7 @@ typedef struct yl_lab_entry {
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
 /**
  * Opens an engine from a JSON config (`"{}"`: in memory; `{"data_dir":"..."}`:
@@ -1093,6 +1093,6 @@ void yl_lab_translator_free(struct yl_lab_translator *t);
 
 #ifdef __cplusplus
 }  // extern "C"
-#endif  // __cplusplus
+#endif /* __cplusplus */
 
 #endif  /* YILIAN_H */

@@ -98,14 +98,16 @@ if grep -rnE '\.unwrap\(\)|\.expect\(' ffi-c/src; then
     echo "ffi-c/src must not unwrap or expect" >&2
     exit 1
 fi
-# The header alone compiles as strict C99 and as C++11.
+# The header alone compiles as strict C99 and as C++11, and parses as C89
+# (older toolchains: its C++ guards carry C89 comments).
 printf '#include "yilian.h"\nint main(void) { return yl_version() == 0; }\n' > "$work/header.c"
 for d in "" -DYL_TESTING; do
     gcc -std=c99 -pedantic -Wall -Wextra -Werror $d -I include -c "$work/header.c" -o "$work/header_c.o"
     g++ -std=c++11 -pedantic -Wall -Wextra -Werror $d -I include -x c++ -c "$work/header.c" -o "$work/header_cxx.o"
+    gcc -std=c89 -pedantic-errors $d -I include -fsyntax-only "$work/header.c"
 done
 echo "ok: generated tables fresh; $(echo $expected | wc -w) exports = header (shipped build, no test hook);" \
-    "+ $hooks = header with YL_TESTING (test build); soname $soname; header compiles as C99 and C++11"
+    "+ $hooks = header with YL_TESTING (test build); soname $soname; header compiles as C99 and C++11 and parses as C89"
 
 step "C tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 make -s -C "$here" TEST_LIBDIR="$testlibdir" check-asan 2>&1 | tee -a "$log"

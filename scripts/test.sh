@@ -30,38 +30,44 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(rust c python java failover)
 
-# The README's main command must keep working: the sandbox with --demo on the
-# embedded store (a fresh temporary data directory); the README's curl lines,
-# taken from the README itself (its block starting `D=$(TZ=Asia/Shanghai`),
-# must book a slot; scripts/demo-curl.sh must book another (patient PAT002;
-# the CT window has two places); then a graceful stop by SIGTERM.
+# The README's first command must keep working, exactly as written there
+# (its first line: scripts/demo.sh), on an ephemeral port and a fresh
+# temporary data directory: it builds, starts the sandbox with --demo, books
+# a slot with scripts/demo-curl.sh (PAT001) and serves; the README's own
+# curl lines (its block starting `D=$(TZ=Asia/Shanghai`) must then book
+# another (PAT002, B000002: the CT window has two places); SIGTERM to the
+# command must stop the sandbox gracefully and leave no process behind.
 readme_main_command() {
-    cargo build --release -q -p yilian-sandbox || return 1
-    local target="${CARGO_TARGET_DIR:-$root/target}"
     local dir; dir="$(mktemp -d)"
-    "$target/release/yilian-sandbox" --demo --data-dir "$dir/store" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
-    local pid=$! url="" ok=0
-    for _ in $(seq 1 300); do
-        url="$(sed -n 's/^yilian-sandbox listening on //p' "$dir/out")"
-        [ -n "$url" ] && break
+    local line; line="$(awk '/^```sh/{on=1; next} on{print; exit}' README.md | sed 's/ *#.*$//')"
+    case "$line" in bash\ scripts/demo.sh*) ;; *) echo "README's first command is not scripts/demo.sh: $line" >&2; return 1 ;; esac
+    YILIAN_LISTEN=127.0.0.1:0 YILIAN_DATA_DIR="$dir/store" bash -c "exec $line" >"$dir/out" 2>&1 &
+    local pid=$! ok=0 url=""
+    # The first build may take minutes on a fresh machine.
+    for _ in $(seq 1 3600); do
+        grep -q '^demo: serving until Ctrl-C' "$dir/out" && break
         kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+        sleep 0.5
     done
-    awk '/^D=\$\(TZ=Asia\/Shanghai/{on=1} on&&/^```/{exit} on' README.md | sed "s#http://127.0.0.1:8080#$url#g" >"$dir/readme-curl.sh"
-    if [ -n "$url" ] && grep -q 'pre-book-slot' "$dir/readme-curl.sh" \
-        && bash -e "$dir/readme-curl.sh" >"$dir/curl" 2>&1 && grep -q '"status":"booked"' "$dir/curl" \
-        && YILIAN_URL="$url" PATIENT_ID=PAT002 bash scripts/demo-curl.sh >>"$dir/curl" 2>&1; then
+    url="$(sed -n 's/^yilian-sandbox listening on //p' "$dir/out")"
+    awk '/^D=\$\(TZ=Asia\/Shanghai/{on=1} on&&/^```/{exit} on' README.md \
+        | sed -e "s#http://127.0.0.1:8080#$url#g" -e 's/PAT001/PAT002/g' -e 's/B000001/B000002/g' >"$dir/readme-curl.sh"
+    if grep -q '^demo: serving until Ctrl-C' "$dir/out" && grep -q '^demo-curl: booked B000001' "$dir/out" \
+        && grep -q 'pre-book-slot' "$dir/readme-curl.sh" \
+        && bash -e "$dir/readme-curl.sh" >"$dir/curl" 2>&1 && grep -q '"status":"booked"' "$dir/curl"; then
         ok=1
     fi
     kill -TERM "$pid" 2>/dev/null
     wait "$pid"; local rc=$?
-    if [ "$ok" != 1 ] || [ "$rc" != 0 ]; then
-        echo "README main command failed (sandbox exit $rc):" >&2
-        cat "$dir/err" "$dir/curl" >&2 2>/dev/null
+    local left; left="$(pgrep -f -- "$dir/store" || true)"
+    if [ "$ok" != 1 ] || [ "$rc" != 143 ] || [ -n "$left" ] || ! grep -q '^demo: stopping the sandbox' "$dir/out"; then
+        echo "README first command failed (exit $rc; processes left: ${left:-none}):" >&2
+        tail -n 40 "$dir/out" >&2; cat "$dir/curl" >&2 2>/dev/null
+        [ -n "$left" ] && kill $left 2>/dev/null
         rm -rf "$dir"
         return 1
     fi
-    echo "README main command: sandbox --demo served; the README's curl lines and scripts/demo-curl.sh each booked a slot; SIGTERM stopped it cleanly"
+    echo "README first command: built, served --demo, booked with scripts/demo-curl.sh and the README's curl lines; SIGTERM stopped it, no process left"
     rm -rf "$dir"
 }
 

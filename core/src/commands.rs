@@ -631,6 +631,8 @@ fn engine_info(e: &EngineParts, r: &Req) -> Result<Value> {
         "version": crate::VERSION,
         "now": format_ms(pool.clock.now_ms(), &pool.cfg.tz),
         "durable": pool.store.is_some(),
+        // The database under the store: its kind and version (null in memory).
+        "store": pool.store.as_ref().map(|s| json!({"database": s.database().kind, "version": s.database().version})),
         "role": pool.cfg.role.as_str(),
         "principal": r.who.view(),
         "slots": table.slots.len(),

@@ -12,7 +12,10 @@
 #   4. runs the C tests (test build) under ASan+UBSan, then again under valgrind
 #   5. builds and runs examples/c
 #   6. installs into a temp PREFIX and builds a program against it with
-#      pkg-config (shared) and against libyilian.a (static)
+#      pkg-config (shared: yilian.pc; static: yilian-static.pc, no
+#      libyilian.so needed), checks the installed libyilian.a has only yl_*
+#      global symbols, and links a host with its own SQLite beside it, once
+#      statically (libsqlite3.a) and once shared: each uses its own copy
 # Exits non-zero on any failure; the last line is "c: N passed, M failed".
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -31,6 +34,8 @@ for tool in valgrind pkg-config make readelf nm strip g++; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [[ -f /usr/include/cjson/cJSON.h ]] || missing+=("libcjson-dev")
+# A host's own SQLite, static and shared, beside libyilian.a (step 6).
+[[ -f /usr/include/sqlite3.h && -f /usr/lib/x86_64-linux-gnu/libsqlite3.a ]] || missing+=("libsqlite3-dev")
 if ((${#missing[@]})); then
     pkgs=()
     for m in "${missing[@]}"; do
@@ -46,7 +51,9 @@ echo "ok: gcc $(gcc -dumpversion), $(valgrind --version), cJSON, pkg-config $(pk
 step "build libyilian (release): the test build, then the shipped build"
 target="${CARGO_TARGET_DIR:-$root/target}"
 testlibdir="$target/testing-hooks/release"   # tests/c/Makefile's TEST_LIBDIR
-cargo build --release -p yilian-ffi --features testing
+# The test build has the platform client (every shared vector runs, the
+# upstream and platform-client ones included); the shipped build has not.
+cargo build --release -p yilian-ffi --features testing,client
 mkdir -p "$testlibdir"
 cp "$target/release/libyilian.so" "$testlibdir/libyilian.so"
 testlib="$testlibdir/libyilian.so"
@@ -92,6 +99,8 @@ if [[ "$test_exported" != "$test_declared" ]]; then
     echo "header declares with YL_TESTING: $test_declared; test build exports: $test_exported" >&2
     exit 1
 fi
+# The shipped build carries no HTTP stack (cargo feature `client` is off).
+if grep -qa 'rustls' "$lib"; then echo "the shipped libyilian.so carries rustls (feature client should be off)" >&2; exit 1; fi
 soname="$(readelf -d "$lib" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')"
 [[ "$soname" == "libyilian.so.0" ]] || { echo "soname is '$soname'" >&2; exit 1; }
 if grep -rnE '\.unwrap\(\)|\.expect\(' ffi-c/src; then
@@ -123,7 +132,7 @@ grep -q '^example: all steps as expected$' "$work/example.out"
 step "install into a temp PREFIX, build against it"
 prefix="$work/prefix"
 PREFIX="$prefix" make -s -C "$root/ffi-c" install
-for f in include/yilian.h lib/libyilian.a lib/libyilian.so lib/libyilian.so.0 lib/pkgconfig/yilian.pc; do
+for f in include/yilian.h lib/libyilian.a lib/libyilian.so lib/libyilian.so.0 lib/pkgconfig/yilian.pc lib/pkgconfig/yilian-static.pc; do
     [[ -e "$prefix/$f" ]] || { echo "install is missing $f" >&2; exit 1; }
 done
 [[ "$(readlink "$prefix/lib/libyilian.so")" == libyilian.so.0 ]]
@@ -137,10 +146,32 @@ gcc "${cflags[@]}" "$here/installed_smoke.c" -o "$work/smoke_shared" $(pkg-confi
 readelf -d "$work/smoke_shared" | grep -q 'NEEDED.*\[libyilian.so.0\]'
 "$work/smoke_shared" | tee -a "$log"
 # shellcheck disable=SC2046
-gcc "${cflags[@]}" "$here/installed_smoke.c" -o "$work/smoke_static" $(pkg-config --cflags yilian) \
-    "$prefix/lib/libyilian.a" $(pkg-config --static --libs-only-l yilian | sed 's/-lyilian//') -pthread
+gcc "${cflags[@]}" "$here/installed_smoke.c" -o "$work/smoke_static" $(pkg-config --cflags --libs yilian-static) -pthread
 if readelf -d "$work/smoke_static" | grep -q libyilian; then echo "static build links libyilian.so" >&2; exit 1; fi
 "$work/smoke_static" | tee -a "$log"
+
+step "the installed libyilian.a keeps its SQLite private: a host's own SQLite beside it"
+others="$(readelf -sW "$prefix/lib/libyilian.a" | awk '($5 == "GLOBAL" || $5 == "WEAK") && $7 != "UND" && NF >= 8 && $8 !~ /^yl_/' | wc -l)"
+[[ "$others" -eq 0 ]] || { echo "the installed libyilian.a defines $others global symbols besides yl_*" >&2; exit 1; }
+# Before hide-static.sh (cargo's own staticlib), a static host SQLite failed
+# to link ("multiple definition of sqlite3_..."), and a shared one was
+# silently replaced by yilian's copy.
+# shellcheck disable=SC2046
+gcc "${cflags[@]}" "$here/own_sqlite.c" -o "$work/own_sqlite_static" $(pkg-config --cflags yilian-static) \
+    /usr/lib/x86_64-linux-gnu/libsqlite3.a $(pkg-config --libs yilian-static) -pthread
+# shellcheck disable=SC2046
+gcc "${cflags[@]}" "$here/own_sqlite.c" -o "$work/own_sqlite_shared" $(pkg-config --cflags yilian-static) \
+    -lsqlite3 $(pkg-config --libs yilian-static) -pthread
+readelf -d "$work/own_sqlite_shared" | grep -q 'NEEDED.*\[libsqlite3.so.0\]'
+if readelf -d "$work/own_sqlite_static" | grep -q 'libsqlite3\|libyilian'; then echo "the static host links a shared SQLite or yilian" >&2; exit 1; fi
+system_sqlite="$(sed -n 's/^#define SQLITE_VERSION *"\(.*\)"/\1/p' /usr/include/sqlite3.h)"
+for host in static shared; do
+    "$work/own_sqlite_$host" "$work/own-sqlite-$host" > "$work/own_$host.out"
+    grep -qx "host sqlite $system_sqlite" "$work/own_$host.out" || { echo "host ($host) did not get its own SQLite:" >&2; cat "$work/own_$host.out" >&2; exit 1; }
+    ours="$(sed -n 's/^yilian sqlite //p' "$work/own_$host.out")"
+    [[ -n "$ours" && "$ours" != "$system_sqlite" ]] || { echo "yilian ($host host) did not run on its own SQLite: '$ours'" >&2; exit 1; }
+done
+echo "ok: libyilian.a exports only yl_*; hosts with their own SQLite $system_sqlite (static and shared) keep it, yilian runs on its own $ours"
 
 # Sum of every suite's closing line "name: N passed, M failed".
 read -r passed failed < <(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log" |

@@ -410,3 +410,16 @@ fn sync_returns_once_an_expiry_nobody_waited_for_is_durable() {
     let m = Engine::open(&json!({}).to_string()).unwrap();
     m.sync().unwrap();
 }
+
+#[test]
+fn engine_info_names_the_sqlite_yilian_runs_on_and_none_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(&cfg(dir.path())).unwrap();
+    let info = ok(&e, "engine-info", json!({}));
+    assert_eq!(info["store"]["database"], "sqlite", "{info}");
+    // The SQLite compiled into yilian, not whatever else the process links.
+    assert_eq!(info["store"]["version"], rusqlite::version(), "{info}");
+    let memory = Engine::open(r#"{"clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual"}"#).unwrap();
+    assert!(ok(&memory, "engine-info", json!({}))["store"].is_null());
+}
+

@@ -57,3 +57,13 @@ fn a_leader_whose_lease_lapsed_commits_nothing_once_another_took_over() {
     assert_eq!(slot_counts(&c, &slots[0]).1, 2, "PAT001 and PAT003, never PAT002");
     c.check_invariants().unwrap();
 }
+
+#[test]
+fn engine_info_names_the_postgresql_server_and_its_version() {
+    let spec = yilian_tests::store::fresh_postgres();
+    let e = Engine::open(&cfg(&spec)).unwrap();
+    let info = ok(&e, "engine-info", json!({}));
+    assert_eq!(info["store"]["database"], "postgres", "{info}");
+    let server: String = admin(&spec).query_one("SHOW server_version", &[]).unwrap().get(0);
+    assert_eq!(info["store"]["version"], server, "{info}");
+}

@@ -96,6 +96,9 @@ pub(crate) trait Backend: Send {
     fn not_prefixed(&mut self, table: Table, prefix: &str) -> Result<Vec<(String, String)>>;
     /// The greatest key of `table`.
     fn max_key(&mut self, table: Table) -> Result<Option<String>>;
+    /// Which database this is and its version, as the database reports it
+    /// (SQLite: the library linked into yilian; PostgreSQL: the server's).
+    fn database(&mut self) -> Result<Database>;
     /// Whether every row was sealed and the files then scrubbed.
     fn is_scrubbed(&mut self) -> Result<bool>;
     /// Rewrites the database so no copy of an overwritten or deleted row
@@ -122,6 +125,16 @@ pub(crate) trait Backend: Send {
     fn flusher(&mut self) -> Result<Option<Box<dyn Flusher>>> {
         Ok(None)
     }
+}
+
+/// The database under a store: `engine-info` shows it, so a host can see
+/// which SQLite yilian runs on (its own, whatever the host links) or which
+/// server it talks to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Database {
+    /// `sqlite` or `postgres` (any server speaking its protocol).
+    pub kind: &'static str,
+    pub version: String,
 }
 
 /// See [`Backend::flusher`].
@@ -350,6 +363,7 @@ pub struct DurableStore {
     conn: Conn,
     /// The lease's epoch on a shared database (PostgreSQL).
     lease_epoch: Option<u64>,
+    database: Database,
 }
 
 /// A row read back after open: its key and its (opened) body.
@@ -402,6 +416,7 @@ impl DurableStore {
             }
         }
         let (lease_epoch, renew_every) = (backend.lease_epoch(), backend.renew_every());
+        let database = backend.database()?;
         let flusher = backend.flusher()?;
         let conn: Conn = Arc::new(Mutex::new(Some(backend)));
         let cipher_for_commits = cipher.clone();
@@ -426,7 +441,7 @@ impl DurableStore {
                 }
             })
             .map_err(|e| Error::storage(format!("cannot start committer: {e}")))?;
-        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), cipher, conn, lease_epoch }, snapshot))
+        Ok((DurableStore { shared, committer: Mutex::new(Some(committer)), cipher, conn, lease_epoch, database }, snapshot))
     }
 
     /// Rows of `table` keyed above `after_key`, in key order, in pages of
@@ -532,6 +547,11 @@ impl DurableStore {
     /// database (PostgreSQL); `None` on SQLite.
     pub fn lease_epoch(&self) -> Option<u64> {
         self.lease_epoch
+    }
+
+    /// The database under this store (see [`Database`]).
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 
     /// `Err` once a commit has failed (`NOT_LEADER` when the lease was
@@ -883,6 +903,9 @@ mod tests {
         }
         fn max_key(&mut self, _: Table) -> Result<Option<String>> {
             Ok(None)
+        }
+        fn database(&mut self) -> Result<Database> {
+            Ok(Database { kind: "gated", version: String::new() })
         }
         fn is_scrubbed(&mut self) -> Result<bool> {
             Ok(true)

@@ -514,6 +514,12 @@ impl Backend for PgBackend {
         Ok(row.get::<_, Option<String>>(0).map(dec))
     }
 
+    fn database(&mut self) -> Result<super::Database> {
+        let client = &mut self.client;
+        let row = outside_runtime(|| client.query_one("SELECT current_setting('server_version')", &[])).map_err(|e| pg_error("read", e))?;
+        Ok(super::Database { kind: "postgres", version: row.get(0) })
+    }
+
     fn is_scrubbed(&mut self) -> Result<bool> {
         let client = &mut self.client;
         let row = outside_runtime(|| client.query_opt("SELECT v FROM yilian_meta WHERE k = 'scrubbed'", &[])).map_err(|e| pg_error("read", e))?;

@@ -79,6 +79,13 @@ impl Backend for SqliteBackend {
         Ok(self.conn.query_row(&format!("SELECT max(k) FROM {}", table.name()), [], |r| r.get(0))?)
     }
 
+    fn database(&mut self) -> Result<super::Database> {
+        // The SQLite compiled into yilian (rusqlite's bundled copy): its
+        // symbols are private to libyilian.a and libyilian.so, so a host
+        // linking another SQLite never swaps it for this one.
+        Ok(super::Database { kind: "sqlite", version: rusqlite::version().to_string() })
+    }
+
     fn is_scrubbed(&mut self) -> Result<bool> {
         is_scrubbed(&self.conn)
     }

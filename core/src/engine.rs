@@ -175,8 +175,7 @@ impl Engine {
     /// fields (`clinic_id`, `institution_id`, `lab_id`, `hospital_id` where it
     /// means the caller) must name it, else `FORBIDDEN` and nothing changes.
     pub fn call_as(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> String {
-        let v = crate::request::envelope(self.call_value_as(principal, command, request_json));
-        v.to_string()
+        crate::request::envelope_json(self.call_value_as(principal, command, request_json))
     }
 
     /// Like `call`, returning the `data` or the error.
@@ -190,7 +189,7 @@ impl Engine {
     pub fn call_as_json(&self, principal_json: &str, command: &str, request_json: &str) -> String {
         match crate::principal::Principal::from_json(principal_json) {
             Ok(p) => self.call_as(&p, command, request_json),
-            Err(e) => e.to_envelope().to_string(),
+            Err(e) => crate::request::to_json(&e.to_envelope()),
         }
     }
 

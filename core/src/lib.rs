@@ -64,5 +64,5 @@ pub use lab::{LabTranslator, TranslatedResult, TranslatorEntry};
 pub use model::{format_booking_id, parse_booking_id, Priority};
 pub use pool::{Availability, Retired};
 pub use principal::{Principal, Role};
-pub use request::envelope;
+pub use request::{envelope, envelope_json, to_json};
 pub use views::event_visible_to;

@@ -146,11 +146,16 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
 }
 
 fn json_response(status: StatusCode, v: &Value) -> Response {
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], v.to_string()).into_response()
+    text_response(status, yilian_core::to_json(v))
 }
 
+fn text_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], body).into_response()
+}
+
+/// The success envelope, written without copying `data` into an outer object.
 fn success(data: Value) -> Response {
-    json_response(StatusCode::OK, &json!({"status": "success", "data": data}))
+    text_response(StatusCode::OK, yilian_core::envelope_json(Ok(data)))
 }
 
 /// An error envelope; `status` overrides the family's status where HTTP has a

@@ -143,7 +143,12 @@ wine_tests() {
     done
     local cflags=(-std=c11 -O2 -Wall -Wextra -Werror -Wno-unused-function -D__USE_MINGW_ANSI_STDIO=1 -DYL_TESTING
         -I include -I tests/c/vendor/cjson-1.7.15)
-    "$gcc-gcc-posix" -std=c99 -O2 -c tests/c/vendor/cjson-1.7.15/cJSON.c -o "$dir/cJSON.o"
+    "$gcc-gcc-posix" -std=c99 -O2 -I tests/c/vendor/cjson-1.7.15/cjson -c tests/c/vendor/cjson-1.7.15/cJSON.c -o "$dir/cJSON.o"
+    # Wine 8.0 (Debian 12) has no bcryptprimitives.dll, where Rust's std
+    # (1.78+) gets ProcessPrng on Windows 10+: a stand-in beside the test
+    # programs (tests/c/wine/bcryptprimitives.c), never shipped.
+    "$gcc-gcc-win32" -O2 -shared -Wall -Wextra -Werror tests/c/wine/bcryptprimitives.c -o "$dir/bcryptprimitives.dll" \
+        -Wl,--kill-at -lbcrypt
     local t
     for t in test_errors test_vectors test_storm test_lab test_lab_translator test_gbk; do
         "$gcc-gcc-posix" "${cflags[@]}" "tests/c/$t.c" "$dir/cJSON.o" "$dir/libyilian.dll.a" -static -pthread -o "$dir/$t.exe"

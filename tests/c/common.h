@@ -13,6 +13,11 @@
 #ifdef _WIN32
 #include <direct.h>
 #include <io.h>
+/* MinGW's C library has no rand_r (test_storm's per-thread random numbers). */
+static int rand_r(unsigned *seed) {
+    *seed = *seed * 1103515245u + 12345u;
+    return (int)((*seed >> 16) & 0x7fff);
+}
 #endif
 
 static atomic_int g_pass, g_fail;

@@ -97,6 +97,32 @@ build_dll() {
     win_cargo "$triple" build --release -p yilian-ffi "$@"
 }
 
+# import_lib ARCH GCC REL DEST: the MinGW import library of REL/yilian.dll
+# into DEST. x86_64: ld's. i686: the DLL exports the stdcall forms
+# undecorated (--kill-at), and so does ld's import library, but a C caller
+# that declares them YL_STDCALL asks the linker for `_yl_call_std@16`.
+# dlltool --kill-at maps each decorated name (read from the staticlib built
+# alongside) to the plain export, as MinGW's own stdcall DLLs do.
+import_lib() {
+    local arch="$1" gcc="$2" rel="$3" dest="$4"
+    if [[ "$arch" != i686 ]]; then
+        cp "$rel/libyilian.dll.a" "$dest/libyilian.dll.a"
+        return
+    fi
+    {
+        echo "LIBRARY yilian.dll"
+        echo "EXPORTS"
+        "$gcc-nm" --defined-only "$rel/libyilian.a" 2>/dev/null | awk '$2 == "T" && $3 ~ /^_yl_/ { print "    " substr($3, 2) }' | sort -u
+    } > "$work/decorated-$arch.def"
+    "$gcc-dlltool" --kill-at -d "$work/decorated-$arch.def" -D yilian.dll -l "$dest/libyilian.dll.a"
+    local plain
+    plain="$(sed -n 's/^    //p' "$work/decorated-$arch.def" | sed 's/@[0-9]*$//' | words)"
+    if [[ "$plain" != "$(dll_exports "$gcc" "$rel/yilian.dll")" ]]; then
+        echo "windows-$arch: the staticlib's yl_* symbols differ from the DLL's exports: $plain" >&2
+        return 1
+    fi
+}
+
 # package ARCH TRIPLE GCC: the shipped DLL, stripped, with its import
 # library, .def and header, into OUT_DIR/windows-ARCH; checks the exports.
 package() {
@@ -104,7 +130,7 @@ package() {
     rm -rf "$dest"
     mkdir -p "$dest"
     "$gcc-strip" --strip-unneeded -o "$dest/yilian.dll" "$rel/yilian.dll"
-    cp "$rel/libyilian.dll.a" "$dest/libyilian.dll.a"
+    import_lib "$arch" "$gcc" "$rel" "$dest"
     cp include/yilian.h "$dest/yilian.h"
     local exported imports
     exported="$(dll_exports "$gcc" "$dest/yilian.dll")"
@@ -135,7 +161,8 @@ wine_tests() {
     local arch="$1" triple="$2" gcc="$3" wine="$4" winearch="$5" rel="$XC_TARGET_DIR/$2/release"
     local dir="$work/$arch"
     mkdir -p "$dir/vectors"
-    cp "$rel/yilian.dll" "$rel/libyilian.dll.a" "$dir/"
+    cp "$rel/yilian.dll" "$dir/"
+    import_lib "$arch" "$gcc" "$rel" "$dir"
     # The test DLL has no platform client (the shipped one has none): the
     # vectors of the client and the upstream hand-offs are left out.
     for v in tests/vectors/*.json; do

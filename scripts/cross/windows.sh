@@ -67,10 +67,10 @@ step() { printf '\n== %s\n' "$*"; }
 # Seconds each step took, printed at the end.
 timings=()
 timed() {
-    local name="$1" t0=$SECONDS
+    local timed_name="$1" timed_t0=$SECONDS
     shift
     "$@"
-    timings+=("$name: $((SECONDS - t0)) s")
+    timings+=("$timed_name: $((SECONDS - timed_t0)) s")
 }
 
 # Every export: tests/c/run.sh's list (the header's functions) plus the
@@ -132,7 +132,7 @@ package() {
     "$gcc-strip" --strip-unneeded -o "$dest/yilian.dll" "$rel/yilian.dll"
     import_lib "$arch" "$gcc" "$rel" "$dest"
     cp include/yilian.h "$dest/yilian.h"
-    local exported imports
+    local exported imports name
     exported="$(dll_exports "$gcc" "$dest/yilian.dll")"
     if [[ "$exported" != "$(echo $expected | words)" ]]; then
         echo "windows-$arch: the DLL's exports differ from the expected list: $exported" >&2
@@ -194,7 +194,8 @@ wine_tests() {
                 test_storm) YL_STORM_THREADS=8 YL_STORM_ITERS=3000 YL_STORM_RACES=100 "$wine" ./$t.exe ;;
                 test_errors) RUST_BACKTRACE=0 "$wine" ./$t.exe ;;
                 *) "$wine" ./$t.exe ;;
-            esac 2>&1 | tee "$dir/$t.out" | tail -n 3 || true   # counted from the closing lines below
+            # Windows programs end lines with CR LF; the counts below read LF lines.
+            esac 2>&1 | tr -d '\r' | tee "$dir/$t.out" | tail -n 3 || true   # counted from the closing lines below
             echo "   ($t under $wine: $((SECONDS - t1)) s)"
         done
     )
@@ -226,7 +227,7 @@ printf '%s\n' "${timings[@]}"
 if ((run_tests)); then
     read -r passed failed < <(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log" |
         awk '{ p += $2; f += $4 } END { print p + 0, f + 0 }')
-    suites="$(grep -cE '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log")"
+    suites="$(grep -cE '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log" || true)"
     if [[ "$suites" -ne 12 || "$failed" -ne 0 || "$passed" -eq 0 ]]; then
         echo "expected 12 suite results (6 tests x 2 DLLs) with no failure, got $suites, $failed failed" >&2
         exit 1

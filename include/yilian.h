@@ -25,8 +25,14 @@
  *    use YL_STDCALL (__stdcall on 32-bit Windows, as PowerBuilder's external
  *    functions and Delphi's stdcall expect; the C convention elsewhere) and
  *    are exported undecorated. An engine opened with "text_encoding": "gbk"
- *    reads and answers GBK in its JSON calls. C# P/Invoke, PowerBuilder and
- *    Delphi declarations: docs/windows.md.
+ *    reads and answers GBK in its JSON calls. For example (all of C#,
+ *    PowerBuilder and Delphi, and the yl_call_buf retry: docs/windows.md):
+ *      C#: [DllImport("yilian.dll", CallingConvention = CallingConvention.Cdecl)]
+ *          static extern int yl_call_buf(IntPtr e, byte[] command, byte[] request_json,
+ *              byte[] output, UIntPtr cap, out UIntPtr needed);   (UTF-8 bytes, NUL-ended)
+ *      PowerBuilder: FUNCTION long yl_call_buf_std(longptr e, string command,
+ *          string request_json, ref string out_json, longptr cap, ref longptr needed)
+ *          LIBRARY "yilian.dll" ALIAS FOR "yl_call_buf_std;Ansi"   (GBK engine)
  */
 
 #ifndef YILIAN_H

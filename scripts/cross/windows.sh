@@ -22,7 +22,8 @@
 #
 # Toolchain: gcc-mingw-w64-{x86-64,i686} (the -win32 thread model for the
 # DLL: no winpthread dependency; both Debian variants unwind with DWARF on
-# i686, as Rust's i686-pc-windows-gnu wants), wine, wine64, wine32:i386.
+# i686, as Rust's i686-pc-windows-gnu wants), wine, wine64, wine32:i386
+# (after `dpkg --add-architecture i386`).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=env.sh
@@ -73,8 +74,8 @@ timed() {
     timings+=("$timed_name: $((SECONDS - timed_t0)) s")
 }
 
-# Every export: tests/c/run.sh's list (the header's functions) plus the
-# `_std` forms. Anything else in the table (a Rust or libgcc symbol) fails.
+# Every export: tests/c/run.sh's list (the header's functions, the `_std`
+# forms included). Anything else in the table (a Rust or libgcc symbol) fails.
 expected="yl_availability yl_call yl_call_as yl_call_as_buf yl_call_buf yl_code_name yl_confirm yl_engine_close
 yl_engine_open yl_hold yl_lab_translator_free yl_lab_translator_new yl_lab_translator_translate
 yl_last_error_code yl_last_error_message yl_last_error_message_zh yl_release yl_slot_handle yl_string_free

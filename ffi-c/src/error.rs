@@ -1,9 +1,9 @@
 //! Return codes (the core's numeric codes, 1:1) and the per-thread last error.
 
+use crate::text::TextEncoding;
 use std::cell::RefCell;
 use std::ffi::CStr;
 use std::os::raw::c_int;
-use crate::text::TextEncoding;
 use yilian_core::Error;
 
 // The codes are generated from yilian-core's table by tools/gen-bindings

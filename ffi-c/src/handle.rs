@@ -1,7 +1,7 @@
 //! The engine handle C holds: a boxed core `Engine` plus a serial number.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use crate::text::TextEncoding;
+use std::sync::atomic::{AtomicU64, Ordering};
 use yilian_core::{Engine, Error};
 
 /// An open engine. Opaque to C; create with `yl_engine_open`, free with

@@ -31,8 +31,8 @@ use yilian_core::{Engine, Error, ErrorCode, HoldOptions, Priority, SlotHandle};
 
 pub use error::*;
 pub use handle::yl_engine;
-pub use stdcall::*;
 pub use lab::{yl_lab_entry, yl_lab_translator, yl_lab_translator_free, yl_lab_translator_new, yl_lab_translator_translate, yl_specimen_label};
+pub use stdcall::*;
 
 /// A slot resolved once by `yl_slot_handle`, for the typed calls. Valid for
 /// the engine that returned it, for as long as that engine is open.

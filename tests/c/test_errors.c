@@ -130,7 +130,7 @@ static void test_open(void) {
     yl_engine_close(e);
 
     /* A durable engine: a second open of the same directory must be refused, not corrupt it. */
-    char dir[512];
+    char dir[256];
     if (make_temp_dir(dir, sizeof dir)) {
         char cfg[512];
         snprintf(cfg, sizeof cfg, "{\"data_dir\":\"%s/db\"}", dir);

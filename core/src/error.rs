@@ -232,6 +232,7 @@ error_codes! {
     NullArgument = 8001, Binding, "NULL_ARGUMENT", "a required pointer argument is NULL", "必需的指针参数为空";
     InvalidUtf8 = 8002, Binding, "INVALID_UTF8", "an argument is not valid UTF-8", "参数不是合法的UTF-8";
     BufferTooSmall = 8003, Binding, "BUFFER_TOO_SMALL", "the output buffer is too small", "输出缓冲区太小";
+    InvalidEncoding = 8004, Binding, "INVALID_ENCODING", "an argument is not valid text in the engine's `text_encoding` (GBK)", "参数不是引擎 `text_encoding` 所指编码（GBK）的合法文本";
     Internal = 9001, Internal, "INTERNAL", "internal error", "内部错误";
     Panic = 9002, Internal, "PANIC", "internal error: a panic was caught", "内部错误：捕获到异常崩溃";
 }

@@ -49,7 +49,7 @@ fn ffi_pairs(e: *const yl_engine, slot: u32, n: u64) {
 }
 
 fn ffi_reads(e: *const yl_engine, slot: u32, n: u64) {
-    let mut a = yl_slot_availability { capacity: 0, booked: 0, held: 0, remaining: 0, reserved_quota: 0, waiting: 0, tight: false, closed: false };
+    let mut a = yl_slot_availability { capacity: 0, booked: 0, held: 0, remaining: 0, reserved_quota: 0, waiting: 0, tight: 0, closed: 0 };
     for _ in 0..n {
         assert_eq!(unsafe { yl_availability(e, slot, &mut a) }, YL_OK);
         black_box(a.remaining);

@@ -1,5 +1,6 @@
 //! Return codes (the core's numeric codes, 1:1) and the per-thread last error.
 
+use crate::text::TextEncoding;
 use std::cell::RefCell;
 use std::ffi::CStr;
 use std::os::raw::c_int;
@@ -17,15 +18,19 @@ pub(crate) fn code_name(code: c_int) -> &'static CStr {
     CODE_NAMES.iter().find(|(n, _)| *n == code).map(|(_, s)| *s).unwrap_or(c"UNKNOWN")
 }
 
-/// The last result of this thread: code and both messages (empty on success).
+/// The last result of this thread: code and both messages (empty on success),
+/// and the encoding the messages are read out in: UTF-8, unless the call
+/// that set them was a JSON call on a GBK engine (or opened one), see
+/// [`set_encoding`].
 pub(crate) struct Last {
     pub code: c_int,
     pub message: String,
     pub message_zh: String,
+    pub encoding: TextEncoding,
 }
 
 thread_local! {
-    static LAST: RefCell<Last> = const { RefCell::new(Last { code: YL_OK, message: String::new(), message_zh: String::new() }) };
+    static LAST: RefCell<Last> = const { RefCell::new(Last { code: YL_OK, message: String::new(), message_zh: String::new(), encoding: TextEncoding::Utf8 }) };
 }
 
 /// Records success. `try_with`: a call from a thread-local destructor after
@@ -38,6 +43,7 @@ pub(crate) fn set_ok() {
                 l.message.clear();
                 l.message_zh.clear();
             }
+            l.encoding = TextEncoding::Utf8;
         }
     });
 }
@@ -52,9 +58,22 @@ pub(crate) fn set_error(e: &Error) -> c_int {
             l.message.push_str(e.message());
             l.message_zh.clear();
             l.message_zh.push_str(e.message_zh());
+            l.encoding = TextEncoding::Utf8;
         }
     });
     code
+}
+
+/// After a JSON call on an engine (or its open): its last error is read out
+/// in that engine's encoding. Every other call leaves it UTF-8 (`set_ok` and
+/// `set_error` reset it), so the rule is "the messages come in the encoding
+/// of the call that set them".
+pub(crate) fn set_encoding(encoding: TextEncoding) {
+    let _ = LAST.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            l.encoding = encoding;
+        }
+    });
 }
 
 /// Records the outcome of a call and returns its code.

@@ -1,5 +1,6 @@
 //! The engine handle C holds: a boxed core `Engine` plus a serial number.
 
+use crate::text::TextEncoding;
 use std::sync::atomic::{AtomicU64, Ordering};
 use yilian_core::{Engine, Error};
 
@@ -11,13 +12,15 @@ pub struct yl_engine {
     /// Unique per open in this process, unlike the address, which the
     /// allocator may hand to the next engine after a close.
     pub(crate) serial: u64,
+    /// The text encoding of this engine's JSON calls (config `text_encoding`).
+    pub(crate) encoding: TextEncoding,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 impl yl_engine {
-    pub(crate) fn new(engine: Engine) -> yl_engine {
-        yl_engine { engine, serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed) }
+    pub(crate) fn new(engine: Engine, encoding: TextEncoding) -> yl_engine {
+        yl_engine { engine, serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed), encoding }
     }
 }
 

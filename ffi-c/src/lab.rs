@@ -171,8 +171,9 @@ pub unsafe extern "C" fn yl_lab_translator_new(
 /// `codes[i]`, unchanged. `*unmapped` (when `unmapped` is not NULL) receives
 /// how many codes are unmapped.
 ///
-/// `strict`: an unmapped code is `YL_E_LAB_ITEM_UNMAPPED` (the message names
-/// it) instead of a NULL entry. `out` and `*unmapped` are written on success
+/// `strict` (any non-zero value is true; a byte, not `bool`, so every
+/// caller's marshalling agrees): an unmapped code is `YL_E_LAB_ITEM_UNMAPPED`
+/// (the message names it) instead of a NULL entry. `out` and `*unmapped` are written on success
 /// only. `codes` and `out` may be NULL only with `n == 0`.
 ///
 /// Ownership: `codes` is borrowed for the call. The entries are owned by the
@@ -187,7 +188,7 @@ pub unsafe extern "C" fn yl_lab_translator_translate(
     t: *const yl_lab_translator,
     codes: *const *const c_char,
     n: usize,
-    strict: bool,
+    strict: u8,
     out: *mut *const yl_lab_entry,
     unmapped: *mut usize,
 ) -> c_int {
@@ -208,7 +209,7 @@ pub unsafe extern "C" fn yl_lab_translator_translate(
         let mut missing = 0;
         for i in 0..n {
             let code = code_at(codes, i)?;
-            match t.lookup_strict(code, strict)? {
+            match t.lookup_strict(code, strict != 0)? {
                 Some(entry) => found.push(entry),
                 None => {
                     missing += 1;

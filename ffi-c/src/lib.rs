@@ -18,7 +18,9 @@ mod call;
 pub mod error;
 mod handle;
 mod lab;
+mod stdcall;
 mod strings;
+mod text;
 
 use boundary::{ffi_boundary, ffi_code};
 use error::with_last;
@@ -30,6 +32,7 @@ use yilian_core::{Engine, Error, ErrorCode, HoldOptions, Priority, SlotHandle};
 pub use error::*;
 pub use handle::yl_engine;
 pub use lab::{yl_lab_entry, yl_lab_translator, yl_lab_translator_free, yl_lab_translator_new, yl_lab_translator_translate, yl_specimen_label};
+pub use stdcall::*;
 
 /// A slot resolved once by `yl_slot_handle`, for the typed calls. Valid for
 /// the engine that returned it, for as long as that engine is open.
@@ -74,16 +77,27 @@ pub struct yl_slot_availability {
     pub reserved_quota: u32,
     /// Patients on the waitlist.
     pub waiting: u32,
-    /// 号源紧张: few places left.
-    pub tight: bool,
-    /// Service stopped (停诊).
-    pub closed: bool,
+    /// 号源紧张: few places left. 1 or 0 (a byte, not `bool`: C# and
+    /// PowerBuilder marshal it without surprise).
+    pub tight: u8,
+    /// Service stopped (停诊). 1 or 0, as `tight`.
+    pub closed: u8,
 }
 
 // ------------------------------------------------------------------ engine
 
 /// Opens an engine from a JSON config (`"{}"`: in memory; `{"data_dir":"..."}`:
 /// durable, recovered as it was). See the README for every key.
+///
+/// One key belongs to this C library, not to the engine:
+/// `"text_encoding": "gbk"` (default `"utf-8"`) makes the JSON calls of the
+/// engine (`yl_call`, `yl_call_as`, `yl_call_buf`, `yl_call_as_buf` and their
+/// `_std` forms) read every string argument as GBK and answer in GBK; a
+/// character GBK cannot encode comes back as a JSON `\uXXXX` escape, and
+/// bytes that are not GBK are `YL_E_INVALID_ENCODING` (nothing runs). The
+/// last-error messages of those calls come in GBK too (they are per thread:
+/// they follow the engine of the call that set them). The config itself, the
+/// typed calls and the lab translator stay UTF-8 (docs/windows.md).
 ///
 /// Ownership: `config_json` is borrowed for the call. On success `*out`
 /// receives a new handle owned by the caller, to be released with
@@ -94,14 +108,20 @@ pub struct yl_slot_availability {
 /// Thread-safe. Sets this thread's last error.
 #[no_mangle]
 pub unsafe extern "C" fn yl_engine_open(config_json: *const c_char, out: *mut *mut yl_engine) -> c_int {
-    ffi_code!((|| {
+    let mut encoding = text::TextEncoding::Utf8;
+    let code = ffi_code!((|| {
         let out = out_arg(out, "out")?;
         out.write(std::ptr::null_mut());
         let config = arg_str(config_json, "config_json")?;
-        let engine = Engine::open(config)?;
-        out.write(Box::into_raw(Box::new(yl_engine::new(engine))));
+        let (enc, config) = text::split_config(config)?;
+        encoding = enc;
+        let engine = Engine::open(&config)?;
+        out.write(Box::into_raw(Box::new(yl_engine::new(engine, enc))));
         Ok(())
-    })())
+    })());
+    // A GBK caller reads why its engine did not open in GBK.
+    error::set_encoding(encoding);
+    code
 }
 
 /// Flushes and closes the engine and frees the handle. `e == NULL` is a
@@ -153,7 +173,7 @@ pub extern "C" fn yl_version() -> *const c_char {
 #[no_mangle]
 pub unsafe extern "C" fn yl_call(e: *const yl_engine, command: *const c_char, request_json: *const c_char, response_json: *mut *mut c_char) -> c_int {
     ffi_boundary!(on_panic: |err: Error| {
-        call::call_panicked(response_json, &err);
+        call::call_panicked(e, response_json, &err);
         err.numeric_code()
     }, call::call(e, None, command, request_json, response_json))
 }
@@ -179,7 +199,7 @@ pub unsafe extern "C" fn yl_call_as(
     response_json: *mut *mut c_char,
 ) -> c_int {
     ffi_boundary!(on_panic: |err: Error| {
-        call::call_panicked(response_json, &err);
+        call::call_panicked(e, response_json, &err);
         err.numeric_code()
     }, call::call(e, Some(principal_json), command, request_json, response_json))
 }
@@ -256,7 +276,8 @@ pub extern "C" fn yl_last_error_code() -> c_int {
 
 /// Copies the English message of this thread's last error (`""` after a
 /// success) into `buf[0..cap]`, NUL-terminated; `*needed` (when not NULL)
-/// receives the size needed, NUL included. Returns `YL_OK`,
+/// receives the size needed, NUL included (UTF-8; GBK as for
+/// `yl_last_error_message_zh`). Returns `YL_OK`,
 /// `YL_E_BUFFER_TOO_SMALL` (`buf` is then an empty string if `cap > 0`), or
 /// `YL_E_NULL_ARGUMENT` for `buf == NULL` with `cap > 0`; `buf == NULL` with
 /// `cap == 0` is a size query. Does not itself change the last error, so a
@@ -267,14 +288,15 @@ pub unsafe extern "C" fn yl_last_error_message(buf: *mut c_char, cap: usize, nee
     ffi_boundary!(on_panic: |e: Error| e.numeric_code(), last_message(false, buf, cap, needed))
 }
 
-/// As `yl_last_error_message`, in Chinese (UTF-8).
+/// As `yl_last_error_message`, in Chinese: UTF-8, or GBK when the call that
+/// set the last error was a JSON call on (or the open of) a GBK engine.
 #[no_mangle]
 pub unsafe extern "C" fn yl_last_error_message_zh(buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int {
     ffi_boundary!(on_panic: |e: Error| e.numeric_code(), last_message(true, buf, cap, needed))
 }
 
 unsafe fn last_message(zh: bool, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int {
-    let msg = with_last(|l| if zh { l.message_zh.clone() } else { l.message.clone() }).unwrap_or_default();
+    let msg = with_last(|l| text::encode(l.encoding, if zh { l.message_zh.clone() } else { l.message.clone() })).unwrap_or_default();
     match copy_out(&msg, buf, cap, needed) {
         Ok(()) => YL_OK,
         Err(e) => e.numeric_code(),
@@ -397,8 +419,8 @@ pub unsafe extern "C" fn yl_availability(e: *const yl_engine, slot: yl_slot, out
             remaining: a.remaining,
             reserved_quota: a.reserved_quota,
             waiting: a.waiting,
-            tight: a.tight,
-            closed: a.closed,
+            tight: u8::from(a.tight),
+            closed: u8::from(a.closed),
         });
         Ok(())
     })

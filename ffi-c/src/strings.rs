@@ -43,14 +43,16 @@ pub(crate) unsafe fn opt_str<'a>(p: *const c_char, name: &str) -> Result<Option<
     })
 }
 
-/// A library-owned copy of `s` for the caller, released by `yl_string_free`.
-pub(crate) fn into_c_string(s: String) -> Result<*mut c_char, Error> {
-    // serde_json escapes U+0000, so an envelope never holds a NUL byte.
+/// A library-owned copy of `s` (UTF-8, or GBK for a GBK engine) for the
+/// caller, released by `yl_string_free`.
+pub(crate) fn into_c_string(s: Vec<u8>) -> Result<*mut c_char, Error> {
+    // serde_json escapes U+0000, and no GBK byte of a multi-byte character
+    // is 0, so an envelope never holds a NUL byte.
     CString::new(s).map(CString::into_raw).map_err(|_| Error::internal("a response held a NUL byte"))
 }
 
 /// Bytes `s` needs in a C buffer, its NUL included.
-pub(crate) fn needed_for(s: &str) -> usize {
+pub(crate) fn needed_for(s: &[u8]) -> usize {
     s.len() + 1
 }
 
@@ -61,7 +63,7 @@ pub(crate) fn needed_for(s: &str) -> usize {
 ///
 /// # Safety
 /// `out` is NULL or valid for `cap` bytes; `needed` is NULL or writable.
-pub(crate) unsafe fn copy_out(s: &str, out: *mut c_char, cap: usize, needed: *mut usize) -> Result<(), Error> {
+pub(crate) unsafe fn copy_out(s: &[u8], out: *mut c_char, cap: usize, needed: *mut usize) -> Result<(), Error> {
     let need = needed_for(s);
     if !needed.is_null() {
         *needed = need;

@@ -10,6 +10,16 @@
 
 #include "yilian.h"
 
+#ifdef _WIN32
+#include <direct.h>
+#include <io.h>
+/* MinGW's C library has no rand_r (test_storm's per-thread random numbers). */
+static int rand_r(unsigned *seed) {
+    *seed = *seed * 1103515245u + 12345u;
+    return (int)((*seed >> 16) & 0x7fff);
+}
+#endif
+
 static atomic_int g_pass, g_fail;
 
 static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...) {
@@ -58,6 +68,39 @@ static inline void call_ok(yl_engine *e, const char *cmd, const char *req) {
     int rc = yl_call(e, cmd, req, &out);
     CHECK(rc == YL_OK, "%s: %s", cmd, out ? out : "(null)");
     yl_string_free(out);
+}
+
+/* A fresh, empty directory (for a durable engine's data_dir) in `buf`; 0 on
+ * failure. Forward slashes only, so it can sit in a JSON string as it is
+ * (Windows takes them too). The same tests run on Linux and, against the
+ * DLL, under Wine (scripts/cross/windows.sh). */
+static int make_temp_dir(char *buf, size_t n) {
+#ifdef _WIN32
+    const char *tmp = getenv("TEMP");
+    if (!tmp || !*tmp) tmp = ".";
+    if ((size_t)snprintf(buf, n, "%s/yl-test-XXXXXX", tmp) >= n) return 0;
+    for (char *p = buf; *p; p++)
+        if (*p == '\\') *p = '/';
+    return _mktemp(buf) != NULL && _mkdir(buf) == 0;
+#else
+    if ((size_t)snprintf(buf, n, "/tmp/yl-test-XXXXXX") >= n) return 0;
+    return mkdtemp(buf) != NULL;
+#endif
+}
+
+/* Removes a directory made by make_temp_dir and everything in it; 0 on success. */
+static int remove_temp_dir(const char *dir) {
+    char cmd[1024];
+#ifdef _WIN32
+    char win[512];
+    size_t i = 0;
+    for (; dir[i] && i + 1 < sizeof win; i++) win[i] = dir[i] == '/' ? '\\' : dir[i];
+    win[i] = '\0';
+    snprintf(cmd, sizeof cmd, "rmdir /s /q \"%s\"", win);
+#else
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+#endif
+    return system(cmd);
 }
 
 /* An environment integer (storm and bench sizes), with a default. */

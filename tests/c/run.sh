@@ -66,7 +66,9 @@ cargo run --release -q -p yilian-gen-bindings -- --check
 expected="yl_availability yl_call yl_call_as yl_call_as_buf yl_call_buf yl_code_name yl_confirm yl_engine_close yl_engine_open yl_hold
 yl_lab_translator_free yl_lab_translator_new yl_lab_translator_translate
 yl_last_error_code yl_last_error_message yl_last_error_message_zh yl_release yl_slot_handle yl_string_free
-yl_specimen_label yl_version"
+yl_specimen_label yl_version
+yl_call_as_buf_std yl_call_as_std yl_call_buf_std yl_call_std yl_code_name_std yl_engine_close_std yl_engine_open_std
+yl_last_error_code_std yl_last_error_message_std yl_last_error_message_zh_std yl_string_free_std yl_version_std"
 # Only in the test build (cargo feature `testing`), declared under YL_TESTING.
 hooks="yl_test_panic"
 words() { tr ' ' '\n' | sed '/^$/d' | sort | tr '\n' ' '; }
@@ -177,8 +179,8 @@ echo "ok: libyilian.a exports only yl_*; hosts with their own SQLite $system_sql
 read -r passed failed < <(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log" |
     awk '{ p += $2; f += $4 } END { print p + 0, f + 0 }')
 suites="$(grep -cE '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log")"
-if [[ "$suites" -ne 12 || "$failed" -ne 0 || "$passed" -eq 0 ]]; then
-    echo "expected 12 suite results with no failure, got $suites" >&2
+if [[ "$suites" -ne 14 || "$failed" -ne 0 || "$passed" -eq 0 ]]; then
+    echo "expected 14 suite results with no failure, got $suites" >&2
     exit 1
 fi
 echo

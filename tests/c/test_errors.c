@@ -130,8 +130,8 @@ static void test_open(void) {
     yl_engine_close(e);
 
     /* A durable engine: a second open of the same directory must be refused, not corrupt it. */
-    char dir[] = "/tmp/yl-test-XXXXXX";
-    if (mkdtemp(dir)) {
+    char dir[256];
+    if (make_temp_dir(dir, sizeof dir)) {
         char cfg[512];
         snprintf(cfg, sizeof cfg, "{\"data_dir\":\"%s/db\"}", dir);
         yl_engine *a = NULL, *b = NULL;
@@ -141,11 +141,9 @@ static void test_open(void) {
         yl_engine_close(a);
         CHECK_RC(yl_engine_open(cfg, &b), YL_OK); /* the lock goes with the close */
         yl_engine_close(b);
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        CHECK(system(cmd) == 0);
+        CHECK(remove_temp_dir(dir) == 0);
     } else {
-        CHECK(0, "mkdtemp failed");
+        CHECK(0, "make_temp_dir failed");
     }
 
     /* Safe misuse: NULL close and NULL free are no-ops. */
@@ -348,6 +346,10 @@ static void test_typed(void) {
 
     CHECK_RC(yl_hold(e, s, "P1", "C001", YL_PRIORITY_NORMAL, NULL, &h), YL_OK);
     CHECK(h.booking_id > 0 && h.expires_ms > 0);
+    /* Two places left of three: tight (tight_remaining 2), as the byte 1. */
+    CHECK_RC(yl_availability(e, s, &av), YL_OK);
+    CHECK(av.remaining == 2 && av.tight == 1 && av.closed == 0, "remaining %u tight %u closed %u", av.remaining,
+          (unsigned)av.tight, (unsigned)av.closed);
     CHECK_RC(yl_hold(e, s, "P1", NULL, YL_PRIORITY_NORMAL, NULL, &h2), YL_E_DUPLICATE_BOOKING);
     /* Idempotent retry by request id; the same id for another request is refused. */
     CHECK_RC(yl_hold(e, s, "P2", NULL, YL_PRIORITY_NORMAL, "req-1", &h2), YL_OK);
@@ -365,6 +367,9 @@ static void test_typed(void) {
     CHECK_RC(yl_availability(e, s, &av), YL_OK);
     CHECK(av.capacity == 3 && av.held == 3 && av.booked == 0 && av.remaining == 0, "cap %u held %u booked %u rem %u",
           av.capacity, av.held, av.booked, av.remaining);
+    /* tight and closed are bytes (uint8_t, not bool), exactly 0 or 1; a full slot is not tight. */
+    CHECK(av.tight == 0 && av.closed == 0, "tight %u closed %u", (unsigned)av.tight, (unsigned)av.closed);
+    CHECK(sizeof av.tight == 1 && sizeof av.closed == 1);
     CHECK(slot_count(e, "held") == 3 && slot_count(e, "remaining") == 0, "JSON and typed views disagree");
 
     CHECK_RC(yl_confirm(NULL, h.booking_id, NULL), YL_E_NULL_ARGUMENT);

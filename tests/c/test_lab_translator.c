@@ -31,7 +31,7 @@ static void *translate_many(void *p) {
     const yl_lab_entry *out[3];
     for (int i = 0; i < 2000; i++) {
         size_t unmapped = 99;
-        int rc = yl_lab_translator_translate(w->t, codes, 3, false, out, &unmapped);
+        int rc = yl_lab_translator_translate(w->t, codes, 3, 0, out, &unmapped);
         if (rc != YL_OK || unmapped != 1 || !out[0] || !streq(out[0]->inst_code, "C-1") || !out[1] ||
             !streq(out[1]->inst_code, "C-2") || out[2] != NULL)
             w->failures++;
@@ -62,7 +62,7 @@ int main(void) {
     const char *codes[] = {"WBC", "STD-HEM-002", "NOPE", "STD-HEM-001"};
     const yl_lab_entry *out[4];
     size_t unmapped = 99;
-    CHECK_RC(yl_lab_translator_translate(t, codes, 4, false, out, &unmapped), YL_OK);
+    CHECK_RC(yl_lab_translator_translate(t, codes, 4, 0, out, &unmapped), YL_OK);
     CHECK(unmapped == 1, "unmapped %zu", unmapped);
     CHECK(out[0] && streq(out[0]->inst_code, "C-1") && streq(out[0]->inst_name, "白细胞"));
     CHECK(out[0] && streq(out[0]->std_code, "STD-HEM-001") && streq(out[0]->unit, "10^9/L"));
@@ -72,20 +72,23 @@ int main(void) {
     /* The lab's code and the standard code are one sub-item, one entry. */
     CHECK(out[3] == out[0]);
     /* `unmapped` is optional. */
-    CHECK_RC(yl_lab_translator_translate(t, codes, 2, false, out, NULL), YL_OK);
+    CHECK_RC(yl_lab_translator_translate(t, codes, 2, 0, out, NULL), YL_OK);
 
     /* ---- strict: an unmapped code is LAB_ITEM_UNMAPPED naming it; nothing written */
     for (int i = 0; i < 4; i++) out[i] = &UNTOUCHED;
     unmapped = 99;
-    CHECK_RC(yl_lab_translator_translate(t, codes, 4, true, out, &unmapped), YL_E_LAB_ITEM_UNMAPPED);
+    CHECK_RC(yl_lab_translator_translate(t, codes, 4, 1, out, &unmapped), YL_E_LAB_ITEM_UNMAPPED);
     CHECK(last_message_contains("NOPE"), "the message names the code");
     CHECK(out[0] == &UNTOUCHED && out[3] == &UNTOUCHED && unmapped == 99, "written on success only");
+    /* strict is a byte (uint8_t, not bool): any non-zero value means true. */
+    CHECK_RC(yl_lab_translator_translate(t, codes, 4, 2, out, &unmapped), YL_E_LAB_ITEM_UNMAPPED);
+    CHECK_RC(yl_lab_translator_translate(t, codes, 4, 0x80, out, &unmapped), YL_E_LAB_ITEM_UNMAPPED);
     const char *mapped[] = {"STD-HEM-002", "WBC"};
-    CHECK_RC(yl_lab_translator_translate(t, mapped, 2, true, out, &unmapped), YL_OK);
+    CHECK_RC(yl_lab_translator_translate(t, mapped, 2, 1, out, &unmapped), YL_OK);
     CHECK(unmapped == 0 && streq(out[0]->inst_code, "C-2") && streq(out[1]->inst_code, "C-1"));
     /* n == 0: nothing to read or write, NULL arrays allowed. */
     unmapped = 99;
-    CHECK_RC(yl_lab_translator_translate(t, NULL, 0, true, NULL, &unmapped), YL_OK);
+    CHECK_RC(yl_lab_translator_translate(t, NULL, 0, 1, NULL, &unmapped), YL_OK);
     CHECK(unmapped == 0);
 
     /* ---- NULL arguments */
@@ -95,12 +98,12 @@ int main(void) {
     CHECK_RC(yl_lab_translator_new(e, NULL, "H001", &t2), YL_E_NULL_ARGUMENT);
     CHECK(last_message_contains("institution_id"));
     CHECK_RC(yl_lab_translator_new(e, "C001", NULL, NULL), YL_E_NULL_ARGUMENT);
-    CHECK_RC(yl_lab_translator_translate(NULL, codes, 1, false, out, NULL), YL_E_NULL_ARGUMENT);
-    CHECK_RC(yl_lab_translator_translate(t, NULL, 1, false, out, NULL), YL_E_NULL_ARGUMENT);
-    CHECK_RC(yl_lab_translator_translate(t, codes, 1, false, NULL, NULL), YL_E_NULL_ARGUMENT);
+    CHECK_RC(yl_lab_translator_translate(NULL, codes, 1, 0, out, NULL), YL_E_NULL_ARGUMENT);
+    CHECK_RC(yl_lab_translator_translate(t, NULL, 1, 0, out, NULL), YL_E_NULL_ARGUMENT);
+    CHECK_RC(yl_lab_translator_translate(t, codes, 1, 0, NULL, NULL), YL_E_NULL_ARGUMENT);
     const char *with_null[] = {"WBC", NULL};
     out[0] = &UNTOUCHED;
-    CHECK_RC(yl_lab_translator_translate(t, with_null, 2, false, out, NULL), YL_E_NULL_ARGUMENT);
+    CHECK_RC(yl_lab_translator_translate(t, with_null, 2, 0, out, NULL), YL_E_NULL_ARGUMENT);
     CHECK(last_message_contains("codes[1]"), "the message names the element");
     CHECK(out[0] == &UNTOUCHED, "written on success only");
 
@@ -109,7 +112,7 @@ int main(void) {
     CHECK_RC(yl_lab_translator_new(e, "C001", "H\xc3", &t2), YL_E_INVALID_UTF8);
     CHECK(t2 == NULL);
     const char *bad[] = {"WBC", "\xe5\x88"};
-    CHECK_RC(yl_lab_translator_translate(t, bad, 2, false, out, NULL), YL_E_INVALID_UTF8);
+    CHECK_RC(yl_lab_translator_translate(t, bad, 2, 0, out, NULL), YL_E_INVALID_UTF8);
 
     /* ---- unknown institution */
     t2 = NOT_WRITTEN;
@@ -119,17 +122,17 @@ int main(void) {
     /* ---- without a lab: standard codes only */
     CHECK_RC(yl_lab_translator_new(e, "C001", NULL, &t2), YL_OK);
     const char *std_and_lab[] = {"STD-HEM-001", "WBC"};
-    CHECK_RC(yl_lab_translator_translate(t2, std_and_lab, 2, false, out, &unmapped), YL_OK);
+    CHECK_RC(yl_lab_translator_translate(t2, std_and_lab, 2, 0, out, &unmapped), YL_OK);
     CHECK(out[0] && streq(out[0]->inst_code, "C-1") && out[1] == NULL && unmapped == 1);
 
     /* ---- a snapshot: a later mapping is seen by a new translator only */
     call_ok(e, "lab-inst-item-upsert",
        "{\"institution_id\":\"C001\",\"items\":[{\"code\":\"C-3\",\"name\":\"血红蛋白\",\"specimen_type\":\"全血\",\"std_code\":\"STD-HEM-003\"}]}");
     const char *hgb[] = {"STD-HEM-003"};
-    CHECK_RC(yl_lab_translator_translate(t2, hgb, 1, true, out, NULL), YL_E_LAB_ITEM_UNMAPPED);
+    CHECK_RC(yl_lab_translator_translate(t2, hgb, 1, 1, out, NULL), YL_E_LAB_ITEM_UNMAPPED);
     yl_lab_translator_free(t2);
     CHECK_RC(yl_lab_translator_new(e, "C001", NULL, &t2), YL_OK);
-    CHECK_RC(yl_lab_translator_translate(t2, hgb, 1, true, out, NULL), YL_OK);
+    CHECK_RC(yl_lab_translator_translate(t2, hgb, 1, 1, out, NULL), YL_OK);
     CHECK(streq(out[0]->inst_code, "C-3"));
     yl_lab_translator_free(t2);
 
@@ -148,7 +151,7 @@ int main(void) {
 
     /* ---- the translator outlives its engine (ASan / valgrind watch the reads) */
     yl_engine_close(e);
-    CHECK_RC(yl_lab_translator_translate(t, codes, 2, true, out, &unmapped), YL_OK);
+    CHECK_RC(yl_lab_translator_translate(t, codes, 2, 1, out, &unmapped), YL_OK);
     CHECK(streq(out[0]->inst_code, "C-1") && streq(out[1]->inst_name, "红细胞"));
     yl_lab_translator_free(t);
 

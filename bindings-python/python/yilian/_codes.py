@@ -139,6 +139,7 @@ ErrorCodeName = Literal[
     "NULL_ARGUMENT",
     "INVALID_UTF8",
     "BUFFER_TOO_SMALL",
+    "INVALID_ENCODING",
     "INTERNAL",
     "PANIC",
 ]
@@ -410,6 +411,8 @@ class ErrorCode(enum.IntEnum):
     """an argument is not valid UTF-8 / 参数不是合法的UTF-8"""
     BUFFER_TOO_SMALL = 8003
     """the output buffer is too small / 输出缓冲区太小"""
+    INVALID_ENCODING = 8004
+    """an argument is not valid text in the engine's `text_encoding` (GBK) / 参数不是引擎 `text_encoding` 所指编码（GBK）的合法文本"""
     INTERNAL = 9001
     """internal error / 内部错误"""
     PANIC = 9002
@@ -556,6 +559,7 @@ _INFO: Dict[int, Tuple[ErrorFamilyName, str, str]] = {
     8001: ("binding", "a required pointer argument is NULL", "必需的指针参数为空"),
     8002: ("binding", "an argument is not valid UTF-8", "参数不是合法的UTF-8"),
     8003: ("binding", "the output buffer is too small", "输出缓冲区太小"),
+    8004: ("binding", "an argument is not valid text in the engine's `text_encoding` (GBK)", "参数不是引擎 `text_encoding` 所指编码（GBK）的合法文本"),
     9001: ("internal", "internal error", "内部错误"),
     9002: ("internal", "internal error: a panic was caught", "内部错误：捕获到异常崩溃"),
 }

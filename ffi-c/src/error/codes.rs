@@ -257,6 +257,8 @@ pub const YL_E_NULL_ARGUMENT: c_int = 8001;
 pub const YL_E_INVALID_UTF8: c_int = 8002;
 /// 8xxx binding: the output buffer is too small / 输出缓冲区太小. `*needed` says how big the buffer must be.
 pub const YL_E_BUFFER_TOO_SMALL: c_int = 8003;
+/// 8xxx binding: an argument is not valid text in the engine's `text_encoding` (GBK) / 参数不是引擎 `text_encoding` 所指编码（GBK）的合法文本.
+pub const YL_E_INVALID_ENCODING: c_int = 8004;
 /// 9xxx internal: internal error / 内部错误.
 pub const YL_E_INTERNAL: c_int = 9001;
 /// 9xxx internal: internal error: a panic was caught / 内部错误：捕获到异常崩溃. Caught at the C boundary: it never unwinds into the caller, and the library stays usable.
@@ -389,6 +391,7 @@ pub(crate) const CODE_NAMES: &[(c_int, &CStr)] = &[
     (YL_E_NULL_ARGUMENT, c"NULL_ARGUMENT"),
     (YL_E_INVALID_UTF8, c"INVALID_UTF8"),
     (YL_E_BUFFER_TOO_SMALL, c"BUFFER_TOO_SMALL"),
+    (YL_E_INVALID_ENCODING, c"INVALID_ENCODING"),
     (YL_E_INTERNAL, c"INTERNAL"),
     (YL_E_PANIC, c"PANIC"),
 ];

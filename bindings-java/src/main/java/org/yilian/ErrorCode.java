@@ -262,6 +262,8 @@ public enum ErrorCode {
     INVALID_UTF8(8002, Family.BINDING, "an argument is not valid UTF-8", "参数不是合法的UTF-8"),
     /** 8003 binding: the output buffer is too small / 输出缓冲区太小. */
     BUFFER_TOO_SMALL(8003, Family.BINDING, "the output buffer is too small", "输出缓冲区太小"),
+    /** 8004 binding: an argument is not valid text in the engine's {@code text_encoding} (GBK) / 参数不是引擎 {@code text_encoding} 所指编码（GBK）的合法文本. */
+    INVALID_ENCODING(8004, Family.BINDING, "an argument is not valid text in the engine's `text_encoding` (GBK)", "参数不是引擎 `text_encoding` 所指编码（GBK）的合法文本"),
     /** 9001 internal: internal error / 内部错误. */
     INTERNAL(9001, Family.INTERNAL, "internal error", "内部错误"),
     /** 9002 internal: internal error: a panic was caught / 内部错误：捕获到异常崩溃. */

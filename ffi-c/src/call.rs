@@ -26,7 +26,7 @@ fn run(h: &yl_engine, principal: Option<&str>, command: &str, request: &str) -> 
         Some(p) => h.engine.call_value_as_json(p, command, request),
     };
     let outcome = out.as_ref().map(|_| ()).map_err(Clone::clone);
-    (text::encode(h.encoding, yilian_core::envelope(out).to_string()), outcome)
+    (text::encode(h.encoding, yilian_core::envelope_json(out)), outcome)
 }
 
 /// The arguments of a JSON call, decoded from the engine's encoding.
@@ -63,7 +63,7 @@ unsafe fn encoding_of(e: *const yl_engine) -> TextEncoding {
 /// # Safety
 /// `e` is NULL or a live handle.
 unsafe fn error_envelope(e: *const yl_engine, err: &Error) -> Vec<u8> {
-    text::encode(encoding_of(e), err.to_envelope().to_string())
+    text::encode(encoding_of(e), yilian_core::to_json(&err.to_envelope()))
 }
 
 /// # Safety

@@ -6,7 +6,10 @@
 #   scripts/cross/windows.sh OUT_DIR [--no-test]
 #
 # For x86_64-pc-windows-gnu and i686-pc-windows-gnu (PowerBuilder and most
-# Delphi HIS clients are 32-bit), with the default features (no `client`):
+# Delphi HIS clients are 32-bit; Windows 10 or later), and for
+# x86_64-win7-windows-gnu and i686-win7-windows-gnu (Windows 7 or later),
+# with the default features (no `client`); <arch> is x86_64, i686,
+# x86_64-win7 or i686-win7:
 #   OUT_DIR/windows-<arch>/yilian.dll       stripped
 #   OUT_DIR/windows-<arch>/libyilian.dll.a  import library (MinGW; ld's)
 #   OUT_DIR/windows-<arch>/yilian.def       the exports, undecorated
@@ -36,8 +39,8 @@ win_cargo() {
     local triple="$1" gcc
     shift
     case "$triple" in
-        x86_64-pc-windows-gnu) gcc=x86_64-w64-mingw32 ;;
-        i686-pc-windows-gnu) gcc=i686-w64-mingw32 ;;
+        x86_64-*-windows-gnu) gcc=x86_64-w64-mingw32 ;;
+        i686-*-windows-gnu) gcc=i686-w64-mingw32 ;;
         *) echo "unknown Windows target $triple" >&2; return 1 ;;
     esac
     local up="${triple^^}" low="${triple//-/_}"
@@ -106,7 +109,7 @@ build_dll() {
 # alongside) to the plain export, as MinGW's own stdcall DLLs do.
 import_lib() {
     local arch="$1" gcc="$2" rel="$3" dest="$4"
-    if [[ "$arch" != i686 ]]; then
+    if [[ "$arch" != i686* ]]; then
         cp "$rel/libyilian.dll.a" "$dest/libyilian.dll.a"
         return
     fi
@@ -175,8 +178,11 @@ wine_tests() {
     # Wine 8.0 (Debian 12) has no bcryptprimitives.dll, where Rust's std
     # (1.78+) gets ProcessPrng on Windows 10+: a stand-in beside the test
     # programs (tests/c/wine/bcryptprimitives.c), never shipped.
-    "$gcc-gcc-win32" -O2 -shared -Wall -Wextra -Werror tests/c/wine/bcryptprimitives.c -o "$dir/bcryptprimitives.dll" \
-        -Wl,--kill-at -lbcrypt
+    # The win7 DLLs take random numbers from RtlGenRandom and need no stand-in.
+    if [[ "$arch" != *-win7 ]]; then
+        "$gcc-gcc-win32" -O2 -shared -Wall -Wextra -Werror tests/c/wine/bcryptprimitives.c -o "$dir/bcryptprimitives.dll" \
+            -Wl,--kill-at -lbcrypt
+    fi
     local t
     for t in test_errors test_vectors test_storm test_lab test_lab_translator test_gbk; do
         "$gcc-gcc-posix" "${cflags[@]}" "tests/c/$t.c" "$dir/cJSON.o" "$dir/libyilian.dll.a" -static -pthread -o "$dir/$t.exe"
@@ -209,8 +215,13 @@ log="$work/log"
 : > "$log"
 trap 'rm -rf "$work"' EXIT
 
+# The win7 targets (Rust's tier 3 *-win7-windows-gnu: std without
+# ProcessPrng and WaitOnAddress) for the Windows 7 and 8 PCs many hospitals
+# still run; the others need Windows 10 or later.
 targets=("x86_64 x86_64-pc-windows-gnu x86_64-w64-mingw32 /usr/lib/wine/wine64 win64"
-    "i686 i686-pc-windows-gnu i686-w64-mingw32 /usr/lib/wine/wine win32")
+    "i686 i686-pc-windows-gnu i686-w64-mingw32 /usr/lib/wine/wine win32"
+    "x86_64-win7 x86_64-win7-windows-gnu x86_64-w64-mingw32 /usr/lib/wine/wine64 win64"
+    "i686-win7 i686-win7-windows-gnu i686-w64-mingw32 /usr/lib/wine/wine win32")
 for t in "${targets[@]}"; do
     read -r arch triple gcc wine winearch <<<"$t"
     step "windows-$arch: the shipped DLL (default features)"
@@ -229,9 +240,9 @@ if ((run_tests)); then
     read -r passed failed < <(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log" |
         awk '{ p += $2; f += $4 } END { print p + 0, f + 0 }')
     suites="$(grep -cE '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log" || true)"
-    if [[ "$suites" -ne 12 || "$failed" -ne 0 || "$passed" -eq 0 ]]; then
-        echo "expected 12 suite results (6 tests x 2 DLLs) with no failure, got $suites, $failed failed" >&2
+    if [[ "$suites" -ne $((6 * ${#targets[@]})) || "$failed" -ne 0 || "$passed" -eq 0 ]]; then
+        echo "expected $((6 * ${#targets[@]})) suite results (6 tests x ${#targets[@]} DLLs) with no failure, got $suites, $failed failed" >&2
         exit 1
     fi
-    echo "windows: $passed passed, $failed failed (x86_64 under wine64, i686 under wine)"
+    echo "windows: $passed passed, $failed failed (x86_64 and x86_64-win7 under wine64, i686 and i686-win7 under wine)"
 fi

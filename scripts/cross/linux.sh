@@ -112,6 +112,31 @@ check_glibc_static "$out/linux-x86_64/libyilian.a" x86_64
 check_glibc_static "$out/linux-aarch64/libyilian.a" aarch64
 file "$out"/linux-*/libyilian.so 2>/dev/null || true
 
+# The shipped files themselves (not a test build): tests/c/installed_smoke.c
+# (threads booking one slot) linked against each .so and each .a, run natively
+# on x86_64 and under QEMU on aarch64.
+smoke() { # ARCH CC RUNNER...
+    local arch="$1" cc="$2" dir="$out/linux-$1" w
+    shift 2
+    w="$(mktemp -d)"
+    mkdir -p "$w/lib"
+    ln -s "$dir/libyilian.so" "$w/lib/libyilian.so.0"
+    ln -s "$dir/libyilian.so" "$w/lib/libyilian.so"
+    "$cc" -std=c11 -D_GNU_SOURCE -O2 -I"$root/include" "$root/tests/c/installed_smoke.c" -o "$w/shared" \
+        -L"$w/lib" -Wl,-rpath,"$w/lib" -lyilian -pthread
+    "$cc" -std=c11 -D_GNU_SOURCE -O2 -I"$root/include" "$root/tests/c/installed_smoke.c" -o "$w/static" \
+        "$dir/libyilian.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+    if readelf -d "$w/static" | grep -q libyilian; then echo "linux.sh: the static $arch smoke links libyilian.so" >&2; exit 1; fi
+    for kind in shared static; do
+        "$@" "$w/$kind" > "$w/$kind.out" || { cat "$w/$kind.out" >&2; echo "linux.sh: the $arch smoke against the shipped $kind library failed" >&2; exit 1; }
+        echo "$arch, shipped $kind library: $(tail -n 1 "$w/$kind.out")"
+    done
+    rm -rf "$w"
+}
+step "smoke: tests/c/installed_smoke.c against the shipped .so and .a (aarch64 under qemu-aarch64-static)"
+smoke x86_64 gcc env
+smoke aarch64 aarch64-linux-gnu-gcc qemu-aarch64-static -L /usr/aarch64-linux-gnu
+
 if [ "$loongarch" = 1 ]; then
     step "loongarch64 (new world): xzig build --release -p yilian-ffi --target loongarch64-unknown-linux-gnu.2.36"
     # glibc gained LoongArch in 2.36: that is the floor there, not $LINUX_GLIBC.

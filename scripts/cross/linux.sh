@@ -20,7 +20,7 @@
 #    (cargo's staticlib as is: bookworm has no loongarch binutils for
 #    hide-static.sh). Not run: bookworm's QEMU 7.2 has no LSX, which Rust's
 #    target enables (SIGILL; tried once below, the outcome is printed).
-# 4. Unless --no-test, under qemu-aarch64-static -L /usr/aarch64-linux-gnu:
+# 4. Unless --no-test, under qemu-aarch64-static (on Debian's arm64 glibc, multiarch):
 #    the C suite (tests/c, built with aarch64-linux-gnu-gcc against an aarch64
 #    build with --features testing,client, which is never shipped) and the
 #    Rust suite (release profile, as shipped): by default yilian-core's unit
@@ -62,15 +62,20 @@ step "prerequisites"
 cross_install rustc-web rust-web-src cargo-web gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu \
     libc6-dev-arm64-cross qemu-user-static binutils
 zig_install
-if [ "$test" = 1 ]; then
-    # tests/c links cJSON: the arm64 one, beside the host's (multiarch).
-    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-        [ "$(id -u)" -eq 0 ] || { echo "linux.sh: run as root (dpkg --add-architecture arm64 for libcjson-dev:arm64)" >&2; exit 1; }
-        dpkg --add-architecture arm64
-        apt-get update -qq
-    fi
-    cross_install libcjson-dev:arm64 libcjson-dev
+# aarch64 programs run under QEMU on Debian's arm64 glibc, installed beside the
+# host's (multiarch: /lib/ld-linux-aarch64.so.1, /lib/aarch64-linux-gnu), with
+# the arm64 cJSON tests/c links. Not with -L /usr/aarch64-linux-gnu: once
+# libc6:arm64 is installed, that prefix's ld.so (libc6-arm64-cross, another
+# build of 2.36) loads the multiarch libc.so.6 and the mismatched pair spins
+# forever in ld.so at the first thread-local access (seen here: yl_engine_open
+# hung at 55% CPU, and so did an arm64 JVM).
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    [ "$(id -u)" -eq 0 ] || { echo "linux.sh: run as root (dpkg --add-architecture arm64 for libc6:arm64, libcjson-dev:arm64)" >&2; exit 1; }
+    dpkg --add-architecture arm64
+    apt-get update -qq
 fi
+cross_install libc6:arm64 libgcc-s1:arm64 libcjson-dev:arm64 libcjson-dev
+QEMU=(qemu-aarch64-static)
 
 # Ships one architecture's libyilian from cargo's output directory BUILT into
 # OUT/linux-ARCH with binutils PREFIX (empty: the host's).
@@ -135,7 +140,7 @@ smoke() { # ARCH CC RUNNER...
 }
 step "smoke: tests/c/installed_smoke.c against the shipped .so and .a (aarch64 under qemu-aarch64-static)"
 smoke x86_64 gcc env
-smoke aarch64 aarch64-linux-gnu-gcc qemu-aarch64-static -L /usr/aarch64-linux-gnu
+smoke aarch64 aarch64-linux-gnu-gcc "${QEMU[@]}"
 
 if [ "$loongarch" = 1 ]; then
     step "loongarch64 (new world): xzig build --release -p yilian-ffi --target loongarch64-unknown-linux-gnu.2.36"
@@ -166,7 +171,6 @@ if [ "$test" = 0 ]; then
     exit 0
 fi
 
-QEMU=(qemu-aarch64-static -L /usr/aarch64-linux-gnu)
 step "aarch64 C suite: build yilian-ffi --features testing,client (the test build, never shipped)"
 xzig build --release -p yilian-ffi --features testing,client --target "aarch64-unknown-linux-gnu.$LINUX_GLIBC"
 testlibdir="$XC_TARGET_DIR/aarch64-unknown-linux-gnu/testing-hooks/release"

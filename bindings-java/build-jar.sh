@@ -2,7 +2,7 @@
 # The release jar of org.yilian:yilian with its natives for linux-x86_64 and
 # linux-aarch64, checked:
 #
-#   bash bindings-java/build-jar.sh OUT_DIR [--aarch64-jvm]
+#   bash bindings-java/build-jar.sh OUT_DIR [--no-aarch64-jvm]
 #
 # 1. libyilian_jni (yilian-jni, without the test hooks) for x86_64 and aarch64,
 #    linked by zig against glibc $LINUX_GLIBC (scripts/cross/zig.sh, as
@@ -17,9 +17,10 @@
 #    Java 8 bytecode), then examples/java/ReleaseDay.java run with only the jar
 #    on the classpath: its x86_64 native extracted into a fresh cache, twice
 #    (the second start uses the cached copy).
-# 4. With --aarch64-jvm: Debian's arm64 OpenJDK 17 (apt-get download + dpkg -x)
-#    runs the example with the jar under qemu-aarch64-static: the jar's
-#    linux-aarch64 native loaded by a real aarch64 JVM.
+# 4. Unless --no-aarch64-jvm: Debian's arm64 OpenJDK 17 (apt-get download +
+#    dpkg -x; its shared libraries from the arm64 multiarch packages) runs the
+#    example with the jar under qemu-aarch64-static: the jar's linux-aarch64
+#    native picked (os.arch aarch64), cached and loaded by a real aarch64 JVM.
 # Times here (2 shared cores): x86_64 native ~10 min cold, aarch64 native
 # ~12 min cold (a minute or two each when the wheels or the C libraries were
 # built first: the same dependencies), mvn ~1 min, the checks seconds, the
@@ -29,15 +30,15 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/../scripts/cross/zig.sh"
 root="$XC_ROOT"
 
-out="" arm_jvm=0
+out="" arm_jvm=1
 for a in "$@"; do
     case "$a" in
-        --aarch64-jvm) arm_jvm=1 ;;
+        --no-aarch64-jvm) arm_jvm=0 ;;
         -*) echo "build-jar.sh: unknown option $a" >&2; exit 2 ;;
-        *) [ -z "$out" ] || { echo "usage: $0 OUT_DIR [--aarch64-jvm]" >&2; exit 2; }; out="$a" ;;
+        *) [ -z "$out" ] || { echo "usage: $0 OUT_DIR [--no-aarch64-jvm]" >&2; exit 2; }; out="$a" ;;
     esac
 done
-[ -n "$out" ] || { echo "usage: $0 OUT_DIR [--aarch64-jvm]" >&2; exit 2; }
+[ -n "$out" ] || { echo "usage: $0 OUT_DIR [--no-aarch64-jvm]" >&2; exit 2; }
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 t0=$SECONDS
@@ -103,7 +104,7 @@ if [ "$arm_jvm" = 1 ]; then
         dpkg --add-architecture arm64
         apt-get update -qq
     fi
-    cross_install libc6:arm64 zlib1g:arm64
+    cross_install libc6:arm64 libgcc-s1:arm64 libstdc++6:arm64 zlib1g:arm64
     jdk="$XC_TARGET_DIR/arm64-jre-sysroot"
     if [ ! -x "$jdk/usr/lib/jvm/java-17-openjdk-arm64/bin/java" ]; then
         debs="$(mktemp -d)"
@@ -113,9 +114,9 @@ if [ "$arm_jvm" = 1 ]; then
         rm -rf "$debs"
     fi
     ajava=(qemu-aarch64-static "$jdk/usr/lib/jvm/java-17-openjdk-arm64/bin/java")
-    # -Xint: no JIT under QEMU's emulation (slower, but it starts reliably).
-    "${ajava[@]}" -Xint -XshowSettings:properties -version 2>&1 | grep -E 'os.arch|java.version ' || true
-    "${ajava[@]}" -Xint -Dyilian.native.dir="$work/arm-cache" -cp "$jar:$work/classes" ReleaseDay > "$work/out.arm"
+    # Not -L /usr/aarch64-linux-gnu: see scripts/cross/linux.sh (mismatched ld.so).
+    "${ajava[@]}" -XshowSettings:properties -version 2>&1 | grep -E 'os.arch|java.version ' || true
+    "${ajava[@]}" -Dyilian.native.dir="$work/arm-cache" -cp "$jar:$work/classes" ReleaseDay > "$work/out.arm"
     tail -n 1 "$work/out.arm"
     find "$work/arm-cache" -type f | grep -q 'linux-aarch64-[0-9a-f]\{64\}/libyilian_jni.so$' \
         || { echo "build-jar.sh: the aarch64 JVM did not load the jar's linux-aarch64 native" >&2; exit 1; }

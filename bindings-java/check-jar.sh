@@ -29,7 +29,7 @@ for p in linux-x86_64:X86-64 linux-aarch64:AArch64; do
     lib="$work/x/META-INF/native/$platform/libyilian_jni.so"
     [ -f "$lib" ] || fail "lacks META-INF/native/$platform/libyilian_jni.so"
     readelf -h "$lib" | grep -q 'Type: *DYN' || fail "$platform/libyilian_jni.so is not an ELF shared library"
-    readelf -h "$lib" | grep -q "Machine: *$machine" || fail "$platform/libyilian_jni.so is not $machine: $(readelf -h "$lib" | sed -n 's/^ *Machine: *//p')"
+    readelf -h "$lib" | grep -q "Machine:.*$machine" || fail "$platform/libyilian_jni.so is not $machine: $(readelf -h "$lib" | sed -n 's/^ *Machine: *//p')"
     if readelf -S -W "$lib" | grep -qE '\.debug_[a-z]+'; then
         fail "$platform/libyilian_jni.so is not stripped (it has $(readelf -S -W "$lib" | grep -oE '\.debug_[a-z]+' | sort -u | tr '\n' ' '))"
     fi

@@ -29,10 +29,12 @@
 #    yilian-core and yilian-tests (the workspace's Rust suite but the
 #    sandbox and the bindings, which have their own suites).
 #
-# Times on this machine (2 shared cores, cold target dirs): x86_64 build
-# ~11 min, aarch64 build ~13 min (std included), loongarch64 ~12 min, the
-# aarch64 test build ~6 min more, the C suite under QEMU ~2 min, the Rust
-# subset under QEMU ~3 min. Warm: a minute or two in all.
+# Times measured here (2 cores shared with another build, cold target dirs):
+# x86_64 build 11.5 min, aarch64 build 15 min (std included), the aarch64
+# test build (testing,client: the client's dependencies) 8.8 min, the
+# shipping steps and checks ~30 s, the smokes 6 s, the aarch64 C suite under
+# QEMU 25 s; the Rust subset's test build about as long as the aarch64 build.
+# loongarch64: about as long as aarch64 (not measured: see the report in #20).
 # Installs what it needs (Debian packages as root, the pinned PyPI tools in a
 # venv). Fails loudly on any error.
 set -euo pipefail

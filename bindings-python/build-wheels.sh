@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The release wheels of `yilian` for the domestic platforms, checked and tested:
 #
-#   bash bindings-python/build-wheels.sh OUT_DIR [--full-aarch64-tests]
+#   bash bindings-python/build-wheels.sh OUT_DIR [--full-aarch64-tests] [--no-build]
+#
+# --no-build checks and tests the two wheels already in OUT_DIR.
 #
 # 1. manylinux2014 (manylinux_2_17) abi3 wheels (CPython >= 3.8) for x86_64
 #    and aarch64: `maturin build --release --zig --compatibility manylinux2014`
@@ -31,22 +33,23 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/../scripts/cross/zig.sh"
 root="$XC_ROOT"
 
-out="" full=0
+out="" full=0 build=1
 for a in "$@"; do
     case "$a" in
         --full-aarch64-tests) full=1 ;;
+        --no-build) build=0 ;;
         -*) echo "build-wheels.sh: unknown option $a" >&2; exit 2 ;;
-        *) [ -z "$out" ] || { echo "usage: $0 OUT_DIR [--full-aarch64-tests]" >&2; exit 2; }; out="$a" ;;
+        *) [ -z "$out" ] || { echo "usage: $0 OUT_DIR [--full-aarch64-tests] [--no-build]" >&2; exit 2; }; out="$a" ;;
     esac
 done
-[ -n "$out" ] || { echo "usage: $0 OUT_DIR [--full-aarch64-tests]" >&2; exit 2; }
+[ -n "$out" ] || { echo "usage: $0 OUT_DIR [--full-aarch64-tests] [--no-build]" >&2; exit 2; }
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 t0=$SECONDS
 step() { printf '\n== [%4ss] %s\n' "$((SECONDS - t0))" "$*"; }
 PIP_FLAGS=(-q --disable-pip-version-check)
 # The pytest suite's only test that needs the test hook of run-tests.sh's test wheel.
-DESELECT=(--deselect tests/test_api.py::test_panic_becomes_internal_error_not_base_exception)
+DESELECT=(--deselect tests/test_api.py::test_panic_becomes_internal_error_not_base_exception)  # node id: rootdir bindings-python
 
 step "prerequisites"
 cross_install rustc-web rust-web-src cargo-web qemu-user-static binutils python3-venv
@@ -71,22 +74,26 @@ check_wheel() { # WHEEL ARCH
     rm -rf "$tmp"
 }
 
-wheels_x86="$out/.x86_64" wheels_arm="$out/.aarch64"
-step "x86_64: maturin build --release --zig --compatibility manylinux2014 --target x86_64-unknown-linux-gnu"
-rm -rf "$wheels_x86"
-(cd "$root" && CARGO_TARGET_DIR="$HOST_TARGET_DIR" maturin build --release --zig --compatibility manylinux2014 \
-    --target x86_64-unknown-linux-gnu -m bindings-python/Cargo.toml -o "$wheels_x86")
-wx="$(one_wheel "$wheels_x86" x86_64)"
+if [ "$build" = 1 ]; then
+    wheels_x86="$out/.x86_64" wheels_arm="$out/.aarch64"
+    step "x86_64: maturin build --release --zig --compatibility manylinux2014 --target x86_64-unknown-linux-gnu"
+    rm -rf "$wheels_x86"
+    (cd "$root" && CARGO_TARGET_DIR="$HOST_TARGET_DIR" maturin build --release --zig --compatibility manylinux2014 \
+        --target x86_64-unknown-linux-gnu -m bindings-python/Cargo.toml -o "$wheels_x86")
+    wx="$(one_wheel "$wheels_x86" x86_64)"
 
-step "aarch64: maturin build --release --zig --compatibility manylinux2014 --target aarch64-unknown-linux-gnu -Z build-std (Debian rustc-web)"
-rm -rf "$wheels_arm"
-xzig_env
-(cd "$root" && env "${XZIG_ENV[@]}" maturin build --release --zig --compatibility manylinux2014 \
-    --target aarch64-unknown-linux-gnu -Z build-std=std,panic_unwind -m bindings-python/Cargo.toml -o "$wheels_arm")
-wa="$(one_wheel "$wheels_arm" aarch64)"
-mv -f "$wx" "$wa" "$out/"
-rm -rf "$wheels_x86" "$wheels_arm"
-wx="$out/${wx##*/}" wa="$out/${wa##*/}"
+    step "aarch64: maturin build --release --zig --compatibility manylinux2014 --target aarch64-unknown-linux-gnu -Z build-std (Debian rustc-web)"
+    rm -rf "$wheels_arm"
+    xzig_env
+    (cd "$root" && env "${XZIG_ENV[@]}" maturin build --release --zig --compatibility manylinux2014 \
+        --target aarch64-unknown-linux-gnu -Z build-std=std,panic_unwind -m bindings-python/Cargo.toml -o "$wheels_arm")
+    wa="$(one_wheel "$wheels_arm" aarch64)"
+    mv -f "$wx" "$wa" "$out/"
+    rm -rf "$wheels_x86" "$wheels_arm"
+    wx="$out/${wx##*/}" wa="$out/${wa##*/}"
+else
+    wx="$(one_wheel "$out" x86_64)" wa="$(one_wheel "$out" aarch64)"
+fi
 
 step "auditwheel show (must be manylinux_2_17) and the glibc check"
 check_wheel "$wx" x86_64
@@ -97,8 +104,8 @@ trap 'rm -rf "$scratch"' EXIT
 step "x86_64: a fresh venv with the wheel, then pytest and the example"
 python3 -m venv "$scratch/venv"
 "$scratch/venv/bin/python" -m pip install "${PIP_FLAGS[@]}" "$(grep -E '^pytest==' "$here/requirements-test.txt")" "$wx"
-cp -r "$here/tests" "$scratch/tests"
-(cd "$scratch" && YILIAN_EXPECT_INSTALLED=1 "$scratch/venv/bin/python" -m pytest tests -p no:cacheprovider -q "${DESELECT[@]}")
+# From a scratch directory, as run-tests.sh: only the installed wheel can be imported.
+(cd "$scratch" && YILIAN_EXPECT_INSTALLED=1 "$scratch/venv/bin/python" -m pytest "$here/tests" -p no:cacheprovider -q "${DESELECT[@]}")
 (cd "$scratch" && "$scratch/venv/bin/python" "$root/examples/python/release_day.py" | tail -n 1)
 
 step "aarch64: Debian's arm64 CPython 3.11 in a sysroot, run by qemu-aarch64-static"
@@ -126,11 +133,11 @@ python3 -m pip install "${PIP_FLAGS[@]}" --target "$site" --only-binary=:all: --
 python3 -m zipfile -e "$wa" "$site"
 (cd "$scratch" && PYTHONPATH="$site" "${apy[@]}" -c 'import platform, yilian; print("yilian", yilian.__version__, "on", platform.machine(), "from", yilian.__file__)')
 if [ "$full" = 1 ]; then
-    tests=(tests)
+    tests=("$here/tests")
 else
-    tests=(tests/test_api.py tests/test_errors.py tests/test_vectors.py)
+    tests=("$here/tests/test_api.py" "$here/tests/test_errors.py" "$here/tests/test_vectors.py")
 fi
-step "aarch64: pytest ${tests[*]} under QEMU"
+step "aarch64: pytest ${tests[*]##*/} under QEMU"
 (cd "$scratch" && PYTHONPATH="$site" "${apy[@]}" -m pytest "${tests[@]}" -p no:cacheprovider -q "${DESELECT[@]}")
 (cd "$scratch" && PYTHONPATH="$site" "${apy[@]}" "$root/examples/python/release_day.py" | tail -n 1)
 

@@ -29,6 +29,10 @@
 # dependencies and what depends on them rebuild even after build-jar.sh),
 # auditwheel 1 s, the x86_64 venv and suite 20 s, the aarch64 sysroot 20 s
 # (first time), the aarch64 suite under QEMU 40 s.
+# The wheels build in target directories of their own ($CARGO_TARGET_DIR/wheels,
+# $XC_TARGET_DIR/wheels): maturin's zig wrapper is not cargo-zigbuild's, and
+# sharing one directory made each rebuild the other's C dependencies and
+# everything above them (seen here: 15 min lost after the wheels).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/../scripts/cross/zig.sh"
@@ -79,14 +83,14 @@ if [ "$build" = 1 ]; then
     wheels_x86="$out/.x86_64" wheels_arm="$out/.aarch64"
     step "x86_64: maturin build --release --zig --compatibility manylinux2014 --target x86_64-unknown-linux-gnu"
     rm -rf "$wheels_x86"
-    (cd "$root" && CARGO_TARGET_DIR="$HOST_TARGET_DIR" maturin build --release --zig --compatibility manylinux2014 \
+    (cd "$root" && CARGO_TARGET_DIR="$HOST_TARGET_DIR/wheels" maturin build --release --zig --compatibility manylinux2014 \
         --target x86_64-unknown-linux-gnu -m bindings-python/Cargo.toml -o "$wheels_x86")
     wx="$(one_wheel "$wheels_x86" x86_64)"
 
     step "aarch64: maturin build --release --zig --compatibility manylinux2014 --target aarch64-unknown-linux-gnu -Z build-std (Debian rustc-web)"
     rm -rf "$wheels_arm"
     xzig_env
-    (cd "$root" && env "${XZIG_ENV[@]}" maturin build --release --zig --compatibility manylinux2014 \
+    (cd "$root" && env "${XZIG_ENV[@]}" CARGO_TARGET_DIR="$XC_TARGET_DIR/wheels" maturin build --release --zig --compatibility manylinux2014 \
         --target aarch64-unknown-linux-gnu -Z build-std=std,panic_unwind -m bindings-python/Cargo.toml -o "$wheels_arm")
     wa="$(one_wheel "$wheels_arm" aarch64)"
     mv -f "$wx" "$wa" "$out/"

@@ -1,12 +1,19 @@
 package org.yilian;
 
+import java.io.ByteArrayOutputStream;
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -15,8 +22,13 @@ import java.util.Properties;
 /**
  * Loads libyilian_jni the way RocksJava does: {@code System.loadLibrary} first
  * (a library installed on {@code java.library.path}), else the copy inside the
- * jar under {@code META-INF/native/<os>-<arch>/}, extracted to
- * {@code -Dyilian.native.dir} or a fresh temp directory and {@code System.load}ed.
+ * jar under {@code META-INF/native/<os>-<arch>/}, kept in a per-user cache
+ * ({@code -Dyilian.native.dir}, else {@code ~/.cache/yilian/native/<platform>-<sha256>/})
+ * so it is extracted once, not at every JVM start: the cached copy is used only
+ * if its SHA-256 equals the jar's copy (else it is replaced, by an atomic
+ * rename, so JVMs starting at once are safe), and {@code System.load}ed. When
+ * the cache is unwritable, or the library is already loaded from it by another
+ * class loader, a private temp copy is loaded instead (and deleted once mapped).
  * Then the library's version must equal the jar's, so a stale library never
  * runs behind a newer jar. Every failure is an {@link UnsatisfiedLinkError}
  * that names the platform, the paths tried and why each failed.
@@ -138,32 +150,67 @@ final class NativeLoader {
 
         String resource = "/META-INF/native/" + platform + "/" + System.mapLibraryName(LIBRARY);
         if (NativeLoader.class.getResource(resource) == null) {
-            tried.add("jar resource " + resource + ": not in the jar (this jar has no library for " + platform + ")");
+            tried.add("jar resource " + resource + ": not in the jar (this jar has no library for " + platform + "; it carries "
+                    + platformsInJar() + ")");
             throw failed(jarVersion, platform, tried);
         }
-        String configured = System.getProperty(DIR_PROPERTY);
-        boolean ownDir = configured == null || configured.isEmpty();
+        byte[] bytes;
+        try {
+            bytes = readResource(resource);
+        } catch (IOException e) {
+            tried.add("reading jar resource " + resource + ": " + e);
+            throw failed(jarVersion, platform, tried);
+        }
+        String sha256 = sha256(bytes);
+
+        // 1. The per-user cache: extracted once, verified before every use.
+        Path cacheDir = cacheDir();
+        if (cacheDir != null) {
+            Path dir = cacheDir.resolve(platform + "-" + sha256);
+            Path file = dir.resolve(System.mapLibraryName(LIBRARY));
+            String how;
+            try {
+                how = ensureCached(bytes, sha256, dir, file);
+            } catch (IOException e) {
+                how = null;
+                tried.add("caching " + resource + " in " + dir + ": " + e + " (falling back to a temp file)");
+            }
+            if (how != null) {
+                try {
+                    System.load(file.toAbsolutePath().toString());
+                    String source = how + " of jar resource " + resource + " at " + file + " (SHA-256 " + sha256 + ")";
+                    checkVersion(jarVersion, source);
+                    return source;
+                } catch (UnsatisfiedLinkError e) {
+                    if (e.getMessage() != null && e.getMessage().startsWith("yilian: ")) {
+                        throw e;
+                    }
+                    // e.g. "already loaded in another classloader" (a redeployed web
+                    // application whose old class loader is not collected yet), or a
+                    // cache on a noexec mount: a private copy of its own still works.
+                    tried.add("System.load(\"" + file + "\") from the cache: " + e.getMessage() + noexecHint(e) + " (falling back to a temp file)");
+                }
+            }
+        }
+
+        // 2. A private temp copy, deleted once mapped (the cache is unusable).
         Path file;
         try {
-            file = extract(resource, jarVersion, ownDir ? null : Paths.get(configured));
+            file = extractTemp(bytes, jarVersion);
         } catch (IOException e) {
-            tried.add("extracting " + resource + " to " + describeTargetDir() + ": " + e);
+            tried.add("extracting " + resource + " to a temp directory under " + System.getProperty("java.io.tmpdir") + ": " + e);
             throw failed(jarVersion, platform, tried);
         }
         try {
             System.load(file.toAbsolutePath().toString());
         } catch (UnsatisfiedLinkError e) {
-            String hint = "";
-            if (String.valueOf(e.getMessage()).contains("failed to map segment")) {
-                hint = " (the directory is probably mounted noexec: set -D" + DIR_PROPERTY + " to one that allows executables)";
-            }
-            tried.add("System.load(\"" + file + "\") extracted from jar resource " + resource + ": " + e.getMessage() + hint);
-            deleteQuietly(file, ownDir);
+            tried.add("System.load(\"" + file + "\") extracted from jar resource " + resource + ": " + e.getMessage() + noexecHint(e));
+            deleteQuietly(file, true);
             throw failed(jarVersion, platform, tried);
         }
         // The mapping outlives the file on Unix: delete it now so no temp files pile up.
         if (!platform.startsWith("windows")) {
-            deleteQuietly(file, ownDir);
+            deleteQuietly(file, true);
         } else {
             file.toFile().deleteOnExit();
         }
@@ -172,31 +219,143 @@ final class NativeLoader {
         return source;
     }
 
-    private static String describeTargetDir() {
-        String dir = System.getProperty(DIR_PROPERTY);
-        return dir != null && !dir.isEmpty() ? "-D" + DIR_PROPERTY + "=" + dir : "a temp directory under " + System.getProperty("java.io.tmpdir");
+    private static String noexecHint(UnsatisfiedLinkError e) {
+        return String.valueOf(e.getMessage()).contains("failed to map segment")
+                ? " (the directory is probably mounted noexec: set -D" + DIR_PROPERTY + " to one that allows executables)"
+                : "";
     }
 
-    /** Copies the resource to a file of its own, so concurrent JVMs never overwrite a mapped library. */
-    private static Path extract(String resource, String version, Path configuredDir) throws IOException {
-        Path dir;
-        if (configuredDir == null) {
-            dir = Files.createTempDirectory("yilian-native-");
-            dir.toFile().deleteOnExit();
-        } else {
-            dir = configuredDir;
+    /**
+     * The per-user cache directory: {@code -Dyilian.native.dir}, else
+     * {@code $XDG_CACHE_HOME/yilian/native} or {@code ~/.cache/yilian/native}
+     * ({@code %LOCALAPPDATA%\yilian\native} on Windows,
+     * {@code ~/Library/Caches/yilian/native} on macOS); null when there is no home.
+     */
+    static Path cacheDir() {
+        String configured = System.getProperty(DIR_PROPERTY);
+        if (configured != null && !configured.isEmpty()) {
+            return Paths.get(configured);
+        }
+        String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
+        String home = System.getProperty("user.home");
+        if (os.startsWith("windows")) {
+            String local = System.getenv("LOCALAPPDATA");
+            return local != null && !local.isEmpty() ? Paths.get(local, "yilian", "native") : null;
+        }
+        if (home == null || home.isEmpty() || home.equals("?")) {
+            return null;
+        }
+        if (os.startsWith("mac") || os.startsWith("darwin")) {
+            return Paths.get(home, "Library", "Caches", "yilian", "native");
+        }
+        String xdg = System.getenv("XDG_CACHE_HOME");
+        return xdg != null && xdg.startsWith("/") ? Paths.get(xdg, "yilian", "native") : Paths.get(home, ".cache", "yilian", "native");
+    }
+
+    /**
+     * Makes {@code file} hold exactly {@code bytes}: an existing copy is used only
+     * if its SHA-256 matches; otherwise (missing, truncated, corrupted) a new copy
+     * is written to a temp file in the same directory and renamed over it
+     * atomically, so a JVM starting at the same time sees either no file, the old
+     * file or the whole new one, and a library another JVM has mapped is never
+     * overwritten in place. Returns how the copy came about.
+     */
+    static String ensureCached(byte[] bytes, String sha256, Path dir, Path file) throws IOException {
+        if (Files.isRegularFile(file) && Files.size(file) == bytes.length && sha256.equals(sha256(Files.readAllBytes(file)))) {
+            return "the verified cached copy";
+        }
+        boolean existed = Files.exists(file);
+        createPrivateDirectories(dir);
+        Path tmp = Files.createTempFile(dir, ".extract-", ".tmp");
+        try {
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                ByteBuffer buf = ByteBuffer.wrap(bytes);
+                while (buf.hasRemaining()) {
+                    ch.write(buf);
+                }
+                ch.force(true);
+            }
+            try {
+                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException e) {
+                // Windows cannot replace a DLL another process has loaded: if that copy is good, use it.
+                if (Files.isRegularFile(file) && sha256.equals(sha256(Files.readAllBytes(file)))) {
+                    return "the verified cached copy";
+                }
+                throw e;
+            }
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+        if (!sha256.equals(sha256(Files.readAllBytes(file)))) {
+            throw new IOException("the cached copy " + file + " does not match its SHA-256 right after writing it");
+        }
+        return existed ? "a fresh cached copy (the cached file did not match its SHA-256 and was replaced)" : "a new cached copy";
+    }
+
+    /** Creates the directories, private to the user (rwx------) where the file system has POSIX permissions. */
+    private static void createPrivateDirectories(Path dir) throws IOException {
+        if (Files.isDirectory(dir)) {
+            return;
+        }
+        try {
+            Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        } catch (UnsupportedOperationException e) {
             Files.createDirectories(dir);
         }
-        String name = System.mapLibraryName(LIBRARY);
-        int dot = name.lastIndexOf('.');
-        Path file = Files.createTempFile(dir, name.substring(0, dot) + "-" + version + "-", name.substring(dot));
+    }
+
+    private static byte[] readResource(String resource) throws IOException {
         try (InputStream in = NativeLoader.class.getResourceAsStream(resource)) {
             if (in == null) {
                 throw new IOException("resource vanished: " + resource);
             }
-            Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
+            ByteArrayOutputStream out = new ByteArrayOutputStream(1 << 20);
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; ) {
+                out.write(buf, 0, n);
+            }
+            return out.toByteArray();
+        }
+    }
+
+    static String sha256(byte[] bytes) {
+        MessageDigest md;
+        try {
+            md = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java platform has SHA-256", e);
+        }
+        StringBuilder sb = new StringBuilder(64);
+        for (byte b : md.digest(bytes)) {
+            sb.append(Character.forDigit((b >> 4) & 0xf, 16)).append(Character.forDigit(b & 0xf, 16));
+        }
+        return sb.toString();
+    }
+
+    /** The platform folders this jar carries, for the error on an unsupported platform. */
+    private static String platformsInJar() {
+        List<String> found = new ArrayList<>();
+        for (String p : new String[] {"linux-x86_64", "linux-aarch64", "linux-loongarch64", "windows-x86_64", "windows-x86", "osx-x86_64", "osx-aarch64"}) {
+            if (NativeLoader.class.getResource("/META-INF/native/" + p + "/" + System.mapLibraryName(LIBRARY)) != null
+                    || NativeLoader.class.getResource("/META-INF/native/" + p + "/lib" + LIBRARY + ".so") != null) {
+                found.add(p);
+            }
+        }
+        return found.isEmpty() ? "none" : String.join(", ", found);
+    }
+
+    /** A private copy in a fresh temp directory, so concurrent JVMs and class loaders never share it. */
+    private static Path extractTemp(byte[] bytes, String version) throws IOException {
+        Path dir = Files.createTempDirectory("yilian-native-");
+        dir.toFile().deleteOnExit();
+        String name = System.mapLibraryName(LIBRARY);
+        int dot = name.lastIndexOf('.');
+        Path file = Files.createTempFile(dir, name.substring(0, dot) + "-" + version + "-", name.substring(dot));
+        try {
+            Files.write(file, bytes);
         } catch (IOException e) {
-            deleteQuietly(file, configuredDir == null);
+            deleteQuietly(file, true);
             throw e;
         }
         return file;

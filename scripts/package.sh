@@ -4,17 +4,22 @@
 #   bash scripts/package.sh [OUT_DIR] [--no-test] [--only linux,windows,wheels,jar,source]
 #
 # OUT_DIR (default dist/) receives:
-#   linux-x86_64/, linux-aarch64/   libyilian.so.X.Y.Z (stripped, soname
-#                                   libyilian.so.0), libyilian.a (only yl_*
-#                                   global), yilian.h, *.debug beside them;
-#                                   glibc <= 2.28 checked with readelf
+#   linux-x86_64/, linux-aarch64/   libyilian.so (stripped, soname
+#                                   libyilian.so.0), libyilian.so.debug,
+#                                   libyilian.a (only yl_* global), linked
+#                                   against glibc 2.17; nothing newer than
+#                                   GLIBC_2.28 needed (readelf)
 #   linux-loongarch64/              compiled and linked only (new-world ABI)
-#   windows-x86_64/, windows-i686/  yilian.dll, libyilian.dll.a, yilian.def
-#                                   (the i686 DLL also exports __stdcall forms)
-#   python/                         manylinux wheels for x86_64 and aarch64
+#   windows-x86_64/, windows-i686/  yilian.dll, libyilian.dll.a, yilian.def,
+#                                   yilian.h (Windows 10 or later; the i686
+#                                   DLL also exports __stdcall forms)
+#   windows-x86_64-win7/, windows-i686-win7/   the same for Windows 7 and later
+#   python/                         manylinux2014 wheels for x86_64 and aarch64
 #   java/                           the jar with linux-x86_64 and linux-aarch64
-#                                   natives (stripped), their .debug files
+#                                   natives (stripped), natives/ and debug/
+#                                   (their .debug files, not in the jar)
 #   source/                         yilian-X.Y.Z.tar.gz (git archive of HEAD)
+#   include/yilian.h, LICENSE, CHANGELOG.md, docs/abi.md, docs/windows.md
 #   SHA256SUMS                      sha256sum of every file above (check with
 #                                   `cd OUT_DIR && sha256sum -c SHA256SUMS`)
 #   BUILD-INFO                      commit, toolchains, what was tested, timings
@@ -76,15 +81,25 @@ source_tarball() {
     git archive --format=tar.gz --prefix="yilian-$version/" -o "$out/source/yilian-$version.tar.gz" HEAD
 }
 
-for step in ${only//,/ }; do
+# In this order whatever --only names: the jar reuses linux.sh's aarch64
+# dependencies. With --no-test the wheels are still installed and tested,
+# on aarch64 only the smoke part (--aarch64-smoke), and the jar's aarch64
+# native is not loaded by an arm64 JVM under QEMU (--no-aarch64-jvm).
+for step in linux jar wheels windows source; do
+    [[ ",$only," == *",$step,"* ]] || continue
     case "$step" in
         linux)   step_run linux   bash scripts/cross/linux.sh "$out" $test_flag ;;
+        jar)     step_run jar     bash bindings-java/build-jar.sh "$out/java" ${test_flag:+--no-aarch64-jvm} ;;
+        wheels)  step_run wheels  bash bindings-python/build-wheels.sh "$out/python" ${test_flag:+--aarch64-smoke} ;;
         windows) step_run windows bash scripts/cross/windows.sh "$out" $test_flag ;;
-        wheels)  step_run wheels  bash bindings-python/build-wheels.sh "$out/python" $test_flag ;;
-        jar)     step_run jar     bash bindings-java/build-jar.sh "$out/java" $test_flag ;;
         source)  step_run source  source_tarball ;;
     esac
 done
+
+mkdir -p "$out/include" "$out/docs"
+cp include/yilian.h "$out/include/"
+cp LICENSE CHANGELOG.md "$out/"
+cp docs/abi.md docs/windows.md "$out/docs/"
 
 # The checksum list covers every file in OUT_DIR but itself, with paths
 # relative to OUT_DIR, sorted so two runs of the same build compare.

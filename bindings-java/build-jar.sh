@@ -63,7 +63,7 @@ ship_jni() {
     "${prefix}strip" --strip-unneeded "$dest/libyilian_jni.so"
     (cd "$dest" && "${prefix}objcopy" --add-gnu-debuglink="$dbg/libyilian_jni.so.debug" libyilian_jni.so)
     chmod 0644 "$dbg/libyilian_jni.so.debug"
-    if readelf --dyn-syms -W "$dest/libyilian_jni.so" | grep -qw "$hook"; then
+    if readelf --dyn-syms -W "$dest/libyilian_jni.so" | grep -w "$hook" >/dev/null; then
         echo "build-jar.sh: the $platform libyilian_jni.so exports the test hook $hook" >&2; exit 1
     fi
     check_glibc "$dest/libyilian_jni.so"

@@ -33,10 +33,10 @@ for p in linux-x86_64:X86-64 linux-aarch64:AArch64; do
     if readelf -S -W "$lib" | grep -qE '\.debug_[a-z]+'; then
         fail "$platform/libyilian_jni.so is not stripped (it has $(readelf -S -W "$lib" | grep -oE '\.debug_[a-z]+' | sort -u | tr '\n' ' '))"
     fi
-    if readelf --dyn-syms -W "$lib" | grep -qw Java_org_yilian_TestHooks_panicForTest; then
+    if readelf --dyn-syms -W "$lib" | grep -w Java_org_yilian_TestHooks_panicForTest >/dev/null; then
         fail "$platform/libyilian_jni.so exports the test hook Java_org_yilian_TestHooks_panicForTest"
     fi
-    readelf --dyn-syms -W "$lib" | grep -qw Java_org_yilian_NativeMethods_libraryVersion \
+    readelf --dyn-syms -W "$lib" | grep -w Java_org_yilian_NativeMethods_libraryVersion >/dev/null \
         || fail "$platform/libyilian_jni.so does not export Java_org_yilian_NativeMethods_libraryVersion"
     v="$(glibc_needed "$lib")"
     [ -n "$v" ] || fail "$platform/libyilian_jni.so has no GLIBC version needs (not a glibc build?)"

@@ -24,7 +24,7 @@ cp "$native_dir/libyilian_jni.so" "$test_native_dir/libyilian_jni.so"
 echo "== cargo build --release -p yilian-jni (the shipped library)"
 (cd "$root" && cargo build --release -p yilian-jni)
 test -f "$native_dir/libyilian_jni.so" || { echo "run-tests.sh: $native_dir/libyilian_jni.so was not built" >&2; exit 1; }
-nm -D --defined-only "$test_native_dir/libyilian_jni.so" | grep -qw "$hook" \
+nm -D --defined-only "$test_native_dir/libyilian_jni.so" | grep -w "$hook" >/dev/null \
     || { echo "run-tests.sh: the test build lacks $hook" >&2; exit 1; }
 if nm -D --defined-only "$native_dir/libyilian_jni.so" | grep -w "$hook"; then
     echo "run-tests.sh: the shipped libyilian_jni.so exports the test hook $hook" >&2
@@ -65,7 +65,7 @@ unpacked="$(mktemp -d)"
 jar_lib="$unpacked/META-INF/native/linux-x86_64/libyilian_jni.so"
 cmp -s "$jar_lib" "$native_dir/libyilian_jni.so" \
     || { rm -rf "$unpacked"; echo "run-tests.sh: the jar's libyilian_jni.so is not the shipped build" >&2; exit 1; }
-if nm -D --defined-only "$jar_lib" | grep -qw "$hook"; then
+if nm -D --defined-only "$jar_lib" | grep -w "$hook" >/dev/null; then
     rm -rf "$unpacked"; echo "run-tests.sh: the jar's libyilian_jni.so exports the test hook $hook" >&2; exit 1
 fi
 rm -rf "$unpacked"

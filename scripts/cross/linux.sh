@@ -178,9 +178,9 @@ xzig build --release -p yilian-ffi --features testing,client --target "aarch64-u
 testlibdir="$XC_TARGET_DIR/aarch64-unknown-linux-gnu/testing-hooks/release"
 mkdir -p "$testlibdir"
 cp "$XC_TARGET_DIR/aarch64-unknown-linux-gnu/release/libyilian.so" "$testlibdir/libyilian.so"
-aarch64-linux-gnu-nm -D --defined-only "$testlibdir/libyilian.so" | grep -qw yl_test_panic \
+aarch64-linux-gnu-nm -D --defined-only "$testlibdir/libyilian.so" | grep -w yl_test_panic >/dev/null \
     || { echo "linux.sh: the aarch64 test build lacks yl_test_panic" >&2; exit 1; }
-if aarch64-linux-gnu-nm -D --defined-only "$out/linux-aarch64/libyilian.so" | grep -qw yl_test_panic; then
+if aarch64-linux-gnu-nm -D --defined-only "$out/linux-aarch64/libyilian.so" | grep -w yl_test_panic >/dev/null; then
     echo "linux.sh: the shipped aarch64 libyilian.so exports yl_test_panic" >&2; exit 1
 fi
 

@@ -81,7 +81,7 @@ if [[ "$exported" != "$(echo $expected | words)" ]]; then
     exit 1
 fi
 for h in $hooks; do
-    if nm --defined-only "$target/release/libyilian.a" 2>/dev/null | grep -qw "$h"; then
+    if nm --defined-only "$target/release/libyilian.a" 2>/dev/null | grep -w "$h" >/dev/null; then
         echo "the shipped libyilian.a defines the test hook $h" >&2
         exit 1
     fi

@@ -63,16 +63,21 @@ EOF
 curl -sS --fail-with-body -X POST "$url/api/v1/sync-schedule" -H 'Content-Type: application/json' -d "$schedule" >/dev/null
 cat >"$tmp/book.lua" <<'EOF'
 -- One book-slot per request: a random slot of the 100, a patient never seen before.
+-- Each wrk thread has its own Lua state: `setup` (in the main state) numbers
+-- them, and each thread's patients carry its number. (A `local` drawn from
+-- math.random here would be the same in every thread, whose states all start
+-- from the same seed: the threads then sent the same patients to the same
+-- slots and half the requests were refused as duplicates.)
 local date = os.getenv("BENCH_DATE")
 local counter = 0
-local tag = tostring(math.random(1, 1000000000))
-function setup(thread) thread:set("tag", tostring(math.random(1, 1000000000))) end
-function init(args) math.randomseed(os.time() + tonumber(tag)) end
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+function init(args) math.randomseed(os.time() * 100 + tid) end
 request = function()
   counter = counter + 1
   local d, h = math.random(1, 10), math.random(8, 17)
-  local body = string.format('{"patient_id":"BP%s-%d","project_id":"P001","date":"%s","time_slot":"%02d:00-%02d:00","device_id":"DEV%03d"}',
-    tag, counter, date, h, h + 1, d)
+  local body = string.format('{"patient_id":"BP%d-%d","project_id":"P001","date":"%s","time_slot":"%02d:00-%02d:00","device_id":"DEV%03d"}',
+    tid, counter, date, h, h + 1, d)
   return wrk.format("POST", "/api/v1/book-slot", {["Content-Type"] = "application/json"}, body)
 end
 done = function(summary, latency, requests)

@@ -33,6 +33,12 @@ pub(crate) struct Decl {
     pub roles: Roles,
     /// Body fields that name the acting party for this command.
     pub acting: &'static [&'static str],
+    /// Marked `Inline`: the command works in memory and in bounded time —
+    /// no network call, no wait but its own commit's, no scan of the store
+    /// (it may read one row for a booking that has left memory) — so an async
+    /// host may run it on its own threads with `Engine::call_deferred`
+    /// and await the commit instead of parking a thread on it.
+    pub inline: bool,
 }
 
 /// One command, declared once, with its handler of the domain's type `H`.
@@ -43,9 +49,10 @@ pub(crate) struct Command<H> {
 
 /// Declares a command table `$name: &[Command<$h>]`, one row a command:
 /// `"name", Query|Change, ROLES, ACTING => handler;` (`ROLES` from
-/// [`roles`], `ACTING` from [`acting`]).
+/// [`roles`], `ACTING` from [`acting`]), with `, Inline` after `ACTING` for
+/// a command that may run on an async host's own threads ([`Decl::inline`]).
 macro_rules! command_table {
-    ($vis:vis $table:ident: $h:ty; $($name:literal, $kind:ident, $roles:ident, $acting:ident => $handler:expr;)*) => {
+    ($vis:vis $table:ident: $h:ty; $($name:literal, $kind:ident, $roles:ident, $acting:ident $(, $inline:ident)? => $handler:expr;)*) => {
         /// This domain's commands, each declared once (see `command.rs`).
         $vis const $table: &[$crate::command::Command<$h>] = &[$($crate::command::Command {
             decl: $crate::command::Decl {
@@ -53,10 +60,13 @@ macro_rules! command_table {
                 kind: $crate::command::Kind::$kind,
                 roles: $crate::command::roles::$roles,
                 acting: $crate::command::acting::$acting,
+                inline: $crate::command::command_table!(@inline $($inline)?),
             },
             handler: $handler,
         }),*];
     };
+    (@inline Inline) => { true };
+    (@inline) => { false };
 }
 pub(crate) use command_table;
 

@@ -15,6 +15,93 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// A command's answer whose commit may still be on its way to disk (from
+/// [`Engine::call_deferred`]). Its answer is handed out only once the commit
+/// is durable: await [`durable`](Self::durable) on an async runtime, or
+/// call [`wait`](Self::wait) on a thread. Dropping it unanswered (a request
+/// cancelled while it waited) never blocks: what the call left (its request
+/// id's answer) is finished when the commit is answered.
+#[must_use = "the answer is handed out only after the commit is durable"]
+pub struct Deferred {
+    engine: Engine,
+    name: &'static str,
+    started: std::time::Instant,
+    out: Option<Result<Value>>,
+    pending: Option<crate::pool::deferred::Pending>,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred").field("command", &self.name).field("answered", &self.pending.is_none()).finish()
+    }
+}
+
+impl Deferred {
+    /// `true` when there is no commit to wait for (a refusal, a query, an
+    /// in-memory engine): [`wait`](Self::wait) returns at once.
+    pub fn is_ready(&self) -> bool {
+        self.pending.as_ref().is_none_or(|p| p.is_empty())
+    }
+
+    fn ticket(&self) -> Option<(&DurableStore, crate::store::Ticket)> {
+        let t = self.pending.as_ref()?.ticket?;
+        Some((self.engine.d.pool.store.as_ref()?, t))
+    }
+
+    /// The answer, once the commit is durable (blocks this thread until then).
+    pub fn wait(mut self) -> Result<Value> {
+        let durable = match self.ticket() {
+            Some((s, t)) => s.wait(t),
+            None => Ok(()),
+        };
+        self.finish(durable)
+    }
+
+    /// The answer, once the commit is durable, as a future: the task sleeps
+    /// until the committer acknowledges the commit (any runtime).
+    pub async fn durable(mut self) -> Result<Value> {
+        let commit = self.ticket().map(|(s, t)| s.durable(t));
+        let durable = match commit {
+            Some(c) => c.await,
+            None => Ok(()),
+        };
+        self.finish(durable)
+    }
+
+    fn finish(&mut self, durable: Result<()>) -> Result<Value> {
+        if let Some(p) = self.pending.take() {
+            p.finish(&self.engine.d.pool, durable.is_ok());
+        }
+        let out = match (durable, self.out.take()) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(out)) => out,
+            (Ok(()), None) => Err(Error::internal("a deferred answer was taken twice")),
+        };
+        self.engine.d.monitor.record(self.name, self.started.elapsed(), out.as_ref().err().map(Error::code));
+        out
+    }
+}
+
+impl Drop for Deferred {
+    /// Unanswered (a host's request cancelled while it waited): what the
+    /// call left is finished when the commit is answered, by the thread that
+    /// answers it, so a request id's answer never stays in progress, and
+    /// nothing blocks here.
+    fn drop(&mut self) {
+        let ticket = self.pending.as_ref().and_then(|p| p.ticket);
+        let Some(pending) = self.pending.take() else { return };
+        let (name, started, engine) = (self.name, self.started, self.engine.clone());
+        let finish = move |durable: Result<()>| {
+            pending.finish(&engine.d.pool, durable.is_ok());
+            engine.d.monitor.record(name, started.elapsed(), durable.err().map(|e| e.code()));
+        };
+        match (ticket, &self.engine.d.pool.store) {
+            (Some(t), Some(s)) => s.on_durable(t, Box::new(finish)),
+            _ => finish(Ok(())),
+        }
+    }
+}
+
 /// A slot resolved once, for the typed hot path (an index, not a string).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SlotHandle(pub u32);
@@ -204,6 +291,33 @@ impl Engine {
         let out = self.call_unmonitored(principal, command, request_json);
         self.d.monitor.record(command, started.elapsed(), out.as_ref().err().map(Error::code));
         out
+    }
+
+    /// [`call_value_as`](Self::call_value_as) for a host on an async
+    /// runtime (an HTTP server's event loop): the change is made in memory
+    /// on this thread at once, and its commit is *not* waited for here. The
+    /// answer comes from the returned [`Deferred`], by awaiting
+    /// [`Deferred::durable`] (no thread sleeps) or by [`Deferred::wait`],
+    /// and only once the commit is durable; a retry of its request id gets
+    /// `REQUEST_IN_PROGRESS` until then (see `pool/deferred.rs`).
+    ///
+    /// Meant for the commands [`runs_inline`](Self::runs_inline) names:
+    /// any other command is correct here too, but may block this thread
+    /// (a network call, a store scan, a wait it needs before going on).
+    pub fn call_deferred(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Deferred {
+        let started = std::time::Instant::now();
+        let (out, pending) = crate::pool::deferred::collect(|| self.call_unmonitored(principal, command, request_json));
+        let name = crate::registry::find(command).map_or("", |c| c.decl.name);
+        Deferred { engine: self.clone(), name, started, out: Some(out), pending: Some(pending) }
+    }
+
+    /// `true` when `command` may run on an async runtime's own threads with
+    /// [`call_deferred`](Self::call_deferred): it works in memory in bounded
+    /// time (the commands declared `Inline`: booking, cancelling, paying,
+    /// waitlists, beds), and this engine hands nothing to an upstream
+    /// hospital (which is a network call).
+    pub fn runs_inline(&self, command: &str) -> bool {
+        self.d.pool.cfg.upstream.is_none() && crate::registry::find(command).is_some_and(|c| c.decl.inline)
     }
 
     fn call_unmonitored(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<Value> {

@@ -58,7 +58,7 @@ pub mod text;
 mod views;
 
 pub use engine::rekey;
-pub use engine::{Engine, Hold, HoldOptions, SlotHandle, VERSION};
+pub use engine::{Deferred, Engine, Hold, HoldOptions, SlotHandle, VERSION};
 pub use error::{Error, ErrorCode, ErrorFamily, Result};
 pub use lab::{LabTranslator, TranslatedResult, TranslatorEntry};
 pub use model::{format_booking_id, parse_booking_id, Priority};

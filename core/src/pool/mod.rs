@@ -36,6 +36,7 @@ use std::sync::Arc;
 const IDEM_FILTER_WORDS: usize = 1 << 15;
 
 mod bookings;
+pub(crate) mod deferred;
 mod due;
 mod resolve;
 pub(crate) use resolve::resolve_slot;
@@ -506,18 +507,27 @@ impl Pool {
     }
 
     /// Ends a claim: success keeps the answer for retries; failure forgets the id.
+    /// Inside a deferred call (`deferred.rs`) an answer whose commit is still
+    /// to be waited for is held back until then.
     pub fn finish_claim(&self, claim: Option<IdemClaim<'_>>, answer: Option<&Answer>) {
         if let Some(c) = claim {
-            let mut shard = self.idem.lock(c.hash);
-            match answer {
-                Some(a) => {
-                    if let Some(slot) = shard.get_mut(c.hash, c.request_id) {
-                        *slot = IdemState::Done { command: std::borrow::Cow::Borrowed(c.command), fingerprint: c.fingerprint, answer: a.clone() };
-                    }
+            if answer.is_some_and(|a| deferred::defer_claim(&c, a)) {
+                return;
+            }
+            self.finish_claim_now(c, answer);
+        }
+    }
+
+    fn finish_claim_now(&self, c: IdemClaim<'_>, answer: Option<&Answer>) {
+        let mut shard = self.idem.lock(c.hash);
+        match answer {
+            Some(a) => {
+                if let Some(slot) = shard.get_mut(c.hash, c.request_id) {
+                    *slot = IdemState::Done { command: std::borrow::Cow::Borrowed(c.command), fingerprint: c.fingerprint, answer: a.clone() };
                 }
-                None => {
-                    shard.remove(c.hash, c.request_id);
-                }
+            }
+            None => {
+                shard.remove(c.hash, c.request_id);
             }
         }
     }
@@ -582,9 +592,12 @@ impl Pool {
     }
 
     /// Waits, without locks, until the transaction is durable; then promotes waiters.
+    /// Inside a deferred call the wait is recorded, not made (`deferred.rs`).
     pub fn settle(&self, ticket: Option<Ticket>, promote: Vec<u32>) -> Result<()> {
         if let (Some(s), Some(t)) = (&self.store, ticket) {
-            s.wait(t)?;
+            if !deferred::defer_wait(t) {
+                s.wait(t)?;
+            }
         }
         for idx in promote {
             self.promote_waiters(idx)?;

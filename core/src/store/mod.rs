@@ -325,6 +325,61 @@ struct Done {
     failed: Option<Error>,
     /// The committer has exited (close): nothing queued later will reach disk.
     stopped: bool,
+    /// Tasks awaiting a [`Durable`], with the ticket each waits for: woken
+    /// (outside this lock) by the acknowledgement that covers them, or by a
+    /// failure or close.
+    wakers: Vec<(u64, std::task::Waker)>,
+    /// What runs once a ticket is answered ([`DurableStore::on_durable`]).
+    then: Vec<(u64, Then)>,
+}
+
+/// Run with a ticket's outcome, on the thread that answered it.
+pub type Then = Box<dyn FnOnce(Result<()>) + Send>;
+
+/// What one acknowledgement (or failure, or close) has answered, to be
+/// woken and run after the done lock is released.
+#[derive(Default)]
+struct Answered {
+    wakers: Vec<std::task::Waker>,
+    then: Vec<(Then, Result<()>)>,
+}
+
+impl Answered {
+    fn run(self) {
+        self.wakers.into_iter().for_each(std::task::Waker::wake);
+        for (f, out) in self.then {
+            // A panic in a host's continuation must not stop the committer.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(out)));
+        }
+    }
+}
+
+impl Done {
+    /// What `committed` (or a failure, or the stop) has answered.
+    fn answered(&mut self) -> Answered {
+        let mut a = Answered::default();
+        if self.wakers.is_empty() && self.then.is_empty() {
+            return a;
+        }
+        let failed = self.failed.is_some() || self.stopped;
+        let committed = self.committed;
+        self.wakers.retain(|(seq, w)| {
+            let done = failed || *seq <= committed;
+            if done {
+                a.wakers.push(w.clone());
+            }
+            !done
+        });
+        let mut kept = Vec::new();
+        for (seq, f) in std::mem::take(&mut self.then) {
+            match Shared::outcome(self, Ticket { seq, batch: 0 }) {
+                Some(out) => a.then.push((f, out)),
+                None => kept.push((seq, f)),
+            }
+        }
+        self.then = kept;
+        a
+    }
 }
 
 struct Shared {
@@ -341,6 +396,48 @@ impl Shared {
         self.done_cv.iter().for_each(|cv| {
             cv.notify_all();
         });
+        let answered = self.done.lock().answered();
+        answered.run();
+    }
+
+    /// `Some` once the ticket is answered: durable, or the error it gets.
+    fn outcome(d: &Done, ticket: Ticket) -> Option<Result<()>> {
+        if d.committed >= ticket.seq {
+            return Some(Ok(()));
+        }
+        if let Some(e) = &d.failed {
+            return Some(Err(e.clone()));
+        }
+        // Queued after close() flushed: the change is not durable, so it is refused.
+        d.stopped.then(|| Err(Error::new(ErrorCode::EngineClosed)))
+    }
+}
+
+/// A ticket's commit as a future (see [`DurableStore::durable`]): ready
+/// with `Ok` once the ticket's rows are durable, or with the error that
+/// poisoned the store (or `ENGINE_CLOSED`). Needs no runtime: the thread that
+/// acknowledges the commit wakes the task.
+#[must_use = "a change is acknowledged only once its commit is durable"]
+pub struct Durable {
+    shared: Arc<Shared>,
+    ticket: Ticket,
+}
+
+impl std::future::Future for Durable {
+    type Output = Result<()>;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
+        let mut d = self.shared.done.lock();
+        if let Some(out) = Shared::outcome(&d, self.ticket) {
+            return std::task::Poll::Ready(out);
+        }
+        // Registered under the lock the acknowledgement takes, so no wake is
+        // missed; a task polled again before its answer replaces its waker.
+        let seq = self.ticket.seq;
+        match d.wakers.iter_mut().find(|(s, w)| *s == seq && w.will_wake(cx.waker())) {
+            Some(_) => {}
+            None => d.wakers.push((seq, cx.waker().clone())),
+        }
+        std::task::Poll::Pending
     }
 }
 
@@ -350,6 +447,18 @@ impl Shared {
 pub struct Ticket {
     seq: u64,
     batch: u64,
+}
+
+impl Ticket {
+    /// The later of two tickets: batches commit in ticket order, so the
+    /// later one's commit makes both durable.
+    pub fn later(self, other: Ticket) -> Ticket {
+        if other.seq > self.seq {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 pub struct DurableStore {
@@ -426,7 +535,7 @@ impl DurableStore {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue { writes: Vec::new(), last_ticket: 0, batch: 0, shutdown: false }),
             queue_cv: Condvar::new(),
-            done: Mutex::new(Done { committed: 0, failed: None, stopped: false }),
+            done: Mutex::new(Done { committed: 0, failed: None, stopped: false, wakers: Vec::new(), then: Vec::new() }),
             done_cv: [Condvar::new(), Condvar::new()],
         });
         let (s2, s2b) = (shared.clone(), shared.clone());
@@ -529,17 +638,31 @@ impl DurableStore {
     pub fn wait(&self, ticket: Ticket) -> Result<()> {
         let mut d = self.shared.done.lock();
         loop {
-            if d.committed >= ticket.seq {
-                return Ok(());
-            }
-            if let Some(e) = &d.failed {
-                return Err(e.clone());
-            }
-            if d.stopped {
-                // Queued after close() flushed: the change is not durable, so it is refused.
-                return Err(Error::new(ErrorCode::EngineClosed));
+            if let Some(out) = Shared::outcome(&d, ticket) {
+                return out;
             }
             self.shared.done_cv[(ticket.batch % 2) as usize].wait(&mut d);
+        }
+    }
+
+    /// [`wait`](Self::wait) as a future, for a host on an async runtime: the
+    /// task sleeps instead of a thread (the committer's acknowledgement wakes it).
+    pub fn durable(&self, ticket: Ticket) -> Durable {
+        Durable { shared: self.shared.clone(), ticket }
+    }
+
+    /// Runs `then` with the ticket's outcome once it is answered — at once
+    /// on this thread if it already is, else on the thread that answers it
+    /// (the committer's, after the commit; a failure's; close's). Never
+    /// blocks. `then` must be short and must not wait on the store.
+    pub fn on_durable(&self, ticket: Ticket, then: Then) {
+        let mut d = self.shared.done.lock();
+        match Shared::outcome(&d, ticket) {
+            Some(out) => {
+                drop(d);
+                then(out);
+            }
+            None => d.then.push((ticket.seq, then)),
         }
     }
 
@@ -605,12 +728,19 @@ struct Committer {
 /// Marks every ticket up to `ticket` durable and wakes their waiters: those
 /// of `batch` when the tickets are all of it, everyone otherwise.
 fn acknowledge(shared: &Shared, ticket: u64, batch: Option<u64>) {
-    shared.done.lock().committed = ticket;
+    let answered = {
+        let mut d = shared.done.lock();
+        d.committed = ticket;
+        d.answered()
+    };
+    answered.run();
     match batch {
         Some(b) => {
             shared.done_cv[(b % 2) as usize].notify_all();
         }
-        None => shared.wake_all(),
+        None => shared.done_cv.iter().for_each(|cv| {
+            cv.notify_all();
+        }),
     }
 }
 
@@ -952,6 +1082,73 @@ mod tests {
         // The second batch committed after the first flush began: it needs its own.
         go.send(true).unwrap();
         s.wait(t2).unwrap();
+        s.close();
+    }
+
+    /// Polls `f` once with a waker that counts its wakes.
+    fn poll_once<F: std::future::Future + Unpin>(f: &mut F, wakes: &Arc<std::sync::atomic::AtomicUsize>) -> std::task::Poll<F::Output> {
+        struct Count(Arc<std::sync::atomic::AtomicUsize>);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Count(wakes.clone())));
+        std::pin::Pin::new(f).poll(&mut std::task::Context::from_waker(&waker))
+    }
+
+    fn until(what: &str, f: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn an_awaited_commit_is_ready_only_after_its_flush_and_its_task_is_woken_once() {
+        let (s, commits, go) = gated();
+        let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let t = s.enqueue(vec![Write::put(ROWS, "a", &1)]);
+        let mut f = s.durable(t);
+        assert!(poll_once(&mut f, &wakes).is_pending());
+        until("committed", || commits.load(std::sync::atomic::Ordering::SeqCst) == 1);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(poll_once(&mut f, &wakes).is_pending(), "committed but not flushed: not durable");
+        assert_eq!(wakes.load(std::sync::atomic::Ordering::SeqCst), 0, "not woken before the flush");
+        go.send(true).unwrap();
+        until("woken by the acknowledgement", || wakes.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+        assert!(matches!(poll_once(&mut f, &wakes), std::task::Poll::Ready(Ok(()))));
+        // A later ticket's continuation runs after its own flush, not before.
+        let t2 = s.enqueue(vec![Write::put(ROWS, "b", &2)]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.on_durable(t2, Box::new(move |r| tx.send(r.is_ok()).unwrap()));
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(100)).is_err(), "ran before its flush");
+        go.send(true).unwrap();
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap());
+        // An answered ticket's continuation runs at once, on the caller's thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.on_durable(t, Box::new(move |r| tx.send(r.is_ok()).unwrap()));
+        assert!(rx.try_recv().unwrap());
+        s.close();
+    }
+
+    #[test]
+    fn a_failed_flush_answers_awaiting_tasks_and_continuations_with_the_error() {
+        let (s, _commits, go) = gated();
+        let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let t = s.enqueue(vec![Write::put(ROWS, "a", &1)]);
+        let mut f = s.durable(t);
+        assert!(poll_once(&mut f, &wakes).is_pending());
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.on_durable(t, Box::new(move |r| tx.send(r.map_err(|e| e.code())).unwrap()));
+        go.send(false).unwrap();
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(), Err(ErrorCode::StorageError));
+        until("woken by the failure", || wakes.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+        match poll_once(&mut f, &wakes) {
+            std::task::Poll::Ready(Err(e)) => assert_eq!(e.code(), ErrorCode::StorageError),
+            other => panic!("expected the storage error, got {:?}", other.map(|r| r.map_err(|e| e.code()))),
+        }
         s.close();
     }
 

@@ -190,10 +190,18 @@ fn unknown_path(path: &str) -> Error {
     Error::with(ErrorCode::UnknownCommand, format!("no interface at `{p}`"), format!("没有该接口：`{p}`"))
 }
 
-/// Runs an engine call off the async workers: a transaction may wait for the
-/// group commit's fsync.
+/// Runs an engine call. A command the engine runs inline (booking,
+/// cancelling, paying: `Engine::runs_inline`) is made here on the async
+/// worker, and its commit is awaited without a thread: the committer wakes
+/// the task. Any other runs off the async workers, where it may block.
 async fn engine_call(st: &Arc<AppState>, who: &Principal, command: &str, body: String) -> Result<Value, Error> {
     let engine = st.seat.engine()?;
+    if engine.runs_inline(command) {
+        let deferred = engine.call_deferred(who, command, &body);
+        // A request cancelled while it waits (the client went away) drops
+        // the wait without blocking; the engine finishes it at the commit.
+        return deferred.durable().await;
+    }
     let cmd = command.to_string();
     let who = who.clone();
     match tokio::task::spawn_blocking(move || engine.call_value_as(&who, &cmd, &body)).await {

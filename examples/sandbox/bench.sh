@@ -118,6 +118,7 @@ sha="$(redis-cli -p "$rport" SCRIPT LOAD "$lua")"
 n=$(( http_rate * DURATION * 2 )); [ "$n" -lt 20000 ] && n=20000
 redis-benchmark -p "$rport" -c "$CONNS" -n "$n" -r "$SLOTS" --csv EVALSHA "$sha" 1 "slot:__rand_int__" "patient-__rand_int__" >"$tmp/redis.csv"
 redis_rate="$(awk -F'"' 'NR==2{printf "%.0f", $4}' "$tmp/redis.csv")"
+redis_p99="$(awk -F'"' 'NR==2{printf "%.3f", $14}' "$tmp/redis.csv")"
 redis_booked="$(redis-cli -p "$rport" GET booking:seq)"
 [ "$redis_booked" = "$n" ] || { echo "redis: $n requests but $redis_booked bookings" >&2; exit 1; }
 
@@ -141,18 +142,20 @@ WITH u AS (UPDATE slots SET remaining = remaining - 1 WHERE id = :s AND remainin
 INSERT INTO bookings (slot_id, patient_id) SELECT id, 'P' || :p FROM u;
 EOF
 chmod 644 "$tmp/book.sql"
-pgbench -n -h "$tmp/pgsock" -p "$pport" -U postgres -f "$tmp/book.sql" -c "$CONNS" -j "$THREADS" -T "$DURATION" bench >"$tmp/pgbench.out" 2>&1
+pgbench -n -h "$tmp/pgsock" -p "$pport" -U postgres -f "$tmp/book.sql" -c "$CONNS" -j "$THREADS" -T "$DURATION" -l --log-prefix="$tmp/pglog" bench >"$tmp/pgbench.out" 2>&1
 pg_rate="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$tmp/pgbench.out" | head -1 | awk '{printf "%.0f", $1}')"
+# pgbench's per-transaction log: the third field is the latency in microseconds.
+pg_p99="$(cat "$tmp"/pglog.* | awk '{print $3}' | sort -n | awk '{v[NR]=$1} END{i=int(NR*0.99); if (i<1) i=1; printf "%.3f", v[i]/1000}')"
 pg_booked="$("${psql[@]}" -d bench -At -c "SELECT count(*) FROM bookings")"
 pg_sum="$("${psql[@]}" -d bench -At -c "SELECT $SLOTS::bigint * $CAPACITY - sum(remaining) FROM slots")"
 [ "$pg_booked" = "$pg_sum" ] || { echo "postgres: $pg_booked bookings but $pg_sum places taken" >&2; exit 1; }
 
 # ---------------------------------------------------------------- report
 echo
-printf '%-44s %12s\n' "flow (durable, $CONNS connections, loopback)" "bookings/s"
-printf '%-44s %12s\n' "yilian sandbox: HTTP book-slot (p99 ${http_p99} ms)" "$http_rate"
-printf '%-44s %12s\n' "Redis: EVALSHA check-and-decrement" "$redis_rate"
-printf '%-44s %12s\n' "PostgreSQL: conditional UPDATE + INSERT" "$pg_rate"
+printf '%-44s %12s %10s\n' "flow (durable, $CONNS connections, loopback)" "bookings/s" "p99 (ms)"
+printf '%-44s %12s %10s\n' "yilian sandbox: HTTP book-slot" "$http_rate" "$http_p99"
+printf '%-44s %12s %10s\n' "Redis: EVALSHA check-and-decrement" "$redis_rate" "$redis_p99"
+printf '%-44s %12s %10s\n' "PostgreSQL: conditional UPDATE + INSERT" "$pg_rate" "$pg_p99"
 awk -v h="$http_rate" -v r="$redis_rate" -v p="$pg_rate" 'BEGIN{
   printf "ratio sandbox/Redis      %.2f\n", h/r
   printf "ratio sandbox/PostgreSQL %.2f\n", h/p }'

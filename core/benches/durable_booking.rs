@@ -12,7 +12,7 @@
 mod durable;
 
 use criterion::Criterion;
-use durable::{drive, run_yilian_data_dir as run_yilian, slot_of, Outcome, CALLERS, CAPACITY, SLOTS};
+use durable::{book_all, drive, run_yilian_data_dir as run_yilian, slot_of, yilian_on_devices, Outcome, CALLERS, CAPACITY, SLOTS};
 use rusqlite::{params, Connection};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,9 +71,44 @@ fn fsync_median_us() -> f64 {
     times[times.len() / 2]
 }
 
+/// `DURABLE_CURVE=1` (#21 target 6): yilian's durable bookings on 1×, 10×
+/// and 100× the slots (200 a device, on 1, 10 and 100 devices) and on 1×
+/// the slots after 10× the measured bookings of history (made first, on
+/// the same store), each against the small run, in one process.
+fn curve(per_caller: usize) {
+    let point = |devices: usize, history: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, handles) = yilian_on_devices(serde_json::json!({ "data_dir": dir.path() }), devices);
+        let handles = Arc::new(handles);
+        for h in 0..history {
+            book_all(&e, &handles, per_caller, 1000 + h);
+        }
+        let out = book_all(&e, &handles, per_caller, 0);
+        e.check_invariants().unwrap();
+        (devices * SLOTS, out)
+    };
+    let base = point(1, 0);
+    let show = |label: &str, (slots, o): &(usize, Outcome)| {
+        println!(
+            "durable_curve: {label:<22} {slots:>6} slots  {:>6.0} bookings/s ({:.2}x the small run)  p50 {:.0} us  p99 {:.0} us",
+            o.per_sec,
+            o.per_sec / base.1.per_sec,
+            o.p50_us,
+            o.p99_us
+        );
+    };
+    show("1x slots", &base);
+    show("1x slots, 10x history", &point(1, 10));
+    show("10x slots", &point(10, 0));
+    show("100x slots", &point(100, 0));
+}
+
 fn main() {
     let per_caller = durable::env_count("DURABLE_OPS", 300);
     let rounds = durable::env_count("DURABLE_ROUNDS", 3);
+    if std::env::var("DURABLE_CURVE").is_ok() {
+        return curve(per_caller);
+    }
     let mut ratios = Vec::new();
     let mut rates = Vec::new();
     let mut fsyncs = Vec::new();

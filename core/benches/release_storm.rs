@@ -28,10 +28,15 @@ fn threads() -> usize {
 }
 
 fn slot_keys() -> Vec<(String, String, String, String)> {
+    slot_keys_times(1)
+}
+
+/// The storm's slots with `times` × the doctors (10,500 × `times` slots).
+fn slot_keys_times(times: usize) -> Vec<(String, String, String, String)> {
     // (date, doctor, start, end)
     let mut v = Vec::new();
     for d in 0..DAYS {
-        for doc in 0..DOCTORS {
+        for doc in 0..DOCTORS * times {
             for w in 0..WINDOWS {
                 let (s, e) = (8 * 60 + w * 15, 8 * 60 + w * 15 + 15);
                 v.push((
@@ -102,18 +107,25 @@ struct Yilian {
 impl Yilian {
     fn new(keys: &[(String, String, String, String)]) -> Yilian {
         let e = Engine::open(r#"{"clock_start":"2024-10-31T09:00:00+08:00"}"#).unwrap();
+        let handles = Yilian::new_on(e.clone(), keys, CAPACITY);
+        Yilian { e, handles }
+    }
+
+    /// Publishes `keys` with `capacity` places each on `e`; their handles.
+    fn new_on(e: Engine, keys: &[(String, String, String, String)], capacity: u32) -> Vec<SlotHandle> {
         let mut by_day: HashMap<(String, String), Vec<serde_json::Value>> = HashMap::new();
         for (d, doc, s, en) in keys {
-            by_day.entry((d.clone(), doc.clone())).or_default().push(json!({"start_time": s, "end_time": en, "capacity": CAPACITY}));
+            by_day.entry((d.clone(), doc.clone())).or_default().push(json!({"start_time": s, "end_time": en, "capacity": capacity}));
         }
         let data: Vec<_> =
             by_day.into_iter().map(|((d, doc), w)| json!({"doctor_id": doc, "department_id": "D001", "date": d, "available_slots": w})).collect();
-        e.call_value("sync-schedule", &json!({"hospital_id": "H001", "schedule_data": data}).to_string()).unwrap();
-        let handles = keys
-            .iter()
+        // In requests under the engine's size limit (1 MiB).
+        for part in data.chunks(300) {
+            e.call_value("sync-schedule", &json!({"hospital_id": "H001", "schedule_data": part}).to_string()).unwrap();
+        }
+        keys.iter()
             .map(|(d, doc, s, en)| e.slot_handle(&format!("RG-H001-{doc}-{}-{}{}", d.replace('-', ""), s.replace(':', ""), en.replace(':', ""))).unwrap())
-            .collect();
-        Yilian { e, handles }
+            .collect()
     }
 }
 
@@ -631,10 +643,81 @@ fn storm(pool: &Arc<dyn Pool>, scripts: &Arc<Vec<Script>>) -> (Duration, usize) 
     (elapsed, scripts.iter().map(|s| s.ops.len()).sum())
 }
 
+/// `STORM_CURVE=1,10,100` (#21 target 6): the same storm on 1×, 10× and
+/// 100× the slots (more doctors), and on 1× the slots after 10× the storm's
+/// bookings of history (other doctors' slots, filled first), each against
+/// the small run: attempts/s, and the time per successful operation (the
+/// successes grow with the capacity; a refusal costs little). Each point
+/// is printed as it is measured, with the time its slots took to publish.
+fn curve(per_thread: usize) {
+    struct Point {
+        label: String,
+        slots: usize,
+        per_sec: f64,
+        successes: u64,
+        ns_per_success: f64,
+    }
+    // `history`: that many bookings made and confirmed first, on other doctors' slots.
+    let run = |times: usize, history: u64| -> Point {
+        let keys = slot_keys_times(times);
+        let t = Instant::now();
+        let y = Arc::new(Yilian::new(&keys));
+        println!("storm_curve: {} slots published in {:.1} s", keys.len(), t.elapsed().as_secs_f64());
+        if history > 0 {
+            // Other doctors' slots in the same (released) week.
+            let old: Vec<(String, String, String, String)> = slot_keys_times(1).into_iter().map(|(d, doc, s, e)| (d, doc.replace("DR", "HX"), s, e)).collect();
+            let per_slot = (history / old.len() as u64 + 1) as u32;
+            let h = Yilian::new_on(y.e.clone(), &old, per_slot);
+            for n in 0..history {
+                let b = y.e.hold(h[n as usize % h.len()], &format!("H{n}"), &HoldOptions::default()).unwrap();
+                y.e.confirm(b.booking_id, None).unwrap();
+            }
+            // Acknowledged, as a host keeps its outbox: history, not a backlog the storm drains.
+            y.drain();
+        }
+        let before = y.e.call_value("slot-statistics", "{}").unwrap()["booking_successes"].as_u64().unwrap_or(0);
+        let pool: Arc<dyn Pool> = y.clone();
+        let (d, n) = storm(&pool, &Arc::new(scripts(keys.len(), per_thread, 0)));
+        let after = y.e.call_value("slot-statistics", "{}").unwrap()["booking_successes"].as_u64().unwrap_or(0);
+        y.e.check_invariants().unwrap();
+        let successes = after - before;
+        Point {
+            label: if history > 0 { format!("{times}x slots, 10x history") } else { format!("{times}x slots") },
+            slots: keys.len(),
+            per_sec: n as f64 / d.as_secs_f64(),
+            successes,
+            ns_per_success: d.as_nanos() as f64 * threads() as f64 / successes.max(1) as f64,
+        }
+    };
+    let scales: Vec<usize> =
+        std::env::var("STORM_CURVE").ok().and_then(|v| v.split(',').map(|x| x.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 10, 100]);
+    let base = run(1, 0);
+    let show = |p: &Point| {
+        println!(
+            "storm_curve: {:<22} {:>9} slots  {:>6.2} M attempts/s ({:.2}x the small run)  {:>8} holds made  {:>6.0} ns of a thread per hold ({:.2}x)",
+            p.label,
+            p.slots,
+            p.per_sec / 1e6,
+            p.per_sec / base.per_sec,
+            p.successes,
+            p.ns_per_success,
+            p.ns_per_success / base.ns_per_success
+        );
+    };
+    show(&base);
+    show(&run(1, 10 * base.successes));
+    for times in scales.into_iter().filter(|t| *t > 1) {
+        show(&run(times, 0));
+    }
+}
+
 fn main() {
     let keys = slot_keys();
     let per_thread: usize = std::env::var("STORM_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(400_000);
     let rounds: u64 = std::env::var("STORM_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    if std::env::var("STORM_CURVE").is_ok() {
+        return curve(per_thread);
+    }
     if std::env::var("STORM_PROFILE").is_ok() {
         // Only one side (yilian, or the ceiling), for a profiler.
         let sc = Arc::new(scripts(keys.len(), per_thread, 0));

@@ -64,6 +64,11 @@ pub fn drive(per_caller: usize, book: Arc<dyn Fn(usize, usize) + Send + Sync>) -
 /// {"postgres": …}}`) with the bench's schedule: `SLOTS` one-minute windows
 /// of `CAPACITY` places.
 pub fn yilian(store: Value) -> (Engine, Vec<SlotHandle>) {
+    yilian_on_devices(store, 1)
+}
+
+/// [`yilian`] with `devices` × `SLOTS` slots (`SLOTS` windows on each device).
+pub fn yilian_on_devices(store: Value, devices: usize) -> (Engine, Vec<SlotHandle>) {
     let mut config = json!({"clock_start": "2024-10-29T09:00:00+08:00"});
     for (k, v) in store.as_object().expect("a store config is a JSON object") {
         config[k] = v.clone();
@@ -72,14 +77,15 @@ pub fn yilian(store: Value) -> (Engine, Vec<SlotHandle>) {
     let windows: Vec<_> = (0..SLOTS)
         .map(|w| json!({"start_time": format!("{:02}:{:02}", 8 + w / 60, w % 60), "end_time": format!("{:02}:{:02}", 8 + (w + 1) / 60, (w + 1) % 60)}))
         .collect();
-    e.call_value(
-        "sync-schedule",
-        &json!({"hospital_id": "H001", "schedule_data": [{"device_id": "DEV001", "project_id": "P001", "date": "2024-10-30", "capacity": CAPACITY, "available_slots": windows}]})
-            .to_string(),
-    )
-    .unwrap();
-    let handles = (0..SLOTS)
-        .map(|w| e.slot_handle(&format!("EX-H001-DEV001-20241030-{:02}{:02}{:02}{:02}", 8 + w / 60, w % 60, 8 + (w + 1) / 60, (w + 1) % 60)).unwrap())
+    for first in (1..=devices).step_by(50) {
+        let rows: Vec<Value> = (first..(first + 50).min(devices + 1))
+            .map(|d| json!({"device_id": format!("DEV{d:03}"), "project_id": "P001", "date": "2024-10-30", "capacity": CAPACITY, "available_slots": windows}))
+            .collect();
+        e.call_value("sync-schedule", &json!({"hospital_id": "H001", "schedule_data": rows}).to_string()).unwrap();
+    }
+    let handles = (1..=devices)
+        .flat_map(|d| (0..SLOTS).map(move |w| (d, w)))
+        .map(|(d, w)| e.slot_handle(&format!("EX-H001-DEV{d:03}-20241030-{:02}{:02}{:02}{:02}", 8 + w / 60, w % 60, 8 + (w + 1) / 60, (w + 1) % 60)).unwrap())
         .collect();
     (e, handles)
 }
@@ -89,17 +95,24 @@ pub fn yilian(store: Value) -> (Engine, Vec<SlotHandle>) {
 /// `Engine::book`; the invariants are checked after.
 pub fn run_yilian(store: Value, per_caller: usize, round: usize) -> Outcome {
     let (e, handles) = yilian(store);
-    let e2 = e.clone();
-    let out = drive(
+    let out = book_all(&e, &Arc::new(handles), per_caller, round);
+    e.check_invariants().unwrap();
+    out
+}
+
+/// Each caller books `per_caller` new patients (`round` keeps them apart
+/// from other rounds') on `handles`, spread over all of them.
+pub fn book_all(e: &Engine, handles: &Arc<Vec<SlotHandle>>, per_caller: usize, round: usize) -> Outcome {
+    let (e2, handles) = (e.clone(), handles.clone());
+    drive(
         per_caller,
         Arc::new(move |t, i| {
             let patient = format!("P{round}-{t}-{i}");
             let rid = format!("R{round}-{t}-{i}");
-            e2.book(handles[slot_of(t, i)], &patient, &HoldOptions { request_id: Some(&rid), ..Default::default() }).unwrap();
+            let slot = (t * 31 + i) % handles.len(); // `slot_of` on any number of slots
+            e2.book(handles[slot], &patient, &HoldOptions { request_id: Some(&rid), ..Default::default() }).unwrap();
         }),
-    );
-    e.check_invariants().unwrap();
-    out
+    )
 }
 
 /// yilian's side in `data_dir` mode (SQLite, `synchronous=FULL`), on a fresh temporary directory.

@@ -17,6 +17,14 @@ fn open(dir: &std::path::Path) -> Engine {
     Engine::open(&cfg.to_string()).unwrap()
 }
 
+/// A durable engine in a fresh directory with `windows` slots of `capacity` on one device.
+fn fresh(windows: usize, capacity: u32) -> (tempfile::TempDir, Engine, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let slots = sync_slots(&e, 1, windows, capacity);
+    (dir, e, slots)
+}
+
 fn book(slot: &str, patient: &str, rid: Option<&str>) -> String {
     let (dev, date, times) = {
         // EX-H001-DEV001-20241030-08000820
@@ -55,9 +63,7 @@ fn block_on<F: Future>(f: F) -> (F::Output, usize) {
 
 #[test]
 fn a_deferred_booking_is_answered_once_durable_and_is_there_after_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = open(dir.path());
-    let slots = sync_slots(&e, 1, 1, 5);
+    let (dir, e, slots) = fresh(1, 5);
     let d = e.call_deferred(e.principal(), "book-slot", &book(&slots[0], "P1", None));
     assert!(!d.is_ready(), "a durable change has a commit to wait for");
     let answer = d.wait().unwrap();
@@ -71,9 +77,7 @@ fn a_deferred_booking_is_answered_once_durable_and_is_there_after_a_reopen() {
 
 #[test]
 fn the_awaited_answer_is_the_one_the_blocking_call_gives_and_needs_no_runtime() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = open(dir.path());
-    let slots = sync_slots(&e, 1, 2, 5);
+    let (_dir, e, slots) = fresh(2, 5);
     let d = e.call_deferred(e.principal(), "book-slot", &book(&slots[0], "P1", None));
     let (awaited, _polls) = block_on(d.durable());
     let awaited = awaited.unwrap();
@@ -85,9 +89,7 @@ fn the_awaited_answer_is_the_one_the_blocking_call_gives_and_needs_no_runtime() 
 
 #[test]
 fn a_retry_while_the_first_answer_waits_for_its_commit_is_in_progress_and_then_replays_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = open(dir.path());
-    let slots = sync_slots(&e, 1, 1, 5);
+    let (_dir, e, slots) = fresh(1, 5);
     let body = book(&slots[0], "P1", Some("R-1"));
     let first = e.call_deferred(e.principal(), "book-slot", &body);
     // Not answered yet: the retry must not get an answer a failed commit could take back.
@@ -101,9 +103,7 @@ fn a_retry_while_the_first_answer_waits_for_its_commit_is_in_progress_and_then_r
 
 #[test]
 fn a_deferred_call_dropped_unanswered_still_finishes_its_request_id_without_blocking() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = open(dir.path());
-    let slots = sync_slots(&e, 1, 1, 5);
+    let (_dir, e, slots) = fresh(1, 5);
     let body = book(&slots[0], "P1", Some("R-2"));
     drop(e.call_deferred(e.principal(), "book-slot", &body));
     // Once the commit is answered the id replays (the committer finished it).
@@ -123,9 +123,7 @@ fn a_deferred_call_dropped_unanswered_still_finishes_its_request_id_without_bloc
 
 #[test]
 fn a_refusal_has_nothing_to_wait_for_and_is_answered_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = open(dir.path());
-    let slots = sync_slots(&e, 1, 1, 1);
+    let (_dir, e, slots) = fresh(1, 1);
     e.call_deferred(e.principal(), "book-slot", &book(&slots[0], "P1", None)).wait().unwrap();
     let d = e.call_deferred(e.principal(), "book-slot", &book(&slots[0], "P2", None));
     assert!(d.is_ready());
@@ -140,9 +138,7 @@ fn a_refusal_has_nothing_to_wait_for_and_is_answered_at_once() {
 
 #[test]
 fn a_failed_commit_answers_the_deferred_call_with_the_storage_error_never_success() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = open(dir.path());
-    let slots = sync_slots(&e, 1, 1, 5);
+    let (dir, e, slots) = fresh(1, 5);
     e.close();
     drop(e);
     // A trail whose last entry claims the last number there is: the next
@@ -173,9 +169,7 @@ fn only_in_memory_commands_run_inline_and_none_on_an_engine_with_an_upstream_hos
 
 #[test]
 fn a_principal_other_than_the_engines_is_bound_the_same_way_when_deferred() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = open(dir.path());
-    let slots = sync_slots(&e, 1, 1, 5);
+    let (_dir, e, slots) = fresh(1, 5);
     let c001 = Principal::from_json(r#"{"role": "community", "institution_id": "C001"}"#).unwrap();
     let mut body: Value = serde_json::from_str(&book(&slots[0], "P1", None)).unwrap();
     body["clinic_id"] = json!("C002");

@@ -1105,13 +1105,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_awaited_commit_is_ready_only_after_its_flush_and_its_task_is_woken_once() {
+    /// A gated store with one row queued, awaited by a task polled once.
+    #[allow(clippy::type_complexity)]
+    fn awaited() -> (DurableStore, Arc<std::sync::atomic::AtomicUsize>, std::sync::mpsc::Sender<bool>, Ticket, Durable, Arc<std::sync::atomic::AtomicUsize>) {
         let (s, commits, go) = gated();
         let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let t = s.enqueue(vec![Write::put(ROWS, "a", &1)]);
         let mut f = s.durable(t);
         assert!(poll_once(&mut f, &wakes).is_pending());
+        (s, commits, go, t, f, wakes)
+    }
+
+    #[test]
+    fn an_awaited_commit_is_ready_only_after_its_flush_and_its_task_is_woken_once() {
+        let (s, commits, go, t, mut f, wakes) = awaited();
         until("committed", || commits.load(std::sync::atomic::Ordering::SeqCst) == 1);
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(poll_once(&mut f, &wakes).is_pending(), "committed but not flushed: not durable");
@@ -1135,11 +1142,7 @@ mod tests {
 
     #[test]
     fn a_failed_flush_answers_awaiting_tasks_and_continuations_with_the_error() {
-        let (s, _commits, go) = gated();
-        let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let t = s.enqueue(vec![Write::put(ROWS, "a", &1)]);
-        let mut f = s.durable(t);
-        assert!(poll_once(&mut f, &wakes).is_pending());
+        let (s, _commits, go, t, mut f, wakes) = awaited();
         let (tx, rx) = std::sync::mpsc::channel();
         s.on_durable(t, Box::new(move |r| tx.send(r.map_err(|e| e.code())).unwrap()));
         go.send(false).unwrap();

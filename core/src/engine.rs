@@ -69,17 +69,32 @@ impl Deferred {
     }
 
     fn finish(&mut self, durable: Result<()>) -> Result<Value> {
-        if let Some(p) = self.pending.take() {
-            p.finish(&self.engine.d.pool, durable.is_ok());
-        }
-        let out = match (durable, self.out.take()) {
-            (Err(e), _) => Err(e),
-            (Ok(()), Some(out)) => out,
-            (Ok(()), None) => Err(Error::internal("a deferred answer was taken twice")),
-        };
-        self.engine.d.monitor.record(self.name, self.started.elapsed(), out.as_ref().err().map(Error::code));
-        out
+        conclude(&self.engine, self.name, self.started, self.pending.take(), self.out.take(), durable)
     }
+}
+
+/// Ends a deferred call once its commit is answered: the answers it held
+/// back become replayable (or their request ids free, if the commit
+/// failed), the call is counted, and its answer is the commit's error if
+/// the commit failed.
+fn conclude(
+    engine: &Engine,
+    name: &'static str,
+    started: std::time::Instant,
+    pending: Option<crate::pool::deferred::Pending>,
+    out: Option<Result<Value>>,
+    durable: Result<()>,
+) -> Result<Value> {
+    if let Some(p) = pending {
+        p.finish(&engine.d.pool, durable.is_ok());
+    }
+    let out = match (durable, out) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Some(out)) => out,
+        (Ok(()), None) => Err(Error::internal("a deferred answer was taken twice")),
+    };
+    engine.d.monitor.record(name, started.elapsed(), out.as_ref().err().map(Error::code));
+    out
 }
 
 impl Drop for Deferred {
@@ -90,10 +105,9 @@ impl Drop for Deferred {
     fn drop(&mut self) {
         let ticket = self.pending.as_ref().and_then(|p| p.ticket);
         let Some(pending) = self.pending.take() else { return };
-        let (name, started, engine) = (self.name, self.started, self.engine.clone());
+        let (name, started, engine, out) = (self.name, self.started, self.engine.clone(), self.out.take());
         let finish = move |durable: Result<()>| {
-            pending.finish(&engine.d.pool, durable.is_ok());
-            engine.d.monitor.record(name, started.elapsed(), durable.err().map(|e| e.code()));
+            let _ = conclude(&engine, name, started, Some(pending), out, durable);
         };
         match (ticket, &self.engine.d.pool.store) {
             (Some(t), Some(s)) => s.on_durable(t, Box::new(finish)),

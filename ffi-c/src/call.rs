@@ -66,6 +66,17 @@ unsafe fn error_envelope(e: *const yl_engine, err: &Error) -> Vec<u8> {
     text::encode(encoding_of(e), yilian_core::to_json(&err.to_envelope()))
 }
 
+/// Runs one JSON call, then leaves this thread's last error in the
+/// encoding of `e`'s caller, whichever way the call ended.
+///
+/// # Safety
+/// `e` is NULL or a live handle.
+unsafe fn in_callers_encoding(e: *const yl_engine, call: impl FnOnce() -> c_int) -> c_int {
+    let code = call();
+    set_encoding(encoding_of(e));
+    code
+}
+
 /// # Safety
 /// As `yl_call` (`principal` as `yl_call_as`).
 pub(crate) unsafe fn call(
@@ -75,33 +86,23 @@ pub(crate) unsafe fn call(
     request: *const c_char,
     response: *mut *mut c_char,
 ) -> c_int {
-    let code = call_inner(e, principal, command, request, response);
-    set_encoding(encoding_of(e));
-    code
-}
-
-unsafe fn call_inner(
-    e: *const yl_engine,
-    principal: Option<*const c_char>,
-    command: *const c_char,
-    request: *const c_char,
-    response: *mut *mut c_char,
-) -> c_int {
-    if response.is_null() {
-        return set_error(&null_arg("response_json"));
-    }
-    *response = std::ptr::null_mut();
-    let (envelope, outcome) = match args(e, principal, command, request) {
-        Ok(a) => run(a.h, a.principal.as_deref(), &a.command, &a.request),
-        Err(err) => (error_envelope(e, &err), Err(err)),
-    };
-    match into_c_string(envelope) {
-        Ok(p) => {
-            *response = p;
-            finish(outcome)
+    in_callers_encoding(e, || {
+        if response.is_null() {
+            return set_error(&null_arg("response_json"));
         }
-        Err(err) => set_error(&err),
-    }
+        *response = std::ptr::null_mut();
+        let (envelope, outcome) = match args(e, principal, command, request) {
+            Ok(a) => run(a.h, a.principal.as_deref(), &a.command, &a.request),
+            Err(err) => (error_envelope(e, &err), Err(err)),
+        };
+        match into_c_string(envelope) {
+            Ok(p) => {
+                *response = p;
+                finish(outcome)
+            }
+            Err(err) => set_error(&err),
+        }
+    })
 }
 
 /// After a panic inside `yl_call`: still hand the caller an envelope.
@@ -157,46 +158,34 @@ pub(crate) unsafe fn call_buf(
     cap: usize,
     needed: *mut usize,
 ) -> c_int {
-    let code = call_buf_inner(e, principal, command, request, out, cap, needed);
-    set_encoding(encoding_of(e));
-    code
-}
-
-unsafe fn call_buf_inner(
-    e: *const yl_engine,
-    principal: Option<*const c_char>,
-    command: *const c_char,
-    request: *const c_char,
-    out: *mut c_char,
-    cap: usize,
-    needed: *mut usize,
-) -> c_int {
-    // Whatever happens, a response kept by an earlier call is for this call or for none.
-    let pending = take_pending();
-    if out.is_null() && cap > 0 {
-        // Checked before running: a command must not run when its answer cannot be delivered.
-        return set_error(&null_arg("out"));
-    }
-    let a = match args(e, principal, command, request) {
-        Ok(a) => a,
-        Err(err) => {
-            // Nothing ran: a retry with a bigger buffer gets the same error again.
-            return match copy_out(&error_envelope(e, &err), out, cap, needed) {
-                Ok(()) => set_error(&err),
-                Err(too_small) => set_error(&too_small),
-            };
+    in_callers_encoding(e, || {
+        // Whatever happens, a response kept by an earlier call is for this call or for none.
+        let pending = take_pending();
+        if out.is_null() && cap > 0 {
+            // Checked before running: a command must not run when its answer cannot be delivered.
+            return set_error(&null_arg("out"));
         }
-    };
-    let (h, p, c, r) = (a.h, a.principal.as_deref(), a.command.as_ref(), a.request.as_ref());
-    let (envelope, outcome) = match pending {
-        Some(k) if k.serial == h.serial && k.principal.as_deref() == p && k.command == c && k.request == r => (k.envelope, k.outcome),
-        _ => run(h, p, c, r),
-    };
-    match copy_out(&envelope, out, cap, needed) {
-        Ok(()) => finish(outcome),
-        Err(too_small) => {
-            keep_pending(Pending { serial: h.serial, principal: p.map(str::to_owned), command: c.to_owned(), request: r.to_owned(), envelope, outcome });
-            set_error(&too_small)
+        let a = match args(e, principal, command, request) {
+            Ok(a) => a,
+            Err(err) => {
+                // Nothing ran: a retry with a bigger buffer gets the same error again.
+                return match copy_out(&error_envelope(e, &err), out, cap, needed) {
+                    Ok(()) => set_error(&err),
+                    Err(too_small) => set_error(&too_small),
+                };
+            }
+        };
+        let (h, p, c, r) = (a.h, a.principal.as_deref(), a.command.as_ref(), a.request.as_ref());
+        let (envelope, outcome) = match pending {
+            Some(k) if k.serial == h.serial && k.principal.as_deref() == p && k.command == c && k.request == r => (k.envelope, k.outcome),
+            _ => run(h, p, c, r),
+        };
+        match copy_out(&envelope, out, cap, needed) {
+            Ok(()) => finish(outcome),
+            Err(too_small) => {
+                keep_pending(Pending { serial: h.serial, principal: p.map(str::to_owned), command: c.to_owned(), request: r.to_owned(), envelope, outcome });
+                set_error(&too_small)
+            }
         }
-    }
+    })
 }

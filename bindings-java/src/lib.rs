@@ -198,10 +198,10 @@ fn engine_call<'local>(
         let command = raw(env).required(command, "command")?;
         let request = raw(env).required(request, "requestJson")?;
         let data = match &principal {
-            Some(p) => engine.call_value_as_json(p, &command, &request)?,
-            None => engine.call_value(&command, &request)?,
+            Some(p) => engine.call_json_as_json(p, &command, &request)?,
+            None => engine.call_json(&command, &request)?,
         };
-        Ok(JString::from_str(env, data.to_string())?)
+        Ok(JString::from_str(env, data)?)
     })
 }
 

@@ -8,22 +8,23 @@ use crate::clock::format_ms;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::*;
 use crate::pool::{forbidden, resolve_slot, state_error, Answer, Pool, Reserve, Slot, Txn};
+use crate::reply::Data;
 use crate::request::{fp_of, parse_time_slot, patient_of, Req};
 use crate::views::{booking_view, event_view, slot_view, to_value};
 use serde_json::{json, Value};
 
 /// The slot pool's commands get the pool.
-pub(crate) type PoolHandler = fn(&Pool, &Req, &Value) -> Result<Value>;
+pub(crate) type PoolHandler = fn(&Pool, &Req, &Value) -> Result<Data>;
 
 crate::command::command_table! { pub(crate) COMMANDS: PoolHandler;
-    "sync-schedule", Change, HOSPITAL, HOSPITAL => |p, r, _| crate::schedule::sync_schedule(p, r);
-    "sync-catalog", Change, HOSPITAL, HOSPITAL => |p, r, _| crate::schedule::sync_catalog(p, r);
-    "real-time-schedule", Query, NETWORK, NONE => |p, r, _| crate::schedule::real_time_schedule(p, r);
-    "device-schedule", Query, NETWORK, NONE => |p, r, _| crate::schedule::device_schedule(p, r);
-    "device-info", Query, NETWORK, NONE => |p, r, _| crate::schedule::device_info(p, r);
-    "project-info", Query, NETWORK, NONE => |p, r, _| crate::schedule::project_info(p, r);
-    "real-time-slots", Query, NETWORK, NONE => |p, r, _| real_time_slots(p, r);
-    "appointment-slots", Query, NETWORK, NONE => |p, r, _| crate::schedule::appointment_slots(p, r);
+    "sync-schedule", Change, HOSPITAL, HOSPITAL => |p, r, _| crate::schedule::sync_schedule(p, r).map(Data::from);
+    "sync-catalog", Change, HOSPITAL, HOSPITAL => |p, r, _| crate::schedule::sync_catalog(p, r).map(Data::from);
+    "real-time-schedule", Query, NETWORK, NONE => |p, r, _| crate::schedule::real_time_schedule(p, r).map(Data::from);
+    "device-schedule", Query, NETWORK, NONE => |p, r, _| crate::schedule::device_schedule(p, r).map(Data::from);
+    "device-info", Query, NETWORK, NONE => |p, r, _| crate::schedule::device_info(p, r).map(Data::from);
+    "project-info", Query, NETWORK, NONE => |p, r, _| crate::schedule::project_info(p, r).map(Data::from);
+    "real-time-slots", Query, NETWORK, NONE => |p, r, _| real_time_slots(p, r).map(Data::from);
+    "appointment-slots", Query, NETWORK, NONE => |p, r, _| crate::schedule::appointment_slots(p, r).map(Data::from);
     "pre-book-slot", Change, NETWORK, BOOKER, Inline => |p, r, v| reserve_cmd(p, r, "pre-book-slot", true, v);
     "book-slot", Change, NETWORK, BOOKER, Inline => book_slot;
     // 预约申请 locks the place until it is paid: a hold that expires unpaid, as pre-book-slot's.
@@ -32,25 +33,25 @@ crate::command::command_table! { pub(crate) COMMANDS: PoolHandler;
     "notify-cancel-booking", Change, NETWORK, BOOKER, Inline => |p, r, v| cancel(p, r, "notify-cancel-booking", v);
     "payment-status", Change, NETWORK, BOOKER, Inline => |p, r, v| payment(p, r, "payment-status", v);
     "sync-payment-status", Change, NETWORK, BOOKER, Inline => |p, r, v| payment(p, r, "sync-payment-status", v);
-    "stop-service", Change, HOSPITAL, HOSPITAL => crate::schedule::stop_service;
+    "stop-service", Change, HOSPITAL, HOSPITAL => |p, r, v| crate::schedule::stop_service(p, r, v).map(Data::from);
     "change-booking", Change, NETWORK, BOOKER, Inline => change_booking;
     "waitlist-join", Change, NETWORK, BOOKER, Inline => waitlist_join;
     "waitlist-leave", Change, NETWORK, BOOKER, Inline => waitlist_leave;
-    "reconcile-slots", Change, HOSPITAL, HOSPITAL => crate::schedule::reconcile;
-    "slot-statistics", Query, READERS, NONE => |p, r, _| crate::stats::statistics(p, r);
-    "recommend-slots", Query, NETWORK, NONE => |p, r, _| crate::stats::recommend(p, r);
+    "reconcile-slots", Change, HOSPITAL, HOSPITAL => |p, r, v| crate::schedule::reconcile(p, r, v).map(Data::from);
+    "slot-statistics", Query, READERS, NONE => |p, r, _| crate::stats::statistics(p, r).map(Data::from);
+    "recommend-slots", Query, NETWORK, NONE => |p, r, _| crate::stats::recommend(p, r).map(Data::from);
     "bed-reserve", Change, NETWORK, BOOKER, Inline => bed_reserve;
     "bed-confirm", Change, NETWORK, BOOKER, Inline => |p, r, v| bed_step(p, r, "bed-confirm", v);
     "bed-cancel", Change, NETWORK, BOOKER, Inline => |p, r, v| bed_step(p, r, "bed-cancel", v);
-    "bed-slots", Query, NETWORK, NONE => |p, r, _| bed_slots(p, r);
-    "bed-check", Query, NETWORK, NONE => |p, r, _| bed_check(p, r);
-    "booking-info", Query, NETWORK, BOOKER => |p, r, _| booking_info(p, r);
-    "slot-info", Query, NETWORK, NONE => |p, r, _| slot_info(p, r);
-    "expire-holds", Change, PARTIES, NONE => |p, _, _| Ok(json!({"expired": p.expire_all()?}));
-    "next-events", Change, PARTIES, NONE => |p, r, _| next_events(p, r);
-    "advance-clock", Change, PARTIES, NONE => |p, r, _| advance_clock(p, r);
-    "audit-log", Query, READERS, NONE => |p, r, _| audit_log(p, r);
-    "audit-verify", Query, AUDITORS, NONE => |p, _, _| audit_verify(p);
+    "bed-slots", Query, NETWORK, NONE => |p, r, _| bed_slots(p, r).map(Data::from);
+    "bed-check", Query, NETWORK, NONE => |p, r, _| bed_check(p, r).map(Data::from);
+    "booking-info", Query, NETWORK, BOOKER => |p, r, _| booking_info(p, r).map(Data::from);
+    "slot-info", Query, NETWORK, NONE => |p, r, _| slot_info(p, r).map(Data::from);
+    "expire-holds", Change, PARTIES, NONE => |p, _, _| Ok(json!({"expired": p.expire_all()?}).into());
+    "next-events", Change, PARTIES, NONE => |p, r, _| next_events(p, r).map(Data::from);
+    "advance-clock", Change, PARTIES, NONE => |p, r, _| advance_clock(p, r).map(Data::from);
+    "audit-log", Query, READERS, NONE => |p, r, _| audit_log(p, r).map(Data::from);
+    "audit-verify", Query, AUDITORS, NONE => |p, _, _| audit_verify(p).map(Data::from);
 }
 
 /// Who asks, as the audit trail records it: the bound principal's
@@ -194,7 +195,7 @@ fn slot_info(pool: &Pool, r: &Req) -> Result<Value> {
 
 // ---------------------------------------------------------------- transactions
 
-fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Value) -> Result<Value> {
+fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Value) -> Result<Data> {
     let patient_id = r.id("patient_id")?;
     let clinic = r.booking_clinic();
     let priority = r.priority()?;
@@ -216,10 +217,10 @@ fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Va
         project_id,
         also: None,
     };
-    pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| Answer::Json(to_value(&booking_view(pool, b, s)))).map(Answer::into_value)
+    pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| Answer::view(&booking_view(pool, b, s), r.who)).map(Answer::into_data)
 }
 
-fn book_slot(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
+fn book_slot(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
     if r.get("booking_id").is_none() {
         return reserve_cmd(pool, r, "book-slot", false, req);
     }
@@ -231,12 +232,31 @@ fn book_slot(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
             return Err(state_error(b));
         }
         pool.confirm_locked(slot, st, b, now, txn, "book-slot")?;
-        Ok(Answer::Json(to_value(&booking_view(pool, b, slot))))
+        Ok(Answer::view(&booking_view(pool, b, slot), r.who))
     })
-    .map(Answer::into_value)
+    .map(Answer::into_data)
 }
 
-fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Value> {
+/// What a cancellation or a payment answers (fields in name order: `reply.rs`).
+#[derive(serde::Serialize)]
+struct StepView {
+    booking_id: String,
+    payment_status: &'static str,
+    status: &'static str,
+}
+
+impl crate::reply::View for StepView {
+    /// It names no patient.
+    fn open_to(&self, _: &crate::principal::Principal) -> bool {
+        true
+    }
+}
+
+fn step_view(b: &Booking, status: &'static str) -> Answer {
+    Answer::Text(crate::reply::Data::text(&StepView { booking_id: format_booking_id(b.id), payment_status: b.payment.as_str(), status }))
+}
+
+fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Data> {
     let id = r.booking_id()?;
     let reason: std::borrow::Cow<'static, str> = match r.opt_str("reason")? {
         Some(s) => s.to_string().into(),
@@ -251,12 +271,12 @@ fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Va
         if command == "notify-cancel-booking" {
             pool.emit(txn, "cancel_notified", Some(b), None, json!({"to": slot.info.hospital_id}));
         }
-        Ok(Answer::Json(json!({"booking_id": format_booking_id(b.id), "status": "cancelled", "payment_status": b.payment.as_str()})))
+        Ok(step_view(b, "cancelled"))
     })
-    .map(Answer::into_value)
+    .map(Answer::into_data)
 }
 
-fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Value> {
+fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Data> {
     let id = r.booking_id()?;
     let status = PaymentStatus::parse(r.str("payment_status")?)?;
     let actor = r.actor();
@@ -296,32 +316,32 @@ fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<V
         if before != b.payment {
             pool.emit(txn, "payment_changed", Some(b), None, json!({"payment_status": b.payment.as_str(), "via": command}));
         }
-        Ok(Answer::Json(json!({"booking_id": format_booking_id(b.id), "payment_status": b.payment.as_str(), "status": b.status.as_str()})))
+        Ok(step_view(b, b.status.as_str()))
     })
-    .map(Answer::into_value)
+    .map(Answer::into_data)
 }
 
-fn change_booking(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
+fn change_booking(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
     let id = r.booking_id()?;
     let target = resolve_slot(pool, r, true)?;
     let actor = r.actor();
     let reason = r.opt_str("reason")?.unwrap_or("changed at the patient's request");
     pool.change(id, target.idx, &actor, reason, r.request_id()?, fp_of("change-booking", req), &|b, s| to_value(&booking_view(pool, b, s)))
-        .map(Answer::into_value)
+        .map(Answer::into_data)
 }
 
-fn waitlist_join(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
+fn waitlist_join(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
     let patient = r.id("patient_id")?;
     let slot = resolve_slot(pool, r, false)?;
     let clinic = r.booking_clinic();
-    pool.join_waitlist(slot.idx, &patient, clinic, r.priority()?, r.request_id()?, fp_of("waitlist-join", req)).map(Answer::into_value)
+    pool.join_waitlist(slot.idx, &patient, clinic, r.priority()?, r.request_id()?, fp_of("waitlist-join", req)).map(Answer::into_data)
 }
 
-fn waitlist_leave(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
+fn waitlist_leave(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
     let wid = r.id("waitlist_id")?;
     let wid = parse_waitlist_id(&wid).ok_or_else(|| Error::invalid("waitlist_id", "expected an id like W000001"))?;
     let actor = r.actor();
-    pool.leave_waitlist(wid, &actor, r.request_id()?, fp_of("waitlist-leave", req)).map(Answer::into_value)
+    pool.leave_waitlist(wid, &actor, r.request_id()?, fp_of("waitlist-leave", req)).map(Answer::into_data)
 }
 
 // ---------------------------------------------------------------- beds
@@ -343,7 +363,7 @@ fn bed_date(pool: &Pool, r: &Req) -> Result<chrono::NaiveDate> {
 /// `bed-reserve` (预约床位): checks the bed is free on the day asked
 /// (`date`, else `expected_date`, else today), then reserves it; the
 /// reservation records that day.
-fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
+fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
     let patient_id = r.id("patient_id")?;
     let date = bed_date(pool, r)?;
     let slot = match r.opt_str("slot_id")? {
@@ -366,7 +386,7 @@ fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Value> {
         also: None,
     };
     pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| Answer::Json(bed_answer(pool, b, s, "reserved")))
-        .map(Answer::into_value)
+        .map(Answer::into_data)
 }
 
 /// A bed reservation as the bed commands answer it: the booking, and the
@@ -496,7 +516,7 @@ fn bed_check(pool: &Pool, r: &Req) -> Result<Value> {
 /// `bed-confirm` (确认床位预约: reserved → occupied, with the day it was
 /// confirmed, `confirm_date` or today) and `bed-cancel` (→ the bed available
 /// again, with the reason).
-fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Value> {
+fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Data> {
     let id = parse_booking_id(&r.id("reservation_id").or_else(|_| r.id("booking_id"))?)
         .ok_or_else(|| Error::invalid("reservation_id", "expected a reservation id like B000001"))?;
     let reason = r.opt_str("reason")?.map(str::to_string);
@@ -534,7 +554,7 @@ fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<
         };
         Ok(Answer::Json(bed_answer(pool, b, slot, status)))
     })
-    .map(Answer::into_value)
+    .map(Answer::into_data)
 }
 
 // ---------------------------------------------------------------- events and engine

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::model::*;
 use crate::pool::tables;
 use crate::pool::{Answer, Availability, IdemRecord, Reserve, SlotTable};
+use crate::reply::Data;
 use crate::request::fingerprint;
 use crate::store::{corrupt_row, parse_row, DurableStore, Snapshot};
 use serde_json::{json, Value};
@@ -26,7 +27,7 @@ pub struct Deferred {
     engine: Engine,
     name: &'static str,
     started: std::time::Instant,
-    out: Option<Result<Value>>,
+    out: Option<Result<Data>>,
     pending: Option<crate::pool::deferred::Pending>,
 }
 
@@ -54,12 +55,23 @@ impl Deferred {
             Some((s, t)) => s.wait(t),
             None => Ok(()),
         };
-        self.finish(durable)
+        self.finish(durable)?.into_value()
     }
 
     /// The answer, once the commit is durable, as a future: the task sleeps
     /// until the committer acknowledges the commit (any runtime).
-    pub async fn durable(mut self) -> Result<Value> {
+    pub async fn durable(self) -> Result<Value> {
+        self.durable_data().await?.into_value()
+    }
+
+    /// [`durable`](Self::durable) with the answer as JSON text, the `data`
+    /// of [`Engine::call`]'s envelope (see [`envelope_text`](crate::envelope_text)):
+    /// a booking's answer goes out as the engine wrote it, with no `Value` built.
+    pub async fn durable_json(self) -> Result<String> {
+        self.durable_data().await.map(Data::into_text)
+    }
+
+    async fn durable_data(mut self) -> Result<Data> {
         let commit = self.ticket().map(|(s, t)| s.durable(t));
         let durable = match commit {
             Some(c) => c.await,
@@ -68,7 +80,7 @@ impl Deferred {
         self.finish(durable)
     }
 
-    fn finish(&mut self, durable: Result<()>) -> Result<Value> {
+    fn finish(&mut self, durable: Result<()>) -> Result<Data> {
         conclude(&self.engine, self.name, self.started, self.pending.take(), self.out.take(), durable)
     }
 }
@@ -82,9 +94,9 @@ fn conclude(
     name: &'static str,
     started: std::time::Instant,
     pending: Option<crate::pool::deferred::Pending>,
-    out: Option<Result<Value>>,
+    out: Option<Result<Data>>,
     durable: Result<()>,
-) -> Result<Value> {
+) -> Result<Data> {
     if let Some(p) = pending {
         p.finish(&engine.d.pool, durable.is_ok());
     }
@@ -276,7 +288,23 @@ impl Engine {
     /// fields (`clinic_id`, `institution_id`, `lab_id`, `hospital_id` where it
     /// means the caller) must name it, else `FORBIDDEN` and nothing changes.
     pub fn call_as(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> String {
-        crate::request::envelope_json(self.call_value_as(principal, command, request_json))
+        crate::request::envelope_of(self.call_monitored(principal, command, request_json).as_ref())
+    }
+
+    /// Like `call_as`, returning the `data` as JSON text, or the error (what
+    /// a binding hands on as text: no `Value` is built for a booking's answer).
+    pub fn call_json_as(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<String> {
+        self.call_monitored(principal, command, request_json).map(Data::into_text)
+    }
+
+    /// `call_json_as` for a principal given as JSON text.
+    pub fn call_json_as_json(&self, principal_json: &str, command: &str, request_json: &str) -> Result<String> {
+        crate::principal::Principal::from_json(principal_json).and_then(|p| self.call_json_as(&p, command, request_json))
+    }
+
+    /// `call_json_as` as the engine's own principal.
+    pub fn call_json(&self, command: &str, request_json: &str) -> Result<String> {
+        self.call_json_as(&self.d.pool.cfg.principal, command, request_json)
     }
 
     /// Like `call`, returning the `data` or the error.
@@ -301,6 +329,10 @@ impl Engine {
 
     /// Like `call_as`, returning the `data` or the error.
     pub fn call_value_as(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<Value> {
+        self.call_monitored(principal, command, request_json)?.into_value()
+    }
+
+    fn call_monitored(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<Data> {
         let started = std::time::Instant::now();
         let out = self.call_unmonitored(principal, command, request_json);
         self.d.monitor.record(command, started.elapsed(), out.as_ref().err().map(Error::code));
@@ -334,7 +366,7 @@ impl Engine {
         self.d.pool.cfg.upstream.is_none() && crate::registry::find(command).is_some_and(|c| c.decl.inline)
     }
 
-    fn call_unmonitored(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<Value> {
+    fn call_unmonitored(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> Result<Data> {
         self.d.pool.check_open()?;
         let cfg = &self.d.pool.cfg;
         let limit = crate::referral::request_limit(cfg, command).unwrap_or(cfg.max_request_bytes);
@@ -351,7 +383,7 @@ impl Engine {
             // serde_json's message names line and column, never the content.
             serde_json::from_str(request_json).map_err(|e| Error::json(&e))?
         };
-        crate::registry::dispatch(&self.d, principal, command, &req)
+        crate::registry::answer(&self.d, principal, command, &req)
     }
 
     /// The principal of calls that state none (the config's `role` and `institution_id`).

@@ -307,7 +307,25 @@ impl Booking {
 }
 
 pub fn format_booking_id(id: u64) -> String {
-    format!("B{id:06}")
+    tagged_number('B', id)
+}
+
+/// `B000042`: the tag and at least six digits, as `format!("{tag}{n:06}")`
+/// writes it, without the formatting machinery (every answer names one).
+pub(crate) fn tagged_number(tag: char, n: u64) -> String {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    while rest > 0 || at > digits.len() - 6 {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let mut s = String::with_capacity(1 + digits.len() - at);
+    s.push(tag);
+    // ASCII digits only.
+    s.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    s
 }
 
 /// Accepts `B000001`, `B001` and `B1` alike, so the source's examples replay.
@@ -320,7 +338,7 @@ pub fn parse_booking_id(s: &str) -> Option<u64> {
 }
 
 pub fn format_waitlist_id(id: u64) -> String {
-    format!("W{id:06}")
+    tagged_number('W', id)
 }
 
 pub fn parse_waitlist_id(s: &str) -> Option<u64> {
@@ -428,5 +446,13 @@ mod tests {
         assert_eq!(parse_booking_id("B0"), None);
         assert_eq!(parse_booking_id("X1"), None);
         assert_eq!(parse_booking_id("B1a"), None);
+    }
+
+    #[test]
+    fn ids_are_written_as_the_format_macro_writes_them() {
+        for n in [0, 1, 9, 10, 99_999, 999_999, 1_000_000, 123_456_789, u64::MAX] {
+            assert_eq!(format_booking_id(n), format!("B{n:06}"));
+            assert_eq!(format_waitlist_id(n), format!("W{n:06}"));
+        }
     }
 }

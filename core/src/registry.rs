@@ -20,11 +20,12 @@ use crate::domains::Domains;
 use crate::error::{Error, ErrorCode, Result};
 use crate::pool::Pool;
 use crate::principal::Principal;
+use crate::reply::Data;
 use crate::request::Req;
 use serde_json::Value;
 use std::sync::LazyLock;
 
-type Run = Box<dyn Fn(&Domains, &Req, &Value) -> Result<Value> + Send + Sync>;
+type Run = Box<dyn Fn(&Domains, &Req, &Value) -> Result<Data> + Send + Sync>;
 
 /// One registered command: its declaration and how to run it on the domains.
 pub(crate) struct Entry {
@@ -33,15 +34,16 @@ pub(crate) struct Entry {
 }
 
 /// Adds a domain's table; `with(domains, name, kind, req, value, handler)`
-/// runs one of its handlers on what it works on.
-fn register<H: Copy + Send + Sync + 'static>(
+/// runs one of its handlers on what it works on. Its answers are `Value`s,
+/// or `Data` where a handler writes text (`reply.rs`).
+fn register<H: Copy + Send + Sync + 'static, O: Into<Data> + 'static>(
     all: &mut Vec<Entry>,
     table: &'static [Command<H>],
-    with: fn(&Domains, &'static str, Kind, &Req, &Value, H) -> Result<Value>,
+    with: fn(&Domains, &'static str, Kind, &Req, &Value, H) -> Result<O>,
 ) {
     for c in table {
         let (name, kind, h) = (c.decl.name, c.decl.kind, c.handler);
-        all.push(Entry { decl: c.decl, run: Box::new(move |d, r, v| with(d, name, kind, r, v, h)) });
+        all.push(Entry { decl: c.decl, run: Box::new(move |d, r, v| with(d, name, kind, r, v, h).map(Into::into)) });
     }
 }
 
@@ -67,11 +69,12 @@ static ALL: LazyLock<Vec<Entry>> = LazyLock::new(|| {
 /// The declarations, in registration order.
 static DECLS: LazyLock<Vec<Decl>> = LazyLock::new(|| ALL.iter().map(|e| e.decl).collect());
 
-/// Sorted by name for a binary search (a plain sorted list also keeps leak
-/// checkers quiet: it is reachable from its start, unlike a hash table).
-static BY_NAME: LazyLock<Vec<(&'static str, &'static Entry)>> = LazyLock::new(|| {
-    let mut v: Vec<_> = ALL.iter().map(|c| (c.decl.name, c)).collect();
-    v.sort_unstable_by_key(|(n, _)| *n);
+/// Sorted by the name's hash for a binary search over integers, the name
+/// compared once at the end (a plain sorted list also keeps leak checkers
+/// quiet: it is reachable from its start, unlike a hash table).
+static BY_NAME: LazyLock<Vec<(u64, &'static Entry)>> = LazyLock::new(|| {
+    let mut v: Vec<_> = ALL.iter().map(|c| (crate::request::fingerprint(&[c.decl.name.as_bytes()]), c)).collect();
+    v.sort_unstable_by_key(|(h, _)| *h);
     v
 });
 
@@ -84,23 +87,32 @@ fn all() -> &'static [Entry] {
 }
 
 pub(crate) fn find(name: &str) -> Option<&'static Entry> {
-    BY_NAME.binary_search_by_key(&name, |(n, _)| n).ok().map(|i| BY_NAME[i].1)
+    let h = crate::request::fingerprint(&[name.as_bytes()]);
+    let first = BY_NAME.partition_point(|(k, _)| *k < h);
+    // Names that share a hash sit side by side; the name tells them apart.
+    BY_NAME[first..].iter().take_while(|(k, _)| *k == h).map(|(_, e)| *e).find(|e| e.decl.name == name)
 }
 
 /// Runs one command for `principal`: the role check and the binding of the
 /// body's acting fields happen here, once, before any domain code; then a
 /// call on an upstream hospital's slot is handed to it (`upstream.rs`).
 pub(crate) fn dispatch(d: &Domains, principal: &Principal, command: &str, req: &Value) -> Result<Value> {
+    run(d, principal, command, req, true)?.into_value()
+}
+
+/// [`dispatch`] with the answer as the handler gave it (text stays text):
+/// the engine's command layer.
+pub(crate) fn answer(d: &Domains, principal: &Principal, command: &str, req: &Value) -> Result<Data> {
     run(d, principal, command, req, true)
 }
 
 /// [`dispatch`] without the hand-off: the mirror's own half of one (its
 /// tentative hold, confirmed or released), which must not be handed again.
 pub(crate) fn dispatch_here(d: &Domains, principal: &Principal, command: &str, req: &Value) -> Result<Value> {
-    run(d, principal, command, req, false)
+    run(d, principal, command, req, false)?.into_value()
 }
 
-fn run(d: &Domains, principal: &Principal, command: &str, req: &Value, route: bool) -> Result<Value> {
+fn run(d: &Domains, principal: &Principal, command: &str, req: &Value, route: bool) -> Result<Data> {
     let pool = &d.pool;
     let entry = find(command).ok_or_else(|| unknown_command(command))?;
     let cmd = &entry.decl;
@@ -132,25 +144,26 @@ fn run(d: &Domains, principal: &Principal, command: &str, req: &Value, route: bo
     let r = Req { m: obj, who: &who };
     let _audit = pool.store.as_ref().filter(|_| cmd.kind == Kind::Change).map(|_| crate::audit::Scope::enter(crate::commands::audit_context(cmd.name, &r)));
     let mut answer = match routed {
-        Some(a) => a,
+        Some(a) => Data::Value(a),
         None => (entry.run)(d, &r, req)?,
     };
     if pool.cfg.upstream.is_some() {
-        crate::upstream::after(d, cmd.name, obj, &mut answer);
+        answer = answer.as_value_mut(|a| crate::upstream::after(d, cmd.name, obj, a))?;
     }
     // A read of personal data is recorded (who, which command, which
     // objects), queued with the committer without waiting (see `audit.rs`).
     if let Some(store) = &pool.store {
         if cmd.kind == Kind::Query && crate::audit::PERSONAL_READS.contains(&cmd.name) {
-            let ids = crate::audit::object_ids(&answer);
+            let read = answer.into_value()?;
+            let ids = crate::audit::object_ids(&read);
+            answer = Data::Value(read);
             let note = crate::audit::Note { kind: "read", code: None, claimed_app_id: None, read: &ids };
             let row = crate::audit::note_row(pool.clock.now_ms(), &crate::commands::audit_context(cmd.name, &r), &note);
             let _ = store.enqueue(vec![row]);
         }
     }
     // S1: what leaves carries in full only the patient ids `who` may read.
-    crate::views::mask_patient_ids(&who, &mut answer);
-    Ok(answer)
+    Ok(crate::views::mask_answer(&who, answer))
 }
 
 /// The request with its `request_id` put in the stated principal's id space

@@ -184,6 +184,10 @@ pub fn parse_time_slot(s: &str) -> Option<(NaiveTime, NaiveTime)> {
 }
 
 pub(crate) fn fp_of(command: &str, req: &Value) -> u64 {
+    // Kept only with a request id (`Pool::claim`): without one, nothing to print.
+    if matches!(req.get("request_id"), None | Some(Value::Null)) {
+        return 0;
+    }
     // serde_json's Map is ordered by key, so equal requests print equally.
     // The printed request is hashed as it is written (the same bytes as
     // `fingerprint(&[command, req.to_string()])`, without the string).
@@ -245,18 +249,35 @@ pub fn envelope(out: Result<Value>) -> Value {
 /// `Display` goes through `fmt::Formatter` for every token, which cost about
 /// three times the instructions (callgrind, `command_layer`).
 pub fn envelope_json(out: Result<Value>) -> String {
+    envelope_of(out.map(crate::reply::Data::Value).as_ref())
+}
+
+/// [`envelope_json`] for an answer given as JSON text (what
+/// [`Engine::call_json_as`](crate::Engine::call_json_as) and
+/// [`Deferred::durable_json`](crate::Deferred::durable_json) return): the
+/// same envelope, the text copied in as it is.
+pub fn envelope_text(out: std::result::Result<&str, &Error>) -> String {
     match out {
-        Ok(data) => {
-            let mut buf = Vec::with_capacity(256);
-            buf.extend_from_slice(b"{\"data\":");
-            // Writing a `Value` into a `Vec` cannot fail (no I/O, string keys).
-            let _ = serde_json::to_writer(&mut buf, &data);
-            buf.extend_from_slice(b",\"status\":\"success\"}");
-            // serde_json writes UTF-8 only.
-            String::from_utf8(buf).unwrap_or_default()
-        }
+        Ok(data) => wrap(data.len(), |buf| buf.extend_from_slice(data.as_bytes())),
         Err(e) => to_json(&e.to_envelope()),
     }
+}
+
+pub(crate) fn envelope_of(out: Result<&crate::reply::Data, &Error>) -> String {
+    match out {
+        Ok(data) => wrap(256, |buf| data.write(buf)),
+        Err(e) => to_json(&e.to_envelope()),
+    }
+}
+
+/// `{"data":…,"status":"success"}` around what `data` writes.
+fn wrap(size: usize, data: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut buf = Vec::with_capacity(size + 32);
+    buf.extend_from_slice(b"{\"data\":");
+    data(&mut buf);
+    buf.extend_from_slice(b",\"status\":\"success\"}");
+    // serde_json writes UTF-8 only, and the text given is a `str`.
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 /// A value as JSON text, like its `to_string()` but written straight into
@@ -297,8 +318,16 @@ mod tests {
     #[test]
     fn streamed_fingerprint_equals_the_stored_one() {
         // Fingerprints are stored with request ids: the streamed form must not change them.
-        let req = json!({"patient_id": "PAT001", "slot_id": "EX-1", "note": "号源 \"x\"", "n": 3});
+        let req = json!({"patient_id": "PAT001", "slot_id": "EX-1", "note": "号源 \"x\"", "n": 3, "request_id": "R1"});
         assert_eq!(fp_of("pre-book-slot", &req), fingerprint(&[b"pre-book-slot", req.to_string().as_bytes()]));
+    }
+
+    #[test]
+    fn a_request_without_a_request_id_is_not_fingerprinted() {
+        // Nothing keeps its fingerprint (`Pool::claim`), so nothing is printed.
+        assert_eq!(fp_of("pre-book-slot", &json!({"patient_id": "PAT001"})), 0);
+        assert_eq!(fp_of("pre-book-slot", &json!({"patient_id": "PAT001", "request_id": null})), 0);
+        assert_ne!(fp_of("pre-book-slot", &json!({"patient_id": "PAT001", "request_id": "R1"})), 0);
     }
 
     #[test]

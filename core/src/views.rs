@@ -135,81 +135,119 @@ pub(crate) fn slot_view<'a>(pool: &Pool, slot: &'a Slot, st: &'a SlotState) -> S
 }
 
 /// A move of a booking to another slot (a stopped service, `change-booking`).
+/// Fields in the order of their names, as [`BookingView`]'s.
 #[derive(Serialize)]
 pub(crate) struct MoveView<'a> {
-    pub from_slot: &'a str,
-    pub to_slot: &'a str,
     pub at: String,
+    pub from_slot: &'a str,
     pub reason: &'a str,
+    pub to_slot: &'a str,
 }
 
-/// A booking as every command shows it: the source's fields first.
+/// A booking as every command shows it: the slot's place and the booking's
+/// own fields.
+///
+/// Its fields are declared in the order of their names, with the place's
+/// inlined (no `flatten`), so its text written straight from the struct
+/// ([`Data::text`](crate::reply::Data::text), the hot commands' answer) is
+/// the very text its `Value` prints; a test holds every field to that.
 #[derive(Serialize)]
 pub(crate) struct BookingView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bed_number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bed_type: Option<&'a str>,
     pub booking_id: String,
-    pub patient_id: &'a str,
-    #[serde(flatten)]
-    pub place: Place<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<MoveView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clinic_id: Option<&'a str>,
+    /// Beds: the day the bed was confirmed occupied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_date: Option<String>,
+    pub created_at: String,
+    pub date: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub department_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doctor_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<String>,
+    pub hospital_id: &'a str,
     pub kind: &'static str,
-    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<Value>,
+    pub patient_id: &'a str,
     pub payment_status: &'static str,
     pub priority: &'static str,
+    /// The project the schedule names, else the one the request named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+    pub slot_id: &'a str,
+    pub status: &'static str,
+    pub time_slot: &'a str,
     /// Registration: the visit number (就诊序号) in the doctor's day.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub visit_no: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hold_expires_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cancel_reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected_date: Option<String>,
-    /// Beds: the day the bed was confirmed occupied.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub confirmed_date: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub waitlist_id: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<MoveView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patient: Option<Value>,
-    pub created_at: String,
+}
+
+impl crate::reply::View for BookingView<'_> {
+    /// Its parties, as the walk finds them ([`PARTY_FIELDS`]): the booking
+    /// institution and the slot's hospital. A nested object (`patient`)
+    /// only adds parties, so a reader of the top reads it all.
+    fn open_to(&self, who: &Principal) -> bool {
+        let parties = [self.clinic_id, Some(self.hospital_id)];
+        who.sees_patient_id(|i| parties.iter().flatten().any(|p| p.trim() == i))
+    }
 }
 
 pub(crate) fn booking_view<'a>(pool: &Pool, b: &'a Booking, slot: &'a Slot) -> BookingView<'a> {
     let i = &slot.info;
     let tz = &pool.cfg.tz;
-    let mut place = Place::of(slot);
-    // The period is the slot's, not the booking's; the project is the one
-    // the request named when the schedule named none.
-    place.period = None;
-    place.project_id = i.project_id.as_deref().or(b.project_id.as_deref());
+    // The period is the slot's, not the booking's: a booking shows none.
+    let place = Place::of(slot);
     let status = match (i.kind, shown_status(b, pool.clock.now_ms())) {
         (SlotKind::Bed, "booked") => "reserved",
         (_, s) => s,
     };
     BookingView {
+        bed_number: place.bed_number,
+        bed_type: place.bed_type,
         booking_id: format_booking_id(b.id),
-        patient_id: &b.patient_id,
-        place,
+        cancel_reason: b.cancel_reason.as_deref(),
+        changes: b.moves.iter().map(|m| MoveView { from_slot: &m.from_slot, to_slot: &m.to_slot, at: format_ms(m.at_ms, tz), reason: &m.reason }).collect(),
         clinic_id: b.clinic_id.as_deref(),
+        confirmed_date: b.confirmed_date.map(|d| d.to_string()),
+        created_at: format_ms(b.created_ms, tz),
+        date: place.date,
+        department_id: place.department_id,
+        device_id: place.device_id,
+        doctor_id: place.doctor_id,
+        expected_date: b.expected_date.map(|d| d.to_string()),
+        hold_expires_at: b.hold_expires_ms.map(|e| format_ms(e, tz)),
+        hospital_id: place.hospital_id,
         kind: i.kind.as_str(),
-        status,
+        patient: pool.patient_info.shard(&*b.patient_id).get(&*b.patient_id).map(|info| info.masked()),
+        patient_id: &b.patient_id,
         payment_status: b.payment.as_str(),
         priority: b.priority.as_str(),
-        visit_no: b.visit_no,
-        hold_expires_at: b.hold_expires_ms.map(|e| format_ms(e, tz)),
-        cancel_reason: b.cancel_reason.as_deref(),
-        expected_date: b.expected_date.map(|d| d.to_string()),
-        confirmed_date: b.confirmed_date.map(|d| d.to_string()),
+        project_id: place.project_id.or(b.project_id.as_deref()),
         reason: b.reason.as_deref(),
+        slot_id: place.slot_id,
+        status,
+        time_slot: place.time_slot,
+        visit_no: b.visit_no,
         waitlist_id: b.waitlist_id.map(format_waitlist_id),
-        changes: b.moves.iter().map(|m| MoveView { from_slot: &m.from_slot, to_slot: &m.to_slot, at: format_ms(m.at_ms, tz), reason: &m.reason }).collect(),
-        patient: pool.patient_info.shard(&*b.patient_id).get(&*b.patient_id).map(|info| info.masked()),
-        created_at: format_ms(b.created_ms, tz),
     }
 }
 
@@ -433,8 +471,102 @@ fn walk(who: &Principal, v: &mut Value, parties: &mut Vec<String>) {
     }
 }
 
-/// A view as the answer's value. Views are plain data: serialising cannot
-/// fail (`Null` if it ever did, never a panic across the FFI).
-pub(crate) fn to_value(v: &impl Serialize) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+pub(crate) use crate::reply::to_value;
+
+/// A command's answer as `who` may read it (S1): a `Value` is walked
+/// ([`mask_patient_ids`]); text was checked for `who` when it was written
+/// (`reply.rs`, `View::open_to`).
+pub(crate) fn mask_answer(who: &Principal, answer: crate::reply::Data) -> crate::reply::Data {
+    match answer {
+        crate::reply::Data::Value(mut v) => {
+            mask_patient_ids(who, &mut v);
+            crate::reply::Data::Value(v)
+        }
+        text => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::Answer;
+    use crate::principal::Role;
+
+    fn printed(a: Answer, who: &Principal) -> String {
+        mask_answer(who, a.into_data()).into_text()
+    }
+
+    fn walked(view: &BookingView<'_>, who: &Principal) -> String {
+        let mut v = to_value(view);
+        mask_patient_ids(who, &mut v);
+        v.to_string()
+    }
+
+    fn every_field<'a>(patient: Option<Value>) -> BookingView<'a> {
+        BookingView {
+            bed_number: Some("12"),
+            bed_type: Some("standard"),
+            booking_id: "B000042".into(),
+            cancel_reason: Some("moved"),
+            changes: vec![MoveView { at: "2024-10-30T09:00:00+08:00".into(), from_slot: "S1", reason: "stopped", to_slot: "S2" }],
+            clinic_id: Some("C001"),
+            confirmed_date: Some("2024-10-30".into()),
+            created_at: "2024-10-29T09:00:00+08:00".into(),
+            date: "2024-10-30",
+            department_id: Some("D01"),
+            device_id: Some("DEV001"),
+            doctor_id: Some("DR01"),
+            expected_date: Some("2024-10-31".into()),
+            hold_expires_at: Some("2024-10-29T09:15:00+08:00".into()),
+            hospital_id: "H001",
+            kind: "exam",
+            patient,
+            patient_id: "330102199001011234",
+            payment_status: "unpaid",
+            priority: "normal",
+            project_id: Some("P001"),
+            reason: Some("follow-up"),
+            slot_id: "EX-H001-DEV001-20241030-09001000",
+            status: "pre_booked",
+            time_slot: "09:00-10:00",
+            visit_no: Some(3),
+            waitlist_id: Some("W000001".into()),
+        }
+    }
+
+    #[test]
+    fn a_booking_written_as_text_is_the_text_of_its_value() {
+        let view = every_field(Some(serde_json::json!({"name": "王*", "medical_record_no": "MR0012345", "phone": "138****5678"})));
+        assert_eq!(crate::reply::Data::text(&view), to_value(&view).to_string());
+        let bare = BookingView { changes: Vec::new(), patient: None, clinic_id: None, visit_no: None, ..every_field(None) };
+        assert_eq!(crate::reply::Data::text(&bare), to_value(&bare).to_string());
+    }
+
+    #[test]
+    fn a_booking_answered_as_text_is_masked_exactly_as_the_walk_masks_it() {
+        let view = every_field(Some(serde_json::json!({"name": "王*", "medical_record_no": "MR0012345"})));
+        let p = |role, inst: Option<&str>| Principal::new(role, inst, None).unwrap();
+        let readers = [
+            p(Role::Platform, None),
+            p(Role::Platform, Some("C001")),
+            p(Role::Community, Some("C001")),
+            p(Role::Community, Some("C002")),
+            p(Role::Hospital, Some("H001")),
+            p(Role::Hospital, Some("H002")),
+            p(Role::Lab, Some("L001")),
+            p(Role::Regulator, None),
+        ];
+        let mut masked = 0;
+        for who in &readers {
+            let answer = Answer::view(&view, who);
+            let text = matches!(answer, Answer::Text(_));
+            assert_eq!(printed(answer, who), walked(&view, who), "{who:?}");
+            if !text {
+                masked += 1;
+                assert!(!walked(&view, who).contains("330102199001011234"), "{who:?}");
+            }
+        }
+        // The readers who are not parties got the walked `Value`.
+        assert_eq!(masked, 4);
+    }
 }

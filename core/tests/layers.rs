@@ -35,12 +35,14 @@ const LAYERS: &[&[&str]] = &[
     &["pool"],
     &["command", "request", "config", "audit", "nonce"],
     &["model", "store", "monitor", "machine"],
+    // A command's answer on its way out: a `Value`, or text written from a view.
+    &["reply"],
     &["principal", "identity", "clock", "crypto", "audit_chain", "catalog", "render", "text", "panic"],
     &["error"],
 ];
 
 /// Modules that must stay below every domain: they name none.
-const DOMAIN_FREE: &[&str] = &["store", "command", "request", "audit", "audit_chain", "nonce", "views", "pool"];
+const DOMAIN_FREE: &[&str] = &["store", "command", "request", "audit", "audit_chain", "nonce", "views", "pool", "reply"];
 const DOMAINS: &[&str] =
     &["assistant", "indicators", "commands", "lab", "referral", "client", "schedule", "stats", "domains", "registry", "engine", "due", "upstream", "handoff", "chronic"];
 

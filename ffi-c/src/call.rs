@@ -22,11 +22,11 @@ use yilian_core::Error;
 fn run(h: &yl_engine, principal: Option<&str>, command: &str, request: &str) -> (Vec<u8>, Result<(), Error>) {
     // The same envelope as `Engine::call`, keeping the error for the return code.
     let out = match principal {
-        None => h.engine.call_value(command, request),
-        Some(p) => h.engine.call_value_as_json(p, command, request),
+        None => h.engine.call_json(command, request),
+        Some(p) => h.engine.call_json_as_json(p, command, request),
     };
-    let outcome = out.as_ref().map(|_| ()).map_err(Clone::clone);
-    (text::encode(h.encoding, yilian_core::envelope_json(out)), outcome)
+    let envelope = yilian_core::envelope_text(out.as_deref());
+    (text::encode(h.encoding, envelope), out.map(drop))
 }
 
 /// The arguments of a JSON call, decoded from the engine's encoding.

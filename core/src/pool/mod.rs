@@ -497,7 +497,7 @@ impl Pool {
                     request_id: Some(c.request_id.to_string()),
                     command: std::borrow::Cow::Borrowed(c.command),
                     fingerprint: c.fingerprint,
-                    answer: answer.to_value(),
+                    answer: answer.to_raw(),
                     at_ms: self.clock.now_ms(),
                 };
                 let row = self.next_idem_row.fetch_add(1, Ordering::Relaxed);
@@ -565,7 +565,7 @@ impl Pool {
         };
         let h = self.idem.hash(&rid);
         self.mark_request(h);
-        let state = IdemState::Done { command: rec.command, fingerprint: rec.fingerprint, answer: Answer::Json(rec.answer) };
+        let state = IdemState::Done { command: rec.command, fingerprint: rec.fingerprint, answer: Answer::Stored(rec.answer) };
         match self.idem.lock(h).entry(h, &rid) {
             hashbrown::hash_table::Entry::Occupied(mut o) => o.get_mut().1 = state,
             hashbrown::hash_table::Entry::Vacant(v) => {

@@ -177,7 +177,7 @@ fn answer(st: &AppState, interface: &str, started: Instant, out: Outcome) -> Res
 }
 
 /// [`answer`] with the success body made by `ok` (the envelope, or a source shape).
-fn answer_as(st: &AppState, interface: &str, started: Instant, out: Outcome, ok: fn(Value) -> Response) -> Response {
+fn answer_as<T>(st: &AppState, interface: &str, started: Instant, out: Result<T, (Error, Option<StatusCode>)>, ok: fn(T) -> Response) -> Response {
     st.metrics.record(interface, started.elapsed(), out.as_ref().err().map(|(e, _)| e.code()));
     match out {
         Ok(v) => ok(v),
@@ -195,16 +195,46 @@ fn unknown_path(path: &str) -> Error {
 /// worker, and its commit is awaited without a thread: the committer wakes
 /// the task. Any other runs off the async workers, where it may block.
 async fn engine_call(st: &Arc<AppState>, who: &Principal, command: &str, body: String) -> Result<Value, Error> {
+    engine_call_for(st, who, command, body).await
+}
+
+/// How an engine call's answer is taken: as a `Value`, or as the JSON text
+/// the engine wrote (a booking's answer is never built into a `Value`).
+trait Answered: Sized + Send + 'static {
+    fn call(engine: &Engine, who: &Principal, command: &str, body: &str) -> Result<Self, Error>;
+    fn durable(d: yilian_core::Deferred) -> impl std::future::Future<Output = Result<Self, Error>> + Send;
+}
+
+impl Answered for Value {
+    fn call(engine: &Engine, who: &Principal, command: &str, body: &str) -> Result<Value, Error> {
+        engine.call_value_as(who, command, body)
+    }
+    fn durable(d: yilian_core::Deferred) -> impl std::future::Future<Output = Result<Value, Error>> + Send {
+        d.durable()
+    }
+}
+
+impl Answered for String {
+    fn call(engine: &Engine, who: &Principal, command: &str, body: &str) -> Result<String, Error> {
+        engine.call_json_as(who, command, body)
+    }
+    fn durable(d: yilian_core::Deferred) -> impl std::future::Future<Output = Result<String, Error>> + Send {
+        d.durable_json()
+    }
+}
+
+/// [`engine_call`], the answer taken as `T` says.
+async fn engine_call_for<T: Answered>(st: &Arc<AppState>, who: &Principal, command: &str, body: String) -> Result<T, Error> {
     let engine = st.seat.engine()?;
     if engine.runs_inline(command) {
         let deferred = engine.call_deferred(who, command, &body);
         // A request cancelled while it waits (the client went away) drops
         // the wait without blocking; the engine finishes it at the commit.
-        return deferred.durable().await;
+        return T::durable(deferred).await;
     }
     let cmd = command.to_string();
     let who = who.clone();
-    match tokio::task::spawn_blocking(move || engine.call_value_as(&who, &cmd, &body)).await {
+    match tokio::task::spawn_blocking(move || T::call(&engine, &who, &cmd, &body)).await {
         Ok(r) => r,
         Err(e) => Err(Error::internal(format!("engine call did not finish: {}", if e.is_panic() { "panic" } else { "cancelled" }))),
     }
@@ -343,17 +373,24 @@ async fn dispatch_as(
             return method_not_allowed(if read_only { "GET, POST" } else { "POST" });
         }
     };
+    if shape.is_none() {
+        // The envelope: the engine's answer goes out as the text it wrote.
+        let out = match request {
+            Ok(req) => engine_call_for::<String>(&st, &who, command, req).await.map_err(|e| (e, None)),
+            Err(e) => Err(e),
+        };
+        return answer_as(&st, command, started, out, |text| text_response(StatusCode::OK, yilian_core::envelope_text(Ok(&text))));
+    }
     let out = match request {
         Ok(req) => engine_call(&st, &who, command, req).await.map_err(|e| (e, None)),
         Err(e) => Err(e),
     };
     match (shape, out) {
-        (None, out) => answer(&st, command, started, out),
         (Some(shape), Ok(data)) => {
             let out = shape.render(&st, data).await.map_err(|e| (e, None));
             answer_as(&st, command, started, out, bare)
         }
-        (Some(_), Err(e)) => answer(&st, command, started, Err(e)),
+        (_, out) => answer(&st, command, started, out),
     }
 }
 

@@ -101,8 +101,40 @@ fn coarse_monotonic_ms() -> Option<Millis> {
 
 /// Render an instant in the engine's zone as RFC 3339 (`2024-10-30T09:00:00+08:00`).
 pub fn format_ms(ms: Millis, tz: &chrono_tz::Tz) -> String {
+    use chrono::{Datelike, Offset, Timelike};
     let utc: DateTime<Utc> = Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
-    utc.with_timezone(tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    let local = utc.with_timezone(tz);
+    let offset = local.offset().fix().local_minus_utc();
+    let t = local.naive_local();
+    // Written by hand, the digits as chrono writes them (every booking's
+    // view carries two of these); chrono itself for what it writes
+    // otherwise: a year past four digits, an offset with seconds.
+    let Ok(year) = u32::try_from(t.year()) else { return local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false) };
+    if year > 9999 || offset % 60 != 0 {
+        return local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    }
+    let minutes = offset.unsigned_abs() / 60;
+    let mut b = *b"0000-00-00T00:00:00+00:00";
+    let mut put = |at: usize, n: u32, width: usize| {
+        let mut n = n;
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, t.month(), 2);
+    put(8, t.day(), 2);
+    put(11, t.hour(), 2);
+    put(14, t.minute(), 2);
+    put(17, t.second(), 2);
+    put(20, minutes / 60, 2);
+    put(23, minutes % 60, 2);
+    if offset < 0 {
+        b[19] = b'-';
+    }
+    // ASCII only.
+    String::from_utf8(b.to_vec()).unwrap_or_default()
 }
 
 pub fn parse_rfc3339(s: &str) -> Option<Millis> {
@@ -112,6 +144,23 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_are_written_as_chrono_writes_them() {
+        let zones = [chrono_tz::Asia::Shanghai, chrono_tz::UTC, chrono_tz::America::New_York, chrono_tz::Asia::Kolkata, chrono_tz::Pacific::Chatham, chrono_tz::America::St_Johns];
+        // Every zone's rules over the clock's range, LMT offsets with seconds included.
+        let mut ms: i64 = -2_500_000_000_000;
+        let mut step: i64 = 1;
+        while ms < MAX_MS + 400 * 86_400_000 {
+            for tz in &zones {
+                let chrono = Utc.timestamp_millis_opt(ms).single().unwrap().with_timezone(tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+                assert_eq!(format_ms(ms, tz), chrono, "{ms} in {tz}");
+            }
+            ms += 999 + step % 7_919_999_999;
+            step = step.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407).abs();
+        }
+        assert_eq!(format_ms(1_730_163_600_000, &chrono_tz::Asia::Shanghai), "2024-10-29T09:00:00+08:00");
+    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

@@ -79,6 +79,14 @@ impl Data {
         }
     }
 
+    /// About how many bytes [`write`](Self::write) appends: exact for text.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Data::Value(_) => 256,
+            Data::Text(t) => t.len(),
+        }
+    }
+
     /// Appends the answer's JSON text to `buf`.
     pub fn write(&self, buf: &mut Vec<u8>) {
         match self {

@@ -265,7 +265,7 @@ pub fn envelope_text(out: std::result::Result<&str, &Error>) -> String {
 
 pub(crate) fn envelope_of(out: Result<&crate::reply::Data, &Error>) -> String {
     match out {
-        Ok(data) => wrap(256, |buf| data.write(buf)),
+        Ok(data) => wrap(data.size_hint(), |buf| data.write(buf)),
         Err(e) => to_json(&e.to_envelope()),
     }
 }

@@ -11,7 +11,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
-use yilian_core::{Error, ErrorCode};
+use yilian_core::Error;
 
 /// Why a native method failed.
 #[derive(Debug)]

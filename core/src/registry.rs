@@ -148,7 +148,7 @@ fn run(d: &Domains, principal: &Principal, command: &str, req: &Value, route: bo
         None => (entry.run)(d, &r, req)?,
     };
     if pool.cfg.upstream.is_some() {
-        answer = answer.as_value_mut(|a| crate::upstream::after(d, cmd.name, obj, a))?;
+        answer = answer.map_value(|a| crate::upstream::after(d, cmd.name, obj, a))?;
     }
     // A read of personal data is recorded (who, which command, which
     // objects), queued with the committer without waiting (see `audit.rs`).

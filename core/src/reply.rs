@@ -112,7 +112,7 @@ impl Data {
     }
 
     /// `f` on the answer as a `Value` (which it may change); text is parsed first.
-    pub fn as_value_mut(self, f: impl FnOnce(&mut Value)) -> Result<Data> {
+    pub fn map_value(self, f: impl FnOnce(&mut Value)) -> Result<Data> {
         let mut v = self.into_value()?;
         f(&mut v);
         Ok(Data::Value(v))

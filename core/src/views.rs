@@ -9,8 +9,13 @@
 //! Patient identifiers (S1) are masked in one place, [`mask_patient_ids`],
 //! which the registry applies to every answer (events included: `next-events`
 //! is a command) for the principal the call was bound to, after the handler
-//! and outside every lock. Views themselves always carry the identifier in
-//! full; the invariant is that no answer leaves the engine without the walk.
+//! and outside every lock ([`mask_answer`]). Views themselves always carry
+//! the identifier in full; the invariant is that no answer leaves the engine
+//! without the walk, or without the proof that the walk would change
+//! nothing: a view answered as text (`reply.rs`) is written so only for a
+//! principal its [`View::open_to`](crate::reply::View::open_to) admits, by
+//! the same rule over the same parties, and a test holds the two to the
+//! same output for every kind of principal.
 //! Whose identifiers a principal reads in full is
 //! `Principal::sees_patient_id`; how a masked one looks is
 //! `identity::mask_patient_id`.

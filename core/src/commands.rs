@@ -252,8 +252,8 @@ impl crate::reply::View for StepView {
     }
 }
 
-fn step_view(b: &Booking, status: &'static str) -> Answer {
-    Answer::Text(crate::reply::Data::text(&StepView { booking_id: format_booking_id(b.id), payment_status: b.payment.as_str(), status }))
+fn step_view(r: &Req, b: &Booking, status: &'static str) -> Answer {
+    Answer::view(&StepView { booking_id: format_booking_id(b.id), payment_status: b.payment.as_str(), status }, r.who)
 }
 
 fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Data> {
@@ -271,7 +271,7 @@ fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Da
         if command == "notify-cancel-booking" {
             pool.emit(txn, "cancel_notified", Some(b), None, json!({"to": slot.info.hospital_id}));
         }
-        Ok(step_view(b, "cancelled"))
+        Ok(step_view(r, b, "cancelled"))
     })
     .map(Answer::into_data)
 }
@@ -316,7 +316,7 @@ fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<D
         if before != b.payment {
             pool.emit(txn, "payment_changed", Some(b), None, json!({"payment_status": b.payment.as_str(), "via": command}));
         }
-        Ok(step_view(b, b.status.as_str()))
+        Ok(step_view(r, b, b.status.as_str()))
     })
     .map(Answer::into_data)
 }

@@ -9,49 +9,49 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::model::*;
 use crate::pool::{forbidden, resolve_slot, state_error, Answer, Pool, Reserve, Slot, Txn};
 use crate::reply::Data;
-use crate::request::{fp_of, parse_time_slot, patient_of, Req};
+use crate::request::{parse_time_slot, patient_of, Req};
 use crate::views::{booking_view, event_view, slot_view, to_value};
 use serde_json::{json, Value};
 
 /// The slot pool's commands get the pool.
-pub(crate) type PoolHandler = fn(&Pool, &Req, &Value) -> Result<Data>;
+pub(crate) type PoolHandler = fn(&Pool, &Req) -> Result<Data>;
 
 crate::command::command_table! { pub(crate) COMMANDS: PoolHandler;
-    "sync-schedule", Change, HOSPITAL, HOSPITAL => |p, r, _| crate::schedule::sync_schedule(p, r).map(Data::from);
-    "sync-catalog", Change, HOSPITAL, HOSPITAL => |p, r, _| crate::schedule::sync_catalog(p, r).map(Data::from);
-    "real-time-schedule", Query, NETWORK, NONE => |p, r, _| crate::schedule::real_time_schedule(p, r).map(Data::from);
-    "device-schedule", Query, NETWORK, NONE => |p, r, _| crate::schedule::device_schedule(p, r).map(Data::from);
-    "device-info", Query, NETWORK, NONE => |p, r, _| crate::schedule::device_info(p, r).map(Data::from);
-    "project-info", Query, NETWORK, NONE => |p, r, _| crate::schedule::project_info(p, r).map(Data::from);
-    "real-time-slots", Query, NETWORK, NONE => |p, r, _| real_time_slots(p, r).map(Data::from);
-    "appointment-slots", Query, NETWORK, NONE => |p, r, _| crate::schedule::appointment_slots(p, r).map(Data::from);
-    "pre-book-slot", Change, NETWORK, BOOKER, Inline => |p, r, v| reserve_cmd(p, r, "pre-book-slot", true, v);
+    "sync-schedule", Change, HOSPITAL, HOSPITAL => |p, r| crate::schedule::sync_schedule(p, r).map(Data::from);
+    "sync-catalog", Change, HOSPITAL, HOSPITAL => |p, r| crate::schedule::sync_catalog(p, r).map(Data::from);
+    "real-time-schedule", Query, NETWORK, NONE => |p, r| crate::schedule::real_time_schedule(p, r).map(Data::from);
+    "device-schedule", Query, NETWORK, NONE => |p, r| crate::schedule::device_schedule(p, r).map(Data::from);
+    "device-info", Query, NETWORK, NONE => |p, r| crate::schedule::device_info(p, r).map(Data::from);
+    "project-info", Query, NETWORK, NONE => |p, r| crate::schedule::project_info(p, r).map(Data::from);
+    "real-time-slots", Query, NETWORK, NONE => |p, r| real_time_slots(p, r).map(Data::from);
+    "appointment-slots", Query, NETWORK, NONE => |p, r| crate::schedule::appointment_slots(p, r).map(Data::from);
+    "pre-book-slot", Change, NETWORK, BOOKER, Inline => |p, r| reserve_cmd(p, r, "pre-book-slot", true);
     "book-slot", Change, NETWORK, BOOKER, Inline => book_slot;
     // 预约申请 locks the place until it is paid: a hold that expires unpaid, as pre-book-slot's.
-    "submit-booking-request", Change, NETWORK, BOOKER, Inline => |p, r, v| reserve_cmd(p, r, "submit-booking-request", true, v);
-    "cancel-slot", Change, NETWORK, BOOKER, Inline => |p, r, v| cancel(p, r, "cancel-slot", v);
-    "notify-cancel-booking", Change, NETWORK, BOOKER, Inline => |p, r, v| cancel(p, r, "notify-cancel-booking", v);
-    "payment-status", Change, NETWORK, BOOKER, Inline => |p, r, v| payment(p, r, "payment-status", v);
-    "sync-payment-status", Change, NETWORK, BOOKER, Inline => |p, r, v| payment(p, r, "sync-payment-status", v);
-    "stop-service", Change, HOSPITAL, HOSPITAL => |p, r, v| crate::schedule::stop_service(p, r, v).map(Data::from);
+    "submit-booking-request", Change, NETWORK, BOOKER, Inline => |p, r| reserve_cmd(p, r, "submit-booking-request", true);
+    "cancel-slot", Change, NETWORK, BOOKER, Inline => |p, r| cancel(p, r, "cancel-slot");
+    "notify-cancel-booking", Change, NETWORK, BOOKER, Inline => |p, r| cancel(p, r, "notify-cancel-booking");
+    "payment-status", Change, NETWORK, BOOKER, Inline => |p, r| payment(p, r, "payment-status");
+    "sync-payment-status", Change, NETWORK, BOOKER, Inline => |p, r| payment(p, r, "sync-payment-status");
+    "stop-service", Change, HOSPITAL, HOSPITAL => |p, r| crate::schedule::stop_service(p, r).map(Data::from);
     "change-booking", Change, NETWORK, BOOKER, Inline => change_booking;
     "waitlist-join", Change, NETWORK, BOOKER, Inline => waitlist_join;
     "waitlist-leave", Change, NETWORK, BOOKER, Inline => waitlist_leave;
-    "reconcile-slots", Change, HOSPITAL, HOSPITAL => |p, r, v| crate::schedule::reconcile(p, r, v).map(Data::from);
-    "slot-statistics", Query, READERS, NONE => |p, r, _| crate::stats::statistics(p, r).map(Data::from);
-    "recommend-slots", Query, NETWORK, NONE => |p, r, _| crate::stats::recommend(p, r).map(Data::from);
+    "reconcile-slots", Change, HOSPITAL, HOSPITAL => |p, r| crate::schedule::reconcile(p, r).map(Data::from);
+    "slot-statistics", Query, READERS, NONE => |p, r| crate::stats::statistics(p, r).map(Data::from);
+    "recommend-slots", Query, NETWORK, NONE => |p, r| crate::stats::recommend(p, r).map(Data::from);
     "bed-reserve", Change, NETWORK, BOOKER, Inline => bed_reserve;
-    "bed-confirm", Change, NETWORK, BOOKER, Inline => |p, r, v| bed_step(p, r, "bed-confirm", v);
-    "bed-cancel", Change, NETWORK, BOOKER, Inline => |p, r, v| bed_step(p, r, "bed-cancel", v);
-    "bed-slots", Query, NETWORK, NONE => |p, r, _| bed_slots(p, r).map(Data::from);
-    "bed-check", Query, NETWORK, NONE => |p, r, _| bed_check(p, r).map(Data::from);
-    "booking-info", Query, NETWORK, BOOKER => |p, r, _| booking_info(p, r).map(Data::from);
-    "slot-info", Query, NETWORK, NONE => |p, r, _| slot_info(p, r).map(Data::from);
-    "expire-holds", Change, PARTIES, NONE => |p, _, _| Ok(json!({"expired": p.expire_all()?}).into());
-    "next-events", Change, PARTIES, NONE => |p, r, _| next_events(p, r).map(Data::from);
-    "advance-clock", Change, PARTIES, NONE => |p, r, _| advance_clock(p, r).map(Data::from);
-    "audit-log", Query, READERS, NONE => |p, r, _| audit_log(p, r).map(Data::from);
-    "audit-verify", Query, AUDITORS, NONE => |p, _, _| audit_verify(p).map(Data::from);
+    "bed-confirm", Change, NETWORK, BOOKER, Inline => |p, r| bed_step(p, r, "bed-confirm");
+    "bed-cancel", Change, NETWORK, BOOKER, Inline => |p, r| bed_step(p, r, "bed-cancel");
+    "bed-slots", Query, NETWORK, NONE => |p, r| bed_slots(p, r).map(Data::from);
+    "bed-check", Query, NETWORK, NONE => |p, r| bed_check(p, r).map(Data::from);
+    "booking-info", Query, NETWORK, BOOKER => |p, r| booking_info(p, r).map(Data::from);
+    "slot-info", Query, NETWORK, NONE => |p, r| slot_info(p, r).map(Data::from);
+    "expire-holds", Change, PARTIES, NONE => |p, _| Ok(json!({"expired": p.expire_all()?}).into());
+    "next-events", Change, PARTIES, NONE => |p, r| next_events(p, r).map(Data::from);
+    "advance-clock", Change, PARTIES, NONE => |p, r| advance_clock(p, r).map(Data::from);
+    "audit-log", Query, READERS, NONE => |p, r| audit_log(p, r).map(Data::from);
+    "audit-verify", Query, AUDITORS, NONE => |p, _| audit_verify(p).map(Data::from);
 }
 
 /// Who asks, as the audit trail records it: the bound principal's
@@ -195,8 +195,8 @@ fn slot_info(pool: &Pool, r: &Req) -> Result<Value> {
 
 // ---------------------------------------------------------------- transactions
 
-fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Value) -> Result<Data> {
-    let patient_id = r.id("patient_id")?;
+fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool) -> Result<Data> {
+    let patient_id = r.opt_id_text("patient_id")?.ok_or_else(|| Error::missing("patient_id"))?;
     let clinic = r.booking_clinic();
     let priority = r.priority()?;
     let patient = patient_of(r)?;
@@ -207,7 +207,7 @@ fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Va
     let project_id = r.opt_str("project_id")?.map(str::to_string);
     let reserve = Reserve {
         slot: slot.idx,
-        patient_id: patient_id.into(),
+        patient_id: std::sync::Arc::from(&*patient_id),
         clinic_id: clinic.map(std::sync::Arc::from),
         priority,
         hold,
@@ -217,17 +217,17 @@ fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool, req: &Va
         project_id,
         also: None,
     };
-    pool.reserve(reserve, r.request_id()?, command, fp_of(command, req), &|b, s| Answer::view(&booking_view(pool, b, s), r.who)).map(Answer::into_data)
+    pool.reserve(reserve, r.request_id()?, command, r.fingerprint(command), &|b, s| Answer::view(&booking_view(pool, b, s), r.who)).map(Answer::into_data)
 }
 
-fn book_slot(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
+fn book_slot(pool: &Pool, r: &Req) -> Result<Data> {
     if r.get("booking_id").is_none() {
-        return reserve_cmd(pool, r, "book-slot", false, req);
+        return reserve_cmd(pool, r, "book-slot", false);
     }
     // Confirming a hold made with pre-book-slot.
     let id = r.booking_id()?;
     let actor = r.actor();
-    pool.with_booking(id, &actor, r.request_id()?, "book-slot", fp_of("book-slot", req), &mut |pool, slot, st, b, txn, now| {
+    pool.with_booking(id, &actor, r.request_id()?, "book-slot", r.fingerprint("book-slot"), &mut |pool, slot, st, b, txn, now| {
         if b.status != BookingStatus::PreBooked {
             return Err(state_error(b));
         }
@@ -256,14 +256,14 @@ fn step_view(r: &Req, b: &Booking, status: &'static str) -> Answer {
     Answer::view(&StepView { booking_id: format_booking_id(b.id), payment_status: b.payment.as_str(), status }, r.who)
 }
 
-fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Data> {
+fn cancel(pool: &Pool, r: &Req, command: &'static str) -> Result<Data> {
     let id = r.booking_id()?;
     let reason: std::borrow::Cow<'static, str> = match r.opt_str("reason")? {
         Some(s) => s.to_string().into(),
         None => (if command == "notify-cancel-booking" { "cancelled by the booking institution" } else { "cancelled" }).into(),
     };
     let actor = r.actor();
-    pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
+    pool.with_booking(id, &actor, r.request_id()?, command, r.fingerprint(command), &mut |pool, slot, st, b, txn, now| {
         if slot.info.kind == SlotKind::Bed {
             return Err(Error::invalid("booking_id", "bed reservations are cancelled with bed-cancel and a reason"));
         }
@@ -276,11 +276,11 @@ fn cancel(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Da
     .map(Answer::into_data)
 }
 
-fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Data> {
+fn payment(pool: &Pool, r: &Req, command: &'static str) -> Result<Data> {
     let id = r.booking_id()?;
     let status = PaymentStatus::parse(r.str("payment_status")?)?;
     let actor = r.actor();
-    pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
+    pool.with_booking(id, &actor, r.request_id()?, command, r.fingerprint(command), &mut |pool, slot, st, b, txn, now| {
         let before = b.payment;
         match status {
             PaymentStatus::Paid => {
@@ -321,27 +321,27 @@ fn payment(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<D
     .map(Answer::into_data)
 }
 
-fn change_booking(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
+fn change_booking(pool: &Pool, r: &Req) -> Result<Data> {
     let id = r.booking_id()?;
     let target = resolve_slot(pool, r, true)?;
     let actor = r.actor();
     let reason = r.opt_str("reason")?.unwrap_or("changed at the patient's request");
-    pool.change(id, target.idx, &actor, reason, r.request_id()?, fp_of("change-booking", req), &|b, s| to_value(&booking_view(pool, b, s)))
+    pool.change(id, target.idx, &actor, reason, r.request_id()?, r.fingerprint("change-booking"), &|b, s| to_value(&booking_view(pool, b, s)))
         .map(Answer::into_data)
 }
 
-fn waitlist_join(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
+fn waitlist_join(pool: &Pool, r: &Req) -> Result<Data> {
     let patient = r.id("patient_id")?;
     let slot = resolve_slot(pool, r, false)?;
     let clinic = r.booking_clinic();
-    pool.join_waitlist(slot.idx, &patient, clinic, r.priority()?, r.request_id()?, fp_of("waitlist-join", req)).map(Answer::into_data)
+    pool.join_waitlist(slot.idx, &patient, clinic, r.priority()?, r.request_id()?, r.fingerprint("waitlist-join")).map(Answer::into_data)
 }
 
-fn waitlist_leave(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
+fn waitlist_leave(pool: &Pool, r: &Req) -> Result<Data> {
     let wid = r.id("waitlist_id")?;
     let wid = parse_waitlist_id(&wid).ok_or_else(|| Error::invalid("waitlist_id", "expected an id like W000001"))?;
     let actor = r.actor();
-    pool.leave_waitlist(wid, &actor, r.request_id()?, fp_of("waitlist-leave", req)).map(Answer::into_data)
+    pool.leave_waitlist(wid, &actor, r.request_id()?, r.fingerprint("waitlist-leave")).map(Answer::into_data)
 }
 
 // ---------------------------------------------------------------- beds
@@ -363,8 +363,8 @@ fn bed_date(pool: &Pool, r: &Req) -> Result<chrono::NaiveDate> {
 /// `bed-reserve` (预约床位): checks the bed is free on the day asked
 /// (`date`, else `expected_date`, else today), then reserves it; the
 /// reservation records that day.
-fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
-    let patient_id = r.id("patient_id")?;
+fn bed_reserve(pool: &Pool, r: &Req) -> Result<Data> {
+    let patient_id = r.opt_id_text("patient_id")?.ok_or_else(|| Error::missing("patient_id"))?;
     let date = bed_date(pool, r)?;
     let slot = match r.opt_str("slot_id")? {
         Some(id) => pool.slot_by_id(id)?,
@@ -385,7 +385,7 @@ fn bed_reserve(pool: &Pool, r: &Req, req: &Value) -> Result<Data> {
         project_id: None,
         also: None,
     };
-    pool.reserve(reserve, r.request_id()?, "bed-reserve", fp_of("bed-reserve", req), &|b, s| Answer::Json(bed_answer(pool, b, s, "reserved")))
+    pool.reserve(reserve, r.request_id()?, "bed-reserve", r.fingerprint("bed-reserve"), &|b, s| Answer::Json(bed_answer(pool, b, s, "reserved")))
         .map(Answer::into_data)
 }
 
@@ -516,7 +516,7 @@ fn bed_check(pool: &Pool, r: &Req) -> Result<Value> {
 /// `bed-confirm` (确认床位预约: reserved → occupied, with the day it was
 /// confirmed, `confirm_date` or today) and `bed-cancel` (→ the bed available
 /// again, with the reason).
-fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<Data> {
+fn bed_step(pool: &Pool, r: &Req, command: &'static str) -> Result<Data> {
     let id = parse_booking_id(&r.id("reservation_id").or_else(|_| r.id("booking_id"))?)
         .ok_or_else(|| Error::invalid("reservation_id", "expected a reservation id like B000001"))?;
     let reason = r.opt_str("reason")?.map(str::to_string);
@@ -529,7 +529,7 @@ fn bed_step(pool: &Pool, r: &Req, command: &'static str, req: &Value) -> Result<
         None => pool.today(),
     };
     let actor = r.actor();
-    pool.with_booking(id, &actor, r.request_id()?, command, fp_of(command, req), &mut |pool, slot, st, b, txn, now| {
+    pool.with_booking(id, &actor, r.request_id()?, command, r.fingerprint(command), &mut |pool, slot, st, b, txn, now| {
         if slot.info.kind != SlotKind::Bed {
             return Err(Error::invalid("reservation_id", "not a bed reservation"));
         }

@@ -377,13 +377,18 @@ impl Engine {
                 format!("请求 {} 字节，超过上限 {limit}", request_json.len()),
             ));
         }
+        // A flat request is read in place; anything else becomes a `Value`
+        // (`request::Args`), with the same fields and the same errors.
+        if let Some(args) = crate::request::Args::parse(request_json) {
+            return crate::registry::answer(&self.d, principal, command, crate::registry::Request::Args(args));
+        }
         let req: Value = if request_json.trim().is_empty() {
             json!({})
         } else {
             // serde_json's message names line and column, never the content.
             serde_json::from_str(request_json).map_err(|e| Error::json(&e))?
         };
-        crate::registry::answer(&self.d, principal, command, &req)
+        crate::registry::answer(&self.d, principal, command, crate::registry::Request::Value(&req))
     }
 
     /// The principal of calls that state none (the config's `role` and `institution_id`).
@@ -474,12 +479,8 @@ impl Engine {
     /// engine (the same rule as `principal::bind`).
     fn typed_clinic(&self, clinic: Option<&str>) -> Result<Option<Arc<str>>> {
         let p = &self.d.pool.cfg.principal;
-        let bound = crate::principal::bind(
-            p,
-            &["clinic_id"],
-            &clinic.map(|c| serde_json::Map::from_iter([("clinic_id".to_string(), Value::from(c))])).unwrap_or_default(),
-            |i| self.d.pool.catalog.is_hospital(i),
-        )?;
+        let body = clinic.map(|c| serde_json::Map::from_iter([("clinic_id".to_string(), Value::from(c))])).unwrap_or_default();
+        let bound = crate::principal::bind(p, &["clinic_id"], &crate::request::Req::new(&body, p), |i| self.d.pool.catalog.is_hospital(i))?;
         Ok(match bound.role {
             crate::principal::Role::Community | crate::principal::Role::Hospital => bound.institution_id.map(Arc::from),
             _ => None,

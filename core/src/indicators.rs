@@ -679,7 +679,7 @@ fn indicators(d: &Domains, r: &Req) -> Result<Value> {
 fn period_of(d: &Domains, day: NaiveDate) -> Result<(Millis, Millis, NaiveDate, NaiveDate)> {
     let m = serde_json::Map::from_iter([("date_from".to_string(), Value::from(day.to_string()))]);
     let who = crate::principal::Principal::platform();
-    period(d, &Req { m: &m, who: &who })
+    period(d, &Req::new(&m, &who))
 }
 
 /// `indicator-definitions`: every indicator with what it counts, or what an

@@ -23,9 +23,10 @@ use crate::principal::Principal;
 use crate::reply::Data;
 use crate::request::Req;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
-type Run = Box<dyn Fn(&Domains, &Req, &Value) -> Result<Data> + Send + Sync>;
+type Run = Box<dyn Fn(&Domains, &Req) -> Result<Data> + Send + Sync>;
 
 /// One registered command: its declaration and how to run it on the domains.
 pub(crate) struct Entry {
@@ -33,34 +34,34 @@ pub(crate) struct Entry {
     run: Run,
 }
 
-/// Adds a domain's table; `with(domains, name, kind, req, value, handler)`
+/// Adds a domain's table; `with(domains, name, kind, req, handler)`
 /// runs one of its handlers on what it works on. Its answers are `Value`s,
 /// or `Data` where a handler writes text (`reply.rs`).
 fn register<H: Copy + Send + Sync + 'static, O: Into<Data> + 'static>(
     all: &mut Vec<Entry>,
     table: &'static [Command<H>],
-    with: fn(&Domains, &'static str, Kind, &Req, &Value, H) -> Result<O>,
+    with: fn(&Domains, &'static str, Kind, &Req, H) -> Result<O>,
 ) {
     for c in table {
         let (name, kind, h) = (c.decl.name, c.decl.kind, c.handler);
-        all.push(Entry { decl: c.decl, run: Box::new(move |d, r, v| with(d, name, kind, r, v, h).map(Into::into)) });
+        all.push(Entry { decl: c.decl, run: Box::new(move |d, r| with(d, name, kind, r, h).map(Into::into)) });
     }
 }
 
 /// Every command: the slot pool's first, then each domain's, then the engine's own.
 static ALL: LazyLock<Vec<Entry>> = LazyLock::new(|| {
     let mut all = Vec::new();
-    register(&mut all, crate::commands::COMMANDS, |d, _, _, r, v, h| h(&d.pool, r, v));
-    register(&mut all, crate::lab::COMMANDS, |d, name, kind, r, v, h| crate::lab::run(&d.pool, &d.lab, name, kind, r, v, h));
-    register(&mut all, crate::referral::COMMANDS, |d, name, _, r, v, h| crate::referral::run(&d.pool, &d.referral, &d.chronic, name, r, v, h));
-    register(&mut all, crate::chronic::COMMANDS, |d, name, _, r, v, h| crate::chronic::run(&d.pool, &d.chronic, name, r, v, h));
-    register(&mut all, crate::client::COMMANDS, |d, _, _, r, _, h| h(&d.pool, &d.client, r));
-    register(&mut all, crate::due::COMMANDS, |d, _, _, r, _, h| h(d, r));
-    register(&mut all, crate::upstream::COMMANDS, |d, _, _, r, _, h| h(d, r));
-    register(&mut all, crate::indicators::COMMANDS, |d, _, _, r, _, h| h(d, r));
+    register(&mut all, crate::commands::COMMANDS, |d, _, _, r, h| h(&d.pool, r));
+    register(&mut all, crate::lab::COMMANDS, |d, name, kind, r, h| crate::lab::run(&d.pool, &d.lab, name, kind, r, h));
+    register(&mut all, crate::referral::COMMANDS, |d, name, _, r, h| crate::referral::run(&d.pool, &d.referral, &d.chronic, name, r, h));
+    register(&mut all, crate::chronic::COMMANDS, |d, name, _, r, h| crate::chronic::run(&d.pool, &d.chronic, name, r, h));
+    register(&mut all, crate::client::COMMANDS, |d, _, _, r, h| h(&d.pool, &d.client, r));
+    register(&mut all, crate::due::COMMANDS, |d, _, _, r, h| h(d, r));
+    register(&mut all, crate::upstream::COMMANDS, |d, _, _, r, h| h(d, r));
+    register(&mut all, crate::indicators::COMMANDS, |d, _, _, r, h| h(d, r));
     // The quick menus submit through dispatch: the registry hands them it.
-    register(&mut all, crate::assistant::COMMANDS, |d, _, _, r, _, h| h(&crate::assistant::Parts { d, dispatch }, r));
-    register(&mut all, crate::commands::ENGINE, |d, _, _, r, _, h| {
+    register(&mut all, crate::assistant::COMMANDS, |d, _, _, r, h| h(&crate::assistant::Parts { d, dispatch }, r));
+    register(&mut all, crate::commands::ENGINE, |d, _, _, r, h| {
         h(&crate::commands::EngineParts { pool: &d.pool, monitor: &d.monitor, commands: &DECLS, due_work: crate::due::works() }, r)
     });
     all
@@ -93,62 +94,68 @@ pub(crate) fn find(name: &str) -> Option<&'static Entry> {
     BY_NAME[first..].iter().take_while(|(k, _)| *k == h).map(|(_, e)| *e).find(|e| e.decl.name == name)
 }
 
+/// A request as it reaches [`run`]: a parsed `Value` (from a binding's or
+/// the engine's own callers), or the caller's text read in place.
+pub(crate) enum Request<'a> {
+    Value(&'a Value),
+    Args(crate::request::Args<'a>),
+}
+
 /// Runs one command for `principal`: the role check and the binding of the
 /// body's acting fields happen here, once, before any domain code; then a
 /// call on an upstream hospital's slot is handed to it (`upstream.rs`).
 pub(crate) fn dispatch(d: &Domains, principal: &Principal, command: &str, req: &Value) -> Result<Value> {
-    run(d, principal, command, req, true)?.into_value()
+    run(d, principal, command, Request::Value(req), true)?.into_value()
 }
 
 /// [`dispatch`] with the answer as the handler gave it (text stays text):
 /// the engine's command layer.
-pub(crate) fn answer(d: &Domains, principal: &Principal, command: &str, req: &Value) -> Result<Data> {
+pub(crate) fn answer(d: &Domains, principal: &Principal, command: &str, req: Request) -> Result<Data> {
     run(d, principal, command, req, true)
 }
 
 /// [`dispatch`] without the hand-off: the mirror's own half of one (its
 /// tentative hold, confirmed or released), which must not be handed again.
 pub(crate) fn dispatch_here(d: &Domains, principal: &Principal, command: &str, req: &Value) -> Result<Value> {
-    run(d, principal, command, req, false)?.into_value()
+    run(d, principal, command, Request::Value(req), false)?.into_value()
 }
 
-fn run(d: &Domains, principal: &Principal, command: &str, req: &Value, route: bool) -> Result<Data> {
+fn run(d: &Domains, principal: &Principal, command: &str, req: Request, route: bool) -> Result<Data> {
     let pool = &d.pool;
     let entry = find(command).ok_or_else(|| unknown_command(command))?;
     let cmd = &entry.decl;
-    let obj = req.as_object().ok_or_else(|| Error::invalid("(request)", "must be a JSON object"))?;
+    let mut body = match req {
+        Request::Value(v) => Body::Map(Cow::Borrowed(v.as_object().ok_or_else(|| Error::invalid("(request)", "must be a JSON object"))?)),
+        Request::Args(a) => Body::Args(a),
+    };
     if !cmd.roles.contains(principal.role) {
         return Err(crate::principal::forbidden_role(cmd.name, principal.role));
     }
-    let who = crate::principal::bind(principal, cmd.acting, obj, |i| pool.catalog.is_hospital(i))?;
+    let who = crate::principal::bind(principal, cmd.acting, &body.req(principal), |i| pool.catalog.is_hospital(i))?;
     // Request ids are the caller's own: a principal other than the engine's
     // gets its own id space, so nobody replays, or collides with, another's.
-    let scoped = scoped_request(pool, principal, obj)?;
-    let (obj, req) = match &scoped {
-        Some(v) => (v.as_object().unwrap_or(obj), v),
-        None => (obj, req),
-    };
+    if let Some(id) = scoped_request_id(pool, principal, &body.req(principal))? {
+        match &mut body {
+            Body::Map(m) => drop(m.to_mut().insert("request_id".into(), Value::String(id))),
+            Body::Args(a) => a.set_request_id(id),
+        }
+    }
     // An upstream hospital's slot: the hospital decides (and its own booking
     // ids name the mirror's bookings).
     let mut routed = None;
-    let mut resolved = None;
     if route && pool.cfg.upstream.is_some() {
-        let mut m = obj.clone();
+        let mut m = body.to_map().into_owned();
         routed = crate::upstream::route(d, cmd.name, &who, &mut m)?;
-        resolved = Some(Value::Object(m));
+        body = Body::Map(Cow::Owned(m));
     }
-    let (obj, req) = match &resolved {
-        Some(v) => (v.as_object().unwrap_or(obj), v),
-        None => (obj, req),
-    };
-    let r = Req { m: obj, who: &who };
+    let r = body.req(&who);
     let _audit = pool.store.as_ref().filter(|_| cmd.kind == Kind::Change).map(|_| crate::audit::Scope::enter(crate::commands::audit_context(cmd.name, &r)));
     let mut answer = match routed {
         Some(a) => Data::Value(a),
-        None => (entry.run)(d, &r, req)?,
+        None => (entry.run)(d, &r)?,
     };
     if pool.cfg.upstream.is_some() {
-        answer = answer.map_value(|a| crate::upstream::after(d, cmd.name, obj, a))?;
+        answer = answer.map_value(|a| crate::upstream::after(d, cmd.name, &body.to_map(), a))?;
     }
     // A read of personal data is recorded (who, which command, which
     // objects), queued with the committer without waiting (see `audit.rs`).
@@ -166,25 +173,44 @@ fn run(d: &Domains, principal: &Principal, command: &str, req: &Value, route: bo
     Ok(crate::views::mask_answer(&who, answer))
 }
 
-/// The request with its `request_id` put in the stated principal's id space
-/// (`@community:C002/<id>`), when the principal is not the engine's own; `None`
-/// when nothing changes (no request id, or the engine's own principal, whose
-/// ids stay as they were stored before principals existed).
-fn scoped_request(pool: &Pool, principal: &Principal, obj: &serde_json::Map<String, Value>) -> Result<Option<Value>> {
-    let Some(id) = (Req { m: obj, who: principal }).request_id()? else { return Ok(None) };
+/// The request's fields from here on: a map (the one given, or a copy
+/// changed here), or the caller's text read in place.
+enum Body<'a> {
+    Map(Cow<'a, serde_json::Map<String, Value>>),
+    Args(crate::request::Args<'a>),
+}
+
+impl Body<'_> {
+    fn req<'b>(&'b self, who: &'b Principal) -> Req<'b> {
+        match self {
+            Body::Map(m) => Req::new(m, who),
+            Body::Args(a) => Req::of_args(a, who),
+        }
+    }
+    fn to_map(&self) -> Cow<'_, serde_json::Map<String, Value>> {
+        match self {
+            Body::Map(m) => Cow::Borrowed(&**m),
+            Body::Args(a) => Cow::Owned(a.to_map()),
+        }
+    }
+}
+
+/// The request's `request_id` in the stated principal's id space
+/// (`@community:C002/<id>`), when the principal is not the engine's own;
+/// `None` when nothing changes (no request id, or the engine's own
+/// principal, whose ids stay as they were stored before principals existed).
+fn scoped_request_id(pool: &Pool, principal: &Principal, r: &Req) -> Result<Option<String>> {
+    let Some(id) = r.request_id()? else { return Ok(None) };
     if id.len() > crate::pool::REQUEST_ID_MAX {
         return Err(Error::invalid("request_id", "must be 1 to 128 characters"));
     }
     if principal == &pool.cfg.principal {
         return Ok(None);
     }
-    let scope = match &principal.institution_id {
-        Some(i) => format!("@{}:{i}/", principal.role.as_str()),
-        None => format!("@{}/", principal.role.as_str()),
-    };
-    let mut m = obj.clone();
-    m.insert("request_id".into(), Value::String(format!("{scope}{id}")));
-    Ok(Some(Value::Object(m)))
+    Ok(Some(match &principal.institution_id {
+        Some(i) => format!("@{}:{i}/{id}", principal.role.as_str()),
+        None => format!("@{}/{id}", principal.role.as_str()),
+    }))
 }
 
 /// `UNKNOWN_COMMAND`, naming the nearest known command when one is close.

@@ -19,12 +19,16 @@
 //!   otherwise the view becomes a `Value` and the registry walks it
 //!   (`views::mask_answer`), as every other answer. A request id's
 //!   answer is replayed only to the same role and institution (ids are
-//!   scoped per principal, `registry::scoped_request`), for which the
+//!   scoped per principal, `registry::scoped_request_id`), for which the
 //!   check comes out the same.
 //!
 //! A `Value` is made from text only where one is needed: a caller of
 //! `call_value`, an upstream hospital's answer to merge, the audit trail of
 //! a personal read.
+
+mod writer;
+
+pub(crate) use writer::first_special;
 
 use crate::error::{Error, Result};
 use crate::principal::Principal;
@@ -63,11 +67,11 @@ impl Data {
     /// fail (`null` if it ever did, never a panic across the FFI).
     pub(crate) fn text(view: &impl Serialize) -> String {
         // Sized for a booking's view, so it is written without growing.
-        let mut buf = Vec::with_capacity(1024);
-        match serde_json::to_writer(&mut buf, view) {
-            // serde_json writes UTF-8 only.
-            Ok(()) => String::from_utf8(buf).unwrap_or_else(|_| "null".into()),
-            Err(_) => "null".into(),
+        let mut buf = String::with_capacity(1024);
+        match view.serialize(&mut writer::Writer { buf: &mut buf }) {
+            Ok(()) => buf,
+            // A shape the writer leaves to serde_json.
+            Err(_) => serde_json::to_string(view).unwrap_or_else(|_| "null".into()),
         }
     }
 
@@ -88,13 +92,12 @@ impl Data {
     }
 
     /// Appends the answer's JSON text to `buf`.
-    pub fn write(&self, buf: &mut Vec<u8>) {
+    pub fn write(&self, buf: &mut String) {
         match self {
-            // Writing a `Value` into a `Vec` cannot fail (no I/O, string keys).
-            Data::Value(v) => {
-                let _ = serde_json::to_writer(&mut *buf, v);
-            }
-            Data::Text(t) => buf.extend_from_slice(t.as_bytes()),
+            // serde_json's `to_string` makes its `String` without checking
+            // it again; printing a `Value` cannot fail (string keys).
+            Data::Value(v) => buf.push_str(&serde_json::to_string(v).unwrap_or_default()),
+            Data::Text(t) => buf.push_str(t),
         }
     }
 
@@ -102,12 +105,7 @@ impl Data {
     pub fn into_text(self) -> String {
         match self {
             Data::Text(t) => t,
-            v => {
-                let mut buf = Vec::with_capacity(256);
-                v.write(&mut buf);
-                // serde_json writes UTF-8 only.
-                String::from_utf8(buf).unwrap_or_default()
-            }
+            Data::Value(v) => serde_json::to_string(&v).unwrap_or_default(),
         }
     }
 
@@ -136,11 +134,80 @@ mod tests {
         let view = View { a: "王小明\"\\\u{1F600}", b: Some(7), c: json!({"z": 1, "y": [null, 2.5]}) };
         let text = Data::Text(Data::text(&view));
         let value = Data::Value(serde_json::to_value(&view).unwrap());
-        let (mut t, mut v) = (Vec::new(), Vec::new());
+        let (mut t, mut v) = (String::new(), String::new());
         text.write(&mut t);
         value.write(&mut v);
         assert_eq!(t, v);
         assert_eq!(text.into_value().unwrap(), serde_json::to_value(&view).unwrap());
-        assert_eq!(Data::Text(Data::text(&view)).into_text(), String::from_utf8(v).unwrap());
+        assert_eq!(Data::Text(Data::text(&view)).into_text(), v);
+    }
+
+    #[test]
+    fn the_writer_prints_what_serde_json_prints_for_every_shape_it_meets() {
+        #[derive(Serialize)]
+        struct Inner<'a>(&'a str);
+        #[derive(Serialize)]
+        enum Kind {
+            Exam,
+            Other(u8),
+        }
+        #[derive(Serialize)]
+        struct View<'a> {
+            a: &'a str,
+            c: char,
+            i: i64,
+            u: u64,
+            f: f64,
+            nan: f64,
+            none: Option<u8>,
+            inner: Inner<'a>,
+            list: Vec<(u8, &'a str)>,
+            kind: Kind,
+            map: std::collections::BTreeMap<&'a str, Value>,
+        }
+        let odd = "a\"b\\c\u{1}\n\u{7f}号源😀";
+        let view = View {
+            a: odd,
+            c: '"',
+            i: i64::MIN,
+            u: u64::MAX,
+            f: 2.5e-300,
+            nan: f64::NAN,
+            none: None,
+            inner: Inner("x"),
+            list: vec![(1, "one"), (2, odd)],
+            kind: Kind::Exam,
+            map: [("k\"ey", json!({"z": [1, -2, 3.25, null, true, odd]})), ("plain", json!("v"))].into_iter().collect(),
+        };
+        assert_eq!(Data::text(&view), serde_json::to_string(&view).unwrap());
+        // Shapes it leaves to serde_json come out the same too.
+        let others = (Kind::Other(3), std::collections::BTreeMap::from([(7u8, "seven")]), serde_bytes_like(b"ab"));
+        assert_eq!(Data::text(&others), serde_json::to_string(&others).unwrap());
+    }
+
+    /// Bytes through `serialize_bytes`, which the writer leaves to serde_json.
+    fn serde_bytes_like(b: &'static [u8]) -> impl Serialize {
+        struct B(&'static [u8]);
+        impl Serialize for B {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        B(b)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_word_at_a_time_scans_find_what_a_byte_at_a_time_scan_finds(b in proptest::collection::vec(proptest::prop_oneof![0u8..=0xff, proptest::strategy::Just(b'"'), proptest::strategy::Just(b'\\'), 0u8..0x20], 0..40)) {
+            let naive = b.iter().position(|&c| c < 0x20 || c == b'"' || c == b'\\');
+            proptest::prop_assert_eq!(writer::first_special(&b), naive);
+            proptest::prop_assert_eq!(writer::needs_escape(&b), naive.is_some());
+        }
+
+        #[test]
+        fn any_string_is_written_as_serde_json_writes_it(s in "\\PC{0,40}|[\\x00-\\x7f]{0,40}") {
+            proptest::prop_assert_eq!(Data::text(&s), serde_json::to_string(&s).unwrap());
+            proptest::prop_assert_eq!(Data::text(&json!({ s.clone(): [s.clone()] })), serde_json::to_string(&json!({ s.clone(): [s] })).unwrap());
+        }
     }
 }

@@ -8,6 +8,7 @@ use crate::model::*;
 use crate::principal::Principal;
 use chrono::{Datelike, NaiveDate, NaiveTime};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// FNV-1a: a fingerprint that must stay the same across restarts and builds
 /// (it is stored with each request id), which std's and foldhash's seeds are not.
@@ -26,26 +27,222 @@ pub(crate) fn fingerprint(parts: &[&[u8]]) -> u64 {
 }
 
 /// Field access with the errors every command shares.
+///
+/// Its fields are a parsed object (`Req::new`: a nested entry, a request a
+/// binding gave as a `Value`, one the engine builds) or the caller's text
+/// read in place ([`Args`]: a flat request, what the hot commands get).
+/// Both answer every accessor alike; `request_tests` holds them to it.
 pub struct Req<'a> {
-    pub m: &'a Map<String, Value>,
+    body: Body<'a>,
     /// Who is acting: the principal bound by `registry::dispatch`.
     pub who: &'a Principal,
 }
 
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Map(&'a Map<String, Value>),
+    Args(&'a Args<'a>),
+}
+
+/// A flat request (an object of strings, numbers, booleans and nulls) read
+/// in place from the caller's text: no `Value`, no key or string copied
+/// unless a handler asks for a field as a `Value` ([`Req::get`]). Anything
+/// else (nesting, escapes, a syntax error) is left to `serde_json`, so a
+/// request reads the same, and fails with the same error, either way.
+pub(crate) struct Args<'a> {
+    fields: Vec<Field<'a>>,
+}
+
+struct Field<'a> {
+    key: &'a str,
+    /// A string without escapes, as written.
+    text: Option<&'a str>,
+    /// The field as a `Value`: set at once for a number or literal, made
+    /// from `text` on the first [`Req::get`].
+    value: std::cell::OnceCell<Value>,
+}
+
+impl<'a> Field<'a> {
+    fn value(&self) -> &Value {
+        self.value.get_or_init(|| Value::String(self.text.unwrap_or_default().to_string()))
+    }
+}
+
+impl<'a> Args<'a> {
+    /// The request's fields, or `None` when `text` is not a flat object
+    /// without escapes (the caller then parses it into a `Value`).
+    pub(crate) fn parse(text: &'a str) -> Option<Args<'a>> {
+        let b = text.as_bytes();
+        let mut i = skip_ws(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        let mut fields = Vec::with_capacity(8);
+        i = skip_ws(b, i + 1);
+        if b.get(i) == Some(&b'}') {
+            return (skip_ws(b, i + 1) == b.len()).then_some(Args { fields });
+        }
+        loop {
+            let (key, next) = plain_string(text, i)?;
+            i = skip_ws(b, next);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+            let field = match b.get(i)? {
+                b'"' => {
+                    let (s, next) = plain_string(text, i)?;
+                    i = next;
+                    Field { key, text: Some(s), value: std::cell::OnceCell::new() }
+                }
+                b'{' | b'[' => return None,
+                _ => {
+                    // A number or a literal: its end is the next separator;
+                    // serde_json reads it (and refuses what JSON does not allow).
+                    let end = b[i..].iter().position(|c| matches!(c, b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r')).map_or(b.len(), |n| i + n);
+                    let v: Value = serde_json::from_str(&text[i..end]).ok()?;
+                    i = end;
+                    Field { key, text: None, value: std::cell::OnceCell::from(v) }
+                }
+            };
+            fields.push(field);
+            i = skip_ws(b, i);
+            match b.get(i)? {
+                b',' => i = skip_ws(b, i + 1),
+                b'}' => return (skip_ws(b, i + 1) == b.len()).then_some(Args { fields }),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A repeated key's last value, as `serde_json`'s map keeps it.
+    fn field(&self, k: &str) -> Option<&Field<'a>> {
+        // Length and first byte before the bytes: most fields differ there.
+        let first = k.as_bytes().first();
+        self.fields.iter().rev().find(|f| f.key.len() == k.len() && f.key.as_bytes().first() == first && f.key == k)
+    }
+
+    /// Puts the request id in a principal's id space (`registry::run`).
+    pub(crate) fn set_request_id(&mut self, id: String) {
+        self.fields.retain(|f| f.key != "request_id");
+        self.fields.push(Field { key: "request_id", text: None, value: std::cell::OnceCell::from(Value::String(id)) });
+    }
+
+    /// The fields as a map, as `serde_json` would have parsed the text.
+    pub(crate) fn to_map(&self) -> Map<String, Value> {
+        self.fields.iter().map(|f| (f.key.to_string(), f.value().clone())).collect()
+    }
+}
+
+/// Printed as the map it stands for: keys in order, a repeated key once with
+/// its last value, the same bytes as the parsed `Value` (the fingerprint).
+impl serde::Serialize for Args<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut order: Vec<&Field> = Vec::with_capacity(self.fields.len());
+        for f in &self.fields {
+            match order.iter_mut().find(|g| g.key == f.key) {
+                Some(g) => *g = f,
+                None => order.push(f),
+            }
+        }
+        order.sort_unstable_by(|a, b| a.key.cmp(b.key));
+        let mut m = s.serialize_map(Some(order.len()))?;
+        for f in order {
+            match (f.text, f.value.get()) {
+                (_, Some(v)) => m.serialize_entry(f.key, v)?,
+                (Some(t), None) => m.serialize_entry(f.key, t)?,
+                (None, None) => m.serialize_entry(f.key, &Value::Null)?,
+            }
+        }
+        m.end()
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The string starting at `text[i] == '"'` when it has no escape and no
+/// control character (which JSON refuses), and the index after it.
+fn plain_string(text: &str, i: usize) -> Option<(&str, usize)> {
+    let b = text.as_bytes();
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let len = crate::reply::first_special(&b[i + 1..])?;
+    let end = i + 1 + len;
+    (b[end] == b'"').then(|| (&text[i + 1..end], end + 1))
+}
+
 impl<'a> Req<'a> {
+    /// A request given as a parsed object.
+    pub fn new(m: &'a Map<String, Value>, who: &'a Principal) -> Req<'a> {
+        Req { body: Body::Map(m), who }
+    }
+    pub(crate) fn of_args(a: &'a Args<'a>, who: &'a Principal) -> Req<'a> {
+        Req { body: Body::Args(a), who }
+    }
+    /// The same fields for another principal.
+    pub fn with_who<'b>(&self, who: &'b Principal) -> Req<'b>
+    where
+        'a: 'b,
+    {
+        Req { body: self.body, who }
+    }
     pub fn get(&self, k: &str) -> Option<&'a Value> {
-        self.m.get(k).filter(|v| !v.is_null())
+        match self.body {
+            Body::Map(m) => m.get(k),
+            Body::Args(a) => a.field(k).map(Field::value),
+        }
+        .filter(|v| !v.is_null())
+    }
+    /// A string field as written (no `Value` made for it when the request
+    /// was read in place), or the field that is not a string.
+    pub(crate) fn get_text(&self, k: &str) -> Option<std::result::Result<&'a str, &'a Value>> {
+        if let Body::Args(a) = self.body {
+            if let Some(Field { text: Some(t), value, .. }) = a.field(k) {
+                if value.get().is_none() {
+                    return Some(Ok(t));
+                }
+            }
+        }
+        match self.get(k)? {
+            Value::String(s) => Some(Ok(s.as_str())),
+            v => Some(Err(v)),
+        }
+    }
+    /// The whole request as a map (a copy).
+    pub fn to_map(&self) -> Map<String, Value> {
+        match self.body {
+            Body::Map(m) => m.clone(),
+            Body::Args(a) => a.to_map(),
+        }
+    }
+    /// The fingerprint kept with the request's id (0 without one): the
+    /// command and the request as `serde_json` prints it, keys in order.
+    pub(crate) fn fingerprint(&self, command: &str) -> u64 {
+        if self.request_id().ok().flatten().is_none() {
+            return 0;
+        }
+        match self.body {
+            Body::Map(m) => print_fingerprint(command, m),
+            Body::Args(a) => print_fingerprint(command, a),
+        }
     }
     pub fn str(&self, k: &str) -> Result<&'a str> {
         self.opt_str(k)?.ok_or_else(|| Error::missing(k))
     }
     pub fn opt_str(&self, k: &str) -> Result<Option<&'a str>> {
-        match self.get(k) {
+        match self.get_text(k) {
             None => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) if s.len() > 256 => Err(Error::invalid_zh(k, "longer than 256 characters", "超过 256 个字符")),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(Error::invalid_zh(k, "must be a string", "必须为字符串")),
+            Some(Ok("")) => Ok(None),
+            Some(Ok(s)) if s.len() > 256 => Err(Error::invalid_zh(k, "longer than 256 characters", "超过 256 个字符")),
+            Some(Ok(s)) => Ok(Some(s)),
+            Some(Err(_)) => Err(Error::invalid_zh(k, "must be a string", "必须为字符串")),
         }
     }
     /// Ids arrive as strings or numbers (`admission_id` is an int in the source).
@@ -53,9 +250,13 @@ impl<'a> Req<'a> {
         self.opt_id(k)?.ok_or_else(|| Error::missing(k))
     }
     pub fn opt_id(&self, k: &str) -> Result<Option<String>> {
-        match self.get(k) {
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            _ => Ok(self.opt_str(k)?.map(str::to_string)),
+        Ok(self.opt_id_text(k)?.map(Cow::into_owned))
+    }
+    /// [`opt_id`](Self::opt_id) borrowed from the request when it is a string.
+    pub fn opt_id_text(&self, k: &str) -> Result<Option<Cow<'a, str>>> {
+        match self.get_text(k) {
+            Some(Err(Value::Number(n))) => Ok(Some(n.to_string().into())),
+            _ => Ok(self.opt_str(k)?.map(Cow::Borrowed)),
         }
     }
     pub fn date(&self, k: &str) -> Result<NaiveDate> {
@@ -117,7 +318,7 @@ impl<'a> Req<'a> {
         self.opt_str("priority")?.map(Priority::parse).transpose().map(|p| p.unwrap_or(Priority::Normal))
     }
     pub fn booking_id(&self) -> Result<u64> {
-        let s = self.id("booking_id")?;
+        let s = self.opt_id_text("booking_id")?.ok_or_else(|| Error::missing("booking_id"))?;
         parse_booking_id(&s).ok_or_else(|| Error::invalid_zh("booking_id", "expected a booking id like B000001", "应为形如 `B000001` 的预约编号"))
     }
     /// The hospital a hospital principal is (its slots are the only ones it
@@ -137,7 +338,7 @@ impl<'a> Req<'a> {
         }
     }
     pub fn sub(&self, v: &'a Value, what: &str) -> Result<Req<'a>> {
-        v.as_object().map(|m| Req { m, who: self.who }).ok_or_else(|| Error::invalid_zh(what, "each entry must be an object", "每一项都必须为对象"))
+        v.as_object().map(|m| Req::new(m, self.who)).ok_or_else(|| Error::invalid_zh(what, "each entry must be an object", "每一项都必须为对象"))
     }
 }
 
@@ -183,11 +384,9 @@ pub fn parse_time_slot(s: &str) -> Option<(NaiveTime, NaiveTime)> {
     Some((parse_time(a)?, parse_time(b)?))
 }
 
-pub(crate) fn fp_of(command: &str, req: &Value) -> u64 {
-    // Kept only with a request id (`Pool::claim`): without one, nothing to print.
-    if matches!(req.get("request_id"), None | Some(Value::Null)) {
-        return 0;
-    }
+/// The fingerprint of `command` and `req` printed, as stored with a request
+/// id ([`Req::fingerprint`] decides whether there is one).
+fn print_fingerprint<T: serde::Serialize + ?Sized>(command: &str, req: &T) -> u64 {
     // serde_json's Map is ordered by key, so equal requests print equally.
     // The printed request is hashed as it is written (the same bytes as
     // `fingerprint(&[command, req.to_string()])`, without the string).
@@ -206,7 +405,8 @@ pub(crate) fn fp_of(command: &str, req: &Value) -> u64 {
     }
     let mut h = Fnv(fingerprint(&[command.as_bytes()]));
     if serde_json::to_writer(&mut h, req).is_err() {
-        return fingerprint(&[command.as_bytes(), req.to_string().as_bytes()]);
+        // Only a writer's error fails it, and this writer has none.
+        return fingerprint(&[command.as_bytes(), serde_json::to_string(req).unwrap_or_default().as_bytes()]);
     }
     std::io::Write::write_all(&mut h, &[0xff]).ok();
     h.0
@@ -258,7 +458,7 @@ pub fn envelope_json(out: Result<Value>) -> String {
 /// same envelope, the text copied in as it is.
 pub fn envelope_text(out: std::result::Result<&str, &Error>) -> String {
     match out {
-        Ok(data) => wrap(data.len(), |buf| buf.extend_from_slice(data.as_bytes())),
+        Ok(data) => wrap(data.len(), |buf| buf.push_str(data)),
         Err(e) => to_json(&e.to_envelope()),
     }
 }
@@ -271,13 +471,12 @@ pub(crate) fn envelope_of(out: Result<&crate::reply::Data, &Error>) -> String {
 }
 
 /// `{"data":…,"status":"success"}` around what `data` writes.
-fn wrap(size: usize, data: impl FnOnce(&mut Vec<u8>)) -> String {
-    let mut buf = Vec::with_capacity(size + 32);
-    buf.extend_from_slice(b"{\"data\":");
+fn wrap(size: usize, data: impl FnOnce(&mut String)) -> String {
+    let mut buf = String::with_capacity(size + 32);
+    buf.push_str("{\"data\":");
     data(&mut buf);
-    buf.extend_from_slice(b",\"status\":\"success\"}");
-    // serde_json writes UTF-8 only, and the text given is a `str`.
-    String::from_utf8(buf).unwrap_or_default()
+    buf.push_str(",\"status\":\"success\"}");
+    buf
 }
 
 /// A value as JSON text, like its `to_string()` but written straight into
@@ -289,6 +488,7 @@ pub fn to_json(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
     use serde_json::json;
 
     #[test]
@@ -315,6 +515,10 @@ mod tests {
         }
     }
 
+    fn fp_of(command: &str, req: &Value) -> u64 {
+        Req::new(req.as_object().unwrap(), &Principal::platform()).fingerprint(command)
+    }
+
     #[test]
     fn streamed_fingerprint_equals_the_stored_one() {
         // Fingerprints are stored with request ids: the streamed form must not change them.
@@ -328,6 +532,118 @@ mod tests {
         assert_eq!(fp_of("pre-book-slot", &json!({"patient_id": "PAT001"})), 0);
         assert_eq!(fp_of("pre-book-slot", &json!({"patient_id": "PAT001", "request_id": null})), 0);
         assert_ne!(fp_of("pre-book-slot", &json!({"patient_id": "PAT001", "request_id": "R1"})), 0);
+    }
+
+    /// Every accessor, on the text read in place and on the same text parsed
+    /// into a map, answers alike (values, errors and their messages).
+    fn assert_reads_alike(text: &str) {
+        let args = Args::parse(text).unwrap_or_else(|| panic!("not read in place: {text}"));
+        let parsed: Value = serde_json::from_str(text).unwrap();
+        let m = parsed.as_object().unwrap();
+        assert_eq!(&args.to_map(), m, "{text}");
+        let who = Principal::platform();
+        let (a, b) = (Req::of_args(&args, &who), Req::new(m, &who));
+        let show = |r: Result<String>| r.map_err(|e| (e.code(), e.message().to_string(), e.message_zh().to_string()));
+        let mut keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        keys.extend(["absent", "request_id"]);
+        for k in keys {
+            assert_eq!(a.get(k), b.get(k), "{k} in {text}");
+            assert_eq!(show(a.opt_str(k).map(|v| format!("{v:?}"))), show(b.opt_str(k).map(|v| format!("{v:?}"))), "{k} in {text}");
+            assert_eq!(show(a.opt_id(k).map(|v| format!("{v:?}"))), show(b.opt_id(k).map(|v| format!("{v:?}"))), "{k} in {text}");
+            assert_eq!(show(a.opt_u64(k).map(|v| format!("{v:?}"))), show(b.opt_u64(k).map(|v| format!("{v:?}"))), "{k} in {text}");
+            assert_eq!(show(a.opt_bool(k).map(|v| format!("{v:?}"))), show(b.opt_bool(k).map(|v| format!("{v:?}"))), "{k} in {text}");
+            assert_eq!(a.get_text(k), b.get_text(k), "{k} in {text}");
+        }
+        for command in ["pre-book-slot", "cancel-slot"] {
+            assert_eq!(a.fingerprint(command), b.fingerprint(command), "{text}");
+        }
+        assert_eq!(a.to_map(), b.to_map());
+    }
+
+    #[test]
+    fn a_flat_request_read_in_place_reads_as_its_parsed_map() {
+        for text in [
+            r#"{"patient_id":"PAT1","project_id":"P001","date":"2024-10-30","time_slot":"09:00-10:00","device_id":"DEV001","clinic_id":"C001"}"#,
+            r#"  { "booking_id" : "B000001" , "reason":"患者要求" }  "#,
+            "{\t\"a\"\n:\r\"x\"}",
+            r#"{}"#,
+            r#"{"request_id":"R1","patient_id":"PAT1"}"#,
+            r#"{"request_id":"","n":3,"f":2.5,"neg":-0,"e":1e3,"big":18446744073709551615,"t":true,"no":false,"nul":null}"#,
+            r#"{"a":"1","a":"2","b":"x","a":"3"}"#,
+            r#"{"admission_id":12345,"visit_no":"7","limit":" 9 "}"#,
+            r#"{"empty":"","long":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
+            r#"{"name":"王小明😀","b":"/","z":""}"#,
+        ] {
+            assert_reads_alike(text);
+        }
+    }
+
+    #[test]
+    fn anything_but_a_flat_object_without_escapes_is_left_to_serde_json() {
+        for text in [
+            "",
+            "   ",
+            "[]",
+            "\"x\"",
+            "null",
+            r#"{"a":{"b":1}}"#,
+            r#"{"a":[1]}"#,
+            r#"{"a":"x\"y"}"#,
+            r#"{"a\u0062":"x"}"#,
+            r#"{"a":"\u00e9"}"#,
+            r#"{"a":"x"}x"#,
+            r#"{"a":"x",}"#,
+            r#"{"a" "x"}"#,
+            r#"{"a":"x""#,
+            r#"{"a":01}"#,
+            r#"{"a":1e400}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"tab	inside"}"#,
+            r#"{a:"x"}"#,
+            r#"{"a":"x"}{"#,
+        ] {
+            assert!(Args::parse(text).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_scoped_request_id_replaces_the_given_one_in_place() {
+        let mut args = Args::parse(r#"{"request_id":"R1","patient_id":"PAT1","request_id":"R0"}"#).unwrap();
+        args.set_request_id("@community:C001/R1".into());
+        let mut m: Map<String, Value> = serde_json::from_str(r#"{"request_id":"R1","patient_id":"PAT1"}"#).unwrap();
+        m.insert("request_id".into(), "@community:C001/R1".into());
+        let who = Principal::platform();
+        assert_eq!(Req::of_args(&args, &who).request_id().unwrap(), Some("@community:C001/R1"));
+        assert_eq!(Req::of_args(&args, &who).fingerprint("book-slot"), Req::new(&m, &who).fingerprint("book-slot"));
+        assert_eq!(args.to_map(), m);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_flat_object_reads_in_place_as_serde_json_parses_it(
+            fields in proptest::collection::vec((
+                "[a-z_]{1,12}",
+                proptest::prop_oneof![
+                    "[^\"\\\\\\x00-\\x1f]{0,40}".prop_map(Value::from),
+                    proptest::num::i64::ANY.prop_map(Value::from),
+                    proptest::num::u64::ANY.prop_map(Value::from),
+                    proptest::num::f64::NORMAL.prop_map(Value::from),
+                    proptest::bool::ANY.prop_map(Value::from),
+                    proptest::strategy::Just(Value::Null),
+                ],
+                " {0,2}",
+            ), 0..10)
+        ) {
+            let mut text = String::from("{");
+            for (i, (k, v, ws)) in fields.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(&format!("{ws}{}{ws}:{ws}{v}{ws}", Value::from(k.as_str())));
+            }
+            text.push('}');
+            assert_reads_alike(&text);
+        }
     }
 
     #[test]

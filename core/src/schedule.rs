@@ -845,7 +845,7 @@ fn find_alternative(pool: &Pool, from: &Slot, p: Priority) -> Option<u32> {
 
 /// `stop-service` (停诊): closes the matching slots of a day; their bookings
 /// are cancelled or moved (`action`), each with an event for the patient.
-pub fn stop_service(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
+pub fn stop_service(pool: &Pool, r: &Req) -> Result<Value> {
     pool.check_open()?;
     let date = r.date("stop_date")?;
     let device = r.opt_str("device_id")?;
@@ -927,7 +927,7 @@ pub fn stop_service(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
 
 /// `reconcile-slots`: compares the hospital's counts with the pool's and
 /// reports the drift; `apply: true` takes the hospital's capacities.
-pub fn reconcile(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
+pub fn reconcile(pool: &Pool, r: &Req) -> Result<Value> {
     pool.check_open()?;
     let hospital = r.id("hospital_id")?;
     let apply = r.opt_bool("apply")?.unwrap_or(false);
@@ -943,17 +943,17 @@ pub fn reconcile(pool: &Pool, r: &Req, _req: &Value) -> Result<Value> {
         let owned;
         let lookup = match (c.get("date"), date) {
             (None, Some(d)) => {
-                let mut m = c.m.clone();
+                let mut m = c.to_map();
                 m.insert("date".into(), d.to_string().into());
                 owned = m;
-                Req { m: &owned, who: r.who }
+                Req::new(&owned, r.who)
             }
-            _ => Req { m: c.m, who: r.who },
+            _ => c.with_who(r.who),
         };
         let slot = match resolve_slot(pool, &lookup, false) {
             Ok(s) if s.info.hospital_id == hospital => s,
             Ok(_) | Err(_) => {
-                unknown.push(Value::Object(c.m.clone()));
+                unknown.push(Value::Object(c.to_map()));
                 continue;
             }
         };

@@ -128,7 +128,7 @@ pub fn recommend(pool: &Pool, r: &Req) -> Result<Value> {
     let to = r.opt_date("date_to")?;
     let limit = r.opt_u64("limit")?.unwrap_or(5).clamp(1, 100) as usize;
     let prefs = match r.get("preferences") {
-        None => Req { m: &EMPTY, who: r.who },
+        None => Req::new(&EMPTY, r.who),
         Some(v) => r.sub(v, "preferences")?,
     };
     let (weekend, evening, morning) =

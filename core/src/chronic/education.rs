@@ -6,7 +6,6 @@
 use super::{event, int_id, put_delivery, put_item, text, Ctx, Inner, Scope};
 use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode, Result};
-use crate::request::fp_of;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -92,7 +91,7 @@ pub(super) fn set(c: &Ctx) -> Result<Value> {
     let stage = stage.to_string();
     let pool = c.pool;
     let command = c.command;
-    pool.idempotent(c.r.request_id()?, command, fp_of(command, c.req), |claim| {
+    pool.idempotent(c.r.request_id()?, command, c.r.fingerprint(command), |claim| {
         pool.locked_txn(claim, &c.chronic.inner, |g, txn, now| {
             let item = Item {
                 code: code.clone(),
@@ -158,7 +157,7 @@ pub(super) fn deliver(c: &Ctx) -> Result<Value> {
     let doctor = text(c.r, "doctor_id", 64)?;
     let pool = c.pool;
     let command = c.command;
-    pool.idempotent(c.r.request_id()?, command, fp_of(command, c.req), |claim| {
+    pool.idempotent(c.r.request_id()?, command, c.r.fingerprint(command), |claim| {
         pool.locked_txn(claim, &c.chronic.inner, |g, txn, now| {
             if !g.items.contains_key(&code) {
                 return Err(Error::new(ErrorCode::EducationItemNotFound));

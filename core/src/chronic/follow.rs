@@ -10,7 +10,6 @@ use super::{disease, event, int_id, page_of, put_plan, text, ChronicState, Ctx, 
 use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode, Result};
 use crate::pool::{Pool, Txn};
-use crate::request::fp_of;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -474,7 +473,7 @@ pub(super) fn record(c: &Ctx) -> Result<Value> {
     let command = c.command;
     let pool = c.pool;
     let on_time_days = i64::from(c.chronic.settings.on_time_days);
-    pool.idempotent(c.r.request_id()?, command, fp_of(command, c.req), |claim| {
+    pool.idempotent(c.r.request_id()?, command, c.r.fingerprint(command), |claim| {
         pool.locked_txn(claim, &c.chronic.inner, |g, txn, now| {
             let mut p = g.plans.get(&id).filter(|p| p.institution_id == institution).cloned().ok_or_else(|| Error::new(ErrorCode::FollowUpNotFound))?;
             PLAN.step(&mut p.status, &mut p.history, result, command, Some(&institution), None, now)?;
@@ -517,7 +516,7 @@ pub(super) fn cancel(c: &Ctx) -> Result<Value> {
     let reason = text(c.r, "reason", 500)?;
     let command = c.command;
     let pool = c.pool;
-    pool.idempotent(c.r.request_id()?, command, fp_of(command, c.req), |claim| {
+    pool.idempotent(c.r.request_id()?, command, c.r.fingerprint(command), |claim| {
         pool.locked_txn(claim, &c.chronic.inner, |g, txn, now| {
             let mut p = g.plans.get(&id).filter(|p| p.institution_id == institution).cloned().ok_or_else(|| Error::new(ErrorCode::FollowUpNotFound))?;
             PLAN.step(&mut p.status, &mut p.history, "cancelled", command, Some(&institution), reason.clone(), now)?;

@@ -72,13 +72,12 @@ pub(crate) struct Ctx<'a> {
     pub pool: &'a Pool,
     pub chronic: &'a ChronicState,
     pub r: &'a Req<'a>,
-    pub req: &'a Value,
     pub command: &'static str,
 }
 
-pub(crate) fn run(pool: &Pool, chronic: &ChronicState, command: &'static str, r: &Req, req: &Value, h: fn(&Ctx) -> Result<Value>) -> Result<Value> {
+pub(crate) fn run(pool: &Pool, chronic: &ChronicState, command: &'static str, r: &Req, h: fn(&Ctx) -> Result<Value>) -> Result<Value> {
     pool.check_open()?;
-    h(&Ctx { pool, chronic, r, req, command })
+    h(&Ctx { pool, chronic, r, command })
 }
 
 // ---------------------------------------------------------------- settings

@@ -10,7 +10,6 @@ use super::{event, int_id, page_of, put_patient, put_plan, text, Ctx, Inner, Sco
 use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
-use crate::request::fp_of;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -111,7 +110,7 @@ pub(super) fn enrol(c: &Ctx) -> Result<Value> {
     let due = next_due(c, interval, c.pool.clock.now_ms())?;
     let command = c.command;
     let pool = c.pool;
-    pool.idempotent(c.r.request_id()?, command, fp_of(command, c.req), |claim| {
+    pool.idempotent(c.r.request_id()?, command, c.r.fingerprint(command), |claim| {
         pool.locked_txn(claim, &c.chronic.inner, |g, txn, now| {
             if g.open.contains_key(&(institution.clone(), patient_id.clone())) {
                 return Err(Error::new(ErrorCode::ChronicAlreadyEnrolled));
@@ -179,7 +178,7 @@ pub(super) fn update(c: &Ctx) -> Result<Value> {
     }
     let command = c.command;
     let pool = c.pool;
-    pool.idempotent(c.r.request_id()?, command, fp_of(command, c.req), |claim| {
+    pool.idempotent(c.r.request_id()?, command, c.r.fingerprint(command), |claim| {
         pool.locked_txn(claim, &c.chronic.inner, |g, txn, now| {
             let mut reg =
                 g.patients.get(&id).filter(|r| r.institution_id == institution).cloned().ok_or_else(|| Error::new(ErrorCode::ChronicPatientNotFound))?;

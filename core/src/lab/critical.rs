@@ -173,7 +173,7 @@ pub(crate) fn publish(c: &Call) -> Result<Value> {
     let publisher = Person { name: text(c.r, "publisher")?, contact: text(c.r, "contact")? };
     let at = c.time("time")?;
     let mut wanted = Vec::new();
-    let one = [c.req.clone()];
+    let one = [Value::Object(c.r.to_map())];
     let list: &[Value] = match c.r.opt_array("values")? {
         Some(a) => a,
         None => &one,

@@ -28,7 +28,7 @@ use crate::command::Kind;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::Event;
 use crate::pool::{Pool, Txn};
-use crate::request::{fp_of, Req};
+use crate::request::Req;
 use crate::store::{Snapshot, Write};
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -228,14 +228,14 @@ pub(crate) fn recover(lab: &LabState, snap: &Snapshot) -> Result<()> {
 }
 
 /// Runs one of this module's commands (the registry calls it).
-pub(crate) fn run(pool: &Pool, lab: &LabState, command: &'static str, kind: Kind, r: &Req, req: &Value, handler: fn(&Call) -> Result<Value>) -> Result<Value> {
+pub(crate) fn run(pool: &Pool, lab: &LabState, command: &'static str, kind: Kind, r: &Req, handler: fn(&Call) -> Result<Value>) -> Result<Value> {
     pool.check_open()?;
     if kind == Kind::Change && command != "lab-check-overdue" {
         // Overdue critical values are found on every change as well as by the
         // host's periodic `lab-check-overdue` (the engine clock drives both).
         critical::check_overdue(pool, lab)?;
     }
-    handler(&Call { pool, lab, command, r, req })
+    handler(&Call { pool, lab, command, r })
 }
 
 /// One command call: the pool, the command's name and its request.
@@ -245,7 +245,6 @@ pub(crate) struct Call<'a> {
     pub lab: &'a LabState,
     pub command: &'static str,
     pub r: &'a Req<'a>,
-    pub req: &'a Value,
 }
 
 impl Call<'_> {
@@ -254,7 +253,7 @@ impl Call<'_> {
     /// through the context, and its answer is durable before it returns.
     pub fn change(&self, f: impl FnOnce(&mut LabData, &mut Ctx) -> Result<Value>) -> Result<Value> {
         let pool = self.pool;
-        pool.idempotent(self.r.request_id()?, self.command, fp_of(self.command, self.req), |claim| {
+        pool.idempotent(self.r.request_id()?, self.command, self.r.fingerprint(self.command), |claim| {
             pool.locked_txn(claim, &self.lab.data, |d, txn, now| {
                 let mut ctx = Ctx { pool, txn: std::mem::take(txn), now };
                 let v = f(d, &mut ctx);

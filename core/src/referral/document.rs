@@ -36,7 +36,6 @@ use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{format_booking_id, Event};
 use crate::pool::{Claimed, Txn};
-use crate::request::fp_of;
 use crate::store::Write;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -583,7 +582,7 @@ pub(super) fn upload(c: &Ctx) -> Result<Value> {
     };
     let sm3 = crate::crypto::sm3_hex(&bytes);
     let pool = c.pool;
-    let claim = match pool.claim(c.r.request_id()?, c.command, fp_of(c.command, c.req))? {
+    let claim = match pool.claim(c.r.request_id()?, c.command, c.r.fingerprint(c.command))? {
         Claimed::Replay(a) => return Ok(a.into_value()),
         Claimed::Fresh(cl) => cl,
     };

@@ -16,7 +16,6 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::{Booking, BookingStatus, PaymentStatus, Priority, SlotKind};
 use crate::pool::{Answer, Claimed, IdemClaim, Pool, Reserve, Slot, Txn};
-use crate::request::fp_of;
 use crate::text::SearchKey;
 use crate::views::{to_value, with_booking, BookingPart, StepView};
 use base64::Engine as _;
@@ -552,7 +551,7 @@ fn of_item(item_no: u32, e: Error) -> Error {
 /// changes nothing.
 fn item_steps(c: &Ctx, who: &Who, id: u64, items: &[u32], check: &mut ItemCheck<'_>, f: &mut ItemFn<'_>) -> Result<Value> {
     let pool = c.pool;
-    let claim = match pool.claim(c.r.request_id()?, c.command, fp_of(c.command, c.req))? {
+    let claim = match pool.claim(c.r.request_id()?, c.command, c.r.fingerprint(c.command))? {
         Claimed::Replay(a) => return Ok(a.into_value()),
         Claimed::Fresh(cl) => cl,
     };

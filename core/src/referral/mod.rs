@@ -34,7 +34,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
 use crate::model::{Booking, Event};
 use crate::pool::{Actor, Answer, Claimed, IdemClaim, Pool, Reserve, Slot, SlotState, Txn};
-use crate::request::{fp_of, Req};
+use crate::request::Req;
 use crate::store::{Snapshot, Write};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -49,11 +49,10 @@ pub(crate) fn run(
     chronic: &crate::chronic::ChronicState,
     command: &'static str,
     r: &Req,
-    req: &Value,
     h: fn(&Ctx) -> Result<Value>,
 ) -> Result<Value> {
     pool.check_open()?;
-    h(&Ctx { pool, referral, chronic, r, req, command })
+    h(&Ctx { pool, referral, chronic, r, command })
 }
 
 crate::command::command_table! { pub(crate) COMMANDS: fn(&Ctx) -> Result<Value>;
@@ -477,7 +476,6 @@ pub(crate) struct Ctx<'a> {
     /// The follow-up plans the cases' steps make (C2, [`follow_up`]).
     pub chronic: &'a crate::chronic::ChronicState,
     pub r: &'a Req<'a>,
-    pub req: &'a Value,
     pub command: &'static str,
 }
 
@@ -885,7 +883,7 @@ pub(crate) type StepFn<'f> = dyn FnMut(&Pool, &mut Inner, Option<Live<'_>>, &mut
 /// taken last. The step checks before it changes anything.
 pub(crate) fn step(c: &Ctx, booking: Option<u64>, f: &mut StepFn<'_>) -> Result<Value> {
     let pool = c.pool;
-    pool.idempotent(c.r.request_id()?, c.command, fp_of(c.command, c.req), |claim| run_step(pool, c.referral, claim, booking, f))
+    pool.idempotent(c.r.request_id()?, c.command, c.r.fingerprint(c.command), |claim| run_step(pool, c.referral, claim, booking, f))
 }
 
 pub(crate) fn finish(pool: &Pool, claim: Option<IdemClaim<'_>>, r: Result<Answer>) -> Result<Value> {
@@ -918,7 +916,7 @@ pub(crate) fn run_step(pool: &Pool, referral: &ReferralState, claim: &Option<Ide
 /// written with the attach.
 pub(crate) fn reserve_and_attach(c: &Ctx, mut reserve: Reserve, attach: &mut StepFn<'_>) -> Result<Value> {
     let pool = c.pool;
-    let claim = match pool.claim(c.r.request_id()?, c.command, fp_of(c.command, c.req))? {
+    let claim = match pool.claim(c.r.request_id()?, c.command, c.r.fingerprint(c.command))? {
         Claimed::Replay(a) => return Ok(a.into_value()),
         Claimed::Fresh(cl) => cl,
     };

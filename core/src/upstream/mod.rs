@@ -120,7 +120,7 @@ pub(crate) fn route(d: &Domains, command: &str, who: &Principal, obj: &mut Map<S
     if !HANDED.contains(&command) {
         return Ok(None);
     }
-    let r = Req { m: obj, who };
+    let r = Req::new(obj, who);
     let slot = crate::pool::resolve_slot(&d.pool, &r, true)?;
     if !is_upstream(d, &slot.info.hospital_id) {
         return Ok(None);

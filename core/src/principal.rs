@@ -345,7 +345,10 @@ mod tests {
         let as_c = bind(&p, &acting, &Req::new(&body(json!({"clinic_id": "C001", "institution_id": "C001"})), &p), |_| false).unwrap();
         assert_eq!((as_c.role, as_c.institution_id.as_deref()), (Role::Community, Some("C001")));
         assert_eq!(bind(&p, &acting, &Req::new(&body(json!({"lab_id": 7})), &p), |_| false).unwrap().role, Role::Lab);
-        assert_eq!(bind(&p, &acting, &Req::new(&body(json!({"clinic_id": "C001", "institution_id": "C002"})), &p), |_| false).unwrap_err().code(), ErrorCode::Forbidden);
+        assert_eq!(
+            bind(&p, &acting, &Req::new(&body(json!({"clinic_id": "C001", "institution_id": "C002"})), &p), |_| false).unwrap_err().code(),
+            ErrorCode::Forbidden
+        );
         assert!(bind(&p, &acting, &Req::new(&body(json!({})), &p), |_| false).unwrap().is_platform());
     }
 

@@ -39,8 +39,16 @@ fn special(x: u64) -> bool {
     below(x, 0x20) | below(x ^ (ONES * b'"' as u64), 1) | below(x ^ (ONES * b'\\' as u64), 1) != 0
 }
 
+/// The eight bytes at `at` (callers keep `at + 8` within `b`).
+#[inline(always)]
 fn word(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5], b[at + 6], b[at + 7]])
+    b.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()).map_or(0, u64::from_le_bytes)
+}
+
+/// The four bytes at `at`, widened (callers keep `at + 4` within `b`).
+#[inline(always)]
+fn half(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()).map_or(0, u32::from_le_bytes) as u64
 }
 
 /// Whether any byte of `b` must be escaped in JSON, eight at a time; the
@@ -48,14 +56,12 @@ fn word(b: &[u8], at: usize) -> u64 {
 /// with a letter), so no byte is looked at alone.
 pub(crate) fn needs_escape(b: &[u8]) -> bool {
     let n = b.len();
-    if n < 8 {
-        let mut x = ONES * b'a' as u64;
-        for (i, &c) in b.iter().enumerate() {
-            x = (x & !(0xff << (8 * i))) | (c as u64) << (8 * i);
-        }
-        return special(x);
+    match n {
+        // The first four and the last four, overlapping.
+        4..8 => special(half(b, 0) | half(b, n - 4) << 32),
+        0..4 => b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\'),
+        _ => (0..n / 8).any(|i| special(word(b, 8 * i))) || special(word(b, n - 8)),
     }
-    (0..n / 8).any(|i| special(word(b, 8 * i))) || special(word(b, n - 8))
 }
 
 /// The index of the first byte of `b` that a JSON string cannot hold as

@@ -101,6 +101,12 @@ fn coarse_monotonic_ms() -> Option<Millis> {
 
 /// Render an instant in the engine's zone as RFC 3339 (`2024-10-30T09:00:00+08:00`).
 pub fn format_ms(ms: Millis, tz: &chrono_tz::Tz) -> String {
+    stamp(ms, tz).into()
+}
+
+/// [`format_ms`] on the stack (a view's timestamps).
+pub(crate) fn stamp(ms: Millis, tz: &chrono_tz::Tz) -> crate::short::Short {
+    use crate::short::Short;
     use chrono::{Datelike, Offset, Timelike};
     let utc: DateTime<Utc> = Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
     let local = utc.with_timezone(tz);
@@ -109,9 +115,10 @@ pub fn format_ms(ms: Millis, tz: &chrono_tz::Tz) -> String {
     // Written by hand, the digits as chrono writes them (every booking's
     // view carries two of these); chrono itself for what it writes
     // otherwise: a year past four digits, an offset with seconds.
-    let Ok(year) = u32::try_from(t.year()) else { return local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false) };
+    let chrono = || Short::new(&local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+    let Ok(year) = u32::try_from(t.year()) else { return chrono() };
     if year > 9999 || offset % 60 != 0 {
-        return local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+        return chrono();
     }
     let minutes = offset.unsigned_abs() / 60;
     let mut b = *b"0000-00-00T00:00:00+00:00";
@@ -133,8 +140,7 @@ pub fn format_ms(ms: Millis, tz: &chrono_tz::Tz) -> String {
     if offset < 0 {
         b[19] = b'-';
     }
-    // ASCII only.
-    String::from_utf8(b.to_vec()).unwrap_or_default()
+    Short::ascii(&b).unwrap_or_else(chrono)
 }
 
 pub fn parse_rfc3339(s: &str) -> Option<Millis> {

@@ -240,7 +240,7 @@ fn book_slot(pool: &Pool, r: &Req) -> Result<Data> {
 /// What a cancellation or a payment answers (fields in name order: `reply.rs`).
 #[derive(serde::Serialize)]
 struct StepView {
-    booking_id: String,
+    booking_id: crate::short::Short,
     payment_status: &'static str,
     status: &'static str,
 }
@@ -253,7 +253,7 @@ impl crate::reply::View for StepView {
 }
 
 fn step_view(r: &Req, b: &Booking, status: &'static str) -> Answer {
-    Answer::view(&StepView { booking_id: format_booking_id(b.id), payment_status: b.payment.as_str(), status }, r.who)
+    Answer::view(&StepView { booking_id: crate::model::booking_id_text(b.id), payment_status: b.payment.as_str(), status }, r.who)
 }
 
 fn cancel(pool: &Pool, r: &Req, command: &'static str) -> Result<Data> {
@@ -333,7 +333,7 @@ fn change_booking(pool: &Pool, r: &Req) -> Result<Data> {
 fn waitlist_join(pool: &Pool, r: &Req) -> Result<Data> {
     let patient = r.id("patient_id")?;
     let slot = resolve_slot(pool, r, false)?;
-    let clinic = r.booking_clinic();
+    let clinic = r.booking_clinic().map(str::to_string);
     pool.join_waitlist(slot.idx, &patient, clinic, r.priority()?, r.request_id()?, r.fingerprint("waitlist-join")).map(Answer::into_data)
 }
 

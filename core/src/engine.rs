@@ -288,7 +288,7 @@ impl Engine {
     /// fields (`clinic_id`, `institution_id`, `lab_id`, `hospital_id` where it
     /// means the caller) must name it, else `FORBIDDEN` and nothing changes.
     pub fn call_as(&self, principal: &crate::principal::Principal, command: &str, request_json: &str) -> String {
-        crate::request::envelope_of(self.call_monitored(principal, command, request_json).as_ref())
+        crate::request::envelope_of(self.call_monitored(principal, command, request_json))
     }
 
     /// Like `call_as`, returning the `data` as JSON text, or the error (what
@@ -476,11 +476,11 @@ impl Engine {
 
     /// The booking institution of a typed hold: the engine principal's own
     /// (a `clinic_id` naming another is refused), or the option on a platform
-    /// engine (the same rule as `principal::bind`).
+    /// engine (the same rule as `principal::bind_fields`).
     fn typed_clinic(&self, clinic: Option<&str>) -> Result<Option<Arc<str>>> {
         let p = &self.d.pool.cfg.principal;
-        let body = clinic.map(|c| serde_json::Map::from_iter([("clinic_id".to_string(), Value::from(c))])).unwrap_or_default();
-        let bound = crate::principal::bind(p, &["clinic_id"], &crate::request::Req::new(&body, p), |i| self.d.pool.catalog.is_hospital(i))?;
+        let named = clinic.and_then(crate::principal::acting_text).map(std::borrow::Cow::Borrowed);
+        let bound = crate::principal::bind_fields(p, &["clinic_id"], |_| named.clone(), |i| self.d.pool.catalog.is_hospital(i))?;
         Ok(match bound.role {
             crate::principal::Role::Community | crate::principal::Role::Hospital => bound.institution_id.map(Arc::from),
             _ => None,

@@ -53,6 +53,7 @@ mod upstream;
 pub use referral::queue_after_current;
 pub mod render;
 mod schedule;
+mod short;
 mod stats;
 pub mod store;
 pub mod text;

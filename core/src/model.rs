@@ -307,25 +307,35 @@ impl Booking {
 }
 
 pub fn format_booking_id(id: u64) -> String {
+    tagged_number('B', id).into()
+}
+
+/// [`format_booking_id`] on the stack (a view's id).
+pub(crate) fn booking_id_text(id: u64) -> crate::short::Short {
     tagged_number('B', id)
 }
 
 /// `B000042`: the tag and at least six digits, as `format!("{tag}{n:06}")`
 /// writes it, without the formatting machinery (every answer names one).
-pub(crate) fn tagged_number(tag: char, n: u64) -> String {
-    let mut digits = [b'0'; 20];
-    let mut at = digits.len();
+pub(crate) fn tagged_number(tag: char, n: u64) -> crate::short::Short {
+    // The tag, then at most 20 digits.
+    let mut text = [b'0'; 21];
+    let mut at = text.len();
     let mut rest = n;
-    while rest > 0 || at > digits.len() - 6 {
+    while rest > 0 || at > text.len() - 6 {
         at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
+        text[at] = b'0' + (rest % 10) as u8;
         rest /= 10;
     }
-    let mut s = String::with_capacity(1 + digits.len() - at);
-    s.push(tag);
-    // ASCII digits only.
-    s.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
-    s
+    at -= 1;
+    // An ASCII tag (B, W) stays on the stack; any other is written as text.
+    match u8::try_from(tag).ok().filter(u8::is_ascii) {
+        Some(t) => {
+            text[at] = t;
+            crate::short::Short::ascii(&text[at..]).unwrap_or_else(|| crate::short::Short::new(&format!("{tag}{n:06}")))
+        }
+        None => crate::short::Short::new(&format!("{tag}{n:06}")),
+    }
 }
 
 /// Accepts `B000001`, `B001` and `B1` alike, so the source's examples replay.
@@ -338,7 +348,7 @@ pub fn parse_booking_id(s: &str) -> Option<u64> {
 }
 
 pub fn format_waitlist_id(id: u64) -> String {
-    tagged_number('W', id)
+    tagged_number('W', id).into()
 }
 
 pub fn parse_waitlist_id(s: &str) -> Option<u64> {

@@ -30,7 +30,6 @@
 //! principal reads the masked form (`identity::mask_patient_id`).
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::request::Req;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -249,13 +248,10 @@ fn role_zh(role: Role) -> &'static str {
 
 /// An id as a body field carries it (a string, or a number for ids the
 /// source types as int).
-fn field_text<'a>(r: &Req<'a>, k: &str) -> Option<std::borrow::Cow<'a, str>> {
-    match r.get_text(k)? {
-        Ok(s) if s.trim().is_empty() => None,
-        Ok(s) => Some(s.trim().into()),
-        Err(Value::Number(n)) => Some(n.to_string().into()),
-        Err(_) => None,
-    }
+/// An acting field's text as the rule reads it: trimmed, `None` when empty.
+pub(crate) fn acting_text(s: &str) -> Option<&str> {
+    let t = s.trim();
+    (!t.is_empty()).then_some(t)
 }
 
 /// The one rule: the principal the handler sees for a call of a command
@@ -266,8 +262,15 @@ fn field_text<'a>(r: &Req<'a>, k: &str) -> Option<std::borrow::Cow<'a, str>> {
 /// - The platform: acting fields present must agree; naming one acts on that
 ///   party's behalf (a lab when the field is `lab_id`, a hospital when the
 ///   catalogue knows it as one, else a community institution).
-pub(crate) fn bind(principal: &Principal, acting: &[&str], body: &Req, is_hospital: impl Fn(&str) -> bool) -> Result<Principal> {
-    let mut named = acting.iter().filter_map(|k| field_text(body, k).map(|v| (*k, v)));
+///
+/// `field(k)` is what the acting field `k` names ([`acting_text`]), if anything.
+pub(crate) fn bind_fields<'a>(
+    principal: &Principal,
+    acting: &[&str],
+    field: impl Fn(&str) -> Option<std::borrow::Cow<'a, str>>,
+    is_hospital: impl Fn(&str) -> bool,
+) -> Result<Principal> {
+    let mut named = acting.iter().filter_map(|k| field(k).map(|v| (*k, v)));
     if !principal.is_platform() {
         let own = principal.institution_id.as_deref();
         // The message names the field, never the value it holds.
@@ -321,35 +324,43 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    /// The rule over a map's fields, a string or a number each (as
+    /// `Req::acting_text` reads a request: `request::tests` holds it).
+    fn bind(p: &Principal, acting: &[&str], body: &Map<String, Value>, is_hospital: impl Fn(&str) -> bool) -> Result<Principal> {
+        let field = |k: &str| match body.get(k)? {
+            Value::String(s) => acting_text(s).map(std::borrow::Cow::Borrowed),
+            Value::Number(n) => Some(n.to_string().into()),
+            _ => None,
+        };
+        bind_fields(p, acting, field, is_hospital)
+    }
+
     #[test]
     fn an_institution_cannot_name_another_in_any_acting_field() {
         let c1 = Principal::new(Role::Community, Some("C001"), None).unwrap();
         let acting = ["clinic_id", "institution_id"];
-        assert_eq!(bind(&c1, &acting, &Req::new(&body(json!({"clinic_id": "C001"})), &c1), |_| false).unwrap(), c1);
-        assert_eq!(bind(&c1, &acting, &Req::new(&body(json!({})), &c1), |_| false).unwrap(), c1);
+        assert_eq!(bind(&c1, &acting, &body(json!({"clinic_id": "C001"})), |_| false).unwrap(), c1);
+        assert_eq!(bind(&c1, &acting, &body(json!({})), |_| false).unwrap(), c1);
         for b in [json!({"clinic_id": "C002"}), json!({"institution_id": "C002"}), json!({"clinic_id": "C001", "institution_id": "C002"})] {
-            let e = bind(&c1, &acting, &Req::new(&body(b), &c1), |_| false).unwrap_err();
+            let e = bind(&c1, &acting, &body(b), |_| false).unwrap_err();
             assert_eq!(e.code(), ErrorCode::Forbidden);
             assert!(!e.message().contains("C002") && !e.message_zh().contains("C002"));
         }
         // A field that does not name the caller for this command is free.
-        assert!(bind(&c1, &acting, &Req::new(&body(json!({"hospital_id": "H001"})), &c1), |_| false).is_ok());
+        assert!(bind(&c1, &acting, &body(json!({"hospital_id": "H001"})), |_| false).is_ok());
     }
 
     #[test]
     fn the_platform_acts_on_behalf_of_the_party_it_names_and_only_one() {
         let p = Principal::platform();
         let acting = ["clinic_id", "institution_id", "lab_id"];
-        let as_h = bind(&p, &acting, &Req::new(&body(json!({"institution_id": "H001"})), &p), |i| i == "H001").unwrap();
+        let as_h = bind(&p, &acting, &body(json!({"institution_id": "H001"})), |i| i == "H001").unwrap();
         assert_eq!((as_h.role, as_h.institution_id.as_deref()), (Role::Hospital, Some("H001")));
-        let as_c = bind(&p, &acting, &Req::new(&body(json!({"clinic_id": "C001", "institution_id": "C001"})), &p), |_| false).unwrap();
+        let as_c = bind(&p, &acting, &body(json!({"clinic_id": "C001", "institution_id": "C001"})), |_| false).unwrap();
         assert_eq!((as_c.role, as_c.institution_id.as_deref()), (Role::Community, Some("C001")));
-        assert_eq!(bind(&p, &acting, &Req::new(&body(json!({"lab_id": 7})), &p), |_| false).unwrap().role, Role::Lab);
-        assert_eq!(
-            bind(&p, &acting, &Req::new(&body(json!({"clinic_id": "C001", "institution_id": "C002"})), &p), |_| false).unwrap_err().code(),
-            ErrorCode::Forbidden
-        );
-        assert!(bind(&p, &acting, &Req::new(&body(json!({})), &p), |_| false).unwrap().is_platform());
+        assert_eq!(bind(&p, &acting, &body(json!({"lab_id": 7})), |_| false).unwrap().role, Role::Lab);
+        assert_eq!(bind(&p, &acting, &body(json!({"clinic_id": "C001", "institution_id": "C002"})), |_| false).unwrap_err().code(), ErrorCode::Forbidden);
+        assert!(bind(&p, &acting, &body(json!({})), |_| false).unwrap().is_platform());
     }
 
     #[test]

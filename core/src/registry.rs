@@ -4,12 +4,12 @@
 //! query or change, roles, acting fields, handler in the domain's own type);
 //! here each table is registered with the one line that hands its handlers
 //! what they work on. Everything else reads the result: dispatch
-//! ([`dispatch`]), the permission rule (`principal::bind`), the audit trail
+//! ([`dispatch`]), the permission rule (`principal::bind_fields`), the audit trail
 //! (changes only), metrics, the HTTP method of the sandbox
 //! (`Engine::is_query`), `engine-info`, the `access-rules` command and the
 //! docs' command tables (checked by a test).
 //!
-//! Call flow: binding → [`dispatch`] → role check → `principal::bind` (body
+//! Call flow: binding → [`dispatch`] → role check → `principal::bind_fields` (body
 //! fields against the principal) → the domain's handler, which sees the bound
 //! principal as `Req::who` → the domain's change context → store and outbox →
 //! the answer, its patient ids masked for the bound principal
@@ -131,10 +131,11 @@ fn run(d: &Domains, principal: &Principal, command: &str, req: Request, route: b
     if !cmd.roles.contains(principal.role) {
         return Err(crate::principal::forbidden_role(cmd.name, principal.role));
     }
-    let who = crate::principal::bind(principal, cmd.acting, &body.req(principal), |i| pool.catalog.is_hospital(i))?;
+    let as_given = body.req(principal);
+    let who = crate::principal::bind_fields(principal, cmd.acting, |k| as_given.acting_text(k), |i| pool.catalog.is_hospital(i))?;
     // Request ids are the caller's own: a principal other than the engine's
     // gets its own id space, so nobody replays, or collides with, another's.
-    if let Some(id) = scoped_request_id(pool, principal, &body.req(principal))? {
+    if let Some(id) = scoped_request_id(pool, principal, &as_given)? {
         match &mut body {
             Body::Map(m) => drop(m.to_mut().insert("request_id".into(), Value::String(id))),
             Body::Args(a) => a.set_request_id(id),

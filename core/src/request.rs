@@ -51,9 +51,14 @@ enum Body<'a> {
 /// request reads the same, and fails with the same error, either way.
 pub(crate) struct Args<'a> {
     fields: Vec<Field<'a>>,
+    /// One bit per key present (chosen by a hash of its tag): most lookups are of
+    /// fields a request leaves out, and are answered here.
+    present: u64,
 }
 
 struct Field<'a> {
+    /// [`tag`] of the key: most lookups pass a field on this alone.
+    tag: u32,
     key: &'a str,
     /// A string without escapes, as written.
     text: Option<&'a str>,
@@ -78,9 +83,10 @@ impl<'a> Args<'a> {
             return None;
         }
         let mut fields = Vec::with_capacity(8);
+        let mut present = 0;
         i = skip_ws(b, i + 1);
         if b.get(i) == Some(&b'}') {
-            return (skip_ws(b, i + 1) == b.len()).then_some(Args { fields });
+            return (skip_ws(b, i + 1) == b.len()).then_some(Args { fields, present: 0 });
         }
         loop {
             let (key, next) = plain_string(text, i)?;
@@ -93,7 +99,7 @@ impl<'a> Args<'a> {
                 b'"' => {
                     let (s, next) = plain_string(text, i)?;
                     i = next;
-                    Field { key, text: Some(s), value: std::cell::OnceCell::new() }
+                    Field { tag: tag(key), key, text: Some(s), value: std::cell::OnceCell::new() }
                 }
                 b'{' | b'[' => return None,
                 _ => {
@@ -102,30 +108,35 @@ impl<'a> Args<'a> {
                     let end = b[i..].iter().position(|c| matches!(c, b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r')).map_or(b.len(), |n| i + n);
                     let v: Value = serde_json::from_str(&text[i..end]).ok()?;
                     i = end;
-                    Field { key, text: None, value: std::cell::OnceCell::from(v) }
+                    Field { tag: tag(key), key, text: None, value: std::cell::OnceCell::from(v) }
                 }
             };
+            present |= bit(field.tag);
             fields.push(field);
             i = skip_ws(b, i);
             match b.get(i)? {
                 b',' => i = skip_ws(b, i + 1),
-                b'}' => return (skip_ws(b, i + 1) == b.len()).then_some(Args { fields }),
+                b'}' => return (skip_ws(b, i + 1) == b.len()).then_some(Args { fields, present }),
                 _ => return None,
             }
         }
     }
 
     /// A repeated key's last value, as `serde_json`'s map keeps it.
+#[inline]
     fn field(&self, k: &str) -> Option<&Field<'a>> {
-        // Length and first byte before the bytes: most fields differ there.
-        let first = k.as_bytes().first();
-        self.fields.iter().rev().find(|f| f.key.len() == k.len() && f.key.as_bytes().first() == first && f.key == k)
+        let t = tag(k);
+        if self.present & bit(t) == 0 {
+            return None;
+        }
+        self.fields.iter().rev().find(|f| f.tag == t && f.key == k)
     }
 
     /// Puts the request id in a principal's id space (`registry::run`).
     pub(crate) fn set_request_id(&mut self, id: String) {
         self.fields.retain(|f| f.key != "request_id");
-        self.fields.push(Field { key: "request_id", text: None, value: std::cell::OnceCell::from(Value::String(id)) });
+        self.present |= bit(tag("request_id"));
+        self.fields.push(Field { tag: tag("request_id"), key: "request_id", text: None, value: std::cell::OnceCell::from(Value::String(id)) });
     }
 
     /// The fields as a map, as `serde_json` would have parsed the text.
@@ -159,6 +170,21 @@ impl serde::Serialize for Args<'_> {
     }
 }
 
+/// A key's length and its first, second and last bytes: equal keys have
+/// equal tags, and the source's field names differ in them almost always.
+#[inline]
+fn tag(k: &str) -> u32 {
+    let b = k.as_bytes();
+    let at = |i: usize| b.get(i).copied().unwrap_or(0) as u32;
+    (b.len().min(255) as u32) << 24 | at(0) << 16 | at(1) << 8 | at(b.len().wrapping_sub(1))
+}
+
+#[inline]
+fn bit(tag: u32) -> u64 {
+    1 << (tag.wrapping_mul(0x9e37_79b9) >> 26)
+}
+
+#[inline]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
@@ -168,6 +194,7 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 
 /// The string starting at `text[i] == '"'` when it has no escape and no
 /// control character (which JSON refuses), and the index after it.
+#[inline]
 fn plain_string(text: &str, i: usize) -> Option<(&str, usize)> {
     let b = text.as_bytes();
     if b.get(i) != Some(&b'"') {
@@ -202,6 +229,7 @@ impl<'a> Req<'a> {
     }
     /// A string field as written (no `Value` made for it when the request
     /// was read in place), or the field that is not a string.
+#[inline]
     pub(crate) fn get_text(&self, k: &str) -> Option<std::result::Result<&'a str, &'a Value>> {
         if let Body::Args(a) = self.body {
             if let Some(Field { text: Some(t), value, .. }) = a.field(k) {
@@ -213,6 +241,15 @@ impl<'a> Req<'a> {
         match self.get(k)? {
             Value::String(s) => Some(Ok(s.as_str())),
             v => Some(Err(v)),
+        }
+    }
+    /// What an acting field names, as `principal::bind_fields` reads it:
+    /// a string ([`acting_text`](crate::principal::acting_text)) or a number.
+    pub(crate) fn acting_text(&self, k: &str) -> Option<Cow<'a, str>> {
+        match self.get_text(k)? {
+            Ok(s) => crate::principal::acting_text(s).map(Cow::Borrowed),
+            Err(Value::Number(n)) => Some(n.to_string().into()),
+            Err(_) => None,
         }
     }
     /// The whole request as a map (a copy).
@@ -331,9 +368,9 @@ impl<'a> Req<'a> {
     }
     /// The institution a new booking belongs to: the principal's own (a
     /// community centre or a hospital booking for itself), else none.
-    pub fn booking_clinic(&self) -> Option<String> {
+    pub fn booking_clinic(&self) -> Option<&'a str> {
         match self.who.role {
-            crate::principal::Role::Community | crate::principal::Role::Hospital => self.who.institution_id.clone(),
+            crate::principal::Role::Community | crate::principal::Role::Hospital => self.who.institution_id.as_deref(),
             _ => None,
         }
     }
@@ -449,7 +486,7 @@ pub fn envelope(out: Result<Value>) -> Value {
 /// `Display` goes through `fmt::Formatter` for every token, which cost about
 /// three times the instructions (callgrind, `command_layer`).
 pub fn envelope_json(out: Result<Value>) -> String {
-    envelope_of(out.map(crate::reply::Data::Value).as_ref())
+    envelope_of(out.map(crate::reply::Data::Value))
 }
 
 /// [`envelope_json`] for an answer given as JSON text (what
@@ -463,8 +500,14 @@ pub fn envelope_text(out: std::result::Result<&str, &Error>) -> String {
     }
 }
 
-pub(crate) fn envelope_of(out: Result<&crate::reply::Data, &Error>) -> String {
+pub(crate) fn envelope_of(out: Result<crate::reply::Data>) -> String {
     match out {
+        // A view's text already has the room (`Data::text`): wrapped in place.
+        Ok(crate::reply::Data::Text(mut t)) => {
+            t.insert_str(0, "{\"data\":");
+            t.push_str(",\"status\":\"success\"}");
+            t
+        }
         Ok(data) => wrap(data.size_hint(), |buf| data.write(buf)),
         Err(e) => to_json(&e.to_envelope()),
     }

@@ -20,8 +20,9 @@
 //! `Principal::sees_patient_id`; how a masked one looks is
 //! `identity::mask_patient_id`.
 
-use crate::clock::{format_ms, Millis};
-use crate::model::{format_booking_id, format_waitlist_id, Booking, BookingStatus, Event, SlotInfo, SlotKind};
+use crate::clock::{format_ms, stamp, Millis};
+use crate::model::{booking_id_text, format_booking_id, format_waitlist_id, Booking, BookingStatus, Event, SlotInfo, SlotKind};
+use crate::short::Short;
 use crate::pool::{Pool, Slot, SlotState};
 use crate::principal::Principal;
 use serde::Serialize;
@@ -162,7 +163,7 @@ pub(crate) struct BookingView<'a> {
     pub bed_number: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bed_type: Option<&'a str>,
-    pub booking_id: String,
+    pub booking_id: Short,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -172,7 +173,7 @@ pub(crate) struct BookingView<'a> {
     /// Beds: the day the bed was confirmed occupied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmed_date: Option<String>,
-    pub created_at: String,
+    pub created_at: Short,
     pub date: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub department_id: Option<&'a str>,
@@ -183,7 +184,7 @@ pub(crate) struct BookingView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hold_expires_at: Option<String>,
+    pub hold_expires_at: Option<Short>,
     pub hospital_id: &'a str,
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -228,18 +229,18 @@ pub(crate) fn booking_view<'a>(pool: &Pool, b: &'a Booking, slot: &'a Slot) -> B
     BookingView {
         bed_number: place.bed_number,
         bed_type: place.bed_type,
-        booking_id: format_booking_id(b.id),
+        booking_id: booking_id_text(b.id),
         cancel_reason: b.cancel_reason.as_deref(),
         changes: b.moves.iter().map(|m| MoveView { from_slot: &m.from_slot, to_slot: &m.to_slot, at: format_ms(m.at_ms, tz), reason: &m.reason }).collect(),
         clinic_id: b.clinic_id.as_deref(),
         confirmed_date: b.confirmed_date.map(|d| d.to_string()),
-        created_at: format_ms(b.created_ms, tz),
+        created_at: stamp(b.created_ms, tz),
         date: place.date,
         department_id: place.department_id,
         device_id: place.device_id,
         doctor_id: place.doctor_id,
         expected_date: b.expected_date.map(|d| d.to_string()),
-        hold_expires_at: b.hold_expires_ms.map(|e| format_ms(e, tz)),
+        hold_expires_at: b.hold_expires_ms.map(|e| stamp(e, tz)),
         hospital_id: place.hospital_id,
         kind: i.kind.as_str(),
         patient: pool.patient_info.shard(&*b.patient_id).get(&*b.patient_id).map(|info| info.masked()),

@@ -38,6 +38,8 @@ const LAYERS: &[&[&str]] = &[
     // A command's answer on its way out: a `Value`, or text written from a view.
     &["reply"],
     &["principal", "identity", "clock", "crypto", "audit_chain", "catalog", "render", "text", "panic"],
+    // Short texts on the stack (a view's timestamps and ids).
+    &["short"],
     &["error"],
 ];
 

@@ -36,8 +36,8 @@ pub(crate) fn resolve_slot(pool: &Pool, r: &Req, for_booking: bool) -> Result<st
     }
     let table = pool.table.load();
     let now = pool.clock.now_ms();
-    let mut matches: Vec<&std::sync::Arc<Slot>> = table.by_date.get(&date).map(|v| v.iter().map(|i| &table.slots[*i as usize]).collect()).unwrap_or_default();
-    matches.retain(|s| {
+    let candidates = table.by_date.get(&date).map(|v| v.as_slice()).unwrap_or_default();
+    let matches = || candidates.iter().map(|i| &table.slots[*i as usize]).filter(|s| {
         let i = &s.info;
         i.kind != SlotKind::Bed
             && device.is_none_or(|d| i.device_id.as_deref() == Some(d))
@@ -50,13 +50,14 @@ pub(crate) fn resolve_slot(pool: &Pool, r: &Req, for_booking: bool) -> Result<st
             // With a device named, a project only has to agree (checked below).
             && (device.is_some() || project.is_none_or(|p| i.project_id.as_deref() == Some(p)))
     });
-    let first = match matches.len() {
-        0 => return Err(Error::with(ErrorCode::SlotNotFound, format!("no slot on {date} matches the request"), format!("{date} 没有符合条件的号源"))),
-        1 => matches[0].clone(),
-        _ if !for_booking => matches[0].clone(),
+    // Without a second match (the usual case) nothing is collected.
+    let mut found = matches();
+    let first = match (found.next(), found.next()) {
+        (None, _) => return Err(Error::with(ErrorCode::SlotNotFound, format!("no slot on {date} matches the request"), format!("{date} 没有符合条件的号源"))),
+        (Some(only), None) => only.clone(),
+        (Some(first), Some(_)) if !for_booking => first.clone(),
         // Several devices offer the window: take the one with most places (then by id).
-        _ => matches
-            .iter()
+        _ => matches()
             .max_by(|a, b| {
                 let ra = a.availability(&a.state.lock(), now, &pool.cfg).remaining;
                 let rb = b.availability(&b.state.lock(), now, &pool.cfg).remaining;

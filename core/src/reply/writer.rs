@@ -32,6 +32,7 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 /// Whether any of the eight bytes in `x` must be escaped in a JSON string:
 /// `"`, `\` or a control character (below 0x20). Exact: non-zero only
 /// when one is there.
+#[inline]
 fn special(x: u64) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Non-zero exactly when some byte of `x` is below `n` (n <= 128).
@@ -54,6 +55,7 @@ fn half(b: &[u8], at: usize) -> u64 {
 /// Whether any byte of `b` must be escaped in JSON, eight at a time; the
 /// tail is read as the last eight bytes (or, below eight, as bytes padded
 /// with a letter), so no byte is looked at alone.
+#[inline]
 pub(crate) fn needs_escape(b: &[u8]) -> bool {
     let n = b.len();
     match n {
@@ -67,18 +69,26 @@ pub(crate) fn needs_escape(b: &[u8]) -> bool {
 /// The index of the first byte of `b` that a JSON string cannot hold as
 /// it is (`"`, `\`, a control character): where a string read in place
 /// ends (`request::Args`).
+#[inline]
 pub(crate) fn first_special(b: &[u8]) -> Option<usize> {
     let is = |c: u8| c < 0x20 || c == b'"' || c == b'\\';
+    let n = b.len();
     let mut at = 0;
-    while at + 8 <= b.len() {
+    while at + 8 <= n {
         if special(word(b, at)) {
             break;
         }
         at += 8;
     }
+    // The tail (or a short text): one word over its last eight bytes tells
+    // whether there is anything to look for byte by byte.
+    if at + 8 > n && n >= 8 && !special(word(b, n - 8)) {
+        return None;
+    }
     b[at..].iter().position(|&c| is(c)).map(|i| at + i)
 }
 
+#[inline]
 pub(super) fn write_str(buf: &mut String, s: &str) {
     if needs_escape(s.as_bytes()) {
         // serde_json's own escaping (of a `str`, which cannot fail).

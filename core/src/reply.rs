@@ -22,6 +22,10 @@
 //!   scoped per principal, `registry::scoped_request_id`), for which the
 //!   check comes out the same.
 //!
+//! Text is written by `writer` (the bytes `serde_json` writes, with every
+//! string that needs no escape copied whole after a check of eight bytes at
+//! a time; a shape it does not take is left to `serde_json`).
+//!
 //! A `Value` is made from text only where one is needed: a caller of
 //! `call_value`, an upstream hospital's answer to merge, the audit trail of
 //! a personal read.

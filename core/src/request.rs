@@ -1,6 +1,16 @@
 //! Requests in, envelopes out: field access with the errors every command
 //! shares, the date and time forms of the source, the request fingerprint
 //! idempotency stores, and the envelope every binding returns.
+//!
+//! A handler reads its request through [`Req`], over a parsed map or over
+//! the caller's text read in place ([`Args`]: a flat object without
+//! escapes, which is what the hot commands get; no `Value`, no copied key).
+//! Invariants:
+//! - Both bodies answer every accessor alike, fingerprint included (the
+//!   request as `serde_json` prints it, keys in order).
+//! - A text `Args` does not take (nesting, an escape, a syntax error) is
+//!   parsed by `serde_json` as before, so a request reads, and fails with
+//!   the same error, either way.
 
 use crate::error::{Error, Result};
 use crate::identity::PatientInfo;

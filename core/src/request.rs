@@ -606,6 +606,7 @@ mod tests {
             assert_eq!(show(a.opt_u64(k).map(|v| format!("{v:?}"))), show(b.opt_u64(k).map(|v| format!("{v:?}"))), "{k} in {text}");
             assert_eq!(show(a.opt_bool(k).map(|v| format!("{v:?}"))), show(b.opt_bool(k).map(|v| format!("{v:?}"))), "{k} in {text}");
             assert_eq!(a.get_text(k), b.get_text(k), "{k} in {text}");
+            assert_eq!(a.acting_text(k), b.acting_text(k), "{k} in {text}");
         }
         for command in ["pre-book-slot", "cancel-slot"] {
             assert_eq!(a.fingerprint(command), b.fingerprint(command), "{text}");

@@ -237,18 +237,22 @@ fn book_slot(pool: &Pool, r: &Req) -> Result<Data> {
     .map(Answer::into_data)
 }
 
-/// What a cancellation or a payment answers (fields in name order: `reply.rs`).
-#[derive(serde::Serialize)]
-struct StepView {
-    booking_id: crate::short::Short,
-    payment_status: &'static str,
-    status: &'static str,
+crate::reply::view_struct! {
+    /// What a cancellation or a payment answers (fields in name order: `reply.rs`).
+    struct StepView {
+        pub booking_id: crate::short::Short,
+        pub payment_status: &'static str,
+        pub status: &'static str,
+    }
 }
 
 impl crate::reply::View for StepView {
     /// It names no patient.
     fn open_to(&self, _: &crate::principal::Principal) -> bool {
         true
+    }
+    fn write_text(&self, out: &mut String) {
+        self.write_json(out);
     }
 }
 

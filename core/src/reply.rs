@@ -24,7 +24,9 @@
 //!
 //! Text is written by `writer` (the bytes `serde_json` writes, with every
 //! string that needs no escape copied whole after a check of eight bytes at
-//! a time; a shape it does not take is left to `serde_json`).
+//! a time; a shape it does not take is left to `serde_json`), or, for a view
+//! declared with [`view_struct!`], by the view itself: one field list makes
+//! both its `Serialize` and its text, keys written as literals.
 //!
 //! A `Value` is made from text only where one is needed: a caller of
 //! `call_value`, an upstream hospital's answer to merge, the audit trail of
@@ -63,20 +65,154 @@ pub(crate) trait View: Serialize {
     /// `views::mask_patient_ids` over the parties its walk would find at the
     /// view's top level (a view with no patient id is open to everyone).
     fn open_to(&self, who: &Principal) -> bool;
+
+    /// Appends the view's JSON text: through `Serialize` by default; a view
+    /// declared with [`view_struct!`] writes its keys as literals.
+    fn write_text(&self, out: &mut String) {
+        write_value(out, self);
+    }
 }
+
+/// Appends `v` as JSON text, the bytes `serde_json` prints for it.
+pub(crate) fn write_value(out: &mut String, v: &(impl Serialize + ?Sized)) {
+    let start = out.len();
+    if v.serialize(&mut writer::Writer { buf: out }).is_err() {
+        // A shape the writer leaves to serde_json; printing plain data does not fail.
+        out.truncate(start);
+        out.push_str(&serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
+    }
+}
+
+/// One field of a [`view_struct!`] view: whether the view leaves it out
+/// (`None`, an empty list: what `skip_serializing_if` would skip), and its
+/// JSON text, the bytes `serde_json` prints for its value.
+pub(crate) trait Field {
+    fn absent(&self) -> bool {
+        false
+    }
+    fn write(&self, out: &mut String);
+}
+
+impl Field for &str {
+    fn write(&self, out: &mut String) {
+        writer::write_str(out, self);
+    }
+}
+
+impl Field for String {
+    fn write(&self, out: &mut String) {
+        writer::write_str(out, self);
+    }
+}
+
+impl Field for crate::short::Short {
+    fn write(&self, out: &mut String) {
+        writer::write_str(out, self);
+    }
+}
+
+impl Field for u32 {
+    fn write(&self, out: &mut String) {
+        out.push_str(itoa::Buffer::new().format(*self));
+    }
+}
+
+impl Field for Value {
+    fn write(&self, out: &mut String) {
+        write_value(out, self);
+    }
+}
+
+impl<T: Serialize> Field for Vec<T> {
+    fn absent(&self) -> bool {
+        self.is_empty()
+    }
+    fn write(&self, out: &mut String) {
+        write_value(out, self);
+    }
+}
+
+impl<T: Field> Field for Option<T> {
+    fn absent(&self) -> bool {
+        self.is_none()
+    }
+    fn write(&self, out: &mut String) {
+        match self {
+            Some(v) => v.write(out),
+            None => out.push_str("null"),
+        }
+    }
+}
+
+/// Declares a view once: the struct, its `Serialize` (the `Value` every
+/// other path walks) and `write_json` (its text with the keys as literals),
+/// both from the same field list, so they cannot disagree. Fields must be
+/// listed in the order of their names (the order a `Value` prints them);
+/// a field that is [`Field::absent`] is left out of both.
+macro_rules! view_struct {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident $(<$lt:lifetime>)? {
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name $(<$lt>)? { $( $(#[$fmeta])* pub $field: $ty, )* }
+
+        impl $(<$lt>)? serde::Serialize for $name $(<$lt>)? {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                let len = 0 $( + usize::from(!$crate::reply::Field::absent(&self.$field)) )*;
+                let mut st = s.serialize_struct(stringify!($name), len)?;
+                $(
+                    if $crate::reply::Field::absent(&self.$field) {
+                        st.skip_field(stringify!($field))?;
+                    } else {
+                        st.serialize_field(stringify!($field), &self.$field)?;
+                    }
+                )*
+                st.end()
+            }
+        }
+
+        impl $(<$lt>)? $name $(<$lt>)? {
+            /// Appends this view's JSON text (see `reply::view_struct!`).
+            pub(crate) fn write_json(&self, out: &mut String) {
+                out.push('{');
+                let mut first = true;
+                $(
+                    if !$crate::reply::Field::absent(&self.$field) {
+                        if !std::mem::take(&mut first) {
+                            out.push(',');
+                        }
+                        out.push_str(concat!("\"", stringify!($field), "\":"));
+                        $crate::reply::Field::write(&self.$field, out);
+                    }
+                )*
+                out.push('}');
+            }
+        }
+    };
+}
+pub(crate) use view_struct;
 
 impl Data {
     /// A view as text; its fields must be declared in the order of their
     /// names (see the module). Views are plain data: serialising cannot
     /// fail (`null` if it ever did, never a panic across the FFI).
-    pub(crate) fn text(view: &impl Serialize) -> String {
+    #[cfg(test)]
+    pub(crate) fn text(view: &(impl Serialize + ?Sized)) -> String {
         // Sized for a booking's view, so it is written without growing.
         let mut buf = String::with_capacity(1024);
-        match view.serialize(&mut writer::Writer { buf: &mut buf }) {
-            Ok(()) => buf,
-            // A shape the writer leaves to serde_json.
-            Err(_) => serde_json::to_string(view).unwrap_or_else(|_| "null".into()),
-        }
+        write_value(&mut buf, view);
+        buf
+    }
+
+    /// A view as text, written as the view writes itself ([`View::write_text`]).
+    pub(crate) fn view_text(view: &impl View) -> String {
+        let mut buf = String::with_capacity(1024);
+        view.write_text(&mut buf);
+        buf
     }
 
     /// The answer as a `Value` (parsed when it is text).

@@ -22,9 +22,9 @@
 
 use crate::clock::{format_ms, stamp, Millis};
 use crate::model::{booking_id_text, format_booking_id, format_waitlist_id, Booking, BookingStatus, Event, SlotInfo, SlotKind};
-use crate::short::Short;
 use crate::pool::{Pool, Slot, SlotState};
 use crate::principal::Principal;
+use crate::short::Short;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -150,61 +150,47 @@ pub(crate) struct MoveView<'a> {
     pub to_slot: &'a str,
 }
 
+crate::reply::view_struct! {
 /// A booking as every command shows it: the slot's place and the booking's
 /// own fields.
 ///
 /// Its fields are declared in the order of their names, with the place's
 /// inlined (no `flatten`), so its text written straight from the struct
-/// ([`Data::text`](crate::reply::Data::text), the hot commands' answer) is
-/// the very text its `Value` prints; a test holds every field to that.
-#[derive(Serialize)]
+/// (`write_json`, the hot commands' answer) is the very text its `Value`
+/// prints; a test holds every field to that. A field that is `None` (or an
+/// empty list) is left out (`reply::view_struct!`).
 pub(crate) struct BookingView<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub bed_number: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub bed_type: Option<&'a str>,
     pub booking_id: Short,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<MoveView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub clinic_id: Option<&'a str>,
     /// Beds: the day the bed was confirmed occupied.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmed_date: Option<String>,
     pub created_at: Short,
     pub date: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub department_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub device_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub doctor_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_date: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub hold_expires_at: Option<Short>,
     pub hospital_id: &'a str,
     pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub patient: Option<Value>,
     pub patient_id: &'a str,
     pub payment_status: &'static str,
     pub priority: &'static str,
     /// The project the schedule names, else the one the request named.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub project_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
     pub slot_id: &'a str,
     pub status: &'static str,
     pub time_slot: &'a str,
     /// Registration: the visit number (就诊序号) in the doctor's day.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub visit_no: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub waitlist_id: Option<String>,
+}
 }
 
 impl crate::reply::View for BookingView<'_> {
@@ -214,6 +200,9 @@ impl crate::reply::View for BookingView<'_> {
     fn open_to(&self, who: &Principal) -> bool {
         let parties = [self.clinic_id, Some(self.hospital_id)];
         who.sees_patient_id(|i| parties.iter().flatten().any(|p| p.trim() == i))
+    }
+    fn write_text(&self, out: &mut String) {
+        self.write_json(out);
     }
 }
 
@@ -544,8 +533,10 @@ mod tests {
     fn a_booking_written_as_text_is_the_text_of_its_value() {
         let view = every_field(Some(serde_json::json!({"name": "王*", "medical_record_no": "MR0012345", "phone": "138****5678"})));
         assert_eq!(crate::reply::Data::text(&view), to_value(&view).to_string());
+        assert_eq!(crate::reply::Data::view_text(&view), to_value(&view).to_string());
         let bare = BookingView { changes: Vec::new(), patient: None, clinic_id: None, visit_no: None, ..every_field(None) };
         assert_eq!(crate::reply::Data::text(&bare), to_value(&bare).to_string());
+        assert_eq!(crate::reply::Data::view_text(&bare), to_value(&bare).to_string());
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Answer {
     /// in full, else its `Value`, which the registry masks (see `reply.rs`).
     pub fn view(view: &impl crate::reply::View, who: &crate::principal::Principal) -> Answer {
         if view.open_to(who) {
-            Answer::Text(crate::reply::Data::text(view))
+            Answer::Text(crate::reply::Data::view_text(view))
         } else {
             Answer::Json(crate::reply::to_value(view))
         }

@@ -246,8 +246,6 @@ fn role_zh(role: Role) -> &'static str {
     }
 }
 
-/// An id as a body field carries it (a string, or a number for ids the
-/// source types as int).
 /// An acting field's text as the rule reads it: trimmed, `None` when empty.
 pub(crate) fn acting_text(s: &str) -> Option<&str> {
     let t = s.trim();

@@ -380,7 +380,7 @@ impl Engine {
         // A flat request is read in place; anything else becomes a `Value`
         // (`request::Args`), with the same fields and the same errors.
         if let Some(args) = crate::request::Args::parse(request_json) {
-            return crate::registry::answer(&self.d, principal, command, crate::registry::Request::Args(args));
+            return crate::registry::answer(&self.d, principal, command, Ok(crate::request::Given::Args(args)));
         }
         let req: Value = if request_json.trim().is_empty() {
             json!({})
@@ -388,7 +388,7 @@ impl Engine {
             // serde_json's message names line and column, never the content.
             serde_json::from_str(request_json).map_err(|e| Error::json(&e))?
         };
-        crate::registry::answer(&self.d, principal, command, crate::registry::Request::Value(&req))
+        crate::registry::answer(&self.d, principal, command, crate::request::Given::of_value(&req))
     }
 
     /// The principal of calls that state none (the config's `role` and `institution_id`).

@@ -252,6 +252,17 @@ pub(crate) fn acting_text(s: &str) -> Option<&str> {
     (!t.is_empty()).then_some(t)
 }
 
+/// What an acting field names, given as a string (`Ok`, [`acting_text`]) or
+/// any other JSON value (`Err`): a number names the institution it prints
+/// as; anything else names none.
+pub(crate) fn acting_id<'a>(field: std::result::Result<&'a str, &Value>) -> Option<std::borrow::Cow<'a, str>> {
+    match field {
+        Ok(s) => acting_text(s).map(std::borrow::Cow::Borrowed),
+        Err(Value::Number(n)) => Some(n.to_string().into()),
+        Err(_) => None,
+    }
+}
+
 /// The one rule: the principal the handler sees for a call of a command
 /// whose body fields `acting` name the acting party.
 ///
@@ -322,13 +333,14 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
-    /// The rule over a map's fields, a string or a number each (as
-    /// `Req::acting_text` reads a request: `request::tests` holds it).
+    /// The rule over a map's fields (as `Req::acting_text` reads a request:
+    /// `request::tests` holds the two readings alike).
     fn bind(p: &Principal, acting: &[&str], body: &Map<String, Value>, is_hospital: impl Fn(&str) -> bool) -> Result<Principal> {
-        let field = |k: &str| match body.get(k)? {
-            Value::String(s) => acting_text(s).map(std::borrow::Cow::Borrowed),
-            Value::Number(n) => Some(n.to_string().into()),
-            _ => None,
+        let field = |k: &str| {
+            acting_id(match body.get(k)? {
+                Value::String(s) => Ok(s.as_str()),
+                v => Err(v),
+            })
         };
         bind_fields(p, acting, field, is_hospital)
     }

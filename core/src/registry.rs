@@ -21,7 +21,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::pool::Pool;
 use crate::principal::Principal;
 use crate::reply::Data;
-use crate::request::Req;
+use crate::request::{Given, Req};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -94,40 +94,32 @@ pub(crate) fn find(name: &str) -> Option<&'static Entry> {
     BY_NAME[first..].iter().take_while(|(k, _)| *k == h).map(|(_, e)| *e).find(|e| e.decl.name == name)
 }
 
-/// A request as it reaches [`run`]: a parsed `Value` (from a binding's or
-/// the engine's own callers), or the caller's text read in place.
-pub(crate) enum Request<'a> {
-    Value(&'a Value),
-    Args(crate::request::Args<'a>),
-}
-
 /// Runs one command for `principal`: the role check and the binding of the
 /// body's acting fields happen here, once, before any domain code; then a
 /// call on an upstream hospital's slot is handed to it (`upstream.rs`).
 pub(crate) fn dispatch(d: &Domains, principal: &Principal, command: &str, req: &Value) -> Result<Value> {
-    run(d, principal, command, Request::Value(req), true)?.into_value()
+    run(d, principal, command, Given::of_value(req), true)?.into_value()
 }
 
 /// [`dispatch`] with the answer as the handler gave it (text stays text):
 /// the engine's command layer.
-pub(crate) fn answer(d: &Domains, principal: &Principal, command: &str, req: Request) -> Result<Data> {
+pub(crate) fn answer(d: &Domains, principal: &Principal, command: &str, req: Result<Given>) -> Result<Data> {
     run(d, principal, command, req, true)
 }
 
 /// [`dispatch`] without the hand-off: the mirror's own half of one (its
 /// tentative hold, confirmed or released), which must not be handed again.
 pub(crate) fn dispatch_here(d: &Domains, principal: &Principal, command: &str, req: &Value) -> Result<Value> {
-    run(d, principal, command, Request::Value(req), false)?.into_value()
+    run(d, principal, command, Given::of_value(req), false)?.into_value()
 }
 
-fn run(d: &Domains, principal: &Principal, command: &str, req: Request, route: bool) -> Result<Data> {
+/// `req` is the request, or why it is none (checked after the command is
+/// known, so an unknown command is named first).
+fn run(d: &Domains, principal: &Principal, command: &str, req: Result<Given>, route: bool) -> Result<Data> {
     let pool = &d.pool;
     let entry = find(command).ok_or_else(|| unknown_command(command))?;
     let cmd = &entry.decl;
-    let mut body = match req {
-        Request::Value(v) => Body::Map(Cow::Borrowed(v.as_object().ok_or_else(|| Error::invalid("(request)", "must be a JSON object"))?)),
-        Request::Args(a) => Body::Args(a),
-    };
+    let mut body = req?;
     if !cmd.roles.contains(principal.role) {
         return Err(crate::principal::forbidden_role(cmd.name, principal.role));
     }
@@ -136,10 +128,7 @@ fn run(d: &Domains, principal: &Principal, command: &str, req: Request, route: b
     // Request ids are the caller's own: a principal other than the engine's
     // gets its own id space, so nobody replays, or collides with, another's.
     if let Some(id) = scoped_request_id(pool, principal, &as_given)? {
-        match &mut body {
-            Body::Map(m) => drop(m.to_mut().insert("request_id".into(), Value::String(id))),
-            Body::Args(a) => a.set_request_id(id),
-        }
+        body.set_request_id(id);
     }
     // An upstream hospital's slot: the hospital decides (and its own booking
     // ids name the mirror's bookings).
@@ -147,7 +136,7 @@ fn run(d: &Domains, principal: &Principal, command: &str, req: Request, route: b
     if route && pool.cfg.upstream.is_some() {
         let mut m = body.to_map().into_owned();
         routed = crate::upstream::route(d, cmd.name, &who, &mut m)?;
-        body = Body::Map(Cow::Owned(m));
+        body = Given::Map(Cow::Owned(m));
     }
     let r = body.req(&who);
     let _audit = pool.store.as_ref().filter(|_| cmd.kind == Kind::Change).map(|_| crate::audit::Scope::enter(crate::commands::audit_context(cmd.name, &r)));
@@ -172,28 +161,6 @@ fn run(d: &Domains, principal: &Principal, command: &str, req: Request, route: b
     }
     // S1: what leaves carries in full only the patient ids `who` may read.
     Ok(crate::views::mask_answer(&who, answer))
-}
-
-/// The request's fields from here on: a map (the one given, or a copy
-/// changed here), or the caller's text read in place.
-enum Body<'a> {
-    Map(Cow<'a, serde_json::Map<String, Value>>),
-    Args(crate::request::Args<'a>),
-}
-
-impl Body<'_> {
-    fn req<'b>(&'b self, who: &'b Principal) -> Req<'b> {
-        match self {
-            Body::Map(m) => Req::new(m, who),
-            Body::Args(a) => Req::of_args(a, who),
-        }
-    }
-    fn to_map(&self) -> Cow<'_, serde_json::Map<String, Value>> {
-        match self {
-            Body::Map(m) => Cow::Borrowed(&**m),
-            Body::Args(a) => Cow::Owned(a.to_map()),
-        }
-    }
 }
 
 /// The request's `request_id` in the stated principal's id space

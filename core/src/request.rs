@@ -133,7 +133,7 @@ impl<'a> Args<'a> {
     }
 
     /// A repeated key's last value, as `serde_json`'s map keeps it.
-#[inline]
+    #[inline]
     fn field(&self, k: &str) -> Option<&Field<'a>> {
         let t = tag(k);
         if self.present & bit(t) == 0 {
@@ -142,8 +142,8 @@ impl<'a> Args<'a> {
         self.fields.iter().rev().find(|f| f.tag == t && f.key == k)
     }
 
-    /// Puts the request id in a principal's id space (`registry::run`).
-    pub(crate) fn set_request_id(&mut self, id: String) {
+    /// Puts the request id in a principal's id space ([`Given::set_request_id`]).
+    fn set_request_id(&mut self, id: String) {
         self.fields.retain(|f| f.key != "request_id");
         self.present |= bit(tag("request_id"));
         self.fields.push(Field { tag: tag("request_id"), key: "request_id", text: None, value: std::cell::OnceCell::from(Value::String(id)) });
@@ -152,6 +152,42 @@ impl<'a> Args<'a> {
     /// The fields as a map, as `serde_json` would have parsed the text.
     pub(crate) fn to_map(&self) -> Map<String, Value> {
         self.fields.iter().map(|f| (f.key.to_string(), f.value().clone())).collect()
+    }
+}
+
+/// A request as the command layer holds it on its way to a handler: a map
+/// (the one a binding or the engine gave, or a copy changed on the way), or
+/// the caller's text read in place. [`Req`] is its borrowed reading.
+pub(crate) enum Given<'a> {
+    Map(Cow<'a, Map<String, Value>>),
+    Args(Args<'a>),
+}
+
+impl<'a> Given<'a> {
+    /// A parsed request, which must be an object.
+    pub(crate) fn of_value(v: &'a Value) -> Result<Given<'a>> {
+        Ok(Given::Map(Cow::Borrowed(v.as_object().ok_or_else(|| Error::invalid("(request)", "must be a JSON object"))?)))
+    }
+    /// Its fields as `who` acts on them.
+    pub(crate) fn req<'b>(&'b self, who: &'b Principal) -> Req<'b> {
+        match self {
+            Given::Map(m) => Req::new(m, who),
+            Given::Args(a) => Req::of_args(a, who),
+        }
+    }
+    /// Its fields as a map: the one given, or a copy of the text's.
+    pub(crate) fn to_map(&self) -> Cow<'_, Map<String, Value>> {
+        match self {
+            Given::Map(m) => Cow::Borrowed(&**m),
+            Given::Args(a) => Cow::Owned(a.to_map()),
+        }
+    }
+    /// Replaces its `request_id` (a principal's id space: `registry::run`).
+    pub(crate) fn set_request_id(&mut self, id: String) {
+        match self {
+            Given::Map(m) => drop(m.to_mut().insert("request_id".into(), Value::String(id))),
+            Given::Args(a) => a.set_request_id(id),
+        }
     }
 }
 
@@ -239,7 +275,7 @@ impl<'a> Req<'a> {
     }
     /// A string field as written (no `Value` made for it when the request
     /// was read in place), or the field that is not a string.
-#[inline]
+    #[inline]
     pub(crate) fn get_text(&self, k: &str) -> Option<std::result::Result<&'a str, &'a Value>> {
         if let Body::Args(a) = self.body {
             if let Some(Field { text: Some(t), value, .. }) = a.field(k) {
@@ -254,13 +290,9 @@ impl<'a> Req<'a> {
         }
     }
     /// What an acting field names, as `principal::bind_fields` reads it:
-    /// a string ([`acting_text`](crate::principal::acting_text)) or a number.
+    /// a string or a number ([`acting_id`](crate::principal::acting_id)).
     pub(crate) fn acting_text(&self, k: &str) -> Option<Cow<'a, str>> {
-        match self.get_text(k)? {
-            Ok(s) => crate::principal::acting_text(s).map(Cow::Borrowed),
-            Err(Value::Number(n)) => Some(n.to_string().into()),
-            Err(_) => None,
-        }
+        crate::principal::acting_id(self.get_text(k)?)
     }
     /// The whole request as a map (a copy).
     pub fn to_map(&self) -> Map<String, Value> {

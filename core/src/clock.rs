@@ -153,7 +153,14 @@ mod tests {
 
     #[test]
     fn instants_are_written_as_chrono_writes_them() {
-        let zones = [chrono_tz::Asia::Shanghai, chrono_tz::UTC, chrono_tz::America::New_York, chrono_tz::Asia::Kolkata, chrono_tz::Pacific::Chatham, chrono_tz::America::St_Johns];
+        let zones = [
+            chrono_tz::Asia::Shanghai,
+            chrono_tz::UTC,
+            chrono_tz::America::New_York,
+            chrono_tz::Asia::Kolkata,
+            chrono_tz::Pacific::Chatham,
+            chrono_tz::America::St_Johns,
+        ];
         // Every zone's rules over the clock's range, LMT offsets with seconds included.
         let mut ms: i64 = -2_500_000_000_000;
         let mut step: i64 = 1;

@@ -207,7 +207,7 @@ fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool) -> Resul
     let project_id = r.opt_str("project_id")?.map(str::to_string);
     let reserve = Reserve {
         slot: slot.idx,
-        patient_id: std::sync::Arc::from(&*patient_id),
+        patient_id: crate::model::Id::new(&*patient_id),
         clinic_id: clinic.map(std::sync::Arc::from),
         priority,
         hold,

@@ -454,7 +454,7 @@ impl Engine {
         };
         let r = Reserve {
             slot: slot.0,
-            patient_id: Arc::from(patient_id),
+            patient_id: crate::model::Id::new(patient_id),
             clinic_id: clinic,
             priority,
             hold,

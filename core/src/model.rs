@@ -236,6 +236,13 @@ pub struct SlotMove {
     pub reason: String,
 }
 
+/// An id kept with every booking and event (a patient's id): stored inline
+/// up to 23 bytes (an ID card number's 18, a hospital's patient number),
+/// a shared `Arc<str>` beyond, so neither making one nor cloning it into an
+/// event or the patient table allocates for the ids a hospital uses. It
+/// reads as a `&str` (`Deref`) and is written as a JSON string.
+pub type Id = smol_str::SmolStr;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Booking {
     pub id: u64,
@@ -243,7 +250,7 @@ pub struct Booking {
     /// in memory the slot is `slot_idx`, and no shared count is touched per booking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot_id: Option<Arc<str>>,
-    pub patient_id: Arc<str>,
+    pub patient_id: Id,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clinic_id: Option<Arc<str>>,
     pub priority: Priority,
@@ -404,7 +411,7 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub patient_id: Option<Arc<str>>,
+    pub patient_id: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clinic_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]

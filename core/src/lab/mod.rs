@@ -339,7 +339,7 @@ impl Ctx<'_> {
             at_ms: self.now,
             booking_id: None,
             slot_id: None,
-            patient_id: patient.map(Arc::from),
+            patient_id: patient.map(crate::model::Id::new),
             clinic_id: clinic.map(Arc::from),
             data,
             note: None,

@@ -114,13 +114,13 @@ pub(crate) struct Txn {
 /// heap allocation.
 #[derive(Default)]
 pub(crate) struct Ended {
-    first: Option<(Arc<str>, u64)>,
-    more: Vec<(Arc<str>, u64)>,
+    first: Option<(Id, u64)>,
+    more: Vec<(Id, u64)>,
 }
 
 impl Ended {
     #[inline]
-    pub fn push(&mut self, e: (Arc<str>, u64)) {
+    pub fn push(&mut self, e: (Id, u64)) {
         if self.first.is_none() {
             self.first = Some(e);
         } else {
@@ -133,7 +133,7 @@ impl Ended {
         }
         self.more.append(&mut other.more);
     }
-    fn drain(&mut self) -> impl Iterator<Item = (Arc<str>, u64)> + '_ {
+    fn drain(&mut self) -> impl Iterator<Item = (Id, u64)> + '_ {
         self.first.take().into_iter().chain(self.more.drain(..))
     }
 }
@@ -146,9 +146,9 @@ pub(crate) struct Pool {
     pub table_write: Mutex<()>,
     pub bookings: BookingTable,
     /// Each patient's booked time spans (P6: no overlapping bookings).
-    patients: HashedShards<Arc<str>, Spans>,
+    patients: HashedShards<Id, Spans>,
     pub patient_info: Sharded<String, PatientInfo>,
-    idem: HashedShards<Box<str>, IdemState>,
+    idem: HashedShards<Id, IdemState>,
     /// A blocked Bloom filter (two bits in one word) over every request id ever claimed: a clear bit
     /// proves the id has no answer, so a refusal needs no idempotency lookup.
     idem_filter: Box<[AtomicU64]>,
@@ -252,7 +252,7 @@ pub(crate) type BookingStep<'a> = dyn FnMut(&Pool, &Slot, &mut SlotState, &mut B
 #[derive(Debug, Clone)]
 pub(crate) struct Reserve {
     pub slot: u32,
-    pub patient_id: Arc<str>,
+    pub patient_id: Id,
     pub clinic_id: Option<Arc<str>>,
     pub priority: Priority,
     /// `true`: a hold (pre-booked) with a time-to-live; `false`: booked at once.
@@ -569,7 +569,7 @@ impl Pool {
         match self.idem.lock(h).entry(h, &rid) {
             hashbrown::hash_table::Entry::Occupied(mut o) => o.get_mut().1 = state,
             hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert((rid.into_boxed_str(), state));
+                v.insert((Id::new(&rid), state));
             }
         }
     }
@@ -896,7 +896,7 @@ impl Pool {
     ) -> Result<(Answer, Option<Ticket>, Vec<u32>)> {
         let mut txn = Txn::default();
         let span = Span { booking: 0, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.bed };
-        let patient_id: Arc<str> = r.patient_id.clone();
+        let patient_id: Id = r.patient_id.clone();
         let ph = self.patients.hash(&patient_id);
         let mut spans = self.patients.lock(ph);
         let now = self.clock.now_ms();
@@ -916,7 +916,7 @@ impl Pool {
         let used_quota = r.priority.uses_quota() && st.free_for(Priority::Normal) == 0;
         // Nothing below can fail: the number is given to a booking that stands.
         let visit_no = slot.visits.as_ref().map(|q| q.assign(r.priority == Priority::Referral));
-        let b = Booking {
+        let b = Box::new(Booking {
             id,
             slot_id: self.store.is_some().then(|| slot.id.clone()),
             patient_id: patient_id.clone(),
@@ -939,7 +939,7 @@ impl Pool {
             slot_idx: slot.idx,
             retired: false,
             was_booked: !r.hold,
-        };
+        });
         if r.hold {
             st.held += 1;
             st.holds.insert((now.saturating_add(self.cfg.hold_ttl_ms), id));
@@ -970,7 +970,7 @@ impl Pool {
         // The slot's date and window are added when the event is read (event_view).
         let kind = if r.hold { "booking_held" } else { "booking_made" };
         let ev = self.booking_event(kind, now, &b, None);
-        self.bookings.insert(id, b);
+        self.bookings.insert_boxed(id, b);
         self.push_event(&mut txn, ev);
         self.record_answer(claim, &answer, &mut txn);
         let ticket = self.enqueue(&mut txn);
@@ -1562,7 +1562,7 @@ impl Pool {
             let pos = st.waitlist.iter().position(|w| w.id == wid).unwrap_or(0);
             let mut w = st.waitlist.remove(pos);
             let span = Span { booking: 0, slot: slot.idx, start_ms: slot.start_ms, end_ms: slot.end_ms, bed: slot.bed };
-            let mine = spans.get_or_default(ph, &patient, || Arc::from(patient.as_str()));
+            let mine = spans.get_or_default(ph, &patient, || Id::new(patient.as_str()));
             self.waitlist_slot.shard(&wid).remove(&wid);
             if self.check_patient(mine, &span, now, None).is_err() || now >= slot.start_ms {
                 w.status = WaitStatus::Skipped;
@@ -1586,7 +1586,7 @@ impl Pool {
                 let b = Booking {
                     id,
                     slot_id: self.store.is_some().then(|| slot.id.clone()),
-                    patient_id: Arc::from(patient.as_str()),
+                    patient_id: Id::new(patient.as_str()),
                     clinic_id: w.clinic_id.as_deref().map(Arc::from),
                     priority: w.priority,
                     status: BookingStatus::PreBooked,

@@ -745,7 +745,7 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
     }
     let reserve = Reserve {
         slot: slot.idx,
-        patient_id: Arc::from(e.patient_id.as_str()),
+        patient_id: crate::model::Id::new(e.patient_id.as_str()),
         clinic_id: Some(Arc::from(e.clinic_id.as_str())),
         priority: Priority::Referral,
         hold: true,

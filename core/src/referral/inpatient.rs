@@ -142,7 +142,7 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
     let slot = find_bed(c, &rf)?;
     let reserve = Reserve {
         slot: slot.idx,
-        patient_id: Arc::from(rf.patient_id.as_str()),
+        patient_id: crate::model::Id::new(rf.patient_id.as_str()),
         clinic_id: Some(Arc::from(rf.clinic_id.as_str())),
         priority: Priority::Referral,
         hold: false,

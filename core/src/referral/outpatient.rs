@@ -144,7 +144,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
     }
     let reserve = Reserve {
         slot: slot.idx,
-        patient_id: Arc::from(patient_id.as_str()),
+        patient_id: crate::model::Id::new(patient_id.as_str()),
         clinic_id: Some(Arc::from(clinic.as_str())),
         priority: Priority::Referral,
         hold,

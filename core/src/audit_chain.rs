@@ -14,11 +14,29 @@ const CHAIN_SUFFIX_LEN: usize = 14 + 64 + 10 + 64 + 2;
 
 /// SM3(`prev` hex ‖ `canonical`), hex.
 pub(crate) fn entry_hash(prev: &str, canonical: &str) -> String {
+    entry_hash_hex(prev, canonical).as_str().to_string()
+}
+
+/// [`entry_hash`] on the stack: the committer hashes every entry it writes.
+fn entry_hash_hex(prev: &str, canonical: &str) -> Hex64 {
     use sm3::Digest;
     let mut h = sm3::Sm3::new();
     h.update(prev.as_bytes());
     h.update(canonical.as_bytes());
-    hex::encode(h.finalize())
+    let mut out = Hex64([0; 64]);
+    // 32 bytes always fill 64 hex digits: the only error is a wrong length.
+    hex::encode_to_slice(h.finalize(), &mut out.0).expect("an SM3 digest is 32 bytes");
+    out
+}
+
+/// 64 lowercase hex digits.
+struct Hex64([u8; 64]);
+
+impl Hex64 {
+    fn as_str(&self) -> &str {
+        // `hex::encode_to_slice` writes ASCII digits only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// Appends entry `seq` (its body as serialised, without the opening brace)
@@ -28,17 +46,18 @@ pub(crate) fn entry_hash(prev: &str, canonical: &str) -> String {
 pub(crate) fn append_chained(out: &mut String, seq: u64, body: &str, head: &mut String) {
     let start = out.len();
     out.push_str("{\"seq\":");
-    out.push_str(&seq.to_string());
+    out.push_str(itoa::Buffer::new().format(seq));
     out.push(',');
     out.push_str(body);
-    let hash = entry_hash(head, &out[start..]);
+    let hash = entry_hash_hex(head, &out[start..]);
     out.pop(); // the entry's closing brace: the hash fields go before it
     out.push_str(",\"prev_hash\":\"");
     out.push_str(head);
     out.push_str("\",\"hash\":\"");
-    out.push_str(&hash);
+    out.push_str(hash.as_str());
     out.push_str("\"}");
-    *head = hash;
+    head.clear();
+    head.push_str(hash.as_str());
 }
 
 /// The hash of a row's last entry, if it is hashed.

@@ -263,3 +263,55 @@ fn a_read_of_personal_data_is_recorded_with_object_ids_only() {
     assert_eq!(ok(&e, "audit-verify", json!({}))["ok"], true);
     e.close();
 }
+
+/// `threads` callers booking at once (so the group commit puts many entries
+/// in one audit row), each patient once.
+fn concurrent_changes(e: &Engine, slots: &[String], threads: usize, tag: &str) {
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || {
+                for (i, slot) in slots.iter().enumerate().filter(|(i, _)| i % threads == t) {
+                    ok(e, "book-slot", json!({"slot_id": slot, "patient_id": format!("{tag}{i:03}"), "clinic_id": "C001"}));
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn on_postgresql_a_trail_stored_compressed_before_verifies_and_later_rows_are_stored_uncompressed() {
+    let spec = yilian_tests::store::fresh_postgres();
+    let conninfo = spec.strip_prefix("postgres:").unwrap();
+    let cfg = json!({"store": {"postgres": conninfo}, "clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual"}).to_string();
+    let mut admin = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
+    let storage = |c: &mut postgres::Client| -> String {
+        c.query_one("SELECT attstorage::text FROM pg_attribute WHERE attrelid = 'audit'::regclass AND attname = 'body'", &[]).unwrap().get(0)
+    };
+    // Rows larger than the server's inline limit (about 2 KB), and how many of them it compressed.
+    let large = |c: &mut postgres::Client| -> (i64, i64) {
+        let r = c
+            .query_one("SELECT count(*), count(*) FILTER (WHERE pg_column_size(body) < octet_length(body)) FROM audit WHERE octet_length(body) > 2100", &[])
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let e = Engine::open(&cfg).unwrap();
+    assert_eq!(storage(&mut admin), "e", "a new store keeps its audit rows uncompressed");
+    // As a store written before that: the server's default, compressed.
+    admin.batch_execute("ALTER TABLE audit ALTER COLUMN body SET STORAGE EXTENDED").unwrap();
+    let slots = sync_slots(&e, 4, 20, 2);
+    concurrent_changes(&e, &slots, 32, "A");
+    e.close();
+    let (before, compressed) = large(&mut admin);
+    assert!(before > 0 && compressed == before, "the premise: batched rows the server compressed ({before} large, {compressed} compressed)");
+    // The next open stores new rows uncompressed; the old ones read and verify as they were.
+    let e = Engine::open(&cfg).unwrap();
+    assert_eq!(storage(&mut admin), "e");
+    concurrent_changes(&e, &slots, 32, "B");
+    let v = ok(&e, "audit-verify", json!({}));
+    assert_eq!((v["ok"].as_bool(), &v["first_broken"]), (Some(true), &Value::Null), "{v}");
+    assert!(v["entries"].as_u64().unwrap() > 160, "{v}");
+    e.close();
+    let (after, still_compressed) = large(&mut admin);
+    assert!(after > before, "the second storm's batches made large rows too ({after} against {before})");
+    assert_eq!(still_compressed, compressed, "only the rows written before are compressed");
+}

@@ -163,6 +163,8 @@ pub enum Flag {
     Bookkeeping,
     /// Append-only and numbered by the committer in commit order (the audit
     /// trail): never loaded on open, read with [`DurableStore::scan_after`].
+    /// The PostgreSQL store keeps its rows uncompressed (`STORAGE EXTERNAL`:
+    /// one large row per commit, compressed on every commit otherwise).
     Log,
     /// Large rows read one at a time when asked for (report documents):
     /// never loaded on open, read with [`DurableStore::get`].

@@ -52,7 +52,10 @@
 //! SQL used, kept to what PostgreSQL ≥ 9.5, openGauss, KingbaseES and HighGo
 //! accept: `CREATE TABLE IF NOT EXISTS`, `COLLATE "C"`, `DELETE … WHERE k IN
 //! (…)`, multi-row `INSERT … VALUES`, `SELECT … ORDER BY k LIMIT n`,
-//! `max(k)`, `left(body, n)`, `SELECT … FOR UPDATE` (in a subquery too), `now()`, `interval`
+//! `max(k)`, `left(body, n)`, `SELECT … FOR UPDATE` (in a subquery too),
+//! `PREPARE` and `EXECUTE` (the lease's check), `ALTER TABLE … ALTER
+//! COLUMN … SET STORAGE EXTERNAL` and `pg_attribute.attstorage` (the audit
+//! trail's rows, see `store_log_rows_plain`), `now()`, `interval`
 //! literals, `pg_backend_pid()`, `pg_stat_activity` (`pid`,
 //! `backend_start`), `extract(epoch FROM …)`, `VACUUM FULL`, and the
 //! settings `synchronous_commit` and `standard_conforming_strings`. No
@@ -136,17 +139,52 @@ fn commit_error(what: &str, e: pg::Error, epoch: i64) -> Error {
     pg_error(what, e)
 }
 
+/// The lease row of `epoch`, unexpired.
+fn ours(epoch: i64) -> String {
+    format!("k = '{LEASE_ROW}' AND epoch = {epoch} AND expires_at > now()")
+}
+
+/// The name the check is prepared under in the committer's session.
+const CHECK: &str = "yilian_check";
+
+/// Locks the lease row of `epoch` and fails the transaction (division by
+/// zero) when it is not ours any more.
+fn check_sql(epoch: i64) -> String {
+    format!("SELECT 1/count(*) FROM (SELECT epoch FROM yilian_lease WHERE {} FOR UPDATE) ours", ours(epoch))
+}
+
 /// `BEGIN`, then the lease renewed and checked for `epoch`; and `BEGIN`,
-/// then the lease row locked and checked (see the module doc).
+/// then the lease row locked and checked (see the module doc) by the
+/// statement [`check_sql`] prepared as [`CHECK`].
 fn fence_sql(epoch: i64, lease_ms: u64) -> (String, String) {
-    let ours = format!("k = '{LEASE_ROW}' AND epoch = {epoch} AND expires_at > now()");
+    let ours = ours(epoch);
     (
         format!(
             "BEGIN;UPDATE yilian_lease SET expires_at = now() + interval '{lease_ms} milliseconds' WHERE {ours};\
              SELECT 1/count(*) FROM yilian_lease WHERE {ours};"
         ),
-        format!("BEGIN;SELECT 1/count(*) FROM (SELECT epoch FROM yilian_lease WHERE {ours} FOR UPDATE) ours;"),
+        format!("BEGIN;EXECUTE {CHECK};"),
     )
+}
+
+/// Stores the rows of `Log` tables uncompressed (`STORAGE EXTERNAL`). A
+/// batch's audit entries are one row, about 10 KB for 25 bookings and mostly
+/// hashes: the server compressed it (pglz, to a third) on every commit, and
+/// stored uncompressed the server spent a tenth less on a batch, at 250 more
+/// bytes of WAL and table per booking (`durable_booking_pg`). Set once, when
+/// the column is not so yet (a new store, or one written before): the
+/// `ALTER` waits for the table's lock, which a leader's commit holds briefly.
+fn store_log_rows_plain(client: &mut pg::Client, tables: &[Table]) -> Result<()> {
+    for t in tables.iter().filter(|t| t.has(super::Flag::Log)) {
+        let plain: bool = client
+            .query_one("SELECT attstorage = 'e' FROM pg_attribute WHERE attrelid = $1::text::regclass AND attname = 'body'", &[&t.name()])
+            .map_err(|e| pg_error("setup", e))?
+            .get(0);
+        if !plain {
+            client.batch_execute(&format!("ALTER TABLE {} ALTER COLUMN body SET STORAGE EXTERNAL", t.name())).map_err(|e| pg_error("setup", e))?;
+        }
+    }
+    Ok(())
 }
 
 /// This session's identity as `pg_stat_activity` shows it: its pid and its
@@ -250,8 +288,12 @@ impl PgBackend {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        store_log_rows_plain(&mut client, tables)?;
         let epoch = acquire(&mut client, lease_ms)?;
         let (fence, check) = fence_sql(epoch, lease_ms);
+        // The check is planned once for the session: planning it took the
+        // server about 50 µs of every batch (a twentieth of it).
+        client.batch_execute(&format!("PREPARE {CHECK} AS {}", check_sql(epoch))).map_err(|e| pg_error("setup", e))?;
         let renew_at = std::time::Instant::now();
         Ok(PgBackend { client, config, sync_full, epoch, lease_ms, fence, check, renew_at })
     }

@@ -252,7 +252,7 @@ pub struct Booking {
     pub slot_id: Option<Arc<str>>,
     pub patient_id: Id,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clinic_id: Option<Arc<str>>,
+    pub clinic_id: Option<Id>,
     pub priority: Priority,
     pub status: BookingStatus,
     pub payment: PaymentStatus,
@@ -413,7 +413,7 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient_id: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clinic_id: Option<Arc<str>>,
+    pub clinic_id: Option<Id>,
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub data: serde_json::Value,
     /// One field of `data` kept unbuilt on the hot path; `materialize` moves it

@@ -33,7 +33,6 @@ use crate::store::{Snapshot, Write};
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 pub use translate::{LabTranslator, TranslatedResult, TranslatorEntry};
 
@@ -340,7 +339,7 @@ impl Ctx<'_> {
             booking_id: None,
             slot_id: None,
             patient_id: patient.map(crate::model::Id::new),
-            clinic_id: clinic.map(Arc::from),
+            clinic_id: clinic.map(crate::model::Id::from),
             data,
             note: None,
             slot_idx: None,

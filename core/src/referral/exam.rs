@@ -746,7 +746,7 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
     let reserve = Reserve {
         slot: slot.idx,
         patient_id: crate::model::Id::new(e.patient_id.as_str()),
-        clinic_id: Some(Arc::from(e.clinic_id.as_str())),
+        clinic_id: Some(crate::model::Id::from(e.clinic_id.as_str())),
         priority: Priority::Referral,
         hold: true,
         patient: e.patient.clone(),

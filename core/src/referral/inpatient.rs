@@ -143,7 +143,7 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
     let reserve = Reserve {
         slot: slot.idx,
         patient_id: crate::model::Id::new(rf.patient_id.as_str()),
-        clinic_id: Some(Arc::from(rf.clinic_id.as_str())),
+        clinic_id: Some(crate::model::Id::from(rf.clinic_id.as_str())),
         priority: Priority::Referral,
         hold: false,
         patient: rf.patient.clone(),

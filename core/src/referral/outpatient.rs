@@ -10,7 +10,6 @@ use crate::model::{Priority, SlotKind};
 use crate::pool::Reserve;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 // ---------------------------------------------------------------- drill-down
 
@@ -145,7 +144,7 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
     let reserve = Reserve {
         slot: slot.idx,
         patient_id: crate::model::Id::new(patient_id.as_str()),
-        clinic_id: Some(Arc::from(clinic.as_str())),
+        clinic_id: Some(crate::model::Id::from(clinic.as_str())),
         priority: Priority::Referral,
         hold,
         patient: patient.clone(),

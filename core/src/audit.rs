@@ -182,7 +182,7 @@ pub(crate) fn row(at_ms: Millis, writes: &[Write]) -> Write {
 crate::store::table!(
     /// Who changed what, when (S1): append-only, numbered by the committer,
     /// one row per commit keyed by its highest entry number; never loaded on open.
-    pub(crate) TABLE = "audit", Log
+    pub(crate) TABLE = "audit", Log, Numbered
 );
 
 /// Entries after `filter.after_seq`, oldest first, up to `filter.limit`.

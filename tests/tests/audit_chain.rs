@@ -29,10 +29,11 @@ fn changes(e: &Engine, n: usize) {
     }
 }
 
-/// The audit rows as stored: (key, body), in key order.
+/// The audit rows as stored: (key, body), in key order (the key as the
+/// store reads it back: its number in 20 digits).
 fn rows(dir: &Path) -> Vec<(String, String)> {
     let conn = rusqlite::Connection::open(dir.join("yilian.sqlite3")).unwrap();
-    let mut st = conn.prepare("SELECT k, body FROM audit ORDER BY k").unwrap();
+    let mut st = conn.prepare("SELECT printf('%020d', k), body FROM audit ORDER BY k").unwrap();
     st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
 }
 

@@ -141,10 +141,11 @@ fn a_failed_commit_answers_the_deferred_call_with_the_storage_error_never_succes
     let (dir, e, slots) = fresh(1, 5);
     e.close();
     drop(e);
-    // A trail whose last entry claims the last number there is: the next
-    // commit cannot number its entry and fails.
+    // A trail whose last entry claims the last number the store holds (the
+    // audit table is kept by number, an i64): the next commit cannot store
+    // its entry and fails.
     let c = rusqlite::Connection::open(dir.path().join("yilian.sqlite3")).unwrap();
-    c.execute("INSERT INTO audit(k, body) VALUES (?1, '[]')", [format!("{:020}", u64::MAX)]).unwrap();
+    c.execute("INSERT INTO audit(k, body) VALUES (?1, '[]')", [i64::MAX]).unwrap();
     drop(c);
     let e = open(dir.path());
     let d = e.call_deferred(e.principal(), "book-slot", &book(&slots[0], "P1", Some("R-3")));

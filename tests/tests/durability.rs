@@ -320,6 +320,11 @@ fn audit_paging_sees_every_concurrent_change_once_in_order() {
 #[test]
 fn answers_are_numbered_rows_and_survive_restarts_old_rows_included() {
     let dir = tempfile::tempdir().unwrap();
+    // A store from before: its answers' table has text keys, which it keeps.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("yilian.sqlite3")).unwrap();
+        conn.execute_batch("CREATE TABLE idempotency (k TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;").unwrap();
+    }
     let hold = |e: &Engine, slot: &str, patient: &str, rid: &str| {
         ok(e, "pre-book-slot", json!({"slot_id": slot, "patient_id": patient, "clinic_id": "C001", "request_id": rid}))["booking_id"].clone()
     };
@@ -394,7 +399,8 @@ fn a_place_freed_just_before_a_crash_goes_to_the_waiter_on_open() {
 #[test]
 fn sync_returns_once_an_expiry_nobody_waited_for_is_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(&json!({"data_dir": dir.path(), "clock": "manual", "clock_start": "2024-10-29T09:00:00+08:00", "hold_ttl_seconds": 60}).to_string()).unwrap();
+    let e = Engine::open(&json!({"data_dir": dir.path(), "clock": "manual", "clock_start": "2024-10-29T09:00:00+08:00", "hold_ttl_seconds": 60}).to_string())
+        .unwrap();
     let slot = sync_slots(&e, 1, 1, 2)[0].clone();
     let b = ok(&e, "pre-book-slot", json!({"slot_id": slot, "patient_id": "PAT001"}))["booking_id"].as_str().unwrap().to_string();
     ok(&e, "advance-clock", json!({"seconds": 61}));
@@ -422,4 +428,3 @@ fn engine_info_names_the_sqlite_yilian_runs_on_and_none_in_memory() {
     let memory = Engine::open(r#"{"clock_start": "2024-10-29T09:00:00+08:00", "clock": "manual"}"#).unwrap();
     assert!(ok(&memory, "engine-info", json!({}))["store"].is_null());
 }
-

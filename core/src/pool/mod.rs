@@ -61,15 +61,15 @@ pub(crate) use visits::VisitQueue;
 /// The slot pool's tables in the durable store (see `store::table!`).
 pub(crate) mod tables {
     crate::store::table!(pub(crate) SLOTS = "slots");
-    crate::store::table!(pub(crate) BOOKINGS = "bookings");
+    crate::store::table!(pub(crate) BOOKINGS = "bookings", Numbered);
     crate::store::table!(pub(crate) WAITLIST = "waitlist");
     crate::store::table!(
         /// Request ids' answers, numbered by `next_idem_row` (past the retired ones too).
-        pub(crate) IDEMPOTENCY = "idempotency", WriteOnce
+        pub(crate) IDEMPOTENCY = "idempotency", WriteOnce, Numbered
     );
     crate::store::table!(
         /// The outbox, numbered by sequence (`events_acked_through` keeps it rising).
-        pub(crate) EVENTS = "events", WriteOnce
+        pub(crate) EVENTS = "events", WriteOnce, Numbered
     );
     crate::store::table!(
         /// Patient details, keyed by the patient's id.

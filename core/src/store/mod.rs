@@ -176,6 +176,15 @@ pub enum Flag {
     /// was a fifth of a booking's commit); a put of a key that exists fails
     /// the commit (a unique violation) rather than replace it silently.
     WriteOnce,
+    /// Every key is a [`numbered_key`] (20 zero-padded digits of a number
+    /// that fits an `i64`). The SQLite store keeps such a table by its
+    /// number (`k INTEGER PRIMARY KEY`, the row's own id) instead of a
+    /// text key in an index b-tree: rows are appended in key order, a full
+    /// page splits off by itself instead of being rebalanced with its
+    /// neighbours, and a commit of a dozen bookings rewrites about half
+    /// the pages (7.5 WAL frames instead of 15). Keys read back as the
+    /// same text. A table a store created before keeps its text keys.
+    Numbered,
 }
 
 /// A table a domain declares ([`table!`]): each row is a JSON body under a

@@ -207,8 +207,8 @@ fn reserve_cmd(pool: &Pool, r: &Req, command: &'static str, hold: bool) -> Resul
     let project_id = r.opt_str("project_id")?.map(str::to_string);
     let reserve = Reserve {
         slot: slot.idx,
-        patient_id: crate::model::Id::new(&*patient_id),
-        clinic_id: clinic.map(crate::model::Id::from),
+        patient_id: Id::new(&*patient_id),
+        clinic_id: clinic.map(Id::new),
         priority,
         hold,
         patient,
@@ -380,7 +380,7 @@ fn bed_reserve(pool: &Pool, r: &Req) -> Result<Data> {
     let reserve = Reserve {
         slot: slot.idx,
         patient_id: patient_id.into(),
-        clinic_id: r.booking_clinic().map(crate::model::Id::from),
+        clinic_id: r.booking_clinic().map(Id::new),
         priority: r.priority()?,
         hold: false,
         patient: patient_of(r)?,

@@ -454,7 +454,7 @@ impl Engine {
         };
         let r = Reserve {
             slot: slot.0,
-            patient_id: crate::model::Id::new(patient_id),
+            patient_id: Id::new(patient_id),
             clinic_id: clinic,
             priority,
             hold,
@@ -477,12 +477,12 @@ impl Engine {
     /// The booking institution of a typed hold: the engine principal's own
     /// (a `clinic_id` naming another is refused), or the option on a platform
     /// engine (the same rule as `principal::bind_fields`).
-    fn typed_clinic(&self, clinic: Option<&str>) -> Result<Option<crate::model::Id>> {
+    fn typed_clinic(&self, clinic: Option<&str>) -> Result<Option<Id>> {
         let p = &self.d.pool.cfg.principal;
         let named = clinic.and_then(crate::principal::acting_text).map(std::borrow::Cow::Borrowed);
         let bound = crate::principal::bind_fields(p, &["clinic_id"], |_| named.clone(), |i| self.d.pool.catalog.is_hospital(i))?;
         Ok(match bound.role {
-            crate::principal::Role::Community | crate::principal::Role::Hospital => bound.institution_id.map(crate::model::Id::new),
+            crate::principal::Role::Community | crate::principal::Role::Hospital => bound.institution_id.map(Id::new),
             _ => None,
         })
     }

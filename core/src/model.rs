@@ -236,8 +236,9 @@ pub struct SlotMove {
     pub reason: String,
 }
 
-/// An id kept with every booking and event (a patient's id): stored inline
-/// up to 23 bytes (an ID card number's 18, a hospital's patient number),
+/// An id kept with every booking and event (a patient's id, the booking
+/// institution's): stored inline up to 23 bytes (an ID card number's 18, a
+/// hospital's patient number, an institution code),
 /// a shared `Arc<str>` beyond, so neither making one nor cloning it into an
 /// event or the patient table allocates for the ids a hospital uses. It
 /// reads as a `&str` (`Deref`) and is written as a JSON string.

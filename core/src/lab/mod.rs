@@ -26,7 +26,7 @@ pub mod translate;
 use crate::clock::{format_ms, parse_rfc3339, Millis};
 use crate::command::Kind;
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::Event;
+use crate::model::{Event, Id};
 use crate::pool::{Pool, Txn};
 use crate::request::Req;
 use crate::store::{Snapshot, Write};
@@ -338,8 +338,8 @@ impl Ctx<'_> {
             at_ms: self.now,
             booking_id: None,
             slot_id: None,
-            patient_id: patient.map(crate::model::Id::new),
-            clinic_id: clinic.map(crate::model::Id::from),
+            patient_id: patient.map(Id::new),
+            clinic_id: clinic.map(Id::new),
             data,
             note: None,
             slot_idx: None,

@@ -253,7 +253,7 @@ pub(crate) type BookingStep<'a> = dyn FnMut(&Pool, &Slot, &mut SlotState, &mut B
 pub(crate) struct Reserve {
     pub slot: u32,
     pub patient_id: Id,
-    pub clinic_id: Option<crate::model::Id>,
+    pub clinic_id: Option<Id>,
     pub priority: Priority,
     /// `true`: a hold (pre-booked) with a time-to-live; `false`: booked at once.
     pub hold: bool,
@@ -1587,7 +1587,7 @@ impl Pool {
                     id,
                     slot_id: self.store.is_some().then(|| slot.id.clone()),
                     patient_id: Id::new(patient.as_str()),
-                    clinic_id: w.clinic_id.as_deref().map(crate::model::Id::from),
+                    clinic_id: w.clinic_id.as_deref().map(Id::new),
                     priority: w.priority,
                     status: BookingStatus::PreBooked,
                     payment: PaymentStatus::Unpaid,

@@ -14,7 +14,7 @@ use super::{
 use crate::clock::{format_ms, Millis};
 use crate::error::{Error, ErrorCode, Result};
 use crate::identity::PatientInfo;
-use crate::model::{Booking, BookingStatus, PaymentStatus, Priority, SlotKind};
+use crate::model::{Booking, BookingStatus, Id, PaymentStatus, Priority, SlotKind};
 use crate::pool::{Answer, Claimed, IdemClaim, Pool, Reserve, Slot, Txn};
 use crate::text::SearchKey;
 use crate::views::{to_value, with_booking, BookingPart, StepView};
@@ -745,8 +745,8 @@ pub(super) fn arrange(c: &Ctx) -> Result<Value> {
     }
     let reserve = Reserve {
         slot: slot.idx,
-        patient_id: crate::model::Id::new(e.patient_id.as_str()),
-        clinic_id: Some(crate::model::Id::from(e.clinic_id.as_str())),
+        patient_id: Id::new(e.patient_id.as_str()),
+        clinic_id: Some(Id::new(e.clinic_id.as_str())),
         priority: Priority::Referral,
         hold: true,
         patient: e.patient.clone(),

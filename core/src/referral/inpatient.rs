@@ -11,7 +11,7 @@ use super::{
 };
 use crate::clock::format_ms;
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{BookingStatus, Priority, SlotKind};
+use crate::model::{BookingStatus, Id, Priority, SlotKind};
 use crate::pool::Reserve;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -142,8 +142,8 @@ pub(super) fn bed_reserve(c: &Ctx) -> Result<Value> {
     let slot = find_bed(c, &rf)?;
     let reserve = Reserve {
         slot: slot.idx,
-        patient_id: crate::model::Id::new(rf.patient_id.as_str()),
-        clinic_id: Some(crate::model::Id::from(rf.clinic_id.as_str())),
+        patient_id: Id::new(rf.patient_id.as_str()),
+        clinic_id: Some(Id::new(rf.clinic_id.as_str())),
         priority: Priority::Referral,
         hold: false,
         patient: rf.patient.clone(),

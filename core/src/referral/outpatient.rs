@@ -6,7 +6,7 @@
 use super::query::{referral_step, referral_view};
 use super::{event, fuse_record, patient_details, put_referral, req_text, reserve_and_attach, text, time_field, Ctx, Inner, Kind, Referral, Side, Who};
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{Priority, SlotKind};
+use crate::model::{Id, Priority, SlotKind};
 use crate::pool::Reserve;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -143,8 +143,8 @@ pub(super) fn apply(c: &Ctx) -> Result<Value> {
     }
     let reserve = Reserve {
         slot: slot.idx,
-        patient_id: crate::model::Id::new(patient_id.as_str()),
-        clinic_id: Some(crate::model::Id::from(clinic.as_str())),
+        patient_id: Id::new(patient_id.as_str()),
+        clinic_id: Some(Id::new(clinic.as_str())),
         priority: Priority::Referral,
         hold,
         patient: patient.clone(),

@@ -75,10 +75,14 @@ fn is_numbered(conn: &Connection, name: &str) -> Result<bool> {
     Ok(sql.contains("k INTEGER PRIMARY KEY"))
 }
 
-/// The number a [`numbered_key`] stands for (20 ASCII digits, at most
-/// `i64::MAX`), or `None`.
+/// Whether `key` has a [`numbered_key`]'s form: 20 ASCII digits.
+fn is_numbered_form(key: &str) -> bool {
+    key.len() == 20 && key.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The number a [`numbered_key`] stands for (at most `i64::MAX`), or `None`.
 fn number_of(key: &str) -> Option<i64> {
-    if key.len() != 20 || !key.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_numbered_form(key) {
         return None;
     }
     key.parse::<u64>().ok().and_then(|n| i64::try_from(n).ok())
@@ -132,7 +136,7 @@ impl Backend for SqliteBackend {
             // Before every numbered key.
             Err(_) if after.is_empty() => Key::Number(-1),
             // A numbered key past the largest an `i64` holds: nothing is after it.
-            Err(_) if after.len() == 20 && after.bytes().all(|b| b.is_ascii_digit()) => return Ok(Vec::new()),
+            Err(_) if is_numbered_form(after) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         let sql = format!("SELECT k, body FROM {} WHERE k > ?1 ORDER BY k LIMIT {limit}", table.name());
